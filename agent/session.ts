@@ -1,0 +1,129 @@
+import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { Logger, componentLogger } from '../services/common/logger';
+import { callUnary } from '../services/api/handlers';
+import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
+import { DispatcherClient, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
+
+export interface AgentSessionOptions {
+  log: Logger;
+  nodeId: string;
+  advertiseAddr: string;
+  description: NodeDescription;
+  /** Read at every connection, so a renewed certificate is used from the next one on. */
+  tls: () => TlsMaterial;
+  /** Managers to try, in order; the session's messages keep the list fresh. */
+  managers: () => ManagerPeer[];
+}
+
+/**
+ * The agent's side of the dispatcher: one session with one manager at a time. Heartbeats go
+ * up every period; if one fails, or the stream ends, the agent moves on to the next manager.
+ * Emits 'message' (SessionMessage) and 'removed' (this node was removed from the swarm).
+ */
+export class AgentSession extends EventEmitter {
+  private readonly log: Logger;
+  private readonly controller = new AbortController();
+  private done?: Promise<void>;
+  private cursor = 0;
+  connectedTo?: ManagerPeer;
+
+  constructor(private readonly opts: AgentSessionOptions) {
+    super();
+    this.log = componentLogger(opts.log, 'agent-session', { nodeId: opts.nodeId });
+  }
+
+  start(): void {
+    this.done = this.run(this.controller.signal);
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.done;
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    const backoff = exponentialBackoff(100, 2000);
+    while (!signal.aborted) {
+      const managers = this.opts.managers();
+      if (managers.length === 0) {
+        this.log.warn('no manager known; waiting');
+        await sleep(backoff.next(), signal);
+        continue;
+      }
+      const peer = managers[this.cursor % managers.length];
+      const outcome = await this.session(peer, signal);
+      if (outcome === 'removed') {
+        this.emit('removed');
+        return;
+      }
+      if (outcome === 'healthy') backoff.reset();
+      this.cursor += 1;
+      if (!signal.aborted && this.cursor % managers.length === 0) await sleep(backoff.next(), signal);
+    }
+  }
+
+  /** One session with one manager, until it fails. 'healthy' if it got as far as a message. */
+  private async session(peer: ManagerPeer, signal: AbortSignal): Promise<'healthy' | 'failed' | 'removed'> {
+    const tls = this.opts.tls();
+    const client = new DispatcherClient(peer.addr, managerClientCredentials(tls.caCertPem, tls), managerChannelOptions);
+    const log = this.log.child({ manager: peer.addr });
+    let healthy = false;
+    try {
+      return await new Promise<'healthy' | 'failed' | 'removed'>((resolve) => {
+        let heartbeat: NodeJS.Timeout | undefined;
+        // A manager whose host is gone never answers at all: give up on it and try the next.
+        const firstMessage = setTimeout(() => finish('failed', 'no answer within 3 s'), 3000);
+        firstMessage.unref();
+        const finish = (outcome: 'healthy' | 'failed' | 'removed', why?: string) => {
+          clearTimeout(heartbeat);
+          clearTimeout(firstMessage);
+          signal.removeEventListener('abort', onAbort);
+          stream.removeAllListeners();
+          stream.on('error', () => undefined);
+          stream.cancel();
+          if (why && !signal.aborted) log.warn({ reason: why }, 'session ended');
+          resolve(outcome);
+        };
+        const onAbort = () => finish(healthy ? 'healthy' : 'failed');
+        signal.addEventListener('abort', onAbort, { once: true });
+        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr });
+        const beat = (sessionId: string, periodMs: number) => {
+          heartbeat = setTimeout(async () => {
+            try {
+              const res = await callUnary(client.heartbeat.bind(client), { sessionId }, periodMs * 2 + 500);
+              beat(sessionId, res.periodMs || periodMs);
+            } catch (err) {
+              finish(healthy ? 'healthy' : 'failed', `heartbeat failed: ${(err as grpc.ServiceError).details ?? (err as Error).message}`);
+            }
+          }, periodMs);
+          heartbeat.unref();
+        };
+        stream.on('data', (msg: SessionMessage) => {
+          if (!healthy) {
+            healthy = true;
+            clearTimeout(firstMessage);
+            this.connectedTo = peer;
+            log.info({ sessionId: msg.sessionId }, 'session established');
+            beat(msg.sessionId, msg.clusterSpec?.heartbeatPeriodMs || 1000);
+          }
+          this.emit('message', msg);
+        });
+        stream.on('error', (err: grpc.ServiceError) => {
+          if (err.code === grpc.status.PERMISSION_DENIED && /removed/.test(err.details)) {
+            log.error({ reason: err.details }, 'this node was removed from the swarm');
+            finish('removed');
+            return;
+          }
+          finish(healthy ? 'healthy' : 'failed', err.details || err.message);
+        });
+        stream.on('end', () => finish(healthy ? 'healthy' : 'failed', 'stream ended'));
+      });
+    } finally {
+      this.connectedTo = undefined;
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,21 @@
+import { cliHost } from '../../services/config/config';
+import { Clients, connect } from '../client';
+
+export interface GlobalArgs {
+  host?: string;
+  certDir?: string;
+  format?: string;
+}
+
+/** Runs `fn` with clients for the chosen daemon, and closes them after. */
+export async function withClients<T>(argv: GlobalArgs, fn: (c: Clients, host: string) => Promise<T>): Promise<T> {
+  const host = cliHost(argv.host);
+  const clients = connect({ host, certDir: argv.certDir });
+  try {
+    return await fn(clients, host);
+  } finally {
+    clients.close();
+  }
+}
+
+export const out = (s: string) => process.stdout.write(s);

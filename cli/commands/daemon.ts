@@ -1,0 +1,35 @@
+import type { Argv } from 'yargs';
+import { createRootLogger } from '../../services/common/logger';
+import { loadDaemonConfig } from '../../services/config/config';
+import { Daemon } from '../../services/daemon/daemon';
+import { GlobalArgs } from './context';
+
+export function daemonCommand(y: Argv<GlobalArgs>) {
+  return y.command(
+    'daemon',
+    'Run the swarmlet node daemon (one per host)',
+    (a) =>
+      a
+        .option('data-dir', { type: 'string', describe: 'Where the node keeps its state (default /var/lib/swarmlet)' })
+        .option('log-level', { type: 'string', describe: 'fatal|error|warn|info|debug|trace (default info)' })
+        .option('config', { type: 'string', describe: 'JSON config file (default /etc/swarmlet/daemon.json, if present)' }),
+    async (argv) => {
+      const cfg = loadDaemonConfig({ dataDir: argv.dataDir, host: argv.host, logLevel: argv.logLevel, config: argv.config });
+      const log = createRootLogger(cfg.logLevel);
+      const daemon = new Daemon(cfg, log);
+      await daemon.start();
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          log.info({ component: 'daemon', signal }, 'shutting down');
+          daemon.stop().then(resolve, (err) => {
+            log.error({ component: 'daemon', err }, 'shutdown failed');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+      process.exit(0);
+    },
+  );
+}

@@ -1,0 +1,142 @@
+import type { Argv } from 'yargs';
+import { invalidArgument } from '../../services/common/errors';
+import { Node, NodeAvailability, nodeAvailabilityToJSON, NodeRole, nodeRoleToJSON, nodeStateToJSON, reachabilityToJSON } from '../../services/gen/swarmlet/v1/types';
+import { Clients, call } from '../client';
+import { enumWord, json, table } from '../format';
+import { GlobalArgs, out, withClients } from './context';
+
+const AVAILABILITY: Record<string, NodeAvailability> = {
+  active: NodeAvailability.NODE_AVAILABILITY_ACTIVE,
+  pause: NodeAvailability.NODE_AVAILABILITY_PAUSE,
+  drain: NodeAvailability.NODE_AVAILABILITY_DRAIN,
+};
+
+/** What inspect and --format json show: the node as the API returns it, enums as words. */
+export function nodeJson(n: Node): unknown {
+  return Node.toJSON(n);
+}
+
+function managerStatus(n: Node): string {
+  if (n.role !== NodeRole.NODE_ROLE_MANAGER || !n.managerStatus) return '';
+  return n.managerStatus.leader ? 'Leader' : enumWord(reachabilityToJSON(n.managerStatus.reachability));
+}
+
+export function nodeRows(nodes: Node[], selfId: string): string[][] {
+  return nodes.map((n) => [
+    n.id === selfId ? `${n.id} *` : n.id,
+    n.description?.hostname ?? '',
+    enumWord(nodeStateToJSON(n.status?.state ?? 0)),
+    enumWord(nodeAvailabilityToJSON(n.spec?.availability ?? 0)),
+    managerStatus(n),
+    n.description?.engineVersion ?? '',
+  ]);
+}
+
+async function selfId(c: Clients, host: string): Promise<string> {
+  if (!c.local) return '';
+  return (await call(c.local, c.local.info, {}, host).catch(() => ({ nodeId: '' }))).nodeId;
+}
+
+function parseLabels(items: string[] | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of items ?? []) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (!key) throw invalidArgument(`invalid label ${JSON.stringify(item)}: expected KEY or KEY=VALUE`);
+    labels[key] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return labels;
+}
+
+export function nodeCommands(y: Argv<GlobalArgs>) {
+  return y.command('node', 'Manage the swarm\'s nodes (on a manager)', (s: Argv<GlobalArgs>) =>
+    s
+      .command(
+        ['ls', 'list'],
+        'List nodes',
+        (a) => a.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const { nodes } = await call(c.control, c.control.listNodes, {}, host);
+            if (argv.format === 'json') return out(json(nodes.map(nodeJson)));
+            if (argv.quiet) return out(nodes.map((n) => `${n.id}\n`).join(''));
+            out(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION'], nodeRows(nodes, await selfId(c, host))));
+          });
+        },
+      )
+      .command(
+        'inspect <nodes..>',
+        'Show nodes in detail (JSON)',
+        (a) => a.positional('nodes', { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const nodes = [];
+            for (const ref of argv.nodes as string[]) nodes.push(await call(c.control, c.control.getNode, { node: ref === 'self' ? await selfId(c, host) : ref }, host));
+            out(json(nodes.map(nodeJson)));
+          });
+        },
+      )
+      .command(
+        'update <node>',
+        'Change a node\'s availability or labels',
+        (a) =>
+          a
+            .positional('node', { type: 'string', demandOption: true })
+            .option('availability', { choices: Object.keys(AVAILABILITY), describe: 'active, pause (no new tasks) or drain (move tasks off)' })
+            .option('label-add', { type: 'string', array: true, describe: 'Add or change a label, KEY=VALUE' })
+            .option('label-rm', { type: 'string', array: true, describe: 'Remove a label, KEY' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const node = await call(
+              c.control,
+              c.control.updateNode,
+              { node: argv.node, availability: argv.availability === undefined ? undefined : AVAILABILITY[argv.availability], labelAdd: parseLabels(argv.labelAdd), labelRm: argv.labelRm ?? [] },
+              host,
+            );
+            out(`${node.id}\n`);
+          });
+        },
+      )
+      .command(
+        'promote <nodes..>',
+        'Make workers managers',
+        (a) => a.positional('nodes', { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const res = await call(c.control, c.control.promoteNode, { nodes: argv.nodes as string[] }, host);
+            out(res.messages.map((m) => `${m[0].toUpperCase()}${m.slice(1)}.\n`).join(''));
+          });
+        },
+      )
+      .command(
+        'demote <nodes..>',
+        'Make managers workers',
+        (a) => a.positional('nodes', { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const res = await call(c.control, c.control.demoteNode, { nodes: argv.nodes as string[] }, host);
+            out(res.messages.map((m) => `${m[0].toUpperCase()}${m.slice(1)}.\n`).join(''));
+          });
+        },
+      )
+      .command(
+        ['rm <nodes..>', 'remove <nodes..>'],
+        'Remove nodes from the swarm',
+        (a) =>
+          a
+            .positional('nodes', { type: 'string', array: true, demandOption: true })
+            .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Remove a node that is still up' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            for (const ref of argv.nodes as string[]) {
+              await call(c.control, c.control.removeNode, { node: ref, force: argv.force }, host);
+              out(`${ref}\n`);
+            }
+          });
+        },
+      )
+      .demandCommand(1, 'node needs a subcommand: ls, inspect, update, promote, demote or rm'),
+  );
+}
+
+export { nodeRoleToJSON };

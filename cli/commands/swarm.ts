@@ -1,0 +1,116 @@
+import type { Argv } from 'yargs';
+import { invalidArgument } from '../../services/common/errors';
+import { NodeRole } from '../../services/gen/swarmlet/v1/types';
+import { call } from '../client';
+import { json } from '../format';
+import { GlobalArgs, out, withClients } from './context';
+
+const local = (c: { local?: unknown }) => {
+  if (!c.local) throw invalidArgument('this command talks to the local daemon: use a unix:// host');
+  return c.local as NonNullable<import('../client').Clients['local']>;
+};
+
+function joinInstructions(role: 'worker' | 'manager', token: string, addr: string): string {
+  return `To add a ${role} to this swarm, run the following command:\n\n    swarmlet join --token ${token} ${addr}\n\n`;
+}
+
+type InitArgs = GlobalArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string };
+type JoinArgs = GlobalArgs & { token: string; addr: string; advertiseAddr?: string; listenAddr?: string };
+
+function initBuilder(a: Argv<GlobalArgs>) {
+  return a
+    .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
+    .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' })
+    .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' });
+}
+
+async function init(argv: InitArgs) {
+  await withClients(argv, async (c, host) => {
+    const res = await call(local(c), local(c).init, { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean) }, host);
+    out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
+    out(joinInstructions('worker', res.workerToken, res.managerAddr));
+    out(`To add a manager to this swarm, run 'swarmlet swarm join-token manager' and follow the instructions.\n`);
+  });
+}
+
+function joinBuilder(a: Argv<GlobalArgs>) {
+  return a
+    .positional('addr', { type: 'string', demandOption: true, describe: 'A manager, IP[:PORT]' })
+    .option('token', { type: 'string', demandOption: true, describe: 'The join token printed by "swarmlet swarm join-token"' })
+    .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
+    .option('listen-addr', { type: 'string', describe: 'Where the manager API listens if this node is a manager, IP:PORT' });
+}
+
+async function join(argv: JoinArgs) {
+  await withClients(argv, async (c, host) => {
+    const res = await call(local(c), local(c).join, { token: argv.token, remoteAddr: argv.addr, advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '' }, host);
+    out(`This node joined a swarm as a ${res.role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker'}.\n`);
+  });
+}
+
+export function swarmCommands(y: Argv<GlobalArgs>) {
+  return y
+    .command<InitArgs>('init', 'Initialize a swarm: this node becomes its first manager', initBuilder, init)
+    .command<JoinArgs>('join <addr>', 'Join a swarm as a worker or a manager, as the token says', joinBuilder, join)
+    .command('swarm', 'Manage the swarm', (s: Argv<GlobalArgs>) =>
+      s
+        .command<InitArgs>('init', 'Initialize a swarm (same as "swarmlet init")', initBuilder, init)
+        .command<JoinArgs>('join <addr>', 'Join a swarm (same as "swarmlet join")', joinBuilder, join)
+        .command(
+          'join-token <role>',
+          'Show (or rotate) the command to join a worker or a manager',
+          (a) =>
+            a
+              .positional('role', { choices: ['worker', 'manager'] as const, demandOption: true })
+              .option('rotate', { type: 'boolean', default: false, describe: 'Replace the token; the old one stops working' })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print the token only' }),
+          async (argv) => {
+            await withClients(argv, async (c, host) => {
+              const role = argv.role === 'manager' ? NodeRole.NODE_ROLE_MANAGER : NodeRole.NODE_ROLE_WORKER;
+              const res = await call(c.control, c.control.getJoinToken, { role, rotate: argv.rotate }, host);
+              if (argv.quiet) return out(`${res.token}\n`);
+              if (argv.rotate) out(`Successfully rotated ${argv.role} join token.\n\n`);
+              out(joinInstructions(argv.role, res.token, res.managerAddr));
+            });
+          },
+        )
+        .command(
+          'leave',
+          'Leave the swarm',
+          (a) => a.option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Leave even if this breaks the managers\' quorum' }),
+          async (argv) => {
+            await withClients(argv, async (c, host) => {
+              await call(local(c), local(c).leave, { force: argv.force }, host);
+              out('Node left the swarm.\n');
+            });
+          },
+        )
+        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token or leave'),
+    );
+}
+
+export function infoCommand(y: Argv<GlobalArgs>) {
+  return y.command(
+    'info',
+    'Show this node and its swarm',
+    (a) => a,
+    async (argv) => {
+      await withClients(argv, async (c, host) => {
+        const info = await call(local(c), local(c).info, {}, host);
+        if (argv.format === 'json') return out(json(info));
+        const lines = [`Swarm: ${info.localState}`];
+        if (info.localState === 'active') {
+          lines.push(` NodeID: ${info.nodeId}`, ` Is Manager: ${info.isManager}`, ` ClusterID: ${info.clusterId}`, ` Node Address: ${info.nodeAddr}`);
+          if (info.isManager) {
+            lines.push(` Leader: ${info.leaderId || '(none)'}`, ` Managers: ${info.managerCount}`, ` Nodes: ${info.nodeCount}`);
+            if (info.clusterSpec) lines.push(` Heartbeat Period: ${info.clusterSpec.heartbeatPeriodMs / 1000} s`, ` Node Down After: ${info.clusterSpec.nodeDownAfterMs / 1000} s`);
+          }
+          lines.push(' Manager Addresses:', ...info.managers.map((m) => `  ${m.addr}`));
+          if (info.error) lines.push(` Error: ${info.error}`);
+        }
+        lines.push(`Server Version: ${info.engineVersion}`);
+        out(lines.join('\n') + '\n');
+      });
+    },
+  );
+}

@@ -1,0 +1,44 @@
+import yargs from 'yargs';
+import { SwarmletError } from '../services/common/errors';
+import { VERSION } from '../services/common/version';
+import { cliDebug } from '../services/config/config';
+import { GlobalArgs } from './commands/context';
+import { daemonCommand } from './commands/daemon';
+import { nodeCommands } from './commands/node';
+import { infoCommand, swarmCommands } from './commands/swarm';
+
+/** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
+function fail(message: string, code: number): never {
+  process.stderr.write(`Error: ${message.replace(/\s+/g, ' ').trim()}\n`);
+  process.exit(code);
+}
+
+export async function main(args: string[]): Promise<void> {
+  let parser = yargs(args)
+    .scriptName('swarmlet')
+    .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
+    .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })
+    .option('format', { choices: ['table', 'json'], global: true, describe: 'Output format' }) as unknown as yargs.Argv<GlobalArgs>;
+  parser = daemonCommand(parser);
+  parser = swarmCommands(parser);
+  parser = infoCommand(parser);
+  parser = nodeCommands(parser);
+  await parser
+    .demandCommand(1, 'a command is required (see swarmlet --help)')
+    .strict()
+    .version(VERSION)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      if (err) throw err;
+      fail(`${msg} (see 'swarmlet --help')`, 2);
+    })
+    .parseAsync();
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof SwarmletError) fail(err.message, 1);
+  const e = err as Error;
+  if (cliDebug()) process.stderr.write(`${e?.stack}\n`);
+  fail(e?.message ?? String(err), 1);
+});

@@ -1,0 +1,88 @@
+import { Etcd3 } from 'etcd3';
+import { Logger, componentLogger } from '../services/common/logger';
+import { unary } from '../services/api/handlers';
+import { ControlServer, GetJoinTokenRequest, GetNodeRequest, NodeRoleRequest, RemoveNodeRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
+import { Node, NodeRole } from '../services/gen/swarmlet/v1/types';
+import { formatJoinToken } from '../services/pki/tokens';
+import { newTokenSecret } from '../services/pki/ca';
+import { readClusterView, votingManagers } from './cluster-view';
+import { removeEtcdMember } from './members-service';
+import { planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
+import { EtcdStore } from './store/etcd-store';
+import { keys } from './store/keys';
+
+export interface ControlDeps {
+  store: EtcdStore;
+  etcd: Etcd3;
+  log: Logger;
+  leaderId: () => Promise<string | undefined>;
+  /** This manager's API address, printed in join commands. */
+  apiAddr: string;
+}
+
+/** The operator API. Every write is a compare-and-swap on what was read, so a refused request changes nothing. */
+export function controlService(deps: ControlDeps): ControlServer {
+  const log = componentLogger(deps.log, 'control');
+  const view = () => readClusterView(deps.store, deps.leaderId);
+
+  async function changeRoles(refs: string[], role: NodeRole): Promise<{ messages: string[] }> {
+    const messages: string[] = [];
+    for (const ref of refs) {
+      const { nodes, cluster } = await view();
+      const target = resolveNode(nodes, ref);
+      const plan = planRoleChange(target, role, votingManagers(nodes));
+      if (plan.node) {
+        await deps.store.updateNode(plan.node);
+        if (role === NodeRole.NODE_ROLE_WORKER && cluster.etcd?.embedded) {
+          // The member goes at once, so quorum is counted without it from now on; the node
+          // stops its manager and etcd when its agent hears of the demotion.
+          await removeEtcdMember(deps.etcd, target.id);
+        }
+        log.info({ nodeId: target.id, role: role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker' }, 'node role changed');
+      }
+      messages.push(plan.message);
+    }
+    return { messages };
+  }
+
+  return {
+    getJoinToken: unary(async (req: GetJoinTokenRequest) => {
+      let { cluster } = await view();
+      const manager = req.role === NodeRole.NODE_ROLE_MANAGER;
+      if (req.rotate) {
+        const token = formatJoinToken(cluster.rootCa!.digest, newTokenSecret());
+        const joinTokens = { ...cluster.joinTokens!, [manager ? 'manager' : 'worker']: token };
+        cluster = await deps.store.updateCluster({ ...cluster, joinTokens });
+        log.info({ role: manager ? 'manager' : 'worker' }, 'join token rotated');
+      }
+      return { token: manager ? cluster.joinTokens!.manager : cluster.joinTokens!.worker, managerAddr: deps.apiAddr };
+    }),
+
+    listNodes: unary(async () => {
+      const { nodes } = await view();
+      return { nodes: nodes.sort((a, b) => (a.description?.hostname ?? '').localeCompare(b.description?.hostname ?? '') || a.id.localeCompare(b.id)) };
+    }),
+
+    getNode: unary(async (req: GetNodeRequest) => resolveNode((await view()).nodes, req.node)),
+
+    updateNode: unary(async (req: UpdateNodeRequest): Promise<Node> => {
+      const target = resolveNode((await view()).nodes, req.node);
+      const next = planNodeUpdate(target, { availability: req.availability, labelAdd: req.labelAdd, labelRm: req.labelRm });
+      const updated = await deps.store.updateNode(next);
+      log.info({ nodeId: target.id, availability: updated.spec?.availability }, 'node updated');
+      return updated;
+    }),
+
+    promoteNode: unary(async (req: NodeRoleRequest) => changeRoles(req.nodes, NodeRole.NODE_ROLE_MANAGER)),
+    demoteNode: unary(async (req: NodeRoleRequest) => changeRoles(req.nodes, NodeRole.NODE_ROLE_WORKER)),
+
+    removeNode: unary(async (req: RemoveNodeRequest) => {
+      const target = resolveNode((await view()).nodes, req.node);
+      planNodeRemoval(target, req.force);
+      await deps.store.deleteNode(target);
+      await deps.store.client.delete().key(keys.heartbeat(target.id));
+      log.info({ nodeId: target.id, force: req.force }, 'node removed');
+      return {};
+    }),
+  };
+}

@@ -1,0 +1,133 @@
+import * as grpc from '@grpc/grpc-js';
+import { Etcd3, Lease } from 'etcd3';
+import { notFound, permissionDenied } from '../services/common/errors';
+import { Logger, componentLogger } from '../services/common/logger';
+import { toServiceError } from '../services/api/grpc-errors';
+import { unary } from '../services/api/handlers';
+import { requirePeer } from '../services/api/tls';
+import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { ClusterSpec } from '../services/gen/swarmlet/v1/types';
+import { newRandomId } from '../services/pki/ca';
+import { managerPeers, readClusterView } from './cluster-view';
+import { ReconcileLoop } from './reconcile-loop';
+import { EtcdStore } from './store/etcd-store';
+import { keys } from './store/keys';
+
+interface Session {
+  id: string;
+  nodeId: string;
+  ttl: number;
+  lease?: Lease;
+  stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>;
+  lastSent: string;
+}
+
+/** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
+export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.ceil((spec?.nodeDownAfterMs || 5000) / 1000));
+
+/**
+ * One session per agent. Down the stream goes what the node must know (its own object, the
+ * managers it can fail over to, the cluster's timings), sent again whenever that changes.
+ * Heartbeats renew a lease that holds the node's heartbeat key: when they stop, etcd drops the
+ * key after the node-down bound and the leader marks the node down. Any manager can serve any
+ * agent; the key outlives a dispatcher, so an agent that fails over keeps its node ready.
+ */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>();
+  private readonly log: Logger;
+  private readonly broadcast: ReconcileLoop;
+
+  constructor(private readonly store: EtcdStore, private readonly etcd: Etcd3, parentLog: Logger, private readonly leaderId: () => Promise<string | undefined>) {
+    this.log = componentLogger(parentLog, 'dispatcher');
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+  }
+
+  start(): void {
+    this.broadcast.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.broadcast.stop();
+    for (const s of this.sessions.values()) s.stream.destroy(Object.assign(new Error('manager is shutting down'), { code: grpc.status.UNAVAILABLE }));
+    this.sessions.clear();
+  }
+
+  service(): DispatcherServer {
+    return {
+      session: (stream) => {
+        this.openSession(stream).catch((err) => {
+          this.log.warn({ err: err.message }, 'session refused');
+          stream.destroy(Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
+        });
+      },
+      heartbeat: unary(async (req: HeartbeatRequest) => {
+        const session = this.sessions.get(req.sessionId);
+        if (!session) throw notFound('unknown session; open a new one');
+        const res = await session.lease?.keepaliveOnce().catch(() => undefined);
+        if (!res || Number(res.TTL) <= 0) await this.attachLease(session);
+        const cluster = await this.store.getCluster();
+        return { periodMs: cluster?.spec?.heartbeatPeriodMs || 1000 };
+      }),
+    };
+  }
+
+  private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
+    const cluster = await this.store.getCluster();
+    const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
+    const node = await this.store.getNode(peer.nodeId);
+    if (!node) throw permissionDenied('this node was removed from the swarm');
+    const req = stream.request;
+    await this.store.mutateNode(node.id, (n) => {
+      const addr = req.advertiseAddr || n.status?.addr || '';
+      if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr) return undefined;
+      return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr } };
+    });
+    const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
+    await this.attachLease(session);
+    for (const old of this.sessions.values()) {
+      if (old.nodeId === node.id) this.endSession(old, grpc.status.ABORTED, 'replaced by a newer session of the same node');
+    }
+    this.sessions.set(session.id, session);
+    const log = this.log.child({ nodeId: node.id, sessionId: session.id });
+    log.info('session opened');
+    // The lease is left to expire rather than revoked: an agent that restarts comes back within
+    // the node-down bound, and its node should not look down (and lose its tasks) meanwhile.
+    stream.on('cancelled', () => {
+      if (this.sessions.get(session.id) !== session) return;
+      this.sessions.delete(session.id);
+      log.info('session closed by the agent');
+    });
+    this.broadcast.poke();
+  }
+
+  /** Puts the node's heartbeat key under a new lease (at session start, or after the old one expired). */
+  private async attachLease(session: Session): Promise<void> {
+    const lease = this.etcd.lease(session.ttl, { autoKeepAlive: false });
+    await this.store.putLeased(keys.heartbeat(session.nodeId), session.id, lease);
+    session.lease = lease;
+  }
+
+  private endSession(session: Session, code: grpc.status, message: string): void {
+    this.sessions.delete(session.id);
+    session.stream.destroy(Object.assign(new Error(message), { code, details: message }));
+  }
+
+  private async sendAll(): Promise<void> {
+    if (this.sessions.size === 0) return;
+    const view = await readClusterView(this.store, this.leaderId);
+    const managers = managerPeers(view.nodes);
+    for (const session of [...this.sessions.values()]) {
+      const node = view.nodes.find((n) => n.id === session.nodeId);
+      if (!node) {
+        this.log.info({ nodeId: session.nodeId }, 'node removed; ending its session');
+        this.endSession(session, grpc.status.PERMISSION_DENIED, 'this node was removed from the swarm');
+        continue;
+      }
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec };
+      const text = JSON.stringify(SessionMessage.toJSON(msg));
+      if (text === session.lastSent) continue;
+      session.lastSent = text;
+      session.stream.write(msg);
+    }
+  }
+}

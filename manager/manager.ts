@@ -1,0 +1,146 @@
+import * as grpc from '@grpc/grpc-js';
+import { Campaign, Election, Etcd3, Lease } from 'etcd3';
+import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { Logger, componentLogger } from '../services/common/logger';
+import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
+import { managerServerCredentials, requireRoles, TlsMaterial } from '../services/api/tls';
+import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
+import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
+import { caService } from './ca-service';
+import { controlService } from './control-service';
+import { Dispatcher, leaseSeconds } from './dispatcher';
+import { membersService } from './members-service';
+import { nodeHealthLoop } from './node-health';
+import { ReconcileLoop } from './reconcile-loop';
+import { EtcdStore } from './store/etcd-store';
+import { keys } from './store/keys';
+
+/** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
+export const LEADER_LEASE_SECONDS = 3;
+
+export interface ManagerOptions {
+  nodeId: string;
+  etcd: Etcd3;
+  tls: TlsMaterial;
+  /** Where the TCP API listens, IP:PORT. */
+  listenAddr: string;
+  /** What other nodes dial, IP:PORT. */
+  apiAddr: string;
+  log: Logger;
+}
+
+/**
+ * A manager: the Control, CA, Members and Dispatcher services on its TCP address, a presence key
+ * that says it is running, and a campaign for leadership. Only the leader runs the loops that
+ * write derived state (node health now; orchestration later). Any manager serves the API, since
+ * all of them read and write the same etcd.
+ */
+export class Manager {
+  readonly store: EtcdStore;
+  readonly control: ControlServer;
+  private readonly log: Logger;
+  private readonly election: Election;
+  private readonly dispatcher: Dispatcher;
+  private readonly server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+  private readonly controller = new AbortController();
+  private campaign?: Campaign;
+  private presence?: Lease;
+  private leaderLoops: ReconcileLoop[] = [];
+  private tasks: Promise<void>[] = [];
+
+  constructor(private readonly opts: ManagerOptions) {
+    this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
+    this.store = new EtcdStore(opts.etcd);
+    this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
+    const leaderId = () => this.leaderId();
+    this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId);
+    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr });
+  }
+
+  async start(): Promise<void> {
+    // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
+    this.server.addService(ControlService, requireRoles(this.control, this.opts.tls.caCertPem, ['manager', 'operator']));
+    this.server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId() }));
+    this.server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.log));
+    this.server.addService(DispatcherService, this.dispatcher.service());
+    addStandardServices(this.server, ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarmlet.v1.Members', 'swarmlet.v1.Dispatcher']);
+    await bindServer(this.server, this.opts.listenAddr, managerServerCredentials(this.opts.tls));
+    this.dispatcher.start();
+    this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
+    this.log.info({ listenAddr: this.opts.listenAddr }, 'manager started');
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.stopLeading();
+    await this.campaign?.resign().catch(() => undefined);
+    await Promise.all(this.tasks);
+    await this.dispatcher.stop();
+    await shutdownServer(this.server);
+    await this.presence?.revoke().catch(() => undefined);
+    this.log.info('manager stopped');
+  }
+
+  async leaderId(): Promise<string | undefined> {
+    return this.election.leader();
+  }
+
+  /** The presence key lives as long as this manager's lease; a lost lease is granted again. */
+  private async keepPresence(signal: AbortSignal): Promise<void> {
+    const backoff = exponentialBackoff(200, 5000);
+    while (!signal.aborted) {
+      const cluster = await this.store.getCluster().catch(() => undefined);
+      const lease = this.opts.etcd.lease(leaseSeconds(cluster?.spec));
+      this.presence = lease;
+      try {
+        await this.store.putLeased(keys.manager(this.opts.nodeId), this.opts.apiAddr, lease);
+        backoff.reset();
+        await new Promise<void>((resolve) => {
+          lease.once('lost', () => resolve());
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        if (!signal.aborted) this.log.warn('presence lease lost; granting a new one');
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not write presence; retrying');
+        lease.release();
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  private async keepCampaigning(signal: AbortSignal): Promise<void> {
+    const backoff = exponentialBackoff(200, 5000);
+    while (!signal.aborted) {
+      const campaign = this.election.campaign(this.opts.nodeId);
+      this.campaign = campaign;
+      const failed = new Promise<Error | undefined>((resolve) => {
+        campaign.on('error', (err: Error) => resolve(err));
+        signal.addEventListener('abort', () => resolve(undefined), { once: true });
+      });
+      campaign.on('elected', () => {
+        backoff.reset();
+        this.startLeading(signal);
+      });
+      const err = await failed;
+      await this.stopLeading();
+      if (signal.aborted) return;
+      this.log.warn({ err: err?.message }, 'lost the election campaign; campaigning again');
+      await campaign.resign().catch(() => undefined);
+      await sleep(backoff.next(), signal);
+    }
+  }
+
+  private startLeading(signal: AbortSignal): void {
+    if (signal.aborted || this.leaderLoops.length > 0) return;
+    this.log.info('elected leader');
+    this.leaderLoops = [nodeHealthLoop(this.store, this.opts.log)];
+    for (const loop of this.leaderLoops) loop.start(signal);
+  }
+
+  private async stopLeading(): Promise<void> {
+    const loops = this.leaderLoops;
+    this.leaderLoops = [];
+    if (loops.length > 0) this.log.info('no longer leader');
+    await Promise.all(loops.map((l) => l.stop()));
+  }
+}

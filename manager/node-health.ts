@@ -1,0 +1,33 @@
+import { Logger, componentLogger } from '../services/common/logger';
+import { planNodeState } from './node-plans';
+import { ReconcileLoop } from './reconcile-loop';
+import { EtcdStore } from './store/etcd-store';
+import { keys } from './store/keys';
+
+/**
+ * Leader-only loop: a node is ready while its agent heartbeats (its heartbeat key lives under a
+ * lease the heartbeats renew) and down once the lease expires.
+ */
+export function nodeHealthLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+  const log = componentLogger(parentLog, 'node-health');
+  return new ReconcileLoop(
+    store,
+    {
+      name: 'node-health',
+      watch: [keys.nodesPrefix, keys.heartbeatsPrefix],
+      resyncMs: 10000,
+      reconcile: async () => {
+        const [nodes, alive] = await Promise.all([store.listNodes(), store.heartbeatingNodes()]);
+        for (const node of nodes) {
+          if (!planNodeState(node, alive.has(node.id), now())) continue;
+          const updated = await store.mutateNode(node.id, (n) => {
+            const status = planNodeState(n, alive.has(n.id), now());
+            return status && { ...n, status };
+          });
+          log.info({ nodeId: node.id, state: updated.status?.state, message: updated.status?.message }, 'node state changed');
+        }
+      },
+    },
+    log,
+  );
+}

@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { invalidArgument } from '../common/errors';
+
+/** The only module that reads process.env. Precedence: flags, then environment, then file, then defaults. */
+
+export const DEFAULT_HOST = 'unix:///run/swarmlet/swarmlet.sock';
+export const DEFAULT_DATA_DIR = '/var/lib/swarmlet';
+export const DEFAULT_CONFIG_FILE = '/etc/swarmlet/daemon.json';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+export interface DaemonConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly logLevel: string;
+  readonly hostname: string;
+  readonly etcdBinary: string;
+}
+
+export interface DaemonFlags {
+  dataDir?: string;
+  host?: string;
+  logLevel?: string;
+  config?: string;
+}
+
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary'>>;
+
+function readFileConfig(file: string, explicit: boolean): FileConfig {
+  if (!fs.existsSync(file)) {
+    if (explicit) throw invalidArgument(`config file ${file} does not exist`);
+    return {};
+  }
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary'];
+    const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
+    if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    return parsed as FileConfig;
+  } catch (err) {
+    throw invalidArgument(`config file ${file}: ${(err as Error).message}`, err);
+  }
+}
+
+export function validateHost(host: string): string {
+  if (/^unix:\/\/\/.+/.test(host) || /^tcp:\/\/[^/]+:\d+$/.test(host)) return host;
+  throw invalidArgument(`invalid host ${JSON.stringify(host)}: expected unix:///path/to.sock or tcp://IP:PORT`);
+}
+
+/** Builds the daemon's config once, validated and frozen. */
+export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const file = readFileConfig(flags.config ?? env.SWARMLET_CONFIG ?? DEFAULT_CONFIG_FILE, Boolean(flags.config ?? env.SWARMLET_CONFIG));
+  const logLevel = flags.logLevel ?? env.SWARMLET_LOG_LEVEL ?? file.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw invalidArgument(`invalid log level ${logLevel}: one of ${LOG_LEVELS.join(', ')}`);
+  const host = validateHost(flags.host ?? env.SWARMLET_HOST ?? file.host ?? DEFAULT_HOST);
+  if (!host.startsWith('unix://')) throw invalidArgument('the daemon serves its local API on a unix socket only; use unix:///path');
+  return Object.freeze({
+    dataDir: flags.dataDir ?? env.SWARMLET_DATA_DIR ?? file.dataDir ?? DEFAULT_DATA_DIR,
+    host,
+    logLevel,
+    hostname: env.SWARMLET_HOSTNAME ?? file.hostname ?? os.hostname(),
+    etcdBinary: env.SWARMLET_ETCD_BINARY ?? file.etcdBinary ?? 'etcd',
+  });
+}
+
+/** The CLI's one setting from the environment: which daemon to talk to. */
+export function cliHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return validateHost(flag ?? env.SWARMLET_HOST ?? DEFAULT_HOST);
+}
+
+/** SWARMLET_DEBUG=1 makes the CLI print stack traces of unexpected errors. */
+export const cliDebug = (env: NodeJS.ProcessEnv = process.env) => Boolean(env.SWARMLET_DEBUG);
