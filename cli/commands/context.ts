@@ -9,7 +9,9 @@ export interface GlobalArgs {
 
 /** Runs `fn` with clients for the chosen daemon, and closes them after. */
 export async function withClients<T>(argv: GlobalArgs, fn: (c: Clients, host: string) => Promise<T>): Promise<T> {
-  const host = cliHost(argv.host);
+  // Given twice (say, a wrapper's -H and the user's), the last one wins.
+  const flag = ([] as (string | undefined)[]).concat(argv.host).at(-1);
+  const host = cliHost(flag);
   const clients = connect({ host, certDir: argv.certDir });
   try {
     return await fn(clients, host);

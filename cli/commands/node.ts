@@ -11,9 +11,21 @@ const AVAILABILITY: Record<string, NodeAvailability> = {
   drain: NodeAvailability.NODE_AVAILABILITY_DRAIN,
 };
 
-/** What inspect and --format json show: the node as the API returns it, enums as words. */
+/** What inspect and --format json show: every field of the node, defaults included, enums as words. */
 export function nodeJson(n: Node): unknown {
-  return Node.toJSON(n);
+  return {
+    id: n.id,
+    meta: n.meta,
+    role: nodeRoleToJSON(n.role),
+    spec: {
+      desiredRole: nodeRoleToJSON(n.spec?.desiredRole ?? n.role),
+      availability: nodeAvailabilityToJSON(n.spec?.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE),
+      labels: n.spec?.labels ?? {},
+    },
+    description: n.description,
+    status: n.status && { ...n.status, state: nodeStateToJSON(n.status.state) },
+    managerStatus: n.managerStatus && { ...n.managerStatus, reachability: reachabilityToJSON(n.managerStatus.reachability) },
+  };
 }
 
 function managerStatus(n: Node): string {
@@ -36,6 +48,9 @@ async function selfId(c: Clients, host: string): Promise<string> {
   if (!c.local) return '';
   return (await call(c.local, c.local.info, {}, host).catch(() => ({ nodeId: '' }))).nodeId;
 }
+
+/** A flag given once is a string, given several times an array (yargs); array-typed flags would swallow positionals. */
+const repeated = (v: string | string[] | undefined): string[] => (v === undefined ? [] : ([] as string[]).concat(v));
 
 function parseLabels(items: string[] | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
@@ -83,14 +98,14 @@ export function nodeCommands(y: Argv<GlobalArgs>) {
           a
             .positional('node', { type: 'string', demandOption: true })
             .option('availability', { choices: Object.keys(AVAILABILITY), describe: 'active, pause (no new tasks) or drain (move tasks off)' })
-            .option('label-add', { type: 'string', array: true, describe: 'Add or change a label, KEY=VALUE' })
-            .option('label-rm', { type: 'string', array: true, describe: 'Remove a label, KEY' }),
+            .option('label-add', { type: 'string', describe: 'Add or change a label, KEY=VALUE (repeatable)' })
+            .option('label-rm', { type: 'string', describe: 'Remove a label, KEY (repeatable)' }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const node = await call(
               c.control,
               c.control.updateNode,
-              { node: argv.node, availability: argv.availability === undefined ? undefined : AVAILABILITY[argv.availability], labelAdd: parseLabels(argv.labelAdd), labelRm: argv.labelRm ?? [] },
+              { node: argv.node, availability: argv.availability === undefined ? undefined : AVAILABILITY[argv.availability], labelAdd: parseLabels(repeated(argv.labelAdd)), labelRm: repeated(argv.labelRm) },
               host,
             );
             out(`${node.id}\n`);
@@ -139,4 +154,3 @@ export function nodeCommands(y: Argv<GlobalArgs>) {
   );
 }
 
-export { nodeRoleToJSON };

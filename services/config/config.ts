@@ -37,6 +37,9 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
     const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
+    for (const [key, value] of Object.entries(parsed)) {
+      if (typeof value !== 'string' || value === '') throw new Error(`${key} must be a non-empty string`);
+    }
     return parsed as FileConfig;
   } catch (err) {
     throw invalidArgument(`config file ${file}: ${(err as Error).message}`, err);

@@ -260,7 +260,7 @@ export class Daemon {
             spec: { ...n.spec!, desiredRole: NodeRole.NODE_ROLE_WORKER },
             status: { ...n.status!, message: 'left the swarm' },
           }));
-          if (state.etcd.embedded) await removeEtcdMember(this.etcdClient!, state.nodeId);
+          if (state.etcd.embedded) await this.removeOwnEtcdMember(state.nodeId);
         }
       } catch (err) {
         if (!force) throw err;
@@ -274,6 +274,21 @@ export class Daemon {
     this.state = undefined;
     log.info('left the swarm');
     return {};
+  }
+
+  /**
+   * A member may remove itself; its etcd stops as it applies the change, so the answer can be
+   * lost ("server stopped"). The member is gone all the same once its etcd says it was removed.
+   */
+  private async removeOwnEtcdMember(nodeId: string): Promise<void> {
+    const etcd = this.etcd;
+    const removed = etcd ? new Promise<void>((resolve) => etcd.once('removed', resolve)) : undefined;
+    try {
+      await removeEtcdMember(this.etcdClient!, nodeId);
+    } catch (err) {
+      const stopped = removed && (await Promise.race([removed.then(() => true), sleep(3000).then(() => false)]));
+      if (!stopped) throw err;
+    }
   }
 
   private async info(): Promise<InfoResponse> {

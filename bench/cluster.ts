@@ -1,0 +1,553 @@
+/**
+ * Cluster benchmark: how long swarmlet takes to form a swarm and to heal it, on a lab of 3 hosts
+ * (198.51.100.0/24 underlay). Every figure is printed beside the figure of its reference, from the
+ * same run, with their ratio:
+ *
+ *   init       `swarmlet init` on a fresh daemon, CLI start to exit   vs  a lone etcd becoming healthy (measured here)
+ *   join       `swarmlet join` as a worker, and as a manager          vs  the same etcd figure
+ *   failover   SIGKILL of the leader until another manager names a
+ *              new leader and serves `node ls`                       vs  swarmkit's election timeout, 10 s (documented)
+ *   node down  SIGKILL of a worker until `node ls` says Down          vs  swarmkit's 3 missed 5 s heartbeats, 15 s (documented)
+ *
+ * Run it through bench/run.sh (`npm run bench:cluster -- --runs 3`): that puts it in throwaway
+ * network, mount and pid namespaces, so nothing it makes can touch the host's network.
+ *
+ *   node dist/bench/cluster.js [--runs N] [--prefix P] [--keep-logs DIR]
+ *
+ * --runs (default 5) runs of each figure; --prefix (default swb) names the lab; --keep-logs copies
+ * the daemons' and etcd's logs to DIR before the lab is destroyed. The table goes to stdout, then
+ * one line `BENCH_JSON {...}`; progress goes to stderr.
+ *
+ * Polls go through the CLI, as an operator would see it: one probe 100 ms after the previous one
+ * ended, with a second one beside it when a probe hangs for over a second (a manager whose store
+ * is unavailable answers only at its 5 s deadline). Probes are not overlapped further, because each
+ * CLI call costs a Node start (~0.4 s of CPU) and this machine may have few cores: the figures
+ * therefore carry up to one CLI round trip of extra time, printed as the poll resolution.
+ */
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { SwarmletError } from '../services/common/errors';
+import { Lab, type CommandResult, type LabHost } from '../test/lab/lab';
+import { sleep } from '../test/lab/process-tree';
+
+export interface BenchOptions {
+  readonly runs: number;
+  readonly prefix: string;
+  readonly keepLogs: string | undefined;
+}
+
+/** A node as `node ls --format json` prints it: only the fields the benchmark reads. */
+interface NodeJson {
+  id: string;
+  role?: string;
+  description?: { hostname?: string };
+  status?: { state?: string; message?: string };
+  managerStatus?: { leader?: boolean; reachability?: string };
+}
+
+/** What `info --format json` prints: only the fields the benchmark reads. */
+interface InfoJson {
+  localState: string;
+  nodeId: string;
+  isManager: boolean;
+  leaderId: string;
+  error: string;
+  clusterSpec?: { heartbeatPeriodMs?: number; nodeDownAfterMs?: number };
+}
+
+export interface Summary {
+  n: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  samplesMs: number[];
+}
+
+interface Reference {
+  label: string;
+  ms: number;
+  kind: 'measured' | 'documented';
+}
+
+interface Figure {
+  key: string;
+  label: string;
+  summary: Summary;
+  /** Undefined for the row that is itself the reference of others. */
+  reference: Reference | undefined;
+}
+
+const HOSTS = 3;
+const POLL_MS = 100;
+const STALL_MS = 1000;
+const MAX_PROBES_IN_FLIGHT = 3;
+const CLI_TIMEOUT_MS = 30_000;
+const ETCD_CLIENT_PORT = 12379;
+const ETCD_PEER_PORT = 12380;
+/** swarmkit's documented defaults (api/types.proto, docs): not measured here. */
+const SWARMKIT_ELECTION_TIMEOUT_MS = 10_000;
+const SWARMKIT_HEARTBEAT_MS = 5_000;
+const SWARMKIT_NODE_DOWN_MS = 3 * SWARMKIT_HEARTBEAT_MS;
+
+const MANAGER = 'NODE_ROLE_MANAGER';
+const READY = 'NODE_STATE_READY';
+const DOWN = 'NODE_STATE_DOWN';
+const REACHABLE = 'REACHABILITY_REACHABLE';
+
+export function parseArgs(argv: string[]): BenchOptions {
+  let runs = 5;
+  let prefix = 'swb';
+  let keepLogs: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq < 0 ? arg : arg.slice(0, eq);
+    const value = (): string => {
+      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--runs') runs = Number(value());
+    else if (flag === '--prefix') prefix = value();
+    else if (flag === '--keep-logs') keepLogs = value();
+    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; usage: cluster.js [--runs N] [--prefix P] [--keep-logs DIR]`);
+  }
+  if (!Number.isInteger(runs) || runs < 1) throw new SwarmletError('InvalidArgument', `--runs must be a positive integer, not ${runs}`);
+  return Object.freeze({ runs, prefix, keepLogs });
+}
+
+export function summarize(samplesMs: number[]): Summary {
+  if (samplesMs.length === 0) throw new SwarmletError('Internal', 'no samples to summarize');
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const round = (ms: number) => Math.round(ms);
+  return { n: sorted.length, medianMs: round(median), minMs: round(sorted[0] as number), maxMs: round(sorted[sorted.length - 1] as number), samplesMs: samplesMs.map(round) };
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
+const benchStart = performance.now();
+const progress = (msg: string) => process.stderr.write(`[bench ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${msg}\n`);
+
+class ClusterBench {
+  readonly notes: string[] = [];
+  private readonly h1: LabHost;
+  private readonly h2: LabHost;
+  private readonly h3: LabHost;
+
+  constructor(private readonly lab: Lab, private readonly opts: BenchOptions) {
+    [this.h1, this.h2, this.h3] = [lab.host(1), lab.host(2), lab.host(3)];
+  }
+
+  note(msg: string): void {
+    this.notes.push(msg);
+    progress(`note: ${msg}`);
+  }
+
+  // ---- the CLI --------------------------------------------------------------------------------
+
+  cli(h: LabHost, args: string[], timeoutMs: number = CLI_TIMEOUT_MS): Promise<CommandResult> {
+    return this.lab.cli(h, args, { timeoutMs });
+  }
+
+  async cliOk(h: LabHost, args: string[]): Promise<string> {
+    const r = await this.cli(h, args);
+    if (r.code !== 0) throw new SwarmletError('Internal', `swarmlet ${args.join(' ')} on ${h.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  /** Wall time of one CLI command, from spawning `ip netns exec ... swarmlet` to its exit; fails on a non-zero exit. */
+  async timedCli(h: LabHost, args: string[]): Promise<number> {
+    const started = performance.now();
+    const r = await this.cli(h, args);
+    const ms = performance.now() - started;
+    if (r.code !== 0) throw new SwarmletError('Internal', `swarmlet ${args.join(' ')} on ${h.name} exited ${r.code} after ${seconds(ms)}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return ms;
+  }
+
+  async info(h: LabHost): Promise<InfoJson> {
+    return JSON.parse(await this.cliOk(h, ['info', '--format', 'json'])) as InfoJson;
+  }
+
+  async nodes(h: LabHost): Promise<NodeJson[]> {
+    return JSON.parse(await this.cliOk(h, ['node', 'ls', '--format', 'json'])) as NodeJson[];
+  }
+
+  nodeOf(nodes: NodeJson[], h: LabHost): NodeJson | undefined {
+    return nodes.find((n) => n.description?.hostname === h.name);
+  }
+
+  // ---- waiting --------------------------------------------------------------------------------
+
+  /** Calls `probe` every `intervalMs` until it returns something other than undefined; a throw counts as not yet. */
+  async waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 200): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      try {
+        const v = await probe();
+        if (v !== undefined) return v;
+      } catch (err) {
+        last = firstLine((err as Error).message);
+      }
+      if (performance.now() > deadline) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
+      await sleep(intervalMs);
+    }
+  }
+
+  /**
+   * Milliseconds from `t0` until a probe that returned true ended. A probe starts POLL_MS after the
+   * previous one ended, and one more starts beside it when it has run for STALL_MS.
+   */
+  async pollUntil(what: string, t0: number, timeoutMs: number, probe: () => Promise<boolean>): Promise<{ ms: number; probes: number }> {
+    let found: number | undefined;
+    let probes = 0;
+    let last = '';
+    const inFlight = new Set<Promise<void>>();
+    const launch = () => {
+      probes++;
+      const p: Promise<void> = probe()
+        .then(
+          (ok) => {
+            if (ok && found === undefined) found = performance.now() - t0;
+          },
+          (err: unknown) => {
+            last = firstLine((err as Error).message);
+          },
+        )
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    };
+    try {
+      launch();
+      while (found === undefined) {
+        if (performance.now() - t0 > timeoutMs) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
+        await Promise.race([...inFlight, sleep(STALL_MS)]);
+        if (found !== undefined) break;
+        if (inFlight.size === 0) {
+          await sleep(POLL_MS);
+          launch();
+        } else if (inFlight.size < MAX_PROBES_IN_FLIGHT) {
+          launch();
+        }
+      }
+      return { ms: found, probes };
+    } finally {
+      await Promise.allSettled([...inFlight]);
+    }
+  }
+
+  // ---- the figures ----------------------------------------------------------------------------
+
+  /** A lone etcd in h's netns, fresh data dir, loopback ports away from the daemon's 2379/2380. */
+  async etcdStart(h: LabHost, run: number): Promise<number> {
+    const probe = join(this.lab.repoRoot, 'dist', 'bench', 'etcd-start-probe.js');
+    const dataDir = join(this.lab.baseDir, `etcd-reference-${run}`);
+    const r = await this.lab.exec(h, [process.execPath, probe, '--data-dir', dataDir, '--client-port', String(ETCD_CLIENT_PORT), '--peer-port', String(ETCD_PEER_PORT)], { timeoutMs: CLI_TIMEOUT_MS });
+    if (r.code !== 0) throw new SwarmletError('Internal', `the etcd reference probe failed (exit ${r.code}): ${r.stderr.trim()}`);
+    return (JSON.parse(r.stdout) as { readyMs: number }).readyMs;
+  }
+
+  /** The CLI's own cost: `info` against a daemon that is in no swarm. Context, not a figure. */
+  async cliFloor(): Promise<Summary> {
+    const samples: number[] = [];
+    for (let i = 0; i < this.opts.runs; i++) samples.push(await this.timedCli(this.h2, ['info', '--format', 'json']));
+    return summarize(samples);
+  }
+
+  /** init on a fresh daemon each run, each after a lone etcd start in the same netns. */
+  async initAndEtcd(): Promise<{ init: Summary; etcd: Summary }> {
+    const { h1 } = this;
+    const init: number[] = [];
+    const etcd: number[] = [];
+    for (let run = 1; run <= this.opts.runs; run++) {
+      if (run > 1) await this.freshDaemon(h1);
+      etcd.push(await this.etcdStart(h1, run));
+      init.push(await this.timedCli(h1, ['init', '--advertise-addr', h1.addr]));
+      progress(`init ${run}/${this.opts.runs}: ${seconds(init[run - 1] as number)} (etcd alone: ${seconds(etcd[run - 1] as number)})`);
+    }
+    return { init: summarize(init), etcd: summarize(etcd) };
+  }
+
+  /** The last manager leaves by force, then its daemon restarts on an empty data dir. */
+  async freshDaemon(h: LabHost): Promise<void> {
+    const left = await this.cli(h, ['swarm', 'leave', '--force']);
+    if (left.code !== 0) this.note(`swarm leave --force of the only manager ${h.name} failed: ${firstLine(left.stderr)}`);
+    await this.lab.stopDaemon(h, 'term');
+    rmSync(h.dataDir, { recursive: true, force: true });
+    mkdirSync(h.dataDir, { recursive: true });
+    await this.lab.startDaemon(h);
+  }
+
+  /** h2 joins through h1 as a worker, leaves by force, and is removed from the node list. */
+  async workerJoins(): Promise<Summary> {
+    const { h1, h2 } = this;
+    const token = (await this.cliOk(h1, ['swarm', 'join-token', 'worker', '-q'])).trim();
+    const samples: number[] = [];
+    for (let run = 1; run <= this.opts.runs; run++) {
+      samples.push(await this.timedCli(h2, ['join', '--token', token, h1.addr]));
+      progress(`worker join ${run}/${this.opts.runs}: ${seconds(samples[run - 1] as number)}`);
+      const { nodeId } = await this.info(h2);
+      await this.cliOk(h2, ['swarm', 'leave', '--force']);
+      await this.cliOk(h1, ['node', 'rm', '--force', nodeId]);
+    }
+    return summarize(samples);
+  }
+
+  /**
+   * h2 joins through h1 as a manager, leaves, and once h1 no longer lists it as a manager it is
+   * removed. It leaves without --force, retrying: etcd refuses to remove a member connected for
+   * under 5 s ("unhealthy cluster"), and a forced leave would then leave a dead member behind,
+   * so that h1, alone with it, would lose its quorum for good.
+   */
+  async managerJoins(): Promise<Summary> {
+    const { h1, h2 } = this;
+    const token = (await this.cliOk(h1, ['swarm', 'join-token', 'manager', '-q'])).trim();
+    const samples: number[] = [];
+    const refusedFor: number[] = [];
+    const refusals = new Set<string>();
+    for (let run = 1; run <= this.opts.runs; run++) {
+      samples.push(await this.timedCli(h2, ['join', '--token', token, h1.addr]));
+      const joined = performance.now();
+      progress(`manager join ${run}/${this.opts.runs}: ${seconds(samples[run - 1] as number)}`);
+      const { nodeId } = await this.info(h2);
+      const refused = await this.leaveManager(h2, refusals);
+      if (refused) refusedFor.push(performance.now() - joined);
+      await this.waitUntil(`${h1.name} to stop listing ${h2.name} as a manager`, 30_000, async () => {
+        const n = (await this.nodes(h1)).find((x) => x.id === nodeId);
+        return !n || n.role !== MANAGER ? true : undefined;
+      });
+      if ((await this.nodes(h1)).some((x) => x.id === nodeId)) await this.cliOk(h1, ['node', 'rm', '--force', nodeId]);
+    }
+    if (refusedFor.length > 0) {
+      this.note(
+        `a manager's 'swarm leave' (without --force) was refused in ${refusedFor.length} of ${this.opts.runs} runs until ${seconds(Math.max(...refusedFor))} after its join ended ` +
+          `(${[...refusals].join(' | ')}); with --force it would have left a dead etcd member behind`,
+      );
+    }
+    return summarize(samples);
+  }
+
+  /** Leaves without --force, retrying for 20 s, then by force. Returns whether a leave was refused. */
+  async leaveManager(h: LabHost, refusals: Set<string>): Promise<boolean> {
+    const deadline = performance.now() + 20_000;
+    let refused = false;
+    for (;;) {
+      const r = await this.cli(h, ['swarm', 'leave']);
+      if (r.code === 0) return refused;
+      refused = true;
+      refusals.add(firstLine(r.stderr).replace(/^Error: /, ''));
+      if (performance.now() > deadline) {
+        this.note(`${h.name} could not leave without --force for 20 s (${firstLine(r.stderr)}); left with --force`);
+        await this.cliOk(h, ['swarm', 'leave', '--force']);
+        return refused;
+      }
+      await sleep(500);
+    }
+  }
+
+  /** h3 is a worker; SIGKILL its daemon, time until h1 lists it Down, restart it, wait for Ready. */
+  async nodeDown(): Promise<{ summary: Summary; spec: InfoJson['clusterSpec'] }> {
+    const { h1, h3 } = this;
+    const token = (await this.cliOk(h1, ['swarm', 'join-token', 'worker', '-q'])).trim();
+    await this.cliOk(h3, ['join', '--token', token, h1.addr]);
+    const spec = (await this.info(h1)).clusterSpec;
+    const samples: number[] = [];
+    for (let run = 1; run <= this.opts.runs; run++) {
+      await this.waitUntil(`${h3.name} to be Ready`, 30_000, async () => (this.nodeOf(await this.nodes(h1), h3)?.status?.state === READY ? true : undefined));
+      const t0 = performance.now();
+      await this.lab.stopDaemon(h3, 'kill');
+      const { ms } = await this.pollUntil(`${h1.name} to list ${h3.name} as Down`, t0, 60_000, async () => this.nodeOf(await this.nodes(h1), h3)?.status?.state === DOWN);
+      samples.push(ms);
+      progress(`node down ${run}/${this.opts.runs}: ${seconds(ms)}`);
+      await this.lab.startDaemon(h3);
+    }
+    return { summary: summarize(samples), spec };
+  }
+
+  /** Three managers: h2 joins as one; h3 leaves as a worker and joins again as one. */
+  async threeManagers(): Promise<void> {
+    const { h1, h2, h3 } = this;
+    const token = (await this.cliOk(h1, ['swarm', 'join-token', 'manager', '-q'])).trim();
+    await this.joinForSetup(h2, token);
+    const { nodeId } = await this.info(h3);
+    await this.cliOk(h3, ['swarm', 'leave', '--force']);
+    await this.cliOk(h1, ['node', 'rm', '--force', nodeId]);
+    await this.joinForSetup(h3, token);
+    await this.waitForManagers(h1, 60_000);
+  }
+
+  /** A join that is not timed: a refusal is retried for 30 s, and noted. */
+  async joinForSetup(h: LabHost, token: string): Promise<void> {
+    const started = performance.now();
+    const errors = new Set<string>();
+    for (;;) {
+      const r = await this.cli(h, ['join', '--token', token, this.h1.addr]);
+      if (r.code === 0) break;
+      errors.add(firstLine(r.stderr).replace(/^Error: /, ''));
+      if (performance.now() - started > 30_000) throw new SwarmletError('Unavailable', `${h.name} could not join for 30 s: ${[...errors].join(' | ')}`);
+      await sleep(500);
+    }
+    if (errors.size > 0) this.note(`${h.name}'s manager join was refused for ${seconds(performance.now() - started)} before it worked: ${[...errors].join(' | ')}`);
+  }
+
+  /** Until `observer` lists three Ready, Reachable managers, one of them the leader. */
+  async waitForManagers(observer: LabHost, timeoutMs: number): Promise<NodeJson[]> {
+    return this.waitUntil('three reachable managers and a leader', timeoutMs, async () => {
+      const managers = (await this.nodes(observer)).filter((n) => n.role === MANAGER);
+      const ok = managers.length === HOSTS && managers.every((n) => n.managerStatus?.reachability === REACHABLE && n.status?.state === READY) && managers.some((n) => n.managerStatus?.leader);
+      return ok ? managers : undefined;
+    });
+  }
+
+  /** SIGKILL the leader's daemon; time until another manager names a new leader and serves `node ls`. */
+  async failover(): Promise<Summary> {
+    const hosts = [this.h1, this.h2, this.h3];
+    const samples: number[] = [];
+    const rejoins: number[] = [];
+    let observer = this.h1;
+    for (let run = 1; run <= this.opts.runs; run++) {
+      const managers = await this.waitForManagers(observer, 60_000);
+      const leader = managers.find((n) => n.managerStatus?.leader) as NodeJson;
+      const leaderHost = hosts.find((h) => h.name === leader.description?.hostname);
+      if (!leaderHost) throw new SwarmletError('Internal', `the leader ${leader.id} is on no lab host (hostname ${leader.description?.hostname})`);
+      observer = hosts.find((h) => h !== leaderHost) as LabHost;
+      const t0 = performance.now();
+      await this.lab.stopDaemon(leaderHost, 'kill');
+      const { ms } = await this.pollUntil(`${observer.name} to name a new leader and serve node ls`, t0, 60_000, async () => {
+        const info = await this.info(observer);
+        if (!info.leaderId || info.leaderId === leader.id) return false;
+        return (await this.cli(observer, ['node', 'ls'])).code === 0;
+      });
+      samples.push(ms);
+      progress(`failover ${run}/${this.opts.runs}: ${seconds(ms)} (killed ${leaderHost.name}, watched from ${observer.name})`);
+      const restarted = performance.now();
+      await this.lab.startDaemon(leaderHost);
+      await this.waitUntil(`${leaderHost.name} to serve node ls again`, 60_000, async () => ((await this.cli(leaderHost, ['node', 'ls'])).code === 0 ? true : undefined));
+      await this.waitForManagers(observer, 60_000);
+      rejoins.push(performance.now() - restarted);
+    }
+    const r = summarize(rejoins);
+    this.note(`a restarted manager was back (serving node ls, all three managers Reachable) ${seconds(r.medianMs)} after its daemon was started (median; ${seconds(r.minMs)}-${seconds(r.maxMs)})`);
+    return summarize(samples);
+  }
+
+  copyLogs(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    for (const h of this.lab.hosts) {
+      for (const [from, to] of [[h.logFile, `${h.name}.log`], [join(h.dataDir, 'etcd.log'), `${h.name}-etcd.log`]] as const) {
+        if (existsSync(from)) copyFileSync(from, join(dir, to));
+      }
+    }
+  }
+}
+
+function ratio(ms: number, ref: number): string {
+  return ref > 0 ? (ms / ref).toFixed(2) : 'n/a';
+}
+
+function render(figures: Figure[], context: { cliFloor: Summary; spec: InfoJson['clusterSpec']; runs: number; notes: string[]; pollResolution: string }): string {
+  const head = ['figure', 'median', 'min', 'max', 'reference (same run)', 'ref', 'ratio'];
+  const rows = figures.map((f) => [
+    f.label,
+    seconds(f.summary.medianMs),
+    seconds(f.summary.minMs),
+    seconds(f.summary.maxMs),
+    f.reference ? `${f.reference.label}${f.reference.kind === 'documented' ? ' [documented, not measured]' : ' [measured]'}` : '(the reference of init and join)',
+    f.reference ? seconds(f.reference.ms) : '',
+    f.reference ? ratio(f.summary.medianMs, f.reference.ms) : '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 4 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ').trimEnd();
+  const out = [
+    `swarmlet cluster benchmark: ${HOSTS} hosts on 198.51.100.0/24, ${context.runs} runs of each figure; ratio = median / reference`,
+    '',
+    line(head),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    '',
+    `configured (info --format json on h1): clusterSpec.nodeDownAfterMs = ${context.spec?.nodeDownAfterMs ?? '?'} ms, heartbeatPeriodMs = ${context.spec?.heartbeatPeriodMs ?? '?'} ms`,
+    `swarmkit references are its documented defaults (raft election timeout 10 s; node down after 3 missed 5 s heartbeats), not measured here`,
+    `init and join are CLI wall times; the CLI alone (info on an idle daemon) takes ${seconds(context.cliFloor.medianMs)} median (${seconds(context.cliFloor.minMs)}-${seconds(context.cliFloor.maxMs)})`,
+    `failover and node down are read through the CLI; poll resolution: ${context.pollResolution}`,
+  ];
+  if (context.notes.length > 0) out.push('', 'observations:', ...context.notes.map((n) => `  - ${n}`));
+  return `${out.join('\n')}\n`;
+}
+
+export async function runClusterBench(opts: BenchOptions): Promise<void> {
+  progress(`building lab ${opts.prefix} (${HOSTS} hosts), ${opts.runs} runs each`);
+  const lab = await Lab.create({ prefix: opts.prefix, hosts: HOSTS });
+  const bench = new ClusterBench(lab, opts);
+  let failed = true;
+  const onSignal = (sig: NodeJS.Signals) => {
+    progress(`${sig}: destroying lab ${opts.prefix}`);
+    lab.destroy().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const h of lab.hosts) await lab.startDaemon(h);
+    const cliFloor = await bench.cliFloor();
+    progress(`CLI floor: ${seconds(cliFloor.medianMs)}`);
+    const { init, etcd } = await bench.initAndEtcd();
+    const workerJoin = await bench.workerJoins();
+    const managerJoin = await bench.managerJoins();
+    const { summary: nodeDown, spec } = await bench.nodeDown();
+    await bench.threeManagers();
+    const failover = await bench.failover();
+
+    const etcdRef: Reference = { label: 'lone etcd start to healthy', ms: etcd.medianMs, kind: 'measured' };
+    const figures: Figure[] = [
+      { key: 'etcdStart', label: 'lone etcd, start to healthy', summary: etcd, reference: undefined },
+      { key: 'init', label: 'init (CLI wall time)', summary: init, reference: etcdRef },
+      { key: 'joinWorker', label: 'join as worker (CLI wall time)', summary: workerJoin, reference: etcdRef },
+      { key: 'joinManager', label: 'join as manager (CLI wall time)', summary: managerJoin, reference: etcdRef },
+      { key: 'leaderFailover', label: 'leader failover (kill -> new leader)', summary: failover, reference: { label: 'swarmkit raft election timeout', ms: SWARMKIT_ELECTION_TIMEOUT_MS, kind: 'documented' } },
+      { key: 'nodeDown', label: 'node down detection (kill -> Down)', summary: nodeDown, reference: { label: 'swarmkit 3 missed 5 s heartbeats', ms: SWARMKIT_NODE_DOWN_MS, kind: 'documented' } },
+    ];
+    const pollResolution = `one CLI round trip (~${seconds(cliFloor.medianMs)}) + ${POLL_MS} ms between probes`;
+    process.stdout.write(render(figures, { cliFloor, spec, runs: opts.runs, notes: bench.notes, pollResolution }));
+    const json = {
+      runs: opts.runs,
+      hosts: HOSTS,
+      prefix: opts.prefix,
+      cliFloorMs: cliFloor,
+      configured: { nodeDownAfterMs: spec?.nodeDownAfterMs ?? null, heartbeatPeriodMs: spec?.heartbeatPeriodMs ?? null },
+      figures: Object.fromEntries(
+        figures.map((f) => [
+          f.key,
+          { ...f.summary, reference: f.reference ? { ...f.reference } : null, ratio: f.reference && f.reference.ms > 0 ? Number((f.summary.medianMs / f.reference.ms).toFixed(3)) : null },
+        ]),
+      ),
+      notes: bench.notes,
+    };
+    process.stdout.write(`BENCH_JSON ${JSON.stringify(json)}\n`);
+    failed = false;
+  } finally {
+    if (failed) for (const h of lab.hosts) process.stderr.write(`--- last lines of ${h.logFile}:\n${lab.logTail(h, 20)}\n`);
+    if (opts.keepLogs) {
+      bench.copyLogs(opts.keepLogs);
+      progress(`logs copied to ${opts.keepLogs}`);
+    }
+    await lab.destroy();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    progress(`lab ${opts.prefix} destroyed`);
+  }
+}
+
+if (require.main === module) {
+  let opts: BenchOptions;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench/cluster: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  runClusterBench(opts).catch((err: unknown) => {
+    process.stderr.write(`bench/cluster: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,104 @@
+/** The node-health loop against a real throwaway etcd: heartbeat keys under leases make nodes ready or down. */
+import { Lease } from 'etcd3';
+import pino from 'pino';
+import { Node, NodeAvailability, NodeRole, NodeState } from '../../services/gen/swarmlet/v1/types';
+import { nodeHealthLoop } from '../../manager/node-health';
+import { ReconcileLoop } from '../../manager/reconcile-loop';
+import { EtcdStore } from '../../manager/store/etcd-store';
+import { ROOT, keys } from '../../manager/store/keys';
+import { EtcdFixture, startEtcd } from './etcd-fixture';
+
+const log = pino({ level: 'silent' });
+
+let etcd: EtcdFixture;
+let store: EtcdStore;
+let loop: ReconcileLoop | undefined;
+const leases: Lease[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+beforeEach(async () => {
+  await etcd.client.delete().prefix(ROOT).exec();
+  store = new EtcdStore(etcd.client);
+});
+
+afterEach(async () => {
+  await loop?.stop();
+  loop = undefined;
+  await Promise.all(leases.splice(0).map((l) => l.revoke().catch(() => undefined)));
+});
+
+function node(id: string, role = NodeRole.NODE_ROLE_WORKER): Node {
+  return {
+    id,
+    spec: { desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+    role,
+    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0' },
+    status: { state: NodeState.NODE_STATE_UNKNOWN, message: '', addr: `198.51.100.${id.length}`, updatedAt: '' },
+  };
+}
+
+async function heartbeat(nodeId: string): Promise<Lease> {
+  const lease = etcd.client.lease(2);
+  lease.on('lost', () => undefined);
+  leases.push(lease);
+  await store.putLeased(keys.heartbeat(nodeId), 'alive', lease);
+  return lease;
+}
+
+/** Polls the store until the node has the state and message; a generous deadline only guards against hanging. */
+async function waitForState(id: string, state: NodeState, message: string, timeoutMs = 30000): Promise<Node> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Node | undefined;
+  for (;;) {
+    last = await store.getNode(id);
+    if (last?.status?.state === state && last.status.message === message) return last;
+    if (Date.now() > deadline) {
+      throw new Error(`node ${id} did not become ${NodeState[state]} (${JSON.stringify(message)}); last status: ${JSON.stringify(last?.status)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('a heartbeating node becomes ready, a silent one down; a lost heartbeat makes it down', async () => {
+  await store.createCluster({ id: 'c1', spec: { heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 } }, node('n1', NodeRole.NODE_ROLE_MANAGER));
+  await store.createNode(node('n2'));
+  const lease = await heartbeat('n1');
+
+  loop = nodeHealthLoop(store, log);
+  loop.start();
+
+  const ready = await waitForState('n1', NodeState.NODE_STATE_READY, '');
+  const down = await waitForState('n2', NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
+  // The rest of the node is left as it was, and the status keeps the address.
+  expect(ready.status?.addr).toBe(node('n1').status?.addr);
+  expect(ready.status?.updatedAt).not.toBe('');
+  expect(ready.spec).toEqual(node('n1', NodeRole.NODE_ROLE_MANAGER).spec);
+  expect(down.role).toBe(NodeRole.NODE_ROLE_WORKER);
+
+  await lease.revoke();
+  const failed = await waitForState('n1', NodeState.NODE_STATE_DOWN, 'heartbeat failure');
+  expect(failed.role).toBe(NodeRole.NODE_ROLE_MANAGER);
+  expect((await store.getNode('n2'))?.status).toEqual(down.status);
+});
+
+test('a node that starts heartbeating after the loop started becomes ready, and a new node is seen', async () => {
+  await store.createCluster({ id: 'c1' }, node('n1'));
+  loop = nodeHealthLoop(store, log);
+  loop.start();
+  await waitForState('n1', NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
+
+  await heartbeat('n1');
+  await waitForState('n1', NodeState.NODE_STATE_READY, '');
+
+  await store.createNode(node('n3'));
+  await waitForState('n3', NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
+  await heartbeat('n3');
+  await waitForState('n3', NodeState.NODE_STATE_READY, '');
+});
