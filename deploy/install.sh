@@ -138,22 +138,7 @@ if [ -f package-lock.json ] && [ node_modules/.package-lock.json -nt package-loc
   log "node_modules is up to date with package-lock.json; skipping npm ci"
 elif [ -f package-lock.json ]; then
   log "npm ci"
-  npm_err="$(mktemp)"
-  if ! as_repo_owner npm ci --no-audit --no-fund --loglevel=error 2>"$npm_err"; then
-    # npm ci refuses a lock file that lacks entries for optional packages (e.g. other platforms'
-    # native bindings a registry mirror does not serve); npm install resolves the same tree.
-    if grep -q 'in sync' "$npm_err"; then
-      grep -m 3 'Missing:' "$npm_err" >&2 || true
-      warn "npm ci: package-lock.json is not in sync with package.json (regenerate it with npm install); falling back to npm install --no-save"
-      rm -f "$npm_err"
-      as_repo_owner npm install --no-save --no-audit --no-fund --loglevel=error
-    else
-      cat "$npm_err" >&2
-      rm -f "$npm_err"
-      die "npm ci failed"
-    fi
-  fi
-  rm -f "$npm_err"
+  as_repo_owner npm ci --no-audit --no-fund --loglevel=error
 else
   log "npm install (no package-lock.json)"
   as_repo_owner npm install --no-audit --no-fund --loglevel=error
