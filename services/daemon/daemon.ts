@@ -26,7 +26,7 @@ import { CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage }
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
-import { pickAdvertiseAddr } from './advertise';
+import { isLocalAddress, pickAdvertiseAddr } from './advertise';
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
 
@@ -137,6 +137,7 @@ export class Daemon {
     if (this.state) throw failedPrecondition('this node is already part of a swarm; use "swarmlet swarm leave" to leave it first');
     const advertiseAddr = req.advertiseAddr || pickAdvertiseAddr();
     if (!isIPv4(advertiseAddr)) throw invalidArgument(`invalid --advertise-addr ${JSON.stringify(advertiseAddr)}: expected an IPv4 address`);
+    if (!isLocalAddress(advertiseAddr)) throw invalidArgument(`--advertise-addr ${advertiseAddr} is not an address of this host`);
     const listen = parseHostPort(req.listenAddr || `0.0.0.0:${DEFAULT_API_PORT}`, DEFAULT_API_PORT, '--listen-addr');
     const external = req.etcdEndpoints.map((e) => e.trim()).filter(Boolean);
     for (const e of external) if (!/^https?:\/\/[^/\s]+$/.test(e)) throw invalidArgument(`invalid etcd endpoint ${JSON.stringify(e)}: expected http://HOST:PORT`);
@@ -195,6 +196,7 @@ export class Daemon {
     const token = parseJoinToken(req.token);
     const remote = parseHostPort(req.remoteAddr, DEFAULT_API_PORT, 'manager address');
     if (req.advertiseAddr && !isIPv4(req.advertiseAddr)) throw invalidArgument(`invalid --advertise-addr ${JSON.stringify(req.advertiseAddr)}: expected an IPv4 address`);
+    if (req.advertiseAddr && !isLocalAddress(req.advertiseAddr)) throw invalidArgument(`--advertise-addr ${req.advertiseAddr} is not an address of this host`);
     const listen = parseHostPort(req.listenAddr || `0.0.0.0:${DEFAULT_API_PORT}`, DEFAULT_API_PORT, '--listen-addr');
     const { caCertPem, localAddress } = await fetchPinnedRootCA(remote.host, remote.port, token.caDigest);
     const advertiseAddr = req.advertiseAddr || localAddress;
