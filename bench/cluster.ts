@@ -18,6 +18,10 @@
  * the daemons' and etcd's logs to DIR before the lab is destroyed. The table goes to stdout, then
  * one line `BENCH_JSON {...}`; progress goes to stderr.
  *
+ * Helpers run inside a lab host's netns: etcd-start-probe.js (the etcd reference) and
+ * etcd-status-probe.js (whether the leader about to be killed also leads etcd's raft; failover is
+ * reported split by that, among the observations).
+ *
  * Polls go through the CLI, as an operator would see it: one probe 100 ms after the previous one
  * ended, with a second one beside it when a probe hangs for over a second (a manager whose store
  * is unavailable answers only at its 5 s deadline). Probes are not overlapped further, because each
@@ -69,6 +73,14 @@ interface Reference {
   kind: 'measured' | 'documented';
 }
 
+interface FailoverRun {
+  ms: number;
+  killed: string;
+  observer: string;
+  /** Whether the killed host's etcd member led etcd's raft; null when it could not be told. */
+  alsoEtcdLeader: boolean | null;
+}
+
 interface Figure {
   key: string;
   label: string;
@@ -84,6 +96,7 @@ const MAX_PROBES_IN_FLIGHT = 3;
 const CLI_TIMEOUT_MS = 30_000;
 const ETCD_CLIENT_PORT = 12379;
 const ETCD_PEER_PORT = 12380;
+const DAEMON_ETCD_CLIENT_PORT = 2379;
 /** etcd (strict reconfig check) refuses to add or remove a member until every member has been connected for 5 s. */
 const ETCD_SETTLE_MS = 6_000;
 /** swarmkit's documented defaults (api/types.proto, docs): not measured here. */
@@ -362,6 +375,7 @@ class ClusterBench {
     await sleep(ETCD_SETTLE_MS);
     await this.joinForSetup(h3, token);
     await this.waitForManagers(h1, 60_000);
+    await sleep(ETCD_SETTLE_MS);
   }
 
   /** A join that is not timed: a refusal is retried for 30 s, and noted. */
@@ -387,10 +401,24 @@ class ClusterBench {
     });
   }
 
-  /** SIGKILL the leader's daemon; time until another manager names a new leader and serves `node ls`. */
-  async failover(): Promise<Summary> {
+  /** Whether h's etcd member leads etcd's raft; undefined when its etcd does not say. */
+  async leadsEtcdRaft(h: LabHost): Promise<boolean | undefined> {
+    const probe = join(this.lab.repoRoot, 'dist', 'bench', 'etcd-status-probe.js');
+    const r = await this.lab.exec(h, [process.execPath, probe, '--port', String(DAEMON_ETCD_CLIENT_PORT)], { timeoutMs: 10_000 });
+    if (r.code !== 0) return undefined;
+    const status = JSON.parse(r.stdout) as { memberId: string; leaderId: string };
+    return status.memberId === status.leaderId;
+  }
+
+  /**
+   * SIGKILL the leader's daemon; time until another manager names a new leader and serves
+   * `node ls`. Each run also records whether the killed host's etcd member led etcd's raft, since
+   * then etcd must elect a leader first (and its new leader renews every lease, the dead
+   * leader's election lease included).
+   */
+  async failover(): Promise<{ summary: Summary; runs: FailoverRun[] }> {
     const hosts = [this.h1, this.h2, this.h3];
-    const samples: number[] = [];
+    const runs: FailoverRun[] = [];
     const rejoins: number[] = [];
     let observer = this.h1;
     for (let run = 1; run <= this.opts.runs; run++) {
@@ -399,6 +427,7 @@ class ClusterBench {
       const leaderHost = hosts.find((h) => h.name === leader.description?.hostname);
       if (!leaderHost) throw new SwarmletError('Internal', `the leader ${leader.id} is on no lab host (hostname ${leader.description?.hostname})`);
       observer = hosts.find((h) => h !== leaderHost) as LabHost;
+      const alsoEtcdLeader = await this.leadsEtcdRaft(leaderHost);
       const t0 = performance.now();
       await this.lab.stopDaemon(leaderHost, 'kill');
       const { ms } = await this.pollUntil(`${observer.name} to name a new leader and serve node ls`, t0, 60_000, async () => {
@@ -406,8 +435,9 @@ class ClusterBench {
         if (!info.leaderId || info.leaderId === leader.id) return false;
         return (await this.cli(observer, ['node', 'ls'])).code === 0;
       });
-      samples.push(ms);
-      progress(`failover ${run}/${this.opts.runs}: ${seconds(ms)} (killed ${leaderHost.name}, watched from ${observer.name})`);
+      runs.push({ ms: Math.round(ms), killed: leaderHost.name, observer: observer.name, alsoEtcdLeader: alsoEtcdLeader ?? null });
+      const etcdWord = alsoEtcdLeader === undefined ? 'etcd raft leader unknown' : alsoEtcdLeader ? 'it also led etcd raft' : 'it did not lead etcd raft';
+      progress(`failover ${run}/${this.opts.runs}: ${seconds(ms)} (killed ${leaderHost.name}, ${etcdWord}; watched from ${observer.name})`);
       const restarted = performance.now();
       await this.lab.startDaemon(leaderHost);
       await this.waitUntil(`${leaderHost.name} to serve node ls again`, 60_000, async () => ((await this.cli(leaderHost, ['node', 'ls'])).code === 0 ? true : undefined));
@@ -416,7 +446,11 @@ class ClusterBench {
     }
     const r = summarize(rejoins);
     this.note(`a restarted manager was back (serving node ls, all three managers Reachable) ${seconds(r.medianMs)} after its daemon was started (median; ${seconds(r.minMs)}-${seconds(r.maxMs)})`);
-    return summarize(samples);
+    for (const [alsoEtcd, words] of [[true, 'also led etcd raft'], [false, 'did not lead etcd raft']] as const) {
+      const these = runs.filter((x) => x.alsoEtcdLeader === alsoEtcd).map((x) => x.ms);
+      if (these.length > 0) this.note(`failover when the killed leader ${words}: median ${seconds(summarize(these).medianMs)} (${these.length} of ${runs.length} runs: ${these.map(seconds).join(', ')})`);
+    }
+    return { summary: summarize(runs.map((x) => x.ms)), runs };
   }
 
   copyLogs(dir: string): void {
@@ -457,6 +491,7 @@ function render(figures: Figure[], context: { cliFloor: Summary; spec: InfoJson[
     `swarmkit references are its documented defaults (raft election timeout 10 s; node down after 3 missed 5 s heartbeats), not measured here`,
     `init and join are CLI wall times; the CLI alone (info on an idle daemon) takes ${seconds(context.cliFloor.medianMs)} median (${seconds(context.cliFloor.minMs)}-${seconds(context.cliFloor.maxMs)})`,
     `failover and node down are read through the CLI; poll resolution: ${context.pollResolution}`,
+    `node down is timed from the kill, while nodeDownAfterMs counts from the last heartbeat: Down can show up to one heartbeat period sooner than the bound`,
   ];
   if (context.notes.length > 0) out.push('', 'observations:', ...context.notes.map((n) => `  - ${n}`));
   return `${out.join('\n')}\n`;
@@ -482,7 +517,7 @@ export async function runClusterBench(opts: BenchOptions): Promise<void> {
     const managerJoin = await bench.managerJoins();
     const { summary: nodeDown, spec } = await bench.nodeDown();
     await bench.threeManagers();
-    const failover = await bench.failover();
+    const { summary: failover, runs: failoverRuns } = await bench.failover();
 
     const etcdRef: Reference = { label: 'lone etcd start to healthy', ms: etcd.medianMs, kind: 'measured' };
     const figures: Figure[] = [
@@ -507,6 +542,7 @@ export async function runClusterBench(opts: BenchOptions): Promise<void> {
           { ...f.summary, reference: f.reference ? { ...f.reference } : null, ratio: f.reference && f.reference.ms > 0 ? Number((f.summary.medianMs / f.reference.ms).toFixed(3)) : null },
         ]),
       ),
+      failoverRuns,
       notes: bench.notes,
     };
     process.stdout.write(`BENCH_JSON ${JSON.stringify(json)}\n`);

@@ -23,7 +23,7 @@ if [ "${1:-}" != "$SANDBOX_MARK" ]; then
   for tool in unshare ip etcd setpriv; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh: '$tool' is missing (util-linux, iproute2, etcd-server)" >&2; exit 1; }
   done
-  for built in dist/bench/cluster.js dist/bench/etcd-start-probe.js dist/cli/main.js; do
+  for built in dist/bench/cluster.js dist/bench/etcd-start-probe.js dist/bench/etcd-status-probe.js dist/cli/main.js; do
     [ -f "$built" ] || { echo "bench/run.sh: $built is missing: run 'npm run build' first" >&2; exit 1; }
   done
   exec unshare --net --mount --propagation private --pid --fork --mount-proc bash "$0" "$SANDBOX_MARK" "$@"

@@ -1,13 +1,13 @@
 import { Etcd3 } from 'etcd3';
 import { Logger, componentLogger } from '../services/common/logger';
 import { unary } from '../services/api/handlers';
-import { ControlServer, GetJoinTokenRequest, GetNodeRequest, NodeRoleRequest, RemoveNodeRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
+import { ControlServer, GetJoinTokenRequest, GetNodeRequest, NodeRoleRequest, RemoveNodeRequest, UpdateClusterRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
 import { Node, NodeRole } from '../services/gen/swarmlet/v1/types';
 import { formatJoinToken } from '../services/pki/tokens';
 import { newTokenSecret } from '../services/pki/ca';
 import { readClusterView, votingManagers } from './cluster-view';
 import { removeEtcdMember } from './members-service';
-import { planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
+import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
 
@@ -75,6 +75,14 @@ export function controlService(deps: ControlDeps): ControlServer {
 
     promoteNode: unary(async (req: NodeRoleRequest) => changeRoles(req.nodes, NodeRole.NODE_ROLE_MANAGER)),
     demoteNode: unary(async (req: NodeRoleRequest) => changeRoles(req.nodes, NodeRole.NODE_ROLE_WORKER)),
+
+    updateCluster: unary(async (req: UpdateClusterRequest) => {
+      const { cluster } = await view();
+      const spec = planClusterSpec(cluster.spec!, { heartbeatPeriodMs: req.heartbeatPeriodMs, nodeDownAfterMs: req.nodeDownAfterMs });
+      const updated = await deps.store.updateCluster({ ...cluster, spec });
+      log.info({ spec }, 'cluster spec updated');
+      return updated.spec!;
+    }),
 
     removeNode: unary(async (req: RemoveNodeRequest) => {
       const target = resolveNode((await view()).nodes, req.node);

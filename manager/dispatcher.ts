@@ -36,6 +36,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private readonly log: Logger;
   private readonly broadcast: ReconcileLoop;
+  /** The cluster's timings as last read; the broadcast loop keeps it fresh. */
+  private spec?: ClusterSpec;
 
   constructor(private readonly store: EtcdStore, private readonly etcd: Etcd3, parentLog: Logger, private readonly leaderId: () => Promise<string | undefined>) {
     this.log = componentLogger(parentLog, 'dispatcher');
@@ -63,16 +65,21 @@ export class Dispatcher {
       heartbeat: unary(async (req: HeartbeatRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
-        const res = await session.lease?.keepaliveOnce().catch(() => undefined);
-        if (!res || Number(res.TTL) <= 0) await this.attachLease(session);
-        const cluster = await this.store.getCluster();
-        return { periodMs: cluster?.spec?.heartbeatPeriodMs || 1000 };
+        const ttl = leaseSeconds(this.spec);
+        const res = session.ttl === ttl ? await session.lease?.keepaliveOnce().catch(() => undefined) : undefined;
+        if (!res || Number(res.TTL) <= 0) {
+          // First beat after the old lease expired, or the cluster's node-down bound changed.
+          session.ttl = ttl;
+          await this.attachLease(session);
+        }
+        return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
       }),
     };
   }
 
   private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
     const cluster = await this.store.getCluster();
+    this.spec = cluster?.spec;
     const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
     const node = await this.store.getNode(peer.nodeId);
     if (!node) throw permissionDenied('this node was removed from the swarm');
@@ -115,6 +122,7 @@ export class Dispatcher {
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
     const view = await readClusterView(this.store, this.leaderId);
+    this.spec = view.cluster.spec;
     const managers = managerPeers(view.nodes);
     for (const session of [...this.sessions.values()]) {
       const node = view.nodes.find((n) => n.id === session.nodeId);

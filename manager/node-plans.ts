@@ -3,7 +3,7 @@
  * change to the set of managers keeps quorum, what an update does. No I/O here.
  */
 import { SwarmletError, failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
-import { Node, NodeAvailability, NodeRole, NodeState, Reachability } from '../services/gen/swarmlet/v1/types';
+import { ClusterSpec, Node, NodeAvailability, NodeRole, NodeState, Reachability } from '../services/gen/swarmlet/v1/types';
 
 /** Finds a node by full id, hostname, or unique id prefix, as docker does. */
 export function resolveNode(nodes: Node[], ref: string): Node {
@@ -43,6 +43,11 @@ export function planManagerRemoval(managers: ManagerView[], leavingId: string): 
   const rest = managers.filter((m) => m.id !== leavingId);
   if (rest.length === managers.length) return undefined;
   if (rest.length === 0) return 'it is the last manager of the swarm; the swarm would be lost';
+  // The removal is itself a change etcd must commit, with a quorum of the members as they are now.
+  const reachableNow = managers.filter((m) => m.reachable).length;
+  if (reachableNow < quorum(managers.length)) {
+    return `only ${reachableNow} of the ${managers.length} managers are reachable: the swarm has no quorum to make the change`;
+  }
   const reachable = rest.filter((m) => m.reachable).length;
   if (reachable < quorum(rest.length)) {
     return `only ${reachable} of the ${rest.length} managers left would be reachable, fewer than the ${quorum(rest.length)} a quorum needs`;
@@ -124,4 +129,13 @@ export function deriveManagerStatus(node: Node, leaderId: string | undefined, ru
 
 export function isSwarmletError(err: unknown, kind: SwarmletError['kind']): boolean {
   return err instanceof SwarmletError && err.kind === kind;
+}
+
+/** Bounds on the cluster's timings: etcd cannot keep a lease shorter than 2 s, and a node needs a few heartbeats per period. */
+export function planClusterSpec(current: ClusterSpec, change: Partial<ClusterSpec>): ClusterSpec {
+  const next = { ...current, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)) } as ClusterSpec;
+  if (next.heartbeatPeriodMs < 100 || next.heartbeatPeriodMs > 60000) throw invalidArgument('the heartbeat period must be between 100ms and 1m');
+  if (next.nodeDownAfterMs < 2000) throw invalidArgument('node-down-after must be at least 2s (the shortest lease etcd keeps)');
+  if (next.nodeDownAfterMs < 2 * next.heartbeatPeriodMs) throw invalidArgument('node-down-after must be at least twice the heartbeat period');
+  return next;
 }

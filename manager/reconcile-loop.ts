@@ -28,7 +28,10 @@ export class ReconcileLoop {
   start(parent?: AbortSignal): void {
     const controller = new AbortController();
     this.controller = controller;
-    parent?.addEventListener('abort', () => controller.abort(), { once: true });
+    parent?.addEventListener('abort', () => {
+      controller.abort();
+      this.wake?.();
+    }, { once: true });
     this.done = this.run(controller.signal);
   }
 

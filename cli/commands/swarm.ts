@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { formatDuration, parseDuration } from '../../services/common/duration';
 import { invalidArgument } from '../../services/common/errors';
 import { NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { call } from '../client';
@@ -14,11 +15,23 @@ function joinInstructions(role: 'worker' | 'manager', token: string, addr: strin
   return `To add a ${role} to this swarm, run the following command:\n\n    swarmlet join --token ${token} ${addr}\n\n`;
 }
 
-type InitArgs = GlobalArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string };
+type TimingArgs = { dispatcherHeartbeat?: string; nodeDownAfter?: string };
+type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string };
+
+function timingOptions<T>(a: Argv<T>) {
+  return a
+    .option('dispatcher-heartbeat', { type: 'string', describe: 'How often agents heartbeat (default 1s)' })
+    .option('node-down-after', { type: 'string', describe: 'How long without heartbeats before a node is down (default 5s)' });
+}
+
+const timings = (argv: TimingArgs) => ({
+  heartbeatPeriodMs: argv.dispatcherHeartbeat === undefined ? undefined : parseDuration(argv.dispatcherHeartbeat, '--dispatcher-heartbeat'),
+  nodeDownAfterMs: argv.nodeDownAfter === undefined ? undefined : parseDuration(argv.nodeDownAfter, '--node-down-after'),
+});
 type JoinArgs = GlobalArgs & { token: string; addr: string; advertiseAddr?: string; listenAddr?: string };
 
 function initBuilder(a: Argv<GlobalArgs>) {
-  return a
+  return timingOptions(a)
     .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
     .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' })
     .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' });
@@ -26,7 +39,7 @@ function initBuilder(a: Argv<GlobalArgs>) {
 
 async function init(argv: InitArgs) {
   await withClients(argv, async (c, host) => {
-    const res = await call(local(c), local(c).init, { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean) }, host);
+    const res = await call(local(c), local(c).init, { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean), ...timings(argv) }, host);
     out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
     out(joinInstructions('worker', res.workerToken, res.managerAddr));
     out(`To add a manager to this swarm, run 'swarmlet swarm join-token manager' and follow the instructions.\n`);
@@ -74,6 +87,18 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             });
           },
         )
+        .command<GlobalArgs & TimingArgs>(
+          'update',
+          'Change the swarm\'s timings',
+          (a) => timingOptions(a),
+          async (argv) => {
+            await withClients(argv, async (c, host) => {
+              const spec = await call(c.control, c.control.updateCluster, timings(argv), host);
+              if (argv.format === 'json') return out(json(spec));
+              out(`Swarm updated: heartbeat every ${formatDuration(spec.heartbeatPeriodMs)}, node down after ${formatDuration(spec.nodeDownAfterMs)}.\n`);
+            });
+          },
+        )
         .command(
           'leave',
           'Leave the swarm',
@@ -85,7 +110,7 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             });
           },
         )
-        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token or leave'),
+        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token, update or leave'),
     );
 }
 
@@ -103,7 +128,7 @@ export function infoCommand(y: Argv<GlobalArgs>) {
           lines.push(` NodeID: ${info.nodeId}`, ` Is Manager: ${info.isManager}`, ` ClusterID: ${info.clusterId}`, ` Node Address: ${info.nodeAddr}`);
           if (info.isManager) {
             lines.push(` Leader: ${info.leaderId || '(none)'}`, ` Managers: ${info.managerCount}`, ` Nodes: ${info.nodeCount}`);
-            if (info.clusterSpec) lines.push(` Heartbeat Period: ${info.clusterSpec.heartbeatPeriodMs / 1000} s`, ` Node Down After: ${info.clusterSpec.nodeDownAfterMs / 1000} s`);
+            if (info.clusterSpec) lines.push(` Heartbeat Period: ${formatDuration(info.clusterSpec.heartbeatPeriodMs)}`, ` Node Down After: ${formatDuration(info.clusterSpec.nodeDownAfterMs)}`);
           }
           lines.push(' Manager Addresses:', ...info.managers.map((m) => `  ${m.addr}`));
           if (info.error) lines.push(` Error: ${info.error}`);

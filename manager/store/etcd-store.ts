@@ -68,7 +68,9 @@ export class EtcdStore {
 
   async deleteNode(node: Node): Promise<void> {
     const res = await this.guard(this.client.if(keys.node(node.id), 'Mod', '==', node.meta?.version ?? 0).then(this.client.delete().key(keys.node(node.id))).commit());
-    if (!res.succeeded) throw new SwarmletError('Retryable', `node ${node.id} changed while it was being removed; try again`);
+    if (res.succeeded) return;
+    if (!(await this.getNode(node.id))) throw notFound(`node ${node.id} not found`);
+    throw new SwarmletError('Retryable', `node ${node.id} changed while it was being removed; try again`);
   }
 
   /**

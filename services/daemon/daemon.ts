@@ -9,7 +9,7 @@ import { readClusterView, votingManagers } from '../../manager/cluster-view';
 import { clientUrl, EmbeddedEtcd, peerUrl } from '../../manager/embedded-etcd';
 import { Manager } from '../../manager/manager';
 import { removeEtcdMember } from '../../manager/members-service';
-import { planManagerRemoval } from '../../manager/node-plans';
+import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../common/addr';
 import { exponentialBackoff, sleep } from '../common/backoff';
@@ -142,6 +142,7 @@ export class Daemon {
     const external = req.etcdEndpoints.map((e) => e.trim()).filter(Boolean);
     for (const e of external) if (!/^https?:\/\/[^/\s]+$/.test(e)) throw invalidArgument(`invalid etcd endpoint ${JSON.stringify(e)}: expected http://HOST:PORT`);
 
+    const spec = planClusterSpec(DEFAULT_CLUSTER_SPEC, { heartbeatPeriodMs: req.heartbeatPeriodMs, nodeDownAfterMs: req.nodeDownAfterMs });
     const clusterId = newRandomId();
     const nodeId = newRandomId();
     const ca = await createRootCA(clusterId);
@@ -150,7 +151,7 @@ export class Daemon {
     const apiAddr = formatHostPort(advertiseAddr, listen.port);
     const cluster: Cluster = {
       id: clusterId,
-      spec: { ...DEFAULT_CLUSTER_SPEC },
+      spec,
       joinTokens: { worker: formatJoinToken(ca.digest, newTokenSecret()), manager: formatJoinToken(ca.digest, newTokenSecret()) },
       rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
       etcd: { embedded: external.length === 0, endpoints: external },

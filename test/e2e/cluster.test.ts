@@ -207,4 +207,21 @@ describe('node commands', () => {
     expect(i.leaderId).toBeTruthy();
     await sw(lab, h3, ['node', 'ls']);
   }, 60000);
+
+  test('swarm update changes the timings, within bounds', async () => {
+    const tooShort = await lab.cli(h1, ['swarm', 'update', '--node-down-after', '1s']);
+    expect(tooShort.code).toBe(1);
+    expect(tooShort.stderr).toMatch(/at least 2s/);
+    const bad = await lab.cli(h1, ['swarm', 'update', '--node-down-after', 'soon']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('Error: invalid --node-down-after "soon": use a number with a unit, like 500ms, 5s, 1m30s\n');
+    expect(await sw(lab, h1, ['swarm', 'update', '--dispatcher-heartbeat', '500ms', '--node-down-after', '3s'])).toBe(
+      'Swarm updated: heartbeat every 500ms, node down after 3s.\n',
+    );
+    expect((await info(lab, h3)).clusterSpec).toEqual({ heartbeatPeriodMs: 500, nodeDownAfterMs: 3000 });
+    // Leases follow the new bound; the nodes that run stay ready across it.
+    await new Promise((r) => setTimeout(r, 4000));
+    const list = await nodes(lab, h1);
+    for (const h of [h1, h3]) expect(byHost(list, h)?.status?.state).toBe('NODE_STATE_READY');
+  }, 60000);
 });
