@@ -15,7 +15,7 @@ export interface Clients {
 
 export interface ConnectOptions {
   host: string;
-  /** For tcp:// hosts: a directory with ca.pem, node.pem and node-key.pem (a manager's data dir certs, or an operator's). */
+  /** For tcp:// hosts: a directory with ca.pem and cert.pem + key.pem (an operator's) or node.pem + node-key.pem (a manager's data dir certs). */
   certDir?: string;
 }
 
@@ -33,7 +33,9 @@ export function connect(opts: ConnectOptions): Clients {
     if (!fs.existsSync(file)) throw invalidArgument(`${file} does not exist`);
     return fs.readFileSync(file, 'utf8');
   };
-  const creds = managerClientCredentials(read('ca.pem'), { certPem: read('node.pem'), keyPem: read('node-key.pem') });
+  // An operator's directory (operator-cert --out) has cert.pem and key.pem; a node's data dir node.pem and node-key.pem.
+  const operator = fs.existsSync(path.join(opts.certDir, 'cert.pem'));
+  const creds = managerClientCredentials(read('ca.pem'), { certPem: read(operator ? 'cert.pem' : 'node.pem'), keyPem: read(operator ? 'key.pem' : 'node-key.pem') });
   const control = new ControlClient(opts.host.slice('tcp://'.length), creds, managerChannelOptions);
   return { control, close: () => control.close() };
 }

@@ -1,10 +1,11 @@
 import { Etcd3 } from 'etcd3';
 import { Logger, componentLogger } from '../services/common/logger';
 import { unary } from '../services/api/handlers';
-import { ControlServer, GetJoinTokenRequest, GetNodeRequest, NodeRoleRequest, RemoveNodeRequest, UpdateClusterRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
+import { ControlServer, GetJoinTokenRequest, GetNodeRequest, IssueOperatorCertificateRequest, NodeRoleRequest, RemoveNodeRequest, UpdateClusterRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
 import { Node, NodeRole } from '../services/gen/swarmlet/v1/types';
 import { formatJoinToken } from '../services/pki/tokens';
-import { newTokenSecret } from '../services/pki/ca';
+import { newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
+import { invalidArgument } from '../services/common/errors';
 import { readClusterView, votingManagers } from './cluster-view';
 import { removeEtcdMember } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
@@ -82,6 +83,15 @@ export function controlService(deps: ControlDeps): ControlServer {
       const updated = await deps.store.updateCluster({ ...cluster, spec });
       log.info({ spec }, 'cluster spec updated');
       return updated.spec!;
+    }),
+
+    issueOperatorCertificate: unary(async (req: IssueOperatorCertificateRequest) => {
+      const name = req.name || `operator-${newRandomId()}`;
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) throw invalidArgument(`invalid operator name ${JSON.stringify(name)}: letters, digits, '.', '_' and '-'`);
+      const { cluster } = await view();
+      const certPem = await signCertificate(cluster.rootCa!, req.csrPem, { nodeId: name, clusterId: cluster.id, role: 'operator' });
+      log.info({ operator: name }, 'operator certificate issued');
+      return { certPem, caCertPem: cluster.rootCa!.certPem, name };
     }),
 
     removeNode: unary(async (req: RemoveNodeRequest) => {

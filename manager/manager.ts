@@ -3,7 +3,7 @@ import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
 import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
-import { managerServerCredentials, requireRoles, TlsMaterial } from '../services/api/tls';
+import { CertificateSource, managerServerCredentials, requireRoles, TlsMaterial } from '../services/api/tls';
 import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
 import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
@@ -47,10 +47,12 @@ export class Manager {
   private presence?: Lease;
   private leaderLoops: ReconcileLoop[] = [];
   private tasks: Promise<void>[] = [];
+  private readonly certificate: CertificateSource;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
     this.store = new EtcdStore(opts.etcd);
+    this.certificate = new CertificateSource(opts.tls);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
     this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId);
@@ -64,7 +66,7 @@ export class Manager {
     this.server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.log));
     this.server.addService(DispatcherService, this.dispatcher.service());
     addStandardServices(this.server, ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarmlet.v1.Members', 'swarmlet.v1.Dispatcher']);
-    await bindServer(this.server, this.opts.listenAddr, managerServerCredentials(this.opts.tls));
+    await bindServer(this.server, this.opts.listenAddr, managerServerCredentials(this.certificate));
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
     this.log.info({ listenAddr: this.opts.listenAddr }, 'manager started');
@@ -79,6 +81,11 @@ export class Manager {
     await shutdownServer(this.server);
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
+  }
+
+  /** Serves a renewed certificate from the next connection on. */
+  updateCertificate(tls: TlsMaterial): void {
+    this.certificate.set(tls);
   }
 
   async leaderId(): Promise<string | undefined> {

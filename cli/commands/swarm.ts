@@ -1,5 +1,8 @@
 import type { Argv } from 'yargs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { formatDuration, parseDuration } from '../../services/common/duration';
+import { createKeyAndCSR } from '../../services/pki/ca';
 import { invalidArgument } from '../../services/common/errors';
 import { NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { call } from '../client';
@@ -100,6 +103,28 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
           },
         )
         .command(
+          'operator-cert',
+          'Make a client certificate for the Control API over TCP (key made here, never sent)',
+          (a) =>
+            a
+              .option('out', { type: 'string', demandOption: true, describe: 'Directory to write ca.pem, cert.pem and key.pem to (must not hold them yet)' })
+              .option('name', { type: 'string', describe: 'The certificate\'s name (default operator-<random>)' }),
+          async (argv) => {
+            const files = ['ca.pem', 'cert.pem', 'key.pem'].map((f) => path.join(argv.out, f));
+            const existing = files.filter((f) => fs.existsSync(f));
+            if (existing.length) throw invalidArgument(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; choose another --out`);
+            await withClients(argv, async (c, host) => {
+              const { keyPem, csrPem } = await createKeyAndCSR(argv.name ?? 'operator');
+              const res = await call(c.control, c.control.issueOperatorCertificate, { csrPem, name: argv.name ?? '' }, host);
+              fs.mkdirSync(argv.out, { recursive: true, mode: 0o700 });
+              fs.writeFileSync(files[0], res.caCertPem, { mode: 0o644 });
+              fs.writeFileSync(files[1], res.certPem, { mode: 0o644 });
+              fs.writeFileSync(files[2], keyPem, { mode: 0o600 });
+              out(`Operator certificate ${res.name} written to ${argv.out}; use it with: swarmlet -H tcp://MANAGER:2377 --cert-dir ${argv.out} ...\n`);
+            });
+          },
+        )
+        .command(
           'leave',
           'Leave the swarm',
           (a) => a.option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Leave even if this breaks the managers\' quorum' }),
@@ -110,7 +135,7 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             });
           },
         )
-        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token, update or leave'),
+        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token, update, operator-cert or leave'),
     );
 }
 

@@ -13,22 +13,57 @@ export interface TlsMaterial {
 }
 
 /**
+ * The certificate a manager serves with. Renewing it takes effect for new connections at once:
+ * grpc-js listens for updates.
+ */
+export class CertificateSource {
+  private readonly caListeners = new Set<(u: { caCertificate: Buffer }) => void>();
+  private readonly identityListeners = new Set<(u: { certificate: Buffer; privateKey: Buffer }) => void>();
+
+  constructor(private tls: TlsMaterial) {}
+
+  set(tls: TlsMaterial): void {
+    this.tls = tls;
+    for (const l of this.caListeners) l(this.ca());
+    for (const l of this.identityListeners) l(this.identity());
+  }
+
+  // grpc-js registers its watcher only after adding these listeners: answer on the next tick, or
+  // the first update is lost and the server drops every connection as having no credentials.
+  addCaCertificateListener(l: (u: { caCertificate: Buffer }) => void): void {
+    this.caListeners.add(l);
+    setImmediate(() => l(this.ca()));
+  }
+  removeCaCertificateListener(l: (u: { caCertificate: Buffer }) => void): void {
+    this.caListeners.delete(l);
+  }
+  addIdentityCertificateListener(l: (u: { certificate: Buffer; privateKey: Buffer }) => void): void {
+    this.identityListeners.add(l);
+    setImmediate(() => l(this.identity()));
+  }
+  removeIdentityCertificateListener(l: (u: { certificate: Buffer; privateKey: Buffer }) => void): void {
+    this.identityListeners.delete(l);
+  }
+
+  get caCertPem(): string {
+    return this.tls.caCertPem;
+  }
+
+  private ca() {
+    return { caCertificate: Buffer.from(this.tls.caCertPem) };
+  }
+  private identity() {
+    return { certificate: Buffer.from(this.tls.certPem + this.tls.caCertPem), privateKey: Buffer.from(this.tls.keyPem) };
+  }
+}
+
+/**
  * Server credentials that ask every client for a certificate but do not demand one: the CA
  * service lets a joining node in with a token alone. Handlers that need a peer call
  * `requirePeer`, which sees a certificate only when TLS verified it against the cluster CA.
  */
-export function managerServerCredentials(tls: TlsMaterial): grpc.ServerCredentials {
-  const identity = { certificate: Buffer.from(tls.certPem + tls.caCertPem), privateKey: Buffer.from(tls.keyPem) };
-  const ca = { caCertificate: Buffer.from(tls.caCertPem) };
-  // grpc-js registers its watcher only after adding these listeners: answer on the next tick, or
-  // the update is lost and the server drops every connection as having no credentials.
-  const provider = {
-    addCaCertificateListener: (l: (u: typeof ca) => void) => setImmediate(() => l(ca)),
-    removeCaCertificateListener: () => undefined,
-    addIdentityCertificateListener: (l: (u: typeof identity) => void) => setImmediate(() => l(identity)),
-    removeIdentityCertificateListener: () => undefined,
-  };
-  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+export function managerServerCredentials(source: CertificateSource): grpc.ServerCredentials {
+  return grpc.experimental.createCertificateProviderServerCredentials(source, source, false);
 }
 
 /** Client credentials for talking to a manager: the cluster CA as the only root, our node certificate if we have one. */

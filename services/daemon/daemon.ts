@@ -25,6 +25,7 @@ import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse,
 import { CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
+import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
 import { isLocalAddress, pickAdvertiseAddr } from './advertise';
 import { NodeState, NodeStateDir } from './node-state';
@@ -71,6 +72,9 @@ export class Daemon {
   private lastMessage?: SessionMessage;
   private queue: Promise<unknown> = Promise.resolve();
   private activating?: Promise<void>;
+  private renewalTimer?: NodeJS.Timeout;
+  /** Where in its life this node renews its certificate, drawn once. */
+  private readonly renewAt = renewalFraction(Math.random());
 
   constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -361,6 +365,27 @@ export class Daemon {
       await this.manager.start();
     }
     this.startAgent(state);
+    this.scheduleRenewal();
+  }
+
+  /** Checks now and then whether the node certificate is due for renewal, and renews it then. */
+  private scheduleRenewal(): void {
+    clearInterval(this.renewalTimer);
+    const check = () =>
+      this.serialize(() => this.renewIfDue()).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'certificate renewal failed; will retry'));
+    this.renewalTimer = setInterval(check, 10 * 60 * 1000);
+    this.renewalTimer.unref();
+    check();
+  }
+
+  private async renewIfDue(): Promise<void> {
+    const state = this.state;
+    if (!state || !this.agent) return;
+    const cert = certificateInfo(this.dir.readTls().certPem);
+    if (!planCertRenewal(cert, new Date(), this.renewAt)) return;
+    const tls = await this.renewCertificate(state, false);
+    this.manager?.updateCertificate(tls);
+    this.log.info({ nodeId: state.nodeId, notAfter: certificateInfo(tls.certPem).notAfter }, 'node certificate renewed');
   }
 
   private async startEtcd(state: NodeState, opts: { initialCluster: string; state: 'new' | 'existing' }): Promise<void> {
@@ -445,6 +470,7 @@ export class Daemon {
     const client = this.etcdClient;
     const etcd = this.etcd;
     this.agent = this.manager = this.etcdClient = this.etcd = undefined;
+    clearInterval(this.renewalTimer);
     await agent?.stop();
     await manager?.stop().catch((err) => this.log.warn({ err: err.message }, 'manager did not stop cleanly'));
     client?.close();

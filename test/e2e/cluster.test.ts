@@ -68,6 +68,18 @@ describe('a swarm of three managers and a worker', () => {
     expect(asManager.stdout.trim().split('\n')).toHaveLength(4);
   }, 60000);
 
+  test('an operator certificate lets a program off the cluster use the Control API over TCP', async () => {
+    const dir = path.join(lab.baseDir, 'operator');
+    expect(await sw(lab, h1, ['swarm', 'operator-cert', '--out', dir, '--name', 'ci-bot'])).toMatch(/^Operator certificate ci-bot written to /);
+    const again = await lab.cli(h1, ['swarm', 'operator-cert', '--out', dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exist/);
+    const client = await lab.addClient();
+    const res = await lab.exec(client, [process.execPath, requireBuiltCli(), '-H', `tcp://${h3.addr}:2377`, '--cert-dir', dir, 'node', 'ls', '-q']);
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim().split('\n')).toHaveLength(4);
+  }, 60000);
+
   test('bad tokens are refused with clear errors and leave no trace', async () => {
     const before = (await nodes(lab, h1)).map((n) => n.id).sort();
     const workerToken = (await sw(lab, h1, ['swarm', 'join-token', 'worker', '-q'])).trim();
