@@ -4,13 +4,16 @@ import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
-import { DispatcherClient, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { unavailable } from '../services/common/errors';
+import { DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
 export interface AgentSessionOptions {
   log: Logger;
   nodeId: string;
   advertiseAddr: string;
+  /** IP:PORT of this node's TCP API, so managers can reach its Agent service. */
+  apiAddr: string;
   description: NodeDescription;
   /** Read at every connection, so a renewed certificate is used from the next one on. */
   tls: () => TlsMaterial;
@@ -29,6 +32,8 @@ export class AgentSession extends EventEmitter {
   private done?: Promise<void>;
   private cursor = 0;
   connectedTo?: ManagerPeer;
+  /** The live session, if any: where task status reports go. */
+  private current?: { client: DispatcherClient; sessionId: string };
 
   constructor(private readonly opts: AgentSessionOptions) {
     super();
@@ -42,6 +47,13 @@ export class AgentSession extends EventEmitter {
   async stop(): Promise<void> {
     this.controller.abort();
     await this.done;
+  }
+
+  /** Sends task status to the manager of the current session; Unavailable when there is none (the caller retries). */
+  async reportStatus(updates: TaskStatusUpdate[]): Promise<void> {
+    const current = this.current;
+    if (!current) throw unavailable('no dispatcher session');
+    await callUnary(current.client.updateTaskStatus.bind(current.client), { sessionId: current.sessionId, updates }, 10000);
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -89,7 +101,7 @@ export class AgentSession extends EventEmitter {
         };
         const onAbort = () => finish(healthy ? 'healthy' : 'failed');
         signal.addEventListener('abort', onAbort, { once: true });
-        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr });
+        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr });
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {
@@ -106,6 +118,7 @@ export class AgentSession extends EventEmitter {
             healthy = true;
             clearTimeout(firstMessage);
             this.connectedTo = peer;
+            this.current = { client, sessionId: msg.sessionId };
             log.info({ sessionId: msg.sessionId }, 'session established');
             beat(msg.sessionId, msg.clusterSpec?.heartbeatPeriodMs || 1000);
           }
@@ -123,6 +136,7 @@ export class AgentSession extends EventEmitter {
       });
     } finally {
       this.connectedTo = undefined;
+      this.current = undefined;
       client.close();
     }
   }

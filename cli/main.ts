@@ -5,6 +5,8 @@ import { cliDebug } from '../services/config/config';
 import { GlobalArgs } from './commands/context';
 import { daemonCommand } from './commands/daemon';
 import { nodeCommands } from './commands/node';
+import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
+import { separateCommand } from './argv';
 import { infoCommand, swarmCommands } from './commands/swarm';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
@@ -14,7 +16,9 @@ function fail(message: string, code: number): never {
 }
 
 export async function main(args: string[]): Promise<void> {
-  let parser = yargs(args)
+  // Options of `service create` stop at the image: what follows is the task's command.
+  const create = separateCommand(args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
+  let parser = yargs(create.args)
     .scriptName('swarmlet')
     .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
     .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })
@@ -23,6 +27,7 @@ export async function main(args: string[]): Promise<void> {
   parser = swarmCommands(parser);
   parser = infoCommand(parser);
   parser = nodeCommands(parser);
+  parser = serviceCommands(parser, create.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     .strict()

@@ -56,7 +56,7 @@ export function caService(deps: CAServiceDeps): CAServer {
         role,
         spec: { desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
         description: req.description,
-        status: { state: NodeState.NODE_STATE_UNKNOWN, message: 'joining', addr: req.advertiseAddr, updatedAt: now },
+        status: { state: NodeState.NODE_STATE_UNKNOWN, message: 'joining', addr: req.advertiseAddr, updatedAt: now, apiAddr: formatHostPort(req.advertiseAddr, listen.port) },
         managerStatus: { addr: formatHostPort(req.advertiseAddr, listen.port), leader: false, reachability: 0 },
       };
       const certPem = await sign(cluster, node, req.csrPem);

@@ -7,15 +7,20 @@ import { formatJoinToken } from '../services/pki/tokens';
 import { newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
 import { invalidArgument } from '../services/common/errors';
 import { readClusterView, votingManagers } from './cluster-view';
-import { removeEtcdMember } from './members-service';
+import { retireManager, retireThroughPeer } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
+import { serviceControl } from './service-control';
 import { EtcdStore } from './store/etcd-store';
+import { TlsMaterial } from '../services/api/tls';
 import { keys } from './store/keys';
 
 export interface ControlDeps {
   store: EtcdStore;
   etcd: Etcd3;
   log: Logger;
+  /** This manager's node certificate (for calls to agents and other managers). */
+  tls: TlsMaterial;
+  nodeId: string;
   leaderId: () => Promise<string | undefined>;
   /** This manager's API address, printed in join commands. */
   apiAddr: string;
@@ -33,12 +38,11 @@ export function controlService(deps: ControlDeps): ControlServer {
       const target = resolveNode(nodes, ref);
       const plan = planRoleChange(target, role, votingManagers(nodes));
       if (plan.node) {
-        await deps.store.updateNode(plan.node);
-        if (role === NodeRole.NODE_ROLE_WORKER && cluster.etcd?.embedded) {
-          // The member goes at once, so quorum is counted without it from now on; the node
-          // stops its manager and etcd when its agent hears of the demotion.
-          await removeEtcdMember(deps.etcd, target.id);
-        }
+        if (role === NodeRole.NODE_ROLE_MANAGER) await deps.store.updateNode(plan.node);
+        // A demotion takes the etcd member out first; this manager cannot take out its own
+        // member and still record the change, so another manager does that.
+        else if (target.id === deps.nodeId) await retireThroughPeer(nodes, deps.nodeId, deps.tls, target.id, false);
+        else await retireManager(deps.store, deps.etcd, cluster.etcd?.embedded ?? true, target.id, false, log);
         log.info({ nodeId: target.id, role: role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker' }, 'node role changed');
       }
       messages.push(plan.message);
@@ -47,6 +51,8 @@ export function controlService(deps: ControlDeps): ControlServer {
   }
 
   return {
+    ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls }),
+
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {
       let { cluster } = await view();
       const manager = req.role === NodeRole.NODE_ROLE_MANAGER;

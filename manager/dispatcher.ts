@@ -5,8 +5,8 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest } from '../services/gen/swarmlet/v1/dispatcher';
-import { ClusterSpec } from '../services/gen/swarmlet/v1/types';
+import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
 import { ReconcileLoop } from './reconcile-loop';
@@ -41,7 +41,7 @@ export class Dispatcher {
 
   constructor(private readonly store: EtcdStore, private readonly etcd: Etcd3, parentLog: Logger, private readonly leaderId: () => Promise<string | undefined>) {
     this.log = componentLogger(parentLog, 'dispatcher');
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
   }
 
   start(): void {
@@ -74,7 +74,31 @@ export class Dispatcher {
         }
         return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
       }),
+      updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
+        const session = this.sessions.get(req.sessionId);
+        if (!session) throw notFound('unknown session; open a new one');
+        for (const u of req.updates) await this.recordStatus(session, u.taskId, u.status!);
+        return {};
+      }),
     };
+  }
+
+  /**
+   * Writes what an agent says of one of its tasks. A report for a task that is not the node's,
+   * or that would move it backwards (an old report arriving late), is dropped.
+   */
+  private async recordStatus(session: Session, taskId: string, status: Task['status'] & object): Promise<void> {
+    const log = this.log.child({ nodeId: session.nodeId, taskId });
+    await this.store.mutateTask(taskId, (t) => {
+      if (t.nodeId !== session.nodeId) {
+        log.warn('status for a task of another node dropped');
+        return undefined;
+      }
+      const was = t.status?.state ?? TaskState.TASK_STATE_NEW;
+      if (status.state < was || (status.state === was && JSON.stringify(status) === JSON.stringify(t.status))) return undefined;
+      if (status.state !== was) log.info({ state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
+      return { ...t, status };
+    });
   }
 
   private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
@@ -86,8 +110,9 @@ export class Dispatcher {
     const req = stream.request;
     await this.store.mutateNode(node.id, (n) => {
       const addr = req.advertiseAddr || n.status?.addr || '';
-      if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr) return undefined;
-      return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr } };
+      const apiAddr = req.apiAddr || n.status?.apiAddr || '';
+      if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
+      return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
     });
     const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
     await this.attachLease(session);
@@ -121,9 +146,14 @@ export class Dispatcher {
 
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
-    const view = await readClusterView(this.store, this.leaderId);
+    const [view, tasks] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks()]);
     this.spec = view.cluster.spec;
     const managers = managerPeers(view.nodes);
+    const byNode = new Map<string, Task[]>();
+    for (const t of tasks) {
+      if (!t.nodeId || (t.status?.state ?? 0) < TaskState.TASK_STATE_ASSIGNED) continue;
+      byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), { ...t, meta: undefined }]);
+    }
     for (const session of [...this.sessions.values()]) {
       const node = view.nodes.find((n) => n.id === session.nodeId);
       if (!node) {
@@ -131,7 +161,8 @@ export class Dispatcher {
         this.endSession(session, grpc.status.PERMISSION_DENIED, 'this node was removed from the swarm');
         continue;
       }
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec };
+      const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned };
       const text = JSON.stringify(SessionMessage.toJSON(msg));
       if (text === session.lastSent) continue;
       session.lastSent = text;

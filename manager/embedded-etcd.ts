@@ -111,7 +111,7 @@ export class EmbeddedEtcd extends EventEmitter {
         return;
       }
       if (this.wasRemoved()) {
-        this.log.warn('etcd member was removed from the cluster');
+        this.log.info('etcd member was removed from the cluster');
         this.emit('removed');
         return;
       }

@@ -2,8 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
-import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
-import { CertificateSource, managerServerCredentials, requireRoles, TlsMaterial } from '../services/api/tls';
+import { requireRoles, TlsMaterial } from '../services/api/tls';
 import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
 import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
@@ -11,6 +10,8 @@ import { controlService } from './control-service';
 import { Dispatcher, leaseSeconds } from './dispatcher';
 import { membersService } from './members-service';
 import { nodeHealthLoop } from './node-health';
+import { keepRaftLeaderElsewhere } from './raft-leadership';
+import { allocatorLoop, orchestratorLoop, schedulerLoop } from './task-loops';
 import { ReconcileLoop } from './reconcile-loop';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
@@ -22,15 +23,18 @@ export interface ManagerOptions {
   nodeId: string;
   etcd: Etcd3;
   tls: TlsMaterial;
-  /** Where the TCP API listens, IP:PORT. */
-  listenAddr: string;
   /** What other nodes dial, IP:PORT. */
   apiAddr: string;
+  /** Whether managers run their own etcd members (else an external etcd). */
+  embeddedEtcd: boolean;
   log: Logger;
 }
 
+/** The names of the services a manager adds to its node's TCP server. */
+export const MANAGER_SERVICES = ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarmlet.v1.Members', 'swarmlet.v1.Dispatcher'];
+
 /**
- * A manager: the Control, CA, Members and Dispatcher services on its TCP address, a presence key
+ * A manager: the Control, CA, Members and Dispatcher services (on its node's TCP server), a presence key
  * that says it is running, and a campaign for leadership. Only the leader runs the loops that
  * write derived state (node health now; orchestration later). Any manager serves the API, since
  * all of them read and write the same etcd.
@@ -41,35 +45,35 @@ export class Manager {
   private readonly log: Logger;
   private readonly election: Election;
   private readonly dispatcher: Dispatcher;
-  private readonly server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
   private readonly controller = new AbortController();
   private campaign?: Campaign;
   private presence?: Lease;
   private leaderLoops: ReconcileLoop[] = [];
   private tasks: Promise<void>[] = [];
-  private readonly certificate: CertificateSource;
+  private stopRaftWatch?: () => void;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
     this.store = new EtcdStore(opts.etcd);
-    this.certificate = new CertificateSource(opts.tls);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
     this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId);
-    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr });
+    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId });
+  }
+
+  /** Adds the manager's services to the node's TCP server (before it starts). */
+  registerServices(server: grpc.Server): void {
+    // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
+    server.addService(ControlService, requireRoles(this.control, this.opts.tls.caCertPem, ['manager', 'operator']));
+    server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId() }));
+    server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log));
+    server.addService(DispatcherService, this.dispatcher.service());
   }
 
   async start(): Promise<void> {
-    // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
-    this.server.addService(ControlService, requireRoles(this.control, this.opts.tls.caCertPem, ['manager', 'operator']));
-    this.server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId() }));
-    this.server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.log));
-    this.server.addService(DispatcherService, this.dispatcher.service());
-    addStandardServices(this.server, ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarmlet.v1.Members', 'swarmlet.v1.Dispatcher']);
-    await bindServer(this.server, this.opts.listenAddr, managerServerCredentials(this.certificate));
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
-    this.log.info({ listenAddr: this.opts.listenAddr }, 'manager started');
+    this.log.info('manager started');
   }
 
   async stop(): Promise<void> {
@@ -78,14 +82,8 @@ export class Manager {
     await this.campaign?.resign().catch(() => undefined);
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
-    await shutdownServer(this.server);
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
-  }
-
-  /** Serves a renewed certificate from the next connection on. */
-  updateCertificate(tls: TlsMaterial): void {
-    this.certificate.set(tls);
   }
 
   async leaderId(): Promise<string | undefined> {
@@ -140,13 +138,23 @@ export class Manager {
   private startLeading(signal: AbortSignal): void {
     if (signal.aborted || this.leaderLoops.length > 0) return;
     this.log.info('elected leader');
-    this.leaderLoops = [nodeHealthLoop(this.store, this.opts.log)];
+    this.leaderLoops = [
+      nodeHealthLoop(this.store, this.opts.log),
+      orchestratorLoop(this.store, this.opts.log),
+      allocatorLoop(this.store, this.opts.log),
+      schedulerLoop(this.store, this.opts.log),
+    ];
     for (const loop of this.leaderLoops) loop.start(signal);
+    const raft = new AbortController();
+    this.stopRaftWatch = () => raft.abort();
+    signal.addEventListener('abort', () => raft.abort(), { once: true });
+    if (this.opts.embeddedEtcd) void keepRaftLeaderElsewhere(this.opts.etcd, this.log, raft.signal);
   }
 
   private async stopLeading(): Promise<void> {
     const loops = this.leaderLoops;
     this.leaderLoops = [];
+    this.stopRaftWatch?.();
     if (loops.length > 0) this.log.info('no longer leader');
     await Promise.all(loops.map((l) => l.stop()));
   }

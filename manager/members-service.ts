@@ -2,13 +2,15 @@ import { Etcd3 } from 'etcd3';
 import * as grpc from '@grpc/grpc-js';
 import { failedPrecondition, invalidArgument, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
-import { unary } from '../services/api/handlers';
-import { requirePeer } from '../services/api/tls';
-import { AddEtcdMemberRequest, AddEtcdMemberResponse, MembersServer } from '../services/gen/swarmlet/v1/dispatcher';
+import { fromServiceError } from '../services/api/grpc-errors';
+import { callUnary, unary } from '../services/api/handlers';
+import { nodeClientCredentials, requirePeer, TlsMaterial } from '../services/api/tls';
+import { AddEtcdMemberRequest, AddEtcdMemberResponse, MembersClient, MembersServer, RetireManagerRequest, RetireManagerResponse } from '../services/gen/swarmlet/v1/dispatcher';
+import { Node, NodeRole, Reachability } from '../services/gen/swarmlet/v1/types';
 import { EtcdStore } from './store/etcd-store';
 
-/** Adds a joining manager's etcd member and tells it who its peers are. Manager certificates only. */
-export function membersService(store: EtcdStore, etcd: Etcd3, parentLog: Logger): MembersServer {
+/** The managers' own API: etcd membership. Manager certificates only. */
+export function membersService(store: EtcdStore, etcd: Etcd3, selfId: string, parentLog: Logger): MembersServer {
   const log = componentLogger(parentLog, 'members');
   return {
     addEtcdMember: unary(async (req: AddEtcdMemberRequest, call: grpc.ServerUnaryCall<AddEtcdMemberRequest, AddEtcdMemberResponse>) => {
@@ -26,7 +28,57 @@ export function membersService(store: EtcdStore, etcd: Etcd3, parentLog: Logger)
         throw unavailable(`could not add an etcd member now: ${(err as Error).message}`, err);
       }
     }),
+
+    retireManager: unary(async (req: RetireManagerRequest, call: grpc.ServerUnaryCall<RetireManagerRequest, RetireManagerResponse>) => {
+      const cluster = await store.getCluster();
+      if (!cluster) throw unavailable('the cluster store holds no cluster');
+      requirePeer(call, cluster.rootCa!.certPem, ['manager']);
+      if (req.nodeId === selfId) throw failedPrecondition('a manager cannot retire itself: ask another manager');
+      await retireManager(store, etcd, cluster.etcd?.embedded ?? true, req.nodeId, req.left, log);
+      return {};
+    }),
   };
+}
+
+/**
+ * Takes a manager out: its etcd member goes first, so that a refusal (etcd will not remove a
+ * member that joined moments ago, or while a peer is unhealthy) changes nothing; then its record
+ * says worker, and its daemon, hearing that, stops its manager and etcd.
+ */
+export async function retireManager(store: EtcdStore, etcd: Etcd3, embedded: boolean, nodeId: string, left: boolean, log: Logger): Promise<void> {
+  if (embedded) {
+    try {
+      await removeEtcdMember(etcd, nodeId);
+    } catch (err) {
+      throw unavailable(`etcd would not remove the member now (${(err as Error).message}); try again in a few seconds`, err);
+    }
+  }
+  await store.mutateNode(nodeId, (n) => ({
+    ...n,
+    role: left ? NodeRole.NODE_ROLE_WORKER : n.role,
+    spec: { ...n.spec!, desiredRole: NodeRole.NODE_ROLE_WORKER },
+    status: left ? { ...n.status!, message: 'left the swarm' } : n.status,
+  }));
+  log.info({ nodeId, left }, 'manager retired');
+}
+
+/** Asks another manager to retire `nodeId` (used when that node is the one asking). */
+export async function retireThroughPeer(nodes: Node[], selfId: string, tls: TlsMaterial, nodeId: string, left: boolean): Promise<void> {
+  const peers = nodes.filter((n) => n.id !== selfId && n.role === NodeRole.NODE_ROLE_MANAGER && n.managerStatus?.reachability === Reachability.REACHABILITY_REACHABLE && n.managerStatus.addr);
+  let last: unknown = unavailable('no other reachable manager to carry out the change');
+  for (const peer of peers) {
+    const client = new MembersClient(peer.managerStatus!.addr, nodeClientCredentials(tls, peer.id));
+    try {
+      await callUnary(client.retireManager.bind(client), { nodeId, left });
+      return;
+    } catch (err) {
+      last = fromServiceError(err, `asking the manager at ${peer.managerStatus!.addr}`);
+      if ((last as { kind: string }).kind !== 'Unavailable') throw last;
+    } finally {
+      client.close();
+    }
+  }
+  throw last;
 }
 
 async function addEtcdMember(etcd: Etcd3, nodeId: string, peerUrl: string, log: Logger): Promise<AddEtcdMemberResponse> {

@@ -1,6 +1,6 @@
 import { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
-import { Cluster, Node } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { keys, ROOT } from './keys';
 
 /** What every stored object has: an id and a meta whose version is etcd's mod revision. */
@@ -12,6 +12,19 @@ interface Versioned {
 interface Codec<T> {
   toJSON(t: T): unknown;
   fromJSON(o: unknown): T;
+}
+
+/** etcd refuses transactions of more than 128 operations; stay well under. */
+const TXN_BATCH = 64;
+
+/** Why `next` would move a task backwards from `current`, or undefined. */
+export function taskBackwards(current: Task, next: Task): string | undefined {
+  const was = current.status?.state ?? TaskState.TASK_STATE_NEW;
+  const now = next.status?.state ?? TaskState.TASK_STATE_NEW;
+  if (now < was) return `state may not move backwards (${TaskState[was]} to ${TaskState[now]})`;
+  if (next.desiredState < current.desiredState) return `desired state may not move backwards (${TaskState[current.desiredState]} to ${TaskState[next.desiredState]})`;
+  if (current.nodeId && next.nodeId !== current.nodeId) return 'a task never moves to another node';
+  return undefined;
 }
 
 /** The store's view of a watch: something under the prefix changed. Consumers re-read; they never trust a payload. */
@@ -89,6 +102,105 @@ export class EtcdStore {
         if (err instanceof SwarmletError && err.kind === 'Retryable' && i + 1 < attempts) continue;
         throw err;
       }
+    }
+  }
+
+  // ---- services ------------------------------------------------------------------------------
+
+  async listServices(): Promise<Service[]> {
+    return this.list(keys.servicesPrefix, Service);
+  }
+
+  async getService(id: string): Promise<Service | undefined> {
+    return this.read(keys.service(id), Service);
+  }
+
+  /** Creates a service and claims its name in one transaction: Conflict if the name is taken. */
+  async createService(service: Service): Promise<Service> {
+    const name = service.spec!.name;
+    const res = await this.guard(
+      this.client
+        .if(keys.serviceName(name), 'Create', '==', 0)
+        .and(keys.service(service.id), 'Create', '==', 0)
+        .then(this.client.put(keys.serviceName(name)).value(service.id), this.client.put(keys.service(service.id)).value(this.encode(service, Service, true)))
+        .commit(),
+    );
+    if (!res.succeeded) throw conflict(`a service named ${name} already exists`);
+    return (await this.getService(service.id))!;
+  }
+
+  async updateService(service: Service): Promise<Service> {
+    return this.update(keys.service(service.id), service, Service);
+  }
+
+  /** Deletes a service and frees its name, if it is still at the version read. Its tasks are the caller's to retire. */
+  async deleteService(service: Service): Promise<void> {
+    const res = await this.guard(
+      this.client
+        .if(keys.service(service.id), 'Mod', '==', service.meta?.version ?? 0)
+        .then(this.client.delete().key(keys.service(service.id)), this.client.delete().key(keys.serviceName(service.spec!.name)))
+        .commit(),
+    );
+    if (res.succeeded) return;
+    if (!(await this.getService(service.id))) throw notFound(`service ${service.spec?.name ?? service.id} not found`);
+    throw new SwarmletError('Retryable', `service ${service.spec?.name} changed while it was being removed; try again`);
+  }
+
+  // ---- tasks ---------------------------------------------------------------------------------
+
+  async listTasks(): Promise<Task[]> {
+    return this.list(keys.tasksPrefix, Task);
+  }
+
+  async getTask(id: string): Promise<Task | undefined> {
+    return this.read(keys.task(id), Task);
+  }
+
+  /** Creates tasks, create-if-absent, many to a transaction. */
+  async createTasks(tasks: Task[]): Promise<void> {
+    for (let i = 0; i < tasks.length; i += TXN_BATCH) {
+      const batch = tasks.slice(i, i + TXN_BATCH);
+      let txn = this.client.if(keys.task(batch[0].id), 'Create', '==', 0);
+      for (const t of batch.slice(1)) txn = txn.and(keys.task(t.id), 'Create', '==', 0);
+      const res = await this.guard(txn.then(...batch.map((t) => this.client.put(keys.task(t.id)).value(this.encode(t, Task, true)))).commit());
+      if (!res.succeeded) throw conflict('a task with one of these ids already exists');
+    }
+  }
+
+  /**
+   * Compare-and-swaps a task. The store refuses to move its state or its desired state
+   * backwards: a task's life only goes forward.
+   */
+  async updateTask(task: Task): Promise<Task> {
+    const current = await this.getTask(task.id);
+    if (!current) throw notFound(`task ${task.id} not found`);
+    if (current.meta?.version !== task.meta?.version) throw new SwarmletError('Retryable', `task ${task.id} changed since it was read; try again`);
+    const backwards = taskBackwards(current, task);
+    if (backwards) throw conflict(`task ${task.id}: ${backwards}`);
+    return this.update(keys.task(task.id), task, Task);
+  }
+
+  /** Reads, changes and compare-and-swaps a task, retrying on races; `change` returns undefined to leave it. */
+  async mutateTask(id: string, change: (task: Task) => Task | undefined, attempts = 5): Promise<Task | undefined> {
+    for (let i = 0; ; i++) {
+      const task = await this.getTask(id);
+      if (!task) return undefined;
+      const next = change(structuredClone(task));
+      if (!next) return task;
+      try {
+        return await this.updateTask(next);
+      } catch (err) {
+        if (err instanceof SwarmletError && err.kind === 'Retryable' && i + 1 < attempts) continue;
+        throw err;
+      }
+    }
+  }
+
+  async deleteTasks(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += TXN_BATCH) {
+      const batch = ids.slice(i, i + TXN_BATCH);
+      // A compare that always holds: etcd3's client builds transactions from a compare.
+      await this.guard(this.client.if(keys.task(batch[0]), 'Create', '>', -1).then(...batch.map((id) => this.client.delete().key(keys.task(id)))).commit());
     }
   }
 

@@ -12,4 +12,10 @@ export const keys = {
   managersPrefix: `${ROOT}managers/`,
   manager: (nodeId: string) => `${ROOT}managers/${nodeId}`,
   election: `${ROOT}leader`,
+  servicesPrefix: `${ROOT}services/`,
+  service: (id: string) => `${ROOT}services/${id}`,
+  /** name -> service id: makes names unique in the same transaction that creates the service. */
+  serviceName: (name: string) => `${ROOT}service-names/${name}`,
+  tasksPrefix: `${ROOT}tasks/`,
+  task: (id: string) => `${ROOT}tasks/${id}`,
 };

@@ -94,18 +94,33 @@ export function requirePeer(call: { getAuthContext(): { sslPeerCertificate?: { r
   return peer;
 }
 
-/** Wraps every unary handler of a service so that it first demands a peer certificate of one of `roles`. */
+/** Wraps every handler of a service (unary or server-streaming) so that it first demands a peer certificate of one of `roles`. */
 export function requireRoles<S extends object>(service: S, caCertPem: string, roles: CertRole[]): S {
-  const wrapped: Record<string, grpc.handleUnaryCall<unknown, unknown>> = {};
-  for (const [name, handler] of Object.entries(service as Record<string, grpc.handleUnaryCall<unknown, unknown>>)) {
+  type Handler = (call: grpc.ServerUnaryCall<unknown, unknown> & grpc.ServerWritableStream<unknown, unknown>, callback?: grpc.sendUnaryData<unknown>) => void;
+  const wrapped: Record<string, Handler> = {};
+  for (const [name, handler] of Object.entries(service as Record<string, Handler>)) {
     wrapped[name] = (call, callback) => {
       try {
         requirePeer(call, caCertPem, roles);
       } catch (err) {
-        return callback(toServiceError(err));
+        return failCall(call, callback, err);
       }
       handler(call, callback);
     };
   }
   return wrapped as S;
+}
+
+/** Ends a unary call (through its callback) or a server stream (by destroying it) with an error's status. */
+export function failCall(call: { destroy(err?: Error): void }, callback: grpc.sendUnaryData<unknown> | undefined, err: unknown): void {
+  const status = toServiceError(err);
+  if (typeof callback === 'function') return callback(status);
+  call.destroy(Object.assign(new Error(status.details), status));
+}
+
+/** Client credentials for calling one particular node: its certificate must be the cluster's and name that node. */
+export function nodeClientCredentials(tls: TlsMaterial, nodeId: string): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(tls.caCertPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem), {
+    checkServerIdentity: (_host, cert) => (cert.subject?.CN === nodeId ? undefined : new Error(`expected node ${nodeId}, reached ${cert.subject?.CN}`)),
+  });
 }

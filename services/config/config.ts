@@ -15,6 +15,8 @@ export interface DaemonConfig {
   readonly logLevel: string;
   readonly hostname: string;
   readonly etcdBinary: string;
+  /** Task cgroups go under this one (per controller on cgroup v1). */
+  readonly cgroupParent: string;
 }
 
 export interface DaemonFlags {
@@ -24,7 +26,7 @@ export interface DaemonFlags {
   config?: string;
 }
 
-type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary'>>;
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent'>>;
 
 function readFileConfig(file: string, explicit: boolean): FileConfig {
   if (!fs.existsSync(file)) {
@@ -34,7 +36,7 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary'];
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
     for (const [key, value] of Object.entries(parsed)) {
@@ -44,6 +46,11 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   } catch (err) {
     throw invalidArgument(`config file ${file}: ${(err as Error).message}`, err);
   }
+}
+
+function validateCgroupParent(p: string): string {
+  if (/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(p) && !p.split('/').includes('..')) return p;
+  throw invalidArgument(`invalid cgroup parent ${JSON.stringify(p)}: a relative path like swarmlet or swarmlet/node1`);
 }
 
 export function validateHost(host: string): string {
@@ -64,6 +71,7 @@ export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = pr
     logLevel,
     hostname: env.SWARMLET_HOSTNAME ?? file.hostname ?? os.hostname(),
     etcdBinary: env.SWARMLET_ETCD_BINARY ?? file.etcdBinary ?? 'etcd',
+    cgroupParent: validateCgroupParent(env.SWARMLET_CGROUP_PARENT ?? file.cgroupParent ?? 'swarmlet'),
   });
 }
 

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { noop } from 'cockatiel';
@@ -7,8 +8,12 @@ import { Etcd3 } from 'etcd3';
 import { AgentSession } from '../../agent/session';
 import { readClusterView, votingManagers } from '../../manager/cluster-view';
 import { clientUrl, EmbeddedEtcd, peerUrl } from '../../manager/embedded-etcd';
-import { Manager } from '../../manager/manager';
-import { removeEtcdMember } from '../../manager/members-service';
+import { Manager, MANAGER_SERVICES } from '../../manager/manager';
+import { agentService } from '../../agent/agent-service';
+import { ExecRuntime } from '../../agent/runtime/exec-runtime';
+import { Runtime } from '../../agent/runtime/runtime';
+import { Worker } from '../../agent/worker';
+import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../common/addr';
@@ -20,9 +25,9 @@ import { DaemonConfig } from '../config/config';
 import { fromServiceError } from '../api/grpc-errors';
 import { callUnary, unary } from '../api/handlers';
 import { addStandardServices, bindServer, shutdownServer } from '../api/server-extras';
-import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../api/tls';
+import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
 import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
-import { CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
@@ -69,6 +74,10 @@ export class Daemon {
   private etcdClient?: Etcd3;
   private manager?: Manager;
   private agent?: AgentSession;
+  private worker?: Worker;
+  private server?: grpc.Server;
+  private certificate?: CertificateSource;
+  private readonly runtime: Runtime;
   private lastMessage?: SessionMessage;
   private queue: Promise<unknown> = Promise.resolve();
   private activating?: Promise<void>;
@@ -79,10 +88,17 @@ export class Daemon {
   constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
     this.dir = new NodeStateDir(cfg.dataDir);
+    this.runtime = new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog });
   }
 
   get description(): NodeDescription {
-    return { hostname: this.cfg.hostname, os: process.platform, arch: process.arch, engineVersion: VERSION };
+    return {
+      hostname: this.cfg.hostname,
+      os: process.platform,
+      arch: process.arch,
+      engineVersion: VERSION,
+      resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem() },
+    };
   }
 
   async start(): Promise<void> {
@@ -120,11 +136,12 @@ export class Daemon {
 
   /** The Control service on the unix socket: the manager's own handlers, or a clear refusal on workers. */
   private controlOnManager(): ControlServer {
-    const handlers: Record<string, grpc.handleUnaryCall<unknown, unknown>> = {};
+    type Handler = (call: any, callback?: grpc.sendUnaryData<unknown>) => void;
+    const handlers: Record<string, Handler> = {};
     for (const name of Object.keys(ControlService)) {
       handlers[name] = (call, callback) => {
-        const control = this.manager?.control as unknown as Record<string, grpc.handleUnaryCall<unknown, unknown>> | undefined;
-        if (!control) return callback({ code: grpc.status.FAILED_PRECONDITION, details: this.state ? NOT_A_MANAGER : NOT_IN_SWARM });
+        const control = this.manager?.control as unknown as Record<string, Handler> | undefined;
+        if (!control) return failCall(call, callback, failedPrecondition(this.state ? NOT_A_MANAGER : NOT_IN_SWARM));
         control[name](call, callback);
       };
     }
@@ -165,7 +182,7 @@ export class Daemon {
       role: NodeRole.NODE_ROLE_MANAGER,
       spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
       description: this.description,
-      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString() },
+      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString(), apiAddr },
       managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
     };
     const state: NodeState = {
@@ -260,15 +277,8 @@ export class Daemon {
         const voting = votingManagers(view.nodes);
         const reason = planManagerRemoval(voting, state.nodeId);
         if (reason && !force) throw failedPrecondition(`this node is a manager and leaving would break the swarm: ${reason}. Use --force to leave anyway`);
-        if (voting.length > 1) {
-          await this.manager.store.mutateNode(state.nodeId, (n) => ({
-            ...n,
-            role: NodeRole.NODE_ROLE_WORKER,
-            spec: { ...n.spec!, desiredRole: NodeRole.NODE_ROLE_WORKER },
-            status: { ...n.status!, message: 'left the swarm' },
-          }));
-          if (state.etcd.embedded) await this.removeOwnEtcdMember(state.nodeId);
-        }
+        // Another manager takes this one's etcd member out and records it: that manager's etcd stays up to do so.
+        if (voting.length > 1) await retireThroughPeer(view.nodes, state.nodeId, this.dir.readTls(), state.nodeId, true);
       } catch (err) {
         if (!force) throw err;
         log.warn({ err: asSwarmletError(err).message }, 'leaving by force despite an error');
@@ -277,25 +287,11 @@ export class Daemon {
       throw failedPrecondition('this manager is not running, so leaving safely cannot be checked; use --force to leave anyway');
     }
     await this.deactivate();
+    await this.removeAllTasks();
     this.dir.wipe();
     this.state = undefined;
     log.info('left the swarm');
     return {};
-  }
-
-  /**
-   * A member may remove itself; its etcd stops as it applies the change, so the answer can be
-   * lost ("server stopped"). The member is gone all the same once its etcd says it was removed.
-   */
-  private async removeOwnEtcdMember(nodeId: string): Promise<void> {
-    const etcd = this.etcd;
-    const removed = etcd ? new Promise<void>((resolve) => etcd.once('removed', resolve)) : undefined;
-    try {
-      await removeEtcdMember(this.etcdClient!, nodeId);
-    } catch (err) {
-      const stopped = removed && (await Promise.race([removed.then(() => true), sleep(3000).then(() => false)]));
-      if (!stopped) throw err;
-    }
   }
 
   private async info(): Promise<InfoResponse> {
@@ -349,22 +345,33 @@ export class Daemon {
     }
   }
 
-  /** Starts what the node's role needs: etcd member and manager on managers, the agent everywhere. */
+  /**
+   * Starts what the node's role needs: on every node the task worker, the TCP server (the Agent
+   * service) and the agent session; on managers also the etcd member and the manager, whose
+   * services join the same server.
+   */
   private async startRole(state: NodeState): Promise<void> {
     const tls = this.dir.readTls();
+    const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
+    this.certificate = new CertificateSource(tls);
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
-      this.manager = new Manager({
-        nodeId: state.nodeId,
-        etcd: this.etcdClient!,
-        tls,
-        listenAddr: state.listenAddr,
-        apiAddr: formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port),
-        log: this.rootLog,
-      });
-      await this.manager.start();
+      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls, apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
     }
-    this.startAgent(state);
+    this.worker = new Worker({
+      runtime: this.runtime,
+      log: this.rootLog,
+      report: (updates) => this.agent ? this.agent.reportStatus(updates) : Promise.reject(unavailable('no agent session')),
+    });
+    await this.worker.start();
+    const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+    server.addService(AgentService, agentService(this.runtime, tls.caCertPem, this.rootLog));
+    this.manager?.registerServices(server);
+    addStandardServices(server, ['swarmlet.v1.Agent', ...(this.manager ? MANAGER_SERVICES : [])]);
+    this.server = server;
+    await bindServer(server, state.listenAddr, managerServerCredentials(this.certificate));
+    await this.manager?.start();
+    this.startAgent(state, apiAddr);
     this.scheduleRenewal();
   }
 
@@ -384,7 +391,7 @@ export class Daemon {
     const cert = certificateInfo(this.dir.readTls().certPem);
     if (!planCertRenewal(cert, new Date(), this.renewAt)) return;
     const tls = await this.renewCertificate(state, false);
-    this.manager?.updateCertificate(tls);
+    this.certificate?.set(tls);
     this.log.info({ nodeId: state.nodeId, notAfter: certificateInfo(tls.certPem).notAfter }, 'node certificate renewed');
   }
 
@@ -404,7 +411,7 @@ export class Daemon {
         },
         componentLogger(this.rootLog, 'etcd', { nodeId: state.nodeId }),
       );
-      this.etcd.on('removed', () => this.log.warn({ nodeId: state.nodeId }, 'this node\'s etcd member was removed; waiting for the demotion to arrive'));
+      this.etcd.on('removed', () => this.log.info({ nodeId: state.nodeId }, 'this node\'s etcd member was removed; its manager stops when the demotion arrives'));
       await this.etcd.start();
     }
     this.etcdClient = etcdClient(state.etcd.embedded ? [clientUrl()] : state.etcd.endpoints);
@@ -442,11 +449,12 @@ export class Daemon {
     await this.startEtcd(state, { initialCluster: added.initialCluster, state: 'existing' });
   }
 
-  private startAgent(state: NodeState): void {
+  private startAgent(state: NodeState, apiAddr: string): void {
     const agent = new AgentSession({
       log: this.rootLog,
       nodeId: state.nodeId,
       advertiseAddr: state.advertiseAddr,
+      apiAddr,
       description: this.description,
       tls: () => this.dir.readTls(),
       managers: () => this.orderedManagers(),
@@ -464,23 +472,32 @@ export class Daemon {
     return [...own, ...managers.filter((m) => !own.includes(m))];
   }
 
+  /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
   private async deactivate(): Promise<void> {
-    const agent = this.agent;
-    const manager = this.manager;
-    const client = this.etcdClient;
-    const etcd = this.etcd;
-    this.agent = this.manager = this.etcdClient = this.etcd = undefined;
+    const { agent, worker, server, manager, etcdClient, etcd } = this;
+    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = undefined;
     clearInterval(this.renewalTimer);
     await agent?.stop();
+    await worker?.stop();
     await manager?.stop().catch((err) => this.log.warn({ err: err.message }, 'manager did not stop cleanly'));
-    client?.close();
+    if (server) await shutdownServer(server, 1000);
+    etcdClient?.close();
     await etcd?.stop();
+  }
+
+  /** On leaving the swarm: this node's tasks stop and are forgotten. */
+  private async removeAllTasks(): Promise<void> {
+    for (const id of await this.runtime.list()) {
+      await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task did not stop'));
+      await this.runtime.remove(id).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task not removed'));
+    }
   }
 
   // ---- what the dispatcher tells us ----------------------------------------------------------
 
   private onSessionMessage(msg: SessionMessage): void {
     this.lastMessage = msg;
+    this.worker?.assign(msg.tasks);
     const state = this.state;
     if (!state) return;
     if (msg.managers.length && JSON.stringify(msg.managers) !== JSON.stringify(state.managers)) {
@@ -507,8 +524,7 @@ export class Daemon {
     if (desired === 'manager') {
       const tls = await this.renewCertificate(state, false);
       if (certificateInfo(tls.certPem).role !== 'manager') return;
-      await this.agent?.stop();
-      this.agent = undefined;
+      await this.deactivate();
       await this.becomeEtcdMember(state, tls);
       this.setState({ ...state, role: 'manager' });
       await this.startRole(this.state!);
@@ -517,9 +533,10 @@ export class Daemon {
         await this.deactivate();
         this.dir.wipeEtcd();
         this.setState({ ...state, role: 'worker' });
-        this.startAgent(this.state!);
+        await this.startRole(this.state!);
       }
-      await this.renewCertificate(this.state!, true);
+      const tls = await this.renewCertificate(this.state!, true);
+      this.certificate?.set(tls);
     }
     log.info('role changed');
   }

@@ -25,6 +25,10 @@ export class NodeStateDir {
   get etcdDir() {
     return path.join(this.dataDir, 'etcd');
   }
+  /** The runtime's per-task state: sandboxes, exit codes, output. */
+  get tasksDir() {
+    return path.join(this.dataDir, 'tasks');
+  }
   get etcdLog() {
     return path.join(this.dataDir, 'etcd.log');
   }

@@ -9,6 +9,7 @@
  * from: whatever runs in the lab can reach the other lab namespaces and nothing else.
  * Everything carries the prefix, so a crashed run is cleaned up with destroyLabsByPrefix.
  */
+import { labCgroupRoot, removeCgroupTree } from './cgroups';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -253,7 +254,7 @@ export class Lab {
       child = spawn('ip', ['netns', 'exec', h.netns, ...argv], {
         detached: true,
         stdio: ['ignore', log, log],
-        env: { ...process.env, SWARMLET_HOSTNAME: h.name },
+        env: { ...process.env, SWARMLET_HOSTNAME: h.name, SWARMLET_CGROUP_PARENT: `${labCgroupRoot(this.prefix)}/h${h.index}` },
       });
     } finally {
       closeSync(log);
@@ -325,6 +326,8 @@ export class Lab {
     const d = this.daemons.get(h.index);
     const pids = d && this.isSame(d) ? [d.pid, ...groupMembers(d.pid, d.startTime)] : [];
     await killEverything({ netns: [h.netns], pids });
+    // The host's tasks die with it: they run in namespaces of their own, under its cgroup.
+    await removeCgroupTree(`${labCgroupRoot(this.prefix)}/h${h.index}`);
     this.daemons.delete(h.index);
     this.saveState();
     await this.setHostLink(h, 'down');
@@ -376,6 +379,7 @@ export class Lab {
       if (this.isSame(d)) pids.push(d.pid, ...groupMembers(d.pid, d.startTime));
     }
     await killEverything({ netns: this.made, pids });
+    await removeCgroupTree(labCgroupRoot(this.prefix));
     this.daemons.clear();
     for (const ns of [...this.made].reverse()) await deleteNetns(ns);
     this.made.length = 0;
@@ -476,6 +480,7 @@ export async function destroyLabsByPrefix(prefix: string): Promise<string[]> {
   const labPrefixes = new Set([prefix, ...names.map((n) => n.slice(0, n.lastIndexOf('-')))]);
   const recorded = [...labPrefixes].filter((p) => PREFIX_RE.test(p)).flatMap((p) => readPidsFile(join('/tmp', p)));
   await killEverything({ netns: names, pids: stillRunning(recorded) });
+  for (const p of labPrefixes) await removeCgroupTree(labCgroupRoot(p));
   for (const name of names) await deleteNetns(name);
   return names;
 }

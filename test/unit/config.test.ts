@@ -38,6 +38,7 @@ describe('loadDaemonConfig precedence', () => {
     logLevel: 'warn',
     hostname: 'file-host',
     etcdBinary: '/file/etcd',
+    cgroupParent: 'file/tasks',
   };
   const envValues = {
     SWARMLET_DATA_DIR: '/from/env',
@@ -45,12 +46,13 @@ describe('loadDaemonConfig precedence', () => {
     SWARMLET_LOG_LEVEL: 'debug',
     SWARMLET_HOSTNAME: 'env-host',
     SWARMLET_ETCD_BINARY: '/env/etcd',
+    SWARMLET_CGROUP_PARENT: 'env-tasks',
   };
   const flagValues = { dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace' };
 
   test('defaults, with an empty config file', () => {
     const cfg = loadDaemonConfig({ config: configFile({}) }, {});
-    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd' });
+    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd', cgroupParent: 'swarmlet' });
   });
 
   test('the file beats the defaults', () => {
@@ -59,17 +61,17 @@ describe('loadDaemonConfig precedence', () => {
 
   test('the environment beats the file', () => {
     const cfg = loadDaemonConfig({ config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd' });
+    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks' });
   });
 
   test('flags beat the environment', () => {
     const cfg = loadDaemonConfig({ ...flagValues, config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd' });
+    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks' });
   });
 
   test('each setting falls through on its own', () => {
     const cfg = loadDaemonConfig({ logLevel: 'error', config: configFile({ host: 'unix:///f.sock', hostname: 'file-host' }) }, { SWARMLET_DATA_DIR: '/env/data' });
-    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd' });
+    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd', cgroupParent: 'swarmlet' });
   });
 
   test('SWARMLET_CONFIG names the file; the --config flag beats it', () => {

@@ -38,8 +38,8 @@ function node(id: string, o: NodeOptions = {}): Node {
       ? undefined
       : { desiredRole: o.desiredRole ?? role, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: o.labels ?? {} },
     role,
-    description: { hostname: o.hostname ?? `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0' },
-    status: o.noStatus ? undefined : { state: o.state ?? NodeState.NODE_STATE_UNKNOWN, message: o.message ?? '', addr: '198.51.100.10', updatedAt: '2025-01-01T00:00:00.000Z' },
+    description: { hostname: o.hostname ?? `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', resources: undefined },
+    status: o.noStatus ? undefined : { state: o.state ?? NodeState.NODE_STATE_UNKNOWN, message: o.message ?? '', addr: '198.51.100.10', updatedAt: '2025-01-01T00:00:00.000Z', apiAddr: '198.51.100.10:2377' },
   };
 }
 
@@ -107,7 +107,7 @@ describe('planNodeState', () => {
     ['down, heartbeating', NodeState.NODE_STATE_DOWN, true, NodeState.NODE_STATE_READY, ''],
   ])('%s -> state %i, message %j', (_what, from, heartbeating, state, message) => {
     const n = node('n1', { state: from, message: 'old message' });
-    expect(planNodeState(n, heartbeating, NOW)).toEqual({ state, message, addr: '198.51.100.10', updatedAt: NOW.toISOString() });
+    expect(planNodeState(n, heartbeating, NOW)).toEqual({ state, message, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: NOW.toISOString() });
   });
 
   test.each([

@@ -1,0 +1,71 @@
+/**
+ * The two POSIX sh scripts every exec task runs under (run as `sh -c SCRIPT NAME ARGV...`, so a
+ * running task never depends on a file that may change). Their arguments are the wrapped command
+ * (exec-spec.ts wrapCommand); the rest comes in the environment:
+ *   SL_DIR           the task's state directory (on the host's filesystem)
+ *   SL_CGROUP_PROCS  cgroup.procs files the shim joins first, space-separated
+ *   SL_HOSTNAME      the task's hostname
+ *   SL_ROOT          "/" or the directory the command is chrooted into
+ *   SL_INIT          the init script below
+ *
+ * The shim (its own session, so it outlives the agent) joins the task's cgroup, starts the
+ * namespaces with `unshare`, waits, and writes the exit code to $SL_DIR/exitcode. Inside, pid 1
+ * sets the hostname and lo up, says "ready", blocks on $SL_DIR/start.fifo until the runtime
+ * starts it, then runs the command as its child, forwards signals to it, reaps, and writes the
+ * command's exit status to $SL_DIR/status. pid 1 of a pid namespace can only be killed from
+ * outside by SIGKILL, so "ready" without "status" means that.
+ */
+
+export const SHIM_NAME = 'swarmlet-shim';
+export const INIT_NAME = 'swarmlet-init';
+
+export const SHIM_SCRIPT = `set -u
+finish() {
+  echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
+  exit 0
+}
+for f in $SL_CGROUP_PROCS; do
+  echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
+done
+unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc --net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" &
+wait $!
+rc=$?
+if [ -s "$SL_DIR/status" ]; then
+  read -r rc < "$SL_DIR/status"
+elif [ -e "$SL_DIR/ready" ]; then
+  rc=137
+fi
+finish "$rc"
+`;
+
+export const INIT_SCRIPT = `set -u
+fail() { echo "swarmlet: $*" >&2; exit 125; }
+printf '%s' "$SL_HOSTNAME" > /proc/sys/kernel/hostname || fail "cannot set the hostname"
+ip link set lo up || fail "cannot bring lo up"
+if [ "$SL_ROOT" != / ]; then
+  if [ -d "$SL_ROOT/proc" ]; then mount -t proc proc "$SL_ROOT/proc" || fail "cannot mount proc in $SL_ROOT"; fi
+  if [ -d "$SL_ROOT/dev" ]; then mount --rbind /dev "$SL_ROOT/dev" || fail "cannot mount dev in $SL_ROOT"; fi
+fi
+: > "$SL_DIR/ready"
+read -r go < "$SL_DIR/start.fifo" || fail "start fifo closed"
+: > "$SL_DIR/started"
+child=
+pending=
+got=0
+fwd() {
+  got=1
+  if [ -n "$child" ]; then kill -s "$1" "$child" 2>/dev/null; else pending=$1; fi
+}
+for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
+"$@" &
+child=$!
+if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi
+while :; do
+  got=0
+  wait "$child" 2>/dev/null
+  code=$?
+  [ "$got" = 1 ] || break
+done
+echo "$code" > "$SL_DIR/status"
+exit "$code"
+`;

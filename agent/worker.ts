@@ -1,0 +1,390 @@
+import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { asSwarmletError } from '../services/common/errors';
+import { Logger, componentLogger } from '../services/common/logger';
+import { Task, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
+import type { Runtime } from './runtime/runtime';
+import {
+  HEALTH_START,
+  HealthCheck,
+  HealthProgress,
+  TaskView,
+  WorkerAction,
+  isTerminal,
+  nextHealth,
+  planHealthCheck,
+  planTask,
+  reachedState,
+} from './worker-plans';
+
+export interface WorkerOptions {
+  runtime: Runtime;
+  log: Logger;
+  /** Sends status updates to the dispatcher; throws if it could not (they are retried). */
+  report: (updates: { taskId: string; status: TaskStatus }[]) => Promise<void>;
+  now?: () => Date;
+  /** How often running tasks are inspected for an exit (default 250 ms). */
+  monitorMs?: number;
+}
+
+interface TaskEntry extends TaskView {
+  /** An operation (inspect, prepare, start, stop, remove) is under way; the task is not planned meanwhile. */
+  busy: boolean;
+  /** The runtime has not been asked about the task yet. */
+  unknown: boolean;
+  health?: TaskView['health'];
+  healthLoop?: AbortController;
+}
+
+/**
+ * Keeps this node's tasks converged on the latest assignment, through the runtime. A loop plans
+ * each task's next step (worker-plans.ts) and applies it: statuses go to a batching reporter, and
+ * runtime operations run one at a time per task, concurrently across tasks. Running tasks are
+ * inspected every `monitorMs`; health checks run in a loop per task.
+ */
+export class Worker {
+  private readonly log: Logger;
+  private readonly runtime: Runtime;
+  private readonly now: () => Date;
+  private readonly monitorMs: number;
+  private readonly tasks = new Map<string, TaskEntry>();
+  private readonly ops = new Set<Promise<void>>();
+  private readonly reporter: StatusReporter;
+  private controller = new AbortController();
+  private assignedOnce = false;
+  private started = false;
+  private dirty = true;
+  private wake?: () => void;
+  private done?: Promise<void>;
+
+  constructor(opts: WorkerOptions) {
+    this.log = componentLogger(opts.log, 'worker');
+    this.runtime = opts.runtime;
+    this.now = opts.now ?? (() => new Date());
+    this.monitorMs = opts.monitorMs ?? 250;
+    this.reporter = new StatusReporter(opts.report, this.log);
+  }
+
+  /** Re-adopts what the runtime has (keeps it running, watches it), then keeps the tasks converged. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.controller = new AbortController();
+    for (const taskId of await this.runtime.list()) {
+      const entry = this.entry(taskId);
+      entry.runtime = await this.runtime.inspect(taskId);
+      entry.unknown = false;
+      this.log.info({ taskId, state: entry.runtime.state, pid: entry.runtime.pid }, 'task found in the runtime');
+    }
+    this.reporter.start();
+    this.done = this.run(this.controller.signal);
+  }
+
+  /** Stops the worker's loops and health checks; the tasks keep running. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.controller.abort();
+    this.wake?.();
+    await this.done;
+    for (const entry of this.tasks.values()) this.stopHealth(entry);
+    await Promise.allSettled([...this.ops]);
+    await this.reporter.stop();
+  }
+
+  /** The latest full set of tasks assigned to this node. */
+  assign(tasks: Task[]): void {
+    this.assignedOnce = true;
+    const ids = new Set(tasks.map((t) => t.id));
+    for (const task of tasks) {
+      const entry = this.entry(task.id);
+      entry.task = task;
+      entry.assigned = true;
+    }
+    for (const entry of this.tasks.values()) if (!ids.has(entry.taskId)) entry.assigned = false;
+    this.poke();
+  }
+
+  /** What the worker knows of each task (for the daemon's diagnostics and for tests). */
+  views(): TaskView[] {
+    return [...this.tasks.values()].map(({ taskId, task, assigned, runtime, reported, health, error }) => ({ taskId, task, assigned, runtime, reported, health, error }));
+  }
+
+  private entry(taskId: string): TaskEntry {
+    let entry = this.tasks.get(taskId);
+    if (!entry) {
+      entry = { taskId, assigned: false, runtime: { state: 'missing' }, busy: false, unknown: true };
+      this.tasks.set(taskId, entry);
+    }
+    return entry;
+  }
+
+  private poke(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    let lastMonitor = 0;
+    while (!signal.aborted) {
+      if (Date.now() - lastMonitor >= this.monitorMs) {
+        lastMonitor = Date.now();
+        this.monitor();
+      }
+      this.dirty = false;
+      try {
+        this.reconcile();
+      } catch (err) {
+        this.log.error({ err }, 'planning failed');
+      }
+      if (!this.dirty) await this.idle(signal, this.monitorMs);
+    }
+  }
+
+  private idle(signal: AbortSignal, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      if (signal.aborted) done();
+    }).then(() => {
+      this.wake = undefined;
+    });
+  }
+
+  /** Inspects the tasks whose process may change by itself (or that were never looked at). */
+  private monitor(): void {
+    for (const entry of this.tasks.values()) {
+      if (entry.busy) continue;
+      if (entry.unknown || entry.runtime.state === 'running' || entry.runtime.state === 'created') this.operate(entry, 'inspect', async () => undefined);
+    }
+  }
+
+  private reconcile(): void {
+    const ctx = () => ({ assignedOnce: this.assignedOnce, now: this.now().toISOString() });
+    for (const entry of [...this.tasks.values()]) {
+      if (entry.busy) continue;
+      if (entry.unknown) {
+        this.operate(entry, 'inspect', async () => undefined);
+        continue;
+      }
+      this.ensureHealth(entry);
+      // Reports apply at once; plan the same task again until it needs an operation or rests.
+      for (let steps = 0; steps < 16; steps += 1) {
+        const action = planTask(entry, ctx());
+        if (!action) break;
+        if (action.kind !== 'report') {
+          this.apply(entry, action);
+          break;
+        }
+        this.record(entry, action.status);
+      }
+    }
+  }
+
+  private record(entry: TaskEntry, status: TaskStatus): void {
+    const previous = entry.reported;
+    entry.reported = status;
+    this.reporter.push(entry.taskId, status);
+    const log = this.log.child({ taskId: entry.taskId, serviceId: entry.task?.serviceId });
+    if (previous?.state !== status.state) {
+      log.info({ state: TaskState[status.state], message: status.message, err: status.err || undefined, exitCode: status.container?.exitCode }, 'task state');
+    } else {
+      log.info({ health: status.container?.health }, 'task health');
+    }
+  }
+
+  private apply(entry: TaskEntry, action: Exclude<WorkerAction, { kind: 'report' }>): void {
+    const { taskId } = entry;
+    switch (action.kind) {
+      case 'prepare':
+        this.operate(entry, 'prepare', async () => {
+          planHealthCheck(entry.task!.spec?.container?.healthcheck); // a malformed check rejects the task before anything runs
+          await this.runtime.prepare(entry.task!);
+        }, true);
+        return;
+      case 'start':
+        this.operate(entry, 'start', () => this.runtime.start(taskId), true);
+        return;
+      case 'stop':
+        this.operate(entry, 'stop', () => this.runtime.stop(taskId, action.graceMs));
+        return;
+      case 'remove':
+        this.operate(entry, 'remove', async () => {
+          await this.runtime.stop(taskId, action.graceMs);
+          await this.runtime.remove(taskId);
+        });
+        return;
+    }
+  }
+
+  /**
+   * Runs one runtime operation for a task, then inspects it. A failed prepare or start is kept as
+   * the task's error (it is rejected); other failures are retried by the next plan.
+   */
+  private operate(entry: TaskEntry, name: string, op: () => Promise<void>, rejects = false): void {
+    entry.busy = true;
+    const log = this.log.child({ taskId: entry.taskId });
+    const done = (async () => {
+      let failed = false;
+      try {
+        await op();
+      } catch (err) {
+        failed = true;
+        const e = asSwarmletError(err);
+        if (rejects) {
+          entry.error = e.message;
+          log.warn({ err: e, op: name }, 'task rejected');
+        } else {
+          log.error({ err: e, op: name }, 'task operation failed; it will be retried');
+          await sleep(1000, this.controller.signal);
+        }
+      }
+      try {
+        entry.runtime = await this.runtime.inspect(entry.taskId);
+        entry.unknown = false;
+      } catch (err) {
+        log.error({ err }, 'inspecting the task failed');
+      }
+      if (name === 'remove' && !failed && entry.runtime.state === 'missing' && !entry.assigned) {
+        // Forgotten by the runtime and no longer assigned: nothing left to do or to remember.
+        this.stopHealth(entry);
+        this.tasks.delete(entry.taskId);
+      }
+    })().finally(() => {
+      entry.busy = false;
+      this.ops.delete(done);
+      this.poke();
+    });
+    this.ops.add(done);
+  }
+
+  // ---- health checks ----
+
+  /** Starts a task's health loop when it runs and has a check; ends it when it no longer runs. */
+  private ensureHealth(entry: TaskEntry): void {
+    const running = entry.runtime.state === 'running' && entry.assigned && !isTerminal(reachedState(entry));
+    if (!running) {
+      this.stopHealth(entry);
+      return;
+    }
+    if (entry.healthLoop || entry.health === 'unhealthy') return;
+    let check: HealthCheck | undefined;
+    try {
+      check = planHealthCheck(entry.task?.spec?.container?.healthcheck);
+    } catch {
+      return;
+    }
+    if (!check) return;
+    const controller = new AbortController();
+    entry.healthLoop = controller;
+    entry.health ??= 'starting';
+    void this.healthLoop(entry, check, controller.signal);
+  }
+
+  private stopHealth(entry: TaskEntry): void {
+    entry.healthLoop?.abort();
+    entry.healthLoop = undefined;
+  }
+
+  private async healthLoop(entry: TaskEntry, check: HealthCheck, signal: AbortSignal): Promise<void> {
+    const log = this.log.child({ taskId: entry.taskId });
+    const startedAt = entry.runtime.startedAt ? Date.parse(entry.runtime.startedAt) : Date.now();
+    let progress: HealthProgress = entry.health && entry.health !== 'starting' ? { status: entry.health, failures: 0 } : HEALTH_START;
+    while (!signal.aborted && !this.controller.signal.aborted) {
+      await sleep(check.intervalMs, signal);
+      if (signal.aborted || this.controller.signal.aborted) return;
+      let ok: boolean;
+      let output: string;
+      try {
+        const result = await this.runtime.exec(entry.taskId, check.argv, check.timeoutMs);
+        ok = result.exitCode === 0;
+        output = result.output;
+      } catch (err) {
+        // Not a verdict on the task's health: it stopped running, or the probe could not be run at all.
+        // The monitor notices an exit; a probe that cannot run is retried at the next interval.
+        if (!signal.aborted) log.warn({ err: asSwarmletError(err).message }, 'health check could not run');
+        continue;
+      }
+      if (signal.aborted) return;
+      const next = nextHealth(progress, { ok, inStartPeriod: Date.now() - startedAt < check.startPeriodMs }, check.retries);
+      if (!ok) log.debug({ output: output.slice(0, 200), failures: next.failures }, 'health check failed');
+      if (next.status !== progress.status) {
+        log.info({ health: next.status, output: ok ? undefined : output.slice(0, 200) }, 'task health changed');
+        entry.health = next.status;
+        this.poke();
+      }
+      progress = next;
+      if (progress.status === 'unhealthy') return;
+    }
+  }
+}
+
+/**
+ * Sends statuses in batches: at most one report in flight; what arrives meanwhile waits for the
+ * next batch, the latest status per task winning. A failed report is retried with bounded backoff
+ * (the manager may be failing over), unless newer statuses replaced its entries.
+ */
+class StatusReporter {
+  private readonly pending = new Map<string, TaskStatus>();
+  private controller = new AbortController();
+  private wake?: () => void;
+  private done?: Promise<void>;
+
+  constructor(private readonly report: WorkerOptions['report'], private readonly log: Logger) {}
+
+  start(): void {
+    this.controller = new AbortController();
+    this.done = this.run(this.controller.signal);
+  }
+
+  push(taskId: string, status: TaskStatus): void {
+    this.pending.set(taskId, status);
+    this.wake?.();
+  }
+
+  /** Stops the loop after one last try (of at most 2 s) to send what is pending. */
+  async stop(): Promise<void> {
+    this.controller.abort();
+    this.wake?.();
+    await this.done;
+    if (this.pending.size === 0) return;
+    const batch = this.take();
+    const timeout = sleep(2000).then(() => 'timeout' as const);
+    const sent = await Promise.race([this.report(batch).then(() => 'sent' as const, () => 'failed' as const), timeout]);
+    if (sent !== 'sent') this.log.error({ tasks: batch.map((u) => u.taskId) }, 'task statuses could not be sent before the worker stopped');
+  }
+
+  private take(): { taskId: string; status: TaskStatus }[] {
+    const batch = [...this.pending].map(([taskId, status]) => ({ taskId, status }));
+    this.pending.clear();
+    return batch;
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    const backoff = exponentialBackoff(100, 5000);
+    while (!signal.aborted) {
+      if (this.pending.size === 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (signal.aborted) resolve();
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const batch = this.take();
+      try {
+        await this.report(batch);
+        backoff.reset();
+      } catch (err) {
+        for (const u of batch) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
+        const delay = backoff.next();
+        this.log.warn({ err, tasks: batch.length, delayMs: delay }, 'reporting task status failed; retrying');
+        await sleep(delay, signal);
+      }
+    }
+  }
+}

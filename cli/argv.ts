@@ -1,0 +1,62 @@
+/**
+ * `service create [OPTIONS] IMAGE [COMMAND] [ARG...]`: options stop at the image, as docker's do,
+ * so a command's own flags (`sh -c ...`) are never read as ours. Returns the arguments up to and
+ * including the image, for the option parser, and the command after it. Pure.
+ */
+export function separateCommand(args: string[], path: string[], booleanFlags: Set<string>): { args: string[]; command: string[] } {
+  const at = indexOfPath(args, path);
+  if (at < 0) return { args, command: [] };
+  for (let i = at + 1; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return { args: [...args.slice(0, i), ...args.slice(i + 1, i + 2)], command: args.slice(i + 2) };
+    if (!a.startsWith('-') || a === '-') return { args: args.slice(0, i + 1), command: args.slice(i + 1) };
+    if (a.includes('=') || booleanFlags.has(a)) continue;
+    i += 1; // the option's value
+  }
+  return { args, command: [] };
+}
+
+/** Where the last word of `path` (e.g. service, create) stands, if the leading non-option words are `path`; else -1. */
+function indexOfPath(args: string[], path: string[]): number {
+  const words: number[] = [];
+  for (let i = 0; i < args.length && words.length < path.length; i++) {
+    if (args[i].startsWith('-')) {
+      if (!args[i].includes('=') && (args[i] === '-H' || args[i] === '--host' || args[i] === '--cert-dir' || args[i] === '--format')) i += 1;
+      continue;
+    }
+    words.push(i);
+  }
+  return words.length === path.length && path.every((p, k) => args[words[k]] === p) ? words[path.length - 1] : -1;
+}
+
+/** Splits a command line into words the way a POSIX shell would for quotes and backslashes (no expansion). */
+export function shellWords(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new Error(`unterminated ${quote} quote`);
+  if (inWord) words.push(cur);
+  return words;
+}

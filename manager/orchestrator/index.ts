@@ -1,0 +1,17 @@
+/** The orchestrator and scheduler plans: pure functions from cluster state to actions. */
+export { SERVICE_DEFAULTS, restartPolicyOf, updateConfigOf } from './defaults';
+export type { Constraint } from './constraints';
+export { matchConstraints, parseConstraint } from './constraints';
+export { MAX_REPLICAS, validateServiceSpec } from './service-spec';
+export type { SchedulingInput, SchedulingPlan } from './scheduler';
+export { explainRefusals, planScheduling } from './scheduler';
+export type { OrchestratorAction, OrchestratorInput, OrchestratorPlan } from './types';
+export { planReplicated } from './replicated';
+export { planGlobal } from './global';
+export { planService } from './plan-service';
+export type { UpdateInput, UpdatePlan } from './update';
+export { planUpdate } from './update';
+export type { RestartDecision } from './restart';
+export { planRestart } from './restart';
+export type { SlotView } from './slots';
+export { isOutOfDate } from './tasks';

@@ -1,0 +1,203 @@
+/**
+ * Validation of a service spec as the operator wrote it, and the spec with every default filled
+ * in. Pure: the Control API calls it before it writes anything, so bad input changes nothing.
+ *
+ * Zero values: a sub-message the operator left out (restart, update, rollback, resources) gets
+ * all its defaults; a sub-message that is present is taken as written, because 0 means something
+ * there (no restart delay, parallelism 0 = all at once, no monitor). The CLI therefore sends
+ * either no sub-message or a whole one (SERVICE_DEFAULTS holds the values to start from). Where 0
+ * cannot mean anything useful (stop grace period, health interval, timeout, retries), 0 means
+ * "the default", as in docker.
+ */
+import { invalidArgument } from '../../services/common/errors';
+import {
+  ContainerSpec,
+  HealthConfig,
+  Resources,
+  RestartCondition,
+  RestartPolicy,
+  ServiceSpec,
+  TaskSpec,
+  UpdateConfig,
+  UpdateFailureAction,
+  UpdateOrder,
+} from '../../services/gen/swarmlet/v1/types';
+import { parseConstraint } from './constraints';
+import { SERVICE_DEFAULTS } from './defaults';
+
+export type { Constraint } from './constraints';
+export { matchConstraints, parseConstraint } from './constraints';
+export { SERVICE_DEFAULTS } from './defaults';
+
+export const MAX_REPLICAS = 10000;
+const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
+const MIN_NANO_CPUS_LIMIT = 10_000_000; // 0.01 CPU: the smallest CFS quota that still runs
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const IMAGE_HELP = 'use exec:/ (the host\'s filesystem) or exec:/path (a root directory)';
+
+/** Throws InvalidArgument for a spec swarmlet cannot run; returns a copy with every default filled in. */
+export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
+  const name = spec.name ?? '';
+  if (!name) throw invalidArgument('a service name is required');
+  if (!DNS_LABEL.test(name)) {
+    throw invalidArgument(
+      `invalid service name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+    );
+  }
+  const mode = validateMode(spec.mode);
+  const task = validateTask(spec.task);
+  return {
+    name,
+    labels: { ...(spec.labels ?? {}) },
+    task,
+    mode,
+    update: validateUpdateConfig(spec.update ?? SERVICE_DEFAULTS.update, 'update'),
+    rollback: validateUpdateConfig(spec.rollback ?? SERVICE_DEFAULTS.rollback, 'rollback'),
+  };
+}
+
+function validateMode(mode: ServiceSpec['mode']): NonNullable<ServiceSpec['mode']> {
+  if (!mode) return { $case: 'replicated', value: { replicas: SERVICE_DEFAULTS.replicas } };
+  if (mode.$case === 'global') return { $case: 'global', value: {} };
+  const replicas = mode.value?.replicas ?? SERVICE_DEFAULTS.replicas;
+  if (!Number.isInteger(replicas) || replicas < 0) throw invalidArgument(`invalid replicas ${replicas}: use a whole number of 0 or more`);
+  if (replicas > MAX_REPLICAS) throw invalidArgument(`${replicas} replicas is too many: a service runs at most ${MAX_REPLICAS}`);
+  return { $case: 'replicated', value: { replicas } };
+}
+
+function validateTask(task: TaskSpec | undefined): TaskSpec {
+  const container = validateContainer(task?.container);
+  const constraints = task?.placement?.constraints ?? [];
+  constraints.forEach((c) => parseConstraint(c));
+  return {
+    container,
+    resources: validateResources(task?.resources),
+    restart: validateRestart(task?.restart ?? SERVICE_DEFAULTS.restart),
+    placement: { constraints: [...constraints] },
+    forceUpdate: wholeNumber(task?.forceUpdate ?? 0, 'force-update counter'),
+  };
+}
+
+function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
+  const image = c?.image ?? '';
+  if (!image) throw invalidArgument(`an image is required: ${IMAGE_HELP}`);
+  if (!/^exec:\//.test(image)) throw invalidArgument(`image ${JSON.stringify(image)} is not supported: ${IMAGE_HELP}`);
+  const root = image.slice('exec:'.length);
+  if (root.split('/').some((part) => part === '..' || part === '.') || /[\0\n]/.test(root)) {
+    throw invalidArgument(`image ${JSON.stringify(image)} names an unclean path: ${IMAGE_HELP}, with no . or .. in the path`);
+  }
+  // The exec runtime has no image to take a default command from.
+  if ((c?.command ?? []).length + (c?.args ?? []).length === 0) throw invalidArgument('a command is required: the exec runtime has no default command');
+  for (const entry of c?.env ?? []) {
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw invalidArgument(`invalid environment entry ${JSON.stringify(entry)}: write it as KEY=VALUE`);
+    if (eq === 0) throw invalidArgument(`invalid environment entry ${JSON.stringify(entry)}: the variable name is missing`);
+  }
+  const dir = c?.dir ?? '';
+  if (dir && !dir.startsWith('/')) throw invalidArgument(`invalid working directory ${JSON.stringify(dir)}: it must be an absolute path`);
+  const grace = duration(c?.stopGracePeriodMs ?? 0, 'stop grace period');
+  return {
+    image,
+    command: [...(c?.command ?? [])],
+    args: [...(c?.args ?? [])],
+    env: [...(c?.env ?? [])],
+    dir,
+    user: c?.user ?? '',
+    hostname: c?.hostname ?? '',
+    healthcheck: validateHealth(c?.healthcheck),
+    stopGracePeriodMs: grace || SERVICE_DEFAULTS.stopGracePeriodMs,
+  };
+}
+
+function validateHealth(h: HealthConfig | undefined): HealthConfig | undefined {
+  if (!h) return undefined;
+  const test = [...(h.test ?? [])];
+  const kind = test[0];
+  if (test.length > 0) {
+    if (kind === 'NONE') {
+      if (test.length > 1) throw invalidArgument('a NONE health check takes no command');
+    } else if (kind === 'CMD') {
+      if (test.length < 2 || !test[1]) throw invalidArgument('a CMD health check needs a command');
+    } else if (kind === 'CMD-SHELL') {
+      if (test.length !== 2 || !test[1].trim()) throw invalidArgument('a CMD-SHELL health check takes exactly one shell command');
+    } else {
+      throw invalidArgument(`invalid health check ${JSON.stringify(kind)}: it starts with CMD, CMD-SHELL or NONE`);
+    }
+  }
+  const intervalMs = duration(h.intervalMs ?? 0, 'health interval') || SERVICE_DEFAULTS.health.intervalMs;
+  const timeoutMs = duration(h.timeoutMs ?? 0, 'health timeout') || SERVICE_DEFAULTS.health.timeoutMs;
+  const retries = wholeNumber(h.retries ?? 0, 'health retries') || SERVICE_DEFAULTS.health.retries;
+  const startPeriodMs = duration(h.startPeriodMs ?? 0, 'health start period');
+  return { test, intervalMs, timeoutMs, retries, startPeriodMs };
+}
+
+function validateResources(r: TaskSpec['resources']): NonNullable<TaskSpec['resources']> {
+  const limits = resources(r?.limits, 'limit');
+  const reservations = resources(r?.reservations, 'reservation');
+  if (limits.memoryBytes > 0 && limits.memoryBytes < MIN_MEMORY_LIMIT) {
+    throw invalidArgument(`a memory limit of ${limits.memoryBytes} bytes is too small: the least is 4MiB`);
+  }
+  if (limits.nanoCpus > 0 && limits.nanoCpus < MIN_NANO_CPUS_LIMIT) {
+    throw invalidArgument(`a CPU limit of ${limits.nanoCpus / 1e9} is too small: the least is 0.01`);
+  }
+  if (limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes) {
+    throw invalidArgument(`the memory reservation (${reservations.memoryBytes} bytes) is larger than the memory limit (${limits.memoryBytes} bytes)`);
+  }
+  if (limits.nanoCpus > 0 && reservations.nanoCpus > limits.nanoCpus) {
+    throw invalidArgument(`the CPU reservation (${reservations.nanoCpus / 1e9}) is larger than the CPU limit (${limits.nanoCpus / 1e9})`);
+  }
+  return { limits, reservations };
+}
+
+function resources(r: Resources | undefined, what: string): Resources {
+  return {
+    nanoCpus: wholeNumber(r?.nanoCpus ?? 0, `CPU ${what}`),
+    memoryBytes: wholeNumber(r?.memoryBytes ?? 0, `memory ${what}`),
+  };
+}
+
+function validateRestart(r: RestartPolicy): RestartPolicy {
+  if (!Object.values(RestartCondition).includes(r.condition) || r.condition === RestartCondition.UNRECOGNIZED) {
+    throw invalidArgument(`invalid restart condition ${r.condition}: use none, on-failure or any`);
+  }
+  return {
+    condition: r.condition,
+    delayMs: duration(r.delayMs, 'restart delay'),
+    maxAttempts: wholeNumber(r.maxAttempts, 'restart max attempts'),
+    windowMs: duration(r.windowMs, 'restart window'),
+  };
+}
+
+function validateUpdateConfig(u: UpdateConfig, what: 'update' | 'rollback'): UpdateConfig {
+  if (!Object.values(UpdateFailureAction).includes(u.failureAction) || u.failureAction === UpdateFailureAction.UNRECOGNIZED) {
+    throw invalidArgument(`invalid ${what} failure action ${u.failureAction}: use pause, continue or rollback`);
+  }
+  if (!Object.values(UpdateOrder).includes(u.order) || u.order === UpdateOrder.UNRECOGNIZED) {
+    throw invalidArgument(`invalid ${what} order ${u.order}: use stop-first or start-first`);
+  }
+  const ratio = u.maxFailureRatio;
+  if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
+    throw invalidArgument(`invalid ${what} max failure ratio ${ratio}: use a number from 0 to 1`);
+  }
+  return {
+    parallelism: wholeNumber(u.parallelism, `${what} parallelism`),
+    delayMs: duration(u.delayMs, `${what} delay`),
+    failureAction: u.failureAction,
+    monitorMs: duration(u.monitorMs, `${what} monitor`),
+    maxFailureRatio: ratio,
+    order: u.order,
+  };
+}
+
+const MAX_DURATION_MS = 365 * 24 * 3600 * 1000;
+
+function duration(ms: number, what: string): number {
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0) throw invalidArgument(`invalid ${what} ${ms}: use a duration of 0 or more`);
+  if (ms > MAX_DURATION_MS) throw invalidArgument(`invalid ${what}: ${ms}ms is longer than a year`);
+  return ms;
+}
+
+function wholeNumber(n: number, what: string): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw invalidArgument(`invalid ${what} ${n}: use a whole number of 0 or more`);
+  return n;
+}

@@ -1,0 +1,159 @@
+/**
+ * The leader's loops that move services to tasks and tasks to nodes. Each reads the whole state
+ * it needs, asks a pure plan what to do, and writes the result back with compare-and-swap; they
+ * never call each other, only watch the store.
+ *   orchestrator: services -> tasks (replicas, global, restarts, rolling updates, history)
+ *   allocator:    NEW -> PENDING (networks will be allocated here)
+ *   scheduler:    PENDING -> ASSIGNED to a node
+ */
+import { Logger, componentLogger } from '../services/common/logger';
+import { Node, NodeState, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
+import { newRandomId } from '../services/pki/ca';
+import { planGlobal } from './orchestrator/global';
+import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
+import { planScheduling } from './orchestrator/scheduler';
+import { ReconcileLoop } from './reconcile-loop';
+import { EtcdStore } from './store/etcd-store';
+import { keys } from './store/keys';
+
+const isTerminal = (t: Task) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_COMPLETE;
+const stamp = (now: Date) => now.toISOString();
+
+export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+  const log = componentLogger(parentLog, 'orchestrator');
+  let wakeTimer: NodeJS.Timeout | undefined;
+  const loop: ReconcileLoop = new ReconcileLoop(
+    store,
+    {
+      name: 'orchestrator',
+      watch: [keys.servicesPrefix, keys.tasksPrefix, keys.nodesPrefix],
+      resyncMs: 10000,
+      reconcile: async () => {
+        const [services, tasks, nodes] = await Promise.all([store.listServices(), store.listTasks(), store.listNodes()]);
+        const byService = new Map<string, Task[]>();
+        for (const t of tasks) byService.set(t.serviceId, [...(byService.get(t.serviceId) ?? []), t]);
+        let wakeAt: Date | undefined;
+        for (const service of services) {
+          const serviceTasks = byService.get(service.id) ?? [];
+          const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
+          const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
+          await applyPlan(store, service, plan, log.child({ serviceId: service.id }));
+          if (plan.wakeAt && (!wakeAt || plan.wakeAt < wakeAt)) wakeAt = plan.wakeAt;
+        }
+        await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
+        clearTimeout(wakeTimer);
+        if (wakeAt) {
+          wakeTimer = setTimeout(() => loop.poke(), Math.max(0, wakeAt.getTime() - now().getTime()) + 10);
+          wakeTimer.unref();
+        }
+      },
+    },
+    log,
+  );
+  return loop;
+}
+
+async function applyPlan(store: EtcdStore, service: Service, plan: OrchestratorPlan, log: Logger): Promise<void> {
+  const creates: Task[] = [];
+  for (const action of plan.actions) {
+    if (action.kind === 'create') creates.push(action.task);
+    else if (action.kind === 'setDesired') {
+      await store.mutateTask(action.taskId, (t) => (t.desiredState >= action.desired ? undefined : { ...t, desiredState: action.desired }));
+      log.info({ taskId: action.taskId, desired: TaskState[action.desired], reason: action.message }, 'task retired');
+    }
+  }
+  if (creates.length) {
+    await store.createTasks(creates);
+    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks created');
+  }
+  const deletes = plan.actions.filter((a) => a.kind === 'delete').map((a) => (a as { taskId: string }).taskId);
+  if (deletes.length) await store.deleteTasks(deletes);
+  if (plan.updateStatus && JSON.stringify(plan.updateStatus) !== JSON.stringify(service.updateStatus)) {
+    const startsRollback = plan.updateStatus.state === UpdateState.UPDATE_STATE_ROLLBACK_STARTED && service.updateStatus?.state !== UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
+    if (startsRollback && service.previousSpec) {
+      // The update failed and asked for a rollback: the previous spec becomes the spec again.
+      await store.updateService({ ...service, spec: service.previousSpec, previousSpec: service.spec, specVersion: service.specVersion + 1, updateStatus: plan.updateStatus });
+      log.warn({ message: plan.updateStatus.message }, 'update failed; rolling back');
+    } else {
+      await store.updateService({ ...service, updateStatus: plan.updateStatus });
+      log.info({ state: UpdateState[plan.updateStatus.state], message: plan.updateStatus.message }, 'update status changed');
+    }
+  }
+}
+
+/** Tasks of removed services: told to go, and forgotten once they are gone (or could never have run). */
+async function retireOrphans(store: EtcdStore, tasks: Task[], serviceIds: Set<string>, nodes: Node[], log: Logger): Promise<void> {
+  const nodeState = new Map(nodes.map((n) => [n.id, n.status?.state]));
+  const forget: string[] = [];
+  for (const t of tasks) {
+    const neverRan = (t.status?.state ?? 0) < TaskState.TASK_STATE_ASSIGNED && t.desiredState > TaskState.TASK_STATE_RUNNING;
+    if (serviceIds.has(t.serviceId)) {
+      if (neverRan) forget.push(t.id);
+      continue;
+    }
+    if (t.desiredState < TaskState.TASK_STATE_REMOVE) {
+      await store.mutateTask(t.id, (x) => (x.desiredState >= TaskState.TASK_STATE_REMOVE ? undefined : { ...x, desiredState: TaskState.TASK_STATE_REMOVE }));
+      continue;
+    }
+    const nodeGone = !t.nodeId || !nodeState.has(t.nodeId) || nodeState.get(t.nodeId) === NodeState.NODE_STATE_DOWN;
+    if (isTerminal(t) || neverRan || nodeGone) forget.push(t.id);
+  }
+  if (forget.length) {
+    await store.deleteTasks(forget);
+    log.info({ count: forget.length }, 'retired tasks forgotten');
+  }
+}
+
+/** NEW -> PENDING. Networks (addresses, VIPs) will be allocated here before a task may be scheduled. */
+export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+  const log = componentLogger(parentLog, 'allocator');
+  return new ReconcileLoop(
+    store,
+    {
+      name: 'allocator',
+      watch: [keys.tasksPrefix],
+      reconcile: async () => {
+        for (const t of await store.listTasks()) {
+          if ((t.status?.state ?? 0) !== TaskState.TASK_STATE_NEW || t.desiredState > TaskState.TASK_STATE_RUNNING) continue;
+          await store.mutateTask(t.id, (x) =>
+            (x.status?.state ?? 0) !== TaskState.TASK_STATE_NEW ? undefined : { ...x, status: { ...x.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: stamp(now()) } },
+          );
+        }
+      },
+    },
+    log,
+  );
+}
+
+/** PENDING -> ASSIGNED: the scheduler plan picks nodes; tasks it cannot place say why. */
+export function schedulerLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+  const log = componentLogger(parentLog, 'scheduler');
+  return new ReconcileLoop(
+    store,
+    {
+      name: 'scheduler',
+      watch: [keys.tasksPrefix, keys.nodesPrefix],
+      resyncMs: 5000,
+      reconcile: async () => {
+        const [tasks, nodes] = await Promise.all([store.listTasks(), store.listNodes()]);
+        const pending = tasks.filter((t) => t.status?.state === TaskState.TASK_STATE_PENDING && t.desiredState <= TaskState.TASK_STATE_RUNNING);
+        if (pending.length === 0) return;
+        const plan = planScheduling({ nodes, tasks, pending });
+        for (const a of plan.assignments) {
+          await store.mutateTask(a.taskId, (t) =>
+            t.status?.state !== TaskState.TASK_STATE_PENDING || t.desiredState > TaskState.TASK_STATE_RUNNING
+              ? undefined
+              : { ...t, nodeId: a.nodeId, status: { ...t.status!, state: TaskState.TASK_STATE_ASSIGNED, message: 'assigned', timestamp: stamp(now()) } },
+          );
+        }
+        if (plan.assignments.length) log.info({ count: plan.assignments.length }, 'tasks assigned');
+        for (const u of plan.unassigned) {
+          await store.mutateTask(u.taskId, (t) =>
+            t.status?.state !== TaskState.TASK_STATE_PENDING || t.status.message === u.message ? undefined : { ...t, status: { ...t.status!, message: u.message, timestamp: stamp(now()) } },
+          );
+        }
+      },
+    },
+    log,
+  );
+}

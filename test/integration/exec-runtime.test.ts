@@ -1,0 +1,380 @@
+/**
+ * The exec runtime with real processes, namespaces and cgroups (run through test/run.sh, as root).
+ * Its cgroups live under a parent unique to this run, removed at the end, also when a test fails.
+ */
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import pino from 'pino';
+import { SwarmletError } from '../../services/common/errors';
+import { ContainerSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { ExecRuntime } from '../../agent/runtime/exec-runtime';
+import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
+import { RuntimeTaskState } from '../../agent/runtime/runtime';
+
+const log = pino({ level: 'silent' });
+const parent = `swarmlet-test-${process.pid}`;
+let stateDir: string;
+let runtime: ExecRuntime;
+let layout: CgroupLayout;
+let seq = 0;
+
+function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number; nanoCpus?: number }): Task {
+  seq += 1;
+  const id = `t${process.pid}x${seq}abcdefghij`;
+  return {
+    id,
+    serviceId: 'svc',
+    serviceName: 'web',
+    slot: seq,
+    nodeId: 'node1',
+    specVersion: 1,
+    desiredState: TaskState.TASK_STATE_RUNNING,
+    createdAt: '',
+    spec: {
+      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, ...container },
+      resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0 } } : undefined,
+      forceUpdate: 0,
+    },
+  };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const exited = (rt: ExecRuntime, id: string) =>
+  waitFor(`task ${id} to exit`, async () => {
+    const s = await rt.inspect(id);
+    return s.state === 'exited' ? s : undefined;
+  });
+
+const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
+
+async function run(t: Task): Promise<RuntimeTaskState> {
+  await runtime.prepare(t);
+  await runtime.start(t.id);
+  return runtime.inspect(t.id);
+}
+
+async function rejection(p: Promise<unknown>): Promise<SwarmletError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(SwarmletError);
+    return err as SwarmletError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function taskCgroupFile(controller: string, id: string, file: string): string {
+  if (layout.version === 2) return readFileSync(join(layout.root, parent, id, file), 'utf8').trim();
+  return readFileSync(join(layout.mounts[controller as 'memory']!, parent, id, file), 'utf8').trim();
+}
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), 'swarmlet-exec-'));
+  layout = await detectCgroups();
+  runtime = new ExecRuntime({ stateDir, cgroupParent: parent, log });
+});
+
+afterAll(async () => {
+  try {
+    for (const id of await runtime.list()) {
+      await runtime.stop(id, 0).catch(() => undefined);
+      await runtime.remove(id).catch(() => undefined);
+    }
+  } finally {
+    await removeCgroupParent(parent);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  for (const dir of ['memory', 'cpu', 'pids', 'systemd', 'unified', '']) {
+    expect(existsSync(join('/sys/fs/cgroup', dir, parent))).toBe(false);
+  }
+});
+
+describe('ExecRuntime', () => {
+  test('runs a task in its own namespaces, holds it until start, and stops it by SIGTERM at once', async () => {
+    const t = task({ command: ['sh', '-c'], args: ['echo hi; echo "pid=$$"; echo "host=$(hostname)"; ip -o link | cut -d: -f2; sleep 30'] });
+    await runtime.prepare(t);
+    await runtime.prepare(t); // idempotent
+    const created = await runtime.inspect(t.id);
+    expect(created.state).toBe('created');
+    expect(created.pid).toBeGreaterThan(0);
+    // The network namespace exists before start, for networking to attach interfaces to.
+    expect(readlinkSync(`/proc/${created.pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(output(t.id)).toBe('');
+
+    await runtime.start(t.id);
+    const running = await runtime.inspect(t.id);
+    expect(running).toMatchObject({ state: 'running', pid: created.pid });
+    expect(running.startedAt).toBeDefined();
+    await waitFor('output', async () => /lo\s*$/m.test(output(t.id)));
+    const out = output(t.id);
+    expect(out).toMatch(/^hi$/m);
+    expect(Number(/pid=(\d+)/.exec(out)![1])).toBeLessThan(10);
+    expect(out).toContain(`host=${t.id.slice(0, 12)}`);
+    expect(out.split('\n').filter((l) => l.startsWith(' '))).toEqual([' lo']);
+    // The shim is the leader of its own session: the agent's death does not take the task along.
+    const shimPid = JSON.parse(readFileSync(join(stateDir, t.id, 'state.json'), 'utf8')).shim.pid as number;
+    const stat = readFileSync(`/proc/${shimPid}/stat`, 'utf8');
+    expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3])).toBe(shimPid);
+
+    const began = Date.now();
+    await runtime.stop(t.id, 10000);
+    expect(Date.now() - began).toBeLessThan(3000);
+    const after = await runtime.inspect(t.id);
+    expect(after).toMatchObject({ state: 'exited', exitCode: 143, signal: 'SIGTERM', oomKilled: false });
+    expect(after.finishedAt).toBeDefined();
+    expect(await runtime.list()).toContain(t.id);
+    await runtime.remove(t.id);
+    expect(await runtime.inspect(t.id)).toEqual({ state: 'missing' });
+    expect(await runtime.list()).not.toContain(t.id);
+    expect(existsSync(join(stateDir, t.id))).toBe(false);
+  });
+
+  test('reports exit codes', async () => {
+    const t = task({ command: [], args: ['sh', '-c', 'exit 3'] });
+    await run(t);
+    expect(await exited(runtime, t.id)).toMatchObject({ state: 'exited', exitCode: 3, oomKilled: false });
+    expect((await exited(runtime, t.id)).signal).toBeUndefined();
+    await runtime.remove(t.id);
+  });
+
+  test('kills a task that ignores SIGTERM after its grace period', async () => {
+    const t = task({ command: ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done'] });
+    await run(t);
+    await waitFor('ready', async () => output(t.id).includes('ready'));
+    const began = Date.now();
+    await runtime.stop(t.id, 500);
+    expect(Date.now() - began).toBeGreaterThanOrEqual(450);
+    expect(await runtime.inspect(t.id)).toMatchObject({ state: 'exited', exitCode: 137, signal: 'SIGKILL' });
+    await runtime.remove(t.id);
+  });
+
+  test('a task past its memory limit is OOM-killed, and says so', async () => {
+    const t = task({ command: ['sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived; sleep 1'] }, { memoryBytes: 32 * 1024 * 1024 });
+    await run(t);
+    expect(taskCgroupFile('memory', t.id, layout.version === 1 ? 'memory.limit_in_bytes' : 'memory.max')).toBe(String(32 * 1024 * 1024));
+    const end = await exited(runtime, t.id);
+    expect(end.oomKilled).toBe(true);
+    expect(end.exitCode).not.toBe(0);
+    expect(output(t.id)).not.toContain('survived');
+    await runtime.remove(t.id);
+  });
+
+  test('writes the CPU limit to the cgroup', async () => {
+    const t = task({ command: ['sleep', '30'] }, { nanoCpus: 500_000_000 });
+    await runtime.prepare(t);
+    if (layout.version === 1) {
+      expect(taskCgroupFile('cpu', t.id, 'cpu.cfs_period_us')).toBe('100000');
+      expect(taskCgroupFile('cpu', t.id, 'cpu.cfs_quota_us')).toBe('50000');
+    } else {
+      expect(taskCgroupFile('cpu', t.id, 'cpu.max')).toBe('50000 100000');
+    }
+    // The task's processes are in its cgroup before the command runs.
+    const { pid } = await runtime.inspect(t.id);
+    expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/${parent}/${t.id}`);
+    await runtime.stop(t.id, 1000);
+    expect(await runtime.inspect(t.id)).toMatchObject({ state: 'exited', exitCode: 137 });
+    await runtime.remove(t.id);
+  });
+
+  test('another runtime on the same state dir re-adopts a running task and sees its exit code', async () => {
+    const t = task({ command: ['sh', '-c', 'read line < /dev/null; sleep 1.5; exit 7'] });
+    const first = await run(t);
+    const other = new ExecRuntime({ stateDir, cgroupParent: parent, log });
+    expect(await other.list()).toContain(t.id);
+    expect(await other.inspect(t.id)).toMatchObject({ state: 'running', pid: first.pid });
+    expect(await exited(other, t.id)).toMatchObject({ exitCode: 7, pid: first.pid });
+    await other.remove(t.id);
+  });
+
+  test('a task outlives the agent that started it (its whole process group killed)', async () => {
+    const t = task({ command: ['sh', '-c', 'sleep 2; exit 9'] });
+    // A stand-in agent: another Node process that loads the runtime from its TypeScript source.
+    const agent = `
+      const fs = require('fs'), ts = require('typescript');
+      require.extensions['.ts'] = (m, file) => m._compile(ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText, file);
+      const { ExecRuntime } = require(${JSON.stringify(join(__dirname, '../../agent/runtime/exec-runtime.ts'))});
+      const rt = new ExecRuntime({ stateDir: process.argv[1], cgroupParent: process.argv[2], log: require('pino')({ level: 'silent' }) });
+      const task = JSON.parse(process.argv[3]);
+      setInterval(() => {}, 1000); // as a daemon's sockets would, this keeps it alive (the runtime's timers do not)
+      rt.prepare(task).then(() => rt.start(task.id)).then(() => console.log('started'),
+        (err) => { console.error(err); process.exit(1); });`;
+    const child = spawn(process.execPath, ['-e', agent, stateDir, parent, JSON.stringify(t)], { cwd: join(__dirname, '../..'), detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
+      child.on('exit', (code) => reject(new Error(`the stand-in agent exited with ${code}`)));
+    });
+    process.kill(-child.pid!, 'SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const after = await runtime.inspect(t.id);
+    expect(after.state).toBe('running');
+    expect(await exited(runtime, t.id)).toMatchObject({ exitCode: 9, pid: after.pid });
+    await runtime.remove(t.id);
+  });
+
+  test('runs as the given user, in the given workdir, with the given environment', async () => {
+    const t = task({
+      command: ['sh', '-c', 'echo "uid=$(id -u) gid=$(id -g) pwd=$(pwd) foo=$FOO path=$PATH host=$HOSTNAME home=$HOME"'],
+      user: 'nobody',
+      dir: '/tmp',
+      env: ['FOO=bar baz'],
+      hostname: 'web-1',
+    });
+    await run(t);
+    await exited(runtime, t.id);
+    const out = output(t.id);
+    expect(out).toContain('uid=65534 gid=65534 pwd=/tmp foo=bar baz path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin host=web-1');
+    await runtime.remove(t.id);
+  });
+
+  test('refuses what cannot run, with a clear message, and leaves nothing behind', async () => {
+    const bad: [Partial<ContainerSpec>, RegExp][] = [
+      [{ command: ['true'], user: 'nosuchuser' }, /unable to find user nosuchuser/],
+      [{ command: ['true'], image: 'exec:/nonexistent-root' }, /nonexistent-root does not exist/],
+      [{ command: ['true'], image: 'nginx:latest' }, /exec:\//],
+      [{ command: [], args: [] }, /no command/],
+      [{ command: ['no-such-command-here'] }, /executable file not found/],
+      [{ command: ['true'], dir: '/no/such/dir' }, /workdir \/no\/such\/dir does not exist/],
+    ];
+    for (const [spec, message] of bad) {
+      const t = task(spec);
+      const err = await rejection(runtime.prepare(t));
+      expect(err.kind).toBe('InvalidArgument');
+      expect(err.message).toMatch(message);
+      expect(await runtime.inspect(t.id)).toEqual({ state: 'missing' });
+      expect(await runtime.list()).not.toContain(t.id);
+    }
+  });
+
+  test('exec runs inside the task\'s namespaces, with a timeout', async () => {
+    const t = task({ command: ['sleep', '30'], hostname: 'checked' });
+    await run(t);
+    expect(await runtime.exec(t.id, ['hostname'], 5000)).toEqual({ exitCode: 0, output: 'checked\n' });
+    expect(await runtime.exec(t.id, ['sh', '-c', 'ip -o link | wc -l; exit 4'], 5000)).toEqual({ exitCode: 4, output: '1\n' });
+    const ps = await runtime.exec(t.id, ['sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "'], 5000);
+    expect(ps.output).toContain('swarmlet-init');
+    const began = Date.now();
+    const slow = await runtime.exec(t.id, ['sleep', '10'], 300);
+    expect(slow.exitCode).toBe(-1);
+    expect(Date.now() - began).toBeLessThan(3000);
+    const big = await runtime.exec(t.id, ['sh', '-c', 'head -c 10000 /dev/zero | tr "\\0" x'], 5000);
+    expect(big.output.length).toBe(4096);
+    await runtime.stop(t.id, 1000);
+    await expect(runtime.exec(t.id, ['true'], 1000)).rejects.toThrow(/not running/);
+    await runtime.remove(t.id);
+  });
+
+  test('logs: tail, then follow until aborted', async () => {
+    const t = task({ command: ['sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; done; sleep 0.5; echo later; printf partial; sleep 30'] });
+    await run(t);
+    await waitFor('lines', async () => output(t.id).includes('line5'));
+    const collect = async (tail: number) => {
+      const lines: string[] = [];
+      for await (const l of runtime.logs(t.id, { tail, follow: false, signal: new AbortController().signal })) lines.push(l);
+      return lines;
+    };
+    expect(await collect(2)).toEqual(['line4', 'line5']);
+    expect((await collect(-1)).slice(0, 5)).toEqual(['line1', 'line2', 'line3', 'line4', 'line5']);
+    expect(await collect(0)).toEqual([]);
+
+    const controller = new AbortController();
+    const followed: string[] = [];
+    const done = (async () => {
+      for await (const l of runtime.logs(t.id, { tail: 1, follow: true, signal: controller.signal })) {
+        followed.push(l);
+        if (l === 'later') controller.abort();
+      }
+    })();
+    await done;
+    expect(followed).toEqual(['line5', 'later']);
+    await waitFor('partial', async () => output(t.id).endsWith('partial'));
+    expect((await collect(1))).toEqual(['partial']);
+    await runtime.stop(t.id, 1000);
+    await runtime.remove(t.id);
+    await expect(collect(1)).rejects.toThrow(/no logs/);
+  });
+
+  test('a following reader ends when the task is removed', async () => {
+    const t = task({ command: ['sh', '-c', 'echo one; sleep 30'] });
+    await run(t);
+    await waitFor('one', async () => output(t.id).includes('one'));
+    const lines: string[] = [];
+    const done = (async () => {
+      for await (const l of runtime.logs(t.id, { tail: -1, follow: true, signal: new AbortController().signal })) lines.push(l);
+    })();
+    await waitFor('first line', async () => lines.length > 0);
+    await runtime.stop(t.id, 1000);
+    await runtime.remove(t.id);
+    await done;
+    expect(lines).toEqual(['one']);
+  });
+
+  test('works on a cgroup v2 hierarchy (on a v1 machine, its controller-less cgroup2 mount stands in)', async () => {
+    const unified = '/sys/fs/cgroup/unified';
+    if (layout.version === 2 || !existsSync(join(unified, 'cgroup.procs'))) return; // v2 machines run every test on v2
+    const v2layout = await detectCgroups(unified);
+    expect(v2layout).toEqual({ version: 2, root: unified, controllers: [] });
+    const v2parent = `${parent}-v2`;
+    const rt = new ExecRuntime({ stateDir, cgroupParent: v2parent, log, cgroups: v2layout });
+    try {
+      const t = task({ command: ['sleep', '30'] });
+      await rt.prepare(t);
+      await rt.start(t.id);
+      const { pid } = await rt.inspect(t.id);
+      expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toMatch(new RegExp(`^0::/${v2parent}/${t.id}$`, 'm'));
+      await rt.stop(t.id, 5000);
+      expect(await rt.inspect(t.id)).toMatchObject({ state: 'exited', exitCode: 143, oomKilled: false });
+      await rt.remove(t.id);
+      expect(existsSync(join(unified, v2parent, t.id))).toBe(false);
+      const limited = task({ command: ['true'] }, { memoryBytes: 64 * 1024 * 1024 });
+      const err = await rejection(rt.prepare(limited));
+      expect(err.message).toMatch(/no memory cgroup controller/);
+      expect(await rt.list()).toEqual([]);
+    } finally {
+      await removeCgroupParent(v2parent, v2layout);
+    }
+    expect(existsSync(join(unified, v2parent))).toBe(false);
+  });
+
+  test('chroots into an exec:/path root', async () => {
+    // A tiny root: dash, sleep and the libraries they need, and a marker file.
+    const root = mkdtempSync(join(tmpdir(), 'swarmlet-root-'));
+    chmodSync(root, 0o755);
+    try {
+      for (const file of ['/bin/dash', '/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']) {
+        if (!existsSync(file)) return; // another architecture: nothing to check with
+        mkdirSync(join(root, dirname(file)), { recursive: true });
+        copyFileSync(file, join(root, file));
+      }
+      mkdirSync(join(root, 'bin'), { recursive: true });
+      copyFileSync('/bin/dash', join(root, 'bin/sh'));
+      copyFileSync('/bin/sleep', join(root, 'bin/sleep'));
+      mkdirSync(join(root, 'proc'));
+      mkdirSync(join(root, 'work'));
+      writeFileSync(join(root, 'marker'), 'inside the root\n');
+      const script = 'read l < /marker; echo "$l pwd=$PWD"; while read k v rest; do [ "$k" = Uid: ] && echo "uid=$v"; done < /proc/self/status; sleep 30';
+      const t = task({ image: `exec:${root}`, command: ['sh', '-c', script], dir: '/work', user: '1234:1234' });
+      await run(t);
+      await waitFor('output', async () => output(t.id).includes('uid='));
+      expect(output(t.id)).toBe('inside the root pwd=/work\nuid=1234\n');
+      const inside = await runtime.exec(t.id, ['sh', '-c', 'read l < /marker; echo $l; echo $PWD'], 5000);
+      expect(inside).toEqual({ exitCode: 0, output: 'inside the root\n/work\n' });
+      await runtime.stop(t.id, 5000);
+      expect(await runtime.inspect(t.id)).toMatchObject({ exitCode: 143 });
+      await runtime.remove(t.id);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
