@@ -30,6 +30,8 @@ export async function main(args: string[]): Promise<void> {
   parser = serviceCommands(parser, create.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
+    // --no-trunc and --no-healthcheck are flags of their own, not negations.
+    .parserConfiguration({ 'boolean-negation': false })
     .strict()
     .version(VERSION)
     .help()

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
 import { Service, ServiceSpec, Task, TaskState, taskStateToJSON, UpdateState, updateStateToJSON } from '../../services/gen/swarmlet/v1/types';
+import { isOutOfDate } from '../../manager/orchestrator/tasks';
 import { shellWords } from '../argv';
 import { Clients, call } from '../client';
 import { enumWord, json, table } from '../format';
@@ -109,7 +110,7 @@ interface Progress {
 /** Where a service stands against what it should run: what `create` and `update` show until it converges. Pure. */
 export function planProgress(service: Service, tasks: Task[], since: string, pendingSince: Map<string, number>, now: number): Progress {
   const live = tasks.filter((t) => t.serviceId === service.id && t.desiredState === TaskState.TASK_STATE_RUNNING);
-  const current = live.filter((t) => Number(t.specVersion) === Number(service.specVersion));
+  const current = live.filter((t) => !isOutOfDate(service, t));
   const running = current.filter((t) => t.status?.state === TaskState.TASK_STATE_RUNNING);
   const desired = service.spec?.mode?.$case === 'replicated' ? Number(service.spec.mode.value.replicas) : live.length;
   const lines = [`overall progress: ${running.length} out of ${desired} tasks`];

@@ -250,8 +250,10 @@ export class Lab {
     const log = openSync(h.logFile, 'a');
     let child: ChildProcess;
     try {
-      writeSync(log, `--- [lab] ${new Date().toISOString()} ip netns exec ${h.netns} ${argv.join(' ')}\n`);
-      child = spawn('ip', ['netns', 'exec', h.netns, ...argv], {
+      // nsenter, not `ip netns exec`: the latter mounts a fresh /sys, which hides the cgroup
+      // hierarchies the daemon puts its tasks in.
+      writeSync(log, `--- [lab] ${new Date().toISOString()} nsenter --net=/run/netns/${h.netns} ${argv.join(' ')}\n`);
+      child = spawn('nsenter', [`--net=/run/netns/${h.netns}`, '--', ...argv], {
         detached: true,
         stdio: ['ignore', log, log],
         env: { ...process.env, SWARMLET_HOSTNAME: h.name, SWARMLET_CGROUP_PARENT: `${labCgroupRoot(this.prefix)}/h${h.index}` },
