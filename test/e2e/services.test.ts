@@ -240,7 +240,41 @@ describe('limits and bad input', () => {
   }, 30000);
 });
 
-describe('host failure', () => {
+describe('health checks', () => {
+  test('a failing health check fails the task with the reason; a passing one reports healthy', async () => {
+    await sw(lab, h1, ['service', 'create', '-d', '--name', 'sick', '--health-cmd', 'test -e /nonexistent', '--health-interval', '500ms', '--health-retries', '2', '--restart-delay', '5s', 'exec:/', 'sleep', '1000']);
+    await sw(lab, h1, ['service', 'create', '-d', '--name', 'fine', '--health-cmd', 'test -e /proc/1', '--health-interval', '500ms', 'exec:/', 'sleep', '1000']);
+    const failed = await waitFor('an unhealthy task', async () => (await tasks('sick')).find((t) => t.status?.state === 'TASK_STATE_FAILED'));
+    expect(failed.status?.err).toBe('unhealthy container');
+    const healthy = await waitFor('a healthy task', async () => running(await tasks('fine')).find((t) => (t.status?.container as { health?: string })?.health === 'healthy'));
+    expect(healthy).toBeDefined();
+    await sw(lab, h1, ['service', 'rm', 'sick', 'fine']);
+  }, 60000);
+});
+
+describe('node failure', () => {
+  test('tasks of a node whose daemon died run elsewhere; when it comes back, the old ones are shut down', async () => {
+    await sw(lab, h1, ['service', 'scale', 'web=6']);
+    const ids = await nodeIds();
+    const onH2 = (await waitRunning('web', 6)).filter((t) => ids.get(t.nodeId!) === h2);
+    expect(onH2.length).toBeGreaterThan(0);
+    // The daemon alone dies; its tasks go on running, out of the cluster's sight.
+    await lab.stopDaemon(h2, 'kill');
+    await waitFor('six tasks running off h2', async () => {
+      const r = await waitRunning('web', 6);
+      return r.every((t) => ids.get(t.nodeId!) !== h2) ? r : undefined;
+    }, 60000);
+    for (const t of onH2) expect((await lab.exec(h2, ['kill', '-0', String(t.status!.container!.pid)])).code).toBe(0);
+    await lab.startDaemon(h2);
+    await waitFor('the replaced tasks stopped on h2', async () => {
+      for (const t of onH2) if ((await lab.exec(h2, ['kill', '-0', String(t.status!.container!.pid)])).code === 0) return undefined;
+      return true;
+    }, 60000);
+    const states = (await tasks('web')).filter((t) => onH2.some((o) => o.id === t.id)).map((t) => t.status?.state);
+    expect(states.every((s) => s === 'TASK_STATE_SHUTDOWN')).toBe(true);
+    expect(live(await tasks('web'))).toHaveLength(6);
+  }, 150000);
+
   test('killing a host gets its tasks running elsewhere', async () => {
     await sw(lab, h1, ['service', 'scale', 'web=6']);
     await waitRunning('web', 6);
