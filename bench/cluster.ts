@@ -28,17 +28,14 @@
  * CLI call costs a Node start (~0.4 s of CPU) and this machine may have few cores: the figures
  * therefore carry up to one CLI round trip of extra time, printed as the poll resolution.
  */
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
-import { Lab, type CommandResult, type LabHost } from '../test/lab/lab';
+import { type CommandResult, type Lab, type LabHost } from '../test/lab/lab';
 import { sleep } from '../test/lab/process-tree';
+import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
 
-export interface BenchOptions {
-  readonly runs: number;
-  readonly prefix: string;
-  readonly keepLogs: string | undefined;
-}
+export type { BenchOptions, Summary } from './lab-helpers';
 
 /** A node as `node ls --format json` prints it: only the fields the benchmark reads. */
 interface NodeJson {
@@ -57,14 +54,6 @@ interface InfoJson {
   leaderId: string;
   error: string;
   clusterSpec?: { heartbeatPeriodMs?: number; nodeDownAfterMs?: number };
-}
-
-export interface Summary {
-  n: number;
-  medianMs: number;
-  minMs: number;
-  maxMs: number;
-  samplesMs: number[];
 }
 
 interface Reference {
@@ -90,9 +79,6 @@ interface Figure {
 }
 
 const HOSTS = 3;
-const POLL_MS = 100;
-const STALL_MS = 1000;
-const MAX_PROBES_IN_FLIGHT = 3;
 const CLI_TIMEOUT_MS = 30_000;
 const ETCD_CLIENT_PORT = 12379;
 const ETCD_PEER_PORT = 12380;
@@ -111,40 +97,8 @@ const DOWN = 'NODE_STATE_DOWN';
 const REACHABLE = 'REACHABILITY_REACHABLE';
 
 export function parseArgs(argv: string[]): BenchOptions {
-  let runs = 5;
-  let prefix = 'swb';
-  let keepLogs: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq < 0 ? arg : arg.slice(0, eq);
-    const value = (): string => {
-      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--runs') runs = Number(value());
-    else if (flag === '--prefix') prefix = value();
-    else if (flag === '--keep-logs') keepLogs = value();
-    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; usage: cluster.js [--runs N] [--prefix P] [--keep-logs DIR]`);
-  }
-  if (!Number.isInteger(runs) || runs < 1) throw new SwarmletError('InvalidArgument', `--runs must be a positive integer, not ${runs}`);
-  return Object.freeze({ runs, prefix, keepLogs });
+  return parseBenchArgs(argv, { script: 'cluster.js', runs: 5, prefix: 'swb' });
 }
-
-export function summarize(samplesMs: number[]): Summary {
-  if (samplesMs.length === 0) throw new SwarmletError('Internal', 'no samples to summarize');
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  const round = (ms: number) => Math.round(ms);
-  return { n: sorted.length, medianMs: round(median), minMs: round(sorted[0] as number), maxMs: round(sorted[sorted.length - 1] as number), samplesMs: samplesMs.map(round) };
-}
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
-const benchStart = performance.now();
-const progress = (msg: string) => process.stderr.write(`[bench ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${msg}\n`);
 
 class ClusterBench {
   readonly notes: string[] = [];
@@ -192,66 +146,6 @@ class ClusterBench {
 
   nodeOf(nodes: NodeJson[], h: LabHost): NodeJson | undefined {
     return nodes.find((n) => n.description?.hostname === h.name);
-  }
-
-  // ---- waiting --------------------------------------------------------------------------------
-
-  /** Calls `probe` every `intervalMs` until it returns something other than undefined; a throw counts as not yet. */
-  async waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 200): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    let last = '';
-    for (;;) {
-      try {
-        const v = await probe();
-        if (v !== undefined) return v;
-      } catch (err) {
-        last = firstLine((err as Error).message);
-      }
-      if (performance.now() > deadline) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
-      await sleep(intervalMs);
-    }
-  }
-
-  /**
-   * Milliseconds from `t0` until a probe that returned true ended. A probe starts POLL_MS after the
-   * previous one ended, and one more starts beside it when it has run for STALL_MS.
-   */
-  async pollUntil(what: string, t0: number, timeoutMs: number, probe: () => Promise<boolean>): Promise<{ ms: number; probes: number }> {
-    let found: number | undefined;
-    let probes = 0;
-    let last = '';
-    const inFlight = new Set<Promise<void>>();
-    const launch = () => {
-      probes++;
-      const p: Promise<void> = probe()
-        .then(
-          (ok) => {
-            if (ok && found === undefined) found = performance.now() - t0;
-          },
-          (err: unknown) => {
-            last = firstLine((err as Error).message);
-          },
-        )
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    };
-    try {
-      launch();
-      while (found === undefined) {
-        if (performance.now() - t0 > timeoutMs) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
-        await Promise.race([...inFlight, sleep(STALL_MS)]);
-        if (found !== undefined) break;
-        if (inFlight.size === 0) {
-          await sleep(POLL_MS);
-          launch();
-        } else if (inFlight.size < MAX_PROBES_IN_FLIGHT) {
-          launch();
-        }
-      }
-      return { ms: found, probes };
-    } finally {
-      await Promise.allSettled([...inFlight]);
-    }
   }
 
   // ---- the figures ----------------------------------------------------------------------------
@@ -335,7 +229,7 @@ class ClusterBench {
       const { nodeId } = await this.info(h2);
       await sleep(Math.max(0, joined + ETCD_SETTLE_MS - performance.now()));
       await this.leaveManager(h2);
-      await this.waitUntil(`${h1.name} to stop listing ${h2.name} as a manager`, 30_000, async () => {
+      await waitUntil(`${h1.name} to stop listing ${h2.name} as a manager`, 30_000, async () => {
         const n = (await this.nodes(h1)).find((x) => x.id === nodeId);
         return !n || n.role !== MANAGER ? true : undefined;
       });
@@ -360,10 +254,10 @@ class ClusterBench {
     const spec = (await this.info(h1)).clusterSpec;
     const samples: number[] = [];
     for (let run = 1; run <= this.opts.runs; run++) {
-      await this.waitUntil(`${h3.name} to be Ready`, 30_000, async () => (this.nodeOf(await this.nodes(h1), h3)?.status?.state === READY ? true : undefined));
+      await waitUntil(`${h3.name} to be Ready`, 30_000, async () => (this.nodeOf(await this.nodes(h1), h3)?.status?.state === READY ? true : undefined));
       const t0 = performance.now();
       await this.lab.stopDaemon(h3, 'kill');
-      const { ms } = await this.pollUntil(`${h1.name} to list ${h3.name} as Down`, t0, 60_000, async () => this.nodeOf(await this.nodes(h1), h3)?.status?.state === DOWN);
+      const { ms } = await pollUntil(`${h1.name} to list ${h3.name} as Down`, t0, 60_000, async () => this.nodeOf(await this.nodes(h1), h3)?.status?.state === DOWN);
       samples.push(ms);
       progress(`node down ${run}/${this.opts.runs}: ${seconds(ms)}`);
       await this.lab.startDaemon(h3);
@@ -401,7 +295,7 @@ class ClusterBench {
 
   /** Until `observer` lists three Ready, Reachable managers, one of them the leader. */
   async waitForManagers(observer: LabHost, timeoutMs: number): Promise<NodeJson[]> {
-    return this.waitUntil('three reachable managers and a leader', timeoutMs, async () => {
+    return waitUntil('three reachable managers and a leader', timeoutMs, async () => {
       const managers = (await this.nodes(observer)).filter((n) => n.role === MANAGER);
       const ok = managers.length === HOSTS && managers.every((n) => n.managerStatus?.reachability === REACHABLE && n.status?.state === READY) && managers.some((n) => n.managerStatus?.leader);
       return ok ? managers : undefined;
@@ -437,7 +331,7 @@ class ClusterBench {
       const alsoEtcdLeader = await this.leadsEtcdRaft(leaderHost);
       const t0 = performance.now();
       await this.lab.stopDaemon(leaderHost, 'kill');
-      const { ms } = await this.pollUntil(`${observer.name} to name a new leader and serve node ls`, t0, 60_000, async () => {
+      const { ms } = await pollUntil(`${observer.name} to name a new leader and serve node ls`, t0, 60_000, async () => {
         const info = await this.info(observer);
         if (!info.leaderId || info.leaderId === leader.id) return false;
         return (await this.cli(observer, ['node', 'ls'])).code === 0;
@@ -447,7 +341,7 @@ class ClusterBench {
       progress(`failover ${run}/${this.opts.runs}: ${seconds(ms)} (killed ${leaderHost.name}, ${etcdWord}; watched from ${observer.name})`);
       const restarted = performance.now();
       await this.lab.startDaemon(leaderHost);
-      await this.waitUntil(`${leaderHost.name} to serve node ls again`, 60_000, async () => ((await this.cli(leaderHost, ['node', 'ls'])).code === 0 ? true : undefined));
+      await waitUntil(`${leaderHost.name} to serve node ls again`, 60_000, async () => ((await this.cli(leaderHost, ['node', 'ls'])).code === 0 ? true : undefined));
       await this.waitForManagers(observer, 60_000);
       rejoins.push(performance.now() - restarted);
     }
@@ -460,18 +354,6 @@ class ClusterBench {
     return { summary: summarize(runs.map((x) => x.ms)), runs };
   }
 
-  copyLogs(dir: string): void {
-    mkdirSync(dir, { recursive: true });
-    for (const h of this.lab.hosts) {
-      for (const [from, to] of [[h.logFile, `${h.name}.log`], [join(h.dataDir, 'etcd.log'), `${h.name}-etcd.log`]] as const) {
-        if (existsSync(from)) copyFileSync(from, join(dir, to));
-      }
-    }
-  }
-}
-
-function ratio(ms: number, ref: number): string {
-  return ref > 0 ? (ms / ref).toFixed(2) : 'n/a';
 }
 
 function render(figures: Figure[], context: { cliFloor: Summary; spec: InfoJson['clusterSpec']; runs: number; notes: string[]; pollResolution: string }): string {
@@ -506,16 +388,8 @@ function render(figures: Figure[], context: { cliFloor: Summary; spec: InfoJson[
 
 export async function runClusterBench(opts: BenchOptions): Promise<void> {
   progress(`building lab ${opts.prefix} (${HOSTS} hosts), ${opts.runs} runs each`);
-  const lab = await Lab.create({ prefix: opts.prefix, hosts: HOSTS });
-  const bench = new ClusterBench(lab, opts);
-  let failed = true;
-  const onSignal = (sig: NodeJS.Signals) => {
-    progress(`${sig}: destroying lab ${opts.prefix}`);
-    lab.destroy().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
+  await withLab(opts, HOSTS, async (lab) => {
+    const bench = new ClusterBench(lab, opts);
     for (const h of lab.hosts) await lab.startDaemon(h);
     const cliFloor = await bench.cliFloor();
     progress(`CLI floor: ${seconds(cliFloor.medianMs)}`);
@@ -553,18 +427,7 @@ export async function runClusterBench(opts: BenchOptions): Promise<void> {
       notes: bench.notes,
     };
     process.stdout.write(`BENCH_JSON ${JSON.stringify(json)}\n`);
-    failed = false;
-  } finally {
-    if (failed) for (const h of lab.hosts) process.stderr.write(`--- last lines of ${h.logFile}:\n${lab.logTail(h, 20)}\n`);
-    if (opts.keepLogs) {
-      bench.copyLogs(opts.keepLogs);
-      progress(`logs copied to ${opts.keepLogs}`);
-    }
-    await lab.destroy();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    progress(`lab ${opts.prefix} destroyed`);
-  }
+  });
 }
 
 if (require.main === module) {

@@ -117,7 +117,7 @@ export function planProgress(service: Service, tasks: Task[], since: string, pen
   for (const t of current.sort((a, b) => Number(a.slot) - Number(b.slot))) {
     const state = t.status?.state ?? TaskState.TASK_STATE_NEW;
     const label = t.slot ? `${t.slot}/${desired}` : t.nodeId.slice(0, 12);
-    lines.push(`${label}: ${taskStateToJSON(state).replace('TASK_STATE_', '').toLowerCase()}${state === TaskState.TASK_STATE_PENDING && t.status?.message ? ` (${t.status.message})` : ''}`);
+    lines.push(`${label}: ${taskStateToJSON(state).replace('TASK_STATE_', '').toLowerCase()}${state === TaskState.TASK_STATE_PENDING && /no suitable node/.test(t.status?.message ?? '') ? ` (${t.status!.message})` : ''}`);
   }
   const u = service.updateStatus?.state;
   if (u === UpdateState.UPDATE_STATE_PAUSED || u === UpdateState.UPDATE_STATE_ROLLBACK_PAUSED) {

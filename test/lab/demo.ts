@@ -1,12 +1,13 @@
 /**
  * `npm run demo`: the main job, shown on one machine. Builds a lab of three hosts (network
  * namespaces on a private underlay), starts a daemon on each, forms a swarm with the commands an
- * operator would type, shows `node ls`, and tears everything down.
+ * operator would type, runs a service on it, and tears everything down.
  */
 import { Lab, LabHost, requireBuiltCli } from './lab';
 
 async function run(lab: Lab, h: LabHost, args: string[]): Promise<string> {
-  process.stdout.write(`\n[${h.name}]$ swarmlet ${args.join(' ')}\n`);
+  const shown = args.map((a) => (/[\s$;"]/.test(a) ? `'${a}'` : a)).join(' ');
+  process.stdout.write(`\n[${h.name}]$ swarmlet ${shown}\n`);
   const res = await lab.cli(h, args);
   process.stdout.write(res.stdout + res.stderr);
   if (res.code !== 0) throw new Error(`swarmlet ${args[0]} failed on ${h.name}; its log:\n${lab.logTail(h)}`);
@@ -30,6 +31,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     }
     await run(lab, h3, ['node', 'ls']);
+    await run(lab, h1, ['service', 'create', '--name', 'hello', '--replicas', '3', 'exec:/', 'sh', '-c', 'echo hello from $HOSTNAME; exec sleep 1000']);
+    await run(lab, h1, ['service', 'ps', 'hello']);
+    await run(lab, h1, ['service', 'logs', 'hello']);
   } finally {
     await lab.destroy();
   }

@@ -1,0 +1,171 @@
+/**
+ * What the lab benchmarks (cluster.ts, services.ts) share: their options, summaries of samples,
+ * progress lines, waiting and polling, and a lab's lifetime (destroyed in a finally, and on SIGINT
+ * or SIGTERM).
+ */
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SwarmletError } from '../services/common/errors';
+import { Lab } from '../test/lab/lab';
+import { sleep } from '../test/lab/process-tree';
+
+export interface BenchOptions {
+  readonly runs: number;
+  readonly prefix: string;
+  readonly keepLogs: string | undefined;
+}
+
+export interface Summary {
+  n: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  samplesMs: number[];
+}
+
+/** A probe starts POLL_MS after the previous one ended; one more starts beside it each STALL_MS it hangs, up to MAX_PROBES_IN_FLIGHT. */
+export const POLL_MS = 100;
+export const STALL_MS = 1000;
+export const MAX_PROBES_IN_FLIGHT = 3;
+
+/** `--runs N`, `--prefix P`, `--keep-logs DIR` (also as `--flag=value`); `script` names the benchmark in the usage line. */
+export function parseBenchArgs(argv: string[], defaults: { script: string; runs: number; prefix: string }): BenchOptions {
+  let runs = defaults.runs;
+  let prefix = defaults.prefix;
+  let keepLogs: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq < 0 ? arg : arg.slice(0, eq);
+    const value = (): string => {
+      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--runs') runs = Number(value());
+    else if (flag === '--prefix') prefix = value();
+    else if (flag === '--keep-logs') keepLogs = value();
+    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; usage: ${defaults.script} [--runs N] [--prefix P] [--keep-logs DIR]`);
+  }
+  if (!Number.isInteger(runs) || runs < 1) throw new SwarmletError('InvalidArgument', `--runs must be a positive integer, not ${runs}`);
+  return Object.freeze({ runs, prefix, keepLogs });
+}
+
+export function summarize(samplesMs: number[]): Summary {
+  if (samplesMs.length === 0) throw new SwarmletError('Internal', 'no samples to summarize');
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const round = (ms: number) => Math.round(ms);
+  return { n: sorted.length, medianMs: round(median), minMs: round(sorted[0] as number), maxMs: round(sorted[sorted.length - 1] as number), samplesMs: samplesMs.map(round) };
+}
+
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+export const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
+
+export function ratio(ms: number, ref: number): string {
+  return ref > 0 ? (ms / ref).toFixed(2) : 'n/a';
+}
+
+const benchStart = performance.now();
+/** One line on stderr, stamped with the seconds since the benchmark started. */
+export const progress = (msg: string) => process.stderr.write(`[bench ${((performance.now() - benchStart) / 1000).toFixed(1)}s] ${msg}\n`);
+
+/** Calls `probe` every `intervalMs` until it returns something other than undefined; a throw counts as not yet. */
+export async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 200): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = firstLine((err as Error).message);
+    }
+    if (performance.now() > deadline) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Milliseconds from `t0` until a probe that returned true ended. A probe starts POLL_MS after the
+ * previous one ended, and one more starts beside it when it has run for STALL_MS. A throw counts
+ * as not yet.
+ */
+export async function pollUntil(what: string, t0: number, timeoutMs: number, probe: () => Promise<boolean>): Promise<{ ms: number; probes: number }> {
+  let found: number | undefined;
+  let probes = 0;
+  let last = '';
+  const inFlight = new Set<Promise<void>>();
+  const launch = () => {
+    probes++;
+    const p: Promise<void> = probe()
+      .then(
+        (ok) => {
+          if (ok && found === undefined) found = performance.now() - t0;
+        },
+        (err: unknown) => {
+          last = firstLine((err as Error).message);
+        },
+      )
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+  try {
+    launch();
+    while (found === undefined) {
+      if (performance.now() - t0 > timeoutMs) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
+      await Promise.race([...inFlight, sleep(STALL_MS)]);
+      if (found !== undefined) break;
+      if (inFlight.size === 0) {
+        await sleep(POLL_MS);
+        launch();
+      } else if (inFlight.size < MAX_PROBES_IN_FLIGHT) {
+        launch();
+      }
+    }
+    return { ms: found, probes };
+  } finally {
+    await Promise.allSettled([...inFlight]);
+  }
+}
+
+/** Copies each host's daemon log and etcd log (when there is one) into `dir`. */
+export function copyLabLogs(lab: Lab, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const h of lab.hosts) {
+    for (const [from, to] of [[h.logFile, `${h.name}.log`], [join(h.dataDir, 'etcd.log'), `${h.name}-etcd.log`]] as const) {
+      if (existsSync(from)) copyFileSync(from, join(dir, to));
+    }
+  }
+}
+
+/**
+ * Builds a lab of `hosts` hosts named by opts.prefix, runs `body` on it, and destroys it in a
+ * finally, and on SIGINT or SIGTERM (then exits 130). When `body` fails, the end of every host's
+ * log goes to stderr; with opts.keepLogs the logs are copied there first.
+ */
+export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab) => Promise<void>): Promise<void> {
+  const lab = await Lab.create({ prefix: opts.prefix, hosts });
+  let failed = true;
+  const onSignal = (sig: NodeJS.Signals) => {
+    progress(`${sig}: destroying lab ${opts.prefix}`);
+    lab.destroy().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await body(lab);
+    failed = false;
+  } finally {
+    if (failed) for (const h of lab.hosts) process.stderr.write(`--- last lines of ${h.logFile}:\n${lab.logTail(h, 20)}\n`);
+    if (opts.keepLogs) {
+      copyLabLogs(lab, opts.keepLogs);
+      progress(`logs copied to ${opts.keepLogs}`);
+    }
+    await lab.destroy();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    progress(`lab ${opts.prefix} destroyed`);
+  }
+}
