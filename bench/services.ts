@@ -55,6 +55,18 @@ interface StoreStamps {
   lastRunningMs: number;
 }
 
+/** What one `service ps` probe saw: when it ended (ms from the CLI start) and how many tasks were in each stage. */
+interface ProbeSeen {
+  atMs: number;
+  /** status.state NEW (the allocator has not taken it yet) */
+  new: number;
+  /** PENDING (not yet placed by the scheduler) */
+  pending: number;
+  /** ASSIGNED up to STARTING (on a node, not yet running) */
+  onNode: number;
+  running: number;
+}
+
 interface ServiceRun {
   allMs: number;
   firstMs: number;
@@ -62,6 +74,7 @@ interface ServiceRun {
   createCliMs: number;
   probes: number;
   probeMs: number[];
+  seen: ProbeSeen[];
   stamps: StoreStamps | undefined;
   perHost: Record<string, number>;
   /** `service rm` start until `service ps` lists nothing, and until no task process is left. */
@@ -98,6 +111,19 @@ const REFERENCE_TIMEOUT_MS = 30_000;
 const REFERENCE_POLL_MS = 5;
 
 const isRunning = (t: TaskJson) => t.desiredState === RUNNING && t.status?.state === RUNNING;
+
+/** Counts tasks by stage; a task without status.state is NEW (proto3 JSON leaves the zero value out). */
+function stages(tasks: TaskJson[], atMs: number): ProbeSeen {
+  const seen: ProbeSeen = { atMs: Math.round(atMs), new: 0, pending: 0, onNode: 0, running: 0 };
+  for (const t of tasks) {
+    const state = t.status?.state ?? 'TASK_STATE_NEW';
+    if (isRunning(t)) seen.running++;
+    else if (state === 'TASK_STATE_NEW') seen.new++;
+    else if (state === 'TASK_STATE_PENDING') seen.pending++;
+    else if (['TASK_STATE_ASSIGNED', 'TASK_STATE_ACCEPTED', 'TASK_STATE_PREPARING', 'TASK_STATE_READY', 'TASK_STATE_STARTING'].includes(state)) seen.onNode++;
+  }
+  return seen;
+}
 
 /** pid, ppid and command name of every process, from /proc/<pid>/stat; zombies left out. */
 function processTable(): { pid: number; ppid: number; comm: string }[] {
@@ -176,11 +202,13 @@ class ServicesBench {
     let firstMs: number | undefined;
     let final: TaskJson[] = [];
     const probeMs: number[] = [];
+    const seen: ProbeSeen[] = [];
     const { ms: allMs, probes } = await pollUntil(`${n} running tasks of ${name}`, t0, CONVERGE_TIMEOUT_MS, async () => {
       const started = performance.now();
       const ts = await this.tasks(name);
       const ended = performance.now();
       probeMs.push(ended - started);
+      seen.push(stages(ts, ended - t0));
       const running = ts.filter(isRunning).length;
       if (running > 0 && firstMs === undefined) firstMs = ended - t0;
       if (running < n) return false;
@@ -194,7 +222,7 @@ class ServicesBench {
       perHost[host] = (perHost[host] ?? 0) + 1;
     }
     const { psEmptyMs, teardownMs } = await this.remove(name);
-    return { allMs, firstMs: firstMs ?? allMs, createCliMs, probes, probeMs, stamps: storeStamps(final, t0Wall), perHost, psEmptyMs, teardownMs };
+    return { allMs, firstMs: firstMs ?? allMs, createCliMs, probes, probeMs, seen: seen.sort((a, b) => a.atMs - b.atMs), stamps: storeStamps(final, t0Wall), perHost, psEmptyMs, teardownMs };
   }
 
   /** `service rm`, then polls `service ps` until it lists nothing (or no longer knows the service), then /proc until no task process is left. */
@@ -371,6 +399,8 @@ export async function runServicesBench(opts: BenchOptions): Promise<void> {
       }
       lines.push(`  N=${n}: \`service ps\` round trip while polling ${range(summarize(runs.flatMap((s) => s.probeMs)))}, ${runs.map((s) => s.probes).join('/')} probes per run`);
       lines.push(`  N=${n}: teardown, \`service rm\` start -> \`service ps\` empty ${range(sum(svc, n, (s) => s.psEmptyMs))} -> no task process left ${range(sum(svc, n, (s) => s.teardownMs))}`);
+      const median = [...runs].sort((a, b) => a.allMs - b.allMs)[Math.floor(runs.length / 2)] as ServiceRun;
+      lines.push(`  N=${n}: what the polls of the median run saw, time: NEW/PENDING/on a node/RUNNING: ${median.seen.map((x) => `${seconds(x.atMs)}: ${x.new}/${x.pending}/${x.onNode}/${x.running}`).join(', ')}`);
       lines.push(`  N=${n}: tasks per host when all ran: ${runs.map((s) => Object.entries(s.perHost).sort().map(([, k]) => k).join('/')).join(', ')}`);
     }
     lines.push(

@@ -75,6 +75,7 @@ function validateTask(task: TaskSpec | undefined): TaskSpec {
     restart: validateRestart(task?.restart ?? SERVICE_DEFAULTS.restart),
     placement: { constraints: [...constraints] },
     forceUpdate: wholeNumber(task?.forceUpdate ?? 0, 'force-update counter'),
+    networks: [...(task?.networks ?? [])],
   };
 }
 

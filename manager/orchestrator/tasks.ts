@@ -50,6 +50,7 @@ export function newTask(service: Service, id: string, slot: number, nodeId: stri
     desiredState: RUNNING,
     status: { state: TaskState.TASK_STATE_NEW, timestamp, message: 'created', err: '', container: undefined },
     createdAt: timestamp,
+    networks: [],
   };
 }
 

@@ -36,7 +36,9 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
       container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, ...container },
       resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0 } } : undefined,
       forceUpdate: 0,
+      networks: [],
     },
+    networks: [],
   };
 }
 

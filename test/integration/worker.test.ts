@@ -75,7 +75,9 @@ function task(container: Partial<ContainerSpec>, o: { desired?: TaskState; statu
       container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 5000, ...container },
       resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0 } } : undefined,
       forceUpdate: 0,
+      networks: [],
     },
+    networks: [],
   };
 }
 

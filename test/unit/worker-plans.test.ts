@@ -40,7 +40,9 @@ function task(o: TaskOptions = {}): Task {
       container: { image: 'exec:/', command: ['sleep', '100'], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: o.grace ?? 0 },
       resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0 } } : undefined,
       forceUpdate: 0,
+      networks: [],
     },
+    networks: [],
   };
 }
 
