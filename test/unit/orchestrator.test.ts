@@ -126,6 +126,7 @@ describe('planReplicated: slots', () => {
       desiredState: TASK_STATE_RUNNING,
       status: { state: TASK_STATE_NEW, timestamp: iso(0), message: 'created', err: '', container: undefined },
       createdAt: iso(0),
+      networks: [],
     });
     expect(plan.wakeAt).toBeUndefined();
     expect(plan.updateStatus).toBeUndefined();
