@@ -400,7 +400,7 @@ export async function runServicesBench(opts: BenchOptions): Promise<void> {
       lines.push(`  N=${n}: \`service ps\` round trip while polling ${range(summarize(runs.flatMap((s) => s.probeMs)))}, ${runs.map((s) => s.probes).join('/')} probes per run`);
       lines.push(`  N=${n}: teardown, \`service rm\` start -> \`service ps\` empty ${range(sum(svc, n, (s) => s.psEmptyMs))} -> no task process left ${range(sum(svc, n, (s) => s.teardownMs))}`);
       const median = [...runs].sort((a, b) => a.allMs - b.allMs)[Math.floor(runs.length / 2)] as ServiceRun;
-      lines.push(`  N=${n}: what the polls of the median run saw, time: NEW/PENDING/on a node/RUNNING: ${median.seen.map((x) => `${seconds(x.atMs)}: ${x.new}/${x.pending}/${x.onNode}/${x.running}`).join(', ')}`);
+      lines.push(`  N=${n}: what the polls of the median run saw, time: NEW/PENDING/on a node/RUNNING: ${median.seen.filter((x) => x.atMs <= Math.round(median.allMs)).map((x) => `${seconds(x.atMs)}: ${x.new}/${x.pending}/${x.onNode}/${x.running}`).join(', ')}`);
       lines.push(`  N=${n}: tasks per host when all ran: ${runs.map((s) => Object.entries(s.perHost).sort().map(([, k]) => k).join('/')).join(', ')}`);
     }
     lines.push(
