@@ -142,22 +142,30 @@ export function copyLabLogs(lab: Lab, dir: string): void {
 
 /**
  * Builds a lab of `hosts` hosts named by opts.prefix, runs `body` on it, and destroys it in a
- * finally, and on SIGINT or SIGTERM (then exits 130). When `body` fails, the end of every host's
- * log goes to stderr; with opts.keepLogs the logs are copied there first.
+ * finally; on SIGINT or SIGTERM destroys it at once and exits 130, whatever the body was doing.
+ * When `body` fails, the end of every host's log goes to stderr; with opts.keepLogs the logs are
+ * copied there first.
  */
 export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab) => Promise<void>): Promise<void> {
   const lab = await Lab.create({ prefix: opts.prefix, hosts });
   let failed = true;
+  // Set on a signal: the body then fails (its commands are killed with the lab) and must neither dump logs nor exit 1.
+  let interrupted: Promise<void> | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
     progress(`${sig}: destroying lab ${opts.prefix}`);
-    lab.destroy().finally(() => process.exit(130));
+    interrupted = lab.destroy().finally(() => {
+      progress(`lab ${opts.prefix} destroyed`);
+      process.exit(130);
+    });
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await body(lab);
     failed = false;
   } finally {
+    if (interrupted) await interrupted;
     if (failed) for (const h of lab.hosts) process.stderr.write(`--- last lines of ${h.logFile}:\n${lab.logTail(h, 20)}\n`);
     if (opts.keepLogs) {
       copyLabLogs(lab, opts.keepLogs);

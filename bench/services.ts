@@ -253,6 +253,10 @@ class ServicesBench {
     const children: ChildProcess[] = [];
     const exits: Promise<void>[] = [];
     const spawnErrors: string[] = [];
+    // nsenter execs unshare (same pid), which forks the task's pid 1; that execs sleep.
+    const outer = new Set<number>();
+    const aliveNow = () => processTable().filter((p) => p.comm === 'sleep' && outer.has(p.ppid)).length;
+    let firstMs: number | undefined;
     const t0 = performance.now();
     try {
       for (let i = 0; i < n; i++) {
@@ -261,18 +265,18 @@ class ServicesBench {
         children.push(child);
         exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
         child.once('error', (err) => spawnErrors.push(err.message));
+        if (child.pid !== undefined) outer.add(child.pid);
+        // spawn() blocks until exec, so the loop below cannot see the first one come up: look here until it has.
+        if (firstMs === undefined && aliveNow() > 0) firstMs = performance.now() - t0;
       }
       const spawnedMs = performance.now() - t0;
-      // nsenter execs unshare (same pid), which forks the task's pid 1; that execs sleep.
-      const outer = new Set(children.map((c) => c.pid).filter((p): p is number => p !== undefined));
-      let firstMs: number | undefined;
       for (;;) {
-        const alive = processTable().filter((p) => p.comm === 'sleep' && outer.has(p.ppid)).length;
+        const alive = aliveNow();
         const now = performance.now() - t0;
         if (alive > 0 && firstMs === undefined) firstMs = now;
         if (alive >= n) return { allMs: now, firstMs: firstMs ?? now, spawnedMs };
-        if (spawnErrors.length > 0 || children.some((c) => c.exitCode !== null)) {
-          throw new SwarmletError('Internal', `a reference process ended early: ${spawnErrors[0] ?? `exit ${children.find((c) => c.exitCode !== null)?.exitCode}`}`);
+        if (spawnErrors.length > 0 || children.some((c) => c.exitCode !== null || c.signalCode !== null)) {
+          throw new SwarmletError('Internal', `a reference process ended early: ${spawnErrors[0] ?? children.filter((c) => c.exitCode !== null || c.signalCode !== null).map((c) => `exit ${c.exitCode ?? c.signalCode}`)[0]}`);
         }
         if (now > REFERENCE_TIMEOUT_MS) throw new SwarmletError('Unavailable', `timed out after ${seconds(REFERENCE_TIMEOUT_MS)}: ${alive} of ${n} reference processes alive`);
         await sleep(REFERENCE_POLL_MS);
@@ -405,7 +409,7 @@ export async function runServicesBench(opts: BenchOptions): Promise<void> {
     }
     lines.push(
       '',
-      `swarmlet figures are read through the CLI (poll: ${POLL_MS} ms after the previous probe ended; each probe is a Node start, ~0.3-1.5 s of CPU on this machine's ${cpus().length} cores): they carry up to one \`service ps\` round trip of extra time`,
+      `swarmlet figures are read through the CLI (a probe ${POLL_MS} ms after the previous one ended; each starts a Node process, on a machine of ${cpus().length} cores shared with the 3 daemons and etcd): they carry up to one \`service ps\` round trip (above) of extra time`,
       'the reference is unshare alone; a swarmlet exec task also gets a cgroup, a sh shim, and a sh pid 1 that sets the hostname, brings lo up and waits on a start fifo',
     );
     if (bench.notes.length > 0) lines.push('', 'observations:', ...bench.notes.map((x) => `  - ${x}`));

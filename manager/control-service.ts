@@ -18,8 +18,8 @@ export interface ControlDeps {
   store: EtcdStore;
   etcd: Etcd3;
   log: Logger;
-  /** This manager's node certificate (for calls to agents and other managers). */
-  tls: TlsMaterial;
+  /** This manager's node certificate, as it is now (for calls to agents and other managers). */
+  tls: () => TlsMaterial;
   nodeId: string;
   leaderId: () => Promise<string | undefined>;
   /** This manager's API address, printed in join commands. */
@@ -41,7 +41,7 @@ export function controlService(deps: ControlDeps): ControlServer {
         if (role === NodeRole.NODE_ROLE_MANAGER) await deps.store.updateNode(plan.node);
         // A demotion takes the etcd member out first; this manager cannot take out its own
         // member and still record the change, so another manager does that.
-        else if (target.id === deps.nodeId) await retireThroughPeer(nodes, deps.nodeId, deps.tls, target.id, false);
+        else if (target.id === deps.nodeId) await retireThroughPeer(nodes, deps.nodeId, deps.tls(), target.id, false);
         else await retireManager(deps.store, deps.etcd, cluster.etcd?.embedded ?? true, target.id, false, log);
         log.info({ nodeId: target.id, role: role === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker' }, 'node role changed');
       }

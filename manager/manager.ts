@@ -22,7 +22,8 @@ export const LEADER_LEASE_SECONDS = 3;
 export interface ManagerOptions {
   nodeId: string;
   etcd: Etcd3;
-  tls: TlsMaterial;
+  /** The node's certificate as it is now (renewals replace it). */
+  tls: () => TlsMaterial;
   /** What other nodes dial, IP:PORT. */
   apiAddr: string;
   /** Whether managers run their own etcd members (else an external etcd). */
@@ -64,7 +65,7 @@ export class Manager {
   /** Adds the manager's services to the node's TCP server (before it starts). */
   registerServices(server: grpc.Server): void {
     // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
-    server.addService(ControlService, requireRoles(this.control, this.opts.tls.caCertPem, ['manager', 'operator']));
+    server.addService(ControlService, requireRoles(this.control, this.opts.tls().caCertPem, ['manager', 'operator']));
     server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId() }));
     server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log));
     server.addService(DispatcherService, this.dispatcher.service());

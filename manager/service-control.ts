@@ -15,7 +15,7 @@ export interface ServiceControlDeps {
   store: EtcdStore;
   log: Logger;
   /** This manager's node certificate: it calls agents with it, for their tasks' logs. */
-  tls: TlsMaterial;
+  tls: () => TlsMaterial;
 }
 
 type ServiceHandlers = Pick<ControlServer, 'createService' | 'listServices' | 'getService' | 'updateService' | 'removeService' | 'listTasks' | 'serviceLogs'>;
@@ -119,7 +119,7 @@ async function streamServiceLogs(deps: ServiceControlDeps, call: grpc.ServerWrit
       nodeTasks.forEach((t) => seen.add(t.id));
       let client = clients.get(nodeId);
       if (!client) {
-        client = new AgentClient(node.status.apiAddr, nodeClientCredentials(deps.tls, nodeId));
+        client = new AgentClient(node.status.apiAddr, nodeClientCredentials(deps.tls(), nodeId));
         clients.set(nodeId, client);
       }
       const byId = new Map(nodeTasks.map((t) => [t.id, t]));

@@ -11,9 +11,8 @@ import { invalidArgument } from '../../services/common/errors';
 import { Node, NodeAvailability, NodeState, Task } from '../../services/gen/swarmlet/v1/types';
 import { parseConstraint, matchConstraints } from './constraints';
 import { SERVICE_DEFAULTS } from './defaults';
-import { PlanBuilder, SlotView, fillSlot, openSlot, replaceSlot, retireSlot, trimHistory } from './slots';
+import { PlanBuilder, SlotView, finishSlots, openSlot, retireSlot, trimHistory } from './slots';
 import { OrchestratorInput, OrchestratorPlan } from './types';
-import { planUpdate } from './update';
 
 type NodeVerdict = { kind: 'run' } | { kind: 'keep' } | { kind: 'stop'; message: string; keepHistory: boolean };
 
@@ -46,14 +45,7 @@ export function planGlobal(input: OrchestratorInput): OrchestratorPlan {
     else trimHistory(b, view.tasks);
   }
 
-  const update = planUpdate({ service, slots: views, now: input.now });
-  for (const view of views) {
-    if (update.replace.has(view.key)) replaceSlot(b, view, update.order);
-    else fillSlot(b, view);
-    trimHistory(b, view.tasks);
-  }
-  b.wakeAt(update.wakeAt?.getTime());
-  return b.result(update.updateStatus);
+  return finishSlots(b, service, views, input.now);
 }
 
 function judge(node: Node | undefined, constraints: ReturnType<typeof parseConstraint>[]): NodeVerdict {

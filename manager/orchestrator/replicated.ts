@@ -6,9 +6,8 @@
  */
 import { invalidArgument } from '../../services/common/errors';
 import { Node, Task } from '../../services/gen/swarmlet/v1/types';
-import { PlanBuilder, SlotView, fillSlot, nodeProblem, openSlot, replaceSlot, retireSlot, trimHistory } from './slots';
+import { PlanBuilder, SlotView, finishSlots, nodeProblem, openSlot, retireSlot, trimHistory } from './slots';
 import { OrchestratorInput, OrchestratorPlan } from './types';
-import { planUpdate } from './update';
 
 export type { OrchestratorAction, OrchestratorInput, OrchestratorPlan } from './types';
 
@@ -39,12 +38,5 @@ export function planReplicated(input: OrchestratorInput): OrchestratorPlan {
     views.push(openSlot(b, String(n), n, '', tasks, (t) => nodeProblem(nodes, t.nodeId)));
   }
 
-  const update = planUpdate({ service, slots: views, now: input.now });
-  for (const view of views) {
-    if (update.replace.has(view.key)) replaceSlot(b, view, update.order);
-    else fillSlot(b, view);
-    trimHistory(b, view.tasks);
-  }
-  b.wakeAt(update.wakeAt?.getTime());
-  return b.result(update.updateStatus);
+  return finishSlots(b, service, views, input.now);
 }

@@ -17,6 +17,7 @@ import { SERVICE_DEFAULTS, restartPolicyOf } from './defaults';
 import { countedRestarts, planRestart } from './restart';
 import { actualState, byAge, endedByItself, isLive, isTerminal, newTask, parseTime, statusTime } from './tasks';
 import { OrchestratorAction, OrchestratorPlan } from './types';
+import { planUpdate } from './update';
 
 const RUNNING = TaskState.TASK_STATE_RUNNING;
 const SHUTDOWN = TaskState.TASK_STATE_SHUTDOWN;
@@ -227,4 +228,16 @@ function restartMemory(b: PlanBuilder, sorted: readonly Task[]): Set<string> {
   if (policy.maxAttempts <= 0) return new Set();
   const counted = countedRestarts(newest, sorted, policy, b.nowMs).filter(endedByItself).sort((x, y) => statusTime(y) - statusTime(x));
   return new Set(counted.slice(0, policy.maxAttempts).map((t) => t.id));
+}
+
+/** The live slots' last step, for both modes: replace the ones the rolling update picks, fill the others, trim history. */
+export function finishSlots(b: PlanBuilder, service: Service, views: SlotView[], now: Date): OrchestratorPlan {
+  const update = planUpdate({ service, slots: views, now });
+  for (const view of views) {
+    if (update.replace.has(view.key)) replaceSlot(b, view, update.order);
+    else fillSlot(b, view);
+    trimHistory(b, view.tasks);
+  }
+  b.wakeAt(update.wakeAt?.getTime());
+  return b.result(update.updateStatus);
 }

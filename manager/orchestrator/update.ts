@@ -30,7 +30,7 @@
  */
 import { Service, Task, TaskState, UpdateFailureAction, UpdateOrder, UpdateState, UpdateStatus } from '../../services/gen/swarmlet/v1/types';
 import { updateConfigOf } from './defaults';
-import { SlotView } from './slots';
+import type { SlotView } from './slots';
 import { actualState, createdTime, endedByItself, isOutOfDate, isTerminal, parseTime, sameMessage, statusTime } from './tasks';
 
 export interface UpdateInput {

@@ -356,7 +356,7 @@ export class Daemon {
     this.certificate = new CertificateSource(tls);
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
-      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls, apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
+      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
     }
     this.worker = new Worker({
       runtime: this.runtime,

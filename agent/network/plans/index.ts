@@ -1,0 +1,2 @@
+/** The agent's pure network plans: kernel state + wanted state -> operations. */
+export * from './overlay-plan';

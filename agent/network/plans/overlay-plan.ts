@@ -1,0 +1,353 @@
+/**
+ * The overlay driver's reconcile plan for one host. Pure: the driver reads the kernel (links, FDB
+ * and neighbour entries of its sandbox namespaces) and what the cluster wants, calls `planOverlay`,
+ * and applies the operations in order; running it again on the result gives no operations.
+ *
+ * Per wanted overlay network, named by its VNI (names stay within IFNAMSIZ: "vx-16777215" is 11):
+ *   - a bridge `br-<vni>` and a VXLAN device `vx-<vni>` (that VNI, the host's VTEP as local
+ *     address, UDP port 4789, no learning), both with the network's MTU, the VXLAN device a port
+ *     of the bridge, both up;
+ *   - for every REMOTE peer (a task of the network on another host): an FDB entry on `vx-<vni>`
+ *     (task MAC -> that host's VTEP, self, permanent) and a neighbour entry on `br-<vni>` (task IP
+ *     -> task MAC, NUD permanent). Local peers sit on the bridge itself and need neither.
+ *
+ * What the plan owns, and so may remove: links named `br-<vni>` of kind bridge and `vx-<vni>` of
+ * kind vxlan (a VNI from 4096 up); FDB entries on a `vx-<vni>` device that have a destination (the
+ * kernel's own entries, the bridge's local and learned ones, have none); neighbour entries on a
+ * `br-<vni>` device in state permanent (the ones the kernel learned are left to age out). Anything
+ * else in the namespaces (loopback, task veths, the kernel's entries) is never touched.
+ *
+ * A VXLAN device with the wrong VNI, local address, port or learning is deleted and made again
+ * (the kernel cannot change those in place); its FDB entries go with it and are added again.
+ *
+ * Operations come in this order: every deletion of a link first (so a VNI or name is free before
+ * anything is made with it), then per network by VNI: links, their MTU, master and up state, then
+ * stale FDB and neighbour entries out, then missing ones in.
+ */
+
+export const VXLAN_PORT = 4789;
+/** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+const VNI_MIN = 4096;
+const VNI_MAX = 0xffffff;
+
+export const bridgeName = (vni: number): string => `br-${vni}`;
+export const vxlanName = (vni: number): string => `vx-${vni}`;
+
+export interface OverlayPeer {
+  /** The task's address on the network, without prefix length. */
+  ip: string;
+  mac: string;
+  /** The underlay address of the host the task runs on. */
+  vtep: string;
+}
+
+export interface WantedOverlay {
+  networkId: string;
+  vni: number;
+  /** CIDR, e.g. 10.0.1.0/24 */
+  subnet: string;
+  gateway: string;
+  mtu: number;
+  /** This host's underlay address: the VXLAN device's source address. */
+  localVtep: string;
+  /** Every task of the network that has an address, on any host (local ones are skipped). */
+  peers: OverlayPeer[];
+}
+
+export interface KernelLink {
+  name: string;
+  /** bridge | vxlan | veth | ... as netlink's IFLA_INFO_KIND */
+  kind: string;
+  vni?: number;
+  local?: string;
+  mtu: number;
+  up: boolean;
+  master?: string;
+  /** VXLAN destination port, when the reader reports it. */
+  port?: number;
+  /** VXLAN learning, when the reader reports it. */
+  learning?: boolean;
+}
+
+export interface KernelFdbEntry {
+  dev: string;
+  mac: string;
+  /** The remote VTEP, on VXLAN devices; absent on the kernel's own entries. */
+  dst?: string;
+  self: boolean;
+}
+
+export interface KernelNeighbour {
+  dev: string;
+  ip: string;
+  mac: string;
+  /** NUD_PERMANENT: made by someone (this plan, on br-<vni>), never learned. */
+  permanent: boolean;
+}
+
+export interface KernelState {
+  links: KernelLink[];
+  fdb: KernelFdbEntry[];
+  neigh: KernelNeighbour[];
+}
+
+export interface OverlayPlanInput {
+  /** The overlay networks that have tasks on this host. */
+  wanted: WantedOverlay[];
+  kernel: KernelState;
+}
+
+/** Every operation names the VNI of the network it is for, which selects its sandbox namespace. */
+export type OverlayOp =
+  | { op: 'deleteLink'; vni: number; name: string }
+  /** address: the gateway, with the subnet's prefix length, put on the bridge when it is made. */
+  | { op: 'createBridge'; vni: number; name: string; mtu: number; address: string }
+  | { op: 'createVxlan'; vni: number; name: string; local: string; port: number; learning: false; mtu: number }
+  | { op: 'setMtu'; vni: number; name: string; mtu: number }
+  | { op: 'setMaster'; vni: number; name: string; master: string }
+  | { op: 'setUp'; vni: number; name: string }
+  /** self, permanent */
+  | { op: 'addFdb'; vni: number; dev: string; mac: string; dst: string }
+  | { op: 'delFdb'; vni: number; dev: string; mac: string; dst: string }
+  /** NUD permanent; replaces an entry the kernel has for that IP (a learned one, or another MAC). */
+  | { op: 'addNeigh'; vni: number; dev: string; ip: string; mac: string }
+  | { op: 'delNeigh'; vni: number; dev: string; ip: string; mac: string };
+
+export type OverlayOpName = OverlayOp['op'];
+
+/** The overlay MTU: the one asked for (`--opt mtu`), else the underlay's less the VXLAN overhead. */
+export function planOverlayMtu(underlayMtu: number, optMtu?: number): number {
+  if (optMtu !== undefined && optMtu > 0) return optMtu;
+  return underlayMtu - VXLAN_OVERHEAD;
+}
+
+// ---- the comparison both the plan and the report are made from ------------------------------
+
+type LinkProblem =
+  | { kind: 'missing' }
+  | { kind: 'wrongKind'; have: string }
+  | { kind: 'wrongVni'; have?: number }
+  | { kind: 'wrongLocal'; have?: string }
+  | { kind: 'wrongPort'; have: number }
+  | { kind: 'learning' };
+
+interface LinkCheck {
+  name: string;
+  /** Why the link must be (re)made; undefined when it is there and right. */
+  remake?: LinkProblem;
+  /** Present when the link is kept, or made again: what else to fix. */
+  mtu?: { have: number };
+  master?: { have?: string };
+  down: boolean;
+}
+
+interface RemotePeer {
+  ip: string;
+  mac: string;
+  vtep: string;
+}
+
+interface NetworkDiff {
+  want: WantedOverlay;
+  bridge: LinkCheck;
+  vxlan: LinkCheck;
+  /** Entries on the VXLAN device with a destination that no remote peer wants. */
+  staleFdb: KernelFdbEntry[];
+  missingFdb: RemotePeer[];
+  /** Permanent entries on the bridge that no remote peer wants. */
+  staleNeigh: KernelNeighbour[];
+  /** Remote peers whose IP has no entry, or one not permanent or with another MAC. */
+  missingNeigh: { peer: RemotePeer; have?: KernelNeighbour }[];
+}
+
+interface OverlayDiff {
+  /** Links of overlay networks this host no longer wants. */
+  unwanted: { vni: number; link: KernelLink }[];
+  networks: NetworkDiff[];
+}
+
+const OWN_LINK = /^(br|vx)-([1-9][0-9]*)$/;
+const normMac = (mac: string): string => mac.toLowerCase();
+
+function ownedVni(link: KernelLink): number | undefined {
+  const m = OWN_LINK.exec(link.name);
+  if (!m) return undefined;
+  const vni = Number(m[2]);
+  if (vni < VNI_MIN || vni > VNI_MAX) return undefined;
+  const kind = m[1] === 'br' ? 'bridge' : 'vxlan';
+  return link.kind === kind ? vni : undefined;
+}
+
+function compare(input: OverlayPlanInput): OverlayDiff {
+  // One entry per VNI (the first by network id if the caller sent two); sorted for a stable plan.
+  const wanted = new Map<number, WantedOverlay>();
+  for (const w of [...input.wanted].sort((a, b) => a.vni - b.vni || cmp(a.networkId, b.networkId))) {
+    if (!wanted.has(w.vni)) wanted.set(w.vni, w);
+  }
+  const links = new Map(input.kernel.links.map((l) => [l.name, l]));
+
+  const unwanted: OverlayDiff['unwanted'] = [];
+  for (const link of [...input.kernel.links].sort((a, b) => cmp(a.name, b.name))) {
+    const vni = ownedVni(link);
+    if (vni !== undefined && !wanted.has(vni)) unwanted.push({ vni, link });
+  }
+
+  const networks: NetworkDiff[] = [];
+  for (const want of wanted.values()) {
+    const br = bridgeName(want.vni);
+    const vx = vxlanName(want.vni);
+    const bridge = checkLink(links.get(br), br, want, (l) => (l.kind !== 'bridge' ? { kind: 'wrongKind', have: l.kind } : undefined));
+    const vxLink = links.get(vx);
+    const vxlan = checkLink(vxLink, vx, want, (l) => vxlanProblem(l, want));
+    // A VXLAN device made again needs its master set anyway; a kept one when it is not a port of
+    // the bridge, or when the bridge is made again (deleting a bridge releases its ports).
+    if (vxLink && !vxlan.remake && (bridge.remake || vxLink.master !== br)) vxlan.master = { have: bridge.remake ? undefined : vxLink.master };
+
+    // Remote peers, one per MAC (FDB) and per IP (neighbour), first in a sorted order winning.
+    const remote = [...want.peers]
+      .filter((p) => p.ip && p.mac && p.vtep && p.vtep !== want.localVtep)
+      .map((p) => ({ ip: p.ip, mac: normMac(p.mac), vtep: p.vtep }))
+      .sort((a, b) => cmp(a.ip, b.ip) || cmp(a.mac, b.mac) || cmp(a.vtep, b.vtep));
+    const fdbWanted = new Map<string, RemotePeer>();
+    const neighWanted = new Map<string, RemotePeer>();
+    for (const p of remote) {
+      if (!fdbWanted.has(p.mac)) fdbWanted.set(p.mac, p);
+      if (!neighWanted.has(p.ip)) neighWanted.set(p.ip, p);
+    }
+
+    const fdbHave = vxlan.remake ? [] : input.kernel.fdb.filter((e) => e.dev === vx && e.dst);
+    const staleFdb = fdbHave
+      .filter((e) => fdbWanted.get(normMac(e.mac))?.vtep !== e.dst)
+      .sort((a, b) => cmp(normMac(a.mac), normMac(b.mac)) || cmp(a.dst ?? '', b.dst ?? ''));
+    const present = new Set(fdbHave.filter((e) => !staleFdb.includes(e)).map((e) => normMac(e.mac)));
+    const missingFdb = [...fdbWanted.values()].filter((p) => !present.has(p.mac));
+
+    const neighHave = bridge.remake ? [] : input.kernel.neigh.filter((n) => n.dev === br);
+    const staleNeigh = neighHave
+      .filter((n) => n.permanent && !neighWanted.has(n.ip)) // a wanted IP with another MAC is replaced, not deleted
+      .sort((a, b) => cmp(a.ip, b.ip));
+    const missingNeigh = [...neighWanted.values()]
+      .map((peer) => ({ peer, have: neighHave.find((n) => n.ip === peer.ip) }))
+      .filter(({ peer, have }) => !have || !have.permanent || normMac(have.mac) !== peer.mac);
+
+    networks.push({ want, bridge, vxlan, staleFdb, missingFdb, staleNeigh, missingNeigh });
+  }
+  return { unwanted, networks };
+}
+
+function checkLink(
+  link: KernelLink | undefined,
+  name: string,
+  want: WantedOverlay,
+  problem: (l: KernelLink) => LinkProblem | undefined,
+): LinkCheck {
+  if (!link) return { name, remake: { kind: 'missing' }, down: true };
+  const remake = problem(link);
+  if (remake) return { name, remake, down: true };
+  return { name, mtu: link.mtu !== want.mtu ? { have: link.mtu } : undefined, down: !link.up };
+}
+
+function vxlanProblem(l: KernelLink, want: WantedOverlay): LinkProblem | undefined {
+  if (l.kind !== 'vxlan') return { kind: 'wrongKind', have: l.kind };
+  if (l.vni !== want.vni) return { kind: 'wrongVni', have: l.vni };
+  if (l.local !== want.localVtep) return { kind: 'wrongLocal', have: l.local };
+  if (l.port !== undefined && l.port !== VXLAN_PORT) return { kind: 'wrongPort', have: l.port };
+  if (l.learning === true) return { kind: 'learning' };
+  return undefined;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---- the plan ---------------------------------------------------------------------------------
+
+/** The operations that make the kernel match the wanted overlays, in the order to apply them. */
+export function planOverlay(input: OverlayPlanInput): OverlayOp[] {
+  const diff = compare(input);
+  const ops: OverlayOp[] = [];
+
+  // Deletions first: links of networks no longer wanted (VXLAN devices before their bridges), then
+  // links to be made again.
+  const unwanted = [...diff.unwanted].sort((a, b) => a.vni - b.vni || (a.link.kind === 'vxlan' ? -1 : 1) - (b.link.kind === 'vxlan' ? -1 : 1));
+  for (const { vni, link } of unwanted) ops.push({ op: 'deleteLink', vni, name: link.name });
+  for (const n of diff.networks) {
+    for (const check of [n.vxlan, n.bridge]) {
+      if (check.remake && check.remake.kind !== 'missing') ops.push({ op: 'deleteLink', vni: n.want.vni, name: check.name });
+    }
+  }
+
+  for (const n of diff.networks) {
+    const { want, bridge, vxlan } = n;
+    const vni = want.vni;
+    if (bridge.remake) ops.push({ op: 'createBridge', vni, name: bridge.name, mtu: want.mtu, address: gatewayAddress(want) });
+    if (vxlan.remake) {
+      ops.push({ op: 'createVxlan', vni, name: vxlan.name, local: want.localVtep, port: VXLAN_PORT, learning: false, mtu: want.mtu });
+    }
+    if (vxlan.mtu) ops.push({ op: 'setMtu', vni, name: vxlan.name, mtu: want.mtu });
+    if (bridge.mtu) ops.push({ op: 'setMtu', vni, name: bridge.name, mtu: want.mtu });
+    if (vxlan.remake || vxlan.master) ops.push({ op: 'setMaster', vni, name: vxlan.name, master: bridge.name });
+    if (vxlan.down) ops.push({ op: 'setUp', vni, name: vxlan.name });
+    if (bridge.down) ops.push({ op: 'setUp', vni, name: bridge.name });
+
+    for (const e of n.staleFdb) ops.push({ op: 'delFdb', vni, dev: vxlan.name, mac: e.mac, dst: e.dst ?? '' });
+    for (const e of n.staleNeigh) ops.push({ op: 'delNeigh', vni, dev: bridge.name, ip: e.ip, mac: e.mac });
+    for (const p of n.missingFdb) ops.push({ op: 'addFdb', vni, dev: vxlan.name, mac: p.mac, dst: p.vtep });
+    for (const { peer } of n.missingNeigh) ops.push({ op: 'addNeigh', vni, dev: bridge.name, ip: peer.ip, mac: peer.mac });
+  }
+  return ops;
+}
+
+/** The gateway with the subnet's prefix length ("10.0.1.1/24"); the gateway alone if the subnet has none. */
+function gatewayAddress(want: WantedOverlay): string {
+  if (!want.gateway) return '';
+  const slash = want.subnet.indexOf('/');
+  return slash < 0 ? want.gateway : `${want.gateway}${want.subnet.slice(slash)}`;
+}
+
+// ---- the report -------------------------------------------------------------------------------
+
+/** What differs between the kernel and the wanted overlays, one sentence a line (`network doctor`). */
+export function diffReport(input: OverlayPlanInput): string[] {
+  const diff = compare(input);
+  const lines: string[] = [];
+  for (const { vni, link } of diff.unwanted) lines.push(`stale link ${link.name} (VNI ${vni} is not wanted on this host)`);
+  for (const n of diff.networks) {
+    const { want, bridge, vxlan } = n;
+    for (const check of [bridge, vxlan]) {
+      if (check.remake) lines.push(linkProblemText(check.name, check.remake, want));
+      if (check.mtu) lines.push(`wrong MTU ${check.mtu.have} on ${check.name} (want ${want.mtu})`);
+      if (!check.remake && check.down) lines.push(`link ${check.name} is down`);
+    }
+    if (!vxlan.remake && vxlan.master) {
+      lines.push(vxlan.master.have ? `link ${vxlan.name} is a port of ${vxlan.master.have} (want ${bridge.name})` : `link ${vxlan.name} is not a port of ${bridge.name}`);
+    }
+    for (const e of n.staleFdb) lines.push(`stale FDB entry ${normMac(e.mac)} -> ${e.dst} on ${vxlan.name}`);
+    for (const p of n.missingFdb) lines.push(`missing FDB entry for ${p.ip} (${p.mac} -> ${p.vtep}) on ${vxlan.name}`);
+    for (const e of n.staleNeigh) lines.push(`stale neighbour ${e.ip} -> ${normMac(e.mac)} on ${bridge.name}`);
+    for (const { peer, have } of n.missingNeigh) {
+      if (!have) lines.push(`missing neighbour entry for ${peer.ip} (-> ${peer.mac}) on ${bridge.name}`);
+      else if (normMac(have.mac) !== peer.mac) lines.push(`wrong neighbour entry ${peer.ip} -> ${normMac(have.mac)} on ${bridge.name} (want ${peer.mac})`);
+      else lines.push(`neighbour entry ${peer.ip} -> ${peer.mac} on ${bridge.name} is not permanent`);
+    }
+  }
+  return lines;
+}
+
+function linkProblemText(name: string, p: LinkProblem, want: WantedOverlay): string {
+  switch (p.kind) {
+    case 'missing':
+      return `missing link ${name}`;
+    case 'wrongKind':
+      return `link ${name} is a ${p.have || 'link of unknown kind'} (want ${name.startsWith('br-') ? 'bridge' : 'vxlan'})`;
+    case 'wrongVni':
+      return `wrong VNI ${p.have ?? 'none'} on ${name} (want ${want.vni})`;
+    case 'wrongLocal':
+      return `wrong local address ${p.have || 'none'} on ${name} (want ${want.localVtep})`;
+    case 'wrongPort':
+      return `wrong port ${p.have} on ${name} (want ${VXLAN_PORT})`;
+    case 'learning':
+      return `link ${name} has learning on (want off)`;
+  }
+}
