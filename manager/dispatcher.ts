@@ -5,7 +5,7 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
@@ -77,28 +77,39 @@ export class Dispatcher {
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
-        for (const u of req.updates) await this.recordStatus(session, u.taskId, u.status!);
+        await this.recordStatuses(session, req.updates);
         return {};
       }),
     };
   }
 
   /**
-   * Writes what an agent says of one of its tasks. A report for a task that is not the node's,
-   * or that would move it backwards (an old report arriving late), is dropped.
+   * Writes what an agent says of its tasks, in one batch. A report for a task that is not the
+   * node's, or that would move it backwards (an old report arriving late), is dropped.
    */
-  private async recordStatus(session: Session, taskId: string, status: Task['status'] & object): Promise<void> {
-    const log = this.log.child({ nodeId: session.nodeId, taskId });
-    await this.store.mutateTask(taskId, (t) => {
+  private async recordStatuses(session: Session, updates: TaskStatusUpdate[]): Promise<void> {
+    const log = this.log.child({ nodeId: session.nodeId });
+    const wanted = new Map(updates.map((u) => [u.taskId, u.status!]));
+    const apply = (t: Task): Task | undefined => {
+      const status = wanted.get(t.id)!;
       if (t.nodeId !== session.nodeId) {
-        log.warn('status for a task of another node dropped');
+        log.warn({ taskId: t.id }, 'status for a task of another node dropped');
         return undefined;
       }
       const was = t.status?.state ?? TaskState.TASK_STATE_NEW;
       if (status.state < was || (status.state === was && JSON.stringify(status) === JSON.stringify(t.status))) return undefined;
-      if (status.state !== was) log.info({ state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
+      if (status.state !== was) log.info({ taskId: t.id, state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
       return { ...t, status };
-    });
+    };
+    const changes = (await this.store.listTasks())
+      .filter((t) => wanted.has(t.id))
+      .flatMap((t) => {
+        const after = apply(t);
+        return after ? [{ before: t, after }] : [];
+      });
+    // What lost a race (the orchestrator retiring the task meanwhile, say) is read again and
+    // applied again: an agent's report is never dropped for that.
+    for (const t of await this.store.updateTasks(changes)) await this.store.mutateTask(t.id, apply);
   }
 
   private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {

@@ -113,12 +113,9 @@ export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Da
       name: 'allocator',
       watch: [keys.tasksPrefix],
       reconcile: async () => {
-        for (const t of await store.listTasks()) {
-          if ((t.status?.state ?? 0) !== TaskState.TASK_STATE_NEW || t.desiredState > TaskState.TASK_STATE_RUNNING) continue;
-          await store.mutateTask(t.id, (x) =>
-            (x.status?.state ?? 0) !== TaskState.TASK_STATE_NEW ? undefined : { ...x, status: { ...x.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: stamp(now()) } },
-          );
-        }
+        const fresh = (await store.listTasks()).filter((t) => (t.status?.state ?? 0) === TaskState.TASK_STATE_NEW && t.desiredState <= TaskState.TASK_STATE_RUNNING);
+        const at = stamp(now());
+        await store.updateTasks(fresh.map((t) => ({ before: t, after: { ...t, status: { ...t.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: at } } })));
       },
     },
     log,
@@ -139,19 +136,18 @@ export function schedulerLoop(store: EtcdStore, parentLog: Logger, now: () => Da
         const pending = tasks.filter((t) => t.status?.state === TaskState.TASK_STATE_PENDING && t.desiredState <= TaskState.TASK_STATE_RUNNING);
         if (pending.length === 0) return;
         const plan = planScheduling({ nodes, tasks, pending });
-        for (const a of plan.assignments) {
-          await store.mutateTask(a.taskId, (t) =>
-            t.status?.state !== TaskState.TASK_STATE_PENDING || t.desiredState > TaskState.TASK_STATE_RUNNING
-              ? undefined
-              : { ...t, nodeId: a.nodeId, status: { ...t.status!, state: TaskState.TASK_STATE_ASSIGNED, message: 'assigned', timestamp: stamp(now()) } },
-          );
-        }
-        if (plan.assignments.length) log.info({ count: plan.assignments.length }, 'tasks assigned');
-        for (const u of plan.unassigned) {
-          await store.mutateTask(u.taskId, (t) =>
-            t.status?.state !== TaskState.TASK_STATE_PENDING || t.status.message === u.message ? undefined : { ...t, status: { ...t.status!, message: u.message, timestamp: stamp(now()) } },
-          );
-        }
+        const byId = new Map(pending.map((t) => [t.id, t]));
+        const at = stamp(now());
+        const assigned = plan.assignments.map((a) => {
+          const t = byId.get(a.taskId)!;
+          return { before: t, after: { ...t, nodeId: a.nodeId, status: { ...t.status!, state: TaskState.TASK_STATE_ASSIGNED, message: 'assigned', timestamp: at } } };
+        });
+        const waiting = plan.unassigned
+          .map((u) => ({ t: byId.get(u.taskId)!, message: u.message }))
+          .filter(({ t, message }) => t.status?.message !== message)
+          .map(({ t, message }) => ({ before: t, after: { ...t, status: { ...t.status!, message, timestamp: at } } }));
+        const lost = await store.updateTasks([...assigned, ...waiting]);
+        if (assigned.length) log.info({ count: assigned.length - lost.length }, 'tasks assigned');
       },
     },
     log,

@@ -48,7 +48,6 @@ if [ "$SL_ROOT" != / ]; then
 fi
 : > "$SL_DIR/ready"
 read -r go < "$SL_DIR/start.fifo" || fail "start fifo closed"
-: > "$SL_DIR/started"
 child=
 pending=
 got=0
@@ -56,7 +55,10 @@ fwd() {
   got=1
   if [ -n "$child" ]; then kill -s "$1" "$child" 2>/dev/null; else pending=$1; fi
 }
+# Traps before "started": a stop that follows start at once must find them in place (pid 1 of a
+# pid namespace ignores signals it has no handler for).
 for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
+: > "$SL_DIR/started"
 "$@" &
 child=$!
 if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi

@@ -32,10 +32,14 @@ export function prefixMask(prefix: number): number {
 
 /** Parses a dotted-quad address; `what` names it in the error (e.g. "gateway"). */
 export function parseIpv4(text: string, what = 'address'): number {
+  const address = readIpv4(text);
+  if (address === undefined) throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use an IPv4 address such as 10.0.1.5`);
+  return address;
+}
+
+function readIpv4(text: string): number | undefined {
   const parts = typeof text === 'string' ? text.split('.') : [];
-  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p) && Number(p) <= 255)) {
-    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use an IPv4 address such as 10.0.1.5`);
-  }
+  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p) && Number(p) <= 255)) return undefined;
   return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
 }
 
@@ -47,7 +51,10 @@ export function formatIpv4(address: number): string {
 export function parseIpv4Interface(text: string, what = 'address'): Ipv4Interface {
   const slash = typeof text === 'string' ? text.indexOf('/') : -1;
   if (slash < 0) throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use CIDR notation such as 10.0.1.0/24`);
-  const address = parseIpv4(text.slice(0, slash), what);
+  const address = readIpv4(text.slice(0, slash));
+  if (address === undefined) {
+    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use CIDR notation with an IPv4 address, such as 10.0.1.0/24`);
+  }
   const prefixText = text.slice(slash + 1);
   if (!PREFIX.test(prefixText) || Number(prefixText) > 32) {
     throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: the prefix length must be a whole number from 0 to 32`);

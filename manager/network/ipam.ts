@@ -168,7 +168,10 @@ export function planTaskAddresses(input: TaskAddressInput): TaskAddressPlan {
   for (const n of input.networks) {
     byId.set(n.id, n);
     const name = n.spec?.name ?? '';
-    if (name) byName.set(name, [...(byName.get(name) ?? []), n]);
+    if (!name) continue;
+    const list = byName.get(name);
+    if (list) list.push(n);
+    else byName.set(name, [n]);
   }
   const resolve = (ref: string): Resolved => {
     const exact = byId.get(ref);

@@ -180,6 +180,36 @@ export class EtcdStore {
     return this.update(keys.task(task.id), task, Task);
   }
 
+  /**
+   * Writes many task changes at once: each is a compare-and-swap on the version it was read at,
+   * many to a transaction. A batch that loses a race is retried one by one; changes that still
+   * lose are skipped and returned: the caller decides (a loop runs again on the change that beat
+   * it anyway).
+   */
+  async updateTasks(changes: { before: Task; after: Task }[]): Promise<Task[]> {
+    for (const c of changes) {
+      const backwards = taskBackwards(c.before, c.after);
+      if (backwards) throw conflict(`task ${c.before.id}: ${backwards}`);
+    }
+    const lost: Task[] = [];
+    for (let i = 0; i < changes.length; i += TXN_BATCH) {
+      const batch = changes.slice(i, i + TXN_BATCH);
+      let txn = this.client.if(keys.task(batch[0].before.id), 'Mod', '==', batch[0].before.meta?.version ?? 0);
+      for (const c of batch.slice(1)) txn = txn.and(keys.task(c.before.id), 'Mod', '==', c.before.meta?.version ?? 0);
+      const res = await this.guard(txn.then(...batch.map((c) => this.client.put(keys.task(c.after.id)).value(this.encode(c.after, Task, false)))).commit());
+      if (res.succeeded) continue;
+      for (const c of batch) {
+        try {
+          await this.update(keys.task(c.after.id), c.after, Task);
+        } catch (err) {
+          if (!(err instanceof SwarmletError && err.kind === 'Retryable')) throw err;
+          lost.push(c.after);
+        }
+      }
+    }
+    return lost;
+  }
+
   /** Reads, changes and compare-and-swaps a task, retrying on races; `change` returns undefined to leave it. */
   async mutateTask(id: string, change: (task: Task) => Task | undefined, attempts = 5): Promise<Task | undefined> {
     for (let i = 0; ; i++) {

@@ -102,7 +102,6 @@ export function parseAttrs(buf: Buffer): Map<number, Buffer> {
 }
 
 const readU32 = (b: Buffer | undefined) => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
-const readU8 = (b: Buffer | undefined) => (b && b.length >= 1 ? b.readUInt8(0) : undefined);
 
 // ---------------------------------------------------------------------------------------------
 // IFLA_LINKINFO payloads (the value of LinkAttrs.linkinfo).
@@ -386,7 +385,8 @@ export function decodeFdb(msg: rt.NeighborMessage, nameOf: (index: number) => st
     index,
     mac: formatMac(msg.attrs.lladdr),
     self: Boolean(flags.self),
-    master: Boolean(flags.master),
+    // The bridge reports its entries with NDA_MASTER but without NTF_MASTER in the flags.
+    master: Boolean(flags.master) || (msg.attrs.master !== undefined && !flags.self),
     state,
     permanent: state.includes('permanent'),
     noarp: state.includes('noarp'),
@@ -396,5 +396,3 @@ export function decodeFdb(msg: rt.NeighborMessage, nameOf: (index: number) => st
   if (msg.attrs.master) entry.masterIndex = msg.attrs.master;
   return entry;
 }
-
-export { readU8 };

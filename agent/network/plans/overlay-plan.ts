@@ -20,6 +20,8 @@
  * A VXLAN device with the wrong VNI, local address, port or learning is deleted and made again
  * (the kernel cannot change those in place); its FDB entries go with it and are added again.
  *
+ * MAC addresses compare without case and are written in lower case; IPs and VTEPs are dotted quads.
+ *
  * Operations come in this order: every deletion of a link first (so a VNI or name is free before
  * anything is made with it), then per network by VNI: links, their MTU, master and up state, then
  * stale FDB and neighbour entries out, then missing ones in.
@@ -208,7 +210,7 @@ function compare(input: OverlayPlanInput): OverlayDiff {
     const remote = [...want.peers]
       .filter((p) => p.ip && p.mac && p.vtep && p.vtep !== want.localVtep)
       .map((p) => ({ ip: p.ip, mac: normMac(p.mac), vtep: p.vtep }))
-      .sort((a, b) => cmp(a.ip, b.ip) || cmp(a.mac, b.mac) || cmp(a.vtep, b.vtep));
+      .sort((a, b) => cmpIp(a.ip, b.ip) || cmp(a.mac, b.mac) || cmpIp(a.vtep, b.vtep));
     const fdbWanted = new Map<string, RemotePeer>();
     const neighWanted = new Map<string, RemotePeer>();
     for (const p of remote) {
@@ -216,19 +218,26 @@ function compare(input: OverlayPlanInput): OverlayDiff {
       if (!neighWanted.has(p.ip)) neighWanted.set(p.ip, p);
     }
 
-    const fdbHave = vxlan.remake ? [] : input.kernel.fdb.filter((e) => e.dev === vx && e.dst);
-    const staleFdb = fdbHave
-      .filter((e) => fdbWanted.get(normMac(e.mac))?.vtep !== e.dst)
-      .sort((a, b) => cmp(normMac(a.mac), normMac(b.mac)) || cmp(a.dst ?? '', b.dst ?? ''));
-    const present = new Set(fdbHave.filter((e) => !staleFdb.includes(e)).map((e) => normMac(e.mac)));
+    // FDB entries: stale unless a remote peer wants exactly that MAC -> VTEP (each listed once).
+    const present = new Set<string>();
+    const stale = new Map<string, KernelFdbEntry>();
+    for (const e of vxlan.remake ? [] : input.kernel.fdb) {
+      if (e.dev !== vx || !e.dst) continue;
+      const mac = normMac(e.mac);
+      if (fdbWanted.get(mac)?.vtep === e.dst) present.add(mac);
+      else if (!stale.has(`${mac} ${e.dst}`)) stale.set(`${mac} ${e.dst}`, e);
+    }
+    const staleFdb = [...stale.values()].sort((a, b) => cmp(normMac(a.mac), normMac(b.mac)) || cmpIp(a.dst ?? '', b.dst ?? ''));
     const missingFdb = [...fdbWanted.values()].filter((p) => !present.has(p.mac));
 
-    const neighHave = bridge.remake ? [] : input.kernel.neigh.filter((n) => n.dev === br);
-    const staleNeigh = neighHave
+    // Neighbour entries on the bridge, by IP (the kernel keeps one per IP and device).
+    const neighHave = new Map<string, KernelNeighbour>();
+    for (const n of bridge.remake ? [] : input.kernel.neigh) if (n.dev === br && !neighHave.has(n.ip)) neighHave.set(n.ip, n);
+    const staleNeigh = [...neighHave.values()]
       .filter((n) => n.permanent && !neighWanted.has(n.ip)) // a wanted IP with another MAC is replaced, not deleted
-      .sort((a, b) => cmp(a.ip, b.ip));
+      .sort((a, b) => cmpIp(a.ip, b.ip));
     const missingNeigh = [...neighWanted.values()]
-      .map((peer) => ({ peer, have: neighHave.find((n) => n.ip === peer.ip) }))
+      .map((peer) => ({ peer, have: neighHave.get(peer.ip) }))
       .filter(({ peer, have }) => !have || !have.permanent || normMac(have.mac) !== peer.mac);
 
     networks.push({ want, bridge, vxlan, staleFdb, missingFdb, staleNeigh, missingNeigh });
@@ -261,6 +270,21 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Dotted quads in numeric order (10.0.1.9 before 10.0.1.10); anything else after them, as text. */
+function cmpIp(a: string, b: string): number {
+  const ka = ipKey(a);
+  const kb = ipKey(b);
+  if (ka !== undefined && kb !== undefined) return ka - kb;
+  if (ka !== undefined) return -1;
+  if (kb !== undefined) return 1;
+  return cmp(a, b);
+}
+
+function ipKey(ip: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  return m ? ((Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3])) * 256 + Number(m[4]) : undefined;
+}
+
 // ---- the plan ---------------------------------------------------------------------------------
 
 /** The operations that make the kernel match the wanted overlays, in the order to apply them. */
@@ -291,8 +315,8 @@ export function planOverlay(input: OverlayPlanInput): OverlayOp[] {
     if (vxlan.down) ops.push({ op: 'setUp', vni, name: vxlan.name });
     if (bridge.down) ops.push({ op: 'setUp', vni, name: bridge.name });
 
-    for (const e of n.staleFdb) ops.push({ op: 'delFdb', vni, dev: vxlan.name, mac: e.mac, dst: e.dst ?? '' });
-    for (const e of n.staleNeigh) ops.push({ op: 'delNeigh', vni, dev: bridge.name, ip: e.ip, mac: e.mac });
+    for (const e of n.staleFdb) ops.push({ op: 'delFdb', vni, dev: vxlan.name, mac: normMac(e.mac), dst: e.dst ?? '' });
+    for (const e of n.staleNeigh) ops.push({ op: 'delNeigh', vni, dev: bridge.name, ip: e.ip, mac: normMac(e.mac) });
     for (const p of n.missingFdb) ops.push({ op: 'addFdb', vni, dev: vxlan.name, mac: p.mac, dst: p.vtep });
     for (const { peer } of n.missingNeigh) ops.push({ op: 'addNeigh', vni, dev: bridge.name, ip: peer.ip, mac: peer.mac });
   }
