@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
 import { type CommandResult, type Lab, type LabHost } from '../test/lab/lab';
 import { sleep } from '../test/lab/process-tree';
-import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
+import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary, benchMain } from './lab-helpers';
 
 export type { BenchOptions, Summary } from './lab-helpers';
 
@@ -430,16 +430,4 @@ export async function runClusterBench(opts: BenchOptions): Promise<void> {
   });
 }
 
-if (require.main === module) {
-  let opts: BenchOptions;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench/cluster: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-  runClusterBench(opts).catch((err: unknown) => {
-    process.stderr.write(`bench/cluster: failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) benchMain('cluster', parseArgs, runClusterBench);

@@ -177,3 +177,18 @@ export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab
     progress(`lab ${opts.prefix} destroyed`);
   }
 }
+
+/** The entry point the lab benchmarks share: bad arguments exit 2, a failed run exits 1. */
+export function benchMain(name: string, parse: (argv: string[]) => BenchOptions, run: (opts: BenchOptions) => Promise<void>): void {
+  let opts: BenchOptions;
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench/${name}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  run(opts).catch((err: unknown) => {
+    process.stderr.write(`bench/${name}: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -37,7 +37,7 @@ import { SwarmletError } from '../services/common/errors';
 import { formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { type Lab, type LabHost } from '../test/lab/lab';
 import { descendantsOf, sleep, waitGone } from '../test/lab/process-tree';
-import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
+import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary, benchMain } from './lab-helpers';
 
 /** A task as `service ps --format json` prints it: only the fields the benchmark reads. */
 interface TaskJson {
@@ -436,16 +436,4 @@ export async function runServicesBench(opts: BenchOptions): Promise<void> {
   });
 }
 
-if (require.main === module) {
-  let opts: BenchOptions;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench/services: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-  runServicesBench(opts).catch((err: unknown) => {
-    process.stderr.write(`bench/services: failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) benchMain('services', parseArgs, runServicesBench);

@@ -91,19 +91,11 @@ export class EtcdStore {
    * `change` returns the node to write, or undefined to leave it alone.
    */
   async mutateNode(id: string, change: (node: Node) => Node | undefined, attempts = 5): Promise<Node> {
-    for (let i = 0; ; i++) {
-      const node = await this.getNode(id);
-      if (!node) throw notFound(`node ${id} not found`);
-      const next = change(structuredClone(node));
-      if (!next) return node;
-      try {
-        return await this.updateNode(next);
-      } catch (err) {
-        if (err instanceof SwarmletError && err.kind === 'Retryable' && i + 1 < attempts) continue;
-        throw err;
-      }
-    }
+    const node = await this.mutate(() => this.getNode(id), (n) => this.updateNode(n), change, attempts);
+    if (!node) throw notFound(`node ${id} not found`);
+    return node;
   }
+
 
   // ---- services ------------------------------------------------------------------------------
 
@@ -212,19 +204,25 @@ export class EtcdStore {
 
   /** Reads, changes and compare-and-swaps a task, retrying on races; `change` returns undefined to leave it. */
   async mutateTask(id: string, change: (task: Task) => Task | undefined, attempts = 5): Promise<Task | undefined> {
+    return this.mutate(() => this.getTask(id), (t) => this.updateTask(t), change, attempts);
+  }
+
+  /** Read, change, compare-and-swap; again when another writer won the race, up to `attempts` times. */
+  private async mutate<T>(read: () => Promise<T | undefined>, write: (t: T) => Promise<T>, change: (t: T) => T | undefined, attempts: number): Promise<T | undefined> {
     for (let i = 0; ; i++) {
-      const task = await this.getTask(id);
-      if (!task) return undefined;
-      const next = change(structuredClone(task));
-      if (!next) return task;
+      const current = await read();
+      if (!current) return undefined;
+      const next = change(structuredClone(current));
+      if (!next) return current;
       try {
-        return await this.updateTask(next);
+        return await write(next);
       } catch (err) {
         if (err instanceof SwarmletError && err.kind === 'Retryable' && i + 1 < attempts) continue;
         throw err;
       }
     }
   }
+
 
   async deleteTasks(ids: string[]): Promise<void> {
     for (let i = 0; i < ids.length; i += TXN_BATCH) {

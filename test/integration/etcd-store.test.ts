@@ -5,6 +5,7 @@ import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability } fr
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
 import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { rejection } from '../support/rejection';
 
 let etcd: EtcdFixture;
 let clock: Date;
@@ -59,15 +60,6 @@ async function rawValue(key: string): Promise<string | null> {
   return etcd.client.get(key).string();
 }
 
-async function rejection(p: Promise<unknown>): Promise<SwarmletError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SwarmletError);
-    return err as SwarmletError;
-  }
-  throw new Error('expected the store to refuse');
-}
 
 /** Resolves once `check` holds, polling; fails the test with `what` after a generous deadline. */
 async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20000): Promise<void> {

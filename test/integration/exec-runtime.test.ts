@@ -12,6 +12,7 @@ import { ContainerSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/t
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
+import { rejection } from '../support/rejection';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-${process.pid}`;
@@ -66,15 +67,6 @@ async function run(t: Task): Promise<RuntimeTaskState> {
   return runtime.inspect(t.id);
 }
 
-async function rejection(p: Promise<unknown>): Promise<SwarmletError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SwarmletError);
-    return err as SwarmletError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function taskCgroupFile(controller: string, id: string, file: string): string {
   if (layout.version === 2) return readFileSync(join(layout.root, parent, id, file), 'utf8').trim();

@@ -8,6 +8,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Netlink, NetlinkError } from '../../agent/network/netlink';
 import { formatIp, networkOf, parseCidr, parseIp } from '../../agent/network/netlink/encode';
+import { rejection } from '../support/rejection';
 
 const P = `nl${(process.pid % 46656).toString(36)}`;
 const namespaces: string[] = [];
@@ -55,15 +56,6 @@ async function inNetns(name: string): Promise<Netlink> {
   return h;
 }
 
-async function rejection(p: Promise<unknown>): Promise<NetlinkError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetlinkError);
-    return err as NetlinkError;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -154,7 +146,7 @@ describe('links', () => {
 
   test('a link of another kind under the wanted name is a Conflict, not replaced', async () => {
     await nl.ensureVethPair(`${P}cf0`, `${P}cf1`);
-    const err = await rejection(nl.ensureBridge(`${P}cf0`));
+    const err = await rejection(nl.ensureBridge(`${P}cf0`), NetlinkError);
     expect(err.errno).toBe('EEXIST');
     expect(err.kind).toBe('Conflict');
     expect(err.message).toMatch(new RegExp(`^creating bridge ${P}cf0: EEXIST`));
@@ -288,11 +280,11 @@ describe('links', () => {
     expect(link(`${P}mvb`)).toBeUndefined();
     expect(link(`${P}mvb`, ns).linkinfo.info_kind).toBe('veth');
     expect((await nl.getLink(`${P}mva`))?.veth?.peerNetnsId).toEqual(expect.any(Number));
-    const gone = await rejection(nl.moveToNetns(`${P}mvb`, netnsPath(ns)));
+    const gone = await rejection(nl.moveToNetns(`${P}mvb`, netnsPath(ns)), NetlinkError);
     expect(gone.errno).toBe('ENODEV');
 
     await nl.ensureBridge(`${P}mvbr`);
-    const local = await rejection(nl.moveToNetns(`${P}mvbr`, netnsPath(ns)));
+    const local = await rejection(nl.moveToNetns(`${P}mvbr`, netnsPath(ns)), NetlinkError);
     expect(local.errno).toBe('EINVAL');
     expect(local.message).toMatch(new RegExp(`^moving ${P}mvbr to netns ${netnsPath(ns)}: EINVAL`));
   });
@@ -330,11 +322,11 @@ describe('addresses, routes, neighbours', () => {
   });
 
   test('adding an address to a missing link is a NetlinkError with errno ENODEV', async () => {
-    const err = await rejection(nl.ensureAddress(`${P}nothere`, '10.98.9.1/24'));
+    const err = await rejection(nl.ensureAddress(`${P}nothere`, '10.98.9.1/24'), NetlinkError);
     expect(err.errno).toBe('ENODEV');
     expect(err.kind).toBe('NotFound');
     expect(err.message).toMatch(new RegExp(`^adding address 10.98.9.1/24 to ${P}nothere: ENODEV`));
-    const bad = await rejection(nl.ensureAddress(dev, '10.98.9.1/33'));
+    const bad = await rejection(nl.ensureAddress(dev, '10.98.9.1/33'), NetlinkError);
     expect(bad.errno).toBe('EINVAL');
     expect(bad.kind).toBe('InvalidArgument');
   });
@@ -368,7 +360,7 @@ describe('addresses, routes, neighbours', () => {
     expect(ipj(['route', 'show', '10.97.0.0/16'])).toEqual([]);
     expect(ipj(['route', 'show', '10.96.5.0/24'])).toEqual([]);
 
-    const unreachable = await rejection(nl.ensureRoute({ dst: '10.95.0.0/16', gateway: '10.200.0.1' }));
+    const unreachable = await rejection(nl.ensureRoute({ dst: '10.95.0.0/16', gateway: '10.200.0.1' }), NetlinkError);
     expect(unreachable.errno).toBe('ENETUNREACH');
   });
 
@@ -442,7 +434,7 @@ describe('bridge FDB', () => {
 
 describe('foreign network namespaces', () => {
   test('a missing namespace is ENOENT', async () => {
-    const err = await rejection(Netlink.inNetns(netnsPath(`${P}-missing`)));
+    const err = await rejection(Netlink.inNetns(netnsPath(`${P}-missing`)), NetlinkError);
     expect(err.errno).toBe('ENOENT');
     expect(err.kind).toBe('NotFound');
   });
@@ -468,9 +460,9 @@ describe('foreign network namespaces', () => {
     await h.ensureNeighbour('gw0', '192.0.2.1', '02:00:5e:00:02:01');
     expect(ipj(['neigh', 'show', 'dev', 'gw0'], ns)).toEqual([expect.objectContaining({ dst: '192.0.2.1', lladdr: '02:00:5e:00:02:01', state: ['PERMANENT'] })]);
 
-    const err = await rejection(h.ensureAddress('nope0', '192.0.2.9/24'));
+    const err = await rejection(h.ensureAddress('nope0', '192.0.2.9/24'), NetlinkError);
     expect(err.errno).toBe('ENODEV');
-    const conflict = await rejection(h.ensureVxlan('br0', { vni: 10, local: '192.0.2.2' }));
+    const conflict = await rejection(h.ensureVxlan('br0', { vni: 10, local: '192.0.2.2' }), NetlinkError);
     expect(conflict.errno).toBe('EEXIST');
 
     // Parallel requests on one handle (dumps included) are serialized, not refused with EBUSY.
@@ -497,7 +489,7 @@ describe('foreign network namespaces', () => {
 
     byPid.close();
     h.close();
-    expect((await rejection(h.listLinks())).errno).toBe('EBADF');
+    expect((await rejection(h.listLinks(), NetlinkError)).errno).toBe('EBADF');
     // The helpers that lived in the namespace are gone.
     await waitFor('the helpers to exit', () => run('ip', ['netns', 'pids', ns]).trim() === '');
   });

@@ -17,6 +17,7 @@ import {
 // After ca.ts, which installs the Reflect metadata shim @peculiar/x509 needs.
 import * as x509 from '@peculiar/x509';
 import { encodeBase36, formatJoinToken, parseJoinToken } from '../../services/pki/tokens';
+import { rejection } from '../support/rejection';
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
@@ -43,11 +44,6 @@ function errorOf(fn: () => unknown): SwarmletError {
   throw new Error('expected a SwarmletError');
 }
 
-async function rejectionOf(promise: Promise<unknown>): Promise<SwarmletError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(SwarmletError);
-  return err as SwarmletError;
-}
 
 let ca: RootCAMaterial;
 let otherCA: RootCAMaterial;
@@ -159,7 +155,7 @@ describe('signCertificate', () => {
     const at = der.indexOf('node-honest');
     der.write('node-forged', at);
     const tampered = x509.PemConverter.encode(der, 'CERTIFICATE REQUEST');
-    const err = await rejectionOf(signCertificate(ca, tampered, { nodeId: 'n', clusterId: CLUSTER, role: 'manager' }));
+    const err = await rejection(signCertificate(ca, tampered, { nodeId: 'n', clusterId: CLUSTER, role: 'manager' }));
     expect(err.kind).toBe('InvalidArgument');
     expect(err.message).toMatch(/certificate signing request is not valid/);
   });
@@ -168,7 +164,7 @@ describe('signCertificate', () => {
     const algorithm = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
     const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=n', keys, signingAlgorithm: algorithm });
-    const err = await rejectionOf(signCertificate(ca, csr.toString('pem'), { nodeId: 'n', clusterId: CLUSTER, role: 'worker' }));
+    const err = await rejection(signCertificate(ca, csr.toString('pem'), { nodeId: 'n', clusterId: CLUSTER, role: 'worker' }));
     expect(err.message).toMatch(/must carry an ECDSA P-256 key/);
   });
 
@@ -179,7 +175,7 @@ describe('signCertificate', () => {
     ['a bad IP address', undefined, { nodeId: 'n', clusterId: CLUSTER, role: 'manager' as const, ipAddresses: ['10.0.0.300'] }, /"10.0.0.300" is not an IP address/],
   ])('%s is refused', async (_name, csr, subject, message) => {
     const csrPem = csr ?? (await createKeyAndCSR('n')).csrPem;
-    const err = await rejectionOf(signCertificate(ca, csrPem, subject));
+    const err = await rejection(signCertificate(ca, csrPem, subject));
     expect(err.kind).toBe('InvalidArgument');
     expect(err.message).toMatch(message);
   });
