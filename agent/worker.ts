@@ -1,5 +1,5 @@
 import { exponentialBackoff, sleep } from '../services/common/backoff';
-import { asSwarmletError } from '../services/common/errors';
+import { asSwarmletError, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { Task, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
 import type { Runtime } from './runtime/runtime';
@@ -24,6 +24,16 @@ export interface WorkerOptions {
   now?: () => Date;
   /** How often running tasks are inspected for an exit (default 250 ms). */
   monitorMs?: number;
+  /** Plugs tasks into their networks between prepare and start; without it, tasks have only lo. */
+  networks?: TaskNetworks;
+}
+
+/** The network side of a task's life, as the worker sees it. */
+export interface TaskNetworks {
+  /** The task's sandbox exists (its netns at `netnsPath`); its command has not started yet. */
+  attach(task: Task, netnsPath: string): Promise<void>;
+  /** The task is gone: what its networks held for it goes too. */
+  detach(taskId: string): Promise<void>;
 }
 
 interface TaskEntry extends TaskView {
@@ -46,6 +56,7 @@ export class Worker {
   private readonly runtime: Runtime;
   private readonly now: () => Date;
   private readonly monitorMs: number;
+  private readonly networks?: TaskNetworks;
   private readonly tasks = new Map<string, TaskEntry>();
   private readonly ops = new Set<Promise<void>>();
   private readonly reporter: StatusReporter;
@@ -61,6 +72,7 @@ export class Worker {
     this.runtime = opts.runtime;
     this.now = opts.now ?? (() => new Date());
     this.monitorMs = opts.monitorMs ?? 250;
+    this.networks = opts.networks;
     this.reporter = new StatusReporter(opts.report, this.log);
   }
 
@@ -207,7 +219,16 @@ export class Worker {
         }, true);
         return;
       case 'start':
-        this.operate(entry, 'start', () => this.runtime.start(taskId), true);
+        this.operate(entry, 'start', async () => {
+          // A task's command starts only once its networks are plugged in.
+          const networks = this.networks;
+          if (networks && (entry.task?.networks ?? []).length > 0) {
+            const { pid } = await this.runtime.inspect(taskId);
+            if (!pid) throw internal(`task ${taskId} has no sandbox process to plug networks into`);
+            await networks.attach(entry.task!, `/proc/${pid}/ns/net`);
+          }
+          await this.runtime.start(taskId);
+        }, true);
         return;
       case 'stop':
         this.operate(entry, 'stop', () => this.runtime.stop(taskId, action.graceMs));
@@ -216,6 +237,7 @@ export class Worker {
         this.operate(entry, 'remove', async () => {
           await this.runtime.stop(taskId, action.graceMs);
           await this.runtime.remove(taskId);
+          await this.networks?.detach(taskId);
         });
         return;
     }

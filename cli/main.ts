@@ -4,6 +4,7 @@ import { VERSION } from '../services/common/version';
 import { cliDebug } from '../services/config/config';
 import { GlobalArgs } from './commands/context';
 import { daemonCommand } from './commands/daemon';
+import { networkCommands } from './commands/network';
 import { nodeCommands } from './commands/node';
 import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
 import { separateCommand } from './argv';
@@ -28,6 +29,7 @@ export async function main(args: string[]): Promise<void> {
   parser = infoCommand(parser);
   parser = nodeCommands(parser);
   parser = serviceCommands(parser, create.command);
+  parser = networkCommands(parser);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

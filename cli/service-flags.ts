@@ -85,6 +85,8 @@ export interface SpecFlags {
   healthStartPeriod?: string;
   noHealthcheck?: boolean;
   stopGracePeriod?: string;
+  /** Networks to join, names or ids, in order (create only: update has --network-add/--network-rm). */
+  network?: string[];
 }
 
 /** Update-only flags. */
@@ -97,6 +99,8 @@ export interface UpdateFlags extends SpecFlags {
   constraintRm?: string[];
   labelAdd?: string[];
   labelRm?: string[];
+  networkAdd?: string[];
+  networkRm?: string[];
   force?: boolean;
 }
 
@@ -144,6 +148,7 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   }
   if (f.label) out.labels = labels(f.label, out.labels);
   if (f.constraint) task.placement = { constraints: f.constraint };
+  if (f.network) task.networks = [...f.network];
   const res = (task.resources ??= { limits: undefined, reservations: undefined });
   if (f.limitCpu !== undefined) res.limits = { nanoCpus: parseCpus(f.limitCpu, '--limit-cpu'), memoryBytes: res.limits?.memoryBytes ?? 0 };
   if (f.limitMemory !== undefined) res.limits = { nanoCpus: res.limits?.nanoCpus ?? 0, memoryBytes: parseBytes(f.limitMemory, '--limit-memory') };
@@ -184,10 +189,26 @@ export function specFromCreateFlags(f: SpecFlags, image: string, command: string
   return applySpecFlags(base, { ...f, mode: undefined });
 }
 
+/**
+ * `--network-rm` then `--network-add` on a service's networks, kept as written: removing one the
+ * service is not on is refused (a typo would otherwise change nothing, silently); adding one it is
+ * on already changes nothing; new ones go last, in the order given.
+ */
+export function planNetworkChange(current: string[], add: string[], rm: string[]): string[] {
+  for (const ref of rm) {
+    if (!current.includes(ref)) {
+      throw invalidArgument(`--network-rm ${ref}: the service is not on network ${ref} (${current.length ? `its networks: ${current.join(', ')}` : 'it has none'})`);
+    }
+  }
+  const kept = current.filter((ref) => !rm.includes(ref));
+  for (const ref of add) if (!kept.includes(ref)) kept.push(ref);
+  return kept;
+}
+
 /** The spec `service update` asks for, from the current one. */
 export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): ServiceSpec {
   if (f.mode !== undefined) throw invalidArgument("a service's mode can't be changed; remove and create it again");
-  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined });
+  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined, network: undefined });
   const c = spec.task!.container!;
   if (f.image !== undefined) c.image = f.image;
   if (f.args !== undefined) c.args = f.args;
@@ -201,6 +222,7 @@ export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): Servi
     const kept = (spec.task!.placement?.constraints ?? []).filter((x) => !rm.has(x));
     spec.task!.placement = { constraints: [...kept, ...(f.constraintAdd ?? []).filter((x) => !kept.includes(x))] };
   }
+  if (f.networkAdd || f.networkRm) spec.task!.networks = planNetworkChange(spec.task!.networks ?? [], f.networkAdd ?? [], f.networkRm ?? []);
   if (f.labelAdd || f.labelRm) {
     const next = labels(f.labelAdd, spec.labels);
     for (const k of f.labelRm ?? []) delete next[k];

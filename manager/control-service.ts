@@ -9,6 +9,7 @@ import { invalidArgument } from '../services/common/errors';
 import { readClusterView, votingManagers } from './cluster-view';
 import { retireManager, retireThroughPeer } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
+import { networkControl } from './network-control';
 import { serviceControl } from './service-control';
 import { EtcdStore } from './store/etcd-store';
 import { TlsMaterial } from '../services/api/tls';
@@ -52,6 +53,7 @@ export function controlService(deps: ControlDeps): ControlServer {
 
   return {
     ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls }),
+    ...networkControl({ store: deps.store, log: deps.log }),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {
       let { cluster } = await view();

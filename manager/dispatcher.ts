@@ -9,6 +9,7 @@ import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, Tas
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
+import { planOverlays } from './network/peers';
 import { ReconcileLoop } from './reconcile-loop';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
@@ -41,7 +42,7 @@ export class Dispatcher {
 
   constructor(private readonly store: EtcdStore, private readonly etcd: Etcd3, parentLog: Logger, private readonly leaderId: () => Promise<string | undefined>) {
     this.log = componentLogger(parentLog, 'dispatcher');
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
   }
 
   start(): void {
@@ -157,7 +158,7 @@ export class Dispatcher {
 
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
-    const [view, tasks] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks()]);
+    const [view, tasks, networks] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks()]);
     this.spec = view.cluster.spec;
     const managers = managerPeers(view.nodes);
     const byNode = new Map<string, Task[]>();
@@ -173,7 +174,8 @@ export class Dispatcher {
         continue;
       }
       const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned };
+      const overlays = planOverlays(node.id, tasks, networks, view.nodes);
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays };
       const text = JSON.stringify(SessionMessage.toJSON(msg));
       if (text === session.lastSent) continue;
       session.lastSent = text;

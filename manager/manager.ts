@@ -11,7 +11,7 @@ import { Dispatcher, leaseSeconds } from './dispatcher';
 import { membersService } from './members-service';
 import { nodeHealthLoop } from './node-health';
 import { keepRaftLeaderElsewhere } from './raft-leadership';
-import { allocatorLoop, orchestratorLoop, schedulerLoop } from './task-loops';
+import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
 import { ReconcileLoop } from './reconcile-loop';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
@@ -142,6 +142,7 @@ export class Manager {
     this.leaderLoops = [
       nodeHealthLoop(this.store, this.opts.log),
       orchestratorLoop(this.store, this.opts.log),
+      builtinNetworksLoop(this.store, this.opts.log),
       allocatorLoop(this.store, this.opts.log),
       schedulerLoop(this.store, this.opts.log),
     ];

@@ -7,6 +7,7 @@ import { ControlServer, CreateServiceRequest, GetServiceRequest, ListTasksReques
 import { AgentClient } from '../services/gen/swarmlet/v1/dispatcher';
 import { LogLine, Node, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
+import { validateServiceNetworks } from './network-plans';
 import { validateServiceSpec } from './orchestrator/service-spec';
 import { planServiceRollback, planServiceUpdate, resolveService, serviceCounts } from './service-plans';
 import { EtcdStore } from './store/etcd-store';
@@ -29,6 +30,7 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
   return {
     createService: unary(async (req: CreateServiceRequest) => {
       const spec = validateServiceSpec(req.spec!);
+      validateServiceNetworks(spec.task?.networks ?? [], await store.listNetworks());
       const now = new Date().toISOString();
       const service: Service = {
         id: newRandomId(),
@@ -55,6 +57,8 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
       const current = await find(req.service);
       if (req.version && req.version !== current.meta?.version) throw conflict(`service ${current.spec?.name} changed since version ${req.version} was read; read it again`);
       const next = req.rollback ? planServiceRollback(current, new Date()) : planServiceUpdate(current, validateServiceSpec(req.spec!), new Date());
+      // A rollback's spec is checked too: a network it names may have been removed since.
+      validateServiceNetworks(next.spec?.task?.networks ?? [], await store.listNetworks());
       const updated = await store.updateService(next);
       log.info({ serviceId: updated.id, specVersion: updated.specVersion, rollback: req.rollback }, 'service updated');
       return updated;

@@ -3,12 +3,16 @@
  * it needs, asks a pure plan what to do, and writes the result back with compare-and-swap; they
  * never call each other, only watch the store.
  *   orchestrator: services -> tasks (replicas, global, restarts, rolling updates, history)
- *   allocator:    NEW -> PENDING (networks will be allocated here)
+ *   allocator:    NEW -> PENDING, with addresses on the task's networks
  *   scheduler:    PENDING -> ASSIGNED to a node
  */
+import { SwarmletError } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { Node, NodeState, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
+import { planBuiltinNetworks } from './network/ipam';
+import { BUILTIN_NETWORKS } from './network/network-spec';
+import { planAllocation } from './network-plans';
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
@@ -104,18 +108,54 @@ async function retireOrphans(store: EtcdStore, tasks: Task[], serviceIds: Set<st
   }
 }
 
-/** NEW -> PENDING. Networks (addresses, VIPs) will be allocated here before a task may be scheduled. */
+/**
+ * NEW -> PENDING. Tasks whose spec names networks get their addresses first (planAllocation);
+ * those that cannot get them stay NEW and say why, and are tried again when tasks or networks
+ * change (an address freed, a network made).
+ */
 export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'allocator');
   return new ReconcileLoop(
     store,
     {
       name: 'allocator',
-      watch: [keys.tasksPrefix],
+      watch: [keys.tasksPrefix, keys.networksPrefix],
+      resyncMs: 10000,
       reconcile: async () => {
-        const fresh = (await store.listTasks()).filter((t) => (t.status?.state ?? 0) === TaskState.TASK_STATE_NEW && t.desiredState <= TaskState.TASK_STATE_RUNNING);
-        const at = stamp(now());
-        await store.updateTasks(fresh.map((t) => ({ before: t, after: { ...t, status: { ...t.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: at } } })));
+        const [tasks, networks] = await Promise.all([store.listTasks(), store.listNetworks()]);
+        const plan = planAllocation(tasks, networks, now());
+        if (plan.changes.length === 0) return;
+        const lost = await store.updateTasks(plan.changes);
+        if (plan.allocated) log.info({ count: plan.allocated, lost: lost.length }, 'tasks allocated');
+        // A waiting task is in the changes only when its reason is new.
+        for (const c of plan.changes) if (c.after.status?.state === TaskState.TASK_STATE_NEW) log.info({ taskId: c.after.id, reason: c.after.status.message }, 'task cannot be allocated yet');
+      },
+    },
+    log,
+  );
+}
+
+/**
+ * Makes the built-in networks (bridge, host, none) that the store lacks. Runs on the leader;
+ * a create that loses to another manager's is a Conflict on the name, and harmless.
+ */
+export function builtinNetworksLoop(store: EtcdStore, parentLog: Logger): ReconcileLoop {
+  const log = componentLogger(parentLog, 'networks');
+  return new ReconcileLoop(
+    store,
+    {
+      name: 'builtin-networks',
+      watch: [keys.networksPrefix],
+      resyncMs: 60000,
+      reconcile: async () => {
+        for (const network of planBuiltinNetworks(BUILTIN_NETWORKS, await store.listNetworks(), () => newRandomId())) {
+          try {
+            await store.createNetwork(network);
+            log.info({ networkId: network.id, name: network.spec?.name }, 'built-in network created');
+          } catch (err) {
+            if (!(err instanceof SwarmletError && err.kind === 'Conflict')) throw err;
+          }
+        }
       },
     },
     log,

@@ -58,7 +58,7 @@ function specOptions<T>(a: Argv<T>) {
 function flagsOf(argv: Record<string, unknown>): UpdateFlags {
   const f: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(argv)) if (!k.includes('-') && k !== '_' && k !== '$0' && v !== undefined) f[k] = v;
-  for (const k of ['constraint', 'env', 'label', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm']) f[k] = repeated(f[k]);
+  for (const k of ['constraint', 'env', 'label', 'network', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm', 'networkAdd', 'networkRm']) f[k] = repeated(f[k]);
   return f as UpdateFlags;
 }
 
@@ -94,11 +94,20 @@ export function psRows(res: ListTasksResponse, noTrunc = false, now = Date.now()
         t.nodeId ? host.get(t.nodeId) ?? t.nodeId : '',
         enumWord(taskStateToJSON(t.desiredState)),
         `${enumWord(taskStateToJSON(state))} ${ago(t.status?.timestamp, now)}`.trim(),
-        (t.status?.err || (state === TaskState.TASK_STATE_PENDING ? t.status?.message ?? '' : '')).slice(0, noTrunc ? undefined : 60),
+        (t.status?.err || (state === TaskState.TASK_STATE_PENDING || stuck(t) ? t.status?.message ?? '' : '')).slice(0, noTrunc ? undefined : 60),
       ]);
     });
   }
   return rows;
+}
+
+/** Why a task waits for something that may never come: no node can take it, or it cannot get its addresses. */
+function stuck(t: Task): 'placed' | 'allocated' | undefined {
+  const message = t.status?.message ?? '';
+  const state = t.status?.state ?? TaskState.TASK_STATE_NEW;
+  if (state === TaskState.TASK_STATE_PENDING && /no suitable node/.test(message)) return 'placed';
+  if (state === TaskState.TASK_STATE_NEW && /network|address/.test(message)) return 'allocated';
+  return undefined;
 }
 
 interface Progress {
@@ -117,7 +126,7 @@ export function planProgress(service: Service, tasks: Task[], since: string, pen
   for (const t of current.sort((a, b) => Number(a.slot) - Number(b.slot))) {
     const state = t.status?.state ?? TaskState.TASK_STATE_NEW;
     const label = t.slot ? `${t.slot}/${desired}` : t.nodeId.slice(0, 12);
-    lines.push(`${label}: ${taskStateToJSON(state).replace('TASK_STATE_', '').toLowerCase()}${state === TaskState.TASK_STATE_PENDING && /no suitable node/.test(t.status?.message ?? '') ? ` (${t.status!.message})` : ''}`);
+    lines.push(`${label}: ${taskStateToJSON(state).replace('TASK_STATE_', '').toLowerCase()}${stuck(t) ? ` (${t.status!.message})` : ''}`);
   }
   const u = service.updateStatus?.state;
   if (u === UpdateState.UPDATE_STATE_PAUSED || u === UpdateState.UPDATE_STATE_ROLLBACK_PAUSED) {
@@ -129,10 +138,11 @@ export function planProgress(service: Service, tasks: Task[], since: string, pen
     return { converged: false, failed: `task ${taskName(last)} failed ${failures.length} times; last: ${last.status?.err || last.status?.message}`, lines };
   }
   for (const t of current) {
-    if (t.status?.state === TaskState.TASK_STATE_PENDING && /no suitable node/.test(t.status.message)) {
+    const why = stuck(t);
+    if (why) {
       const first = pendingSince.get(t.id) ?? now;
       pendingSince.set(t.id, first);
-      if (now - first > 5000) return { converged: false, failed: `task ${taskName(t)} cannot be placed: ${t.status.message}`, lines };
+      if (now - first > 5000) return { converged: false, failed: `task ${taskName(t)} cannot be ${why}: ${t.status!.message}`, lines };
     } else pendingSince.delete(t.id);
   }
   const updating = u === UpdateState.UPDATE_STATE_UPDATING || u === UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
@@ -174,6 +184,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
           specOptions(a)
             .positional('image', { type: 'string', demandOption: true, describe: 'then the command and its arguments' })
             .option('name', { type: 'string', describe: 'Service name (a DNS label)' })
+            .option('network', { type: 'string', describe: 'Network to join, by name or id (repeatable; the first is eth0)' })
             .option('mode', { type: 'string', describe: 'replicated or global (default replicated)' }),
         async (argv) => {
           const spec = specFromCreateFlags(flagsOf(argv) as SpecFlags, argv.image as string, createCommand);
@@ -270,6 +281,8 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             .option('constraint-rm', { type: 'string', describe: 'Remove a placement constraint (repeatable)' })
             .option('label-add', { type: 'string', describe: 'Add or change a service label (repeatable)' })
             .option('label-rm', { type: 'string', describe: 'Remove a service label (repeatable)' })
+            .option('network-add', { type: 'string', describe: 'Join a network (repeatable)' })
+            .option('network-rm', { type: 'string', describe: 'Leave a network (repeatable)' })
             .option('force', { type: 'boolean', default: false, describe: 'Replace the tasks even if nothing changed' })
             .option('rollback', { type: 'boolean', default: false, describe: 'Roll back to the previous spec' }),
         async (argv) => {

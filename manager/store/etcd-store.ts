@@ -1,6 +1,6 @@
-import { Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
+import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
-import { Cluster, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { keys, ROOT } from './keys';
 
 /** What every stored object has: an id and a meta whose version is etcd's mod revision. */
@@ -16,6 +16,13 @@ interface Codec<T> {
 
 /** etcd refuses transactions of more than 128 operations; stay well under. */
 const TXN_BATCH = 64;
+
+/** The end of the key range a prefix spans (its last byte plus one), for compares over a range. */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  end[end.length - 1] += 1;
+  return end;
+}
 
 /** Why `next` would move a task backwards from `current`, or undefined. */
 export function taskBackwards(current: Task, next: Task): string | undefined {
@@ -136,6 +143,61 @@ export class EtcdStore {
     if (res.succeeded) return;
     if (!(await this.getService(service.id))) throw notFound(`service ${service.spec?.name ?? service.id} not found`);
     throw new SwarmletError('Retryable', `service ${service.spec?.name} changed while it was being removed; try again`);
+  }
+
+  // ---- networks ------------------------------------------------------------------------------
+
+  async listNetworks(): Promise<Network[]> {
+    return (await this.listNetworksAt()).networks;
+  }
+
+  /** The networks, and the store revision they were read at: what createNetwork's `readRevision` takes. */
+  async listNetworksAt(): Promise<{ networks: Network[]; revision: number }> {
+    const res = await this.guard(this.client.getAll().prefix(keys.networksPrefix).exec());
+    return { networks: res.kvs.map((kv) => this.decode(kv, Network)), revision: Number(res.header.revision) };
+  }
+
+  async getNetwork(id: string): Promise<Network | undefined> {
+    return this.read(keys.network(id), Network);
+  }
+
+  /**
+   * Creates a network and claims its name in one transaction: Conflict if the name is taken.
+   * With `readRevision` (from listNetworksAt), the network is written only if no network was
+   * created or changed after that revision, else Retryable: its subnet and VNI were chosen against
+   * the networks read then, and two managers must not hand out the same ones.
+   */
+  async createNetwork(network: Network, readRevision?: number): Promise<Network> {
+    const name = network.spec!.name;
+    const absent = (key: string): ICompare => ({ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 });
+    const compare = [absent(keys.networkName(name)), absent(keys.network(network.id))];
+    if (readRevision !== undefined) {
+      compare.push({ key: Buffer.from(keys.networksPrefix), range_end: prefixEnd(keys.networksPrefix), target: 'Mod', result: 'Less', mod_revision: readRevision + 1 });
+    }
+    const put = (key: string, value: string) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+    // etcd3's transaction builder has no range compares; its KV client takes the request as etcd defines it.
+    const res = await this.guard(this.client.kv.txn({ compare, success: [put(keys.networkName(name), network.id), put(keys.network(network.id), this.encode(network, Network, true))], failure: [] }));
+    if (!res.succeeded) {
+      const owner = await this.guard(this.client.get(keys.networkName(name)).string());
+      if (owner !== null) throw conflict(`a network named ${name} already exists`);
+      if (await this.getNetwork(network.id)) throw conflict(`network ${network.id} already exists`);
+      throw new SwarmletError('Retryable', `the networks changed while network ${name} was being created; try again`);
+    }
+    return (await this.getNetwork(network.id))!;
+  }
+
+  /** Deletes a network and frees its name, if it is still at the version read. Whether it is in use is the caller's to check. */
+  async deleteNetwork(network: Network): Promise<void> {
+    const name = network.spec?.name ?? '';
+    const res = await this.guard(
+      this.client
+        .if(keys.network(network.id), 'Mod', '==', network.meta?.version ?? 0)
+        .then(this.client.delete().key(keys.network(network.id)), this.client.delete().key(keys.networkName(name)))
+        .commit(),
+    );
+    if (res.succeeded) return;
+    if (!(await this.getNetwork(network.id))) throw notFound(`network ${name || network.id} not found`);
+    throw new SwarmletError('Retryable', `network ${name || network.id} changed while it was being removed; try again`);
   }
 
   // ---- tasks ---------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ export const keys = {
   service: (id: string) => `${ROOT}services/${id}`,
   /** name -> service id: makes names unique in the same transaction that creates the service. */
   serviceName: (name: string) => `${ROOT}service-names/${name}`,
+  networksPrefix: `${ROOT}networks/`,
+  network: (id: string) => `${ROOT}networks/${id}`,
+  /** name -> network id: makes names unique in the same transaction that creates the network. */
+  networkName: (name: string) => `${ROOT}network-names/${name}`,
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };

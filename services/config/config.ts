@@ -17,6 +17,8 @@ export interface DaemonConfig {
   readonly etcdBinary: string;
   /** Task cgroups go under this one (per controller on cgroup v1). */
   readonly cgroupParent: string;
+  /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>. */
+  readonly netnsPrefix: string;
 }
 
 export interface DaemonFlags {
@@ -26,7 +28,7 @@ export interface DaemonFlags {
   config?: string;
 }
 
-type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent'>>;
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>>;
 
 function readFileConfig(file: string, explicit: boolean): FileConfig {
   if (!fs.existsSync(file)) {
@@ -36,7 +38,7 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent'];
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
     for (const [key, value] of Object.entries(parsed)) {
@@ -46,6 +48,11 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   } catch (err) {
     throw invalidArgument(`config file ${file}: ${(err as Error).message}`, err);
   }
+}
+
+function validateNetnsPrefix(p: string): string {
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/.test(p)) return p;
+  throw invalidArgument(`invalid netns prefix ${JSON.stringify(p)}: letters, digits, '.', '_' and '-', at most 40`);
 }
 
 function validateCgroupParent(p: string): string {
@@ -72,6 +79,7 @@ export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = pr
     hostname: env.SWARMLET_HOSTNAME ?? file.hostname ?? os.hostname(),
     etcdBinary: env.SWARMLET_ETCD_BINARY ?? file.etcdBinary ?? 'etcd',
     cgroupParent: validateCgroupParent(env.SWARMLET_CGROUP_PARENT ?? file.cgroupParent ?? 'swarmlet'),
+    netnsPrefix: validateNetnsPrefix(env.SWARMLET_NETNS_PREFIX ?? file.netnsPrefix ?? 'swl'),
   });
 }
 

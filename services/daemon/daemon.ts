@@ -13,6 +13,7 @@ import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { Runtime } from '../../agent/runtime/runtime';
 import { Worker } from '../../agent/worker';
+import { OverlayDriver } from '../../agent/network/overlay-driver';
 import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -27,7 +28,7 @@ import { callUnary, unary } from '../api/handlers';
 import { addStandardServices, bindServer, shutdownServer } from '../api/server-extras';
 import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
 import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
-import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
@@ -75,6 +76,11 @@ export class Daemon {
   private manager?: Manager;
   private agent?: AgentSession;
   private worker?: Worker;
+  private overlay?: OverlayDriver;
+  /** The overlay networks the dispatcher last described, for plugging tasks in. */
+  private overlays: OverlayNetwork[] = [];
+  /** Session messages are applied to the kernel one after another. */
+  private networking: Promise<void> = Promise.resolve();
   private server?: grpc.Server;
   private certificate?: CertificateSource;
   private readonly runtime: Runtime;
@@ -287,7 +293,7 @@ export class Daemon {
       throw failedPrecondition('this manager is not running, so leaving safely cannot be checked; use --force to leave anyway');
     }
     await this.deactivate();
-    await this.removeAllTasks();
+    await this.removeAllTasks(state);
     this.dir.wipe();
     this.state = undefined;
     log.info('left the swarm');
@@ -358,10 +364,16 @@ export class Daemon {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
       this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
     }
+    const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
+    this.overlay = overlay;
     this.worker = new Worker({
       runtime: this.runtime,
       log: this.rootLog,
       report: (updates) => this.agent ? this.agent.reportStatus(updates) : Promise.reject(unavailable('no agent session')),
+      networks: {
+        attach: (task, netns) => overlay.attach(task.id, netns, task.networks, this.overlays),
+        detach: (taskId) => overlay.detach(taskId),
+      },
     });
     await this.worker.start();
     const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
@@ -474,30 +486,44 @@ export class Daemon {
 
   /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
   private async deactivate(): Promise<void> {
-    const { agent, worker, server, manager, etcdClient, etcd } = this;
-    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = undefined;
+    const { agent, worker, server, manager, etcdClient, etcd, overlay } = this;
+    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.overlay = undefined;
     clearInterval(this.renewalTimer);
     await agent?.stop();
+    await this.networking;
     await worker?.stop();
+    await overlay?.close();
     await manager?.stop().catch((err) => this.log.warn({ err: err.message }, 'manager did not stop cleanly'));
     if (server) await shutdownServer(server, 1000);
     etcdClient?.close();
     await etcd?.stop();
   }
 
-  /** On leaving the swarm: this node's tasks stop and are forgotten. */
-  private async removeAllTasks(): Promise<void> {
+  /** On leaving the swarm: this node's tasks stop and are forgotten, and its overlay sandboxes go. */
+  private async removeAllTasks(state: NodeState): Promise<void> {
     for (const id of await this.runtime.list()) {
       await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task did not stop'));
       await this.runtime.remove(id).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task not removed'));
     }
+    const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
+    await overlay.reconcile([]).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay sandboxes not removed'));
+    await overlay.close();
   }
 
   // ---- what the dispatcher tells us ----------------------------------------------------------
 
   private onSessionMessage(msg: SessionMessage): void {
     this.lastMessage = msg;
-    this.worker?.assign(msg.tasks);
+    // Networks first: a task's overlay must be up on this host before the worker starts it.
+    const overlay = this.overlay;
+    const worker = this.worker;
+    this.networking = this.networking
+      .then(async () => {
+        this.overlays = msg.overlays;
+        await overlay?.reconcile(msg.overlays);
+      })
+      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled; the next message tries again'))
+      .then(() => worker?.assign(msg.tasks));
     const state = this.state;
     if (!state) return;
     if (msg.managers.length && JSON.stringify(msg.managers) !== JSON.stringify(state.managers)) {

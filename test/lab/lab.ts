@@ -256,7 +256,13 @@ export class Lab {
       child = spawn('nsenter', [`--net=/run/netns/${h.netns}`, '--', ...argv], {
         detached: true,
         stdio: ['ignore', log, log],
-        env: { ...process.env, SWARMLET_HOSTNAME: h.name, SWARMLET_CGROUP_PARENT: `${labCgroupRoot(this.prefix)}/h${h.index}` },
+        env: {
+          ...process.env,
+          SWARMLET_HOSTNAME: h.name,
+          SWARMLET_CGROUP_PARENT: `${labCgroupRoot(this.prefix)}/h${h.index}`,
+          // Every host's daemon shares this machine's /run/netns: its sandboxes carry the host's name.
+          SWARMLET_NETNS_PREFIX: `${h.netns}-net`,
+        },
       });
     } finally {
       closeSync(log);
@@ -383,7 +389,9 @@ export class Lab {
     await killEverything({ netns: this.made, pids });
     await removeCgroupTree(labCgroupRoot(this.prefix));
     this.daemons.clear();
-    for (const ns of [...this.made].reverse()) await deleteNetns(ns);
+    // The namespaces the lab made, then what its daemons made (overlay sandboxes named for their host).
+    const theirs = (await listNetns()).filter((n) => n.startsWith(`${this.prefix}-`) && !this.made.includes(n));
+    for (const ns of [...theirs, ...[...this.made].reverse()]) await deleteNetns(ns);
     this.made.length = 0;
     if (readLabState(this.baseDir)?.prefix === this.prefix) rmSync(this.baseDir, { recursive: true, force: true });
     this.destroyed = true;

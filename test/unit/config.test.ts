@@ -39,6 +39,7 @@ describe('loadDaemonConfig precedence', () => {
     hostname: 'file-host',
     etcdBinary: '/file/etcd',
     cgroupParent: 'file/tasks',
+    netnsPrefix: 'file-ns',
   };
   const envValues = {
     SWARMLET_DATA_DIR: '/from/env',
@@ -47,12 +48,13 @@ describe('loadDaemonConfig precedence', () => {
     SWARMLET_HOSTNAME: 'env-host',
     SWARMLET_ETCD_BINARY: '/env/etcd',
     SWARMLET_CGROUP_PARENT: 'env-tasks',
+    SWARMLET_NETNS_PREFIX: 'env-ns',
   };
   const flagValues = { dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace' };
 
   test('defaults, with an empty config file', () => {
     const cfg = loadDaemonConfig({ config: configFile({}) }, {});
-    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd', cgroupParent: 'swarmlet' });
+    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl' });
   });
 
   test('the file beats the defaults', () => {
@@ -61,17 +63,17 @@ describe('loadDaemonConfig precedence', () => {
 
   test('the environment beats the file', () => {
     const cfg = loadDaemonConfig({ config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks' });
+    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns' });
   });
 
   test('flags beat the environment', () => {
     const cfg = loadDaemonConfig({ ...flagValues, config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks' });
+    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns' });
   });
 
   test('each setting falls through on its own', () => {
     const cfg = loadDaemonConfig({ logLevel: 'error', config: configFile({ host: 'unix:///f.sock', hostname: 'file-host' }) }, { SWARMLET_DATA_DIR: '/env/data' });
-    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd', cgroupParent: 'swarmlet' });
+    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl' });
   });
 
   test('SWARMLET_CONFIG names the file; the --config flag beats it', () => {

@@ -1,0 +1,143 @@
+import type { Argv } from 'yargs';
+import { invalidArgument } from '../../services/common/errors';
+import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
+import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
+import { call } from '../client';
+import { json, table } from '../format';
+import { GlobalArgs, out, withClients } from './context';
+
+/** `network create` flags; the driver stays empty when not given, and the manager says what that means. */
+export interface NetworkFlags {
+  driver?: string;
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+  attachable?: boolean;
+  internal?: boolean;
+  opt?: string[];
+  label?: string[];
+}
+
+function pairs(items: string[] | undefined, flag: string, needsValue: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items ?? []) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (!key || (needsValue && eq < 0)) throw invalidArgument(`invalid ${flag} ${JSON.stringify(item)}: expected KEY=VALUE${needsValue ? '' : ' or KEY'}`);
+    out[key] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The spec `network create` asks for. Pure: the manager validates it (validateNetworkSpec). */
+export function networkSpecFromFlags(name: string, f: NetworkFlags): NetworkSpec {
+  return {
+    name,
+    driver: f.driver ?? '',
+    ipam: { subnet: f.subnet ?? '', gateway: f.gateway ?? '', ipRange: f.ipRange ?? '' },
+    attachable: Boolean(f.attachable),
+    internal: Boolean(f.internal),
+    options: pairs(f.opt, '--opt', true),
+    labels: pairs(f.label, '--label', false),
+  };
+}
+
+/** `network ls` rows. Every network is a cluster object, so every scope is swarm. */
+export function networkRows(networks: Network[], noTrunc = false): string[][] {
+  return networks.map((n) => [noTrunc ? n.id : n.id.slice(0, 12), n.spec?.name ?? '', n.spec?.driver ?? '', 'swarm', n.subnet]);
+}
+
+/** What `network inspect` shows of a network: every field of it, and what is attached now. */
+export function networkJson(d: NetworkDetail): unknown {
+  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints };
+}
+
+const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
+
+export function networkCommands(y: Argv<GlobalArgs>) {
+  return y.command('network', 'Manage networks (on a manager)', (s: Argv<GlobalArgs>) =>
+    s
+      .command(
+        'create <name>',
+        'Create a network (the overlay driver for now); prints its id',
+        (a) =>
+          a
+            .positional('name', { type: 'string', demandOption: true })
+            .option('driver', { alias: 'd', type: 'string', describe: 'overlay (bridge and macvlan come later)' })
+            .option('subnet', { type: 'string', describe: 'Subnet in CIDR notation (default: a free /24 of 10.0.0.0/8)' })
+            .option('gateway', { type: 'string', describe: 'Gateway address (default: the subnet\'s first address)' })
+            .option('ip-range', { type: 'string', describe: 'Part of the subnet that task addresses come from, in CIDR notation' })
+            .option('attachable', { type: 'boolean', default: false, describe: 'Let standalone tasks join it' })
+            .option('internal', { type: 'boolean', default: false, describe: 'No way out of the network' })
+            .option('opt', { alias: 'o', type: 'string', describe: 'Driver option, e.g. mtu=1400 (repeatable)' })
+            .option('label', { type: 'string', describe: 'Network label KEY=VALUE (repeatable)' }),
+        async (argv) => {
+          const spec = networkSpecFromFlags(argv.name as string, {
+            driver: argv.driver,
+            subnet: argv.subnet,
+            gateway: argv.gateway,
+            ipRange: argv.ipRange as string | undefined,
+            attachable: argv.attachable,
+            internal: argv.internal,
+            opt: repeated(argv.opt),
+            label: repeated(argv.label),
+          });
+          await withClients(argv, async (c, host) => {
+            const network = await call(c.control, c.control.createNetwork, { spec }, host);
+            out(`${network.id}\n`);
+          });
+        },
+      )
+      .command(
+        ['ls', 'list'],
+        'List networks',
+        (a) => a.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }).option('no-trunc', { type: 'boolean', default: false }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const { networks } = await call(c.control, c.control.listNetworks, {}, host);
+            if (argv.format === 'json') return out(json(networks.map((n) => Network.toJSON(n))));
+            if (argv.quiet) return out(networks.map((n) => `${n.id}\n`).join(''));
+            out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET'], networkRows(networks, argv.noTrunc)));
+          });
+        },
+      )
+      .command(
+        'inspect <networks..>',
+        'Show networks in detail, with the tasks attached to them (JSON)',
+        (a) => a.positional('networks', { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const details = [];
+            for (const ref of argv.networks as string[]) details.push(networkJson(await call(c.control, c.control.getNetwork, { network: ref }, host)));
+            out(json(details));
+          });
+        },
+      )
+      .command(
+        ['rm <networks..>', 'remove <networks..>'],
+        'Remove networks; refused while tasks or services use them',
+        (a) => a.positional('networks', { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            for (const ref of argv.networks as string[]) {
+              await call(c.control, c.control.removeNetwork, { network: ref }, host);
+              out(`${ref}\n`);
+            }
+          });
+        },
+      )
+      .command(
+        'prune',
+        'Remove every network that no task or service uses (built-in ones stay)',
+        (a) => a,
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const { removed } = await call(c.control, c.control.pruneNetworks, {}, host);
+            if (argv.format === 'json') return out(json(removed));
+            if (removed.length) out(`Deleted Networks:\n${removed.map((n) => `${n}\n`).join('')}`);
+          });
+        },
+      )
+      .demandCommand(1, 'network needs a subcommand: create, ls, inspect, rm or prune'),
+  );
+}

@@ -1,0 +1,92 @@
+import { Logger, componentLogger } from '../services/common/logger';
+import { SwarmletError } from '../services/common/errors';
+import { unary } from '../services/api/handlers';
+import { ControlServer, CreateNetworkRequest, GetNetworkRequest, RemoveNetworkRequest } from '../services/gen/swarmlet/v1/control';
+import { Network, NetworkSpec } from '../services/gen/swarmlet/v1/types';
+import { newRandomId } from '../services/pki/ca';
+import { planNetworkAllocation } from './network/ipam';
+import { validateNetworkSpec } from './network/network-spec';
+import { checkDriverAvailable, checkNetworkRemoval, networkEndpoints, networkUsers, resolveNetwork } from './network-plans';
+import { EtcdStore } from './store/etcd-store';
+
+export interface NetworkControlDeps {
+  store: EtcdStore;
+  log: Logger;
+}
+
+type NetworkHandlers = Pick<ControlServer, 'createNetwork' | 'listNetworks' | 'getNetwork' | 'removeNetwork' | 'pruneNetworks'>;
+
+/** How often a create is planned again when another manager's create got in first. */
+const CREATE_ATTEMPTS = 5;
+
+/** Why prune leaves a network it meant to remove, rather than failing. */
+const PRUNE_SKIPS = new Set(['FailedPrecondition', 'NotFound', 'Retryable']);
+
+/** The network half of the Control API. */
+export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
+  const { store } = deps;
+  const log = componentLogger(deps.log, 'control');
+
+  /** Removes a network that nothing uses; throws (and removes nothing) when it is built in or in use. */
+  async function remove(network: Network): Promise<void> {
+    const [services, tasks] = await Promise.all([store.listServices(), store.listTasks()]);
+    checkNetworkRemoval(network, networkUsers(network, services, tasks));
+    await store.deleteNetwork(network);
+    log.info({ networkId: network.id, name: network.spec?.name }, 'network removed');
+  }
+
+  return {
+    createNetwork: unary(async (req: CreateNetworkRequest) => {
+      const asked = req.spec ?? NetworkSpec.fromPartial({});
+      checkDriverAvailable(asked.driver);
+      for (let attempt = 1; ; attempt++) {
+        // The subnet and VNI are chosen against the networks read; the store writes only if none changed since.
+        const { networks, revision } = await store.listNetworksAt();
+        const spec = validateNetworkSpec(asked, networks);
+        const network = planNetworkAllocation(spec, networks, { newId: newRandomId() });
+        try {
+          const created = await store.createNetwork(network, revision);
+          log.info({ networkId: created.id, name: spec.name, subnet: created.subnet, vni: created.vni }, 'network created');
+          return created;
+        } catch (err) {
+          if (!(err instanceof SwarmletError && err.kind === 'Retryable') || attempt >= CREATE_ATTEMPTS) throw err;
+        }
+      }
+    }),
+
+    listNetworks: unary(async () => {
+      const networks = await store.listNetworks();
+      return { networks: networks.sort((a, b) => (a.spec?.name ?? '').localeCompare(b.spec?.name ?? '') || a.id.localeCompare(b.id)) };
+    }),
+
+    getNetwork: unary(async (req: GetNetworkRequest) => {
+      const [networks, tasks] = await Promise.all([store.listNetworks(), store.listTasks()]);
+      const network = resolveNetwork(networks, req.network);
+      return { network, endpoints: networkEndpoints(network, tasks) };
+    }),
+
+    removeNetwork: unary(async (req: RemoveNetworkRequest) => {
+      await remove(resolveNetwork(await store.listNetworks(), req.network));
+      return {};
+    }),
+
+    pruneNetworks: unary(async () => {
+      const [networks, services, tasks] = await Promise.all([store.listNetworks(), store.listServices(), store.listTasks()]);
+      const unused = networks.filter((n) => {
+        const users = networkUsers(n, services, tasks);
+        return !n.builtin && users.tasks.length === 0 && users.services.length === 0;
+      });
+      const removed: string[] = [];
+      for (const network of unused) {
+        // remove() checks again on fresh state: one that a service joined, or that went or changed meanwhile, is left.
+        try {
+          await remove(network);
+          removed.push(network.spec?.name ?? network.id);
+        } catch (err) {
+          if (!(err instanceof SwarmletError && PRUNE_SKIPS.has(err.kind))) throw err;
+        }
+      }
+      return { removed: removed.sort() };
+    }),
+  };
+}

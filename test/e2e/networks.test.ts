@@ -1,0 +1,177 @@
+/**
+ * Overlay networks end to end on a lab of three hosts: tasks on one overlay reach each other by
+ * address across hosts, another overlay's tasks cannot, scaling down clears the gone tasks'
+ * FDB and neighbour entries everywhere, an agent restart leaves established connections alone,
+ * and removing the network removes what it made on every host. Run through test/run.sh.
+ */
+import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { byHost, formSwarm, nodes, sw, waitFor } from './cluster-helpers';
+
+interface TaskJson {
+  id: string;
+  slot?: number;
+  nodeId?: string;
+  desiredState?: string;
+  status?: { state?: string; container?: { pid?: number } };
+  networks?: { networkName?: string; address?: string; mac?: string; vni?: number }[];
+}
+
+const prefix = `swn${process.pid % 1000}`;
+let lab: Lab;
+let h1: LabHost, h2: LabHost, h3: LabHost;
+
+const running = async (service: string): Promise<TaskJson[]> =>
+  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
+    (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
+  );
+
+async function hostOf(t: TaskJson): Promise<LabHost> {
+  const list = await nodes(lab, h1);
+  return lab.hosts.find((h) => byHost(list, h)?.id === t.nodeId)!;
+}
+
+const ipOf = (t: TaskJson, net: string) => t.networks!.find((n) => n.networkName === net)!.address!.split('/')[0];
+
+/** Runs node with `script` inside a task's network namespace, on its host. */
+async function inTask(t: TaskJson, script: string, args: string[] = []) {
+  return lab.exec(await hostOf(t), ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
+}
+
+/** Connects to each address:port; prints one line per address: ok or the error. */
+const PROBE = `
+const net = require('net');
+const [port, ...addrs] = process.argv.slice(1);
+(async () => {
+  for (const a of addrs) {
+    const r = await new Promise((res) => {
+      const s = net.connect({ host: a, port: Number(port), timeout: 1500 });
+      s.on('connect', () => { s.destroy(); res('ok'); });
+      s.on('timeout', () => { s.destroy(); res('timeout'); });
+      s.on('error', (e) => res(e.code));
+    });
+    console.log(a + ' ' + r);
+  }
+})();`;
+
+beforeAll(async () => {
+  requireBuiltCli();
+  lab = await Lab.create({ prefix, hosts: 3 });
+  [h1, h2, h3] = lab.hosts;
+  await formSwarm(lab, [h1], [h2, h3]);
+}, 120000);
+
+afterAll(async () => {
+  await lab?.destroy();
+}, 60000);
+
+test('network create, ls and inspect; bad input is refused', async () => {
+  expect((await sw(lab, h1, ['network', 'create', '-d', 'overlay', 'appnet'])).trim()).toMatch(/^[a-z0-9]{25}$/);
+  await sw(lab, h1, ['network', 'create', '-d', 'overlay', '--subnet', '10.200.0.0/24', 'othernet']);
+  const ls = await sw(lab, h1, ['network', 'ls']);
+  expect(ls).toMatch(/appnet\s+overlay\s+swarm\s+10\.0\.\d+\.0\/24/);
+  expect(ls).toMatch(/othernet\s+overlay\s+swarm\s+10\.200\.0\.0\/24/);
+  for (const [args, message] of [
+    [['network', 'create', '-d', 'overlay', 'appnet'], /already exists/],
+    [['network', 'create', '-d', 'overlay', '--subnet', '10.200.0.0/16', 'clash'], /overlaps/],
+    [['network', 'create', '-d', 'overlay', '--subnet', '10.300.0.0/24', 'bad'], /invalid/],
+  ] as [string[], RegExp][]) {
+    const res = await lab.cli(h1, args);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(message);
+  }
+}, 60000);
+
+test('six tasks on an overlay reach each other by address, across hosts', async () => {
+  await sw(lab, h1, ['service', 'create', '--name', 'web', '--replicas', '6', '--network', 'appnet', 'exec:/', 'python3', '-m', 'http.server', '8000']);
+  const tasks = await waitFor('six running tasks', async () => {
+    const r = await running('web');
+    return r.length === 6 ? r : undefined;
+  });
+  const ips = tasks.map((t) => ipOf(t, 'appnet'));
+  expect(new Set(ips).size).toBe(6);
+  for (const t of tasks) {
+    const others = ips.filter((ip) => ip !== ipOf(t, 'appnet'));
+    const res = await waitFor(`task ${t.id} reaching all others`, async () => {
+      const r = await inTask(t, PROBE, ['8000', ...others]);
+      return r.stdout.trim().split('\n').every((l) => l.endsWith(' ok')) ? r : undefined;
+    }, 20000, 500);
+    expect(res.stdout.trim().split('\n')).toHaveLength(5);
+  }
+}, 180000);
+
+test('a task of another overlay cannot reach them', async () => {
+  await sw(lab, h1, ['service', 'create', '--name', 'other', '--network', 'othernet', 'exec:/', 'sleep', '100000']);
+  const [o] = await waitFor('the other task', async () => {
+    const r = await running('other');
+    return r.length === 1 ? r : undefined;
+  });
+  const web = await running('web');
+  const res = await inTask(o, PROBE, ['8000', ...web.map((t) => ipOf(t, 'appnet'))]);
+  expect(res.stdout.trim().split('\n').every((l) => !l.endsWith(' ok'))).toBe(true);
+  await sw(lab, h1, ['service', 'rm', 'other']);
+}, 60000);
+
+test('an agent restart leaves an established connection between tasks alone', async () => {
+  const web = await running('web');
+  const server = web.find((t) => t.nodeId !== web[0].nodeId)!;
+  const client = web[0];
+  const serverHost = await hostOf(server);
+  const echo = lab.exec(serverHost, [
+    'nsenter', `--net=/proc/${server.status!.container!.pid}/ns/net`, process.execPath, '-e',
+    `require('net').createServer((c) => { c.pipe(c); c.on('close', () => process.exit(0)); }).listen(9000, () => console.log('up')); setTimeout(() => process.exit(1), 30000).unref();`,
+  ]);
+  await new Promise((r) => setTimeout(r, 1000));
+  const talk = inTask(client, `
+    const s = require('net').connect(9000, process.argv[1]);
+    let n = 0, got = 0;
+    s.on('data', (d) => { got += d.length; });
+    const t = setInterval(() => { s.write('x'); if (++n === 40) { clearInterval(t); setTimeout(() => { console.log(got); process.exit(got === 40 ? 0 : 1); }, 500); } }, 200);
+    s.on('error', (e) => { console.log('error ' + e.code); process.exit(1); });`, [ipOf(server, 'appnet')]);
+  await new Promise((r) => setTimeout(r, 1500));
+  await lab.stopDaemon(serverHost, 'term');
+  await lab.startDaemon(serverHost);
+  const res = await talk;
+  expect(res.stdout.trim()).toBe('40');
+  expect(res.code).toBe(0);
+  await echo;
+}, 90000);
+
+test('scaling down removes the gone tasks\' FDB and neighbour entries on every host', async () => {
+  const before = await running('web');
+  const vni = before[0].networks!.find((n) => n.networkName === 'appnet')!.vni!;
+  const macOf = (t: TaskJson) => t.networks!.find((n) => n.networkName === 'appnet')!.mac!;
+  // First, the entries are there: every host has one for each task on the other hosts.
+  for (const h of [h1, h2, h3]) {
+    const fdb = await lab.exec({ netns: `${prefix}-h${h.index}-net-${vni}` }, ['bridge', 'fdb', 'show', 'dev', `vx-${vni}`]);
+    expect(fdb.code).toBe(0);
+    for (const t of before) if ((await hostOf(t)) !== h) expect(fdb.stdout).toContain(macOf(t));
+  }
+  await sw(lab, h1, ['service', 'scale', 'web=3']);
+  const after = await running('web');
+  const goneMacs = before.filter((t) => !after.some((a) => a.id === t.id)).map(macOf);
+  expect(goneMacs).toHaveLength(3);
+  for (const h of [h1, h2, h3]) {
+    await waitFor(`no stale FDB entries on ${h.name}`, async () => {
+      const sandbox = `${prefix}-h${h.index}-net-${vni}`;
+      const fdb = await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'show', 'dev', `vx-${vni}`]);
+      if (fdb.code !== 0) return true; // no sandbox: no task of the network on this host any more
+      return goneMacs.every((m) => !fdb.stdout.includes(m)) ? true : undefined;
+    }, 10000, 200);
+  }
+}, 60000);
+
+test('a network in use cannot be removed; once unused, removing it clears every host', async () => {
+  const inUse = await lab.cli(h1, ['network', 'rm', 'appnet']);
+  expect(inUse.code).toBe(1);
+  expect(inUse.stderr).toMatch(/in use/);
+  const vni = (await running('web'))[0].networks!.find((n) => n.networkName === 'appnet')!.vni!;
+  await sw(lab, h1, ['service', 'rm', 'web']);
+  await waitFor('network rm to succeed', async () => ((await lab.cli(h1, ['network', 'rm', 'appnet'])).code === 0 ? true : undefined), 30000, 500);
+  for (const h of [h1, h2, h3]) {
+    await waitFor(`the sandbox gone on ${h.name}`, async () => {
+      const r = await lab.exec({ netns: `${prefix}-h${h.index}-net-${vni}` }, ['true']);
+      return r.code !== 0 ? true : undefined;
+    }, 20000, 300);
+  }
+  expect(await sw(lab, h1, ['network', 'ls'])).not.toMatch(/appnet/);
+}, 90000);
