@@ -1,14 +1,22 @@
 import * as grpc from '@grpc/grpc-js';
 import { Logger, componentLogger } from '../services/common/logger';
 import { failCall, requireRoles } from '../services/api/tls';
-import { AgentServer, TaskLogsRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { unary } from '../services/api/handlers';
+import { AgentServer, CheckOverlaysRequest, OverlayNetwork, TaskLogsRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { LogLine } from '../services/gen/swarmlet/v1/types';
 import { Runtime } from './runtime/runtime';
 
-/** What managers ask of this node directly: its tasks' output. Manager certificates only. */
-export function agentService(runtime: Runtime, caCertPem: string, parentLog: Logger): AgentServer {
+/** What managers ask of this node directly: its tasks' output, and whether its overlays match. Manager certificates only. */
+/** What the Agent service needs of the node's overlay driver. */
+export interface OverlayChecker {
+  doctor(overlays: OverlayNetwork[]): Promise<string[]>;
+}
+
+export function agentService(runtime: Runtime, overlays: OverlayChecker, caCertPem: string, parentLog: Logger): AgentServer {
   const log = componentLogger(parentLog, 'agent-service');
   const service: AgentServer = {
+    checkOverlays: unary(async (req: CheckOverlaysRequest) => ({ differences: await overlays.doctor(req.overlays) })),
+
     taskLogs: (call: grpc.ServerWritableStream<TaskLogsRequest, LogLine>) => {
       const controller = new AbortController();
       call.on('cancelled', () => controller.abort());

@@ -40,7 +40,7 @@ done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 MIN_NODE_MAJOR=20
-APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux ca-certificates)
+APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux ca-certificates iperf3)
 LINK=/usr/local/bin/swarmlet
 UNIT_SRC="$REPO/deploy/swarmlet.service"
 UNIT_DST=/etc/systemd/system/swarmlet.service

@@ -53,7 +53,7 @@ export function controlService(deps: ControlDeps): ControlServer {
 
   return {
     ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls }),
-    ...networkControl({ store: deps.store, log: deps.log }),
+    ...networkControl({ store: deps.store, log: deps.log, tls: deps.tls }),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {
       let { cluster } = await view();

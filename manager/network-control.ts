@@ -1,8 +1,12 @@
 import { Logger, componentLogger } from '../services/common/logger';
 import { SwarmletError } from '../services/common/errors';
-import { unary } from '../services/api/handlers';
-import { ControlServer, CreateNetworkRequest, GetNetworkRequest, RemoveNetworkRequest } from '../services/gen/swarmlet/v1/control';
-import { Network, NetworkSpec } from '../services/gen/swarmlet/v1/types';
+import { ControlServer, CreateNetworkRequest, GetNetworkRequest, NetworkDoctorRequest, NodeNetworkReport, RemoveNetworkRequest } from '../services/gen/swarmlet/v1/control';
+import { AgentClient } from '../services/gen/swarmlet/v1/dispatcher';
+import { fromServiceError } from '../services/api/grpc-errors';
+import { callUnary, unary } from '../services/api/handlers';
+import { nodeClientCredentials, TlsMaterial } from '../services/api/tls';
+import { planOverlays } from './network/peers';
+import { Network, NetworkSpec, NodeState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { planNetworkAllocation } from './network/ipam';
 import { validateNetworkSpec } from './network/network-spec';
@@ -12,9 +16,11 @@ import { EtcdStore } from './store/etcd-store';
 export interface NetworkControlDeps {
   store: EtcdStore;
   log: Logger;
+  /** This manager's node certificate, as it is now (to ask agents). */
+  tls: () => TlsMaterial;
 }
 
-type NetworkHandlers = Pick<ControlServer, 'createNetwork' | 'listNetworks' | 'getNetwork' | 'removeNetwork' | 'pruneNetworks'>;
+type NetworkHandlers = Pick<ControlServer, 'createNetwork' | 'listNetworks' | 'getNetwork' | 'removeNetwork' | 'pruneNetworks' | 'networkDoctor'>;
 
 /** How often a create is planned again when another manager's create got in first. */
 const CREATE_ATTEMPTS = 5;
@@ -36,6 +42,30 @@ export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
   }
 
   return {
+    networkDoctor: unary(async (req: NetworkDoctorRequest) => {
+      const [networks, tasks, nodes] = await Promise.all([store.listNetworks(), store.listTasks(), store.listNodes()]);
+      const only = req.network ? resolveNetwork(networks, req.network).id : undefined;
+      const reports = await Promise.all(
+        nodes
+          .filter((n) => n.status?.state === NodeState.NODE_STATE_READY && n.status.apiAddr)
+          .map(async (node): Promise<NodeNetworkReport> => {
+            const overlays = planOverlays(node.id, tasks, networks, nodes).filter((o) => !only || o.networkId === only);
+            const report = { nodeId: node.id, hostname: node.description?.hostname ?? node.id, differences: [] as string[], error: '' };
+            if (!overlays.length && only) return report;
+            const client = new AgentClient(node.status!.apiAddr, nodeClientCredentials(deps.tls(), node.id));
+            try {
+              report.differences = (await callUnary(client.checkOverlays.bind(client), { overlays }, 15000)).differences;
+            } catch (err) {
+              report.error = fromServiceError(err, `asking ${report.hostname}`).message;
+            } finally {
+              client.close();
+            }
+            return report;
+          }),
+      );
+      return { nodes: reports.sort((a, b) => a.hostname.localeCompare(b.hostname)) };
+    }),
+
     createNetwork: unary(async (req: CreateNetworkRequest) => {
       const asked = req.spec ?? NetworkSpec.fromPartial({});
       checkDriverAvailable(asked.driver);

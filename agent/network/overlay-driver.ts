@@ -22,10 +22,6 @@
  *
  * The decisions come from planOverlay (plans/overlay-plan.ts); this file reads the kernel, feeds
  * the plan, and carries out its operations, adding what the plan does not model yet:
- *   - the plan puts neighbour entries on `br-<vni>`; ARP proxying needs them on `vx-<vni>` (a
- *     neighbour entry on the bridge only serves the sandbox's own IP stack). The driver reads the
- *     VXLAN device's neighbours as the bridge's and writes the plan's neighbour operations to the
- *     VXLAN device (see NEIGHBOURS_ON);
  *   - the plan does not check `proxy`: a `vx-<vni>` with proxy off is deleted and made again;
  *   - the bridge's FDB entries mirror the remote peers (addBridgeFdb/delBridgeFdb);
  *   - a `vx-<vni>` left in the host namespace (the agent died between creating and moving it) is
@@ -78,8 +74,6 @@ const PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 const HOST_VXLAN = /^vx-[1-9][0-9]*$/;
 /** Applying a plan and reading again: normally 1 pass, 2 when a device was made again. */
 const MAX_PASSES = 3;
-/** Where the plan's neighbour entries (it says `br-<vni>`) really go: ARP proxy is on the VXLAN device. */
-const NEIGHBOURS_ON = vxlanName;
 
 /**
  * The sandbox-side veth of a task on the network `vni`: `v<vni>-<task id>`, cut to 15 characters
@@ -262,9 +256,7 @@ export class OverlayDriver {
         }
       }
       const kernel = this.kernelStateOf(states, false).kernel;
-      for (const line of diffReport({ wanted, kernel })) {
-        lines.push(/neighbour/.test(line) ? line.replace(/ on br-(\d+)/, (_m, vni: string) => ` on ${NEIGHBOURS_ON(Number(vni))}`) : line);
-      }
+      lines.push(...diffReport({ wanted, kernel }));
       for (const s of states) {
         const vx = s.links.find((l) => l.name === vxlanName(s.vni) && l.kind === 'vxlan');
         if (vx && vx.vxlan && !vx.vxlan.proxy) lines.push(`link ${vx.name} has ARP proxy off (want on)`);
@@ -393,7 +385,7 @@ export class OverlayDriver {
 
   /**
    * The plan's view of the sandboxes: their own br-<vni>/vx-<vni> only (never task veths or lo),
-   * the VXLAN device's neighbours shown as the bridge's. With `hideNoProxy`, a VXLAN device with
+   * with the VXLAN device's FDB and neighbour entries. With `hideNoProxy`, a VXLAN device with
    * proxy off is left out (with its entries), so that the plan makes it again.
    */
   private kernelStateOf(states: SandboxState[], hideNoProxy: boolean): { kernel: KernelState; noProxy: number[] } {
@@ -422,7 +414,7 @@ export class OverlayDriver {
       }
       if (hidden) continue;
       for (const e of s.fdb) if (e.self) kernel.fdb.push({ dev: vx, mac: e.mac, dst: e.dst, self: true });
-      for (const n of s.neigh) kernel.neigh.push({ dev: br, ip: n.ip, mac: n.mac, permanent: n.permanent });
+      for (const n of s.neigh) kernel.neigh.push({ dev: vx, ip: n.ip, mac: n.mac, permanent: n.permanent });
     }
     return { kernel, noProxy };
   }
@@ -475,9 +467,9 @@ export class OverlayDriver {
       case 'delFdb':
         return nl.deleteFdb(op.dev, op.mac, { dst: op.dst || undefined, self: true });
       case 'addNeigh':
-        return nl.ensureNeighbour(NEIGHBOURS_ON(op.vni), op.ip, op.mac);
+        return nl.ensureNeighbour(op.dev, op.ip, op.mac);
       case 'delNeigh':
-        return nl.deleteNeighbour(NEIGHBOURS_ON(op.vni), op.ip);
+        return nl.deleteNeighbour(op.dev, op.ip);
       case 'addBridgeFdb':
         return nl.ensureFdb(op.dev, op.mac, { self: false });
       case 'delBridgeFdb':

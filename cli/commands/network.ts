@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { invalidArgument } from '../../services/common/errors';
+import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import { call } from '../client';
@@ -138,6 +138,24 @@ export function networkCommands(y: Argv<GlobalArgs>) {
           });
         },
       )
-      .demandCommand(1, 'network needs a subcommand: create, ls, inspect, rm or prune'),
+      .command(
+        'doctor [network]',
+        'Compare, on every node, what the kernel has with what the cluster wants (FDB and neighbour entries, links, MTU)',
+        (a) => a.positional('network', { type: 'string', describe: 'Only this overlay network' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const { nodes } = await call(c.control, c.control.networkDoctor, { network: (argv.network as string | undefined) ?? '' }, host);
+            if (argv.format === 'json') return out(json(nodes));
+            for (const n of nodes) {
+              if (n.error) out(`${n.hostname}: could not check: ${n.error}\n`);
+              else if (n.differences.length === 0) out(`${n.hostname}: ok\n`);
+              else out(`${n.hostname}:\n${n.differences.map((d) => `  ${d}\n`).join('')}`);
+            }
+            const bad = nodes.filter((n) => n.error || n.differences.length).length;
+            if (bad) throw new SwarmletError('FailedPrecondition', `the kernel differs from the cluster state on ${bad} node${bad === 1 ? '' : 's'}`);
+          });
+        },
+      )
+      .demandCommand(1, 'network needs a subcommand: create, ls, inspect, rm, prune or doctor'),
   );
 }

@@ -37,6 +37,9 @@ import { isLocalAddress, pickAdvertiseAddr } from './advertise';
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
 
+/** How often an agent checks its overlays against the kernel when nothing changed. */
+const OVERLAY_RESYNC_MS = 10000;
+
 export const DEFAULT_CLUSTER_SPEC = Object.freeze({ heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 });
 
 const NOT_IN_SWARM = 'this node is not part of a swarm; run "swarmlet init" or "swarmlet join" first';
@@ -81,6 +84,7 @@ export class Daemon {
   private overlays: OverlayNetwork[] = [];
   /** Session messages are applied to the kernel one after another. */
   private networking: Promise<void> = Promise.resolve();
+  private overlayTimer?: NodeJS.Timeout;
   private server?: grpc.Server;
   private certificate?: CertificateSource;
   private readonly runtime: Runtime;
@@ -377,7 +381,7 @@ export class Daemon {
     });
     await this.worker.start();
     const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
-    server.addService(AgentService, agentService(this.runtime, tls.caCertPem, this.rootLog));
+    server.addService(AgentService, agentService(this.runtime, overlay, tls.caCertPem, this.rootLog));
     this.manager?.registerServices(server);
     addStandardServices(server, ['swarmlet.v1.Agent', ...(this.manager ? MANAGER_SERVICES : [])]);
     this.server = server;
@@ -385,6 +389,7 @@ export class Daemon {
     await this.manager?.start();
     this.startAgent(state, apiAddr);
     this.scheduleRenewal();
+    this.scheduleOverlayCheck();
   }
 
   /** Checks now and then whether the node certificate is due for renewal, and renews it then. */
@@ -489,6 +494,7 @@ export class Daemon {
     const { agent, worker, server, manager, etcdClient, etcd, overlay } = this;
     this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.overlay = undefined;
     clearInterval(this.renewalTimer);
+    clearInterval(this.overlayTimer);
     await agent?.stop();
     await this.networking;
     await worker?.stop();
@@ -511,6 +517,18 @@ export class Daemon {
   }
 
   // ---- what the dispatcher tells us ----------------------------------------------------------
+
+  /** Every so often the kernel is checked against the last overlays anyway: a hand-deleted link or entry comes back. */
+  private scheduleOverlayCheck(): void {
+    clearInterval(this.overlayTimer);
+    this.overlayTimer = setInterval(() => {
+      const overlay = this.overlay;
+      this.networking = this.networking
+        .then(() => overlay?.reconcile(this.overlays))
+        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled'));
+    }, OVERLAY_RESYNC_MS);
+    this.overlayTimer.unref();
+  }
 
   private onSessionMessage(msg: SessionMessage): void {
     this.lastMessage = msg;

@@ -160,6 +160,25 @@ test('scaling down removes the gone tasks\' FDB and neighbour entries on every h
   }
 }, 60000);
 
+test('network doctor finds what differs from the cluster state, and the next reconcile repairs it', async () => {
+  expect(await sw(lab, h1, ['network', 'doctor', 'appnet'])).toMatch(/ok\n/);
+  const [t] = await running('web');
+  const vni = t.networks!.find((n) => n.networkName === 'appnet')!.vni!;
+  const host = h2;
+  const sandbox = `${prefix}-h${host.index}-net-${vni}`;
+  const fdb = (await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'show', 'dev', `vx-${vni}`])).stdout;
+  const entry = fdb.split('\n').find((l) => / dst /.test(l))!;
+  const mac = entry.split(' ')[0];
+  expect((await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'del', mac, 'dev', `vx-${vni}`, 'self'])).code).toBe(0);
+  const res = await lab.cli(h1, ['network', 'doctor']);
+  expect(res.code).toBe(1);
+  expect(res.stdout).toContain(host.name);
+  expect(res.stdout.toLowerCase()).toContain(mac.toLowerCase());
+  expect(res.stderr).toMatch(/differs from the cluster state on 1 node/);
+  // The agent checks its overlays against the kernel every few seconds and puts the entry back.
+  await waitFor('the doctor to be happy again', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 30000, 500);
+}, 60000);
+
 test('a network in use cannot be removed; once unused, removing it clears every host', async () => {
   const inUse = await lab.cli(h1, ['network', 'rm', 'appnet']);
   expect(inUse.code).toBe(1);

@@ -29,7 +29,7 @@ afterAll(async () => {
 beforeEach(async () => {
   await etcd.client.delete().prefix(ROOT).exec();
   store = new EtcdStore(etcd.client);
-  networks = networkControl({ store, log });
+  networks = networkControl({ store, log, tls: () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never });
   services = serviceControl({ store, log, tls: () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never });
 });
 

@@ -8,17 +8,21 @@
  *     address, UDP port 4789, no learning), both with the network's MTU, the VXLAN device a port
  *     of the bridge, both up;
  *   - for every REMOTE peer (a task of the network on another host): an FDB entry on `vx-<vni>`
- *     (task MAC -> that host's VTEP, self, permanent) and a neighbour entry on `br-<vni>` (task IP
- *     -> task MAC, NUD permanent). Local peers sit on the bridge itself and need neither.
+ *     (task MAC -> that host's VTEP, self, permanent) and a neighbour entry on `vx-<vni>` (task IP
+ *     -> task MAC, NUD permanent), from which the VXLAN device answers the tasks' ARP requests
+ *     itself (ARP proxy; an entry on the bridge would only serve the sandbox's own IP stack).
+ *     Local peers sit on the bridge itself and need neither.
  *
  * What the plan owns, and so may remove: links named `br-<vni>` of kind bridge and `vx-<vni>` of
  * kind vxlan (a VNI from 4096 up); FDB entries on a `vx-<vni>` device that have a destination (the
  * kernel's own entries, the bridge's local and learned ones, have none); neighbour entries on a
- * `br-<vni>` device in state permanent (the ones the kernel learned are left to age out). Anything
- * else in the namespaces (loopback, task veths, the kernel's entries) is never touched.
+ * `vx-<vni>` device in state permanent (the ones the kernel learned are left to age out). Anything
+ * else in the namespaces (loopback, task veths, the bridge's neighbours, the kernel's entries) is
+ * never touched.
  *
  * A VXLAN device with the wrong VNI, local address, port or learning is deleted and made again
- * (the kernel cannot change those in place); its FDB entries go with it and are added again.
+ * (the kernel cannot change those in place); its FDB and neighbour entries go with it and are
+ * added again. A bridge made again keeps them: they are the VXLAN device's.
  *
  * MAC addresses compare without case and are written in lower case; IPs and VTEPs are dotted quads.
  *
@@ -84,7 +88,7 @@ export interface KernelNeighbour {
   dev: string;
   ip: string;
   mac: string;
-  /** NUD_PERMANENT: made by someone (this plan, on br-<vni>), never learned. */
+  /** NUD_PERMANENT: made by someone (this plan, on vx-<vni>), never learned. */
   permanent: boolean;
 }
 
@@ -157,7 +161,7 @@ interface NetworkDiff {
   /** Entries on the VXLAN device with a destination that no remote peer wants. */
   staleFdb: KernelFdbEntry[];
   missingFdb: RemotePeer[];
-  /** Permanent entries on the bridge that no remote peer wants. */
+  /** Permanent entries on the VXLAN device that no remote peer wants. */
   staleNeigh: KernelNeighbour[];
   /** Remote peers whose IP has no entry, or one not permanent or with another MAC. */
   missingNeigh: { peer: RemotePeer; have?: KernelNeighbour }[];
@@ -230,9 +234,9 @@ function compare(input: OverlayPlanInput): OverlayDiff {
     const staleFdb = [...stale.values()].sort((a, b) => cmp(normMac(a.mac), normMac(b.mac)) || cmpIp(a.dst ?? '', b.dst ?? ''));
     const missingFdb = [...fdbWanted.values()].filter((p) => !present.has(p.mac));
 
-    // Neighbour entries on the bridge, by IP (the kernel keeps one per IP and device).
+    // Neighbour entries on the VXLAN device, by IP (the kernel keeps one per IP and device).
     const neighHave = new Map<string, KernelNeighbour>();
-    for (const n of bridge.remake ? [] : input.kernel.neigh) if (n.dev === br && !neighHave.has(n.ip)) neighHave.set(n.ip, n);
+    for (const n of vxlan.remake ? [] : input.kernel.neigh) if (n.dev === vx && !neighHave.has(n.ip)) neighHave.set(n.ip, n);
     const staleNeigh = [...neighHave.values()]
       .filter((n) => n.permanent && !neighWanted.has(n.ip)) // a wanted IP with another MAC is replaced, not deleted
       .sort((a, b) => cmpIp(a.ip, b.ip));
@@ -316,9 +320,9 @@ export function planOverlay(input: OverlayPlanInput): OverlayOp[] {
     if (bridge.down) ops.push({ op: 'setUp', vni, name: bridge.name });
 
     for (const e of n.staleFdb) ops.push({ op: 'delFdb', vni, dev: vxlan.name, mac: normMac(e.mac), dst: e.dst ?? '' });
-    for (const e of n.staleNeigh) ops.push({ op: 'delNeigh', vni, dev: bridge.name, ip: e.ip, mac: normMac(e.mac) });
+    for (const e of n.staleNeigh) ops.push({ op: 'delNeigh', vni, dev: vxlan.name, ip: e.ip, mac: normMac(e.mac) });
     for (const p of n.missingFdb) ops.push({ op: 'addFdb', vni, dev: vxlan.name, mac: p.mac, dst: p.vtep });
-    for (const { peer } of n.missingNeigh) ops.push({ op: 'addNeigh', vni, dev: bridge.name, ip: peer.ip, mac: peer.mac });
+    for (const { peer } of n.missingNeigh) ops.push({ op: 'addNeigh', vni, dev: vxlan.name, ip: peer.ip, mac: peer.mac });
   }
   return ops;
 }
@@ -349,11 +353,11 @@ export function diffReport(input: OverlayPlanInput): string[] {
     }
     for (const e of n.staleFdb) lines.push(`stale FDB entry ${normMac(e.mac)} -> ${e.dst} on ${vxlan.name}`);
     for (const p of n.missingFdb) lines.push(`missing FDB entry for ${p.ip} (${p.mac} -> ${p.vtep}) on ${vxlan.name}`);
-    for (const e of n.staleNeigh) lines.push(`stale neighbour ${e.ip} -> ${normMac(e.mac)} on ${bridge.name}`);
+    for (const e of n.staleNeigh) lines.push(`stale neighbour ${e.ip} -> ${normMac(e.mac)} on ${vxlan.name}`);
     for (const { peer, have } of n.missingNeigh) {
-      if (!have) lines.push(`missing neighbour entry for ${peer.ip} (-> ${peer.mac}) on ${bridge.name}`);
-      else if (normMac(have.mac) !== peer.mac) lines.push(`wrong neighbour entry ${peer.ip} -> ${normMac(have.mac)} on ${bridge.name} (want ${peer.mac})`);
-      else lines.push(`neighbour entry ${peer.ip} -> ${peer.mac} on ${bridge.name} is not permanent`);
+      if (!have) lines.push(`missing neighbour entry for ${peer.ip} (-> ${peer.mac}) on ${vxlan.name}`);
+      else if (normMac(have.mac) !== peer.mac) lines.push(`wrong neighbour entry ${peer.ip} -> ${normMac(have.mac)} on ${vxlan.name} (want ${peer.mac})`);
+      else lines.push(`neighbour entry ${peer.ip} -> ${peer.mac} on ${vxlan.name} is not permanent`);
     }
   }
   return lines;
