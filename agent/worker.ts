@@ -28,6 +28,9 @@ export interface WorkerOptions {
   networks?: TaskNetworks;
 }
 
+/** The network namespace of a task's process: the one its networks are plugged into. */
+const taskNetns = (pid: number): string => `/proc/${pid}/ns/net`;
+
 /** The network side of a task's life, as the worker sees it. */
 export interface TaskNetworks {
   /** The task's sandbox exists (its netns at `netnsPath`); its command has not started yet. */
@@ -114,6 +117,17 @@ export class Worker {
     }
     for (const entry of this.tasks.values()) if (!ids.has(entry.taskId)) entry.assigned = false;
     this.poke();
+  }
+
+  /**
+   * The network namespace of each task running here, by task id: what the networks keep plugged
+   * in (a sandbox made again loses its tasks' interfaces). Known from the runtime, so also right
+   * after a restart, before any assignment.
+   */
+  runningNetns(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const { taskId, runtime } of this.tasks.values()) if (runtime.state === 'running' && runtime.pid) out.set(taskId, taskNetns(runtime.pid));
+    return out;
   }
 
   /** What the worker knows of each task (for the daemon's diagnostics and for tests). */
@@ -225,7 +239,7 @@ export class Worker {
           if (networks && (entry.task?.networks ?? []).length > 0) {
             const { pid } = await this.runtime.inspect(taskId);
             if (!pid) throw internal(`task ${taskId} has no sandbox process to plug networks into`);
-            await networks.attach(entry.task!, `/proc/${pid}/ns/net`);
+            await networks.attach(entry.task!, taskNetns(pid));
           }
           await this.runtime.start(taskId);
         }, true);

@@ -32,8 +32,11 @@
  * A sandbox namespace deleted behind the driver's back is noticed by its inode: the driver cleans
  * what it still reaches through its old handle (the VXLAN device would otherwise keep the VNI
  * taken in the host's namespace) and opens the new one. The veths of tasks plugged into the old
- * sandbox went with it: such tasks need attach() again (it is idempotent, so the agent may simply
- * attach every running task again after a reconcile that made a sandbox).
+ * sandbox went with it. The agent passes reconcile() the tasks running here (it knows them, also
+ * after a restart, from the runtime); after the networks, reconcile plugs in again each one whose
+ * sandbox-side veth is missing, off the bridge or down, as attach() would. Healthy tasks are only
+ * looked at (one link listing per sandbox). The driver keeps no record of its own of what it
+ * attached: what is wanted comes in with each call, what is there from the kernel.
  *
  * All calls are serialized. Every call is idempotent and starts from what the kernel has, so it is
  * safe after an agent restart, a reboot (sandboxes gone), or a manual `ip link del`.
@@ -82,6 +85,33 @@ const MAX_PASSES = 3;
  */
 export function overlayVethName(vni: number, taskId: string): string {
   return `v${vni}-${taskId.replace(/[^A-Za-z0-9_.-]/g, '_')}`.slice(0, 15);
+}
+
+/** A task running on this host, as reconcile() keeps it plugged in. */
+export interface RunningTask {
+  taskId: string;
+  /** The task's network namespace, e.g. /proc/PID/ns/net. */
+  netns: string;
+  /** The task's attachments, as assigned: attachment i is `eth<i>`. */
+  attachments: NetworkAttachment[];
+}
+
+/** One of a task's overlay attachments on a network as the plan takes it. */
+interface Port {
+  a: NetworkAttachment;
+  /** Its index among the task's attachments: the task side is `eth<index>`. */
+  index: number;
+  want: WantedOverlay;
+}
+
+/** A task's overlay attachments with their index; refuses one without a usable address or MAC. */
+function overlayAttachments(attachments: NetworkAttachment[]): { a: NetworkAttachment; index: number }[] {
+  const mine = attachments.map((a, index) => ({ a, index })).filter(({ a }) => a.driver === 'overlay');
+  for (const { a } of mine) {
+    if (!a.address || !parseCidr(a.address)) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not a CIDR: ${JSON.stringify(a.address)}`);
+    if (a.mac && !parseMac(a.mac)) throw invalidArgument(`the task's MAC on ${a.networkName || a.networkId} is invalid: ${JSON.stringify(a.mac)}`);
+  }
+  return mine;
 }
 
 /** The driver's own operations, beyond the plan's. */
@@ -167,11 +197,17 @@ export class OverlayDriver {
    * Makes the kernel match `overlays` (the overlay networks with tasks on this host, as the
    * dispatcher sends them): sandboxes, links and peer entries of wanted networks are made or
    * fixed; those of networks not in the list are removed, sandbox namespaces included.
+   *
+   * `tasks` are the tasks running here. A task whose sandbox-side veth on a wanted network is
+   * missing (its sandbox was made again, and its old veth pair went with the old one), not a port
+   * of the bridge (the bridge was made again) or down is plugged in again as attach() does; the
+   * others are not touched. A task whose namespace is gone is left to the worker.
    */
-  reconcile(overlays: OverlayNetwork[]): Promise<void> {
+  reconcile(overlays: OverlayNetwork[], tasks: RunningTask[] = []): Promise<void> {
     return this.exclusive(async () => {
       const wanted = await this.wantedOf(overlays, 'skip');
       await this.converge(wanted, true);
+      await this.replug(wanted, tasks);
     });
   }
 
@@ -187,39 +223,18 @@ export class OverlayDriver {
     return this.exclusive(async () => {
       if (!taskId) throw invalidArgument('a task id is needed to attach a task');
       const log = this.log.child({ taskId });
-      const mine = attachments.map((a, index) => ({ a, index })).filter(({ a }) => a.driver === 'overlay');
+      const mine = overlayAttachments(attachments);
       if (mine.length === 0) return;
       const networks = mine.map(({ a }) => {
         const o = overlays.find((x) => x.networkId === a.networkId);
         if (!o) throw unavailable(`overlay network ${a.networkName || a.networkId} is not known on this node yet`);
-        if (!a.address || !parseCidr(a.address)) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not a CIDR: ${JSON.stringify(a.address)}`);
-        if (a.mac && !parseMac(a.mac)) throw invalidArgument(`the task's MAC on ${a.networkName || a.networkId} is invalid: ${JSON.stringify(a.mac)}`);
         return o;
       });
       const wanted = await this.wantedOf(networks, 'throw');
       await this.converge(wanted, false);
-
-      const task = await Netlink.inNetns(taskNetns);
-      let plugged = 0;
-      try {
-        for (const [k, { a, index }] of mine.entries()) {
-          const want = wanted.find((w) => w.networkId === networks[k].networkId) as WantedOverlay;
-          const sb = this.sandboxes.get(want.vni) as Sandbox;
-          const veth = overlayVethName(want.vni, taskId);
-          const eth = `eth${index}`;
-          if (!(await this.checkVethOwner(sb, task, veth, eth, taskId))) plugged++;
-          await sb.nl.ensureVethPair(veth, eth, { mtu: want.mtu, peerNetns: taskNetns });
-          await sb.nl.setMaster(veth, bridgeName(want.vni));
-          await sb.nl.setUp(veth);
-          if (a.mac) await task.setMac(eth, a.mac);
-          await task.ensureAddress(eth, a.address);
-          await task.setUp(eth);
-          log.debug({ networkId: want.networkId, vni: want.vni, veth, eth, address: a.address }, 'task attached to overlay');
-        }
-      } finally {
-        task.close();
-      }
-      if (plugged) log.info({ networks: wanted.map((w) => w.networkId) }, 'task plugged into its overlay networks');
+      const ports = mine.map(({ a, index }, k) => ({ a, index, want: wanted.find((w) => w.networkId === networks[k].networkId) as WantedOverlay }));
+      const made = await this.plug(taskId, taskNetns, ports);
+      if (made) log.info({ networks: wanted.map((w) => w.networkId) }, 'task plugged into its overlay networks');
       else log.debug({ networks: wanted.map((w) => w.networkId) }, 'task already plugged into its overlay networks');
     });
   }
@@ -614,6 +629,82 @@ export class OverlayDriver {
         this.host = undefined;
       }
       throw err;
+    }
+  }
+
+  // ---- tasks ------------------------------------------------------------------------------------
+
+  /**
+   * Plugs the task's ports into their sandboxes (which exist): veth pair, bridge port, the task
+   * side's MAC, address and up state. Returns how many veth pairs were made.
+   */
+  private async plug(taskId: string, taskNetns: string, ports: Port[]): Promise<number> {
+    const task = await Netlink.inNetns(taskNetns);
+    let made = 0;
+    try {
+      for (const { a, index, want } of ports) {
+        const sb = this.sandboxes.get(want.vni) as Sandbox;
+        const veth = overlayVethName(want.vni, taskId);
+        const eth = `eth${index}`;
+        if (!(await this.checkVethOwner(sb, task, veth, eth, taskId))) {
+          made++;
+          // The task's end of a pair whose sandbox end is gone (its sandbox was made again; the old
+          // namespace, and this end with it, may take a moment to go) would keep the name taken.
+          const stale = await task.getLink(eth);
+          if (stale?.kind === 'veth') await task.deleteLink(eth);
+        }
+        await sb.nl.ensureVethPair(veth, eth, { mtu: want.mtu, peerNetns: taskNetns });
+        await sb.nl.setMaster(veth, bridgeName(want.vni));
+        await sb.nl.setUp(veth);
+        if (a.mac) await task.setMac(eth, a.mac);
+        await task.ensureAddress(eth, a.address);
+        await task.setUp(eth);
+        this.log.debug({ taskId, networkId: want.networkId, vni: want.vni, veth, eth, address: a.address }, 'task attached to overlay');
+      }
+    } finally {
+      task.close();
+    }
+    return made;
+  }
+
+  /** Plugs in again the running tasks' ports that are not plugged in (see reconcile); the rest is left alone. */
+  private async replug(wanted: WantedOverlay[], tasks: RunningTask[]): Promise<void> {
+    const byNetwork = new Map(wanted.map((w) => [w.networkId, w]));
+    const links = new Map<number, LinkInfo[]>();
+    const failures: { taskId: string; err: SwarmletError }[] = [];
+    for (const t of tasks) {
+      const log = this.log.child({ taskId: t.taskId });
+      try {
+        const ports: Port[] = [];
+        for (const { a, index } of overlayAttachments(t.attachments)) {
+          const want = byNetwork.get(a.networkId);
+          const sb = want && this.sandboxes.get(want.vni);
+          if (!want || !sb) continue; // not wanted here (yet): nothing to plug into
+          let list = links.get(want.vni);
+          if (!list) {
+            list = await this.guarded(sb, () => sb.nl.listLinks());
+            links.set(want.vni, list);
+          }
+          const veth = list.find((l) => l.name === overlayVethName(want.vni, t.taskId));
+          const bridge = list.find((l) => l.name === bridgeName(want.vni));
+          if (veth && bridge && veth.masterIndex === bridge.index && veth.up) continue;
+          ports.push({ a, index, want });
+        }
+        if (ports.length === 0) continue;
+        if ((await fileId(t.netns)) === undefined) {
+          log.debug({ netns: t.netns }, 'task namespace gone; not plugging it in again');
+          continue;
+        }
+        await this.plug(t.taskId, t.netns, ports);
+        log.info({ networks: ports.map((p) => p.want.networkId) }, 'task plugged into its overlay networks again');
+      } catch (err) {
+        failures.push({ taskId: t.taskId, err: asSwarmletError(err) });
+      }
+    }
+    if (failures.length) {
+      const [first] = failures;
+      const what = failures.map((f) => `task ${f.taskId}: ${f.err.message}`).join('; ');
+      throw new SwarmletError(first.err.kind, `tasks not plugged into their overlay networks again: ${what}`, { cause: first.err });
     }
   }
 

@@ -13,7 +13,8 @@ import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { Runtime } from '../../agent/runtime/runtime';
 import { Worker } from '../../agent/worker';
-import { OverlayDriver } from '../../agent/network/overlay-driver';
+import { BridgeDriver, bridgeNetworksOf } from '../../agent/network/bridge-driver';
+import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -29,7 +30,7 @@ import { addStandardServices, bindServer, shutdownServer } from '../api/server-e
 import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
 import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
 import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
+import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState, Task } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
@@ -39,6 +40,17 @@ import { fetchPinnedRootCA } from './remote-ca';
 
 /** How often an agent checks its overlays against the kernel when nothing changed. */
 const OVERLAY_RESYNC_MS = 10000;
+/** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
+const BRIDGE_PREFIX = 'swb';
+
+/** The assigned tasks running here that have networks, with their namespaces: what the overlay driver keeps plugged in. */
+function runningTasks(worker: Worker | undefined, tasks: Task[]): RunningTask[] {
+  const netns = worker?.runningNetns() ?? new Map<string, string>();
+  return tasks.flatMap((t) => {
+    const path = netns.get(t.id);
+    return path && t.networks.length > 0 ? [{ taskId: t.id, netns: path, attachments: t.networks }] : [];
+  });
+}
 
 export const DEFAULT_CLUSTER_SPEC = Object.freeze({ heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 });
 
@@ -80,6 +92,7 @@ export class Daemon {
   private agent?: AgentSession;
   private worker?: Worker;
   private overlay?: OverlayDriver;
+  private bridge?: BridgeDriver;
   /** The overlay networks the dispatcher last described, for plugging tasks in. */
   private overlays: OverlayNetwork[] = [];
   /** Session messages are applied to the kernel one after another. */
@@ -370,13 +383,21 @@ export class Daemon {
     }
     const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
     this.overlay = overlay;
+    const bridge = new BridgeDriver({ log: this.rootLog, namePrefix: BRIDGE_PREFIX });
+    this.bridge = bridge;
     this.worker = new Worker({
       runtime: this.runtime,
       log: this.rootLog,
       report: (updates) => this.agent ? this.agent.reportStatus(updates) : Promise.reject(unavailable('no agent session')),
       networks: {
-        attach: (task, netns) => overlay.attach(task.id, netns, task.networks, this.overlays),
-        detach: (taskId) => overlay.detach(taskId),
+        // Each driver plugs in the attachments of its own kind and leaves the others alone.
+        attach: async (task, netns) => {
+          await overlay.attach(task.id, netns, task.networks, this.overlays);
+          await bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
+        },
+        detach: async (taskId) => {
+          await Promise.all([overlay.detach(taskId), bridge.detach(taskId)]);
+        },
       },
     });
     await this.worker.start();
@@ -491,14 +512,15 @@ export class Daemon {
 
   /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
   private async deactivate(): Promise<void> {
-    const { agent, worker, server, manager, etcdClient, etcd, overlay } = this;
-    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.overlay = undefined;
+    const { agent, worker, server, manager, etcdClient, etcd, overlay, bridge } = this;
+    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.overlay = this.bridge = undefined;
     clearInterval(this.renewalTimer);
     clearInterval(this.overlayTimer);
     await agent?.stop();
     await this.networking;
     await worker?.stop();
     await overlay?.close();
+    await bridge?.close();
     await manager?.stop().catch((err) => this.log.warn({ err: err.message }, 'manager did not stop cleanly'));
     if (server) await shutdownServer(server, 1000);
     etcdClient?.close();
@@ -514,6 +536,9 @@ export class Daemon {
     const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
     await overlay.reconcile([]).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay sandboxes not removed'));
     await overlay.close();
+    const bridge = new BridgeDriver({ log: this.rootLog, namePrefix: BRIDGE_PREFIX });
+    await bridge.reconcile([]).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not removed'));
+    await bridge.close();
   }
 
   // ---- what the dispatcher tells us ----------------------------------------------------------
@@ -523,9 +548,13 @@ export class Daemon {
     clearInterval(this.overlayTimer);
     this.overlayTimer = setInterval(() => {
       const overlay = this.overlay;
+      const bridge = this.bridge;
+      const worker = this.worker;
       this.networking = this.networking
-        .then(() => overlay?.reconcile(this.overlays))
-        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled'));
+        .then(() => overlay?.reconcile(this.overlays, runningTasks(worker, this.lastMessage?.tasks ?? [])))
+        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled'))
+        .then(() => bridge?.reconcile(bridgeNetworksOf((this.lastMessage?.tasks ?? []).map((t) => t.networks))))
+        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled'));
     }, OVERLAY_RESYNC_MS);
     this.overlayTimer.unref();
   }
@@ -534,13 +563,18 @@ export class Daemon {
     this.lastMessage = msg;
     // Networks first: a task's overlay must be up on this host before the worker starts it.
     const overlay = this.overlay;
+    const bridge = this.bridge;
     const worker = this.worker;
     this.networking = this.networking
       .then(async () => {
         this.overlays = msg.overlays;
-        await overlay?.reconcile(msg.overlays);
+        // Running tasks too: those a sandbox made again (or a bridge) unplugged are plugged in again.
+        await overlay?.reconcile(msg.overlays, runningTasks(worker, msg.tasks));
       })
       .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled; the next message tries again'))
+      // The bridge networks wanted here: those of the tasks assigned to this node.
+      .then(() => bridge?.reconcile(bridgeNetworksOf(msg.tasks.map((t) => t.networks))))
+      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled; the next message tries again'))
       .then(() => worker?.assign(msg.tasks));
     const state = this.state;
     if (!state) return;

@@ -194,3 +194,48 @@ test('a network in use cannot be removed; once unused, removing it clears every 
   }
   expect(await sw(lab, h1, ['network', 'ls'])).not.toMatch(/appnet/);
 }, 90000);
+
+test('tasks of a user bridge network on one host reach each other; a task of another bridge network there cannot', async () => {
+  await sw(lab, h1, ['network', 'create', '-d', 'bridge', 'localnet']);
+  await sw(lab, h1, ['network', 'create', '-d', 'bridge', 'localother']);
+  expect(await sw(lab, h1, ['network', 'ls'])).toMatch(/localnet\s+bridge\s+/);
+  const onH2 = ['--constraint', `node.hostname==${h2.name}`];
+  await sw(lab, h1, ['service', 'create', '--name', 'local', '--replicas', '2', '--network', 'localnet', ...onH2, 'exec:/', 'python3', '-m', 'http.server', '8000']);
+  await sw(lab, h1, ['service', 'create', '--name', 'localx', '--network', 'localother', ...onH2, 'exec:/', 'python3', '-m', 'http.server', '8000']);
+  const tasks = await waitFor('two running local tasks', async () => {
+    const r = await running('local');
+    return r.length === 2 ? r : undefined;
+  });
+  const [x] = await waitFor('the task of the other bridge network', async () => {
+    const r = await running('localx');
+    return r.length === 1 ? r : undefined;
+  });
+  for (const t of [...tasks, x]) expect(await hostOf(t)).toBe(h2);
+  const ips = tasks.map((t) => ipOf(t, 'localnet'));
+  for (const [i, t] of tasks.entries()) {
+    const other = ips[1 - i];
+    await waitFor(`task ${t.id} reaching ${other}`, async () => {
+      const r = await inTask(t, PROBE, ['8000', other]);
+      return r.stdout.trim() === `${other} ok` ? r : undefined;
+    }, 20000, 500);
+  }
+  // The other network's task reaches its own address (its server is up), but neither of them.
+  await waitFor('the other task serving', async () => {
+    const r = await inTask(x, PROBE, ['8000', ipOf(x, 'localother')]);
+    return r.stdout.trim().endsWith(' ok') ? r : undefined;
+  }, 20000, 500);
+  const res = await inTask(x, PROBE, ['8000', ...ips]);
+  const lines = res.stdout.trim().split('\n');
+  expect(lines).toHaveLength(2);
+  expect(lines.every((l) => !l.endsWith(' ok'))).toBe(true);
+
+  await sw(lab, h1, ['service', 'rm', 'local']);
+  await sw(lab, h1, ['service', 'rm', 'localx']);
+  for (const n of ['localnet', 'localother']) {
+    await waitFor(`network rm ${n} to succeed`, async () => ((await lab.cli(h1, ['network', 'rm', n])).code === 0 ? true : undefined), 30000, 500);
+  }
+  await waitFor(`the bridges gone on ${h2.name}`, async () => {
+    const r = await lab.exec(h2, ['ip', '-o', 'link', 'show', 'type', 'bridge']);
+    return r.code === 0 && !/: swb[a-z0-9]+[:@]/.test(r.stdout) ? true : undefined;
+  }, 20000, 300);
+}, 120000);

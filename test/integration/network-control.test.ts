@@ -5,6 +5,7 @@ import { SwarmletError } from '../../services/common/errors';
 import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { NetworkSpec, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
+import { BUILTIN_BRIDGE_REFUSED } from '../../manager/network-plans';
 import { serviceControl } from '../../manager/service-control';
 import { allocatorLoop, builtinNetworksLoop } from '../../manager/task-loops';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -114,8 +115,8 @@ describe('network API', () => {
   });
 
   test('refusals', async () => {
-    expect(await refused(invoke(networks.createNetwork, { spec: NetworkSpec.fromPartial({ name: 'x' }) }))).toEqual(['InvalidArgument', 'the bridge driver is not available yet: use -d overlay']);
-    expect(await refused(invoke(networks.createNetwork, { spec: overlay('x', { driver: 'macvlan' }) }))).toEqual(['InvalidArgument', 'the macvlan driver is not available yet: use -d overlay']);
+    expect((await invoke(networks.createNetwork, { spec: NetworkSpec.fromPartial({ name: 'plain' }) })).spec?.driver).toBe('bridge');
+    expect(await refused(invoke(networks.createNetwork, { spec: overlay('x', { driver: 'macvlan' }) }))).toEqual(['InvalidArgument', 'the macvlan driver is not available yet: use -d overlay or -d bridge']);
     expect((await refused(invoke(networks.createNetwork, { spec: overlay('host') })))[0]).toBe('Conflict');
     await invoke(networks.createNetwork, { spec: overlay('front', { ipam: { subnet: '10.5.0.0/24', gateway: '', ipRange: '' } }) });
     expect((await refused(invoke(networks.createNetwork, { spec: overlay('front') })))[0]).toBe('Conflict');
@@ -127,7 +128,7 @@ describe('network API', () => {
   test('services must name networks that exist and are available', async () => {
     await invoke(networks.createNetwork, { spec: overlay('front') });
     expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['ghost']) }))).toEqual(['NotFound', 'network ghost not found']);
-    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['bridge']) }))).toEqual(['InvalidArgument', 'the bridge driver is not available yet: use -d overlay']);
+    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['bridge']) }))).toEqual(['InvalidArgument', BUILTIN_BRIDGE_REFUSED]);
     expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['front', 'front']) }))).toEqual(['InvalidArgument', 'network front is listed more than once']);
     const web = await invoke(services.createService, { spec: serviceSpec('web', ['front']) });
     expect(web.spec?.task?.networks).toEqual(['front']);

@@ -10,7 +10,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Netlink } from '../../agent/network/netlink';
-import { OverlayDriver, overlayVethName } from '../../agent/network/overlay-driver';
+import { OverlayDriver, RunningTask, overlayVethName } from '../../agent/network/overlay-driver';
 import { createRootLogger } from '../../services/common/logger';
 import type { OverlayNetwork, OverlayPeer } from '../../services/gen/swarmlet/v1/dispatcher';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
@@ -41,6 +41,13 @@ const net2 = (peers: OverlayPeer[]): OverlayNetwork => ({ networkId: 'net-back',
 function attachment(net: OverlayNetwork, peer: OverlayPeer): NetworkAttachment {
   return { networkId: net.networkId, networkName: net.name, driver: 'overlay', address: `${peer.ip}/24`, mac: peer.mac, gateway: net.gateway, vni: net.vni, internal: false, options: {} };
 }
+
+/** The tasks running on each host, as the agent passes them to reconcile. */
+const running1 = (): RunningTask[] => [{ taskId: TASK_A, netns: netnsPath(TA), attachments: [attachment(net1([]), A)] }];
+const running2 = (): RunningTask[] => [
+  { taskId: TASK_B, netns: taskBNetns, attachments: [attachment(net1([]), B)] },
+  { taskId: TASK_C, netns: netnsPath(TC), attachments: [attachment(net2([]), C)] },
+];
 
 const children: ChildProcess[] = [];
 const handles: Netlink[] = [];
@@ -243,11 +250,11 @@ describe('OverlayDriver across two hosts', () => {
     expect(ipj(['neigh', 'show', 'dev', 'eth0'], TA)).toEqual(expect.arrayContaining([expect.objectContaining({ dst: B.ip, lladdr: B.mac })]));
   });
 
-  test('reconcile and attach again change nothing: same ifindexes, same entries', async () => {
+  test('reconcile (with the running tasks) and attach again change nothing: same ifindexes, same entries', async () => {
     const namespaces = [SB1, SB2, SB2C, TA, TB, TC];
     const before = namespaces.map(snapshot);
-    await d1.reconcile([net1([A, B])]);
-    await d2.reconcile([net1([A, B]), net2([C])]);
+    await d1.reconcile([net1([A, B])], running1());
+    await d2.reconcile([net1([A, B]), net2([C])], running2());
     await d1.attach(TASK_A, netnsPath(TA), [attachment(net1([]), A)], [net1([A, B])]);
     await d2.attach(TASK_B, taskBNetns, [attachment(net1([]), B)], [net1([A, B]), net2([C])]);
     expect(namespaces.map(snapshot)).toEqual(before);
@@ -284,16 +291,44 @@ describe('OverlayDriver across two hosts', () => {
     expect(tcp(TA, B.ip)).toBe('pong:B:ping');
   });
 
-  test('a sandbox namespace deleted behind the driver (as by a reboot) is made again', async () => {
-    run('ip', ['netns', 'del', SB1]);
-    expect(await d1.doctor([net1([A, B])])).toEqual(expect.arrayContaining([`missing sandbox namespace ${SB1} (VNI 4242)`, 'missing link br-4242']));
-    await d1.reconcile([net1([A, B])]);
+  test("a bridge deleted by hand is made again, and the running tasks' veths join it again", async () => {
+    const veth = overlayVethName(4242, TASK_A);
+    run('ip', ['-n', SB1, 'link', 'del', 'br-4242']);
+    expect(link(veth, SB1).master).toBeUndefined();
+    await d1.reconcile([net1([A, B])], running1());
+    expect(link(veth, SB1)).toMatchObject({ master: 'br-4242' });
     expect(await d1.doctor([net1([A, B])])).toEqual([]);
-    // The old sandbox is gone, and A's eth0 with it; attaching again plugs A back in.
-    await waitFor("task A's old eth0 to go", () => !link('eth0', TA));
-    await d1.attach(TASK_A, netnsPath(TA), [attachment(net1([]), A)], [net1([A, B])]);
     expect(tcp(TA, B.ip)).toBe('pong:B:ping');
     expect(tcp(TB, A.ip)).toBe('pong:A:ping');
+  });
+
+  test('a sandbox namespace deleted behind the driver is made again, and its running tasks plugged in again', async () => {
+    const eth0 = link('eth0', TA);
+    // A process keeps the old sandbox alive, and A's old eth0 with it: reconcile must replace that eth0.
+    const holder = spawn('ip', ['netns', 'exec', SB1, 'sleep', '600'], { stdio: 'ignore' });
+    children.push(holder);
+    await waitFor('the holder to enter the sandbox', () => {
+      try {
+        return statSync(`/proc/${holder.pid}/ns/net`).ino === statSync(netnsPath(SB1)).ino;
+      } catch {
+        return false;
+      }
+    });
+    run('ip', ['netns', 'del', SB1]);
+    expect(await d1.doctor([net1([A, B])])).toEqual(expect.arrayContaining([`missing sandbox namespace ${SB1} (VNI 4242)`, 'missing link br-4242']));
+    // A task that exited meanwhile (its namespace is gone) is skipped, not an error.
+    const gone: RunningTask = { taskId: 'g0taskg7k2m9q4x1z8c3v6b5n', netns: '/proc/2147483646/ns/net', attachments: [attachment(net1([]), { ...A, ip: '10.77.0.9' })] };
+    // No attach: reconcile, given the running tasks, plugs A into the new sandbox (A's old eth0 went with the old one, or is going).
+    await d1.reconcile([net1([A, B])], [...running1(), gone]);
+    expect(await d1.doctor([net1([A, B])])).toEqual([]);
+    expect(link(overlayVethName(4242, TASK_A), SB1)).toMatchObject({ master: 'br-4242', mtu: 1450 });
+    expect(link('eth0', TA)).toMatchObject({ address: A.mac, mtu: 1450 });
+    expect(link('eth0', TA).ifindex).not.toBe(eth0.ifindex);
+    expect(ipj(['addr', 'show', 'dev', 'eth0'], TA)[0].addr_info).toEqual(expect.arrayContaining([expect.objectContaining({ local: A.ip, prefixlen: 24 })]));
+    expect(link(overlayVethName(4242, gone.taskId), SB1)).toBeUndefined();
+    expect(tcp(TA, B.ip)).toBe('pong:B:ping');
+    expect(tcp(TB, A.ip)).toBe('pong:A:ping');
+    holder.kill('SIGKILL');
   });
 
   test('a peer gone from the view is gone from the kernel', async () => {

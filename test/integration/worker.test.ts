@@ -3,7 +3,7 @@
  * function. Run through test/run.sh, as root. Its cgroups live under a parent unique to this run,
  * removed at the end, also when a test fails.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -230,6 +230,10 @@ describe('Worker', () => {
     const running = await rec1.until(keeps.id, S.TASK_STATE_RUNNING);
     const endsRunning = await rec1.until(ends.id, S.TASK_STATE_RUNNING);
     await rec1.until(stale.id, S.TASK_STATE_RUNNING);
+    // Each running task's network namespace (what the overlay driver keeps plugged in) is its pid 1's, not the agent's.
+    const keepsNetns = `/proc/${running.container?.pid}/ns/net`;
+    expect(first.runningNetns().get(keeps.id)).toBe(keepsNetns);
+    expect(statSync(keepsNetns).ino).not.toBe(statSync('/proc/self/ns/net').ino);
     await first.stop(); // the agent goes away; its tasks do not
 
     await new Promise((r) => setTimeout(r, 1500)); // `ends` exits while no worker watches
@@ -240,6 +244,10 @@ describe('Worker', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(rec2.updates).toEqual([]);
     expect((await runtime.inspect(stale.id)).state).toBe('running');
+    // The running tasks' namespaces are known from the runtime already; the exited one has none.
+    expect(second.runningNetns().get(keeps.id)).toBe(keepsNetns);
+    expect(second.runningNetns().has(stale.id)).toBe(true);
+    expect(second.runningNetns().has(ends.id)).toBe(false);
 
     second.assign([withState(keeps, S.TASK_STATE_RUNNING, running), withState(ends, S.TASK_STATE_RUNNING, endsRunning)]);
     const again = await rec2.until(keeps.id, S.TASK_STATE_RUNNING);
@@ -253,6 +261,7 @@ describe('Worker', () => {
 
     second.assign([]);
     await waitFor('everything removed', async () => (await runtime.list()).length === 0);
+    await waitFor('no running task left', async () => second.runningNetns().size === 0);
     await second.stop();
   });
 });

@@ -1,6 +1,7 @@
 import { SwarmletError } from '../../services/common/errors';
 import { Network, NetworkAttachment, Service, ServiceSpec, Task, TaskState, UpdateState } from '../../services/gen/swarmlet/v1/types';
 import {
+  BUILTIN_BRIDGE_REFUSED,
   checkDriverAvailable,
   checkNetworkRemoval,
   networkEndpoints,
@@ -102,16 +103,14 @@ function thrown(fn: () => unknown): SwarmletError {
 
 describe('checkDriverAvailable', () => {
   test.each([
-    ['bridge', 'the bridge driver is not available yet: use -d overlay'],
-    ['', 'the bridge driver is not available yet: use -d overlay'],
-    ['macvlan', 'the macvlan driver is not available yet: use -d overlay'],
+    ['macvlan', 'the macvlan driver is not available yet: use -d overlay or -d bridge'],
   ])('refuses %j', (driver, message) => {
     const err = thrown(() => checkDriverAvailable(driver));
     expect(err.kind).toBe('InvalidArgument');
     expect(err.message).toBe(message);
   });
 
-  test.each(['overlay', 'host', 'none', 'unknown'])('lets %j through (validateNetworkSpec judges the rest)', (driver) => {
+  test.each(['overlay', 'bridge', '', 'host', 'none', 'unknown'])('lets %j through (validateNetworkSpec judges the rest)', (driver) => {
     expect(() => checkDriverAvailable(driver)).not.toThrow();
   });
 });
@@ -156,8 +155,8 @@ describe('validateServiceNetworks', () => {
     ['an empty name', [''], 'InvalidArgument', 'a network name is required: use --network NAME'],
     ['the same name twice', ['front', 'back', 'front'], 'InvalidArgument', 'network front is listed more than once'],
     ['a name and the id of the same network', ['front', 'f00d1111'], 'InvalidArgument', 'network f00d1111 is listed more than once'],
-    ['the bridge network', ['bridge'], 'InvalidArgument', 'the bridge driver is not available yet: use -d overlay'],
-    ['a macvlan network', ['front', 'lan'], 'InvalidArgument', 'the macvlan driver is not available yet: use -d overlay'],
+    ['the built-in bridge network', ['bridge'], 'InvalidArgument', BUILTIN_BRIDGE_REFUSED],
+    ['a macvlan network', ['front', 'lan'], 'InvalidArgument', 'the macvlan driver is not available yet: use -d overlay or -d bridge'],
     ['host with another', ['front', 'host'], 'InvalidArgument', 'network host cannot be combined with other networks'],
     ['none with another', ['none', 'back'], 'InvalidArgument', 'network none cannot be combined with other networks'],
   ])('refuses %s', (_title, refs, kind, message) => {

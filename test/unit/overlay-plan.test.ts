@@ -47,12 +47,13 @@ function converged(networks: WantedOverlay[]): KernelState {
     fdb.push({ dev: vx, mac: '9a:00:00:00:00:01', self: false });
     fdb.push({ dev: `veth${w.vni}a`, mac: '9a:00:00:00:00:02', self: false });
     fdb.push({ dev: br, mac: '9a:00:00:00:00:03', self: true });
-    // A neighbour the bridge learned (not permanent).
+    // Neighbours the kernel learned (not permanent), on the bridge and on the VXLAN device.
     neigh.push({ dev: br, ip: w.gateway.replace(/\.1$/, '.250'), mac: '9a:00:00:00:00:04', permanent: false });
+    neigh.push({ dev: vx, ip: w.gateway.replace(/\.1$/, '.251'), mac: '9a:00:00:00:00:05', permanent: false });
     for (const p of w.peers) {
       if (p.vtep === w.localVtep) continue;
       fdb.push({ dev: vx, mac: p.mac, dst: p.vtep, self: true });
-      neigh.push({ dev: br, ip: p.ip, mac: p.mac, permanent: true });
+      neigh.push({ dev: vx, ip: p.ip, mac: p.mac, permanent: true });
     }
   }
   return { links, fdb, neigh };
@@ -105,9 +106,9 @@ describe('planOverlay', () => {
       'addFdb vx-4097 02:42:0a:00:01:03 198.51.100.2',
       'addFdb vx-4097 02:42:0a:00:01:04 198.51.100.2',
       'addFdb vx-4097 02:42:0a:00:01:05 198.51.100.3',
-      'addNeigh br-4097 10.0.1.3 02:42:0a:00:01:03',
-      'addNeigh br-4097 10.0.1.4 02:42:0a:00:01:04',
-      'addNeigh br-4097 10.0.1.5 02:42:0a:00:01:05',
+      'addNeigh vx-4097 10.0.1.3 02:42:0a:00:01:03',
+      'addNeigh vx-4097 10.0.1.4 02:42:0a:00:01:04',
+      'addNeigh vx-4097 10.0.1.5 02:42:0a:00:01:05',
     ]);
   });
 
@@ -120,7 +121,7 @@ describe('planOverlay', () => {
       { op: 'setUp', vni: 4098, name: 'vx-4098' },
       { op: 'setUp', vni: 4098, name: 'br-4098' },
       { op: 'addFdb', vni: 4098, dev: 'vx-4098', mac: '02:42:0a:00:02:02', dst: HOST3 },
-      { op: 'addNeigh', vni: 4098, dev: 'br-4098', ip: '10.0.2.2', mac: '02:42:0a:00:02:02' },
+      { op: 'addNeigh', vni: 4098, dev: 'vx-4098', ip: '10.0.2.2', mac: '02:42:0a:00:02:02' },
     ]);
   });
 
@@ -144,7 +145,7 @@ describe('planOverlay', () => {
   test('a peer that moved here from another host: its entries go', () => {
     const kernel = converged([WEB]);
     const moved = { ...WEB, peers: WEB.peers.map((p) => (p.ip === '10.0.1.5' ? { ...p, vtep: LOCAL } : p)) };
-    expect(ops({ wanted: [moved], kernel })).toEqual(['delFdb vx-4097 02:42:0a:00:01:05 198.51.100.3', 'delNeigh br-4097 10.0.1.5 02:42:0a:00:01:05']);
+    expect(ops({ wanted: [moved], kernel })).toEqual(['delFdb vx-4097 02:42:0a:00:01:05 198.51.100.3', 'delNeigh vx-4097 10.0.1.5 02:42:0a:00:01:05']);
   });
 
   test('a stale peer is removed, a new one added', () => {
@@ -152,9 +153,9 @@ describe('planOverlay', () => {
     const next = { ...WEB, peers: [...WEB.peers.filter((p) => p.ip !== '10.0.1.4'), peer('10.0.1.9', HOST3)] };
     expect(ops({ wanted: [next], kernel })).toEqual([
       'delFdb vx-4097 02:42:0a:00:01:04 198.51.100.2',
-      'delNeigh br-4097 10.0.1.4 02:42:0a:00:01:04',
+      'delNeigh vx-4097 10.0.1.4 02:42:0a:00:01:04',
       'addFdb vx-4097 02:42:0a:00:01:09 198.51.100.3',
-      'addNeigh br-4097 10.0.1.9 02:42:0a:00:01:09',
+      'addNeigh vx-4097 10.0.1.9 02:42:0a:00:01:09',
     ]);
   });
 
@@ -168,17 +169,17 @@ describe('planOverlay', () => {
     const kernel = converged([WEB]);
     kernel.fdb.push({ dev: 'vx-4097', mac: '00:00:00:00:00:00', dst: HOST2, self: true });
     kernel.neigh = kernel.neigh.map((n) => (n.ip === '10.0.1.3' ? { ...n, mac: '02:42:de:ad:be:ef' } : n));
-    kernel.neigh.push({ dev: 'br-4097', ip: '10.0.1.4', mac: '02:42:0a:00:01:04', permanent: true }); // duplicate listing is harmless
+    kernel.neigh.push({ dev: 'vx-4097', ip: '10.0.1.4', mac: '02:42:0a:00:01:04', permanent: true }); // duplicate listing is harmless
     expect(ops({ wanted: [WEB], kernel })).toEqual([
       'delFdb vx-4097 00:00:00:00:00:00 198.51.100.2',
-      'addNeigh br-4097 10.0.1.3 02:42:0a:00:01:03',
+      'addNeigh vx-4097 10.0.1.3 02:42:0a:00:01:03',
     ]);
   });
 
   test('a learned neighbour for a peer\'s IP is made permanent', () => {
     const kernel = converged([WEB]);
     kernel.neigh = kernel.neigh.map((n) => (n.ip === '10.0.1.5' ? { ...n, permanent: false } : n));
-    expect(ops({ wanted: [WEB], kernel })).toEqual(['addNeigh br-4097 10.0.1.5 02:42:0a:00:01:05']);
+    expect(ops({ wanted: [WEB], kernel })).toEqual(['addNeigh vx-4097 10.0.1.5 02:42:0a:00:01:05']);
   });
 
   test('the kernel\'s own entries are never touched', () => {
@@ -188,17 +189,19 @@ describe('planOverlay', () => {
     kernel.fdb.push({ dev: 'veth4097a', mac: '02:42:0a:00:01:02', dst: undefined, self: false });
     kernel.fdb.push({ dev: 'eth0', mac: '02:42:aa:bb:cc:dd', dst: HOST2, self: true });
     kernel.neigh.push({ dev: 'eth0', ip: HOST2, mac: '52:54:00:00:00:02', permanent: true });
+    // Permanent entries on the bridge are not the plan's either: ARP proxy answers from the VXLAN device's.
+    kernel.neigh.push({ dev: 'br-4097', ip: '10.0.1.3', mac: '02:42:0a:00:01:03', permanent: true });
     expect(ops({ wanted: [noPeers], kernel })).toEqual([
       'delFdb vx-4097 02:42:0a:00:01:03 198.51.100.2',
       'delFdb vx-4097 02:42:0a:00:01:04 198.51.100.2',
       'delFdb vx-4097 02:42:0a:00:01:05 198.51.100.3',
-      'delNeigh br-4097 10.0.1.3 02:42:0a:00:01:03',
-      'delNeigh br-4097 10.0.1.4 02:42:0a:00:01:04',
-      'delNeigh br-4097 10.0.1.5 02:42:0a:00:01:05',
+      'delNeigh vx-4097 10.0.1.3 02:42:0a:00:01:03',
+      'delNeigh vx-4097 10.0.1.4 02:42:0a:00:01:04',
+      'delNeigh vx-4097 10.0.1.5 02:42:0a:00:01:05',
     ]);
   });
 
-  test('a VXLAN device with the wrong VNI is made again, with its entries', () => {
+  test('a VXLAN device with the wrong VNI is made again, with its FDB and neighbour entries', () => {
     const kernel = converged([WEB]);
     kernel.links = kernel.links.map((l) => (l.name === 'vx-4097' ? { ...l, vni: 4200 } : l));
     expect(ops({ wanted: [WEB], kernel })).toEqual([
@@ -209,6 +212,9 @@ describe('planOverlay', () => {
       'addFdb vx-4097 02:42:0a:00:01:03 198.51.100.2',
       'addFdb vx-4097 02:42:0a:00:01:04 198.51.100.2',
       'addFdb vx-4097 02:42:0a:00:01:05 198.51.100.3',
+      'addNeigh vx-4097 10.0.1.3 02:42:0a:00:01:03',
+      'addNeigh vx-4097 10.0.1.4 02:42:0a:00:01:04',
+      'addNeigh vx-4097 10.0.1.5 02:42:0a:00:01:05',
     ]);
   });
 
@@ -224,7 +230,7 @@ describe('planOverlay', () => {
     expect(ops({ wanted: [DB], kernel }).slice(0, 2)).toEqual(['deleteLink vx-4098', 'createVxlan vx-4098 vni=4098 local=198.51.100.1 port=4789 mtu=1450']);
   });
 
-  test('a bridge of the wrong kind is made again; the VXLAN device joins the new one and neighbours come back', () => {
+  test('a bridge of the wrong kind is made again; the VXLAN device joins the new one and keeps its entries', () => {
     const kernel = converged([DB]);
     kernel.links = kernel.links.map((l) => (l.name === 'br-4098' ? { ...l, kind: 'dummy' } : l));
     expect(ops({ wanted: [DB], kernel })).toEqual([
@@ -232,7 +238,6 @@ describe('planOverlay', () => {
       'createBridge br-4098 mtu=1450 address=10.0.2.1/24',
       'setMaster vx-4098 br-4098',
       'setUp br-4098',
-      'addNeigh br-4098 10.0.2.2 02:42:0a:00:02:02',
     ]);
   });
 
@@ -313,9 +318,9 @@ describe('planOverlay', () => {
       'addFdb vx-4099 02:42:0a:00:03:09 198.51.100.2',
       'addFdb vx-4099 02:42:0a:00:03:0a 198.51.100.2',
       'addFdb vx-4099 02:42:0a:00:03:64 198.51.100.3',
-      'addNeigh br-4099 10.0.3.9 02:42:0a:00:03:09',
-      'addNeigh br-4099 10.0.3.10 02:42:0a:00:03:0a',
-      'addNeigh br-4099 10.0.3.100 02:42:0a:00:03:64',
+      'addNeigh vx-4099 10.0.3.9 02:42:0a:00:03:09',
+      'addNeigh vx-4099 10.0.3.10 02:42:0a:00:03:0a',
+      'addNeigh vx-4099 10.0.3.100 02:42:0a:00:03:64',
     ]);
   });
 
@@ -335,7 +340,7 @@ describe('diffReport', () => {
       'missing link br-4098',
       'missing link vx-4098',
       'missing FDB entry for 10.0.2.2 (02:42:0a:00:02:02 -> 198.51.100.3) on vx-4098',
-      'missing neighbour entry for 10.0.2.2 (-> 02:42:0a:00:02:02) on br-4098',
+      'missing neighbour entry for 10.0.2.2 (-> 02:42:0a:00:02:02) on vx-4098',
     ]);
   });
 
@@ -349,7 +354,7 @@ describe('diffReport', () => {
     kernel.links.push({ name: 'vx-4200', kind: 'vxlan', vni: 4200, local: LOCAL, mtu: 1450, up: true });
     kernel.fdb = kernel.fdb.filter((e) => e.mac !== '02:42:0a:00:01:05');
     kernel.fdb.push({ dev: 'vx-4097', mac: '02:42:0a:00:01:99', dst: HOST2, self: true });
-    kernel.neigh.push({ dev: 'br-4097', ip: '10.0.1.99', mac: '02:42:0a:00:01:99', permanent: true });
+    kernel.neigh.push({ dev: 'vx-4097', ip: '10.0.1.99', mac: '02:42:0a:00:01:99', permanent: true });
     kernel.neigh = kernel.neigh.map((n) => (n.ip === '10.0.1.3' ? { ...n, mac: '02:42:00:00:00:01' } : n.ip === '10.0.1.4' ? { ...n, permanent: false } : n));
     const input = { wanted: [WEB, DB], kernel };
     expect(diffReport(input)).toEqual([
@@ -359,12 +364,13 @@ describe('diffReport', () => {
       'link vx-4097 is a port of br-4098 (want br-4097)',
       'stale FDB entry 02:42:0a:00:01:99 -> 198.51.100.2 on vx-4097',
       'missing FDB entry for 10.0.1.5 (02:42:0a:00:01:05 -> 198.51.100.3) on vx-4097',
-      'stale neighbour 10.0.1.99 -> 02:42:0a:00:01:99 on br-4097',
-      'wrong neighbour entry 10.0.1.3 -> 02:42:00:00:00:01 on br-4097 (want 02:42:0a:00:01:03)',
-      'neighbour entry 10.0.1.4 -> 02:42:0a:00:01:04 on br-4097 is not permanent',
+      'stale neighbour 10.0.1.99 -> 02:42:0a:00:01:99 on vx-4097',
+      'wrong neighbour entry 10.0.1.3 -> 02:42:00:00:00:01 on vx-4097 (want 02:42:0a:00:01:03)',
+      'neighbour entry 10.0.1.4 -> 02:42:0a:00:01:04 on vx-4097 is not permanent',
       'wrong local address 198.51.100.7 on vx-4098 (want 198.51.100.1)',
-      // The device is made again with its entries, so the FDB entry is reported missing too.
+      // The device is made again with its entries, so its FDB and neighbour entries are reported missing too.
       'missing FDB entry for 10.0.2.2 (02:42:0a:00:02:02 -> 198.51.100.3) on vx-4098',
+      'missing neighbour entry for 10.0.2.2 (-> 02:42:0a:00:02:02) on vx-4098',
     ]);
   });
 

@@ -1,0 +1,305 @@
+/**
+ * The host side of bridge networks: per bridge network with tasks on this host, a Linux bridge
+ * `<prefix><first 8 characters of the network id>` in the host's network namespace with the
+ * network's gateway address, up; per task attachment a veth pair (host end `<prefix>-<task id
+ * part><index>` on that bridge, task end `eth<i>` in the task's namespace with its address and MAC,
+ * up) and, when the task's first network is a non-internal bridge, its default route via the
+ * gateway. One nftables table (`inet swarmlet-bridge`, see plans/bridge-nft.ts) masquerades what
+ * leaves a non-internal bridge network for a non-bridge interface and drops traffic between two
+ * different bridges; IPv4 forwarding is enabled in the host namespace.
+ *
+ * reconcile() makes the host match the bridge networks wanted here and removes the bridges (and
+ * our veths on them) of networks no longer wanted. All calls are serialized and idempotent.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { SwarmletError, asSwarmletError, failedPrecondition, invalidArgument } from '../../services/common/errors';
+import { Logger, componentLogger } from '../../services/common/logger';
+import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import { Netlink } from './netlink';
+import { parseCidr, parseIp, parseMac } from './netlink/encode';
+import { renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
+
+export interface BridgeDriverOptions {
+  log: Logger;
+  /** Path of the host's network namespace; default: this process's. */
+  hostNetns?: string;
+  /** Name prefix of the bridges and host-side veths; default 'swb' (at most 7 characters). */
+  namePrefix?: string;
+}
+
+/** A bridge network as the driver takes it. */
+export interface BridgeNetwork {
+  networkId: string;
+  /** IPv4 CIDR of the network, e.g. 172.18.0.0/24. */
+  subnet: string;
+  /** The bridge's address (without prefix length); '' for none. */
+  gateway: string;
+  internal: boolean;
+  /** 0: the kernel's default. */
+  mtu: number;
+}
+
+const PREFIX = /^[a-z][a-z0-9]{0,6}$/;
+const NFT_TIMEOUT_MS = 10000;
+/** The same rules are written again at most this often (they may have been flushed by hand). */
+const NFT_REFRESH_MS = 10000;
+
+/** The network address of an IPv4 CIDR (`10.1.2.5/24` -> `10.1.2.0/24`); undefined when it is not one. */
+export function subnetOfAddress(cidr: string): string | undefined {
+  const c = parseCidr(cidr);
+  if (!c || c.family !== 4) return undefined;
+  const len = c.prefixLength;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const n = (c.ip.readUInt32BE(0) & mask) >>> 0;
+  return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${len}`;
+}
+
+/** The bridge networks of these tasks' attachments (driver 'bridge'), once each, as the driver takes them. */
+export function bridgeNetworksOf(attachmentLists: NetworkAttachment[][]): BridgeNetwork[] {
+  const out = new Map<string, BridgeNetwork>();
+  for (const list of attachmentLists) {
+    for (const a of list) {
+      if (a.driver !== 'bridge' || out.has(a.networkId)) continue;
+      const subnet = subnetOfAddress(a.address);
+      if (!subnet) continue;
+      const mtu = Number(a.options?.mtu ?? 0);
+      out.set(a.networkId, { networkId: a.networkId, subnet, gateway: a.gateway, internal: a.internal, mtu: Number.isInteger(mtu) && mtu >= 68 && mtu <= 65535 ? mtu : 0 });
+    }
+  }
+  return [...out.values()];
+}
+
+function prefixLength(subnet: string): number {
+  return parseCidr(subnet)!.prefixLength;
+}
+
+export class BridgeDriver {
+  private readonly log: Logger;
+  private readonly hostNetns?: string;
+  private readonly prefix: string;
+  private host?: Netlink;
+  /** The networks the host has bridges for, as last made: the nft rules cover them. */
+  private readonly known = new Map<string, BridgeNetwork>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  /** The nft text last applied, and when: the same text is not written again on every call. */
+  private applied?: { text: string; at: number };
+
+  constructor(opts: BridgeDriverOptions) {
+    const prefix = opts.namePrefix ?? 'swb';
+    if (!PREFIX.test(prefix)) throw invalidArgument(`invalid bridge name prefix ${JSON.stringify(prefix)}: 1 to 7 lower-case letters and digits, a letter first`);
+    this.prefix = prefix;
+    this.hostNetns = opts.hostNetns;
+    this.log = componentLogger(opts.log, 'bridge-driver');
+  }
+
+  /** The Linux bridge of a network: `<prefix><first 8 letters and digits of its id>`. */
+  bridgeName(networkId: string): string {
+    const id = networkId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
+    if (!id) throw invalidArgument(`network id ${JSON.stringify(networkId)} has no letters or digits to name its bridge`);
+    return `${this.prefix}${id}`;
+  }
+
+  /** The host end of a task's veth on attachment `index`: `<prefix>-<task id part><index in base 36>`. */
+  vethName(taskId: string, index: number): string {
+    return `${this.vethStem(taskId)}${index.toString(36)}`;
+  }
+
+  private vethStem(taskId: string): string {
+    const part = taskId.toLowerCase().replace(/[^a-z0-9]/g, '');
+    if (!part) throw invalidArgument(`task id ${JSON.stringify(taskId)} has no letters or digits to name its veth`);
+    return `${this.prefix}-${part.slice(0, 15 - this.prefix.length - 2)}`;
+  }
+
+  /**
+   * Makes the host match `wanted` (the bridge networks with tasks on this host): their bridges
+   * made or fixed, the bridges of other networks removed (with our veths on them), the nft table
+   * rendered for the wanted ones, forwarding on.
+   */
+  reconcile(wanted: BridgeNetwork[]): Promise<void> {
+    return this.exclusive(async () => {
+      const nets = this.checked(wanted);
+      const host = await this.hostNl();
+      const names = new Set(nets.map((n) => this.bridgeName(n.networkId)));
+      const links = await host.listLinks();
+      const ours = new RegExp(`^${this.prefix}[a-z0-9]{1,8}$`);
+      const hadAny = this.known.size > 0 || links.some((l) => l.kind === 'bridge' && ours.test(l.name));
+      for (const l of links) {
+        if (l.kind !== 'bridge' || !ours.test(l.name) || names.has(l.name)) continue;
+        for (const port of links) {
+          if (port.masterIndex === l.index && port.kind === 'veth' && port.name.startsWith(`${this.prefix}-`)) await host.deleteLink(port.name);
+        }
+        await host.deleteLink(l.name);
+        this.log.info({ bridge: l.name }, 'bridge of a network no longer wanted here removed');
+      }
+      this.known.clear();
+      if (nets.length === 0) {
+        // Nothing here uses a bridge network: no table (and no forwarding change) on such hosts.
+        if (hadAny || this.applied) await this.nft(renderBridgeNftRemoval());
+        this.applied = undefined;
+        return;
+      }
+      for (const n of nets) await this.ensureBridge(host, n);
+      await this.applyRules();
+    });
+  }
+
+  /**
+   * Plugs a task into its bridge networks before its command starts. Attachment i (driver
+   * 'bridge') becomes `eth<i>` in `taskNetns`; the networks' bridges are made first if needed
+   * (nothing else is touched). Attachments of other drivers are left to their drivers.
+   */
+  attach(taskId: string, taskNetns: string, attachments: NetworkAttachment[], networks: BridgeNetwork[]): Promise<void> {
+    return this.exclusive(async () => {
+      if (!taskId) throw invalidArgument('a task id is needed to attach a task');
+      const mine = attachments.map((a, index) => ({ a, index })).filter(({ a }) => a.driver === 'bridge');
+      if (mine.length === 0) return;
+      const nets = this.checked(networks);
+      const ports = mine.map(({ a, index }) => {
+        const n = nets.find((x) => x.networkId === a.networkId);
+        if (!n) throw failedPrecondition(`bridge network ${a.networkName || a.networkId} is not known to the bridge driver`);
+        if (!a.address || parseCidr(a.address)?.family !== 4) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not an IPv4 CIDR: ${JSON.stringify(a.address)}`);
+        if (a.mac && !parseMac(a.mac)) throw invalidArgument(`the task's MAC on ${a.networkName || a.networkId} is invalid: ${JSON.stringify(a.mac)}`);
+        return { a, index, n };
+      });
+      const host = await this.hostNl();
+      for (const { n } of ports) await this.ensureBridge(host, n);
+      await this.applyRules();
+      const task = await Netlink.inNetns(taskNetns);
+      try {
+        for (const { a, index, n } of ports) {
+          const veth = this.vethName(taskId, index);
+          const eth = `eth${index}`;
+          const mtu = n.mtu || undefined;
+          if (!(await host.getLink(veth))) {
+            // A task end left from an earlier pair would keep the name taken.
+            const stale = await task.getLink(eth);
+            if (stale?.kind === 'veth') await task.deleteLink(eth);
+          }
+          await host.ensureVethPair(veth, eth, { mtu, peerNetns: taskNetns });
+          await host.setMaster(veth, this.bridgeName(n.networkId));
+          await host.setUp(veth);
+          if (a.mac) await task.setMac(eth, a.mac);
+          await task.ensureAddress(eth, a.address);
+          await task.setUp(eth);
+          if (index === 0 && !n.internal && n.gateway) await task.ensureRoute({ dst: 'default', gateway: n.gateway });
+          this.log.debug({ taskId, networkId: n.networkId, veth, eth, address: a.address }, 'task attached to bridge network');
+        }
+      } finally {
+        task.close();
+      }
+      this.log.info({ taskId, networks: ports.map((p) => p.n.networkId) }, 'task plugged into its bridge networks');
+    });
+  }
+
+  /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
+  detach(taskId: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (!taskId) throw invalidArgument('a task id is needed to detach a task');
+      const stem = this.vethStem(taskId);
+      const host = await this.hostNl();
+      for (const l of await host.listLinks()) {
+        if (l.kind === 'veth' && l.name.length === stem.length + 1 && l.name.startsWith(stem)) await host.deleteLink(l.name);
+      }
+    });
+  }
+
+  /** Lets go of the netlink handle; the kernel objects stay. */
+  close(): Promise<void> {
+    const done = this.queue.then(() => {
+      this.host?.close();
+      this.host = undefined;
+    });
+    this.closed = true;
+    return done;
+  }
+
+  // ---- inside ----------------------------------------------------------------------------------
+
+  private checked(networks: BridgeNetwork[]): BridgeNetwork[] {
+    const byBridge = new Map<string, string>();
+    for (const n of networks) {
+      const s = parseCidr(n.subnet);
+      if (!s || s.family !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid subnet ${JSON.stringify(n.subnet)}`);
+      if (n.gateway && parseIp(n.gateway)?.length !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid gateway ${JSON.stringify(n.gateway)}`);
+      const name = this.bridgeName(n.networkId);
+      const other = byBridge.get(name);
+      if (other !== undefined && other !== n.networkId) throw invalidArgument(`bridge networks ${other} and ${n.networkId} would share the bridge ${name}`);
+      byBridge.set(name, n.networkId);
+    }
+    return networks;
+  }
+
+  private async ensureBridge(host: Netlink, n: BridgeNetwork): Promise<void> {
+    const name = this.bridgeName(n.networkId);
+    await host.ensureBridge(name, { mtu: n.mtu || undefined });
+    if (n.gateway) {
+      const want = `${n.gateway}/${prefixLength(n.subnet)}`;
+      for (const a of await host.listAddresses(name)) {
+        if (a.family === 4 && `${a.address}/${a.prefixLength}` !== want) await host.deleteAddress(name, `${a.address}/${a.prefixLength}`);
+      }
+      await host.ensureAddress(name, want);
+    }
+    await host.setUp(name);
+    this.known.set(n.networkId, n);
+  }
+
+  /** Renders the nft table for the known networks and replaces it; turns IPv4 forwarding on. */
+  private async applyRules(): Promise<void> {
+    const text = renderBridgeNft([...this.known.values()].map((n) => ({ bridge: this.bridgeName(n.networkId), subnet: n.subnet, internal: n.internal })));
+    if (this.applied && this.applied.text === text && Date.now() - this.applied.at < NFT_REFRESH_MS) return;
+    this.applied = undefined;
+    await this.nft(text);
+    await this.enableForwarding();
+    this.applied = { text, at: Date.now() };
+  }
+
+  private nft(text: string): Promise<void> {
+    const [cmd, args] = this.hostNetns ? ['nsenter', [`--net=${this.hostNetns}`, '--', 'nft', '-f', '-']] : ['nft', ['-f', '-']];
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, args as string[], { stdio: ['pipe', 'ignore', 'pipe'], timeout: NFT_TIMEOUT_MS });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('error', (err) => reject(new SwarmletError('Internal', `nft -f -: ${err.message}`, { cause: err })));
+      child.on('close', (code, signal) => {
+        if (code === 0) return resolve();
+        reject(new SwarmletError('Internal', `nft -f - failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
+      });
+      child.stdin.end(text);
+    });
+  }
+
+  private async enableForwarding(): Promise<void> {
+    const file = '/proc/sys/net/ipv4/ip_forward';
+    if (!this.hostNetns) {
+      await writeFile(file, '1\n');
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      execFile('nsenter', [`--net=${this.hostNetns}`, '--', 'sh', '-c', `echo 1 > ${file}`], { timeout: NFT_TIMEOUT_MS }, (err, _out, stderr) => {
+        if (!err) return resolve();
+        reject(new SwarmletError('Internal', `enabling IPv4 forwarding: ${(stderr || err.message).trim()}`, { cause: err }));
+      });
+    });
+  }
+
+  private async hostNl(): Promise<Netlink> {
+    if (!this.host) this.host = this.hostNetns === undefined ? Netlink.open() : await Netlink.inNetns(this.hostNetns);
+    return this.host;
+  }
+
+  /** One call at a time; errors come out as SwarmletErrors; a failed call lets go of the handle. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(failedPrecondition('the bridge driver is closed'));
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {
+      this.host?.close();
+      this.host = undefined;
+      this.applied = undefined;
+    });
+    return run.catch((err: unknown) => {
+      throw asSwarmletError(err);
+    });
+  }
+}

@@ -1,0 +1,64 @@
+import { renderBridgeNft, renderBridgeNftRemoval } from '../../agent/network/plans/bridge-nft';
+
+const HEAD = ['table inet swarmlet-bridge', 'delete table inet swarmlet-bridge', 'table inet swarmlet-bridge {'];
+
+test('no networks: an empty table with both chains, replacing the old one', () => {
+  expect(renderBridgeNft([])).toBe(
+    [
+      ...HEAD,
+      '\tchain forward {',
+      '\t\ttype filter hook forward priority filter; policy accept;',
+      '\t}',
+      '\tchain postrouting {',
+      '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+      '\t}',
+      '}',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('one network: masquerade when leaving through a non-bridge interface, nothing to isolate', () => {
+  const text = renderBridgeNft([{ bridge: 'swbabc', subnet: '10.1.0.0/24', internal: false }]);
+  expect(text).toContain('\t\tip saddr 10.1.0.0/24 oifname != "swbabc" masquerade\n');
+  expect(text).not.toContain('drop');
+});
+
+test('several networks: sorted, isolated from each other; internal ones isolated from everything and not masqueraded', () => {
+  const text = renderBridgeNft([
+    { bridge: 'swbbbb', subnet: '10.2.0.0/24', internal: false },
+    { bridge: 'swbaaa', subnet: '10.1.0.0/24', internal: false },
+    { bridge: 'swbccc', subnet: '10.3.0.0/24', internal: true },
+    { bridge: 'swbaaa', subnet: '10.1.0.0/24', internal: false },
+  ]);
+  expect(text).toBe(
+    [
+      ...HEAD,
+      '\tchain forward {',
+      '\t\ttype filter hook forward priority filter; policy accept;',
+      '\t\tiifname "swbaaa" oifname { "swbbbb", "swbccc" } drop',
+      '\t\tiifname "swbbbb" oifname { "swbaaa", "swbccc" } drop',
+      '\t\tiifname "swbccc" oifname != "swbccc" drop',
+      '\t\toifname "swbccc" iifname != "swbccc" drop',
+      '\t}',
+      '\tchain postrouting {',
+      '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+      '\t\tip saddr 10.1.0.0/24 oifname != { "swbaaa", "swbbbb", "swbccc" } masquerade',
+      '\t\tip saddr 10.2.0.0/24 oifname != { "swbaaa", "swbbbb", "swbccc" } masquerade',
+      '\t}',
+      '}',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('bad names and subnets are refused, not rendered', () => {
+  expect(() => renderBridgeNft([{ bridge: 'swb"; flush ruleset', subnet: '10.1.0.0/24', internal: false }])).toThrow(/bridge name/);
+  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.1.0.0/33', internal: false }])).toThrow(/subnet/);
+  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.300.0.0/24', internal: false }])).toThrow(/subnet/);
+  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: 'fd00::/64', internal: false }])).toThrow(/subnet/);
+});
+
+test('removal deletes the table, also when it is missing', () => {
+  expect(renderBridgeNftRemoval()).toBe('table inet swarmlet-bridge\ndelete table inet swarmlet-bridge\n');
+});
