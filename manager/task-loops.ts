@@ -41,7 +41,7 @@ export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () =>
           const serviceTasks = byService.get(service.id) ?? [];
           const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
-          await applyPlan(store, service, plan, log.child({ serviceId: service.id }));
+          await applyPlan(store, service, serviceTasks, plan, log.child({ serviceId: service.id }));
           if (plan.wakeAt && (!wakeAt || plan.wakeAt < wakeAt)) wakeAt = plan.wakeAt;
         }
         await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
@@ -57,14 +57,22 @@ export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () =>
   return loop;
 }
 
-async function applyPlan(store: EtcdStore, service: Service, plan: OrchestratorPlan, log: Logger): Promise<void> {
+async function applyPlan(store: EtcdStore, service: Service, tasks: Task[], plan: OrchestratorPlan, log: Logger): Promise<void> {
   const creates: Task[] = [];
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const retire: { before: Task; after: Task }[] = [];
   for (const action of plan.actions) {
     if (action.kind === 'create') creates.push(action.task);
     else if (action.kind === 'setDesired') {
-      await store.mutateTask(action.taskId, (t) => (t.desiredState >= action.desired ? undefined : { ...t, desiredState: action.desired }));
+      const t = byId.get(action.taskId);
+      if (!t || t.desiredState >= action.desired) continue;
+      retire.push({ before: t, after: { ...t, desiredState: action.desired } });
       log.info({ taskId: action.taskId, desired: TaskState[action.desired], reason: action.message }, 'task retired');
     }
+  }
+  // Retirements go out in one batch (a scale-down stops its tasks together); what lost a race is read again.
+  for (const lost of await store.updateTasks(retire)) {
+    await store.mutateTask(lost.id, (t) => (t.desiredState >= lost.desiredState ? undefined : { ...t, desiredState: lost.desiredState }));
   }
   if (creates.length) {
     await store.createTasks(creates);
