@@ -234,9 +234,10 @@ export class Worker {
         return;
       case 'start':
         this.operate(entry, 'start', async () => {
-          // A task's command starts only once its networks are plugged in.
+          // A task's command starts only once its networks are plugged in. The built-in host and
+          // none networks have nothing to plug in: a host task's namespace is the host's own.
           const networks = this.networks;
-          if (networks && (entry.task?.networks ?? []).length > 0) {
+          if (networks && (entry.task?.networks ?? []).some((a) => a.driver !== 'host' && a.driver !== 'none')) {
             const { pid } = await this.runtime.inspect(taskId);
             if (!pid) throw internal(`task ${taskId} has no sandbox process to plug networks into`);
             await networks.attach(entry.task!, taskNetns(pid));

@@ -18,7 +18,7 @@ export function checkDriverAvailable(driver: string): void {
   if (UNAVAILABLE_DRIVERS.has(d)) throw invalidArgument(`the ${d} driver is not available yet: use -d overlay or -d bridge`);
 }
 
-/** Services may not join the built-in `bridge` network yet (user bridge networks are fine). */
+/** Services may not join the built-in `bridge` network yet (user bridge networks, and the built-in host and none, are fine). */
 export const BUILTIN_BRIDGE_REFUSED = 'the built-in bridge network is not available to services yet: create one with "network create -d bridge NAME" and use it';
 
 /** Finds a network by full id, name, or unique id prefix. */

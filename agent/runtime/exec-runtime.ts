@@ -18,6 +18,7 @@ import {
   taskArgv,
   taskEnv,
   taskHostname,
+  usesHostNetwork,
   wrapCommand,
 } from './exec-spec';
 import { readLogLines } from './log-reader';
@@ -84,9 +85,11 @@ function run(argv: string[]): Promise<void> {
 
 /**
  * Runs each task as processes in fresh pid, mount, uts, ipc and net namespaces with cgroup
- * limits, under two small sh scripts (shim.ts). Tasks outlive the agent: everything re-adoption
- * needs is in <stateDir>/<taskId>/:
- *   config.json   root, workdir, user, env, hostname, argv (exec() runs health checks the same way)
+ * limits, under two small sh scripts (shim.ts); a task whose only network is the built-in `host`
+ * one (task.networks, as the allocator attached them) keeps the host's network namespace. Tasks
+ * outlive the agent: everything re-adoption needs is in <stateDir>/<taskId>/:
+ *   config.json   root, workdir, user, env, hostname, argv, hostNetwork (exec() runs health
+ *                 checks the same way)
  *   state.json    the shim's and the task's pid 1's pid and start time (guards against pid reuse)
  *   start.fifo    pid 1 blocks reading it until start()
  *   ready         pid 1 has set up the namespaces; started: it let the command run
@@ -188,7 +191,8 @@ export class ExecRuntime implements Runtime {
     const home = user?.home ?? resolveUser('0', passwd, group).home;
     const env = taskEnv(c.env, hostname, home === '/' && !user ? '/root' : home);
     await this.checkExecutable(argv[0], envValue(env, 'PATH') ?? '', workdir, hostPath, c.image);
-    return { root, workdir, user: user && { uid: user.uid, gid: user.gid, groups: user.groups }, env, hostname, argv };
+    const hostNetwork = usesHostNetwork(task.networks ?? []);
+    return { root, workdir, user: user && { uid: user.uid, gid: user.gid, groups: user.groups }, env, hostname, argv, ...(hostNetwork ? { hostNetwork } : {}) };
   }
 
   private async checkExecutable(cmd: string, path: string, workdir: string, hostPath: (p: string) => string, image: string): Promise<void> {
@@ -217,6 +221,7 @@ export class ExecRuntime implements Runtime {
           SL_HOSTNAME: config.hostname,
           SL_ROOT: config.root,
           SL_INIT: INIT_SCRIPT,
+          ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
         },
       });
       const spawned = new Promise<void>((resolve, reject) => {

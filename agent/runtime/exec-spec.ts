@@ -20,6 +20,8 @@ export interface ExecConfig {
   env: string[];
   hostname: string;
   argv: string[];
+  /** The task shares the host's network namespace (`--network host`); else it has its own. */
+  hostNetwork?: boolean;
 }
 
 /** The root an exec: image names ("/" or an absolute path without . or .. parts). */
@@ -33,6 +35,14 @@ export function parseExecImage(image: string): string {
   }
   const trimmed = root.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
   return trimmed;
+}
+
+/**
+ * Whether a task runs in the host's network namespace: its attachments (the allocator's) are the
+ * built-in host network's alone. Any other task, `none` included, gets a namespace of its own.
+ */
+export function usesHostNetwork(attachments: { driver: string }[]): boolean {
+  return attachments.length > 0 && attachments.every((a) => a.driver === 'host');
 }
 
 /** command then args; command empty: args alone; both empty: refused. */

@@ -7,12 +7,14 @@
  *   SL_HOSTNAME      the task's hostname
  *   SL_ROOT          "/" or the directory the command is chrooted into
  *   SL_INIT          the init script below
+ *   SL_HOST_NET      "1": the task shares the host's network namespace (no --net, lo left alone)
  *
  * The shim (its own session, so it outlives the agent) joins the task's cgroup, starts the
- * namespaces with `unshare`, waits, and writes the exit code to $SL_DIR/exitcode. Inside, pid 1
- * sets the hostname and lo up, says "ready", blocks on $SL_DIR/start.fifo until the runtime
- * starts it, then runs the command as its child, forwards signals to it, reaps, and writes the
- * command's exit status to $SL_DIR/status. pid 1 of a pid namespace can only be killed from
+ * namespaces with `unshare` (all but the network one for a task on the host network), waits,
+ * and writes the exit code to $SL_DIR/exitcode. Inside, pid 1 sets the hostname and lo up (not
+ * the host's), says "ready", blocks on $SL_DIR/start.fifo until the runtime starts it, then runs
+ * the command as its child, forwards signals to it, reaps, and writes the command's exit status
+ * to $SL_DIR/status. pid 1 of a pid namespace can only be killed from
  * outside by SIGKILL, so "ready" without "status" means that.
  */
 
@@ -27,7 +29,9 @@ finish() {
 for f in $SL_CGROUP_PROCS; do
   echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
 done
-unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc --net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" &
+net=--net
+if [ "\${SL_HOST_NET:-}" = 1 ]; then net=; fi
+unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc $net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" &
 wait $!
 rc=$?
 if [ -s "$SL_DIR/status" ]; then
@@ -41,7 +45,7 @@ finish "$rc"
 export const INIT_SCRIPT = `set -u
 fail() { echo "swarmlet: $*" >&2; exit 125; }
 printf '%s' "$SL_HOSTNAME" > /proc/sys/kernel/hostname || fail "cannot set the hostname"
-ip link set lo up || fail "cannot bring lo up"
+if [ "\${SL_HOST_NET:-}" != 1 ]; then ip link set lo up || fail "cannot bring lo up"; fi
 if [ "$SL_ROOT" != / ]; then
   if [ -d "$SL_ROOT/proc" ]; then mount -t proc proc "$SL_ROOT/proc" || fail "cannot mount proc in $SL_ROOT"; fi
   if [ -d "$SL_ROOT/dev" ]; then mount --rbind /dev "$SL_ROOT/dev" || fail "cannot mount dev in $SL_ROOT"; fi

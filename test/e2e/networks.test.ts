@@ -2,7 +2,8 @@
  * Overlay networks end to end on a lab of three hosts: tasks on one overlay reach each other by
  * address across hosts, another overlay's tasks cannot, scaling down clears the gone tasks'
  * FDB and neighbour entries everywhere, an agent restart leaves established connections alone,
- * and removing the network removes what it made on every host. Run through test/run.sh.
+ * removing the network removes what it made on every host, and tasks on the built-in host and
+ * none networks see their host's interfaces or lo alone. Run through test/run.sh.
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, nodes, sw, waitFor } from './cluster-helpers';
@@ -239,3 +240,39 @@ test('tasks of a user bridge network on one host reach each other; a task of ano
     return r.code === 0 && !/: swb[a-z0-9]+[:@]/.test(r.stdout) ? true : undefined;
   }, 20000, 300);
 }, 120000);
+
+test('a --network host task serves on its host\'s underlay address; a --network none task has lo alone', async () => {
+  await sw(lab, h1, ['service', 'create', '--name', 'hostweb', '--network', 'host', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'python3', '-m', 'http.server', '8765']);
+  await sw(lab, h1, ['service', 'create', '--name', 'isolated', '--network', 'none', 'exec:/', 'sleep', '100000']);
+  const [web] = await waitFor('the host network task', async () => {
+    const r = await running('hostweb');
+    return r.length === 1 ? r : undefined;
+  });
+  expect(await hostOf(web)).toBe(h2);
+  expect(web.networks).toEqual([expect.objectContaining({ networkName: 'host' })]);
+  expect(web.networks![0].address ?? '').toBe('');
+  // Its network namespace is its host's own.
+  const taskNs = await lab.exec(h2, ['readlink', `/proc/${web.status!.container!.pid}/ns/net`]);
+  const hostNs = await lab.exec(h2, ['readlink', '/proc/self/ns/net']);
+  expect(taskNs.stdout.trim()).toBe(hostNs.stdout.trim());
+  // Another host reaches it at h2's underlay address.
+  await waitFor(`${h3.name} reaching ${h2.addr}:8765`, async () => {
+    const r = await lab.exec(h3, [process.execPath, '-e', PROBE, '8765', h2.addr]);
+    return r.stdout.trim() === `${h2.addr} ok` ? r : undefined;
+  }, 20000, 500);
+
+  const [iso] = await waitFor('the none network task', async () => {
+    const r = await running('isolated');
+    return r.length === 1 ? r : undefined;
+  });
+  const links = await lab.exec(await hostOf(iso), ['nsenter', `--net=/proc/${iso.status!.container!.pid}/ns/net`, 'ip', '-o', 'link']);
+  expect(links.code).toBe(0);
+  expect(links.stdout.trim().split('\n').map((l) => l.split(':')[1].trim())).toEqual(['lo']);
+
+  await sw(lab, h1, ['service', 'rm', 'hostweb']);
+  await sw(lab, h1, ['service', 'rm', 'isolated']);
+  await waitFor(`nothing serving on ${h2.addr}:8765 any more`, async () => {
+    const r = await lab.exec(h3, [process.execPath, '-e', PROBE, '8765', h2.addr]);
+    return r.stdout.trim() !== '' && !r.stdout.trim().endsWith(' ok') ? r : undefined;
+  }, 20000, 500);
+}, 90000);

@@ -341,6 +341,50 @@ describe('ExecRuntime', () => {
     expect(existsSync(join(unified, v2parent))).toBe(false);
   });
 
+  test('a task on the host network keeps the host\'s network namespace, and only that one', async () => {
+    const host = {
+      networkId: 'n-host', networkName: 'host', driver: 'host', address: '', mac: '', gateway: '', vni: 0, internal: false, options: {},
+    };
+    const t = { ...task({ command: ['sh', '-c', 'echo "host=$(hostname)"; sleep 30'] }), networks: [host] };
+    const own = { ...task({ command: ['sleep', '30'] }), networks: [{ ...host, networkId: 'n-none', networkName: 'none', driver: 'none' }] };
+    await runtime.prepare(t);
+    await runtime.prepare(own);
+    const { pid } = await runtime.inspect(t.id);
+    const ownPid = (await runtime.inspect(own.id)).pid;
+    expect(readlinkSync(`/proc/${pid}/ns/net`)).toBe(readlinkSync('/proc/self/ns/net'));
+    expect(readlinkSync(`/proc/${ownPid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    // Its other namespaces are its own all the same.
+    for (const ns of ['pid', 'mnt', 'uts', 'ipc']) expect(readlinkSync(`/proc/${pid}/ns/${ns}`)).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
+    await runtime.start(t.id);
+    await runtime.start(own.id);
+    await waitFor('output', async () => output(t.id).includes('host='));
+    expect(output(t.id)).toBe(`host=${t.id.slice(0, 12)}\n`);
+    // A health check's exec sees the host's interfaces (a veth made here); the none task sees lo alone.
+    const veth = `slh${process.pid % 100000}`;
+    const ip = (args: string[]) =>
+      new Promise<number | null>((resolve, reject) => {
+        const child = spawn('ip', args, { stdio: 'ignore' });
+        child.on('error', reject);
+        child.on('close', resolve);
+      });
+    expect(await ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`])).toBe(0);
+    try {
+      const links = (out: string) => out.trim().split('\n').map((l) => l.split(':')[1].trim().split('@')[0]).sort();
+      const inside = await runtime.exec(t.id, ['ip', '-o', 'link'], 5000);
+      expect(inside.exitCode).toBe(0);
+      expect(links(inside.output)).toContain(veth);
+      const none = await runtime.exec(own.id, ['ip', '-o', 'link'], 5000);
+      expect(links(none.output)).toEqual(['lo']);
+    } finally {
+      await ip(['link', 'del', veth]);
+    }
+    for (const x of [t, own]) {
+      await runtime.stop(x.id, 5000);
+      expect(await runtime.inspect(x.id)).toMatchObject({ state: 'exited', exitCode: 143 });
+      await runtime.remove(x.id);
+    }
+  });
+
   test('chroots into an exec:/path root', async () => {
     // A tiny root: dash, sleep and the libraries they need, and a marker file.
     const root = mkdtempSync(join(tmpdir(), 'swarmlet-root-'));
