@@ -8,8 +8,18 @@
  * leaves a non-internal bridge network for a non-bridge interface and drops traffic between two
  * different bridges; IPv4 forwarding is enabled in the host namespace.
  *
+ * The gateway bridge (as docker_gwbridge): a task whose attachments are all overlay networks (at
+ * least one not internal) gets one more veth, `eth<number of attachments>`, on the host-local
+ * bridge `<prefix>-gw` (default subnet 172.18.0.0/16, gateway .1, NAT out like a bridge network),
+ * with the lowest address free on this host and its default route via the gateway. The address is
+ * kept in the kernel: the host end's MAC is 06:42 and the address's four octets (the task end's is
+ * 02:42 and the same), so it is read back after an agent restart. The bridge's ports are isolated
+ * from each other (overlays are never bridged together through it) and the nft table drops what
+ * it forwards to the swarmlet bridges or back to itself.
+ *
  * reconcile() makes the host match the bridge networks wanted here and removes the bridges (and
- * our veths on them) of networks no longer wanted. All calls are serialized and idempotent.
+ * our veths on them) of networks no longer wanted, and the gateway bridge when no task here needs
+ * it. All calls are serialized and idempotent.
  */
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -18,7 +28,7 @@ import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
 import { Netlink } from './netlink';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
-import { renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
+import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
 
 export interface BridgeDriverOptions {
   log: Logger;
@@ -26,6 +36,8 @@ export interface BridgeDriverOptions {
   hostNetns?: string;
   /** Name prefix of the bridges and host-side veths; default 'swb' (at most 7 characters). */
   namePrefix?: string;
+  /** IPv4 subnet of the gateway bridge (its gateway is the first address); default 172.18.0.0/16. */
+  gatewaySubnet?: string;
 }
 
 /** A bridge network as the driver takes it. */
@@ -74,6 +86,16 @@ function prefixLength(subnet: string): number {
   return parseCidr(subnet)!.prefixLength;
 }
 
+/** Whether a task with these attachments needs the gateway bridge: all overlay, at least one not internal. */
+export function needsGatewayBridge(attachments: NetworkAttachment[]): boolean {
+  return attachments.length > 0 && attachments.every((a) => a.driver === 'overlay') && attachments.some((a) => !a.internal);
+}
+
+const ipText = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+/** A MAC of `first:42` and the address's four octets (02 for the task end, 06 for the host end). */
+const macOfAddress = (first: string, n: number) => [first, '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((o) => o.toString(16).padStart(2, '0'))].join(':');
+const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
+
 export class BridgeDriver {
   private readonly log: Logger;
   private readonly hostNetns?: string;
@@ -85,6 +107,10 @@ export class BridgeDriver {
   private closed = false;
   /** The nft text last applied, and when: the same text is not written again on every call. */
   private applied?: { text: string; at: number };
+  /** The gateway bridge's subnet (network address and prefix length) and gateway, as numbers. */
+  private readonly gw: { base: number; len: number; gateway: number; subnet: string };
+  /** Whether the gateway bridge is there: the nft rules cover it. */
+  private gwActive = false;
 
   constructor(opts: BridgeDriverOptions) {
     const prefix = opts.namePrefix ?? 'swb';
@@ -92,6 +118,21 @@ export class BridgeDriver {
     this.prefix = prefix;
     this.hostNetns = opts.hostNetns;
     this.log = componentLogger(opts.log, 'bridge-driver');
+    const subnet = subnetOfAddress(opts.gatewaySubnet ?? '172.18.0.0/16');
+    const c = subnet ? parseCidr(subnet) : undefined;
+    if (!subnet || !c || c.prefixLength > 30) throw invalidArgument(`invalid gateway bridge subnet ${JSON.stringify(opts.gatewaySubnet)}: an IPv4 CIDR of /30 or wider`);
+    const base = c.ip.readUInt32BE(0);
+    this.gw = { base, len: c.prefixLength, gateway: base + 1, subnet };
+  }
+
+  /** The gateway bridge: `<prefix>-gw`. */
+  gatewayBridgeName(): string {
+    return `${this.prefix}-gw`;
+  }
+
+  /** The gateway bridge's gateway address. */
+  gatewayAddress(): string {
+    return ipText(this.gw.gateway);
   }
 
   /** The Linux bridge of a network: `<prefix><first 8 letters and digits of its id>`. */
@@ -117,7 +158,7 @@ export class BridgeDriver {
    * made or fixed, the bridges of other networks removed (with our veths on them), the nft table
    * rendered for the wanted ones, forwarding on.
    */
-  reconcile(wanted: BridgeNetwork[]): Promise<void> {
+  reconcile(wanted: BridgeNetwork[], opts: { gateway?: boolean } = {}): Promise<void> {
     return this.exclusive(async () => {
       const nets = this.checked(wanted);
       const host = await this.hostNl();
@@ -134,7 +175,17 @@ export class BridgeDriver {
         this.log.info({ bridge: l.name }, 'bridge of a network no longer wanted here removed');
       }
       this.known.clear();
-      if (nets.length === 0) {
+      const gwBridge = links.find((l) => l.name === this.gatewayBridgeName() && l.kind === 'bridge');
+      if (opts.gateway) await this.ensureGatewayBridge(host);
+      else if (gwBridge) {
+        for (const port of links) {
+          if (port.masterIndex === gwBridge.index && port.kind === 'veth' && port.name.startsWith(`${this.prefix}-`)) await host.deleteLink(port.name);
+        }
+        await host.deleteLink(gwBridge.name);
+        this.log.info({ bridge: gwBridge.name }, 'gateway bridge no longer needed here removed');
+      }
+      if (!opts.gateway) this.gwActive = false;
+      if (nets.length === 0 && !opts.gateway) {
         // Nothing here uses a bridge network: no table (and no forwarding change) on such hosts.
         if (hadAny || this.applied) await this.nft(renderBridgeNftRemoval());
         this.applied = undefined;
@@ -193,6 +244,70 @@ export class BridgeDriver {
     });
   }
 
+  /**
+   * Plugs a task whose attachments are all overlay (see needsGatewayBridge) into the gateway
+   * bridge, after its overlay interfaces: `eth<attachments.length>` with the lowest address free
+   * on this host (the one it has already when plugged in before) and the default route via the
+   * gateway. Does nothing for other tasks.
+   */
+  attachGateway(taskId: string, taskNetns: string, attachments: NetworkAttachment[]): Promise<void> {
+    return this.exclusive(async () => {
+      if (!taskId) throw invalidArgument('a task id is needed to attach a task');
+      if (!needsGatewayBridge(attachments)) return;
+      const index = attachments.length;
+      const veth = this.vethName(taskId, index);
+      const eth = `eth${index}`;
+      const host = await this.hostNl();
+      const bridge = await this.ensureGatewayBridge(host);
+      await this.applyRules();
+      const links = await host.listLinks();
+      const used = new Set<number>();
+      let address: number | undefined;
+      for (const l of links) {
+        const n = this.addressOfHostEnd(l.mac);
+        if (l.kind !== 'veth' || l.masterIndex !== bridge.index || n === undefined) continue;
+        if (l.name === veth) address = n;
+        else used.add(n);
+      }
+      const existing = links.find((l) => l.name === veth);
+      if (address === undefined || used.has(address)) {
+        address = undefined;
+        const last = this.gw.base + 2 ** (32 - this.gw.len) - 2;
+        for (let n = this.gw.gateway + 1; n <= last; n++) {
+          if (!used.has(n)) {
+            address = n;
+            break;
+          }
+        }
+        if (address === undefined) throw failedPrecondition(`no address left on the gateway bridge ${bridge.name} (${this.gw.subnet})`);
+      }
+      const task = await Netlink.inNetns(taskNetns);
+      try {
+        if (!existing) {
+          // A task end left from an earlier pair would keep the name taken.
+          const stale = await task.getLink(eth);
+          if (stale?.kind === 'veth') await task.deleteLink(eth);
+        }
+        await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
+        await host.setMac(veth, macOfAddress('06', address));
+        await host.setMaster(veth, bridge.name);
+        await this.hostRun('bridge', ['link', 'set', 'dev', veth, 'isolated', 'on']);
+        await host.setUp(veth);
+        const cidr = `${ipText(address)}/${this.gw.len}`;
+        await task.setMac(eth, macOfAddress('02', address));
+        for (const a of await task.listAddresses(eth)) {
+          if (a.family === 4 && `${a.address}/${a.prefixLength}` !== cidr) await task.deleteAddress(eth, `${a.address}/${a.prefixLength}`);
+        }
+        await task.ensureAddress(eth, cidr);
+        await task.setUp(eth);
+        await task.ensureRoute({ dst: 'default', gateway: this.gatewayAddress() });
+      } finally {
+        task.close();
+      }
+      this.log.info({ taskId, veth, eth, address: ipText(address) }, 'task plugged into the gateway bridge');
+    });
+  }
+
   /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
   detach(taskId: string): Promise<void> {
     return this.exclusive(async () => {
@@ -245,9 +360,36 @@ export class BridgeDriver {
     this.known.set(n.networkId, n);
   }
 
+  /** The gateway bridge, made or fixed (address, up); the nft rules cover it from now on. */
+  private async ensureGatewayBridge(host: Netlink): Promise<{ name: string; index: number }> {
+    const name = this.gatewayBridgeName();
+    await host.ensureBridge(name, { mac: macOfAddress('02', this.gw.gateway) });
+    const want = `${this.gatewayAddress()}/${this.gw.len}`;
+    for (const a of await host.listAddresses(name)) {
+      if (a.family === 4 && `${a.address}/${a.prefixLength}` !== want) await host.deleteAddress(name, `${a.address}/${a.prefixLength}`);
+    }
+    await host.ensureAddress(name, want);
+    await host.setUp(name);
+    this.gwActive = true;
+    const link = await host.getLink(name);
+    if (!link) throw failedPrecondition(`the gateway bridge ${name} went away`);
+    return { name, index: link.index };
+  }
+
+  /** The address a gateway bridge port's host end stands for (from its MAC), if in the subnet. */
+  private addressOfHostEnd(mac: string): number | undefined {
+    const m = HOST_END_MAC.exec(mac);
+    if (!m) return undefined;
+    const n = Buffer.from(m.slice(1, 5).map((h) => parseInt(h, 16))).readUInt32BE(0);
+    const mask = this.gw.len === 0 ? 0 : (0xffffffff << (32 - this.gw.len)) >>> 0;
+    return ((n & mask) >>> 0) === this.gw.base ? n : undefined;
+  }
+
   /** Renders the nft table for the known networks and replaces it; turns IPv4 forwarding on. */
   private async applyRules(): Promise<void> {
-    const text = renderBridgeNft([...this.known.values()].map((n) => ({ bridge: this.bridgeName(n.networkId), subnet: n.subnet, internal: n.internal })));
+    const nets: BridgeNftNetwork[] = [...this.known.values()].map((n) => ({ bridge: this.bridgeName(n.networkId), subnet: n.subnet, internal: n.internal }));
+    if (this.gwActive) nets.push({ bridge: this.gatewayBridgeName(), subnet: this.gw.subnet, internal: false, isolated: true });
+    const text = renderBridgeNft(nets);
     if (this.applied && this.applied.text === text && Date.now() - this.applied.at < NFT_REFRESH_MS) return;
     this.applied = undefined;
     await this.nft(text);
@@ -256,17 +398,27 @@ export class BridgeDriver {
   }
 
   private nft(text: string): Promise<void> {
-    const [cmd, args] = this.hostNetns ? ['nsenter', [`--net=${this.hostNetns}`, '--', 'nft', '-f', '-']] : ['nft', ['-f', '-']];
+    return this.hostRun('nft', ['-f', '-'], text);
+  }
+
+  /** Runs a command in the host's network namespace, with `input` (if any) on its stdin. */
+  private hostRun(command: string, commandArgs: string[], input?: string): Promise<void> {
+    const [cmd, args] = this.hostNetns ? ['nsenter', [`--net=${this.hostNetns}`, '--', command, ...commandArgs]] : [command, commandArgs];
+    const what = `${command} ${commandArgs.join(' ')}`;
     return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args as string[], { stdio: ['pipe', 'ignore', 'pipe'], timeout: NFT_TIMEOUT_MS });
+      const child = spawn(cmd, args as string[], { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], timeout: NFT_TIMEOUT_MS });
       let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', (err) => reject(new SwarmletError('Internal', `nft -f -: ${err.message}`, { cause: err })));
+      child.stderr?.on('data', (d) => (stderr += d));
+      child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve();
-        reject(new SwarmletError('Internal', `nft -f - failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
+        reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
       });
-      child.stdin.end(text);
+      if (input !== undefined) {
+        // A command that exits before reading all of it is told by its exit status.
+        child.stdin?.on('error', () => undefined);
+        child.stdin?.end(input);
+      }
     });
   }
 

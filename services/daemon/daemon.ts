@@ -13,7 +13,7 @@ import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { Runtime } from '../../agent/runtime/runtime';
 import { Worker } from '../../agent/worker';
-import { BridgeDriver, bridgeNetworksOf } from '../../agent/network/bridge-driver';
+import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
@@ -30,7 +30,7 @@ import { addStandardServices, bindServer, shutdownServer } from '../api/server-e
 import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
 import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
 import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState, Task } from '../gen/swarmlet/v1/types';
+import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
@@ -42,6 +42,11 @@ import { fetchPinnedRootCA } from './remote-ca';
 const OVERLAY_RESYNC_MS = 10000;
 /** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
 const BRIDGE_PREFIX = 'swb';
+
+/** The bridge networks of the tasks assigned here, and the gateway bridge while one of them needs it. */
+function reconcileBridges(bridge: BridgeDriver | undefined, tasks: { networks: NetworkAttachment[] }[]): Promise<void> | undefined {
+  return bridge?.reconcile(bridgeNetworksOf(tasks.map((t) => t.networks)), { gateway: tasks.some((t) => needsGatewayBridge(t.networks)) });
+}
 
 /** The assigned tasks running here that have networks, with their namespaces: what the overlay driver keeps plugged in. */
 function runningTasks(worker: Worker | undefined, tasks: Task[]): RunningTask[] {
@@ -394,6 +399,8 @@ export class Daemon {
         attach: async (task, netns) => {
           await overlay.attach(task.id, netns, task.networks, this.overlays);
           await bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
+          // A task on overlays alone gets its way out through the gateway bridge, after its overlay interfaces.
+          await bridge.attachGateway(task.id, netns, task.networks);
         },
         detach: async (taskId) => {
           await Promise.all([overlay.detach(taskId), bridge.detach(taskId)]);
@@ -553,7 +560,7 @@ export class Daemon {
       this.networking = this.networking
         .then(() => overlay?.reconcile(this.overlays, runningTasks(worker, this.lastMessage?.tasks ?? [])))
         .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled'))
-        .then(() => bridge?.reconcile(bridgeNetworksOf((this.lastMessage?.tasks ?? []).map((t) => t.networks))))
+        .then(() => reconcileBridges(bridge, this.lastMessage?.tasks ?? []))
         .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled'));
     }, OVERLAY_RESYNC_MS);
     this.overlayTimer.unref();
@@ -572,8 +579,8 @@ export class Daemon {
         await overlay?.reconcile(msg.overlays, runningTasks(worker, msg.tasks));
       })
       .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled; the next message tries again'))
-      // The bridge networks wanted here: those of the tasks assigned to this node.
-      .then(() => bridge?.reconcile(bridgeNetworksOf(msg.tasks.map((t) => t.networks))))
+      // The bridge networks wanted here: those of the tasks assigned to this node (and the gateway bridge if one needs it).
+      .then(() => reconcileBridges(bridge, msg.tasks))
       .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled; the next message tries again'))
       .then(() => worker?.assign(msg.tasks));
     const state = this.state;

@@ -112,6 +112,32 @@ test('a task of another overlay cannot reach them', async () => {
   await sw(lab, h1, ['service', 'rm', 'other']);
 }, 60000);
 
+test('an overlay task reaches a client outside the cluster through the gateway bridge, with its host\'s address', async () => {
+  const client = await lab.addClient();
+  const [t] = await running('web');
+  const host = await hostOf(t);
+  const route = await lab.exec(host, ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, 'ip', '-j', 'route', 'show', 'default']);
+  expect(JSON.parse(route.stdout)[0]).toMatchObject({ gateway: '172.18.0.1', dev: 'eth1' });
+  // The client answers the first connection with the address it came from.
+  const peer = lab.exec(client, [
+    process.execPath, '-e',
+    `const s = require('net').createServer((c) => { c.end(c.remoteAddress); s.close(); }).listen(9100, '0.0.0.0', () => console.log('up')); setTimeout(() => process.exit(1), 30000).unref();`,
+  ]);
+  const res = await inTask(t, `
+    const [addr] = process.argv.slice(1);
+    const deadline = Date.now() + 20000;
+    const once = () => {
+      const s = require('net').connect({ host: addr, port: 9100 });
+      let got = '';
+      s.on('data', (d) => (got += d));
+      s.on('end', () => { console.log(got); process.exit(0); });
+      s.on('error', (e) => { if (Date.now() > deadline) { console.log('error ' + e.code); process.exit(1); } setTimeout(once, 200); });
+    };
+    once();`, [client.addr]);
+  expect(res.stdout.trim()).toBe(host.addr);
+  expect((await peer).code).toBe(0);
+}, 60000);
+
 test('an agent restart leaves an established connection between tasks alone', async () => {
   const web = await running('web');
   const server = web.find((t) => t.nodeId !== web[0].nodeId)!;

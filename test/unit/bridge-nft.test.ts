@@ -52,6 +52,18 @@ test('several networks: sorted, isolated from each other; internal ones isolated
   );
 });
 
+test('an isolated bridge (the gateway bridge) also drops what would be routed back into it, and is masqueraded', () => {
+  const text = renderBridgeNft([
+    { bridge: 'swb-gw', subnet: '172.18.0.0/16', internal: false, isolated: true },
+    { bridge: 'swbaaa', subnet: '10.1.0.0/24', internal: false },
+  ]);
+  expect(text).toContain('\t\tiifname "swb-gw" oifname "swb-gw" drop\n');
+  expect(text).toContain('\t\tiifname "swb-gw" oifname "swbaaa" drop\n');
+  expect(text).toContain('\t\tiifname "swbaaa" oifname "swb-gw" drop\n');
+  expect(text).toContain('\t\tip saddr 172.18.0.0/16 oifname != { "swb-gw", "swbaaa" } masquerade\n');
+  expect(text).not.toContain('iifname "swbaaa" oifname "swbaaa"');
+});
+
 test('bad names and subnets are refused, not rendered', () => {
   expect(() => renderBridgeNft([{ bridge: 'swb"; flush ruleset', subnet: '10.1.0.0/24', internal: false }])).toThrow(/bridge name/);
   expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.1.0.0/33', internal: false }])).toThrow(/subnet/);

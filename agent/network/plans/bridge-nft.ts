@@ -8,7 +8,9 @@
  *     interface that is not one of the driver's bridges is masqueraded (takes the host's address);
  *   - forward (filter): traffic between two different bridges of the driver is dropped; an
  *     internal network's bridge neither sends to nor receives from any other interface.
- * Traffic between tasks of the same bridge is switched by the bridge and never seen here.
+ * Traffic between tasks of the same bridge is switched by the bridge and never seen here; an
+ * isolated bridge (the gateway bridge, whose ports the driver isolates from each other) also
+ * drops what would be routed from it back to itself.
  */
 
 export const BRIDGE_NFT_TABLE = 'swarmlet-bridge';
@@ -19,6 +21,8 @@ export interface BridgeNftNetwork {
   /** IPv4 CIDR of the network, e.g. 10.1.2.0/24. */
   subnet: string;
   internal: boolean;
+  /** Tasks on it must not reach each other (the gateway bridge). */
+  isolated?: boolean;
 }
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
@@ -50,6 +54,7 @@ export function renderBridgeNft(networks: BridgeNftNetwork[]): string {
       forward.push(`oifname ${q(n.bridge)} iifname != ${q(n.bridge)} drop`);
       continue;
     }
+    if (n.isolated) forward.push(`iifname ${q(n.bridge)} oifname ${q(n.bridge)} drop`);
     const others = bridges.filter((b) => b !== n.bridge);
     if (others.length) forward.push(`iifname ${q(n.bridge)} oifname ${set(others)} drop`);
   }
