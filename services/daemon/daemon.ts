@@ -13,8 +13,6 @@ import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { Runtime } from '../../agent/runtime/runtime';
 import { Worker } from '../../agent/worker';
-import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
-import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -29,33 +27,15 @@ import { callUnary, unary } from '../api/handlers';
 import { addStandardServices, bindServer, shutdownServer } from '../api/server-extras';
 import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
 import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
-import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
+import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
 import { isLocalAddress, pickAdvertiseAddr } from './advertise';
+import { NodeNetworks } from './node-networks';
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
-
-/** How often an agent checks its overlays against the kernel when nothing changed. */
-const OVERLAY_RESYNC_MS = 10000;
-/** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
-const BRIDGE_PREFIX = 'swb';
-
-/** The bridge networks of the tasks assigned here, and the gateway bridge while one of them needs it. */
-function reconcileBridges(bridge: BridgeDriver | undefined, tasks: { networks: NetworkAttachment[] }[]): Promise<void> | undefined {
-  return bridge?.reconcile(bridgeNetworksOf(tasks.map((t) => t.networks)), { gateway: tasks.some((t) => needsGatewayBridge(t.networks)) });
-}
-
-/** The assigned tasks running here that have networks, with their namespaces: what the overlay driver keeps plugged in. */
-function runningTasks(worker: Worker | undefined, tasks: Task[]): RunningTask[] {
-  const netns = worker?.runningNetns() ?? new Map<string, string>();
-  return tasks.flatMap((t) => {
-    const path = netns.get(t.id);
-    return path && t.networks.length > 0 ? [{ taskId: t.id, netns: path, attachments: t.networks }] : [];
-  });
-}
 
 export const DEFAULT_CLUSTER_SPEC = Object.freeze({ heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 });
 
@@ -96,13 +76,7 @@ export class Daemon {
   private manager?: Manager;
   private agent?: AgentSession;
   private worker?: Worker;
-  private overlay?: OverlayDriver;
-  private bridge?: BridgeDriver;
-  /** The overlay networks the dispatcher last described, for plugging tasks in. */
-  private overlays: OverlayNetwork[] = [];
-  /** Session messages are applied to the kernel one after another. */
-  private networking: Promise<void> = Promise.resolve();
-  private overlayTimer?: NodeJS.Timeout;
+  private networks?: NodeNetworks;
   private server?: grpc.Server;
   private certificate?: CertificateSource;
   private readonly runtime: Runtime;
@@ -386,30 +360,22 @@ export class Daemon {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
       this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
     }
-    const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
-    this.overlay = overlay;
-    const bridge = new BridgeDriver({ log: this.rootLog, namePrefix: BRIDGE_PREFIX });
-    this.bridge = bridge;
+    const networks = new NodeNetworks({
+      log: this.rootLog,
+      localVtep: state.advertiseAddr,
+      netnsPrefix: this.cfg.netnsPrefix,
+      runningNetns: () => this.worker?.runningNetns() ?? new Map(),
+    });
+    this.networks = networks;
     this.worker = new Worker({
       runtime: this.runtime,
       log: this.rootLog,
       report: (updates) => this.agent ? this.agent.reportStatus(updates) : Promise.reject(unavailable('no agent session')),
-      networks: {
-        // Each driver plugs in the attachments of its own kind and leaves the others alone.
-        attach: async (task, netns) => {
-          await overlay.attach(task.id, netns, task.networks, this.overlays);
-          await bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
-          // A task on overlays alone gets its way out through the gateway bridge, after its overlay interfaces.
-          await bridge.attachGateway(task.id, netns, task.networks);
-        },
-        detach: async (taskId) => {
-          await Promise.all([overlay.detach(taskId), bridge.detach(taskId)]);
-        },
-      },
+      networks,
     });
     await this.worker.start();
     const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
-    server.addService(AgentService, agentService(this.runtime, overlay, tls.caCertPem, this.rootLog));
+    server.addService(AgentService, agentService(this.runtime, networks.overlay, tls.caCertPem, this.rootLog));
     this.manager?.registerServices(server);
     addStandardServices(server, ['swarmlet.v1.Agent', ...(this.manager ? MANAGER_SERVICES : [])]);
     this.server = server;
@@ -417,7 +383,7 @@ export class Daemon {
     await this.manager?.start();
     this.startAgent(state, apiAddr);
     this.scheduleRenewal();
-    this.scheduleOverlayCheck();
+    networks.startResync();
   }
 
   /** Checks now and then whether the node certificate is due for renewal, and renews it then. */
@@ -519,15 +485,12 @@ export class Daemon {
 
   /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
   private async deactivate(): Promise<void> {
-    const { agent, worker, server, manager, etcdClient, etcd, overlay, bridge } = this;
-    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.overlay = this.bridge = undefined;
+    const { agent, worker, server, manager, etcdClient, etcd, networks } = this;
+    this.agent = this.worker = this.server = this.manager = this.etcdClient = this.etcd = this.networks = undefined;
     clearInterval(this.renewalTimer);
-    clearInterval(this.overlayTimer);
     await agent?.stop();
-    await this.networking;
     await worker?.stop();
-    await overlay?.close();
-    await bridge?.close();
+    await networks?.close();
     await manager?.stop().catch((err) => this.log.warn({ err: err.message }, 'manager did not stop cleanly'));
     if (server) await shutdownServer(server, 1000);
     etcdClient?.close();
@@ -540,49 +503,16 @@ export class Daemon {
       await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task did not stop'));
       await this.runtime.remove(id).catch((err) => this.log.warn({ taskId: id, err: err.message }, 'task not removed'));
     }
-    const overlay = new OverlayDriver({ log: this.rootLog, localVtep: state.advertiseAddr, sandboxPrefix: this.cfg.netnsPrefix });
-    await overlay.reconcile([]).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay sandboxes not removed'));
-    await overlay.close();
-    const bridge = new BridgeDriver({ log: this.rootLog, namePrefix: BRIDGE_PREFIX });
-    await bridge.reconcile([]).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not removed'));
-    await bridge.close();
+    await NodeNetworks.removeAll({ log: this.rootLog, localVtep: state.advertiseAddr, netnsPrefix: this.cfg.netnsPrefix });
   }
 
   // ---- what the dispatcher tells us ----------------------------------------------------------
 
-  /** Every so often the kernel is checked against the last overlays anyway: a hand-deleted link or entry comes back. */
-  private scheduleOverlayCheck(): void {
-    clearInterval(this.overlayTimer);
-    this.overlayTimer = setInterval(() => {
-      const overlay = this.overlay;
-      const bridge = this.bridge;
-      const worker = this.worker;
-      this.networking = this.networking
-        .then(() => overlay?.reconcile(this.overlays, runningTasks(worker, this.lastMessage?.tasks ?? [])))
-        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled'))
-        .then(() => reconcileBridges(bridge, this.lastMessage?.tasks ?? []))
-        .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled'));
-    }, OVERLAY_RESYNC_MS);
-    this.overlayTimer.unref();
-  }
-
   private onSessionMessage(msg: SessionMessage): void {
     this.lastMessage = msg;
-    // Networks first: a task's overlay must be up on this host before the worker starts it.
-    const overlay = this.overlay;
-    const bridge = this.bridge;
+    // Networks first: a task's networks must be up on this host before the worker starts it.
     const worker = this.worker;
-    this.networking = this.networking
-      .then(async () => {
-        this.overlays = msg.overlays;
-        // Running tasks too: those a sandbox made again (or a bridge) unplugged are plugged in again.
-        await overlay?.reconcile(msg.overlays, runningTasks(worker, msg.tasks));
-      })
-      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled; the next message tries again'))
-      // The bridge networks wanted here: those of the tasks assigned to this node (and the gateway bridge if one needs it).
-      .then(() => reconcileBridges(bridge, msg.tasks))
-      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled; the next message tries again'))
-      .then(() => worker?.assign(msg.tasks));
+    void (this.networks?.apply(msg.overlays, msg.tasks) ?? Promise.resolve()).then(() => worker?.assign(msg.tasks));
     const state = this.state;
     if (!state) return;
     if (msg.managers.length && JSON.stringify(msg.managers) !== JSON.stringify(state.managers)) {
