@@ -5,10 +5,13 @@
  * with no route back to the bridge subnets, so a task reaches it only through masquerade.
  * Everything carries a prefix unique to this run and is removed in afterAll, also on failure.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { BridgeDriver, BridgeNetwork, bridgeNetworksOf, subnetOfAddress } from '../../agent/network/bridge-driver';
 import { createRootLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import { addNetns, ipj, killServers, netnsPath, run, server as echoServer, tcp as tcpTo, waitFor } from '../support/netns';
+
+const tcp = (ns: string, ip: string, timeoutMs?: number) => tcpTo(ns, ip, PORT, timeoutMs);
+const server = (ns: string, name: string) => echoServer(ns, name, PORT);
 
 const P = `bd${(process.pid % 46656).toString(36)}`;
 const HOST = `${P}-host`;
@@ -33,61 +36,9 @@ const A = attachment('front0net1', '10.91.0.2/24', '10.91.0.1', '02:42:0a:5b:00:
 const B = attachment('front0net1', '10.91.0.3/24', '10.91.0.1', '02:42:0a:5b:00:03');
 const C = attachment('back00net2', '10.92.0.2/24', '10.92.0.1', '02:42:0a:5c:00:02');
 
-const children: ChildProcess[] = [];
 let driver: BridgeDriver;
 let front: BridgeNetwork;
 let back: BridgeNetwork;
-
-const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const netnsPath = (name: string) => `/run/netns/${name}`;
-
-function addNetns(name: string): void {
-  run('ip', ['netns', 'add', name]);
-  run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-}
-
-function ipj(args: string[], ns: string): any[] {
-  try {
-    const out = run('ip', ['-n', ns, '-j', ...args]).trim();
-    return out ? JSON.parse(out) : [];
-  } catch {
-    return [];
-  }
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** A TCP round trip from namespace `ns` to ip:PORT: the reply, or 'error: ...' / 'timeout'. */
-function tcp(ns: string, ip: string, timeoutMs = 3000): string {
-  return run('ip', [
-    'netns', 'exec', ns, process.execPath, '-e',
-    `const c = require('net').connect(${PORT}, '${ip}', () => c.write('ping'));
-     let got = ''; c.on('data', (d) => (got += d)); c.on('end', () => { console.log(got); process.exit(0); });
-     c.on('error', (e) => { console.log('error: ' + e.code); process.exit(0); });
-     setTimeout(() => { console.log('timeout'); process.exit(0); }, ${timeoutMs});`,
-  ]).trim();
-}
-
-/** An echo server on 0.0.0.0:PORT in `ns` that answers 'pong:<name>:<peer address>'. */
-async function server(ns: string, name: string): Promise<void> {
-  const child = spawn('ip', [
-    'netns', 'exec', ns, process.execPath, '-e',
-    `require('net').createServer((c) => c.on('data', () => c.end('pong:${name}:' + c.remoteAddress))).listen(${PORT}, '0.0.0.0', () => console.log('listening'));
-     setTimeout(() => process.exit(2), 300000).unref();`,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (d) => (out += d));
-  await waitFor(`the server in ${ns} to listen`, () => out.includes('listening'), 10000);
-}
 
 beforeAll(async () => {
   for (const ns of NAMESPACES) addNetns(ns);
@@ -101,7 +52,7 @@ beforeAll(async () => {
 }, 30000);
 
 afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killServers();
   await driver?.close().catch(() => undefined);
   for (const ns of NAMESPACES) {
     try {

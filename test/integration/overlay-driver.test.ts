@@ -7,13 +7,14 @@
  * What the driver made is checked with `ip -j` and `bridge -j`. Everything carries a prefix unique
  * to this run and is removed in afterAll, also when a test fails.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Netlink } from '../../agent/network/netlink';
 import { OverlayDriver, RunningTask, overlayVethName } from '../../agent/network/overlay-driver';
 import { createRootLogger } from '../../services/common/logger';
 import type { OverlayNetwork, OverlayPeer } from '../../services/gen/swarmlet/v1/dispatcher';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import { addNetns, ipj, netnsPath, run, waitFor } from '../support/netns';
 
 const P = `od${(process.pid % 46656).toString(36)}`;
 const H1 = `${P}-h1`;
@@ -57,22 +58,6 @@ let d2: OverlayDriver;
 /** Task B's namespace as the worker names it: /proc/PID/ns/net of a process in it. */
 let taskBNetns: string;
 
-const netnsPath = (name: string) => `/run/netns/${name}`;
-
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** `ip -j [-n NS] ARGS`, parsed; [] when the object does not exist. */
-function ipj(args: string[], ns?: string): any[] {
-  try {
-    const out = run('ip', [...(ns ? ['-n', ns] : []), '-j', ...args]).trim();
-    return out ? JSON.parse(out) : [];
-  } catch {
-    return [];
-  }
-}
-
 function link(name: string, ns: string): any {
   const [l] = ipj(['-d', 'link', 'show', 'dev', name], ns);
   return l;
@@ -84,21 +69,6 @@ function fdb(dev: string, ns: string): any[] {
 }
 
 const netnsList = (): string[] => ipj(['netns', 'list']).map((n) => n.name as string);
-
-function addNetns(name: string): void {
-  run('ip', ['netns', 'add', name]);
-  run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A TCP round trip from namespace `ns` to ip:PORT: the reply, or 'error: ...' / 'timeout'. */
 function tcp(ns: string, ip: string, timeoutMs = 5000): string {
