@@ -6,8 +6,9 @@
 import * as path from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, info, joinCommand, nodes, sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
 
-const prefix = `swe${process.pid % 1000}`;
+const prefix = `swe${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost, h4: LabHost, h5: LabHost;
 

@@ -11,6 +11,7 @@ import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { ControlClient, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
 import { NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { sw } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
 
 let lab: Lab;
 let h: LabHost;
@@ -33,7 +34,7 @@ function track<T extends grpc.Client>(c: T): T {
 
 beforeAll(async () => {
   requireBuiltCli();
-  lab = await Lab.create({ prefix: `swa${process.pid % 1000}`, hosts: 1 });
+  lab = await Lab.create({ prefix: `swa${uniqueSuffix()}`, hosts: 1 });
   h = lab.host(1);
   await lab.startDaemon(h);
 }, 60000);

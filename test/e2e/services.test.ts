@@ -5,6 +5,7 @@
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, info, joinCommand, nodes, sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
 
 interface TaskJson {
   id: string;
@@ -18,7 +19,7 @@ interface TaskJson {
   status?: { state?: string; message?: string; err?: string; container?: { pid?: number; exitCode?: number; oomKilled?: boolean } };
 }
 
-const prefix = `sws${process.pid % 1000}`;
+const prefix = `sws${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost, h4: LabHost;
 

@@ -13,9 +13,10 @@ import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
+import { uniqueSuffix } from '../support/unique';
 
 const log = pino({ level: 'silent' });
-const parent = `swarmlet-test-${process.pid}`;
+const parent = `swarmlet-test-${uniqueSuffix(6)}`;
 let stateDir: string;
 let runtime: ExecRuntime;
 let layout: CgroupLayout;

@@ -6,8 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { destroyLabsByPrefix, Lab, socketPath, type LabHost } from '../lab/lab';
 import { listNetns, runCommand } from '../lab/ip-command';
 import { isAlive } from '../lab/process-tree';
+import { uniqueSuffix } from '../support/unique';
 
-const base = `swt${process.pid % 10000}`;
+const base = `swt${uniqueSuffix()}`;
 
 /**
  * Listens on the host's socket and prints where it runs. With CHILD=1 it also starts a child in

@@ -11,9 +11,10 @@ import { ContainerSpec, HealthConfig, Task, TaskState, TaskStatus } from '../../
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { removeCgroupParent } from '../../agent/runtime/cgroups';
 import { Worker } from '../../agent/worker';
+import { uniqueSuffix } from '../support/unique';
 
 const log = pino({ level: 'silent' });
-const parent = `swarmlet-wtest-${process.pid}`;
+const parent = `swarmlet-wtest-${uniqueSuffix(6)}`;
 const S = TaskState;
 let stateDir: string;
 const workers: Worker[] = [];
