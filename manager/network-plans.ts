@@ -10,7 +10,7 @@ import { planTaskAddresses } from './network/ipam';
 import { byAge } from './orchestrator/tasks';
 
 /** Drivers swarmlet cannot make networks with, nor services join networks of, in this version. */
-const UNAVAILABLE_DRIVERS = new Set(['macvlan']);
+const UNAVAILABLE_DRIVERS = new Set<string>();
 
 /** Throws InvalidArgument for a driver that is not available yet (an empty driver means bridge, as in docker). */
 export function checkDriverAvailable(driver: string): void {

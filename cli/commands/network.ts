@@ -63,7 +63,7 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         (a) =>
           a
             .positional('name', { type: 'string', demandOption: true })
-            .option('driver', { alias: 'd', type: 'string', describe: 'bridge (the default: one host) or overlay (across hosts); macvlan comes later' })
+            .option('driver', { alias: 'd', type: 'string', describe: 'bridge (the default: one host), overlay (across hosts) or macvlan (on the LAN of --opt parent=IFACE)' })
             .option('subnet', { type: 'string', describe: 'Subnet in CIDR notation (default: a free /24 of 10.0.0.0/8)' })
             .option('gateway', { type: 'string', describe: 'Gateway address (default: the subnet\'s first address)' })
             .option('ip-range', { type: 'string', describe: 'Part of the subnet that task addresses come from, in CIDR notation' })

@@ -1,4 +1,5 @@
 import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
+import { MacvlanDriver } from '../../agent/network/macvlan-driver';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { TaskNetworks } from '../../agent/worker';
 import { asSwarmletError } from '../common/errors';
@@ -31,6 +32,7 @@ export interface NodeNetworksOptions {
 export class NodeNetworks implements TaskNetworks {
   readonly overlay: OverlayDriver;
   private readonly bridge: BridgeDriver;
+  private readonly macvlan: MacvlanDriver;
   private readonly log: Logger;
   private overlays: OverlayNetwork[] = [];
   private tasks: Task[] = [];
@@ -41,6 +43,7 @@ export class NodeNetworks implements TaskNetworks {
     this.log = componentLogger(opts.log, 'networks');
     this.overlay = new OverlayDriver({ log: opts.log, localVtep: opts.localVtep, sandboxPrefix: opts.netnsPrefix });
     this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX });
+    this.macvlan = new MacvlanDriver({ log: opts.log });
   }
 
   /** Applies what a session message says; resolves once the kernel matches it (failures are logged; the next pass tries again). */
@@ -62,12 +65,13 @@ export class NodeNetworks implements TaskNetworks {
   async attach(task: Task, netns: string): Promise<void> {
     await this.overlay.attach(task.id, netns, task.networks, this.overlays);
     await this.bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
+    await this.macvlan.attach(task.id, netns, task.networks);
     // A task on overlays alone gets its way out through the gateway bridge, after its overlay interfaces.
     await this.bridge.attachGateway(task.id, netns, task.networks);
   }
 
   async detach(taskId: string): Promise<void> {
-    await Promise.all([this.overlay.detach(taskId), this.bridge.detach(taskId)]);
+    await Promise.all([this.overlay.detach(taskId), this.bridge.detach(taskId), this.macvlan.detach(taskId)]);
   }
 
   async close(): Promise<void> {
@@ -75,6 +79,7 @@ export class NodeNetworks implements TaskNetworks {
     await this.queue;
     await this.overlay.close();
     await this.bridge.close();
+    await this.macvlan.close();
   }
 
   /** On leaving the swarm: every sandbox, bridge and rule this node's networks made goes. */

@@ -3,21 +3,24 @@
  * address across hosts, another overlay's tasks cannot, scaling down clears the gone tasks'
  * FDB and neighbour entries everywhere, an agent restart leaves established connections alone,
  * removing the network removes what it made on every host, and tasks on the built-in host and
- * none networks see their host's interfaces or lo alone. Run through test/run.sh.
+ * none networks see their host's interfaces or lo alone, and tasks of a macvlan network on the
+ * hosts' underlay interface reach each other across hosts and are reached by a client of that
+ * LAN at their own addresses. Run through test/run.sh.
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, nodes, sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
 
 interface TaskJson {
   id: string;
   slot?: number;
   nodeId?: string;
   desiredState?: string;
-  status?: { state?: string; container?: { pid?: number } };
+  status?: { state?: string; err?: string; container?: { pid?: number } };
   networks?: { networkName?: string; address?: string; mac?: string; vni?: number }[];
 }
 
-const prefix = `swn${process.pid % 1000}`;
+const prefix = `swn${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost;
 
@@ -302,3 +305,70 @@ test('a --network host task serves on its host\'s underlay address; a --network 
     return r.stdout.trim() !== '' && !r.stdout.trim().endsWith(' ok') ? r : undefined;
   }, 20000, 500);
 }, 90000);
+
+test('tasks of a macvlan network on the underlay reach each other across hosts, and a client on the LAN reaches them directly', async () => {
+  await sw(lab, h1, ['network', 'create', '-d', 'macvlan', '--subnet', '198.51.100.0/24', '--ip-range', '198.51.100.128/25', '--gateway', '198.51.100.1', '--opt', 'parent=eth0', 'macnet']);
+  expect(await sw(lab, h1, ['network', 'ls'])).toMatch(/macnet\s+macvlan\s+/);
+  await sw(lab, h1, ['service', 'create', '--name', 'mac', '--replicas', '2', '--network', 'macnet', '--constraint', 'node.role==worker', 'exec:/', 'python3', '-m', 'http.server', '8000']);
+  const tasks = await waitFor('two running macvlan tasks', async () => {
+    const r = await running('mac');
+    return r.length === 2 ? r : undefined;
+  }, 60000);
+  const hosts = await Promise.all(tasks.map(hostOf));
+  expect(new Set(hosts).size).toBe(2);
+  const ips = tasks.map((t) => ipOf(t, 'macnet'));
+  for (const ip of ips) {
+    expect(ip).toMatch(/^198\.51\.100\.\d+$/);
+    expect(Number(ip.split('.')[3])).toBeGreaterThanOrEqual(128);
+  }
+  // The task's eth0 is a macvlan on its host's eth0, with its default route via the gateway.
+  const link = await lab.exec(hosts[0], ['nsenter', `--net=/proc/${tasks[0].status!.container!.pid}/ns/net`, 'ip', '-j', '-d', 'link', 'show', 'dev', 'eth0']);
+  expect(JSON.parse(link.stdout)[0].linkinfo.info_kind).toBe('macvlan');
+  const route = await lab.exec(hosts[0], ['nsenter', `--net=/proc/${tasks[0].status!.container!.pid}/ns/net`, 'ip', '-j', 'route', 'show', 'default']);
+  expect(JSON.parse(route.stdout)[0]).toMatchObject({ gateway: '198.51.100.1', dev: 'eth0' });
+  for (const [i, t] of tasks.entries()) {
+    const other = ips[1 - i];
+    await waitFor(`task ${t.id} reaching ${other} across hosts`, async () => {
+      const r = await inTask(t, PROBE, ['8000', other]);
+      return r.stdout.trim() === `${other} ok` ? r : undefined;
+    }, 20000, 500);
+  }
+  // A client on the LAN (not a node) reaches each task at its macvlan address, no NAT in between.
+  const client = await lab.addClient();
+  for (const ip of ips) {
+    await waitFor(`the client reaching ${ip}`, async () => {
+      const r = await lab.exec(client, [process.execPath, '-e', PROBE, '8000', ip]);
+      return r.stdout.trim() === `${ip} ok` ? r : undefined;
+    }, 20000, 500);
+  }
+  // The task sees the client's own address.
+  const echo = inTask(tasks[0], `
+    const s = require('net').createServer((c) => { c.end(c.remoteAddress); s.close(); }).listen(9200, '0.0.0.0', () => console.log('up'));
+    setTimeout(() => process.exit(1), 20000).unref();`);
+  const seen = await waitFor('the client reaching the task\'s echo server', async () => {
+    const r = await lab.exec(client, [process.execPath, '-e', `
+      const s = require('net').connect({ host: process.argv[1], port: 9200 });
+      let got = ''; s.on('data', (d) => (got += d)); s.on('end', () => { console.log(got); process.exit(0); });
+      s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });`, ips[0]]);
+    return r.stdout.trim() && !r.stdout.startsWith('error') ? r.stdout.trim() : undefined;
+  }, 20000, 300);
+  expect(seen).toBe(client.addr);
+  expect((await echo).code).toBe(0);
+
+  // A parent missing on the host: the task is rejected with a clear message.
+  await sw(lab, h1, ['network', 'create', '-d', 'macvlan', '--subnet', '192.0.2.0/24', '--opt', 'parent=nosuch0', 'macbad']);
+  const create = await lab.cli(h1, ['service', 'create', '--name', 'macbad', '--network', 'macbad', 'exec:/', 'sleep', '100000']);
+  expect(create.code).toBe(1);
+  expect(create.stderr).toMatch(/parent interface nosuch0 not found on this host/);
+  const failed = await waitFor('the macbad task to fail', async () => {
+    const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'macbad', '--format', 'json'])) as TaskJson[];
+    return r.find((t) => /parent interface nosuch0 not found on this host/.test(t.status?.err ?? ''));
+  }, 30000, 300);
+  expect(failed.status?.state).not.toBe('TASK_STATE_RUNNING');
+
+  await sw(lab, h1, ['service', 'rm', 'mac']);
+  await sw(lab, h1, ['service', 'rm', 'macbad']);
+  for (const n of ['macnet', 'macbad']) {
+    await waitFor(`network rm ${n} to succeed`, async () => ((await lab.cli(h1, ['network', 'rm', n])).code === 0 ? true : undefined), 30000, 500);
+  }
+}, 120000);

@@ -116,7 +116,7 @@ describe('network API', () => {
 
   test('refusals', async () => {
     expect((await invoke(networks.createNetwork, { spec: NetworkSpec.fromPartial({ name: 'plain' }) })).spec?.driver).toBe('bridge');
-    expect(await refused(invoke(networks.createNetwork, { spec: overlay('x', { driver: 'macvlan' }) }))).toEqual(['InvalidArgument', 'the macvlan driver is not available yet: use -d overlay or -d bridge']);
+    expect(await refused(invoke(networks.createNetwork, { spec: overlay('x', { driver: 'macvlan' }) }))).toEqual(['InvalidArgument', "a macvlan network needs --subnet: the subnet of the parent interface's LAN"]);
     expect((await refused(invoke(networks.createNetwork, { spec: overlay('host') })))[0]).toBe('Conflict');
     await invoke(networks.createNetwork, { spec: overlay('front', { ipam: { subnet: '10.5.0.0/24', gateway: '', ipRange: '' } }) });
     expect((await refused(invoke(networks.createNetwork, { spec: overlay('front') })))[0]).toBe('Conflict');

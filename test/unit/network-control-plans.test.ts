@@ -102,15 +102,7 @@ function thrown(fn: () => unknown): SwarmletError {
 }
 
 describe('checkDriverAvailable', () => {
-  test.each([
-    ['macvlan', 'the macvlan driver is not available yet: use -d overlay or -d bridge'],
-  ])('refuses %j', (driver, message) => {
-    const err = thrown(() => checkDriverAvailable(driver));
-    expect(err.kind).toBe('InvalidArgument');
-    expect(err.message).toBe(message);
-  });
-
-  test.each(['overlay', 'bridge', '', 'host', 'none', 'unknown'])('lets %j through (validateNetworkSpec judges the rest)', (driver) => {
+  test.each(['overlay', 'bridge', 'macvlan', '', 'host', 'none', 'unknown'])('lets %j through (validateNetworkSpec judges the rest)', (driver) => {
     expect(() => checkDriverAvailable(driver)).not.toThrow();
   });
 });
@@ -145,6 +137,7 @@ describe('validateServiceNetworks', () => {
     ['by full id', ['f00d1111']],
     ['host alone', ['host']],
     ['none alone', ['none']],
+    ['a macvlan network with others', ['front', 'lan']],
   ])('accepts %s', (_title, refs) => {
     expect(() => validateServiceNetworks(refs, ALL)).not.toThrow();
   });
@@ -156,7 +149,6 @@ describe('validateServiceNetworks', () => {
     ['the same name twice', ['front', 'back', 'front'], 'InvalidArgument', 'network front is listed more than once'],
     ['a name and the id of the same network', ['front', 'f00d1111'], 'InvalidArgument', 'network f00d1111 is listed more than once'],
     ['the built-in bridge network', ['bridge'], 'InvalidArgument', BUILTIN_BRIDGE_REFUSED],
-    ['a macvlan network', ['front', 'lan'], 'InvalidArgument', 'the macvlan driver is not available yet: use -d overlay or -d bridge'],
     ['host with another', ['front', 'host'], 'InvalidArgument', 'network host cannot be combined with other networks'],
     ['none with another', ['none', 'back'], 'InvalidArgument', 'network none cannot be combined with other networks'],
   ])('refuses %s', (_title, refs, kind, message) => {
