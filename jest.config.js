@@ -5,6 +5,5 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 120000,
-  // Outside /tmp, which the test sandbox replaces with an empty tmpfs each run.
   cacheDirectory: '<rootDir>/node_modules/.cache/jest',
 };

@@ -10,7 +10,7 @@ import { Network, NetworkSpec, NodeState } from '../services/gen/swarmlet/v1/typ
 import { newRandomId } from '../services/pki/ca';
 import { planNetworkAllocation } from './network/ipam';
 import { validateNetworkSpec } from './network/network-spec';
-import { checkDriverAvailable, checkNetworkRemoval, networkEndpoints, networkUsers, resolveNetwork } from './network-plans';
+import { checkNetworkRemoval, networkEndpoints, networkUsers, resolveNetwork } from './network-plans';
 import { EtcdStore } from './store/etcd-store';
 
 export interface NetworkControlDeps {
@@ -68,7 +68,6 @@ export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
 
     createNetwork: unary(async (req: CreateNetworkRequest) => {
       const asked = req.spec ?? NetworkSpec.fromPartial({});
-      checkDriverAvailable(asked.driver);
       for (let attempt = 1; ; attempt++) {
         // The subnet and VNI are chosen against the networks read; the store writes only if none changed since.
         const { networks, revision } = await store.listNetworksAt();

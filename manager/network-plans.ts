@@ -9,18 +9,6 @@ import { Network, Service, Task, TaskState } from '../services/gen/swarmlet/v1/t
 import { planTaskAddresses } from './network/ipam';
 import { byAge } from './orchestrator/tasks';
 
-/** Drivers swarmlet cannot make networks with, nor services join networks of, in this version. */
-const UNAVAILABLE_DRIVERS = new Set<string>();
-
-/** Throws InvalidArgument for a driver that is not available yet (an empty driver means bridge, as in docker). */
-export function checkDriverAvailable(driver: string): void {
-  const d = driver || 'bridge';
-  if (UNAVAILABLE_DRIVERS.has(d)) throw invalidArgument(`the ${d} driver is not available yet: use -d overlay or -d bridge`);
-}
-
-/** Services may not join the built-in `bridge` network yet (user bridge networks, and the built-in host and none, are fine). */
-export const BUILTIN_BRIDGE_REFUSED = 'the built-in bridge network is not available to services yet: create one with "network create -d bridge NAME" and use it';
-
 /** Finds a network by full id, name, or unique id prefix. */
 export function resolveNetwork(networks: Network[], ref: string): Network {
   const wanted = ref.trim();
@@ -38,7 +26,7 @@ const byRef = (networks: Network[], ref: string) => networks.find((n) => n.id ==
 
 /**
  * Checks a service's `networks` (names or full ids, kept as given): each must exist, none twice,
- * its driver available, and host or none alone.
+ * and host or none alone.
  */
 export function validateServiceNetworks(refs: string[], networks: Network[]): void {
   const seen = new Set<string>();
@@ -49,8 +37,6 @@ export function validateServiceNetworks(refs: string[], networks: Network[]): vo
     if (!network) throw notFound(`network ${ref} not found`);
     if (seen.has(network.id)) throw invalidArgument(`network ${ref} is listed more than once`);
     seen.add(network.id);
-    checkDriverAvailable(network.spec?.driver ?? '');
-    if (network.builtin && (network.spec?.driver || 'bridge') === 'bridge') throw invalidArgument(BUILTIN_BRIDGE_REFUSED);
     joined.push(network);
   }
   const alone = joined.find((n) => n.spec?.driver === 'host' || n.spec?.driver === 'none');

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command in throwaway namespaces, so nothing it makes can reach a real network or outlive
 # it: a new network namespace with only lo up (no route leaves the machine), a private mount
-# namespace with tmpfs on /run/netns, /run/swarmlet and /tmp (namespaces made with `ip netns add`
-# never show in the host's list), and a new pid namespace (the kernel kills whatever is left at the end).
+# namespace with tmpfs on /run/netns and /run/swarmlet (namespaces made with `ip netns add` never
+# show in the host's list), and a new pid namespace (the kernel kills whatever is left at the end).
+# (Not /tmp: the checkout itself may live there. Tests name what they make there uniquely.)
 # Namespaces still there when the command ends are deleted; the exit code is the command's.
 # Needs root, unshare (util-linux) and ip (iproute2).
 #   scripts/sandbox.sh node dist/test/lab/demo.js
@@ -22,9 +23,7 @@ fi
 shift
 
 set -e
-# /tmp too: the labs' data dirs and sockets of concurrent runs on one machine never meet, and
-# whatever a run leaves there goes with it.
-for dir in /run/netns /run/swarmlet /tmp; do
+for dir in /run/netns /run/swarmlet; do
   mkdir -p "$dir"
   mount -t tmpfs -o mode=0755 tmpfs "$dir"
 done

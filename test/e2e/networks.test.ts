@@ -270,6 +270,29 @@ test('tasks of a user bridge network on one host reach each other; a task of ano
   }, 20000, 300);
 }, 120000);
 
+test('the built-in bridge network, like docker0: tasks on one host reach each other and a client outside through NAT', async () => {
+  const client = await lab.addClient();
+  await sw(lab, h1, ['service', 'create', '--name', 'dflt', '--replicas', '2', '--network', 'bridge', '--constraint', `node.hostname==${h3.name}`, 'exec:/', 'python3', '-m', 'http.server', '8000']);
+  const tasks = await waitFor('two running tasks on the built-in bridge', async () => {
+    const r = await running('dflt');
+    return r.length === 2 ? r : undefined;
+  });
+  const ips = tasks.map((t) => ipOf(t, 'bridge'));
+  expect(ips.every((ip) => ip.startsWith('172.17.'))).toBe(true);
+  await waitFor('the tasks reaching each other', async () => {
+    const r = await inTask(tasks[0], PROBE, ['8000', ips[1]]);
+    return r.stdout.trim() === `${ips[1]} ok` ? r : undefined;
+  }, 20000, 500);
+  const seen = lab.exec({ netns: client.netns }, [
+    process.execPath, '-e',
+    `require('net').createServer((c) => { console.log(c.remoteAddress); c.end(); process.exit(0); }).listen(9100); setTimeout(() => process.exit(1), 20000).unref();`,
+  ]);
+  await new Promise((r) => setTimeout(r, 500));
+  await inTask(tasks[0], PROBE, ['9100', client.addr]);
+  expect((await seen).stdout.trim()).toBe(h3.addr);
+  await sw(lab, h1, ['service', 'rm', 'dflt']);
+}, 90000);
+
 test('a --network host task serves on its host\'s underlay address; a --network none task has lo alone', async () => {
   await sw(lab, h1, ['service', 'create', '--name', 'hostweb', '--network', 'host', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'python3', '-m', 'http.server', '8765']);
   await sw(lab, h1, ['service', 'create', '--name', 'isolated', '--network', 'none', 'exec:/', 'sleep', '100000']);

@@ -5,7 +5,6 @@ import { SwarmletError } from '../../services/common/errors';
 import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { NetworkSpec, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
-import { BUILTIN_BRIDGE_REFUSED } from '../../manager/network-plans';
 import { serviceControl } from '../../manager/service-control';
 import { allocatorLoop, builtinNetworksLoop } from '../../manager/task-loops';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -128,7 +127,6 @@ describe('network API', () => {
   test('services must name networks that exist and are available', async () => {
     await invoke(networks.createNetwork, { spec: overlay('front') });
     expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['ghost']) }))).toEqual(['NotFound', 'network ghost not found']);
-    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['bridge']) }))).toEqual(['InvalidArgument', BUILTIN_BRIDGE_REFUSED]);
     expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['front', 'front']) }))).toEqual(['InvalidArgument', 'network front is listed more than once']);
     const web = await invoke(services.createService, { spec: serviceSpec('web', ['front']) });
     expect(web.spec?.task?.networks).toEqual(['front']);

@@ -1,8 +1,6 @@
 import { SwarmletError } from '../../services/common/errors';
 import { Network, NetworkAttachment, Service, ServiceSpec, Task, TaskState, UpdateState } from '../../services/gen/swarmlet/v1/types';
 import {
-  BUILTIN_BRIDGE_REFUSED,
-  checkDriverAvailable,
   checkNetworkRemoval,
   networkEndpoints,
   networkUsers,
@@ -101,12 +99,6 @@ function thrown(fn: () => unknown): SwarmletError {
   throw new Error('expected a throw');
 }
 
-describe('checkDriverAvailable', () => {
-  test.each(['overlay', 'bridge', 'macvlan', '', 'host', 'none', 'unknown'])('lets %j through (validateNetworkSpec judges the rest)', (driver) => {
-    expect(() => checkDriverAvailable(driver)).not.toThrow();
-  });
-});
-
 describe('resolveNetwork', () => {
   const ambiguous = [network('abc111', 'one'), network('abc222', 'two'), network('abc111x', 'abc2')];
   test.each([
@@ -148,7 +140,6 @@ describe('validateServiceNetworks', () => {
     ['an empty name', [''], 'InvalidArgument', 'a network name is required: use --network NAME'],
     ['the same name twice', ['front', 'back', 'front'], 'InvalidArgument', 'network front is listed more than once'],
     ['a name and the id of the same network', ['front', 'f00d1111'], 'InvalidArgument', 'network f00d1111 is listed more than once'],
-    ['the built-in bridge network', ['bridge'], 'InvalidArgument', BUILTIN_BRIDGE_REFUSED],
     ['host with another', ['front', 'host'], 'InvalidArgument', 'network host cannot be combined with other networks'],
     ['none with another', ['none', 'back'], 'InvalidArgument', 'network none cannot be combined with other networks'],
   ])('refuses %s', (_title, refs, kind, message) => {
