@@ -285,7 +285,7 @@ test('the built-in bridge network, like docker0: tasks on one host reach each ot
   }, 20000, 500);
   const seen = lab.exec({ netns: client.netns }, [
     process.execPath, '-e',
-    `require('net').createServer((c) => { console.log(c.remoteAddress); c.end(); process.exit(0); }).listen(9100); setTimeout(() => process.exit(1), 20000).unref();`,
+    `require('net').createServer((c) => { console.log(c.remoteAddress); c.end(); process.exit(0); }).listen(9100, '0.0.0.0'); setTimeout(() => process.exit(1), 20000).unref();`,
   ]);
   await new Promise((r) => setTimeout(r, 500));
   await inTask(tasks[0], PROBE, ['9100', client.addr]);
