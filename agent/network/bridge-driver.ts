@@ -27,6 +27,7 @@ import { SwarmletError, asSwarmletError, failedPrecondition, invalidArgument } f
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
 import { Netlink } from './netlink';
+import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
 
@@ -96,15 +97,11 @@ const ipText = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 
 const macOfAddress = (first: string, n: number) => [first, '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((o) => o.toString(16).padStart(2, '0'))].join(':');
 const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
 
-export class BridgeDriver {
+export class BridgeDriver extends HostNetlinkDriver {
   private readonly log: Logger;
-  private readonly hostNetns?: string;
   private readonly prefix: string;
-  private host?: Netlink;
   /** The networks the host has bridges for, as last made: the nft rules cover them. */
   private readonly known = new Map<string, BridgeNetwork>();
-  private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
   /** The nft text last applied, and when: the same text is not written again on every call. */
   private applied?: { text: string; at: number };
   /** The gateway bridge's subnet (network address and prefix length) and gateway, as numbers. */
@@ -113,10 +110,10 @@ export class BridgeDriver {
   private gwActive = false;
 
   constructor(opts: BridgeDriverOptions) {
+    super('bridge driver', opts.hostNetns);
     const prefix = opts.namePrefix ?? 'swb';
     if (!PREFIX.test(prefix)) throw invalidArgument(`invalid bridge name prefix ${JSON.stringify(prefix)}: 1 to 7 lower-case letters and digits, a letter first`);
     this.prefix = prefix;
-    this.hostNetns = opts.hostNetns;
     this.log = componentLogger(opts.log, 'bridge-driver');
     const subnet = subnetOfAddress(opts.gatewaySubnet ?? '172.18.0.0/16');
     const c = subnet ? parseCidr(subnet) : undefined;
@@ -320,16 +317,6 @@ export class BridgeDriver {
     });
   }
 
-  /** Lets go of the netlink handle; the kernel objects stay. */
-  close(): Promise<void> {
-    const done = this.queue.then(() => {
-      this.host?.close();
-      this.host = undefined;
-    });
-    this.closed = true;
-    return done;
-  }
-
   // ---- inside ----------------------------------------------------------------------------------
 
   private checked(networks: BridgeNetwork[]): BridgeNetwork[] {
@@ -436,22 +423,8 @@ export class BridgeDriver {
     });
   }
 
-  private async hostNl(): Promise<Netlink> {
-    if (!this.host) this.host = this.hostNetns === undefined ? Netlink.open() : await Netlink.inNetns(this.hostNetns);
-    return this.host;
-  }
-
-  /** One call at a time; errors come out as SwarmletErrors; a failed call lets go of the handle. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(failedPrecondition('the bridge driver is closed'));
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {
-      this.host?.close();
-      this.host = undefined;
-      this.applied = undefined;
-    });
-    return run.catch((err: unknown) => {
-      throw asSwarmletError(err);
-    });
+  /** The nft rules are written again after a failure: what was applied is no longer known. */
+  protected override afterFailure(): void {
+    this.applied = undefined;
   }
 }

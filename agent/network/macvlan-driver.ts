@@ -14,6 +14,7 @@ import { asSwarmletError, failedPrecondition, invalidArgument } from '../../serv
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
 import { Netlink } from './netlink';
+import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseCidr, parseMac } from './netlink/encode';
 
 export interface MacvlanDriverOptions {
@@ -25,15 +26,11 @@ export interface MacvlanDriverOptions {
 /** Interface names the kernel takes: 1 to 15 characters, no '/', no whitespace, not '.' or '..'. */
 const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
 
-export class MacvlanDriver {
+export class MacvlanDriver extends HostNetlinkDriver {
   private readonly log: Logger;
-  private readonly hostNetns?: string;
-  private host?: Netlink;
-  private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
 
   constructor(opts: MacvlanDriverOptions) {
-    this.hostNetns = opts.hostNetns;
+    super('macvlan driver', opts.hostNetns);
     this.log = componentLogger(opts.log, 'macvlan-driver');
   }
 
@@ -103,31 +100,4 @@ export class MacvlanDriver {
     });
   }
 
-  /** Lets go of the netlink handle. */
-  close(): Promise<void> {
-    const done = this.queue.then(() => {
-      this.host?.close();
-      this.host = undefined;
-    });
-    this.closed = true;
-    return done;
-  }
-
-  private async hostNl(): Promise<Netlink> {
-    if (!this.host) this.host = this.hostNetns === undefined ? Netlink.open() : await Netlink.inNetns(this.hostNetns);
-    return this.host;
-  }
-
-  /** One call at a time; errors come out as SwarmletErrors; a failed call lets go of the handle. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(failedPrecondition('the macvlan driver is closed'));
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {
-      this.host?.close();
-      this.host = undefined;
-    });
-    return run.catch((err: unknown) => {
-      throw asSwarmletError(err);
-    });
-  }
 }
