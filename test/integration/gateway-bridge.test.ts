@@ -8,7 +8,7 @@
 import { BridgeDriver, needsGatewayBridge } from '../../agent/network/bridge-driver';
 import { createRootLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
-import { addNetns, ipj, killServers, netnsPath, run, server as echoServer, tcp as tcpTo, waitFor } from '../support/netns';
+import { addNetns, deleteNetns, ipj, killServers, netnsPath, run, server as echoServer, tcp as tcpTo, waitFor } from '../support/netns';
 
 const tcp = (ns: string, ip: string, timeoutMs?: number) => tcpTo(ns, ip, PORT, timeoutMs);
 const server = (ns: string, name: string) => echoServer(ns, name, PORT);
@@ -58,13 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   killServers();
   await driver?.close().catch(() => undefined);
-  for (const ns of NAMESPACES) {
-    try {
-      run('ip', ['netns', 'del', ns]);
-    } catch {
-      // not made
-    }
-  }
+  deleteNetns(NAMESPACES);
 }, 30000);
 
 test('only tasks on overlays alone (one of them not internal) need the gateway bridge', () => {

@@ -10,7 +10,7 @@ import { MacvlanDriver } from '../../agent/network/macvlan-driver';
 import { SwarmletError } from '../../services/common/errors';
 import { createRootLogger } from '../../services/common/logger';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
-import { addNetns, ipj, killServers, netnsPath, run, server as echoServer, tcp as tcpTo } from '../support/netns';
+import { addNetns, deleteNetns, ipj, killServers, netnsPath, run, server as echoServer, tcp as tcpTo } from '../support/netns';
 
 const tcp = (ns: string, ip: string, timeoutMs?: number) => tcpTo(ns, ip, PORT, timeoutMs);
 const server = (ns: string, name: string) => echoServer(ns, name, PORT);
@@ -50,13 +50,7 @@ beforeAll(() => {
 afterAll(async () => {
   killServers();
   await driver?.close().catch(() => undefined);
-  for (const ns of NAMESPACES) {
-    try {
-      run('ip', ['netns', 'del', ns]);
-    } catch {
-      // not made
-    }
-  }
+  deleteNetns(NAMESPACES);
 }, 30000);
 
 /** The links of the host namespace other than lo and the parent: none should be left there. */

@@ -65,3 +65,14 @@ export async function server(ns: string, name: string, port: number): Promise<vo
 export function killServers(): void {
   for (const c of servers.splice(0)) c.kill('SIGKILL');
 }
+
+/** Deletes namespaces a test made; ones it never got to make are skipped. */
+export function deleteNetns(names: Iterable<string>): void {
+  for (const ns of names) {
+    try {
+      run('ip', ['netns', 'del', ns]);
+    } catch {
+      // not made
+    }
+  }
+}
