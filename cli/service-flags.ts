@@ -150,10 +150,10 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   if (f.constraint) task.placement = { constraints: f.constraint };
   if (f.network) task.networks = [...f.network];
   const res = (task.resources ??= { limits: undefined, reservations: undefined });
-  if (f.limitCpu !== undefined) res.limits = { nanoCpus: parseCpus(f.limitCpu, '--limit-cpu'), memoryBytes: res.limits?.memoryBytes ?? 0 };
-  if (f.limitMemory !== undefined) res.limits = { nanoCpus: res.limits?.nanoCpus ?? 0, memoryBytes: parseBytes(f.limitMemory, '--limit-memory') };
-  if (f.reserveCpu !== undefined) res.reservations = { nanoCpus: parseCpus(f.reserveCpu, '--reserve-cpu'), memoryBytes: res.reservations?.memoryBytes ?? 0 };
-  if (f.reserveMemory !== undefined) res.reservations = { nanoCpus: res.reservations?.nanoCpus ?? 0, memoryBytes: parseBytes(f.reserveMemory, '--reserve-memory') };
+  if (f.limitCpu !== undefined) res.limits = { ...(res.limits ?? { memoryBytes: 0, pids: 0 }), nanoCpus: parseCpus(f.limitCpu, '--limit-cpu') };
+  if (f.limitMemory !== undefined) res.limits = { ...(res.limits ?? { nanoCpus: 0, pids: 0 }), memoryBytes: parseBytes(f.limitMemory, '--limit-memory') };
+  if (f.reserveCpu !== undefined) res.reservations = { ...(res.reservations ?? { memoryBytes: 0, pids: 0 }), nanoCpus: parseCpus(f.reserveCpu, '--reserve-cpu') };
+  if (f.reserveMemory !== undefined) res.reservations = { ...(res.reservations ?? { nanoCpus: 0, pids: 0 }), memoryBytes: parseBytes(f.reserveMemory, '--reserve-memory') };
   if (f.env) c.env = f.env;
   if (f.workdir !== undefined) c.dir = f.workdir;
   if (f.user !== undefined) c.user = f.user;

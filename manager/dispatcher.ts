@@ -175,7 +175,7 @@ export class Dispatcher {
       }
       const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
       const overlays = planOverlays(node.id, tasks, networks, view.nodes);
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays };
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: [], ingress: undefined, hostPorts: [], credentials: [] };
       const text = JSON.stringify(SessionMessage.toJSON(msg));
       if (text === session.lastSent) continue;
       session.lastSent = text;

@@ -54,7 +54,7 @@ export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
             if (!overlays.length && only) return report;
             const client = new AgentClient(node.status!.apiAddr, nodeClientCredentials(deps.tls(), node.id));
             try {
-              report.differences = (await callUnary(client.checkOverlays.bind(client), { overlays }, 15000)).differences;
+              report.differences = (await callUnary(client.checkOverlays.bind(client), { overlays, services: [], ingress: undefined, hostPorts: [], checkServices: false }, 15000)).differences;
             } catch (err) {
               report.error = fromServiceError(err, `asking ${report.hostname}`).message;
             } finally {

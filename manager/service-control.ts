@@ -37,6 +37,8 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
         spec,
         specVersion: 1,
         previousSpec: undefined,
+        endpoint: undefined,
+        registryAuthSealed: Buffer.alloc(0),
         updateStatus: { state: UpdateState.UPDATE_STATE_COMPLETED, startedAt: now, completedAt: now, message: 'created', lastBatchAt: '', failures: 0 },
       };
       const created = await store.createService(service);

@@ -191,7 +191,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
           if (!spec.name) throw invalidArgument('--name is required');
           await withClients(argv, async (c, host) => {
             const since = new Date().toISOString();
-            const service = await call(c.control, c.control.createService, { spec }, host);
+            const service = await call(c.control, c.control.createService, { spec, registryAuth: '' }, host);
             out(`${service.id}\n`);
             if (!argv.detach) await waitConverged(c, host, service.id, since);
           });
@@ -260,7 +260,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
               const current = await call(c.control, c.control.getService, { service: ref }, host);
               if (current.spec?.mode?.$case !== 'replicated') throw invalidArgument(`${current.spec?.name}: scale can only be used with replicated services`);
               const spec = specFromUpdateFlags(current.spec, { replicas });
-              await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: false }, host);
+              await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: false, registryAuth: '', clearRegistryAuth: false }, host);
               out(`${current.spec.name} scaled to ${replicas}\n`);
               if (!argv.detach) await waitConverged(c, host, current.id, since);
             }
@@ -298,7 +298,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const since = new Date().toISOString();
             const current = await call(c.control, c.control.getService, { service: argv.service as string }, host);
             const spec = argv.rollback ? current.spec! : specFromUpdateFlags(current.spec!, flags);
-            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: Boolean(argv.rollback) }, host);
+            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: Boolean(argv.rollback), registryAuth: '', clearRegistryAuth: false }, host);
             out(`${current.spec!.name}\n`);
             if (!argv.detach) await waitConverged(c, host, current.id, since);
           });
@@ -312,7 +312,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
           await withClients(argv, async (c, host) => {
             const since = new Date().toISOString();
             const current = await call(c.control, c.control.getService, { service: argv.service as string }, host);
-            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec: current.spec, rollback: true }, host);
+            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec: current.spec, rollback: true, registryAuth: '', clearRegistryAuth: false }, host);
             out(`${current.spec!.name}\nrollback: manually requested rollback\n`);
             if (!argv.detach) await waitConverged(c, host, current.id, since);
           });

@@ -107,6 +107,8 @@ function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
     hostname: c?.hostname ?? '',
     healthcheck: validateHealth(c?.healthcheck),
     stopGracePeriodMs: grace || SERVICE_DEFAULTS.stopGracePeriodMs,
+    mounts: [...(c?.mounts ?? [])],
+    pull: c?.pull ?? 0,
   };
 }
 
@@ -154,6 +156,7 @@ function resources(r: Resources | undefined, what: string): Resources {
   return {
     nanoCpus: wholeNumber(r?.nanoCpus ?? 0, `CPU ${what}`),
     memoryBytes: wholeNumber(r?.memoryBytes ?? 0, `memory ${what}`),
+    pids: wholeNumber(r?.pids ?? 0, `pids ${what}`),
   };
 }
 

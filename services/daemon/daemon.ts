@@ -99,7 +99,7 @@ export class Daemon {
       os: process.platform,
       arch: process.arch,
       engineVersion: VERSION,
-      resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem() },
+      resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
     };
   }
 
@@ -133,7 +133,16 @@ export class Daemon {
       join: unary((req: JoinRequest) => this.serialize(() => this.join(req))),
       leave: unary((req: LeaveRequest) => this.serialize(() => this.leave(req.force))),
       info: unary(() => this.info()),
+      ...this.nodeStoreService(),
     };
+  }
+
+  /** Images and volumes of this node: not served until the oci runtime lands. */
+  private nodeStoreService(): Omit<LocalNodeServer, 'init' | 'join' | 'leave' | 'info'> {
+    const refuse = unary(async (): Promise<never> => {
+      throw failedPrecondition('images and volumes are not available on this node yet');
+    });
+    return { listImages: refuse, pullImage: refuse, removeImage: refuse, pruneImages: refuse, createVolume: refuse, listVolumes: refuse, getVolume: refuse, removeVolume: refuse, pruneVolumes: refuse };
   }
 
   /** The Control service on the unix socket: the manager's own handlers, or a clear refusal on workers. */

@@ -35,8 +35,8 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
-      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, ...container },
-      resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0 } } : undefined,
+      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, ...container },
+      resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0, pids: 0 } } : undefined,
       forceUpdate: 0,
       networks: [],
     },

@@ -126,18 +126,18 @@ describe('network API', () => {
 
   test('services must name networks that exist and are available', async () => {
     await invoke(networks.createNetwork, { spec: overlay('front') });
-    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['ghost']) }))).toEqual(['NotFound', 'network ghost not found']);
-    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['front', 'front']) }))).toEqual(['InvalidArgument', 'network front is listed more than once']);
-    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front']) });
+    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['ghost']), registryAuth: '' }))).toEqual(['NotFound', 'network ghost not found']);
+    expect(await refused(invoke(services.createService, { spec: serviceSpec('web', ['front', 'front']), registryAuth: '' }))).toEqual(['InvalidArgument', 'network front is listed more than once']);
+    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front']), registryAuth: '' });
     expect(web.spec?.task?.networks).toEqual(['front']);
     const moved = ServiceSpec.fromPartial({ ...web.spec, task: { ...web.spec!.task, networks: ['front', 'ghost'] } });
-    expect(await refused(invoke(services.updateService, { service: 'web', version: 0, spec: moved, rollback: false }))).toEqual(['NotFound', 'network ghost not found']);
+    expect(await refused(invoke(services.updateService, { service: 'web', version: 0, spec: moved, rollback: false, registryAuth: '', clearRegistryAuth: false }))).toEqual(['NotFound', 'network ghost not found']);
   });
 
   test('in use by a service, then by its tasks; prune takes only what nothing uses', async () => {
     await invoke(networks.createNetwork, { spec: overlay('front') });
     await invoke(networks.createNetwork, { spec: overlay('idle') });
-    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front'], 0) });
+    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front'], 0), registryAuth: '' });
     expect(await refused(invoke(networks.removeNetwork, { network: 'front' }))).toEqual(['FailedPrecondition', 'network front is in use by service web']);
     await store.createTasks([1, 2].map((slot) => newTask(web, `t${slot}`, slot, '', new Date())));
     expect(await refused(invoke(networks.removeNetwork, { network: 'front' }))).toEqual(['FailedPrecondition', 'network front is in use by 2 tasks (web.1, web.2)']);
@@ -154,7 +154,7 @@ describe('allocator', () => {
 
   test('new tasks on networks get addresses, then PENDING; inspect lists them', async () => {
     const front = await invoke(networks.createNetwork, { spec: overlay('front') });
-    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front'], 3) });
+    const web = await invoke(services.createService, { spec: serviceSpec('web', ['front'], 3), registryAuth: '' });
     await store.createTasks([1, 2, 3].map((slot) => newTask(web, `t${slot}`, slot, '', new Date(Date.UTC(2025, 0, 1, 0, 0, slot)))));
     const loop = allocatorLoop(store, log);
     loop.start();
@@ -179,7 +179,7 @@ describe('allocator', () => {
 
   test('a task that finds no address waits NEW and says why, and goes on once one is free', async () => {
     const tiny = await invoke(networks.createNetwork, { spec: overlay('tiny', { ipam: { subnet: '10.9.0.0/30', gateway: '', ipRange: '' } }) });
-    const web = await invoke(services.createService, { spec: serviceSpec('web', ['tiny'], 2) });
+    const web = await invoke(services.createService, { spec: serviceSpec('web', ['tiny'], 2), registryAuth: '' });
     await store.createTasks([newTask(web, 't1', 1, '', new Date(Date.UTC(2025, 0, 1))), newTask(web, 't2', 2, '', new Date(Date.UTC(2025, 0, 2)))]);
     const loop = allocatorLoop(store, log);
     loop.start();

@@ -73,8 +73,8 @@ function task(container: Partial<ContainerSpec>, o: { desired?: TaskState; statu
     createdAt: '',
     status: { state: o.status ?? S.TASK_STATE_ASSIGNED, timestamp: '', message: '', err: '' },
     spec: {
-      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 5000, ...container },
-      resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0 } } : undefined,
+      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 5000, mounts: [], pull: 0, ...container },
+      resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0, pids: 0 } } : undefined,
       forceUpdate: 0,
       networks: [],
     },

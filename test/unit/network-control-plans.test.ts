@@ -86,6 +86,8 @@ function service(name: string, refs: string[]): Service {
     specVersion: 1,
     previousSpec: undefined,
     updateStatus: undefined,
+    endpoint: undefined,
+    registryAuthSealed: Buffer.alloc(0),
   };
 }
 

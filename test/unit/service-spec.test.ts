@@ -137,7 +137,7 @@ describe('validateServiceSpec: defaults', () => {
         ...spec().task!,
         restart: { condition: RestartCondition.RESTART_CONDITION_ON_FAILURE, delayMs: 0, maxAttempts: 3, windowMs: 60000 },
         placement: { constraints: ['node.labels.zone==a', 'node.role!=manager'] },
-        resources: { limits: { nanoCpus: 1e9, memoryBytes: 64 * MiB }, reservations: { nanoCpus: 5e8, memoryBytes: 64 * MiB } },
+        resources: { limits: { nanoCpus: 1e9, memoryBytes: 64 * MiB, pids: 0 }, reservations: { nanoCpus: 5e8, memoryBytes: 64 * MiB, pids: 0 } },
       },
     });
     const out = validateServiceSpec(input);

@@ -37,8 +37,8 @@ function task(o: TaskOptions = {}): Task {
     createdAt: '',
     status: { state: o.managerState ?? S.TASK_STATE_ASSIGNED, timestamp: '', message: '', err: '' },
     spec: {
-      container: { image: 'exec:/', command: ['sleep', '100'], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: o.grace ?? 0 },
-      resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0 } } : undefined,
+      container: { image: 'exec:/', command: ['sleep', '100'], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: o.grace ?? 0, mounts: [], pull: 0 },
+      resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0, pids: 0 } } : undefined,
       forceUpdate: 0,
       networks: [],
     },
