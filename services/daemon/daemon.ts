@@ -138,7 +138,7 @@ export class Daemon {
   }
 
   /** Images and volumes of this node: not served until the oci runtime lands. */
-  private nodeStoreService(): Omit<LocalNodeServer, 'init' | 'join' | 'leave' | 'info'> {
+  private nodeStoreService(): Pick<LocalNodeServer, 'listImages' | 'pullImage' | 'removeImage' | 'pruneImages' | 'createVolume' | 'listVolumes' | 'getVolume' | 'removeVolume' | 'pruneVolumes'> {
     const refuse = unary(async (): Promise<never> => {
       throw failedPrecondition('images and volumes are not available on this node yet');
     });
