@@ -1,6 +1,7 @@
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { asSwarmletError, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
+import { TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
 import { Task, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
 import type { Runtime } from './runtime/runtime';
 import {
@@ -61,6 +62,8 @@ export class Worker {
   private readonly monitorMs: number;
   private readonly networks?: TaskNetworks;
   private readonly tasks = new Map<string, TaskEntry>();
+  /** taskId -> registry credential, from the latest assignment (never logged). */
+  private credentials = new Map<string, string>();
   private readonly ops = new Set<Promise<void>>();
   private readonly reporter: StatusReporter;
   private controller = new AbortController();
@@ -106,9 +109,10 @@ export class Worker {
     await this.reporter.stop();
   }
 
-  /** The latest full set of tasks assigned to this node. */
-  assign(tasks: Task[]): void {
+  /** The latest full set of tasks assigned to this node, with the registry credentials of their images. */
+  assign(tasks: Task[], credentials: TaskCredential[] = []): void {
     this.assignedOnce = true;
+    this.credentials = new Map(credentials.map((c) => [c.taskId, c.registryAuth]));
     const ids = new Set(tasks.map((t) => t.id));
     for (const task of tasks) {
       const entry = this.entry(task.id);
@@ -229,7 +233,8 @@ export class Worker {
       case 'prepare':
         this.operate(entry, 'prepare', async () => {
           planHealthCheck(entry.task!.spec?.container?.healthcheck); // a malformed check rejects the task before anything runs
-          await this.runtime.prepare(entry.task!);
+          const registryAuth = this.credentials.get(taskId);
+          await (registryAuth ? this.runtime.prepare(entry.task!, { registryAuth }) : this.runtime.prepare(entry.task!));
         }, true);
         return;
       case 'start':

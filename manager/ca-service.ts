@@ -10,12 +10,15 @@ import { newRandomId, signCertificate } from '../services/pki/ca';
 import { matchJoinToken, parseJoinToken } from '../services/pki/tokens';
 import { managerPeers, readClusterView, votingManagers } from './cluster-view';
 import { planManagerAddition } from './node-plans';
+import { SealKeySource } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 
 export interface CAServiceDeps {
   store: EtcdStore;
   log: Logger;
   leaderId: () => Promise<string | undefined>;
+  /** The managers' seal key: handed to nodes whose certificate says manager. */
+  sealKey?: SealKeySource;
 }
 
 const roleName = (r: NodeRole) => (r === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker');
@@ -27,6 +30,8 @@ const roleName = (r: NodeRole) => (r === NodeRole.NODE_ROLE_MANAGER ? 'manager' 
  */
 export function caService(deps: CAServiceDeps): CAServer {
   const log = componentLogger(deps.log, 'ca');
+
+  const sealKeyFor = (role: NodeRole) => (role === NodeRole.NODE_ROLE_MANAGER ? deps.sealKey?.() : undefined) ?? Buffer.alloc(0);
 
   async function sign(cluster: Cluster, node: Node, csrPem: string): Promise<string> {
     const role = roleName(node.role) as 'manager' | 'worker';
@@ -62,7 +67,7 @@ export function caService(deps: CAServiceDeps): CAServer {
       const certPem = await sign(cluster, node, req.csrPem);
       await deps.store.createNode(node);
       log.info({ nodeId: node.id, role: which, addr: req.advertiseAddr, hostname: req.description?.hostname }, 'node joined');
-      return { nodeId: node.id, clusterId: cluster.id, role, certPem, caCertPem: cluster.rootCa!.certPem, managers: managerPeers(view.nodes), etcd: cluster.etcd };
+      return { nodeId: node.id, clusterId: cluster.id, role, certPem, caCertPem: cluster.rootCa!.certPem, managers: managerPeers(view.nodes), etcd: cluster.etcd, sealKey: sealKeyFor(role) };
     }),
 
     renewNodeCertificate: unary(async (req: RenewNodeCertificateRequest, call: grpc.ServerUnaryCall<RenewNodeCertificateRequest, IssueNodeCertificateResponse>) => {
@@ -75,7 +80,7 @@ export function caService(deps: CAServiceDeps): CAServer {
       const certPem = await sign(cluster, { ...current, role: desired }, req.csrPem);
       const node = await deps.store.mutateNode(current.id, (n) => (n.role === desired ? undefined : { ...n, role: desired }));
       log.info({ nodeId: node.id, role: roleName(desired) }, 'node certificate renewed');
-      return { nodeId: node.id, clusterId: cluster.id, role: desired, certPem, caCertPem: cluster.rootCa!.certPem, managers: managerPeers(view.nodes), etcd: cluster.etcd };
+      return { nodeId: node.id, clusterId: cluster.id, role: desired, certPem, caCertPem: cluster.rootCa!.certPem, managers: managerPeers(view.nodes), etcd: cluster.etcd, sealKey: sealKeyFor(desired) };
     }),
   };
 }

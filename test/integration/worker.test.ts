@@ -266,3 +266,26 @@ describe('Worker', () => {
     await second.stop();
   });
 });
+
+describe('Worker and registry credentials', () => {
+  test('a task\'s credential from the assignment reaches the runtime\'s prepare; a task without one gets none', async () => {
+    const seen = new Map<string, unknown>();
+    class RecordingRuntime extends ExecRuntime {
+      override async prepare(t: Task, opts?: { registryAuth?: string }): Promise<void> {
+        seen.set(t.id, opts);
+        return super.prepare(t);
+      }
+    }
+    const rec = new Recorder();
+    const worker = await newWorker(rec, new RecordingRuntime({ stateDir, cgroupParent: parent, log }));
+    const withAuth = task({ command: ['sleep', '30'] });
+    const without = task({ command: ['sleep', '30'] });
+    worker.assign([withAuth, without], [{ taskId: withAuth.id, registryAuth: 'alice:pw' }]);
+    await rec.until(withAuth.id, S.TASK_STATE_RUNNING);
+    await rec.until(without.id, S.TASK_STATE_RUNNING);
+    expect(seen.get(withAuth.id)).toEqual({ registryAuth: 'alice:pw' });
+    expect(seen.get(without.id)).toBeUndefined();
+    worker.assign([]);
+    await worker.stop();
+  });
+});

@@ -1,0 +1,41 @@
+import * as fs from 'node:fs';
+import { invalidArgument } from '../services/common/errors';
+import { isExecImage, parseImageReference } from '../services/common/image-ref';
+import { credentialFromDockerConfig, formatRegistryAuth, parseRegistryAuth } from '../services/common/registry-auth';
+import { dockerConfigFile } from '../services/config/config';
+
+export interface RegistryAuthFlags {
+  withRegistryAuth?: boolean;
+  registryAuthFile?: string;
+}
+
+/**
+ * The registry credential to send with a request, as `user:password`: from --registry-auth-file
+ * (a file holding user:password), or with --with-registry-auth from docker login's config.json
+ * entry for the image's registry. Undefined when neither flag is given.
+ */
+export function readRegistryAuth(flags: RegistryAuthFlags, image: string | undefined): string | undefined {
+  if (!flags.withRegistryAuth && !flags.registryAuthFile) return undefined;
+  if (flags.registryAuthFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(flags.registryAuthFile, 'utf8');
+    } catch (err) {
+      throw invalidArgument(`cannot read --registry-auth-file ${flags.registryAuthFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+    }
+    const line = text.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+    try {
+      return formatRegistryAuth(parseRegistryAuth(line));
+    } catch (err) {
+      throw invalidArgument(`--registry-auth-file ${flags.registryAuthFile} must hold user:password`, err);
+    }
+  }
+  if (!image) throw invalidArgument('--with-registry-auth needs the service\'s image (give --image, or use --registry-auth-file)');
+  if (isExecImage(image)) throw invalidArgument('--with-registry-auth needs an image from a registry; exec: images are not pulled');
+  const { domain } = parseImageReference(image);
+  const file = dockerConfigFile();
+  if (!fs.existsSync(file)) throw invalidArgument(`--with-registry-auth: ${file} does not exist (run docker login ${domain}, or use --registry-auth-file)`);
+  const cred = credentialFromDockerConfig(fs.readFileSync(file, 'utf8'), domain);
+  if (!cred) throw invalidArgument(`--with-registry-auth: ${file} has no credentials for ${domain} (run docker login ${domain}, or use --registry-auth-file)`);
+  return formatRegistryAuth(cred);
+}
