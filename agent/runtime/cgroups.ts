@@ -23,6 +23,8 @@ const V1_HIERARCHIES: V1Hierarchy[] = ['memory', 'cpu', 'pids', 'systemd', 'unif
 export interface CgroupLimits {
   memoryBytes?: number;
   nanoCpus?: number;
+  /** The most processes (and threads) the task may have: pids.max. */
+  pids?: number;
 }
 
 /** The smallest memory limit a task may have (docker refuses under 6 MB too). */
@@ -81,14 +83,20 @@ export class TaskCgroups {
   async ensure(taskId: string, limits: CgroupLimits): Promise<string[]> {
     const memory = limits.memoryBytes ?? 0;
     const cpus = limits.nanoCpus ?? 0;
+    const pids = limits.pids ?? 0;
+    if (pids < 0 || !Number.isInteger(pids)) throw invalidArgument(`pids limit ${pids} is not valid: a positive whole number (0: no limit)`);
     if (memory > 0 && memory < MIN_MEMORY_BYTES) throw invalidArgument(`memory limit of ${memory} bytes is too small: the minimum is 6 MiB`);
     if (memory > 0 && !this.dirOf(taskId, 'memory')) throw failedPrecondition('a memory limit was asked for, but this node has no memory cgroup controller');
     if (cpus > 0 && !this.dirOf(taskId, 'cpu')) throw failedPrecondition('a CPU limit was asked for, but this node has no cpu cgroup controller');
+    if (pids > 0 && !this.dirOf(taskId, 'pids')) throw failedPrecondition('a pids limit was asked for, but this node has no pids cgroup controller');
     if (this.layout.version === 2) await this.enableControllersV2();
     for (const dir of this.dirs(taskId)) await mkdir(dir, { recursive: true });
     const quotaUs = cpus > 0 ? Math.max(1000, Math.round((cpus / 1e9) * CPU_PERIOD_US)) : 0;
     const memDir = this.dirOf(taskId, 'memory');
     const cpuDir = this.dirOf(taskId, 'cpu');
+    const pidsDir = this.dirOf(taskId, 'pids');
+    // pids.max has the same name and meaning in v1's pids controller and in v2.
+    if (pidsDir && pids > 0) await writeFile(join(pidsDir, 'pids.max'), String(pids));
     if (this.layout.version === 1) {
       if (memDir && memory > 0) {
         await writeFile(join(memDir, 'memory.limit_in_bytes'), String(memory));

@@ -25,6 +25,7 @@ import { readLogLines } from './log-reader';
 import { ProcessRef, childrenOf, isAlive, processRef, signalProcess } from './proc';
 import { Runtime, RuntimeTaskState } from './runtime';
 import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
+import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 
 export interface ExecRuntimeOptions {
   /** One directory per task below it, e.g. <data-dir>/tasks. */
@@ -95,6 +96,7 @@ function run(argv: string[]): Promise<void> {
  *   ready         pid 1 has set up the namespaces; started: it let the command run
  *   status        the command's exit status (written by pid 1); exitcode: the task's (by the shim)
  *   output.log    the command's stdout and stderr, appended
+ *   resolv.conf   the embedded DNS's, mounted over the root's /etc/resolv.conf (tasks that use it)
  */
 export class ExecRuntime implements Runtime {
   private readonly log: Logger;
@@ -156,9 +158,10 @@ export class ExecRuntime implements Runtime {
     try {
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+      if (usesEmbeddedDns(task.networks ?? [])) await writeFile(join(dir, 'resolv.conf'), renderResolvConf());
       await run(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
       const limits = task.spec?.resources?.limits;
-      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus });
+      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
       const shim = await this.spawnShim(task.id, config, procs);
       const fresh: ProcessState = { shim };
       await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));

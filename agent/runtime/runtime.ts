@@ -14,13 +14,19 @@ export interface RuntimeTaskState {
   finishedAt?: string;
 }
 
+/** What prepare may need beyond the task. */
+export interface PrepareOptions {
+  /** The registry credential for the task's image (from its service's sealed one); never logged. */
+  registryAuth?: string;
+}
+
 /**
  * The port the agent runs tasks through. Implementations are named for their mechanism
  * (ExecRuntime; later an OCI runtime). Every method is safe to call again.
  */
 export interface Runtime {
   /** Makes the task's sandbox (namespaces, cgroup with limits, log file) with its process held before the command runs. Idempotent. */
-  prepare(task: Task): Promise<void>;
+  prepare(task: Task, opts?: PrepareOptions): Promise<void>;
   /** Lets the held process run the command. */
   start(taskId: string): Promise<void>;
   inspect(taskId: string): Promise<RuntimeTaskState>;

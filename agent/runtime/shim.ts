@@ -12,7 +12,8 @@
  * The shim (its own session, so it outlives the agent) joins the task's cgroup, starts the
  * namespaces with `unshare` (all but the network one for a task on the host network), waits,
  * and writes the exit code to $SL_DIR/exitcode. Inside, pid 1 sets the hostname and lo up (not
- * the host's), says "ready", blocks on $SL_DIR/start.fifo until the runtime starts it, then runs
+ * the host's), bind-mounts $SL_DIR/resolv.conf (if there) over the root's /etc/resolv.conf,
+ * says "ready", blocks on $SL_DIR/start.fifo until the runtime starts it, then runs
  * the command as its child, forwards signals to it, reaps, and writes the command's exit status
  * to $SL_DIR/status. pid 1 of a pid namespace can only be killed from
  * outside by SIGKILL, so "ready" without "status" means that.
@@ -49,6 +50,11 @@ if [ "\${SL_HOST_NET:-}" != 1 ]; then ip link set lo up || fail "cannot bring lo
 if [ "$SL_ROOT" != / ]; then
   if [ -d "$SL_ROOT/proc" ]; then mount -t proc proc "$SL_ROOT/proc" || fail "cannot mount proc in $SL_ROOT"; fi
   if [ -d "$SL_ROOT/dev" ]; then mount --rbind /dev "$SL_ROOT/dev" || fail "cannot mount dev in $SL_ROOT"; fi
+fi
+# The embedded DNS's resolv.conf, when the runtime wrote one (a chroot's symlink is not followed on the host).
+rc="$SL_ROOT/etc/resolv.conf"
+if [ -f "$SL_DIR/resolv.conf" ] && [ -e "$rc" ] && { [ "$SL_ROOT" = / ] || [ ! -L "$rc" ]; }; then
+  mount --bind "$SL_DIR/resolv.conf" "$rc" || fail "cannot mount resolv.conf in $SL_ROOT"
 fi
 : > "$SL_DIR/ready"
 read -r go < "$SL_DIR/start.fifo" || fail "start fifo closed"

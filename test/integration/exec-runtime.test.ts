@@ -416,4 +416,22 @@ describe('ExecRuntime', () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+
+  test('a task on an overlay or user-defined bridge sees the embedded DNS in /etc/resolv.conf; others and the host do not', async () => {
+    const hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+    const attachment = (driver: string, networkName: string) => ({ networkId: networkName, networkName, driver, address: '10.0.1.5/24', mac: '', gateway: '', vni: 0, internal: false, options: {} });
+    const onOverlay = { ...task({ command: ['sh', '-c', 'cat /etc/resolv.conf; sleep 30'] }), networks: [attachment('overlay', 'front')] };
+    const onBridge = { ...task({ command: ['sh', '-c', 'cat /etc/resolv.conf; sleep 30'] }), networks: [attachment('bridge', 'bridge')] };
+    await run(onOverlay);
+    await run(onBridge);
+    await waitFor('output', async () => output(onOverlay.id).includes('ndots') && output(onBridge.id).length > 0);
+    expect(output(onOverlay.id)).toBe('nameserver 127.0.0.11\noptions ndots:0\n');
+    expect(await runtime.exec(onOverlay.id, ['cat', '/etc/resolv.conf'], 5000)).toEqual({ exitCode: 0, output: 'nameserver 127.0.0.11\noptions ndots:0\n' });
+    expect(output(onBridge.id)).toBe(hostResolv);
+    expect(readFileSync('/etc/resolv.conf', 'utf8')).toBe(hostResolv);
+    for (const t of [onOverlay, onBridge]) {
+      await runtime.stop(t.id, 5000);
+      await runtime.remove(t.id);
+    }
+  });
 });

@@ -1,0 +1,551 @@
+import { spawn } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, lstat, mkdir, open, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { join, posix } from 'node:path';
+import { sleep } from '../../services/common/backoff';
+import { conflict, failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
+import { Logger, componentLogger } from '../../services/common/logger';
+import { PullPolicy, Task } from '../../services/gen/swarmlet/v1/types';
+import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
+import type { VolumeStore } from '../volumes/volume-store';
+import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
+import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
+import { DEFAULT_PATH, signalOfExitCode, usesHostNetwork } from './exec-spec';
+import { readLogLines } from './log-reader';
+import { prepareMounts, releaseMounts } from './mounts';
+import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
+import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
+import { PrepareOptions, Runtime, RuntimeTaskState } from './runtime';
+
+/** What the runtime needs of the node's image store (ImageStore fits). */
+export interface TaskImages {
+  ensure(ref: string, policy: PullPolicy, auth?: string): Promise<{ id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }>;
+  /** Marks the image as used by the task (called right after ensure). */
+  use(taskId: string, imageId: string): void;
+  release(taskId: string): void;
+}
+
+export interface CrunRuntimeOptions {
+  /** One directory per task below it, e.g. <data-dir>/containers (crun's own state goes in its .crun). */
+  stateDir: string;
+  /** Task cgroups are <cgroupParent>/<taskId> from each hierarchy's root; not the exec runtime's parent. */
+  cgroupParent: string;
+  log: Logger;
+  images: TaskImages;
+  /** Named and anonymous volumes; without it, a task with volume mounts is refused. */
+  volumes?: VolumeStore;
+  cgroups?: CgroupLayout;
+  /** Default: crun on the PATH. */
+  crun?: string;
+  /** A static busybox that holds each container before start (default /usr/bin/busybox, Debian's busybox-static). */
+  busybox?: string;
+  /** The host's resolv.conf, copied for tasks that do not use the embedded DNS (default /etc/resolv.conf). */
+  hostResolvConf?: string;
+  /** How long prepare waits for the container to be created (default 20 s). */
+  readyTimeoutMs?: number;
+}
+
+/** What the runtime records of a task's processes, in <stateDir>/<taskId>/state.json. */
+interface ProcessState {
+  shim: ProcessRef;
+  /** The container's pid 1, as seen from the host; set once it is created and held. */
+  init?: ProcessRef;
+}
+
+const EXEC_OUTPUT_CAP = 4096;
+const HOST_PATH = DEFAULT_PATH;
+const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const MAX_SYMLINKS = 40;
+/** Processes of a task's cgroup that are not the container's: the shim's sh and crun. */
+const SHIM_PIDS = 2;
+
+const exists = (path: string) => access(path).then(() => true, () => false);
+
+function checkTaskId(taskId: string): void {
+  if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the oci runtime`);
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+    throw err;
+  }
+}
+
+async function mtimeIso(path: string): Promise<string | undefined> {
+  try {
+    return (await stat(path)).mtime.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a helper to completion; rejects with its stderr on a non-zero exit. */
+function run(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: HOST_PATH } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv[0]} exited with ${code}: ${stderr.trim()}`))));
+  });
+}
+
+/**
+ * Where a path inside a root filesystem is on the host, following its symlinks inside the root
+ * (an absolute link means the root's /, never the host's); undefined when it does not exist.
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string | undefined> {
+  const parts = path.split('/').filter(Boolean);
+  let current = '';
+  let links = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      current = current.slice(0, current.lastIndexOf('/'));
+      continue;
+    }
+    const next = `${current}/${part}`;
+    const st = await lstat(join(root, next)).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isSymbolicLink()) {
+      if ((links += 1) > MAX_SYMLINKS) return undefined;
+      const target = await readlink(join(root, next));
+      if (target.startsWith('/')) current = '';
+      parts.unshift(...target.split('/').filter(Boolean));
+      continue;
+    }
+    current = next;
+  }
+  return join(root, current || '/');
+}
+
+/** The path (inside the root) the command runs from: a path as given, a bare name looked up in PATH, as execvp does. */
+async function findExecutable(root: string, cmd: string, path: string, cwd: string, image: string): Promise<string> {
+  const candidates = cmd.includes('/') ? [posix.resolve(cwd, cmd)] : path.split(':').filter((d) => d.startsWith('/')).map((d) => posix.join(d, cmd));
+  for (const candidate of candidates) {
+    const host = await resolveInRoot(root, candidate);
+    const st = host ? await stat(host).catch(() => undefined) : undefined;
+    if (st?.isFile() && (st.mode & 0o111) !== 0) return candidate;
+  }
+  if (cmd.includes('/')) throw invalidArgument(`exec: ${JSON.stringify(cmd)}: no such executable file in ${image}`);
+  throw invalidArgument(`exec: ${JSON.stringify(cmd)}: executable file not found in $PATH (${path}) of ${image}`);
+}
+
+/**
+ * Runs each task as an OCI container with crun, on its image's unpacked rootfs under a writable
+ * overlayfs layer of its own. Tasks outlive the agent: a small sh shim (crun-shim.ts, its own
+ * session) joins the task's cgroup (cgroups.ts, shared with the exec runtime: limits, pids, OOM
+ * counts) and runs `crun run` in the foreground, which makes the container and waits for it.
+ * The container's first process is a static busybox bound in read-only, which waits on the
+ * task's start fifo before it execs the task's command (so the networks can be plugged into the
+ * container's netns between prepare and start, and the command is pid 1 as in docker).
+ * Everything re-adoption needs is in <stateDir>/<taskId>/:
+ *   config.json   the OCI config (the crun bundle); upper/, work/: the writable layer; rootfs/: mount point
+ *   task.json     the image (id, rootfs) the task runs on
+ *   state.json    the shim's and the container's pid 1's pid and start time
+ *   pid           crun's pid file; start.fifo: the hold; started: the command was let run
+ *   exitcode      the container's exit status (by the shim)
+ *   output.log    the command's stdout and stderr, appended (the exec runtime's format)
+ *   hostname, hosts, resolv.conf: bound into the container's /etc
+ */
+export class CrunRuntime implements Runtime {
+  private readonly log: Logger;
+  private readonly stateDir: string;
+  private readonly crunRoot: string;
+  private readonly crun: string;
+  private readonly busybox: string;
+  private cgroupsPromise?: Promise<TaskCgroups>;
+  private execSeq = 0;
+
+  constructor(private readonly opts: CrunRuntimeOptions) {
+    this.log = componentLogger(opts.log, 'crun-runtime');
+    this.stateDir = opts.stateDir;
+    this.crunRoot = join(opts.stateDir, '.crun');
+    this.crun = opts.crun ?? 'crun';
+    this.busybox = opts.busybox ?? '/usr/bin/busybox';
+    checkCgroupPath(opts.cgroupParent);
+  }
+
+  private cgroups(): Promise<TaskCgroups> {
+    this.cgroupsPromise ??= (async () => {
+      const layout = this.opts.cgroups ?? (await detectCgroups());
+      const cgroups = new TaskCgroups(layout, this.opts.cgroupParent);
+      if (cgroups.parentDirs().length === 0) this.log.warn('no cgroup hierarchy to use: tasks run without limits');
+      return cgroups;
+    })();
+    return this.cgroupsPromise;
+  }
+
+  private dir(taskId: string): string {
+    checkTaskId(taskId);
+    return join(this.stateDir, taskId);
+  }
+
+  private async readState(taskId: string): Promise<ProcessState | undefined> {
+    const text = await readText(join(this.dir(taskId), 'state.json'));
+    return text ? (JSON.parse(text) as ProcessState) : undefined;
+  }
+
+  private async readExitCode(taskId: string): Promise<number | undefined> {
+    const text = await readText(join(this.dir(taskId), 'exitcode'));
+    return text && /^-?\d+\s*$/.test(text) ? Number(text.trim()) : undefined;
+  }
+
+  async prepare(task: Task, opts: PrepareOptions = {}): Promise<void> {
+    const log = this.log.child({ taskId: task.id });
+    const state = await this.readState(task.id);
+    if (state) {
+      if ((await this.readExitCode(task.id)) !== undefined) throw conflict(`task ${task.id} has already run; it cannot be prepared again`);
+      if (await isAlive(state.shim)) {
+        if (!state.init) await this.awaitReady(task.id, state);
+        return;
+      }
+    }
+    const c = task.spec?.container;
+    if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
+    if (c.image.startsWith('exec:')) throw invalidArgument(`image ${JSON.stringify(c.image)} is for the exec runtime, not the oci one`);
+    if (!(await exists(this.busybox))) throw failedPrecondition(`the oci runtime needs a static busybox at ${this.busybox} (Debian's busybox-static)`);
+    // Nothing, or what a prepare that did not finish left: start afresh.
+    await this.forget(task.id);
+    const image = await this.opts.images.ensure(c.image, c.pull, opts.registryAuth);
+    this.opts.images.use(task.id, image.id);
+    try {
+      await this.create(task, image, log);
+    } catch (err) {
+      await this.forget(task.id).catch((e) => log.warn({ err: e }, 'cleaning up a failed prepare failed'));
+      await this.releaseTask(task.id).catch((e) => log.warn({ err: e }, 'releasing a failed prepare\'s image and volumes failed'));
+      throw err;
+    }
+  }
+
+  /** Plans the container, writes its bundle and starts its shim; resolves when the container is created and held. */
+  private async create(task: Task, image: { id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }, log: Logger): Promise<void> {
+    const c = task.spec!.container!;
+    const dir = this.dir(task.id);
+    const passwd = await this.readRootFile(image.rootfs, '/etc/passwd');
+    const group = await this.readRootFile(image.rootfs, '/etc/group');
+    const plan = planOciProcess(task.id, c, image.config, passwd, group);
+    const executable = await findExecutable(image.rootfs, plan.argv[0], processPath(plan), plan.cwd, c.image);
+    let mounts: Awaited<ReturnType<typeof prepareMounts>> = [];
+    if ((c.mounts ?? []).length > 0) {
+      if (!this.opts.volumes) throw failedPrecondition('this node cannot give tasks mounts: it has no volume store');
+      mounts = await prepareMounts(task, this.opts.volumes);
+    }
+    const hostNetwork = usesHostNetwork(task.networks ?? []);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
+    await this.ensureWorkdir(image.rootfs, join(dir, 'upper'), plan.cwd);
+    const files = await this.writeTaskFiles(task, dir, plan, hostNetwork);
+    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files });
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    const stopSignal = planStopSignal(image.config.stopSignal, osConstants.signals as unknown as Record<string, number>);
+    await writeFile(join(dir, 'task.json'), JSON.stringify({ imageId: image.id, image: c.image, lower: image.rootfs, hostNetwork, stopSignal }));
+    const limits = task.spec?.resources?.limits;
+    // The shim and crun share the task's cgroup: the pids limit counts the container's own processes, as docker's does.
+    const pids = limits?.pids ? limits.pids + SHIM_PIDS : 0;
+    const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids });
+    const shim = await this.spawnShim(task.id, image.rootfs, procs);
+    const fresh: ProcessState = { shim };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
+    await this.awaitReady(task.id, fresh);
+    log.info({ pid: fresh.init?.pid, image: c.image, imageId: image.id }, 'task prepared');
+  }
+
+  private async readRootFile(root: string, path: string): Promise<string | undefined> {
+    const host = await resolveInRoot(root, path);
+    return host ? readText(host) : undefined;
+  }
+
+  /** Docker makes a missing working directory: here in the task's writable layer. */
+  private async ensureWorkdir(lower: string, upper: string, cwd: string): Promise<void> {
+    if (cwd === '/' || (await resolveInRoot(lower, cwd))) return;
+    await mkdir(join(upper, cwd), { recursive: true, mode: 0o755 });
+  }
+
+  private async writeTaskFiles(task: Task, dir: string, plan: OciProcessPlan, hostNetwork: boolean) {
+    const attachments = task.networks ?? [];
+    const addresses = attachments.map((a) => a.address.split('/')[0]).filter(Boolean);
+    const resolvConf = usesEmbeddedDns(attachments)
+      ? renderResolvConf()
+      : planTaskResolvConf((await readText(this.opts.hostResolvConf ?? '/etc/resolv.conf')) ?? '', hostNetwork);
+    const files = {
+      busybox: this.busybox,
+      startFifo: join(dir, 'start.fifo'),
+      hostname: join(dir, 'hostname'),
+      hosts: join(dir, 'hosts'),
+      resolvConf: join(dir, 'resolv.conf'),
+    };
+    await writeFile(files.hostname, `${plan.hostname}\n`, { mode: 0o644 });
+    await writeFile(files.hosts, renderHosts(plan.hostname, addresses), { mode: 0o644 });
+    await writeFile(files.resolvConf, resolvConf, { mode: 0o644 });
+    // Readable by the task's user, whoever that is; only the runtime writes to it.
+    await run(['mkfifo', '-m', '0644', files.startFifo]);
+    return files;
+  }
+
+  private async spawnShim(taskId: string, lower: string, procs: string[]): Promise<ProcessRef> {
+    const dir = this.dir(taskId);
+    const layout = (await this.cgroups()).layout;
+    const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
+    await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
+    const out = await open(join(dir, 'output.log'), 'a', 0o640);
+    try {
+      const child = spawn('/bin/sh', ['-c', CRUN_SHIM_SCRIPT, CRUN_SHIM_NAME], {
+        detached: true,
+        cwd: '/',
+        stdio: ['ignore', out.fd, out.fd],
+        env: {
+          PATH: HOST_PATH,
+          SL_DIR: dir,
+          SL_CGROUP_PROCS: procs.join(' '),
+          SL_LOWER: lower,
+          SL_CRUN: this.crun,
+          SL_CRUN_ROOT: this.crunRoot,
+          SL_ID: taskId,
+          SL_RUN: CRUN_RUN_SCRIPT,
+          ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
+        },
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+      child.unref();
+      const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
+      if (!ref) throw internal(`the task's shim ended at once: ${((await readText(join(dir, 'output.log'))) ?? '').trim().slice(-500)}`);
+      return ref;
+    } finally {
+      await out.close();
+    }
+  }
+
+  /**
+   * Waits until the container is created and its first process holds on the start fifo (it runs
+   * the hold busybox: crun has set everything up), then records its pid; on failure, says why
+   * with the end of the task's output (crun's error).
+   */
+  private async awaitReady(taskId: string, state: ProcessState): Promise<void> {
+    const dir = this.dir(taskId);
+    const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 20000);
+    for (;;) {
+      const pidText = await readText(join(dir, 'pid'));
+      const pid = pidText && /^\d+\s*$/.test(pidText) ? Number(pidText) : undefined;
+      if (pid) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        const init = await processRef(pid);
+        if (init && cmdline.startsWith(`${HOLD_BUSYBOX}\0`)) {
+          state.init = init;
+          await writeFile(join(dir, 'state.json'), JSON.stringify(state));
+          return;
+        }
+      }
+      if (!(await isAlive(state.shim)) || Date.now() > deadline) {
+        const text = ((await readText(join(dir, 'output.log'))) ?? '').trim();
+        const reason = text ? text.split('\n').slice(-3).join('; ') : 'no output';
+        throw internal(`the task's container was not created${Date.now() > deadline ? ' in time' : ''}: ${reason}`);
+      }
+      await sleep(2);
+    }
+  }
+
+  async start(taskId: string): Promise<void> {
+    const dir = this.dir(taskId);
+    const current = await this.inspect(taskId);
+    if (current.state === 'running') return;
+    if (current.state === 'missing') throw notFound(`task ${taskId} is not prepared`);
+    if (current.state === 'exited') throw failedPrecondition(`task ${taskId} has already exited (${current.exitCode})`);
+    const deadline = Date.now() + 5000;
+    // The hold opens the fifo once the container runs it; a non-blocking open for writing fails (ENXIO) until then.
+    for (;;) {
+      try {
+        const fifo = await open(join(dir, 'start.fifo'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        try {
+          await fifo.write('start\n');
+        } finally {
+          await fifo.close();
+        }
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw internal(`task ${taskId} could not be started`, err);
+        if ((await this.inspect(taskId)).state === 'exited') throw internal(`task ${taskId} ended before it was started`);
+        await sleep(10);
+      }
+    }
+    await writeFile(join(dir, 'started'), '');
+    this.log.info({ taskId }, 'task started');
+  }
+
+  async inspect(taskId: string): Promise<RuntimeTaskState> {
+    const dir = this.dir(taskId);
+    const state = await this.readState(taskId);
+    if (!state) return { state: 'missing' };
+    const startedAt = await mtimeIso(join(dir, 'started'));
+    const pid = state.init?.pid;
+    let exitCode = await this.readExitCode(taskId);
+    if (exitCode === undefined) {
+      if ((await isAlive(state.shim)) || (await isAlive(state.init))) {
+        return startedAt ? { state: 'running', pid, startedAt } : { state: 'created', pid };
+      }
+      // The shim may have ended between the two looks; if not, something killed it and the task is lost.
+      exitCode = (await this.readExitCode(taskId)) ?? -1;
+    }
+    const oomKills = await (await this.cgroups()).oomKills(taskId);
+    const finishedAt = await mtimeIso(join(dir, 'exitcode'));
+    const signal = signalOfExitCode(exitCode, osConstants.signals as unknown as Record<string, number>);
+    return {
+      state: 'exited',
+      pid,
+      exitCode,
+      oomKilled: (oomKills ?? 0) > 0,
+      ...(signal ? { signal } : {}),
+      ...(startedAt ? { startedAt } : {}),
+      ...(finishedAt ? { finishedAt } : {}),
+    };
+  }
+
+  async stop(taskId: string, graceMs: number): Promise<void> {
+    const state = await this.readState(taskId);
+    const cgroups = await this.cgroups();
+    const log = this.log.child({ taskId });
+    if (state) {
+      const ended = async () => (await this.readExitCode(taskId)) !== undefined || !(await isAlive(state.shim));
+      const current = await this.inspect(taskId);
+      if (current.state === 'running' && (await isAlive(state.init))) {
+        // The image's StopSignal (docker's), else SIGTERM.
+        const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { stopSignal?: NodeJS.Signals };
+        signalProcess(state.init!.pid, info.stopSignal ?? 'SIGTERM');
+        if (!(await waitUntil(ended, graceMs))) log.info({ graceMs }, 'task did not stop within its grace period; killing it');
+      }
+      if (!(await ended())) {
+        // pid 1 of a pid namespace ignores what it has no handler for, but not SIGKILL from outside; its namespace dies with it.
+        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
+        if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
+      }
+    }
+    if (!(await cgroups.killAll(taskId, 5000))) log.warn('processes are left in the task\'s cgroup');
+    if (state && (await isAlive(state.shim))) {
+      signalProcess(state.shim.pid, 'SIGKILL');
+      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+  }
+
+  async remove(taskId: string): Promise<void> {
+    await this.forget(taskId);
+    await this.releaseTask(taskId);
+    this.log.info({ taskId }, 'task removed');
+  }
+
+  private async releaseTask(taskId: string): Promise<void> {
+    this.opts.images.release(taskId);
+    if (this.opts.volumes) await releaseMounts(taskId, this.opts.volumes);
+  }
+
+  /**
+   * Kills whatever the task still has, removes its cgroup, crun's record of it and its state
+   * directory (its writable layer with it; the overlay mount went with the task's processes).
+   */
+  private async forget(taskId: string): Promise<void> {
+    const dir = this.dir(taskId);
+    const state = await this.readState(taskId);
+    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
+    const cgroups = await this.cgroups();
+    await cgroups.killAll(taskId, 5000);
+    if (state && (await isAlive(state.shim))) {
+      signalProcess(state.shim.pid, 'SIGKILL');
+      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+    await cgroups.remove(taskId);
+    // crun cleans up after the container it ran; not when it was killed itself.
+    await rm(join(this.crunRoot, taskId), { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async list(): Promise<string[]> {
+    const ids = new Set<string>();
+    try {
+      for (const entry of await readdir(this.stateDir, { withFileTypes: true })) {
+        if (entry.isDirectory() && TASK_ID.test(entry.name)) ids.add(entry.name);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const id of await (await this.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
+    return [...ids].sort();
+  }
+
+  /** `crun exec` in the running container (its user, env and cwd), from a process that joins the task's cgroup first. */
+  async exec(taskId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    if (argv.length === 0) throw invalidArgument('exec needs a command');
+    const state = await this.readState(taskId);
+    if (!state?.init || !(await isAlive(state.init)) || !(await exists(join(this.dir(taskId), 'started')))) {
+      throw failedPrecondition(`task ${taskId} is not running`);
+    }
+    const procs = (await this.cgroups()).dirs(taskId).map((d) => join(d, 'cgroup.procs'));
+    // crun exec takes the config's env, but not its user and cwd: as docker exec, the task's.
+    const config = JSON.parse((await readText(join(this.dir(taskId), 'config.json'))) ?? '{}') as { process?: { user?: { uid: number; gid: number }; cwd?: string } };
+    const user = config.process?.user ?? { uid: 0, gid: 0 };
+    const script = 'for f in $SL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+    const pidFile = join(this.dir(taskId), `exec-${process.pid}-${(this.execSeq += 1)}.pid`);
+    const crunExec = [this.crun, '--root', this.crunRoot, 'exec', `--user=${user.uid}:${user.gid}`, `--cwd=${config.process?.cwd ?? '/'}`, `--pid-file=${pidFile}`, taskId];
+    const cmd = ['/bin/sh', '-c', script, 'swarmlet-exec', ...crunExec, ...argv];
+    return new Promise<{ exitCode: number; output: string }>((resolve, reject) => {
+      const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') } });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const collect = (d: Buffer) => {
+        if (size >= EXEC_OUTPUT_CAP) return;
+        const part = d.subarray(0, EXEC_OUTPUT_CAP - size);
+        chunks.push(part);
+        size += part.length;
+      };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        // The command runs in the container, not under crun exec: kill it by the pid crun wrote, then crun.
+        void readText(pidFile).then((text) => {
+          if (text && /^\d+\s*$/.test(text)) signalProcess(Number(text), 'SIGKILL');
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
+        });
+      }, timeoutMs);
+      timer.unref();
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(internal(`exec in task ${taskId} failed: ${err.message}`, err));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const output = Buffer.concat(chunks).toString('utf8');
+        if (timedOut) return resolve({ exitCode: -1, output: `${output}${output && !output.endsWith('\n') ? '\n' : ''}timed out after ${timeoutMs} ms` });
+        const signalNumber = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
+        resolve({ exitCode: code ?? 128 + signalNumber, output });
+      });
+    }).finally(() => rm(pidFile, { force: true }));
+  }
+
+  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+    const file = join(this.dir(taskId), 'output.log');
+    if (!(await exists(file))) throw notFound(`task ${taskId} has no logs on this node`);
+    yield* readLogLines(file, opts);
+  }
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(everyMs, Math.max(1, deadline - Date.now())));
+  }
+}
