@@ -14,6 +14,7 @@ import { serviceControl } from './service-control';
 import { EtcdStore } from './store/etcd-store';
 import { TlsMaterial } from '../services/api/tls';
 import { keys } from './store/keys';
+import { SealKeySource } from './service-secrets';
 
 export interface ControlDeps {
   store: EtcdStore;
@@ -25,6 +26,8 @@ export interface ControlDeps {
   leaderId: () => Promise<string | undefined>;
   /** This manager's API address, printed in join commands. */
   apiAddr: string;
+  /** The managers' seal key for services' registry credentials. */
+  sealKey?: SealKeySource;
 }
 
 /** The operator API. Every write is a compare-and-swap on what was read, so a refused request changes nothing. */
@@ -52,7 +55,7 @@ export function controlService(deps: ControlDeps): ControlServer {
   }
 
   return {
-    ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls }),
+    ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls, sealKey: deps.sealKey }),
     ...networkControl({ store: deps.store, log: deps.log, tls: deps.tls }),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {

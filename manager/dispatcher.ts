@@ -9,8 +9,10 @@ import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, Tas
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
+import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays } from './network/peers';
 import { ReconcileLoop } from './reconcile-loop';
+import { SealKeySource, taskCredentials } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
 
@@ -40,9 +42,15 @@ export class Dispatcher {
   /** The cluster's timings as last read; the broadcast loop keeps it fresh. */
   private spec?: ClusterSpec;
 
-  constructor(private readonly store: EtcdStore, private readonly etcd: Etcd3, parentLog: Logger, private readonly leaderId: () => Promise<string | undefined>) {
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly etcd: Etcd3,
+    parentLog: Logger,
+    private readonly leaderId: () => Promise<string | undefined>,
+    private readonly sealKey?: SealKeySource,
+  ) {
     this.log = componentLogger(parentLog, 'dispatcher');
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
   }
 
   start(): void {
@@ -158,7 +166,7 @@ export class Dispatcher {
 
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
-    const [view, tasks, networks] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks()]);
+    const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
     this.spec = view.cluster.spec;
     const managers = managerPeers(view.nodes);
     const byNode = new Map<string, Task[]>();
@@ -174,8 +182,9 @@ export class Dispatcher {
         continue;
       }
       const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
-      const overlays = planOverlays(node.id, tasks, networks, view.nodes);
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: [], ingress: undefined, hostPorts: [], credentials: [] };
+      const overlays = planOverlays(node.id, tasks, networks, view.nodes, services);
+      const endpoints = planNodeEndpoints({ nodeId: node.id, tasks, networks, services, nodes: view.nodes });
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: endpoints.services, ingress: endpoints.ingress, hostPorts: endpoints.hostPorts, credentials: taskCredentials(assigned, services, this.sealKey, this.log) };
       const text = JSON.stringify(SessionMessage.toJSON(msg));
       if (text === session.lastSent) continue;
       session.lastSent = text;

@@ -13,6 +13,7 @@ import { nodeHealthLoop } from './node-health';
 import { keepRaftLeaderElsewhere } from './raft-leadership';
 import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
 import { ReconcileLoop } from './reconcile-loop';
+import { SealKeySource } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
 
@@ -29,6 +30,8 @@ export interface ManagerOptions {
   /** Whether managers run their own etcd members (else an external etcd). */
   embeddedEtcd: boolean;
   log: Logger;
+  /** The managers' shared key for registry credentials (kept in the data dir). */
+  sealKey?: SealKeySource;
 }
 
 /** The names of the services a manager adds to its node's TCP server. */
@@ -58,15 +61,15 @@ export class Manager {
     this.store = new EtcdStore(opts.etcd);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
-    this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId);
-    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId });
+    this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId, opts.sealKey);
+    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey });
   }
 
   /** Adds the manager's services to the node's TCP server (before it starts). */
   registerServices(server: grpc.Server): void {
     // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
     server.addService(ControlService, requireRoles(this.control, this.opts.tls().caCertPem, ['manager', 'operator']));
-    server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId() }));
+    server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId(), sealKey: this.opts.sealKey }));
     server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log));
     server.addService(DispatcherService, this.dispatcher.service());
   }

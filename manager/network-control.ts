@@ -5,6 +5,7 @@ import { AgentClient } from '../services/gen/swarmlet/v1/dispatcher';
 import { fromServiceError } from '../services/api/grpc-errors';
 import { callUnary, unary } from '../services/api/handlers';
 import { nodeClientCredentials, TlsMaterial } from '../services/api/tls';
+import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays } from './network/peers';
 import { Network, NetworkSpec, NodeState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
@@ -43,18 +44,20 @@ export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
 
   return {
     networkDoctor: unary(async (req: NetworkDoctorRequest) => {
-      const [networks, tasks, nodes] = await Promise.all([store.listNetworks(), store.listTasks(), store.listNodes()]);
+      const [networks, tasks, nodes, services] = await Promise.all([store.listNetworks(), store.listTasks(), store.listNodes(), store.listServices()]);
       const only = req.network ? resolveNetwork(networks, req.network).id : undefined;
       const reports = await Promise.all(
         nodes
           .filter((n) => n.status?.state === NodeState.NODE_STATE_READY && n.status.apiAddr)
           .map(async (node): Promise<NodeNetworkReport> => {
-            const overlays = planOverlays(node.id, tasks, networks, nodes).filter((o) => !only || o.networkId === only);
+            const overlays = planOverlays(node.id, tasks, networks, nodes, services).filter((o) => !only || o.networkId === only);
+            const endpoints = planNodeEndpoints({ nodeId: node.id, tasks, networks, services, nodes });
+            const ingress = !only || endpoints.ingress?.networkId === only ? endpoints.ingress : undefined;
             const report = { nodeId: node.id, hostname: node.description?.hostname ?? node.id, differences: [] as string[], error: '' };
             if (!overlays.length && only) return report;
             const client = new AgentClient(node.status!.apiAddr, nodeClientCredentials(deps.tls(), node.id));
             try {
-              report.differences = (await callUnary(client.checkOverlays.bind(client), { overlays, services: [], ingress: undefined, hostPorts: [], checkServices: false }, 15000)).differences;
+              report.differences = (await callUnary(client.checkOverlays.bind(client), { overlays, services: endpoints.services.filter((n) => !only || n.networkId === only), ingress, hostPorts: only ? [] : endpoints.hostPorts, checkServices: true }, 15000)).differences;
             } catch (err) {
               report.error = fromServiceError(err, `asking ${report.hostname}`).message;
             } finally {

@@ -5,8 +5,9 @@
  */
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
 import { NetworkEndpoint } from '../services/gen/swarmlet/v1/control';
-import { Network, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { EndpointMode, Network, NetworkAttachment, Node, PublishMode, Service, Task, TaskState, VirtualIP } from '../services/gen/swarmlet/v1/types';
 import { planTaskAddresses } from './network/ipam';
+import { INGRESS_NETWORK_NAME, ingressNetwork } from './network/network-spec';
 import { byAge } from './orchestrator/tasks';
 
 /** Finds a network by full id, name, or unique id prefix. */
@@ -35,6 +36,9 @@ export function validateServiceNetworks(refs: string[], networks: Network[]): vo
     if (!ref.trim()) throw invalidArgument('a network name is required: use --network NAME');
     const network = byRef(networks, ref);
     if (!network) throw notFound(`network ${ref} not found`);
+    if (network.builtin && network.spec?.name === INGRESS_NETWORK_NAME) {
+      throw invalidArgument(`network ${ref} is the routing mesh's and can't be joined: publish a port with --publish instead`);
+    }
     if (seen.has(network.id)) throw invalidArgument(`network ${ref} is listed more than once`);
     seen.add(network.id);
     joined.push(network);
@@ -111,17 +115,36 @@ export interface AllocationPlan {
   failed: { taskId: string; message: string }[];
 }
 
+/** What the allocator's task plan needs besides tasks and networks: ingress ports, and addresses held by VIPs and nodes. */
+export interface AllocationContext {
+  services?: Service[];
+  /** Addresses held by service VIPs and nodes' ingress endpoints. */
+  reserved?: { networkId: string; address: string }[];
+}
+
+/** Whether a service's tasks join the ingress network: it publishes a port in ingress mode. */
+export const servicePublishesIngress = (s: Service | undefined): boolean => (s?.endpoint?.ports ?? s?.spec?.endpoint?.ports ?? []).some((p) => p.publishMode !== PublishMode.PUBLISH_MODE_HOST);
+
 /**
  * NEW -> PENDING. A new task whose spec names networks gets its attachments first, oldest task
  * first; one that cannot get them all stays NEW with the reason as its status message (written
- * once, not on every pass), and is tried again on the next pass.
+ * once, not on every pass), and is tried again on the next pass. A task of a service with ingress
+ * ports also gets an attachment on the ingress network, last (its spec's networks keep eth0, eth1...).
  */
-export function planAllocation(tasks: Task[], networks: Network[], now: Date): AllocationPlan {
+export function planAllocation(tasks: Task[], networks: Network[], now: Date, ctx: AllocationContext = {}): AllocationPlan {
   const at = now.toISOString();
   const fresh = tasks.filter((t) => (t.status?.state ?? TaskState.TASK_STATE_NEW) === TaskState.TASK_STATE_NEW && t.desiredState <= TaskState.TASK_STATE_RUNNING).sort(byAge);
-  const needsAddresses = (t: Task) => (t.spec?.networks ?? []).length > 0 && (t.networks ?? []).length === 0;
-  const needing = fresh.filter(needsAddresses);
-  const addresses = needing.length > 0 ? planTaskAddresses({ networks, tasks, pending: needing }) : { attachments: [], failed: [] };
+  const ingress = ingressNetwork(networks);
+  const services = new Map((ctx.services ?? []).map((s) => [s.id, s]));
+  const wanted = (t: Task): string[] => {
+    const refs = t.spec?.networks ?? [];
+    if (!ingress || !servicePublishesIngress(services.get(t.serviceId))) return refs;
+    const alone = refs.some((ref) => ['host', 'none'].includes(byRef(networks, ref)?.spec?.driver ?? ''));
+    return alone ? refs : [...refs, ingress.id];
+  };
+  const needsAddresses = (t: Task) => wanted(t).length > 0 && (t.networks ?? []).length === 0;
+  const needing = fresh.filter(needsAddresses).map((t) => ({ ...t, spec: { ...t.spec!, networks: wanted(t) } }));
+  const addresses = needing.length > 0 ? planTaskAddresses({ networks, tasks, pending: needing, reserved: ctx.reserved }) : { attachments: [], failed: [] };
   const attachments = new Map(addresses.attachments.map((a) => [a.taskId, a.networks]));
   const failures = new Map(addresses.failed.map((f) => [f.taskId, f.message]));
 
@@ -135,6 +158,89 @@ export function planAllocation(tasks: Task[], networks: Network[], now: Date): A
     const networksOf = needsAddresses(t) ? attachments.get(t.id) ?? [] : t.networks;
     plan.changes.push({ before: t, after: { ...t, networks: networksOf, status: { ...t.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: at } } });
     plan.allocated += 1;
+  }
+  return plan;
+}
+
+// ---- VIPs and nodes' ingress endpoints ------------------------------------------------------
+
+export interface EndpointAllocationInput {
+  services: Service[];
+  networks: Network[];
+  nodes: Node[];
+  /** Every task: their addresses are taken. */
+  tasks: Task[];
+}
+
+export interface EndpointAllocationPlan {
+  /** Nodes whose ingress endpoint changes (undefined: taken away, the ingress network is gone). */
+  nodes: { nodeId: string; ingress: NetworkAttachment | undefined }[];
+  /** Services whose VIPs change. */
+  services: { serviceId: string; virtualIps: VirtualIP[] }[];
+  /** Every address held by a VIP or a node after the plan: what task addresses must avoid. */
+  reserved: { networkId: string; address: string }[];
+  failed: { id: string; message: string }[];
+}
+
+/** The networks a service gets a VIP on: its overlays and user-defined bridges, in vip mode. */
+export function vipNetworks(service: Service, networks: Network[]): Network[] {
+  if (service.spec?.endpoint?.mode === EndpointMode.ENDPOINT_MODE_DNSRR) return [];
+  return (service.spec?.task?.networks ?? [])
+    .map((ref) => byRef(networks, ref))
+    .filter((n): n is Network => n !== undefined && !n.builtin && (n.spec?.driver === 'overlay' || n.spec?.driver === 'bridge'));
+}
+
+/**
+ * One VIP per service per network it joins (vip mode; overlays and user bridges), and one ingress
+ * address per node. What is held and still wanted is kept; the rest is freed; new ones take the
+ * lowest free addresses, never a task's. Pure.
+ */
+export function planEndpointAllocation(input: EndpointAllocationInput): EndpointAllocationPlan {
+  const plan: EndpointAllocationPlan = { nodes: [], services: [], reserved: [], failed: [] };
+  const ingress = ingressNetwork(input.networks);
+  const pending: Task[] = [];
+  const kept = new Map<string, VirtualIP[]>();
+
+  const nodes = [...input.nodes].sort((a, b) => a.id.localeCompare(b.id));
+  for (const node of nodes) {
+    const has = node.ingress;
+    if (!ingress) {
+      if (has) plan.nodes.push({ nodeId: node.id, ingress: undefined });
+      continue;
+    }
+    if (has?.networkId === ingress.id && has.address) plan.reserved.push({ networkId: ingress.id, address: has.address });
+    else pending.push(Task.fromPartial({ id: `node/${node.id}`, spec: { networks: [ingress.id] } }));
+  }
+  const services = [...input.services].sort((a, b) => a.id.localeCompare(b.id));
+  for (const service of services) {
+    const want = vipNetworks(service, input.networks);
+    const held = service.endpoint?.virtualIps ?? [];
+    const keep = held.filter((v) => v.addr && want.some((n) => n.id === v.networkId));
+    kept.set(service.id, keep);
+    keep.forEach((v) => plan.reserved.push({ networkId: v.networkId, address: v.addr }));
+    for (const n of want) if (!keep.some((v) => v.networkId === n.id)) pending.push(Task.fromPartial({ id: `vip/${service.id}/${n.id}`, spec: { networks: [n.id] } }));
+  }
+
+  const got = pending.length ? planTaskAddresses({ networks: input.networks, tasks: input.tasks, pending, reserved: plan.reserved }) : { attachments: [], failed: [] };
+  const given = new Map(got.attachments.map((a) => [a.taskId, a.networks[0]]));
+  plan.failed = got.failed.map((f) => ({ id: f.taskId, message: f.message }));
+  for (const a of got.attachments) plan.reserved.push({ networkId: a.networks[0].networkId, address: a.networks[0].address });
+
+  for (const node of nodes) {
+    const att = given.get(`node/${node.id}`);
+    if (att) plan.nodes.push({ nodeId: node.id, ingress: att });
+  }
+  for (const service of services) {
+    const want = vipNetworks(service, input.networks);
+    const keep = kept.get(service.id) ?? [];
+    const next = want.flatMap((n) => {
+      const old = keep.find((v) => v.networkId === n.id);
+      if (old) return [old];
+      const att = given.get(`vip/${service.id}/${n.id}`);
+      return att ? [{ networkId: n.id, addr: att.address }] : [];
+    });
+    const before = service.endpoint?.virtualIps ?? [];
+    if (JSON.stringify(next) !== JSON.stringify(before.map((v) => ({ networkId: v.networkId, addr: v.addr })))) plan.services.push({ serviceId: service.id, virtualIps: next });
   }
   return plan;
 }

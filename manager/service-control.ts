@@ -9,7 +9,9 @@ import { LogLine, Node, Service, Task, TaskState, UpdateState } from '../service
 import { newRandomId } from '../services/pki/ca';
 import { validateServiceNetworks } from './network-plans';
 import { validateServiceSpec } from './orchestrator/service-spec';
+import { applyServiceCreate, applyServiceRemoval, applyServiceUpdate, unchangedSince } from './service-endpoint';
 import { planServiceRollback, planServiceUpdate, resolveService, serviceCounts } from './service-plans';
+import { SealKeySource, sealForCreate, sealForUpdate, withoutSecrets } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 
 export interface ServiceControlDeps {
@@ -17,6 +19,8 @@ export interface ServiceControlDeps {
   log: Logger;
   /** This manager's node certificate: it calls agents with it, for their tasks' logs. */
   tls: () => TlsMaterial;
+  /** The managers' seal key for services' registry credentials. */
+  sealKey?: SealKeySource;
 }
 
 type ServiceHandlers = Pick<ControlServer, 'createService' | 'listServices' | 'getService' | 'updateService' | 'removeService' | 'listTasks' | 'serviceLogs'>;
@@ -32,43 +36,45 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
       const spec = validateServiceSpec(req.spec!);
       validateServiceNetworks(spec.task?.networks ?? [], await store.listNetworks());
       const now = new Date().toISOString();
+      const id = newRandomId();
       const service: Service = {
-        id: newRandomId(),
+        id,
         spec,
         specVersion: 1,
         previousSpec: undefined,
         endpoint: undefined,
-        registryAuthSealed: Buffer.alloc(0),
+        registryAuthSealed: sealForCreate(deps.sealKey, req.registryAuth, id, spec.task?.container?.image ?? ''),
         updateStatus: { state: UpdateState.UPDATE_STATE_COMPLETED, startedAt: now, completedAt: now, message: 'created', lastBatchAt: '', failures: 0 },
       };
-      const created = await store.createService(service);
-      log.info({ serviceId: created.id, name: spec.name }, 'service created');
-      return created;
+      const created = await applyServiceCreate(store, service);
+      log.info({ serviceId: created.id, name: spec.name, registryAuth: created.registryAuthSealed.length > 0 }, 'service created');
+      return withoutSecrets(created);
     }),
 
     listServices: unary(async () => {
       const [services, tasks] = await Promise.all([store.listServices(), store.listTasks()]);
       return {
-        services: services.sort((a, b) => (a.spec?.name ?? '').localeCompare(b.spec?.name ?? '')).map((service) => ({ service, ...serviceCounts(service, tasks) })),
+        services: services.sort((a, b) => (a.spec?.name ?? '').localeCompare(b.spec?.name ?? '')).map((service) => ({ service: withoutSecrets(service), ...serviceCounts(service, tasks) })),
       };
     }),
 
-    getService: unary(async (req: GetServiceRequest) => find(req.service)),
+    getService: unary(async (req: GetServiceRequest) => withoutSecrets(await find(req.service))),
 
     updateService: unary(async (req: UpdateServiceRequest) => {
       const current = await find(req.service);
-      if (req.version && req.version !== current.meta?.version) throw conflict(`service ${current.spec?.name} changed since version ${req.version} was read; read it again`);
-      const next = req.rollback ? planServiceRollback(current, new Date()) : planServiceUpdate(current, validateServiceSpec(req.spec!), new Date());
+      if (req.version && !(await unchangedSince(store, current, req.version))) throw conflict(`service ${current.spec?.name} changed since version ${req.version} was read; read it again`);
+      const planned = req.rollback ? planServiceRollback(current, new Date()) : planServiceUpdate(current, validateServiceSpec(req.spec!), new Date());
+      const next = { ...planned, registryAuthSealed: sealForUpdate(deps.sealKey, current, req, planned.spec?.task?.container?.image ?? '') };
       // A rollback's spec is checked too: a network it names may have been removed since.
       validateServiceNetworks(next.spec?.task?.networks ?? [], await store.listNetworks());
-      const updated = await store.updateService(next);
+      const updated = await applyServiceUpdate(store, next, current);
       log.info({ serviceId: updated.id, specVersion: updated.specVersion, rollback: req.rollback }, 'service updated');
-      return updated;
+      return withoutSecrets(updated);
     }),
 
     removeService: unary(async (req: RemoveServiceRequest) => {
       const service = await find(req.service);
-      await store.deleteService(service);
+      await applyServiceRemoval(store, service);
       log.info({ serviceId: service.id, name: service.spec?.name }, 'service removed');
       return {};
     }),

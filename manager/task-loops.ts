@@ -12,11 +12,12 @@ import { Node, NodeState, Service, Task, TaskState, UpdateState } from '../servi
 import { newRandomId } from '../services/pki/ca';
 import { planBuiltinNetworks } from './network/ipam';
 import { BUILTIN_NETWORKS } from './network/network-spec';
-import { planAllocation } from './network-plans';
+import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from './network-plans';
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
 import { ReconcileLoop } from './reconcile-loop';
+import { applyServiceUpdate } from './service-endpoint';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
 
@@ -84,7 +85,13 @@ async function applyPlan(store: EtcdStore, service: Service, tasks: Task[], plan
     const startsRollback = plan.updateStatus.state === UpdateState.UPDATE_STATE_ROLLBACK_STARTED && service.updateStatus?.state !== UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
     if (startsRollback && service.previousSpec) {
       // The update failed and asked for a rollback: the previous spec becomes the spec again.
-      await store.updateService({ ...service, spec: service.previousSpec, previousSpec: service.spec, specVersion: service.specVersion + 1, updateStatus: plan.updateStatus });
+      const next = { ...service, spec: service.previousSpec, previousSpec: service.spec, specVersion: service.specVersion + 1, updateStatus: plan.updateStatus };
+      // Its published ports go back too; one another service took meanwhile keeps the ports as they are.
+      await applyServiceUpdate(store, next).catch(async (err) => {
+        if (!(err instanceof SwarmletError && err.kind === 'Conflict')) throw err;
+        log.warn({ err: err.message }, 'rollback keeps the published ports');
+        await store.updateService(next);
+      });
       log.warn({ message: plan.updateStatus.message }, 'update failed; rolling back');
     } else {
       await store.updateService({ ...service, updateStatus: plan.updateStatus });
@@ -119,7 +126,9 @@ async function retireOrphans(store: EtcdStore, tasks: Task[], serviceIds: Set<st
 /**
  * NEW -> PENDING. Tasks whose spec names networks get their addresses first (planAllocation);
  * those that cannot get them stay NEW and say why, and are tried again when tasks or networks
- * change (an address freed, a network made).
+ * change (an address freed, a network made). Before the tasks, each pass gives every node its
+ * ingress endpoint and every service its VIPs (planEndpointAllocation), so that no task takes
+ * their addresses.
  */
 export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'allocator');
@@ -127,11 +136,13 @@ export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Da
     store,
     {
       name: 'allocator',
-      watch: [keys.tasksPrefix, keys.networksPrefix],
+      watch: [keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix, keys.nodesPrefix],
       resyncMs: 10000,
       reconcile: async () => {
-        const [tasks, networks] = await Promise.all([store.listTasks(), store.listNetworks()]);
-        const plan = planAllocation(tasks, networks, now());
+        const [tasks, networks, services, nodes] = await Promise.all([store.listTasks(), store.listNetworks(), store.listServices(), store.listNodes()]);
+        const endpoints = planEndpointAllocation({ services, networks, nodes, tasks });
+        await applyEndpointAllocation(store, endpoints, services, log);
+        const plan = planAllocation(tasks, networks, now(), { services, reserved: endpoints.reserved });
         if (plan.changes.length === 0) return;
         const lost = await store.updateTasks(plan.changes);
         if (plan.allocated) log.info({ count: plan.allocated, lost: lost.length }, 'tasks allocated');
@@ -144,8 +155,35 @@ export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Da
 }
 
 /**
- * Makes the built-in networks (bridge, host, none) that the store lacks. Runs on the leader;
- * a create that loses to another manager's is a Conflict on the name, and harmless.
+ * Writes nodes' ingress endpoints and services' VIPs. A service is written at the version the plan
+ * read (its networks may have changed since); a write that loses a race waits for the next pass.
+ */
+async function applyEndpointAllocation(store: EtcdStore, plan: EndpointAllocationPlan, services: Service[], log: Logger): Promise<void> {
+  for (const { nodeId, ingress } of plan.nodes) {
+    try {
+      await store.mutateNode(nodeId, (n) => (JSON.stringify(n.ingress) === JSON.stringify(ingress) ? undefined : { ...n, ingress }));
+      log.info({ nodeId, address: ingress?.address ?? '' }, 'node ingress endpoint allocated');
+    } catch (err) {
+      log.warn({ nodeId, err: (err as Error).message }, 'node ingress endpoint not written');
+    }
+  }
+  const byId = new Map(services.map((s) => [s.id, s]));
+  for (const { serviceId, virtualIps } of plan.services) {
+    const service = byId.get(serviceId)!;
+    try {
+      await store.updateService({ ...service, endpoint: { spec: service.endpoint?.spec ?? service.spec?.endpoint, ports: service.endpoint?.ports ?? [], virtualIps } });
+      log.info({ serviceId, vips: virtualIps.map((v) => v.addr) }, 'service VIPs allocated');
+    } catch (err) {
+      if (!(err instanceof SwarmletError && err.kind === 'Retryable')) throw err;
+    }
+  }
+  for (const f of plan.failed) log.warn({ id: f.id, reason: f.message }, 'endpoint address not allocated');
+}
+
+/**
+ * Makes the built-in networks (bridge, host, none, ingress) that the store lacks. Runs on the
+ * leader; a create that loses to another manager's is a Conflict on the name, and harmless; one
+ * that loses a VNI race is Retryable, and the loop runs again.
  */
 export function builtinNetworksLoop(store: EtcdStore, parentLog: Logger): ReconcileLoop {
   const log = componentLogger(parentLog, 'networks');
@@ -156,9 +194,13 @@ export function builtinNetworksLoop(store: EtcdStore, parentLog: Logger): Reconc
       watch: [keys.networksPrefix],
       resyncMs: 60000,
       reconcile: async () => {
-        for (const network of planBuiltinNetworks(BUILTIN_NETWORKS, await store.listNetworks(), () => newRandomId())) {
+        const read = await store.listNetworksAt();
+        let revision = read.revision;
+        for (const network of planBuiltinNetworks(BUILTIN_NETWORKS, read.networks, () => newRandomId())) {
           try {
-            await store.createNetwork(network);
+            // The ingress network's VNI was chosen against the networks read: written only if no other changed since.
+            const created = await store.createNetwork(network, network.vni ? revision : undefined);
+            revision = Math.max(revision, created.meta?.version ?? 0);
             log.info({ networkId: network.id, name: network.spec?.name }, 'built-in network created');
           } catch (err) {
             if (!(err instanceof SwarmletError && err.kind === 'Conflict')) throw err;
@@ -180,10 +222,10 @@ export function schedulerLoop(store: EtcdStore, parentLog: Logger, now: () => Da
       watch: [keys.tasksPrefix, keys.nodesPrefix],
       resyncMs: 5000,
       reconcile: async () => {
-        const [tasks, nodes] = await Promise.all([store.listTasks(), store.listNodes()]);
+        const [tasks, nodes, services] = await Promise.all([store.listTasks(), store.listNodes(), store.listServices()]);
         const pending = tasks.filter((t) => t.status?.state === TaskState.TASK_STATE_PENDING && t.desiredState <= TaskState.TASK_STATE_RUNNING);
         if (pending.length === 0) return;
-        const plan = planScheduling({ nodes, tasks, pending });
+        const plan = planScheduling({ nodes, tasks, pending, services });
         const byId = new Map(pending.map((t) => [t.id, t]));
         const at = stamp(now());
         const assigned = plan.assignments.map((a) => {

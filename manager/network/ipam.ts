@@ -77,14 +77,15 @@ export function planNetworkAllocation(spec: NetworkSpec, existing: Network[], op
 }
 
 /**
- * The built-in networks (bridge, host, none) that `existing` lacks, by name, with ids from
+ * The built-in networks (bridge, host, none, ingress) that `existing` lacks, by name, with ids from
  * `newId`. The cluster makes them once, when it starts.
  */
 export function planBuiltinNetworks(builtins: readonly NetworkSpec[], existing: Network[], newId: (name: string) => string): Network[] {
   const have = new Set(existing.map((n) => n.spec?.name));
-  return builtins
-    .filter((spec) => !have.has(spec.name))
-    .map((spec) => ({ ...planNetworkAllocation(spec, [], { newId: newId(spec.name) }), builtin: true }));
+  const made: Network[] = [];
+  // The VNI of a built-in overlay (ingress) is chosen against every network, as a user's is.
+  for (const spec of builtins.filter((s) => !have.has(s.name))) made.push({ ...planNetworkAllocation(spec, [...existing, ...made], { newId: newId(spec.name) }), builtin: true });
+  return made;
 }
 
 /** The first /24 of the default pool that overlaps no existing network's subnet. */

@@ -59,16 +59,23 @@ function builtin(name: string, driver: string, subnet = '', gateway = ''): Netwo
   }) as NetworkSpec;
 }
 
+/** The routing mesh's overlay: every node has an address on it, and so do the tasks of services with ingress ports. */
+export const INGRESS_NETWORK_NAME = 'ingress';
+
 /**
  * The networks every cluster has, made by the cluster and never removed: `bridge` (the per-host
  * default with NAT to the outside, on docker0's 172.17.0.0/16), `host` (the host's own network
- * namespace) and `none` (loopback only).
+ * namespace), `none` (loopback only) and `ingress` (the routing mesh's overlay, as docker's).
  */
 export const BUILTIN_NETWORKS: readonly NetworkSpec[] = Object.freeze([
   builtin('bridge', 'bridge', '172.17.0.0/16', '172.17.0.1'),
   builtin('host', 'host'),
   builtin('none', 'none'),
+  builtin(INGRESS_NETWORK_NAME, 'overlay', '10.255.0.0/16', '10.255.0.1'),
 ]);
+
+/** The cluster's ingress network, when it has been made. */
+export const ingressNetwork = (networks: Network[]): Network | undefined => networks.find((n) => n.builtin && n.spec?.name === INGRESS_NETWORK_NAME);
 
 export const BUILTIN_NETWORK_NAMES: readonly string[] = Object.freeze(BUILTIN_NETWORKS.map((s) => s.name));
 

@@ -4,7 +4,8 @@
  * Filters, in order: the node is ready and active (pause and drain take no new tasks); it
  * satisfies the task's constraints; its described resources hold the task's reservations on top
  * of those of the tasks already there (desired and actual state at most RUNNING; a node that
- * describes no CPU or no memory has no limit on it). Among the nodes left, spread: the fewest
+ * describes no CPU or no memory has no limit on it); no live task there (assigned to running, desired
+ * running) publishes one of the task's host-mode ports. Among the nodes left, spread: the fewest
  * tasks of the same service, then the fewest tasks overall, then the smallest node id.
  *
  * Tasks are placed one at a time and every placement counts for the next. Pinned tasks (a global
@@ -15,7 +16,8 @@
  * frees resources during a plan). That makes a plan O(groups × nodes + tasks × log nodes) rather
  * than O(tasks × nodes), with the same placements as a scan of every node for every task.
  */
-import { Node, NodeAvailability, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Node, NodeAvailability, NodeState, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { claimName, serviceHostPorts } from '../network/ports';
 import { Constraint, matchConstraints, parseConstraint } from './constraints';
 
 export interface SchedulingInput {
@@ -24,6 +26,8 @@ export interface SchedulingInput {
   tasks: Task[];
   /** Tasks to place: state PENDING, desired RUNNING; no node, or (global services) the node they must go to. */
   pending: Task[];
+  /** The services, for their host-mode published ports: a node holds each (port, protocol) for one task at most. */
+  services?: Service[];
 }
 
 export interface SchedulingPlan {
@@ -38,6 +42,9 @@ interface Refusals {
   notAvailable: number;
   constraints: number;
   resources: number;
+  /** Nodes where a host-mode port the task publishes is in use, and the first such port (`8080/tcp`). */
+  ports?: number;
+  port?: string;
 }
 
 const nodes1 = (n: number) => `${n} node${n === 1 ? '' : 's'}`;
@@ -48,6 +55,7 @@ export function explainRefusals(r: Refusals, nodeCount: number): string {
     [r.notAvailable, `${nodes1(r.notAvailable)} not available for new tasks`],
     [r.constraints, `scheduling constraints not satisfied on ${nodes1(r.constraints)}`],
     [r.resources, `insufficient resources on ${nodes1(r.resources)}`],
+    [r.ports ?? 0, `host port ${r.port ?? ''} in use on ${nodes1(r.ports ?? 0)}`],
   ];
   const shown = parts.filter(([n]) => n > 0).sort((a, b) => b[0] - a[0]); // stable: ties keep filter order
   return `no suitable node (${shown.map(([, text]) => text).join('; ')})`;
@@ -59,6 +67,8 @@ interface Group {
   constraints: Constraint[];
   cpu: number;
   mem: number;
+  /** Host-mode ports its tasks publish, as `tcp/8080`. */
+  hostPorts: string[];
   tasks: Task[];
 }
 
@@ -96,10 +106,15 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
     return m;
   };
   const pendingIds = new Set(input.pending.map((t) => t.id));
+  const hostPortsOf = new Map((input.services ?? []).map((s) => [s.id, serviceHostPorts(s).map((p) => claimName(p.protocol, p.publishedPort))]));
+  const portsOf = (t: Task) => hostPortsOf.get(t.serviceId) ?? [];
+  const portsUsed: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
   for (const t of input.tasks) {
     if (!t.nodeId || pendingIds.has(t.id) || t.desiredState > RUNNING || (t.status?.state ?? 0) > RUNNING) continue;
     const i = indexOf.get(t.nodeId);
     if (i === undefined) continue;
+    // Host ports count from ASSIGNED: a task not yet placed holds none.
+    if ((t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED) portsOf(t).forEach((p) => portsUsed[i].add(p));
     total[i]++;
     const counts = serviceCounts(t.serviceId);
     counts.set(i, (counts.get(i) ?? 0) + 1);
@@ -114,7 +129,10 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
   const unassigned: SchedulingPlan['unassigned'] = [];
   const fits = (i: number, cpu: number, mem: number): boolean =>
     (cpu <= 0 || cpuUsed[i] + cpu <= cpuCap[i]) && (mem <= 0 || memUsed[i] + mem <= memCap[i]);
+  const portsFree = (i: number, ports: string[]): boolean => ports.every((p) => !portsUsed[i].has(p));
+  const portLabelOf = (claim: string) => claim.split('/').reverse().join('/');
   const place = (i: number, t: Task, cpu: number, mem: number): void => {
+    portsOf(t).forEach((p) => portsUsed[i].add(p));
     total[i]++;
     cpuUsed[i] += cpu;
     memUsed[i] += mem;
@@ -145,7 +163,7 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
     const key = `${t.serviceId}\u0001${constraintsKey}\u0001${cpu}\u0001${mem}`;
     const group = groups.get(key);
     if (group) group.tasks.push(t);
-    else groups.set(key, { serviceId: t.serviceId, constraintsKey, constraints, cpu, mem, tasks: [t] });
+    else groups.set(key, { serviceId: t.serviceId, constraintsKey, constraints, cpu, mem, hostPorts: portsOf(t), tasks: [t] });
   }
 
   for (const { task, constraints } of pinned) {
@@ -161,6 +179,7 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
     if (!available[i]) why = { notAvailable: 1, constraints: 0, resources: 0 };
     else if (!matchConstraints(nodes[i], constraints)) why = { notAvailable: 0, constraints: 1, resources: 0 };
     else if (!fits(i, cpu, mem)) why = { notAvailable: 0, constraints: 0, resources: 1 };
+    else if (!portsFree(i, portsOf(task))) why = { notAvailable: 0, constraints: 0, resources: 0, ports: 1, port: portLabelOf(portsOf(task).find((p) => portsUsed[i].has(p))!) };
     if (why) unassigned.push({ taskId: task.id, message: explainRefusals(why, 1) });
     else place(i, task, cpu, mem);
   }
@@ -209,15 +228,23 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
     heap.set(eligible.nodes);
     for (let pos = (size >> 1) - 1; pos >= 0; pos--) siftDown(pos);
     let tooFull = 0;
+    let portsTaken = 0;
+    let port: string | undefined;
     let message: string | undefined;
     for (const t of group.tasks) {
-      while (size > 0 && !fits(heap[0], group.cpu, group.mem)) {
-        tooFull++;
+      // Neither frees up during a plan: a node dropped for one is dropped for the rest of the group.
+      for (;;) {
+        if (size === 0) break;
+        if (!fits(heap[0], group.cpu, group.mem)) tooFull++;
+        else if (!portsFree(heap[0], group.hostPorts)) {
+          portsTaken++;
+          port ??= portLabelOf(group.hostPorts.find((p) => portsUsed[heap[0]].has(p))!);
+        } else break;
         heap[0] = heap[--size];
         siftDown(0);
       }
       if (size === 0) {
-        message ??= explainRefusals({ notAvailable: eligible.notAvailable, constraints: eligible.constraints, resources: tooFull }, n);
+        message ??= explainRefusals({ notAvailable: eligible.notAvailable, constraints: eligible.constraints, resources: tooFull, ports: portsTaken, port }, n);
         unassigned.push({ taskId: t.id, message });
         continue;
       }

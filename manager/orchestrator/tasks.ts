@@ -1,5 +1,5 @@
 /** Small facts about tasks that every plan here shares. */
-import { Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { PublishMode, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 const RUNNING = TaskState.TASK_STATE_RUNNING;
 
@@ -97,5 +97,13 @@ function isDefault(v: unknown): boolean {
  * only the tasks the update had changed, as swarmkit's IsTaskDirty does.
  */
 export function isOutOfDate(service: Service, t: Task): boolean {
-  return t.specVersion < service.specVersion && !sameMessage(t.spec, service.spec?.task);
+  return t.specVersion < service.specVersion && (!sameMessage(t.spec, service.spec?.task) || ingressMismatch(service, t));
+}
+
+/** An allocated task on the ingress network of a service without ingress ports, or the other way round. */
+function ingressMismatch(service: Service, t: Task): boolean {
+  if (actualState(t) < TaskState.TASK_STATE_PENDING) return false;
+  const wants = (service.spec?.endpoint?.ports ?? []).some((p) => p.publishMode !== PublishMode.PUBLISH_MODE_HOST);
+  const has = (t.networks ?? []).some((a) => a.networkName === 'ingress' && !(t.spec?.networks ?? []).includes(a.networkName) && !(t.spec?.networks ?? []).includes(a.networkId));
+  return wants !== has;
 }

@@ -3,6 +3,14 @@ import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from 
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { keys, ROOT } from './keys';
 
+/** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
+export interface PortClaimWrite {
+  claim: string[];
+  keep: string[];
+  release: string[];
+  unclaimed: string[];
+}
+
 /** What every stored object has: an id and a meta whose version is etcd's mod revision. */
 interface Versioned {
   id: string;
@@ -114,35 +122,94 @@ export class EtcdStore {
     return this.read(keys.service(id), Service);
   }
 
-  /** Creates a service and claims its name in one transaction: Conflict if the name is taken. */
-  async createService(service: Service): Promise<Service> {
+  /**
+   * Creates a service and claims its name (and its ingress ports, when given) in one transaction:
+   * Conflict if the name or a port is taken, and then nothing is written.
+   */
+  async createService(service: Service, ports?: PortClaimWrite): Promise<Service> {
     const name = service.spec!.name;
+    let txn = this.client.if(keys.serviceName(name), 'Create', '==', 0).and(keys.service(service.id), 'Create', '==', 0);
+    txn = this.portCompares(txn, service.id, ports);
     const res = await this.guard(
-      this.client
-        .if(keys.serviceName(name), 'Create', '==', 0)
-        .and(keys.service(service.id), 'Create', '==', 0)
-        .then(this.client.put(keys.serviceName(name)).value(service.id), this.client.put(keys.service(service.id)).value(this.encode(service, Service, true)))
-        .commit(),
+      txn.then(this.client.put(keys.serviceName(name)).value(service.id), this.client.put(keys.service(service.id)).value(this.encode(service, Service, true)), ...this.portOps(service.id, ports)).commit(),
     );
-    if (!res.succeeded) throw conflict(`a service named ${name} already exists`);
+    if (!res.succeeded) {
+      const owner = await this.guard(this.client.get(keys.serviceName(name)).string());
+      if (owner !== null) throw conflict(`a service named ${name} already exists`);
+      throw await this.portConflict(service.id, ports);
+    }
     return (await this.getService(service.id))!;
   }
 
-  async updateService(service: Service): Promise<Service> {
-    return this.update(keys.service(service.id), service, Service);
+  /** Compare-and-swaps a service; with `ports`, its port claims change in the same transaction. */
+  async updateService(service: Service, ports?: PortClaimWrite): Promise<Service> {
+    if (!ports) return this.update(keys.service(service.id), service, Service);
+    const version = service.meta?.version ?? 0;
+    const txn = this.portCompares(this.client.if(keys.service(service.id), 'Mod', '==', version), service.id, ports);
+    const res = await this.guard(txn.then(this.client.put(keys.service(service.id)).value(this.encode(service, Service, false)), ...this.portOps(service.id, ports)).commit());
+    if (!res.succeeded) {
+      const now = await this.getService(service.id);
+      if (!now) throw notFound(`service ${service.spec?.name ?? service.id} not found`);
+      if (now.meta?.version !== version) throw new SwarmletError('Retryable', `service ${service.spec?.name} changed since it was read (version ${version}); try again`);
+      throw await this.portConflict(service.id, ports);
+    }
+    return (await this.getService(service.id))!;
   }
 
-  /** Deletes a service and frees its name, if it is still at the version read. Its tasks are the caller's to retire. */
-  async deleteService(service: Service): Promise<void> {
+  /** Deletes a service and frees its name (and the port claims given), if it is still at the version read. Its tasks are the caller's to retire. */
+  async deleteService(service: Service, ports?: PortClaimWrite): Promise<void> {
     const res = await this.guard(
       this.client
         .if(keys.service(service.id), 'Mod', '==', service.meta?.version ?? 0)
-        .then(this.client.delete().key(keys.service(service.id)), this.client.delete().key(keys.serviceName(service.spec!.name)))
+        .then(this.client.delete().key(keys.service(service.id)), this.client.delete().key(keys.serviceName(service.spec!.name)), ...this.portOps(service.id, ports))
         .commit(),
     );
     if (res.succeeded) return;
     if (!(await this.getService(service.id))) throw notFound(`service ${service.spec?.name ?? service.id} not found`);
     throw new SwarmletError('Retryable', `service ${service.spec?.name} changed while it was being removed; try again`);
+  }
+
+  /** The service as it was at a store revision (its version then); undefined when etcd no longer has that revision. */
+  async getServiceAt(id: string, revision: number): Promise<Service | undefined> {
+    try {
+      const res = await this.client.get(keys.service(id)).revision(revision).exec();
+      const kv = res.kvs[0];
+      return kv && Number(kv.mod_revision) === revision ? this.decode(kv, Service) : undefined;
+    } catch {
+      return undefined; // compacted, or not reachable: the caller treats it as changed
+    }
+  }
+
+  /** Every ingress port claim: `tcp/8080` -> service id. */
+  async listPortClaims(): Promise<Map<string, string>> {
+    const all = await this.guard(this.client.getAll().prefix(keys.publishedPortsPrefix).strings());
+    return new Map(Object.entries(all).map(([k, v]) => [k.slice(keys.publishedPortsPrefix.length), v]));
+  }
+
+  private portCompares<T extends { and(key: string, column: 'Create' | 'Value', cmp: '==', value: string | number): T }>(txn: T, serviceId: string, ports?: PortClaimWrite): T {
+    for (const c of [...(ports?.claim ?? []), ...(ports?.unclaimed ?? [])]) txn = txn.and(keys.publishedPort(c), 'Create', '==', 0);
+    for (const c of [...(ports?.keep ?? []), ...(ports?.release ?? [])]) txn = txn.and(keys.publishedPort(c), 'Value', '==', serviceId);
+    return txn;
+  }
+
+  private portOps(serviceId: string, ports?: PortClaimWrite) {
+    return [
+      ...(ports?.claim ?? []).map((c) => this.client.put(keys.publishedPort(c)).value(serviceId)),
+      ...(ports?.release ?? []).map((c) => this.client.delete().key(keys.publishedPort(c))),
+    ];
+  }
+
+  /** Why a service write's port compares failed: the first port another service holds. */
+  private async portConflict(serviceId: string, ports?: PortClaimWrite): Promise<SwarmletError> {
+    const claims = await this.listPortClaims();
+    for (const c of [...(ports?.claim ?? []), ...(ports?.unclaimed ?? []), ...(ports?.keep ?? [])]) {
+      const owner = claims.get(c);
+      if (owner === undefined || owner === serviceId) continue;
+      const other = await this.getService(owner);
+      const [protocol, port] = c.split('/');
+      return conflict(`port ${port}/${protocol} is already published by service ${other?.spec?.name ?? owner}`);
+    }
+    return new SwarmletError('Retryable', 'the published ports changed while the service was being written; try again');
   }
 
   // ---- networks ------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ export const keys = {
   network: (id: string) => `${ROOT}networks/${id}`,
   /** name -> network id: makes names unique in the same transaction that creates the network. */
   networkName: (name: string) => `${ROOT}network-names/${name}`,
+  /** `tcp/8080` -> service id: an ingress-mode published port, claimed in the service's own write. */
+  publishedPortsPrefix: `${ROOT}published-ports/`,
+  publishedPort: (claim: string) => `${ROOT}published-ports/${claim}`,
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
 import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
-import { NetworkSpec, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { EndpointMode, NetworkSpec, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
 import { serviceControl } from '../../manager/service-control';
 import { allocatorLoop, builtinNetworksLoop } from '../../manager/task-loops';
@@ -61,7 +61,7 @@ async function withBuiltins(): Promise<void> {
   const loop = builtinNetworksLoop(store, log);
   loop.start();
   try {
-    await until(async () => (await store.listNetworks()).length === 3);
+    await until(async () => (await store.listNetworks()).length === 4);
   } finally {
     await loop.stop();
   }
@@ -80,7 +80,7 @@ describe('built-in networks', () => {
     const loops = [builtinNetworksLoop(store, log), builtinNetworksLoop(store, log), builtinNetworksLoop(store, log)];
     loops.forEach((l) => l.start());
     try {
-      await until(async () => (await store.listNetworks()).length >= 3);
+      await until(async () => (await store.listNetworks()).length >= 4);
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       await Promise.all(loops.map((l) => l.stop()));
@@ -89,8 +89,10 @@ describe('built-in networks', () => {
     expect(made.map((n) => [n.spec?.name, n.spec?.driver, n.subnet, n.builtin]).sort()).toEqual([
       ['bridge', 'bridge', '172.17.0.0/16', true],
       ['host', 'host', '', true],
+      ['ingress', 'overlay', '10.255.0.0/16', true],
       ['none', 'none', '', true],
     ]);
+    expect(made.find((n) => n.spec?.name === 'ingress')?.vni).toBe(4096);
   });
 });
 
@@ -100,9 +102,9 @@ describe('network API', () => {
   test('overlays get free subnets and VNIs; list is by name; get resolves names and id prefixes', async () => {
     const a = await invoke(networks.createNetwork, { spec: overlay('zeta') });
     const b = await invoke(networks.createNetwork, { spec: overlay('alpha', { options: { mtu: '1400' } }) });
-    expect([a.subnet, a.gateway, a.vni, b.subnet, b.vni]).toEqual(['10.0.0.0/24', '10.0.0.1', 4096, '10.0.1.0/24', 4097]);
+    expect([a.subnet, a.gateway, a.vni, b.subnet, b.vni]).toEqual(['10.0.0.0/24', '10.0.0.1', 4097, '10.0.1.0/24', 4098]); // 4096 is ingress's
     const { networks: listed } = await invoke(networks.listNetworks, {});
-    expect(listed.map((n) => n.spec?.name)).toEqual(['alpha', 'bridge', 'host', 'none', 'zeta']);
+    expect(listed.map((n) => n.spec?.name)).toEqual(['alpha', 'bridge', 'host', 'ingress', 'none', 'zeta']);
     expect((await invoke(networks.getNetwork, { network: 'alpha' })).network?.id).toBe(b.id);
     expect((await invoke(networks.getNetwork, { network: b.id.slice(0, 10) })).network?.spec?.options).toEqual({ mtu: '1400' });
   });
@@ -145,7 +147,7 @@ describe('network API', () => {
     await invoke(services.removeService, { service: 'web' });
     await store.deleteTasks(['t1', 't2']);
     await invoke(networks.removeNetwork, { network: 'front' });
-    expect((await store.listNetworks()).map((n) => n.spec?.name).sort()).toEqual(['bridge', 'host', 'none']);
+    expect((await store.listNetworks()).map((n) => n.spec?.name).sort()).toEqual(['bridge', 'host', 'ingress', 'none']);
   });
 });
 
@@ -164,22 +166,26 @@ describe('allocator', () => {
       await loop.stop();
     }
     const tasks = (await store.listTasks()).sort((a, b) => a.id.localeCompare(b.id));
+    // The service's VIP on the network is allocated first: the tasks never take it.
+    expect((await store.getService(web.id))?.endpoint?.virtualIps).toEqual([{ networkId: front.id, addr: '10.0.0.2/24' }]);
     expect(tasks.map((t) => t.networks.map((n) => [n.networkId, n.address, n.mac]))).toEqual([
-      [[front.id, '10.0.0.2/24', '02:42:0a:00:00:02']],
       [[front.id, '10.0.0.3/24', '02:42:0a:00:00:03']],
       [[front.id, '10.0.0.4/24', '02:42:0a:00:00:04']],
+      [[front.id, '10.0.0.5/24', '02:42:0a:00:00:05']],
     ]);
     const detail: NetworkDetail = await invoke(networks.getNetwork, { network: 'front' });
     expect(detail.endpoints.map((e) => [e.taskName, e.address])).toEqual([
-      ['web.1', '10.0.0.2/24'],
-      ['web.2', '10.0.0.3/24'],
-      ['web.3', '10.0.0.4/24'],
+      ['web.1', '10.0.0.3/24'],
+      ['web.2', '10.0.0.4/24'],
+      ['web.3', '10.0.0.5/24'],
     ]);
   });
 
   test('a task that finds no address waits NEW and says why, and goes on once one is free', async () => {
     const tiny = await invoke(networks.createNetwork, { spec: overlay('tiny', { ipam: { subnet: '10.9.0.0/30', gateway: '', ipRange: '' } }) });
-    const web = await invoke(services.createService, { spec: serviceSpec('web', ['tiny'], 2), registryAuth: '' });
+    // dnsrr: no VIP, so the tasks have the network's two addresses to themselves.
+    const spec = { ...serviceSpec('web', ['tiny'], 2), endpoint: { mode: EndpointMode.ENDPOINT_MODE_DNSRR, ports: [] } };
+    const web = await invoke(services.createService, { spec, registryAuth: '' });
     await store.createTasks([newTask(web, 't1', 1, '', new Date(Date.UTC(2025, 0, 1))), newTask(web, 't2', 2, '', new Date(Date.UTC(2025, 0, 2)))]);
     const loop = allocatorLoop(store, log);
     loop.start();

@@ -105,11 +105,19 @@ describe('planBuiltinNetworks', () => {
       ['id-bridge', 'bridge', '172.17.0.0/16', '172.17.0.1', true],
       ['id-host', 'host', '', '', true],
       ['id-none', 'none', '', '', true],
+      ['id-ingress', 'ingress', '10.255.0.0/16', '10.255.0.1', true],
     ]);
+    expect(made.find((n) => n.spec?.name === 'ingress')).toMatchObject({ vni: 4096, spec: { driver: 'overlay' } });
   });
 
   test('leaves those that exist', () => {
     const made = planBuiltinNetworks(BUILTIN_NETWORKS, [BRIDGE], (name) => `id-${name}`);
-    expect(made.map((n) => n.spec?.name)).toEqual(['host', 'none']);
+    expect(made.map((n) => n.spec?.name)).toEqual(['host', 'none', 'ingress']);
+  });
+
+  test('the ingress network takes a VNI no existing overlay holds', () => {
+    const user = { ...planNetworkAllocation(spec('overlay'), [], { newId: 'front' }), vni: 4096 };
+    const made = planBuiltinNetworks(BUILTIN_NETWORKS, [BRIDGE, user], (name) => `id-${name}`);
+    expect(made.find((n) => n.spec?.name === 'ingress')?.vni).toBe(4097);
   });
 });

@@ -161,8 +161,9 @@ describe('validateNetworkSpec: accepted specs', () => {
 });
 
 describe('BUILTIN_NETWORKS', () => {
-  test('bridge (docker0\'s subnet), host and none', () => {
-    expect(BUILTIN_NETWORK_NAMES).toEqual(['bridge', 'host', 'none']);
+  test('bridge (docker0\'s subnet), host, none and ingress', () => {
+    expect(BUILTIN_NETWORK_NAMES).toEqual(['bridge', 'host', 'none', 'ingress']);
+    expect(BUILTIN_NETWORKS[3]).toMatchObject({ name: 'ingress', driver: 'overlay', ipam: { subnet: '10.255.0.0/16', gateway: '10.255.0.1' } });
     expect(BUILTIN_NETWORKS[0]).toMatchObject({ name: 'bridge', driver: 'bridge', ipam: { subnet: '172.17.0.0/16', gateway: '172.17.0.1', ipRange: '' } });
     expect(BUILTIN_NETWORKS[1]).toMatchObject({ name: 'host', driver: 'host', ipam: { subnet: '' } });
     expect(BUILTIN_NETWORKS[2]).toMatchObject({ name: 'none', driver: 'none', ipam: { subnet: '' } });
