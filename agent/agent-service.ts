@@ -2,20 +2,24 @@ import * as grpc from '@grpc/grpc-js';
 import { Logger, componentLogger } from '../services/common/logger';
 import { failCall, requireRoles } from '../services/api/tls';
 import { unary } from '../services/api/handlers';
-import { AgentServer, CheckOverlaysRequest, OverlayNetwork, TaskLogsRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AgentServer, CheckOverlaysRequest, TaskLogsRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { LogLine } from '../services/gen/swarmlet/v1/types';
 import { Runtime } from './runtime/runtime';
 
-/** What managers ask of this node directly: its tasks' output, and whether its overlays match. Manager certificates only. */
-/** What the Agent service needs of the node's overlay driver. */
-export interface OverlayChecker {
-  doctor(overlays: OverlayNetwork[]): Promise<string[]>;
+/**
+ * What the Agent service needs of the node's networks (network doctor): the differences between the
+ * kernel and the request's overlays; with check_services also its DNS records, the running tasks'
+ * VIP tables, the ingress sandbox and the host's published ports.
+ */
+export interface NetworkChecker {
+  doctor(req: CheckOverlaysRequest): Promise<string[]>;
 }
 
-export function agentService(runtime: Runtime, overlays: OverlayChecker, caCertPem: string, parentLog: Logger): AgentServer {
+/** What managers ask of this node directly: its tasks' output, and whether its networks match. Manager certificates only. */
+export function agentService(runtime: Runtime, networks: NetworkChecker, caCertPem: string, parentLog: Logger): AgentServer {
   const log = componentLogger(parentLog, 'agent-service');
   const service: AgentServer = {
-    checkOverlays: unary(async (req: CheckOverlaysRequest) => ({ differences: await overlays.doctor(req.overlays) })),
+    checkOverlays: unary(async (req: CheckOverlaysRequest) => ({ differences: await networks.doctor(req) })),
 
     taskLogs: (call: grpc.ServerWritableStream<TaskLogsRequest, LogLine>) => {
       const controller = new AbortController();

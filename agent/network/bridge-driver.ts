@@ -305,6 +305,28 @@ export class BridgeDriver extends HostNetlinkDriver {
     });
   }
 
+  /**
+   * The gateway bridge addresses of these tasks (task id -> address), as the kernel has them: the
+   * tasks plugged into the gateway bridge only. Changes nothing.
+   */
+  gatewayAddresses(tasks: { taskId: string; attachments: NetworkAttachment[] }[]): Promise<Map<string, string>> {
+    return this.exclusive(async () => {
+      const out = new Map<string, string>();
+      const host = await this.hostNl();
+      const links = await host.listLinks();
+      const bridge = links.find((l) => l.name === this.gatewayBridgeName() && l.kind === 'bridge');
+      if (!bridge) return out;
+      const byName = new Map(links.map((l) => [l.name, l]));
+      for (const t of tasks) {
+        if (!needsGatewayBridge(t.attachments)) continue;
+        const l = byName.get(this.vethName(t.taskId, t.attachments.length));
+        const n = l && l.kind === 'veth' && l.masterIndex === bridge.index ? this.addressOfHostEnd(l.mac) : undefined;
+        if (n !== undefined) out.set(t.taskId, ipText(n));
+      }
+      return out;
+    });
+  }
+
   /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
   detach(taskId: string): Promise<void> {
     return this.exclusive(async () => {

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
+import { isRegistryHost } from '../common/image-ref';
 
 /** The only module that reads process.env. Precedence: flags, then environment, then file, then defaults. */
 
@@ -19,6 +21,10 @@ export interface DaemonConfig {
   readonly cgroupParent: string;
   /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>. */
   readonly netnsPrefix: string;
+  /** Registries (host[:port]) images may be pulled from over plain HTTP or unverified TLS. */
+  readonly insecureRegistries: readonly string[];
+  /** The embedded DNS's upstream resolvers (IP or IP:PORT, in order); unset: the host's /etc/resolv.conf. */
+  readonly dnsUpstreams?: readonly string[];
 }
 
 export interface DaemonFlags {
@@ -28,7 +34,7 @@ export interface DaemonFlags {
   config?: string;
 }
 
-type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>>;
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>> & { insecureRegistries?: string[]; dnsUpstreams?: string[] };
 
 function readFileConfig(file: string, explicit: boolean): FileConfig {
   if (!fs.existsSync(file)) {
@@ -38,16 +44,43 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix'];
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix', 'insecureRegistries', 'dnsUpstreams'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
     for (const [key, value] of Object.entries(parsed)) {
+      if (key === 'insecureRegistries') {
+        if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new Error('insecureRegistries must be a list of host[:port] strings');
+        continue;
+      }
+      if (key === 'dnsUpstreams') {
+        if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new Error('dnsUpstreams must be a list of IP or IP:PORT strings');
+        continue;
+      }
       if (typeof value !== 'string' || value === '') throw new Error(`${key} must be a non-empty string`);
     }
     return parsed as FileConfig;
   } catch (err) {
     throw invalidArgument(`config file ${file}: ${(err as Error).message}`, err);
   }
+}
+
+function validateInsecureRegistries(list: readonly string[]): readonly string[] {
+  const hosts = list.map((h) => h.trim()).filter(Boolean);
+  const bad = hosts.find((h) => !isRegistryHost(h));
+  if (bad !== undefined) throw invalidArgument(`invalid insecure registry ${JSON.stringify(bad)}: expected host[:port], e.g. 10.0.0.5:5000`);
+  return Object.freeze([...new Set(hosts)]);
+}
+
+/** IP, IP:PORT or [IPv6]:PORT each; an empty list is no setting (the host's resolv.conf). */
+function validateDnsUpstreams(list: readonly string[] | undefined): { dnsUpstreams?: readonly string[] } {
+  const ups = (list ?? []).map((u) => u.trim()).filter(Boolean);
+  const valid = (u: string) => {
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(u) ?? /^([\d.]+):(\d+)$/.exec(u) ?? [u, u, '53'];
+    return net.isIP(m[1]) !== 0 && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+  };
+  const bad = ups.find((u) => !valid(u));
+  if (bad !== undefined) throw invalidArgument(`invalid DNS upstream ${JSON.stringify(bad)}: expected IP or IP:PORT`);
+  return ups.length > 0 ? { dnsUpstreams: Object.freeze(ups) } : {};
 }
 
 function validateNetnsPrefix(p: string): string {
@@ -80,12 +113,19 @@ export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = pr
     etcdBinary: env.SWARMLET_ETCD_BINARY ?? file.etcdBinary ?? 'etcd',
     cgroupParent: validateCgroupParent(env.SWARMLET_CGROUP_PARENT ?? file.cgroupParent ?? 'swarmlet'),
     netnsPrefix: validateNetnsPrefix(env.SWARMLET_NETNS_PREFIX ?? file.netnsPrefix ?? 'swl'),
+    insecureRegistries: validateInsecureRegistries(env.SWARMLET_INSECURE_REGISTRIES?.split(',') ?? file.insecureRegistries ?? []),
+    ...validateDnsUpstreams(env.SWARMLET_DNS_UPSTREAMS?.split(',') ?? file.dnsUpstreams),
   });
 }
 
 /** The CLI's one setting from the environment: which daemon to talk to. */
 export function cliHost(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return validateHost(flag ?? env.SWARMLET_HOST ?? DEFAULT_HOST);
+}
+
+/** docker login's credentials file: $DOCKER_CONFIG/config.json, else ~/.docker/config.json. */
+export function dockerConfigFile(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DOCKER_CONFIG ? `${env.DOCKER_CONFIG}/config.json` : `${env.HOME || os.homedir()}/.docker/config.json`;
 }
 
 /** SWARMLET_DEBUG=1 makes the CLI print stack traces of unexpected errors. */

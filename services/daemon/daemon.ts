@@ -11,8 +11,12 @@ import { clientUrl, EmbeddedEtcd, peerUrl } from '../../manager/embedded-etcd';
 import { Manager, MANAGER_SERVICES } from '../../manager/manager';
 import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
+import { CrunRuntime } from '../../agent/runtime/crun-runtime';
+import { RuntimeRouter } from '../../agent/runtime/runtime-router';
 import { Runtime } from '../../agent/runtime/runtime';
 import { Worker } from '../../agent/worker';
+import { VolumeStore } from '../../agent/volumes/volume-store';
+import { ImageStore } from '../../agent/images/image-store';
 import { retireThroughPeer } from '../../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../../manager/node-plans';
 import { EtcdStore } from '../../manager/store/etcd-store';
@@ -31,10 +35,13 @@ import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, Se
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
+import { newSealKey } from '../pki/seal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
 import { isLocalAddress, pickAdvertiseAddr } from './advertise';
 import { NodeNetworks } from './node-networks';
 import { NodeState, NodeStateDir } from './node-state';
+import { volumeService } from './volume-service';
+import { imageService } from './image-service';
 import { fetchPinnedRootCA } from './remote-ca';
 
 export const DEFAULT_CLUSTER_SPEC = Object.freeze({ heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 });
@@ -80,6 +87,10 @@ export class Daemon {
   private server?: grpc.Server;
   private certificate?: CertificateSource;
   private readonly runtime: Runtime;
+  /** This node's volumes, under `<dataDir>/volumes`. */
+  readonly volumes: VolumeStore;
+  /** This node's images (oci runtime), under `<dataDir>/images`. */
+  readonly images: ImageStore;
   private lastMessage?: SessionMessage;
   private queue: Promise<unknown> = Promise.resolve();
   private activating?: Promise<void>;
@@ -90,7 +101,13 @@ export class Daemon {
   constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
     this.dir = new NodeStateDir(cfg.dataDir);
-    this.runtime = new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog });
+    this.volumes = new VolumeStore({ root: path.join(cfg.dataDir, 'volumes'), log: rootLog });
+    this.images = new ImageStore({ root: path.join(cfg.dataDir, 'images'), log: rootLog, insecureRegistries: cfg.insecureRegistries });
+    // exec: images on the exec runtime, OCI references on crun; each with its own state dir and cgroup parent.
+    this.runtime = new RuntimeRouter({
+      exec: new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog }),
+      oci: new CrunRuntime({ stateDir: path.join(cfg.dataDir, 'containers'), cgroupParent: `${cfg.cgroupParent}-oci`, log: rootLog, images: this.images, volumes: this.volumes }),
+    });
   }
 
   get description(): NodeDescription {
@@ -137,12 +154,9 @@ export class Daemon {
     };
   }
 
-  /** Images and volumes of this node: not served until the oci runtime lands. */
+  /** Images and volumes of this node. */
   private nodeStoreService(): Pick<LocalNodeServer, 'listImages' | 'pullImage' | 'removeImage' | 'pruneImages' | 'createVolume' | 'listVolumes' | 'getVolume' | 'removeVolume' | 'pruneVolumes'> {
-    const refuse = unary(async (): Promise<never> => {
-      throw failedPrecondition('images and volumes are not available on this node yet');
-    });
-    return { listImages: refuse, pullImage: refuse, removeImage: refuse, pruneImages: refuse, createVolume: refuse, listVolumes: refuse, getVolume: refuse, removeVolume: refuse, pruneVolumes: refuse };
+    return { ...imageService(this.images), ...volumeService(this.volumes) };
   }
 
   /** The Control service on the unix socket: the manager's own handlers, or a clear refusal on workers. */
@@ -208,6 +222,7 @@ export class Daemon {
     const log = this.log.child({ nodeId, clusterId });
     try {
       this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
+      this.dir.writeSealKey(newSealKey());
       await this.startEtcd(state, { initialCluster: `${nodeId}=${peerUrl(advertiseAddr)}`, state: 'new' });
       await new EtcdStore(this.etcdClient!).createCluster(cluster, node);
       this.state = state;
@@ -263,6 +278,7 @@ export class Daemon {
     try {
       const tls = { caCertPem: issued.caCertPem, certPem: issued.certPem, keyPem };
       this.dir.writeTls(tls);
+      this.keepSealKey(issued);
       if (role === 'manager') await this.becomeEtcdMember(state, tls);
       this.state = state;
       await this.startRole(state);
@@ -367,12 +383,13 @@ export class Daemon {
     this.certificate = new CertificateSource(tls);
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
-      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog });
+      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog, sealKey: () => this.dir.readSealKey() });
     }
     const networks = new NodeNetworks({
       log: this.rootLog,
       localVtep: state.advertiseAddr,
       netnsPrefix: this.cfg.netnsPrefix,
+      dnsUpstreams: this.cfg.dnsUpstreams,
       runningNetns: () => this.worker?.runningNetns() ?? new Map(),
     });
     this.networks = networks;
@@ -383,8 +400,10 @@ export class Daemon {
       networks,
     });
     await this.worker.start();
+    // Image uses recorded for tasks the runtime no longer has (removed while the daemon was down) are dropped.
+    await this.runtime.list().then((ids) => this.images.retainUses(ids), (err) => this.log.warn({ err: asSwarmletError(err).message }, 'could not list tasks to check image uses'));
     const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
-    server.addService(AgentService, agentService(this.runtime, networks.overlay, tls.caCertPem, this.rootLog));
+    server.addService(AgentService, agentService(this.runtime, networks, tls.caCertPem, this.rootLog));
     this.manager?.registerServices(server);
     addStandardServices(server, ['swarmlet.v1.Agent', ...(this.manager ? MANAGER_SERVICES : [])]);
     this.server = server;
@@ -521,7 +540,7 @@ export class Daemon {
     this.lastMessage = msg;
     // Networks first: a task's networks must be up on this host before the worker starts it.
     const worker = this.worker;
-    void (this.networks?.apply(msg.overlays, msg.tasks) ?? Promise.resolve()).then(() => worker?.assign(msg.tasks));
+    void (this.networks?.apply(msg) ?? Promise.resolve()).then(() => worker?.assign(msg.tasks, msg.credentials));
     const state = this.state;
     if (!state) return;
     if (msg.managers.length && JSON.stringify(msg.managers) !== JSON.stringify(state.managers)) {
@@ -584,7 +603,14 @@ export class Daemon {
     }, excludeSelf);
     const tls = { caCertPem: issued.caCertPem, certPem: issued.certPem, keyPem };
     this.dir.writeTls(tls);
+    this.keepSealKey(issued);
     return tls;
+  }
+
+  /** A manager keeps the seal key it is handed (an empty one changes nothing); a worker keeps none. */
+  private keepSealKey(issued: IssueNodeCertificateResponse): void {
+    if (issued.role !== NodeRole.NODE_ROLE_MANAGER) this.dir.writeSealKey(undefined);
+    else if (issued.sealKey.length) this.dir.writeSealKey(Buffer.from(issued.sealKey));
   }
 
   /** Tries `fn` against each known manager in turn until one answers. */

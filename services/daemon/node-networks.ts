@@ -1,42 +1,76 @@
 import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
+import { EmbeddedDns } from '../../agent/dns/embedded-dns';
+import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../../agent/network/ingress-driver';
+import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
 import { MacvlanDriver } from '../../agent/network/macvlan-driver';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
+import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { TaskNetworks } from '../../agent/worker';
 import { asSwarmletError } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
-import { OverlayNetwork } from '../gen/swarmlet/v1/dispatcher';
-import { Task } from '../gen/swarmlet/v1/types';
+import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
 const RESYNC_MS = 10000;
 /** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
 const BRIDGE_PREFIX = 'swb';
+/** The key of the host's publish table among the nft tables. */
+const HOST_KEY = 'host';
+
+/** What a session message says about this node's networks. */
+export type SessionNetworks = Pick<SessionMessage, 'overlays' | 'tasks' | 'services' | 'ingress' | 'hostPorts'>;
+
+const NOTHING: SessionNetworks = Object.freeze({ overlays: [], tasks: [], services: [], ingress: undefined, hostPorts: [] });
 
 export interface NodeNetworksOptions {
   log: Logger;
   /** This node's advertise address: the local VTEP of its overlays. */
   localVtep: string;
-  /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>. */
+  /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>; the ingress sandbox <netnsPrefix>-ingress. */
   netnsPrefix: string;
   /** Task id -> network namespace of the tasks running here (the worker knows). */
   runningNetns: () => Map<string, string>;
+  /** The embedded DNS's upstream resolvers ('ip' or 'ip:port'); []: the host's. */
+  dnsUpstreams?: readonly string[];
+}
+
+/** A task's `ip swarmlet-lb` table for these services ('' for none). */
+const lbTableOf = (attachments: NetworkAttachment[], services: NetworkServices[]) => renderTaskLbNft(planTaskVips(attachments, services));
+
+/** Whether the task has a network namespace of its own (not the host's): only those get a VIP table. */
+const ownNetns = (t: RunningTask) => t.attachments.some((a) => a.driver !== 'host' && a.driver !== 'none');
+
+/** A task's address (without prefix) on its first bridge network, if it has one. */
+function bridgeAddressOf(task: Task): string | undefined {
+  const a = task.networks.find((n) => n.driver === 'bridge' && n.address);
+  return a?.address.split('/')[0];
 }
 
 /**
  * This node's networks, as the dispatcher describes them: overlays (sandboxes, VXLAN, peers),
- * bridge networks, and the gateway bridge that gives overlay tasks their way out. Each session
- * message is applied to the kernel before the worker sees its tasks, one message after another,
- * and again every few seconds, so that what was deleted by hand comes back. Each driver plugs in
- * the attachments of its own kind and leaves the others alone.
+ * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
+ * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
+ * routing mesh, and the host's table of published ports. Each session message is applied before
+ * the worker sees its tasks, one message after another: the DNS records at once, then the kernel
+ * (overlays, bridges, ingress sandbox, the tasks' tables, the host's table), and again every few
+ * seconds, reading the kernel then, so that what was deleted by hand comes back. Each driver plugs
+ * in the attachments of its own kind and leaves the others alone.
  */
 export class NodeNetworks implements TaskNetworks {
   readonly overlay: OverlayDriver;
   private readonly bridge: BridgeDriver;
   private readonly macvlan: MacvlanDriver;
+  private readonly dns: EmbeddedDns;
+  private readonly tables: NftTables;
+  private readonly ingress: IngressSandbox;
   private readonly log: Logger;
-  private overlays: OverlayNetwork[] = [];
-  private tasks: Task[] = [];
+  private state: SessionNetworks = NOTHING;
+  /** A session message was applied: before that, the resync leaves the kernel alone. */
+  private received = false;
   private queue: Promise<void> = Promise.resolve();
+  /** The pass waiting for the one under way, if any. */
+  private pending?: { verify: boolean; done: Promise<void> };
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly opts: NodeNetworksOptions) {
@@ -44,39 +78,56 @@ export class NodeNetworks implements TaskNetworks {
     this.overlay = new OverlayDriver({ log: opts.log, localVtep: opts.localVtep, sandboxPrefix: opts.netnsPrefix });
     this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX });
     this.macvlan = new MacvlanDriver({ log: opts.log });
+    this.dns = new EmbeddedDns({ log: opts.log, upstreams: [...(opts.dnsUpstreams ?? [])] });
+    this.tables = new NftTables({ log: opts.log });
+    this.ingress = new IngressSandbox({ log: opts.log, netnsPrefix: opts.netnsPrefix, overlay: this.overlay, bridge: this.bridge, tables: this.tables });
   }
 
-  /** Applies what a session message says; resolves once the kernel matches it (failures are logged; the next pass tries again). */
-  apply(overlays: OverlayNetwork[], tasks: Task[]): Promise<void> {
-    this.overlays = overlays;
-    this.tasks = tasks;
-    this.queue = this.queue.then(() => this.reconcile());
-    return this.queue;
+  /**
+   * Applies what a session message says: the DNS records at once, then the kernel; resolves once
+   * the kernel matches it (failures are logged; the next pass tries again).
+   */
+  apply(msg: SessionNetworks): Promise<void> {
+    this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts };
+    this.received = true;
+    this.dns.apply(msg.services);
+    return this.enqueue(false);
   }
 
+  /** Every few seconds, a pass that reads the kernel (resync()). */
   startResync(): void {
     clearInterval(this.timer);
-    this.timer = setInterval(() => {
-      this.queue = this.queue.then(() => this.reconcile());
-    }, RESYNC_MS);
+    this.timer = setInterval(() => void this.resync(), RESYNC_MS);
     this.timer.unref();
   }
 
+  /** A pass that reads the kernel's tables instead of trusting what it applied last; nothing before the first message. */
+  resync(): Promise<void> {
+    return this.received ? this.enqueue(true) : this.queue;
+  }
+
+  /** Networks, then the VIP table, then the DNS sockets: all before the task's command starts. */
   async attach(task: Task, netns: string): Promise<void> {
-    await this.overlay.attach(task.id, netns, task.networks, this.overlays);
+    await this.overlay.attach(task.id, netns, task.networks, this.state.overlays);
     await this.bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
     await this.macvlan.attach(task.id, netns, task.networks);
     // A task on overlays alone gets its way out through the gateway bridge, after its overlay interfaces.
     await this.bridge.attachGateway(task.id, netns, task.networks);
+    await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
+    await this.dns.attach(task, netns);
+    // Its host-mode ports point at its address, known now.
+    if (this.state.hostPorts.some((p) => p.taskId === task.id)) void this.enqueue(false);
   }
 
   async detach(taskId: string): Promise<void> {
-    await Promise.all([this.overlay.detach(taskId), this.bridge.detach(taskId), this.macvlan.detach(taskId)]);
+    this.tables.forget(taskId);
+    await Promise.all([this.dns.detach(taskId), this.overlay.detach(taskId), this.bridge.detach(taskId), this.macvlan.detach(taskId)]);
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.queue;
+    await this.dns.close();
     await this.overlay.close();
     await this.bridge.close();
     await this.macvlan.close();
@@ -85,19 +136,146 @@ export class NodeNetworks implements TaskNetworks {
   /** On leaving the swarm: every sandbox, bridge and rule this node's networks made goes. */
   static async removeAll(opts: Omit<NodeNetworksOptions, 'runningNetns'>): Promise<void> {
     const networks = new NodeNetworks({ ...opts, runningNetns: () => new Map() });
-    await networks.apply([], []);
+    networks.dns.apply([]);
+    networks.received = true;
+    // Reading the kernel: tables of an earlier run go too.
+    await networks.enqueue(true);
     await networks.close();
   }
 
-  private async reconcile(): Promise<void> {
-    const tasks = this.tasks;
-    // Running tasks too: those a remade sandbox unplugged are plugged in again.
-    await this.overlay
-      .reconcile(this.overlays, this.running(tasks))
-      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'overlay networks not reconciled; the next pass tries again'));
-    await this.bridge
-      .reconcile(bridgeNetworksOf(tasks.map((t) => t.networks)), { gateway: tasks.some((t) => needsGatewayBridge(t.networks)) })
-      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'bridge networks not reconciled; the next pass tries again'));
+  /**
+   * What differs between the kernel and the request (network doctor), one sentence a line: the
+   * overlays; with checkServices also the DNS records, the running tasks' VIP tables, the ingress
+   * sandbox and the host's table of published ports. Changes nothing. A doctor of one network
+   * sends only that network's part: where the request is silent (networks it does not name; no
+   * ingress and no host port at all), the last session message stands in, so the rest of the node
+   * is not reported stale.
+   */
+  async doctor(req: CheckOverlaysRequest): Promise<string[]> {
+    const named = new Set([...req.overlays.map((o) => o.networkId), ...req.services.map((n) => n.networkId)]);
+    const overlays = [...req.overlays, ...this.state.overlays.filter((o) => !named.has(o.networkId))];
+    const lines = await this.overlay.doctor(overlays);
+    if (!req.checkServices) return lines;
+    const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
+    const silent = !req.ingress && req.hostPorts.length === 0;
+    const ingress = silent ? this.state.ingress : req.ingress;
+    const hostPorts = silent ? this.state.hostPorts : req.hostPorts;
+    const running = this.running(this.state.tasks);
+    lines.push(...this.dns.check(services, running));
+    for (const t of running.filter(ownNetns)) {
+      try {
+        const diff = diffNftTable(`VIP table ${LB_NFT_TABLE} of task ${t.taskId}`, await listNftTable(t.netns, LB_NFT_TABLE), lbTableOf(t.attachments, services));
+        if (diff) lines.push(diff);
+      } catch (err) {
+        lines.push(`cannot read the VIP table of task ${t.taskId}: ${asSwarmletError(err).message}`);
+      }
+    }
+    lines.push(...(await this.ingress.check(ingress)));
+    try {
+      const usable = usableIngress(ingress);
+      const sandboxAddress = usable && (await this.ingress.gatewayAddress(usable));
+      const want = renderPublishNft(await this.publishRules(usable, sandboxAddress, hostPorts, this.state.tasks));
+      const diff = diffNftTable(`host table ${PUBLISH_NFT_TABLE}`, await listNftTable(undefined, PUBLISH_NFT_TABLE), want);
+      if (diff) lines.push(diff);
+    } catch (err) {
+      lines.push(`cannot check the host table ${PUBLISH_NFT_TABLE}: ${asSwarmletError(err).message}`);
+    }
+    return lines;
+  }
+
+  /**
+   * A pass after the one under way. Passes read the latest state when they start, so one that is
+   * waiting already serves later callers too (a verify pass if any of them asked for one).
+   */
+  private enqueue(verify: boolean): Promise<void> {
+    if (this.pending) {
+      this.pending.verify ||= verify;
+      return this.pending.done;
+    }
+    // Every caller gets this one promise, so callbacks run in the order they were added (the daemon
+    // hands the worker each message's tasks in arrival order).
+    const pending = { verify, done: Promise.resolve() };
+    pending.done = this.queue
+      .then(() => {
+        this.pending = undefined;
+        return this.reconcile(pending.verify);
+      })
+      .catch((err) => this.log.error({ err: asSwarmletError(err).message }, 'network pass failed'));
+    this.pending = pending;
+    this.queue = pending.done;
+    return pending.done;
+  }
+
+  /** One pass over everything; each step's failure is logged and the next steps still run. */
+  private async reconcile(verify: boolean): Promise<void> {
+    const { overlays, tasks, services, hostPorts } = this.state;
+    const ingress = usableIngress(this.state.ingress);
+    if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
+    const running = this.running(tasks);
+    const sandbox = this.ingress.asTask(ingress);
+    if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
+    // Running tasks too: those a remade sandbox unplugged are plugged in again (the ingress sandbox as well).
+    await this.step('overlay networks not reconciled', () => this.overlay.reconcile(overlays, sandbox ? [...running, sandbox] : running));
+    const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || sandbox !== undefined;
+    await this.step('bridge networks not reconciled', () => this.bridge.reconcile(bridgeNetworksOf(tasks.map((t) => t.networks)), { gateway }));
+    const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());
+    await this.step('VIP tables not reconciled', () => this.reconcileLb(running, services, verify));
+    await this.step('published ports not reconciled', () => this.reconcilePublish(ingress, sandboxAddress || undefined, hostPorts, tasks, verify));
+    await this.step('DNS sockets not reconciled', () => this.dns.reconcile(running));
+  }
+
+  private async step<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.log.warn({ err: asSwarmletError(err).message }, `${what}; the next pass tries again`);
+      return undefined;
+    }
+  }
+
+  /** Each running task's VIP table; the tables of tasks no longer running are forgotten (they went with their namespace). */
+  private async reconcileLb(all: RunningTask[], services: NetworkServices[], verify: boolean): Promise<void> {
+    const running = all.filter(ownNetns);
+    const ids = new Set(running.map((t) => t.taskId));
+    for (const key of this.tables.keys()) if (key !== HOST_KEY && key !== INGRESS_TASK_ID && !ids.has(key)) this.tables.forget(key);
+    const results = await Promise.allSettled(running.map((t) => this.tables.ensure(t.taskId, t.netns, LB_NFT_TABLE, lbTableOf(t.attachments, services), verify)));
+    const failed = running.flatMap((t, i) => {
+      const r = results[i];
+      return r.status === 'rejected' ? [`task ${t.taskId}: ${asSwarmletError(r.reason).message}`] : [];
+    });
+    if (failed.length) throw new Error(failed.join('; '));
+  }
+
+  private async reconcilePublish(ingress: IngressConfig | undefined, sandboxAddress: string | undefined, hostPorts: HostPort[], tasks: Task[], verify: boolean): Promise<void> {
+    const body = renderPublishNft(await this.publishRules(ingress, sandboxAddress, hostPorts, tasks));
+    const changed = await this.tables.ensure(HOST_KEY, undefined, PUBLISH_NFT_TABLE, body, verify);
+    if (body && (changed || verify)) await enableForwarding(undefined);
+  }
+
+  /**
+   * The host's DNAT rules: ingress ports to the ingress sandbox (same port), host-mode ports to
+   * their task's address (its first bridge network's, else its gateway bridge's) and target port.
+   * A port whose address is not known (yet) is left out.
+   */
+  private async publishRules(ingress: IngressConfig | undefined, sandboxAddress: string | undefined, hostPorts: HostPort[], tasks: Task[]): Promise<PublishRule[]> {
+    const rules: PublishRule[] = [];
+    if (ingress && sandboxAddress) {
+      for (const p of ingress.ports) rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address: sandboxAddress, targetPort: 0 });
+    }
+    if (hostPorts.length === 0) return rules;
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    const published = hostPorts.map((p) => byId.get(p.taskId)).filter((t): t is Task => t !== undefined);
+    const gateway = await this.bridge.gatewayAddresses(published.map((t) => ({ taskId: t.id, attachments: t.networks })));
+    for (const p of hostPorts) {
+      const task = byId.get(p.taskId);
+      const address = task && (bridgeAddressOf(task) ?? gateway.get(task.id));
+      if (!address) {
+        this.log.debug({ taskId: p.taskId, port: p.publishedPort }, 'host-mode port left out: the task has no address on this host yet');
+        continue;
+      }
+      rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address, targetPort: p.targetPort });
+    }
+    return rules;
   }
 
   /** The assigned tasks running here that have networks, with their namespaces. */

@@ -35,6 +35,10 @@ export class NodeStateDir {
   get stateFile() {
     return path.join(this.dataDir, 'state.json');
   }
+  /** Managers only: the swarm's key that seals services' registry credentials (0600). */
+  get sealKeyFile() {
+    return path.join(this.dataDir, 'seal.key');
+  }
   get certFiles() {
     return { caFile: path.join(this.certDir, 'ca.pem'), certFile: path.join(this.certDir, 'node.pem'), keyFile: path.join(this.certDir, 'node-key.pem') };
   }
@@ -69,10 +73,30 @@ export class NodeStateDir {
     writeAtomic(f.certFile, tls.certPem, 0o644);
   }
 
+  readSealKey(): Buffer | undefined {
+    try {
+      return fs.readFileSync(this.sealKeyFile);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keeps the seal key a manager was given (or made at init); a worker keeps none. */
+  writeSealKey(key: Buffer | undefined): void {
+    if (!key?.length) {
+      fs.rmSync(this.sealKeyFile, { force: true });
+      return;
+    }
+    const tmp = `${this.sealKeyFile}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, key, { mode: 0o600 });
+    fs.renameSync(tmp, this.sealKeyFile);
+  }
+
   /** Forgets the swarm: state first (so a crash half-way leaves an inactive node), then certificates and etcd data. */
   wipe(): void {
     fs.rmSync(this.stateFile, { force: true });
     fs.rmSync(this.certDir, { recursive: true, force: true });
+    fs.rmSync(this.sealKeyFile, { force: true });
     this.wipeEtcd();
   }
 

@@ -40,6 +40,7 @@ describe('loadDaemonConfig precedence', () => {
     etcdBinary: '/file/etcd',
     cgroupParent: 'file/tasks',
     netnsPrefix: 'file-ns',
+    insecureRegistries: ['file-registry:5000'],
   };
   const envValues = {
     SWARMLET_DATA_DIR: '/from/env',
@@ -49,12 +50,13 @@ describe('loadDaemonConfig precedence', () => {
     SWARMLET_ETCD_BINARY: '/env/etcd',
     SWARMLET_CGROUP_PARENT: 'env-tasks',
     SWARMLET_NETNS_PREFIX: 'env-ns',
+    SWARMLET_INSECURE_REGISTRIES: '10.0.0.5:5000, registry.lab',
   };
   const flagValues = { dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace' };
 
   test('defaults, with an empty config file', () => {
     const cfg = loadDaemonConfig({ config: configFile({}) }, {});
-    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl' });
+    expect(cfg).toEqual({ dataDir: DEFAULT_DATA_DIR, host: DEFAULT_HOST, logLevel: 'info', hostname: os.hostname(), etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl', insecureRegistries: [] });
   });
 
   test('the file beats the defaults', () => {
@@ -63,17 +65,17 @@ describe('loadDaemonConfig precedence', () => {
 
   test('the environment beats the file', () => {
     const cfg = loadDaemonConfig({ config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns' });
+    expect(cfg).toEqual({ dataDir: '/from/env', host: 'unix:///from/env.sock', logLevel: 'debug', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns', insecureRegistries: ['10.0.0.5:5000', 'registry.lab'] });
   });
 
   test('flags beat the environment', () => {
     const cfg = loadDaemonConfig({ ...flagValues, config: configFile(fileValues) }, envValues);
-    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns' });
+    expect(cfg).toEqual({ dataDir: '/from/flags', host: 'unix:///from/flags.sock', logLevel: 'trace', hostname: 'env-host', etcdBinary: '/env/etcd', cgroupParent: 'env-tasks', netnsPrefix: 'env-ns', insecureRegistries: ['10.0.0.5:5000', 'registry.lab'] });
   });
 
   test('each setting falls through on its own', () => {
     const cfg = loadDaemonConfig({ logLevel: 'error', config: configFile({ host: 'unix:///f.sock', hostname: 'file-host' }) }, { SWARMLET_DATA_DIR: '/env/data' });
-    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl' });
+    expect(cfg).toEqual({ dataDir: '/env/data', host: 'unix:///f.sock', logLevel: 'error', hostname: 'file-host', etcdBinary: 'etcd', cgroupParent: 'swarmlet', netnsPrefix: 'swl', insecureRegistries: [] });
   });
 
   test('SWARMLET_CONFIG names the file; the --config flag beats it', () => {
@@ -118,6 +120,8 @@ describe('loadDaemonConfig refusals', () => {
     ['a SWARMLET_CONFIG file that does not exist', () => [{}, { SWARMLET_CONFIG: '/nonexistent/swarmlet/env.json' }], /does not exist/],
     ['a tcp host', () => [{ host: 'tcp://127.0.0.1:2375', config: configFile({}) }, {}], /unix socket only/],
     ['a malformed host', () => [{ config: configFile({}) }, { SWARMLET_HOST: '/run/x.sock' }], /invalid host/],
+    ['a bad insecure registry in the environment', () => [{ config: configFile({}) }, { SWARMLET_INSECURE_REGISTRIES: 'http://10.0.0.5:5000' }], /invalid insecure registry "http:\/\/10.0.0.5:5000": expected host\[:port\]/],
+    ['insecureRegistries in the file that is not a list', () => [{ config: configFile({ insecureRegistries: '10.0.0.5:5000' }) }, {}], /insecureRegistries must be a list/],
   ])('refuses %s', (_what, args, message) => {
     const err = refusal(...args());
     expect(err.kind).toBe('InvalidArgument');
@@ -141,6 +145,24 @@ describe('loadDaemonConfig refusals', () => {
     const err = refusal({ config: configFile({ [key]: value }) }, {});
     expect(err.kind).toBe('InvalidArgument');
     expect(err.message).toContain(key);
+  });
+});
+
+describe('dnsUpstreams', () => {
+  test('unset by default; from the file; the environment beats the file', () => {
+    expect(loadDaemonConfig({ config: configFile({}) }, {}).dnsUpstreams).toBeUndefined();
+    const file = configFile({ dnsUpstreams: ['192.0.2.1', '[2001:db8::1]:5353'] });
+    expect(loadDaemonConfig({ config: file }, {}).dnsUpstreams).toEqual(['192.0.2.1', '[2001:db8::1]:5353']);
+    expect(loadDaemonConfig({ config: file }, { SWARMLET_DNS_UPSTREAMS: '127.0.0.53:5353, 192.0.2.2' }).dnsUpstreams).toEqual(['127.0.0.53:5353', '192.0.2.2']);
+  });
+
+  test.each([['dns.example:53'], ['192.0.2.1:0'], ['192.0.2.1:99999'], ['300.1.1.1']])('refuses %s', (bad) => {
+    const err = refusal({ config: configFile({}) }, { SWARMLET_DNS_UPSTREAMS: bad });
+    expect(err.message).toMatch(/invalid DNS upstream/);
+  });
+
+  test('refuses a file value that is not a list', () => {
+    expect(refusal({ config: configFile({ dnsUpstreams: '192.0.2.1' }) }, {}).message).toMatch(/dnsUpstreams must be a list/);
   });
 });
 

@@ -1,0 +1,131 @@
+/**
+ * The nftables tables of service load balancing, applied to the kernel: a task's `ip swarmlet-lb`
+ * table in its own network namespace, the ingress sandbox's table, and the host's
+ * `ip swarmlet-publish` table (the renderers are in plans/lb-nft.ts).
+ *
+ * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied with one
+ * atomic `nft -f -` inside the namespace (`nsenter --net=PATH`), and only when the text for the
+ * key changed since it was last applied there; a `verify` pass (the periodic resync) reads the
+ * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
+ * comes back. Calls for one key run one at a time, in order.
+ */
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { SwarmletError, asSwarmletError } from '../../services/common/errors';
+import { Logger, componentLogger } from '../../services/common/logger';
+import { renderNftReplace } from './plans/lb-nft';
+
+const COMMAND_TIMEOUT_MS = 10000;
+
+/** Runs a command, in the network namespace at `netns` when given, with `input` on its stdin; resolves with its stdout. */
+export function runInNetns(netns: string | undefined, command: string, args: string[], input?: string): Promise<string> {
+  const [cmd, argv] = netns ? ['nsenter', [`--net=${netns}`, '--', command, ...args]] : [command, args];
+  const what = `${command} ${args.join(' ')}${netns ? ` in ${netns}` : ''}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => (stdout += d));
+    child.stderr?.on('data', (d) => (stderr += d));
+    child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(stdout);
+      reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
+    });
+    if (input !== undefined) {
+      // A command that exits before reading all of it is told by its exit status.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input);
+    }
+  });
+}
+
+/** The `ip` table as `nft list table` prints it; '' when the namespace has no such table. */
+export async function listNftTable(netns: string | undefined, table: string): Promise<string> {
+  try {
+    return await runInNetns(netns, 'nft', ['list', 'table', 'ip', table]);
+  } catch (err) {
+    // nft's own words for a missing table (nsenter's for a missing namespace differ: that is an error).
+    if (/Error: No such file or directory/.test(asSwarmletError(err).message)) return '';
+    throw err;
+  }
+}
+
+/** Turns IPv4 forwarding on in the namespace at `netns` (this process's when undefined). */
+export async function enableForwarding(netns: string | undefined): Promise<void> {
+  const file = '/proc/sys/net/ipv4/ip_forward';
+  if (!netns) {
+    await writeFile(file, '1\n');
+    return;
+  }
+  await runInNetns(netns, 'sh', ['-c', `echo 1 > ${file}`]);
+}
+
+interface Applied {
+  netns: string | undefined;
+  table: string;
+  body: string;
+}
+
+export interface NftTablesOptions {
+  log: Logger;
+}
+
+/** One nft table per key, in the namespace the key's caller names, applied only when it changes. */
+export class NftTables {
+  private readonly log: Logger;
+  private readonly applied = new Map<string, Applied>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(opts: NftTablesOptions) {
+    this.log = componentLogger(opts.log, 'lb-driver');
+  }
+
+  /**
+   * Makes the `ip` table `table` in `netns` what `body` says ('' for no table). Without `verify`,
+   * nothing is done when this very text was applied there last; with it, the kernel's listing is
+   * compared. Resolves true when the kernel was changed.
+   */
+  ensure(key: string, netns: string | undefined, table: string, body: string, verify = false): Promise<boolean> {
+    return this.serial(key, async () => {
+      const last = this.applied.get(key);
+      const same = last !== undefined && last.netns === netns && last.table === table && last.body === body;
+      if (same && !verify) return false;
+      // No table wanted where none was applied: the namespace is new (a verify pass removes one left from earlier).
+      if (!verify && last === undefined && body === '') {
+        this.applied.set(key, { netns, table, body });
+        return false;
+      }
+      if (verify && (await listNftTable(netns, table)) === body) {
+        this.applied.set(key, { netns, table, body });
+        return false;
+      }
+      if (same) this.log.warn({ key, table, netns }, 'nft table changed behind the agent; applying it again');
+      this.applied.delete(key);
+      await runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body));
+      this.applied.set(key, { netns, table, body });
+      this.log.debug({ key, table, netns, rules: body.split('\n').length }, body ? 'nft table applied' : 'nft table removed');
+      return true;
+    });
+  }
+
+  /** Forgets a key (its namespace is gone, or its table was removed otherwise). */
+  forget(key: string): void {
+    this.applied.delete(key);
+  }
+
+  /** The keys with a table applied, for dropping those no longer wanted. */
+  keys(): string[] {
+    return [...this.applied.keys()];
+  }
+
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(key) ?? Promise.resolve()).then(fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(key, tail);
+    void tail.then(() => this.queues.get(key) === tail && this.queues.delete(key));
+    return run.catch((err: unknown) => {
+      throw asSwarmletError(err);
+    });
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The nftables rulesets of service load balancing, rendered as text (pure; no kernel). Each table
+ * is rendered exactly as `nft list table` prints it, so what the kernel has can be compared with
+ * what is wanted line for line; it is applied with renderNftReplace (add, delete, declare again:
+ * one transaction, so the kernel goes from the old rules to the new ones atomically).
+ *
+ *   - `ip swarmlet-lb`, in each task's namespace (client-side VIP load balancing): connections the
+ *     task makes to a service VIP are DNATed to one of the service's serving tasks, picked by
+ *     `numgen random` (all ports and protocols; the port is kept); a VIP with no serving task is
+ *     rejected (TCP reset, else ICMP port unreachable) so clients fail fast.
+ *   - `ip swarmlet-ingress`, in the node's ingress sandbox (the routing mesh, as docker's
+ *     ingress_sbox): a published port is DNATed to one of its backends' ingress addresses and the
+ *     target port, and masqueraded out of the ingress interface, so replies come back through the
+ *     sandbox; a port with no backend is rejected.
+ *   - `ip swarmlet-publish`, in the host's namespace: connections to a local address on a published
+ *     port go to the ingress sandbox (ingress mode, same port) or straight to a task (host mode,
+ *     target port); from outside (prerouting) and from the host itself (output; not to loopback,
+ *     which cannot be routed out).
+ */
+import type { NetworkServices } from '../../../services/gen/swarmlet/v1/dispatcher';
+
+export const LB_NFT_TABLE = 'swarmlet-lb';
+export const INGRESS_NFT_TABLE = 'swarmlet-ingress';
+export const PUBLISH_NFT_TABLE = 'swarmlet-publish';
+
+export type NftProtocol = 'tcp' | 'udp';
+
+/** A service VIP as a task's table takes it. */
+export interface LbVip {
+  vip: string;
+  /** The serving tasks' addresses on the VIP's network; [] rejects connections to the VIP. */
+  backends: string[];
+}
+
+/** A port published in ingress mode, as the ingress sandbox's table takes it. */
+export interface IngressRule {
+  protocol: NftProtocol;
+  publishedPort: number;
+  targetPort: number;
+  /** The serving tasks' ingress addresses; [] rejects the port. */
+  backends: string[];
+}
+
+/** A port the host DNATs to an address: the ingress sandbox's, or a task's (host mode). */
+export interface PublishRule {
+  protocol: NftProtocol;
+  publishedPort: number;
+  address: string;
+  /** 0: the published port (ingress mode); else the task's port (host mode). */
+  targetPort: number;
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** The address as a number, or undefined when it is not a dotted IPv4 address. */
+function ipv4Number(ip: string): number | undefined {
+  const m = IPV4.exec(ip);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return ((octets[0] << 24) >>> 0) + (octets[1] << 16) + (octets[2] << 8) + octets[3];
+}
+
+function checkIp(ip: string, what: string): void {
+  if (ipv4Number(ip) === undefined) throw new Error(`invalid IPv4 address for ${what}: ${JSON.stringify(ip)}`);
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid port for ${what}: ${port}`);
+}
+
+const byAddress = (a: string, b: string) => (ipv4Number(a) as number) - (ipv4Number(b) as number);
+
+/** Addresses sorted numerically, duplicates and invalid ones dropped. */
+function sortedAddresses(ips: string[]): string[] {
+  return [...new Set(ips.filter((ip) => ipv4Number(ip) !== undefined))].sort(byAddress);
+}
+
+/**
+ * The VIPs a task with these attachments balances: those of the services on its networks, each
+ * with its serving tasks' addresses (sorted). A VIP met twice keeps its first record.
+ */
+export function planTaskVips(attachments: { networkId: string }[], services: NetworkServices[]): LbVip[] {
+  const networks = new Set(attachments.map((a) => a.networkId));
+  const out = new Map<string, LbVip>();
+  for (const n of services) {
+    if (!networks.has(n.networkId)) continue;
+    for (const s of n.services) {
+      if (!s.vip || ipv4Number(s.vip) === undefined || out.has(s.vip)) continue;
+      out.set(s.vip, { vip: s.vip, backends: sortedAddresses(s.tasks.filter((t) => t.serving).map((t) => t.ip)) });
+    }
+  }
+  return [...out.values()].sort((a, b) => byAddress(a.vip, b.vip));
+}
+
+/** `dnat to` one of the addresses (`:port` appended when given), as nft prints it. */
+function dnatTo(backends: string[], port?: number): string {
+  const suffix = port ? `:${port}` : '';
+  if (backends.length === 1) return `dnat to ${backends[0]}${suffix}`;
+  const map = backends.map((b, i) => `${i} : ${b}`).join(', ');
+  return `dnat to numgen random mod ${backends.length} map { ${map} }${suffix}`;
+}
+
+interface Chain {
+  name: string;
+  hook: string;
+  rules: string[];
+}
+
+/** A table as `nft list table` prints it. */
+function renderTable(table: string, chains: Chain[]): string {
+  const body = chains.map((c) => [`\tchain ${c.name} {`, `\t\t${c.hook}`, ...c.rules.map((r) => `\t\t${r}`), '\t}'].join('\n'));
+  return `table ip ${table} {\n${body.join('\n\n')}\n}\n`;
+}
+
+const NAT_OUTPUT = 'type nat hook output priority -100; policy accept;';
+const NAT_PREROUTING = 'type nat hook prerouting priority dstnat; policy accept;';
+const NAT_POSTROUTING = 'type nat hook postrouting priority srcnat; policy accept;';
+const FILTER_OUTPUT = 'type filter hook output priority filter; policy accept;';
+const FILTER_INPUT = 'type filter hook input priority filter; policy accept;';
+
+/** A task's `ip swarmlet-lb` table; '' when it has no VIP to balance (no table). */
+export function renderTaskLbNft(vips: LbVip[]): string {
+  if (vips.length === 0) return '';
+  for (const v of vips) {
+    checkIp(v.vip, 'a VIP');
+    for (const b of v.backends) checkIp(b, `a backend of VIP ${v.vip}`);
+  }
+  const byVip = new Map<string, LbVip>();
+  for (const v of vips) if (!byVip.has(v.vip)) byVip.set(v.vip, v);
+  const list = [...byVip.values()].sort((a, b) => byAddress(a.vip, b.vip));
+  const nat = list.filter((v) => v.backends.length > 0).map((v) => `ip daddr ${v.vip} ${dnatTo(sortedAddresses(v.backends))}`);
+  const reject = list.filter((v) => v.backends.length === 0).flatMap((v) => [`ip daddr ${v.vip} reject with tcp reset`, `ip daddr ${v.vip} reject`]);
+  return renderTable(LB_NFT_TABLE, [
+    { name: 'nat-output', hook: NAT_OUTPUT, rules: nat },
+    { name: 'filter-output', hook: FILTER_OUTPUT, rules: reject },
+  ]);
+}
+
+/** Rules sorted by protocol then published port; a (protocol, port) met twice keeps its first rule. */
+function uniquePorts<T extends { protocol: NftProtocol; publishedPort: number }>(rules: T[]): T[] {
+  const seen = new Set<string>();
+  const out: T[] = [];
+  for (const r of rules) {
+    if (r.protocol !== 'tcp' && r.protocol !== 'udp') throw new Error(`invalid protocol ${JSON.stringify(r.protocol)}`);
+    checkPort(r.publishedPort, 'a published port');
+    const key = `${r.protocol}/${r.publishedPort}`;
+    if (!seen.has(key)) out.push(r);
+    seen.add(key);
+  }
+  return out.sort((a, b) => (a.protocol === b.protocol ? a.publishedPort - b.publishedPort : a.protocol < b.protocol ? -1 : 1));
+}
+
+/**
+ * The ingress sandbox's `ip swarmlet-ingress` table: published ports DNATed to their backends on
+ * the target port, masquerade out of `ingressIf` (the sandbox's ingress interface).
+ */
+export function renderIngressNft(rules: IngressRule[], ingressIf: string): string {
+  if (!IFNAME.test(ingressIf)) throw new Error(`invalid interface name ${JSON.stringify(ingressIf)}`);
+  const ports = uniquePorts(rules);
+  for (const r of ports) {
+    checkPort(r.targetPort, `published port ${r.publishedPort}`);
+    for (const b of r.backends) checkIp(b, `a backend of published port ${r.publishedPort}`);
+  }
+  const nat = ports.filter((r) => r.backends.length > 0).map((r) => `${r.protocol} dport ${r.publishedPort} ${dnatTo(sortedAddresses(r.backends), r.targetPort)}`);
+  const reject = ports.filter((r) => r.backends.length === 0).map((r) => `${r.protocol} dport ${r.publishedPort} ${r.protocol === 'tcp' ? 'reject with tcp reset' : 'reject'}`);
+  return renderTable(INGRESS_NFT_TABLE, [
+    { name: 'prerouting', hook: NAT_PREROUTING, rules: nat },
+    { name: 'postrouting', hook: NAT_POSTROUTING, rules: [`oifname "${ingressIf}" masquerade`] },
+    { name: 'input', hook: FILTER_INPUT, rules: reject },
+  ]);
+}
+
+/** The host's `ip swarmlet-publish` table; '' when nothing is published here (no table). */
+export function renderPublishNft(rules: PublishRule[]): string {
+  const ports = uniquePorts(rules);
+  if (ports.length === 0) return '';
+  for (const r of ports) {
+    checkIp(r.address, `published port ${r.publishedPort}`);
+    if (r.targetPort !== 0) checkPort(r.targetPort, `published port ${r.publishedPort}`);
+  }
+  const rule = (r: PublishRule) => `fib daddr type local ${r.protocol} dport ${r.publishedPort} dnat to ${r.address}${r.targetPort ? `:${r.targetPort}` : ''}`;
+  return renderTable(PUBLISH_NFT_TABLE, [
+    { name: 'prerouting', hook: NAT_PREROUTING, rules: ports.map(rule) },
+    { name: 'output', hook: NAT_OUTPUT, rules: ports.map((r) => `ip daddr != 127.0.0.0/8 ${rule(r)}`) },
+  ]);
+}
+
+/** The `nft -f -` input that makes `table` (an `ip` table) what `body` says: '' removes it. */
+export function renderNftReplace(table: string, body: string): string {
+  return `table ip ${table}\ndelete table ip ${table}\n${body}`;
+}
+
+/**
+ * What differs between a table as the kernel lists it ('' when absent) and as wanted ('' for
+ * none): one short sentence, or undefined when they match. `what` names the table for the reader.
+ */
+export function diffNftTable(what: string, kernel: string, wanted: string): string | undefined {
+  if (kernel === wanted) return undefined;
+  if (!kernel) return `missing ${what}`;
+  if (!wanted) return `stale ${what} (nothing is wanted there)`;
+  const have = kernel.split('\n');
+  const want = wanted.split('\n');
+  const missing = want.filter((l) => !have.includes(l)).map((l) => l.trim());
+  const extra = have.filter((l) => !want.includes(l)).map((l) => l.trim());
+  const parts = [];
+  if (missing.length) parts.push(`missing rule ${JSON.stringify(missing[0])}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''}`);
+  if (extra.length) parts.push(`unexpected rule ${JSON.stringify(extra[0])}${extra.length > 1 ? ` and ${extra.length - 1} more` : ''}`);
+  if (!parts.length) parts.push('rules in another order');
+  return `${what} differs: ${parts.join('; ')}`;
+}

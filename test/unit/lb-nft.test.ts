@@ -1,0 +1,179 @@
+import {
+  diffNftTable,
+  planTaskVips,
+  renderIngressNft,
+  renderNftReplace,
+  renderPublishNft,
+  renderTaskLbNft,
+} from '../../agent/network/plans/lb-nft';
+import type { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
+
+const task = (ip: string, serving = true) => ({ taskId: `t-${ip}`, ip, name: `web.1.t-${ip}`, hostname: 'h', serving });
+
+const SERVICES: NetworkServices[] = [
+  {
+    networkId: 'net-front',
+    name: 'front',
+    services: [
+      { serviceId: 's-web', name: 'web', vip: '10.0.1.2', tasks: [task('10.0.1.9'), task('10.0.1.5'), task('10.0.1.7', false), task('10.0.1.10')] },
+      { serviceId: 's-db', name: 'db', vip: '10.0.1.3', tasks: [task('10.0.1.11', false)] },
+      { serviceId: 's-rr', name: 'rr', vip: '', tasks: [task('10.0.1.12')] },
+    ],
+  },
+  {
+    networkId: 'net-back',
+    name: 'back',
+    services: [{ serviceId: 's-api', name: 'api', vip: '10.0.2.2', tasks: [task('10.0.2.4')] }],
+  },
+];
+
+describe('planTaskVips', () => {
+  test('the VIPs of the services on the task networks, with their serving tasks sorted by address', () => {
+    expect(planTaskVips([{ networkId: 'net-front' }], SERVICES)).toEqual([
+      { vip: '10.0.1.2', backends: ['10.0.1.5', '10.0.1.9', '10.0.1.10'] },
+      { vip: '10.0.1.3', backends: [] },
+    ]);
+  });
+
+  test('dnsrr services have no VIP; networks the task is not on are left out', () => {
+    expect(planTaskVips([{ networkId: 'net-back' }], SERVICES)).toEqual([{ vip: '10.0.2.2', backends: ['10.0.2.4'] }]);
+    expect(planTaskVips([{ networkId: 'net-other' }], SERVICES)).toEqual([]);
+    expect(planTaskVips([{ networkId: 'net-back' }, { networkId: 'net-front' }], SERVICES).map((v) => v.vip)).toEqual(['10.0.1.2', '10.0.1.3', '10.0.2.2']);
+  });
+});
+
+describe('renderTaskLbNft', () => {
+  test('several backends: a numgen map; one: a plain dnat; none: rejected', () => {
+    const text = renderTaskLbNft([
+      { vip: '10.0.2.2', backends: ['10.0.2.4'] },
+      { vip: '10.0.1.3', backends: [] },
+      { vip: '10.0.1.2', backends: ['10.0.1.9', '10.0.1.5', '10.0.1.10', '10.0.1.5'] },
+    ]);
+    expect(text).toBe(
+      [
+        'table ip swarmlet-lb {',
+        '\tchain nat-output {',
+        '\t\ttype nat hook output priority -100; policy accept;',
+        '\t\tip daddr 10.0.1.2 dnat to numgen random mod 3 map { 0 : 10.0.1.5, 1 : 10.0.1.9, 2 : 10.0.1.10 }',
+        '\t\tip daddr 10.0.2.2 dnat to 10.0.2.4',
+        '\t}',
+        '',
+        '\tchain filter-output {',
+        '\t\ttype filter hook output priority filter; policy accept;',
+        '\t\tip daddr 10.0.1.3 reject with tcp reset',
+        '\t\tip daddr 10.0.1.3 reject',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('no VIP: no table', () => {
+    expect(renderTaskLbNft([])).toBe('');
+  });
+
+  test('refuses what is not an IPv4 address', () => {
+    expect(() => renderTaskLbNft([{ vip: '10.0.1.300', backends: [] }])).toThrow(/invalid IPv4/);
+    expect(() => renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5; flush ruleset'] }])).toThrow(/invalid IPv4/);
+  });
+});
+
+describe('renderIngressNft', () => {
+  test('ports DNATed to their backends on the target port, masquerade out of the ingress interface, ports without backend rejected', () => {
+    const text = renderIngressNft(
+      [
+        { protocol: 'udp', publishedPort: 5353, targetPort: 53, backends: ['10.255.0.7'] },
+        { protocol: 'tcp', publishedPort: 8080, targetPort: 80, backends: ['10.255.0.9', '10.255.0.5'] },
+        { protocol: 'tcp', publishedPort: 8081, targetPort: 81, backends: [] },
+        { protocol: 'udp', publishedPort: 9999, targetPort: 99, backends: [] },
+        { protocol: 'tcp', publishedPort: 8080, targetPort: 1, backends: ['10.255.0.1'] },
+      ],
+      'eth0',
+    );
+    expect(text).toBe(
+      [
+        'table ip swarmlet-ingress {',
+        '\tchain prerouting {',
+        '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+        '\t\ttcp dport 8080 dnat to numgen random mod 2 map { 0 : 10.255.0.5, 1 : 10.255.0.9 }:80',
+        '\t\tudp dport 5353 dnat to 10.255.0.7:53',
+        '\t}',
+        '',
+        '\tchain postrouting {',
+        '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+        '\t\toifname "eth0" masquerade',
+        '\t}',
+        '',
+        '\tchain input {',
+        '\t\ttype filter hook input priority filter; policy accept;',
+        '\t\ttcp dport 8081 reject with tcp reset',
+        '\t\tudp dport 9999 reject',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('no ports: the table with its masquerade only', () => {
+    expect(renderIngressNft([], 'eth0')).toContain('\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n');
+  });
+
+  test('refuses bad ports, protocols and interface names', () => {
+    expect(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 0, targetPort: 80, backends: [] }], 'eth0')).toThrow(/invalid port/);
+    expect(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 80, targetPort: 70000, backends: [] }], 'eth0')).toThrow(/invalid port/);
+    expect(() => renderIngressNft([{ protocol: 'sctp' as 'tcp', publishedPort: 80, targetPort: 80, backends: [] }], 'eth0')).toThrow(/invalid protocol/);
+    expect(() => renderIngressNft([], 'eth0" accept')).toThrow(/invalid interface/);
+  });
+});
+
+describe('renderPublishNft', () => {
+  test('ingress ports to the sandbox on the same port, host-mode ports to the task on its port; from outside and from the host', () => {
+    const text = renderPublishNft([
+      { protocol: 'tcp', publishedPort: 9000, address: '172.18.0.5', targetPort: 80 },
+      { protocol: 'tcp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0 },
+      { protocol: 'udp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0 },
+    ]);
+    expect(text).toBe(
+      [
+        'table ip swarmlet-publish {',
+        '\tchain prerouting {',
+        '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+        '\t\tfib daddr type local tcp dport 8080 dnat to 172.18.0.2',
+        '\t\tfib daddr type local tcp dport 9000 dnat to 172.18.0.5:80',
+        '\t\tfib daddr type local udp dport 8080 dnat to 172.18.0.2',
+        '\t}',
+        '',
+        '\tchain output {',
+        '\t\ttype nat hook output priority -100; policy accept;',
+        '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 172.18.0.2',
+        '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 9000 dnat to 172.18.0.5:80',
+        '\t\tip daddr != 127.0.0.0/8 fib daddr type local udp dport 8080 dnat to 172.18.0.2',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('nothing published: no table', () => {
+    expect(renderPublishNft([])).toBe('');
+  });
+});
+
+test('renderNftReplace declares, deletes and declares again in one input; an empty body removes the table', () => {
+  expect(renderNftReplace('swarmlet-lb', 'table ip swarmlet-lb {\n}\n')).toBe('table ip swarmlet-lb\ndelete table ip swarmlet-lb\ntable ip swarmlet-lb {\n}\n');
+  expect(renderNftReplace('swarmlet-lb', '')).toBe('table ip swarmlet-lb\ndelete table ip swarmlet-lb\n');
+});
+
+test('diffNftTable says what is missing, stale or different', () => {
+  const want = renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5', '10.0.1.6'] }]);
+  const have = renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5'] }]);
+  expect(diffNftTable('VIP table', want, want)).toBeUndefined();
+  expect(diffNftTable('VIP table', '', want)).toBe('missing VIP table');
+  expect(diffNftTable('VIP table', want, '')).toBe('stale VIP table (nothing is wanted there)');
+  expect(diffNftTable('VIP table', have, want)).toBe(
+    'VIP table differs: missing rule "ip daddr 10.0.1.2 dnat to numgen random mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }"; unexpected rule "ip daddr 10.0.1.2 dnat to 10.0.1.5"',
+  );
+});
