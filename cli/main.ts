@@ -4,11 +4,13 @@ import { VERSION } from '../services/common/version';
 import { cliDebug } from '../services/config/config';
 import { GlobalArgs } from './commands/context';
 import { daemonCommand } from './commands/daemon';
+import { imageCommands } from './commands/image';
 import { networkCommands } from './commands/network';
 import { nodeCommands } from './commands/node';
 import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
 import { separateCommand } from './argv';
 import { infoCommand, swarmCommands } from './commands/swarm';
+import { volumeCommands } from './commands/volume';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -30,6 +32,8 @@ export async function main(args: string[]): Promise<void> {
   parser = nodeCommands(parser);
   parser = serviceCommands(parser, create.command);
   parser = networkCommands(parser);
+  parser = imageCommands(parser);
+  parser = volumeCommands(parser);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

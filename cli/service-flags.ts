@@ -3,9 +3,12 @@
  * the orchestrator's validateServiceSpec fills defaults and checks the whole spec afterwards.
  */
 import { parseDuration } from '../services/common/duration';
+import { parseMountFlag, planMountChange } from './mount-flags';
+import { applyEndpointFlags } from './publish-flags';
 import { invalidArgument } from '../services/common/errors';
 import {
   HealthConfig,
+  PullPolicy,
   RestartCondition,
   RestartPolicy,
   ServiceSpec,
@@ -57,6 +60,7 @@ export interface SpecFlags {
   reserveMemory?: string;
   limitCpu?: string;
   limitMemory?: string;
+  limitPids?: string | number;
   env?: string[];
   workdir?: string;
   user?: string;
@@ -85,8 +89,15 @@ export interface SpecFlags {
   healthStartPeriod?: string;
   noHealthcheck?: boolean;
   stopGracePeriod?: string;
+  /** When nodes pull the image: missing (default), always, never. */
+  pull?: string;
   /** Networks to join, names or ids, in order (create only: update has --network-add/--network-rm). */
   network?: string[];
+  /** Mounts, docker's --mount syntax (create only: update has --mount-add/--mount-rm). */
+  mount?: string[];
+  /** Published ports, docker's --publish syntax (create only: update has --publish-add/--publish-rm). */
+  publish?: string[];
+  endpointMode?: string;
 }
 
 /** Update-only flags. */
@@ -101,6 +112,12 @@ export interface UpdateFlags extends SpecFlags {
   labelRm?: string[];
   networkAdd?: string[];
   networkRm?: string[];
+  mountAdd?: string[];
+  /** Mount targets to remove. */
+  mountRm?: string[];
+  publishAdd?: string[];
+  /** Published ports to remove: PORT[/PROTOCOL]. */
+  publishRm?: string[];
   force?: boolean;
 }
 
@@ -149,9 +166,12 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   if (f.label) out.labels = labels(f.label, out.labels);
   if (f.constraint) task.placement = { constraints: f.constraint };
   if (f.network) task.networks = [...f.network];
+  if (f.mount) c.mounts = f.mount.map(parseMountFlag);
+  if (f.publish || f.endpointMode !== undefined) out.endpoint = applyEndpointFlags(out.endpoint, { publish: f.publish, endpointMode: f.endpointMode });
   const res = (task.resources ??= { limits: undefined, reservations: undefined });
   if (f.limitCpu !== undefined) res.limits = { ...(res.limits ?? { memoryBytes: 0, pids: 0 }), nanoCpus: parseCpus(f.limitCpu, '--limit-cpu') };
   if (f.limitMemory !== undefined) res.limits = { ...(res.limits ?? { nanoCpus: 0, pids: 0 }), memoryBytes: parseBytes(f.limitMemory, '--limit-memory') };
+  if (f.limitPids !== undefined) res.limits = { ...(res.limits ?? { nanoCpus: 0, memoryBytes: 0 }), pids: parseCount(f.limitPids, '--limit-pids') };
   if (f.reserveCpu !== undefined) res.reservations = { ...(res.reservations ?? { memoryBytes: 0, pids: 0 }), nanoCpus: parseCpus(f.reserveCpu, '--reserve-cpu') };
   if (f.reserveMemory !== undefined) res.reservations = { ...(res.reservations ?? { nanoCpus: 0, pids: 0 }), memoryBytes: parseBytes(f.reserveMemory, '--reserve-memory') };
   if (f.env) c.env = f.env;
@@ -159,6 +179,7 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   if (f.user !== undefined) c.user = f.user;
   if (f.hostname !== undefined) c.hostname = f.hostname;
   if (f.stopGracePeriod !== undefined) c.stopGracePeriodMs = parseDuration(f.stopGracePeriod, '--stop-grace-period');
+  if (f.pull !== undefined) c.pull = parsePullPolicy(f.pull);
   const r: RestartPolicy = { ...(task.restart ?? RestartPolicy.fromPartial({})) };
   if (f.restartCondition !== undefined) r.condition = choice(f.restartCondition, '--restart-condition', RESTART_CONDITIONS);
   if (f.restartDelay !== undefined) r.delayMs = parseDuration(f.restartDelay, '--restart-delay');
@@ -208,7 +229,7 @@ export function planNetworkChange(current: string[], add: string[], rm: string[]
 /** The spec `service update` asks for, from the current one. */
 export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): ServiceSpec {
   if (f.mode !== undefined) throw invalidArgument("a service's mode can't be changed; remove and create it again");
-  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined, network: undefined });
+  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined, network: undefined, mount: undefined, publish: undefined });
   const c = spec.task!.container!;
   if (f.image !== undefined) c.image = f.image;
   if (f.args !== undefined) c.args = f.args;
@@ -222,6 +243,8 @@ export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): Servi
     const kept = (spec.task!.placement?.constraints ?? []).filter((x) => !rm.has(x));
     spec.task!.placement = { constraints: [...kept, ...(f.constraintAdd ?? []).filter((x) => !kept.includes(x))] };
   }
+  if (f.mountAdd || f.mountRm) c.mounts = planMountChange(c.mounts ?? [], f.mountAdd ?? [], f.mountRm ?? []);
+  if (f.publishAdd || f.publishRm) spec.endpoint = applyEndpointFlags(spec.endpoint, { publishAdd: f.publishAdd, publishRm: f.publishRm });
   if (f.networkAdd || f.networkRm) spec.task!.networks = planNetworkChange(spec.task!.networks ?? [], f.networkAdd ?? [], f.networkRm ?? []);
   if (f.labelAdd || f.labelRm) {
     const next = labels(f.labelAdd, spec.labels);
@@ -230,4 +253,13 @@ export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): Servi
   }
   if (f.force) spec.task!.forceUpdate = (spec.task!.forceUpdate ?? 0) + 1;
   return spec;
+}
+
+const PULL_POLICIES: Record<string, PullPolicy> = { missing: PullPolicy.PULL_POLICY_MISSING, always: PullPolicy.PULL_POLICY_ALWAYS, never: PullPolicy.PULL_POLICY_NEVER };
+
+/** `--pull missing|always|never`. */
+export function parsePullPolicy(v: string): PullPolicy {
+  const p = PULL_POLICIES[v];
+  if (p === undefined) throw invalidArgument(`invalid --pull ${JSON.stringify(v)}: use missing, always or never`);
+  return p;
 }

@@ -7,10 +7,13 @@ import { shellWords } from '../argv';
 import { Clients, call } from '../client';
 import { enumWord, json, table } from '../format';
 import { SpecFlags, specFromCreateFlags, specFromUpdateFlags, UpdateFlags } from '../service-flags';
+import { serviceJsonWithMounts } from '../mount-flags';
+import { formatPorts, prettyService, withVipNames } from '../publish-flags';
+import { readRegistryAuth } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
 
 /** Flags that take no value: `service create` stops reading its own options at the image, and needs to know these. */
-export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force']);
+export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force', '--with-registry-auth']);
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
@@ -23,6 +26,7 @@ function specOptions<T>(a: Argv<T>) {
     .option('reserve-memory', str('Reserve memory, e.g. 64m'))
     .option('limit-cpu', str('Limit CPUs, e.g. 0.5'))
     .option('limit-memory', str('Limit memory, e.g. 64m'))
+    .option('limit-pids', str('Limit the number of processes in a task (0: no limit)'))
     .option('env', { ...str('Environment variable KEY=VALUE (repeatable)'), alias: 'e' })
     .option('workdir', { ...str('Working directory of the command'), alias: 'w' })
     .option('user', { ...str('User (name or uid[:gid]) the command runs as'), alias: 'u' })
@@ -51,6 +55,10 @@ function specOptions<T>(a: Argv<T>) {
     .option('health-start-period', str('Time before failing checks count'))
     .option('no-healthcheck', { type: 'boolean', describe: 'Disable the health check' })
     .option('stop-grace-period', str('Time to wait after SIGTERM before SIGKILL (default 10s)'))
+    .option('pull', str('When nodes pull the image: missing (default), always, never'))
+    .option('with-registry-auth', { type: 'boolean', describe: "Send the registry credentials of docker login's config.json for the image's registry to the nodes (sealed by the managers)" })
+    .option('registry-auth-file', str('Send the registry credentials in this file (user:password) instead'))
+    .option('endpoint-mode', str('vip (a virtual IP load-balanced over the tasks) or dnsrr (DNS round robin); default vip'))
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Return at once instead of waiting for the service to converge' });
 }
 
@@ -58,7 +66,7 @@ function specOptions<T>(a: Argv<T>) {
 function flagsOf(argv: Record<string, unknown>): UpdateFlags {
   const f: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(argv)) if (!k.includes('-') && k !== '_' && k !== '$0' && v !== undefined) f[k] = v;
-  for (const k of ['constraint', 'env', 'label', 'network', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm', 'networkAdd', 'networkRm']) f[k] = repeated(f[k]);
+  for (const k of ['constraint', 'env', 'label', 'network', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm', 'networkAdd', 'networkRm', 'mount', 'mountAdd', 'mountRm', 'publish', 'publishAdd', 'publishRm']) f[k] = repeated(f[k]);
   return f as UpdateFlags;
 }
 
@@ -179,19 +187,22 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
     s
       .command(
         'create <image>',
-        'Create a service: IMAGE is exec:/ (the host\'s filesystem) or exec:/path (a root directory)',
+        'Create a service: IMAGE is an image reference (busybox, registry:5000/app:1.0), or exec:/ (the host\'s filesystem) or exec:/path (a root directory)',
         (a) =>
           specOptions(a)
             .positional('image', { type: 'string', demandOption: true, describe: 'then the command and its arguments' })
             .option('name', { type: 'string', describe: 'Service name (a DNS label)' })
             .option('network', { type: 'string', describe: 'Network to join, by name or id (repeatable; the first is eth0)' })
+            .option('publish', { alias: 'p', type: 'string', describe: 'Publish a port: published=P,target=T[,protocol=tcp|udp][,mode=ingress|host], or P:T[/udp], or T (a port from 30000-32767 is chosen) (repeatable)' })
+            .option('mount', { type: 'string', describe: 'Mount: type=volume|bind|tmpfs,source=...,target=/path[,readonly][,tmpfs-size=64m] (repeatable)' })
             .option('mode', { type: 'string', describe: 'replicated or global (default replicated)' }),
         async (argv) => {
           const spec = specFromCreateFlags(flagsOf(argv) as SpecFlags, argv.image as string, createCommand);
           if (!spec.name) throw invalidArgument('--name is required');
           await withClients(argv, async (c, host) => {
             const since = new Date().toISOString();
-            const service = await call(c.control, c.control.createService, { spec, registryAuth: '' }, host);
+            const registryAuth = readRegistryAuth(argv, spec.task?.container?.image) ?? '';
+            const service = await call(c.control, c.control.createService, { spec, registryAuth }, host);
             out(`${service.id}\n`);
             if (!argv.detach) await waitConverged(c, host, service.id, since);
           });
@@ -206,7 +217,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const { services } = await call(c.control, c.control.listServices, {}, host);
             if (argv.format === 'json') return out(json(services.map((s) => ({ ...Service.toJSON(s.service!) as object, running: s.running, desired: s.desired }))));
             if (argv.quiet) return out(services.map((s) => `${s.service!.id}\n`).join(''));
-            out(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? ''])));
+            out(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)])));
           });
         },
       )
@@ -234,12 +245,16 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
       )
       .command(
         'inspect <services..>',
-        'Show services in detail (JSON)',
-        (a) => a.positional('services', { type: 'string', array: true, demandOption: true }),
+        'Show services in detail (JSON, or text with --pretty)',
+        (a) => a.positional('services', { type: 'string', array: true, demandOption: true }).option('pretty', { type: 'boolean', default: false, describe: 'Print a summary as text' }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const services = [];
-            for (const ref of argv.services as string[]) services.push(Service.toJSON(await call(c.control, c.control.getService, { service: ref }, host)));
+            const got: Service[] = [];
+            for (const ref of argv.services as string[]) got.push(await call(c.control, c.control.getService, { service: ref }, host));
+            const networkNames = new Map((await call(c.control, c.control.listNetworks, {}, host)).networks.map((n) => [n.id, n.spec?.name ?? n.id]));
+            if (argv.pretty) return out(got.map((s) => prettyService(s, networkNames)).join('\n'));
+            for (const s of got) services.push(withVipNames(serviceJsonWithMounts(s) as Record<string, any>, networkNames));
             out(json(services));
           });
         },
@@ -283,8 +298,13 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             .option('label-rm', { type: 'string', describe: 'Remove a service label (repeatable)' })
             .option('network-add', { type: 'string', describe: 'Join a network (repeatable)' })
             .option('network-rm', { type: 'string', describe: 'Leave a network (repeatable)' })
+            .option('publish-add', { type: 'string', describe: 'Publish a port (repeatable; --publish syntax)' })
+            .option('publish-rm', { type: 'string', describe: 'Stop publishing a port: PORT[/PROTOCOL] (repeatable)' })
+            .option('mount-add', { type: 'string', describe: 'Add a mount, or replace the one on its target (repeatable; --mount syntax)' })
+            .option('mount-rm', { type: 'string', describe: 'Remove the mount on a target path (repeatable)' })
             .option('force', { type: 'boolean', default: false, describe: 'Replace the tasks even if nothing changed' })
-            .option('rollback', { type: 'boolean', default: false, describe: 'Roll back to the previous spec' }),
+            .option('rollback', { type: 'boolean', default: false, describe: 'Roll back to the previous spec' })
+            .option('clear-registry-auth', { type: 'boolean', default: false, describe: 'Forget the registry credentials sent with --with-registry-auth' }),
         async (argv) => {
           const flags = flagsOf(argv);
           if (argv.args !== undefined) {
@@ -298,7 +318,9 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const since = new Date().toISOString();
             const current = await call(c.control, c.control.getService, { service: argv.service as string }, host);
             const spec = argv.rollback ? current.spec! : specFromUpdateFlags(current.spec!, flags);
-            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: Boolean(argv.rollback), registryAuth: '', clearRegistryAuth: false }, host);
+            const registryAuth = readRegistryAuth(argv, spec.task?.container?.image) ?? '';
+            const clearRegistryAuth = Boolean(argv.clearRegistryAuth);
+            await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: Boolean(argv.rollback), registryAuth, clearRegistryAuth }, host);
             out(`${current.spec!.name}\n`);
             if (!argv.detach) await waitConverged(c, host, current.id, since);
           });

@@ -12,7 +12,11 @@
 import { invalidArgument } from '../../services/common/errors';
 import {
   ContainerSpec,
+  EndpointMode,
+  EndpointSpec,
   HealthConfig,
+  PortProtocol,
+  PublishMode,
   Resources,
   RestartCondition,
   RestartPolicy,
@@ -23,6 +27,7 @@ import {
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
 import { parseConstraint } from './constraints';
+import { validateMounts } from './mount-spec';
 import { SERVICE_DEFAULTS } from './defaults';
 
 export type { Constraint } from './constraints';
@@ -33,7 +38,8 @@ export const MAX_REPLICAS = 10000;
 const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
 const MIN_NANO_CPUS_LIMIT = 10_000_000; // 0.01 CPU: the smallest CFS quota that still runs
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const IMAGE_HELP = 'use exec:/ (the host\'s filesystem) or exec:/path (a root directory)';
+const EXEC_HELP = 'use exec:/ (the host\'s filesystem) or exec:/path (a root directory)';
+const IMAGE_HELP = `use an image reference (busybox, registry:5000/app:1.0) or exec:/ (the host's filesystem) or exec:/path (a root directory)`;
 
 /** Throws InvalidArgument for a spec swarmlet cannot run; returns a copy with every default filled in. */
 export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
@@ -53,7 +59,38 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     mode,
     update: validateUpdateConfig(spec.update ?? SERVICE_DEFAULTS.update, 'update'),
     rollback: validateUpdateConfig(spec.rollback ?? SERVICE_DEFAULTS.rollback, 'rollback'),
+    endpoint: validateEndpoint(spec.endpoint),
   };
+}
+
+const PROTOCOL_WORD = (p: PortProtocol) => (p === PortProtocol.PORT_PROTOCOL_UDP ? 'udp' : 'tcp');
+
+/** Endpoint mode and published ports (docker's rules): valid ports, no (port, protocol) twice, no ingress port in dnsrr mode. */
+export function validateEndpoint(e: EndpointSpec | undefined): EndpointSpec {
+  const mode = e?.mode ?? EndpointMode.ENDPOINT_MODE_VIP;
+  if (mode !== EndpointMode.ENDPOINT_MODE_VIP && mode !== EndpointMode.ENDPOINT_MODE_DNSRR) throw invalidArgument(`invalid endpoint mode ${mode}: use vip or dnsrr`);
+  const seen = new Set<string>();
+  const ports = (e?.ports ?? []).map((p) => {
+    const protocol = p.protocol ?? PortProtocol.PORT_PROTOCOL_TCP;
+    if (protocol !== PortProtocol.PORT_PROTOCOL_TCP && protocol !== PortProtocol.PORT_PROTOCOL_UDP) throw invalidArgument(`invalid port protocol ${protocol}: use tcp or udp`);
+    const publishMode = p.publishMode ?? PublishMode.PUBLISH_MODE_INGRESS;
+    if (publishMode !== PublishMode.PUBLISH_MODE_INGRESS && publishMode !== PublishMode.PUBLISH_MODE_HOST) throw invalidArgument(`invalid publish mode ${publishMode}: use ingress or host`);
+    const target = p.targetPort ?? 0;
+    const published = p.publishedPort ?? 0;
+    if (!Number.isInteger(target) || target < 1 || target > 65535) throw invalidArgument(`invalid target port ${target}: use a port from 1 to 65535`);
+    if (!Number.isInteger(published) || published < 0 || published > 65535) throw invalidArgument(`invalid published port ${published}: use a port from 1 to 65535 (or 0 to have one chosen)`);
+    if (published === 0 && publishMode === PublishMode.PUBLISH_MODE_HOST) throw invalidArgument(`target port ${target}/${PROTOCOL_WORD(protocol)} in host mode needs a published port`);
+    if (publishMode === PublishMode.PUBLISH_MODE_INGRESS && mode === EndpointMode.ENDPOINT_MODE_DNSRR) {
+      throw invalidArgument('port published with ingress mode can\'t be used with dnsrr mode: publish in host mode, or use endpoint mode vip');
+    }
+    if (published > 0) {
+      const key = `${published}/${PROTOCOL_WORD(protocol)}`;
+      if (seen.has(key)) throw invalidArgument(`port ${key} is published more than once`);
+      seen.add(key);
+    }
+    return { protocol, targetPort: target, publishedPort: published, publishMode };
+  });
+  return { mode, ports };
 }
 
 function validateMode(mode: ServiceSpec['mode']): NonNullable<ServiceSpec['mode']> {
@@ -79,16 +116,27 @@ function validateTask(task: TaskSpec | undefined): TaskSpec {
   };
 }
 
-function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
-  const image = c?.image ?? '';
-  if (!image) throw invalidArgument(`an image is required: ${IMAGE_HELP}`);
-  if (!/^exec:\//.test(image)) throw invalidArgument(`image ${JSON.stringify(image)} is not supported: ${IMAGE_HELP}`);
+/**
+ * exec: images are checked here. Any other image is an OCI reference: refused here only when
+ * empty or with whitespace or NUL; the node parses it strictly, and a malformed one rejects the
+ * task with the parse error.
+ */
+function validateImage(image: string, c: ContainerSpec | undefined): void {
+  if (!image.trim()) throw invalidArgument(`an image is required: ${IMAGE_HELP}`);
+  if (/[\s\0]/.test(image)) throw invalidArgument(`invalid image ${JSON.stringify(image)}: an image has no whitespace or NUL characters`);
+  if (!image.startsWith('exec:')) return;
+  if (!/^exec:\//.test(image)) throw invalidArgument(`image ${JSON.stringify(image)} is not supported: ${EXEC_HELP}`);
   const root = image.slice('exec:'.length);
-  if (root.split('/').some((part) => part === '..' || part === '.') || /[\0\n]/.test(root)) {
-    throw invalidArgument(`image ${JSON.stringify(image)} names an unclean path: ${IMAGE_HELP}, with no . or .. in the path`);
+  if (root.split('/').some((part) => part === '..' || part === '.')) {
+    throw invalidArgument(`image ${JSON.stringify(image)} names an unclean path: ${EXEC_HELP}, with no . or .. in the path`);
   }
   // The exec runtime has no image to take a default command from.
   if ((c?.command ?? []).length + (c?.args ?? []).length === 0) throw invalidArgument('a command is required: the exec runtime has no default command');
+}
+
+function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
+  const image = c?.image ?? '';
+  validateImage(image, c);
   for (const entry of c?.env ?? []) {
     const eq = entry.indexOf('=');
     if (eq < 0) throw invalidArgument(`invalid environment entry ${JSON.stringify(entry)}: write it as KEY=VALUE`);
@@ -107,7 +155,7 @@ function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
     hostname: c?.hostname ?? '',
     healthcheck: validateHealth(c?.healthcheck),
     stopGracePeriodMs: grace || SERVICE_DEFAULTS.stopGracePeriodMs,
-    mounts: [...(c?.mounts ?? [])],
+    mounts: validateMounts(c?.mounts ?? [], image),
     pull: c?.pull ?? 0,
   };
 }

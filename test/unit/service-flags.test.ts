@@ -71,7 +71,7 @@ describe('specFromCreateFlags', () => {
     expect(spec.mode).toEqual({ $case: 'replicated', value: { replicas: 6 } });
     expect(spec.task!.container).toMatchObject({ image: 'exec:/', args: ['sleep', '100'], env: ['A=1'], dir: '/tmp', user: 'nobody', hostname: 'h', stopGracePeriodMs: 3000 });
     expect(spec.task!.container!.healthcheck).toMatchObject({ test: ['CMD-SHELL', 'true'], intervalMs: 1000, retries: 2 });
-    expect(spec.task!.resources).toEqual({ limits: { nanoCpus: 5e8, memoryBytes: 64 * 1024 * 1024 }, reservations: { nanoCpus: 0, memoryBytes: 32 * 1024 * 1024 } });
+    expect(spec.task!.resources).toEqual({ limits: { nanoCpus: 5e8, memoryBytes: 64 * 1024 * 1024, pids: 0 }, reservations: { nanoCpus: 0, memoryBytes: 32 * 1024 * 1024, pids: 0 } });
     expect(spec.task!.restart).toMatchObject({ condition: RestartCondition.RESTART_CONDITION_ON_FAILURE, delayMs: 2000, maxAttempts: 3 });
     expect(spec.task!.placement).toEqual({ constraints: ['node.role==worker'] });
     expect(spec.update).toMatchObject({ parallelism: 2, failureAction: UpdateFailureAction.UPDATE_FAILURE_ACTION_ROLLBACK, order: UpdateOrder.UPDATE_ORDER_START_FIRST, monitorMs: 3000 });
@@ -111,4 +111,13 @@ describe('specFromUpdateFlags', () => {
   });
 
   test('mode cannot change', () => expect(() => specFromUpdateFlags(current, { mode: 'global' })).toThrow(/mode can't be changed/));
+});
+
+describe('--limit-pids', () => {
+  test('sets the pids limit beside the others, and update keeps them', () => {
+    const spec = specFromCreateFlags({ limitMemory: '64m', limitPids: '100' }, 'registry.lab:5000/busybox', []);
+    expect(spec.task!.resources!.limits).toEqual({ nanoCpus: 0, memoryBytes: 64 * 1024 * 1024, pids: 100 });
+    expect(specFromUpdateFlags(spec, { limitPids: '0' }).task!.resources!.limits).toEqual({ nanoCpus: 0, memoryBytes: 64 * 1024 * 1024, pids: 0 });
+  });
+  test.each(['-1', 'many', '1.5'])('refuses %j', (v) => expect(() => specFromCreateFlags({ limitPids: v }, 'busybox', [])).toThrow(/invalid --limit-pids/));
 });

@@ -46,8 +46,10 @@ describe('validateServiceSpec: refusals', () => {
     ['name ending with -', spec({ name: 'web-' }), /invalid service name/],
     ['name with _', spec({ name: 'my_web' }), /invalid service name/],
     ['name of 64 characters', spec({ name: 'a'.repeat(64) }), /1 to 63/],
-    ['no image', spec({}, { image: '' }), /an image is required: use exec:\/ \(the host's filesystem\) or exec:\/path \(a root directory\)/],
-    ['docker image', spec({}, { image: 'nginx:latest' }), /image "nginx:latest" is not supported: use exec:\/ \(the host's filesystem\) or exec:\/path/],
+    ['no image', spec({}, { image: '' }), /an image is required: use an image reference \(busybox, registry:5000\/app:1.0\) or exec:\/ \(the host's filesystem\) or exec:\/path \(a root directory\)/],
+    ['a blank image', spec({}, { image: '  ' }), /an image is required/],
+    ['an image with whitespace', spec({}, { image: 'nginx latest' }), /invalid image "nginx latest": an image has no whitespace or NUL characters/],
+    ['an image with NUL', spec({}, { image: 'nginx\0' }), /no whitespace or NUL/],
     ['relative exec root', spec({}, { image: 'exec:rootfs' }), /not supported/],
     ['exec root with ..', spec({}, { image: 'exec:/srv/../etc' }), /unclean path/],
     ['too many replicas', spec({ mode: { $case: 'replicated', value: { replicas: 10001 } } }), /10001 replicas is too many: a service runs at most 10000/],
@@ -121,7 +123,7 @@ describe('validateServiceSpec: defaults', () => {
     expect(out.update).toEqual(stopFirstPause);
     expect(out.rollback).toEqual(stopFirstPause);
     expect(out.task?.placement).toEqual({ constraints: [] });
-    expect(out.task?.resources).toEqual({ limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0 } });
+    expect(out.task?.resources).toEqual({ limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0, pids: 0 } });
   });
 
   test('a health check gets interval, timeout and retries', () => {
@@ -159,6 +161,11 @@ describe('validateServiceSpec: defaults', () => {
 
   test.each(['exec:/', 'exec:/srv/rootfs', 'exec:/var/lib/swarmlet/roots/alpine'])('image %s is accepted', (image) => {
     expect(validateServiceSpec(spec({}, { image })).task?.container?.image).toBe(image);
+  });
+
+  // The node parses OCI references strictly; the manager passes even a malformed one (the task is rejected with the reason).
+  test.each(['busybox', 'nginx:alpine', '198.51.100.200:5000/busybox:latest', 'Bad:Ref!!'])('OCI image %s is accepted, with no command', (image) => {
+    expect(validateServiceSpec(spec({}, { image, command: [] })).task?.container?.image).toBe(image);
   });
 
   test.each(['a', 'web', 'web-1', '0abc', 'a'.repeat(63)])('name %s is accepted', (name) => {
