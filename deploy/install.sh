@@ -120,6 +120,11 @@ if has_systemd; then
     log "stopping and disabling Debian's etcd.service (swarmlet runs its own etcd member)"
     systemctl disable --now etcd.service >/dev/null 2>&1 || systemctl stop etcd.service
   fi
+  # docker-registry is installed for the tests, which start their own; the distro's would sit on :5000.
+  if systemctl is-enabled --quiet docker-registry.service 2>/dev/null || systemctl is-active --quiet docker-registry.service 2>/dev/null; then
+    log "stopping and disabling Debian's docker-registry.service (tests run their own registry)"
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || systemctl stop docker-registry.service
+  fi
 fi
 # Anyone still on 127.0.0.1:2379 that is not an etcd member started by a swarmlet daemon?
 if command -v ss >/dev/null; then
