@@ -228,7 +228,8 @@ describe('limits and bad input', () => {
     [['service', 'create', '--name', 'x', '--constraint', 'node.labels.zone=a', 'exec:/', 'true'], 1, /constraint/],
     [['service', 'create', '--name', 'web', 'exec:/', 'true'], 1, /already exists/],
     [['service', 'create', '--name', 'Not_A_Label', 'exec:/', 'true'], 1, /name/],
-    [['service', 'create', '--name', 'x', 'nginx:alpine'], 1, /exec:/],
+    // OCI references run on the oci runtime now; what an exec: task cannot have is still refused.
+    [['service', 'create', '--name', 'x', '--mount', 'type=volume,target=/data', 'exec:/', 'true'], 1, /--mount needs an oci image/],
     [['service', 'update', '--replicas', '2', 'no-such-service'], 1, /service no-such-service not found/],
     [['service', 'scale', 'web=lots'], 1, /invalid scale argument/],
   ])('%j is refused and changes nothing', async (args, code, message) => {

@@ -31,6 +31,10 @@ export interface LabOptions {
   baseDir?: string;
   /** The daemon's argv (run inside the host's netns). Default: node <repo>/dist/cli/main.js daemon ... */
   daemonCommand?: (h: LabHost) => string[];
+  /** Registries (host[:port]) the daemons may pull from over plain HTTP (SWARMLET_INSECURE_REGISTRIES). */
+  insecureRegistries?: string[];
+  /** The embedded DNS's upstreams (IP or IP:PORT) for every daemon (SWARMLET_DNS_UPSTREAMS); default: the host's resolv.conf. */
+  dnsUpstreams?: string[];
 }
 
 export interface LabHost {
@@ -69,6 +73,8 @@ interface ResolvedLabOptions {
   readonly repoRoot: string;
   readonly baseDir: string;
   readonly daemonCommand: ((h: LabHost) => string[]) | undefined;
+  readonly insecureRegistries: readonly string[];
+  readonly dnsUpstreams: readonly string[];
 }
 
 const SUBNET = '198.51.100';
@@ -128,6 +134,8 @@ function resolveLabOptions(opts: LabOptions): ResolvedLabOptions {
     repoRoot: resolve(opts.repoRoot ?? findRepoRoot()),
     baseDir,
     daemonCommand: opts.daemonCommand,
+    insecureRegistries: Object.freeze([...(opts.insecureRegistries ?? [])]),
+    dnsUpstreams: Object.freeze([...(opts.dnsUpstreams ?? [])]),
   });
 }
 
@@ -262,6 +270,8 @@ export class Lab {
           SWARMLET_CGROUP_PARENT: `${labCgroupRoot(this.prefix)}/h${h.index}`,
           // Every host's daemon shares this machine's /run/netns: its sandboxes carry the host's name.
           SWARMLET_NETNS_PREFIX: `${h.netns}-net`,
+          ...(this.opts.insecureRegistries.length ? { SWARMLET_INSECURE_REGISTRIES: this.opts.insecureRegistries.join(',') } : {}),
+          ...(this.opts.dnsUpstreams.length ? { SWARMLET_DNS_UPSTREAMS: this.opts.dnsUpstreams.join(',') } : {}),
         },
       });
     } finally {
@@ -336,6 +346,8 @@ export class Lab {
     await killEverything({ netns: [h.netns], pids });
     // The host's tasks die with it: they run in namespaces of their own, under its cgroup.
     await removeCgroupTree(`${labCgroupRoot(this.prefix)}/h${h.index}`);
+    // The oci runtime's tasks: beside the exec ones (the daemon's cgroup parent + '-oci').
+    await removeCgroupTree(`${labCgroupRoot(this.prefix)}/h${h.index}-oci`);
     this.daemons.delete(h.index);
     this.saveState();
     await this.setHostLink(h, 'down');
@@ -359,6 +371,15 @@ export class Lab {
   /** Runs any command inside a lab namespace (a host or a client). Resolves on any exit code. */
   async exec(h: Pick<LabHost, 'netns'>, argv: string[], opts: RunOptions = {}): Promise<CommandResult> {
     return runCommand(['ip', 'netns', 'exec', h.netns, ...argv], { env: opts.env, timeoutMs: opts.timeoutMs ?? 60_000 });
+  }
+
+  /**
+   * Runs a command inside a task's network and mount namespaces (so it sees the task's
+   * /etc/resolv.conf); `pid` is the task's status.container.pid. Resolves on any exit code.
+   */
+  async execInTask(pid: number, argv: string[], opts: RunOptions = {}): Promise<CommandResult> {
+    if (!Number.isInteger(pid) || pid <= 0) throw new SwarmletError('InvalidArgument', `not a task pid: ${pid}`);
+    return runCommand(['nsenter', '-t', String(pid), '-n', '-m', '--', ...argv], { env: opts.env, timeoutMs: opts.timeoutMs ?? 60_000 });
   }
 
   /** One more namespace on the underlay that is not a cluster node: 198.51.100.200, .201, ... */
