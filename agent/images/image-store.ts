@@ -155,10 +155,10 @@ export class ImageStore {
     this.pullTimeoutMs = opts.pullTimeoutMs ?? DEFAULT_PULL_TIMEOUT_MS;
     this.skopeo = opts.skopeo ?? 'skopeo';
     this.umoci = opts.umoci ?? 'umoci';
-    fs.mkdirSync(this.imagesDir, { recursive: true, mode: 0o700 });
     // Whatever a pull cut short by a crash left behind goes now: nothing there looks like an image.
+    // The directories themselves are made by the first write (ensureDirs): a daemon that never
+    // pulls, such as one whose init was refused, leaves its data dir as it found it.
     fs.rmSync(this.tmpDir, { recursive: true, force: true });
-    fs.mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     this.refs = readJson<Record<string, string>>(this.refsFile, {});
     this.used = readJson<Record<string, string>>(this.usedFile, {});
   }
@@ -301,7 +301,14 @@ export class ImageStore {
   }
 
   private imageDirs(): string[] {
+    if (!fs.existsSync(this.imagesDir)) return [];
     return fs.readdirSync(this.imagesDir).filter((d) => /^[a-f0-9]{64}$/.test(d));
+  }
+
+  /** The store's directories, 0700, made before anything is written into them. */
+  private ensureDirs(): void {
+    fs.mkdirSync(this.imagesDir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
   }
 
   private usersOf(id: string): string[] {
@@ -317,6 +324,7 @@ export class ImageStore {
   }
 
   private saveRefs(): void {
+    this.ensureDirs();
     writeAtomic(this.refsFile, JSON.stringify(this.refs));
   }
 
@@ -324,6 +332,7 @@ export class ImageStore {
   private deleteImage(id: string): void {
     const dir = path.join(this.imagesDir, hexOf(id));
     if (!fs.existsSync(dir)) return;
+    this.ensureDirs();
     const doomed = path.join(this.tmpDir, `rm-${hexOf(id).slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     fs.renameSync(dir, doomed);
     fs.rmSync(doomed, { recursive: true, force: true });
@@ -342,6 +351,7 @@ export class ImageStore {
 
   private async pullNow(ref: ImageReference, auth?: string): Promise<LocalImage> {
     const log = this.log.child({ image: ref.normalized });
+    this.ensureDirs();
     const work = fs.mkdtempSync(path.join(this.tmpDir, 'pull-'));
     const deadline = Date.now() + this.pullTimeoutMs;
     try {

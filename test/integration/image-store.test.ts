@@ -34,12 +34,15 @@ const log = createRootLogger(
 const makeStore = (extra: Partial<ConstructorParameters<typeof ImageStore>[0]> = {}) =>
   new ImageStore({ root: fs.mkdtempSync(path.join(base, 'store-')), log, insecureRegistries: [registry.addr, privateRegistry.addr], ...extra });
 
+/** A store dir's entries; the store makes its dirs at its first write, so a missing one is empty. */
+const entries = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir) : []);
+
 /** What must not change when a pull fails: the list, the image dirs, and an empty tmp dir. */
 async function snapshot(store: ImageStore, root: string) {
   return {
     list: JSON.stringify(await store.list()),
-    images: fs.readdirSync(path.join(root, 'images')).sort(),
-    tmp: fs.readdirSync(path.join(root, 'tmp')),
+    images: entries(path.join(root, 'images')).sort(),
+    tmp: entries(path.join(root, 'tmp')),
   };
 }
 const rootOf = (store: ImageStore) => (store as unknown as { root: string }).root;
@@ -259,7 +262,7 @@ describe('rm, prune, used by', () => {
     const root = rootOf(store);
     fs.mkdirSync(path.join(root, 'tmp', 'pull-crashed', 'image', 'rootfs'), { recursive: true });
     const again = new ImageStore({ root, log });
-    expect(fs.readdirSync(path.join(root, 'tmp'))).toEqual([]);
+    expect(entries(path.join(root, 'tmp'))).toEqual([]);
     expect(await again.list()).toEqual([]);
   });
 });
