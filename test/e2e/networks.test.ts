@@ -194,11 +194,20 @@ test('network doctor finds what differs from the cluster state, and the next rec
   expect(await sw(lab, h1, ['network', 'doctor', 'appnet'])).toMatch(/ok\n/);
   const [t] = await running('web');
   const vni = t.networks!.find((n) => n.networkName === 'appnet')!.vni!;
-  const host = h2;
-  const sandbox = `${prefix}-h${host.index}-net-${vni}`;
-  const fdb = (await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'show', 'dev', `vx-${vni}`])).stdout;
-  const entry = fdb.split('\n').find((l) => / dst /.test(l))!;
-  const mac = entry.split(' ')[0];
+  // Scaling down shuts down the highest slots, so which hosts still hold a task (and so an entry
+  // for a task elsewhere) depends on the earlier placement: take the first host that has one.
+  let found: { host: LabHost; sandbox: string; mac: string } | undefined;
+  for (const host of [h2, h3, h1]) {
+    const sandbox = `${prefix}-h${host.index}-net-${vni}`;
+    const fdb = (await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'show', 'dev', `vx-${vni}`])).stdout;
+    const entry = fdb.split('\n').find((l) => / dst /.test(l));
+    if (entry) {
+      found = { host, sandbox, mac: entry.split(' ')[0] };
+      break;
+    }
+  }
+  if (!found) throw new Error(`no host has an FDB entry for a remote task of VNI ${vni}`);
+  const { host, sandbox, mac } = found;
   expect((await lab.exec({ netns: sandbox }, ['bridge', 'fdb', 'del', mac, 'dev', `vx-${vni}`, 'self'])).code).toBe(0);
   const res = await lab.cli(h1, ['network', 'doctor']);
   expect(res.code).toBe(1);
