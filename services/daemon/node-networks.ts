@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'fs/promises';
 import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
 import { EmbeddedDns } from '../../agent/dns/embedded-dns';
 import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../../agent/network/ingress-driver';
@@ -42,9 +43,21 @@ const lbTableOf = (attachments: NetworkAttachment[], services: NetworkServices[]
 const ownNetns = (t: RunningTask) => t.attachments.some((a) => a.driver !== 'host' && a.driver !== 'none');
 
 /** A task's address (without prefix) on its first bridge network, if it has one. */
-function bridgeAddressOf(task: Task): string | undefined {
-  const a = task.networks.find((n) => n.driver === 'bridge' && n.address);
-  return a?.address.split('/')[0];
+const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
+
+/** A bridge's route_localnet ('0' or '1'), or undefined when the bridge is not there (yet). */
+async function readRouteLocalnet(dev: string): Promise<string | undefined> {
+  try {
+    return (await readFile(routeLocalnetFile(dev), 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The bridges the host's published-port rules send connections into. */
+function devicesOf(rules: PublishRule[]): string[] {
+  return [...new Set(rules.flatMap((r) => (r.device ? [r.device] : [])))].sort();
 }
 
 /**
@@ -174,9 +187,12 @@ export class NodeNetworks implements TaskNetworks {
     try {
       const usable = usableIngress(ingress);
       const sandboxAddress = usable && (await this.ingress.gatewayAddress(usable));
-      const want = renderPublishNft(await this.publishRules(usable, sandboxAddress, hostPorts, this.state.tasks));
-      const diff = diffNftTable(`host table ${PUBLISH_NFT_TABLE}`, await listNftTable(undefined, PUBLISH_NFT_TABLE), want);
+      const rules = await this.publishRules(usable, sandboxAddress, hostPorts, this.state.tasks);
+      const diff = diffNftTable(`host table ${PUBLISH_NFT_TABLE}`, await listNftTable(undefined, PUBLISH_NFT_TABLE), renderPublishNft(rules));
       if (diff) lines.push(diff);
+      for (const dev of devicesOf(rules)) {
+        if ((await readRouteLocalnet(dev)) === '0') lines.push(`route_localnet is off on ${dev}: published ports do not answer on 127.0.0.1`);
+      }
     } catch (err) {
       lines.push(`cannot check the host table ${PUBLISH_NFT_TABLE}: ${asSwarmletError(err).message}`);
     }
@@ -247,9 +263,16 @@ export class NodeNetworks implements TaskNetworks {
   }
 
   private async reconcilePublish(ingress: IngressConfig | undefined, sandboxAddress: string | undefined, hostPorts: HostPort[], tasks: Task[], verify: boolean): Promise<void> {
-    const body = renderPublishNft(await this.publishRules(ingress, sandboxAddress, hostPorts, tasks));
+    const rules = await this.publishRules(ingress, sandboxAddress, hostPorts, tasks);
+    const body = renderPublishNft(rules);
     const changed = await this.tables.ensure(HOST_KEY, undefined, PUBLISH_NFT_TABLE, body, verify);
-    if (body && (changed || verify)) await enableForwarding(undefined);
+    if (body && (changed || verify)) {
+      await enableForwarding(undefined);
+      // Connections from 127.0.0.1 to a published port leave through these bridges (lb-nft.ts).
+      for (const dev of devicesOf(rules)) {
+        if ((await readRouteLocalnet(dev)) === '0') await writeFile(routeLocalnetFile(dev), '1\n');
+      }
+    }
   }
 
   /**
@@ -260,7 +283,8 @@ export class NodeNetworks implements TaskNetworks {
   private async publishRules(ingress: IngressConfig | undefined, sandboxAddress: string | undefined, hostPorts: HostPort[], tasks: Task[]): Promise<PublishRule[]> {
     const rules: PublishRule[] = [];
     if (ingress && sandboxAddress) {
-      for (const p of ingress.ports) rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address: sandboxAddress, targetPort: 0 });
+      const device = this.bridge.gatewayBridgeName();
+      for (const p of ingress.ports) rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address: sandboxAddress, targetPort: 0, device });
     }
     if (hostPorts.length === 0) return rules;
     const byId = new Map(tasks.map((t) => [t.id, t]));
@@ -268,12 +292,14 @@ export class NodeNetworks implements TaskNetworks {
     const gateway = await this.bridge.gatewayAddresses(published.map((t) => ({ taskId: t.id, attachments: t.networks })));
     for (const p of hostPorts) {
       const task = byId.get(p.taskId);
-      const address = task && (bridgeAddressOf(task) ?? gateway.get(task.id));
+      const onBridge = task?.networks.find((n) => n.driver === 'bridge' && n.address);
+      const address = onBridge ? onBridge.address.split('/')[0] : task && gateway.get(task.id);
       if (!address) {
         this.log.debug({ taskId: p.taskId, port: p.publishedPort }, 'host-mode port left out: the task has no address on this host yet');
         continue;
       }
-      rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address, targetPort: p.targetPort });
+      const device = onBridge ? this.bridge.bridgeName(onBridge.networkId) : this.bridge.gatewayBridgeName();
+      rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address, targetPort: p.targetPort, device });
     }
     return rules;
   }

@@ -126,7 +126,7 @@ async function dig(t: TaskJson, name: string, timeS = 1, type = 'A'): Promise<Di
 }
 
 /** The probe (test/support/http-probe) in the client namespace, or inside a task's. */
-async function probe(where: LabClient | TaskJson, url: string, count: number): Promise<ProbeResult> {
+async function probe(where: LabClient | LabHost | TaskJson, url: string, count: number): Promise<ProbeResult> {
   const argv = [process.execPath, probeJs, url, String(count), '10', '3000'];
   const r = 'netns' in where ? await lab.exec(where, argv, { timeoutMs: 120000 }) : await lab.execInTask(pidOf(where), argv, { timeoutMs: 120000 });
   if (r.code !== 0) throw new Error(`http-probe ${url} exited ${r.code}: ${r.stderr.trim()}`);
@@ -203,6 +203,18 @@ test('a published port answers on every node, the one without a task too, and sp
     for (const n of names) expect(r.by[n]).toBeGreaterThanOrEqual(MESH_CONNECTIONS * 0.15);
   }
 }, 120000);
+
+test('the published port answers each node itself, on 127.0.0.1 and on its own address', async () => {
+  const web = await runningN('web', 3);
+  const names = sorted(web.map(nameOf));
+  for (const h of [h1, h2, h3]) {
+    for (const url of [`http://127.0.0.1:${PUBLISHED}/`, `http://${h.addr}:${PUBLISHED}/`]) {
+      const r = await probe(h, url, 30);
+      expect({ host: h.name, url, ok: r.ok, errors: r.errors }).toEqual({ host: h.name, url, ok: 30, errors: {} });
+      expect(sorted(Object.keys(r.by))).toEqual(names);
+    }
+  }
+}, 60000);
 
 test('service inspect shows the VIP and the published port; from a task on the network, the service name resolves to the VIP, which reaches every task', async () => {
   const nets = JSON.parse(await sw(lab, h1, ['network', 'ls', '--format', 'json'])) as { id: string; spec?: { name?: string } }[];
@@ -330,6 +342,7 @@ test('publishing: a taken port is refused, a port left out is chosen from 30000-
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'hostmode', '--network', 'front', '--constraint', `node.hostname==${h2.name}`, '-p', `published=8090,target=${TARGET},mode=host`, ...serve]);
   const [hm] = await runningN('hostmode', 1);
   await waitFor(`hostmode answering on ${h2.addr}:8090`, async () => ((await probe(client, `http://${h2.addr}:8090/`, 3)).by[nameOf(hm)] === 3 ? true : undefined), 30000, 300);
+  expect((await probe(h2, 'http://127.0.0.1:8090/', 3)).by).toEqual({ [nameOf(hm)]: 3 });
   for (const h of [h1, h3]) {
     const r = await probe(client, `http://${h.addr}:8090/`, 3);
     expect({ host: h.name, ok: r.ok }).toEqual({ host: h.name, ok: 0 });

@@ -129,11 +129,12 @@ describe('renderIngressNft', () => {
 });
 
 describe('renderPublishNft', () => {
-  test('ingress ports to the sandbox on the same port, host-mode ports to the task on its port; from outside and from the host', () => {
+  test('ingress ports to the sandbox on the same port, host-mode ports to the task on its port; from outside and from the host, loopback included', () => {
     const text = renderPublishNft([
-      { protocol: 'tcp', publishedPort: 9000, address: '172.18.0.5', targetPort: 80 },
-      { protocol: 'tcp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0 },
-      { protocol: 'udp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0 },
+      { protocol: 'tcp', publishedPort: 9000, address: '172.18.0.5', targetPort: 80, device: 'swb-gw' },
+      { protocol: 'tcp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0, device: 'swb-gw' },
+      { protocol: 'udp', publishedPort: 8080, address: '172.18.0.2', targetPort: 0, device: 'swb-gw' },
+      { protocol: 'tcp', publishedPort: 9001, address: '10.1.2.3', targetPort: 80, device: 'swbaaa' },
     ]);
     expect(text).toBe(
       [
@@ -142,14 +143,26 @@ describe('renderPublishNft', () => {
         '\t\ttype nat hook prerouting priority dstnat; policy accept;',
         '\t\tfib daddr type local tcp dport 8080 dnat to 172.18.0.2',
         '\t\tfib daddr type local tcp dport 9000 dnat to 172.18.0.5:80',
+        '\t\tfib daddr type local tcp dport 9001 dnat to 10.1.2.3:80',
         '\t\tfib daddr type local udp dport 8080 dnat to 172.18.0.2',
         '\t}',
         '',
         '\tchain output {',
         '\t\ttype nat hook output priority -100; policy accept;',
-        '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 172.18.0.2',
-        '\t\tip daddr != 127.0.0.0/8 fib daddr type local tcp dport 9000 dnat to 172.18.0.5:80',
-        '\t\tip daddr != 127.0.0.0/8 fib daddr type local udp dport 8080 dnat to 172.18.0.2',
+        '\t\tfib daddr type local tcp dport 8080 dnat to 172.18.0.2',
+        '\t\tfib daddr type local tcp dport 9000 dnat to 172.18.0.5:80',
+        '\t\tfib daddr type local tcp dport 9001 dnat to 10.1.2.3:80',
+        '\t\tfib daddr type local udp dport 8080 dnat to 172.18.0.2',
+        '\t}',
+        '',
+        '\tchain postrouting {',
+        '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+        '\t\tip saddr 127.0.0.0/8 oifname != "lo" masquerade',
+        '\t}',
+        '',
+        '\tchain input {',
+        '\t\ttype filter hook input priority filter; policy accept;',
+        '\t\tiifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop',
         '\t}',
         '}',
         '',

@@ -14,8 +14,14 @@
  *     sandbox; a port with no backend is rejected.
  *   - `ip swarmlet-publish`, in the host's namespace: connections to a local address on a published
  *     port go to the ingress sandbox (ingress mode, same port) or straight to a task (host mode,
- *     target port); from outside (prerouting) and from the host itself (output; not to loopback,
- *     which cannot be routed out).
+ *     target port); from outside (prerouting) and from the host itself (output), `127.0.0.1`
+ *     included, as docker serves it. A connection from loopback leaves with the address of the
+ *     bridge it goes out of (masquerade), and that bridge has route_localnet set (NodeNetworks), so
+ *     the kernel routes it and its replies; the input chain drops whatever else reaches 127.0.0.0/8
+ *     from outside `lo` (the guard kube-proxy added for CVE-2020-8558): only replies of those
+ *     DNATed connections get in. A task cannot reach a port its own node publishes through the
+ *     node's address: the gateway bridge isolates its ports, and the kernel drops a frame that came
+ *     in from an isolated port even after the host routed it back out to another one.
  */
 import type { NetworkServices } from '../../../services/gen/swarmlet/v1/dispatcher';
 
@@ -48,6 +54,8 @@ export interface PublishRule {
   address: string;
   /** 0: the published port (ingress mode); else the task's port (host mode). */
   targetPort: number;
+  /** The bridge the address is on, which needs route_localnet for connections from 127.0.0.1. */
+  device?: string;
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
@@ -183,7 +191,9 @@ export function renderPublishNft(rules: PublishRule[]): string {
   const rule = (r: PublishRule) => `fib daddr type local ${r.protocol} dport ${r.publishedPort} dnat to ${r.address}${r.targetPort ? `:${r.targetPort}` : ''}`;
   return renderTable(PUBLISH_NFT_TABLE, [
     { name: 'prerouting', hook: NAT_PREROUTING, rules: ports.map(rule) },
-    { name: 'output', hook: NAT_OUTPUT, rules: ports.map((r) => `ip daddr != 127.0.0.0/8 ${rule(r)}`) },
+    { name: 'output', hook: NAT_OUTPUT, rules: ports.map(rule) },
+    { name: 'postrouting', hook: NAT_POSTROUTING, rules: ['ip saddr 127.0.0.0/8 oifname != "lo" masquerade'] },
+    { name: 'input', hook: FILTER_INPUT, rules: ['iifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop'] },
   ]);
 }
 
