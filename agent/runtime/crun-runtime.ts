@@ -235,7 +235,8 @@ export class CrunRuntime implements Runtime {
     let mounts: Awaited<ReturnType<typeof prepareMounts>> = [];
     if ((c.mounts ?? []).length > 0) {
       if (!this.opts.volumes) throw failedPrecondition('this node cannot give tasks mounts: it has no volume store');
-      mounts = await prepareMounts(task, this.opts.volumes);
+      // An empty volume is filled from what the image has at its target, as docker does.
+      mounts = await prepareMounts(task, this.opts.volumes, (target) => resolveInRoot(image.rootfs, target));
     }
     const hostNetwork = usesHostNetwork(task.networks ?? []);
     await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -19,15 +19,17 @@ export function anonymousVolumeName(taskId: string, target: string): string {
 
 /**
  * Checks the bind sources first (a missing one rejects the task before any volume is taken),
- * then acquires the task's volumes; returns the OCI mounts. Idempotent.
+ * then acquires the task's volumes; returns the OCI mounts. `imageDir(target)`: where the image
+ * has the mount's target on the host, if it does, to fill an empty volume from. Idempotent.
  */
-export async function prepareMounts(task: Task, volumes: VolumeStore): Promise<OciMount[]> {
+export async function prepareMounts(task: Task, volumes: VolumeStore, imageDir?: (target: string) => Promise<string | undefined>): Promise<OciMount[]> {
   const mounts = task.spec?.container?.mounts ?? [];
   for (const m of mounts) if (m.type === MountType.MOUNT_TYPE_BIND) await checkBindSource(m.source);
   const resolved = new Map<string, string>();
   for (const m of mounts) {
     if (m.type !== MountType.MOUNT_TYPE_VOLUME) continue;
-    resolved.set(m.target, await volumes.acquire(task.id, m.source || anonymousVolumeName(task.id, m.target)));
+    const seed = imageDir ? await imageDir(m.target) : undefined;
+    resolved.set(m.target, await volumes.acquire(task.id, m.source || anonymousVolumeName(task.id, m.target), seed));
   }
   return planMounts(mounts, resolved);
 }

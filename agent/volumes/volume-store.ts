@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { conflict, internal, invalidArgument, notFound } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Volume } from '../../services/gen/swarmlet/v1/control';
@@ -20,6 +22,8 @@ interface VolumeMeta {
   createdAt: string;
 }
 
+const execFileAsync = promisify(execFile);
+
 export const LOCAL_DRIVER = 'local';
 const META = 'meta.json';
 const DATA = '_data';
@@ -37,6 +41,10 @@ const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
  * A volume appears whole or not at all: it is made in `.tmp-*` and renamed into place (a rename
  * onto an existing volume fails, so the first one made wins). Removal renames it to `.trash-*`
  * first; leftovers of either are deleted when the store is first used. Calls run one at a time.
+ *
+ * As docker does, a task whose image has content where an empty volume is mounted gets that
+ * content copied into the volume first (acquire's `seed`): copied into `<name>/.seed-*`, then
+ * renamed over the empty `_data`, so a crash leaves the volume empty, never half filled.
  */
 export class VolumeStore {
   private readonly root: string;
@@ -100,15 +108,25 @@ export class VolumeStore {
     });
   }
 
-  /** Records that a task uses a volume (made now if it does not exist) and returns the host directory to mount. Idempotent. */
-  acquire(taskId: string, name: string): Promise<string> {
+  /**
+   * Records that a task uses a volume (made now if it does not exist) and returns the host
+   * directory to mount. `seed`: the directory of the task's image at the mount's target (on the
+   * host); when the volume is empty and no other task uses it, its content (owners, modes and
+   * links kept) becomes the volume's. Idempotent.
+   */
+  acquire(taskId: string, name: string, seed?: string): Promise<string> {
     return this.serialize(async () => {
       checkTaskId(taskId);
       const meta = await this.ensure(name || randomName(), {});
       const dir = this.dir(meta.name);
+      const data = path.join(dir, DATA);
+      for (const entry of await fs.readdir(dir)) if (entry.startsWith('.seed-')) await fs.rm(path.join(dir, entry), { recursive: true, force: true });
+      await fs.mkdir(data, { recursive: true, mode: 0o755 }); // gone only if a crash fell between seed's rm and rename
+      const others = (await this.users(meta.name)).filter((t) => t !== taskId);
+      if (seed && others.length === 0 && (await fs.readdir(data)).length === 0) await this.seed(meta.name, seed);
       await fs.mkdir(path.join(dir, USERS), { recursive: true });
       await fs.writeFile(path.join(dir, USERS, taskId), '');
-      return path.join(dir, DATA);
+      return data;
     });
   }
 
@@ -223,6 +241,28 @@ export class VolumeStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+  }
+
+  /** Copies `from` (a directory with content) into the empty volume `name`; nothing when `from` is not a directory or is empty. */
+  private async seed(name: string, from: string): Promise<void> {
+    const st = await fs.stat(from).catch(() => undefined);
+    if (!st?.isDirectory() || (await fs.readdir(from)).length === 0) return;
+    const dir = this.dir(name);
+    const tmp = path.join(dir, `.seed-${randomBytes(6).toString('hex')}`);
+    try {
+      await fs.mkdir(tmp);
+      // cp -a: owners, modes, times and symlinks as they are (a link is copied, never followed).
+      await execFileAsync('cp', ['-a', '--', `${from}/.`, `${tmp}/`], { timeout: 5 * 60_000, maxBuffer: 1 << 20 });
+      await fs.chown(tmp, st.uid, st.gid);
+      await fs.chmod(tmp, st.mode & 0o7777);
+      await fs.rm(path.join(dir, DATA), { recursive: true, force: true });
+      await fs.rename(tmp, path.join(dir, DATA));
+    } catch (err) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+      throw internal(`could not copy the image's content into volume ${name}: ${stderr || (err as Error).message}`, err);
+    }
+    this.log.info({ volume: name }, "volume filled from the image's content at its mount point");
   }
 
   private async delete(name: string): Promise<void> {

@@ -328,6 +328,21 @@ describe('CrunRuntime', () => {
     await runtime.remove(again.id);
   });
 
+  test("an empty volume gets the image's content at its target; one with data keeps its own", async () => {
+    const etc = { type: MountType.MOUNT_TYPE_VOLUME, source: 'etcvol', target: '/etc', readonly: false, tmpfsSizeBytes: 0 };
+    const t = task({ command: ['sh', '-c', 'cat /etc/passwd; echo mine > /etc/passwd'], mounts: [etc] });
+    await run(t);
+    await exited(runtime, t.id);
+    expect(output(t.id)).toMatch(/^root:x:0:0:/);
+    await runtime.remove(t.id);
+    // Not empty now: the next task sees what the first one left, not the image's file.
+    const again = task({ command: ['cat', '/etc/passwd'], mounts: [etc] });
+    await run(again);
+    await exited(runtime, again.id);
+    expect(output(again.id)).toBe('mine\n');
+    await runtime.remove(again.id);
+  });
+
   test('refuses what cannot run with a clear message, and leaves nothing behind', async () => {
     const bad: [Partial<ContainerSpec>, RegExp][] = [
       [{ command: ['no-such-command-here'] }, /executable file not found in \$PATH/],

@@ -2,7 +2,7 @@
  * The volume store and prepareMounts on real directories under a temporary dir, and the LocalNode
  * volume calls through a real gRPC server on a unix socket.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -119,6 +119,31 @@ describe('VolumeStore', () => {
     mkdirSync(join(root, '.trash-def', '_data'), { recursive: true });
     await store.create('data');
     expect(readdirSync(root)).toEqual(['data']);
+  });
+
+  test("an empty volume is filled from the image's directory, with modes and links; a used or non-empty one is not", async () => {
+    const image = join(dir, 'image-www');
+    mkdirSync(join(image, 'sub'), { recursive: true, mode: 0o750 });
+    writeFileSync(join(image, 'index.html'), 'from the image');
+    writeFileSync(join(image, 'sub', 'secret'), 's', { mode: 0o600 });
+    symlinkSync('/etc/passwd', join(image, 'link'));
+    const host = await store.acquire('task1', 'www', image);
+    expect(readFileSync(join(host, 'index.html'), 'utf8')).toBe('from the image');
+    expect(statSync(join(host, 'sub', 'secret')).mode & 0o777).toBe(0o600);
+    expect(readlinkSync(join(host, 'link'))).toBe('/etc/passwd'); // copied as a link, never followed
+    expect(readdirSync(join(root, 'www')).sort()).toEqual(['_data', 'meta.json', 'users']);
+    // Written to since: a later task's image does not overwrite it.
+    writeFileSync(join(host, 'index.html'), 'changed');
+    await store.release('task1');
+    await store.acquire('task2', 'www', image);
+    expect(readFileSync(join(host, 'index.html'), 'utf8')).toBe('changed');
+    // Empty, but in use by another task: left alone (the other task has it mounted).
+    const other = await store.acquire('task3', 'busy');
+    await store.acquire('task4', 'busy', image);
+    expect(readdirSync(other)).toEqual([]);
+    // Nothing at the target in the image, or a file there: an empty volume.
+    expect(readdirSync(await store.acquire('task5', 'nothing', join(dir, 'no-such-dir')))).toEqual([]);
+    expect(readdirSync(await store.acquire('task6', 'afile', join(image, 'index.html')))).toEqual([]);
   });
 
   test('releaseAllExcept forgets the uses of tasks that are gone', async () => {
