@@ -400,8 +400,14 @@ export class Daemon {
       networks,
     });
     await this.worker.start();
-    // Image uses recorded for tasks the runtime no longer has (removed while the daemon was down) are dropped.
-    await this.runtime.list().then((ids) => this.images.retainUses(ids), (err) => this.log.warn({ err: asSwarmletError(err).message }, 'could not list tasks to check image uses'));
+    // Image and volume uses recorded for tasks the runtime no longer has (their state went while the daemon was down) are dropped.
+    try {
+      const ids = await this.runtime.list();
+      this.images.retainUses(ids);
+      await this.volumes.releaseAllExcept(ids);
+    } catch (err) {
+      this.log.warn({ err: asSwarmletError(err).message }, 'could not check the image and volume uses of tasks');
+    }
     const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
     server.addService(AgentService, agentService(this.runtime, networks, tls.caCertPem, this.rootLog));
     this.manager?.registerServices(server);
