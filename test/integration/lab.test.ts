@@ -114,7 +114,12 @@ describe('lab', () => {
     const l = lab as Lab;
     const h = l.host(1);
     await l.startDaemon(h);
-    const log = readFileSync(h.logFile, 'utf8');
+    // The stand-in accepts on its socket a moment before its 'ready' line reaches the log file.
+    let log = '';
+    for (let i = 0; i < 100 && !log.includes('ready host='); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      log = readFileSync(h.logFile, 'utf8');
+    }
     expect(log).toContain(`ready host=${h.name}`);
     expect(log).toContain(h.addr);
     expect(log).not.toContain(l.host(2).addr);
