@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, lstat, mkdir, open, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
@@ -11,12 +11,12 @@ import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 import type { VolumeStore } from '../volumes/volume-store';
 import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
 import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
-import { DEFAULT_PATH, signalOfExitCode, usesHostNetwork } from './exec-spec';
-import { readLogLines } from './log-reader';
+import { usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
 import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import { PrepareOptions, Runtime, RuntimeTaskState } from './runtime';
+import { HOST_PATH, ProcessState, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 
 /** What the runtime needs of the node's image store (ImageStore fits). */
 export interface TaskImages {
@@ -46,54 +46,9 @@ export interface CrunRuntimeOptions {
   readyTimeoutMs?: number;
 }
 
-/** What the runtime records of a task's processes, in <stateDir>/<taskId>/state.json. */
-interface ProcessState {
-  shim: ProcessRef;
-  /** The container's pid 1, as seen from the host; set once it is created and held. */
-  init?: ProcessRef;
-}
-
-const EXEC_OUTPUT_CAP = 4096;
-const HOST_PATH = DEFAULT_PATH;
-const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const MAX_SYMLINKS = 40;
 /** Processes of a task's cgroup that are not the container's: the shim's sh and crun. */
 const SHIM_PIDS = 2;
-
-const exists = (path: string) => access(path).then(() => true, () => false);
-
-function checkTaskId(taskId: string): void {
-  if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the oci runtime`);
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
-    throw err;
-  }
-}
-
-async function mtimeIso(path: string): Promise<string | undefined> {
-  try {
-    return (await stat(path)).mtime.toISOString();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Runs a helper to completion; rejects with its stderr on a non-zero exit. */
-function run(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: HOST_PATH } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv[0]} exited with ${code}: ${stderr.trim()}`))));
-  });
-}
 
 /**
  * Where a path inside a root filesystem is on the host, following its symlinks inside the root
@@ -156,7 +111,7 @@ async function findExecutable(root: string, cmd: string, path: string, cwd: stri
  */
 export class CrunRuntime implements Runtime {
   private readonly log: Logger;
-  private readonly stateDir: string;
+  private readonly tasks: ShimTasks;
   private readonly crunRoot: string;
   private readonly crun: string;
   private readonly busybox: string;
@@ -165,7 +120,7 @@ export class CrunRuntime implements Runtime {
 
   constructor(private readonly opts: CrunRuntimeOptions) {
     this.log = componentLogger(opts.log, 'crun-runtime');
-    this.stateDir = opts.stateDir;
+    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'oci', cgroups: () => this.cgroups(), log: this.log });
     this.crunRoot = join(opts.stateDir, '.crun');
     this.crun = opts.crun ?? 'crun';
     this.busybox = opts.busybox ?? '/usr/bin/busybox';
@@ -183,18 +138,15 @@ export class CrunRuntime implements Runtime {
   }
 
   private dir(taskId: string): string {
-    checkTaskId(taskId);
-    return join(this.stateDir, taskId);
+    return this.tasks.dir(taskId);
   }
 
-  private async readState(taskId: string): Promise<ProcessState | undefined> {
-    const text = await readText(join(this.dir(taskId), 'state.json'));
-    return text ? (JSON.parse(text) as ProcessState) : undefined;
+  private readState(taskId: string): Promise<ProcessState | undefined> {
+    return this.tasks.readState(taskId);
   }
 
-  private async readExitCode(taskId: string): Promise<number | undefined> {
-    const text = await readText(join(this.dir(taskId), 'exitcode'));
-    return text && /^-?\d+\s*$/.test(text) ? Number(text.trim()) : undefined;
+  private readExitCode(taskId: string): Promise<number | undefined> {
+    return this.tasks.readExitCode(taskId);
   }
 
   async prepare(task: Task, opts: PrepareOptions = {}): Promise<void> {
@@ -286,7 +238,7 @@ export class CrunRuntime implements Runtime {
     await writeFile(files.hosts, renderHosts(plan.hostname, addresses), { mode: 0o644 });
     await writeFile(files.resolvConf, resolvConf, { mode: 0o644 });
     // Readable by the task's user, whoever that is; only the runtime writes to it.
-    await run(['mkfifo', '-m', '0644', files.startFifo]);
+    await runHelper(['mkfifo', '-m', '0644', files.startFifo]);
     return files;
   }
 
@@ -382,58 +334,14 @@ export class CrunRuntime implements Runtime {
     this.log.info({ taskId }, 'task started');
   }
 
-  async inspect(taskId: string): Promise<RuntimeTaskState> {
-    const dir = this.dir(taskId);
-    const state = await this.readState(taskId);
-    if (!state) return { state: 'missing' };
-    const startedAt = await mtimeIso(join(dir, 'started'));
-    const pid = state.init?.pid;
-    let exitCode = await this.readExitCode(taskId);
-    if (exitCode === undefined) {
-      if ((await isAlive(state.shim)) || (await isAlive(state.init))) {
-        return startedAt ? { state: 'running', pid, startedAt } : { state: 'created', pid };
-      }
-      // The shim may have ended between the two looks; if not, something killed it and the task is lost.
-      exitCode = (await this.readExitCode(taskId)) ?? -1;
-    }
-    const oomKills = await (await this.cgroups()).oomKills(taskId);
-    const finishedAt = await mtimeIso(join(dir, 'exitcode'));
-    const signal = signalOfExitCode(exitCode, osConstants.signals as unknown as Record<string, number>);
-    return {
-      state: 'exited',
-      pid,
-      exitCode,
-      oomKilled: (oomKills ?? 0) > 0,
-      ...(signal ? { signal } : {}),
-      ...(startedAt ? { startedAt } : {}),
-      ...(finishedAt ? { finishedAt } : {}),
-    };
+  inspect(taskId: string): Promise<RuntimeTaskState> {
+    return this.tasks.inspect(taskId);
   }
 
   async stop(taskId: string, graceMs: number): Promise<void> {
-    const state = await this.readState(taskId);
-    const cgroups = await this.cgroups();
-    const log = this.log.child({ taskId });
-    if (state) {
-      const ended = async () => (await this.readExitCode(taskId)) !== undefined || !(await isAlive(state.shim));
-      const current = await this.inspect(taskId);
-      if (current.state === 'running' && (await isAlive(state.init))) {
-        // The image's StopSignal (docker's), else SIGTERM.
-        const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { stopSignal?: NodeJS.Signals };
-        signalProcess(state.init!.pid, info.stopSignal ?? 'SIGTERM');
-        if (!(await waitUntil(ended, graceMs))) log.info({ graceMs }, 'task did not stop within its grace period; killing it');
-      }
-      if (!(await ended())) {
-        // pid 1 of a pid namespace ignores what it has no handler for, but not SIGKILL from outside; its namespace dies with it.
-        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
-        if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
-      }
-    }
-    if (!(await cgroups.killAll(taskId, 5000))) log.warn('processes are left in the task\'s cgroup');
-    if (state && (await isAlive(state.shim))) {
-      signalProcess(state.shim.pid, 'SIGKILL');
-      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
-    }
+    // The image's StopSignal (docker's), else SIGTERM.
+    const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { stopSignal?: NodeJS.Signals };
+    await this.tasks.stop(taskId, graceMs, info.stopSignal ?? 'SIGTERM');
   }
 
   async remove(taskId: string): Promise<void> {
@@ -452,32 +360,14 @@ export class CrunRuntime implements Runtime {
    * directory (its writable layer with it; the overlay mount went with the task's processes).
    */
   private async forget(taskId: string): Promise<void> {
-    const dir = this.dir(taskId);
-    const state = await this.readState(taskId);
-    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
-    const cgroups = await this.cgroups();
-    await cgroups.killAll(taskId, 5000);
-    if (state && (await isAlive(state.shim))) {
-      signalProcess(state.shim.pid, 'SIGKILL');
-      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
-    }
-    await cgroups.remove(taskId);
+    await this.tasks.kill(taskId);
     // crun cleans up after the container it ran; not when it was killed itself.
     await rm(join(this.crunRoot, taskId), { recursive: true, force: true });
-    await rm(dir, { recursive: true, force: true });
+    await this.tasks.removeDir(taskId);
   }
 
-  async list(): Promise<string[]> {
-    const ids = new Set<string>();
-    try {
-      for (const entry of await readdir(this.stateDir, { withFileTypes: true })) {
-        if (entry.isDirectory() && TASK_ID.test(entry.name)) ids.add(entry.name);
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    for (const id of await (await this.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
-    return [...ids].sort();
+  list(): Promise<string[]> {
+    return this.tasks.list();
   }
 
   /** `crun exec` in the running container (its user, env and cwd), from a process that joins the task's cgroup first. */
@@ -495,58 +385,17 @@ export class CrunRuntime implements Runtime {
     const pidFile = join(this.dir(taskId), `exec-${process.pid}-${(this.execSeq += 1)}.pid`);
     const crunExec = [this.crun, '--root', this.crunRoot, 'exec', `--user=${user.uid}:${user.gid}`, `--cwd=${config.process?.cwd ?? '/'}`, `--pid-file=${pidFile}`, taskId];
     const cmd = ['/bin/sh', '-c', script, 'swarmlet-exec', ...crunExec, ...argv];
-    return new Promise<{ exitCode: number; output: string }>((resolve, reject) => {
-      const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') } });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const collect = (d: Buffer) => {
-        if (size >= EXEC_OUTPUT_CAP) return;
-        const part = d.subarray(0, EXEC_OUTPUT_CAP - size);
-        chunks.push(part);
-        size += part.length;
-      };
-      child.stdout.on('data', collect);
-      child.stderr.on('data', collect);
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        // The command runs in the container, not under crun exec: kill it by the pid crun wrote, then crun.
-        void readText(pidFile).then((text) => {
-          if (text && /^\d+\s*$/.test(text)) signalProcess(Number(text), 'SIGKILL');
-          try {
-            process.kill(-child.pid!, 'SIGKILL');
-          } catch {
-            child.kill('SIGKILL');
-          }
-        });
-      }, timeoutMs);
-      timer.unref();
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        reject(internal(`exec in task ${taskId} failed: ${err.message}`, err));
+    const env = { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') };
+    // The command runs in the container, not under crun exec: on a timeout, kill it by the pid crun wrote, then crun.
+    const kill = (groupKill: () => void) =>
+      void readText(pidFile).then((text) => {
+        if (text && /^\d+\s*$/.test(text)) signalProcess(Number(text), 'SIGKILL');
+        groupKill();
       });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const output = Buffer.concat(chunks).toString('utf8');
-        if (timedOut) return resolve({ exitCode: -1, output: `${output}${output && !output.endsWith('\n') ? '\n' : ''}timed out after ${timeoutMs} ms` });
-        const signalNumber = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
-        resolve({ exitCode: code ?? 128 + signalNumber, output });
-      });
-    }).finally(() => rm(pidFile, { force: true }));
+    return runCapped(taskId, cmd, env, timeoutMs, kill).finally(() => rm(pidFile, { force: true }));
   }
 
-  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
-    const file = join(this.dir(taskId), 'output.log');
-    if (!(await exists(file))) throw notFound(`task ${taskId} has no logs on this node`);
-    yield* readLogLines(file, opts);
-  }
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(Math.min(everyMs, Math.max(1, deadline - Date.now())));
+  logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+    return this.tasks.logs(taskId, opts);
   }
 }

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
+import { access, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
 import { conflict, failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
@@ -9,21 +8,19 @@ import { Logger, componentLogger } from '../../services/common/logger';
 import { Task } from '../../services/gen/swarmlet/v1/types';
 import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
 import {
-  DEFAULT_PATH,
   ExecConfig,
   envValue,
   parseExecImage,
   resolveUser,
-  signalOfExitCode,
   taskArgv,
   taskEnv,
   taskHostname,
   usesHostNetwork,
   wrapCommand,
 } from './exec-spec';
-import { readLogLines } from './log-reader';
-import { ProcessRef, childrenOf, isAlive, processRef, signalProcess } from './proc';
+import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
 import { Runtime, RuntimeTaskState } from './runtime';
+import { HOST_PATH, ProcessState, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 
@@ -37,51 +34,6 @@ export interface ExecRuntimeOptions {
   cgroups?: CgroupLayout;
   /** How long prepare waits for the sandbox to be ready (default 10 s). */
   readyTimeoutMs?: number;
-}
-
-/** What the runtime records of a task's processes, in <stateDir>/<taskId>/state.json. */
-interface ProcessState {
-  shim: ProcessRef;
-  /** The task's pid 1, as seen from the host; set once the sandbox is ready. */
-  init?: ProcessRef;
-}
-
-const EXEC_OUTPUT_CAP = 4096;
-const HOST_PATH = DEFAULT_PATH;
-const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-const exists = (path: string) => access(path).then(() => true, () => false);
-
-function checkTaskId(taskId: string): void {
-  if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the exec runtime`);
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
-
-async function mtimeIso(path: string): Promise<string | undefined> {
-  try {
-    return (await stat(path)).mtime.toISOString();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Runs a helper to completion; rejects with its stderr on a non-zero exit. */
-function run(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: HOST_PATH } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv[0]} exited with ${code}: ${stderr.trim()}`))));
-  });
 }
 
 /**
@@ -100,13 +52,13 @@ function run(argv: string[]): Promise<void> {
  */
 export class ExecRuntime implements Runtime {
   private readonly log: Logger;
-  private readonly stateDir: string;
+  private readonly tasks: ShimTasks;
   private cgroupsPromise?: Promise<TaskCgroups>;
 
   constructor(private readonly opts: ExecRuntimeOptions) {
     this.log = componentLogger(opts.log, 'exec-runtime');
-    this.stateDir = opts.stateDir;
     checkCgroupPath(opts.cgroupParent);
+    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'exec', cgroups: () => this.cgroups(), log: this.log });
   }
 
   private cgroups(): Promise<TaskCgroups> {
@@ -121,13 +73,11 @@ export class ExecRuntime implements Runtime {
   }
 
   private dir(taskId: string): string {
-    checkTaskId(taskId);
-    return join(this.stateDir, taskId);
+    return this.tasks.dir(taskId);
   }
 
-  private async readState(taskId: string): Promise<ProcessState | undefined> {
-    const text = await readText(join(this.dir(taskId), 'state.json'));
-    return text ? (JSON.parse(text) as ProcessState) : undefined;
+  private readState(taskId: string): Promise<ProcessState | undefined> {
+    return this.tasks.readState(taskId);
   }
 
   private async readConfig(taskId: string): Promise<ExecConfig | undefined> {
@@ -135,9 +85,8 @@ export class ExecRuntime implements Runtime {
     return text ? (JSON.parse(text) as ExecConfig) : undefined;
   }
 
-  private async readExitCode(taskId: string): Promise<number | undefined> {
-    const text = await readText(join(this.dir(taskId), 'exitcode'));
-    return text && /^-?\d+\s*$/.test(text) ? Number(text.trim()) : undefined;
+  private readExitCode(taskId: string): Promise<number | undefined> {
+    return this.tasks.readExitCode(taskId);
   }
 
   async prepare(task: Task): Promise<void> {
@@ -159,7 +108,7 @@ export class ExecRuntime implements Runtime {
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
       if (usesEmbeddedDns(task.networks ?? [])) await writeFile(join(dir, 'resolv.conf'), renderResolvConf());
-      await run(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
+      await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
       const limits = task.spec?.resources?.limits;
       const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
       const shim = await this.spawnShim(task.id, config, procs);
@@ -310,56 +259,12 @@ export class ExecRuntime implements Runtime {
     this.log.info({ taskId }, 'task started');
   }
 
-  async inspect(taskId: string): Promise<RuntimeTaskState> {
-    const dir = this.dir(taskId);
-    const state = await this.readState(taskId);
-    if (!state) return { state: 'missing' };
-    const startedAt = await mtimeIso(join(dir, 'started'));
-    const pid = state.init?.pid;
-    let exitCode = await this.readExitCode(taskId);
-    if (exitCode === undefined) {
-      if ((await isAlive(state.shim)) || (await isAlive(state.init))) {
-        return startedAt ? { state: 'running', pid, startedAt } : { state: 'created', pid };
-      }
-      // The shim may have ended between the two looks; if not, something killed it and the task is lost.
-      exitCode = (await this.readExitCode(taskId)) ?? -1;
-    }
-    const oomKills = await (await this.cgroups()).oomKills(taskId);
-    const finishedAt = await mtimeIso(join(dir, 'exitcode'));
-    const signal = signalOfExitCode(exitCode, osConstants.signals as unknown as Record<string, number>);
-    return {
-      state: 'exited',
-      pid,
-      exitCode,
-      oomKilled: (oomKills ?? 0) > 0,
-      ...(signal ? { signal } : {}),
-      ...(startedAt ? { startedAt } : {}),
-      ...(finishedAt ? { finishedAt } : {}),
-    };
+  inspect(taskId: string): Promise<RuntimeTaskState> {
+    return this.tasks.inspect(taskId);
   }
 
-  async stop(taskId: string, graceMs: number): Promise<void> {
-    const state = await this.readState(taskId);
-    const cgroups = await this.cgroups();
-    const log = this.log.child({ taskId });
-    if (state) {
-      const ended = async () => (await this.readExitCode(taskId)) !== undefined || !(await isAlive(state.shim));
-      const current = await this.inspect(taskId);
-      if (current.state === 'running' && (await isAlive(state.init))) {
-        signalProcess(state.init!.pid, 'SIGTERM');
-        if (!(await waitUntil(ended, graceMs))) log.info({ graceMs }, 'task did not stop within its grace period; killing it');
-      }
-      if (!(await ended())) {
-        // pid 1 of a pid namespace dies only of SIGKILL from outside, and takes everything in it along.
-        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
-        if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
-      }
-    }
-    if (!(await cgroups.killAll(taskId, 5000))) log.warn('processes are left in the task\'s cgroup');
-    if (state && (await isAlive(state.shim))) {
-      signalProcess(state.shim.pid, 'SIGKILL');
-      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
-    }
+  stop(taskId: string, graceMs: number): Promise<void> {
+    return this.tasks.stop(taskId, graceMs);
   }
 
   async remove(taskId: string): Promise<void> {
@@ -369,27 +274,12 @@ export class ExecRuntime implements Runtime {
 
   /** Kills whatever the task still has, removes its cgroup and its state directory. */
   private async forget(taskId: string): Promise<void> {
-    const dir = this.dir(taskId);
-    const state = await this.readState(taskId);
-    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
-    const cgroups = await this.cgroups();
-    await cgroups.killAll(taskId, 5000);
-    if (state && (await isAlive(state.shim))) signalProcess(state.shim.pid, 'SIGKILL');
-    await cgroups.remove(taskId);
-    await rm(dir, { recursive: true, force: true });
+    await this.tasks.kill(taskId);
+    await this.tasks.removeDir(taskId);
   }
 
-  async list(): Promise<string[]> {
-    const ids = new Set<string>();
-    try {
-      for (const entry of await readdir(this.stateDir, { withFileTypes: true })) {
-        if (entry.isDirectory() && TASK_ID.test(entry.name)) ids.add(entry.name);
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    for (const id of await (await this.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
-    return [...ids].sort();
+  list(): Promise<string[]> {
+    return this.tasks.list();
   }
 
   async exec(taskId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
@@ -398,55 +288,11 @@ export class ExecRuntime implements Runtime {
     const config = await this.readConfig(taskId);
     if (!state?.init || !config || !(await isAlive(state.init))) throw failedPrecondition(`task ${taskId} is not running`);
     const nsenter = ['nsenter', `--target=${state.init.pid}`, '--pid', '--mount', '--uts', '--ipc', '--net', '--', ...wrapCommand(config, argv)];
-    return new Promise((resolve, reject) => {
-      // Its own process group, so a timeout kills the command nsenter forked into the namespace too.
-      const child = spawn(nsenter[0], nsenter.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const collect = (d: Buffer) => {
-        if (size >= EXEC_OUTPUT_CAP) return;
-        const part = d.subarray(0, EXEC_OUTPUT_CAP - size);
-        chunks.push(part);
-        size += part.length;
-      };
-      child.stdout.on('data', collect);
-      child.stderr.on('data', collect);
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }, timeoutMs);
-      timer.unref();
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        reject(internal(`exec in task ${taskId} failed: ${err.message}`, err));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const output = Buffer.concat(chunks).toString('utf8');
-        if (timedOut) return resolve({ exitCode: -1, output: `${output}${output && !output.endsWith('\n') ? '\n' : ''}timed out after ${timeoutMs} ms` });
-        const signalNumber = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
-        resolve({ exitCode: code ?? 128 + signalNumber, output });
-      });
-    });
+    // Its own process group, so a timeout kills the command nsenter forked into the namespace too.
+    return runCapped(taskId, nsenter, { PATH: HOST_PATH }, timeoutMs);
   }
 
-  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
-    const file = join(this.dir(taskId), 'output.log');
-    if (!(await exists(file))) throw notFound(`task ${taskId} has no logs on this node`);
-    yield* readLogLines(file, opts);
-  }
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(Math.min(everyMs, Math.max(1, deadline - Date.now())));
+  logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+    return this.tasks.logs(taskId, opts);
   }
 }

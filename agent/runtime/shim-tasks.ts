@@ -1,0 +1,240 @@
+/**
+ * What the exec and oci runtimes share: a task is a state directory, <stateDir>/<taskId>/, and
+ * processes under a shim that outlive the agent. The files both keep there:
+ *   state.json    the shim's and the task's pid 1's pid and start time (guards against pid reuse)
+ *   started       pid 1 let the command run (its mtime is the start time)
+ *   exitcode      the task's exit code, written by the shim when the task ends
+ *   output.log    the command's stdout and stderr, appended
+ * ShimTasks reads them, inspects, stops and forgets tasks, lists and tails them; each runtime
+ * keeps what differs (how a task is made, started and exec'd into).
+ */
+import { spawn } from 'node:child_process';
+import { access, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { sleep } from '../../services/common/backoff';
+import { internal, invalidArgument, notFound } from '../../services/common/errors';
+import type { Logger } from '../../services/common/logger';
+import type { TaskCgroups } from './cgroups';
+import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
+import { readLogLines } from './log-reader';
+import { ProcessRef, isAlive, signalProcess } from './proc';
+import type { RuntimeTaskState } from './runtime';
+
+/** The PATH helpers run with. */
+export const HOST_PATH = DEFAULT_PATH;
+/** How much output exec() keeps. */
+export const EXEC_OUTPUT_CAP = 4096;
+const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** What a runtime records of a task's processes, in state.json. */
+export interface ProcessState {
+  shim: ProcessRef;
+  /** The task's pid 1, as seen from the host; set once the sandbox is ready. */
+  init?: ProcessRef;
+}
+
+export const exists = (path: string) => access(path).then(() => true, () => false);
+
+/** A file's text, or undefined when it (or a directory on its path) is not there. */
+export async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+    throw err;
+  }
+}
+
+export async function mtimeIso(path: string): Promise<string | undefined> {
+  try {
+    return (await stat(path)).mtime.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a helper to completion; rejects with its stderr on a non-zero exit. */
+export function runHelper(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: HOST_PATH } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv[0]} exited with ${code}: ${stderr.trim()}`))));
+  });
+}
+
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(everyMs, Math.max(1, deadline - Date.now())));
+  }
+}
+
+/**
+ * Runs `cmd` (in its own process group) for exec(): its exit code and the first EXEC_OUTPUT_CAP
+ * bytes of its output; past `timeoutMs`, `kill` runs (default: SIGKILL to the group) and the
+ * result says it timed out.
+ */
+export function runCapped(taskId: string, cmd: string[], env: NodeJS.ProcessEnv, timeoutMs: number, kill?: (groupKill: () => void) => void): Promise<{ exitCode: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0], cmd.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const collect = (d: Buffer) => {
+      if (size >= EXEC_OUTPUT_CAP) return;
+      const part = d.subarray(0, EXEC_OUTPUT_CAP - size);
+      chunks.push(part);
+      size += part.length;
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const groupKill = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (kill) kill(groupKill);
+      else groupKill();
+    }, timeoutMs);
+    timer.unref();
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(internal(`exec in task ${taskId} failed: ${err.message}`, err));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const output = Buffer.concat(chunks).toString('utf8');
+      if (timedOut) return resolve({ exitCode: -1, output: `${output}${output && !output.endsWith('\n') ? '\n' : ''}timed out after ${timeoutMs} ms` });
+      const signalNumber = signal ? (osConstants.signals as Record<string, number>)[signal] ?? 0 : 0;
+      resolve({ exitCode: code ?? 128 + signalNumber, output });
+    });
+  });
+}
+
+export interface ShimTasksOptions {
+  stateDir: string;
+  /** The runtime's name, for messages: exec or oci. */
+  runtime: string;
+  cgroups: () => Promise<TaskCgroups>;
+  log: Logger;
+}
+
+/** The task state directories of one runtime (see the top of this file). */
+export class ShimTasks {
+  constructor(private readonly opts: ShimTasksOptions) {}
+
+  dir(taskId: string): string {
+    if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the ${this.opts.runtime} runtime`);
+    return join(this.opts.stateDir, taskId);
+  }
+
+  async readState(taskId: string): Promise<ProcessState | undefined> {
+    const text = await readText(join(this.dir(taskId), 'state.json'));
+    return text ? (JSON.parse(text) as ProcessState) : undefined;
+  }
+
+  async readExitCode(taskId: string): Promise<number | undefined> {
+    const text = await readText(join(this.dir(taskId), 'exitcode'));
+    return text && /^-?\d+\s*$/.test(text) ? Number(text.trim()) : undefined;
+  }
+
+  async inspect(taskId: string): Promise<RuntimeTaskState> {
+    const dir = this.dir(taskId);
+    const state = await this.readState(taskId);
+    if (!state) return { state: 'missing' };
+    const startedAt = await mtimeIso(join(dir, 'started'));
+    const pid = state.init?.pid;
+    let exitCode = await this.readExitCode(taskId);
+    if (exitCode === undefined) {
+      if ((await isAlive(state.shim)) || (await isAlive(state.init))) {
+        return startedAt ? { state: 'running', pid, startedAt } : { state: 'created', pid };
+      }
+      // The shim may have ended between the two looks; if not, something killed it and the task is lost.
+      exitCode = (await this.readExitCode(taskId)) ?? -1;
+    }
+    const oomKills = await (await this.opts.cgroups()).oomKills(taskId);
+    const finishedAt = await mtimeIso(join(dir, 'exitcode'));
+    const signal = signalOfExitCode(exitCode, osConstants.signals as unknown as Record<string, number>);
+    return {
+      state: 'exited',
+      pid,
+      exitCode,
+      oomKilled: (oomKills ?? 0) > 0,
+      ...(signal ? { signal } : {}),
+      ...(startedAt ? { startedAt } : {}),
+      ...(finishedAt ? { finishedAt } : {}),
+    };
+  }
+
+  /** `stopSignal` to pid 1, SIGKILL after `graceMs`, then whatever is left in the task's cgroup. */
+  async stop(taskId: string, graceMs: number, stopSignal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const state = await this.readState(taskId);
+    const cgroups = await this.opts.cgroups();
+    const log = this.opts.log.child({ taskId });
+    if (state) {
+      const ended = async () => (await this.readExitCode(taskId)) !== undefined || !(await isAlive(state.shim));
+      const current = await this.inspect(taskId);
+      if (current.state === 'running' && (await isAlive(state.init))) {
+        signalProcess(state.init!.pid, stopSignal);
+        if (!(await waitUntil(ended, graceMs))) log.info({ graceMs }, 'task did not stop within its grace period; killing it');
+      }
+      if (!(await ended())) {
+        // pid 1 of a pid namespace dies only of SIGKILL from outside, and takes everything in it along.
+        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
+        if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
+      }
+    }
+    if (!(await cgroups.killAll(taskId, 5000))) log.warn('processes are left in the task\'s cgroup');
+    if (state && (await isAlive(state.shim))) {
+      signalProcess(state.shim.pid, 'SIGKILL');
+      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+  }
+
+  /** Kills whatever the task still has and removes its cgroup; the state directory stays. */
+  async kill(taskId: string): Promise<void> {
+    const state = await this.readState(taskId);
+    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
+    const cgroups = await this.opts.cgroups();
+    await cgroups.killAll(taskId, 5000);
+    if (state && (await isAlive(state.shim))) {
+      signalProcess(state.shim.pid, 'SIGKILL');
+      await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+    await cgroups.remove(taskId);
+  }
+
+  async removeDir(taskId: string): Promise<void> {
+    await rm(this.dir(taskId), { recursive: true, force: true });
+  }
+
+  /** The tasks with a state directory or a cgroup. */
+  async list(): Promise<string[]> {
+    const ids = new Set<string>();
+    try {
+      for (const entry of await readdir(this.opts.stateDir, { withFileTypes: true })) {
+        if (entry.isDirectory() && TASK_ID.test(entry.name)) ids.add(entry.name);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const id of await (await this.opts.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
+    return [...ids].sort();
+  }
+
+  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+    const file = join(this.dir(taskId), 'output.log');
+    if (!(await exists(file))) throw notFound(`task ${taskId} has no logs on this node`);
+    yield* readLogLines(file, opts);
+  }
+}
