@@ -70,7 +70,12 @@ fwd() {
 for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
 : > "$SL_DIR/started"
 "$@" &
-child=$!
+pid=$!
+# Until the child execs the command it is a copy of this shell, traps included: a signal sent to
+# it then would be caught and lost with the copy. Forward nothing until it has (up to 5 s).
+n=0
+while [ "$n" -lt 500 ] && cmp -s "/proc/$$/cmdline" "/proc/$pid/cmdline"; do sleep 0.01; n=$((n + 1)); done
+child=$pid
 if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi
 while :; do
   got=0

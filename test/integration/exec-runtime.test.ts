@@ -135,6 +135,19 @@ describe('ExecRuntime', () => {
     expect(existsSync(join(stateDir, t.id))).toBe(false);
   });
 
+  test('a stop right after start still reaches the command with SIGTERM', async () => {
+    // The command's process is a copy of pid 1's shell, with its traps, until it execs: a signal
+    // forwarded in that window would be lost and the task killed at the end of its grace period.
+    for (let i = 0; i < 5; i++) {
+      const t = task({ command: ['sleep', '30'] });
+      await runtime.prepare(t);
+      await runtime.start(t.id);
+      await runtime.stop(t.id, 10000);
+      expect(await runtime.inspect(t.id)).toMatchObject({ state: 'exited', exitCode: 143, signal: 'SIGTERM' });
+      await runtime.remove(t.id);
+    }
+  });
+
   test('reports exit codes', async () => {
     const t = task({ command: [], args: ['sh', '-c', 'exit 3'] });
     await run(t);
