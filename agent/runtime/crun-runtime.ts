@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
 import { lstat, mkdir, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
-import { conflict, failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
+import { conflict, failedPrecondition, internal, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { PullPolicy, Task } from '../../services/gen/swarmlet/v1/types';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
@@ -309,27 +308,8 @@ export class CrunRuntime implements Runtime {
 
   async start(taskId: string): Promise<void> {
     const dir = this.dir(taskId);
-    const current = await this.inspect(taskId);
-    if (current.state === 'running') return;
-    if (current.state === 'missing') throw notFound(`task ${taskId} is not prepared`);
-    if (current.state === 'exited') throw failedPrecondition(`task ${taskId} has already exited (${current.exitCode})`);
-    const deadline = Date.now() + 5000;
-    // The hold opens the fifo once the container runs it; a non-blocking open for writing fails (ENXIO) until then.
-    for (;;) {
-      try {
-        const fifo = await open(join(dir, 'start.fifo'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-        try {
-          await fifo.write('start\n');
-        } finally {
-          await fifo.close();
-        }
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw internal(`task ${taskId} could not be started`, err);
-        if ((await this.inspect(taskId)).state === 'exited') throw internal(`task ${taskId} ended before it was started`);
-        await sleep(10);
-      }
-    }
+    // The hold opens the fifo once the container runs it.
+    if (!(await this.tasks.release(taskId, Date.now() + 5000))) return;
     await writeFile(join(dir, 'started'), '');
     this.log.info({ taskId }, 'task started');
   }

@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
-import { conflict, failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
+import { conflict, failedPrecondition, internal, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Task } from '../../services/gen/swarmlet/v1/types';
 import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
@@ -229,26 +229,8 @@ export class ExecRuntime implements Runtime {
 
   async start(taskId: string): Promise<void> {
     const dir = this.dir(taskId);
-    const current = await this.inspect(taskId);
-    if (current.state === 'running') return;
-    if (current.state === 'missing') throw notFound(`task ${taskId} is not prepared`);
-    if (current.state === 'exited') throw failedPrecondition(`task ${taskId} has already exited (${current.exitCode})`);
     const deadline = Date.now() + 5000;
-    // pid 1 opens the fifo just after saying ready; a non-blocking open for writing fails (ENXIO) until it has.
-    for (;;) {
-      try {
-        const fifo = await open(join(dir, 'start.fifo'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
-        try {
-          await fifo.write('start\n');
-        } finally {
-          await fifo.close();
-        }
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw internal(`task ${taskId} could not be started`, err);
-        await sleep(10);
-      }
-    }
+    if (!(await this.tasks.release(taskId, deadline))) return;
     // pid 1 marks "started" before it runs the command, which may end at once: look again after an exit.
     while (!(await exists(join(dir, 'started')))) {
       const ended = (await this.inspect(taskId)).state === 'exited';

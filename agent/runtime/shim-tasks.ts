@@ -9,11 +9,12 @@
  * keeps what differs (how a task is made, started and exec'd into).
  */
 import { spawn } from 'node:child_process';
-import { access, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../../services/common/backoff';
-import { internal, invalidArgument, notFound } from '../../services/common/errors';
+import { failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
 import type { Logger } from '../../services/common/logger';
 import type { TaskCgroups } from './cgroups';
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
@@ -174,6 +175,33 @@ export class ShimTasks {
       ...(startedAt ? { startedAt } : {}),
       ...(finishedAt ? { finishedAt } : {}),
     };
+  }
+
+  /**
+   * Lets a prepared task's pid 1 go on by writing to its start fifo, which it opens once it is ready
+   * to be started (a non-blocking open for writing fails with ENXIO until then). false: it runs
+   * already.
+   */
+  async release(taskId: string, deadline: number): Promise<boolean> {
+    const current = await this.inspect(taskId);
+    if (current.state === 'running') return false;
+    if (current.state === 'missing') throw notFound(`task ${taskId} is not prepared`);
+    if (current.state === 'exited') throw failedPrecondition(`task ${taskId} has already exited (${current.exitCode})`);
+    for (;;) {
+      try {
+        const fifo = await open(join(this.dir(taskId), 'start.fifo'), fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        try {
+          await fifo.write('start\n');
+        } finally {
+          await fifo.close();
+        }
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw internal(`task ${taskId} could not be started`, err);
+        if ((await this.inspect(taskId)).state === 'exited') throw internal(`task ${taskId} ended before it was started`);
+        await sleep(10);
+      }
+    }
   }
 
   /** `stopSignal` to pid 1, SIGKILL after `graceMs`, then whatever is left in the task's cgroup. */
