@@ -1,5 +1,6 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
+import { sleep } from '../../services/common/backoff';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { keys, ROOT } from './keys';
 
@@ -336,18 +337,24 @@ export class EtcdStore {
     return this.mutate(() => this.getTask(id), (t) => this.updateTask(t), change, attempts);
   }
 
-  /** Read, change, compare-and-swap; again when another writer won the race, up to `attempts` times. */
+  /**
+   * Read, change, compare-and-swap; again when another writer won the race, or when etcd was
+   * between leaders (a member just removed, say), up to `attempts` times. Reading again makes the
+   * retry safe even if the write that failed was applied after all.
+   */
   private async mutate<T>(read: () => Promise<T | undefined>, write: (t: T) => Promise<T>, change: (t: T) => T | undefined, attempts: number): Promise<T | undefined> {
     for (let i = 0; ; i++) {
-      const current = await read();
-      if (!current) return undefined;
-      const next = change(structuredClone(current));
-      if (!next) return current;
       try {
+        const current = await read();
+        if (!current) return undefined;
+        const next = change(structuredClone(current));
+        if (!next) return current;
         return await write(next);
       } catch (err) {
-        if (err instanceof SwarmletError && err.kind === 'Retryable' && i + 1 < attempts) continue;
-        throw err;
+        if (i + 1 >= attempts) throw err;
+        if (err instanceof SwarmletError && err.kind === 'Retryable') continue;
+        if (!isLeaderChange(err)) throw err;
+        await sleep(LEADER_CHANGE_BACKOFF_MS * (i + 1));
       }
     }
   }
@@ -439,4 +446,12 @@ export class EtcdStore {
       throw unavailable(`the cluster store is unavailable: ${asSwarmletError(err).message}`, err);
     }
   }
+}
+
+/** How long mutate waits after etcd said its leader changed, times the attempt number. */
+const LEADER_CHANGE_BACKOFF_MS = 250;
+
+/** etcd refused a request because it was between leaders: it can be tried again shortly. */
+function isLeaderChange(err: unknown): boolean {
+  return err instanceof SwarmletError && err.kind === 'Unavailable' && /leader changed|no leader/.test(err.message);
 }
