@@ -1,5 +1,6 @@
 import { Etcd3 } from 'etcd3';
 import * as grpc from '@grpc/grpc-js';
+import { sleep } from '../services/common/backoff';
 import { failedPrecondition, invalidArgument, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { fromServiceError } from '../services/api/grpc-errors';
@@ -40,17 +41,33 @@ export function membersService(store: EtcdStore, etcd: Etcd3, selfId: string, pa
   };
 }
 
+/** How often, and how far apart, a manager's etcd member removal is tried while etcd is settling. */
+const MEMBER_REMOVE_ATTEMPTS = 10;
+const MEMBER_REMOVE_RETRY_MS = 500;
+
 /**
  * Takes a manager out: its etcd member goes first, so that a refusal (etcd will not remove a
- * member that joined moments ago, or while a peer is unhealthy) changes nothing; then its record
- * says worker, and its daemon, hearing that, stops its manager and etcd.
+ * member that joined moments ago, or while a peer is unhealthy, and this waits up to about 5 s
+ * for that to pass) changes nothing; then its record says worker, and its daemon, hearing that,
+ * stops its manager and etcd.
  */
 export async function retireManager(store: EtcdStore, etcd: Etcd3, embedded: boolean, nodeId: string, left: boolean, log: Logger): Promise<void> {
   if (embedded) {
-    try {
-      await removeEtcdMember(etcd, nodeId);
-    } catch (err) {
-      throw unavailable(`etcd would not remove the member now (${(err as Error).message}); try again in a few seconds`, err);
+    // etcd refuses a removal while a member is only just connected ("unhealthy cluster") or while
+    // it elects a leader: both pass within seconds, so wait them out before giving up.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await removeEtcdMember(etcd, nodeId);
+        break;
+      } catch (err) {
+        const message = (err as Error).message;
+        if (attempt < MEMBER_REMOVE_ATTEMPTS && /unhealthy cluster|leader changed|no leader/.test(message)) {
+          log.debug({ nodeId, attempt, err: message }, 'etcd would not remove the member yet; trying again');
+          await sleep(MEMBER_REMOVE_RETRY_MS);
+          continue;
+        }
+        throw unavailable(`etcd would not remove the member now (${message}); try again in a few seconds`, err);
+      }
     }
   }
   await store.mutateNode(nodeId, (n) => ({
