@@ -245,9 +245,10 @@ export class BridgeDriver extends HostNetlinkDriver {
    * Plugs a task whose attachments are all overlay (see needsGatewayBridge) into the gateway
    * bridge, after its overlay interfaces: `eth<attachments.length>` with the lowest address free
    * on this host (the one it has already when plugged in before) and the default route via the
-   * gateway. Does nothing for other tasks.
+   * gateway. Does nothing for other tasks. Its port is isolated from the bridge's other isolated
+   * ports unless `isolated` is false (the ingress sandbox: tasks reach it through the host).
    */
-  attachGateway(taskId: string, taskNetns: string, attachments: NetworkAttachment[]): Promise<void> {
+  attachGateway(taskId: string, taskNetns: string, attachments: NetworkAttachment[], isolated = true): Promise<void> {
     return this.exclusive(async () => {
       if (!taskId) throw invalidArgument('a task id is needed to attach a task');
       if (!needsGatewayBridge(attachments)) return;
@@ -288,7 +289,7 @@ export class BridgeDriver extends HostNetlinkDriver {
         await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
         await host.setMac(veth, macOfAddress('06', address));
         await host.setMaster(veth, bridge.name);
-        await this.hostRun('bridge', ['link', 'set', 'dev', veth, 'isolated', 'on']);
+        await this.hostRun('bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
         await host.setUp(veth);
         const cidr = `${ipText(address)}/${this.gw.len}`;
         await task.setMac(eth, macOfAddress('02', address));

@@ -104,7 +104,9 @@ export class IngressSandbox {
     if (!task) return undefined;
     let address = (await this.opts.bridge.gatewayAddresses([task])).get(INGRESS_TASK_ID);
     if (!address) {
-      await this.opts.bridge.attachGateway(INGRESS_TASK_ID, this.path, task.attachments);
+      // Not isolated: a frame from a task's (isolated) port that the host DNATs back out to the
+      // sandbox would be dropped by the bridge otherwise. Its table forwards DNATed traffic only.
+      await this.opts.bridge.attachGateway(INGRESS_TASK_ID, this.path, task.attachments, false);
       address = (await this.opts.bridge.gatewayAddresses([task])).get(INGRESS_TASK_ID);
     }
     await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, renderIngressNft(ingressRules(ingress), INGRESS_IF), verify);

@@ -204,7 +204,7 @@ test('a published port answers on every node, the one without a task too, and sp
   }
 }, 120000);
 
-test('the published port answers each node itself, on 127.0.0.1 and on its own address', async () => {
+test('the published port answers each node itself, on 127.0.0.1 and on its own address, and a task through its own node', async () => {
   const web = await runningN('web', 3);
   const names = sorted(web.map(nameOf));
   for (const h of [h1, h2, h3]) {
@@ -214,6 +214,12 @@ test('the published port answers each node itself, on 127.0.0.1 and on its own a
       expect(sorted(Object.keys(r.by))).toEqual(names);
     }
   }
+  // A task asking the node it runs on: out of the gateway bridge and back into it, to the sandbox.
+  const [c] = await runningN('client', 1);
+  const own = await hostOf(c);
+  const r = await probe(c, `http://${own.addr}:${PUBLISHED}/`, 30);
+  expect({ host: own.name, ok: r.ok, errors: r.errors }).toEqual({ host: own.name, ok: 30, errors: {} });
+  expect(sorted(Object.keys(r.by))).toEqual(names);
 }, 60000);
 
 test('service inspect shows the VIP and the published port; from a task on the network, the service name resolves to the VIP, which reaches every task', async () => {

@@ -36,8 +36,8 @@ test('several networks: sorted, isolated from each other; internal ones isolated
       ...HEAD,
       '\tchain forward {',
       '\t\ttype filter hook forward priority filter; policy accept;',
-      '\t\tiifname "swbaaa" oifname { "swbbbb", "swbccc" } drop',
-      '\t\tiifname "swbbbb" oifname { "swbaaa", "swbccc" } drop',
+      '\t\tiifname "swbaaa" oifname { "swbbbb", "swbccc" } ct status ! dnat drop',
+      '\t\tiifname "swbbbb" oifname { "swbaaa", "swbccc" } ct status ! dnat drop',
       '\t\tiifname "swbccc" oifname != "swbccc" drop',
       '\t\toifname "swbccc" iifname != "swbccc" drop',
       '\t}',
@@ -57,9 +57,9 @@ test('an isolated bridge (the gateway bridge) also drops what would be routed ba
     { bridge: 'swb-gw', subnet: '172.18.0.0/16', internal: false, isolated: true },
     { bridge: 'swbaaa', subnet: '10.1.0.0/24', internal: false },
   ]);
-  expect(text).toContain('\t\tiifname "swb-gw" oifname "swb-gw" drop\n');
-  expect(text).toContain('\t\tiifname "swb-gw" oifname "swbaaa" drop\n');
-  expect(text).toContain('\t\tiifname "swbaaa" oifname "swb-gw" drop\n');
+  expect(text).toContain('\t\tiifname "swb-gw" oifname "swb-gw" ct status ! dnat drop\n');
+  expect(text).toContain('\t\tiifname "swb-gw" oifname "swbaaa" ct status ! dnat drop\n');
+  expect(text).toContain('\t\tiifname "swbaaa" oifname "swb-gw" ct status ! dnat drop\n');
   expect(text).toContain('\t\tip saddr 172.18.0.0/16 oifname != { "swb-gw", "swbaaa" } masquerade\n');
   expect(text).not.toContain('iifname "swbaaa" oifname "swbaaa"');
 });

@@ -10,7 +10,8 @@
  *     internal network's bridge neither sends to nor receives from any other interface.
  * Traffic between tasks of the same bridge is switched by the bridge and never seen here; an
  * isolated bridge (the gateway bridge, whose ports the driver isolates from each other) also
- * drops what would be routed from it back to itself.
+ * drops what would be routed from it back to itself. Connections the host DNATed (published
+ * ports, lb-nft.ts) pass both drops: a task reaches a port its own node publishes.
  */
 
 export const BRIDGE_NFT_TABLE = 'swarmlet-bridge';
@@ -54,9 +55,9 @@ export function renderBridgeNft(networks: BridgeNftNetwork[]): string {
       forward.push(`oifname ${q(n.bridge)} iifname != ${q(n.bridge)} drop`);
       continue;
     }
-    if (n.isolated) forward.push(`iifname ${q(n.bridge)} oifname ${q(n.bridge)} drop`);
+    if (n.isolated) forward.push(`iifname ${q(n.bridge)} oifname ${q(n.bridge)} ct status ! dnat drop`);
     const others = bridges.filter((b) => b !== n.bridge);
-    if (others.length) forward.push(`iifname ${q(n.bridge)} oifname ${set(others)} drop`);
+    if (others.length) forward.push(`iifname ${q(n.bridge)} oifname ${set(others)} ct status ! dnat drop`);
   }
   const postrouting = list.filter((n) => !n.internal).map((n) => `ip saddr ${n.subnet} oifname != ${set(bridges)} masquerade`);
 

@@ -19,9 +19,10 @@
  *     bridge it goes out of (masquerade), and that bridge has route_localnet set (NodeNetworks), so
  *     the kernel routes it and its replies; the input chain drops whatever else reaches 127.0.0.0/8
  *     from outside `lo` (the guard kube-proxy added for CVE-2020-8558): only replies of those
- *     DNATed connections get in. A task cannot reach a port its own node publishes through the
- *     node's address: the gateway bridge isolates its ports, and the kernel drops a frame that came
- *     in from an isolated port even after the host routed it back out to another one.
+ *     DNATed connections get in. A task's connection to a port its own node publishes goes back
+ *     out of the bridge it came from: masqueraded too (hairpin), so its replies pass the host. (The
+ *     ingress sandbox's port on the gateway bridge is not isolated: the kernel drops a frame that
+ *     came in from an isolated port when the host routes it out to another isolated one.)
  */
 import type { NetworkServices } from '../../../services/gen/swarmlet/v1/dispatcher';
 
@@ -127,6 +128,7 @@ const NAT_PREROUTING = 'type nat hook prerouting priority dstnat; policy accept;
 const NAT_POSTROUTING = 'type nat hook postrouting priority srcnat; policy accept;';
 const FILTER_OUTPUT = 'type filter hook output priority filter; policy accept;';
 const FILTER_INPUT = 'type filter hook input priority filter; policy accept;';
+const FILTER_FORWARD = 'type filter hook forward priority filter; policy accept;';
 
 /** A task's `ip swarmlet-lb` table; '' when it has no VIP to balance (no table). */
 export function renderTaskLbNft(vips: LbVip[]): string {
@@ -177,6 +179,8 @@ export function renderIngressNft(rules: IngressRule[], ingressIf: string): strin
     { name: 'prerouting', hook: NAT_PREROUTING, rules: nat },
     { name: 'postrouting', hook: NAT_POSTROUTING, rules: [`oifname "${ingressIf}" masquerade`] },
     { name: 'input', hook: FILTER_INPUT, rules: reject },
+    // The sandbox routes published ports only: nobody on the gateway bridge uses it as a router.
+    { name: 'forward', hook: FILTER_FORWARD, rules: ['ct status ! dnat drop'] },
   ]);
 }
 
@@ -192,9 +196,20 @@ export function renderPublishNft(rules: PublishRule[]): string {
   return renderTable(PUBLISH_NFT_TABLE, [
     { name: 'prerouting', hook: NAT_PREROUTING, rules: ports.map(rule) },
     { name: 'output', hook: NAT_OUTPUT, rules: ports.map(rule) },
-    { name: 'postrouting', hook: NAT_POSTROUTING, rules: ['ip saddr 127.0.0.0/8 oifname != "lo" masquerade'] },
+    { name: 'postrouting', hook: NAT_POSTROUTING, rules: ['ip saddr 127.0.0.0/8 oifname != "lo" masquerade', ...hairpins(ports)] },
     { name: 'input', hook: FILTER_INPUT, rules: ['iifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop'] },
   ]);
+}
+
+/**
+ * A connection DNATed back out of the bridge it came in on (a task asking a port its own node
+ * publishes) takes the bridge's address, so the replies come back through the host to be un-NATed
+ * instead of going from the sandbox or task straight to the asking task.
+ */
+function hairpins(ports: PublishRule[]): string[] {
+  const devices = [...new Set(ports.flatMap((r) => (r.device ? [r.device] : [])))].sort();
+  for (const d of devices) if (!IFNAME.test(d)) throw new Error(`invalid interface name ${JSON.stringify(d)}`);
+  return devices.map((d) => `iifname "${d}" oifname "${d}" ct status dnat masquerade`);
 }
 
 /** The `nft -f -` input that makes `table` (an `ip` table) what `body` says: '' removes it. */
