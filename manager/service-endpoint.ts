@@ -10,13 +10,15 @@ import { sameMessage } from './orchestrator/tasks';
 import { EtcdStore, PortClaimWrite } from './store/etcd-store';
 
 const ATTEMPTS = 5;
+/** Tries of a write that keeps losing races for ports (each one planned again on fresh claims). */
+const PORT_RACE_ATTEMPTS = 10;
 
 /** The service with `endpoint` made for its spec: ports resolved; VIPs kept (the allocator adds and drops them), none in dnsrr mode. */
-async function withEndpoint(store: EtcdStore, next: Service, create: boolean) {
+async function withEndpoint(store: EtcdStore, next: Service, create: boolean, skipFree: number) {
   const [claims, services] = await Promise.all([store.listPortClaims(), store.listServices()]);
   const previous = create ? undefined : next.endpoint;
   const spec = next.spec?.endpoint;
-  const plan = planServicePorts({ serviceId: next.id, spec, previous, claims, services });
+  const plan = planServicePorts({ serviceId: next.id, spec, previous, claims, services, skipFree });
   const dnsrr = spec?.mode === EndpointMode.ENDPOINT_MODE_DNSRR;
   const service: Service = { ...next, endpoint: { spec, ports: plan.ports, virtualIps: dnsrr ? [] : [...(next.endpoint?.virtualIps ?? [])] } };
   return { service, claims: plan.claims };
@@ -26,14 +28,18 @@ async function withEndpoint(store: EtcdStore, next: Service, create: boolean) {
 const lostPortRace = (err: unknown) =>
   err instanceof SwarmletError && ((err.kind === 'Conflict' && /^port \d+\//.test(err.message)) || (err.kind === 'Retryable' && /published ports changed/.test(err.message)));
 
-/** Plans the endpoint and writes; again when the write lost a port race. A port the plan finds taken is refused at once. */
+/**
+ * Plans the endpoint and writes; again when the write lost a port race, a dynamic port then taken
+ * a random few free ports up. A port the plan finds taken is refused at once.
+ */
 async function retried<T>(store: EtcdStore, next: Service, create: boolean, write: (s: Service, claims: PortClaimWrite) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const { service, claims } = await withEndpoint(store, next, create);
+    const skipFree = attempt === 1 ? 0 : Math.floor(Math.random() * 4 * attempt);
+    const { service, claims } = await withEndpoint(store, next, create, skipFree);
     try {
       return await write(service, claims);
     } catch (err) {
-      if (!lostPortRace(err) || attempt >= ATTEMPTS) throw err;
+      if (!lostPortRace(err) || attempt >= PORT_RACE_ATTEMPTS) throw err;
     }
   }
 }

@@ -46,6 +46,12 @@ export interface ServicePortsInput {
   claims: Map<string, string>;
   /** Every other service, for host-mode ports and the names in messages. */
   services: Service[];
+  /**
+   * Free ports a dynamic port passes over before it takes one (default 0: the lowest free). After
+   * a write lost a race for a port, the caller spreads its next try with a random skip, so that
+   * managers racing for the lowest free port do not meet again.
+   */
+  skipFree?: number;
 }
 
 export interface ServicePortsPlan {
@@ -76,7 +82,7 @@ export function planServicePorts(input: ServicePortsInput): ServicePortsPlan {
     if (kept && mine.has(claimName(p.protocol, kept)) && !named.has(claimName(p.protocol, kept))) {
       p.publishedPort = kept;
     } else {
-      p.publishedPort = lowestFree(p.protocol, (name) => taken(name) || named.has(name));
+      p.publishedPort = lowestFree(p.protocol, (name) => taken(name) || named.has(name), input.skipFree ?? 0);
     }
     named.add(claimName(p.protocol, p.publishedPort));
   }
@@ -109,8 +115,15 @@ function previousDynamic(previous: Endpoint | undefined, p: PortConfig): number 
   return port && port >= DYNAMIC_PORT_MIN && port <= DYNAMIC_PORT_MAX ? port : undefined;
 }
 
-function lowestFree(protocol: PortProtocol, taken: (name: string) => boolean): number {
-  for (let port = DYNAMIC_PORT_MIN; port <= DYNAMIC_PORT_MAX; port++) if (!taken(claimName(protocol, port))) return port;
+function lowestFree(protocol: PortProtocol, taken: (name: string) => boolean, skip: number): number {
+  let first: number | undefined;
+  let left = skip;
+  for (let port = DYNAMIC_PORT_MIN; port <= DYNAMIC_PORT_MAX; port++) {
+    if (taken(claimName(protocol, port))) continue;
+    first ??= port;
+    if (left-- <= 0) return port;
+  }
+  if (first !== undefined) return first; // fewer free ports than the skip: the lowest
   throw unavailable(`no free ${protocolName(protocol)} port in ${DYNAMIC_PORT_MIN}-${DYNAMIC_PORT_MAX} to publish: give --publish a published port`);
 }
 

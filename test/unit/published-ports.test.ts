@@ -96,6 +96,16 @@ describe('planServicePorts', () => {
     expect(plan.claims.claim).toEqual(['tcp/30003', 'tcp/30001', 'tcp/30004']);
   });
 
+  test('skipFree passes over that many free ports (after a lost race), and falls back to the lowest when there are fewer', () => {
+    const taken = new Map([['tcp/30000', 's-web'], ['tcp/30002', 's-web']]);
+    const plan = planServicePorts({ serviceId: 's-new', spec: endpointSpec([port(0, 80)]), previous: undefined, claims: taken, services: [web], skipFree: 2 });
+    expect(plan.ports.map((p) => p.publishedPort)).toEqual([30004]); // free: 30001, 30003, 30004, ...
+    const full = new Map<string, string>();
+    for (let p = 30000; p <= 32767; p++) if (p !== 31000 && p !== 32000) full.set(`tcp/${p}`, 's-web');
+    const last = planServicePorts({ serviceId: 's-new', spec: endpointSpec([port(0, 80)]), previous: undefined, claims: full, services: [web], skipFree: 5 });
+    expect(last.ports.map((p) => p.publishedPort)).toEqual([31000]);
+  });
+
   test('an update keeps what it holds, keeps the port it was given, and releases what it drops', () => {
     const before: Endpoint = { spec: endpointSpec([port(8080, 80), port(0, 81)]), ports: [port(8080, 80), port(DYNAMIC_PORT_MIN + 5, 81)], virtualIps: [] };
     const held = new Map([['tcp/8080', 's-web'], [`tcp/${DYNAMIC_PORT_MIN + 5}`, 's-web']]);
