@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { lstat, mkdir, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
@@ -242,39 +241,18 @@ export class CrunRuntime implements Runtime {
   }
 
   private async spawnShim(taskId: string, lower: string, procs: string[]): Promise<ProcessRef> {
-    const dir = this.dir(taskId);
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
-    const out = await open(join(dir, 'output.log'), 'a', 0o640);
-    try {
-      const child = spawn('/bin/sh', ['-c', CRUN_SHIM_SCRIPT, CRUN_SHIM_NAME], {
-        detached: true,
-        cwd: '/',
-        stdio: ['ignore', out.fd, out.fd],
-        env: {
-          PATH: HOST_PATH,
-          SL_DIR: dir,
-          SL_CGROUP_PROCS: procs.join(' '),
-          SL_LOWER: lower,
-          SL_CRUN: this.crun,
-          SL_CRUN_ROOT: this.crunRoot,
-          SL_ID: taskId,
-          SL_RUN: CRUN_RUN_SCRIPT,
-          ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
-        },
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-      child.unref();
-      const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
-      if (!ref) throw internal(`the task's shim ended at once: ${((await readText(join(dir, 'output.log'))) ?? '').trim().slice(-500)}`);
-      return ref;
-    } finally {
-      await out.close();
-    }
+    return this.tasks.spawnShim(taskId, [CRUN_SHIM_SCRIPT, CRUN_SHIM_NAME], {
+      SL_CGROUP_PROCS: procs.join(' '),
+      SL_LOWER: lower,
+      SL_CRUN: this.crun,
+      SL_CRUN_ROOT: this.crunRoot,
+      SL_ID: taskId,
+      SL_RUN: CRUN_RUN_SCRIPT,
+      ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
+    });
   }
 
   /**

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { sleep } from '../../services/common/backoff';
 import { conflict, failedPrecondition, internal, invalidArgument } from '../../services/common/errors';
@@ -158,39 +157,14 @@ export class ExecRuntime implements Runtime {
     throw invalidArgument(`exec: ${JSON.stringify(cmd)}: executable file not found in ${cmd.includes('/') ? image : '$PATH'}`);
   }
 
-  private async spawnShim(taskId: string, config: ExecConfig, procs: string[]): Promise<ProcessRef> {
-    const dir = this.dir(taskId);
-    const out = await open(join(dir, 'output.log'), 'a', 0o640);
-    try {
-      const child = spawn('/bin/sh', ['-c', SHIM_SCRIPT, SHIM_NAME, ...wrapCommand(config, config.argv)], {
-        detached: true,
-        cwd: '/',
-        stdio: ['ignore', out.fd, out.fd],
-        env: {
-          PATH: HOST_PATH,
-          SL_DIR: dir,
-          SL_CGROUP_PROCS: procs.join(' '),
-          SL_HOSTNAME: config.hostname,
-          SL_ROOT: config.root,
-          SL_INIT: INIT_SCRIPT,
-          ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
-        },
-      });
-      const spawned = new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-      await spawned;
-      child.unref();
-      const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
-      if (!ref) {
-        const text = (await readText(join(dir, 'output.log'))) ?? '';
-        throw internal(`the task's shim ended at once: ${text.trim().slice(-500)}`);
-      }
-      return ref;
-    } finally {
-      await out.close();
-    }
+  private spawnShim(taskId: string, config: ExecConfig, procs: string[]): Promise<ProcessRef> {
+    return this.tasks.spawnShim(taskId, [SHIM_SCRIPT, SHIM_NAME, ...wrapCommand(config, config.argv)], {
+      SL_CGROUP_PROCS: procs.join(' '),
+      SL_HOSTNAME: config.hostname,
+      SL_ROOT: config.root,
+      SL_INIT: INIT_SCRIPT,
+      ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
+    });
   }
 
   /** Waits for pid 1 to say ready, then records its pid; on failure, says why with the end of the task's output. */

@@ -19,7 +19,7 @@ import type { Logger } from '../../services/common/logger';
 import type { TaskCgroups } from './cgroups';
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogLines } from './log-reader';
-import { ProcessRef, isAlive, signalProcess } from './proc';
+import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import type { RuntimeTaskState } from './runtime';
 
 /** The PATH helpers run with. */
@@ -137,6 +137,28 @@ export class ShimTasks {
   dir(taskId: string): string {
     if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the ${this.opts.runtime} runtime`);
     return join(this.opts.stateDir, taskId);
+  }
+
+  /**
+   * Starts a task's shim: `sh -c ARGS...` in a session of its own (so it outlives the agent), its
+   * output appended to output.log, with PATH and SL_DIR set besides `env`. Returns it once it runs.
+   */
+  async spawnShim(taskId: string, args: string[], env: Record<string, string>): Promise<ProcessRef> {
+    const dir = this.dir(taskId);
+    const out = await open(join(dir, 'output.log'), 'a', 0o640);
+    try {
+      const child = spawn('/bin/sh', ['-c', ...args], { detached: true, cwd: '/', stdio: ['ignore', out.fd, out.fd], env: { PATH: HOST_PATH, SL_DIR: dir, ...env } });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+      child.unref();
+      const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
+      if (!ref) throw internal(`the task's shim ended at once: ${((await readText(join(dir, 'output.log'))) ?? '').trim().slice(-500)}`);
+      return ref;
+    } finally {
+      await out.close();
+    }
   }
 
   async readState(taskId: string): Promise<ProcessState | undefined> {
