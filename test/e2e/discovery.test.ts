@@ -270,9 +270,8 @@ test('tasks.<service> is exactly the running tasks\' addresses, and drops a task
   process.kill(pidOf(victim), 'SIGKILL');
   const killed = await pollTasksRecord(c, (addrs) => addrs.join() === ipOf(survivor, 'front'), t1);
   console.log(`tasks.web after kill -9 of ${victim.id} (${victimIp}): ${JSON.stringify(killed.answer.addrs)} after ${killed.ms} ms (${killed.tries} digs)`);
+  // How soon is printed above and measured in bench/discovery.ts; a test asserts no wall-clock time.
   expect(killed.answer).toEqual({ status: 'NOERROR', addrs: [ipOf(survivor, 'front')] });
-  // A generous bound, not a measurement: the figure is printed above and measured in bench/discovery.ts.
-  expect(killed.ms).toBeLessThan(10000);
 }, 120000);
 
 test('the replacement of a killed task comes into tasks.<service>', async () => {

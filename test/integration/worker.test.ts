@@ -134,10 +134,9 @@ describe('Worker', () => {
     expect(rec.of(t.id)[0].state).toBeLessThanOrEqual(S.TASK_STATE_PREPARING); // batched: the latest status per task wins
     expect((await runtime.inspect(t.id)).state).toBe('running');
 
-    const began = Date.now();
     worker.assign([withState(t, S.TASK_STATE_SHUTDOWN, running)]);
     const shutdown = await rec.until(t.id, S.TASK_STATE_SHUTDOWN);
-    expect(Date.now() - began).toBeLessThan(3000); // SIGTERM went to the command: no grace period wait
+    // 143: SIGTERM went to the command (not the SIGKILL at the end of the grace period, 137).
     expect(shutdown).toMatchObject({ message: 'shutdown', container: { exitCode: 143 } });
     expectForwardOnly(rec.of(t.id));
     expect(readFileSync(join(stateDir, t.id, 'output.log'), 'utf8')).toBe('up\n');
