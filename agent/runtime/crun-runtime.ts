@@ -7,7 +7,7 @@ import { Logger, componentLogger } from '../../services/common/logger';
 import { PullPolicy, Task } from '../../services/gen/swarmlet/v1/types';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 import type { VolumeStore } from '../volumes/volume-store';
-import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
+import { CgroupLayout, TaskCgroups } from './cgroups';
 import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
 import { usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
@@ -113,26 +113,18 @@ export class CrunRuntime implements Runtime {
   private readonly crunRoot: string;
   private readonly crun: string;
   private readonly busybox: string;
-  private cgroupsPromise?: Promise<TaskCgroups>;
   private execSeq = 0;
 
   constructor(private readonly opts: CrunRuntimeOptions) {
     this.log = componentLogger(opts.log, 'crun-runtime');
-    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'oci', cgroups: () => this.cgroups(), log: this.log });
+    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'oci', cgroupParent: opts.cgroupParent, cgroupLayout: opts.cgroups, log: this.log });
     this.crunRoot = join(opts.stateDir, '.crun');
     this.crun = opts.crun ?? 'crun';
     this.busybox = opts.busybox ?? '/usr/bin/busybox';
-    checkCgroupPath(opts.cgroupParent);
   }
 
   private cgroups(): Promise<TaskCgroups> {
-    this.cgroupsPromise ??= (async () => {
-      const layout = this.opts.cgroups ?? (await detectCgroups());
-      const cgroups = new TaskCgroups(layout, this.opts.cgroupParent);
-      if (cgroups.parentDirs().length === 0) this.log.warn('no cgroup hierarchy to use: tasks run without limits');
-      return cgroups;
-    })();
-    return this.cgroupsPromise;
+    return this.tasks.cgroups();
   }
 
   private dir(taskId: string): string {

@@ -5,7 +5,7 @@ import { sleep } from '../../services/common/backoff';
 import { conflict, failedPrecondition, internal, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Task } from '../../services/gen/swarmlet/v1/types';
-import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
+import { CgroupLayout, TaskCgroups } from './cgroups';
 import {
   ExecConfig,
   envValue,
@@ -52,23 +52,14 @@ export interface ExecRuntimeOptions {
 export class ExecRuntime implements Runtime {
   private readonly log: Logger;
   private readonly tasks: ShimTasks;
-  private cgroupsPromise?: Promise<TaskCgroups>;
 
   constructor(private readonly opts: ExecRuntimeOptions) {
     this.log = componentLogger(opts.log, 'exec-runtime');
-    checkCgroupPath(opts.cgroupParent);
-    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'exec', cgroups: () => this.cgroups(), log: this.log });
+    this.tasks = new ShimTasks({ stateDir: opts.stateDir, runtime: 'exec', cgroupParent: opts.cgroupParent, cgroupLayout: opts.cgroups, log: this.log });
   }
 
   private cgroups(): Promise<TaskCgroups> {
-    this.cgroupsPromise ??= (async () => {
-      const layout = this.opts.cgroups ?? (await detectCgroups());
-      const cgroups = new TaskCgroups(layout, this.opts.cgroupParent);
-      if (cgroups.parentDirs().length === 0) this.log.warn('no cgroup hierarchy to use: tasks run without limits');
-      this.log.debug({ cgroups: layout }, 'cgroups detected');
-      return cgroups;
-    })();
-    return this.cgroupsPromise;
+    return this.tasks.cgroups();
   }
 
   private dir(taskId: string): string {

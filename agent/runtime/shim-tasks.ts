@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { sleep } from '../../services/common/backoff';
 import { failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
 import type { Logger } from '../../services/common/logger';
-import type { TaskCgroups } from './cgroups';
+import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogLines } from './log-reader';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
@@ -126,13 +126,32 @@ export interface ShimTasksOptions {
   stateDir: string;
   /** The runtime's name, for messages: exec or oci. */
   runtime: string;
-  cgroups: () => Promise<TaskCgroups>;
+  /** Task cgroups are <cgroupParent>/<taskId> from each hierarchy's root. */
+  cgroupParent: string;
+  /** The cgroup hierarchies; detected from /sys/fs/cgroup once when not given. */
+  cgroupLayout?: CgroupLayout;
   log: Logger;
 }
 
 /** The task state directories of one runtime (see the top of this file). */
 export class ShimTasks {
-  constructor(private readonly opts: ShimTasksOptions) {}
+  private cgroupsPromise?: Promise<TaskCgroups>;
+
+  constructor(private readonly opts: ShimTasksOptions) {
+    checkCgroupPath(opts.cgroupParent);
+  }
+
+  /** The runtime's task cgroups, the hierarchies detected on first use. */
+  cgroups(): Promise<TaskCgroups> {
+    this.cgroupsPromise ??= (async () => {
+      const layout = this.opts.cgroupLayout ?? (await detectCgroups());
+      const cgroups = new TaskCgroups(layout, this.opts.cgroupParent);
+      if (cgroups.parentDirs().length === 0) this.opts.log.warn('no cgroup hierarchy to use: tasks run without limits');
+      this.opts.log.debug({ cgroups: layout }, 'cgroups detected');
+      return cgroups;
+    })();
+    return this.cgroupsPromise;
+  }
 
   dir(taskId: string): string {
     if (!TASK_ID.test(taskId)) throw invalidArgument(`task id ${JSON.stringify(taskId)} is not valid for the ${this.opts.runtime} runtime`);
@@ -185,7 +204,7 @@ export class ShimTasks {
       // The shim may have ended between the two looks; if not, something killed it and the task is lost.
       exitCode = (await this.readExitCode(taskId)) ?? -1;
     }
-    const oomKills = await (await this.opts.cgroups()).oomKills(taskId);
+    const oomKills = await (await this.cgroups()).oomKills(taskId);
     const finishedAt = await mtimeIso(join(dir, 'exitcode'));
     const signal = signalOfExitCode(exitCode, osConstants.signals as unknown as Record<string, number>);
     return {
@@ -229,7 +248,7 @@ export class ShimTasks {
   /** `stopSignal` to pid 1, SIGKILL after `graceMs`, then whatever is left in the task's cgroup. */
   async stop(taskId: string, graceMs: number, stopSignal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const state = await this.readState(taskId);
-    const cgroups = await this.opts.cgroups();
+    const cgroups = await this.cgroups();
     const log = this.opts.log.child({ taskId });
     if (state) {
       const ended = async () => (await this.readExitCode(taskId)) !== undefined || !(await isAlive(state.shim));
@@ -255,7 +274,7 @@ export class ShimTasks {
   async kill(taskId: string): Promise<void> {
     const state = await this.readState(taskId);
     if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
-    const cgroups = await this.opts.cgroups();
+    const cgroups = await this.cgroups();
     await cgroups.killAll(taskId, 5000);
     if (state && (await isAlive(state.shim))) {
       signalProcess(state.shim.pid, 'SIGKILL');
@@ -278,7 +297,7 @@ export class ShimTasks {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    for (const id of await (await this.opts.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
+    for (const id of await (await this.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
     return [...ids].sort();
   }
 

@@ -19,6 +19,7 @@ import { pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
+import { exited, waitFor } from '../support/runtime-wait';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-oci-${uniqueSuffix(6)}`;
@@ -56,22 +57,6 @@ function task(container: Partial<ContainerSpec>, limits?: Limits, networks: Task
     networks,
   };
 }
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const exited = (rt: CrunRuntime, id: string) =>
-  waitFor(`task ${id} to exit`, async () => {
-    const s = await rt.inspect(id);
-    return s.state === 'exited' ? s : undefined;
-  });
 
 const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
 

@@ -14,6 +14,7 @@ import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agen
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
+import { exited, waitFor } from '../support/runtime-wait';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-${uniqueSuffix(6)}`;
@@ -43,22 +44,6 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
     networks: [],
   };
 }
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const exited = (rt: ExecRuntime, id: string) =>
-  waitFor(`task ${id} to exit`, async () => {
-    const s = await rt.inspect(id);
-    return s.state === 'exited' ? s : undefined;
-  });
 
 const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
 
