@@ -47,7 +47,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand } from '../test/lab/ip-command';
 import { Lab, requireBuiltCli, type LabClient, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, copyLabLogs, firstLine, parseBenchArgs, progress, summarize, waitUntil, type BenchOptions } from './lab-helpers';
+import { benchMain, copyLabLogs, firstLine, parseBenchArgs, progress, renderReport, summarize, waitUntil, type BenchOptions } from './lab-helpers';
 
 interface TaskJson {
   id: string;
@@ -519,17 +519,8 @@ interface Row {
 function render(rows: Row[], lines: string[], runs: number): string {
   const head = ['figure', 'n', 'median', 'reference (same run)', 'ref median', 'ratio'];
   const cells = rows.map((r) => [r.label, String(r.n), r.value, r.reference, r.refValue, r.ratio]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => c.map((x, i) => (i === 0 || i === 3 ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ').trimEnd();
-  return `${[
-    `swarmlet discovery benchmark: ${HOSTS} hosts (h1 manager, h2 and h3 workers), overlay ${NET}, --runs ${runs}; ratio = swarmlet / reference (medians)`,
-    '',
-    line(head),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...cells.map(line),
-    '',
-    ...lines,
-  ].join('\n')}\n`;
+  const title = `swarmlet discovery benchmark: ${HOSTS} hosts (h1 manager, h2 and h3 workers), overlay ${NET}, --runs ${runs}; ratio = swarmlet / reference (medians)`;
+  return renderReport(title, head, cells, [0, 3], lines);
 }
 
 export function parseArgs(argv: string[]): BenchOptions {

@@ -192,3 +192,13 @@ export function benchMain(name: string, parse: (argv: string[]) => BenchOptions,
     process.exit(1);
   });
 }
+
+/**
+ * A benchmark's report: its title, a table of figures (columns padded to width; those in
+ * `leftAligned` padded on the right, numbers on the left) and notes below.
+ */
+export function renderReport(title: string, head: string[], cells: string[][], leftAligned: number[], notes: string[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
+  const line = (c: string[]) => c.map((x, i) => (leftAligned.includes(i) ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ').trimEnd();
+  return `${[title, '', line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line), '', ...notes].join('\n')}\n`;
+}

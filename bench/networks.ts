@@ -49,7 +49,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand, type CommandResult } from '../test/lab/ip-command';
 import { type Lab, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, firstLine, parseBenchArgs, progress, ratio, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
+import { benchMain, firstLine, parseBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
 
 /** A task as `service ps --format json` prints it: only the fields the benchmark reads. */
 interface TaskJson {
@@ -520,17 +520,8 @@ function render(rows: Row[], lines: string[], runs: number): string {
   const head = ['figure', 'n', 'median', 'min', 'max', 'reference (same run)', 'ref median', 'ratio'];
   const fmt = (r: Row, v: number) => (r.unit === 'Gbit/s' ? `${v.toFixed(2)} Gbit/s` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
   const cells = rows.map((r) => [r.label, String(r.n), fmt(r, r.median), fmt(r, r.min), fmt(r, r.max), r.reference.label, fmt(r, r.reference.median), r.ratio]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => c.map((x, i) => (i === 0 || i === 5 ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ').trimEnd();
-  return `${[
-    `swarmlet networks benchmark: ${HOSTS} hosts (h1 manager, h2 and h3 workers), overlay ${NET}, --runs ${runs}; ratio = swarmlet / reference (medians)`,
-    '',
-    line(head),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...cells.map(line),
-    '',
-    ...lines,
-  ].join('\n')}\n`;
+  const title = `swarmlet networks benchmark: ${HOSTS} hosts (h1 manager, h2 and h3 workers), overlay ${NET}, --runs ${runs}; ratio = swarmlet / reference (medians)`;
+  return renderReport(title, head, cells, [0, 5], lines);
 }
 
 export function parseArgs(argv: string[]): BenchOptions {
