@@ -14,7 +14,7 @@ import { keepRaftLeaderElsewhere } from './raft-leadership';
 import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
 import { ReconcileLoop } from './reconcile-loop';
 import { SealKeySource } from './service-secrets';
-import { EtcdStore } from './store/etcd-store';
+import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys } from './store/keys';
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
@@ -122,15 +122,20 @@ export class Manager {
     while (!signal.aborted) {
       const campaign = this.election.campaign(this.opts.nodeId);
       this.campaign = campaign;
+      let over = false;
+      let deposed: () => void = () => undefined;
       const failed = new Promise<Error | undefined>((resolve) => {
         campaign.on('error', (err: Error) => resolve(err));
+        deposed = () => resolve(new Error('this manager no longer holds the leadership it was elected with'));
         signal.addEventListener('abort', () => resolve(undefined), { once: true });
       });
       campaign.on('elected', () => {
-        backoff.reset();
-        this.startLeading(signal);
+        // etcd3 emits 'elected' even after the campaign was resigned or lost: such a campaign never leads.
+        if (over || signal.aborted) return;
+        void this.takeOffice(campaign, () => over || signal.aborted, deposed, signal).then((leading) => leading && backoff.reset());
       });
       const err = await failed;
+      over = true;
       await this.stopLeading();
       if (signal.aborted) return;
       this.log.warn({ err: err?.message }, 'lost the election campaign; campaigning again');
@@ -139,21 +144,44 @@ export class Manager {
     }
   }
 
-  private startLeading(signal: AbortSignal): void {
+  /**
+   * Starts leading if the campaign's election key is the oldest one now, with every write of the
+   * leader's loops fenced on that key: once it is gone (lease lost, resigned), they all fail.
+   */
+  private async takeOffice(campaign: Campaign, over: () => boolean, deposed: () => void, signal: AbortSignal): Promise<boolean> {
+    try {
+      const key = await campaign.getCampaignKey();
+      const fence = await this.store.leadershipFence(key.slice(0, key.lastIndexOf('/') + 1), key);
+      if (over()) return false;
+      if (!fence) {
+        this.log.warn({ key }, 'told it was elected, but its election key is not the oldest; not leading');
+        deposed();
+        return false;
+      }
+      this.startLeading(this.store.fenced(fence, deposed), fence, signal);
+      return true;
+    } catch (err) {
+      if (!over()) this.log.warn({ err: (err as Error).message }, 'could not confirm its election; campaigning again');
+      deposed();
+      return false;
+    }
+  }
+
+  private startLeading(store: EtcdStore, fence: LeadershipFence, signal: AbortSignal): void {
     if (signal.aborted || this.leaderLoops.length > 0) return;
-    this.log.info('elected leader');
+    this.log.info({ electionKey: fence.key, electionRevision: fence.createRevision }, 'elected leader');
     this.leaderLoops = [
-      nodeHealthLoop(this.store, this.opts.log),
-      orchestratorLoop(this.store, this.opts.log),
-      builtinNetworksLoop(this.store, this.opts.log),
-      allocatorLoop(this.store, this.opts.log),
-      schedulerLoop(this.store, this.opts.log),
+      nodeHealthLoop(store, this.opts.log),
+      orchestratorLoop(store, this.opts.log),
+      builtinNetworksLoop(store, this.opts.log),
+      allocatorLoop(store, this.opts.log),
+      schedulerLoop(store, this.opts.log),
     ];
     for (const loop of this.leaderLoops) loop.start(signal);
     const raft = new AbortController();
     this.stopRaftWatch = () => raft.abort();
     signal.addEventListener('abort', () => raft.abort(), { once: true });
-    if (this.opts.embeddedEtcd) void keepRaftLeaderElsewhere(this.opts.etcd, this.log, raft.signal);
+    if (this.opts.embeddedEtcd) void keepRaftLeaderElsewhere(this.opts.etcd, this.store, this.log, raft.signal);
   }
 
   private async stopLeading(): Promise<void> {

@@ -6,6 +6,7 @@
  *   allocator:    NEW -> PENDING, with addresses on the task's networks
  *   scheduler:    PENDING -> ASSIGNED to a node
  */
+import { Backoff, exponentialBackoff } from '../services/common/backoff';
 import { SwarmletError } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { Node, NodeState, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
@@ -18,7 +19,7 @@ import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
 import { ReconcileLoop } from './reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
-import { EtcdStore } from './store/etcd-store';
+import { DeposedError, EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
 
 const isTerminal = (t: Task) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_COMPLETE;
@@ -27,6 +28,8 @@ const stamp = (now: Date) => now.toISOString();
 export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'orchestrator');
   let wakeTimer: NodeJS.Timeout | undefined;
+  /** Services whose last pass failed, held back until their backoff runs out. */
+  const failing = new Map<string, { backoff: Backoff; until: Date }>();
   const loop: ReconcileLoop = new ReconcileLoop(
     store,
     {
@@ -38,13 +41,36 @@ export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () =>
         const byService = new Map<string, Task[]>();
         for (const t of tasks) byService.set(t.serviceId, [...(byService.get(t.serviceId) ?? []), t]);
         let wakeAt: Date | undefined;
+        const later = (at: Date) => {
+          if (!wakeAt || at < wakeAt) wakeAt = at;
+        };
         for (const service of services) {
+          const held = failing.get(service.id);
+          if (held && held.until > now()) {
+            later(held.until);
+            continue;
+          }
           const serviceTasks = byService.get(service.id) ?? [];
           const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
-          await applyPlan(store, service, serviceTasks, plan, log.child({ serviceId: service.id }));
-          if (plan.wakeAt && (!wakeAt || plan.wakeAt < wakeAt)) wakeAt = plan.wakeAt;
+          const serviceLog = log.child({ serviceId: service.id });
+          try {
+            await applyPlan(store, service, serviceTasks, plan, serviceLog);
+            failing.delete(service.id);
+          } catch (err) {
+            // A deposed leader stops its whole pass; any other failure holds back this service alone.
+            if (err instanceof DeposedError) throw err;
+            const entry = held ?? { backoff: exponentialBackoff(1000, 30000), until: now() };
+            const delayMs = entry.backoff.next();
+            entry.until = new Date(now().getTime() + delayMs);
+            failing.set(service.id, entry);
+            serviceLog.warn({ err: (err as Error).message, delayMs }, 'service not reconciled; retrying it later');
+            later(entry.until);
+            continue;
+          }
+          if (plan.wakeAt) later(plan.wakeAt);
         }
+        for (const id of failing.keys()) if (!services.some((s) => s.id === id)) failing.delete(id);
         await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
         clearTimeout(wakeTimer);
         if (wakeAt) {

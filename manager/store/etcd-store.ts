@@ -1,5 +1,5 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
-import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
+import { conflict, invalidArgument, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { keys, ROOT } from './keys';
@@ -25,6 +25,55 @@ interface Codec<T> {
 
 /** etcd refuses transactions of more than 128 operations; stay well under. */
 const TXN_BATCH = 64;
+
+/**
+ * etcd refuses a request larger than its --max-request-bytes (1.5 MiB by default; the gRPC limit
+ * is 2 MiB): the most a swarmlet request may carry.
+ */
+export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/** A batch of writes stays well under etcd's request limit, whatever the number of objects in it. */
+export const TXN_BATCH_BYTES = 512 * 1024;
+
+/**
+ * Splits items into batches of at most `maxItems` and, unless one item alone is larger, at most
+ * `maxBytes` (as `sizeOf` counts them). Order is kept; no batch is empty.
+ */
+export function batchBySize<T>(items: T[], sizeOf: (t: T) => number, maxBytes = TXN_BATCH_BYTES, maxItems = TXN_BATCH): T[][] {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = sizeOf(item);
+    if (batch.length > 0 && (batch.length >= maxItems || bytes + size > maxBytes)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(item);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/**
+ * The leader's hold on its title: its election key (under its election lease) and the revision
+ * that created it. A store fenced with it writes only while that key still stands, so a deposed
+ * leader's writes fail.
+ */
+export interface LeadershipFence {
+  key: string;
+  createRevision: number;
+}
+
+/** A fenced write failed because the leadership it was fenced with is gone: this manager no longer leads. */
+export class DeposedError extends SwarmletError {
+  constructor(fence: LeadershipFence) {
+    super('FailedPrecondition', `this manager is no longer the leader (its election key ${fence.key} at revision ${fence.createRevision} is gone)`);
+    this.name = 'DeposedError';
+  }
+}
 
 /** The end of the key range a prefix spans (its last byte plus one), for compares over a range. */
 function prefixEnd(prefix: string): Buffer {
@@ -56,7 +105,31 @@ const NODE_CODEC: Codec<Node> = {
  * on `meta.version` (etcd's mod revision), so two writers never silently overwrite each other.
  */
 export class EtcdStore {
-  constructor(readonly client: Etcd3, private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    readonly client: Etcd3,
+    private readonly now: () => Date = () => new Date(),
+    private readonly fence?: LeadershipFence,
+    private readonly onDeposed?: () => void,
+  ) {}
+
+  /**
+   * The same store, whose every write also requires the leader's election key to stand as `fence`
+   * says; a write refused for that throws DeposedError (and calls `onDeposed`).
+   */
+  fenced(fence: LeadershipFence, onDeposed?: () => void): EtcdStore {
+    return new EtcdStore(this.client, this.now, fence, onDeposed);
+  }
+
+  /**
+   * The fence of the campaign whose election key is `key` (etcd3's Election keeps its keys under
+   * `prefix`), if that key is the oldest there: the leader now. Else undefined.
+   */
+  async leadershipFence(prefix: string, key: string): Promise<LeadershipFence | undefined> {
+    const res = await this.guard(this.client.getAll().prefix(prefix).sort('Create', 'Ascend').limit(1).exec());
+    const first = res.kvs[0];
+    if (!first || first.key.toString() !== key) return undefined;
+    return { key, createRevision: Number(first.create_revision) };
+  }
 
   async getCluster(): Promise<Cluster | undefined> {
     return this.read(keys.cluster, Cluster);
@@ -65,8 +138,8 @@ export class EtcdStore {
   /** Creates the cluster object and the first node in one transaction; Conflict if a cluster is already there. */
   async createCluster(cluster: Cluster, firstNode: Node): Promise<void> {
     const res = await this.guard(
-      this.client
-        .if(keys.cluster, 'Create', '==', 0)
+      this
+        .when(keys.cluster, 'Create', '==', 0)
         .then(this.client.put(keys.cluster).value(this.encode(cluster, Cluster, true)), this.client.put(keys.node(firstNode.id)).value(this.encode(firstNode, NODE_CODEC, true)))
         .commit(),
     );
@@ -86,7 +159,7 @@ export class EtcdStore {
   }
 
   async createNode(node: Node): Promise<Node> {
-    const res = await this.guard(this.client.if(keys.node(node.id), 'Create', '==', 0).then(this.client.put(keys.node(node.id)).value(this.encode(node, NODE_CODEC, true))).commit());
+    const res = await this.guard(this.when(keys.node(node.id), 'Create', '==', 0).then(this.client.put(keys.node(node.id)).value(this.encode(node, NODE_CODEC, true))).commit());
     if (!res.succeeded) throw conflict(`node ${node.id} already exists`);
     return (await this.getNode(node.id))!;
   }
@@ -96,7 +169,7 @@ export class EtcdStore {
   }
 
   async deleteNode(node: Node): Promise<void> {
-    const res = await this.guard(this.client.if(keys.node(node.id), 'Mod', '==', node.meta?.version ?? 0).then(this.client.delete().key(keys.node(node.id))).commit());
+    const res = await this.guard(this.when(keys.node(node.id), 'Mod', '==', node.meta?.version ?? 0).then(this.client.delete().key(keys.node(node.id))).commit());
     if (res.succeeded) return;
     if (!(await this.getNode(node.id))) throw notFound(`node ${node.id} not found`);
     throw new SwarmletError('Retryable', `node ${node.id} changed while it was being removed; try again`);
@@ -129,10 +202,12 @@ export class EtcdStore {
    */
   async createService(service: Service, ports?: PortClaimWrite): Promise<Service> {
     const name = service.spec!.name;
-    let txn = this.client.if(keys.serviceName(name), 'Create', '==', 0).and(keys.service(service.id), 'Create', '==', 0);
+    let txn = this.when(keys.serviceName(name), 'Create', '==', 0).and(keys.service(service.id), 'Create', '==', 0);
     txn = this.portCompares(txn, service.id, ports);
+    const value = this.encode(service, Service, true);
+    this.fits(keys.service(service.id), value);
     const res = await this.guard(
-      txn.then(this.client.put(keys.serviceName(name)).value(service.id), this.client.put(keys.service(service.id)).value(this.encode(service, Service, true)), ...this.portOps(service.id, ports)).commit(),
+      txn.then(this.client.put(keys.serviceName(name)).value(service.id), this.client.put(keys.service(service.id)).value(value), ...this.portOps(service.id, ports)).commit(),
     );
     if (!res.succeeded) {
       const owner = await this.guard(this.client.get(keys.serviceName(name)).string());
@@ -146,8 +221,10 @@ export class EtcdStore {
   async updateService(service: Service, ports?: PortClaimWrite): Promise<Service> {
     if (!ports) return this.update(keys.service(service.id), service, Service);
     const version = service.meta?.version ?? 0;
-    const txn = this.portCompares(this.client.if(keys.service(service.id), 'Mod', '==', version), service.id, ports);
-    const res = await this.guard(txn.then(this.client.put(keys.service(service.id)).value(this.encode(service, Service, false)), ...this.portOps(service.id, ports)).commit());
+    const txn = this.portCompares(this.when(keys.service(service.id), 'Mod', '==', version), service.id, ports);
+    const value = this.encode(service, Service, false);
+    this.fits(keys.service(service.id), value);
+    const res = await this.guard(txn.then(this.client.put(keys.service(service.id)).value(value), ...this.portOps(service.id, ports)).commit());
     if (!res.succeeded) {
       const now = await this.getService(service.id);
       if (!now) throw notFound(`service ${service.spec?.name ?? service.id} not found`);
@@ -160,8 +237,8 @@ export class EtcdStore {
   /** Deletes a service and frees its name (and the port claims given), if it is still at the version read. Its tasks are the caller's to retire. */
   async deleteService(service: Service, ports?: PortClaimWrite): Promise<void> {
     const res = await this.guard(
-      this.client
-        .if(keys.service(service.id), 'Mod', '==', service.meta?.version ?? 0)
+      this
+        .when(keys.service(service.id), 'Mod', '==', service.meta?.version ?? 0)
         .then(this.client.delete().key(keys.service(service.id)), this.client.delete().key(keys.serviceName(service.spec!.name)), ...this.portOps(service.id, ports))
         .commit(),
     );
@@ -242,6 +319,7 @@ export class EtcdStore {
     if (readRevision !== undefined) {
       compare.push({ key: Buffer.from(keys.networksPrefix), range_end: prefixEnd(keys.networksPrefix), target: 'Mod', result: 'Less', mod_revision: readRevision + 1 });
     }
+    if (this.fence) compare.push({ key: Buffer.from(this.fence.key), target: 'Create', result: 'Equal', create_revision: this.fence.createRevision });
     const put = (key: string, value: string) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
     // etcd3's transaction builder has no range compares; its KV client takes the request as etcd defines it.
     const res = await this.guard(this.client.kv.txn({ compare, success: [put(keys.networkName(name), network.id), put(keys.network(network.id), this.encode(network, Network, true))], failure: [] }));
@@ -258,8 +336,8 @@ export class EtcdStore {
   async deleteNetwork(network: Network): Promise<void> {
     const name = network.spec?.name ?? '';
     const res = await this.guard(
-      this.client
-        .if(keys.network(network.id), 'Mod', '==', network.meta?.version ?? 0)
+      this
+        .when(keys.network(network.id), 'Mod', '==', network.meta?.version ?? 0)
         .then(this.client.delete().key(keys.network(network.id)), this.client.delete().key(keys.networkName(name)))
         .commit(),
     );
@@ -278,13 +356,14 @@ export class EtcdStore {
     return this.read(keys.task(id), Task);
   }
 
-  /** Creates tasks, create-if-absent, many to a transaction. */
+  /** Creates tasks, create-if-absent, many to a transaction (batched by bytes as well as by count). */
   async createTasks(tasks: Task[]): Promise<void> {
-    for (let i = 0; i < tasks.length; i += TXN_BATCH) {
-      const batch = tasks.slice(i, i + TXN_BATCH);
-      let txn = this.client.if(keys.task(batch[0].id), 'Create', '==', 0);
-      for (const t of batch.slice(1)) txn = txn.and(keys.task(t.id), 'Create', '==', 0);
-      const res = await this.guard(txn.then(...batch.map((t) => this.client.put(keys.task(t.id)).value(this.encode(t, Task, true)))).commit());
+    const puts = tasks.map((t) => ({ key: keys.task(t.id), value: this.encode(t, Task, true) }));
+    for (const batch of batchBySize(puts, putSize)) {
+      this.fits(...batch.flatMap((p) => [p.key, p.value]));
+      let txn = this.when(batch[0].key, 'Create', '==', 0);
+      for (const p of batch.slice(1)) txn = txn.and(p.key, 'Create', '==', 0);
+      const res = await this.guard(txn.then(...batch.map((p) => this.client.put(p.key).value(p.value))).commit());
       if (!res.succeeded) throw conflict('a task with one of these ids already exists');
     }
   }
@@ -314,11 +393,12 @@ export class EtcdStore {
       if (backwards) throw conflict(`task ${c.before.id}: ${backwards}`);
     }
     const lost: Task[] = [];
-    for (let i = 0; i < changes.length; i += TXN_BATCH) {
-      const batch = changes.slice(i, i + TXN_BATCH);
-      let txn = this.client.if(keys.task(batch[0].before.id), 'Mod', '==', batch[0].before.meta?.version ?? 0);
-      for (const c of batch.slice(1)) txn = txn.and(keys.task(c.before.id), 'Mod', '==', c.before.meta?.version ?? 0);
-      const res = await this.guard(txn.then(...batch.map((c) => this.client.put(keys.task(c.after.id)).value(this.encode(c.after, Task, false)))).commit());
+    const puts = changes.map((c) => ({ ...c, key: keys.task(c.after.id), value: this.encode(c.after, Task, false) }));
+    for (const batch of batchBySize(puts, putSize)) {
+      this.fits(...batch.flatMap((p) => [p.key, p.value]));
+      let txn = this.when(batch[0].key, 'Mod', '==', batch[0].before.meta?.version ?? 0);
+      for (const c of batch.slice(1)) txn = txn.and(c.key, 'Mod', '==', c.before.meta?.version ?? 0);
+      const res = await this.guard(txn.then(...batch.map((c) => this.client.put(c.key).value(c.value))).commit());
       if (res.succeeded) continue;
       for (const c of batch) {
         try {
@@ -364,7 +444,7 @@ export class EtcdStore {
     for (let i = 0; i < ids.length; i += TXN_BATCH) {
       const batch = ids.slice(i, i + TXN_BATCH);
       // A compare that always holds: etcd3's client builds transactions from a compare.
-      await this.guard(this.client.if(keys.task(batch[0]), 'Create', '>', -1).then(...batch.map((id) => this.client.delete().key(keys.task(id)))).commit());
+      await this.guard(this.when(keys.task(batch[0]), 'Create', '>', -1).then(...batch.map((id) => this.client.delete().key(keys.task(id)))).commit());
     }
   }
 
@@ -418,7 +498,9 @@ export class EtcdStore {
 
   private async update<T extends Versioned>(key: string, obj: T, codec: Codec<T>): Promise<T> {
     const version = obj.meta?.version ?? 0;
-    const res = await this.guard(this.client.if(key, 'Mod', '==', version).then(this.client.put(key).value(this.encode(obj, codec, false))).commit());
+    const value = this.encode(obj, codec, false);
+    this.fits(key, value);
+    const res = await this.guard(this.when(key, 'Mod', '==', version).then(this.client.put(key).value(value)).commit());
     if (!res.succeeded) throw new SwarmletError('Retryable', `${key.slice(ROOT.length)} changed since it was read (version ${version}); try again`);
     return (await this.read(key, codec))!;
   }
@@ -437,15 +519,61 @@ export class EtcdStore {
     return obj;
   }
 
-  /** etcd failures become Unavailable; our own errors pass through. */
+  /** A transaction on `key`'s compare; on a fenced store it also compares the leader's election key. */
+  private when(key: string, column: 'Create' | 'Mod' | 'Value', cmp: '==' | '>', value: string | number) {
+    const txn = this.client.if(key, column, cmp, value);
+    return this.fence ? txn.and(this.fence.key, 'Create', '==', this.fence.createRevision) : txn;
+  }
+
+  /** Refuses, before anything is sent, a write larger than etcd takes: InvalidArgument, not a store outage. */
+  private fits(...parts: string[]): void {
+    const bytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p), 0);
+    if (bytes > ETCD_MAX_REQUEST_BYTES) throw requestTooLarge(bytes, ETCD_MAX_REQUEST_BYTES);
+  }
+
+  /**
+   * etcd failures become Unavailable (a request too large for etcd InvalidArgument); our own errors
+   * pass through. On a fenced store, a transaction that did not succeed checks the fence first: if
+   * the leadership is gone, DeposedError.
+   */
   private async guard<T>(p: Promise<T>): Promise<T> {
+    let res: T;
+    try {
+      res = await p;
+    } catch (err) {
+      if (err instanceof SwarmletError) throw err;
+      const message = asSwarmletError(err).message;
+      const tooLarge = /larger than max \((\d+) vs\. (\d+)\)/.exec(message);
+      if (tooLarge) throw requestTooLarge(Number(tooLarge[1]), Number(tooLarge[2]), err);
+      if (/request is too large/.test(message)) throw invalidArgument(`request too large: more than etcd's limit of ${ETCD_MAX_REQUEST_BYTES} bytes`, err);
+      throw unavailable(`the cluster store is unavailable: ${message}`, err);
+    }
+    const txn = res as { succeeded?: unknown };
+    if (this.fence && typeof txn === 'object' && txn !== null && txn.succeeded === false) await this.checkFence(this.fence);
+    return res;
+  }
+
+  private async checkFence(fence: LeadershipFence): Promise<void> {
+    const res = await this.guardRead(this.client.get(fence.key).exec());
+    if (Number(res.kvs[0]?.create_revision ?? 0) === fence.createRevision) return;
+    this.onDeposed?.();
+    throw new DeposedError(fence);
+  }
+
+  private async guardRead<T>(p: Promise<T>): Promise<T> {
     try {
       return await p;
     } catch (err) {
-      if (err instanceof SwarmletError) throw err;
       throw unavailable(`the cluster store is unavailable: ${asSwarmletError(err).message}`, err);
     }
   }
+}
+
+/** What a put adds to a transaction, about: its key and value (etcd's framing is small beside them). */
+const putSize = (p: { key: string; value: string }) => Buffer.byteLength(p.key) + Buffer.byteLength(p.value) + 32;
+
+function requestTooLarge(bytes: number, limit: number, cause?: unknown): SwarmletError {
+  return invalidArgument(`request too large: ${bytes} bytes, limit ${limit}`, cause);
 }
 
 /** How long mutate waits after etcd said its leader changed, times the attempt number. */
