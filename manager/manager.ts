@@ -3,12 +3,15 @@ import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
 import { requireRoles, TlsMaterial } from '../services/api/tls';
+import { PeerIdentity } from '../services/pki/ca';
 import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
 import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
 import { controlService } from './control-service';
 import { Dispatcher, leaseSeconds } from './dispatcher';
 import { membersService } from './members-service';
+import { PeerAccess } from './peer-access';
+import { OperatorCertRegistry } from './store/operator-certs';
 import { nodeHealthLoop } from './node-health';
 import { keepRaftLeaderElsewhere } from './raft-leadership';
 import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
@@ -49,6 +52,7 @@ export class Manager {
   private readonly log: Logger;
   private readonly election: Election;
   private readonly dispatcher: Dispatcher;
+  private readonly access: PeerAccess;
   private readonly controller = new AbortController();
   private campaign?: Campaign;
   private presence?: Lease;
@@ -59,22 +63,28 @@ export class Manager {
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
     this.store = new EtcdStore(opts.etcd);
+    const operators = new OperatorCertRegistry(opts.etcd);
+    this.access = new PeerAccess(this.store, operators, opts.log);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
     this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId, opts.sealKey);
-    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey });
+    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
   }
 
   /** Adds the manager's services to the node's TCP server (before it starts). */
   registerServices(server: grpc.Server): void {
     // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
-    server.addService(ControlService, requireRoles(this.control, this.opts.tls().caCertPem, ['manager', 'operator']));
+    // A certificate works only while its node is in the swarm with that role (operators: until revoked).
+    const caCertPem = this.opts.tls().caCertPem;
+    const asManager = (peer: PeerIdentity) => this.access.check(peer, { managerRole: true });
+    server.addService(ControlService, requireRoles(this.control, caCertPem, ['manager', 'operator'], asManager));
     server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId(), sealKey: this.opts.sealKey }));
-    server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log));
+    server.addService(MembersService, requireRoles(membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log), caCertPem, ['manager'], asManager));
     server.addService(DispatcherService, this.dispatcher.service());
   }
 
   async start(): Promise<void> {
+    await this.access.start();
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
     this.log.info('manager started');
@@ -86,6 +96,7 @@ export class Manager {
     await this.campaign?.resign().catch(() => undefined);
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
+    await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
   }
