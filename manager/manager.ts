@@ -19,6 +19,7 @@ import { ReconcileLoop } from './reconcile-loop';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';
+import { hasClearSecrets } from './store/cluster-secrets';
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
 export const LEADER_LEASE_SECONDS = 3;
@@ -62,7 +63,7 @@ export class Manager {
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
-    this.store = new EtcdStore(opts.etcd);
+    this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
     const operators = new OperatorCertRegistry(opts.etcd);
     this.access = new PeerAccess(this.store, operators, opts.log);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
@@ -85,6 +86,7 @@ export class Manager {
 
   async start(): Promise<void> {
     await this.access.start();
+    await this.sealClusterSecrets();
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
     this.log.info('manager started');
@@ -99,6 +101,19 @@ export class Manager {
     await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
+  }
+
+  /** A cluster made before its CA key and join tokens were sealed in etcd is sealed now (a rewrite seals it). */
+  private async sealClusterSecrets(): Promise<void> {
+    try {
+      const raw = await this.opts.etcd.get(keys.cluster).string();
+      if (!raw || !hasClearSecrets(JSON.parse(raw)) || !this.opts.sealKey?.()) return;
+      const cluster = await this.store.getCluster();
+      if (cluster) await this.store.updateCluster(cluster);
+      this.log.info('sealed the CA key and join tokens in the cluster store');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not seal the CA key and join tokens in the cluster store; another manager or the next change will');
+    }
   }
 
   async leaderId(): Promise<string | undefined> {

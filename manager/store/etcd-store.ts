@@ -2,6 +2,8 @@ import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { clusterCodec } from './cluster-secrets';
+import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 
 /** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
@@ -56,10 +58,15 @@ const NODE_CODEC: Codec<Node> = {
  * on `meta.version` (etcd's mod revision), so two writers never silently overwrite each other.
  */
 export class EtcdStore {
-  constructor(readonly client: Etcd3, private readonly now: () => Date = () => new Date()) {}
+  /** The cluster object's codec: its CA key and join tokens sealed with `sealKey`, when given. */
+  private readonly clusterCodec: Codec<Cluster>;
+
+  constructor(readonly client: Etcd3, private readonly now: () => Date = () => new Date(), sealKey?: SealKeySource) {
+    this.clusterCodec = clusterCodec(sealKey);
+  }
 
   async getCluster(): Promise<Cluster | undefined> {
-    return this.read(keys.cluster, Cluster);
+    return this.read(keys.cluster, this.clusterCodec);
   }
 
   /** Creates the cluster object and the first node in one transaction; Conflict if a cluster is already there. */
@@ -67,14 +74,14 @@ export class EtcdStore {
     const res = await this.guard(
       this.client
         .if(keys.cluster, 'Create', '==', 0)
-        .then(this.client.put(keys.cluster).value(this.encode(cluster, Cluster, true)), this.client.put(keys.node(firstNode.id)).value(this.encode(firstNode, NODE_CODEC, true)))
+        .then(this.client.put(keys.cluster).value(this.encode(cluster, this.clusterCodec, true)), this.client.put(keys.node(firstNode.id)).value(this.encode(firstNode, NODE_CODEC, true)))
         .commit(),
     );
     if (!res.succeeded) throw conflict('this etcd already holds a swarmlet cluster');
   }
 
   async updateCluster(cluster: Cluster): Promise<Cluster> {
-    return this.update(keys.cluster, cluster, Cluster);
+    return this.update(keys.cluster, cluster, this.clusterCodec);
   }
 
   async listNodes(): Promise<Node[]> {

@@ -78,3 +78,41 @@ describe('operator certificates', () => {
     expectRefused(bad, /^Error: invalid certificate serial/);
   }, 60000);
 });
+
+/** Reads all of etcd's keys from inside h1's network namespace (where host-network tasks run), as `mode` says to connect. */
+async function readEtcd(mode: 'plain' | 'tls-without-cert' | 'manager-cert'): Promise<{ ok: boolean; text: string }> {
+  const etcd3 = path.join(path.dirname(requireBuiltCli()), '..', '..', 'node_modules', 'etcd3');
+  const script = `
+    const fs = require('fs'); const { Etcd3 } = require(${JSON.stringify(etcd3)});
+    const [mode, dir] = process.argv.slice(1);
+    const read = (f) => fs.readFileSync(dir + '/' + f);
+    const opts = { hosts: (mode === 'plain' ? 'http' : 'https') + '://127.0.0.1:2379', dialTimeout: 2000 };
+    if (mode !== 'plain') {
+      opts.credentials = { rootCertificate: read('ca.pem'), ...(mode === 'manager-cert' ? { certChain: read('node.pem'), privateKey: read('node-key.pem') } : {}) };
+      opts.grpcOptions = { 'grpc.ssl_target_name_override': 'swarmlet-manager' };
+    }
+    const client = new Etcd3(opts);
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no answer')), 8000));
+    Promise.race([client.getAll().prefix('/').strings(), timeout])
+      .then((all) => { process.stdout.write(JSON.stringify(all)); process.exit(0); })
+      .catch((err) => { process.stdout.write(String(err.message)); process.exit(3); });
+  `;
+  const res = await lab.exec(h1, [process.execPath, '-e', script, mode, path.join(h1.dataDir, 'certs')]);
+  return { ok: res.code === 0, text: res.stdout };
+}
+
+describe('the cluster store', () => {
+  test('etcd refuses a client without a manager certificate; its raw data holds no CA key or join token in clear', async () => {
+    const tokens = await Promise.all(['worker', 'manager'].map(async (r) => (await sw(lab, h1, ['swarm', 'join-token', r, '-q'])).trim()));
+    expect((await readEtcd('plain')).ok).toBe(false);
+    expect((await readEtcd('tls-without-cert')).ok).toBe(false);
+    const raw = await readEtcd('manager-cert');
+    expect(raw.ok).toBe(true);
+    expect(raw.text).toContain('/swarmlet/v1/cluster');
+    expect(raw.text).not.toMatch(/PRIVATE KEY/);
+    for (const token of tokens) {
+      expect(raw.text).not.toContain(token);
+      expect(raw.text).not.toContain(token.split('-').pop());
+    }
+  }, 60000);
+});
