@@ -1,10 +1,10 @@
 import { Etcd3 } from 'etcd3';
 import { Logger, componentLogger } from '../services/common/logger';
 import { unary } from '../services/api/handlers';
-import { ControlServer, GetJoinTokenRequest, GetNodeRequest, IssueOperatorCertificateRequest, NodeRoleRequest, RemoveNodeRequest, UpdateClusterRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
+import { ControlServer, GetJoinTokenRequest, GetNodeRequest, IssueOperatorCertificateRequest, NodeRoleRequest, RevokeOperatorCertificateRequest, RemoveNodeRequest, UpdateClusterRequest, UpdateNodeRequest } from '../services/gen/swarmlet/v1/control';
 import { Node, NodeRole } from '../services/gen/swarmlet/v1/types';
 import { formatJoinToken } from '../services/pki/tokens';
-import { newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
+import { certificateInfo, newRandomId, newTokenSecret, normalizeSerial, signCertificate } from '../services/pki/ca';
 import { invalidArgument } from '../services/common/errors';
 import { readClusterView, votingManagers } from './cluster-view';
 import { retireManager, retireThroughPeer } from './members-service';
@@ -15,6 +15,7 @@ import { EtcdStore } from './store/etcd-store';
 import { TlsMaterial } from '../services/api/tls';
 import { keys } from './store/keys';
 import { SealKeySource } from './service-secrets';
+import { OperatorCertRegistry } from './store/operator-certs';
 
 export interface ControlDeps {
   store: EtcdStore;
@@ -28,6 +29,8 @@ export interface ControlDeps {
   apiAddr: string;
   /** The managers' seal key for services' registry credentials. */
   sealKey?: SealKeySource;
+  /** Issued operator certificates and the revocation list. */
+  operators: OperatorCertRegistry;
 }
 
 /** The operator API. Every write is a compare-and-swap on what was read, so a refused request changes nothing. */
@@ -101,8 +104,19 @@ export function controlService(deps: ControlDeps): ControlServer {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) throw invalidArgument(`invalid operator name ${JSON.stringify(name)}: letters, digits, '.', '_' and '-'`);
       const { cluster } = await view();
       const certPem = await signCertificate(cluster.rootCa!, req.csrPem, { nodeId: name, clusterId: cluster.id, role: 'operator' });
-      log.info({ operator: name }, 'operator certificate issued');
-      return { certPem, caCertPem: cluster.rootCa!.certPem, name };
+      const info = certificateInfo(certPem);
+      const serial = normalizeSerial(info.serial);
+      await deps.operators.record({ serial, name, notAfter: info.notAfter.toISOString(), issuedAt: new Date().toISOString() });
+      log.info({ operator: name, serial }, 'operator certificate issued');
+      return { certPem, caCertPem: cluster.rootCa!.certPem, name, serial };
+    }),
+
+    revokeOperatorCertificate: unary(async (req: RevokeOperatorCertificateRequest) => {
+      const serial = normalizeSerial(req.serial);
+      if (!/^[0-9a-f]{1,40}$/.test(serial)) throw invalidArgument(`invalid certificate serial ${JSON.stringify(req.serial)}: expected hex digits, as "swarmlet swarm operator-cert" printed it`);
+      const rec = await deps.operators.revoke(serial, new Date());
+      log.info({ operator: rec.name, serial }, 'operator certificate revoked');
+      return { name: rec.name, serial };
     }),
 
     removeNode: unary(async (req: RemoveNodeRequest) => {

@@ -24,11 +24,14 @@ export interface EmbeddedEtcdOptions {
 }
 
 export const peerUrl = (addr: string) => `https://${addr}:${ETCD_PEER_PORT}`;
-export const clientUrl = () => `http://127.0.0.1:${ETCD_CLIENT_PORT}`;
+export const clientUrl = () => `https://127.0.0.1:${ETCD_CLIENT_PORT}`;
+/** The name in manager certificates that etcd's client port demands of its clients (and serves under). */
+export const ETCD_CLIENT_HOSTNAME = 'swarmlet-manager';
 
 /**
  * Runs and supervises this manager's etcd member (Debian's etcd-server). Clients reach it on
- * loopback only; peers reach it on the advertise address over TLS with manager certificates.
+ * loopback only, over TLS with a manager certificate (a process on the manager's host without
+ * one is refused); peers reach it on the advertise address over TLS with manager certificates.
  * The member dies with the daemon (parent-death signal), and is restarted with backoff if it
  * dies alone. Emits 'removed' when etcd says this member was removed from the cluster.
  */
@@ -83,11 +86,16 @@ export class EmbeddedEtcd extends EventEmitter {
       '--initial-cluster', o.initialCluster,
       '--initial-cluster-state', o.initialClusterState,
       '--initial-cluster-token', o.clusterToken,
+      '--client-cert-auth',
+      '--trusted-ca-file', o.tls.caFile,
+      '--cert-file', o.tls.certFile,
+      '--key-file', o.tls.keyFile,
+      '--client-cert-allowed-hostname', ETCD_CLIENT_HOSTNAME,
       '--peer-client-cert-auth',
       '--peer-trusted-ca-file', o.tls.caFile,
       '--peer-cert-file', o.tls.certFile,
       '--peer-key-file', o.tls.keyFile,
-      '--peer-cert-allowed-hostname', 'swarmlet-manager',
+      '--peer-cert-allowed-hostname', ETCD_CLIENT_HOSTNAME,
       '--heartbeat-interval', '100',
       '--election-timeout', '1000',
       '--logger', 'zap',

@@ -3,12 +3,15 @@ import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
 import { requireRoles, TlsMaterial } from '../services/api/tls';
+import { PeerIdentity } from '../services/pki/ca';
 import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
 import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
 import { controlService } from './control-service';
 import { Dispatcher, leaseSeconds } from './dispatcher';
 import { membersService } from './members-service';
+import { PeerAccess } from './peer-access';
+import { OperatorCertRegistry } from './store/operator-certs';
 import { nodeHealthLoop } from './node-health';
 import { keepRaftLeaderElsewhere } from './raft-leadership';
 import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
@@ -16,6 +19,7 @@ import { ReconcileLoop } from './reconcile-loop';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys } from './store/keys';
+import { hasClearSecrets } from './store/cluster-secrets';
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
 export const LEADER_LEASE_SECONDS = 3;
@@ -49,6 +53,7 @@ export class Manager {
   private readonly log: Logger;
   private readonly election: Election;
   private readonly dispatcher: Dispatcher;
+  private readonly access: PeerAccess;
   private readonly controller = new AbortController();
   private campaign?: Campaign;
   private presence?: Lease;
@@ -58,23 +63,30 @@ export class Manager {
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
-    this.store = new EtcdStore(opts.etcd);
+    this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
+    const operators = new OperatorCertRegistry(opts.etcd);
+    this.access = new PeerAccess(this.store, operators, opts.log);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
     this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId, opts.sealKey);
-    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey });
+    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
   }
 
   /** Adds the manager's services to the node's TCP server (before it starts). */
   registerServices(server: grpc.Server): void {
     // On TCP the Control API is for operator and manager certificates; the unix socket is guarded by file permissions.
-    server.addService(ControlService, requireRoles(this.control, this.opts.tls().caCertPem, ['manager', 'operator']));
+    // A certificate works only while its node is in the swarm with that role (operators: until revoked).
+    const caCertPem = this.opts.tls().caCertPem;
+    const asManager = (peer: PeerIdentity) => this.access.check(peer, { managerRole: true });
+    server.addService(ControlService, requireRoles(this.control, caCertPem, ['manager', 'operator'], asManager));
     server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId(), sealKey: this.opts.sealKey }));
-    server.addService(MembersService, membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log));
+    server.addService(MembersService, requireRoles(membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log), caCertPem, ['manager'], asManager));
     server.addService(DispatcherService, this.dispatcher.service());
   }
 
   async start(): Promise<void> {
+    await this.access.start();
+    await this.sealClusterSecrets();
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
     this.log.info('manager started');
@@ -86,8 +98,22 @@ export class Manager {
     await this.campaign?.resign().catch(() => undefined);
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
+    await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
+  }
+
+  /** A cluster made before its CA key and join tokens were sealed in etcd is sealed now (a rewrite seals it). */
+  private async sealClusterSecrets(): Promise<void> {
+    try {
+      const raw = await this.opts.etcd.get(keys.cluster).string();
+      if (!raw || !hasClearSecrets(JSON.parse(raw)) || !this.opts.sealKey?.()) return;
+      const cluster = await this.store.getCluster();
+      if (cluster) await this.store.updateCluster(cluster);
+      this.log.info('sealed the CA key and join tokens in the cluster store');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not seal the CA key and join tokens in the cluster store; another manager or the next change will');
+    }
   }
 
   async leaderId(): Promise<string | undefined> {

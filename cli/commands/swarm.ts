@@ -104,23 +104,35 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
         )
         .command(
           'operator-cert',
-          'Make a client certificate for the Control API over TCP (key made here, never sent)',
+          'Make a client certificate for the Control API over TCP (key made here, never sent), or revoke one',
           (a) =>
             a
-              .option('out', { type: 'string', demandOption: true, describe: 'Directory to write ca.pem, cert.pem and key.pem to (must not hold them yet)' })
-              .option('name', { type: 'string', describe: 'The certificate\'s name (default operator-<random>)' }),
+              .option('out', { type: 'string', describe: 'Directory to write ca.pem, cert.pem and key.pem to (must not hold them yet)' })
+              .option('name', { type: 'string', describe: 'The certificate\'s name (default operator-<random>)' })
+              .option('revoke', { type: 'string', describe: 'Revoke the operator certificate with this serial (as printed when it was made)' })
+              .conflicts('revoke', ['out', 'name']),
           async (argv) => {
-            const files = ['ca.pem', 'cert.pem', 'key.pem'].map((f) => path.join(argv.out, f));
+            if (argv.revoke !== undefined) {
+              await withClients(argv, async (c, host) => {
+                const res = await call(c.control, c.control.revokeOperatorCertificate, { serial: argv.revoke! }, host);
+                out(`Operator certificate ${res.name} (serial ${res.serial}) revoked.\n`);
+              });
+              return;
+            }
+            if (!argv.out) throw invalidArgument('swarm operator-cert needs --out DIR (or --revoke SERIAL)');
+            const dir = argv.out;
+            const files = ['ca.pem', 'cert.pem', 'key.pem'].map((f) => path.join(dir, f));
             const existing = files.filter((f) => fs.existsSync(f));
             if (existing.length) throw invalidArgument(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; choose another --out`);
             await withClients(argv, async (c, host) => {
               const { keyPem, csrPem } = await createKeyAndCSR(argv.name ?? 'operator');
               const res = await call(c.control, c.control.issueOperatorCertificate, { csrPem, name: argv.name ?? '' }, host);
-              fs.mkdirSync(argv.out, { recursive: true, mode: 0o700 });
+              fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
               fs.writeFileSync(files[0], res.caCertPem, { mode: 0o644 });
               fs.writeFileSync(files[1], res.certPem, { mode: 0o644 });
               fs.writeFileSync(files[2], keyPem, { mode: 0o600 });
-              out(`Operator certificate ${res.name} written to ${argv.out}; use it with: swarmlet -H tcp://MANAGER:2377 --cert-dir ${argv.out} ...\n`);
+              out(`Operator certificate ${res.name} written to ${dir}; use it with: swarmlet -H tcp://MANAGER:2377 --cert-dir ${dir} ...\n`);
+              out(`Its serial is ${res.serial}; to revoke it: swarmlet swarm operator-cert --revoke ${res.serial}\n`);
             });
           },
         )

@@ -2,6 +2,8 @@ import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, invalidArgument, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { clusterCodec } from './cluster-secrets';
+import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 
 /** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
@@ -105,19 +107,25 @@ const NODE_CODEC: Codec<Node> = {
  * on `meta.version` (etcd's mod revision), so two writers never silently overwrite each other.
  */
 export class EtcdStore {
+  /** The cluster object's codec: its CA key and join tokens sealed with `sealKey`, when given. */
+  private readonly clusterCodec: Codec<Cluster>;
+
   constructor(
     readonly client: Etcd3,
     private readonly now: () => Date = () => new Date(),
+    private readonly sealKey?: SealKeySource,
     private readonly fence?: LeadershipFence,
     private readonly onDeposed?: () => void,
-  ) {}
+  ) {
+    this.clusterCodec = clusterCodec(sealKey);
+  }
 
   /**
    * The same store, whose every write also requires the leader's election key to stand as `fence`
    * says; a write refused for that throws DeposedError (and calls `onDeposed`).
    */
   fenced(fence: LeadershipFence, onDeposed?: () => void): EtcdStore {
-    return new EtcdStore(this.client, this.now, fence, onDeposed);
+    return new EtcdStore(this.client, this.now, this.sealKey, fence, onDeposed);
   }
 
   /**
@@ -132,7 +140,7 @@ export class EtcdStore {
   }
 
   async getCluster(): Promise<Cluster | undefined> {
-    return this.read(keys.cluster, Cluster);
+    return this.read(keys.cluster, this.clusterCodec);
   }
 
   /** Creates the cluster object and the first node in one transaction; Conflict if a cluster is already there. */
@@ -140,14 +148,14 @@ export class EtcdStore {
     const res = await this.guard(
       this
         .when(keys.cluster, 'Create', '==', 0)
-        .then(this.client.put(keys.cluster).value(this.encode(cluster, Cluster, true)), this.client.put(keys.node(firstNode.id)).value(this.encode(firstNode, NODE_CODEC, true)))
+        .then(this.client.put(keys.cluster).value(this.encode(cluster, this.clusterCodec, true)), this.client.put(keys.node(firstNode.id)).value(this.encode(firstNode, NODE_CODEC, true)))
         .commit(),
     );
     if (!res.succeeded) throw conflict('this etcd already holds a swarmlet cluster');
   }
 
   async updateCluster(cluster: Cluster): Promise<Cluster> {
-    return this.update(keys.cluster, cluster, Cluster);
+    return this.update(keys.cluster, cluster, this.clusterCodec);
   }
 
   async listNodes(): Promise<Node[]> {

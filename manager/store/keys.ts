@@ -23,6 +23,9 @@ export const keys = {
   /** `tcp/8080` -> service id: an ingress-mode published port, claimed in the service's own write. */
   publishedPortsPrefix: `${ROOT}published-ports/`,
   publishedPort: (claim: string) => `${ROOT}published-ports/${claim}`,
+  /** serial -> the record of an issued operator certificate, with `revokedAt` once revoked. */
+  operatorCertsPrefix: `${ROOT}operator-certs/`,
+  operatorCert: (serial: string) => `${ROOT}operator-certs/${serial}`,
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };

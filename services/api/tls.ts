@@ -94,18 +94,29 @@ export function requirePeer(call: { getAuthContext(): { sslPeerCertificate?: { r
   return peer;
 }
 
-/** Wraps every handler of a service (unary or server-streaming) so that it first demands a peer certificate of one of `roles`. */
-export function requireRoles<S extends object>(service: S, caCertPem: string, roles: CertRole[]): S {
+/** A further check of a caller TLS has verified (does its node still exist, is it revoked): rejects to refuse the call. */
+export type PeerCheck = (peer: PeerIdentity) => Promise<void>;
+
+/**
+ * Wraps every handler of a service (unary or server-streaming) so that it first demands a peer
+ * certificate of one of `roles`, and then, if given, that `check` lets that peer in.
+ */
+export function requireRoles<S extends object>(service: S, caCertPem: string, roles: CertRole[], check?: PeerCheck): S {
   type Handler = (call: grpc.ServerUnaryCall<unknown, unknown> & grpc.ServerWritableStream<unknown, unknown>, callback?: grpc.sendUnaryData<unknown>) => void;
   const wrapped: Record<string, Handler> = {};
   for (const [name, handler] of Object.entries(service as Record<string, Handler>)) {
     wrapped[name] = (call, callback) => {
+      let peer: PeerIdentity;
       try {
-        requirePeer(call, caCertPem, roles);
+        peer = requirePeer(call, caCertPem, roles);
       } catch (err) {
         return failCall(call, callback, err);
       }
-      handler(call, callback);
+      if (!check) return handler(call, callback);
+      check(peer).then(
+        () => handler(call, callback),
+        (err) => failCall(call, callback, err),
+      );
     };
   }
   return wrapped as S;

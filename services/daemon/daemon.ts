@@ -7,7 +7,7 @@ import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { AgentSession } from '../../agent/session';
 import { readClusterView, votingManagers } from '../../manager/cluster-view';
-import { clientUrl, EmbeddedEtcd, peerUrl } from '../../manager/embedded-etcd';
+import { clientUrl, EmbeddedEtcd, ETCD_CLIENT_HOSTNAME, peerUrl } from '../../manager/embedded-etcd';
 import { Manager, MANAGER_SERVICES } from '../../manager/manager';
 import { agentService } from '../../agent/agent-service';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
@@ -52,14 +52,23 @@ const NOT_A_MANAGER =
 
 const roleOf = (r: NodeRole) => (r === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker');
 
+/** What the daemon's etcd client presents and trusts; `serverName` when the server's certificate does not name the dialed address. */
+interface EtcdClientTls extends TlsMaterial {
+  serverName?: string;
+}
+
 /**
  * An etcd client without etcd3's default circuit breaker: with one endpoint (the local member),
  * a breaker opened during a brief loss of quorum would refuse every call for a while after the
  * quorum came back. Our loops retry on their own, with backoff.
  */
-function etcdClient(hosts: string[]): Etcd3 {
+function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
   return new Etcd3({
     hosts,
+    ...(tls && {
+      credentials: { rootCertificate: Buffer.from(tls.caCertPem), certChain: Buffer.from(tls.certPem), privateKey: Buffer.from(tls.keyPem) },
+      grpcOptions: tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : undefined,
+    }),
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: { host: () => noop, global: noop },
@@ -224,7 +233,7 @@ export class Daemon {
       this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
       this.dir.writeSealKey(newSealKey());
       await this.startEtcd(state, { initialCluster: `${nodeId}=${peerUrl(advertiseAddr)}`, state: 'new' });
-      await new EtcdStore(this.etcdClient!).createCluster(cluster, node);
+      await new EtcdStore(this.etcdClient!, undefined, () => this.dir.readSealKey()).createCluster(cluster, node);
       this.state = state;
       await this.startRole(state);
       this.dir.writeState(state);
@@ -459,7 +468,8 @@ export class Daemon {
       this.etcd.on('removed', () => this.log.info({ nodeId: state.nodeId }, 'this node\'s etcd member was removed; its manager stops when the demotion arrives'));
       await this.etcd.start();
     }
-    this.etcdClient = etcdClient(state.etcd.embedded ? [clientUrl()] : state.etcd.endpoints);
+    // The embedded member demands this manager's certificate of its clients.
+    this.etcdClient = state.etcd.embedded ? etcdClient([clientUrl()], { ...this.dir.readTls(), serverName: ETCD_CLIENT_HOSTNAME }) : etcdClient(state.etcd.endpoints);
   }
 
   /** A new manager asks an existing one to add its etcd member, then starts it to join the others. */

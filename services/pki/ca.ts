@@ -33,6 +33,8 @@ export interface PeerIdentity {
   clusterId: string;
   role: CertRole;
   notAfter: Date;
+  /** The certificate's serial number, lowercase hex. */
+  serial: string;
 }
 
 export interface CertificateInfo {
@@ -146,7 +148,12 @@ export function verifyPeerCertificate(caCertPem: string, certDerOrPem: Buffer | 
   if (now > info.notAfter) throw permissionDenied(`The certificate expired on ${info.notAfter.toISOString()}.`);
   const [caClusterId] = new x509.X509Certificate(ca.raw).subjectName.getField('O');
   if (info.clusterId !== caClusterId) throw permissionDenied(`The certificate belongs to cluster ${info.clusterId}, not ${caClusterId}.`);
-  return { nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter };
+  return { nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: normalizeSerial(info.serial) };
+}
+
+/** A certificate serial as swarmlet keeps it: lowercase hex without separators (openssl prints it uppercase, some tools with colons). */
+export function normalizeSerial(serial: string): string {
+  return serial.trim().replace(/^serial=/i, '').replace(/:/g, '').toLowerCase();
 }
 
 /** Reads a certificate without verifying it: for a node looking at its own certificate. */

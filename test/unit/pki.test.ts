@@ -117,7 +117,7 @@ describe('signCertificate', () => {
     const cert = new X509Certificate(node.certPem);
     expect(cert.subjectAltName?.toUpperCase()).toBe(subjectAltName.toUpperCase());
     expect(cert.subject).toBe(`O=${CLUSTER}\nOU=swarmlet-${role}\nCN=node7`);
-    expect(verifyPeerCertificate(ca.certPem, node.certPem)).toEqual({ nodeId: 'node7', clusterId: CLUSTER, role, notAfter: expect.any(Date) });
+    expect(verifyPeerCertificate(ca.certPem, node.certPem)).toEqual({ nodeId: 'node7', clusterId: CLUSTER, role, notAfter: expect.any(Date), serial: cert.serialNumber.toLowerCase() });
   });
 
   test('issues a leaf for the CSR key, for both TLS ends, valid 90 days from an hour ago', async () => {
