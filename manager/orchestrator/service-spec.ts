@@ -2,12 +2,12 @@
  * Validation of a service spec as the operator wrote it, and the spec with every default filled
  * in. Pure: the Control API calls it before it writes anything, so bad input changes nothing.
  *
- * Zero values: a sub-message the operator left out (restart, update, rollback, resources) gets
- * all its defaults; a sub-message that is present is taken as written, because 0 means something
- * there (no restart delay, parallelism 0 = all at once, no monitor). The CLI therefore sends
- * either no sub-message or a whole one (SERVICE_DEFAULTS holds the values to start from). Where 0
- * cannot mean anything useful (stop grace period, health interval, timeout, retries), 0 means
- * "the default", as in docker.
+ * Defaults apply field by field, wherever a spec comes from (CLI, gRPC API): a field left out gets
+ * its default. Restart and update fields whose default is not 0 are proto3 `optional`, so an
+ * explicit 0 is kept (no restart delay, parallelism 0 = all at once, no monitor) and only an
+ * absent field takes the default. Where 0 cannot mean anything useful (stop grace period, health
+ * interval, timeout, retries), 0 means "the default", as in docker. The returned spec holds every
+ * effective value, so `service inspect` shows them.
  */
 import { invalidArgument } from '../../services/common/errors';
 import {
@@ -19,16 +19,14 @@ import {
   PublishMode,
   Resources,
   RestartCondition,
-  RestartPolicy,
   ServiceSpec,
   TaskSpec,
-  UpdateConfig,
   UpdateFailureAction,
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
 import { parseConstraint } from './constraints';
 import { validateMounts } from './mount-spec';
-import { SERVICE_DEFAULTS } from './defaults';
+import { EffectiveRestartPolicy, EffectiveUpdateConfig, SERVICE_DEFAULTS, withRestartDefaults, withUpdateDefaults } from './defaults';
 
 export type { Constraint } from './constraints';
 export { matchConstraints, parseConstraint } from './constraints';
@@ -57,8 +55,8 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     labels: { ...(spec.labels ?? {}) },
     task,
     mode,
-    update: validateUpdateConfig(spec.update ?? SERVICE_DEFAULTS.update, 'update'),
-    rollback: validateUpdateConfig(spec.rollback ?? SERVICE_DEFAULTS.rollback, 'rollback'),
+    update: validateUpdateConfig(withUpdateDefaults(spec.update, false), 'update'),
+    rollback: validateUpdateConfig(withUpdateDefaults(spec.rollback, true), 'rollback'),
     endpoint: validateEndpoint(spec.endpoint),
   };
 }
@@ -109,7 +107,7 @@ function validateTask(task: TaskSpec | undefined): TaskSpec {
   return {
     container,
     resources: validateResources(task?.resources),
-    restart: validateRestart(task?.restart ?? SERVICE_DEFAULTS.restart),
+    restart: validateRestart(withRestartDefaults(task?.restart)),
     placement: { constraints: [...constraints] },
     forceUpdate: wholeNumber(task?.forceUpdate ?? 0, 'force-update counter'),
     networks: [...(task?.networks ?? [])],
@@ -208,7 +206,7 @@ function resources(r: Resources | undefined, what: string): Resources {
   };
 }
 
-function validateRestart(r: RestartPolicy): RestartPolicy {
+function validateRestart(r: EffectiveRestartPolicy): EffectiveRestartPolicy {
   if (!Object.values(RestartCondition).includes(r.condition) || r.condition === RestartCondition.UNRECOGNIZED) {
     throw invalidArgument(`invalid restart condition ${r.condition}: use none, on-failure or any`);
   }
@@ -220,7 +218,7 @@ function validateRestart(r: RestartPolicy): RestartPolicy {
   };
 }
 
-function validateUpdateConfig(u: UpdateConfig, what: 'update' | 'rollback'): UpdateConfig {
+function validateUpdateConfig(u: EffectiveUpdateConfig, what: 'update' | 'rollback'): EffectiveUpdateConfig {
   if (!Object.values(UpdateFailureAction).includes(u.failureAction) || u.failureAction === UpdateFailureAction.UNRECOGNIZED) {
     throw invalidArgument(`invalid ${what} failure action ${u.failureAction}: use pause, continue or rollback`);
   }

@@ -5,7 +5,9 @@ import {
   NodeRole,
   NodeState,
   RestartCondition,
+  RestartPolicy,
   ServiceSpec,
+  UpdateConfig,
   UpdateFailureAction,
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
@@ -124,6 +126,39 @@ describe('validateServiceSpec: defaults', () => {
     expect(out.rollback).toEqual(stopFirstPause);
     expect(out.task?.placement).toEqual({ constraints: [] });
     expect(out.task?.resources).toEqual({ limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0, pids: 0 } });
+  });
+
+  // What a client sends when it sets nothing: present but empty messages, through the wire as gRPC carries them.
+  const wire = (s: ServiceSpec) => ServiceSpec.decode(ServiceSpec.encode(ServiceSpec.fromPartial(s)).finish());
+
+  test('empty restart, update and rollback messages get every default, field by field', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({}), rollback: UpdateConfig.fromPartial({}) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({}) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.task?.restart).toEqual({ condition: RestartCondition.RESTART_CONDITION_ANY, delayMs: 5000, maxAttempts: 0, windowMs: 0 });
+    const defaults = { parallelism: 1, delayMs: 0, failureAction: UpdateFailureAction.UPDATE_FAILURE_ACTION_PAUSE, monitorMs: 5000, maxFailureRatio: 0, order: UpdateOrder.UPDATE_ORDER_STOP_FIRST };
+    expect(out.update).toEqual(defaults);
+    expect(out.rollback).toEqual(defaults);
+  });
+
+  test('a message that sets some fields gets the defaults of the others', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({ delayMs: 2000 }), rollback: UpdateConfig.fromPartial({ parallelism: 3 }) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({ maxAttempts: 2 }) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.task?.restart).toMatchObject({ delayMs: 5000, maxAttempts: 2 });
+    expect(out.update).toMatchObject({ parallelism: 1, delayMs: 2000, monitorMs: 5000 });
+    expect(out.rollback).toMatchObject({ parallelism: 3, monitorMs: 5000 });
+  });
+
+  test('an explicit 0 survives the wire and stays 0 (parallelism 0: all at once)', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({ parallelism: 0, monitorMs: 0 }) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({ delayMs: 0 }) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.update).toMatchObject({ parallelism: 0, monitorMs: 0 });
+    expect(out.task?.restart?.delayMs).toBe(0);
+    // And the effective spec, stored and read back, keeps them.
+    expect(wire(out).update).toMatchObject({ parallelism: 0, monitorMs: 0 });
+    expect(ServiceSpec.fromJSON(ServiceSpec.toJSON(out)).task?.restart?.delayMs).toBe(0);
   });
 
   test('a health check gets interval, timeout and retries', () => {
