@@ -35,7 +35,16 @@ export { SERVICE_DEFAULTS } from './defaults';
 export const MAX_REPLICAS = 10000;
 const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
 const MIN_NANO_CPUS_LIMIT = 10_000_000; // 0.01 CPU: the smallest CFS quota that still runs
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Bounds that refuse absurd values at create (a CPU count beyond any node's is refused by the scheduler, with the reason, as in docker). */
+export const MAX_CPUS = 1024;
+export const MAX_MEMORY_BYTES = 16 * 1024 ** 4; // 16 TiB
+export const MAX_PIDS = 4_194_304; // the kernel's largest pid_max
+/**
+ * Docker's service names (letters, digits, '-' and '_', starting and ending with a letter or digit,
+ * at most 63: one DNS label; '_' is legal in DNS names), lowercase only: the embedded DNS answers
+ * names case-insensitively, so `Web` and `web` would be one name for two services.
+ */
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 const EXEC_HELP = 'use exec:/ (the host\'s filesystem) or exec:/path (a root directory)';
 const IMAGE_HELP = `use an image reference (busybox, registry:5000/app:1.0) or exec:/ (the host's filesystem) or exec:/path (a root directory)`;
 
@@ -43,9 +52,9 @@ const IMAGE_HELP = `use an image reference (busybox, registry:5000/app:1.0) or e
 export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   const name = spec.name ?? '';
   if (!name) throw invalidArgument('a service name is required');
-  if (!DNS_LABEL.test(name)) {
+  if (!SERVICE_NAME.test(name)) {
     throw invalidArgument(
-      `invalid service name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+      `invalid service name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit`,
     );
   }
   const mode = validateMode(spec.mode);
@@ -199,11 +208,15 @@ function validateResources(r: TaskSpec['resources']): NonNullable<TaskSpec['reso
 }
 
 function resources(r: Resources | undefined, what: string): Resources {
-  return {
+  const out = {
     nanoCpus: wholeNumber(r?.nanoCpus ?? 0, `CPU ${what}`),
     memoryBytes: wholeNumber(r?.memoryBytes ?? 0, `memory ${what}`),
     pids: wholeNumber(r?.pids ?? 0, `pids ${what}`),
   };
+  if (out.nanoCpus > MAX_CPUS * 1e9) throw invalidArgument(`a CPU ${what} of ${out.nanoCpus / 1e9} is too large: the most is ${MAX_CPUS} CPUs`);
+  if (out.memoryBytes > MAX_MEMORY_BYTES) throw invalidArgument(`a memory ${what} of ${out.memoryBytes} bytes is too large: the most is 16TiB`);
+  if (out.pids > MAX_PIDS) throw invalidArgument(`a pids ${what} of ${out.pids} is too large: the most is ${MAX_PIDS}`);
+  return out;
 }
 
 function validateRestart(r: EffectiveRestartPolicy): EffectiveRestartPolicy {

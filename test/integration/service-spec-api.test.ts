@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { callUnary } from '../../services/api/handlers';
 import { ControlClient, ControlService, CreateServiceRequest } from '../../services/gen/swarmlet/v1/control';
-import { RestartCondition, Service, ServiceSpec, UpdateConfig, UpdateFailureAction, UpdateOrder } from '../../services/gen/swarmlet/v1/types';
+import { DeepPartial, RestartCondition, Service, ServiceSpec, UpdateConfig, UpdateFailureAction, UpdateOrder } from '../../services/gen/swarmlet/v1/types';
 import { serviceControl } from '../../manager/service-control';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT } from '../../manager/store/keys';
@@ -47,7 +47,7 @@ const create = (spec: ServiceSpec) => callUnary(client.createService.bind(client
 const get = (ref: string) => callUnary(client.getService.bind(client), { service: ref });
 const update = (current: Service, spec: ServiceSpec) =>
   callUnary(client.updateService.bind(client), { service: current.id, version: current.meta!.version, spec, rollback: false, registryAuth: '', clearRegistryAuth: false });
-const bare = (name: string, more: Partial<ServiceSpec> = {}) => ServiceSpec.fromPartial({ name, task: { container: { image: 'exec:/', args: ['sleep', '100'] } }, ...more });
+const bare = (name: string, more: DeepPartial<ServiceSpec> = {}) => ServiceSpec.fromPartial({ name, task: { container: { image: 'exec:/', args: ['sleep', '100'] } }, ...more });
 
 const RESTART_DEFAULTS = { condition: RestartCondition.RESTART_CONDITION_ANY, delayMs: 5000, maxAttempts: 0, windowMs: 0 };
 const UPDATE_DEFAULTS = {

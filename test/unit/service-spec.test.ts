@@ -46,7 +46,14 @@ describe('validateServiceSpec: refusals', () => {
     ['uppercase name', spec({ name: 'Web' }), /invalid service name "Web"/],
     ['name starting with -', spec({ name: '-web' }), /invalid service name/],
     ['name ending with -', spec({ name: 'web-' }), /invalid service name/],
-    ['name with _', spec({ name: 'my_web' }), /invalid service name/],
+    ['name ending with _', spec({ name: 'web_' }), /invalid service name/],
+    ['name with .', spec({ name: 'my.web' }), /invalid service name/],
+    ['negative CPU limit', spec({ task: task({ resources: { limits: { nanoCpus: -5e8, memoryBytes: 0, pids: 0 } } }) }), /invalid CPU limit -500000000/],
+    ['CPU limit beyond 1024', spec({ task: task({ resources: { limits: { nanoCpus: 1e6 * 1e9, memoryBytes: 0, pids: 0 } } }) }), /a CPU limit of 1000000 is too large: the most is 1024 CPUs/],
+    ['CPU reservation beyond 1024', spec({ task: task({ resources: { reservations: { nanoCpus: 2000 * 1e9, memoryBytes: 0, pids: 0 } } }) }), /a CPU reservation of 2000 is too large/],
+    ['negative memory reservation', spec({ task: task({ resources: { reservations: { nanoCpus: 0, memoryBytes: -5 * MiB, pids: 0 } } }) }), /invalid memory reservation/],
+    ['memory limit beyond 16TiB', spec({ task: task({ resources: { limits: { nanoCpus: 0, memoryBytes: 17 * 1024 ** 4, pids: 0 } } }) }), /memory limit of \d+ bytes is too large: the most is 16TiB/],
+    ['pids limit beyond pid_max', spec({ task: task({ resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 5_000_000 } } }) }), /pids limit of 5000000 is too large/],
     ['name of 64 characters', spec({ name: 'a'.repeat(64) }), /1 to 63/],
     ['no image', spec({}, { image: '' }), /an image is required: use an image reference \(busybox, registry:5000\/app:1.0\) or exec:\/ \(the host's filesystem\) or exec:\/path \(a root directory\)/],
     ['a blank image', spec({}, { image: '  ' }), /an image is required/],
@@ -161,6 +168,11 @@ describe('validateServiceSpec: defaults', () => {
     expect(ServiceSpec.fromJSON(ServiceSpec.toJSON(out)).task?.restart?.delayMs).toBe(0);
   });
 
+  test('1024 CPUs and 16TiB are the most a limit may be', () => {
+    const out = validateServiceSpec(spec({ task: { ...spec().task!, resources: { limits: { nanoCpus: 1024e9, memoryBytes: 16 * 1024 ** 4, pids: 0 }, reservations: undefined } } }));
+    expect(out.task?.resources?.limits).toEqual({ nanoCpus: 1024e9, memoryBytes: 16 * 1024 ** 4, pids: 0 });
+  });
+
   test('a health check gets interval, timeout and retries', () => {
     const out = validateServiceSpec(spec({}, { healthcheck: { test: ['CMD-SHELL', 'true'], intervalMs: 0, timeoutMs: 0, retries: 0, startPeriodMs: 0 } }));
     expect(out.task?.container?.healthcheck).toEqual({ test: ['CMD-SHELL', 'true'], intervalMs: 30000, timeoutMs: 30000, retries: 3, startPeriodMs: 0 });
@@ -203,7 +215,7 @@ describe('validateServiceSpec: defaults', () => {
     expect(validateServiceSpec(spec({}, { image, command: [] })).task?.container?.image).toBe(image);
   });
 
-  test.each(['a', 'web', 'web-1', '0abc', 'a'.repeat(63)])('name %s is accepted', (name) => {
+  test.each(['a', 'web', 'web-1', '0abc', 'a'.repeat(63), 'my_nginx', 'a_-_b'])('name %s is accepted', (name) => {
     expect(validateServiceSpec(spec({ name })).name).toBe(name);
   });
 });
