@@ -40,6 +40,11 @@ export const MAX_CPUS = 1024;
 export const MAX_MEMORY_BYTES = 16 * 1024 ** 4; // 16 TiB
 export const MAX_PIDS = 4_194_304; // the kernel's largest pid_max
 /**
+ * The largest service spec, as stored (JSON, UTF-8): every task carries a copy of its spec, and
+ * tasks are written to etcd in transactions that must stay under etcd's request limit (2 MiB).
+ */
+export const MAX_SPEC_BYTES = 256 * 1024;
+/**
  * Docker's service names (letters, digits, '-' and '_', starting and ending with a letter or digit,
  * at most 63: one DNS label; '_' is legal in DNS names), lowercase only: the embedded DNS answers
  * names case-insensitively, so `Web` and `web` would be one name for two services.
@@ -59,7 +64,7 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   }
   const mode = validateMode(spec.mode);
   const task = validateTask(spec.task);
-  return {
+  const out: ServiceSpec = {
     name,
     labels: { ...(spec.labels ?? {}) },
     task,
@@ -68,6 +73,13 @@ export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
     rollback: validateUpdateConfig(withUpdateDefaults(spec.rollback, true), 'rollback'),
     endpoint: validateEndpoint(spec.endpoint),
   };
+  const bytes = new TextEncoder().encode(JSON.stringify(ServiceSpec.toJSON(out))).length;
+  if (bytes > MAX_SPEC_BYTES) {
+    throw invalidArgument(
+      `the service spec is too large (${Math.ceil(bytes / 1024)} KiB): the most is ${MAX_SPEC_BYTES / 1024} KiB, because every task carries a copy of it; keep large configuration in a file or volume`,
+    );
+  }
+  return out;
 }
 
 const PROTOCOL_WORD = (p: PortProtocol) => (p === PortProtocol.PORT_PROTOCOL_UDP ? 'udp' : 'tcp');

@@ -85,3 +85,30 @@ describe('service defaults through the gRPC API', () => {
     expect((await get('zeros')).spec?.task?.restart?.delayMs).toBe(0);
   });
 });
+
+describe('refusals through the gRPC API write nothing', () => {
+  const refusal = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a refusal'); }, (err: grpc.ServiceError) => [err.code, err.details]);
+  const huge = `CONFIG=${'x'.repeat(300 * 1024)}`;
+
+  test('a spec over 256 KiB, at create and at update', async () => {
+    const [code, details] = await refusal(create(bare('big', { task: { container: { image: 'exec:/', args: ['sleep', '100'], env: [huge] } } })));
+    expect(code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(details).toMatch(/the service spec is too large \(\d+ KiB\): the most is 256 KiB/);
+    expect((await etcd.client.getAll().prefix(ROOT).keys()).filter((k) => k.includes('service'))).toEqual([]);
+    const small = await create(bare('small'));
+    const grown = { ...small.spec!, task: { ...small.spec!.task!, container: { ...small.spec!.task!.container!, env: [huge] } } };
+    const [code2, details2] = await refusal(update(small, grown));
+    expect(code2).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(details2).toMatch(/the most is 256 KiB/);
+    const after = await get('small');
+    expect(after.meta?.version).toBe(small.meta?.version);
+    expect(after.spec?.task?.container?.env).toEqual([]);
+  });
+
+  test('a name with _ is accepted; one with a capital is refused', async () => {
+    expect((await create(bare('my_nginx'))).spec?.name).toBe('my_nginx');
+    const [code, details] = await refusal(create(bare('My_nginx')));
+    expect(code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(details).toMatch(/invalid service name "My_nginx"/);
+  });
+});

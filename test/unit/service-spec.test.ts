@@ -11,7 +11,7 @@ import {
   UpdateFailureAction,
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
-import { SERVICE_DEFAULTS, matchConstraints, parseConstraint, validateServiceSpec } from '../../manager/orchestrator/service-spec';
+import { MAX_SPEC_BYTES, SERVICE_DEFAULTS, matchConstraints, parseConstraint, validateServiceSpec } from '../../manager/orchestrator/service-spec';
 
 const MiB = 1024 * 1024;
 
@@ -104,6 +104,13 @@ describe('validateServiceSpec: refusals', () => {
   ];
   test.each(cases)('%s', (_name, input, message) => {
     expect(refusal(() => validateServiceSpec(input)).message).toMatch(message);
+  });
+
+  test('a spec larger than 256 KiB is refused with the limit and why; one just under it is accepted', () => {
+    const big = (n: number) => spec({}, { env: [`CONFIG=${'x'.repeat(n)}`] });
+    const { message } = refusal(() => validateServiceSpec(big(MAX_SPEC_BYTES)));
+    expect(message).toMatch(/^the service spec is too large \(257 KiB\): the most is 256 KiB, because every task carries a copy of it/);
+    expect(validateServiceSpec(big(MAX_SPEC_BYTES - 2048)).task?.container?.env?.[0]).toHaveLength(MAX_SPEC_BYTES - 2048 + 'CONFIG='.length);
   });
 
   test('every refusal is one sentence on one line', () => {
