@@ -16,6 +16,27 @@ export function separateCommand(args: string[], path: string[], booleanFlags: Se
   return { args, command: [] };
 }
 
+/**
+ * A flag's value that starts with '-' (`-p -1:80`, `--limit-memory -5M`) would be read by yargs as
+ * another flag, and the command would fail with a misleading usage error. Like docker (pflag), a
+ * value flag takes the next word whatever it starts with: any word that starts with '-' then a
+ * digit or '.' is never one of our flags (none is named so), so it is joined to the flag before it
+ * (`--limit-memory=-5M`), and the flag's own parser refuses it by name. Pure.
+ */
+export function attachDashValues(args: string[], booleanFlags: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const next = args[i + 1];
+    if (a === '--') return [...out, ...args.slice(i)];
+    if (next !== undefined && /^--?[A-Za-z][\w-]*$/.test(a) && !booleanFlags.has(a) && /^-[0-9.]/.test(next)) {
+      out.push(`${a}=${next}`);
+      i += 1;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Where the last word of `path` (e.g. service, create) stands, if the leading non-option words are `path`; else -1. */
 function indexOfPath(args: string[], path: string[]): number {
   const words: number[] = [];

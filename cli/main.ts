@@ -8,7 +8,7 @@ import { imageCommands } from './commands/image';
 import { networkCommands } from './commands/network';
 import { nodeCommands } from './commands/node';
 import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
-import { separateCommand } from './argv';
+import { attachDashValues, separateCommand } from './argv';
 import { infoCommand, swarmCommands } from './commands/swarm';
 import { volumeCommands } from './commands/volume';
 
@@ -21,7 +21,7 @@ function fail(message: string, code: number): never {
 export async function main(args: string[]): Promise<void> {
   // Options of `service create` stop at the image: what follows is the task's command.
   const create = separateCommand(args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
-  let parser = yargs(create.args)
+  let parser = yargs(attachDashValues(create.args, SERVICE_BOOLEAN_FLAGS))
     .scriptName('swarmlet')
     .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
     .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })

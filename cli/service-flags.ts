@@ -6,16 +6,21 @@ import { parseDuration } from '../services/common/duration';
 import { parseMountFlag, planMountChange } from './mount-flags';
 import { applyEndpointFlags } from './publish-flags';
 import { invalidArgument } from '../services/common/errors';
+import { withRestartDefaults, withUpdateDefaults } from '../manager/orchestrator/defaults';
 import {
   HealthConfig,
   PullPolicy,
   RestartCondition,
+  restartConditionToJSON,
   RestartPolicy,
+  Service,
   ServiceSpec,
   TaskSpec,
   UpdateConfig,
   UpdateFailureAction,
+  updateFailureActionToJSON,
   UpdateOrder,
+  updateOrderToJSON,
 } from '../services/gen/swarmlet/v1/types';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
@@ -28,9 +33,9 @@ export function parseBytes(text: string, what: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-/** `0.5`, `2` -> nano CPUs. */
+/** `0.5`, `.5`, `2` -> nano CPUs (docker's --cpus forms). The manager bounds the result. */
 export function parseCpus(text: string, what: string): number {
-  if (!/^\d+(\.\d+)?$/.test(text.trim()) || Number(text) <= 0) throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use a number of CPUs like 0.5 or 2`);
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text.trim()) || Number(text) <= 0) throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: use a number of CPUs like 0.5 or 2`);
   return Math.round(Number(text) * 1e9);
 }
 
@@ -262,4 +267,30 @@ export function parsePullPolicy(v: string): PullPolicy {
   const p = PULL_POLICIES[v];
   if (p === undefined) throw invalidArgument(`invalid --pull ${JSON.stringify(v)}: use missing, always or never`);
   return p;
+}
+
+/**
+ * `service inspect`'s JSON with the restart policy and the update and rollback configs written out
+ * in full, zeros included (proto JSON leaves zeros out), so every effective value shows, as in docker.
+ */
+export function withEffectivePolicies(json: Record<string, any>, s: Service): Record<string, any> {
+  for (const key of ['spec', 'previousSpec'] as const) {
+    const spec = s[key];
+    const out = json[key];
+    if (!spec || !out) continue;
+    const r = withRestartDefaults(spec.task?.restart);
+    out.task = { ...out.task, restart: { condition: restartConditionToJSON(r.condition), delayMs: r.delayMs, maxAttempts: r.maxAttempts, windowMs: r.windowMs } };
+    for (const which of ['update', 'rollback'] as const) {
+      const u = withUpdateDefaults(spec[which], which === 'rollback');
+      out[which] = {
+        parallelism: u.parallelism,
+        delayMs: u.delayMs,
+        failureAction: updateFailureActionToJSON(u.failureAction),
+        monitorMs: u.monitorMs,
+        maxFailureRatio: u.maxFailureRatio,
+        order: updateOrderToJSON(u.order),
+      };
+    }
+  }
+  return json;
 }

@@ -6,7 +6,7 @@ import { isOutOfDate } from '../../manager/orchestrator/tasks';
 import { shellWords } from '../argv';
 import { Clients, call } from '../client';
 import { enumWord, json, table } from '../format';
-import { SpecFlags, specFromCreateFlags, specFromUpdateFlags, UpdateFlags } from '../service-flags';
+import { SpecFlags, specFromCreateFlags, specFromUpdateFlags, UpdateFlags, withEffectivePolicies } from '../service-flags';
 import { serviceJsonWithMounts } from '../mount-flags';
 import { formatPorts, prettyService, withVipNames } from '../publish-flags';
 import { readRegistryAuth } from '../registry-auth';
@@ -158,8 +158,12 @@ export function planProgress(service: Service, tasks: Task[], since: string, pen
   return { converged: running.length === desired && current.length === desired && !updating && !stale, lines };
 }
 
-/** Polls until the service converges, printing progress; fails with the reason when it cannot. */
-async function waitConverged(c: Clients, host: string, serviceId: string, since: string): Promise<void> {
+/**
+ * Polls until the service converges, printing progress; fails with the reason when it cannot. A
+ * rollback that was asked for (`rollback`) and completed is a success; an update that the system
+ * rolled back on failure is not.
+ */
+async function waitConverged(c: Clients, host: string, serviceId: string, since: string, rollback = false): Promise<void> {
   const pendingSince = new Map<string, number>();
   let shown = new Set<string>();
   for (;;) {
@@ -171,8 +175,9 @@ async function waitConverged(c: Clients, host: string, serviceId: string, since:
     shown = next;
     if (p.failed) throw new SwarmletError('FailedPrecondition', p.failed);
     if (p.converged) {
-      if (service.updateStatus?.state === UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED && service.updateStatus.startedAt >= since && !/manually/.test(service.updateStatus.message)) {
-        throw new SwarmletError('FailedPrecondition', `the update was rolled back: ${service.updateStatus.message}`);
+      if (service.updateStatus?.state === UpdateState.UPDATE_STATE_ROLLBACK_COMPLETED && service.updateStatus.startedAt >= since) {
+        if (!rollback) throw new SwarmletError('FailedPrecondition', `the update was rolled back: ${service.updateStatus.message}`);
+        out(`rollback: ${service.updateStatus.message}\n`);
       }
       out('verify: Service converged\n');
       return;
@@ -254,7 +259,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             for (const ref of argv.services as string[]) got.push(await call(c.control, c.control.getService, { service: ref }, host));
             const networkNames = new Map((await call(c.control, c.control.listNetworks, {}, host)).networks.map((n) => [n.id, n.spec?.name ?? n.id]));
             if (argv.pretty) return out(got.map((s) => prettyService(s, networkNames)).join('\n'));
-            for (const s of got) services.push(withVipNames(serviceJsonWithMounts(s) as Record<string, any>, networkNames));
+            for (const s of got) services.push(withVipNames(withEffectivePolicies(serviceJsonWithMounts(s) as Record<string, any>, s), networkNames));
             out(json(services));
           });
         },
@@ -322,7 +327,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const clearRegistryAuth = Boolean(argv.clearRegistryAuth);
             await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec, rollback: Boolean(argv.rollback), registryAuth, clearRegistryAuth }, host);
             out(`${current.spec!.name}\n`);
-            if (!argv.detach) await waitConverged(c, host, current.id, since);
+            if (!argv.detach) await waitConverged(c, host, current.id, since, Boolean(argv.rollback));
           });
         },
       )
@@ -336,7 +341,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const current = await call(c.control, c.control.getService, { service: argv.service as string }, host);
             await call(c.control, c.control.updateService, { service: current.id, version: current.meta!.version, spec: current.spec, rollback: true, registryAuth: '', clearRegistryAuth: false }, host);
             out(`${current.spec!.name}\nrollback: manually requested rollback\n`);
-            if (!argv.detach) await waitConverged(c, host, current.id, since);
+            if (!argv.detach) await waitConverged(c, host, current.id, since, true);
           });
         },
       )

@@ -1,5 +1,6 @@
 /** The orchestrator and scheduler plans: pure functions from cluster state to actions. */
-export { SERVICE_DEFAULTS, restartPolicyOf, updateConfigOf } from './defaults';
+export type { EffectiveRestartPolicy, EffectiveUpdateConfig } from './defaults';
+export { SERVICE_DEFAULTS, restartPolicyOf, updateConfigOf, withRestartDefaults, withUpdateDefaults } from './defaults';
 export type { Constraint } from './constraints';
 export { matchConstraints, parseConstraint } from './constraints';
 export { MAX_REPLICAS, validateServiceSpec } from './service-spec';

@@ -2,7 +2,8 @@
  * The restart policy, decided from the tasks alone (swarmkit keeps restart history in memory; here
  * it is read back from the slot's task history, so a new leader decides as the old one would).
  */
-import { RestartCondition, RestartPolicy, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { RestartCondition, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import type { EffectiveRestartPolicy } from './defaults';
 import { actualState, createdTime, endedByItself, statusTime } from './tasks';
 
 export type RestartDecision =
@@ -18,7 +19,7 @@ export type RestartDecision =
  * same spec version (a new spec starts the count afresh, as swarmkit does) that ended by
  * themselves, within the window when there is one.
  */
-export function countedRestarts(dead: Task, slotTasks: readonly Task[], policy: RestartPolicy, now: number): Task[] {
+export function countedRestarts(dead: Task, slotTasks: readonly Task[], policy: EffectiveRestartPolicy, now: number): Task[] {
   if (policy.maxAttempts <= 0) return [];
   const since = policy.windowMs > 0 ? now - policy.windowMs : -Infinity;
   return slotTasks.filter(
@@ -30,7 +31,7 @@ export function countedRestarts(dead: Task, slotTasks: readonly Task[], policy: 
  * What to do about `dead`, the current task of a slot that reached a terminal state while it was
  * still desired to run. on-failure restarts anything but a clean exit (COMPLETE), as swarmkit.
  */
-export function planRestart(dead: Task, slotTasks: readonly Task[], policy: RestartPolicy, now: number): RestartDecision {
+export function planRestart(dead: Task, slotTasks: readonly Task[], policy: EffectiveRestartPolicy, now: number): RestartDecision {
   if (policy.condition === RestartCondition.RESTART_CONDITION_NONE) return { kind: 'stay', reason: 'restart condition none' };
   if (policy.condition === RestartCondition.RESTART_CONDITION_ON_FAILURE && actualState(dead) === TaskState.TASK_STATE_COMPLETE) {
     return { kind: 'stay', reason: 'completed, restart condition on-failure' };

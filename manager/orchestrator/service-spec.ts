@@ -2,12 +2,12 @@
  * Validation of a service spec as the operator wrote it, and the spec with every default filled
  * in. Pure: the Control API calls it before it writes anything, so bad input changes nothing.
  *
- * Zero values: a sub-message the operator left out (restart, update, rollback, resources) gets
- * all its defaults; a sub-message that is present is taken as written, because 0 means something
- * there (no restart delay, parallelism 0 = all at once, no monitor). The CLI therefore sends
- * either no sub-message or a whole one (SERVICE_DEFAULTS holds the values to start from). Where 0
- * cannot mean anything useful (stop grace period, health interval, timeout, retries), 0 means
- * "the default", as in docker.
+ * Defaults apply field by field, wherever a spec comes from (CLI, gRPC API): a field left out gets
+ * its default. Restart and update fields whose default is not 0 are proto3 `optional`, so an
+ * explicit 0 is kept (no restart delay, parallelism 0 = all at once, no monitor) and only an
+ * absent field takes the default. Where 0 cannot mean anything useful (stop grace period, health
+ * interval, timeout, retries), 0 means "the default", as in docker. The returned spec holds every
+ * effective value, so `service inspect` shows them.
  */
 import { invalidArgument } from '../../services/common/errors';
 import {
@@ -19,16 +19,14 @@ import {
   PublishMode,
   Resources,
   RestartCondition,
-  RestartPolicy,
   ServiceSpec,
   TaskSpec,
-  UpdateConfig,
   UpdateFailureAction,
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
 import { parseConstraint } from './constraints';
 import { validateMounts } from './mount-spec';
-import { SERVICE_DEFAULTS } from './defaults';
+import { EffectiveRestartPolicy, EffectiveUpdateConfig, SERVICE_DEFAULTS, withRestartDefaults, withUpdateDefaults } from './defaults';
 
 export type { Constraint } from './constraints';
 export { matchConstraints, parseConstraint } from './constraints';
@@ -37,7 +35,21 @@ export { SERVICE_DEFAULTS } from './defaults';
 export const MAX_REPLICAS = 10000;
 const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
 const MIN_NANO_CPUS_LIMIT = 10_000_000; // 0.01 CPU: the smallest CFS quota that still runs
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Bounds that refuse absurd values at create (a CPU count beyond any node's is refused by the scheduler, with the reason, as in docker). */
+export const MAX_CPUS = 1024;
+export const MAX_MEMORY_BYTES = 16 * 1024 ** 4; // 16 TiB
+export const MAX_PIDS = 4_194_304; // the kernel's largest pid_max
+/**
+ * The largest service spec, as stored (JSON, UTF-8): every task carries a copy of its spec, and
+ * tasks are written to etcd in transactions that must stay under etcd's request limit (2 MiB).
+ */
+export const MAX_SPEC_BYTES = 256 * 1024;
+/**
+ * Docker's service names (letters, digits, '-' and '_', starting and ending with a letter or digit,
+ * at most 63: one DNS label; '_' is legal in DNS names), lowercase only: the embedded DNS answers
+ * names case-insensitively, so `Web` and `web` would be one name for two services.
+ */
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 const EXEC_HELP = 'use exec:/ (the host\'s filesystem) or exec:/path (a root directory)';
 const IMAGE_HELP = `use an image reference (busybox, registry:5000/app:1.0) or exec:/ (the host's filesystem) or exec:/path (a root directory)`;
 
@@ -45,22 +57,29 @@ const IMAGE_HELP = `use an image reference (busybox, registry:5000/app:1.0) or e
 export function validateServiceSpec(spec: ServiceSpec): ServiceSpec {
   const name = spec.name ?? '';
   if (!name) throw invalidArgument('a service name is required');
-  if (!DNS_LABEL.test(name)) {
+  if (!SERVICE_NAME.test(name)) {
     throw invalidArgument(
-      `invalid service name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+      `invalid service name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits, '-' and '_', starting and ending with a letter or digit`,
     );
   }
   const mode = validateMode(spec.mode);
   const task = validateTask(spec.task);
-  return {
+  const out: ServiceSpec = {
     name,
     labels: { ...(spec.labels ?? {}) },
     task,
     mode,
-    update: validateUpdateConfig(spec.update ?? SERVICE_DEFAULTS.update, 'update'),
-    rollback: validateUpdateConfig(spec.rollback ?? SERVICE_DEFAULTS.rollback, 'rollback'),
+    update: validateUpdateConfig(withUpdateDefaults(spec.update, false), 'update'),
+    rollback: validateUpdateConfig(withUpdateDefaults(spec.rollback, true), 'rollback'),
     endpoint: validateEndpoint(spec.endpoint),
   };
+  const bytes = new TextEncoder().encode(JSON.stringify(ServiceSpec.toJSON(out))).length;
+  if (bytes > MAX_SPEC_BYTES) {
+    throw invalidArgument(
+      `the service spec is too large (${Math.ceil(bytes / 1024)} KiB): the most is ${MAX_SPEC_BYTES / 1024} KiB, because every task carries a copy of it; keep large configuration in a file or volume`,
+    );
+  }
+  return out;
 }
 
 const PROTOCOL_WORD = (p: PortProtocol) => (p === PortProtocol.PORT_PROTOCOL_UDP ? 'udp' : 'tcp');
@@ -109,7 +128,7 @@ function validateTask(task: TaskSpec | undefined): TaskSpec {
   return {
     container,
     resources: validateResources(task?.resources),
-    restart: validateRestart(task?.restart ?? SERVICE_DEFAULTS.restart),
+    restart: validateRestart(withRestartDefaults(task?.restart)),
     placement: { constraints: [...constraints] },
     forceUpdate: wholeNumber(task?.forceUpdate ?? 0, 'force-update counter'),
     networks: [...(task?.networks ?? [])],
@@ -201,14 +220,18 @@ function validateResources(r: TaskSpec['resources']): NonNullable<TaskSpec['reso
 }
 
 function resources(r: Resources | undefined, what: string): Resources {
-  return {
+  const out = {
     nanoCpus: wholeNumber(r?.nanoCpus ?? 0, `CPU ${what}`),
     memoryBytes: wholeNumber(r?.memoryBytes ?? 0, `memory ${what}`),
     pids: wholeNumber(r?.pids ?? 0, `pids ${what}`),
   };
+  if (out.nanoCpus > MAX_CPUS * 1e9) throw invalidArgument(`a CPU ${what} of ${out.nanoCpus / 1e9} is too large: the most is ${MAX_CPUS} CPUs`);
+  if (out.memoryBytes > MAX_MEMORY_BYTES) throw invalidArgument(`a memory ${what} of ${out.memoryBytes} bytes is too large: the most is 16TiB`);
+  if (out.pids > MAX_PIDS) throw invalidArgument(`a pids ${what} of ${out.pids} is too large: the most is ${MAX_PIDS}`);
+  return out;
 }
 
-function validateRestart(r: RestartPolicy): RestartPolicy {
+function validateRestart(r: EffectiveRestartPolicy): EffectiveRestartPolicy {
   if (!Object.values(RestartCondition).includes(r.condition) || r.condition === RestartCondition.UNRECOGNIZED) {
     throw invalidArgument(`invalid restart condition ${r.condition}: use none, on-failure or any`);
   }
@@ -220,7 +243,7 @@ function validateRestart(r: RestartPolicy): RestartPolicy {
   };
 }
 
-function validateUpdateConfig(u: UpdateConfig, what: 'update' | 'rollback'): UpdateConfig {
+function validateUpdateConfig(u: EffectiveUpdateConfig, what: 'update' | 'rollback'): EffectiveUpdateConfig {
   if (!Object.values(UpdateFailureAction).includes(u.failureAction) || u.failureAction === UpdateFailureAction.UNRECOGNIZED) {
     throw invalidArgument(`invalid ${what} failure action ${u.failureAction}: use pause, continue or rollback`);
   }

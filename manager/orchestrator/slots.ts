@@ -13,7 +13,7 @@ import {
   UpdateOrder,
   UpdateStatus,
 } from '../../services/gen/swarmlet/v1/types';
-import { SERVICE_DEFAULTS, restartPolicyOf } from './defaults';
+import { SERVICE_DEFAULTS, restartPolicyOf, withRestartDefaults } from './defaults';
 import { countedRestarts, planRestart } from './restart';
 import { actualState, byAge, endedByItself, isLive, isTerminal, newTask, parseTime, statusTime } from './tasks';
 import { OrchestratorAction, OrchestratorPlan } from './types';
@@ -171,7 +171,7 @@ export function fillSlot(b: PlanBuilder, view: SlotView): void {
     return;
   }
   if (!isTerminal(current)) return;
-  const policy = current.spec?.restart ?? restartPolicyOf(b.service.spec);
+  const policy = current.spec?.restart ? withRestartDefaults(current.spec.restart) : restartPolicyOf(b.service.spec);
   const decision = planRestart(current, view.tasks, policy, b.nowMs);
   if (decision.kind === 'wait') b.wakeAt(decision.at);
   else if (decision.kind === 'stay') b.wakeAt(decision.until);
@@ -224,7 +224,7 @@ export function trimHistory(b: PlanBuilder, sorted: readonly Task[], keep: numbe
 function restartMemory(b: PlanBuilder, sorted: readonly Task[]): Set<string> {
   const newest = sorted.at(-1);
   if (!newest) return new Set();
-  const policy = newest.spec?.restart ?? restartPolicyOf(b.service.spec);
+  const policy = newest.spec?.restart ? withRestartDefaults(newest.spec.restart) : restartPolicyOf(b.service.spec);
   if (policy.maxAttempts <= 0) return new Set();
   const counted = countedRestarts(newest, sorted, policy, b.nowMs).filter(endedByItself).sort((x, y) => statusTime(y) - statusTime(x));
   return new Set(counted.slice(0, policy.maxAttempts).map((t) => t.id));

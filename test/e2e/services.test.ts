@@ -194,6 +194,20 @@ describe('rolling updates', () => {
     await sw(lab, h1, ['service', 'rm', 'back']);
   }, 150000);
 
+  test('a rollback that was asked for and completed exits 0; the update is reverted', async () => {
+    await sw(lab, h1, ['service', 'create', '--name', 'rb', '--replicas', '2', '--update-monitor', '1s', '--rollback-monitor', '1s', 'exec:/', 'sleep', '1000']);
+    await waitRunning('rb', 2);
+    await sw(lab, h1, ['service', 'update', '--env-add', 'X=1', 'rb']);
+    const res = await lab.cli(h1, ['service', 'rollback', 'rb']);
+    expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(res.stdout).toMatch(/^rb\nrollback: manually requested rollback\n/);
+    expect(res.stdout.trim().split('\n').slice(-2)).toEqual(['rollback: rollback completed', 'verify: Service converged']);
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'rb']))[0];
+    expect(svc.updateStatus.state).toBe('UPDATE_STATE_ROLLBACK_COMPLETED');
+    expect(svc.spec.task.container.env ?? []).not.toContain('X=1');
+    await sw(lab, h1, ['service', 'rm', 'rb']);
+  }, 120000);
+
   test('start-first never drops below the expected running count', async () => {
     await sw(lab, h1, ['service', 'create', '--name', 'sf', '--replicas', '3', '--update-order', 'start-first', '--update-parallelism', '1', '--update-monitor', '1s', 'exec:/', 'sleep', '1000']);
     await waitRunning('sf', 3);
@@ -208,6 +222,33 @@ describe('rolling updates', () => {
     expect(min).toBeGreaterThanOrEqual(3);
     await sw(lab, h1, ['service', 'rm', 'sf']);
   }, 150000);
+});
+
+describe('defaults and accepted input', () => {
+  test('a service created without restart or update flags shows docker defaults in inspect; explicit zeros stay 0', async () => {
+    await sw(lab, h1, ['service', 'create', '-d', '--name', 'dflt', 'exec:/', 'sleep', '1000']);
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'dflt']))[0];
+    expect(svc.spec.task.restart).toEqual({ condition: 'RESTART_CONDITION_ANY', delayMs: 5000, maxAttempts: 0, windowMs: 0 });
+    const defaults = { parallelism: 1, delayMs: 0, failureAction: 'UPDATE_FAILURE_ACTION_PAUSE', monitorMs: 5000, maxFailureRatio: 0, order: 'UPDATE_ORDER_STOP_FIRST' };
+    expect(svc.spec.update).toEqual(defaults);
+    expect(svc.spec.rollback).toEqual(defaults);
+    await sw(lab, h1, ['service', 'create', '-d', '--name', 'zeros', '--update-parallelism', '0', '--restart-delay', '0s', 'exec:/', 'sleep', '1000']);
+    const zeros = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'zeros']))[0];
+    expect(zeros.spec.update).toEqual({ ...defaults, parallelism: 0 });
+    expect(zeros.spec.task.restart.delayMs).toBe(0);
+    // An update that sets other flags keeps them.
+    await sw(lab, h1, ['service', 'update', '-d', '--update-delay', '2s', 'zeros']);
+    expect(JSON.parse(await sw(lab, h1, ['service', 'inspect', 'zeros']))[0].spec.update).toEqual({ ...defaults, parallelism: 0, delayMs: 2000 });
+    await sw(lab, h1, ['service', 'rm', 'dflt', 'zeros']);
+  }, 60000);
+
+  test('my_nginx with --limit-cpu .5 and --reserve-cpu .25 is created and runs', async () => {
+    await sw(lab, h1, ['service', 'create', '--name', 'my_nginx', '--limit-cpu', '.5', '--reserve-cpu', '.25', 'exec:/', 'sleep', '1000']);
+    await waitRunning('my_nginx', 1);
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'my_nginx']))[0];
+    expect(svc.spec.task.resources).toEqual({ limits: { nanoCpus: 500000000 }, reservations: { nanoCpus: 250000000 } });
+    await sw(lab, h1, ['service', 'rm', 'my_nginx']);
+  }, 60000);
 });
 
 describe('limits and bad input', () => {
@@ -228,6 +269,11 @@ describe('limits and bad input', () => {
     [['service', 'create', '--name', 'x', '--constraint', 'node.labels.zone=a', 'exec:/', 'true'], 1, /constraint/],
     [['service', 'create', '--name', 'web', 'exec:/', 'true'], 1, /already exists/],
     [['service', 'create', '--name', 'Not_A_Label', 'exec:/', 'true'], 1, /name/],
+    [['service', 'create', '--name', 'x', '--limit-cpu', '1000000', 'exec:/', 'true'], 1, /a CPU limit of 1000000 is too large: the most is 1024 CPUs/],
+    [['service', 'create', '--name', 'x', '--limit-cpu', '-1', 'exec:/', 'true'], 1, /invalid --limit-cpu "-1"/],
+    [['service', 'create', '--name', 'x', '-p', '-1:80', 'exec:/', 'true'], 1, /invalid --publish "-1:80"/],
+    [['service', 'create', '--name', 'x', '--limit-memory', '-5M', 'exec:/', 'true'], 1, /invalid --limit-memory "-5M"/],
+    [['service', 'update', '--limit-memory', '-5M', 'web'], 1, /invalid --limit-memory "-5M"/],
     // OCI references run on the oci runtime now; what an exec: task cannot have is still refused.
     [['service', 'create', '--name', 'x', '--mount', 'type=volume,target=/data', 'exec:/', 'true'], 1, /--mount needs an oci image/],
     [['service', 'update', '--replicas', '2', 'no-such-service'], 1, /service no-such-service not found/],
@@ -239,6 +285,14 @@ describe('limits and bad input', () => {
     expect(res.stderr).toMatch(message);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(await sw(lab, h1, ['service', 'ls', '-q'])).toBe(before);
+  }, 30000);
+
+  test('a spec over 256 KiB is refused with the limit, and nothing is created', async () => {
+    // Three variables of 100 KiB: one argument may be at most 128 KiB (the kernel's MAX_ARG_STRLEN).
+    const res = await lab.cli(h1, ['service', 'create', '--name', 'big', ...[1, 2, 3].flatMap((n) => ['-e', `C${n}=${'x'.repeat(100 * 1024)}`]), 'exec:/', 'true']);
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Error: the service spec is too large \(\d+ KiB\): the most is 256 KiB/)]);
+    expect((await lab.cli(h1, ['service', 'inspect', 'big'])).stderr).toMatch(/service big not found/);
   }, 30000);
 });
 

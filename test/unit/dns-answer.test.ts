@@ -248,3 +248,33 @@ describe('record differences (network doctor)', () => {
     ]);
   });
 });
+
+describe('a service name with _ (docker allows it; so does DNS)', () => {
+  const net = NetworkServices.fromPartial({
+    networkId: 'nu',
+    name: 'lab',
+    services: [{ serviceId: 's-ng', name: 'my_nginx', vip: '10.0.4.2', tasks: [task('n1', '10.0.4.5', 'my_nginx.1.n1', 'n1host'), task('n2', '10.0.4.6', 'my_nginx.2.n2', 'n2host')] }],
+  });
+  const idx = planDnsIndex([net], ['10.0.4.9/24']);
+  const askU = (name: string, type: RecordType = 'A') => {
+    const d = planDnsAnswer(query(name, type), idx, 0);
+    if (d.kind !== 'answer') return d.kind;
+    // Through the wire and back, as the asker gets it.
+    const p = decode(encode(d.packet));
+    return { rcode: (p.flags ?? 0) & 0xf, names: (p.answers ?? []).map((a) => a.name), data: (p.answers ?? []).map(dataOf).sort() };
+  };
+
+  test.each([
+    ['my_nginx', ['10.0.4.2']],
+    ['MY_NGINX.', ['10.0.4.2']],
+    ['tasks.my_nginx', ['10.0.4.5', '10.0.4.6']],
+    ['my_nginx.lab', ['10.0.4.2']],
+    ['my_nginx.1.n1', ['10.0.4.5']],
+  ])('%s', (name, ips) => {
+    expect(askU(name)).toMatchObject({ rcode: RCODE.NOERROR, data: ips });
+  });
+
+  test('the VIP maps back to my_nginx', () => {
+    expect(askU(reverseName('10.0.4.2'), 'PTR')).toMatchObject({ rcode: RCODE.NOERROR, data: ['my_nginx'] });
+  });
+});

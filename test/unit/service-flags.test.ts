@@ -1,4 +1,4 @@
-import { separateCommand, shellWords } from '../../cli/argv';
+import { attachDashValues, separateCommand, shellWords } from '../../cli/argv';
 import { parseBytes, parseCpus, specFromCreateFlags, specFromUpdateFlags } from '../../cli/service-flags';
 import { RestartCondition, UpdateFailureAction, UpdateOrder } from '../../services/gen/swarmlet/v1/types';
 
@@ -14,6 +14,17 @@ describe('separateCommand', () => {
   ])('%j', (args, parsed, command) => {
     expect(separateCommand(args, ['service', 'create'], BOOL)).toEqual({ args: parsed, command });
   });
+});
+
+describe('attachDashValues: a value starting with - stays the value of its flag, as in docker', () => {
+  test.each([
+    [['service', 'create', '-p', '-1:80', 'exec:/'], ['service', 'create', '-p=-1:80', 'exec:/']],
+    [['service', 'create', '--limit-memory', '-5M', '--name', 'x'], ['service', 'create', '--limit-memory=-5M', '--name', 'x']],
+    [['service', 'update', '--limit-cpu', '-.5', 'web'], ['service', 'update', '--limit-cpu=-.5', 'web']],
+    [['service', 'scale', '--detach', '-1'], ['service', 'scale', '--detach', '-1']],
+    [['service', 'create', '--name', 'x', '-d', 'exec:/'], ['service', 'create', '--name', 'x', '-d', 'exec:/']],
+    [['service', 'logs', '--', '--tail', '-5'], ['service', 'logs', '--', '--tail', '-5']],
+  ])('%j', (args, out) => expect(attachDashValues(args, BOOL)).toEqual(out));
 });
 
 test.each([
@@ -34,6 +45,12 @@ test.each([
 test.each(['', 'm', '64q', '-1m'])('parseBytes refuses %j', (text) => expect(() => parseBytes(text, '--limit-memory')).toThrow(/invalid --limit-memory/));
 test('parseCpus', () => {
   expect(parseCpus('0.5', '--x')).toBe(5e8);
+  expect(parseCpus('.5', '--x')).toBe(5e8);
+  expect(parseCpus('2', '--x')).toBe(2e9);
+  expect(parseCpus('1.', '--x')).toBe(1e9);
+  expect(parseCpus('.25', '--reserve-cpu')).toBe(2.5e8);
+  expect(() => parseCpus('-1', '--limit-cpu')).toThrow(/invalid --limit-cpu "-1"/);
+  expect(() => parseCpus('.', '--limit-cpu')).toThrow(/invalid --limit-cpu/);
   expect(() => parseCpus('0', '--limit-cpu')).toThrow(/invalid --limit-cpu/);
   expect(() => parseCpus('half', '--limit-cpu')).toThrow(/invalid --limit-cpu/);
 });

@@ -5,11 +5,13 @@ import {
   NodeRole,
   NodeState,
   RestartCondition,
+  RestartPolicy,
   ServiceSpec,
+  UpdateConfig,
   UpdateFailureAction,
   UpdateOrder,
 } from '../../services/gen/swarmlet/v1/types';
-import { SERVICE_DEFAULTS, matchConstraints, parseConstraint, validateServiceSpec } from '../../manager/orchestrator/service-spec';
+import { MAX_SPEC_BYTES, SERVICE_DEFAULTS, matchConstraints, parseConstraint, validateServiceSpec } from '../../manager/orchestrator/service-spec';
 
 const MiB = 1024 * 1024;
 
@@ -44,7 +46,14 @@ describe('validateServiceSpec: refusals', () => {
     ['uppercase name', spec({ name: 'Web' }), /invalid service name "Web"/],
     ['name starting with -', spec({ name: '-web' }), /invalid service name/],
     ['name ending with -', spec({ name: 'web-' }), /invalid service name/],
-    ['name with _', spec({ name: 'my_web' }), /invalid service name/],
+    ['name ending with _', spec({ name: 'web_' }), /invalid service name/],
+    ['name with .', spec({ name: 'my.web' }), /invalid service name/],
+    ['negative CPU limit', spec({ task: task({ resources: { limits: { nanoCpus: -5e8, memoryBytes: 0, pids: 0 } } }) }), /invalid CPU limit -500000000/],
+    ['CPU limit beyond 1024', spec({ task: task({ resources: { limits: { nanoCpus: 1e6 * 1e9, memoryBytes: 0, pids: 0 } } }) }), /a CPU limit of 1000000 is too large: the most is 1024 CPUs/],
+    ['CPU reservation beyond 1024', spec({ task: task({ resources: { reservations: { nanoCpus: 2000 * 1e9, memoryBytes: 0, pids: 0 } } }) }), /a CPU reservation of 2000 is too large/],
+    ['negative memory reservation', spec({ task: task({ resources: { reservations: { nanoCpus: 0, memoryBytes: -5 * MiB, pids: 0 } } }) }), /invalid memory reservation/],
+    ['memory limit beyond 16TiB', spec({ task: task({ resources: { limits: { nanoCpus: 0, memoryBytes: 17 * 1024 ** 4, pids: 0 } } }) }), /memory limit of \d+ bytes is too large: the most is 16TiB/],
+    ['pids limit beyond pid_max', spec({ task: task({ resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 5_000_000 } } }) }), /pids limit of 5000000 is too large/],
     ['name of 64 characters', spec({ name: 'a'.repeat(64) }), /1 to 63/],
     ['no image', spec({}, { image: '' }), /an image is required: use an image reference \(busybox, registry:5000\/app:1.0\) or exec:\/ \(the host's filesystem\) or exec:\/path \(a root directory\)/],
     ['a blank image', spec({}, { image: '  ' }), /an image is required/],
@@ -97,6 +106,13 @@ describe('validateServiceSpec: refusals', () => {
     expect(refusal(() => validateServiceSpec(input)).message).toMatch(message);
   });
 
+  test('a spec larger than 256 KiB is refused with the limit and why; one just under it is accepted', () => {
+    const big = (n: number) => spec({}, { env: [`CONFIG=${'x'.repeat(n)}`] });
+    const { message } = refusal(() => validateServiceSpec(big(MAX_SPEC_BYTES)));
+    expect(message).toMatch(/^the service spec is too large \(257 KiB\): the most is 256 KiB, because every task carries a copy of it/);
+    expect(validateServiceSpec(big(MAX_SPEC_BYTES - 2048)).task?.container?.env?.[0]).toHaveLength(MAX_SPEC_BYTES - 2048 + 'CONFIG='.length);
+  });
+
   test('every refusal is one sentence on one line', () => {
     for (const [, input] of cases) {
       const { message } = refusal(() => validateServiceSpec(input));
@@ -124,6 +140,44 @@ describe('validateServiceSpec: defaults', () => {
     expect(out.rollback).toEqual(stopFirstPause);
     expect(out.task?.placement).toEqual({ constraints: [] });
     expect(out.task?.resources).toEqual({ limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0, pids: 0 } });
+  });
+
+  // What a client sends when it sets nothing: present but empty messages, through the wire as gRPC carries them.
+  const wire = (s: ServiceSpec) => ServiceSpec.decode(ServiceSpec.encode(ServiceSpec.fromPartial(s)).finish());
+
+  test('empty restart, update and rollback messages get every default, field by field', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({}), rollback: UpdateConfig.fromPartial({}) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({}) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.task?.restart).toEqual({ condition: RestartCondition.RESTART_CONDITION_ANY, delayMs: 5000, maxAttempts: 0, windowMs: 0 });
+    const defaults = { parallelism: 1, delayMs: 0, failureAction: UpdateFailureAction.UPDATE_FAILURE_ACTION_PAUSE, monitorMs: 5000, maxFailureRatio: 0, order: UpdateOrder.UPDATE_ORDER_STOP_FIRST };
+    expect(out.update).toEqual(defaults);
+    expect(out.rollback).toEqual(defaults);
+  });
+
+  test('a message that sets some fields gets the defaults of the others', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({ delayMs: 2000 }), rollback: UpdateConfig.fromPartial({ parallelism: 3 }) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({ maxAttempts: 2 }) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.task?.restart).toMatchObject({ delayMs: 5000, maxAttempts: 2 });
+    expect(out.update).toMatchObject({ parallelism: 1, delayMs: 2000, monitorMs: 5000 });
+    expect(out.rollback).toMatchObject({ parallelism: 3, monitorMs: 5000 });
+  });
+
+  test('an explicit 0 survives the wire and stays 0 (parallelism 0: all at once)', () => {
+    const input = spec({ update: UpdateConfig.fromPartial({ parallelism: 0, monitorMs: 0 }) });
+    input.task = { ...input.task!, restart: RestartPolicy.fromPartial({ delayMs: 0 }) };
+    const out = validateServiceSpec(wire(input));
+    expect(out.update).toMatchObject({ parallelism: 0, monitorMs: 0 });
+    expect(out.task?.restart?.delayMs).toBe(0);
+    // And the effective spec, stored and read back, keeps them.
+    expect(wire(out).update).toMatchObject({ parallelism: 0, monitorMs: 0 });
+    expect(ServiceSpec.fromJSON(ServiceSpec.toJSON(out)).task?.restart?.delayMs).toBe(0);
+  });
+
+  test('1024 CPUs and 16TiB are the most a limit may be', () => {
+    const out = validateServiceSpec(spec({ task: { ...spec().task!, resources: { limits: { nanoCpus: 1024e9, memoryBytes: 16 * 1024 ** 4, pids: 0 }, reservations: undefined } } }));
+    expect(out.task?.resources?.limits).toEqual({ nanoCpus: 1024e9, memoryBytes: 16 * 1024 ** 4, pids: 0 });
   });
 
   test('a health check gets interval, timeout and retries', () => {
@@ -168,7 +222,7 @@ describe('validateServiceSpec: defaults', () => {
     expect(validateServiceSpec(spec({}, { image, command: [] })).task?.container?.image).toBe(image);
   });
 
-  test.each(['a', 'web', 'web-1', '0abc', 'a'.repeat(63)])('name %s is accepted', (name) => {
+  test.each(['a', 'web', 'web-1', '0abc', 'a'.repeat(63), 'my_nginx', 'a_-_b'])('name %s is accepted', (name) => {
     expect(validateServiceSpec(spec({ name })).name).toBe(name);
   });
 });
