@@ -447,6 +447,13 @@ export class Daemon {
     const tls = await this.renewCertificate(state, false);
     this.certificate?.set(tls);
     this.log.info({ nodeId: state.nodeId, notAfter: certificateInfo(tls.certPem).notAfter }, 'node certificate renewed');
+    if (state.role === 'manager' && state.etcd.embedded) {
+      // The etcd client presents the certificate it was made with, and the embedded member refuses
+      // it once it expires: the manager role starts again on the new one, as after a role change.
+      this.log.info({ nodeId: state.nodeId }, 'restarting the manager role so that its etcd client presents the renewed certificate');
+      await this.deactivate();
+      await this.startRole(state);
+    }
   }
 
   private async startEtcd(state: NodeState, opts: { initialCluster: string; state: 'new' | 'existing' }): Promise<void> {
