@@ -62,7 +62,8 @@ function devicesOf(rules: PublishRule[]): string[] {
 }
 
 /**
- * This node's networks, as the dispatcher describes them: overlays (sandboxes, VXLAN, peers),
+ * This node's networks, as the dispatcher describes them: the host's VXLAN filter (VXLAN from the
+ * swarm's nodes alone), overlays (sandboxes, VXLAN, peers),
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
@@ -161,7 +162,7 @@ export class NodeNetworks implements TaskNetworks {
 
   /**
    * What differs between the kernel and the request (network doctor), one sentence a line: the
-   * overlays; with checkServices also the DNS records, the running tasks' VIP tables, the ingress
+   * overlays and the VXLAN filter (against the last session message's nodes); with checkServices also the DNS records, the running tasks' VIP tables, the ingress
    * sandbox and the host's table of published ports. Changes nothing. A doctor of one network
    * sends only that network's part: where the request is silent (networks it does not name; no
    * ingress and no host port at all), the last session message stands in, so the rest of the node
