@@ -10,7 +10,7 @@ import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types'
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
 import { planNodeEndpoints } from './network/endpoints';
-import { planOverlays } from './network/peers';
+import { planOverlays, planVteps } from './network/peers';
 import { ReconcileLoop } from './reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
@@ -169,6 +169,7 @@ export class Dispatcher {
     const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
     this.spec = view.cluster.spec;
     const managers = managerPeers(view.nodes);
+    const vteps = planVteps(view.nodes);
     const byNode = new Map<string, Task[]>();
     for (const t of tasks) {
       if (!t.nodeId || (t.status?.state ?? 0) < TaskState.TASK_STATE_ASSIGNED) continue;
@@ -184,7 +185,7 @@ export class Dispatcher {
       const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
       const overlays = planOverlays(node.id, tasks, networks, view.nodes, services);
       const endpoints = planNodeEndpoints({ nodeId: node.id, tasks, networks, services, nodes: view.nodes });
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: endpoints.services, ingress: endpoints.ingress, hostPorts: endpoints.hostPorts, credentials: taskCredentials(assigned, services, this.sealKey, this.log) };
+      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: endpoints.services, ingress: endpoints.ingress, hostPorts: endpoints.hostPorts, credentials: taskCredentials(assigned, services, this.sealKey, this.log), vteps };
       const text = JSON.stringify(SessionMessage.toJSON(msg));
       if (text === session.lastSent) continue;
       session.lastSent = text;

@@ -48,3 +48,13 @@ export function planOverlays(nodeId: string, tasks: Task[], networks: Network[],
   }
   return out.sort((a, b) => a.vni - b.vni);
 }
+
+/**
+ * The VTEPs every node accepts VXLAN from: the advertise addresses of all the swarm's nodes (a
+ * node removed from the store is no longer one), sorted, without duplicates. Every node, not only
+ * those with tasks on a shared overlay: a node whose first task of an overlay starts later is
+ * already admitted everywhere.
+ */
+export function planVteps(nodes: Node[]): string[] {
+  return [...new Set(nodes.map((n) => n.status?.addr ?? '').filter(Boolean))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+}

@@ -5,6 +5,7 @@ import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../
 import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
 import { MacvlanDriver } from '../../agent/network/macvlan-driver';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
+import { VxlanFilter } from '../../agent/network/vxlan-filter';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { TaskNetworks } from '../../agent/worker';
 import { asSwarmletError } from '../common/errors';
@@ -19,10 +20,10 @@ const BRIDGE_PREFIX = 'swb';
 /** The key of the host's publish table among the nft tables. */
 const HOST_KEY = 'host';
 
-/** What a session message says about this node's networks. */
-export type SessionNetworks = Pick<SessionMessage, 'overlays' | 'tasks' | 'services' | 'ingress' | 'hostPorts'>;
+/** What a session message says about this node's networks (no `vteps`: no VXLAN filter). */
+export type SessionNetworks = Pick<SessionMessage, 'overlays' | 'tasks' | 'services' | 'ingress' | 'hostPorts'> & Partial<Pick<SessionMessage, 'vteps'>>;
 
-const NOTHING: SessionNetworks = Object.freeze({ overlays: [], tasks: [], services: [], ingress: undefined, hostPorts: [] });
+const NOTHING: SessionNetworks = Object.freeze({ overlays: [], tasks: [], services: [], ingress: undefined, hostPorts: [], vteps: [] });
 
 export interface NodeNetworksOptions {
   log: Logger;
@@ -61,7 +62,8 @@ function devicesOf(rules: PublishRule[]): string[] {
 }
 
 /**
- * This node's networks, as the dispatcher describes them: overlays (sandboxes, VXLAN, peers),
+ * This node's networks, as the dispatcher describes them: the host's VXLAN filter (VXLAN from the
+ * swarm's nodes alone), overlays (sandboxes, VXLAN, peers),
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
@@ -77,6 +79,7 @@ export class NodeNetworks implements TaskNetworks {
   private readonly dns: EmbeddedDns;
   private readonly tables: NftTables;
   private readonly ingress: IngressSandbox;
+  private readonly vxlanFilter: VxlanFilter;
   private readonly log: Logger;
   private state: SessionNetworks = NOTHING;
   /** A session message was applied: before that, the resync leaves the kernel alone. */
@@ -94,6 +97,7 @@ export class NodeNetworks implements TaskNetworks {
     this.dns = new EmbeddedDns({ log: opts.log, upstreams: [...(opts.dnsUpstreams ?? [])] });
     this.tables = new NftTables({ log: opts.log });
     this.ingress = new IngressSandbox({ log: opts.log, netnsPrefix: opts.netnsPrefix, overlay: this.overlay, bridge: this.bridge, tables: this.tables });
+    this.vxlanFilter = new VxlanFilter({ log: opts.log });
   }
 
   /**
@@ -101,7 +105,7 @@ export class NodeNetworks implements TaskNetworks {
    * the kernel matches it (failures are logged; the next pass tries again).
    */
   apply(msg: SessionNetworks): Promise<void> {
-    this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts };
+    this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts, vteps: msg.vteps ?? [] };
     this.received = true;
     this.dns.apply(msg.services);
     return this.enqueue(false);
@@ -158,7 +162,7 @@ export class NodeNetworks implements TaskNetworks {
 
   /**
    * What differs between the kernel and the request (network doctor), one sentence a line: the
-   * overlays; with checkServices also the DNS records, the running tasks' VIP tables, the ingress
+   * overlays and the VXLAN filter (against the last session message's nodes); with checkServices also the DNS records, the running tasks' VIP tables, the ingress
    * sandbox and the host's table of published ports. Changes nothing. A doctor of one network
    * sends only that network's part: where the request is silent (networks it does not name; no
    * ingress and no host port at all), the last session message stands in, so the rest of the node
@@ -168,6 +172,11 @@ export class NodeNetworks implements TaskNetworks {
     const named = new Set([...req.overlays.map((o) => o.networkId), ...req.services.map((n) => n.networkId)]);
     const overlays = [...req.overlays, ...this.state.overlays.filter((o) => !named.has(o.networkId))];
     const lines = await this.overlay.doctor(overlays);
+    try {
+      lines.push(...(await this.vxlanFilter.check(this.state.vteps ?? [])));
+    } catch (err) {
+      lines.push(`cannot check the VXLAN filter: ${asSwarmletError(err).message}`);
+    }
     if (!req.checkServices) return lines;
     const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
     const silent = !req.ingress && req.hostPorts.length === 0;
@@ -229,6 +238,8 @@ export class NodeNetworks implements TaskNetworks {
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
     const running = this.running(tasks);
     const sandbox = this.ingress.asTask(ingress);
+    // Before the overlays: a new peer's VTEP is admitted before its FDB entries point at it.
+    await this.step('VXLAN filter not applied', () => this.vxlanFilter.ensure(this.state.vteps ?? [], verify));
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
     // Running tasks too: those a remade sandbox unplugged are plugged in again (the ingress sandbox as well).
     await this.step('overlay networks not reconciled', () => this.overlay.reconcile(overlays, sandbox ? [...running, sandbox] : running));

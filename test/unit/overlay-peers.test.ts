@@ -1,4 +1,4 @@
-import { planOverlays } from '../../manager/network/peers';
+import { planOverlays, planVteps } from '../../manager/network/peers';
 import { Network, Node, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 const net = (id: string, vni: number, opts: Record<string, string> = {}): Network =>
@@ -36,4 +36,13 @@ test('a node learns only the overlays its own tasks are on, with every live task
     [4097, 1300, 1],
   ]);
   expect(planOverlays('n3', [tasks[3]], networks, nodes)).toEqual([]);
+});
+
+test('every node of the swarm is a VTEP each node accepts VXLAN from, with or without tasks; one without an address is not', () => {
+  expect(planVteps([node('n3', '198.51.100.13'), node('n1', '198.51.100.11'), node('n4', ''), node('n2', '198.51.100.9'), node('n5', '198.51.100.11')])).toEqual([
+    '198.51.100.9',
+    '198.51.100.11',
+    '198.51.100.13',
+  ]);
+  expect(planVteps([])).toEqual([]);
 });

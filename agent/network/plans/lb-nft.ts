@@ -82,7 +82,7 @@ function checkPort(port: number, what: string): void {
 const byAddress = (a: string, b: string) => (ipv4Number(a) as number) - (ipv4Number(b) as number);
 
 /** Addresses sorted numerically, duplicates and invalid ones dropped. */
-function sortedAddresses(ips: string[]): string[] {
+export function sortedAddresses(ips: string[]): string[] {
   return [...new Set(ips.filter((ip) => ipv4Number(ip) !== undefined))].sort(byAddress);
 }
 
@@ -111,14 +111,14 @@ function dnatTo(backends: string[], port?: number): string {
   return `dnat to numgen random mod ${backends.length} map { ${map} }${suffix}`;
 }
 
-interface Chain {
+export interface Chain {
   name: string;
   hook: string;
   rules: string[];
 }
 
 /** A table as `nft list table` prints it. */
-function renderTable(table: string, chains: Chain[]): string {
+export function renderTable(table: string, chains: Chain[]): string {
   const body = chains.map((c) => [`\tchain ${c.name} {`, `\t\t${c.hook}`, ...c.rules.map((r) => `\t\t${r}`), '\t}'].join('\n'));
   return `table ip ${table} {\n${body.join('\n\n')}\n}\n`;
 }
@@ -127,7 +127,7 @@ const NAT_OUTPUT = 'type nat hook output priority -100; policy accept;';
 const NAT_PREROUTING = 'type nat hook prerouting priority dstnat; policy accept;';
 const NAT_POSTROUTING = 'type nat hook postrouting priority srcnat; policy accept;';
 const FILTER_OUTPUT = 'type filter hook output priority filter; policy accept;';
-const FILTER_INPUT = 'type filter hook input priority filter; policy accept;';
+export const FILTER_INPUT = 'type filter hook input priority filter; policy accept;';
 const FILTER_FORWARD = 'type filter hook forward priority filter; policy accept;';
 
 /** A task's `ip swarmlet-lb` table; '' when it has no VIP to balance (no table). */
