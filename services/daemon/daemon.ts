@@ -37,8 +37,8 @@ import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSe
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { newSealKey } from '../pki/seal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
-import { isLocalAddress, pickAdvertiseAddr } from './advertise';
-import { NodeNetworks } from './node-networks';
+import { hostInterfaceSubnets, isLocalAddress, pickAdvertiseAddr } from './advertise';
+import { BRIDGE_PREFIX, NodeNetworks } from './node-networks';
 import { NodeState, NodeStateDir } from './node-state';
 import { volumeService } from './volume-service';
 import { imageService } from './image-service';
@@ -117,6 +117,7 @@ export class Daemon {
       arch: process.arch,
       engineVersion: VERSION,
       resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
+      interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
     };
   }
 

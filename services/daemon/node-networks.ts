@@ -7,15 +7,17 @@ import { MacvlanDriver } from '../../agent/network/macvlan-driver';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { TaskNetworks } from '../../agent/worker';
-import { asSwarmletError } from '../common/errors';
+import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../manager/network/network-spec';
+import { asSwarmletError, conflict } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
 import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
+import { HostInterface, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
+import { hostInterfaceSubnets } from './advertise';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
 const RESYNC_MS = 10000;
 /** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
-const BRIDGE_PREFIX = 'swb';
+export const BRIDGE_PREFIX = 'swb';
 /** The key of the host's publish table among the nft tables. */
 const HOST_KEY = 'host';
 
@@ -34,6 +36,8 @@ export interface NodeNetworksOptions {
   runningNetns: () => Map<string, string>;
   /** The embedded DNS's upstream resolvers ('ip' or 'ip:port'); []: the host's. */
   dnsUpstreams?: readonly string[];
+  /** The subnets on the host's own interfaces, read when a task is plugged in; default: this namespace's (hostInterfaceSubnets). */
+  hostInterfaces?: () => HostInterface[];
 }
 
 /** A task's `ip swarmlet-lb` table for these services ('' for none). */
@@ -89,7 +93,7 @@ export class NodeNetworks implements TaskNetworks {
   constructor(private readonly opts: NodeNetworksOptions) {
     this.log = componentLogger(opts.log, 'networks');
     this.overlay = new OverlayDriver({ log: opts.log, localVtep: opts.localVtep, sandboxPrefix: opts.netnsPrefix });
-    this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX });
+    this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX, gatewaySubnet: GATEWAY_BRIDGE_SUBNET });
     this.macvlan = new MacvlanDriver({ log: opts.log });
     this.dns = new EmbeddedDns({ log: opts.log, upstreams: [...(opts.dnsUpstreams ?? [])] });
     this.tables = new NftTables({ log: opts.log });
@@ -121,6 +125,8 @@ export class NodeNetworks implements TaskNetworks {
 
   /** Networks, then the VIP table, then the DNS sockets: all before the task's command starts. */
   async attach(task: Task, netns: string): Promise<void> {
+    const overlap = planAttachmentOverlap(task.networks, (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
+    if (overlap) throw conflict(overlap);
     await this.overlay.attach(task.id, netns, task.networks, this.state.overlays);
     await this.bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
     await this.macvlan.attach(task.id, netns, task.networks);
