@@ -4,13 +4,16 @@ import { EmbeddedDns } from '../../agent/dns/embedded-dns';
 import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../../agent/network/ingress-driver';
 import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
 import { MacvlanDriver } from '../../agent/network/macvlan-driver';
+import { Netlink } from '../../agent/network/netlink';
+import type { LinkInfo } from '../../agent/network/netlink';
+import { checkTaskEnd } from '../../agent/network/plans/port-check';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { TaskNetworks } from '../../agent/worker';
 import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../manager/network/network-spec';
 import { asSwarmletError, conflict } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
-import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { HostInterface, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
 import { hostInterfaceSubnets } from './advertise';
 
@@ -174,6 +177,7 @@ export class NodeNetworks implements TaskNetworks {
     const named = new Set([...req.overlays.map((o) => o.networkId), ...req.services.map((n) => n.networkId)]);
     const overlays = [...req.overlays, ...this.state.overlays.filter((o) => !named.has(o.networkId))];
     const lines = await this.overlay.doctor(overlays);
+    lines.push(...(await this.checkTaskLinks(overlays)));
     if (!req.checkServices) return lines;
     const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
     const silent = !req.ingress && req.hostPorts.length === 0;
@@ -201,6 +205,51 @@ export class NodeNetworks implements TaskNetworks {
       }
     } catch (err) {
       lines.push(`cannot check the host table ${PUBLISH_NFT_TABLE}: ${asSwarmletError(err).message}`);
+    }
+    return lines;
+  }
+
+  /**
+   * The running tasks' links (network doctor): the bridges of the bridge networks and the gateway
+   * bridge, each task's host-side veths (in overlay sandboxes and the host) and its own ends.
+   */
+  private async checkTaskLinks(overlays: OverlayNetwork[]): Promise<string[]> {
+    const { tasks } = this.state;
+    const running = this.running(tasks);
+    const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || usableIngress(this.state.ingress) !== undefined;
+    const lines: string[] = [];
+    for (const [what, check] of [
+      ['overlay veths', () => this.overlay.checkTasks(overlays, running)],
+      ['bridges', () => this.bridge.doctor(bridgeNetworksOf(tasks.map((t) => t.networks)), running, gateway)],
+    ] as const) {
+      try {
+        lines.push(...(await check()));
+      } catch (err) {
+        lines.push(`cannot check the ${what}: ${asSwarmletError(err).message}`);
+      }
+    }
+    for (const t of running.filter(ownNetns)) {
+      let links: LinkInfo[];
+      try {
+        const nl = await Netlink.inNetns(t.netns);
+        try {
+          links = await nl.listLinks();
+        } finally {
+          nl.close();
+        }
+      } catch (err) {
+        lines.push(`cannot read the namespace of task ${t.taskId}: ${asSwarmletError(err).message}`);
+        continue;
+      }
+      t.attachments.forEach((a, index) => {
+        if (a.driver === 'host' || a.driver === 'none') return;
+        const line = checkTaskEnd(links, `eth${index}`, a.networkName || a.networkId, t.taskId);
+        if (line) lines.push(line);
+      });
+      if (needsGatewayBridge(t.attachments)) {
+        const line = checkTaskEnd(links, `eth${t.attachments.length}`, 'the gateway bridge', t.taskId);
+        if (line) lines.push(line);
+      }
     }
     return lines;
   }
