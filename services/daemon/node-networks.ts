@@ -217,6 +217,7 @@ export class NodeNetworks implements TaskNetworks {
     const { tasks } = this.state;
     const running = this.running(tasks);
     const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || usableIngress(this.state.ingress) !== undefined;
+    const wantedOverlays = new Set(overlays.map((o) => o.networkId));
     const lines: string[] = [];
     for (const [what, check] of [
       ['overlay veths', () => this.overlay.checkTasks(overlays, running)],
@@ -242,7 +243,8 @@ export class NodeNetworks implements TaskNetworks {
         continue;
       }
       t.attachments.forEach((a, index) => {
-        if (a.driver === 'host' || a.driver === 'none') return;
+        // An overlay not wanted here (yet) has nothing to plug into, as the overlay driver sees it.
+        if (a.driver === 'host' || a.driver === 'none' || (a.driver === 'overlay' && !wantedOverlays.has(a.networkId))) return;
         const line = checkTaskEnd(links, `eth${index}`, a.networkName || a.networkId, t.taskId);
         if (line) lines.push(line);
       });
