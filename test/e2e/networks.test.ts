@@ -472,3 +472,22 @@ test('tasks of a macvlan network on the underlay reach each other across hosts, 
     await waitFor(`network rm ${n} to succeed`, async () => ((await lab.cli(h1, ['network', 'rm', n])).code === 0 ? true : undefined), 30000, 500);
   }
 }, 120000);
+
+test('a host whose interface took a network\'s subnet after it was made rejects the network\'s tasks, naming both', async () => {
+  await sw(lab, h1, ['network', 'create', '-d', 'overlay', '--subnet', '10.201.0.0/24', 'late']);
+  expect((await lab.exec(h2, ['ip', 'addr', 'add', '10.201.0.5/24', 'dev', 'eth0'])).code).toBe(0);
+  try {
+    const message = /network late: Pool overlaps with other one on this address space: subnet 10\.201\.0\.0\/24 overlaps 10\.201\.0\.0\/24 on interface eth0 of this host/;
+    const create = await lab.cli(h1, ['service', 'create', '--name', 'late', '--network', 'late', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'sleep', '100000']);
+    expect(create.code).toBe(1);
+    const rejected = await waitFor('the late task to be rejected', async () => {
+      const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'late', '--format', 'json'])) as TaskJson[];
+      return r.find((t) => message.test(t.status?.err ?? ''));
+    }, 30000, 300);
+    expect(rejected.status?.state).not.toBe('TASK_STATE_RUNNING');
+  } finally {
+    await lab.exec(h2, ['ip', 'addr', 'del', '10.201.0.5/24', 'dev', 'eth0']);
+  }
+  await sw(lab, h1, ['service', 'rm', 'late']);
+  await waitFor('network rm late to succeed', async () => ((await lab.cli(h1, ['network', 'rm', 'late'])).code === 0 ? true : undefined), 30000, 500);
+}, 90000);
