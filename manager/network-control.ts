@@ -10,7 +10,7 @@ import { planOverlays } from './network/peers';
 import { Network, NetworkSpec, NodeState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { planNetworkAllocation } from './network/ipam';
-import { validateNetworkSpec } from './network/network-spec';
+import { hostSubnetsOf, validateNetworkSpec } from './network/network-spec';
 import { checkNetworkRemoval, networkEndpoints, networkUsers, resolveNetwork } from './network-plans';
 import { EtcdStore } from './store/etcd-store';
 
@@ -73,9 +73,11 @@ export function networkControl(deps: NetworkControlDeps): NetworkHandlers {
       const asked = req.spec ?? NetworkSpec.fromPartial({});
       for (let attempt = 1; ; attempt++) {
         // The subnet and VNI are chosen against the networks read; the store writes only if none changed since.
-        const { networks, revision } = await store.listNetworksAt();
-        const spec = validateNetworkSpec(asked, networks);
-        const network = planNetworkAllocation(spec, networks, { newId: newRandomId() });
+        const [{ networks, revision }, nodes] = await Promise.all([store.listNetworksAt(), store.listNodes()]);
+        // The nodes' own interface subnets (the underlay): a network overlapping one would cut its tasks off from that LAN.
+        const hostSubnets = hostSubnetsOf(nodes);
+        const spec = validateNetworkSpec(asked, networks, hostSubnets);
+        const network = planNetworkAllocation(spec, networks, { newId: newRandomId(), hostSubnets });
         try {
           const created = await store.createNetwork(network, revision);
           log.info({ networkId: created.id, name: spec.name, subnet: created.subnet, vni: created.vni }, 'network created');

@@ -30,6 +30,7 @@ import { Netlink } from './netlink';
 import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
+import { checkGatewayBridge, checkTaskPort } from './plans/port-check';
 
 export interface BridgeDriverOptions {
   log: Logger;
@@ -325,6 +326,38 @@ export class BridgeDriver extends HostNetlinkDriver {
         if (n !== undefined) out.set(t.taskId, ipText(n));
       }
       return out;
+    });
+  }
+
+  /**
+   * What differs on the host from these bridge networks and running tasks (network doctor): each
+   * network's bridge, and the gateway bridge when `gateway`, there, up, with its gateway address
+   * and the only interface with an address in its subnet; each running task's host-side veth on
+   * them there, a port of the right bridge and up. Changes nothing.
+   */
+  doctor(wanted: BridgeNetwork[], tasks: { taskId: string; attachments: NetworkAttachment[] }[], gateway: boolean): Promise<string[]> {
+    return this.exclusive(async () => {
+      const host = await this.hostNl();
+      const [links, addresses] = [await host.listLinks(), await host.listAddresses()];
+      const lines: string[] = [];
+      const inSubnet = (subnet: string) => (address: string) => subnetOfAddress(`${address}/${prefixLength(subnet)}`) === subnet;
+      for (const n of this.checked(wanted)) {
+        if (!n.gateway) continue;
+        lines.push(...checkGatewayBridge(links, addresses, this.bridgeName(n.networkId), `${n.gateway}/${prefixLength(n.subnet)}`, inSubnet(n.subnet), `bridge network ${n.networkId}`));
+      }
+      if (gateway) lines.push(...checkGatewayBridge(links, addresses, this.gatewayBridgeName(), `${this.gatewayAddress()}/${this.gw.len}`, inSubnet(this.gw.subnet), 'the gateway bridge'));
+      for (const t of tasks) {
+        t.attachments.forEach((a, index) => {
+          if (a.driver !== 'bridge') return;
+          const line = checkTaskPort(links, this.vethName(t.taskId, index), this.bridgeName(a.networkId), 'the host namespace', t.taskId);
+          if (line) lines.push(line);
+        });
+        if (gateway && needsGatewayBridge(t.attachments)) {
+          const line = checkTaskPort(links, this.vethName(t.taskId, t.attachments.length), this.gatewayBridgeName(), 'the host namespace', t.taskId);
+          if (line) lines.push(line);
+        }
+      }
+      return lines;
     });
   }
 

@@ -50,6 +50,7 @@ import { Netlink, NetlinkError } from './netlink';
 import type { FdbEntry, LinkInfo, NeighbourInfo } from './netlink';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
 import { KernelState, OverlayOp, WantedOverlay, bridgeName, diffReport, planOverlay, planOverlayMtu, vxlanName } from './plans';
+import { checkTaskPort } from './plans/port-check';
 import { deleteNetns, ensureNetns, isNetnsMounted, listNetns, netnsPath } from './sandbox';
 
 export interface OverlayDriverOptions {
@@ -291,6 +292,38 @@ export class OverlayDriver {
         }
       } catch (err) {
         lines.push(`cannot read the host network namespace: ${asSwarmletError(err).message}`);
+      }
+      return lines;
+    });
+  }
+
+  /**
+   * What is wrong with the running tasks' sandbox-side veths (network doctor): each on a network
+   * wanted here must be there, a port of the network's bridge and up. A missing sandbox is
+   * doctor()'s to report. Changes nothing.
+   */
+  checkTasks(overlays: OverlayNetwork[], tasks: RunningTask[]): Promise<string[]> {
+    return this.exclusive(async () => {
+      const vnis = new Map(overlays.map((o) => [o.networkId, o.vni]));
+      const links = new Map<number, LinkInfo[] | undefined>();
+      const lines: string[] = [];
+      for (const t of tasks) {
+        for (const a of t.attachments) {
+          const vni = vnis.get(a.networkId);
+          if (a.driver !== 'overlay' || vni === undefined) continue;
+          if (!links.has(vni)) {
+            try {
+              const sb = await this.openSandbox(vni);
+              links.set(vni, await this.guarded(sb, () => sb.nl.listLinks()));
+            } catch {
+              links.set(vni, undefined);
+            }
+          }
+          const list = links.get(vni);
+          if (!list) continue;
+          const line = checkTaskPort(list, overlayVethName(vni, t.taskId), bridgeName(vni), `sandbox ${this.sandboxName(vni)}`, t.taskId);
+          if (line) lines.push(line);
+        }
       }
       return lines;
     });

@@ -1,8 +1,8 @@
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
-import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
+import { LocalNodeClient, NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
-import { call } from '../client';
+import { Clients, call } from '../client';
 import { json, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 
@@ -42,9 +42,29 @@ export function networkSpecFromFlags(name: string, f: NetworkFlags): NetworkSpec
   };
 }
 
-/** `network ls` rows. Every network is a cluster object, so every scope is swarm. */
+/** The built-in networks every node has on its own, as docker's local scope: bridge, host and none. */
+const LOCAL_NETWORKS = ['bridge', 'host', 'none'];
+
+/** `network ls` rows: the built-in bridge, host and none are local, as in docker; the others are cluster objects (swarm). */
 export function networkRows(networks: Network[], noTrunc = false): string[][] {
-  return networks.map((n) => [noTrunc ? n.id : n.id.slice(0, 12), n.spec?.name ?? '', n.spec?.driver ?? '', 'swarm', n.subnet]);
+  return networks.map((n) => {
+    const scope = n.builtin && LOCAL_NETWORKS.includes(n.spec?.name ?? '') ? 'local' : 'swarm';
+    return [noTrunc ? n.id : n.id.slice(0, 12), n.spec?.name ?? '', n.spec?.driver ?? '', scope, n.subnet];
+  });
+}
+
+/**
+ * Asks the manager (Control); on a node that is not a manager (a worker, or before init), whose
+ * daemon refuses Control, its own daemon answers from what the node knows (LocalNode), as docker
+ * does on every node.
+ */
+async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promise<Res>, onNode: (local: LocalNodeClient) => Promise<Res>): Promise<Res> {
+  try {
+    return await onManager();
+  } catch (err) {
+    if (!c.local || !(err instanceof SwarmletError && err.kind === 'FailedPrecondition')) throw err;
+    return onNode(c.local);
+  }
 }
 
 /** What `network inspect` shows of a network: every field of it, and what is attached now. */
@@ -55,7 +75,7 @@ export function networkJson(d: NetworkDetail): unknown {
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
 export function networkCommands(y: Argv<GlobalArgs>) {
-  return y.command('network', 'Manage networks (on a manager)', (s: Argv<GlobalArgs>) =>
+  return y.command('network', 'Manage networks (on a manager; ls and inspect on every node)', (s: Argv<GlobalArgs>) =>
     s
       .command(
         'create <name>',
@@ -94,7 +114,7 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         (a) => a.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }).option('no-trunc', { type: 'boolean', default: false }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const { networks } = await call(c.control, c.control.listNetworks, {}, host);
+            const { networks } = await fromManagerOrNode(c, () => call(c.control, c.control.listNetworks, {}, host), (local) => call(local, local.listNetworks, {}, host));
             if (argv.format === 'json') return out(json(networks.map((n) => Network.toJSON(n))));
             if (argv.quiet) return out(networks.map((n) => `${n.id}\n`).join(''));
             out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET'], networkRows(networks, argv.noTrunc)));
@@ -108,7 +128,10 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const details = [];
-            for (const ref of argv.networks as string[]) details.push(networkJson(await call(c.control, c.control.getNetwork, { network: ref }, host)));
+            for (const ref of argv.networks as string[]) {
+              const detail = await fromManagerOrNode(c, () => call(c.control, c.control.getNetwork, { network: ref }, host), (local) => call(local, local.getNetwork, { network: ref }, host));
+              details.push(networkJson(detail));
+            }
             out(json(details));
           });
         },

@@ -34,7 +34,7 @@ import {
   parseIpv4,
   parseIpv4Interface,
 } from './cidr';
-import { networkSubnet } from './network-spec';
+import { HostSubnet, clusterBlocks, missingBuiltins, networkSubnet } from './network-spec';
 
 export const DEFAULT_ADDRESS_POOL = '10.0.0.0/8';
 export const DEFAULT_SUBNET_PREFIX = 24;
@@ -47,6 +47,8 @@ export interface NetworkAllocationOptions {
   newId: string;
   /** VNIs taken besides those of `existing` (e.g. reserved by the cluster). */
   vnisInUse?: readonly number[];
+  /** Subnets on the nodes' own interfaces: a subnet from the pool never overlaps them. */
+  hostSubnets?: readonly HostSubnet[];
 }
 
 /**
@@ -61,7 +63,7 @@ export function planNetworkAllocation(spec: NetworkSpec, existing: Network[], op
   if (!noAddresses) {
     if (spec.ipam?.subnet) subnet = parseCidr(spec.ipam.subnet);
     else if (driver === 'macvlan') throw invalidArgument('a macvlan network needs --subnet: the subnet of the parent interface\'s LAN');
-    else subnet = planPoolSubnet(existing);
+    else subnet = planPoolSubnet(existing, opts.hostSubnets ?? []);
   }
   const gateway = subnet === undefined ? '' : spec.ipam?.gateway ? formatIpv4(parseIpv4(spec.ipam.gateway, 'gateway')) : formatIpv4(subnet.base + 1);
   const vni = driver === 'overlay' ? planVni(existing, opts.vnisInUse ?? []) : 0;
@@ -88,13 +90,19 @@ export function planBuiltinNetworks(builtins: readonly NetworkSpec[], existing: 
   return made;
 }
 
-/** The first /24 of the default pool that overlaps no existing network's subnet. */
-function planPoolSubnet(existing: Network[]): Ipv4Cidr {
+/**
+ * The first /24 of the default pool that overlaps no existing network's subnet (nor a built-in's
+ * not made yet), the gateway bridge's, or a subnet on a node's interface.
+ */
+function planPoolSubnet(existing: Network[], hosts: readonly HostSubnet[]): Ipv4Cidr {
   const pool = parseCidr(DEFAULT_ADDRESS_POOL);
   const size = 2 ** (32 - DEFAULT_SUBNET_PREFIX);
   const end = broadcastAddress(pool);
-  const taken = existing
-    .map(networkSubnet)
+  const taken = [
+    ...[...existing, ...missingBuiltins(existing)].map(networkSubnet),
+    ...clusterBlocks().map((b) => formatCidr(b.cidr)),
+    ...hosts.map((h) => h.subnet),
+  ]
     .filter((s) => s)
     .flatMap((s) => {
       try {

@@ -8,10 +8,11 @@
  * on the Network object (see ipam.ts).
  */
 import { conflict, invalidArgument } from '../../services/common/errors';
-import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
+import { HostInterface, Network, NetworkAttachment, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import {
   Ipv4Cidr,
   broadcastAddress,
+  cidrOfInterface,
   cidrSize,
   cidrsOverlap,
   containsAddress,
@@ -20,6 +21,7 @@ import {
   formatIpv4,
   parseCidr,
   parseIpv4,
+  parseIpv4Interface,
 } from './cidr';
 
 /** Drivers an operator can create networks with. */
@@ -79,6 +81,73 @@ export const ingressNetwork = (networks: Network[]): Network | undefined => netw
 
 export const BUILTIN_NETWORK_NAMES: readonly string[] = Object.freeze(BUILTIN_NETWORKS.map((s) => s.name));
 
+/**
+ * The subnet of the host-local gateway bridge (`swb-gw`, as docker_gwbridge) that gives overlay
+ * tasks their way out on every node: no network may overlap it.
+ */
+export const GATEWAY_BRIDGE_SUBNET = '172.18.0.0/16';
+export const GATEWAY_BRIDGE_NAME = 'swb-gw';
+
+/** Docker's words for a subnet that overlaps one in use on the host or in the cluster. */
+export const POOL_OVERLAP = 'Pool overlaps with other one on this address space';
+
+/** A subnet on an interface of a node (the underlay and the like), as its agent reports it. */
+export interface HostSubnet {
+  /** The node's hostname (or id). */
+  node: string;
+  /** The interface that holds it. */
+  iface: string;
+  /** Its subnet in CIDR notation (host bits clear). */
+  subnet: string;
+}
+
+/** The subnets the nodes report on their interfaces (NodeDescription.interfaces), with their nodes. */
+export function hostSubnetsOf(nodes: { id: string; description?: { hostname: string; interfaces: { name: string; subnet: string }[] } }[]): HostSubnet[] {
+  return nodes.flatMap((n) => (n.description?.interfaces ?? []).map((i) => ({ node: n.description?.hostname || n.id, iface: i.name, subnet: i.subnet })));
+}
+
+/**
+ * Why `subnet` cannot be used next to these host interfaces (the first one it overlaps), or
+ * undefined. Interfaces whose subnet does not parse are skipped. Pure.
+ */
+export function hostSubnetOverlap(subnet: Ipv4Cidr, hosts: readonly HostSubnet[]): string | undefined {
+  for (const h of hosts) {
+    let theirs: Ipv4Cidr;
+    try {
+      theirs = parseCidr(h.subnet);
+    } catch {
+      continue;
+    }
+    if (cidrsOverlap(subnet, theirs)) return `${POOL_OVERLAP}: subnet ${formatCidr(subnet)} overlaps ${formatCidr(theirs)} on interface ${h.iface} of ${h.node}`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a task cannot be plugged into its networks on a host with these interfaces: the first
+ * overlay or bridge network whose subnet overlaps a subnet on one of the host's own interfaces
+ * (swarmlet's own bridges are not among them). Its packets for that LAN would go the wrong way.
+ */
+export function planAttachmentOverlap(attachments: NetworkAttachment[], interfaces: readonly HostInterface[], hostname: string): string | undefined {
+  for (const a of attachments) {
+    if (a.driver !== 'overlay' && a.driver !== 'bridge') continue;
+    let subnet: Ipv4Cidr;
+    try {
+      subnet = cidrOfInterface(parseIpv4Interface(a.address));
+    } catch {
+      continue;
+    }
+    const overlap = hostSubnetOverlap(subnet, interfaces.map((i) => ({ node: hostname, iface: i.name, subnet: i.subnet })));
+    if (overlap) return `network ${a.networkName || a.networkId}: ${overlap}`;
+  }
+  return undefined;
+}
+
+/** The subnets no network may take besides those of the networks: the gateway bridge's. */
+export function clusterBlocks(): { cidr: Ipv4Cidr; what: string }[] {
+  return [{ cidr: parseCidr(GATEWAY_BRIDGE_SUBNET), what: `the gateway bridge ${GATEWAY_BRIDGE_NAME}` }];
+}
+
 /** The subnet a network holds: the allocated one, else the one its spec asks for; '' when none. */
 export function networkSubnet(n: Network): string {
   return n.subnet || n.spec?.ipam?.subnet || '';
@@ -88,10 +157,10 @@ export function networkSubnet(n: Network): string {
  * Throws InvalidArgument for a spec that cannot make a network, Conflict for one that clashes with
  * an existing network (its name, or a subnet that overlaps); returns a normalized copy.
  */
-export function validateNetworkSpec(spec: NetworkSpec, existing: Network[]): NetworkSpec {
+export function validateNetworkSpec(spec: NetworkSpec, existing: Network[], hosts: readonly HostSubnet[] = []): NetworkSpec {
   const name = validateName(spec.name ?? '', existing);
   const driver = validateDriver(spec.driver ?? '');
-  const ipam = validateIpam(spec, driver, existing);
+  const ipam = validateIpam(spec, driver, existing, hosts);
   if (spec.internal && driver === 'macvlan') {
     throw invalidArgument('--internal is for bridge and overlay networks: a macvlan network is on the parent\'s own LAN');
   }
@@ -127,7 +196,7 @@ function validateDriver(driver: string): CreatableDriver {
   throw invalidArgument(`unknown network driver ${JSON.stringify(driver)}: use ${CREATABLE_DRIVERS.join(', ')}`);
 }
 
-function validateIpam(spec: NetworkSpec, driver: CreatableDriver, existing: Network[]): NonNullable<NetworkSpec['ipam']> {
+function validateIpam(spec: NetworkSpec, driver: CreatableDriver, existing: Network[], hosts: readonly HostSubnet[]): NonNullable<NetworkSpec['ipam']> {
   const subnetText = spec.ipam?.subnet ?? '';
   const gatewayText = spec.ipam?.gateway ?? '';
   const rangeText = spec.ipam?.ipRange ?? '';
@@ -167,7 +236,15 @@ function validateIpam(spec: NetworkSpec, driver: CreatableDriver, existing: Netw
     }
   }
 
-  const others = existing.some((n) => n.spec?.name === 'bridge') ? existing : [...existing, builtinBridgeNetwork()];
+  for (const b of clusterBlocks()) {
+    if (cidrsOverlap(subnet, b.cidr)) throw conflict(`${POOL_OVERLAP}: subnet ${formatCidr(subnet)} overlaps ${b.what} (${formatCidr(b.cidr)})`);
+  }
+  // A macvlan network lives on its parent's LAN: its subnet is a host interface's by design.
+  if (driver !== 'macvlan') {
+    const overlap = hostSubnetOverlap(subnet, hosts);
+    if (overlap) throw conflict(overlap);
+  }
+  const others = [...existing, ...missingBuiltins(existing)];
   for (const other of others) {
     const text = networkSubnet(other);
     if (!text) continue;
@@ -189,9 +266,17 @@ function validateIpam(spec: NetworkSpec, driver: CreatableDriver, existing: Netw
   };
 }
 
-function builtinBridgeNetwork(): Network {
-  const spec = BUILTIN_NETWORKS[0];
-  return { id: 'bridge', meta: undefined, spec, vni: 0, subnet: spec.ipam!.subnet, gateway: spec.ipam!.gateway, builtin: true };
+/** The built-in networks with a subnet (bridge, ingress) that `existing` lacks: their subnets are taken even before the cluster makes them. */
+export function missingBuiltins(existing: Network[]): Network[] {
+  return BUILTIN_NETWORKS.filter((spec) => spec.ipam?.subnet && !existing.some((n) => n.spec?.name === spec.name)).map((spec) => ({
+    id: spec.name,
+    meta: undefined,
+    spec,
+    vni: 0,
+    subnet: spec.ipam!.subnet,
+    gateway: spec.ipam!.gateway,
+    builtin: true,
+  }));
 }
 
 function validateOptions(options: { [key: string]: string }, driver: CreatableDriver): { [key: string]: string } {

@@ -30,15 +30,16 @@ import { fromServiceError } from '../api/grpc-errors';
 import { callUnary, unary } from '../api/handlers';
 import { addStandardServices, bindServer, shutdownServer } from '../api/server-extras';
 import { CertificateSource, failCall, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../api/tls';
-import { ControlServer, ControlService, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
+import { ControlServer, ControlService, GetNetworkRequest, InfoResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, LeaveRequest, LocalNodeServer, LocalNodeService } from '../gen/swarmlet/v1/control';
 import { AgentService, CAClient, IssueNodeCertificateResponse, MembersClient, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../gen/swarmlet/v1/types';
 import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../pki/ca';
 import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { newSealKey } from '../pki/seal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
-import { isLocalAddress, pickAdvertiseAddr } from './advertise';
-import { NodeNetworks } from './node-networks';
+import { hostInterfaceSubnets, isLocalAddress, pickAdvertiseAddr } from './advertise';
+import { BRIDGE_PREFIX, NodeNetworks } from './node-networks';
+import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { NodeState, NodeStateDir } from './node-state';
 import { volumeService } from './volume-service';
 import { imageService } from './image-service';
@@ -126,6 +127,7 @@ export class Daemon {
       arch: process.arch,
       engineVersion: VERSION,
       resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
+      interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
     };
   }
 
@@ -159,6 +161,8 @@ export class Daemon {
       join: unary((req: JoinRequest) => this.serialize(() => this.join(req))),
       leave: unary((req: LeaveRequest) => this.serialize(() => this.leave(req.force))),
       info: unary(() => this.info()),
+      listNetworks: unary(async () => ({ networks: planLocalNetworks(this.state ? this.lastMessage : undefined) })),
+      getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(this.state ? this.lastMessage : undefined, req.network)),
       ...this.nodeStoreService(),
     };
   }

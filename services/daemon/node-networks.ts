@@ -4,19 +4,24 @@ import { EmbeddedDns } from '../../agent/dns/embedded-dns';
 import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../../agent/network/ingress-driver';
 import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
 import { MacvlanDriver } from '../../agent/network/macvlan-driver';
+import { Netlink } from '../../agent/network/netlink';
+import type { LinkInfo } from '../../agent/network/netlink';
+import { checkTaskEnd } from '../../agent/network/plans/port-check';
 import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
 import { VxlanFilter } from '../../agent/network/vxlan-filter';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { TaskNetworks } from '../../agent/worker';
-import { asSwarmletError } from '../common/errors';
+import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../manager/network/network-spec';
+import { asSwarmletError, conflict } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
-import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
+import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
+import { HostInterface, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
+import { hostInterfaceSubnets } from './advertise';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
 const RESYNC_MS = 10000;
 /** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
-const BRIDGE_PREFIX = 'swb';
+export const BRIDGE_PREFIX = 'swb';
 /** The key of the host's publish table among the nft tables. */
 const HOST_KEY = 'host';
 
@@ -35,6 +40,8 @@ export interface NodeNetworksOptions {
   runningNetns: () => Map<string, string>;
   /** The embedded DNS's upstream resolvers ('ip' or 'ip:port'); []: the host's. */
   dnsUpstreams?: readonly string[];
+  /** The subnets on the host's own interfaces, read when a task is plugged in; default: this namespace's (hostInterfaceSubnets). */
+  hostInterfaces?: () => HostInterface[];
 }
 
 /** A task's `ip swarmlet-lb` table for these services ('' for none). */
@@ -92,7 +99,7 @@ export class NodeNetworks implements TaskNetworks {
   constructor(private readonly opts: NodeNetworksOptions) {
     this.log = componentLogger(opts.log, 'networks');
     this.overlay = new OverlayDriver({ log: opts.log, localVtep: opts.localVtep, sandboxPrefix: opts.netnsPrefix });
-    this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX });
+    this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX, gatewaySubnet: GATEWAY_BRIDGE_SUBNET });
     this.macvlan = new MacvlanDriver({ log: opts.log });
     this.dns = new EmbeddedDns({ log: opts.log, upstreams: [...(opts.dnsUpstreams ?? [])] });
     this.tables = new NftTables({ log: opts.log });
@@ -125,6 +132,8 @@ export class NodeNetworks implements TaskNetworks {
 
   /** Networks, then the VIP table, then the DNS sockets: all before the task's command starts. */
   async attach(task: Task, netns: string): Promise<void> {
+    const overlap = planAttachmentOverlap(task.networks, (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
+    if (overlap) throw conflict(overlap);
     await this.overlay.attach(task.id, netns, task.networks, this.state.overlays);
     await this.bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
     await this.macvlan.attach(task.id, netns, task.networks);
@@ -177,6 +186,7 @@ export class NodeNetworks implements TaskNetworks {
     } catch (err) {
       lines.push(`cannot check the VXLAN filter: ${asSwarmletError(err).message}`);
     }
+    lines.push(...(await this.checkTaskLinks(overlays)));
     if (!req.checkServices) return lines;
     const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
     const silent = !req.ingress && req.hostPorts.length === 0;
@@ -204,6 +214,53 @@ export class NodeNetworks implements TaskNetworks {
       }
     } catch (err) {
       lines.push(`cannot check the host table ${PUBLISH_NFT_TABLE}: ${asSwarmletError(err).message}`);
+    }
+    return lines;
+  }
+
+  /**
+   * The running tasks' links (network doctor): the bridges of the bridge networks and the gateway
+   * bridge, each task's host-side veths (in overlay sandboxes and the host) and its own ends.
+   */
+  private async checkTaskLinks(overlays: OverlayNetwork[]): Promise<string[]> {
+    const { tasks } = this.state;
+    const running = this.running(tasks);
+    const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || usableIngress(this.state.ingress) !== undefined;
+    const wantedOverlays = new Set(overlays.map((o) => o.networkId));
+    const lines: string[] = [];
+    for (const [what, check] of [
+      ['overlay veths', () => this.overlay.checkTasks(overlays, running)],
+      ['bridges', () => this.bridge.doctor(bridgeNetworksOf(tasks.map((t) => t.networks)), running, gateway)],
+    ] as const) {
+      try {
+        lines.push(...(await check()));
+      } catch (err) {
+        lines.push(`cannot check the ${what}: ${asSwarmletError(err).message}`);
+      }
+    }
+    for (const t of running.filter(ownNetns)) {
+      let links: LinkInfo[];
+      try {
+        const nl = await Netlink.inNetns(t.netns);
+        try {
+          links = await nl.listLinks();
+        } finally {
+          nl.close();
+        }
+      } catch (err) {
+        lines.push(`cannot read the namespace of task ${t.taskId}: ${asSwarmletError(err).message}`);
+        continue;
+      }
+      t.attachments.forEach((a, index) => {
+        // An overlay not wanted here (yet) has nothing to plug into, as the overlay driver sees it.
+        if (a.driver === 'host' || a.driver === 'none' || (a.driver === 'overlay' && !wantedOverlays.has(a.networkId))) return;
+        const line = checkTaskEnd(links, `eth${index}`, a.networkName || a.networkId, t.taskId);
+        if (line) lines.push(line);
+      });
+      if (needsGatewayBridge(t.attachments)) {
+        const line = checkTaskEnd(links, `eth${t.attachments.length}`, 'the gateway bridge', t.taskId);
+        if (line) lines.push(line);
+      }
     }
     return lines;
   }

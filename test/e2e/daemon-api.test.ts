@@ -72,6 +72,20 @@ test('before init, Control answers FAILED_PRECONDITION and info says inactive', 
   expect(await unary(local, 'info', {})).toMatchObject({ localState: 'inactive', nodeId: '' });
 });
 
+test('before init, network ls and inspect show the local networks, as docker does on every node', async () => {
+  const ls = await sw(lab, h, ['network', 'ls']);
+  expect(ls).toMatch(/^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE/);
+  expect(ls).toMatch(/\nbridge\s+bridge\s+bridge\s+local\s+172\.17\.0\.0\/16\n/);
+  expect(ls).toMatch(/\nhost\s+host\s+host\s+local\s*\n/);
+  expect(ls).toMatch(/\nnone\s+none\s+none\s+local\s*\n/);
+  expect(ls.trim().split('\n')).toHaveLength(4);
+  const [bridge] = JSON.parse(await sw(lab, h, ['network', 'inspect', 'bridge'])) as { spec: { driver: string }; subnet: string; endpoints: unknown[] }[];
+  expect(bridge).toMatchObject({ spec: { driver: 'bridge' }, subnet: '172.17.0.0/16', endpoints: [] });
+  const missing = await lab.cli(h, ['network', 'inspect', 'appnet']);
+  expect(missing.code).toBe(1);
+  expect(missing.stderr).toBe('Error: network appnet not found\n');
+});
+
 test.each([
   [{ advertiseAddr: 'not-an-ip' }, /invalid --advertise-addr/],
   [{ advertiseAddr: '198.51.100.99' }, /not an address of this host/],

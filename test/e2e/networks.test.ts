@@ -78,12 +78,16 @@ test('network create, ls and inspect; bad input is refused', async () => {
     [['network', 'create', '-d', 'overlay', 'appnet'], /already exists/],
     [['network', 'create', '-d', 'overlay', '--subnet', '10.200.0.0/16', 'clash'], /overlaps/],
     [['network', 'create', '-d', 'overlay', '--subnet', '10.300.0.0/24', 'bad'], /invalid/],
+    // The hosts' underlay (their agents report it), the gateway bridge's subnet, and one inside it.
+    [['network', 'create', '-d', 'overlay', '--subnet', '198.51.100.0/24', 'under'], /^Error: Pool overlaps with other one on this address space: subnet 198\.51\.100\.0\/24 overlaps 198\.51\.100\.0\/24 on interface eth0 of \S+\n$/],
+    [['network', 'create', '--driver', 'bridge', '--subnet', '172.18.0.0/16', 'net18'], /Pool overlaps with other one on this address space: subnet 172\.18\.0\.0\/16 overlaps the gateway bridge swb-gw \(172\.18\.0\.0\/16\)/],
+    [['network', 'create', '-d', 'overlay', '--subnet', '172.18.5.0/24', 'in18'], /subnet 172\.18\.5\.0\/24 overlaps the gateway bridge swb-gw/],
   ] as [string[], RegExp][]) {
     const res = await lab.cli(h1, args);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(message);
   }
-}, 60000);
+}, 90000);
 
 test('six tasks on an overlay reach each other by address, across hosts', async () => {
   await sw(lab, h1, ['service', 'create', '--name', 'web', '--replicas', '6', '--network', 'appnet', 'exec:/', 'python3', '-m', 'http.server', '8000']);
@@ -102,6 +106,26 @@ test('six tasks on an overlay reach each other by address, across hosts', async 
     expect(res.stdout.trim().split('\n')).toHaveLength(5);
   }
 }, 180000);
+
+test('network ls and inspect on a worker show the local networks and the swarm networks it knows', async () => {
+  const worker = byHost(await nodes(lab, h1), h2)!.id;
+  const mine = (await running('web')).filter((t) => t.nodeId === worker);
+  expect(mine.length).toBeGreaterThan(0); // six replicas spread over three hosts
+  const ls = await sw(lab, h2, ['network', 'ls']);
+  expect(ls).toMatch(/^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE/);
+  expect(ls).toMatch(/\nbridge\s+bridge\s+bridge\s+local\s+172\.17\.0\.0\/16\n/);
+  expect(ls).toMatch(/\nhost\s+host\s+host\s+local\s*\n/);
+  expect(ls).toMatch(/\nnone\s+none\s+none\s+local\s*\n/);
+  expect(ls).toMatch(/appnet\s+overlay\s+swarm\s+10\.0\.\d+\.0\/24/);
+  expect(ls).not.toMatch(/othernet/); // no task of it on this node
+  const [appnet] = JSON.parse(await sw(lab, h2, ['network', 'inspect', 'appnet'])) as { id: string; endpoints: { taskId: string }[] }[];
+  const [onManager] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'appnet'])) as { id: string }[];
+  expect(appnet.id).toBe(onManager.id);
+  expect(appnet.endpoints.map((e) => e.taskId).sort()).toEqual(mine.map((t) => t.id).sort());
+  const other = await lab.cli(h2, ['network', 'inspect', 'othernet']);
+  expect(other.code).toBe(1);
+  expect(other.stderr).toBe('Error: network othernet not found\n');
+}, 30000);
 
 test('a task of another overlay cannot reach them', async () => {
   await sw(lab, h1, ['service', 'create', '--name', 'other', '--network', 'othernet', 'exec:/', 'sleep', '100000']);
@@ -218,6 +242,35 @@ test('network doctor finds what differs from the cluster state, and the next rec
   await waitFor('the doctor to be happy again', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 30000, 500);
 }, 60000);
 
+test('network doctor reports a running task\'s deleted or downed veth until it is plugged in again', async () => {
+  const [t] = await running('web');
+  const host = await hostOf(t);
+  const vni = t.networks!.find((n) => n.networkName === 'appnet')!.vni!;
+  const veth = `v${vni}-${t.id}`.slice(0, 15);
+  // The host end on the gateway bridge: swb-<task id part><index 1 in base 36>.
+  const gwVeth = `swb-${t.id.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 10)}1`;
+  expect(await sw(lab, h1, ['network', 'doctor'])).toMatch(/ok\n/);
+
+  // Deleting the sandbox end takes the task's eth0 with it: the overlay reconcile plugs it in again.
+  expect((await lab.exec({ netns: `${prefix}-h${host.index}-net-${vni}` }, ['ip', 'link', 'del', veth])).code).toBe(0);
+  const res = await lab.cli(h1, ['network', 'doctor']);
+  expect(res.code).toBe(1);
+  expect(res.stdout).toContain(`task ${t.id}: missing veth ${veth} in sandbox ${prefix}-h${host.index}-net-${vni}`);
+  expect(res.stdout).toContain(`task ${t.id}: missing eth0 (network appnet) in its namespace`);
+  await waitFor('the doctor to be happy again', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 30000, 500);
+
+  // A gateway bridge port set down by hand is reported until it is up again.
+  expect((await lab.exec(host, ['ip', 'link', 'set', gwVeth, 'down'])).code).toBe(0);
+  try {
+    const down = await lab.cli(h1, ['network', 'doctor']);
+    expect(down.code).toBe(1);
+    expect(down.stdout).toContain(`task ${t.id}: veth ${gwVeth} in the host namespace is down`);
+  } finally {
+    await lab.exec(host, ['ip', 'link', 'set', gwVeth, 'up']);
+  }
+  expect(await sw(lab, h1, ['network', 'doctor'])).toMatch(/ok\n/);
+}, 90000);
+
 test('a network in use cannot be removed; once unused, removing it clears every host', async () => {
   const inUse = await lab.cli(h1, ['network', 'rm', 'appnet']);
   expect(inUse.code).toBe(1);
@@ -267,6 +320,21 @@ test('tasks of a user bridge network on one host reach each other; a task of ano
   const lines = res.stdout.trim().split('\n');
   expect(lines).toHaveLength(2);
   expect(lines.every((l) => !l.endsWith(' ok'))).toBe(true);
+
+  // The doctor checks bridge networks too: a task's port taken off its bridge is reported until it is back.
+  const port = `swb-${tasks[0].id.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 10)}0`;
+  const master = (await lab.exec(h2, ['ip', '-j', 'link', 'show', port])).stdout;
+  const bridge = (JSON.parse(master) as { master: string }[])[0].master;
+  expect(await sw(lab, h1, ['network', 'doctor'])).toMatch(/ok\n/);
+  expect((await lab.exec(h2, ['ip', 'link', 'set', port, 'nomaster'])).code).toBe(0);
+  try {
+    const off = await lab.cli(h1, ['network', 'doctor']);
+    expect(off.code).toBe(1);
+    expect(off.stdout).toContain(`task ${tasks[0].id}: veth ${port} in the host namespace is not a port of ${bridge}`);
+  } finally {
+    await lab.exec(h2, ['ip', 'link', 'set', port, 'master', bridge]);
+  }
+  expect(await sw(lab, h1, ['network', 'doctor'])).toMatch(/ok\n/);
 
   await sw(lab, h1, ['service', 'rm', 'local']);
   await sw(lab, h1, ['service', 'rm', 'localx']);
@@ -404,3 +472,22 @@ test('tasks of a macvlan network on the underlay reach each other across hosts, 
     await waitFor(`network rm ${n} to succeed`, async () => ((await lab.cli(h1, ['network', 'rm', n])).code === 0 ? true : undefined), 30000, 500);
   }
 }, 120000);
+
+test('a host whose interface took a network\'s subnet after it was made rejects the network\'s tasks, naming both', async () => {
+  await sw(lab, h1, ['network', 'create', '-d', 'overlay', '--subnet', '10.201.0.0/24', 'late']);
+  expect((await lab.exec(h2, ['ip', 'addr', 'add', '10.201.0.5/24', 'dev', 'eth0'])).code).toBe(0);
+  try {
+    const message = /network late: Pool overlaps with other one on this address space: subnet 10\.201\.0\.0\/24 overlaps 10\.201\.0\.0\/24 on interface eth0 of this host/;
+    const create = await lab.cli(h1, ['service', 'create', '--name', 'late', '--network', 'late', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'sleep', '100000']);
+    expect(create.code).toBe(1);
+    const rejected = await waitFor('the late task to be rejected', async () => {
+      const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'late', '--format', 'json'])) as TaskJson[];
+      return r.find((t) => message.test(t.status?.err ?? ''));
+    }, 30000, 300);
+    expect(rejected.status?.state).not.toBe('TASK_STATE_RUNNING');
+  } finally {
+    await lab.exec(h2, ['ip', 'addr', 'del', '10.201.0.5/24', 'dev', 'eth0']);
+  }
+  await sw(lab, h1, ['service', 'rm', 'late']);
+  await waitFor('network rm late to succeed', async () => ((await lab.cli(h1, ['network', 'rm', 'late'])).code === 0 ? true : undefined), 30000, 500);
+}, 90000);

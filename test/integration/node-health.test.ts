@@ -39,7 +39,7 @@ function node(id: string, role = NodeRole.NODE_ROLE_WORKER): Node {
     id,
     spec: { desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
     role,
-    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0' },
+    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [] },
     status: { state: NodeState.NODE_STATE_UNKNOWN, message: '', addr: `198.51.100.${id.length}`, updatedAt: '', apiAddr: '' },
   };
 }

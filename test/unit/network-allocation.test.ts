@@ -34,6 +34,20 @@ describe('planNetworkAllocation: subnets', () => {
     expect(n).toMatchObject({ id: 'new', subnet, gateway, builtin: false, spec: s });
   });
 
+  test('the pool skips the nodes\' interface subnets', () => {
+    const hostSubnets = [
+      { node: 'h1', iface: 'eth0', subnet: '10.0.0.0/23' },
+      { node: 'h2', iface: 'eth1', subnet: '10.0.2.128/25' },
+    ];
+    expect(planNetworkAllocation(spec('overlay'), [BRIDGE], { newId: 'n', hostSubnets }).subnet).toBe('10.0.3.0/24');
+  });
+
+  test('the pool skips the ingress network\'s subnet before it is made', () => {
+    // Everything below 10.255.0.0/16 is taken: the rest of the pool is the ingress network's.
+    const below = ['10.0.0.0/9', '10.128.0.0/10', '10.192.0.0/11', '10.224.0.0/12', '10.240.0.0/13', '10.248.0.0/14', '10.252.0.0/15', '10.254.0.0/16'].map((c, i) => net(`n${i}`, c));
+    expect(() => planNetworkAllocation(spec('bridge'), below, { newId: 'n' })).toThrow(/the default address pool 10\.0\.0\.0\/8 has no free \/24/);
+  });
+
   test('host and none get no addresses', () => {
     for (const driver of ['host', 'none']) expect(planNetworkAllocation(spec(driver), [], { newId: 'x' })).toMatchObject({ subnet: '', gateway: '', vni: 0 });
   });
@@ -56,12 +70,13 @@ describe('planNetworkAllocation: subnets', () => {
   });
 
   test('the last /24 of the pool', () => {
-    // Every /24 of the pool but the last, as 256 /16s less one /16 split into 255 /24s.
+    // Every /24 of the pool but the last free one, as /16s less one /16 split into 255 /24s;
+    // 10.255.0.0/16 is the ingress network's.
     const existing: Network[] = [];
-    for (let i = 0; i < 255; i++) existing.push(net(`b${i}`, `10.${i}.0.0/16`));
-    for (let i = 0; i < 255; i++) existing.push(net(`c${i}`, `10.255.${i}.0/24`));
-    expect(planNetworkAllocation(spec('overlay'), existing, { newId: 'x' }).subnet).toBe('10.255.255.0/24');
-    existing.push(net('last', '10.255.255.0/24'));
+    for (let i = 0; i < 254; i++) existing.push(net(`b${i}`, `10.${i}.0.0/16`));
+    for (let i = 0; i < 255; i++) existing.push(net(`c${i}`, `10.254.${i}.0/24`));
+    expect(planNetworkAllocation(spec('overlay'), existing, { newId: 'x' }).subnet).toBe('10.254.255.0/24');
+    existing.push(net('last', '10.254.255.0/24'));
     expect(() => planNetworkAllocation(spec('overlay'), existing, { newId: 'x' })).toThrow(/has no free \/24/);
   });
 

@@ -311,11 +311,12 @@ describe('network create flags and output', () => {
     expect(thrown(() => networkSpecFromFlags('n', flags)).message).toBe(message);
   });
 
-  test('ls rows: short id, name, driver, scope swarm, subnet', () => {
+  test('ls rows: short id, name, driver, scope (local for bridge, host and none, as in docker), subnet', () => {
     const id = 'f00d1111222233334444';
-    expect(networkRows([{ ...FRONT, id }, HOST])).toEqual([
+    expect(networkRows([{ ...FRONT, id }, HOST, BRIDGE])).toEqual([
       ['f00d11112222', 'front', 'overlay', 'swarm', '10.0.0.0/24'],
-      ['h1', 'host', 'host', 'swarm', ''],
+      ['h1', 'host', 'host', 'local', ''],
+      ['b1', 'bridge', 'bridge', 'local', '172.17.0.0/16'],
     ]);
     expect(networkRows([{ ...FRONT, id }], true)[0][0]).toBe(id);
   });

@@ -1,6 +1,6 @@
 import { ErrorKind, SwarmletError } from '../../services/common/errors';
-import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
-import { BUILTIN_NETWORKS, BUILTIN_NETWORK_NAMES, validateNetworkSpec } from '../../manager/network/network-spec';
+import { Network, NetworkAttachment, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
+import { BUILTIN_NETWORKS, BUILTIN_NETWORK_NAMES, HostSubnet, planAttachmentOverlap, validateNetworkSpec } from '../../manager/network/network-spec';
 
 function spec(over: Partial<NetworkSpec> = {}, ipam: Partial<NonNullable<NetworkSpec['ipam']>> = {}): NetworkSpec {
   return {
@@ -99,6 +99,36 @@ describe('validateNetworkSpec: refusals', () => {
   });
 });
 
+describe('validateNetworkSpec: subnets the hosts hold', () => {
+  const HOSTS: HostSubnet[] = [
+    { node: 'h1', iface: 'eth0', subnet: '198.51.100.0/24' },
+    { node: 'h2', iface: 'ens4', subnet: '192.0.2.0/28' },
+  ];
+  const cases: [string, NetworkSpec, RegExp][] = [
+    ['the gateway bridge\'s subnet, on a bridge network', spec({ driver: 'bridge' }, { subnet: '172.18.0.0/16' }), /^Pool overlaps with other one on this address space: subnet 172\.18\.0\.0\/16 overlaps the gateway bridge swb-gw \(172\.18\.0\.0\/16\)$/],
+    ['a subnet inside the gateway bridge\'s', spec({}, { subnet: '172.18.5.0/24' }), /subnet 172\.18\.5\.0\/24 overlaps the gateway bridge swb-gw \(172\.18\.0\.0\/16\)/],
+    ['a subnet holding the gateway bridge\'s, on macvlan too', spec({ driver: 'macvlan', options: { parent: 'eth0' } }, { subnet: '172.16.0.0/12' }), /overlaps the gateway bridge swb-gw/],
+    ['the underlay, on an overlay', spec({}, { subnet: '198.51.100.0/24' }), /^Pool overlaps with other one on this address space: subnet 198\.51\.100\.0\/24 overlaps 198\.51\.100\.0\/24 on interface eth0 of h1$/],
+    ['a subnet holding another node\'s, on a bridge network', spec({ driver: 'bridge' }, { subnet: '192.0.2.0/24' }), /subnet 192\.0\.2\.0\/24 overlaps 192\.0\.2\.0\/28 on interface ens4 of h2/],
+  ];
+  test.each(cases)('%s', (_what, s, message) => {
+    expect(refusal(() => validateNetworkSpec(s, EXISTING, HOSTS), 'Conflict')).toMatch(message);
+  });
+
+  test('the ingress network\'s subnet is refused even before the built-ins exist', () => {
+    expect(refusal(() => validateNetworkSpec(spec({}, { subnet: '10.255.7.0/24' }), []), 'Conflict')).toMatch(/subnet 10\.255\.7\.0\/24 overlaps network ingress \(10\.255\.0\.0\/16\)/);
+  });
+
+  test('a macvlan network takes its parent\'s LAN', () => {
+    const out = validateNetworkSpec(spec({ driver: 'macvlan', options: { parent: 'eth0' } }, { subnet: '198.51.100.0/24', ipRange: '198.51.100.128/25' }), EXISTING, HOSTS);
+    expect(out.ipam?.subnet).toBe('198.51.100.0/24');
+  });
+
+  test('a subnet next to the hosts\' is accepted', () => {
+    expect(validateNetworkSpec(spec({}, { subnet: '198.51.101.0/24' }), EXISTING, HOSTS).ipam?.subnet).toBe('198.51.101.0/24');
+  });
+});
+
 describe('validateNetworkSpec: accepted specs', () => {
   test('fills the driver and normalizes', () => {
     const out = validateNetworkSpec(spec({ driver: '', options: { mtu: '1400' }, labels: { team: 'a' } }, { subnet: '10.9.1.0/24', gateway: '10.9.1.254', ipRange: '10.9.1.128/25' }), EXISTING);
@@ -173,5 +203,26 @@ describe('BUILTIN_NETWORKS', () => {
     expect(Object.isFrozen(BUILTIN_NETWORKS)).toBe(true);
     expect(Object.isFrozen(BUILTIN_NETWORKS[0])).toBe(true);
     expect(Object.isFrozen(BUILTIN_NETWORKS[0].ipam)).toBe(true);
+  });
+});
+
+describe('planAttachmentOverlap', () => {
+  const att = (networkName: string, driver: string, address: string): NetworkAttachment => ({ networkId: `id-${networkName}`, networkName, driver, address, mac: '', gateway: '', vni: 0, internal: false, options: {} });
+  const IFACES = [{ name: 'eth0', subnet: '198.51.100.0/24' }];
+
+  test('an overlay on the underlay\'s subnet is refused, naming both', () => {
+    expect(planAttachmentOverlap([att('front', 'overlay', '10.0.1.2/24'), att('under', 'overlay', '198.51.100.7/24')], IFACES, 'h1')).toBe(
+      'network under: Pool overlaps with other one on this address space: subnet 198.51.100.0/24 overlaps 198.51.100.0/24 on interface eth0 of h1',
+    );
+  });
+
+  test('a bridge network inside a host subnet is refused', () => {
+    expect(planAttachmentOverlap([att('b', 'bridge', '198.51.100.130/25')], IFACES, 'h1')).toMatch(/subnet 198\.51\.100\.128\/25 overlaps 198\.51\.100\.0\/24 on interface eth0/);
+  });
+
+  test('macvlan, host and none, and other subnets pass', () => {
+    expect(planAttachmentOverlap([att('lan', 'macvlan', '198.51.100.200/24')], IFACES, 'h1')).toBeUndefined();
+    expect(planAttachmentOverlap([att('host', 'host', '')], IFACES, 'h1')).toBeUndefined();
+    expect(planAttachmentOverlap([att('front', 'overlay', '10.0.1.2/24')], IFACES, 'h1')).toBeUndefined();
   });
 });
