@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger, componentLogger } from '../services/common/logger';
+import { isNodeRemoved } from '../services/api/grpc-errors';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
@@ -125,7 +126,7 @@ export class AgentSession extends EventEmitter {
           this.emit('message', msg);
         });
         stream.on('error', (err: grpc.ServiceError) => {
-          if (err.code === grpc.status.PERMISSION_DENIED && /removed/.test(err.details)) {
+          if (isNodeRemoved(err)) {
             log.error({ reason: err.details }, 'this node was removed from the swarm');
             finish('removed');
             return;

@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3, Lease } from 'etcd3';
-import { notFound, permissionDenied } from '../services/common/errors';
+import { notFound } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
-import { toServiceError } from '../services/api/grpc-errors';
+import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
 import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
@@ -27,6 +27,9 @@ interface Session {
 
 /** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
 export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.ceil((spec?.nodeDownAfterMs || 5000) / 1000));
+
+/** How a session ends: a status code, and a message for the agent's log. */
+const sessionEnd = (code: grpc.status, message: string) => Object.assign(new Error(message), { code, details: message });
 
 /**
  * One session per agent. Down the stream goes what the node must know (its own object, the
@@ -126,7 +129,11 @@ export class Dispatcher {
     this.spec = cluster?.spec;
     const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
     const node = await this.store.getNode(peer.nodeId);
-    if (!node) throw permissionDenied('this node was removed from the swarm');
+    if (!node) {
+      this.log.info({ nodeId: peer.nodeId }, 'session refused: node removed');
+      endServerStream(stream, nodeRemovedStatus());
+      return;
+    }
     const req = stream.request;
     await this.store.mutateNode(node.id, (n) => {
       const addr = req.advertiseAddr || n.status?.addr || '';
@@ -137,7 +144,7 @@ export class Dispatcher {
     const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
     await this.attachLease(session);
     for (const old of this.sessions.values()) {
-      if (old.nodeId === node.id) this.endSession(old, grpc.status.ABORTED, 'replaced by a newer session of the same node');
+      if (old.nodeId === node.id) this.endSession(old, sessionEnd(grpc.status.ABORTED, 'replaced by a newer session of the same node'));
     }
     this.sessions.set(session.id, session);
     const log = this.log.child({ nodeId: node.id, sessionId: session.id });
@@ -159,9 +166,9 @@ export class Dispatcher {
     session.lease = lease;
   }
 
-  private endSession(session: Session, code: grpc.status, message: string): void {
+  private endSession(session: Session, status: Error & Partial<grpc.ServiceError>): void {
     this.sessions.delete(session.id);
-    session.stream.destroy(Object.assign(new Error(message), { code, details: message }));
+    endServerStream(session.stream, status);
   }
 
   private async sendAll(): Promise<void> {
@@ -179,7 +186,7 @@ export class Dispatcher {
       const node = view.nodes.find((n) => n.id === session.nodeId);
       if (!node) {
         this.log.info({ nodeId: session.nodeId }, 'node removed; ending its session');
-        this.endSession(session, grpc.status.PERMISSION_DENIED, 'this node was removed from the swarm');
+        this.endSession(session, nodeRemovedStatus());
         continue;
       }
       const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));

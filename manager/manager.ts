@@ -44,7 +44,7 @@ export const MANAGER_SERVICES = ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarm
 /**
  * A manager: the Control, CA, Members and Dispatcher services (on its node's TCP server), a presence key
  * that says it is running, and a campaign for leadership. Only the leader runs the loops that
- * write derived state (node health now; orchestration later). Any manager serves the API, since
+ * write derived state (node health, orchestration, allocation, scheduling). Any manager serves the API, since
  * all of them read and write the same etcd.
  */
 export class Manager {

@@ -8,6 +8,7 @@ import { callUnary, unary } from '../services/api/handlers';
 import { nodeClientCredentials, requirePeer, TlsMaterial } from '../services/api/tls';
 import { AddEtcdMemberRequest, AddEtcdMemberResponse, MembersClient, MembersServer, RetireManagerRequest, RetireManagerResponse } from '../services/gen/swarmlet/v1/dispatcher';
 import { Node, NodeRole, Reachability } from '../services/gen/swarmlet/v1/types';
+import { EtcdSettlingError, etcdMembershipError } from './store/etcd-errors';
 import { EtcdStore } from './store/etcd-store';
 
 /** The managers' own API: etcd membership. Manager certificates only. */
@@ -60,13 +61,13 @@ export async function retireManager(store: EtcdStore, etcd: Etcd3, embedded: boo
         await removeEtcdMember(etcd, nodeId);
         break;
       } catch (err) {
-        const message = (err as Error).message;
-        if (attempt < MEMBER_REMOVE_ATTEMPTS && /unhealthy cluster|leader changed|no leader/.test(message)) {
-          log.debug({ nodeId, attempt, err: message }, 'etcd would not remove the member yet; trying again');
+        const refused = etcdMembershipError(err, 'etcd would not remove the member now');
+        if (attempt < MEMBER_REMOVE_ATTEMPTS && refused instanceof EtcdSettlingError) {
+          log.debug({ nodeId, attempt, err: refused.message }, 'etcd would not remove the member yet; trying again');
           await sleep(MEMBER_REMOVE_RETRY_MS);
           continue;
         }
-        throw unavailable(`etcd would not remove the member now (${message}); try again in a few seconds`, err);
+        throw refused;
       }
     }
   }

@@ -7,7 +7,7 @@ import { SwarmletError } from '../services/common/errors';
 import { EndpointMode, Service } from '../services/gen/swarmlet/v1/types';
 import { planServicePorts, releasedOnRemoval } from './network/ports';
 import { sameMessage } from './orchestrator/tasks';
-import { EtcdStore, PortClaimWrite } from './store/etcd-store';
+import { EtcdStore, PortClaimWrite, PortRaceError } from './store/etcd-store';
 
 const ATTEMPTS = 5;
 /** Tries of a write that keeps losing races for ports (each one planned again on fresh claims). */
@@ -25,8 +25,7 @@ async function withEndpoint(store: EtcdStore, next: Service, create: boolean, sk
 }
 
 /** A store write refused because a port was claimed after it was read. */
-const lostPortRace = (err: unknown) =>
-  err instanceof SwarmletError && ((err.kind === 'Conflict' && /^port \d+\//.test(err.message)) || (err.kind === 'Retryable' && /published ports changed/.test(err.message)));
+const lostPortRace = (err: unknown) => err instanceof PortRaceError;
 
 /**
  * Plans the endpoint and writes; again when the write lost a port race, a dynamic port then taken

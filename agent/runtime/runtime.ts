@@ -22,7 +22,7 @@ export interface PrepareOptions {
 
 /**
  * The port the agent runs tasks through. Implementations are named for their mechanism
- * (ExecRuntime; later an OCI runtime). Every method is safe to call again.
+ * (ExecRuntime, CrunRuntime; RuntimeRouter picks one per task). Every method is safe to call again.
  */
 export interface Runtime {
   /** Makes the task's sandbox (namespaces, cgroup with limits, log file) with its process held before the command runs. Idempotent. */

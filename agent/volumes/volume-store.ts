@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { conflict, internal, invalidArgument, notFound } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Volume } from '../../services/gen/swarmlet/v1/control';
-import { isVolumeName } from '../../manager/orchestrator/mount-spec';
+import { isVolumeName } from '../../services/common/volume-name';
 
 export interface VolumeStoreOptions {
   /** `<dataDir>/volumes`: made on first use. */

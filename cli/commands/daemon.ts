@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { createRootLogger } from '../../services/common/logger';
 import { loadDaemonConfig } from '../../services/config/config';
-import { Daemon } from '../../services/daemon/daemon';
+import { Daemon } from '../../node/daemon';
 import { GlobalArgs } from './context';
 
 export function daemonCommand(y: Argv<GlobalArgs>) {

@@ -4,16 +4,9 @@
  */
 import { invalidArgument } from '../../services/common/errors';
 import { Mount, MountType } from '../../services/gen/swarmlet/v1/types';
-
-/** Docker's rule for volume names. */
-export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-export const MAX_VOLUME_NAME = 255;
+import { isVolumeName } from '../../services/common/volume-name';
 
 export const EXEC_MOUNTS_REFUSED = "--mount needs an oci image; exec: tasks see the host's filesystem";
-
-export function isVolumeName(name: string): boolean {
-  return name.length <= MAX_VOLUME_NAME && VOLUME_NAME.test(name);
-}
 
 /** `/a//b/./c/../d/` -> `/a/b/d` (as Go's path.Clean); undefined for a relative path or one with NUL. */
 export function cleanAbsolutePath(p: string): string | undefined {

@@ -1,8 +1,9 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
-import { conflict, invalidArgument, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
+import { conflict, ErrorKind, notFound, unavailable, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { clusterCodec } from './cluster-secrets';
+import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavailable, requestTooLarge } from './etcd-errors';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 
@@ -32,7 +33,7 @@ const TXN_BATCH = 64;
  * etcd refuses a request larger than its --max-request-bytes (1.5 MiB by default; the gRPC limit
  * is 2 MiB): the most a swarmlet request may carry.
  */
-export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+export { ETCD_MAX_REQUEST_BYTES };
 
 /** A batch of writes stays well under etcd's request limit, whatever the number of objects in it. */
 export const TXN_BATCH_BYTES = 512 * 1024;
@@ -70,6 +71,18 @@ export interface LeadershipFence {
 }
 
 /** A fenced write failed because the leadership it was fenced with is gone: this manager no longer leads. */
+/**
+ * A service write lost a race for a published port: another service claimed it between the read
+ * and the write (Conflict, naming the port), or the claims moved in a way that names none (Retryable).
+ * Planned again on the fresh claims, the write may succeed.
+ */
+export class PortRaceError extends SwarmletError {
+  constructor(kind: Extract<ErrorKind, 'Conflict' | 'Retryable'>, message: string) {
+    super(kind, message);
+    this.name = 'PortRaceError';
+  }
+}
+
 export class DeposedError extends SwarmletError {
   constructor(fence: LeadershipFence) {
     super('FailedPrecondition', `this manager is no longer the leader (its election key ${fence.key} at revision ${fence.createRevision} is gone)`);
@@ -293,9 +306,9 @@ export class EtcdStore {
       if (owner === undefined || owner === serviceId) continue;
       const other = await this.getService(owner);
       const [protocol, port] = c.split('/');
-      return conflict(`port ${port}/${protocol} is already published by service ${other?.spec?.name ?? owner}`);
+      return new PortRaceError('Conflict', `port ${port}/${protocol} is already published by service ${other?.spec?.name ?? owner}`);
     }
-    return new SwarmletError('Retryable', 'the published ports changed while the service was being written; try again');
+    return new PortRaceError('Retryable', 'the published ports changed while the service was being written; try again');
   }
 
   // ---- networks ------------------------------------------------------------------------------
@@ -549,12 +562,7 @@ export class EtcdStore {
     try {
       res = await p;
     } catch (err) {
-      if (err instanceof SwarmletError) throw err;
-      const message = asSwarmletError(err).message;
-      const tooLarge = /larger than max \((\d+) vs\. (\d+)\)/.exec(message);
-      if (tooLarge) throw requestTooLarge(Number(tooLarge[1]), Number(tooLarge[2]), err);
-      if (/request is too large/.test(message)) throw invalidArgument(`request too large: more than etcd's limit of ${ETCD_MAX_REQUEST_BYTES} bytes`, err);
-      throw unavailable(`the cluster store is unavailable: ${message}`, err);
+      throw etcdRequestError(err);
     }
     const txn = res as { succeeded?: unknown };
     if (this.fence && typeof txn === 'object' && txn !== null && txn.succeeded === false) await this.checkFence(this.fence);
@@ -572,7 +580,7 @@ export class EtcdStore {
     try {
       return await p;
     } catch (err) {
-      throw unavailable(`the cluster store is unavailable: ${asSwarmletError(err).message}`, err);
+      throw etcdUnavailable(err);
     }
   }
 }
@@ -580,14 +588,8 @@ export class EtcdStore {
 /** What a put adds to a transaction, about: its key and value (etcd's framing is small beside them). */
 const putSize = (p: { key: string; value: string }) => Buffer.byteLength(p.key) + Buffer.byteLength(p.value) + 32;
 
-function requestTooLarge(bytes: number, limit: number, cause?: unknown): SwarmletError {
-  return invalidArgument(`request too large: ${bytes} bytes, limit ${limit}`, cause);
-}
-
 /** How long mutate waits after etcd said its leader changed, times the attempt number. */
 const LEADER_CHANGE_BACKOFF_MS = 250;
 
 /** etcd refused a request because it was between leaders: it can be tried again shortly. */
-function isLeaderChange(err: unknown): boolean {
-  return err instanceof SwarmletError && err.kind === 'Unavailable' && /leader changed|no leader/.test(err.message);
-}
+const isLeaderChange = (err: unknown): boolean => err instanceof EtcdSettlingError;

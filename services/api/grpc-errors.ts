@@ -37,3 +37,27 @@ export function fromServiceError(err: unknown, what = 'request'): SwarmletError 
   }
   return new SwarmletError(kind, details, { cause: err });
 }
+
+/** The trailer that marks a session ended because its node was removed (PERMISSION_DENIED alone also means a refused certificate). */
+const NODE_REMOVED_TRAILER = 'swarmlet-node-removed';
+export const NODE_REMOVED = 'this node was removed from the swarm';
+
+/** Server side: what the dispatcher ends a removed node's session with. */
+export function nodeRemovedStatus(): Error & Partial<grpc.ServiceError> {
+  const metadata = new grpc.Metadata();
+  metadata.set(NODE_REMOVED_TRAILER, '1');
+  return Object.assign(new Error(NODE_REMOVED), { code: grpc.status.PERMISSION_DENIED, details: NODE_REMOVED, metadata });
+}
+
+/** Client side: whether a session ended because this node was removed from the swarm. */
+export function isNodeRemoved(err: Partial<grpc.ServiceError>): boolean {
+  return err.code === grpc.status.PERMISSION_DENIED && err.metadata?.get(NODE_REMOVED_TRAILER)[0] === '1';
+}
+
+/**
+ * Ends a server stream with `status` (code, details, trailers). grpc-js sends a stream's status
+ * from its 'error' event: a stream ended by destroy() sends none, and its client waits on.
+ */
+export function endServerStream(stream: grpc.ServerWritableStream<unknown, unknown>, status: Error & Partial<grpc.ServiceError>): void {
+  stream.emit('error', status);
+}

@@ -16,7 +16,7 @@ import { asSwarmletError, conflict } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
 import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
 import { HostInterface, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
-import { hostInterfaceSubnets } from './advertise';
+import { hostInterfaceSubnets } from '../../agent/host-interfaces';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
 const RESYNC_MS = 10000;

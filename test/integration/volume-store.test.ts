@@ -13,7 +13,7 @@ import { LocalNodeClient, LocalNodeService } from '../../services/gen/swarmlet/v
 import { Mount, MountType, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { VolumeStore } from '../../agent/volumes/volume-store';
 import { anonymousVolumeName, prepareMounts, releaseMounts } from '../../agent/runtime/mounts';
-import { volumeService } from '../../services/daemon/volume-service';
+import { volumeService } from '../../node/volume-service';
 import { rejection } from '../support/rejection';
 
 const log = pino({ level: 'silent' });

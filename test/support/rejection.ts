@@ -10,3 +10,14 @@ export async function rejection<E extends Error = SwarmletError>(p: Promise<unkn
   }
   throw new Error('expected a rejection');
 }
+
+/** Calls `fn`, which must throw a SwarmletError; returns it for checks of its kind and message. */
+export function refusal(fn: () => unknown): SwarmletError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(SwarmletError);
+    return err as SwarmletError;
+  }
+  throw new Error('expected a refusal');
+}

@@ -1,4 +1,5 @@
 import { renderBridgeNft, renderBridgeNftRemoval } from '../../agent/network/plans/bridge-nft';
+import { refusal } from '../support/rejection';
 
 const HEAD = ['table inet swarmlet-bridge', 'delete table inet swarmlet-bridge', 'table inet swarmlet-bridge {'];
 
@@ -65,10 +66,10 @@ test('an isolated bridge (the gateway bridge) also drops what would be routed ba
 });
 
 test('bad names and subnets are refused, not rendered', () => {
-  expect(() => renderBridgeNft([{ bridge: 'swb"; flush ruleset', subnet: '10.1.0.0/24', internal: false }])).toThrow(/bridge name/);
-  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.1.0.0/33', internal: false }])).toThrow(/subnet/);
-  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.300.0.0/24', internal: false }])).toThrow(/subnet/);
-  expect(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: 'fd00::/64', internal: false }])).toThrow(/subnet/);
+  expect(refusal(() => renderBridgeNft([{ bridge: 'swb"; flush ruleset', subnet: '10.1.0.0/24', internal: false }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/bridge name/) });
+  expect(refusal(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.1.0.0/33', internal: false }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/subnet/) });
+  expect(refusal(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: '10.300.0.0/24', internal: false }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/subnet/) });
+  expect(refusal(() => renderBridgeNft([{ bridge: 'swbaaa', subnet: 'fd00::/64', internal: false }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/subnet/) });
 });
 
 test('removal deletes the table, also when it is missing', () => {

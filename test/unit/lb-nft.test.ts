@@ -7,6 +7,7 @@ import {
   renderTaskLbNft,
 } from '../../agent/network/plans/lb-nft';
 import type { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
+import { refusal } from '../support/rejection';
 
 const task = (ip: string, serving = true) => ({ taskId: `t-${ip}`, ip, name: `web.1.t-${ip}`, hostname: 'h', serving });
 
@@ -74,8 +75,8 @@ describe('renderTaskLbNft', () => {
   });
 
   test('refuses what is not an IPv4 address', () => {
-    expect(() => renderTaskLbNft([{ vip: '10.0.1.300', backends: [] }])).toThrow(/invalid IPv4/);
-    expect(() => renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5; flush ruleset'] }])).toThrow(/invalid IPv4/);
+    expect(refusal(() => renderTaskLbNft([{ vip: '10.0.1.300', backends: [] }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid IPv4/) });
+    expect(refusal(() => renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5; flush ruleset'] }]))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid IPv4/) });
   });
 });
 
@@ -126,10 +127,10 @@ describe('renderIngressNft', () => {
   });
 
   test('refuses bad ports, protocols and interface names', () => {
-    expect(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 0, targetPort: 80, backends: [] }], 'eth0')).toThrow(/invalid port/);
-    expect(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 80, targetPort: 70000, backends: [] }], 'eth0')).toThrow(/invalid port/);
-    expect(() => renderIngressNft([{ protocol: 'sctp' as 'tcp', publishedPort: 80, targetPort: 80, backends: [] }], 'eth0')).toThrow(/invalid protocol/);
-    expect(() => renderIngressNft([], 'eth0" accept')).toThrow(/invalid interface/);
+    expect(refusal(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 0, targetPort: 80, backends: [] }], 'eth0'))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid port/) });
+    expect(refusal(() => renderIngressNft([{ protocol: 'tcp', publishedPort: 80, targetPort: 70000, backends: [] }], 'eth0'))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid port/) });
+    expect(refusal(() => renderIngressNft([{ protocol: 'sctp' as 'tcp', publishedPort: 80, targetPort: 80, backends: [] }], 'eth0'))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid protocol/) });
+    expect(refusal(() => renderIngressNft([], 'eth0" accept'))).toMatchObject({ kind: 'InvalidArgument', message: expect.stringMatching(/invalid interface/) });
   });
 });
 

@@ -1,4 +1,4 @@
-import { planLocalNetworkDetail, planLocalNetworks } from '../../services/daemon/local-networks';
+import { planLocalNetworkDetail, planLocalNetworks } from '../../node/local-networks';
 import { NetworkAttachment, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { SwarmletError } from '../../services/common/errors';
 

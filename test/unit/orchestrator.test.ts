@@ -13,7 +13,6 @@ import {
 import { SwarmletError } from '../../services/common/errors';
 import { OrchestratorPlan, planReplicated } from '../../manager/orchestrator/replicated';
 import { planGlobal } from '../../manager/orchestrator/global';
-import { planService } from '../../manager/orchestrator/plan-service';
 
 const { TASK_STATE_NEW, TASK_STATE_PENDING, TASK_STATE_ASSIGNED, TASK_STATE_RUNNING, TASK_STATE_COMPLETE, TASK_STATE_SHUTDOWN, TASK_STATE_FAILED, TASK_STATE_REJECTED, TASK_STATE_ORPHANED } =
   TaskState;
@@ -174,10 +173,10 @@ describe('planReplicated: slots', () => {
     expect(shutdowns(plan).map(([id]) => id)).toEqual(['t1', 't2', 't3']);
   });
 
-  test('planReplicated refuses a global service; planService picks the plan by mode', () => {
+  test('planReplicated refuses a global service; planGlobal places it on every node', () => {
     const svc = service({ global: true });
     expect(() => planReplicated({ service: svc, tasks: [], nodes: [], now: at(0), newId: ids() })).toThrow(SwarmletError);
-    expect(creates(planService({ service: svc, tasks: [], nodes: threeNodes(), now: at(0), newId: ids() })).map((t) => t.nodeId)).toEqual(['a', 'b', 'c']);
+    expect(creates(planGlobal({ service: svc, tasks: [], nodes: threeNodes(), now: at(0), newId: ids() })).map((t) => t.nodeId)).toEqual(['a', 'b', 'c']);
   });
 });
 

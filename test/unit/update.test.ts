@@ -18,7 +18,7 @@ import {
   UpdateState,
 } from '../../services/gen/swarmlet/v1/types';
 import { OrchestratorPlan } from '../../manager/orchestrator/types';
-import { planService } from '../../manager/orchestrator/plan-service';
+import { planForMode } from '../support/orchestrator-plan';
 import { planScheduling } from '../../manager/orchestrator/scheduler';
 
 const { TASK_STATE_NEW, TASK_STATE_PENDING, TASK_STATE_ASSIGNED, TASK_STATE_RUNNING, TASK_STATE_SHUTDOWN, TASK_STATE_FAILED } = TaskState;
@@ -96,7 +96,7 @@ class Sim {
 
   /** One orchestrator run, applied as the manager's loop applies it. */
   plan(swap = true): OrchestratorPlan {
-    const plan = planService({ service: this.service, tasks: this.tasks, nodes: this.nodes, now: at(this.now), newId: () => `t${++this.n}` });
+    const plan = planForMode({ service: this.service, tasks: this.tasks, nodes: this.nodes, now: at(this.now), newId: () => `t${++this.n}` });
     // the slots (or nodes) whose tasks this plan shut down for the update
     const updated = plan.actions.flatMap((a) => {
       const t = a.kind === 'setDesired' && /update|replaced/.test(a.message) ? this.tasks.find((x) => x.id === a.taskId) : undefined;

@@ -13,6 +13,7 @@
  * drops what would be routed from it back to itself. Connections the host DNATed (published
  * ports, lb-nft.ts) pass both drops: a task reaches a port its own node publishes.
  */
+import { invalidArgument } from '../../../services/common/errors';
 
 export const BRIDGE_NFT_TABLE = 'swarmlet-bridge';
 
@@ -30,9 +31,9 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const CIDR4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
 function checkNetwork(n: BridgeNftNetwork): void {
-  if (!IFNAME.test(n.bridge)) throw new Error(`invalid bridge name ${JSON.stringify(n.bridge)}`);
+  if (!IFNAME.test(n.bridge)) throw invalidArgument(`invalid bridge name ${JSON.stringify(n.bridge)}`);
   const m = CIDR4.exec(n.subnet);
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw new Error(`invalid IPv4 subnet ${JSON.stringify(n.subnet)}`);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) throw invalidArgument(`invalid IPv4 subnet ${JSON.stringify(n.subnet)}`);
 }
 
 const q = (name: string) => `"${name}"`;

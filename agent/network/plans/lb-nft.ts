@@ -25,6 +25,7 @@
  *     came in from an isolated port when the host routes it out to another isolated one.)
  */
 import type { NetworkServices } from '../../../services/gen/swarmlet/v1/dispatcher';
+import { invalidArgument } from '../../../services/common/errors';
 
 export const LB_NFT_TABLE = 'swarmlet-lb';
 export const INGRESS_NFT_TABLE = 'swarmlet-ingress';
@@ -72,11 +73,11 @@ function ipv4Number(ip: string): number | undefined {
 }
 
 function checkIp(ip: string, what: string): void {
-  if (ipv4Number(ip) === undefined) throw new Error(`invalid IPv4 address for ${what}: ${JSON.stringify(ip)}`);
+  if (ipv4Number(ip) === undefined) throw invalidArgument(`invalid IPv4 address for ${what}: ${JSON.stringify(ip)}`);
 }
 
 function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid port for ${what}: ${port}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`invalid port for ${what}: ${port}`);
 }
 
 const byAddress = (a: string, b: string) => (ipv4Number(a) as number) - (ipv4Number(b) as number);
@@ -153,7 +154,7 @@ function uniquePorts<T extends { protocol: NftProtocol; publishedPort: number }>
   const seen = new Set<string>();
   const out: T[] = [];
   for (const r of rules) {
-    if (r.protocol !== 'tcp' && r.protocol !== 'udp') throw new Error(`invalid protocol ${JSON.stringify(r.protocol)}`);
+    if (r.protocol !== 'tcp' && r.protocol !== 'udp') throw invalidArgument(`invalid protocol ${JSON.stringify(r.protocol)}`);
     checkPort(r.publishedPort, 'a published port');
     const key = `${r.protocol}/${r.publishedPort}`;
     if (!seen.has(key)) out.push(r);
@@ -167,7 +168,7 @@ function uniquePorts<T extends { protocol: NftProtocol; publishedPort: number }>
  * the target port, masquerade out of `ingressIf` (the sandbox's ingress interface).
  */
 export function renderIngressNft(rules: IngressRule[], ingressIf: string): string {
-  if (!IFNAME.test(ingressIf)) throw new Error(`invalid interface name ${JSON.stringify(ingressIf)}`);
+  if (!IFNAME.test(ingressIf)) throw invalidArgument(`invalid interface name ${JSON.stringify(ingressIf)}`);
   const ports = uniquePorts(rules);
   for (const r of ports) {
     checkPort(r.targetPort, `published port ${r.publishedPort}`);
@@ -208,7 +209,7 @@ export function renderPublishNft(rules: PublishRule[]): string {
  */
 function hairpins(ports: PublishRule[]): string[] {
   const devices = [...new Set(ports.flatMap((r) => (r.device ? [r.device] : [])))].sort();
-  for (const d of devices) if (!IFNAME.test(d)) throw new Error(`invalid interface name ${JSON.stringify(d)}`);
+  for (const d of devices) if (!IFNAME.test(d)) throw invalidArgument(`invalid interface name ${JSON.stringify(d)}`);
   return devices.map((d) => `iifname "${d}" oifname "${d}" ct status dnat masquerade`);
 }
 

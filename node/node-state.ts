@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { internal } from '../common/errors';
-import { TlsMaterial } from '../api/tls';
-import { EtcdConfig, ManagerPeer } from '../gen/swarmlet/v1/types';
+import { internal } from '../services/common/errors';
+import { TlsMaterial } from '../services/api/tls';
+import { EtcdConfig, ManagerPeer } from '../services/gen/swarmlet/v1/types';
 
 /** What a node remembers of its swarm across restarts. `state.json` is written last: it is the commit point. */
 export interface NodeState {

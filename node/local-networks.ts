@@ -4,12 +4,12 @@
  * knows from its dispatcher session (its overlays, the ingress network, and the networks of the
  * tasks assigned to it). Pure: the daemon passes the last session message (none before init).
  */
-import { NetworkDetail } from '../gen/swarmlet/v1/control';
-import type { SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { Network, NetworkAttachment, NetworkSpec } from '../gen/swarmlet/v1/types';
-import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../../manager/network/cidr';
-import { BUILTIN_NETWORKS, INGRESS_NETWORK_NAME } from '../../manager/network/network-spec';
-import { networkEndpoints, resolveNetwork } from '../../manager/network-plans';
+import { NetworkDetail } from '../services/gen/swarmlet/v1/control';
+import type { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { Network, NetworkAttachment, NetworkSpec } from '../services/gen/swarmlet/v1/types';
+import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../manager/network/cidr';
+import { BUILTIN_NETWORKS, INGRESS_NETWORK_NAME } from '../manager/network/network-spec';
+import { networkEndpoints, resolveNetwork } from '../manager/network-plans';
 
 export type LocalNetworkView = Pick<SessionMessage, 'overlays' | 'tasks' | 'ingress'>;
 

@@ -1,7 +1,7 @@
-import { ImageStore } from '../../agent/images/image-store';
-import { asSwarmletError, failedPrecondition, internal, invalidArgument } from '../common/errors';
-import { unary } from '../api/handlers';
-import { LocalNodeServer, PruneImagesRequest, PullImageRequest, RemoveImageRequest } from '../gen/swarmlet/v1/control';
+import { ImageStore } from '../agent/images/image-store';
+import { asSwarmletError, failedPrecondition, internal, invalidArgument } from '../services/common/errors';
+import { unary } from '../services/api/handlers';
+import { LocalNodeServer, PruneImagesRequest, PullImageRequest, RemoveImageRequest } from '../services/gen/swarmlet/v1/control';
 
 export type ImageHandlers = Pick<LocalNodeServer, 'listImages' | 'pullImage' | 'removeImage' | 'pruneImages'>;
 

@@ -1,7 +1,7 @@
-import { VolumeStore, LOCAL_DRIVER } from '../../agent/volumes/volume-store';
-import { invalidArgument } from '../common/errors';
-import { unary } from '../api/handlers';
-import { CreateVolumeRequest, GetVolumeRequest, LocalNodeServer, RemoveVolumeRequest } from '../gen/swarmlet/v1/control';
+import { VolumeStore, LOCAL_DRIVER } from '../agent/volumes/volume-store';
+import { invalidArgument } from '../services/common/errors';
+import { unary } from '../services/api/handlers';
+import { CreateVolumeRequest, GetVolumeRequest, LocalNodeServer, RemoveVolumeRequest } from '../services/gen/swarmlet/v1/control';
 
 export type VolumeHandlers = Pick<LocalNodeServer, 'createVolume' | 'listVolumes' | 'getVolume' | 'removeVolume' | 'pruneVolumes'>;
 

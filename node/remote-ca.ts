@@ -1,7 +1,7 @@
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { permissionDenied, unavailable } from '../common/errors';
-import { caDigest } from '../pki/ca';
+import { permissionDenied, unavailable } from '../services/common/errors';
+import { caDigest } from '../services/pki/ca';
 
 /**
  * Fetches a manager's root CA from its TLS handshake, without trusting it yet, and pins it to

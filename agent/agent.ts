@@ -1,0 +1,118 @@
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { Logger } from '../services/common/logger';
+import { unavailable } from '../services/common/errors';
+import { TlsMaterial } from '../services/api/tls';
+import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { ManagerPeer, NodeDescription, NodeRole } from '../services/gen/swarmlet/v1/types';
+import { NodeNetworks } from '../services/daemon/node-networks';
+import { agentService } from './agent-service';
+import { Runtime } from './runtime/runtime';
+import { AgentSession } from './session';
+import { Worker } from './worker';
+
+/** The gRPC service name the Agent serves on the node's TCP server. */
+export const AGENT_SERVICE = 'swarmlet.v1.Agent';
+
+export interface AgentOptions {
+  log: Logger;
+  nodeId: string;
+  /** This node's advertise address: the local VTEP of its overlays. */
+  advertiseAddr: string;
+  /** IP:PORT of this node's TCP API, so managers can reach its Agent service. */
+  apiAddr: string;
+  description: NodeDescription;
+  /** Read at every connection, so a renewed certificate is used from the next one on. */
+  tls: () => TlsMaterial;
+  /** Managers to try, in order. */
+  managers: () => ManagerPeer[];
+  runtime: Runtime;
+  /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>. */
+  netnsPrefix: string;
+  /** The embedded DNS's upstream resolvers; []: the host's. */
+  dnsUpstreams?: readonly string[];
+}
+
+/** What the cluster wants of this node, as the latest session message says. */
+export interface DesiredNode {
+  /** The role the cluster wants this node in; undefined when the message does not say. */
+  role?: 'manager' | 'worker';
+  /** The swarm's managers, as the dispatcher knows them ([] when it does not say). */
+  managers: ManagerPeer[];
+}
+
+/**
+ * The agent: one per node, as swarmkit's agent/agent.go. It owns the dispatcher session, this
+ * node's networks and the task worker, and routes each session message through them: networks
+ * first (a task's networks are up on this host before the worker starts it), then the worker.
+ * It emits what the node itself must act on: 'desired' (DesiredNode) after each message, and
+ * 'removed' when this node was removed from the swarm.
+ */
+export class Agent extends EventEmitter {
+  private readonly networks: NodeNetworks;
+  private readonly worker: Worker;
+  private session?: AgentSession;
+  private last?: SessionMessage;
+
+  constructor(private readonly opts: AgentOptions) {
+    super();
+    this.networks = new NodeNetworks({
+      log: opts.log,
+      localVtep: opts.advertiseAddr,
+      netnsPrefix: opts.netnsPrefix,
+      dnsUpstreams: opts.dnsUpstreams,
+      runningNetns: () => this.worker.runningNetns(),
+    });
+    this.worker = new Worker({
+      runtime: opts.runtime,
+      log: opts.log,
+      report: (updates) => (this.session ? this.session.reportStatus(updates) : Promise.reject(unavailable('no agent session'))),
+      networks: this.networks,
+    });
+  }
+
+  /** The latest session message, if one came: what this node knows of its networks. */
+  get lastMessage(): SessionMessage | undefined {
+    return this.last;
+  }
+
+  /** Re-adopts the tasks the runtime has; the session starts with connect(). */
+  async start(): Promise<void> {
+    await this.worker.start();
+  }
+
+  /** Adds the Agent service (task logs, network doctor) to the node's TCP server. */
+  registerServices(server: grpc.Server, caCertPem: string): void {
+    server.addService(AgentService, agentService(this.opts.runtime, this.networks, caCertPem, this.opts.log));
+  }
+
+  /** Opens the dispatcher session (once the node's server is up) and starts checking the kernel against it. */
+  connect(): void {
+    const { log, nodeId, advertiseAddr, apiAddr, description, tls, managers } = this.opts;
+    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers });
+    session.on('message', (msg: SessionMessage) => this.route(msg));
+    session.on('removed', () => this.emit('removed'));
+    session.start();
+    this.session = session;
+    this.networks.startResync();
+  }
+
+  /** Stops the session, the worker and the networks' loops. Tasks keep running: a restarted agent adopts them again. */
+  async stop(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.stop();
+    await this.worker.stop();
+    await this.networks.close();
+  }
+
+  private route(msg: SessionMessage): void {
+    this.last = msg;
+    void this.networks.apply(msg).then(() => this.worker.assign(msg.tasks, msg.credentials));
+    const desired: DesiredNode = { role: msg.node?.spec ? roleName(msg.node.spec.desiredRole) : undefined, managers: msg.managers };
+    this.emit('desired', desired);
+  }
+}
+
+/** A role as the node's state and certificates name it. */
+export const roleName = (r: NodeRole): 'manager' | 'worker' => (r === NodeRole.NODE_ROLE_MANAGER ? 'manager' : 'worker');

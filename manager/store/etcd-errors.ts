@@ -1,0 +1,55 @@
+/**
+ * The one place where an error of the etcd client (etcd3, grpc-js underneath) becomes a
+ * SwarmletError. etcd tells some conditions apart only in its text (etcd3 has no class for a
+ * leader change, nor grpc-js for its reply size limit), so that text is read here, once; every
+ * caller above decides by kind and class.
+ */
+import { invalidArgument, SwarmletError, unavailable } from '../../services/common/errors';
+
+/** etcd's own limit on a request's size (its default `--max-request-bytes`). */
+export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/**
+ * etcd is between leaders, or settling a membership change ("unhealthy cluster"): the same
+ * request succeeds again within seconds. Kind Unavailable.
+ */
+export class EtcdSettlingError extends SwarmletError {
+  constructor(message: string, cause: unknown) {
+    super('Unavailable', message, { cause });
+    this.name = 'EtcdSettlingError';
+  }
+}
+
+const textOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** What etcd says when it is between leaders; with `membership`, also while a new member is not yet connected. */
+const SETTLING = /leader changed|no leader/;
+const SETTLING_MEMBERSHIP = /unhealthy cluster|leader changed|no leader/;
+
+export function requestTooLarge(bytes: number, limit: number, cause?: unknown): SwarmletError {
+  return invalidArgument(`request too large: ${bytes} bytes, limit ${limit}`, cause);
+}
+
+/** A failed etcd call: EtcdSettlingError while etcd is between leaders, else Unavailable. Our own errors pass through. */
+export function etcdUnavailable(err: unknown, what = 'the cluster store is unavailable'): SwarmletError {
+  if (err instanceof SwarmletError) return err;
+  const message = `${what}: ${textOf(err)}`;
+  return SETTLING.test(textOf(err)) ? new EtcdSettlingError(message, err) : unavailable(message, err);
+}
+
+/** A failed etcd request or transaction: as etcdUnavailable, but a request too large for etcd (or for the reply limit) is InvalidArgument. */
+export function etcdRequestError(err: unknown): SwarmletError {
+  if (err instanceof SwarmletError) return err;
+  const text = textOf(err);
+  const tooLarge = /larger than max \((\d+) vs\. (\d+)\)/.exec(text);
+  if (tooLarge) return requestTooLarge(Number(tooLarge[1]), Number(tooLarge[2]), err);
+  if (/request is too large/.test(text)) return invalidArgument(`request too large: more than etcd's limit of ${ETCD_MAX_REQUEST_BYTES} bytes`, err);
+  return etcdUnavailable(err);
+}
+
+/** A refused etcd membership change: EtcdSettlingError while etcd settles (between leaders, or a member just joined), else Unavailable. */
+export function etcdMembershipError(err: unknown, what: string): SwarmletError {
+  if (err instanceof SwarmletError) return err;
+  const message = `${what} (${textOf(err)}); try again in a few seconds`;
+  return SETTLING_MEMBERSHIP.test(textOf(err)) ? new EtcdSettlingError(message, err) : unavailable(message, err);
+}

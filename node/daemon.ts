@@ -1,0 +1,247 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { noop } from 'cockatiel';
+import { Etcd3 } from 'etcd3';
+import { Agent, AGENT_SERVICE, DesiredNode } from '../agent/agent';
+import { CrunRuntime } from '../agent/runtime/crun-runtime';
+import { ExecRuntime } from '../agent/runtime/exec-runtime';
+import { Runtime } from '../agent/runtime/runtime';
+import { RuntimeRouter } from '../agent/runtime/runtime-router';
+import { ImageStore } from '../agent/images/image-store';
+import { VolumeStore } from '../agent/volumes/volume-store';
+import { clientUrl, EmbeddedEtcd, ETCD_CLIENT_HOSTNAME, peerUrl } from '../manager/embedded-etcd';
+import { Manager, MANAGER_SERVICES } from '../manager/manager';
+import { formatHostPort, parseHostPort } from '../services/common/addr';
+import { asSwarmletError, failedPrecondition } from '../services/common/errors';
+import { Logger, componentLogger } from '../services/common/logger';
+import { VERSION } from '../services/common/version';
+import { DaemonConfig } from '../services/config/config';
+import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
+import { CertificateSource, managerServerCredentials, TlsMaterial } from '../services/api/tls';
+import { ControlService, LocalNodeService } from '../services/gen/swarmlet/v1/control';
+import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { NodeDescription } from '../services/gen/swarmlet/v1/types';
+import { BRIDGE_PREFIX, NodeNetworks } from '../services/daemon/node-networks';
+import { hostInterfaceSubnets } from '../agent/host-interfaces';
+import { controlOnManager, localNodeService } from './local-api';
+import { EtcdStart, Membership, NodeRoles } from './membership';
+import { planManagerOrder } from './membership-plans';
+import { NodeState, NodeStateDir } from './node-state';
+
+/** What the daemon's etcd client presents and trusts; `serverName` when the server's certificate does not name the dialed address. */
+interface EtcdClientTls extends TlsMaterial {
+  serverName?: string;
+}
+
+/**
+ * An etcd client without etcd3's default circuit breaker: with one endpoint (the local member),
+ * a breaker opened during a brief loss of quorum would refuse every call for a while after the
+ * quorum came back. Our loops retry on their own, with backoff.
+ */
+function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
+  return new Etcd3({
+    hosts,
+    ...(tls && {
+      credentials: { rootCertificate: Buffer.from(tls.caCertPem), certChain: Buffer.from(tls.certPem), privateKey: Buffer.from(tls.keyPem) },
+      grpcOptions: tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : undefined,
+    }),
+    dialTimeout: 3000,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
+    faultHandling: { host: () => noop, global: noop },
+  });
+}
+
+/**
+ * The node daemon: one per host, and the composition root of what runs on it (swarmkit's
+ * node/node.go). It serves the local API on a unix socket (local-api.ts) and runs what the node's
+ * role needs: always the agent (session, networks, worker) and the TCP server; on managers also
+ * the embedded etcd member and the manager. Membership (membership.ts) decides the role and
+ * starts and stops these parts.
+ */
+export class Daemon implements NodeRoles {
+  private readonly log: Logger;
+  private readonly dir: NodeStateDir;
+  private readonly unixServer = new grpc.Server();
+  private readonly controller = new AbortController();
+  readonly membership: Membership;
+  private etcd?: EmbeddedEtcd;
+  private etcdClient?: Etcd3;
+  manager?: Manager;
+  private agent?: Agent;
+  private server?: grpc.Server;
+  private certificate?: CertificateSource;
+  private readonly runtime: Runtime;
+  /** The latest session message of an agent that has since stopped (a role change starts a new one). */
+  private previousMessage?: SessionMessage;
+  private activating?: Promise<void>;
+  /** This node's volumes, under `<dataDir>/volumes`. */
+  readonly volumes: VolumeStore;
+  /** This node's images (oci runtime), under `<dataDir>/images`. */
+  readonly images: ImageStore;
+
+  constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
+    this.log = componentLogger(rootLog, 'daemon');
+    this.dir = new NodeStateDir(cfg.dataDir);
+    this.membership = new Membership(this.dir, this, componentLogger(rootLog, 'membership'), this.controller.signal);
+    this.volumes = new VolumeStore({ root: path.join(cfg.dataDir, 'volumes'), log: rootLog });
+    this.images = new ImageStore({ root: path.join(cfg.dataDir, 'images'), log: rootLog, insecureRegistries: cfg.insecureRegistries });
+    // exec: images on the exec runtime, OCI references on crun; each with its own state dir and cgroup parent.
+    this.runtime = new RuntimeRouter({
+      exec: new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog }),
+      oci: new CrunRuntime({ stateDir: path.join(cfg.dataDir, 'containers'), cgroupParent: `${cfg.cgroupParent}-oci`, log: rootLog, images: this.images, volumes: this.volumes }),
+    });
+  }
+
+  get description(): NodeDescription {
+    return {
+      hostname: this.cfg.hostname,
+      os: process.platform,
+      arch: process.arch,
+      engineVersion: VERSION,
+      resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
+      interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
+    };
+  }
+
+  get agentRunning(): boolean {
+    return Boolean(this.agent);
+  }
+
+  /** The latest session message: what this node knows of its networks. */
+  get lastMessage(): SessionMessage | undefined {
+    return this.agent?.lastMessage ?? this.previousMessage;
+  }
+
+  async start(): Promise<void> {
+    this.dir.ensure();
+    const state = this.membership.load();
+    this.unixServer.addService(LocalNodeService, localNodeService(this));
+    this.unixServer.addService(ControlService, controlOnManager(this));
+    addStandardServices(this.unixServer, ['swarmlet.v1.LocalNode', 'swarmlet.v1.Control']);
+    const socketPath = this.cfg.host.slice('unix://'.length);
+    await prepareSocketPath(socketPath);
+    await bindServer(this.unixServer, this.cfg.host, grpc.ServerCredentials.createInsecure());
+    fs.chmodSync(socketPath, 0o660);
+    this.log.info({ host: this.cfg.host, dataDir: this.cfg.dataDir, nodeId: state?.nodeId, role: state?.role }, 'daemon listening');
+    if (state) this.activating = this.membership.activate(state);
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.activating;
+    await this.membership.stop();
+    await shutdownServer(this.unixServer, 1000);
+    this.log.info('daemon stopped');
+  }
+
+  /**
+   * Starts what the node's role needs: on every node the agent's worker, the TCP server (the Agent
+   * service) and the agent's session; on managers also the etcd member and the manager, whose
+   * services join the same server.
+   */
+  async startRole(state: NodeState): Promise<void> {
+    const tls = this.dir.readTls();
+    const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
+    this.certificate = new CertificateSource(tls);
+    if (state.role === 'manager') {
+      if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
+      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog, sealKey: () => this.dir.readSealKey() });
+    }
+    const agent = new Agent({
+      log: this.rootLog,
+      nodeId: state.nodeId,
+      advertiseAddr: state.advertiseAddr,
+      apiAddr,
+      description: this.description,
+      tls: () => this.dir.readTls(),
+      managers: () => planManagerOrder(this.membership.state?.managers ?? [], this.manager ? state.nodeId : undefined),
+      runtime: this.runtime,
+      netnsPrefix: this.cfg.netnsPrefix,
+      dnsUpstreams: this.cfg.dnsUpstreams,
+    });
+    agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));
+    agent.on('removed', () => this.log.error({ nodeId: state.nodeId }, 'this node was removed from the swarm; run "swarmlet swarm leave" to reset it'));
+    this.agent = agent;
+    await agent.start();
+    // Image and volume uses recorded for tasks the runtime no longer has (their state went while the daemon was down) are dropped.
+    try {
+      const ids = await this.runtime.list();
+      this.images.retainUses(ids);
+      await this.volumes.releaseAllExcept(ids);
+    } catch (err) {
+      this.log.warn({ err: asSwarmletError(err).message }, 'could not check the image and volume uses of tasks');
+    }
+    const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+    agent.registerServices(server, tls.caCertPem);
+    this.manager?.registerServices(server);
+    addStandardServices(server, [AGENT_SERVICE, ...(this.manager ? MANAGER_SERVICES : [])]);
+    this.server = server;
+    await bindServer(server, state.listenAddr, managerServerCredentials(this.certificate));
+    await this.manager?.start();
+    agent.connect();
+  }
+
+  /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
+  async stopRole(): Promise<void> {
+    const { agent, server, manager, etcdClient, etcd } = this;
+    this.agent = this.server = this.manager = this.etcdClient = this.etcd = undefined;
+    this.previousMessage = agent?.lastMessage ?? this.previousMessage;
+    await agent?.stop();
+    await manager?.stop().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'manager did not stop cleanly'));
+    if (server) await shutdownServer(server, 1000);
+    etcdClient?.close();
+    await etcd?.stop();
+  }
+
+  async startEtcd(state: NodeState, opts: EtcdStart): Promise<Etcd3> {
+    if (state.etcd.embedded) {
+      this.etcd = new EmbeddedEtcd(
+        {
+          name: state.nodeId,
+          dataDir: this.dir.etcdDir,
+          advertiseAddr: state.advertiseAddr,
+          tls: this.dir.certFiles,
+          initialCluster: opts.initialCluster,
+          initialClusterState: opts.state,
+          clusterToken: state.clusterId,
+          logFile: this.dir.etcdLog,
+          binary: this.cfg.etcdBinary,
+        },
+        componentLogger(this.rootLog, 'etcd', { nodeId: state.nodeId }),
+      );
+      this.etcd.on('removed', () => this.log.info({ nodeId: state.nodeId }, "this node's etcd member was removed; its manager stops when the demotion arrives"));
+      await this.etcd.start();
+    }
+    // The embedded member demands this manager's certificate of its clients.
+    this.etcdClient = state.etcd.embedded ? etcdClient([clientUrl()], { ...this.dir.readTls(), serverName: ETCD_CLIENT_HOSTNAME }) : etcdClient(state.etcd.endpoints);
+    return this.etcdClient;
+  }
+
+  presentCertificate(tls: TlsMaterial): void {
+    this.certificate?.set(tls);
+  }
+
+  async removeAllTasks(state: NodeState): Promise<void> {
+    for (const id of await this.runtime.list()) {
+      await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: asSwarmletError(err).message }, 'task did not stop'));
+      await this.runtime.remove(id).catch((err) => this.log.warn({ taskId: id, err: asSwarmletError(err).message }, 'task not removed'));
+    }
+    await NodeNetworks.removeAll({ log: this.rootLog, localVtep: state.advertiseAddr, netnsPrefix: this.cfg.netnsPrefix });
+  }
+}
+
+/** A socket file left by a daemon that died is removed; one a live daemon listens on is an error. */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+  if (!fs.existsSync(socketPath)) return;
+  const live = await new Promise<boolean>((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+  if (live) throw failedPrecondition(`another daemon is already listening on ${socketPath}`);
+  fs.rmSync(socketPath, { force: true });
+}

@@ -1,0 +1,95 @@
+import * as grpc from '@grpc/grpc-js';
+import { ImageStore } from '../agent/images/image-store';
+import { VolumeStore } from '../agent/volumes/volume-store';
+import { readClusterView } from '../manager/cluster-view';
+import { Manager } from '../manager/manager';
+import { asSwarmletError, failedPrecondition } from '../services/common/errors';
+import { VERSION } from '../services/common/version';
+import { unary } from '../services/api/handlers';
+import { failCall } from '../services/api/tls';
+import { ControlServer, ControlService, GetNetworkRequest, InfoResponse, InitRequest, JoinRequest, LeaveRequest, LocalNodeServer } from '../services/gen/swarmlet/v1/control';
+import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { NodeRole } from '../services/gen/swarmlet/v1/types';
+import { imageService } from './image-service';
+import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
+import { Membership, NOT_IN_SWARM } from './membership';
+import { volumeService } from './volume-service';
+
+const NOT_A_MANAGER =
+  "this node is not a swarm manager: worker nodes can't be used to view or modify cluster state; run this on a manager node or promote this node to a manager";
+
+/** What the local API reads of the node. */
+export interface LocalApiNode {
+  readonly membership: Membership;
+  /** The manager running on this node, if any. */
+  readonly manager?: Manager;
+  /** The latest session message: what this node knows of its networks. */
+  readonly lastMessage?: SessionMessage;
+  readonly images: ImageStore;
+  readonly volumes: VolumeStore;
+}
+
+/** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images and volumes. */
+export function localNodeService(node: LocalApiNode): LocalNodeServer {
+  const { membership } = node;
+  const view = () => (membership.state ? node.lastMessage : undefined);
+  return {
+    init: unary((req: InitRequest) => membership.serialize(() => membership.init(req))),
+    join: unary((req: JoinRequest) => membership.serialize(() => membership.join(req))),
+    leave: unary((req: LeaveRequest) => membership.serialize(() => membership.leave(req.force))),
+    info: unary(() => info(node)),
+    listNetworks: unary(async () => ({ networks: planLocalNetworks(view()) })),
+    getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(view(), req.network)),
+    ...imageService(node.images),
+    ...volumeService(node.volumes),
+  };
+}
+
+/** The Control service on the unix socket: the manager's own handlers, or a clear refusal on workers. */
+export function controlOnManager(node: LocalApiNode): ControlServer {
+  type Handler = (call: any, callback?: grpc.sendUnaryData<unknown>) => void;
+  const handlers: Record<string, Handler> = {};
+  for (const name of Object.keys(ControlService)) {
+    handlers[name] = (call, callback) => {
+      const control = node.manager?.control as unknown as Record<string, Handler> | undefined;
+      if (!control) return failCall(call, callback, failedPrecondition(node.membership.state ? NOT_A_MANAGER : NOT_IN_SWARM));
+      control[name](call, callback);
+    };
+  }
+  return handlers as unknown as ControlServer;
+}
+
+async function info(node: LocalApiNode): Promise<InfoResponse> {
+  const s = node.membership.state;
+  const manager = node.manager;
+  const base: InfoResponse = {
+    localState: s ? 'active' : 'inactive',
+    nodeId: s?.nodeId ?? '',
+    clusterId: s?.clusterId ?? '',
+    role: s?.role === 'manager' ? NodeRole.NODE_ROLE_MANAGER : NodeRole.NODE_ROLE_WORKER,
+    nodeAddr: s?.advertiseAddr ?? '',
+    isManager: Boolean(manager),
+    leaderId: '',
+    managers: s?.managers ?? [],
+    nodeCount: 0,
+    managerCount: 0,
+    engineVersion: VERSION,
+    clusterSpec: undefined,
+    error: '',
+  };
+  if (!manager) return base;
+  try {
+    const view = await readClusterView(manager.store, () => manager.leaderId());
+    const managers = view.nodes.filter((n) => n.role === NodeRole.NODE_ROLE_MANAGER);
+    return {
+      ...base,
+      leaderId: view.leaderId ?? '',
+      managers: managers.map((n) => ({ nodeId: n.id, addr: n.managerStatus?.addr ?? '' })),
+      nodeCount: view.nodes.length,
+      managerCount: managers.length,
+      clusterSpec: view.cluster.spec,
+    };
+  } catch (err) {
+    return { ...base, error: asSwarmletError(err).message };
+  }
+}

@@ -1,2 +1,0 @@
-export * from './ca';
-export * from './tokens';
