@@ -1,6 +1,6 @@
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { Logger } from '../services/common/logger';
-import { EtcdStore } from './store/etcd-store';
+import { Watchable } from './store/store';
 
 export interface ReconcileLoopOptions {
   name: string;
@@ -23,7 +23,7 @@ export class ReconcileLoop {
   private controller?: AbortController;
   private done?: Promise<void>;
 
-  constructor(private readonly store: EtcdStore, private readonly opts: ReconcileLoopOptions, private readonly log: Logger) {}
+  constructor(private readonly store: Watchable, private readonly opts: ReconcileLoopOptions, private readonly log: Logger) {}
 
   start(parent?: AbortSignal): void {
     const controller = new AbortController();

@@ -6,15 +6,11 @@ import { clusterCodec } from './cluster-secrets';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 import { WatchedSnapshot } from './snapshot';
+import { ChangeListener, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
-/** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
-export interface PortClaimWrite {
-  claim: string[];
-  keep: string[];
-  release: string[];
-  unclaimed: string[];
-}
+export type { PortClaimWrite, ChangeListener } from './store';
+export { taskBackwards } from './store';
 
 /** What every stored object has: an id and a meta whose version is etcd's mod revision. */
 interface Versioned {
@@ -104,18 +100,7 @@ export class DeposedError extends SwarmletError {
 }
 
 
-/** Why `next` would move a task backwards from `current`, or undefined. */
-export function taskBackwards(current: Task, next: Task): string | undefined {
-  const was = current.status?.state ?? TaskState.TASK_STATE_NEW;
-  const now = next.status?.state ?? TaskState.TASK_STATE_NEW;
-  if (now < was) return `state may not move backwards (${TaskState[was]} to ${TaskState[now]})`;
-  if (next.desiredState < current.desiredState) return `desired state may not move backwards (${TaskState[current.desiredState]} to ${TaskState[next.desiredState]})`;
-  if (current.nodeId && next.nodeId !== current.nodeId) return 'a task never moves to another node';
-  return undefined;
-}
 
-/** The store's view of a watch: something under the prefix changed. Consumers re-read; they never trust a payload. */
-export type ChangeListener = () => void;
 
 const NODE_CODEC: Codec<Node> = {
   toJSON: (n) => Node.toJSON({ ...n, managerStatus: n.managerStatus && { addr: n.managerStatus.addr, leader: false, reachability: 0 } }),
@@ -126,7 +111,7 @@ const NODE_CODEC: Codec<Node> = {
  * Typed access to cluster state in etcd. Creates are create-if-absent, updates compare-and-swap
  * on `meta.version` (etcd's mod revision), so two writers never silently overwrite each other.
  */
-export class EtcdStore {
+export class EtcdStore implements Store {
   /** The cluster object's codec: its CA key and join tokens sealed with `sealKey`, when given. */
   private readonly clusterCodec: Codec<Cluster>;
 
@@ -439,7 +424,7 @@ export class EtcdStore {
    * lose are skipped and returned: the caller decides (a loop runs again on the change that beat
    * it anyway).
    */
-  async updateTasks(changes: { before: Task; after: Task }[]): Promise<Task[]> {
+  async updateTasks(changes: TaskChange[]): Promise<Task[]> {
     for (const c of changes) {
       const backwards = taskBackwards(c.before, c.after);
       if (backwards) throw conflict(`task ${c.before.id}: ${backwards}`);
