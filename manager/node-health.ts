@@ -1,6 +1,6 @@
 import { Logger, componentLogger } from '../services/common/logger';
 import { planNodeState } from './node-plans';
-import { ReconcileLoop } from './reconcile-loop';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { Store } from './store/store';
 import { keys } from './store/keys';
 

@@ -17,7 +17,7 @@ import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from '
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
-import { ReconcileLoop } from './reconcile-loop';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
 import { DeposedError } from './store/etcd-store';
 import { Store } from './store/store';

@@ -8,6 +8,7 @@
  * create-if-absent (Conflict); a task's state, desired state and node only move forward (Conflict);
  * a watch listener is called after any change under its prefixes, and readers then read again.
  */
+import { Watchable } from '../../services/common/reconcile-loop';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 /** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
@@ -27,11 +28,6 @@ export interface TaskChange {
   after: Task;
 }
 
-/** What can be watched: the one thing a ReconcileLoop needs of a store. */
-export interface Watchable {
-  /** Calls `listener` after anything under one of the prefixes changes; resolves to the unwatch. */
-  watchPrefixes(prefixes: string[], listener: ChangeListener): Promise<() => Promise<void>>;
-}
 
 export interface Store extends Watchable {
   getCluster(): Promise<Cluster | undefined>;

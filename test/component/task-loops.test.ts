@@ -3,7 +3,7 @@ import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
 import { Node, NodeAvailability, NodeRole, NodeState, RestartCondition, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { nodeHealthLoop } from '../../manager/node-health';
-import { ReconcileLoop } from '../../manager/reconcile-loop';
+import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { MemoryStore } from '../../manager/store/memory-store';
 import { allocatorLoop, orchestratorLoop, schedulerLoop } from '../../manager/task-loops';
 
