@@ -32,7 +32,8 @@ const CATCH_UP_MS = 3000;
  * the snapshot again.
  */
 export class WatchedSnapshot {
-  private readonly entries = new Map<string, Entry>();
+  /** Held keys, by the held prefix they are under. */
+  private readonly entries = new Map<string, Map<string, Entry>>();
   private revision = 0;
   /** The highest revision a write made through a store over this snapshot reached. */
   private written = 0;
@@ -47,6 +48,7 @@ export class WatchedSnapshot {
   /** `root` is watched (one stream for everything); the keys under `prefixes` are held. */
   constructor(private readonly client: Etcd3, private readonly root: string, readonly prefixes: string[], parentLog: Logger) {
     this.log = componentLogger(parentLog, 'snapshot');
+    for (const p of prefixes) this.entries.set(p, new Map());
   }
 
   /** Lists and starts watching; reads wait for it. Safe to call again: it starts once. */
@@ -68,7 +70,12 @@ export class WatchedSnapshot {
 
   /** Whether every key under `prefix` is held. */
   covers(prefix: string): boolean {
-    return this.prefixes.some((p) => prefix.startsWith(p));
+    return this.prefixOf(prefix) !== undefined;
+  }
+
+  /** The held prefix `key` (or a narrower prefix) is under, if any. */
+  private prefixOf(key: string): string | undefined {
+    return this.prefixes.find((p) => key.startsWith(p));
   }
 
   /**
@@ -78,7 +85,8 @@ export class WatchedSnapshot {
   async read<T>(prefix: string, decode: (kv: IKeyValue) => T): Promise<{ values: T[]; revision: number }> {
     await this.current();
     const values: T[] = [];
-    for (const [key, entry] of this.entries) {
+    const under = this.entries.get(this.prefixOf(prefix)!) ?? new Map<string, Entry>();
+    for (const [key, entry] of under) {
       if (!key.startsWith(prefix)) continue;
       entry.decoded ??= decode(entry.kv);
       values.push(entry.decoded as T);
@@ -99,7 +107,9 @@ export class WatchedSnapshot {
   }
 
   stats(): SnapshotStats {
-    return { ...this.counters, revision: this.revision, held: this.entries.size };
+    let held = 0;
+    for (const m of this.entries.values()) held += m.size;
+    return { ...this.counters, revision: this.revision, held };
   }
 
   /** Waits for the start, and for the watch to reach this manager's last write; lists again if it does not in time. */
@@ -130,14 +140,19 @@ export class WatchedSnapshot {
     }
     this.counters.lists += 1;
     // The diff against what was held: a key whose mod revision did not change keeps its decoded value.
-    for (const key of [...this.entries.keys()]) if (!listed.has(key)) this.entries.delete(key);
+    for (const under of this.entries.values()) for (const key of [...under.keys()]) if (!listed.has(key)) under.delete(key);
     for (const [key, kv] of listed) {
-      const held = this.entries.get(key);
-      if (!held || held.kv.mod_revision !== kv.mod_revision) this.entries.set(key, { kv });
+      const under = this.entries.get(this.prefixOf(key)!)!;
+      const held = under.get(key);
+      if (!held || held.kv.mod_revision !== kv.mod_revision) under.set(key, { kv });
     }
     this.advance(revision!);
     if (this.stopped) return;
     const watcher = await this.client.watch().prefix(this.root).startRevision(String(revision! + 1)).create();
+    if (this.stopped) {
+      await watcher.cancel().catch(() => undefined);
+      return;
+    }
     watcher.on('data', (res) => this.apply(res.events, Number(res.header.revision)));
     // A watch etcd cancels (its start revision compacted away) or that fails: list again and diff.
     watcher.on('error', (err) => void this.resync(`the watch failed: ${(err as Error).message}`));
@@ -170,11 +185,12 @@ export class WatchedSnapshot {
     const changed: string[] = [];
     for (const ev of events) {
       const key = ev.kv.key.toString();
-      if (!this.prefixes.some((p) => key.startsWith(p))) continue;
+      const prefix = this.prefixOf(key);
+      if (prefix === undefined) continue;
       this.counters.events += 1;
       changed.push(key);
-      if (ev.type === 'Put') this.entries.set(key, { kv: ev.kv });
-      else this.entries.delete(key);
+      if (ev.type === 'Put') this.entries.get(prefix)!.set(key, { kv: ev.kv });
+      else this.entries.get(prefix)!.delete(key);
     }
     this.advance(revision);
     if (changed.length) this.notify(changed);
