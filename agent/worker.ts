@@ -1,4 +1,4 @@
-import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { sleep } from '../services/common/backoff';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { asSwarmletError, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
@@ -350,27 +350,24 @@ export class Worker {
  */
 class StatusReporter {
   private readonly pending = new Map<string, TaskStatus>();
-  private controller = new AbortController();
-  private wake?: () => void;
-  private done?: Promise<void>;
+  private readonly loop: ReconcileLoop;
 
-  constructor(private readonly report: WorkerOptions['report'], private readonly log: Logger) {}
+  constructor(private readonly report: WorkerOptions['report'], private readonly log: Logger) {
+    this.loop = new ReconcileLoop(undefined, { name: 'status-reporter', watch: [], reconcile: () => this.send() }, log);
+  }
 
   start(): void {
-    this.controller = new AbortController();
-    this.done = this.run(this.controller.signal);
+    this.loop.start();
   }
 
   push(taskId: string, status: TaskStatus): void {
     this.pending.set(taskId, status);
-    this.wake?.();
+    this.loop.poke();
   }
 
   /** Stops the loop after one last try (of at most 2 s) to send what is pending. */
   async stop(): Promise<void> {
-    this.controller.abort();
-    this.wake?.();
-    await this.done;
+    await this.loop.stop();
     if (this.pending.size === 0) return;
     const batch = this.take();
     const timeout = sleep(2000).then(() => 'timeout' as const);
@@ -384,27 +381,15 @@ class StatusReporter {
     return batch;
   }
 
-  private async run(signal: AbortSignal): Promise<void> {
-    const backoff = exponentialBackoff(100, 5000);
-    while (!signal.aborted) {
-      if (this.pending.size === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          if (signal.aborted) resolve();
-        });
-        this.wake = undefined;
-        continue;
-      }
-      const batch = this.take();
-      try {
-        await this.report(batch);
-        backoff.reset();
-      } catch (err) {
-        for (const u of batch) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
-        const delay = backoff.next();
-        this.log.warn({ err, tasks: batch.length, delayMs: delay }, 'reporting task status failed; retrying');
-        await sleep(delay, signal);
-      }
+  /** Sends what is pending; a batch that fails goes back (unless newer statuses replaced its entries) and the loop backs off. */
+  private async send(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.take();
+    try {
+      await this.report(batch);
+    } catch (err) {
+      for (const u of batch) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
+      throw err;
     }
   }
 }
