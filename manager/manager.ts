@@ -18,12 +18,9 @@ import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } f
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
-import { keys, ROOT } from './store/keys';
+import { keys, ROOT, SNAPSHOT_PREFIXES } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
 import { hasClearSecrets } from './store/cluster-secrets';
-
-/** What the snapshot holds: everything the loops and the dispatcher read. */
-const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix];
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
 export const LEADER_LEASE_SECONDS = 3;

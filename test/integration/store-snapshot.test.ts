@@ -3,8 +3,9 @@ import pino from 'pino';
 import { Watcher } from 'etcd3';
 import { Node, NodeAvailability, NodeRole, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { ROOT, keys } from '../../manager/store/keys';
+import { ROOT, SNAPSHOT_PREFIXES, keys } from '../../manager/store/keys';
 import { WatchedSnapshot } from '../../manager/store/snapshot';
+import { allocatorLoop, schedulerLoop } from '../../manager/task-loops';
 import { EtcdFixture, startEtcd } from './etcd-fixture';
 
 const log = pino({ level: 'silent' });
@@ -33,7 +34,7 @@ const node = (id: string) =>
   Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, spec: { desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} }, status: { state: NodeState.NODE_STATE_READY } });
 
 function stores(): { direct: EtcdStore; watched: EtcdStore; snapshot: WatchedSnapshot } {
-  snapshot = new WatchedSnapshot(etcd.client, ROOT, [keys.nodesPrefix, keys.tasksPrefix, keys.heartbeatsPrefix], log);
+  snapshot = new WatchedSnapshot(etcd.client, ROOT, SNAPSHOT_PREFIXES, log);
   const direct = new EtcdStore(etcd.client);
   return { direct, watched: direct.withSnapshot(snapshot), snapshot };
 }
@@ -104,4 +105,29 @@ test('after its watch is lost and the history compacted, it lists again and drop
   // And it watches again from there.
   await direct.createTasks([task('later')]);
   await eventually(async () => (await watched.listTasks()).some((t) => t.id === 'later'));
+});
+
+test('the real allocator and scheduler converge on the snapshot; a pass with nothing to do reads nothing from etcd', async () => {
+  const { direct, watched, snapshot } = stores();
+  await direct.createNode(node('n1'));
+  await direct.createTasks([task('a'), task('b')]);
+  const loops = [allocatorLoop(watched, log), schedulerLoop(watched, log)];
+  for (const l of loops) l.start();
+  try {
+    await eventually(async () => (await direct.listTasks()).every((t) => t.status?.state === TaskState.TASK_STATE_ASSIGNED && t.nodeId === 'n1'));
+    await new Promise((r) => setTimeout(r, 200));
+    const before = { snapshot: snapshot.stats(), store: watched.readStats() };
+    for (const l of loops) l.poke();
+    await new Promise((r) => setTimeout(r, 300));
+    const after = snapshot.stats();
+    expect({ ranges: after.ranges, bytes: after.bytes, lists: after.lists, revision: after.revision }).toEqual({
+      ranges: before.snapshot.ranges,
+      bytes: before.snapshot.bytes,
+      lists: before.snapshot.lists,
+      revision: before.snapshot.revision,
+    });
+    expect(watched.readStats()).toEqual(before.store);
+  } finally {
+    await Promise.all(loops.map((l) => l.stop()));
+  }
 });
