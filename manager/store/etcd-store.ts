@@ -1,7 +1,7 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { conflict, invalidArgument, notFound, unavailable, asSwarmletError, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
-import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Network, Node, Service, Task } from '../../services/gen/swarmlet/v1/types';
 import { clusterCodec } from './cluster-secrets';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
@@ -98,9 +98,6 @@ export class DeposedError extends SwarmletError {
     this.name = 'DeposedError';
   }
 }
-
-
-
 
 const NODE_CODEC: Codec<Node> = {
   toJSON: (n) => Node.toJSON({ ...n, managerStatus: n.managerStatus && { addr: n.managerStatus.addr, leader: false, reachability: 0 } }),
@@ -216,7 +213,6 @@ export class EtcdStore implements Store {
     if (!node) throw notFound(`node ${id} not found`);
     return node;
   }
-
 
   // ---- services ------------------------------------------------------------------------------
 
@@ -479,7 +475,6 @@ export class EtcdStore implements Store {
       }
     }
   }
-
 
   async deleteTasks(ids: string[]): Promise<void> {
     const batches: string[][] = [];
