@@ -1,4 +1,5 @@
-import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { sleep } from '../services/common/backoff';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { asSwarmletError, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
@@ -69,9 +70,9 @@ export class Worker {
   private controller = new AbortController();
   private assignedOnce = false;
   private started = false;
-  private dirty = true;
-  private wake?: () => void;
-  private done?: Promise<void>;
+  /** Plans and applies on every assignment, and at least every `monitorMs` (when it also inspects the tasks). */
+  private readonly loop: ReconcileLoop;
+  private lastMonitor = 0;
 
   constructor(opts: WorkerOptions) {
     this.log = componentLogger(opts.log, 'worker');
@@ -80,6 +81,7 @@ export class Worker {
     this.monitorMs = opts.monitorMs ?? 250;
     this.networks = opts.networks;
     this.reporter = new StatusReporter(opts.report, this.log);
+    this.loop = new ReconcileLoop(undefined, { name: 'worker', watch: [], resyncMs: this.monitorMs, reconcile: async () => this.pass() }, this.log);
   }
 
   /** Re-adopts what the runtime has (keeps it running, watches it), then keeps the tasks converged. */
@@ -94,7 +96,8 @@ export class Worker {
       this.log.info({ taskId, state: entry.runtime.state, pid: entry.runtime.pid }, 'task found in the runtime');
     }
     this.reporter.start();
-    this.done = this.run(this.controller.signal);
+    this.loop.start(this.controller.signal);
+    this.loop.poke();
   }
 
   /** Stops the worker's loops and health checks; the tasks keep running. */
@@ -102,8 +105,7 @@ export class Worker {
     if (!this.started) return;
     this.started = false;
     this.controller.abort();
-    this.wake?.();
-    await this.done;
+    await this.loop.stop();
     for (const entry of this.tasks.values()) this.stopHealth(entry);
     await Promise.allSettled([...this.ops]);
     await this.reporter.stop();
@@ -149,40 +151,16 @@ export class Worker {
   }
 
   private poke(): void {
-    this.dirty = true;
-    this.wake?.();
+    this.loop.poke();
   }
 
-  private async run(signal: AbortSignal): Promise<void> {
-    let lastMonitor = 0;
-    while (!signal.aborted) {
-      if (Date.now() - lastMonitor >= this.monitorMs) {
-        lastMonitor = Date.now();
-        this.monitor();
-      }
-      this.dirty = false;
-      try {
-        this.reconcile();
-      } catch (err) {
-        this.log.error({ err }, 'planning failed');
-      }
-      if (!this.dirty) await this.idle(signal, this.monitorMs);
+  /** One pass: inspects the tasks when that is due, then plans and applies. */
+  private pass(): void {
+    if (Date.now() - this.lastMonitor >= this.monitorMs) {
+      this.lastMonitor = Date.now();
+      this.monitor();
     }
-  }
-
-  private idle(signal: AbortSignal, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      this.wake = done;
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      if (signal.aborted) done();
-    }).then(() => {
-      this.wake = undefined;
-    });
+    this.reconcile();
   }
 
   /** Inspects the tasks whose process may change by itself (or that were never looked at). */
@@ -372,27 +350,24 @@ export class Worker {
  */
 class StatusReporter {
   private readonly pending = new Map<string, TaskStatus>();
-  private controller = new AbortController();
-  private wake?: () => void;
-  private done?: Promise<void>;
+  private readonly loop: ReconcileLoop;
 
-  constructor(private readonly report: WorkerOptions['report'], private readonly log: Logger) {}
+  constructor(private readonly report: WorkerOptions['report'], private readonly log: Logger) {
+    this.loop = new ReconcileLoop(undefined, { name: 'status-reporter', watch: [], reconcile: () => this.send() }, log);
+  }
 
   start(): void {
-    this.controller = new AbortController();
-    this.done = this.run(this.controller.signal);
+    this.loop.start();
   }
 
   push(taskId: string, status: TaskStatus): void {
     this.pending.set(taskId, status);
-    this.wake?.();
+    this.loop.poke();
   }
 
   /** Stops the loop after one last try (of at most 2 s) to send what is pending. */
   async stop(): Promise<void> {
-    this.controller.abort();
-    this.wake?.();
-    await this.done;
+    await this.loop.stop();
     if (this.pending.size === 0) return;
     const batch = this.take();
     const timeout = sleep(2000).then(() => 'timeout' as const);
@@ -406,27 +381,15 @@ class StatusReporter {
     return batch;
   }
 
-  private async run(signal: AbortSignal): Promise<void> {
-    const backoff = exponentialBackoff(100, 5000);
-    while (!signal.aborted) {
-      if (this.pending.size === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          if (signal.aborted) resolve();
-        });
-        this.wake = undefined;
-        continue;
-      }
-      const batch = this.take();
-      try {
-        await this.report(batch);
-        backoff.reset();
-      } catch (err) {
-        for (const u of batch) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
-        const delay = backoff.next();
-        this.log.warn({ err, tasks: batch.length, delayMs: delay }, 'reporting task status failed; retrying');
-        await sleep(delay, signal);
-      }
+  /** Sends what is pending; a batch that fails goes back (unless newer statuses replaced its entries) and the loop backs off. */
+  private async send(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.take();
+    try {
+      await this.report(batch);
+    } catch (err) {
+      for (const u of batch) if (!this.pending.has(u.taskId)) this.pending.set(u.taskId, u.status);
+      throw err;
     }
   }
 }

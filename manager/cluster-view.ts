@@ -1,6 +1,6 @@
 import { Cluster, ManagerPeer, Node, NodeRole, Reachability } from '../services/gen/swarmlet/v1/types';
 import { deriveManagerStatus, ManagerView } from './node-plans';
-import { EtcdStore } from './store/etcd-store';
+import { Store } from './store/store';
 import { unavailable } from '../services/common/errors';
 
 /** One consistent read of what the Control API and the dispatcher show: nodes with their manager status derived. */
@@ -10,7 +10,7 @@ export interface ClusterView {
   leaderId?: string;
 }
 
-export async function readClusterView(store: EtcdStore, leaderId: () => Promise<string | undefined>): Promise<ClusterView> {
+export async function readClusterView(store: Store, leaderId: () => Promise<string | undefined>): Promise<ClusterView> {
   const [cluster, nodes, running, leader] = await Promise.all([store.getCluster(), store.listNodes(), store.runningManagers(), leaderId()]);
   if (!cluster) throw unavailable('the cluster store holds no cluster');
   return { cluster, nodes: nodes.map((n) => deriveManagerStatus(n, leader, running)), leaderId: leader };

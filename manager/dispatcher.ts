@@ -11,7 +11,7 @@ import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
 import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays, planVteps } from './network/peers';
-import { ReconcileLoop } from './reconcile-loop';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 import { keys } from './store/keys';

@@ -15,10 +15,11 @@ import { OperatorCertRegistry } from './store/operator-certs';
 import { nodeHealthLoop } from './node-health';
 import { keepRaftLeaderElsewhere } from './raft-leadership';
 import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } from './task-loops';
-import { ReconcileLoop } from './reconcile-loop';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
-import { keys } from './store/keys';
+import { keys, ROOT, SNAPSHOT_PREFIXES } from './store/keys';
+import { WatchedSnapshot } from './store/snapshot';
 import { hasClearSecrets } from './store/cluster-secrets';
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
@@ -48,7 +49,11 @@ export const MANAGER_SERVICES = ['swarmlet.v1.Control', 'swarmlet.v1.CA', 'swarm
  * all of them read and write the same etcd.
  */
 export class Manager {
+  /** Reads etcd directly: what the Control API uses (a CLI reads what any manager just wrote). */
   readonly store: EtcdStore;
+  /** The cluster state the dispatcher and the leader's loops read, kept current by one watch; `stats()` says what it read. */
+  readonly snapshot: WatchedSnapshot;
+  private readonly loopStore: EtcdStore;
   readonly control: ControlServer;
   private readonly log: Logger;
   private readonly election: Election;
@@ -64,11 +69,13 @@ export class Manager {
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
     this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
+    this.snapshot = new WatchedSnapshot(opts.etcd, ROOT, SNAPSHOT_PREFIXES, opts.log);
+    this.loopStore = this.store.withSnapshot(this.snapshot);
     const operators = new OperatorCertRegistry(opts.etcd);
     this.access = new PeerAccess(this.store, operators, opts.log);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
-    this.dispatcher = new Dispatcher(this.store, opts.etcd, opts.log, leaderId, opts.sealKey);
+    this.dispatcher = new Dispatcher(this.loopStore, opts.etcd, opts.log, leaderId, opts.sealKey);
     this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
   }
 
@@ -98,6 +105,7 @@ export class Manager {
     await this.campaign?.resign().catch(() => undefined);
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
+    await this.snapshot.stop();
     await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
@@ -184,7 +192,7 @@ export class Manager {
         deposed();
         return false;
       }
-      this.startLeading(this.store.fenced(fence, deposed), fence, signal);
+      this.startLeading(this.loopStore.fenced(fence, deposed), fence, signal);
       return true;
     } catch (err) {
       if (!over()) this.log.warn({ err: (err as Error).message }, 'could not confirm its election; campaigning again');

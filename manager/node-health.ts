@@ -1,14 +1,14 @@
 import { Logger, componentLogger } from '../services/common/logger';
 import { planNodeState } from './node-plans';
-import { ReconcileLoop } from './reconcile-loop';
-import { EtcdStore } from './store/etcd-store';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
+import { Store } from './store/store';
 import { keys } from './store/keys';
 
 /**
  * Leader-only loop: a node is ready while its agent heartbeats (its heartbeat key lives under a
  * lease the heartbeats renew) and down once the lease expires.
  */
-export function nodeHealthLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+export function nodeHealthLoop(store: Store, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'node-health');
   return new ReconcileLoop(
     store,

@@ -7,14 +7,15 @@ import { SwarmletError } from '../services/common/errors';
 import { EndpointMode, Service } from '../services/gen/swarmlet/v1/types';
 import { planServicePorts, releasedOnRemoval } from './network/ports';
 import { sameMessage } from './orchestrator/tasks';
-import { EtcdStore, PortClaimWrite, PortRaceError } from './store/etcd-store';
+import { EtcdStore, PortRaceError } from './store/etcd-store';
+import { PortClaimWrite, Store } from './store/store';
 
 const ATTEMPTS = 5;
 /** Tries of a write that keeps losing races for ports (each one planned again on fresh claims). */
 const PORT_RACE_ATTEMPTS = 10;
 
 /** The service with `endpoint` made for its spec: ports resolved; VIPs kept (the allocator adds and drops them), none in dnsrr mode. */
-async function withEndpoint(store: EtcdStore, next: Service, create: boolean, skipFree: number) {
+async function withEndpoint(store: Store, next: Service, create: boolean, skipFree: number) {
   const [claims, services] = await Promise.all([store.listPortClaims(), store.listServices()]);
   const previous = create ? undefined : next.endpoint;
   const spec = next.spec?.endpoint;
@@ -31,7 +32,7 @@ const lostPortRace = (err: unknown) => err instanceof PortRaceError;
  * Plans the endpoint and writes; again when the write lost a port race, a dynamic port then taken
  * a random few free ports up. A port the plan finds taken is refused at once.
  */
-async function retried<T>(store: EtcdStore, next: Service, create: boolean, write: (s: Service, claims: PortClaimWrite) => Promise<T>): Promise<T> {
+async function retried<T>(store: Store, next: Service, create: boolean, write: (s: Service, claims: PortClaimWrite) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const skipFree = attempt === 1 ? 0 : Math.floor(Math.random() * 4 * attempt);
     const { service, claims } = await withEndpoint(store, next, create, skipFree);
@@ -44,7 +45,7 @@ async function retried<T>(store: EtcdStore, next: Service, create: boolean, writ
 }
 
 /** Creates a service and claims its ingress ports; Conflict (nothing written) when its name or a port is taken. */
-export async function applyServiceCreate(store: EtcdStore, service: Service): Promise<Service> {
+export async function applyServiceCreate(store: Store, service: Service): Promise<Service> {
   return retried(store, service, true, (s, claims) => store.createService(s, claims));
 }
 
@@ -54,7 +55,7 @@ export async function applyServiceCreate(store: EtcdStore, service: Service): Pr
  * loops (VIPs allocated, update progress) is made again on the fresh service; one that lost to
  * another spec change is refused.
  */
-export async function applyServiceUpdate(store: EtcdStore, next: Service, base?: Service): Promise<Service> {
+export async function applyServiceUpdate(store: Store, next: Service, base?: Service): Promise<Service> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await retried(store, next, false, (s, claims) => store.updateService(s, claims));

@@ -17,15 +17,16 @@ import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from '
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
-import { ReconcileLoop } from './reconcile-loop';
+import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
-import { DeposedError, EtcdStore } from './store/etcd-store';
+import { DeposedError } from './store/etcd-store';
+import { Store } from './store/store';
 import { keys } from './store/keys';
 
 const isTerminal = (t: Task) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_COMPLETE;
 const stamp = (now: Date) => now.toISOString();
 
-export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'orchestrator');
   let wakeTimer: NodeJS.Timeout | undefined;
   /** Services whose last pass failed, held back until their backoff runs out. */
@@ -84,7 +85,7 @@ export function orchestratorLoop(store: EtcdStore, parentLog: Logger, now: () =>
   return loop;
 }
 
-async function applyPlan(store: EtcdStore, service: Service, tasks: Task[], plan: OrchestratorPlan, log: Logger): Promise<void> {
+async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, log: Logger): Promise<void> {
   const creates: Task[] = [];
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const retire: { before: Task; after: Task }[] = [];
@@ -127,7 +128,7 @@ async function applyPlan(store: EtcdStore, service: Service, tasks: Task[], plan
 }
 
 /** Tasks of removed services: told to go, and forgotten once they are gone (or could never have run). */
-async function retireOrphans(store: EtcdStore, tasks: Task[], serviceIds: Set<string>, nodes: Node[], log: Logger): Promise<void> {
+async function retireOrphans(store: Store, tasks: Task[], serviceIds: Set<string>, nodes: Node[], log: Logger): Promise<void> {
   const nodeState = new Map(nodes.map((n) => [n.id, n.status?.state]));
   const forget: string[] = [];
   for (const t of tasks) {
@@ -156,7 +157,7 @@ async function retireOrphans(store: EtcdStore, tasks: Task[], serviceIds: Set<st
  * ingress endpoint and every service its VIPs (planEndpointAllocation), so that no task takes
  * their addresses.
  */
-export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+export function allocatorLoop(store: Store, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'allocator');
   return new ReconcileLoop(
     store,
@@ -184,7 +185,7 @@ export function allocatorLoop(store: EtcdStore, parentLog: Logger, now: () => Da
  * Writes nodes' ingress endpoints and services' VIPs. A service is written at the version the plan
  * read (its networks may have changed since); a write that loses a race waits for the next pass.
  */
-async function applyEndpointAllocation(store: EtcdStore, plan: EndpointAllocationPlan, services: Service[], log: Logger): Promise<void> {
+async function applyEndpointAllocation(store: Store, plan: EndpointAllocationPlan, services: Service[], log: Logger): Promise<void> {
   for (const { nodeId, ingress } of plan.nodes) {
     try {
       await store.mutateNode(nodeId, (n) => (JSON.stringify(n.ingress) === JSON.stringify(ingress) ? undefined : { ...n, ingress }));
@@ -211,7 +212,7 @@ async function applyEndpointAllocation(store: EtcdStore, plan: EndpointAllocatio
  * leader; a create that loses to another manager's is a Conflict on the name, and harmless; one
  * that loses a VNI race is Retryable, and the loop runs again.
  */
-export function builtinNetworksLoop(store: EtcdStore, parentLog: Logger): ReconcileLoop {
+export function builtinNetworksLoop(store: Store, parentLog: Logger): ReconcileLoop {
   const log = componentLogger(parentLog, 'networks');
   return new ReconcileLoop(
     store,
@@ -239,7 +240,7 @@ export function builtinNetworksLoop(store: EtcdStore, parentLog: Logger): Reconc
 }
 
 /** PENDING -> ASSIGNED: the scheduler plan picks nodes; tasks it cannot place say why. */
-export function schedulerLoop(store: EtcdStore, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
+export function schedulerLoop(store: Store, parentLog: Logger, now: () => Date = () => new Date()): ReconcileLoop {
   const log = componentLogger(parentLog, 'scheduler');
   return new ReconcileLoop(
     store,

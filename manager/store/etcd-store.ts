@@ -1,19 +1,17 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
-import { conflict, ErrorKind, notFound, unavailable, SwarmletError } from '../../services/common/errors';
+import { asSwarmletError, conflict, ErrorKind, notFound, unavailable, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
-import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Network, Node, Service, Task } from '../../services/gen/swarmlet/v1/types';
 import { clusterCodec } from './cluster-secrets';
 import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavailable, requestTooLarge } from './etcd-errors';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
+import { WatchedSnapshot } from './snapshot';
+import { ChangeListener, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
-/** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
-export interface PortClaimWrite {
-  claim: string[];
-  keep: string[];
-  release: string[];
-  unclaimed: string[];
-}
+export type { PortClaimWrite, ChangeListener } from './store';
+export { taskBackwards } from './store';
 
 /** What every stored object has: an id and a meta whose version is etcd's mod revision. */
 interface Versioned {
@@ -28,6 +26,30 @@ interface Codec<T> {
 
 /** etcd refuses transactions of more than 128 operations; stay well under. */
 const TXN_BATCH = 64;
+
+/** How many write transactions one call keeps in flight at once. */
+export const TXNS_IN_FLIGHT = 8;
+
+/**
+ * Runs `work` on every item, at most `limit` at a time. Every item is tried even when one fails;
+ * then the first failure is thrown (none is left unhandled).
+ */
+export async function inFlight<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      try {
+        await work(item);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length) throw errors.find((e) => e instanceof DeposedError) ?? errors[0];
+}
 
 /**
  * etcd refuses a request larger than its --max-request-bytes (1.5 MiB by default; the gRPC limit
@@ -90,26 +112,6 @@ export class DeposedError extends SwarmletError {
   }
 }
 
-/** The end of the key range a prefix spans (its last byte plus one), for compares over a range. */
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  end[end.length - 1] += 1;
-  return end;
-}
-
-/** Why `next` would move a task backwards from `current`, or undefined. */
-export function taskBackwards(current: Task, next: Task): string | undefined {
-  const was = current.status?.state ?? TaskState.TASK_STATE_NEW;
-  const now = next.status?.state ?? TaskState.TASK_STATE_NEW;
-  if (now < was) return `state may not move backwards (${TaskState[was]} to ${TaskState[now]})`;
-  if (next.desiredState < current.desiredState) return `desired state may not move backwards (${TaskState[current.desiredState]} to ${TaskState[next.desiredState]})`;
-  if (current.nodeId && next.nodeId !== current.nodeId) return 'a task never moves to another node';
-  return undefined;
-}
-
-/** The store's view of a watch: something under the prefix changed. Consumers re-read; they never trust a payload. */
-export type ChangeListener = () => void;
-
 const NODE_CODEC: Codec<Node> = {
   toJSON: (n) => Node.toJSON({ ...n, managerStatus: n.managerStatus && { addr: n.managerStatus.addr, leader: false, reachability: 0 } }),
   fromJSON: (o) => Node.fromJSON(o),
@@ -119,7 +121,7 @@ const NODE_CODEC: Codec<Node> = {
  * Typed access to cluster state in etcd. Creates are create-if-absent, updates compare-and-swap
  * on `meta.version` (etcd's mod revision), so two writers never silently overwrite each other.
  */
-export class EtcdStore {
+export class EtcdStore implements Store {
   /** The cluster object's codec: its CA key and join tokens sealed with `sealKey`, when given. */
   private readonly clusterCodec: Codec<Cluster>;
 
@@ -129,8 +131,26 @@ export class EtcdStore {
     private readonly sealKey?: SealKeySource,
     private readonly fence?: LeadershipFence,
     private readonly onDeposed?: () => void,
+    /** What this store (and the stores fenced from it) read from etcd by listing. */
+    private readonly reads: ReadCounters = newReadCounters(),
+    /** When given, lists of the prefixes it holds (and the cluster) come from it, not from etcd. */
+    readonly snapshot?: WatchedSnapshot,
   ) {
     this.clusterCodec = clusterCodec(sealKey);
+  }
+
+  /**
+   * The same store, reading lists (and the cluster) from `snapshot`, kept current by its watch:
+   * what the loops and the dispatcher use. Its writes still go to etcd, and a read after a write
+   * sees that write. Its watchPrefixes listens to the snapshot.
+   */
+  withSnapshot(snapshot: WatchedSnapshot): EtcdStore {
+    return new EtcdStore(this.client, this.now, this.sealKey, this.fence, this.onDeposed, this.reads, snapshot);
+  }
+
+  /** What listing read from etcd so far (the snapshot's own reads are in its stats). */
+  readStats(): ReadCounters {
+    return { ...this.reads };
   }
 
   /**
@@ -138,7 +158,7 @@ export class EtcdStore {
    * says; a write refused for that throws DeposedError (and calls `onDeposed`).
    */
   fenced(fence: LeadershipFence, onDeposed?: () => void): EtcdStore {
-    return new EtcdStore(this.client, this.now, this.sealKey, fence, onDeposed);
+    return new EtcdStore(this.client, this.now, this.sealKey, fence, onDeposed, this.reads, this.snapshot);
   }
 
   /**
@@ -153,6 +173,7 @@ export class EtcdStore {
   }
 
   async getCluster(): Promise<Cluster | undefined> {
+    if (this.snapshot?.covers(keys.cluster)) return (await this.fromSnapshot(keys.cluster, this.clusterCodec)).values[0];
     return this.read(keys.cluster, this.clusterCodec);
   }
 
@@ -205,7 +226,6 @@ export class EtcdStore {
     if (!node) throw notFound(`node ${id} not found`);
     return node;
   }
-
 
   // ---- services ------------------------------------------------------------------------------
 
@@ -281,8 +301,8 @@ export class EtcdStore {
 
   /** Every ingress port claim: `tcp/8080` -> service id. */
   async listPortClaims(): Promise<Map<string, string>> {
-    const all = await this.guard(this.client.getAll().prefix(keys.publishedPortsPrefix).strings());
-    return new Map(Object.entries(all).map(([k, v]) => [k.slice(keys.publishedPortsPrefix.length), v]));
+    const res = await this.guard(rangePrefix(this.client, keys.publishedPortsPrefix, undefined, this.reads));
+    return new Map(res.kvs.map((kv) => [kv.key.toString().slice(keys.publishedPortsPrefix.length), kv.value.toString()]));
   }
 
   private portCompares<T extends { and(key: string, column: 'Create' | 'Value', cmp: '==', value: string | number): T }>(txn: T, serviceId: string, ports?: PortClaimWrite): T {
@@ -319,8 +339,12 @@ export class EtcdStore {
 
   /** The networks, and the store revision they were read at: what createNetwork's `readRevision` takes. */
   async listNetworksAt(): Promise<{ networks: Network[]; revision: number }> {
-    const res = await this.guard(this.client.getAll().prefix(keys.networksPrefix).exec());
-    return { networks: res.kvs.map((kv) => this.decode(kv, Network)), revision: Number(res.header.revision) };
+    if (this.snapshot?.covers(keys.networksPrefix)) {
+      const read = await this.fromSnapshot(keys.networksPrefix, Network);
+      return { networks: read.values, revision: read.revision };
+    }
+    const res = await this.guard(rangePrefix(this.client, keys.networksPrefix, undefined, this.reads));
+    return { networks: res.kvs.map((kv) => this.decode(kv, Network)), revision: res.revision };
   }
 
   async getNetwork(id: string): Promise<Network | undefined> {
@@ -380,13 +404,14 @@ export class EtcdStore {
   /** Creates tasks, create-if-absent, many to a transaction (batched by bytes as well as by count). */
   async createTasks(tasks: Task[]): Promise<void> {
     const puts = tasks.map((t) => ({ key: keys.task(t.id), value: this.encode(t, Task, true) }));
-    for (const batch of batchBySize(puts, putSize)) {
-      this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    const batches = batchBySize(puts, putSize);
+    for (const batch of batches) this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
       let txn = this.when(batch[0].key, 'Create', '==', 0);
       for (const p of batch.slice(1)) txn = txn.and(p.key, 'Create', '==', 0);
       const res = await this.guard(txn.then(...batch.map((p) => this.client.put(p.key).value(p.value))).commit());
       if (!res.succeeded) throw conflict('a task with one of these ids already exists');
-    }
+    });
   }
 
   /**
@@ -408,19 +433,23 @@ export class EtcdStore {
    * lose are skipped and returned: the caller decides (a loop runs again on the change that beat
    * it anyway).
    */
-  async updateTasks(changes: { before: Task; after: Task }[]): Promise<Task[]> {
+  async updateTasks(changes: TaskChange[]): Promise<Task[]> {
     for (const c of changes) {
       const backwards = taskBackwards(c.before, c.after);
       if (backwards) throw conflict(`task ${c.before.id}: ${backwards}`);
     }
     const lost: Task[] = [];
     const puts = changes.map((c) => ({ ...c, key: keys.task(c.after.id), value: this.encode(c.after, Task, false) }));
-    for (const batch of batchBySize(puts, putSize)) {
-      this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    const batches = batchBySize(puts, putSize);
+    for (const batch of batches) this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    // Batches go out several at a time: each is its own compare-and-swap, so their order does not matter.
+    await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
       let txn = this.when(batch[0].key, 'Mod', '==', batch[0].before.meta?.version ?? 0);
       for (const c of batch.slice(1)) txn = txn.and(c.key, 'Mod', '==', c.before.meta?.version ?? 0);
       const res = await this.guard(txn.then(...batch.map((c) => this.client.put(c.key).value(c.value))).commit());
-      if (res.succeeded) continue;
+      if (res.succeeded) {
+          return;
+      }
       for (const c of batch) {
         try {
           await this.update(keys.task(c.after.id), c.after, Task);
@@ -429,7 +458,7 @@ export class EtcdStore {
           lost.push(c.after);
         }
       }
-    }
+    });
     return lost;
   }
 
@@ -460,13 +489,13 @@ export class EtcdStore {
     }
   }
 
-
   async deleteTasks(ids: string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += TXN_BATCH) {
-      const batch = ids.slice(i, i + TXN_BATCH);
+    const batches: string[][] = [];
+    for (let i = 0; i < ids.length; i += TXN_BATCH) batches.push(ids.slice(i, i + TXN_BATCH));
+    await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
       // A compare that always holds: etcd3's client builds transactions from a compare.
       await this.guard(this.when(keys.task(batch[0]), 'Create', '>', -1).then(...batch.map((id) => this.client.delete().key(keys.task(id)))).commit());
-    }
+    });
   }
 
   /** Ids of the nodes whose agents are heartbeating now. */
@@ -485,6 +514,16 @@ export class EtcdStore {
 
   /** Calls `listener` after anything under one of the prefixes changes. The watcher survives reconnects. */
   async watchPrefixes(prefixes: string[], listener: ChangeListener): Promise<() => Promise<void>> {
+    const snapshot = this.snapshot;
+    if (snapshot && prefixes.every((p) => snapshot.covers(p))) {
+      await snapshot.start().catch((err) => {
+        throw asSwarmletError(err);
+      });
+      const off = snapshot.onChange(prefixes, listener);
+      return async () => {
+        off();
+      };
+    }
     const watchers: Watcher[] = [];
     try {
       for (const prefix of prefixes) {
@@ -501,7 +540,24 @@ export class EtcdStore {
     };
   }
 
+  private async fromSnapshot<T extends Versioned>(prefix: string, codec: Codec<T>): Promise<{ values: T[]; revision: number }> {
+    try {
+      return await this.snapshot!.read(prefix, (kv) => this.decode(kv, codec));
+    } catch (err) {
+      throw asSwarmletError(err);
+    }
+  }
+
+  /** Notes a successful write's revision, so that reads from the snapshot after it see it. */
+  private wrote(revision: string | number): void {
+    this.snapshot?.wrote(revision);
+  }
+
   private async idsUnder(prefix: string): Promise<Set<string>> {
+    if (this.snapshot?.covers(prefix)) {
+      const read = await this.snapshot.read(prefix, (kv) => kv.key.toString().slice(prefix.length));
+      return new Set(read.values);
+    }
     const ks = await this.guard(this.client.getAll().prefix(prefix).keys());
     return new Set(ks.map((k) => k.slice(prefix.length)));
   }
@@ -513,7 +569,8 @@ export class EtcdStore {
   }
 
   private async list<T extends Versioned>(prefix: string, codec: Codec<T>): Promise<T[]> {
-    const res = await this.guard(this.client.getAll().prefix(prefix).exec());
+    if (this.snapshot?.covers(prefix)) return (await this.fromSnapshot(prefix, codec)).values;
+    const res = await this.guard(rangePrefix(this.client, prefix, undefined, this.reads));
     return res.kvs.map((kv) => this.decode(kv, codec));
   }
 
@@ -564,7 +621,8 @@ export class EtcdStore {
     } catch (err) {
       throw etcdRequestError(err);
     }
-    const txn = res as { succeeded?: unknown };
+    const txn = res as { succeeded?: unknown; header?: { revision?: string } };
+    if (typeof txn === 'object' && txn !== null && txn.succeeded === true && txn.header?.revision) this.wrote(txn.header.revision);
     if (this.fence && typeof txn === 'object' && txn !== null && txn.succeeded === false) await this.checkFence(this.fence);
     return res;
   }

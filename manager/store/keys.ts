@@ -29,3 +29,6 @@ export const keys = {
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };
+
+/** What a manager's snapshot holds: everything the leader's loops and the dispatcher read. */
+export const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix];

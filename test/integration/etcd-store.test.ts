@@ -1,7 +1,7 @@
 /** EtcdStore against a real throwaway etcd (test/integration/etcd-fixture.ts). */
 import { Lease } from 'etcd3';
 import { SwarmletError } from '../../services/common/errors';
-import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
 import { EtcdFixture, startEtcd } from './etcd-fixture';
@@ -382,5 +382,29 @@ describe('leased keys', () => {
     const res = await etcd.client.get(keys.heartbeat('n1')).exec();
     expect(res.kvs[0].lease).toBe(await l.grant());
     expect(res.kvs[0].value.toString()).toBe('alive');
+  });
+});
+
+describe('large prefixes', () => {
+  /** A task whose spec carries `bytes` of environment: a few of them outgrow one gRPC reply (4 MiB). */
+  const bigTask = (id: string, bytes: number) =>
+    Task.fromPartial({ id, serviceId: 'svc', slot: 1, desiredState: TaskState.TASK_STATE_RUNNING, spec: { container: { image: 'exec:/', env: [`CONFIG=${'x'.repeat(bytes)}`] } }, status: { state: TaskState.TASK_STATE_NEW, message: '', timestamp: '' } });
+
+  test('listTasks reads a prefix larger than one gRPC reply takes, page by page', async () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `big-${i}`);
+    for (const id of ids) await store.createTasks([bigTask(id, 1024 * 1024)]);
+    const tasks = await store.listTasks();
+    expect(tasks.map((t) => t.id).sort()).toEqual(ids);
+    expect(tasks.every((t) => t.spec?.container?.env[0].length === 'CONFIG='.length + 1024 * 1024)).toBe(true);
+  });
+
+  test('updateTasks writes many batches and reports none lost when none raced', async () => {
+    const tasks = Array.from({ length: 700 }, (_, i) => bigTask(`t-${String(i).padStart(4, '0')}`, 10));
+    await store.createTasks(tasks);
+    const read = await store.listTasks();
+    expect(read).toHaveLength(700);
+    const lost = await store.updateTasks(read.map((t) => ({ before: t, after: { ...t, status: { ...t.status!, state: TaskState.TASK_STATE_PENDING } } })));
+    expect(lost).toEqual([]);
+    expect((await store.listTasks()).every((t) => t.status?.state === TaskState.TASK_STATE_PENDING)).toBe(true);
   });
 });

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
 import { RestartCondition, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { planReplicated } from '../../manager/orchestrator/replicated';
-import { ReconcileLoop } from '../../manager/reconcile-loop';
+import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { orchestratorLoop } from '../../manager/task-loops';
 import { DeposedError, ETCD_MAX_REQUEST_BYTES, EtcdStore, LeadershipFence } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';

@@ -3,7 +3,7 @@ import { Lease } from 'etcd3';
 import pino from 'pino';
 import { Node, NodeAvailability, NodeRole, NodeState } from '../../services/gen/swarmlet/v1/types';
 import { nodeHealthLoop } from '../../manager/node-health';
-import { ReconcileLoop } from '../../manager/reconcile-loop';
+import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
 import { EtcdFixture, startEtcd } from './etcd-fixture';

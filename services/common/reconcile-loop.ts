@@ -1,21 +1,27 @@
-import { exponentialBackoff, sleep } from '../services/common/backoff';
-import { Logger } from '../services/common/logger';
-import { EtcdStore } from './store/etcd-store';
+import { exponentialBackoff, sleep } from './backoff';
+import { Logger } from './logger';
+
+/** What a loop can watch: a store whose changes under some prefixes call the listener (which then reads again). */
+export interface Watchable {
+  /** Calls `listener` after anything under one of the prefixes changes; resolves to the unwatch. */
+  watchPrefixes(prefixes: string[], listener: () => void): Promise<() => Promise<void>>;
+}
 
 export interface ReconcileLoopOptions {
   name: string;
-  /** Store prefixes whose changes make the loop run again. */
+  /** Store prefixes whose changes make the loop run again (none for a loop without a store). */
   watch: string[];
   /** Reads the whole state it needs and makes it so; must be safe to run again. */
   reconcile: (signal: AbortSignal) => Promise<void>;
-  /** A full pass also runs this often, whatever the watches said. */
+  /** A full pass also runs this often, whatever the watches said (default 30 s). */
   resyncMs?: number;
 }
 
 /**
  * The shape every reconcile loop has: subscribe, then take a snapshot; after that recompute from
  * the whole state whenever something changed (never from an event's payload). Changes that arrive
- * during a pass coalesce into one more pass. Failures retry with bounded backoff.
+ * during a pass coalesce into one more pass. Failures retry with bounded backoff. The manager's
+ * loops and the dispatcher watch the store; the agent's worker has no store and is poked instead.
  */
 export class ReconcileLoop {
   private dirty = true;
@@ -23,7 +29,7 @@ export class ReconcileLoop {
   private controller?: AbortController;
   private done?: Promise<void>;
 
-  constructor(private readonly store: EtcdStore, private readonly opts: ReconcileLoopOptions, private readonly log: Logger) {}
+  constructor(private readonly store: Watchable | undefined, private readonly opts: ReconcileLoopOptions, private readonly log: Logger) {}
 
   start(parent?: AbortSignal): void {
     const controller = new AbortController();
@@ -52,7 +58,7 @@ export class ReconcileLoop {
     let unwatch: (() => Promise<void>) | undefined;
     while (!signal.aborted) {
       try {
-        if (!unwatch) unwatch = await this.store.watchPrefixes(this.opts.watch, () => this.poke());
+        if (!unwatch && this.store) unwatch = await this.store.watchPrefixes(this.opts.watch, () => this.poke());
         if (this.dirty) {
           this.dirty = false;
           await this.opts.reconcile(signal);

@@ -1,0 +1,212 @@
+import { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { Logger, componentLogger } from '../../services/common/logger';
+import { unavailable } from '../../services/common/errors';
+import { newReadCounters, rangePrefix, ReadCounters } from './paged-range';
+
+/** One key as the snapshot holds it; `decoded` caches what a reader made of the value. */
+interface Entry {
+  kv: IKeyValue;
+  decoded?: unknown;
+}
+
+/** What the snapshot cost and did, for the benchmark and for tests (a no-op pass reads nothing). */
+export interface SnapshotStats extends ReadCounters {
+  /** Full lists made: the first one and every resync. */
+  lists: number;
+  /** Watch events applied. */
+  events: number;
+  /** The store revision the snapshot is current to. */
+  revision: number;
+  /** Keys held. */
+  held: number;
+}
+
+/** How long a read waits for the watch to deliver a write this manager made, before it lists again. */
+const CATCH_UP_MS = 3000;
+
+/**
+ * An in-memory copy of some prefixes of etcd, kept current from a watch, as swarmkit's MemoryStore
+ * is kept by raft and flannel's subnet cache by its watch. It lists each prefix once (paged, at one
+ * revision), then watches from that revision on; after a compaction or a lost watch it lists again
+ * and tells its listeners what may have changed. Readers never trust an event's payload: they read
+ * the snapshot again.
+ */
+export class WatchedSnapshot {
+  /** Held keys, by the held prefix they are under. */
+  private readonly entries = new Map<string, Map<string, Entry>>();
+  private revision = 0;
+  /** The highest revision a write made through a store over this snapshot reached. */
+  private written = 0;
+  private readonly counters = { ...newReadCounters(), lists: 0, events: 0 };
+  private readonly listeners = new Set<{ prefixes: string[]; fn: () => void }>();
+  private waiters: { revision: number; resolve: () => void }[] = [];
+  private watcher?: Watcher;
+  private starting?: Promise<void>;
+  private stopped = false;
+  private readonly log: Logger;
+
+  /** `root` is watched (one stream for everything); the keys under `prefixes` are held. */
+  constructor(private readonly client: Etcd3, private readonly root: string, readonly prefixes: string[], parentLog: Logger) {
+    this.log = componentLogger(parentLog, 'snapshot');
+    for (const p of prefixes) this.entries.set(p, new Map());
+  }
+
+  /** Lists and starts watching; reads wait for it. Safe to call again: it starts once. */
+  start(): Promise<void> {
+    this.starting ??= this.sync().catch((err) => {
+      this.starting = undefined;
+      throw unavailable('could not read the cluster store', err);
+    });
+    return this.starting;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+  }
+
+  /** Whether every key under `prefix` is held. */
+  covers(prefix: string): boolean {
+    return this.prefixOf(prefix) !== undefined;
+  }
+
+  /** The held prefix `key` (or a narrower prefix) is under, if any. */
+  private prefixOf(key: string): string | undefined {
+    return this.prefixes.find((p) => key.startsWith(p));
+  }
+
+  /**
+   * The values under `prefix`, as `decode` makes them (each decoded once per change, then cached):
+   * current at least to every write made through this snapshot's stores. Callers must not change them.
+   */
+  async read<T>(prefix: string, decode: (kv: IKeyValue) => T): Promise<{ values: T[]; revision: number }> {
+    await this.current();
+    const values: T[] = [];
+    const under = this.entries.get(this.prefixOf(prefix)!) ?? new Map<string, Entry>();
+    for (const [key, entry] of under) {
+      if (!key.startsWith(prefix)) continue;
+      entry.decoded ??= decode(entry.kv);
+      values.push(entry.decoded as T);
+    }
+    return { values, revision: this.revision };
+  }
+
+  /** Notes a write's revision: reads after it see it (read-your-writes). */
+  wrote(revision: number | string): void {
+    this.written = Math.max(this.written, Number(revision));
+  }
+
+  /** Calls `fn` after a change under one of `prefixes` reaches the snapshot (and after every resync). */
+  onChange(prefixes: string[], fn: () => void): () => void {
+    const listener = { prefixes, fn };
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  stats(): SnapshotStats {
+    let held = 0;
+    for (const m of this.entries.values()) held += m.size;
+    return { ...this.counters, revision: this.revision, held };
+  }
+
+  /** Waits for the start, and for the watch to reach this manager's last write; lists again if it does not in time. */
+  private async current(): Promise<void> {
+    await this.start();
+    const want = this.written;
+    if (this.revision >= want || this.stopped) return;
+    let timer: NodeJS.Timeout | undefined;
+    const reached = await new Promise<boolean>((resolve) => {
+      this.waiters.push({ revision: want, resolve: () => resolve(true) });
+      timer = setTimeout(() => resolve(false), CATCH_UP_MS);
+      timer.unref();
+    });
+    clearTimeout(timer);
+    if (!reached && this.revision < want) await this.resync('the watch did not deliver a write in time');
+  }
+
+  /** Lists every held prefix at one revision, replaces the held keys with them, and watches from there. */
+  private async sync(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+    const listed = new Map<string, IKeyValue>();
+    let revision: number | undefined;
+    for (const prefix of this.prefixes) {
+      const res = await rangePrefix(this.client, prefix, revision, this.counters);
+      revision ??= res.revision;
+      for (const kv of res.kvs) listed.set(kv.key.toString(), kv);
+    }
+    this.counters.lists += 1;
+    // The diff against what was held: a key whose mod revision did not change keeps its decoded value.
+    for (const under of this.entries.values()) for (const key of [...under.keys()]) if (!listed.has(key)) under.delete(key);
+    for (const [key, kv] of listed) {
+      const under = this.entries.get(this.prefixOf(key)!)!;
+      const held = under.get(key);
+      if (!held || held.kv.mod_revision !== kv.mod_revision) under.set(key, { kv });
+    }
+    this.advance(revision!);
+    if (this.stopped) return;
+    const watcher = await this.client.watch().prefix(this.root).startRevision(String(revision! + 1)).create();
+    if (this.stopped) {
+      await watcher.cancel().catch(() => undefined);
+      return;
+    }
+    watcher.on('data', (res) => this.apply(res.events, Number(res.header.revision)));
+    // A watch etcd cancels (its start revision compacted away) or that fails: list again and diff.
+    watcher.on('error', (err) => void this.resync(`the watch failed: ${(err as Error).message}`));
+    this.watcher = watcher;
+    this.notify();
+  }
+
+  private resyncing?: Promise<void>;
+
+  private resync(reason: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.resyncing ??= (async () => {
+      this.log.warn({ reason }, 'listing the cluster store again');
+      for (let attempt = 0; !this.stopped; attempt++) {
+        try {
+          await this.sync();
+          return;
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'could not list the cluster store; trying again');
+          await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)).unref());
+        }
+      }
+    })().finally(() => {
+      this.resyncing = undefined;
+    });
+    return this.resyncing;
+  }
+
+  private apply(events: { type: string; kv: IKeyValue }[], revision: number): void {
+    const changed: string[] = [];
+    for (const ev of events) {
+      const key = ev.kv.key.toString();
+      const prefix = this.prefixOf(key);
+      if (prefix === undefined) continue;
+      this.counters.events += 1;
+      changed.push(key);
+      if (ev.type === 'Put') this.entries.get(prefix)!.set(key, { kv: ev.kv });
+      else this.entries.get(prefix)!.delete(key);
+    }
+    this.advance(revision);
+    if (changed.length) this.notify(changed);
+  }
+
+  private advance(revision: number): void {
+    this.revision = Math.max(this.revision, revision);
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.revision <= this.revision ? w.resolve() : still.push(w));
+    this.waiters = still;
+  }
+
+  /** Tells the listeners whose prefixes one of `changed` is under; everyone when undefined (a fresh list). */
+  private notify(changed?: string[]): void {
+    for (const l of this.listeners) {
+      if (!changed || changed.some((k) => l.prefixes.some((p) => k.startsWith(p)))) l.fn();
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/** The leader's loops as components: real loops and plans over the in-memory store, no etcd. */
+import pino from 'pino';
+import { SwarmletError } from '../../services/common/errors';
+import { Node, NodeAvailability, NodeRole, NodeState, RestartCondition, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { nodeHealthLoop } from '../../manager/node-health';
+import { ReconcileLoop } from '../../services/common/reconcile-loop';
+import { MemoryStore } from '../../manager/store/memory-store';
+import { allocatorLoop, orchestratorLoop, schedulerLoop } from '../../manager/task-loops';
+
+const log = pino({ level: 'silent' });
+
+function node(id: string): Node {
+  return Node.fromPartial({
+    id,
+    role: NodeRole.NODE_ROLE_WORKER,
+    spec: { desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [] },
+    status: { state: NodeState.NODE_STATE_READY, message: '', addr: '198.51.100.10', updatedAt: '', apiAddr: '' },
+  });
+}
+
+function service(id: string, replicas: number): Service {
+  const spec = ServiceSpec.fromPartial({ name: id, task: { container: { image: 'exec:/', command: ['serve'] }, restart: { condition: RestartCondition.RESTART_CONDITION_ANY, delayMs: 5000 } } });
+  spec.mode = { $case: 'replicated', value: { replicas } };
+  return Service.fromPartial({ id, spec, specVersion: 1 });
+}
+
+/** Polls `check` until it holds; fails (with what it last saw) after many tries. */
+async function eventually<T>(read: () => Promise<T>, check: (t: T) => boolean): Promise<T> {
+  let last: T | undefined;
+  for (let i = 0; i < 500; i++) {
+    last = await read();
+    if (check(last)) return last;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never held; last saw ${JSON.stringify(last)}`);
+}
+
+let loops: ReconcileLoop[] = [];
+afterEach(async () => {
+  await Promise.all(loops.map((l) => l.stop()));
+  loops = [];
+});
+
+test('orchestrator, allocator and scheduler take a service from nothing to tasks assigned over the ready nodes', async () => {
+  const store = new MemoryStore();
+  await store.createNode(node('n1'));
+  await store.createNode(node('n2'));
+  await store.createService(service('web', 4));
+  loops = [orchestratorLoop(store, log), allocatorLoop(store, log), schedulerLoop(store, log)];
+  for (const l of loops) l.start();
+
+  const tasks = await eventually(() => store.listTasks(), (ts) => ts.length === 4 && ts.every((t) => t.status?.state === TaskState.TASK_STATE_ASSIGNED));
+  const perNode = new Map<string, number>();
+  for (const t of tasks) perNode.set(t.nodeId, (perNode.get(t.nodeId) ?? 0) + 1);
+  expect(Object.fromEntries(perNode)).toEqual({ n1: 2, n2: 2 });
+  expect(new Set(tasks.map((t) => t.slot))).toEqual(new Set([1, 2, 3, 4]));
+
+  // A pass with nothing to do writes nothing.
+  const before = { ...store.writes };
+  for (const l of loops) l.poke();
+  await new Promise((r) => setTimeout(r, 200));
+  expect(store.writes).toEqual(before);
+});
+
+test('node-health marks a heartbeating node ready, and down when its heartbeat stops', async () => {
+  const store = new MemoryStore();
+  await store.createNode(Node.fromPartial({ ...node('n1'), status: { state: NodeState.NODE_STATE_UNKNOWN, message: '', addr: '198.51.100.10', updatedAt: '', apiAddr: '' } }));
+  store.setHeartbeat('n1', true);
+  loops = [nodeHealthLoop(store, log)];
+  loops[0].start();
+  await eventually(() => store.getNode('n1'), (n) => n?.status?.state === NodeState.NODE_STATE_READY);
+  store.setHeartbeat('n1', false);
+  await eventually(() => store.getNode('n1'), (n) => n?.status?.state === NodeState.NODE_STATE_DOWN);
+});
+
+describe('MemoryStore keeps the store rules', () => {
+  const task = (id: string) => Task.fromPartial({ id, serviceId: 'svc', slot: 1, desiredState: TaskState.TASK_STATE_RUNNING, status: { state: TaskState.TASK_STATE_NEW, message: '', timestamp: '' } });
+
+  test('creates are create-if-absent; versions are the revision of the last write', async () => {
+    const store = new MemoryStore();
+    await store.createTasks([task('a'), task('b')]);
+    const [a, b] = await store.listTasks();
+    expect(a.meta?.version).toBe(b.meta?.version);
+    await expect(store.createTasks([task('c'), task('a')])).rejects.toMatchObject({ kind: 'Conflict' });
+    expect((await store.listTasks()).map((t) => t.id)).toEqual(['a', 'b']);
+  });
+
+  test('a stale update is lost and writes nothing; a task never moves backwards', async () => {
+    const store = new MemoryStore();
+    await store.createTasks([task('a')]);
+    const a = (await store.getTask('a'))!;
+    const pending = { ...a, status: { ...a.status!, state: TaskState.TASK_STATE_PENDING } };
+    expect(await store.updateTasks([{ before: a, after: pending }])).toEqual([]);
+    const lost = await store.updateTasks([{ before: a, after: { ...a, desiredState: TaskState.TASK_STATE_SHUTDOWN } }]);
+    expect(lost.map((t) => t.id)).toEqual(['a']);
+    expect((await store.getTask('a'))!.desiredState).toBe(TaskState.TASK_STATE_RUNNING);
+    const now = (await store.getTask('a'))!;
+    const err = await store.updateTasks([{ before: now, after: { ...now, status: { ...now.status!, state: TaskState.TASK_STATE_NEW } } }]).catch((e) => e);
+    expect(err).toBeInstanceOf(SwarmletError);
+    expect(err.kind).toBe('Conflict');
+  });
+
+  test('watch listeners hear of changes under their prefixes only', async () => {
+    const store = new MemoryStore();
+    let heard = 0;
+    const unwatch = await store.watchPrefixes(['/swarmlet/v1/tasks/'], () => heard++);
+    await store.createNode(node('n1'));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(heard).toBe(0);
+    await store.createTasks([task('a')]);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(heard).toBe(1);
+    await unwatch();
+  });
+});
