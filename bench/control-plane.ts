@@ -204,6 +204,10 @@ async function runLeader(opts: Options): Promise<void> {
     },
   });
   const etcd = await startEtcd();
+  // Interrupted: the etcd member and its data go with the run (the agents process ends when this one does).
+  const onSignal = () => void etcd.stop().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const counter = new EtcdReadCounter();
   const managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor] } as Parameters<typeof fixtureClient>[1]);
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
@@ -292,9 +296,8 @@ async function runLeader(opts: Options): Promise<void> {
     let readyNodes = 0;
     const nodesReady = await waitFor(`${opts.nodes} sessions and ready nodes`, opts.timeoutMs, async () => {
       agentsOk();
-      if (!agentsReady) return false;
       readyNodes = (await setup.listNodes()).filter((n) => n.role === NodeRole.NODE_ROLE_WORKER && n.status?.state === NodeState.NODE_STATE_READY).length;
-      return readyNodes >= opts.nodes;
+      return agentsReady && readyNodes >= opts.nodes;
     }, 500).then(
       () => true,
       (err: Error) => {
@@ -400,6 +403,8 @@ async function runLeader(opts: Options): Promise<void> {
     server.forceShutdown();
     managerEtcd.close();
     await etcd.stop();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     logStream.end();
   }
 }
