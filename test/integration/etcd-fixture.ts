@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, IOptions } from 'etcd3';
 
 export interface EtcdFixture {
   /** `http://127.0.0.1:PORT` */
@@ -27,10 +27,14 @@ export interface EtcdFixtureOptions {
   startTimeoutMs?: number;
 }
 
-/** The options the daemon's own client uses (`etcdClient()` in services/daemon/daemon.ts): no circuit breaker. */
-export function fixtureClient(hosts: string[]): Etcd3 {
+/**
+ * The options the daemon's own client uses (`etcdClient()` in services/daemon/daemon.ts): no circuit
+ * breaker. `grpcOptions` go to each grpc client (a benchmark adds its interceptors there).
+ */
+export function fixtureClient(hosts: string[], grpcOptions?: IOptions['grpcOptions']): Etcd3 {
   return new Etcd3({
     hosts,
+    grpcOptions,
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: { host: () => noop, global: noop },

@@ -1,0 +1,631 @@
+/**
+ * The control plane under load: the real manager (its election, the orchestrator, allocator,
+ * scheduler and node-health loops, and the real Dispatcher) against a real etcd, with 1,000
+ * simulated nodes and 30,000 tasks in 300 services of 100 replicas.
+ *
+ *   npm run bench:control-plane                     (builds, then runs in scripts/sandbox.sh)
+ *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE]
+ *
+ * This process is the leader: a `Manager` on a loopback gRPC server with the manager's mTLS
+ * credentials, its etcd client counting what it reads (a gRPC interceptor sums the key and value
+ * bytes of every KV reply, by method). A child process (this file with `--agents`) plays the nodes:
+ * one mTLS Dispatcher session per node, with a certificate from the cluster's CA, heartbeating and
+ * reporting every task it is given as running; it also watches the tasks prefix with its own etcd
+ * client, to time when every task was persisted assigned and running. The services are created
+ * through the Control API (CreateService), as the CLI does.
+ *
+ * The report: tasks placed and persisted per second (first create to all assigned), beside the
+ * pure plan's figure on the same tasks and nodes (as bench:scheduler computes it); time to all
+ * running; the leader's RSS; the bytes the leader read from etcd in the passes one unchanged write
+ * of a node key sets off (a no-op pass). A limit of etcd or gRPC that a loop hits (a list over
+ * 4 MiB: RESOURCE_EXHAUSTED) is a figure ("failed: ... at N tasks"), not a failure of the
+ * benchmark: it exits non-zero only when it could not run (its own bugs, a bad argument).
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { Etcd3 } from 'etcd3';
+import { SwarmletError } from '../services/common/errors';
+import { createRootLogger } from '../services/common/logger';
+import { callUnary } from '../services/api/handlers';
+import { CertificateSource, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../services/api/tls';
+import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
+import { formatJoinToken } from '../services/pki/tokens';
+import { ControlClient } from '../services/gen/swarmlet/v1/control';
+import { DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
+import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState, ServiceSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { Manager } from '../manager/manager';
+import { EtcdStore } from '../manager/store/etcd-store';
+import { keys } from '../manager/store/keys';
+import { fixtureClient, startEtcd } from '../test/integration/etcd-fixture';
+import { sleep } from '../test/lab/process-tree';
+import { firstLine, progress, renderReport, seconds } from './lab-helpers';
+import { pureSchedulerRate } from './scheduler';
+import { EtcdReadCounter, ReadCounts } from './etcd-read-counter';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+const REPLICAS_PER_SERVICE = 100;
+/** The cluster's timings, as `swarmlet swarm init` sets them by default. */
+const CLUSTER_SPEC = { heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 };
+const TARGETS = { tasksPerSecond: 5000, rssBytes: 500 * MiB, noopReadBytes: 0 };
+/** How long the run waits without progress, once a loop has hit a limit, before it reports what it reached. */
+const STALL_AFTER_LIMIT_MS = 20000;
+
+interface Options {
+  tasks: number;
+  nodes: number;
+  timeoutMs: number;
+  logFile: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const usage = 'usage: control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE]';
+  const opts = { tasks: 30000, nodes: 1000, timeoutS: 0, logFile: path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`) };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq < 0 ? arg : arg.slice(0, eq);
+    const value = (): string => {
+      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value; ${usage}`);
+      return v;
+    };
+    if (flag === '--tasks') opts.tasks = Number(value());
+    else if (flag === '--nodes') opts.nodes = Number(value());
+    else if (flag === '--timeout') opts.timeoutS = Number(value());
+    else if (flag === '--log') opts.logFile = value();
+    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; ${usage}`);
+  }
+  for (const [name, v] of [['--tasks', opts.tasks], ['--nodes', opts.nodes]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new SwarmletError('InvalidArgument', `${name} must be a positive integer, not ${v}`);
+  }
+  if (opts.timeoutS !== 0 && !(opts.timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${opts.timeoutS}`);
+  // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
+  const timeoutMs = opts.timeoutS ? opts.timeoutS * 1000 : Math.max(120000, opts.tasks * 20);
+  return { tasks: opts.tasks, nodes: opts.nodes, timeoutMs, logFile: opts.logFile };
+}
+
+// ---- what the agents process reports ------------------------------------------------------------
+
+interface NodeCredentials {
+  nodeId: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** Parent -> agents. */
+type ToAgents = { kind: 'start'; managerAddr: string; caCertPem: string; etcdEndpoint: string; nodes: NodeCredentials[]; tasks: number } | { kind: 'stop' };
+
+/** Agents -> parent: counts as of `at` (Date.now()), and when each threshold was first reached. */
+interface AgentsStatus {
+  kind: 'status';
+  at: number;
+  sessions: number;
+  /** Tasks the watch has seen stored, assigned (or further), running (or further). */
+  stored: number;
+  assigned: number;
+  running: number;
+  /** Date.now() when `assigned` (`running`) first reached the wanted total. */
+  allAssignedAt?: number;
+  allRunningAt?: number;
+  /** Status reports the dispatcher refused, and the last reason. */
+  failedReports: number;
+  sessionFailures: number;
+  lastError?: string;
+}
+
+type FromAgents = AgentsStatus | { kind: 'ready' } | { kind: 'fatal'; message: string };
+
+// ---- the leader ---------------------------------------------------------------------------------
+
+const loopbackAddr = (i: number) => `127.1.${(i >> 8) & 255}.${i & 255}`;
+
+function description(hostname: string): NodeDescription {
+  return NodeDescription.fromPartial({ hostname, os: 'linux', arch: 'x64', engineVersion: '0.1.0', resources: { nanoCpus: 8e9, memoryBytes: 16 * GiB } });
+}
+
+/** Runs `fn` over `items`, `width` at a time. */
+async function inParallel<T>(items: T[], width: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i] as T, i);
+    }
+  }));
+}
+
+/** Bounds a promise: rejects with `what` timed out after `ms`. */
+function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SwarmletError('Unavailable', `timed out after ${seconds(ms)} waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function waitFor(what: string, timeoutMs: number, ok: () => Promise<boolean> | boolean, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      if (await ok()) return;
+    } catch (err) {
+      last = firstLine((err as Error).message);
+    }
+    if (Date.now() > deadline) throw new SwarmletError('Unavailable', `timed out after ${seconds(timeoutMs)} waiting for ${what}${last ? `; last error: ${last}` : ''}`);
+    await sleep(intervalMs);
+  }
+}
+
+interface Figures {
+  created: number;
+  /** ms from the first create */
+  allAssignedMs?: number;
+  allRunningMs?: number;
+  last?: AgentsStatus;
+  limit?: { details: string; method: string; storedTasks: number };
+  timedOut: boolean;
+  createErrors: number;
+  lastCreateError?: string;
+  rssPeak: number;
+  rssEnd: number;
+  noop?: { reads: ReadCounts; quiet: boolean };
+  /** From the manager's log: times it stopped leading, failed loop passes and the last one's reason. */
+  leadershipLost?: number;
+  /** From the first session opened to every session open and node ready (or the timeout). */
+  setup: { ms: number; ready: boolean; readyNodes: number; sessions: number };
+  loadAvg?: { start: number; end: number };
+  /** How late the leader's event loop ran, from the first create to the end of the wait. */
+  loopDelayMs?: { p99: number; max: number };
+  failedPasses?: number;
+  lastFailure?: string;
+}
+
+async function runLeader(opts: Options): Promise<void> {
+  const serviceCount = Math.ceil(opts.tasks / REPLICAS_PER_SERVICE);
+  progress(`control plane: ${opts.tasks} tasks in ${serviceCount} services, ${opts.nodes} nodes; manager log in ${opts.logFile}`);
+  const logStream = fs.createWriteStream(opts.logFile);
+  // The manager's log goes to the file; the lines that tell of lost leadership and failed passes are counted on the way.
+  const events = { leadershipLost: 0, failedPasses: 0, lastFailure: '' };
+  const log = createRootLogger('info', {
+    write: (line: string) => {
+      logStream.write(line);
+      if (line.includes('"msg":"no longer leader"')) events.leadershipLost++;
+      if (line.includes('"msg":"reconcile failed; retrying"')) {
+        events.failedPasses++;
+        events.lastFailure = line;
+      }
+    },
+  });
+  const etcd = await startEtcd();
+  // Interrupted: the etcd member and its data go with the run (the agents process ends when this one does).
+  const onSignal = () => void etcd.stop().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const counter = new EtcdReadCounter();
+  const managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor] } as Parameters<typeof fixtureClient>[1]);
+  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+  let manager: Manager | undefined;
+  let agents: ChildProcess | undefined;
+  let control: ControlClient | undefined;
+  let rssPeak = 0;
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 250);
+  try {
+    // The cluster, its CA and the manager's node, as `swarmlet swarm init` makes them.
+    const clusterId = newRandomId();
+    const managerId = newRandomId();
+    const ca = await createRootCA(clusterId);
+    const managerKey = await createKeyAndCSR(managerId);
+    const tls: TlsMaterial = { caCertPem: ca.certPem, certPem: await signCertificate(ca, managerKey.csrPem, { nodeId: managerId, clusterId, role: 'manager', ipAddresses: ['127.0.0.1'] }), keyPem: managerKey.keyPem };
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', managerServerCredentials(new CertificateSource(tls)), (err, p) => (err ? reject(err) : resolve(p))));
+    const apiAddr = `127.0.0.1:${port}`;
+    const cluster = Cluster.fromPartial({
+      id: clusterId,
+      spec: CLUSTER_SPEC,
+      joinTokens: { worker: formatJoinToken(ca.digest, newTokenSecret()), manager: formatJoinToken(ca.digest, newTokenSecret()) },
+      rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
+      etcd: { embedded: false, endpoints: [etcd.endpoint] },
+    });
+    const now = () => new Date().toISOString();
+    const setup = new EtcdStore(etcd.client);
+    await setup.createCluster(cluster, Node.fromPartial({
+      id: managerId,
+      role: NodeRole.NODE_ROLE_MANAGER,
+      spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+      description: description('manager'),
+      status: { state: NodeState.NODE_STATE_UNKNOWN, message: 'initializing', addr: '127.0.0.1', updatedAt: now(), apiAddr },
+      managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
+    }));
+
+    // The workers, as the CA service admits them: a node object and a certificate the CA signed.
+    progress(`issuing ${opts.nodes} node certificates`);
+    const nodes: NodeCredentials[] = new Array(opts.nodes);
+    await inParallel(Array.from({ length: opts.nodes }, (_, i) => i), 16, async (i) => {
+      const nodeId = newRandomId();
+      const { keyPem, csrPem } = await createKeyAndCSR(nodeId);
+      const certPem = await signCertificate(ca, csrPem, { nodeId, clusterId, role: 'worker' });
+      const addr = loopbackAddr(i + 1);
+      await setup.createNode(Node.fromPartial({
+        id: nodeId,
+        role: NodeRole.NODE_ROLE_WORKER,
+        spec: { desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+        description: description(`node-${i + 1}`),
+        status: { state: NodeState.NODE_STATE_UNKNOWN, message: 'joining', addr, updatedAt: now(), apiAddr: `${addr}:4242` },
+        managerStatus: { addr: `${addr}:4242`, leader: false, reachability: 0 },
+      }));
+      nodes[i] = { nodeId, certPem, keyPem };
+    });
+
+    // The manager, as a manager node's daemon runs it.
+    manager = new Manager({ nodeId: managerId, etcd: managerEtcd, tls: () => tls, apiAddr, embeddedEtcd: false, log });
+    manager.registerServices(server);
+    await manager.start();
+    const m = manager;
+    await waitFor('the manager to lead', 30000, async () => (await m.leaderId()) === managerId);
+    progress('the manager leads');
+
+    // The agents.
+    let status: AgentsStatus | undefined;
+    let agentsFailed: string | undefined;
+    let agentsReady = false;
+    const child = fork(__filename, ['--agents'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    agents = child;
+    child.on('message', (msg: FromAgents) => {
+      if (msg.kind === 'status') status = msg;
+      else if (msg.kind === 'ready') agentsReady = true;
+      else if (msg.kind === 'fatal') agentsFailed = msg.message;
+    });
+    child.on('exit', (code, signal) => {
+      if (!agentsFailed && agents) agentsFailed = `the agents process exited (code ${code}, signal ${signal})`;
+    });
+    const agentsOk = () => {
+      if (agentsFailed) throw new SwarmletError('Internal', agentsFailed);
+      return true;
+    };
+    child.send({ kind: 'start', managerAddr: apiAddr, caCertPem: ca.certPem, etcdEndpoint: etcd.endpoint, nodes, tasks: opts.tasks } satisfies ToAgents);
+    progress(`opening ${opts.nodes} sessions`);
+    // Until every session is open and every node ready; a control plane too slow for that is a figure, not a failure.
+    const tSessions = Date.now();
+    let readyNodes = 0;
+    const nodesReady = await waitFor(`${opts.nodes} sessions and ready nodes`, opts.timeoutMs, async () => {
+      agentsOk();
+      readyNodes = (await setup.listNodes()).filter((n) => n.role === NodeRole.NODE_ROLE_WORKER && n.status?.state === NodeState.NODE_STATE_READY).length;
+      return agentsReady && readyNodes >= opts.nodes;
+    }, 500).then(
+      () => true,
+      (err: Error) => {
+        progress(`${err.message}; going on with ${readyNodes} ready nodes`);
+        return false;
+      },
+    );
+    const setupFigure = { ms: Date.now() - tSessions, ready: nodesReady, readyNodes, sessions: status?.sessions ?? 0 };
+    progress(`${readyNodes} of ${opts.nodes} nodes ready`);
+    const raw = etcd.client;
+
+    // The services, through the Control API, as the CLI creates them.
+    control = new ControlClient(apiAddr, managerClientCredentials(ca.certPem, tls), managerChannelOptions);
+    const c = control;
+    const figures: Figures = { created: 0, timedOut: false, createErrors: 0, rssPeak: 0, rssEnd: 0, setup: setupFigure };
+    const t0 = Date.now();
+    loopDelay.enable();
+    figures.loadAvg = { start: os.loadavg()[0] as number, end: 0 };
+    const creating = inParallel(Array.from({ length: serviceCount }, (_, s) => s), 4, async (s) => {
+      const replicas = Math.min(REPLICAS_PER_SERVICE, opts.tasks - s * REPLICAS_PER_SERVICE);
+      const spec = ServiceSpec.fromPartial({ name: `svc-${s + 1}`, task: { container: { image: 'exec:/', args: ['sleep', 'infinity'] } }, mode: { $case: 'replicated', value: { replicas } } });
+      try {
+        await callUnary(c.createService.bind(c), { spec, registryAuth: '' }, 60000);
+        figures.created++;
+      } catch (err) {
+        figures.createErrors++;
+        figures.lastCreateError = firstLine((err as grpc.ServiceError).details ?? (err as Error).message);
+      }
+    });
+    progress(`creating ${serviceCount} services`);
+
+    // Until every task runs, a loop is stuck on a limit, or the time is up.
+    let lastProgressAt = Date.now();
+    let lastCounts = '';
+    let lastLine = 0;
+    for (;;) {
+      agentsOk();
+      await sleep(250);
+      const s = status;
+      if (!s) continue;
+      const counts = `${s.stored}/${s.assigned}/${s.running}`;
+      if (counts !== lastCounts) {
+        lastCounts = counts;
+        lastProgressAt = Date.now();
+      }
+      if (Date.now() - lastLine > 5000) {
+        lastLine = Date.now();
+        progress(`services ${figures.created}/${serviceCount}; tasks stored ${s.stored}, assigned ${s.assigned}, running ${s.running} of ${opts.tasks}; sessions ${s.sessions}; rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
+      }
+      if (counter.exhausted && !figures.limit) {
+        figures.limit = { ...counter.exhausted, storedTasks: s.stored };
+        progress(`a loop hit ${counter.exhausted.method}: RESOURCE_EXHAUSTED (${counter.exhausted.details}) with ${s.stored} tasks stored`);
+      }
+      if (s.allRunningAt) break;
+      if (figures.limit && Date.now() - lastProgressAt > STALL_AFTER_LIMIT_MS) break;
+      if (Date.now() - t0 > opts.timeoutMs) {
+        figures.timedOut = true;
+        break;
+      }
+    }
+    await within('the service creates to end', 70000, creating).catch(() => undefined);
+    const s = status!;
+    figures.last = s;
+    figures.allAssignedMs = s.allAssignedAt && s.allAssignedAt - t0;
+    figures.allRunningMs = s.allRunningAt && s.allRunningAt - t0;
+    loopDelay.disable();
+    figures.loadAvg!.end = os.loadavg()[0] as number;
+    figures.loopDelayMs = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
+    figures.rssEnd = process.memoryUsage().rss;
+    figures.rssPeak = Math.max(rssPeak, figures.rssEnd);
+
+    // One no-op pass: an unchanged write of a node key wakes every loop, and none has anything to do.
+    progress('measuring a no-op pass');
+    await counter.quiet(2000, 0, 30000);
+    const key = keys.node(nodes[0]!.nodeId);
+    const value = await raw.get(key).buffer();
+    const before = counter.snapshot();
+    if (value) await raw.put(key).value(value).exec();
+    const quiet = await counter.quiet(1000, 1000, 30000);
+    const after = counter.snapshot();
+    figures.noop = { reads: { kvCalls: after.kvCalls - before.kvCalls, kvBytes: after.kvBytes - before.kvBytes, rangeCalls: after.rangeCalls - before.rangeCalls, watchBytes: after.watchBytes - before.watchBytes }, quiet };
+
+    progress('computing the pure plan reference');
+    const reference = pureSchedulerRate(opts.nodes, serviceCount, opts.tasks, 3);
+    figures.leadershipLost = events.leadershipLost;
+    figures.failedPasses = events.failedPasses;
+    if (events.lastFailure) {
+      const l = JSON.parse(events.lastFailure) as { loop?: string; err?: { message?: string } };
+      figures.lastFailure = `${l.loop}: ${firstLine(l.err?.message ?? '')}`.slice(0, 200);
+    }
+    process.stdout.write(report(opts, serviceCount, figures, reference));
+  } finally {
+    clearInterval(rssTimer);
+    if (agents && agents.exitCode === null) {
+      const child = agents;
+      agents = undefined;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.send({ kind: 'stop' } satisfies ToAgents, () => undefined);
+      await within('the agents process to exit', 10000, exited).catch(() => child.kill('SIGKILL'));
+    }
+    control?.close();
+    await within('the manager to stop', 15000, manager?.stop() ?? Promise.resolve()).catch((err) => progress(`manager stop: ${(err as Error).message}`));
+    server.forceShutdown();
+    managerEtcd.close();
+    await etcd.stop();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    logStream.end();
+  }
+}
+
+function report(opts: Options, serviceCount: number, f: Figures, reference: { tasksPerSecond: number; placed: number; pending: number }): string {
+  const s = f.last!;
+  const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000))} tasks/s`;
+  const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+  const reached = `reached ${s.assigned} assigned, ${s.running} running of ${opts.tasks}, ${s.stored} stored`;
+  const failure = f.limit
+    ? `failed: RESOURCE_EXHAUSTED at ${f.limit.storedTasks} tasks (${reached})`
+    : f.timedOut
+      ? `failed: timed out after ${seconds(opts.timeoutMs)} (${reached})`
+      : `failed: stopped (${reached})`;
+  const placed = f.allAssignedMs !== undefined ? rate(opts.tasks, f.allAssignedMs) : failure;
+  const running = f.allRunningMs !== undefined ? seconds(f.allRunningMs) : failure;
+  const noop = f.noop!;
+  const noopCell = `${noop.reads.kvBytes} B in ${noop.reads.kvCalls} KV calls (${noop.reads.rangeCalls} ranges)${noop.quiet ? '' : ', not quiet after 30 s'}`;
+  const cells = [
+    ['placed and persisted (create to all assigned)', placed, `pure plan ${Math.round(reference.tasksPerSecond)} tasks/s`, `>= ${TARGETS.tasksPerSecond} tasks/s`],
+    ['time to all running', running, f.allAssignedMs !== undefined ? `all assigned at ${seconds(f.allAssignedMs)}` : '-', '-'],
+    ['sessions open and nodes ready', f.setup.ready ? seconds(f.setup.ms) : `failed: timed out after ${seconds(f.setup.ms)} (${f.setup.sessions} sessions, ${f.setup.readyNodes} of ${opts.nodes} nodes ready)`, '-', '-'],
+    ['leader RSS (peak / at the end)', `${mib(f.rssPeak)} / ${mib(f.rssEnd)}`, '-', `<= ${mib(TARGETS.rssBytes)}`],
+    ['read from etcd by one no-op pass', noopCell, `watch events ${noop.reads.watchBytes} B`, `${TARGETS.noopReadBytes} B`],
+  ];
+  const met = {
+    placement: f.allAssignedMs !== undefined && opts.tasks / (f.allAssignedMs / 1000) >= TARGETS.tasksPerSecond,
+    rss: f.rssPeak <= TARGETS.rssBytes,
+    noop: noop.quiet && noop.reads.kvBytes <= TARGETS.noopReadBytes,
+  };
+  const notes = [
+    `${opts.tasks} tasks in ${serviceCount} services (up to ${REPLICAS_PER_SERVICE} replicas each) on ${opts.nodes} simulated nodes (one mTLS dispatcher session each, heartbeating every ${CLUSTER_SPEC.heartbeatPeriodMs} ms); services created through the Control API: ${f.created} created, ${f.createErrors} refused${f.lastCreateError ? ` (last: ${f.lastCreateError})` : ''}.`,
+    `The machine's load average (1 min): ${f.loadAvg!.start.toFixed(1)} at the first create, ${f.loadAvg!.end.toFixed(1)} at the end of the wait, on ${os.cpus().length} cores.`,
+    `Targets met: placement ${met.placement ? 'yes' : 'NO'}, RSS ${met.rss ? 'yes' : 'NO'}, no-op pass ${met.noop ? 'yes' : 'NO'}.`,
+    f.limit ? `Limit hit: ${f.limit.method} RESOURCE_EXHAUSTED (${f.limit.details}) when ${f.limit.storedTasks} tasks were stored.` : '',
+    `Pure plan: planScheduling of ${reference.pending} pending tasks on ${opts.nodes} nodes with 5,000 already running, as bench:scheduler builds them (median of 3; ${reference.placed} placed).`,
+    'Times run from the first CreateService to the moment the tasks watch (a separate etcd client) saw the last task stored as assigned (running).',
+    "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
+    "No-op pass: the key and value bytes of the KV replies to the manager's etcd client (counted by a gRPC interceptor) from one unchanged write of a node key until its KV calls were quiet for 1 s; watch events (the write itself, to each watching loop) are shown apart.",
+    `Sessions failed (and opened again): ${s.sessionFailures}; status reports refused: ${s.failedReports}${s.lastError ? ` (last: ${s.lastError})` : ''}.`,
+    `The leader's event loop, from the first create: p99 ${f.loopDelayMs!.p99.toFixed(0)} ms late, at most ${seconds(f.loopDelayMs!.max)} (an agent's heartbeat gives up after 2.5 s).`,
+    `The manager lost its leadership ${f.leadershipLost ?? 0} times; loop passes failed ${f.failedPasses ?? 0} times${f.lastFailure ? ` (last: ${f.lastFailure})` : ''}.`,
+  ].filter(Boolean);
+  return renderReport(`bench:control-plane: ${opts.tasks} tasks, ${opts.nodes} nodes`, ['figure', 'measured', 'reference (same run)', 'target'], cells, [0, 1, 2], notes);
+}
+
+// ---- the simulated nodes (the child process) ----------------------------------------------------
+
+function runAgents(): void {
+  const send = (msg: FromAgents) => process.send?.(msg);
+  const controller = new AbortController();
+  process.on('message', (msg: ToAgents) => {
+    if (msg.kind === 'stop') {
+      controller.abort();
+      setTimeout(() => process.exit(0), 200).unref();
+    } else if (msg.kind === 'start') {
+      agents(msg, controller.signal, send).catch((err: unknown) => {
+        send({ kind: 'fatal', message: (err as Error).message });
+        setTimeout(() => process.exit(1), 200).unref();
+      });
+    }
+  });
+  // The parent gone (killed, crashed): so are the nodes.
+  process.on('disconnect', () => process.exit(0));
+}
+
+async function agents(start: Extract<ToAgents, { kind: 'start' }>, signal: AbortSignal, send: (msg: FromAgents) => void): Promise<void> {
+  const status: AgentsStatus = { kind: 'status', at: Date.now(), sessions: 0, stored: 0, assigned: 0, running: 0, failedReports: 0, sessionFailures: 0 };
+  setMaxListeners(0, signal);
+
+  // The timing watch: every task as stored. Only tasks meant to run count (not those retired).
+  const etcd: Etcd3 = fixtureClient([start.etcdEndpoint]);
+  const tasks = new Map<string, { state: TaskState; active: boolean }>();
+  const count = (t: { state: TaskState; active: boolean } | undefined, sign: 1 | -1) => {
+    if (!t?.active) return;
+    status.stored += sign;
+    if (t.state >= TaskState.TASK_STATE_ASSIGNED) status.assigned += sign;
+    if (t.state >= TaskState.TASK_STATE_RUNNING) status.running += sign;
+  };
+  const watcher = await etcd.watch().prefix(keys.tasksPrefix).create();
+  watcher.on('put', (kv) => {
+    let task: Task;
+    try {
+      task = Task.fromJSON(JSON.parse(kv.value.toString()));
+    } catch {
+      return;
+    }
+    const next = { state: task.status?.state ?? TaskState.TASK_STATE_NEW, active: task.desiredState <= TaskState.TASK_STATE_RUNNING && (task.status?.state ?? 0) <= TaskState.TASK_STATE_RUNNING };
+    count(tasks.get(task.id), -1);
+    count(next, 1);
+    tasks.set(task.id, next);
+  });
+  watcher.on('delete', (kv) => {
+    const id = kv.key.toString().slice(keys.tasksPrefix.length);
+    count(tasks.get(id), -1);
+    tasks.delete(id);
+  });
+  const timer = setInterval(() => {
+    status.at = Date.now();
+    if (!status.allAssignedAt && status.assigned >= start.tasks) status.allAssignedAt = status.at;
+    if (!status.allRunningAt && status.running >= start.tasks) status.allRunningAt = status.at;
+    send({ ...status });
+  }, 100);
+  signal.addEventListener('abort', () => {
+    clearInterval(timer);
+    void watcher.cancel().finally(() => etcd.close());
+  }, { once: true });
+
+  // Sessions open 50 at a time, 100 ms apart, as agents of a booting lab would.
+  await Promise.all(start.nodes.map((n, i) => sleep(Math.floor(i / 50) * 100).then(() => simulatedNode(start, n, signal, status))));
+  send({ kind: 'ready' });
+}
+
+/**
+ * One node, as the agent's session and worker behave: a session with the dispatcher, heartbeats
+ * at the period it is told, every task it is given reported running (one batch in flight at a
+ * time; what was refused is sent again after a backoff, through whichever session is open then),
+ * and a new session after a short backoff when one fails. Resolves once the first session is open.
+ */
+function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeCredentials, signal: AbortSignal, status: AgentsStatus): Promise<void> {
+  const client = new DispatcherClient(start.managerAddr, managerClientCredentials(start.caCertPem, creds), managerChannelOptions);
+  const reported = new Set<string>();
+  const pending = new Map<string, TaskStatusUpdate>();
+  let sessionId = '';
+  let reporting = false;
+  let retryMs = 100;
+  signal.addEventListener('abort', () => client.close(), { once: true });
+  const flush = () => {
+    if (reporting || pending.size === 0 || !sessionId || signal.aborted) return;
+    const updates = [...pending.values()];
+    pending.clear();
+    reporting = true;
+    callUnary(client.updateTaskStatus.bind(client), { sessionId, updates }, 30000).then(
+      () => {
+        retryMs = 100;
+        reporting = false;
+        flush();
+      },
+      (err: grpc.ServiceError) => {
+        status.failedReports++;
+        status.lastError = `status report: ${err.details ?? err.message}`;
+        for (const u of updates) if (!pending.has(u.taskId)) pending.set(u.taskId, u);
+        setTimeout(() => {
+          reporting = false;
+          flush();
+        }, retryMs);
+        retryMs = Math.min(5000, retryMs * 2);
+      },
+    );
+  };
+  return new Promise<void>((opened) => {
+    const session = (attempt: number) => {
+      if (signal.aborted) return;
+      let over = false;
+      let heartbeat: NodeJS.Timeout | undefined;
+      const stream = client.session({ description: description(creds.nodeId), advertiseAddr: '', apiAddr: '' });
+      const end = (why: string) => {
+        if (over) return;
+        over = true;
+        clearTimeout(heartbeat);
+        signal.removeEventListener('abort', onAbort);
+        stream.removeAllListeners();
+        stream.on('error', () => undefined);
+        stream.cancel();
+        const established = sessionId !== '';
+        if (established) status.sessions--;
+        sessionId = '';
+        if (signal.aborted) return;
+        status.sessionFailures++;
+        status.lastError = why;
+        setTimeout(() => session(established ? 0 : attempt + 1), Math.min(2000, 200 * 2 ** attempt));
+      };
+      const onAbort = () => end('stopped');
+      signal.addEventListener('abort', onAbort, { once: true });
+      const beat = (periodMs: number) => {
+        heartbeat = setTimeout(() => {
+          callUnary(client.heartbeat.bind(client), { sessionId }, periodMs * 2 + 500).then(
+            (res) => !over && beat(res.periodMs || periodMs),
+            (err: grpc.ServiceError) => end(`heartbeat: ${err.details ?? err.message}`),
+          );
+        }, periodMs);
+      };
+      stream.on('data', (msg: SessionMessage) => {
+        if (!sessionId) {
+          sessionId = msg.sessionId;
+          status.sessions++;
+          beat(msg.clusterSpec?.heartbeatPeriodMs || 1000);
+          opened();
+        }
+        for (const t of msg.tasks) {
+          const state = t.status?.state ?? TaskState.TASK_STATE_NEW;
+          if (t.desiredState > TaskState.TASK_STATE_RUNNING || state >= TaskState.TASK_STATE_RUNNING || reported.has(t.id)) continue;
+          reported.add(t.id);
+          pending.set(t.id, { taskId: t.id, status: { state: TaskState.TASK_STATE_RUNNING, timestamp: new Date().toISOString(), message: 'started', err: '', container: undefined } });
+        }
+        flush();
+      });
+      stream.on('error', (err: grpc.ServiceError) => end(`session: ${err.details ?? err.message}`));
+      stream.on('end', () => end('session: stream ended'));
+    };
+    session(0);
+  });
+}
+
+// ---- entry --------------------------------------------------------------------------------------
+
+if (process.argv[2] === '--agents') {
+  runAgents();
+} else {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench/control-plane: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  runLeader(opts).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench/control-plane: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
