@@ -1,3 +1,4 @@
+import { Mutex } from 'async-mutex';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Netlink } from './netlink';
 
@@ -9,14 +10,14 @@ import { Netlink } from './netlink';
  */
 export abstract class HostNetlinkDriver {
   private host?: Netlink;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private closed = false;
 
   protected constructor(private readonly what: string, protected readonly hostNetns?: string) {}
 
   /** Lets go of the netlink handle; the kernel objects stay. */
   close(): Promise<void> {
-    const done = this.queue.then(() => this.release());
+    const done = this.mutex.runExclusive(async () => this.release());
     this.closed = true;
     return done;
   }
@@ -28,13 +29,14 @@ export abstract class HostNetlinkDriver {
 
   protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(failedPrecondition(`the ${this.what} is closed`));
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {
-      this.release();
-      this.afterFailure();
-    });
-    return run.catch((err: unknown) => {
-      throw asSwarmletError(err);
+    return this.mutex.runExclusive(async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        this.release();
+        this.afterFailure();
+        throw asSwarmletError(err);
+      }
     });
   }
 
