@@ -21,12 +21,12 @@
  * our veths on them) of networks no longer wanted, and the gateway bridge when no task here needs
  * it. All calls are serialized and idempotent.
  */
-import { execFile, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { SwarmletError, asSwarmletError, failedPrecondition, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
-import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkDriver, WantedNetworks } from './driver';
 import { Netlink } from './netlink';
+import { enableForwarding, runInNetns } from './netns-run';
 import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
@@ -55,7 +55,6 @@ export interface BridgeNetwork {
 }
 
 const PREFIX = /^[a-z][a-z0-9]{0,6}$/;
-const NFT_TIMEOUT_MS = 10000;
 /** The same rules are written again at most this often (they may have been flushed by hand). */
 const NFT_REFRESH_MS = 10000;
 
@@ -98,7 +97,8 @@ const ipText = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 
 const macOfAddress = (first: string, n: number) => [first, '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((o) => o.toString(16).padStart(2, '0'))].join(':');
 const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
 
-export class BridgeDriver extends HostNetlinkDriver {
+export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
+  readonly label = 'bridge networks';
   private readonly log: Logger;
   private readonly prefix: string;
   /** The networks the host has bridges for, as last made: the nft rules cover them. */
@@ -290,7 +290,7 @@ export class BridgeDriver extends HostNetlinkDriver {
         await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
         await host.setMac(veth, macOfAddress('06', address));
         await host.setMaster(veth, bridge.name);
-        await this.hostRun('bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
+        await runInNetns(this.hostNetns, 'bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
         await host.setUp(veth);
         const cidr = `${ipText(address)}/${this.gw.len}`;
         await task.setMac(eth, macOfAddress('02', address));
@@ -359,6 +359,24 @@ export class BridgeDriver extends HostNetlinkDriver {
       }
       return lines;
     });
+  }
+
+  reconcileNetworks(wanted: WantedNetworks): Promise<void> {
+    return this.reconcile(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), { gateway: wanted.gateway });
+  }
+
+  /** Its bridge networks, then (a task on overlays alone) the gateway bridge, after its overlay interfaces. */
+  async attachTask(task: Task, netns: string): Promise<void> {
+    await this.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
+    await this.attachGateway(task.id, netns, task.networks);
+  }
+
+  detachTask(taskId: string): Promise<void> {
+    return this.detach(taskId);
+  }
+
+  doctorNetworks(wanted: WantedNetworks): Promise<string[]> {
+    return this.doctor(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), wanted.running, wanted.gateway);
   }
 
   /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
@@ -436,47 +454,12 @@ export class BridgeDriver extends HostNetlinkDriver {
     if (this.applied && this.applied.text === text && Date.now() - this.applied.at < NFT_REFRESH_MS) return;
     this.applied = undefined;
     await this.nft(text);
-    await this.enableForwarding();
+    await enableForwarding(this.hostNetns);
     this.applied = { text, at: Date.now() };
   }
 
-  private nft(text: string): Promise<void> {
-    return this.hostRun('nft', ['-f', '-'], text);
-  }
-
-  /** Runs a command in the host's network namespace, with `input` (if any) on its stdin. */
-  private hostRun(command: string, commandArgs: string[], input?: string): Promise<void> {
-    const [cmd, args] = this.hostNetns ? ['nsenter', [`--net=${this.hostNetns}`, '--', command, ...commandArgs]] : [command, commandArgs];
-    const what = `${command} ${commandArgs.join(' ')}`;
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args as string[], { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], timeout: NFT_TIMEOUT_MS });
-      let stderr = '';
-      child.stderr?.on('data', (d) => (stderr += d));
-      child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
-      child.on('close', (code, signal) => {
-        if (code === 0) return resolve();
-        reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
-      });
-      if (input !== undefined) {
-        // A command that exits before reading all of it is told by its exit status.
-        child.stdin?.on('error', () => undefined);
-        child.stdin?.end(input);
-      }
-    });
-  }
-
-  private async enableForwarding(): Promise<void> {
-    const file = '/proc/sys/net/ipv4/ip_forward';
-    if (!this.hostNetns) {
-      await writeFile(file, '1\n');
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      execFile('nsenter', [`--net=${this.hostNetns}`, '--', 'sh', '-c', `echo 1 > ${file}`], { timeout: NFT_TIMEOUT_MS }, (err, _out, stderr) => {
-        if (!err) return resolve();
-        reject(new SwarmletError('Internal', `enabling IPv4 forwarding: ${(stderr || err.message).trim()}`, { cause: err }));
-      });
-    });
+  private async nft(text: string): Promise<void> {
+    await runInNetns(this.hostNetns, 'nft', ['-f', '-'], text);
   }
 
   /** The nft rules are written again after a failure: what was applied is no longer known. */

@@ -41,11 +41,13 @@
  * All calls are serialized. Every call is idempotent and starts from what the kernel has, so it is
  * safe after an agent restart, a reboot (sandboxes gone), or a manual `ip link del`.
  */
+import { Mutex } from 'async-mutex';
 import { stat } from 'node:fs/promises';
 import { SwarmletError, asSwarmletError, conflict, failedPrecondition, internal, invalidArgument, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
-import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
 import { Netlink, NetlinkError } from './netlink';
 import type { FdbEntry, LinkInfo, NeighbourInfo } from './netlink';
 import { parseCidr, parseIp, parseMac } from './netlink/encode';
@@ -88,14 +90,6 @@ export function overlayVethName(vni: number, taskId: string): string {
   return `v${vni}-${taskId.replace(/[^A-Za-z0-9_.-]/g, '_')}`.slice(0, 15);
 }
 
-/** A task running on this host, as reconcile() keeps it plugged in. */
-export interface RunningTask {
-  taskId: string;
-  /** The task's network namespace, e.g. /proc/PID/ns/net. */
-  netns: string;
-  /** The task's attachments, as assigned: attachment i is `eth<i>`. */
-  attachments: NetworkAttachment[];
-}
 
 /** One of a task's overlay attachments on a network as the plan takes it. */
 interface Port {
@@ -169,12 +163,13 @@ function overlaps(a: string, b: string): boolean {
 /** Errors after which a netlink handle is no use: its helper process is gone. */
 const deadHandle = (err: unknown) => err instanceof NetlinkError && (err.errno === 'EPIPE' || err.errno === 'EBADF');
 
-export class OverlayDriver {
+export class OverlayDriver implements NetworkDriver {
+  readonly label = 'overlay networks';
   private readonly settings: Settings;
   private readonly log: Logger;
   private host?: Netlink;
   private readonly sandboxes = new Map<number, Sandbox>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private closed = false;
 
   constructor(opts: OverlayDriverOptions) {
@@ -251,6 +246,23 @@ export class OverlayDriver {
       }
       this.log.debug({ taskId }, 'task detached from overlay networks');
     });
+  }
+
+  reconcileNetworks(wanted: WantedNetworks): Promise<void> {
+    return this.reconcile(wanted.overlays, wanted.running);
+  }
+
+  attachTask(task: Task, netns: string, wanted: WantedNetworks): Promise<void> {
+    return this.attach(task.id, netns, task.networks, wanted.overlays);
+  }
+
+  detachTask(taskId: string): Promise<void> {
+    return this.detach(taskId);
+  }
+
+  /** doctor(), then checkTasks(). */
+  async doctorNetworks(wanted: WantedNetworks): Promise<string[]> {
+    return [...(await this.doctor(wanted.overlays)), ...(await this.checkTasks(wanted.overlays, wanted.running))];
   }
 
   /** What differs between the kernel and `overlays`, one sentence a line; [] when they match. Changes nothing. */
@@ -333,11 +345,13 @@ export class OverlayDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue;
-    for (const sb of this.sandboxes.values()) sb.nl.close();
-    this.sandboxes.clear();
-    this.host?.close();
-    this.host = undefined;
+    // After the calls already waiting.
+    await this.mutex.runExclusive(async () => {
+      for (const sb of this.sandboxes.values()) sb.nl.close();
+      this.sandboxes.clear();
+      this.host?.close();
+      this.host = undefined;
+    });
   }
 
   // ---- convergence ------------------------------------------------------------------------------
@@ -756,9 +770,7 @@ export class OverlayDriver {
   /** One call at a time; errors come out as SwarmletErrors. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(failedPrecondition('the overlay driver is closed'));
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => undefined);
-    return run.catch((err: unknown) => {
+    return this.mutex.runExclusive(fn).catch((err: unknown) => {
       throw asSwarmletError(err);
     });
   }

@@ -38,7 +38,7 @@ import { planCertRenewal, renewalFraction } from '../pki/renewal';
 import { newSealKey } from '../pki/seal';
 import { formatJoinToken, parseJoinToken } from '../pki/tokens';
 import { hostInterfaceSubnets, isLocalAddress, pickAdvertiseAddr } from './advertise';
-import { BRIDGE_PREFIX, NodeNetworks } from './node-networks';
+import { BRIDGE_PREFIX, NetworkController as NodeNetworks } from '../../agent/network/network-controller';
 import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { NodeState, NodeStateDir } from './node-state';
 import { volumeService } from './volume-service';

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { listNftTable } from '../../agent/network/lb-driver';
 import { createRootLogger } from '../../services/common/logger';
-import { NodeNetworks, SessionNetworks } from '../../services/daemon/node-networks';
+import { NetworkController as NodeNetworks, SessionNetworks } from '../../agent/network/network-controller';
 import type { CheckOverlaysRequest, IngressConfig, NetworkServices, OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NetworkAttachment, PortProtocol, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { addNetns, deleteNetns, ipj, killServers, netnsPath, run, server } from '../support/netns';
