@@ -21,14 +21,15 @@
  * our veths on them) of networks no longer wanted, and the gateway bridge when no task here needs
  * it. All calls are serialized and idempotent.
  */
-import { SwarmletError, asSwarmletError, failedPrecondition, invalidArgument } from '../../services/common/errors';
+import { failedPrecondition, invalidArgument } from '../../services/common/errors';
+import { containsAddress, formatCidr, formatIpv4, isIPv4, macOfIpv4, readCidr } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
 import type { NetworkDriver, WantedNetworks } from './driver';
 import { Netlink } from './netlink';
 import { enableForwarding, runInNetns } from './netns-run';
 import { HostNetlinkDriver } from './host-netlink-driver';
-import { parseCidr, parseIp, parseMac } from './netlink/encode';
+import { parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
 import { checkGatewayBridge, checkTaskPort } from './plans/port-check';
 
@@ -60,12 +61,8 @@ const NFT_REFRESH_MS = 10000;
 
 /** The network address of an IPv4 CIDR (`10.1.2.5/24` -> `10.1.2.0/24`); undefined when it is not one. */
 export function subnetOfAddress(cidr: string): string | undefined {
-  const c = parseCidr(cidr);
-  if (!c || c.family !== 4) return undefined;
-  const len = c.prefixLength;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const n = (c.ip.readUInt32BE(0) & mask) >>> 0;
-  return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${len}`;
+  const c = readCidr(cidr);
+  return c && formatCidr(c);
 }
 
 /** The bridge networks of these tasks' attachments (driver 'bridge'), once each, as the driver takes them. */
@@ -84,7 +81,7 @@ export function bridgeNetworksOf(attachmentLists: NetworkAttachment[][]): Bridge
 }
 
 function prefixLength(subnet: string): number {
-  return parseCidr(subnet)!.prefixLength;
+  return readCidr(subnet)!.prefix;
 }
 
 /** Whether a task with these attachments needs the gateway bridge: all overlay, at least one not internal. */
@@ -92,9 +89,7 @@ export function needsGatewayBridge(attachments: NetworkAttachment[]): boolean {
   return attachments.length > 0 && attachments.every((a) => a.driver === 'overlay') && attachments.some((a) => !a.internal);
 }
 
-const ipText = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 /** A MAC of `first:42` and the address's four octets (02 for the task end, 06 for the host end). */
-const macOfAddress = (first: string, n: number) => [first, '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((o) => o.toString(16).padStart(2, '0'))].join(':');
 const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
 
 export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
@@ -116,11 +111,9 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
     if (!PREFIX.test(prefix)) throw invalidArgument(`invalid bridge name prefix ${JSON.stringify(prefix)}: 1 to 7 lower-case letters and digits, a letter first`);
     this.prefix = prefix;
     this.log = componentLogger(opts.log, 'bridge-driver');
-    const subnet = subnetOfAddress(opts.gatewaySubnet ?? '172.18.0.0/16');
-    const c = subnet ? parseCidr(subnet) : undefined;
-    if (!subnet || !c || c.prefixLength > 30) throw invalidArgument(`invalid gateway bridge subnet ${JSON.stringify(opts.gatewaySubnet)}: an IPv4 CIDR of /30 or wider`);
-    const base = c.ip.readUInt32BE(0);
-    this.gw = { base, len: c.prefixLength, gateway: base + 1, subnet };
+    const c = readCidr(opts.gatewaySubnet ?? '172.18.0.0/16');
+    if (!c || c.prefix > 30) throw invalidArgument(`invalid gateway bridge subnet ${JSON.stringify(opts.gatewaySubnet)}: an IPv4 CIDR of /30 or wider`);
+    this.gw = { base: c.base, len: c.prefix, gateway: c.base + 1, subnet: formatCidr(c) };
   }
 
   /** The gateway bridge: `<prefix>-gw`. */
@@ -130,7 +123,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
 
   /** The gateway bridge's gateway address. */
   gatewayAddress(): string {
-    return ipText(this.gw.gateway);
+    return formatIpv4(this.gw.gateway);
   }
 
   /** The Linux bridge of a network: `<prefix><first 8 letters and digits of its id>`. */
@@ -208,7 +201,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
       const ports = mine.map(({ a, index }) => {
         const n = nets.find((x) => x.networkId === a.networkId);
         if (!n) throw failedPrecondition(`bridge network ${a.networkName || a.networkId} is not known to the bridge driver`);
-        if (!a.address || parseCidr(a.address)?.family !== 4) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not an IPv4 CIDR: ${JSON.stringify(a.address)}`);
+        if (!a.address || !readCidr(a.address)) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not an IPv4 CIDR: ${JSON.stringify(a.address)}`);
         if (a.mac && !parseMac(a.mac)) throw invalidArgument(`the task's MAC on ${a.networkName || a.networkId} is invalid: ${JSON.stringify(a.mac)}`);
         return { a, index, n };
       });
@@ -288,12 +281,12 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
           if (stale?.kind === 'veth') await task.deleteLink(eth);
         }
         await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
-        await host.setMac(veth, macOfAddress('06', address));
+        await host.setMac(veth, macOfIpv4(address, '06'));
         await host.setMaster(veth, bridge.name);
         await runInNetns(this.hostNetns, 'bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
         await host.setUp(veth);
-        const cidr = `${ipText(address)}/${this.gw.len}`;
-        await task.setMac(eth, macOfAddress('02', address));
+        const cidr = `${formatIpv4(address)}/${this.gw.len}`;
+        await task.setMac(eth, macOfIpv4(address, '02'));
         for (const a of await task.listAddresses(eth)) {
           if (a.family === 4 && `${a.address}/${a.prefixLength}` !== cidr) await task.deleteAddress(eth, `${a.address}/${a.prefixLength}`);
         }
@@ -303,7 +296,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
       } finally {
         task.close();
       }
-      this.log.info({ taskId, veth, eth, address: ipText(address) }, 'task plugged into the gateway bridge');
+      this.log.info({ taskId, veth, eth, address: formatIpv4(address) }, 'task plugged into the gateway bridge');
     });
   }
 
@@ -323,7 +316,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
         if (!needsGatewayBridge(t.attachments)) continue;
         const l = byName.get(this.vethName(t.taskId, t.attachments.length));
         const n = l && l.kind === 'veth' && l.masterIndex === bridge.index ? this.addressOfHostEnd(l.mac) : undefined;
-        if (n !== undefined) out.set(t.taskId, ipText(n));
+        if (n !== undefined) out.set(t.taskId, formatIpv4(n));
       }
       return out;
     });
@@ -396,9 +389,8 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
   private checked(networks: BridgeNetwork[]): BridgeNetwork[] {
     const byBridge = new Map<string, string>();
     for (const n of networks) {
-      const s = parseCidr(n.subnet);
-      if (!s || s.family !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid subnet ${JSON.stringify(n.subnet)}`);
-      if (n.gateway && parseIp(n.gateway)?.length !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid gateway ${JSON.stringify(n.gateway)}`);
+      if (!readCidr(n.subnet)) throw invalidArgument(`bridge network ${n.networkId}: invalid subnet ${JSON.stringify(n.subnet)}`);
+      if (n.gateway && !isIPv4(n.gateway)) throw invalidArgument(`bridge network ${n.networkId}: invalid gateway ${JSON.stringify(n.gateway)}`);
       const name = this.bridgeName(n.networkId);
       const other = byBridge.get(name);
       if (other !== undefined && other !== n.networkId) throw invalidArgument(`bridge networks ${other} and ${n.networkId} would share the bridge ${name}`);
@@ -424,7 +416,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
   /** The gateway bridge, made or fixed (address, up); the nft rules cover it from now on. */
   private async ensureGatewayBridge(host: Netlink): Promise<{ name: string; index: number }> {
     const name = this.gatewayBridgeName();
-    await host.ensureBridge(name, { mac: macOfAddress('02', this.gw.gateway) });
+    await host.ensureBridge(name, { mac: macOfIpv4(this.gw.gateway, '02') });
     const want = `${this.gatewayAddress()}/${this.gw.len}`;
     for (const a of await host.listAddresses(name)) {
       if (a.family === 4 && `${a.address}/${a.prefixLength}` !== want) await host.deleteAddress(name, `${a.address}/${a.prefixLength}`);
@@ -442,8 +434,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
     const m = HOST_END_MAC.exec(mac);
     if (!m) return undefined;
     const n = Buffer.from(m.slice(1, 5).map((h) => parseInt(h, 16))).readUInt32BE(0);
-    const mask = this.gw.len === 0 ? 0 : (0xffffffff << (32 - this.gw.len)) >>> 0;
-    return ((n & mask) >>> 0) === this.gw.base ? n : undefined;
+    return containsAddress({ base: this.gw.base, prefix: this.gw.len }, n) ? n : undefined;
   }
 
   /** Renders the nft table for the known networks and replaces it; turns IPv4 forwarding on. */

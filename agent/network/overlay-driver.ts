@@ -45,6 +45,7 @@ import { Mutex } from 'async-mutex';
 import { stat } from 'node:fs/promises';
 import { SwarmletError, asSwarmletError, conflict, failedPrecondition, internal, invalidArgument, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
+import { VNI_MAX, VNI_MIN, isSwarmVni } from '../../services/common/vxlan';
 import type { OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
 import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
 import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
@@ -74,8 +75,6 @@ interface Settings {
   readonly underlayMtu?: number;
 }
 
-const VNI_MIN = 4096;
-const VNI_MAX = 0xffffff;
 const PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 const HOST_VXLAN = /^vx-[1-9][0-9]*$/;
 /** Applying a plan and reading again: normally 1 pass, 2 when a device was made again. */
@@ -581,7 +580,7 @@ export class OverlayDriver implements NetworkDriver {
   }
 
   private overlayProblem(o: OverlayNetwork): string | undefined {
-    if (!(Number.isInteger(o.vni) && o.vni >= VNI_MIN && o.vni <= VNI_MAX)) return `VNI must be from ${VNI_MIN} to ${VNI_MAX}`;
+    if (!isSwarmVni(o.vni)) return `VNI must be from ${VNI_MIN} to ${VNI_MAX}`;
     const subnet = parseCidr(o.subnet);
     if (!subnet || subnet.family !== 4) return `invalid subnet ${JSON.stringify(o.subnet)}`;
     if (o.gateway && parseIp(o.gateway)?.length !== 4) return `invalid gateway ${JSON.stringify(o.gateway)}`;
@@ -613,7 +612,7 @@ export class OverlayDriver implements NetworkDriver {
     for (const name of await listNetns()) {
       if (!name.startsWith(head) || !/^[1-9][0-9]*$/.test(name.slice(head.length))) continue;
       const vni = Number(name.slice(head.length));
-      if (vni < VNI_MIN || vni > VNI_MAX) continue;
+      if (!isSwarmVni(vni)) continue;
       out.push({ vni, mounted: await isNetnsMounted(name) });
     }
     return out.sort((a, b) => a.vni - b.vni);

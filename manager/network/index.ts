@@ -1,4 +1,3 @@
-/** The manager's network plans: addresses and CIDRs, spec validation, and the allocator's IPAM. */
-export * from './cidr';
+/** The manager's network plans: spec validation, and the allocator's IPAM. */
 export * from './network-spec';
 export * from './ipam';

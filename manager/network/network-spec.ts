@@ -22,7 +22,7 @@ import {
   parseCidr,
   parseIpv4,
   parseIpv4Interface,
-} from './cidr';
+} from '../../services/common/cidr';
 
 /** Drivers an operator can create networks with. */
 export const CREATABLE_DRIVERS = ['bridge', 'overlay', 'macvlan'] as const;

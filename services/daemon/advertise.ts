@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../../manager/network/cidr';
+import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../common/cidr';
 import { invalidArgument } from '../common/errors';
 import type { HostInterface } from '../gen/swarmlet/v1/types';
 

@@ -31,6 +31,7 @@
  * gone succeeds. Requests on one socket are serialized, because the kernel refuses a second dump
  * on a socket while one is running (EBUSY).
  */
+import { VXLAN_PORT } from '../../../services/common/vxlan';
 import { Mutex } from 'async-mutex';
 import { stat } from 'node:fs/promises';
 import { FlagsNew, rt } from 'netlink';
@@ -88,7 +89,6 @@ export type * from './types';
 
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
 const CREATE_REPLACE = FlagsNew.CREATE | FlagsNew.REPLACE;
-export const VXLAN_PORT = 4789;
 
 const IFNAME = /^[^\s/:]{1,15}$/;
 

@@ -31,11 +31,8 @@
  * stale FDB and neighbour entries out, then missing ones in.
  */
 
-export const VXLAN_PORT = 4789;
-/** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
-const VNI_MIN = 4096;
-const VNI_MAX = 0xffffff;
+import { readIpv4 } from '../../../services/common/cidr';
+import { VXLAN_OVERHEAD, VXLAN_PORT, isSwarmVni } from '../../../services/common/vxlan';
 
 export const bridgeName = (vni: number): string => `br-${vni}`;
 export const vxlanName = (vni: number): string => `vx-${vni}`;
@@ -180,7 +177,7 @@ function ownedVni(link: KernelLink): number | undefined {
   const m = OWN_LINK.exec(link.name);
   if (!m) return undefined;
   const vni = Number(m[2]);
-  if (vni < VNI_MIN || vni > VNI_MAX) return undefined;
+  if (!isSwarmVni(vni)) return undefined;
   const kind = m[1] === 'br' ? 'bridge' : 'vxlan';
   return link.kind === kind ? vni : undefined;
 }
@@ -276,17 +273,12 @@ function cmp(a: string, b: string): number {
 
 /** Dotted quads in numeric order (10.0.1.9 before 10.0.1.10); anything else after them, as text. */
 function cmpIp(a: string, b: string): number {
-  const ka = ipKey(a);
-  const kb = ipKey(b);
+  const ka = readIpv4(a);
+  const kb = readIpv4(b);
   if (ka !== undefined && kb !== undefined) return ka - kb;
   if (ka !== undefined) return -1;
   if (kb !== undefined) return 1;
   return cmp(a, b);
-}
-
-function ipKey(ip: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  return m ? ((Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3])) * 256 + Number(m[4]) : undefined;
 }
 
 // ---- the plan ---------------------------------------------------------------------------------
