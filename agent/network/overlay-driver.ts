@@ -39,13 +39,13 @@
  * All calls are serialized. Every call is idempotent and starts from what the kernel has, so it is
  * safe after an agent restart, a reboot (sandboxes gone), or a manual `ip link del`.
  */
-import { Mutex } from 'async-mutex';
-import { asSwarmletError, failedPrecondition, invalidArgument, unavailable } from '../../services/common/errors';
+import { failedPrecondition, invalidArgument, unavailable } from '../../services/common/errors';
 import { isIPv4 } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
 import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
 import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
+import { HostNetlinkDriver } from './host-netlink-driver';
 import { WantedOverlay, planOverlayMtu, planOverlayProblem } from './plans/overlay-plan';
 import { convergeOverlays } from './overlay/converge';
 import { checkOverlayTasks, doctorOverlays } from './overlay/doctor';
@@ -66,16 +66,15 @@ export interface OverlayDriverOptions {
 
 const PREFIX = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
-export class OverlayDriver implements NetworkDriver {
+export class OverlayDriver extends HostNetlinkDriver implements NetworkDriver {
   readonly label = 'overlay networks';
   private readonly localVtep: string;
   private readonly underlayMtuOpt?: number;
   private readonly log: Logger;
   private readonly sandboxes: OverlaySandboxes;
-  private readonly mutex = new Mutex();
-  private closed = false;
 
   constructor(opts: OverlayDriverOptions) {
+    super('overlay driver', opts.hostNetns);
     const prefix = opts.sandboxPrefix ?? 'swl';
     if (!PREFIX.test(prefix)) throw invalidArgument(`invalid sandbox prefix ${JSON.stringify(prefix)}`);
     if (!isIPv4(opts.localVtep)) throw invalidArgument(`the local VTEP must be an IPv4 address, not ${JSON.stringify(opts.localVtep)}`);
@@ -85,7 +84,7 @@ export class OverlayDriver implements NetworkDriver {
     this.localVtep = opts.localVtep;
     this.underlayMtuOpt = opts.underlayMtu;
     this.log = componentLogger(opts.log, 'overlay-driver');
-    this.sandboxes = new OverlaySandboxes({ prefix, hostNetns: opts.hostNetns, localVtep: opts.localVtep }, this.log);
+    this.sandboxes = new OverlaySandboxes({ prefix, localVtep: opts.localVtep }, { nl: () => this.hostNl(), release: () => this.releaseHost() }, this.log);
   }
 
   /** The sandbox namespace name of a VNI. */
@@ -188,14 +187,9 @@ export class OverlayDriver implements NetworkDriver {
     return this.exclusive(() => checkOverlayTasks(this.sandboxes, new Map(overlays.map((o) => [o.networkId, o.vni])), tasks));
   }
 
-  /** Closes the netlink handles (and their helper processes); the kernel objects stay. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // After the calls already waiting.
-    await this.mutex.runExclusive(async () => {
-      this.sandboxes.closeAll();
-    });
+  /** close() closes the sandboxes' handles (and their helper processes) too. */
+  protected override afterClose(): void {
+    this.sandboxes.closeAll();
   }
 
   /** The overlays as the plan takes them; invalid ones are refused ('throw'), or logged and left out. */
@@ -228,18 +222,10 @@ export class OverlayDriver implements NetworkDriver {
 
   private async underlayMtu(): Promise<number> {
     if (this.underlayMtuOpt !== undefined) return this.underlayMtuOpt;
-    const host = await this.sandboxes.hostNl();
+    const host = await this.hostNl();
     const addr = (await host.listAddresses()).find((a) => a.family === 4 && a.address === this.localVtep);
     const link = addr && (await host.listLinks()).find((l) => l.index === addr.index);
     if (!link) throw failedPrecondition(`no interface of the host network namespace has the local VTEP address ${this.localVtep}`);
     return link.mtu;
-  }
-
-  /** One call at a time; errors come out as SwarmletErrors. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(failedPrecondition('the overlay driver is closed'));
-    return this.mutex.runExclusive(fn).catch((err: unknown) => {
-      throw asSwarmletError(err);
-    });
   }
 }

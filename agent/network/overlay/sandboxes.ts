@@ -36,12 +36,19 @@ export async function fileId(path: string): Promise<string | undefined> {
 /** Errors after which a netlink handle is no use: its helper process is gone. */
 const deadHandle = (err: unknown) => err instanceof NetlinkError && (err.errno === 'EPIPE' || err.errno === 'EBADF');
 
+/** The host's netlink handle, as the driver keeps it (host-netlink-driver.ts). */
+export interface HostHandle {
+  nl(): Promise<Netlink>;
+  /** Lets go of it; the next nl() opens a fresh one. */
+  release(): void;
+}
+
 export class OverlaySandboxes {
-  private host?: Netlink;
   private readonly open = new Map<number, Sandbox>();
 
   constructor(
-    private readonly settings: { readonly prefix: string; readonly hostNetns?: string; readonly localVtep: string },
+    private readonly settings: { readonly prefix: string; readonly localVtep: string },
+    private readonly host: HostHandle,
     private readonly log: Logger,
   ) {}
 
@@ -110,9 +117,8 @@ export class OverlaySandboxes {
     this.log.info({ vni, netns: this.name(vni) }, 'overlay sandbox removed');
   }
 
-  async hostNl(): Promise<Netlink> {
-    if (!this.host) this.host = this.settings.hostNetns === undefined ? Netlink.open() : await Netlink.inNetns(this.settings.hostNetns);
-    return this.host;
+  hostNl(): Promise<Netlink> {
+    return this.host.nl();
   }
 
   /** VXLAN devices of ours in the host namespace: only ever there between creation and move. */
@@ -145,18 +151,15 @@ export class OverlaySandboxes {
         this.log.warn({ vni: sb.vni, err: asSwarmletError(err).message }, 'a netlink helper is gone; reopening next time');
         if (this.open.get(sb.vni) === sb) this.open.delete(sb.vni);
         sb.nl.close();
-        this.host?.close();
-        this.host = undefined;
+        this.host.release();
       }
       throw err;
     }
   }
 
-  /** Closes every handle (and its helper process); the kernel objects stay. */
+  /** Closes every sandbox's handle (and its helper process); the kernel objects stay. */
   closeAll(): void {
     for (const sb of this.open.values()) sb.nl.close();
     this.open.clear();
-    this.host?.close();
-    this.host = undefined;
   }
 }
