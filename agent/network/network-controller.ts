@@ -188,17 +188,19 @@ export class NetworkController implements TaskNetworks {
     // The running tasks alone (not the ingress sandbox, which has checks of its own below).
     const wanted: WantedNetworks = { ...this.wanted(false), overlays, running: this.running(this.state.tasks) };
     const lines: string[] = [];
+    try {
+      lines.push(...(await this.vxlanFilter.check(this.state.vteps ?? [])));
+    } catch (err) {
+      lines.push(`cannot check the VXLAN filter: ${asSwarmletError(err).message}`);
+    }
+    // The drivers' host-side ends, then the tasks' own ends right after: a pass that plugs a task
+    // in again between the two would hide one of a pair's missing ends.
     for (const driver of this.drivers) {
       try {
         lines.push(...(await driver.doctorNetworks(wanted)));
       } catch (err) {
         lines.push(`cannot check the ${driver.label}: ${asSwarmletError(err).message}`);
       }
-    }
-    try {
-      lines.push(...(await this.vxlanFilter.check(this.state.vteps ?? [])));
-    } catch (err) {
-      lines.push(`cannot check the VXLAN filter: ${asSwarmletError(err).message}`);
     }
     lines.push(...(await this.checkTaskEnds(overlays)));
     if (!req.checkServices) return lines;
