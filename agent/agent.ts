@@ -5,7 +5,7 @@ import { unavailable } from '../services/common/errors';
 import { TlsMaterial } from '../services/api/tls';
 import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { ManagerPeer, NodeDescription, NodeRole } from '../services/gen/swarmlet/v1/types';
-import { NodeNetworks } from '../services/daemon/node-networks';
+import { NetworkController } from './network/network-controller';
 import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
 import { AgentSession } from './session';
@@ -49,14 +49,14 @@ export interface DesiredNode {
  * 'removed' when this node was removed from the swarm.
  */
 export class Agent extends EventEmitter {
-  private readonly networks: NodeNetworks;
+  private readonly networks: NetworkController;
   private readonly worker: Worker;
   private session?: AgentSession;
   private last?: SessionMessage;
 
   constructor(private readonly opts: AgentOptions) {
     super();
-    this.networks = new NodeNetworks({
+    this.networks = new NetworkController({
       log: opts.log,
       localVtep: opts.advertiseAddr,
       netnsPrefix: opts.netnsPrefix,

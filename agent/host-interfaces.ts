@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../manager/network/cidr';
+import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../services/common/cidr';
 import type { HostInterface } from '../services/gen/swarmlet/v1/types';
 
 /**

@@ -5,10 +5,14 @@
  */
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
 import { NetworkEndpoint } from '../services/gen/swarmlet/v1/control';
-import { EndpointMode, Network, NetworkAttachment, Node, PublishMode, Service, Task, TaskState, VirtualIP } from '../services/gen/swarmlet/v1/types';
+import { EndpointMode, Network, NetworkAttachment, Node, Service, Task, TaskState, VirtualIP } from '../services/gen/swarmlet/v1/types';
 import { planTaskAddresses } from './network/ipam';
 import { INGRESS_NETWORK_NAME, ingressNetwork } from './network/network-spec';
 import { byAge } from './orchestrator/tasks';
+import { publishesIngress } from './service-plans';
+
+/** A service's ports: its allocated endpoint's, else its spec's. */
+const endpointPorts = (s: Service | undefined) => s?.endpoint?.ports ?? s?.spec?.endpoint?.ports;
 
 /** Finds a network by full id, name, or unique id prefix. */
 export function resolveNetwork(networks: Network[], ref: string): Network {
@@ -122,9 +126,6 @@ export interface AllocationContext {
   reserved?: { networkId: string; address: string }[];
 }
 
-/** Whether a service's tasks join the ingress network: it publishes a port in ingress mode. */
-export const servicePublishesIngress = (s: Service | undefined): boolean => (s?.endpoint?.ports ?? s?.spec?.endpoint?.ports ?? []).some((p) => p.publishMode !== PublishMode.PUBLISH_MODE_HOST);
-
 /**
  * NEW -> PENDING. A new task whose spec names networks gets its attachments first, oldest task
  * first; one that cannot get them all stays NEW with the reason as its status message (written
@@ -138,7 +139,7 @@ export function planAllocation(tasks: Task[], networks: Network[], now: Date, ct
   const services = new Map((ctx.services ?? []).map((s) => [s.id, s]));
   const wanted = (t: Task): string[] => {
     const refs = t.spec?.networks ?? [];
-    if (!ingress || !servicePublishesIngress(services.get(t.serviceId))) return refs;
+    if (!ingress || !publishesIngress(endpointPorts(services.get(t.serviceId)))) return refs;
     const alone = refs.some((ref) => ['host', 'none'].includes(byRef(networks, ref)?.spec?.driver ?? ''));
     return alone ? refs : [...refs, ingress.id];
   };

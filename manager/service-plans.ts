@@ -1,6 +1,6 @@
 /** Pure plans for the service API: which service a name means, what an update or rollback changes. */
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
-import { PublishMode, Service, ServiceSpec, Task, TaskSpec, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
+import { PortConfig, PublishMode, Service, ServiceSpec, Task, TaskSpec, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
 
 /** Finds a service by full id, name, or unique id prefix. */
 export function resolveService(services: Service[], ref: string): Service {
@@ -14,8 +14,11 @@ export function resolveService(services: Service[], ref: string): Service {
   throw notFound(`service ${wanted} not found`);
 }
 
-/** Whether the spec publishes a port in ingress mode (its tasks then join the ingress network). */
-export const needsIngress = (spec: ServiceSpec | undefined): boolean => (spec?.endpoint?.ports ?? []).some((p) => p.publishMode !== PublishMode.PUBLISH_MODE_HOST);
+/**
+ * Whether these ports (a spec's, or a service's allocated endpoint's) publish one in ingress mode:
+ * the service's tasks then join the ingress network.
+ */
+export const publishesIngress = (ports: PortConfig[] | undefined): boolean => (ports ?? []).some((p) => p.publishMode !== PublishMode.PUBLISH_MODE_HOST);
 
 const sameTaskSpec = (a: TaskSpec | undefined, b: TaskSpec | undefined) => JSON.stringify(TaskSpec.toJSON(a ?? TaskSpec.fromPartial({}))) === JSON.stringify(TaskSpec.toJSON(b ?? TaskSpec.fromPartial({})));
 
@@ -27,7 +30,7 @@ export function planServiceUpdate(current: Service, spec: ServiceSpec, now: Date
   if (spec.name !== current.spec?.name) throw invalidArgument(`a service's name can't be changed (${current.spec?.name} to ${spec.name})`);
   if (spec.mode?.$case !== current.spec?.mode?.$case) throw invalidArgument(`a service can't change between replicated and global mode`);
   // Tasks join the ingress network only when the service has ingress ports: gaining or losing them replaces the tasks.
-  if (sameTaskSpec(spec.task, current.spec?.task) && needsIngress(spec) === needsIngress(current.spec)) return { ...current, spec };
+  if (sameTaskSpec(spec.task, current.spec?.task) && publishesIngress(spec.endpoint?.ports) === publishesIngress(current.spec?.endpoint?.ports)) return { ...current, spec };
   return {
     ...current,
     spec,
@@ -40,7 +43,7 @@ export function planServiceUpdate(current: Service, spec: ServiceSpec, now: Date
 /** `service rollback`: the previous spec becomes the spec again, rolled out with the rollback settings. */
 export function planServiceRollback(current: Service, now: Date): Service {
   if (!current.previousSpec) throw failedPrecondition(`service ${current.spec?.name} has no previous spec to roll back to`);
-  const taskChanged = !sameTaskSpec(current.previousSpec.task, current.spec?.task) || needsIngress(current.previousSpec) !== needsIngress(current.spec);
+  const taskChanged = !sameTaskSpec(current.previousSpec.task, current.spec?.task) || publishesIngress(current.previousSpec.endpoint?.ports) !== publishesIngress(current.spec?.endpoint?.ports);
   return {
     ...current,
     spec: current.previousSpec,

@@ -24,7 +24,7 @@ import { CertificateSource, managerServerCredentials, TlsMaterial } from '../ser
 import { ControlService, LocalNodeService } from '../services/gen/swarmlet/v1/control';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { NodeDescription } from '../services/gen/swarmlet/v1/types';
-import { BRIDGE_PREFIX, NodeNetworks } from '../services/daemon/node-networks';
+import { BRIDGE_PREFIX, NetworkController } from '../agent/network/network-controller';
 import { hostInterfaceSubnets } from '../agent/host-interfaces';
 import { controlOnManager, localNodeService } from './local-api';
 import { EtcdStart, Membership, NodeRoles } from './membership';
@@ -229,7 +229,7 @@ export class Daemon implements NodeRoles {
       await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: asSwarmletError(err).message }, 'task did not stop'));
       await this.runtime.remove(id).catch((err) => this.log.warn({ taskId: id, err: asSwarmletError(err).message }, 'task not removed'));
     }
-    await NodeNetworks.removeAll({ log: this.rootLog, localVtep: state.advertiseAddr, netnsPrefix: this.cfg.netnsPrefix });
+    await NetworkController.removeAll({ log: this.rootLog, localVtep: state.advertiseAddr, netnsPrefix: this.cfg.netnsPrefix });
   }
 }
 

@@ -7,7 +7,7 @@
 import { NetworkDetail } from '../services/gen/swarmlet/v1/control';
 import type { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { Network, NetworkAttachment, NetworkSpec } from '../services/gen/swarmlet/v1/types';
-import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../manager/network/cidr';
+import { cidrOfInterface, formatCidr, parseIpv4Interface } from '../services/common/cidr';
 import { BUILTIN_NETWORKS, INGRESS_NETWORK_NAME } from '../manager/network/network-spec';
 import { networkEndpoints, resolveNetwork } from '../manager/network-plans';
 

@@ -11,6 +11,7 @@
  * everything else is forwarded. TTL 1: answers are never stale for long.
  */
 import type { Answer, Packet, Question } from 'dns-packet';
+import { type Ipv4Cidr, containsAddress, readCidr, readIpv4 } from '../../services/common/cidr';
 import type { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
 
 export const DNS_TTL = 1;
@@ -44,7 +45,7 @@ export interface DnsIndex {
   /** The asker's networks' names, lower-case. */
   networkNames: Set<string>;
   /** The asker's networks' IPv4 subnets. */
-  subnets: { base: number; mask: number }[];
+  subnets: Ipv4Cidr[];
 }
 
 export type DnsDecision = { kind: 'answer'; packet: Packet } | { kind: 'forward' } | { kind: 'drop' };
@@ -53,12 +54,6 @@ const uniq = (xs: string[]) => [...new Set(xs)];
 
 export function normalizeName(name: string): string {
   return name.toLowerCase().replace(/\.+$/, '');
-}
-
-function parseIpv4(ip: string): number | undefined {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
 }
 
 /** 10.0.1.5 -> 5.1.0.10.in-addr.arpa */
@@ -70,16 +65,7 @@ export function reverseName(ip: string): string {
 function ipOfReverseName(name: string): string | undefined {
   if (!name.endsWith(REVERSE_V4)) return undefined;
   const ip = name.slice(0, -REVERSE_V4.length).split('.').reverse().join('.');
-  return parseIpv4(ip) === undefined ? undefined : ip;
-}
-
-function parseSubnet(cidr: string): { base: number; mask: number } | undefined {
-  const [ip, bits] = cidr.split('/');
-  const addr = parseIpv4(ip);
-  const n = Number(bits);
-  if (addr === undefined || !/^\d{1,2}$/.test(bits ?? '') || n > 32) return undefined;
-  const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
-  return { base: (addr & mask) >>> 0, mask };
+  return readIpv4(ip) === undefined ? undefined : ip;
 }
 
 function addName(names: Map<string, NameEntry>, name: string, ips: string[], priority: number, rotate = false): void {
@@ -91,7 +77,7 @@ function addName(names: Map<string, NameEntry>, name: string, ips: string[], pri
 }
 
 function addPtr(ptr: Map<string, string[]>, ip: string, name: string): void {
-  if (!ip || !name || parseIpv4(ip) === undefined) return;
+  if (!ip || !name || readIpv4(ip) === undefined) return;
   const key = reverseName(ip);
   ptr.set(key, uniq([...(ptr.get(key) ?? []), name]));
 }
@@ -125,7 +111,7 @@ export function planDnsIndex(networks: NetworkServices[], subnets: string[] = []
       }
     }
   }
-  const parsed = subnets.map(parseSubnet).filter((s): s is { base: number; mask: number } => s !== undefined);
+  const parsed = subnets.map(readCidr).filter((s): s is Ipv4Cidr => s !== undefined);
   return { names, ptr, networkNames, subnets: parsed };
 }
 
@@ -144,8 +130,8 @@ function inClusterDomain(name: string, index: DnsIndex): boolean {
 }
 
 function inSubnets(ip: string, index: DnsIndex): boolean {
-  const addr = parseIpv4(ip);
-  return addr !== undefined && index.subnets.some((s) => ((addr & s.mask) >>> 0) === s.base);
+  const addr = readIpv4(ip);
+  return addr !== undefined && index.subnets.some((s) => containsAddress(s, addr));
 }
 
 /** The response header for `query`: same id and question, RD copied, RA set. */

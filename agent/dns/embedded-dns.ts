@@ -7,6 +7,7 @@
  * and hold for the next query at once. The sockets hold the task's namespace: detach (or
  * reconcile) when the task is gone lets it go. A daemon restart loses them; reconcile reopens.
  */
+import { KeyedMutex } from '../../services/common/keyed-mutex';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import type { Server, Socket } from 'node:net';
 import { decode, encode, encodingLength, type Packet } from 'dns-packet';
@@ -79,7 +80,7 @@ export class EmbeddedDns {
   private readonly upstreams: Upstream[];
   private records = new Map<string, NetworkServices>();
   private readonly endpoints = new Map<string, Endpoint>();
-  private readonly ops = new Map<string, Promise<void>>();
+  private readonly ops = new KeyedMutex();
   private seq = 0;
   private closed = false;
   private opening = 0;
@@ -133,18 +134,12 @@ export class EmbeddedDns {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.ops.values()].map((p) => p.catch(() => undefined)));
+    await this.ops.idle();
     for (const id of [...this.endpoints.keys()]) this.closeEndpoint(id);
   }
 
   private serial(taskId: string, fn: () => Promise<void>): Promise<void> {
-    const next = (this.ops.get(taskId) ?? Promise.resolve()).catch(() => undefined).then(fn);
-    this.ops.set(taskId, next);
-    const clear = () => {
-      if (this.ops.get(taskId) === next) this.ops.delete(taskId);
-    };
-    next.then(clear, clear);
-    return next;
+    return this.ops.runExclusive(taskId, fn);
   }
 
   private async ensure(r: DnsRunningTask): Promise<void> {

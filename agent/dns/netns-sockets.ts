@@ -10,6 +10,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server } from 'node:net';
 import { internal, notFound } from '../../services/common/errors';
 import { EMBEDDED_DNS_ADDRESS, EMBEDDED_DNS_PORT } from './resolv-conf';
+import { nsenterArgv } from '../network/netns-run';
 
 const HELPER_SOURCE = `
 'use strict';
@@ -52,7 +53,8 @@ export function openNetnsDnsSockets(netnsPath: string): Promise<NetnsDnsSockets>
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn('nsenter', [`--net=${netnsPath}`, '--', process.execPath, '-e', HELPER_SOURCE, EMBEDDED_DNS_ADDRESS, String(EMBEDDED_DNS_PORT)], {
+      const [cmd, ...args] = nsenterArgv(netnsPath, [process.execPath, '-e', HELPER_SOURCE, EMBEDDED_DNS_ADDRESS, String(EMBEDDED_DNS_PORT)]);
+      child = spawn(cmd, args, {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       });
     } catch (err) {

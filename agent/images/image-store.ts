@@ -1,3 +1,4 @@
+import { Mutex } from 'async-mutex';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -137,7 +138,7 @@ export class ImageStore {
   private readonly pullTimeoutMs: number;
   private readonly skopeo: string;
   private readonly umoci: string;
-  private pullQueue: Promise<unknown> = Promise.resolve();
+  private readonly pulls = new Mutex();
   private readonly inflight = new Map<string, Promise<LocalImage>>();
   /** Images a pull is about to tag: rm and prune leave them alone. */
   private readonly pinned = new Set<string>();
@@ -342,10 +343,8 @@ export class ImageStore {
     const key = `${ref.normalized}\0${auth ?? ''}`;
     const running = this.inflight.get(key);
     if (running) return running;
-    const run = this.pullQueue.then(() => this.pullNow(ref, auth));
-    const shared = run.finally(() => this.inflight.delete(key));
+    const shared = this.pulls.runExclusive(() => this.pullNow(ref, auth)).finally(() => this.inflight.delete(key));
     this.inflight.set(key, shared);
-    this.pullQueue = run.catch(() => undefined);
     return shared;
   }
 

@@ -21,14 +21,15 @@
  * our veths on them) of networks no longer wanted, and the gateway bridge when no task here needs
  * it. All calls are serialized and idempotent.
  */
-import { execFile, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { SwarmletError, asSwarmletError, failedPrecondition, invalidArgument } from '../../services/common/errors';
+import { failedPrecondition, invalidArgument } from '../../services/common/errors';
+import { containsAddress, formatCidr, formatIpv4, isIPv4, macOfIpv4, readCidr } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
-import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkDriver, WantedNetworks } from './driver';
 import { Netlink } from './netlink';
+import { enableForwarding, runInNetns } from './netns-run';
 import { HostNetlinkDriver } from './host-netlink-driver';
-import { parseCidr, parseIp, parseMac } from './netlink/encode';
+import { parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
 import { checkGatewayBridge, checkTaskPort } from './plans/port-check';
 
@@ -55,18 +56,13 @@ export interface BridgeNetwork {
 }
 
 const PREFIX = /^[a-z][a-z0-9]{0,6}$/;
-const NFT_TIMEOUT_MS = 10000;
 /** The same rules are written again at most this often (they may have been flushed by hand). */
 const NFT_REFRESH_MS = 10000;
 
 /** The network address of an IPv4 CIDR (`10.1.2.5/24` -> `10.1.2.0/24`); undefined when it is not one. */
 export function subnetOfAddress(cidr: string): string | undefined {
-  const c = parseCidr(cidr);
-  if (!c || c.family !== 4) return undefined;
-  const len = c.prefixLength;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const n = (c.ip.readUInt32BE(0) & mask) >>> 0;
-  return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${len}`;
+  const c = readCidr(cidr);
+  return c && formatCidr(c);
 }
 
 /** The bridge networks of these tasks' attachments (driver 'bridge'), once each, as the driver takes them. */
@@ -85,7 +81,7 @@ export function bridgeNetworksOf(attachmentLists: NetworkAttachment[][]): Bridge
 }
 
 function prefixLength(subnet: string): number {
-  return parseCidr(subnet)!.prefixLength;
+  return readCidr(subnet)!.prefix;
 }
 
 /** Whether a task with these attachments needs the gateway bridge: all overlay, at least one not internal. */
@@ -93,12 +89,11 @@ export function needsGatewayBridge(attachments: NetworkAttachment[]): boolean {
   return attachments.length > 0 && attachments.every((a) => a.driver === 'overlay') && attachments.some((a) => !a.internal);
 }
 
-const ipText = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 /** A MAC of `first:42` and the address's four octets (02 for the task end, 06 for the host end). */
-const macOfAddress = (first: string, n: number) => [first, '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((o) => o.toString(16).padStart(2, '0'))].join(':');
 const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
 
-export class BridgeDriver extends HostNetlinkDriver {
+export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
+  readonly label = 'bridge networks';
   private readonly log: Logger;
   private readonly prefix: string;
   /** The networks the host has bridges for, as last made: the nft rules cover them. */
@@ -116,11 +111,9 @@ export class BridgeDriver extends HostNetlinkDriver {
     if (!PREFIX.test(prefix)) throw invalidArgument(`invalid bridge name prefix ${JSON.stringify(prefix)}: 1 to 7 lower-case letters and digits, a letter first`);
     this.prefix = prefix;
     this.log = componentLogger(opts.log, 'bridge-driver');
-    const subnet = subnetOfAddress(opts.gatewaySubnet ?? '172.18.0.0/16');
-    const c = subnet ? parseCidr(subnet) : undefined;
-    if (!subnet || !c || c.prefixLength > 30) throw invalidArgument(`invalid gateway bridge subnet ${JSON.stringify(opts.gatewaySubnet)}: an IPv4 CIDR of /30 or wider`);
-    const base = c.ip.readUInt32BE(0);
-    this.gw = { base, len: c.prefixLength, gateway: base + 1, subnet };
+    const c = readCidr(opts.gatewaySubnet ?? '172.18.0.0/16');
+    if (!c || c.prefix > 30) throw invalidArgument(`invalid gateway bridge subnet ${JSON.stringify(opts.gatewaySubnet)}: an IPv4 CIDR of /30 or wider`);
+    this.gw = { base: c.base, len: c.prefix, gateway: c.base + 1, subnet: formatCidr(c) };
   }
 
   /** The gateway bridge: `<prefix>-gw`. */
@@ -130,7 +123,7 @@ export class BridgeDriver extends HostNetlinkDriver {
 
   /** The gateway bridge's gateway address. */
   gatewayAddress(): string {
-    return ipText(this.gw.gateway);
+    return formatIpv4(this.gw.gateway);
   }
 
   /** The Linux bridge of a network: `<prefix><first 8 letters and digits of its id>`. */
@@ -208,7 +201,7 @@ export class BridgeDriver extends HostNetlinkDriver {
       const ports = mine.map(({ a, index }) => {
         const n = nets.find((x) => x.networkId === a.networkId);
         if (!n) throw failedPrecondition(`bridge network ${a.networkName || a.networkId} is not known to the bridge driver`);
-        if (!a.address || parseCidr(a.address)?.family !== 4) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not an IPv4 CIDR: ${JSON.stringify(a.address)}`);
+        if (!a.address || !readCidr(a.address)) throw invalidArgument(`the task's address on ${a.networkName || a.networkId} is not an IPv4 CIDR: ${JSON.stringify(a.address)}`);
         if (a.mac && !parseMac(a.mac)) throw invalidArgument(`the task's MAC on ${a.networkName || a.networkId} is invalid: ${JSON.stringify(a.mac)}`);
         return { a, index, n };
       });
@@ -288,12 +281,12 @@ export class BridgeDriver extends HostNetlinkDriver {
           if (stale?.kind === 'veth') await task.deleteLink(eth);
         }
         await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
-        await host.setMac(veth, macOfAddress('06', address));
+        await host.setMac(veth, macOfIpv4(address, '06'));
         await host.setMaster(veth, bridge.name);
-        await this.hostRun('bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
+        await runInNetns(this.hostNetns, 'bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
         await host.setUp(veth);
-        const cidr = `${ipText(address)}/${this.gw.len}`;
-        await task.setMac(eth, macOfAddress('02', address));
+        const cidr = `${formatIpv4(address)}/${this.gw.len}`;
+        await task.setMac(eth, macOfIpv4(address, '02'));
         for (const a of await task.listAddresses(eth)) {
           if (a.family === 4 && `${a.address}/${a.prefixLength}` !== cidr) await task.deleteAddress(eth, `${a.address}/${a.prefixLength}`);
         }
@@ -303,7 +296,7 @@ export class BridgeDriver extends HostNetlinkDriver {
       } finally {
         task.close();
       }
-      this.log.info({ taskId, veth, eth, address: ipText(address) }, 'task plugged into the gateway bridge');
+      this.log.info({ taskId, veth, eth, address: formatIpv4(address) }, 'task plugged into the gateway bridge');
     });
   }
 
@@ -323,7 +316,7 @@ export class BridgeDriver extends HostNetlinkDriver {
         if (!needsGatewayBridge(t.attachments)) continue;
         const l = byName.get(this.vethName(t.taskId, t.attachments.length));
         const n = l && l.kind === 'veth' && l.masterIndex === bridge.index ? this.addressOfHostEnd(l.mac) : undefined;
-        if (n !== undefined) out.set(t.taskId, ipText(n));
+        if (n !== undefined) out.set(t.taskId, formatIpv4(n));
       }
       return out;
     });
@@ -361,6 +354,24 @@ export class BridgeDriver extends HostNetlinkDriver {
     });
   }
 
+  reconcileNetworks(wanted: WantedNetworks): Promise<void> {
+    return this.reconcile(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), { gateway: wanted.gateway });
+  }
+
+  /** Its bridge networks, then (a task on overlays alone) the gateway bridge, after its overlay interfaces. */
+  async attachTask(task: Task, netns: string): Promise<void> {
+    await this.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
+    await this.attachGateway(task.id, netns, task.networks);
+  }
+
+  detachTask(taskId: string): Promise<void> {
+    return this.detach(taskId);
+  }
+
+  doctorNetworks(wanted: WantedNetworks): Promise<string[]> {
+    return this.doctor(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), wanted.running, wanted.gateway);
+  }
+
   /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
   detach(taskId: string): Promise<void> {
     return this.exclusive(async () => {
@@ -378,9 +389,8 @@ export class BridgeDriver extends HostNetlinkDriver {
   private checked(networks: BridgeNetwork[]): BridgeNetwork[] {
     const byBridge = new Map<string, string>();
     for (const n of networks) {
-      const s = parseCidr(n.subnet);
-      if (!s || s.family !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid subnet ${JSON.stringify(n.subnet)}`);
-      if (n.gateway && parseIp(n.gateway)?.length !== 4) throw invalidArgument(`bridge network ${n.networkId}: invalid gateway ${JSON.stringify(n.gateway)}`);
+      if (!readCidr(n.subnet)) throw invalidArgument(`bridge network ${n.networkId}: invalid subnet ${JSON.stringify(n.subnet)}`);
+      if (n.gateway && !isIPv4(n.gateway)) throw invalidArgument(`bridge network ${n.networkId}: invalid gateway ${JSON.stringify(n.gateway)}`);
       const name = this.bridgeName(n.networkId);
       const other = byBridge.get(name);
       if (other !== undefined && other !== n.networkId) throw invalidArgument(`bridge networks ${other} and ${n.networkId} would share the bridge ${name}`);
@@ -406,7 +416,7 @@ export class BridgeDriver extends HostNetlinkDriver {
   /** The gateway bridge, made or fixed (address, up); the nft rules cover it from now on. */
   private async ensureGatewayBridge(host: Netlink): Promise<{ name: string; index: number }> {
     const name = this.gatewayBridgeName();
-    await host.ensureBridge(name, { mac: macOfAddress('02', this.gw.gateway) });
+    await host.ensureBridge(name, { mac: macOfIpv4(this.gw.gateway, '02') });
     const want = `${this.gatewayAddress()}/${this.gw.len}`;
     for (const a of await host.listAddresses(name)) {
       if (a.family === 4 && `${a.address}/${a.prefixLength}` !== want) await host.deleteAddress(name, `${a.address}/${a.prefixLength}`);
@@ -424,8 +434,7 @@ export class BridgeDriver extends HostNetlinkDriver {
     const m = HOST_END_MAC.exec(mac);
     if (!m) return undefined;
     const n = Buffer.from(m.slice(1, 5).map((h) => parseInt(h, 16))).readUInt32BE(0);
-    const mask = this.gw.len === 0 ? 0 : (0xffffffff << (32 - this.gw.len)) >>> 0;
-    return ((n & mask) >>> 0) === this.gw.base ? n : undefined;
+    return containsAddress({ base: this.gw.base, prefix: this.gw.len }, n) ? n : undefined;
   }
 
   /** Renders the nft table for the known networks and replaces it; turns IPv4 forwarding on. */
@@ -436,47 +445,12 @@ export class BridgeDriver extends HostNetlinkDriver {
     if (this.applied && this.applied.text === text && Date.now() - this.applied.at < NFT_REFRESH_MS) return;
     this.applied = undefined;
     await this.nft(text);
-    await this.enableForwarding();
+    await enableForwarding(this.hostNetns);
     this.applied = { text, at: Date.now() };
   }
 
-  private nft(text: string): Promise<void> {
-    return this.hostRun('nft', ['-f', '-'], text);
-  }
-
-  /** Runs a command in the host's network namespace, with `input` (if any) on its stdin. */
-  private hostRun(command: string, commandArgs: string[], input?: string): Promise<void> {
-    const [cmd, args] = this.hostNetns ? ['nsenter', [`--net=${this.hostNetns}`, '--', command, ...commandArgs]] : [command, commandArgs];
-    const what = `${command} ${commandArgs.join(' ')}`;
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args as string[], { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], timeout: NFT_TIMEOUT_MS });
-      let stderr = '';
-      child.stderr?.on('data', (d) => (stderr += d));
-      child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
-      child.on('close', (code, signal) => {
-        if (code === 0) return resolve();
-        reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
-      });
-      if (input !== undefined) {
-        // A command that exits before reading all of it is told by its exit status.
-        child.stdin?.on('error', () => undefined);
-        child.stdin?.end(input);
-      }
-    });
-  }
-
-  private async enableForwarding(): Promise<void> {
-    const file = '/proc/sys/net/ipv4/ip_forward';
-    if (!this.hostNetns) {
-      await writeFile(file, '1\n');
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      execFile('nsenter', [`--net=${this.hostNetns}`, '--', 'sh', '-c', `echo 1 > ${file}`], { timeout: NFT_TIMEOUT_MS }, (err, _out, stderr) => {
-        if (!err) return resolve();
-        reject(new SwarmletError('Internal', `enabling IPv4 forwarding: ${(stderr || err.message).trim()}`, { cause: err }));
-      });
-    });
+  private async nft(text: string): Promise<void> {
+    await runInNetns(this.hostNetns, 'nft', ['-f', '-'], text);
   }
 
   /** The nft rules are written again after a failure: what was applied is no longer known. */

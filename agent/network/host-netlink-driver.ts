@@ -1,22 +1,26 @@
+import { Mutex } from 'async-mutex';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Netlink } from './netlink';
 
 /**
- * What the drivers that work in the host's network namespace share: one netlink handle there,
- * opened on first use, and one call at a time. Errors come out as SwarmletErrors; a failed call
- * lets go of the handle (the next opens a fresh one) and tells the subclass, which may forget
- * what it had cached.
+ * What the network drivers share (bridge, macvlan, overlay): one netlink handle in the host's
+ * network namespace, opened on first use, and one call at a time. Errors come out as
+ * SwarmletErrors; a failed call lets go of the handle (the next opens a fresh one) and tells the
+ * subclass, which may forget what it had cached.
  */
 export abstract class HostNetlinkDriver {
   private host?: Netlink;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private closed = false;
 
   protected constructor(private readonly what: string, protected readonly hostNetns?: string) {}
 
-  /** Lets go of the netlink handle; the kernel objects stay. */
+  /** Lets go of the netlink handles, after the calls already waiting; the kernel objects stay. */
   close(): Promise<void> {
-    const done = this.queue.then(() => this.release());
+    const done = this.mutex.runExclusive(async () => {
+      this.releaseHost();
+      this.afterClose();
+    });
     this.closed = true;
     return done;
   }
@@ -28,20 +32,25 @@ export abstract class HostNetlinkDriver {
 
   protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(failedPrecondition(`the ${this.what} is closed`));
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {
-      this.release();
-      this.afterFailure();
-    });
-    return run.catch((err: unknown) => {
-      throw asSwarmletError(err);
+    return this.mutex.runExclusive(async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        this.releaseHost();
+        this.afterFailure();
+        throw asSwarmletError(err);
+      }
     });
   }
 
   /** Called after a call failed, once the handle is gone. */
   protected afterFailure(): void {}
 
-  private release(): void {
+  /** Called by close(), once the host's handle is gone: for handles of the subclass's own. */
+  protected afterClose(): void {}
+
+  /** Lets go of the host's handle; the next hostNl() opens a fresh one. */
+  protected releaseHost(): void {
     this.host?.close();
     this.host = undefined;
   }

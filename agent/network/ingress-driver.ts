@@ -5,7 +5,7 @@
  *
  * It is plugged in like a task whose only network is the ingress overlay: `eth0` on the ingress
  * network with the node's ingress endpoint (address and MAC; the overlay driver plugs it, and
- * plugs it in again when its overlay sandbox is made again: NodeNetworks passes it to the overlay
+ * plugs it in again when its overlay sandbox is made again: NetworkController passes it to the overlay
  * driver's reconcile as a running task with the id INGRESS_TASK_ID), and `eth1` on the gateway
  * bridge (BridgeDriver.attachGateway), whose address the host's `ip swarmlet-publish` table DNATs
  * published ports to. Inside, the `ip swarmlet-ingress` table (plans/lb-nft.ts) DNATs each port to
@@ -21,8 +21,10 @@ import { Logger, componentLogger } from '../../services/common/logger';
 import type { IngressConfig } from '../../services/gen/swarmlet/v1/dispatcher';
 import { PortProtocol } from '../../services/gen/swarmlet/v1/types';
 import type { BridgeDriver } from './bridge-driver';
-import { NftTables, enableForwarding, listNftTable, runInNetns } from './lb-driver';
-import type { OverlayDriver, RunningTask } from './overlay-driver';
+import { NftTables, listNftTable } from './lb-driver';
+import { enableForwarding, runInNetns } from './netns-run';
+import type { RunningTask } from './driver';
+import type { OverlayDriver } from './overlay-driver';
 import { INGRESS_NFT_TABLE, IngressRule, NftProtocol, diffNftTable, renderIngressNft } from './plans/lb-nft';
 import { parseCidr } from './netlink/encode';
 import { deleteNetns, ensureNetns, isNetnsMounted, netnsPath } from './sandbox';

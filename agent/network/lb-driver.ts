@@ -4,41 +4,16 @@
  * `ip swarmlet-publish` table (the renderers are in plans/lb-nft.ts).
  *
  * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied with one
- * atomic `nft -f -` inside the namespace (`nsenter --net=PATH`), and only when the text for the
+ * atomic `nft -f -` inside the namespace (netns-run.ts), and only when the text for the
  * key changed since it was last applied there; a `verify` pass (the periodic resync) reads the
  * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
  * comes back. Calls for one key run one at a time, in order.
  */
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { SwarmletError, asSwarmletError } from '../../services/common/errors';
+import { KeyedMutex } from '../../services/common/keyed-mutex';
+import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
+import { runInNetns } from './netns-run';
 import { renderNftReplace } from './plans/lb-nft';
-
-const COMMAND_TIMEOUT_MS = 10000;
-
-/** Runs a command, in the network namespace at `netns` when given, with `input` on its stdin; resolves with its stdout. */
-export function runInNetns(netns: string | undefined, command: string, args: string[], input?: string): Promise<string> {
-  const [cmd, argv] = netns ? ['nsenter', [`--net=${netns}`, '--', command, ...args]] : [command, args];
-  const what = `${command} ${args.join(' ')}${netns ? ` in ${netns}` : ''}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d) => (stdout += d));
-    child.stderr?.on('data', (d) => (stderr += d));
-    child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve(stdout);
-      reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
-    });
-    if (input !== undefined) {
-      // A command that exits before reading all of it is told by its exit status.
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(input);
-    }
-  });
-}
 
 /** The `ip` table as `nft list table` prints it; '' when the namespace has no such table. */
 export async function listNftTable(netns: string | undefined, table: string): Promise<string> {
@@ -49,16 +24,6 @@ export async function listNftTable(netns: string | undefined, table: string): Pr
     if (/Error: No such file or directory/.test(asSwarmletError(err).message)) return '';
     throw err;
   }
-}
-
-/** Turns IPv4 forwarding on in the namespace at `netns` (this process's when undefined). */
-export async function enableForwarding(netns: string | undefined): Promise<void> {
-  const file = '/proc/sys/net/ipv4/ip_forward';
-  if (!netns) {
-    await writeFile(file, '1\n');
-    return;
-  }
-  await runInNetns(netns, 'sh', ['-c', `echo 1 > ${file}`]);
 }
 
 interface Applied {
@@ -75,7 +40,7 @@ export interface NftTablesOptions {
 export class NftTables {
   private readonly log: Logger;
   private readonly applied = new Map<string, Applied>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedMutex();
 
   constructor(opts: NftTablesOptions) {
     this.log = componentLogger(opts.log, 'lb-driver');
@@ -120,11 +85,7 @@ export class NftTables {
   }
 
   private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(key) ?? Promise.resolve()).then(fn);
-    const tail = run.catch(() => undefined);
-    this.queues.set(key, tail);
-    void tail.then(() => this.queues.get(key) === tail && this.queues.delete(key));
-    return run.catch((err: unknown) => {
+    return this.queues.runExclusive(key, fn).catch((err: unknown) => {
       throw asSwarmletError(err);
     });
   }

@@ -12,7 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { asSwarmletError, failedPrecondition, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
-import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import type { NetworkDriver } from './driver';
 import { Netlink } from './netlink';
 import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseCidr, parseMac } from './netlink/encode';
@@ -26,12 +27,29 @@ export interface MacvlanDriverOptions {
 /** Interface names the kernel takes: 1 to 15 characters, no '/', no whitespace, not '.' or '..'. */
 const IFNAME = /^(?!\.{1,2}$)[^/\s:]{1,15}$/;
 
-export class MacvlanDriver extends HostNetlinkDriver {
+export class MacvlanDriver extends HostNetlinkDriver implements NetworkDriver {
+  readonly label = 'macvlan networks';
   private readonly log: Logger;
 
   constructor(opts: MacvlanDriverOptions) {
     super('macvlan driver', opts.hostNetns);
     this.log = componentLogger(opts.log, 'macvlan-driver');
+  }
+
+  /** Nothing to make on the host: a macvlan network is its parent interface, which the host has. */
+  async reconcileNetworks(): Promise<void> {}
+
+  attachTask(task: Task, netns: string): Promise<void> {
+    return this.attach(task.id, netns, task.networks);
+  }
+
+  detachTask(taskId: string): Promise<void> {
+    return this.detach(taskId);
+  }
+
+  /** Nothing kept on the host to check: a task's macvlan end is checked with its other ends. */
+  async doctorNetworks(): Promise<string[]> {
+    return [];
   }
 
   /**

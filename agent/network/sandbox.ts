@@ -8,15 +8,14 @@
  * two steps of `ip netns add`, or on a /run that was not cleared, a plain file of that name may be
  * left; ensureNetns() removes it and makes the namespace again.
  */
-import { execFile } from 'node:child_process';
 import { readdir, statfs, unlink } from 'node:fs/promises';
 import { SwarmletError, invalidArgument } from '../../services/common/errors';
+import { runInNetns } from './netns-run';
 
 export const NETNS_DIR = '/run/netns';
 /** statfs(2) f_type of a namespace file (NSFS_MAGIC). */
 const NSFS_MAGIC = 0x6e736673;
 const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const IP_TIMEOUT_MS = 10000;
 
 export const netnsPath = (name: string): string => `${NETNS_DIR}/${name}`;
 
@@ -24,14 +23,8 @@ function checkName(name: string): void {
   if (!NETNS_NAME.test(name)) throw invalidArgument(`invalid network namespace name ${JSON.stringify(name)}`);
 }
 
-function ip(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      const text = (stderr || err.message).trim();
-      reject(new SwarmletError('Internal', `ip ${args.join(' ')}: ${text}`, { cause: err }));
-    });
-  });
+async function ip(args: string[]): Promise<void> {
+  await runInNetns(undefined, 'ip', args);
 }
 
 /** The names in /run/netns (mounted or not); [] when the directory does not exist. */

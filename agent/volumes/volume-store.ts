@@ -1,3 +1,4 @@
+import { Mutex } from 'async-mutex';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -49,7 +50,7 @@ const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export class VolumeStore {
   private readonly root: string;
   private readonly log: Logger;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private ready?: Promise<void>;
 
   constructor(opts: VolumeStoreOptions) {
@@ -158,9 +159,10 @@ export class VolumeStore {
   // ---- internals (run inside serialize) ----
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => this.init()).then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.mutex.runExclusive(async () => {
+      await this.init();
+      return fn();
+    });
   }
 
   /** Makes the root, and deletes what a crash left half-made or half-removed. Once. */

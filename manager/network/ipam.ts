@@ -33,14 +33,12 @@ import {
   parseCidr,
   parseIpv4,
   parseIpv4Interface,
-} from './cidr';
+} from '../../services/common/cidr';
+import { VNI_MAX, VNI_MIN } from '../../services/common/vxlan';
 import { HostSubnet, clusterBlocks, missingBuiltins, networkSubnet } from './network-spec';
 
 export const DEFAULT_ADDRESS_POOL = '10.0.0.0/8';
 export const DEFAULT_SUBNET_PREFIX = 24;
-export const VNI_MIN = 4096;
-/** VXLAN network identifiers are 24 bits. */
-export const VNI_MAX = 0xffffff;
 
 export interface NetworkAllocationOptions {
   /** The id of the network to make. */

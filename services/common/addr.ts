@@ -1,12 +1,9 @@
+import { isIPv4 } from './cidr';
 import { invalidArgument } from './errors';
-
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export const DEFAULT_API_PORT = 2377;
 
-export function isIPv4(s: string): boolean {
-  return IPV4.test(s);
-}
+export { isIPv4 };
 
 /** Parses `IP[:PORT]` (IPv4), defaulting the port. InvalidArgument with the offending text otherwise. */
 export function parseHostPort(text: string, defaultPort = DEFAULT_API_PORT, what = 'address'): { host: string; port: number } {

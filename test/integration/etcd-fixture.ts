@@ -28,7 +28,7 @@ export interface EtcdFixtureOptions {
 }
 
 /**
- * The options the daemon's own client uses (`etcdClient()` in services/daemon/daemon.ts): no circuit
+ * The options the daemon's own client uses (`etcdClient()` in node/daemon.ts): no circuit
  * breaker. `grpcOptions` go to each grpc client (a benchmark adds its interceptors there).
  */
 export function fixtureClient(hosts: string[], grpcOptions?: IOptions['grpcOptions']): Etcd3 {

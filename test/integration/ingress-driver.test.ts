@@ -10,8 +10,10 @@
 import { spawn } from 'node:child_process';
 import { BridgeDriver } from '../../agent/network/bridge-driver';
 import { INGRESS_IF, IngressSandbox } from '../../agent/network/ingress-driver';
-import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
-import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
+import { NftTables, listNftTable } from '../../agent/network/lb-driver';
+import { enableForwarding } from '../../agent/network/netns-run';
+import type { RunningTask } from '../../agent/network/driver';
+import { OverlayDriver } from '../../agent/network/overlay-driver';
 import { INGRESS_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, renderPublishNft } from '../../agent/network/plans/lb-nft';
 import { createRootLogger } from '../../services/common/logger';
 import type { IngressConfig, OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
@@ -76,7 +78,7 @@ let sandbox: IngressSandbox;
 let task3Address: string | undefined;
 const udpServers: ReturnType<typeof spawn>[] = [];
 
-/** What NodeNetworks does on each pass, for the ingress part: sandbox, overlays, gateway bridge, tables. */
+/** What NetworkController does on each pass, for the ingress part: sandbox, overlays, gateway bridge, tables. */
 async function converge(cfg: IngressConfig, verify = false): Promise<string | undefined> {
   await sandbox.prepare(cfg, verify);
   await overlay.reconcile([ovl], [sandbox.asTask(cfg)!, ...backends]);

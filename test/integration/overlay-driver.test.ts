@@ -10,7 +10,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Netlink } from '../../agent/network/netlink';
-import { OverlayDriver, RunningTask, overlayVethName } from '../../agent/network/overlay-driver';
+import type { RunningTask } from '../../agent/network/driver';
+import { OverlayDriver } from '../../agent/network/overlay-driver';
+import { overlayVethName } from '../../agent/network/overlay/veths';
 import { createRootLogger } from '../../services/common/logger';
 import type { OverlayNetwork, OverlayPeer } from '../../services/gen/swarmlet/v1/dispatcher';
 import type { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';

@@ -15,7 +15,7 @@ import {
   parseIpv4,
   parseIpv4Interface,
   prefixMask,
-} from '../../manager/network/cidr';
+} from '../../services/common/cidr';
 import { TaskAddressInput, planTaskAddresses } from '../../manager/network/ipam';
 
 // ---- cidr ------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 import { SwarmletError } from '../../services/common/errors';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
-import { VNI_MIN, planBuiltinNetworks, planNetworkAllocation } from '../../manager/network/ipam';
+import { planBuiltinNetworks, planNetworkAllocation } from '../../manager/network/ipam';
+import { VNI_MIN } from '../../services/common/vxlan';
 import { BUILTIN_NETWORKS } from '../../manager/network/network-spec';
-import { formatCidr } from '../../manager/network/cidr';
+import { formatCidr } from '../../services/common/cidr';
 
 function spec(driver: string, ipam: Partial<NonNullable<NetworkSpec['ipam']>> = {}, name = 'net'): NetworkSpec {
   return { name, driver, ipam: { subnet: '', gateway: '', ipRange: '', ...ipam }, attachable: false, internal: false, options: {}, labels: {} };

@@ -5,10 +5,15 @@ import {
   KernelState,
   OverlayOp,
   OverlayPlanInput,
+  SandboxReading,
   WantedOverlay,
   diffReport,
+  planBridgeFdb,
   planOverlay,
   planOverlayMtu,
+  planOverlayProblem,
+  planSandboxes,
+  sandboxReport,
 } from '../../agent/network/plans/overlay-plan';
 
 const LOCAL = '198.51.100.1';
@@ -433,3 +438,63 @@ function apply(kernel: KernelState, plan: OverlayOp[]): KernelState {
   }
   return { links, fdb, neigh };
 }
+
+// ---- the driver's whole pass: ARP proxy, the bridges' FDB entries, the dispatcher's networks ----
+
+/** A sandbox as the driver reads it, converged for `w` (the bridge's FDB entries for remote peers included). */
+function reading(w: WantedOverlay, opts: { proxy?: boolean; bridgeFdb?: string[] } = {}): SandboxReading {
+  const remote = w.peers.filter((p) => p.vtep !== w.localVtep);
+  return {
+    vni: w.vni,
+    links: [
+      { name: 'lo', index: 1, kind: '', mtu: 65536, up: true },
+      { name: `br-${w.vni}`, index: 2, kind: 'bridge', mtu: w.mtu, up: true },
+      { name: `vx-${w.vni}`, index: 3, kind: 'vxlan', mtu: w.mtu, up: true, masterIndex: 2, vxlan: { vni: w.vni, local: w.localVtep, port: 4789, learning: false, proxy: opts.proxy ?? true } },
+    ],
+    fdb: [
+      ...remote.map((p) => ({ mac: p.mac, dst: p.vtep, self: true, master: false, permanent: true, noarp: false })),
+      ...(opts.bridgeFdb ?? remote.map((p) => p.mac)).map((mac) => ({ mac, self: false, master: true, permanent: false, noarp: true })),
+      // The kernel's own entry of the port in the bridge: never touched.
+      { mac: '9a:00:00:00:00:01', self: false, master: true, permanent: true, noarp: false },
+    ],
+    neigh: remote.map((p) => ({ ip: p.ip, mac: p.mac, permanent: true })),
+  };
+}
+
+test('a converged sandbox plans nothing and reports nothing', () => {
+  expect(planSandboxes([WEB, DB], [reading(WEB), reading(DB)])).toEqual({ ops: [], noProxy: [] });
+  expect(sandboxReport([WEB, DB], [reading(WEB), reading(DB)])).toEqual([]);
+});
+
+test('a VXLAN device with ARP proxy off is deleted and made again, with all its entries', () => {
+  const { ops, noProxy } = planSandboxes([DB], [reading(DB, { proxy: false })]);
+  expect(noProxy).toEqual([4098]);
+  expect(ops[0]).toEqual({ op: 'deleteLink', vni: 4098, name: 'vx-4098' });
+  expect(ops.map((o) => o.op)).toEqual(expect.arrayContaining(['createVxlan', 'addFdb', 'addNeigh', 'addBridgeFdb']));
+  expect(sandboxReport([DB], [reading(DB, { proxy: false })])).toEqual(['link vx-4098 has ARP proxy off (want on)']);
+});
+
+test('the bridge mirrors the remote peers in its FDB: missing ones added, stale ones removed, local peers never', () => {
+  const stale = '02:42:0a:00:01:63';
+  const r = reading(WEB, { bridgeFdb: ['02:42:0a:00:01:03', stale] });
+  expect(planSandboxes([WEB], [r]).ops).toEqual([
+    { op: 'delBridgeFdb', vni: 4097, dev: 'vx-4097', mac: stale },
+    { op: 'addBridgeFdb', vni: 4097, dev: 'vx-4097', mac: '02:42:0a:00:01:04' },
+    { op: 'addBridgeFdb', vni: 4097, dev: 'vx-4097', mac: '02:42:0a:00:01:05' },
+  ]);
+  expect(sandboxReport([WEB], [r])).toEqual([`stale bridge FDB entry ${stale} on vx-4097`, 'missing bridge FDB entry 02:42:0a:00:01:04 on vx-4097', 'missing bridge FDB entry 02:42:0a:00:01:05 on vx-4097']);
+  // A bridge made again starts without them: all are added after it.
+  const remade = planBridgeFdb(WEB, r, [{ op: 'createBridge', vni: 4097, name: 'br-4097', mtu: 1450, address: '10.0.1.1/24' }]);
+  expect(remade.map((o) => o.op)).toEqual(['addBridgeFdb', 'addBridgeFdb', 'addBridgeFdb']);
+});
+
+test.each([
+  [{ vni: 4096, subnet: '10.0.1.0/24', gateway: '10.0.1.1', mtu: 0 }, undefined],
+  [{ vni: 4095, subnet: '10.0.1.0/24', gateway: '10.0.1.1', mtu: 0 }, 'VNI must be from 4096 to 16777215'],
+  [{ vni: 0x1000000, subnet: '10.0.1.0/24', gateway: '', mtu: 0 }, 'VNI must be from 4096 to 16777215'],
+  [{ vni: 4096, subnet: '10.0.1.0', gateway: '', mtu: 0 }, 'invalid subnet "10.0.1.0"'],
+  [{ vni: 4096, subnet: '10.0.1.0/24', gateway: '10.0.1', mtu: 0 }, 'invalid gateway "10.0.1"'],
+  [{ vni: 4096, subnet: '10.0.1.0/24', gateway: '', mtu: 67 }, 'invalid MTU 67'],
+])('planOverlayProblem(%j) is %j', (o, problem) => {
+  expect(planOverlayProblem(o)).toBe(problem);
+});

@@ -4,7 +4,9 @@
  * and the conversions between its parsed messages and this layer's plain data (text addresses,
  * names, booleans). Nothing here does I/O.
  */
+import ipaddr from 'ipaddr.js';
 import { ifla, rt } from 'netlink';
+import { isIPv4 } from '../../../services/common/cidr';
 import type {
   AddressInfo,
   FdbEntry,
@@ -173,26 +175,13 @@ export function parseNsidReply(data: Buffer): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // Addresses in text.
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** 4 or 16 bytes for an IPv4 or IPv6 address in text; undefined when it is neither. */
 export function parseIp(text: string): Buffer | undefined {
-  if (IPV4.test(text)) return Buffer.from(text.split('.').map(Number));
-  if (!/^[0-9a-fA-F:]+$/.test(text) || !text.includes(':')) return undefined;
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const groups = (s: string) => (s === '' ? [] : s.split(':'));
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  const out = Buffer.alloc(16);
-  for (let i = 0; i < 8; i++) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(all[i])) return undefined;
-    out.writeUInt16BE(parseInt(all[i], 16), i * 2);
-  }
-  return out;
+  if (isIPv4(text)) return Buffer.from(ipaddr.IPv4.parse(text).toByteArray());
+  // Plain IPv6 text only: no zone (%eth0) and no embedded dotted quad.
+  if (!/^[0-9a-fA-F:]+$/.test(text) || !text.includes(':') || !ipaddr.IPv6.isValid(text)) return undefined;
+  return Buffer.from(ipaddr.IPv6.parse(text).toByteArray());
 }
 
 /** Text of a 4- or 16-byte address (IPv6 in RFC 5952 form). */

@@ -31,6 +31,8 @@
  * gone succeeds. Requests on one socket are serialized, because the kernel refuses a second dump
  * on a socket while one is running (EBUSY).
  */
+import { VXLAN_PORT } from '../../../services/common/vxlan';
+import { Mutex } from 'async-mutex';
 import { stat } from 'node:fs/promises';
 import { FlagsNew, rt } from 'netlink';
 import {
@@ -87,7 +89,6 @@ export type * from './types';
 
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
 const CREATE_REPLACE = FlagsNew.CREATE | FlagsNew.REPLACE;
-export const VXLAN_PORT = 4789;
 
 const IFNAME = /^[^\s/:]{1,15}$/;
 
@@ -139,7 +140,7 @@ async function sameFile(a: string, b: string): Promise<boolean> {
 
 export class Netlink {
   private closed = false;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new Mutex();
 
   private constructor(
     private readonly transport: RtnlTransport,
@@ -564,9 +565,7 @@ export class Netlink {
   /** One request, after those already queued on this socket. */
   private exec<M extends RtnlMethod>(method: M, ...args: RtnlArgs<M>): Promise<RtnlResult<M>> {
     if (this.closed) return Promise.reject(Object.assign(new Error('the netlink handle is closed'), { code: 'EBADF' }));
-    const run = this.queue.then(() => this.transport.call(method, ...args));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.runExclusive(() => this.transport.call(method, ...args));
   }
 
   /** exec(), with failures as NetlinkErrors naming the operation. */
@@ -659,8 +658,7 @@ export class Netlink {
   /** The nsid this namespace gives the one at `path`. */
   private async nsidOf(operation: string, path: string): Promise<number | undefined> {
     return this.withNetnsFd(operation, path, async (fd) => {
-      const queued = this.queue.then(() => this.transport.raw(RTM_GETNSID, getNsidRequest(fd as number)));
-      this.queue = queued.catch(() => undefined);
+      const queued = this.queue.runExclusive(() => this.transport.raw(RTM_GETNSID, getNsidRequest(fd as number)));
       try {
         const replies = await queued;
         const reply = replies.find((r) => r.type === RTM_NEWNSID);

@@ -14,6 +14,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { NetlinkError } from './errors';
+import { nsenterArgv } from '../netns-run';
 import { RTNL_METHODS, RawReply, RtnlArgs, RtnlMethod, RtnlResult, RtnlTransport, REQUEST_TIMEOUT_MS } from './transport';
 
 /** The helper's program: plain CommonJS run with `node -e`; argv[1] is the path of the netlink package. */
@@ -109,11 +110,11 @@ export class HelperTransport implements RtnlTransport {
   /** Starts the helper inside the namespace at `netnsPath` and waits until its socket is open. */
   static start(netnsPath: string): Promise<HelperTransport> {
     const operation = `opening netlink in netns ${netnsPath}`;
-    const args = [`--net=${netnsPath}`, '--', process.execPath, '-e', HELPER_SOURCE, require.resolve('netlink'), JSON.stringify(RTNL_METHODS), String(REQUEST_TIMEOUT_MS)];
+    const [cmd, ...args] = nsenterArgv(netnsPath, [process.execPath, '-e', HELPER_SOURCE, require.resolve('netlink'), JSON.stringify(RTNL_METHODS), String(REQUEST_TIMEOUT_MS)]);
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {
-        child = spawn('nsenter', args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+        child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
       } catch (err) {
         reject(new NetlinkError(operation, 'EUNKNOWN', { cause: err, detail: String(err) }));
         return;

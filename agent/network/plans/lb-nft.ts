@@ -16,7 +16,7 @@
  *     port go to the ingress sandbox (ingress mode, same port) or straight to a task (host mode,
  *     target port); from outside (prerouting) and from the host itself (output), `127.0.0.1`
  *     included, as docker serves it. A connection from loopback leaves with the address of the
- *     bridge it goes out of (masquerade), and that bridge has route_localnet set (NodeNetworks), so
+ *     bridge it goes out of (masquerade), and that bridge has route_localnet set (NetworkController), so
  *     the kernel routes it and its replies; the input chain drops whatever else reaches 127.0.0.0/8
  *     from outside `lo` (the guard kube-proxy added for CVE-2020-8558): only replies of those
  *     DNATed connections get in. A task's connection to a port its own node publishes goes back

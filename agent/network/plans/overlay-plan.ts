@@ -31,11 +31,8 @@
  * stale FDB and neighbour entries out, then missing ones in.
  */
 
-export const VXLAN_PORT = 4789;
-/** Bytes VXLAN adds over IPv4: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
-const VNI_MIN = 4096;
-const VNI_MAX = 0xffffff;
+import { isIPv4, readCidr, readIpv4 } from '../../../services/common/cidr';
+import { VNI_MAX, VNI_MIN, VXLAN_OVERHEAD, VXLAN_PORT, isSwarmVni } from '../../../services/common/vxlan';
 
 export const bridgeName = (vni: number): string => `br-${vni}`;
 export const vxlanName = (vni: number): string => `vx-${vni}`;
@@ -180,7 +177,7 @@ function ownedVni(link: KernelLink): number | undefined {
   const m = OWN_LINK.exec(link.name);
   if (!m) return undefined;
   const vni = Number(m[2]);
-  if (vni < VNI_MIN || vni > VNI_MAX) return undefined;
+  if (!isSwarmVni(vni)) return undefined;
   const kind = m[1] === 'br' ? 'bridge' : 'vxlan';
   return link.kind === kind ? vni : undefined;
 }
@@ -276,17 +273,12 @@ function cmp(a: string, b: string): number {
 
 /** Dotted quads in numeric order (10.0.1.9 before 10.0.1.10); anything else after them, as text. */
 function cmpIp(a: string, b: string): number {
-  const ka = ipKey(a);
-  const kb = ipKey(b);
+  const ka = readIpv4(a);
+  const kb = readIpv4(b);
   if (ka !== undefined && kb !== undefined) return ka - kb;
   if (ka !== undefined) return -1;
   if (kb !== undefined) return 1;
   return cmp(a, b);
-}
-
-function ipKey(ip: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  return m ? ((Number(m[1]) * 256 + Number(m[2])) * 256 + Number(m[3])) * 256 + Number(m[4]) : undefined;
 }
 
 // ---- the plan ---------------------------------------------------------------------------------
@@ -378,4 +370,153 @@ function linkProblemText(name: string, p: LinkProblem, want: WantedOverlay): str
     case 'learning':
       return `link ${name} has learning on (want off)`;
   }
+}
+
+// ---- a whole pass over the sandboxes as the driver reads them ----------------------------------
+//
+// What planOverlay does not model, and the driver needs: the VXLAN device's ARP proxy (a device
+// with proxy off is deleted and made again), the bridge's FDB entries that mirror the remote peers
+// (master, NUD_NOARP: the bridge sends their frames to the VXLAN port instead of flooding), and the
+// check of an overlay network as the dispatcher sends it.
+
+/** A link in a sandbox namespace, as the driver reads it (netlink's LinkInfo fits). */
+export interface SandboxLink {
+  name: string;
+  index: number;
+  kind: string;
+  mtu: number;
+  up: boolean;
+  masterIndex?: number;
+  vxlan?: { vni: number; local?: string; port: number; learning: boolean; proxy: boolean };
+}
+
+/** An FDB entry of `vx-<vni>`, its own (self) or the bridge's for it (master). */
+export interface SandboxFdbEntry {
+  mac: string;
+  dst?: string;
+  self: boolean;
+  master: boolean;
+  permanent: boolean;
+  noarp: boolean;
+}
+
+/** One sandbox namespace as the driver reads it. */
+export interface SandboxReading {
+  vni: number;
+  links: SandboxLink[];
+  /** Entries of vx-<vni> (its own and the bridge's for it); [] without the device. */
+  fdb: SandboxFdbEntry[];
+  /** IPv4 neighbours of vx-<vni>; [] without the device. */
+  neigh: { ip: string; mac: string; permanent: boolean }[];
+}
+
+/** The bridge's FDB entry for a remote peer's MAC on the VXLAN port (master, NUD_NOARP). */
+export type BridgeFdbOp = { op: 'addBridgeFdb' | 'delBridgeFdb'; vni: number; dev: string; mac: string };
+/** What the driver applies: the plan's operations and the bridge's FDB entries. */
+export type SandboxOp = OverlayOp | BridgeFdbOp;
+
+/** An overlay network as the dispatcher sends it, as far as it is checked here. */
+export interface OverlayNetworkSpec {
+  vni: number;
+  subnet: string;
+  gateway: string;
+  mtu: number;
+}
+
+/** What is wrong with an overlay network the dispatcher sent; undefined when it can be made. */
+export function planOverlayProblem(o: OverlayNetworkSpec): string | undefined {
+  if (!isSwarmVni(o.vni)) return `VNI must be from ${VNI_MIN} to ${VNI_MAX}`;
+  if (!readCidr(o.subnet)) return `invalid subnet ${JSON.stringify(o.subnet)}`;
+  if (o.gateway && !isIPv4(o.gateway)) return `invalid gateway ${JSON.stringify(o.gateway)}`;
+  if (o.mtu && !(o.mtu >= 68 && o.mtu <= 65535)) return `invalid MTU ${o.mtu}`;
+  return undefined;
+}
+
+/** Remote peers' MACs of a network, lower case, once each: the plan's rule for FDB entries. */
+function remoteMacs(want: WantedOverlay): Set<string> {
+  return new Set(want.peers.filter((p) => p.ip && p.mac && p.vtep && p.vtep !== want.localVtep).map((p) => p.mac.toLowerCase()));
+}
+
+/**
+ * The bridge's FDB entries (master, NUD_NOARP) for the VXLAN port: one per remote peer MAC. When
+ * the bridge or the VXLAN device is (re)made in `ops`, what the kernel has now goes with it.
+ */
+export function planBridgeFdb(want: WantedOverlay, state: SandboxReading, ops: SandboxOp[] = []): BridgeFdbOp[] {
+  const vni = want.vni;
+  const dev = vxlanName(vni);
+  const remade = ops.some((o) => o.vni === vni && (o.op === 'createVxlan' || o.op === 'createBridge'));
+  const have = new Set(remade ? [] : state.fdb.filter((e) => e.master && e.noarp && !e.permanent).map((e) => e.mac));
+  const wantMacs = remoteMacs(want);
+  const out: BridgeFdbOp[] = [];
+  for (const mac of [...have].sort()) if (!wantMacs.has(mac)) out.push({ op: 'delBridgeFdb', vni, dev, mac });
+  for (const mac of [...wantMacs].sort()) if (!have.has(mac)) out.push({ op: 'addBridgeFdb', vni, dev, mac });
+  return out;
+}
+
+/**
+ * The plan's view of the sandboxes: their own br-<vni>/vx-<vni> only (never task veths or lo),
+ * with the VXLAN device's FDB and neighbour entries. With `hideNoProxy`, a VXLAN device with
+ * proxy off is left out (with its entries), so that the plan makes it again; `noProxy` names them.
+ */
+export function planKernelState(states: SandboxReading[], hideNoProxy: boolean): { kernel: KernelState; noProxy: number[] } {
+  const kernel: KernelState = { links: [], fdb: [], neigh: [] };
+  const noProxy: number[] = [];
+  for (const s of states) {
+    const br = bridgeName(s.vni);
+    const vx = vxlanName(s.vni);
+    const byIndex = new Map(s.links.map((l) => [l.index, l.name]));
+    const vxLink = s.links.find((l) => l.name === vx);
+    const hidden = hideNoProxy && vxLink?.kind === 'vxlan' && vxLink.vxlan !== undefined && !vxLink.vxlan.proxy;
+    if (hidden) noProxy.push(s.vni);
+    for (const l of s.links) {
+      if (l.name !== br && !(l.name === vx && !hidden)) continue;
+      kernel.links.push({
+        name: l.name,
+        kind: l.kind,
+        vni: l.vxlan?.vni,
+        local: l.vxlan?.local,
+        mtu: l.mtu,
+        up: l.up,
+        master: l.masterIndex === undefined ? undefined : byIndex.get(l.masterIndex),
+        port: l.vxlan?.port,
+        learning: l.vxlan?.learning,
+      });
+    }
+    if (hidden) continue;
+    for (const e of s.fdb) if (e.self) kernel.fdb.push({ dev: vx, mac: e.mac, dst: e.dst, self: true });
+    for (const n of s.neigh) kernel.neigh.push({ dev: vx, ip: n.ip, mac: n.mac, permanent: n.permanent });
+  }
+  return { kernel, noProxy };
+}
+
+/**
+ * One pass of the driver over the sandboxes it read: VXLAN devices with ARP proxy off deleted (to
+ * be made again), then planOverlay's operations, then the bridges' FDB entries. [] when the
+ * kernel is as wanted.
+ */
+export function planSandboxes(wanted: WantedOverlay[], states: SandboxReading[]): { ops: SandboxOp[]; noProxy: number[] } {
+  const { kernel, noProxy } = planKernelState(states, true);
+  const ops: SandboxOp[] = noProxy.map((vni): OverlayOp => ({ op: 'deleteLink', vni, name: vxlanName(vni) }));
+  ops.push(...planOverlay({ wanted, kernel }));
+  for (const w of wanted) {
+    const state = states.find((s) => s.vni === w.vni);
+    if (state) ops.push(...planBridgeFdb(w, state, ops));
+  }
+  return { ops, noProxy };
+}
+
+/** The doctor's report on the sandboxes it read: diffReport, and ARP proxy and bridge FDB entries. */
+export function sandboxReport(wanted: WantedOverlay[], states: SandboxReading[]): string[] {
+  const lines = diffReport({ wanted, kernel: planKernelState(states, false).kernel });
+  for (const s of states) {
+    const vx = s.links.find((l) => l.name === vxlanName(s.vni) && l.kind === 'vxlan');
+    if (vx && vx.vxlan && !vx.vxlan.proxy) lines.push(`link ${vx.name} has ARP proxy off (want on)`);
+    const want = wanted.find((w) => w.vni === s.vni);
+    if (want && vx) {
+      for (const op of planBridgeFdb(want, s)) {
+        lines.push(op.op === 'addBridgeFdb' ? `missing bridge FDB entry ${op.mac} on ${op.dev}` : `stale bridge FDB entry ${op.mac} on ${op.dev}`);
+      }
+    }
+  }
+  return lines;
 }

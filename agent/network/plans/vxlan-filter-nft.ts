@@ -8,7 +8,7 @@
  * overlay-driver.ts). The sockets are IPv4 (the local VTEP is the node's IPv4 advertise address),
  * so an `ip` table sees every packet they could receive. Applied atomically with renderNftReplace.
  */
-import { VXLAN_PORT } from './overlay-plan';
+import { VXLAN_PORT } from '../../../services/common/vxlan';
 import { FILTER_INPUT, renderTable, sortedAddresses } from './lb-nft';
 
 export const VXLAN_NFT_TABLE = 'swarmlet-vxlan';

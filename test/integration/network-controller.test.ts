@@ -1,10 +1,10 @@
 /**
- * NodeNetworks as the daemon drives it, against the real kernel, inside the test runner's private
+ * NetworkController as the daemon drives it, against the real kernel, inside the test runner's private
  * namespaces (test/run.sh): this process's namespace is the node (the sandbox gives it nothing
  * but lo; the test adds an uplink veth to an "outside" client namespace, 198.51.100.0/24). Session
  * messages are applied as the dispatcher would send them: an overlay `front` with two web tasks
  * and a client task, the `ingress` overlay with the node's endpoint, a published port. Tasks are
- * bare namespaces plugged in by NodeNetworks.attach, as the worker does before their command
+ * bare namespaces plugged in by NetworkController.attach, as the worker does before their command
  * starts; servers then answer their name. Checks: the VIP from the client task, the routing mesh
  * from outside, the embedded DNS, the doctor, a resync after hand-made damage, and leaving.
  * Everything carries a unique prefix and is removed in afterAll, also when a test fails.
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { listNftTable } from '../../agent/network/lb-driver';
 import { createRootLogger } from '../../services/common/logger';
-import { NodeNetworks, SessionNetworks } from '../../services/daemon/node-networks';
+import { NetworkController, SessionNetworks } from '../../agent/network/network-controller';
 import type { CheckOverlaysRequest, IngressConfig, NetworkServices, OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NetworkAttachment, PortProtocol, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { addNetns, deleteNetns, ipj, killServers, netnsPath, run, server } from '../support/netns';
@@ -80,7 +80,7 @@ function message(webServing: Task[]): SessionNetworks {
 const doctorRequest = (msg: SessionNetworks): CheckOverlaysRequest => ({ overlays: msg.overlays, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts, checkServices: true });
 
 const log = createRootLogger(process.env.NN_TEST_LOG ?? 'silent');
-let networks: NodeNetworks | undefined;
+let networks: NetworkController | undefined;
 const options = { log, localVtep: HOST_IP, netnsPrefix: PREFIX, dnsUpstreams: ['127.0.0.1:5399'] };
 
 /** A query from inside a task's namespace; asynchronous, since the resolver answers from this very process. */
@@ -96,13 +96,13 @@ beforeAll(async () => {
   run('ip', ['link', 'set', UPLINK, 'up']);
   run('ip', ['-n', OUT, 'addr', 'add', `${OUT_IP}/24`, 'dev', 'dn0']);
   run('ip', ['-n', OUT, 'link', 'set', 'dn0', 'up']);
-  networks = new NodeNetworks({ ...options, runningNetns: () => running });
+  networks = new NetworkController({ ...options, runningNetns: () => running });
 }, 60000);
 
 afterAll(async () => {
   killServers();
   await networks?.close().catch(() => undefined);
-  await NodeNetworks.removeAll(options).catch(() => undefined);
+  await NetworkController.removeAll(options).catch(() => undefined);
   deleteNetns([OUT, TA, TB, TC, `${PREFIX}-ingress`, `${PREFIX}-${front.vni}`, `${PREFIX}-${ingressNet.vni}`]);
   try {
     run('ip', ['link', 'del', UPLINK]);
@@ -185,7 +185,7 @@ test('without published ports the ingress sandbox and the host table go; leaving
 
   await networks!.close();
   networks = undefined;
-  await NodeNetworks.removeAll(options);
+  await NetworkController.removeAll(options);
   const left = ipj(['netns', 'list']).map((n) => n.name as string).filter((n) => n.startsWith(`${PREFIX}-`) && ![OUT, TA, TB, TC].includes(n));
   expect(left).toEqual([]);
 }, 60000);

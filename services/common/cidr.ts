@@ -1,5 +1,6 @@
 /**
- * IPv4 addresses and CIDR blocks as plain numbers. Pure.
+ * IPv4 addresses and CIDR blocks as plain numbers: the one IP/CIDR module of both sides (manager
+ * and agent), built on ipaddr.js. Pure.
  *
  * An address is an unsigned 32-bit integer (0 ..= 0xffffffff); a block is its first address and
  * its prefix length. Parsing is strict, as Go's net package is since 1.17: four decimal octets of
@@ -7,7 +8,8 @@
  * have host bits set. Malformed input throws an InvalidArgument error whose message says what to
  * write instead.
  */
-import { invalidArgument } from '../../services/common/errors';
+import ipaddr from 'ipaddr.js';
+import { invalidArgument } from './errors';
 
 export interface Ipv4Cidr {
   /** The block's first address (host bits clear). */
@@ -22,7 +24,6 @@ export interface Ipv4Interface {
   readonly prefix: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
 const PREFIX = /^(0|[1-9][0-9]?)$/;
 
 /** The netmask of a prefix length, as an unsigned number. */
@@ -37,10 +38,26 @@ export function parseIpv4(text: string, what = 'address'): number {
   return address;
 }
 
-function readIpv4(text: string): number | undefined {
-  const parts = typeof text === 'string' ? text.split('.') : [];
-  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p) && Number(p) <= 255)) return undefined;
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+/** A dotted-quad address as a number; undefined when `text` is not one (as strictly as parseIpv4). */
+export function readIpv4(text: string): number | undefined {
+  if (typeof text !== 'string' || !ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
+  return ipaddr.IPv4.parse(text)
+    .toByteArray()
+    .reduce((acc, octet) => acc * 256 + octet, 0);
+}
+
+/** Whether `text` is a dotted-quad IPv4 address. */
+export function isIPv4(text: string): boolean {
+  return readIpv4(text) !== undefined;
+}
+
+/** A subnet "A.B.C.D/N" (host bits cleared); undefined when `text` is not one. */
+export function readCidr(text: string): Ipv4Cidr | undefined {
+  try {
+    return cidrOfInterface(parseIpv4Interface(text));
+  } catch {
+    return undefined;
+  }
 }
 
 export function formatIpv4(address: number): string {
@@ -113,8 +130,11 @@ export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
   return containsAddress(a, b.base) || containsAddress(b, a.base);
 }
 
-/** The stable MAC address of an interface address, as docker derives it: 02:42 and the four octets in hex. */
-export function macOfIpv4(address: number): string {
+/**
+ * The stable MAC address of an interface address, as docker derives it: 02:42 and the four octets
+ * in hex (`first` other than 02 for the host end of a pair, which must differ).
+ */
+export function macOfIpv4(address: number, first = '02'): string {
   const octets = [address >>> 24, (address >>> 16) & 0xff, (address >>> 8) & 0xff, address & 0xff];
-  return ['02', '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
+  return [first, '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
 }

@@ -1,22 +1,25 @@
+import { Mutex } from 'async-mutex';
 import { readFile, writeFile } from 'fs/promises';
-import { BridgeDriver, bridgeNetworksOf, needsGatewayBridge } from '../../agent/network/bridge-driver';
-import { EmbeddedDns } from '../../agent/dns/embedded-dns';
-import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from '../../agent/network/ingress-driver';
-import { NftTables, enableForwarding, listNftTable } from '../../agent/network/lb-driver';
-import { MacvlanDriver } from '../../agent/network/macvlan-driver';
-import { Netlink } from '../../agent/network/netlink';
-import type { LinkInfo } from '../../agent/network/netlink';
-import { checkTaskEnd } from '../../agent/network/plans/port-check';
-import { OverlayDriver, RunningTask } from '../../agent/network/overlay-driver';
-import { VxlanFilter } from '../../agent/network/vxlan-filter';
-import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
-import { TaskNetworks } from '../../agent/worker';
-import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../manager/network/network-spec';
-import { asSwarmletError, conflict } from '../common/errors';
-import { Logger, componentLogger } from '../common/logger';
-import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../gen/swarmlet/v1/dispatcher';
-import { HostInterface, NetworkAttachment, Task } from '../gen/swarmlet/v1/types';
-import { hostInterfaceSubnets } from '../../agent/host-interfaces';
+import { BridgeDriver, needsGatewayBridge } from './bridge-driver';
+import { EmbeddedDns } from '../dns/embedded-dns';
+import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
+import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from './ingress-driver';
+import { NftTables, listNftTable } from './lb-driver';
+import { enableForwarding } from './netns-run';
+import { MacvlanDriver } from './macvlan-driver';
+import { Netlink } from './netlink';
+import type { LinkInfo } from './netlink';
+import { checkTaskEnd } from './plans/port-check';
+import { OverlayDriver } from './overlay-driver';
+import { VxlanFilter } from './vxlan-filter';
+import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from './plans/lb-nft';
+import { TaskNetworks } from '../worker';
+import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../services/common/subnet-overlap';
+import { asSwarmletError, conflict } from '../../services/common/errors';
+import { Logger, componentLogger } from '../../services/common/logger';
+import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
+import { HostInterface, NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import { hostInterfaceSubnets } from '../host-interfaces';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
 const RESYNC_MS = 10000;
@@ -30,7 +33,7 @@ export type SessionNetworks = Pick<SessionMessage, 'overlays' | 'tasks' | 'servi
 
 const NOTHING: SessionNetworks = Object.freeze({ overlays: [], tasks: [], services: [], ingress: undefined, hostPorts: [], vteps: [] });
 
-export interface NodeNetworksOptions {
+export interface NetworkControllerOptions {
   log: Logger;
   /** This node's advertise address: the local VTEP of its overlays. */
   localVtep: string;
@@ -69,20 +72,25 @@ function devicesOf(rules: PublishRule[]): string[] {
 }
 
 /**
- * This node's networks, as the dispatcher describes them: the host's VXLAN filter (VXLAN from the
+ * The network controller: this node's networks, as the dispatcher describes them: the host's VXLAN filter (VXLAN from the
  * swarm's nodes alone), overlays (sandboxes, VXLAN, peers),
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
  * the worker sees its tasks, one message after another: the DNS records at once, then the kernel
  * (overlays, bridges, ingress sandbox, the tasks' tables, the host's table), and again every few
- * seconds, reading the kernel then, so that what was deleted by hand comes back. Each driver plugs
- * in the attachments of its own kind and leaves the others alone.
+ * seconds, reading the kernel then, so that what was deleted by hand comes back. The network
+ * drivers (overlay, bridge with the gateway bridge, macvlan) implement one port (driver.ts) that
+ * this controller loops over, in that order; each plugs in the attachments of its own kind and
+ * leaves the others alone. The ingress sandbox (made before the overlays and filled after the
+ * bridges), the nft tables and the DNS are steps of their own around them.
  */
-export class NodeNetworks implements TaskNetworks {
+export class NetworkController implements TaskNetworks {
   readonly overlay: OverlayDriver;
   private readonly bridge: BridgeDriver;
   private readonly macvlan: MacvlanDriver;
+  /** The drivers, in the order tasks are plugged in. */
+  private readonly drivers: readonly NetworkDriver[];
   private readonly dns: EmbeddedDns;
   private readonly tables: NftTables;
   private readonly ingress: IngressSandbox;
@@ -91,12 +99,13 @@ export class NodeNetworks implements TaskNetworks {
   private state: SessionNetworks = NOTHING;
   /** A session message was applied: before that, the resync leaves the kernel alone. */
   private received = false;
-  private queue: Promise<void> = Promise.resolve();
+  /** One pass at a time. */
+  private readonly passes = new Mutex();
   /** The pass waiting for the one under way, if any. */
   private pending?: { verify: boolean; done: Promise<void> };
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly opts: NodeNetworksOptions) {
+  constructor(private readonly opts: NetworkControllerOptions) {
     this.log = componentLogger(opts.log, 'networks');
     this.overlay = new OverlayDriver({ log: opts.log, localVtep: opts.localVtep, sandboxPrefix: opts.netnsPrefix });
     this.bridge = new BridgeDriver({ log: opts.log, namePrefix: BRIDGE_PREFIX, gatewaySubnet: GATEWAY_BRIDGE_SUBNET });
@@ -105,6 +114,7 @@ export class NodeNetworks implements TaskNetworks {
     this.tables = new NftTables({ log: opts.log });
     this.ingress = new IngressSandbox({ log: opts.log, netnsPrefix: opts.netnsPrefix, overlay: this.overlay, bridge: this.bridge, tables: this.tables });
     this.vxlanFilter = new VxlanFilter({ log: opts.log });
+    this.drivers = [this.overlay, this.bridge, this.macvlan];
   }
 
   /**
@@ -127,18 +137,15 @@ export class NodeNetworks implements TaskNetworks {
 
   /** A pass that reads the kernel's tables instead of trusting what it applied last; nothing before the first message. */
   resync(): Promise<void> {
-    return this.received ? this.enqueue(true) : this.queue;
+    return this.received ? this.enqueue(true) : this.passes.waitForUnlock();
   }
 
   /** Networks, then the VIP table, then the DNS sockets: all before the task's command starts. */
   async attach(task: Task, netns: string): Promise<void> {
     const overlap = planAttachmentOverlap(task.networks, (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
     if (overlap) throw conflict(overlap);
-    await this.overlay.attach(task.id, netns, task.networks, this.state.overlays);
-    await this.bridge.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
-    await this.macvlan.attach(task.id, netns, task.networks);
-    // A task on overlays alone gets its way out through the gateway bridge, after its overlay interfaces.
-    await this.bridge.attachGateway(task.id, netns, task.networks);
+    const wanted = this.wanted(false);
+    for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
     await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
     await this.dns.attach(task, netns);
     // Its host-mode ports point at its address, known now.
@@ -147,21 +154,19 @@ export class NodeNetworks implements TaskNetworks {
 
   async detach(taskId: string): Promise<void> {
     this.tables.forget(taskId);
-    await Promise.all([this.dns.detach(taskId), this.overlay.detach(taskId), this.bridge.detach(taskId), this.macvlan.detach(taskId)]);
+    await Promise.all([this.dns.detach(taskId), ...this.drivers.map((d) => d.detachTask(taskId))]);
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.queue;
+    await this.passes.waitForUnlock();
     await this.dns.close();
-    await this.overlay.close();
-    await this.bridge.close();
-    await this.macvlan.close();
+    for (const driver of this.drivers) await driver.close();
   }
 
   /** On leaving the swarm: every sandbox, bridge and rule this node's networks made goes. */
-  static async removeAll(opts: Omit<NodeNetworksOptions, 'runningNetns'>): Promise<void> {
-    const networks = new NodeNetworks({ ...opts, runningNetns: () => new Map() });
+  static async removeAll(opts: Omit<NetworkControllerOptions, 'runningNetns'>): Promise<void> {
+    const networks = new NetworkController({ ...opts, runningNetns: () => new Map() });
     networks.dns.apply([]);
     networks.received = true;
     // Reading the kernel: tables of an earlier run go too.
@@ -180,13 +185,24 @@ export class NodeNetworks implements TaskNetworks {
   async doctor(req: CheckOverlaysRequest): Promise<string[]> {
     const named = new Set([...req.overlays.map((o) => o.networkId), ...req.services.map((n) => n.networkId)]);
     const overlays = [...req.overlays, ...this.state.overlays.filter((o) => !named.has(o.networkId))];
-    const lines = await this.overlay.doctor(overlays);
+    // The running tasks alone (not the ingress sandbox, which has checks of its own below).
+    const wanted: WantedNetworks = { ...this.wanted(false), overlays, running: this.running(this.state.tasks) };
+    const lines: string[] = [];
     try {
       lines.push(...(await this.vxlanFilter.check(this.state.vteps ?? [])));
     } catch (err) {
       lines.push(`cannot check the VXLAN filter: ${asSwarmletError(err).message}`);
     }
-    lines.push(...(await this.checkTaskLinks(overlays)));
+    // The drivers' host-side ends, then the tasks' own ends right after: a pass that plugs a task
+    // in again between the two would hide one of a pair's missing ends.
+    for (const driver of this.drivers) {
+      try {
+        lines.push(...(await driver.doctorNetworks(wanted)));
+      } catch (err) {
+        lines.push(`cannot check the ${driver.label}: ${asSwarmletError(err).message}`);
+      }
+    }
+    lines.push(...(await this.checkTaskEnds(overlays)));
     if (!req.checkServices) return lines;
     const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
     const silent = !req.ingress && req.hostPorts.length === 0;
@@ -218,26 +234,11 @@ export class NodeNetworks implements TaskNetworks {
     return lines;
   }
 
-  /**
-   * The running tasks' links (network doctor): the bridges of the bridge networks and the gateway
-   * bridge, each task's host-side veths (in overlay sandboxes and the host) and its own ends.
-   */
-  private async checkTaskLinks(overlays: OverlayNetwork[]): Promise<string[]> {
-    const { tasks } = this.state;
-    const running = this.running(tasks);
-    const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || usableIngress(this.state.ingress) !== undefined;
+  /** The running tasks' own ends of their links (network doctor), in their namespaces. */
+  private async checkTaskEnds(overlays: OverlayNetwork[]): Promise<string[]> {
+    const running = this.running(this.state.tasks);
     const wantedOverlays = new Set(overlays.map((o) => o.networkId));
     const lines: string[] = [];
-    for (const [what, check] of [
-      ['overlay veths', () => this.overlay.checkTasks(overlays, running)],
-      ['bridges', () => this.bridge.doctor(bridgeNetworksOf(tasks.map((t) => t.networks)), running, gateway)],
-    ] as const) {
-      try {
-        lines.push(...(await check()));
-      } catch (err) {
-        lines.push(`cannot check the ${what}: ${asSwarmletError(err).message}`);
-      }
-    }
     for (const t of running.filter(ownNetns)) {
       let links: LinkInfo[];
       try {
@@ -277,31 +278,28 @@ export class NodeNetworks implements TaskNetworks {
     // Every caller gets this one promise, so callbacks run in the order they were added (the daemon
     // hands the worker each message's tasks in arrival order).
     const pending = { verify, done: Promise.resolve() };
-    pending.done = this.queue
-      .then(() => {
+    pending.done = this.passes
+      .runExclusive(() => {
         this.pending = undefined;
         return this.reconcile(pending.verify);
       })
       .catch((err) => this.log.error({ err: asSwarmletError(err).message }, 'network pass failed'));
     this.pending = pending;
-    this.queue = pending.done;
     return pending.done;
   }
 
   /** One pass over everything; each step's failure is logged and the next steps still run. */
   private async reconcile(verify: boolean): Promise<void> {
-    const { overlays, tasks, services, hostPorts } = this.state;
+    const { tasks, services, hostPorts } = this.state;
     const ingress = usableIngress(this.state.ingress);
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
     const running = this.running(tasks);
-    const sandbox = this.ingress.asTask(ingress);
     // Before the overlays: a new peer's VTEP is admitted before its FDB entries point at it.
     await this.step('VXLAN filter not applied', () => this.vxlanFilter.ensure(this.state.vteps ?? [], verify));
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
     // Running tasks too: those a remade sandbox unplugged are plugged in again (the ingress sandbox as well).
-    await this.step('overlay networks not reconciled', () => this.overlay.reconcile(overlays, sandbox ? [...running, sandbox] : running));
-    const gateway = tasks.some((t) => needsGatewayBridge(t.networks)) || sandbox !== undefined;
-    await this.step('bridge networks not reconciled', () => this.bridge.reconcile(bridgeNetworksOf(tasks.map((t) => t.networks)), { gateway }));
+    const wanted = this.wanted(true);
+    for (const driver of this.drivers) await this.step(`${driver.label} not reconciled`, () => driver.reconcileNetworks(wanted));
     const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());
     await this.step('VIP tables not reconciled', () => this.reconcileLb(running, services, verify));
     await this.step('published ports not reconciled', () => this.reconcilePublish(ingress, sandboxAddress || undefined, hostPorts, tasks, verify));
@@ -370,6 +368,22 @@ export class NodeNetworks implements TaskNetworks {
       rules.push({ protocol: nftProtocol(p.protocol), publishedPort: p.publishedPort, address, targetPort: p.targetPort, device });
     }
     return rules;
+  }
+
+  /**
+   * What the drivers are to make of the last session message: the running tasks, and with
+   * `withSandbox` the ingress sandbox among them (plugged into the ingress overlay as a task is).
+   */
+  private wanted(withSandbox: boolean): WantedNetworks {
+    const { overlays, tasks } = this.state;
+    const running = this.running(tasks);
+    const sandbox = withSandbox ? this.ingress.asTask(usableIngress(this.state.ingress)) : undefined;
+    return {
+      overlays,
+      tasks,
+      running: sandbox ? [...running, sandbox] : running,
+      gateway: tasks.some((t) => needsGatewayBridge(t.networks)) || usableIngress(this.state.ingress) !== undefined,
+    };
   }
 
   /** The assigned tasks running here that have networks, with their namespaces. */
