@@ -1,31 +1,19 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { Logger } from '../services/common/logger';
 import { unavailable } from '../services/common/errors';
-import { TlsMaterial } from '../services/api/tls';
 import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
-import { ManagerPeer, NodeDescription, NodeRole } from '../services/gen/swarmlet/v1/types';
+import { ManagerPeer, NodeRole } from '../services/gen/swarmlet/v1/types';
 import { NetworkController } from './network/network-controller';
 import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
-import { AgentSession } from './session';
+import { AgentSession, AgentSessionOptions } from './session';
 import { Worker } from './worker';
 
 /** The gRPC service name the Agent serves on the node's TCP server. */
 export const AGENT_SERVICE = 'swarmlet.v1.Agent';
 
-export interface AgentOptions {
-  log: Logger;
-  nodeId: string;
-  /** This node's advertise address: the local VTEP of its overlays. */
-  advertiseAddr: string;
-  /** IP:PORT of this node's TCP API, so managers can reach its Agent service. */
-  apiAddr: string;
-  description: NodeDescription;
-  /** Read at every connection, so a renewed certificate is used from the next one on. */
-  tls: () => TlsMaterial;
-  /** Managers to try, in order. */
-  managers: () => ManagerPeer[];
+/** The session's options (AgentSessionOptions), and what the agent's networks and worker need. */
+export interface AgentOptions extends AgentSessionOptions {
   runtime: Runtime;
   /** Overlay sandbox namespaces are named <netnsPrefix>-<vni>. */
   netnsPrefix: string;
