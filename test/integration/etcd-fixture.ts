@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { noop } from 'cockatiel';
 import { Etcd3, IOptions } from 'etcd3';
+import { ROOT } from '../../manager/store/keys';
 
 export interface EtcdFixture {
   /** `http://127.0.0.1:PORT` */
@@ -140,4 +141,38 @@ export async function startEtcd(opts: EtcdFixtureOptions = {}): Promise<EtcdFixt
     await stop();
     throw new Error(`could not start a test etcd: ${(err as Error).message}\n--- etcd log ---\n${log}`, { cause: err });
   }
+}
+
+/**
+ * One real etcd for the whole test file (started before its tests, stopped after them), with the
+ * cluster's keys deleted before each test. Call it at the top level of the file; the fixture it
+ * returns answers once the file's first hook has run.
+ */
+export function useEtcd(): EtcdFixture {
+  let fixture: EtcdFixture | undefined;
+  const started = (): EtcdFixture => {
+    if (!fixture) throw new Error('etcd is not started yet: use it inside a test or a hook');
+    return fixture;
+  };
+  beforeAll(async () => {
+    fixture = await startEtcd();
+  });
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+  beforeEach(async () => {
+    await started().client.delete().prefix(ROOT).exec();
+  });
+  return {
+    get endpoint() {
+      return started().endpoint;
+    },
+    get client() {
+      return started().client;
+    },
+    get pid() {
+      return started().pid;
+    },
+    stop: () => started().stop(),
+  };
 }

@@ -11,27 +11,18 @@ import { planReplicated } from '../../manager/orchestrator/replicated';
 import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { orchestratorLoop } from '../../manager/task-loops';
 import { DeposedError, ETCD_MAX_REQUEST_BYTES, EtcdStore, LeadershipFence } from '../../manager/store/etcd-store';
-import { ROOT, keys } from '../../manager/store/keys';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { keys } from '../../manager/store/keys';
+import { useEtcd } from './etcd-fixture';
 import { rejection } from '../support/rejection';
 
 const log = pino({ level: 'silent' });
 
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let store: EtcdStore;
 let loop: ReconcileLoop | undefined;
 const campaigns: Campaign[] = [];
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   store = new EtcdStore(etcd.client);
 });
 

@@ -5,26 +5,17 @@ import { Node, NodeAvailability, NodeRole, NodeState } from '../../services/gen/
 import { nodeHealthLoop } from '../../manager/node-health';
 import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { ROOT, keys } from '../../manager/store/keys';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { keys } from '../../manager/store/keys';
+import { useEtcd } from './etcd-fixture';
 
 const log = pino({ level: 'silent' });
 
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let store: EtcdStore;
 let loop: ReconcileLoop | undefined;
 const leases: Lease[] = [];
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   store = new EtcdStore(etcd.client);
 });
 

@@ -6,23 +6,11 @@ import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, SNAPSHOT_PREFIXES, keys } from '../../manager/store/keys';
 import { WatchedSnapshot } from '../../manager/store/snapshot';
 import { allocatorLoop, schedulerLoop } from '../../manager/task-loops';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { useEtcd } from './etcd-fixture';
 
 const log = pino({ level: 'silent' });
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let snapshot: WatchedSnapshot | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
-beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
-});
 
 afterEach(async () => {
   await snapshot?.stop();
