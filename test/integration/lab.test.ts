@@ -115,9 +115,11 @@ describe('lab', () => {
     const h = l.host(1);
     await l.startDaemon(h);
     // The stand-in accepts on its socket a moment before its 'ready' line reaches the log file.
-    let log = '';
-    for (let i = 0; i < 100 && !log.includes('ready host='); i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+    // On a loaded CI machine that moment has lasted more than 5 s, so the wait is long; it ends
+    // as soon as the line is there.
+    let log = readFileSync(h.logFile, 'utf8');
+    for (const until = Date.now() + 60_000; !log.includes('ready host=') && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 50));
       log = readFileSync(h.logFile, 'utf8');
     }
     expect(log).toContain(`ready host=${h.name}`);
