@@ -89,7 +89,7 @@ export function terminalService(deps: TerminalServiceDeps): Pick<LocalNodeServer
           ...(start.size && start.size.rows > 0 && start.size.cols > 0 ? { size: start.size } : {}),
         });
         log.info({ taskId, tty: start.tty, argv0: start.argv[0] }, 'exec session started');
-        call.write({ msg: { $case: 'started', value: taskId } });
+        call.write({ msg: { $case: 'started', value: { id: taskId, tty: session.tty } } });
         await relay(call, session, { tty: start.tty, stdin: start.stdin });
         log.info({ taskId }, 'exec session ended');
       })().catch((err) => fail(call, err));
@@ -103,7 +103,8 @@ export function terminalService(deps: TerminalServiceDeps): Pick<LocalNodeServer
         const size = first.value.size;
         if (size && size.rows > 0 && size.cols > 0) await session.resize(size).catch(() => undefined);
         log.info({ taskId }, 'attached');
-        call.write({ msg: { $case: 'started', value: taskId } });
+        call.write({ msg: { $case: 'started', value: { id: taskId, tty: session.tty } } });
+        // The task's stdin is never closed by one attach (other attaches may follow).
         await relay(call, session, { tty: true, stdin: true });
       })().catch((err) => fail(call, err));
     },

@@ -381,8 +381,9 @@ export class CrunRuntime implements Runtime {
     return { cmd: ['/bin/sh', '-c', script, 'swarmlet-exec', ...crunExec, ...opts.argv], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') }, pidFile };
   }
 
-  attach(taskId: string): Promise<TerminalSession> {
-    return this.tasks.attach(taskId);
+  async attach(taskId: string): Promise<TerminalSession> {
+    const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { tty?: boolean };
+    return this.tasks.attach(taskId, Boolean(info.tty));
   }
 
   logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

@@ -282,8 +282,8 @@ export class ExecRuntime implements Runtime {
     return { ...config, user, workdir, env };
   }
 
-  attach(taskId: string): Promise<TerminalSession> {
-    return this.tasks.attach(taskId);
+  async attach(taskId: string): Promise<TerminalSession> {
+    return this.tasks.attach(taskId, Boolean((await this.readConfig(taskId))?.tty));
   }
 
   logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

@@ -44,6 +44,8 @@ export interface ExecSessionOptions {
  * process is the command; for attach, the task's main process (which outlives the session).
  */
 export interface TerminalSession {
+  /** The process is on a pty. */
+  readonly tty: boolean;
   /** To the process's stdin (the pty with a tty); end() closes it (exec without a tty). */
   readonly stdin: Writable;
   /** Everything from a pty; else the process's stdout (attach without a tty: stdout and stderr as the task's log has them). */

@@ -305,13 +305,13 @@ export class ShimTasks {
   }
 
   /** The task's main process's terminal or stdin, and its output from now on (terminal.ts). */
-  async attach(taskId: string): Promise<TerminalSession> {
+  async attach(taskId: string, tty: boolean): Promise<TerminalSession> {
     const dir = this.dir(taskId);
     const state = await this.readState(taskId);
     if (!state) throw notFound(`task ${taskId} is not on this node`);
     if (!state.init) throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
     const fifo = join(dir, STDIN_FIFO);
-    return attachTaskDir(taskId, { log: join(dir, 'output.log'), ...((await exists(fifo)) ? { stdinFifo: fifo } : {}) }, state.init.pid, () => this.inspect(taskId));
+    return attachTaskDir(taskId, { log: join(dir, 'output.log'), ...((await exists(fifo)) ? { stdinFifo: fifo } : {}) }, tty, state.init.pid, () => this.inspect(taskId));
   }
 
   async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

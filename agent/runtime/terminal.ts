@@ -149,6 +149,7 @@ export async function spawnSession(taskId: string, cmd: string[], env: NodeJS.Pr
     }
   };
   return {
+    tty,
     stdin: child.stdin,
     stdout,
     ...(stderr ? { stderr } : {}),
@@ -182,7 +183,7 @@ export async function pollExit(check: () => Promise<number | undefined>, signal:
  * output.log from now on, stdin.fifo (there when the task has a tty or open_stdin; the shim holds
  * it open), and the pty of the process tree under the task's pid 1. Ends when the task does.
  */
-export async function attachTaskDir(taskId: string, files: { log: string; stdinFifo?: string }, initPid: number, inspect: () => Promise<RuntimeTaskState>): Promise<TerminalSession> {
+export async function attachTaskDir(taskId: string, files: { log: string; stdinFifo?: string }, tty: boolean, initPid: number, inspect: () => Promise<RuntimeTaskState>): Promise<TerminalSession> {
   const current = await inspect();
   if (current.state !== 'running') throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
   const ac = new AbortController();
@@ -198,6 +199,7 @@ export async function attachTaskDir(taskId: string, files: { log: string; stdinF
     return code;
   });
   return {
+    tty,
     stdin,
     stdout,
     resize: async (size) => {

@@ -104,6 +104,7 @@ describe.each(['exec', 'oci'] as const)('terminals on the %s runtime', (kind) =>
     await rt.prepare(t);
     await rt.start(t.id);
     const s = await rt.attach(t.id);
+    expect(s.tty).toBe(true);
     const r = reader(s);
     await s.resize({ rows: 33, cols: 77 });
     s.stdin.write('stty size; echo $((6*7))\n');
@@ -126,6 +127,7 @@ describe.each(['exec', 'oci'] as const)('terminals on the %s runtime', (kind) =>
     await rt.prepare(t);
     await rt.start(t.id);
     const s = await rt.attach(t.id);
+    expect(s.tty).toBe(false);
     const r = reader(s);
     s.stdin.write('hello\n');
     await r.until(/^got hello$/m);
