@@ -4,7 +4,8 @@
  * tasks of the exec runtime and of an OCI image (busybox-static, from a registry in the lab): a
  * prompt appears, a typed command's output comes back, a window resize is seen by `stty size`,
  * Ctrl-C reaches the process, Ctrl-D ends the session with its exit code, Ctrl-P Ctrl-Q detaches.
- * Without -t, stdout and stderr stay apart and stdin is piped. A `-t` service keeps running.
+ * Without -t, stdout and stderr stay apart and stdin is piped. A `-t` service keeps running, and
+ * its shell outlives a killed daemon.
  * Run through test/run.sh.
  */
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
@@ -137,6 +138,16 @@ test('service create -t keeps a shell running; attach reaches its terminal; Ctrl
   await shows(t, new RegExp(`^${size.rows} ${size.cols}$`, 'm'), 'the terminal size');
   await t.keys('C-p', 'C-q');
   await shows(t, /EXIT=0$/m);
+  expect((await runningTask('ash')).id).toBe(task.id);
+
+  // The pty is held under the task's shim: a daemon killed and started again finds the same shell.
+  await lab.stopDaemon(h1, 'kill');
+  await lab.startDaemon(h1);
+  const t2 = await terminal(['attach', task.id]);
+  await t2.type('echo still $((1+1))');
+  await shows(t2, /^still 2$/m);
+  await t2.keys('C-p', 'C-q');
+  await shows(t2, /EXIT=0$/m);
   expect((await runningTask('ash')).id).toBe(task.id);
   await sw(lab, h1, ['service', 'rm', 'ash']);
 }, 120000);
