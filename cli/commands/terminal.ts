@@ -16,7 +16,10 @@ function local(c: Clients): LocalNodeClient {
 }
 
 /** The CLI's exit code becomes the process's, as docker's does. */
-function exitWith(code: number): never {
+async function exitWith(code: number): Promise<never> {
+  // Output to a pipe is written asynchronously: let it drain first.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
   process.exit(code < 0 || code > 255 ? 1 : code);
 }
 
@@ -53,7 +56,7 @@ export function terminalCommands(y: Argv<GlobalArgs>, execCommand: string[]) {
           };
           return runTerminal(l.exec(), start, { stdin: Boolean(argv.interactive), detachKeys: false, host });
         });
-        exitWith(code);
+        await exitWith(code);
       },
     )
     .command(
@@ -66,7 +69,7 @@ export function terminalCommands(y: Argv<GlobalArgs>, execCommand: string[]) {
           const start = { msg: { $case: 'attach' as const, value: { target: argv.target as string, size: localSize() } } };
           return runTerminal(l.attach(), start, { stdin: true, detachKeys: true, host });
         });
-        exitWith(code);
+        await exitWith(code);
       },
     );
 }

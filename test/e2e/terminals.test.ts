@@ -8,7 +8,9 @@
  * its shell outlives a killed daemon.
  * Run through test/run.sh.
  */
+import * as grpc from '@grpc/grpc-js';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
+import { LocalNodeClient, TerminalInput, TerminalOutput } from '../../services/gen/swarmlet/v1/control';
 import { formSwarm, sw, waitFor } from './cluster-helpers';
 import { pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
@@ -151,3 +153,32 @@ test('service create -t keeps a shell running; attach reaches its terminal; Ctrl
   expect((await runningTask('ash')).id).toBe(task.id);
   await sw(lab, h1, ['service', 'rm', 'ash']);
 }, 120000);
+
+/** A call's first error status (or its messages, when it ends without one). */
+function callStatus(call: grpc.ClientDuplexStream<TerminalInput, TerminalOutput>, messages: TerminalInput[]): Promise<Partial<grpc.ServiceError>> {
+  return new Promise((resolve) => {
+    call.on('data', () => undefined);
+    call.on('error', (err: grpc.ServiceError) => resolve({ code: err.code, details: err.details }));
+    call.on('end', () => resolve({}));
+    for (const m of messages) call.write(m);
+  });
+}
+
+test('the API: a call that does not start with its start message, or names no task here, gets a clear status', async () => {
+  const local = new LocalNodeClient(h1.socket, grpc.credentials.createInsecure());
+  try {
+    expect(await callStatus(local.exec(), [{ msg: { $case: 'stdin', value: Buffer.from('x') } }])).toEqual({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'the first message of an exec must be its start',
+    });
+    const start = { target: 'nosuch', argv: ['sh'], tty: false, stdin: false, env: [], user: '', workdir: '', size: undefined };
+    expect(await callStatus(local.exec(), [{ msg: { $case: 'exec', value: start } }])).toEqual({ code: grpc.status.NOT_FOUND, details: 'No such container: nosuch' });
+    expect(await callStatus(local.attach(), [{ msg: { $case: 'attach', value: { target: 'nosuch', size: undefined } } }])).toEqual({
+      code: grpc.status.NOT_FOUND,
+      details: 'No such container: nosuch',
+    });
+    expect(await callStatus(local.exec(), [{ msg: { $case: 'exec', value: { ...start, target: '', argv: [] } } }])).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  } finally {
+    local.close();
+  }
+}, 60000);
