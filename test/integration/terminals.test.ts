@@ -4,7 +4,7 @@
  * pty. The oci runtime runs an image built from busybox-static, pulled from a real registry on
  * loopback. Cgroups live under parents unique to this run, removed at the end.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -163,6 +163,40 @@ describe.each(['exec', 'oci'] as const)('terminals on the %s runtime', (kind) =>
     expect(await p.exited).toBe(4);
     await waitFor('stderr', async () => pr.err() === 'oops\n');
     expect(pr.out()).toBe('hi there\n');
+
+    // docker exec -u and -w: another user (by name, from the task's root's passwd) and directory.
+    const u = await rt.execSession(t.id, { argv: ['sh', '-c', 'id -u; id -g; pwd; echo "$HOME"'], tty: false, user: 'nobody', workdir: '/tmp' });
+    const ur = reader(u);
+    expect(await u.exited).toBe(0);
+    await waitFor('output', async () => ur.out().split('\n').length >= 5);
+    expect(ur.out().split('\n').slice(0, 3)).toEqual(['65534', '65534', '/tmp']);
+    await expect(rt.execSession(t.id, { argv: ['true'], tty: false, user: 'nosuchuser' })).rejects.toThrow(/unable to find user nosuchuser/);
+    await rt.stop(t.id, 0);
+    await expect(rt.execSession(t.id, { argv: ['true'], tty: true })).rejects.toThrow(/is not running/);
+  });
+
+  test('a closed exec session (the client went away) leaves no process behind, with or without a pty', async () => {
+    const rt = runtimes[kind];
+    const t = task(kind, { command: ['sleep', '300'] });
+    await rt.prepare(t);
+    await rt.start(t.id);
+    // The sandbox's own pid namespace: /proc shows only what this test run started.
+    const sleepers = (arg: string) =>
+      readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${arg}\0`;
+        } catch {
+          return false;
+        }
+      });
+    for (const [tty, arg] of [[false, '997'], [true, '998']] as const) {
+      const s = await rt.execSession(t.id, { argv: ['sleep', arg], tty });
+      await waitFor(`sleep ${arg} to run`, async () => sleepers(arg).length > 0);
+      s.close();
+      await s.exited;
+      await waitFor(`sleep ${arg} to be gone`, async () => sleepers(arg).length === 0, 5000);
+    }
+    expect((await rt.inspect(t.id)).state).toBe('running');
     await rt.stop(t.id, 0);
   });
 });
