@@ -14,7 +14,7 @@ import { prepareMounts, releaseMounts } from './mounts';
 import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import { ExecSessionOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
-import { HOST_PATH, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planExecEnv, planScriptArgv } from './terminal-plans';
 
@@ -372,13 +372,12 @@ export class CrunRuntime implements Runtime {
     for (const e of extra) if (e.indexOf('=') <= 0 || e.includes('\0')) throw invalidArgument(`environment entry ${JSON.stringify(e)} is not valid: use KEY=VALUE`);
     // crun exec's --env replaces the config's env: the task's, then the exec's own.
     const env = extra.length > 0 ? planExecEnv(config.process?.env ?? [], extra) : [];
-    const script = 'for f in $SL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
     const pidFile = join(this.dir(taskId), `exec-${process.pid}-${(this.execSeq += 1)}.pid`);
     const crunExec = [
       this.crun, '--root', this.crunRoot, 'exec', `--user=${user.uid}:${user.gid}`, `--cwd=${cwd}`, `--pid-file=${pidFile}`,
       ...env.map((e) => `--env=${e}`), ...(opts.tty ? ['--tty'] : []), taskId,
     ];
-    return { cmd: ['/bin/sh', '-c', script, 'swarmlet-exec', ...crunExec, ...opts.argv], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') }, pidFile };
+    return { cmd: ['/bin/sh', '-c', JOIN_CGROUP_SCRIPT, 'swarmlet-exec', ...crunExec, ...opts.argv], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') }, pidFile };
   }
 
   async attach(taskId: string): Promise<TerminalSession> {

@@ -19,7 +19,7 @@ import {
 } from './exec-spec';
 import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
 import { ExecSessionOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
-import { HOST_PATH, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planScriptArgv } from './terminal-plans';
 import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
@@ -253,7 +253,7 @@ export class ExecRuntime implements Runtime {
     return runCapped(taskId, nsenter, { PATH: HOST_PATH }, timeoutMs);
   }
 
-  /** nsenter into the task's namespaces (as exec() does), then `script` for a pty. */
+  /** Into the task's cgroup, nsenter into its namespaces (as exec() does), then `script` for a pty. */
   async execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession> {
     if (opts.argv.length === 0) throw invalidArgument('exec needs a command');
     const state = await this.readState(taskId);
@@ -263,7 +263,9 @@ export class ExecRuntime implements Runtime {
     const command = wrapCommand(cfg, opts.argv);
     // script inside the namespaces: the command leads a session of the task's pid namespace, as docker exec's does.
     const nsenter = ['nsenter', `--target=${state.init.pid}`, '--pid', '--mount', '--uts', '--ipc', '--net', '--', ...(opts.tty ? planScriptArgv(command, opts.size) : command)];
-    return spawnSession(taskId, nsenter, {}, opts.tty);
+    // In the task's cgroup too, as docker exec's command is (its limits hold, and stop kills it with the task).
+    const procs = (await this.cgroups()).dirs(taskId).map((d) => join(d, 'cgroup.procs'));
+    return spawnSession(taskId, ['/bin/sh', '-c', JOIN_CGROUP_SCRIPT, 'swarmlet-exec', ...nsenter], { SL_CGROUP_PROCS: procs.join(' ') }, opts.tty);
   }
 
   /** The task's config with an exec's own user, workdir and env (docker exec -u, -w, -e). */

@@ -27,6 +27,9 @@ import { attachTaskDir } from './terminal';
 export const HOST_PATH = DEFAULT_PATH;
 /** How much output exec() keeps. */
 export const EXEC_OUTPUT_CAP = 4096;
+/** `sh -c` script that joins the cgroup.procs files in $SL_CGROUP_PROCS, then execs its arguments: exec'd commands count in their task's cgroup. */
+export const JOIN_CGROUP_SCRIPT = 'for f in $SL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+
 /** A task's stdin (tty or open_stdin), in its state directory; its shim holds it open for reading and writing. */
 export const STDIN_FIFO = 'stdin.fifo';
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;

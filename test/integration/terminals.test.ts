@@ -157,12 +157,13 @@ describe.each(['exec', 'oci'] as const)('terminals on the %s runtime', (kind) =>
     s.stdin.write('\x04');
     expect(await s.exited).toBe(0);
 
-    const p = await rt.execSession(t.id, { argv: ['sh', '-c', 'cat; echo oops >&2; exit 4'], tty: false });
+    const p = await rt.execSession(t.id, { argv: ['sh', '-c', `cat; echo oops >&2; grep -c ${t.id} /proc/self/cgroup; exit 4`], tty: false });
     const pr = reader(p);
     p.stdin.end('hi there\n');
     expect(await p.exited).toBe(4);
     await waitFor('stderr', async () => pr.err() === 'oops\n');
-    expect(pr.out()).toBe('hi there\n');
+    // The command ran in the task's cgroup (in each hierarchy).
+    expect(pr.out()).toMatch(/^hi there\n[1-9]\d*\n$/);
 
     // docker exec -u and -w: another user (by name, from the task's root's passwd) and directory.
     const u = await rt.execSession(t.id, { argv: ['sh', '-c', 'id -u; id -g; pwd; echo "$HOME"'], tty: false, user: 'nobody', workdir: '/tmp' });
