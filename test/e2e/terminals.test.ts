@@ -5,7 +5,7 @@
  * prompt appears, a typed command's output comes back, a window resize is seen by `stty size`,
  * Ctrl-C reaches the process, Ctrl-D ends the session with its exit code, Ctrl-P Ctrl-Q detaches.
  * Without -t, stdout and stderr stay apart and stdin is piped. A `-t` service keeps running, and
- * its shell outlives a killed daemon.
+ * its shell outlives a daemon restart.
  * Run through test/run.sh.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -142,9 +142,10 @@ test('service create -t keeps a shell running; attach reaches its terminal; Ctrl
   await shows(t, /EXIT=0$/m);
   expect((await runningTask('ash')).id).toBe(task.id);
 
-  // The pty is held under the task's shim: a daemon killed and started again finds the same shell.
-  await lab.stopDaemon(h1, 'kill');
+  // The pty is held under the task's shim: a daemon stopped and started again finds the same shell.
+  await lab.stopDaemon(h1, 'term');
   await lab.startDaemon(h1);
+  await waitFor('the restarted daemon to answer', async () => ((await lab.cli(h1, ['info'])).code === 0 ? true : undefined));
   const t2 = await terminal(['attach', task.id]);
   await t2.type('echo still $((1+1))');
   await shows(t2, /^still 2$/m);
