@@ -40,10 +40,13 @@ const ended = (s: NodeJS.ReadableStream | undefined) =>
  * the end of stdin from it; the exit code last. A client that goes away ends the session.
  */
 async function relay(call: Call, session: TerminalSession, opts: { tty: boolean; stdin: boolean }): Promise<void> {
-  session.stdout.on('data', (data: Buffer) => call.write({ msg: { $case: 'output', value: { stream: OutputStream.OUTPUT_STREAM_STDOUT, data } } }));
-  session.stderr?.on('data', (data: Buffer) => call.write({ msg: { $case: 'output', value: { stream: OutputStream.OUTPUT_STREAM_STDERR, data } } }));
-  if (!opts.stdin && !opts.tty) session.stdin.end();
   let gone = false;
+  const send = (stream: OutputStream) => (data: Buffer) => {
+    if (!gone) call.write({ msg: { $case: 'output', value: { stream, data } } });
+  };
+  session.stdout.on('data', send(OutputStream.OUTPUT_STREAM_STDOUT));
+  session.stderr?.on('data', send(OutputStream.OUTPUT_STREAM_STDERR));
+  if (!opts.stdin && !opts.tty) session.stdin.end();
   call.on('data', (m: TerminalInput) => {
     const msg = m.msg;
     if (!msg) return;
@@ -55,7 +58,10 @@ async function relay(call: Call, session: TerminalSession, opts: { tty: boolean;
     gone = true;
     session.close();
   });
-  call.on('error', () => session.close());
+  call.on('error', () => {
+    gone = true;
+    session.close();
+  });
   call.resume();
   const code = await session.exited;
   // The output the process wrote before it ended goes first (bounded: a grandchild may keep a pipe open).
