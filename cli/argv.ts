@@ -10,7 +10,7 @@ export function separateCommand(args: string[], path: string[], booleanFlags: Se
     const a = args[i];
     if (a === '--') return { args: [...args.slice(0, i), ...args.slice(i + 1, i + 2)], command: args.slice(i + 2) };
     if (!a.startsWith('-') || a === '-') return { args: args.slice(0, i + 1), command: args.slice(i + 1) };
-    if (a.includes('=') || booleanFlags.has(a)) continue;
+    if (a.includes('=') || isBooleanFlag(a, booleanFlags)) continue;
     i += 1; // the option's value
   }
   return { args, command: [] };
@@ -29,12 +29,18 @@ export function attachDashValues(args: string[], booleanFlags: Set<string>): str
     const a = args[i];
     const next = args[i + 1];
     if (a === '--') return [...out, ...args.slice(i)];
-    if (next !== undefined && /^--?[A-Za-z][\w-]*$/.test(a) && !booleanFlags.has(a) && /^-[0-9.]/.test(next)) {
+    if (next !== undefined && /^--?[A-Za-z][\w-]*$/.test(a) && !isBooleanFlag(a, booleanFlags) && /^-[0-9.]/.test(next)) {
       out.push(`${a}=${next}`);
       i += 1;
     } else out.push(a);
   }
   return out;
+}
+
+/** A boolean flag, or short boolean flags written together as docker users do (`-it`, `-dit`). */
+export function isBooleanFlag(a: string, booleanFlags: Set<string>): boolean {
+  if (booleanFlags.has(a)) return true;
+  return /^-[A-Za-z]{2,}$/.test(a) && [...a.slice(1)].every((ch) => booleanFlags.has(`-${ch}`));
 }
 
 /** Where the last word of `path` (e.g. service, create) stands, if the leading non-option words are `path`; else -1. */

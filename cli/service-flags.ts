@@ -93,6 +93,10 @@ export interface SpecFlags {
   healthTimeout?: string;
   healthStartPeriod?: string;
   noHealthcheck?: boolean;
+  /** docker's --tty: the task's command gets a pty. */
+  tty?: boolean;
+  /** docker's --interactive: the task's stdin stays open for attach. */
+  interactive?: boolean;
   stopGracePeriod?: string;
   /** When nodes pull the image: missing (default), always, never. */
   pull?: string;
@@ -185,6 +189,8 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   if (f.hostname !== undefined) c.hostname = f.hostname;
   if (f.stopGracePeriod !== undefined) c.stopGracePeriodMs = parseDuration(f.stopGracePeriod, '--stop-grace-period');
   if (f.pull !== undefined) c.pull = parsePullPolicy(f.pull);
+  if (f.tty !== undefined) c.tty = f.tty;
+  if (f.interactive !== undefined) c.openStdin = f.interactive;
   const r: RestartPolicy = { ...(task.restart ?? RestartPolicy.fromPartial({})) };
   if (f.restartCondition !== undefined) r.condition = choice(f.restartCondition, '--restart-condition', RESTART_CONDITIONS);
   if (f.restartDelay !== undefined) r.delayMs = parseDuration(f.restartDelay, '--restart-delay');

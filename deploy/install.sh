@@ -10,7 +10,7 @@ usage() {
 Usage: sudo ./deploy/install.sh [--no-service] [--help]
 
 Installs and builds swarmlet on Debian 12 (run as root from anywhere; it finds the repo):
-  - apt packages: etcd-server protobuf-compiler nftables iproute2 util-linux ca-certificates,
+  - apt packages: etcd-server protobuf-compiler nftables iproute2 util-linux bsdutils ca-certificates,
     crun skopeo umoci (oci images), and the tools tests and benchmarks use
   - checks Node.js 20+ and npm are present (Debian 12's own nodejs is 18: not enough)
   - stops and disables Debian's etcd.service (swarmlet runs its own etcd member on :2379/:2380)
@@ -42,10 +42,11 @@ done
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 MIN_NODE_MAJOR=20
 # Runtime: etcd, nft, ip, nsenter; crun + skopeo + umoci for oci images. Tests and benchmarks:
+# bsdutils has util-linux's `script`: the pty of tty tasks and of exec -t.
 # docker-registry, busybox-static and apache2-utils (htpasswd) for a local registry and image,
-# dnsutils (dig), iperf3, dnsperf, dnsmasq-base and wrk for the reference figures.
-APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux ca-certificates crun skopeo umoci
-  docker-registry busybox-static apache2-utils dnsutils curl iperf3 dnsperf dnsmasq-base wrk)
+# tmux for the terminal tests, dnsutils (dig), iperf3, dnsperf, dnsmasq-base and wrk for the reference figures.
+APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux bsdutils ca-certificates crun skopeo umoci
+  docker-registry busybox-static apache2-utils tmux dnsutils curl iperf3 dnsperf dnsmasq-base wrk)
 LINK=/usr/local/bin/swarmlet
 UNIT_SRC="$REPO/deploy/swarmlet.service"
 UNIT_DST=/etc/systemd/system/swarmlet.service

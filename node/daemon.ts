@@ -62,7 +62,6 @@ function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
  * starts and stops these parts.
  */
 export class Daemon implements NodeRoles {
-  private readonly log: Logger;
   private readonly dir: NodeStateDir;
   private readonly unixServer = new grpc.Server();
   private readonly controller = new AbortController();
@@ -73,7 +72,8 @@ export class Daemon implements NodeRoles {
   private agent?: Agent;
   private server?: grpc.Server;
   private certificate?: CertificateSource;
-  private readonly runtime: Runtime;
+  readonly runtime: Runtime;
+  private readonly log: Logger;
   /** The latest session message of an agent that has since stopped (a role change starts a new one). */
   private previousMessage?: SessionMessage;
   private activating?: Promise<void>;
@@ -82,7 +82,7 @@ export class Daemon implements NodeRoles {
   /** This node's images (oci runtime), under `<dataDir>/images`. */
   readonly images: ImageStore;
 
-  constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
+  constructor(private readonly cfg: DaemonConfig, readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
     this.dir = new NodeStateDir(cfg.dataDir);
     this.membership = new Membership(this.dir, this, componentLogger(rootLog, 'membership'), this.controller.signal);

@@ -14,6 +14,10 @@ import { imageService } from './image-service';
 import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { Membership, NOT_IN_SWARM } from './membership';
 import { volumeService } from './volume-service';
+import type { Runtime } from '../agent/runtime/runtime';
+import { Logger, componentLogger } from '../services/common/logger';
+import { terminalService } from './terminal-service';
+import { TerminalTarget, taskContainerName } from './terminal-target';
 
 const NOT_A_MANAGER =
   "this node is not a swarm manager: worker nodes can't be used to view or modify cluster state; run this on a manager node or promote this node to a manager";
@@ -27,6 +31,19 @@ export interface LocalApiNode {
   readonly lastMessage?: SessionMessage;
   readonly images: ImageStore;
   readonly volumes: VolumeStore;
+  /** The runtime this node's tasks run on (exec and attach). */
+  readonly runtime: Runtime;
+  readonly rootLog: Logger;
+}
+
+/** This node's tasks as exec and attach targets: those of its session (with their names), and any other the runtime still has. */
+export function taskTargets(node: Pick<LocalApiNode, 'runtime' | 'lastMessage'>) {
+  return async (): Promise<TerminalTarget[]> => {
+    const known = (node.lastMessage?.tasks ?? []).map((t) => ({ id: t.id, names: [taskContainerName(t)] }));
+    const ids = new Set(known.map((t) => t.id));
+    const others = (await node.runtime.list()).filter((id) => !ids.has(id)).map((id) => ({ id, names: [] }));
+    return [...known, ...others];
+  };
 }
 
 /** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images and volumes. */
@@ -42,6 +59,7 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(view(), req.network)),
     ...imageService(node.images),
     ...volumeService(node.volumes),
+    ...terminalService({ runtime: node.runtime, targets: [taskTargets(node)], log: componentLogger(node.rootLog, 'terminal') }),
   };
 }
 

@@ -9,12 +9,14 @@ import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 import type { VolumeStore } from '../volumes/volume-store';
 import { CgroupLayout, TaskCgroups } from './cgroups';
 import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
-import { usesHostNetwork } from './exec-spec';
+import { resolveUser, usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
 import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
-import { PrepareOptions, Runtime, RuntimeTaskState } from './runtime';
-import { HOST_PATH, ProcessState, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { ExecSessionOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { spawnSession } from './terminal';
+import { planExecEnv, planScriptArgv } from './terminal-plans';
 
 /** What the runtime needs of the node's image store (ImageStore fits). */
 export interface TaskImages {
@@ -185,15 +187,16 @@ export class CrunRuntime implements Runtime {
     for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
     await this.ensureWorkdir(image.rootfs, join(dir, 'upper'), plan.cwd);
     const files = await this.writeTaskFiles(task, dir, plan, hostNetwork);
-    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files });
+    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty });
+    if (c.tty || c.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
     const stopSignal = planStopSignal(image.config.stopSignal, osConstants.signals as unknown as Record<string, number>);
-    await writeFile(join(dir, 'task.json'), JSON.stringify({ imageId: image.id, image: c.image, lower: image.rootfs, hostNetwork, stopSignal }));
+    await writeFile(join(dir, 'task.json'), JSON.stringify({ imageId: image.id, image: c.image, lower: image.rootfs, hostNetwork, stopSignal, ...(c.tty ? { tty: true } : {}) }));
     const limits = task.spec?.resources?.limits;
     // The shim and crun share the task's cgroup: the pids limit counts the container's own processes, as docker's does.
     const pids = limits?.pids ? limits.pids + SHIM_PIDS : 0;
     const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids });
-    const shim = await this.spawnShim(task.id, image.rootfs, procs);
+    const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty);
     const fresh: ProcessState = { shim };
     await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
     await this.awaitReady(task.id, fresh);
@@ -232,7 +235,7 @@ export class CrunRuntime implements Runtime {
     return files;
   }
 
-  private async spawnShim(taskId: string, lower: string, procs: string[]): Promise<ProcessRef> {
+  private async spawnShim(taskId: string, lower: string, procs: string[], tty: boolean): Promise<ProcessRef> {
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
@@ -244,6 +247,7 @@ export class CrunRuntime implements Runtime {
       SL_ID: taskId,
       SL_RUN: CRUN_RUN_SCRIPT,
       ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
+      ...(tty ? { SL_TTY: '1' } : {}),
     });
   }
 
@@ -322,20 +326,7 @@ export class CrunRuntime implements Runtime {
 
   /** `crun exec` in the running container (its user, env and cwd), from a process that joins the task's cgroup first. */
   async exec(taskId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
-    if (argv.length === 0) throw invalidArgument('exec needs a command');
-    const state = await this.readState(taskId);
-    if (!state?.init || !(await isAlive(state.init)) || !(await exists(join(this.dir(taskId), 'started')))) {
-      throw failedPrecondition(`task ${taskId} is not running`);
-    }
-    const procs = (await this.cgroups()).dirs(taskId).map((d) => join(d, 'cgroup.procs'));
-    // crun exec takes the config's env, but not its user and cwd: as docker exec, the task's.
-    const config = JSON.parse((await readText(join(this.dir(taskId), 'config.json'))) ?? '{}') as { process?: { user?: { uid: number; gid: number }; cwd?: string } };
-    const user = config.process?.user ?? { uid: 0, gid: 0 };
-    const script = 'for f in $SL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
-    const pidFile = join(this.dir(taskId), `exec-${process.pid}-${(this.execSeq += 1)}.pid`);
-    const crunExec = [this.crun, '--root', this.crunRoot, 'exec', `--user=${user.uid}:${user.gid}`, `--cwd=${config.process?.cwd ?? '/'}`, `--pid-file=${pidFile}`, taskId];
-    const cmd = ['/bin/sh', '-c', script, 'swarmlet-exec', ...crunExec, ...argv];
-    const env = { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') };
+    const { cmd, env, pidFile } = await this.crunExec(taskId, { argv, tty: false });
     // The command runs in the container, not under crun exec: on a timeout, kill it by the pid crun wrote, then crun.
     const kill = (groupKill: () => void) =>
       void readText(pidFile).then((text) => {
@@ -343,6 +334,55 @@ export class CrunRuntime implements Runtime {
         groupKill();
       });
     return runCapped(taskId, cmd, env, timeoutMs, kill).finally(() => rm(pidFile, { force: true }));
+  }
+
+  /**
+   * `crun exec` as a session; with a tty `crun exec -t`, which (without a console socket) makes
+   * the pty in the container and copies it to and from its own stdio: `script` makes that a terminal.
+   */
+  async execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession> {
+    const { cmd, env, pidFile } = await this.crunExec(taskId, opts);
+    const pids = async () => {
+      const text = await readText(pidFile);
+      return text && /^\d+\s*$/.test(text) ? [Number(text)] : [];
+    };
+    const onEnd = () => void rm(pidFile, { force: true });
+    return spawnSession(taskId, opts.tty ? planScriptArgv(cmd, opts.size) : cmd, env, opts.tty, { pids, onEnd });
+  }
+
+  /** The argv and env of a `crun exec` in the task, as the task's user and cwd unless `opts` say otherwise. */
+  private async crunExec(taskId: string, opts: Omit<ExecSessionOptions, 'size'>): Promise<{ cmd: string[]; env: NodeJS.ProcessEnv; pidFile: string }> {
+    if (opts.argv.length === 0) throw invalidArgument('exec needs a command');
+    const state = await this.readState(taskId);
+    if (!state?.init || !(await isAlive(state.init)) || !(await exists(join(this.dir(taskId), 'started')))) {
+      throw failedPrecondition(`task ${taskId} is not running`);
+    }
+    const procs = (await this.cgroups()).dirs(taskId).map((d) => join(d, 'cgroup.procs'));
+    // crun exec takes the config's env, but not its user and cwd: as docker exec, the task's.
+    const config = JSON.parse((await readText(join(this.dir(taskId), 'config.json'))) ?? '{}') as { process?: { user?: { uid: number; gid: number }; cwd?: string; env?: string[] } };
+    let user = config.process?.user ?? { uid: 0, gid: 0 };
+    if (opts.user) {
+      const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { lower?: string };
+      const lower = info.lower ?? '/nonexistent';
+      user = resolveUser(opts.user, await this.readRootFile(lower, '/etc/passwd'), await this.readRootFile(lower, '/etc/group'));
+    }
+    const cwd = opts.workdir ? posix.normalize(opts.workdir) : config.process?.cwd ?? '/';
+    if (!cwd.startsWith('/')) throw invalidArgument(`workdir ${JSON.stringify(opts.workdir)} must be an absolute path`);
+    const extra = opts.env ?? [];
+    for (const e of extra) if (e.indexOf('=') <= 0 || e.includes('\0')) throw invalidArgument(`environment entry ${JSON.stringify(e)} is not valid: use KEY=VALUE`);
+    // crun exec's --env replaces the config's env: the task's, then the exec's own.
+    const env = extra.length > 0 ? planExecEnv(config.process?.env ?? [], extra) : [];
+    const pidFile = join(this.dir(taskId), `exec-${process.pid}-${(this.execSeq += 1)}.pid`);
+    const crunExec = [
+      this.crun, '--root', this.crunRoot, 'exec', `--user=${user.uid}:${user.gid}`, `--cwd=${cwd}`, `--pid-file=${pidFile}`,
+      ...env.map((e) => `--env=${e}`), ...(opts.tty ? ['--tty'] : []), taskId,
+    ];
+    return { cmd: ['/bin/sh', '-c', JOIN_CGROUP_SCRIPT, 'swarmlet-exec', ...crunExec, ...opts.argv], env: { PATH: HOST_PATH, SL_CGROUP_PROCS: procs.join(' ') }, pidFile };
+  }
+
+  async attach(taskId: string): Promise<TerminalSession> {
+    const info = JSON.parse((await readText(join(this.dir(taskId), 'task.json'))) ?? '{}') as { tty?: boolean };
+    return this.tasks.attach(taskId, Boolean(info.tty));
   }
 
   logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

@@ -8,6 +8,7 @@
  *   SL_UNMOUNT       a cgroup2 mount to hide from crun (hybrid cgroups: crun refuses a cgroup2
  *                    hierarchy with controllers even when it manages no cgroup)
  *   SL_RUN           the second script below
+ *   SL_TTY           "1": the container has a pty (config.json's process.terminal)
  *
  * The shim (its own session, so it outlives the agent) joins the task's cgroup (the container
  * inherits it: crun runs with --cgroup-manager=disabled, and limits and OOM counts are the same
@@ -29,7 +30,9 @@ for f in $SL_CGROUP_PROCS; do
   echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
 done
 echo -998 > /proc/self/oom_score_adj 2>/dev/null
-unshare --mount --propagation private -- /bin/sh -c "$SL_RUN" swarmlet-crun &
+# The container's stdin: the task's fifo when it has one (held open here: never EOF), else nothing.
+if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi
+unshare --mount --propagation private -- /bin/sh -c "$SL_RUN" swarmlet-crun 0<&3 3<&- &
 wait $!
 finish $?
 `;
@@ -40,5 +43,10 @@ mount -t overlay overlay -o "lowerdir=$SL_LOWER,upperdir=$SL_DIR/upper,workdir=$
   echo "swarmlet: cannot mount the task's root filesystem (overlay on $SL_LOWER)" >&2
   exit 125
 }
+# A tty task: crun makes the container's pty and copies it to and from its own stdio, which must
+# be a terminal: script gives it one (see terminal-plans.ts).
+if [ "\${SL_TTY:-}" = 1 ]; then
+  exec script -q -e -c 'exec "$SL_CRUN" --root "$SL_CRUN_ROOT" --cgroup-manager=disabled run --bundle "$SL_DIR" --pid-file "$SL_DIR/pid" "$SL_ID"' /dev/null
+fi
 exec "$SL_CRUN" --root "$SL_CRUN_ROOT" --cgroup-manager=disabled run --bundle "$SL_DIR" --pid-file "$SL_DIR/pid" "$SL_ID"
 `;

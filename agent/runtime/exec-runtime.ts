@@ -18,8 +18,10 @@ import {
   wrapCommand,
 } from './exec-spec';
 import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
-import { Runtime, RuntimeTaskState } from './runtime';
-import { HOST_PATH, ProcessState, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { ExecSessionOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { spawnSession } from './terminal';
+import { planScriptArgv } from './terminal-plans';
 import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 
@@ -99,6 +101,7 @@ export class ExecRuntime implements Runtime {
       await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
       if (usesEmbeddedDns(task.networks ?? [])) await writeFile(join(dir, 'resolv.conf'), renderResolvConf());
       await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
+      if (config.tty || config.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
       const limits = task.spec?.resources?.limits;
       const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
       const shim = await this.spawnShim(task.id, config, procs);
@@ -134,7 +137,17 @@ export class ExecRuntime implements Runtime {
     const env = taskEnv(c.env, hostname, home === '/' && !user ? '/root' : home);
     await this.checkExecutable(argv[0], envValue(env, 'PATH') ?? '', workdir, hostPath, c.image);
     const hostNetwork = usesHostNetwork(task.networks ?? []);
-    return { root, workdir, user: user && { uid: user.uid, gid: user.gid, groups: user.groups }, env, hostname, argv, ...(hostNetwork ? { hostNetwork } : {}) };
+    return {
+      root,
+      workdir,
+      user: user && { uid: user.uid, gid: user.gid, groups: user.groups },
+      env,
+      hostname,
+      argv,
+      ...(hostNetwork ? { hostNetwork } : {}),
+      ...(c.tty ? { tty: true } : {}),
+      ...(c.openStdin ? { openStdin: true } : {}),
+    };
   }
 
   private async checkExecutable(cmd: string, path: string, workdir: string, hostPath: (p: string) => string, image: string): Promise<void> {
@@ -149,7 +162,8 @@ export class ExecRuntime implements Runtime {
   }
 
   private spawnShim(taskId: string, config: ExecConfig, procs: string[]): Promise<ProcessRef> {
-    return this.tasks.spawnShim(taskId, [SHIM_SCRIPT, SHIM_NAME, ...wrapCommand(config, config.argv)], {
+    const command = wrapCommand(config, config.argv);
+    return this.tasks.spawnShim(taskId, [SHIM_SCRIPT, SHIM_NAME, ...(config.tty ? planScriptArgv(command) : command)], {
       SL_CGROUP_PROCS: procs.join(' '),
       SL_HOSTNAME: config.hostname,
       SL_ROOT: config.root,
@@ -237,6 +251,41 @@ export class ExecRuntime implements Runtime {
     const nsenter = ['nsenter', `--target=${state.init.pid}`, '--pid', '--mount', '--uts', '--ipc', '--net', '--', ...wrapCommand(config, argv)];
     // Its own process group, so a timeout kills the command nsenter forked into the namespace too.
     return runCapped(taskId, nsenter, { PATH: HOST_PATH }, timeoutMs);
+  }
+
+  /** Into the task's cgroup, nsenter into its namespaces (as exec() does), then `script` for a pty. */
+  async execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession> {
+    if (opts.argv.length === 0) throw invalidArgument('exec needs a command');
+    const state = await this.readState(taskId);
+    const config = await this.readConfig(taskId);
+    if (!state?.init || !config || !(await isAlive(state.init))) throw failedPrecondition(`task ${taskId} is not running`);
+    const cfg = await this.sessionConfig(config, opts);
+    const command = wrapCommand(cfg, opts.argv);
+    // script inside the namespaces: the command leads a session of the task's pid namespace, as docker exec's does.
+    const nsenter = ['nsenter', `--target=${state.init.pid}`, '--pid', '--mount', '--uts', '--ipc', '--net', '--', ...(opts.tty ? planScriptArgv(command, opts.size) : command)];
+    // In the task's cgroup too, as docker exec's command is (its limits hold, and stop kills it with the task).
+    const procs = (await this.cgroups()).dirs(taskId).map((d) => join(d, 'cgroup.procs'));
+    return spawnSession(taskId, ['/bin/sh', '-c', JOIN_CGROUP_SCRIPT, 'swarmlet-exec', ...nsenter], { SL_CGROUP_PROCS: procs.join(' ') }, opts.tty);
+  }
+
+  /** The task's config with an exec's own user, workdir and env (docker exec -u, -w, -e). */
+  private async sessionConfig(config: ExecConfig, opts: ExecSessionOptions): Promise<ExecConfig> {
+    const hostPath = (p: string) => (config.root === '/' ? p : join(config.root, p));
+    let user = config.user;
+    let home = envValue(config.env, 'HOME') ?? '/';
+    if (opts.user) {
+      const resolved = resolveUser(opts.user, await readText(hostPath('/etc/passwd')), await readText(hostPath('/etc/group')));
+      user = { uid: resolved.uid, gid: resolved.gid, groups: resolved.groups };
+      home = resolved.home;
+    }
+    const workdir = opts.workdir ? posix.normalize(opts.workdir) : config.workdir;
+    if (!workdir.startsWith('/')) throw invalidArgument(`workdir ${JSON.stringify(opts.workdir)} must be an absolute path`);
+    const env = taskEnv([...config.env.filter((e) => !(opts.user && e.startsWith('HOME='))), ...(opts.env ?? [])], config.hostname, home);
+    return { ...config, user, workdir, env };
+  }
+
+  async attach(taskId: string): Promise<TerminalSession> {
+    return this.tasks.attach(taskId, Boolean((await this.readConfig(taskId))?.tty));
   }
 
   logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

@@ -22,6 +22,10 @@ export interface ExecConfig {
   argv: string[];
   /** The task shares the host's network namespace (`--network host`); else it has its own. */
   hostNetwork?: boolean;
+  /** The command runs on a pty (docker's --tty). */
+  tty?: boolean;
+  /** The command's stdin stays open for attach (docker's --interactive). */
+  openStdin?: boolean;
 }
 
 /** The root an exec: image names ("/" or an absolute path without . or .. parts). */

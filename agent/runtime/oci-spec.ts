@@ -152,6 +152,8 @@ export interface OciSpecInput {
   /** The task's own mounts (volumes, binds, tmpfs), from planMounts. */
   mounts: OciMount[];
   files: OciTaskFiles;
+  /** The container's process gets a pty (crun's; see crun-shim.ts). */
+  tty?: boolean;
 }
 
 /** Docker's default mounts: proc, dev (tmpfs, with pts, shm, mqueue) and a read-only sys. */
@@ -181,7 +183,7 @@ export function planOciSpec(input: OciSpecInput): Record<string, unknown> {
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: Boolean(input.tty),
       user: { uid: p.user.uid, gid: p.user.gid, ...(p.user.additionalGids.length ? { additionalGids: p.user.additionalGids } : {}) },
       args: [HOLD_BUSYBOX, 'sh', '-c', HOLD_SCRIPT, 'swarmlet-hold', input.executable, ...p.argv],
       env: p.env,

@@ -1,5 +1,5 @@
 import { Task } from '../../services/gen/swarmlet/v1/types';
-import { PrepareOptions, Runtime, RuntimeTaskState } from './runtime';
+import { ExecSessionOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
 
 /** The runtime an image names: `exec:` images run on the exec runtime, every other one (an OCI reference) on the oci runtime. */
 export function planRuntimeKind(image: string): 'exec' | 'oci' {
@@ -71,6 +71,16 @@ export class RuntimeRouter implements Runtime {
   async exec(taskId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
     const runtime = await this.owner(taskId);
     return (runtime ?? this.runtimes.oci).exec(taskId, argv, timeoutMs);
+  }
+
+  async execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession> {
+    const runtime = await this.owner(taskId);
+    return (runtime ?? this.runtimes.oci).execSession(taskId, opts);
+  }
+
+  async attach(taskId: string): Promise<TerminalSession> {
+    const runtime = await this.owner(taskId);
+    return (runtime ?? this.runtimes.oci).attach(taskId);
   }
 
   async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

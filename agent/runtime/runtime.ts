@@ -1,4 +1,8 @@
+import type { Readable, Writable } from 'node:stream';
 import { Task } from '../../services/gen/swarmlet/v1/types';
+import type { TerminalSize } from './terminal-plans';
+
+export type { TerminalSize } from './terminal-plans';
 
 /** What a runtime knows of one task's process. */
 export interface RuntimeTaskState {
@@ -20,6 +24,42 @@ export interface PrepareOptions {
   registryAuth?: string;
 }
 
+/** An interactive command in a task (docker exec -i/-t). */
+export interface ExecSessionOptions {
+  argv: string[];
+  /** A pty for the command (stdout and stderr are then one stream). */
+  tty: boolean;
+  /** KEY=VALUE, added to the task's environment. */
+  env?: string[];
+  /** Empty: the task's user. */
+  user?: string;
+  /** Empty: the task's working directory. */
+  workdir?: string;
+  /** The pty's size before the command starts. */
+  size?: TerminalSize;
+}
+
+/**
+ * A live connection to a process of a task: its stdin, its output and its end. For exec, the
+ * process is the command; for attach, the task's main process (which outlives the session).
+ */
+export interface TerminalSession {
+  /** The process is on a pty. */
+  readonly tty: boolean;
+  /** To the process's stdin (the pty with a tty); end() closes it (exec without a tty). */
+  readonly stdin: Writable;
+  /** Everything from a pty; else the process's stdout (attach without a tty: stdout and stderr as the task's log has them). */
+  readonly stdout: Readable;
+  /** Exec without a tty: the command's stderr. */
+  readonly stderr?: Readable;
+  /** Sets the pty's window size (nothing without a pty). */
+  resize(size: TerminalSize): Promise<void>;
+  /** The process's exit code once it ended. */
+  readonly exited: Promise<number>;
+  /** Ends the session: an exec'd command is killed, an attached task keeps running. */
+  close(): void;
+}
+
 /**
  * The port the agent runs tasks through. Implementations are named for their mechanism
  * (ExecRuntime, CrunRuntime; RuntimeRouter picks one per task). Every method is safe to call again.
@@ -38,6 +78,10 @@ export interface Runtime {
   list(): Promise<string[]>;
   /** Runs a health-check command inside the task's namespaces; exit 0 = healthy. */
   exec(taskId: string, argv: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
+  /** An interactive command in the running task's namespaces and cgroup, as its user, env and workdir unless told. */
+  execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession>;
+  /** The task's main process: its pty (a tty task), or its stdin (open_stdin) and its output from now on, and its end. */
+  attach(taskId: string): Promise<TerminalSession>;
   /** The task's output: the last `tail` lines (-1 all), then new lines while `follow` until the signal aborts or the task is removed. */
   logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string>;
 }

@@ -20,12 +20,18 @@ import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgr
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogLines } from './log-reader';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
-import type { RuntimeTaskState } from './runtime';
+import type { RuntimeTaskState, TerminalSession } from './runtime';
+import { attachTaskDir } from './terminal';
 
 /** The PATH helpers run with. */
 export const HOST_PATH = DEFAULT_PATH;
 /** How much output exec() keeps. */
 export const EXEC_OUTPUT_CAP = 4096;
+/** `sh -c` script that joins the cgroup.procs files in $SL_CGROUP_PROCS, then execs its arguments: exec'd commands count in their task's cgroup. */
+export const JOIN_CGROUP_SCRIPT = 'for f in $SL_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+
+/** A task's stdin (tty or open_stdin), in its state directory; its shim holds it open for reading and writing. */
+export const STDIN_FIFO = 'stdin.fifo';
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** What a runtime records of a task's processes, in state.json. */
@@ -299,6 +305,16 @@ export class ShimTasks {
     }
     for (const id of await (await this.cgroups()).list()) if (TASK_ID.test(id)) ids.add(id);
     return [...ids].sort();
+  }
+
+  /** The task's main process's terminal or stdin, and its output from now on (terminal.ts). */
+  async attach(taskId: string, tty: boolean): Promise<TerminalSession> {
+    const dir = this.dir(taskId);
+    const state = await this.readState(taskId);
+    if (!state) throw notFound(`task ${taskId} is not on this node`);
+    if (!state.init) throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
+    const fifo = join(dir, STDIN_FIFO);
+    return attachTaskDir(taskId, { log: join(dir, 'output.log'), ...((await exists(fifo)) ? { stdinFifo: fifo } : {}) }, tty, state.init.pid, () => this.inspect(taskId));
   }
 
   async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {

@@ -9,7 +9,9 @@
  *   SL_INIT          the init script below
  *   SL_HOST_NET      "1": the task shares the host's network namespace (no --net, lo left alone)
  *
- * The shim (its own session, so it outlives the agent) joins the task's cgroup, starts the
+ * The shim (its own session, so it outlives the agent) holds $SL_DIR/stdin.fifo open when the
+ * task has one (tty or open_stdin: the command's stdin; with a tty the command is `script`'s, see
+ * terminal-plans.ts), joins the task's cgroup, starts the
  * namespaces with `unshare` (all but the network one for a task on the host network), waits,
  * and writes the exit code to $SL_DIR/exitcode. Inside, pid 1 sets the hostname and lo up (not
  * the host's), bind-mounts $SL_DIR/resolv.conf (if there) over the root's /etc/resolv.conf,
@@ -32,7 +34,9 @@ for f in $SL_CGROUP_PROCS; do
 done
 net=--net
 if [ "\${SL_HOST_NET:-}" = 1 ]; then net=; fi
-unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc $net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" &
+# The task's stdin: its fifo when it has one (held open here, so it never sees EOF), else nothing.
+if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi
+unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc $net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" 0<&3 3<&- &
 wait $!
 rc=$?
 if [ -s "$SL_DIR/status" ]; then
@@ -44,6 +48,8 @@ finish "$rc"
 `;
 
 export const INIT_SCRIPT = `set -u
+# A background command's stdin would be /dev/null: keep the task's on fd 4 for it.
+exec 4<&0 0</dev/null
 fail() { echo "swarmlet: $*" >&2; exit 125; }
 printf '%s' "$SL_HOSTNAME" > /proc/sys/kernel/hostname || fail "cannot set the hostname"
 if [ "\${SL_HOST_NET:-}" != 1 ]; then ip link set lo up || fail "cannot bring lo up"; fi
@@ -69,7 +75,7 @@ fwd() {
 # pid namespace ignores signals it has no handler for).
 for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
 : > "$SL_DIR/started"
-"$@" &
+"$@" 0<&4 4<&- &
 pid=$!
 # Until the child execs the command it is a copy of this shell, traps included: a signal sent to
 # it then would be caught and lost with the copy. Forward nothing until it has (up to 5 s).

@@ -13,7 +13,7 @@ import { readRegistryAuth } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
 
 /** Flags that take no value: `service create` stops reading its own options at the image, and needs to know these. */
-export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force', '--with-registry-auth']);
+export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force', '--with-registry-auth', '-t', '--tty', '-i', '--interactive']);
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
@@ -54,6 +54,8 @@ function specOptions<T>(a: Argv<T>) {
     .option('health-timeout', str('Longest a health check may run (default 30s)'))
     .option('health-start-period', str('Time before failing checks count'))
     .option('no-healthcheck', { type: 'boolean', describe: 'Disable the health check' })
+    .option('tty', { alias: 't', type: 'boolean', describe: 'Allocate a pseudo-TTY to each task (--tty=false to remove it)' })
+    .option('interactive', { alias: 'i', type: 'boolean', describe: "Keep each task's STDIN open, for attach (--interactive=false to close it)" })
     .option('stop-grace-period', str('Time to wait after SIGTERM before SIGKILL (default 10s)'))
     .option('pull', str('When nodes pull the image: missing (default), always, never'))
     .option('with-registry-auth', { type: 'boolean', describe: "Send the registry credentials of docker login's config.json for the image's registry to the nodes (sealed by the managers)" })

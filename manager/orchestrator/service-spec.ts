@@ -176,6 +176,8 @@ function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
     stopGracePeriodMs: grace || SERVICE_DEFAULTS.stopGracePeriodMs,
     mounts: validateMounts(c?.mounts ?? [], image),
     pull: c?.pull ?? 0,
+    tty: c?.tty ?? false,
+    openStdin: c?.openStdin ?? false,
   };
 }
 

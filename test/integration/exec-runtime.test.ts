@@ -36,7 +36,7 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
-      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, ...container },
+      container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, ...container },
       resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0, pids: 0 } } : undefined,
       forceUpdate: 0,
       networks: [],

@@ -14,6 +14,15 @@ describe('separateCommand', () => {
   ])('%j', (args, parsed, command) => {
     expect(separateCommand(args, ['service', 'create'], BOOL)).toEqual({ args: parsed, command });
   });
+
+  test.each([
+    [['exec', '-it', 'web.1.abc', 'sh', '-l'], ['exec', '-it', 'web.1.abc'], ['sh', '-l']],
+    [['exec', '-i', '-t', '-e', 'A=1', '-u', 'nobody', 'abc', 'ls', '-la'], ['exec', '-i', '-t', '-e', 'A=1', '-u', 'nobody', 'abc'], ['ls', '-la']],
+    // -ix is not two boolean flags: it takes the next word as its value.
+    [['exec', '-ix', 'v', 'abc', 'ls'], ['exec', '-ix', 'v', 'abc'], ['ls']],
+  ])('short boolean flags together: %j', (args, parsed, command) => {
+    expect(separateCommand(args, ['exec'], new Set(['-i', '-t', '-d']))).toEqual({ args: parsed, command });
+  });
 });
 
 describe('attachDashValues: a value starting with - stays the value of its flag, as in docker', () => {
@@ -111,6 +120,13 @@ describe('specFromCreateFlags', () => {
 
 describe('specFromUpdateFlags', () => {
   const current = specFromCreateFlags({ name: 'web', replicas: '3', env: ['A=1', 'B=2'], constraint: ['node.role==worker'] }, 'exec:/', ['sleep', '1']);
+
+  test('--tty and --interactive set and clear the task\'s pty and open stdin (docker\'s -t, -i)', () => {
+    const created = specFromCreateFlags({ name: 'sh', tty: true, interactive: true }, 'busybox', ['ash']);
+    expect(created.task!.container).toMatchObject({ tty: true, openStdin: true });
+    expect(specFromUpdateFlags(created, { replicas: '2' }).task!.container).toMatchObject({ tty: true, openStdin: true });
+    expect(specFromUpdateFlags(created, { tty: false }).task!.container).toMatchObject({ tty: false, openStdin: true });
+  });
 
   test('changes only what is given', () => {
     const next = specFromUpdateFlags(current, { replicas: '5' });
