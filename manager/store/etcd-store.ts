@@ -172,6 +172,21 @@ export class EtcdStore implements Store {
     return { key, createRevision: Number(first.create_revision) };
   }
 
+  /**
+   * The node id of the leader: the value of the oldest campaign key of the managers' election. From
+   * the snapshot when it holds the election's keys (what the dispatcher's passes use: no etcd read),
+   * else read from etcd as etcd3's `Election.leader()` does.
+   */
+  async leaderId(): Promise<string | undefined> {
+    if (this.snapshot?.covers(keys.electionPrefix)) {
+      const { values } = await this.snapshot.read(keys.electionPrefix, (kv) => kv);
+      const oldest = values.reduce<IKeyValue | undefined>((a, kv) => (!a || Number(kv.create_revision) < Number(a.create_revision) ? kv : a), undefined);
+      return oldest?.value.toString();
+    }
+    const res = await this.guard(this.client.getAll().prefix(keys.electionPrefix).sort('Create', 'Ascend').limit(1).exec());
+    return res.kvs[0]?.value.toString();
+  }
+
   async getCluster(): Promise<Cluster | undefined> {
     if (this.snapshot?.covers(keys.cluster)) return (await this.fromSnapshot(keys.cluster, this.clusterCodec)).values[0];
     return this.read(keys.cluster, this.clusterCodec);
