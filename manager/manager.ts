@@ -76,7 +76,7 @@ export class Manager {
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
-    this.dispatcher = new Dispatcher(this.loopStore, opts.etcd, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
+    this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
     this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
   }
 

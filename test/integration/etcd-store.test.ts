@@ -253,6 +253,15 @@ describe('nodes', () => {
     expect(await store.getNode('n1')).toBeUndefined();
   });
 
+  test('deleteNode drops the node\'s heartbeat key with it; a held heartbeat renews until its lease runs out', async () => {
+    const n = await store.createNode(node('n1'));
+    const lease = await store.holdHeartbeat('n1', 'session-1', 2);
+    expect(await store.heartbeatingNodes()).toEqual(new Set(['n1']));
+    expect(await lease.renew()).toBe(true);
+    await store.deleteNode(n);
+    expect(await store.heartbeatingNodes()).toEqual(new Set());
+  });
+
   test('the leader flag and reachability of a manager are never stored', async () => {
     const m: Node = { ...node('m1', NodeRole.NODE_ROLE_MANAGER), managerStatus: { addr: '198.51.100.1:2377', leader: true, reachability: Reachability.REACHABILITY_REACHABLE } };
     const created = await store.createNode(m);
