@@ -4,6 +4,11 @@ import { PassInfo, ReconcileLoop } from '../../services/common/reconcile-loop';
 
 const log = pino({ level: 'silent' });
 
+const loops: ReconcileLoop[] = [];
+afterEach(async () => {
+  await Promise.all(loops.splice(0).map((l) => l.stop()));
+});
+
 /** A loop whose passes are recorded, and each waits for `release()` when `hold` is set. */
 function recordedLoop(opts: { resyncMs?: number; fail?: (n: number) => boolean } = {}) {
   const passes: PassInfo[] = [];
@@ -21,24 +26,27 @@ function recordedLoop(opts: { resyncMs?: number; fail?: (n: number) => boolean }
       if (opts.fail?.(passes.length)) throw new Error(`pass ${passes.length} failed`);
     },
   }, log);
+  const nextPassBegins = () => new Promise<void>((r) => started.push(r));
   return {
     loop,
     passes,
-    holdPasses: (on: boolean) => (hold = on),
     release: () => {
       const g = gate;
       gate = undefined;
       g?.();
     },
     /** Resolves when the next pass has begun. */
-    nextPassBegins: () => new Promise<void>((r) => started.push(r)),
+    nextPassBegins,
+    /** Starts the loop (stopped after the test); with `held`, every pass waits for release(), and this for the first to begin. */
+    start: async (held = false) => {
+      hold = held;
+      const first = nextPassBegins();
+      loops.push(loop);
+      loop.start();
+      if (held) await first;
+    },
   };
 }
-
-const loops: ReconcileLoop[] = [];
-afterEach(async () => {
-  await Promise.all(loops.splice(0).map((l) => l.stop()));
-});
 
 /** Whether `p` has settled once every queued callback and timer of this turn ran. */
 async function settled(p: Promise<unknown>): Promise<boolean> {
@@ -50,11 +58,7 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 
 test('a request made during a pass waits for the next pass, which began after it', async () => {
   const t = recordedLoop();
-  loops.push(t.loop);
-  t.holdPasses(true);
-  const first = t.nextPassBegins();
-  t.loop.start();
-  await first;
+  await t.start(true);
   const second = t.nextPassBegins();
   const req = t.loop.request();
   t.release();
@@ -69,11 +73,7 @@ test('a request made during a pass waits for the next pass, which began after it
 
 test('requests made together share one pass and resolve in the order they were made', async () => {
   const t = recordedLoop();
-  loops.push(t.loop);
-  t.holdPasses(true);
-  const first = t.nextPassBegins();
-  t.loop.start();
-  await first;
+  await t.start(true);
   const order: number[] = [];
   const reqs = [0, 1, 2].map((i) => t.loop.request().then(() => order.push(i)));
   const second = t.nextPassBegins();
@@ -87,8 +87,7 @@ test('requests made together share one pass and resolve in the order they were m
 
 test('a request made while idle runs a pass and resolves after it', async () => {
   const t = recordedLoop();
-  loops.push(t.loop);
-  t.loop.start();
+  await t.start();
   await t.loop.request();
   const before = t.passes.length;
   await t.loop.request();
@@ -98,8 +97,7 @@ test('a request made while idle runs a pass and resolves after it', async () => 
 test('a failed pass leaves the request to the retry that ends well', async () => {
   // The first pass runs as the loop starts; the first request is answered by pass 2.
   const t = recordedLoop({ fail: (n) => n === 3 });
-  loops.push(t.loop);
-  t.loop.start();
+  await t.start();
   await t.loop.request();
   expect(t.passes).toHaveLength(2);
   await t.loop.request();
@@ -109,26 +107,21 @@ test('a failed pass leaves the request to the retry that ends well', async () =>
 
 test('a resync pass says so: when asked for, and when the period runs out; other passes do not', async () => {
   const t = recordedLoop();
-  loops.push(t.loop);
-  t.loop.start();
+  await t.start();
   await t.loop.request();
   await t.loop.request({ resync: true });
   await t.loop.request();
   expect(t.passes.map((p) => p.resync)).toEqual([false, false, true, false]);
 
   const timed = recordedLoop({ resyncMs: 10 });
-  loops.push(timed.loop);
-  timed.loop.start();
+  await timed.start();
   for (let i = 0; i < 200 && timed.passes.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
   expect(timed.passes.slice(0, 2).map((p) => p.resync)).toEqual([false, true]);
 });
 
 test('stopping resolves the requests still waiting, and later ones at once', async () => {
   const t = recordedLoop();
-  t.holdPasses(true);
-  const first = t.nextPassBegins();
-  t.loop.start();
-  await first;
+  await t.start(true);
   const req = t.loop.request();
   const stopped = t.loop.stop();
   t.release();
