@@ -9,6 +9,7 @@ import { nodeHealthLoop } from '../../manager/node-health';
 import { serviceControl } from '../../manager/service-control';
 import { MemoryStore } from '../../manager/store/memory-store';
 import { invoke, refused } from '../support/unary-call';
+import { waitFor } from '../support/runtime-wait';
 
 const log = pino({ level: 'silent' });
 const tls = () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never;
@@ -21,14 +22,6 @@ const worker = (id: string) =>
     description: { hostname: id, os: 'linux', arch: 'x64' },
     status: { state: NodeState.NODE_STATE_READY, addr: '198.51.100.10' },
   });
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('never held');
-}
 
 test('networks and services through the Control API: a network in use is not removed, and nothing changes', async () => {
   const store = new MemoryStore();
@@ -67,9 +60,9 @@ test('a heartbeat lease keeps its node ready while renewed; once it runs out, no
   const health = nodeHealthLoop(store, log);
   health.start();
   try {
-    await eventually(async () => (await store.heartbeatingNodes()).size === 0);
+    await waitFor('the heartbeat key to go', async () => (await store.heartbeatingNodes()).size === 0);
     expect(await lease.renew()).toBe(false);
-    await eventually(async () => (await store.getNode('n1'))?.status?.state === NodeState.NODE_STATE_DOWN);
+    await waitFor('the node to be down', async () => (await store.getNode('n1'))?.status?.state === NodeState.NODE_STATE_DOWN);
   } finally {
     await health.stop();
   }

@@ -8,38 +8,19 @@
  * LAN at their own addresses. Run through test/run.sh.
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { byHost, formSwarm, nodes, sw, waitFor } from './cluster-helpers';
+import { byHost, formSwarm, hostOfTask, nodeInTask, nodes, runningTasks, sw, TaskJson, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
-
-interface TaskJson {
-  id: string;
-  slot?: number;
-  nodeId?: string;
-  desiredState?: string;
-  status?: { state?: string; err?: string; container?: { pid?: number } };
-  networks?: { networkName?: string; address?: string; mac?: string; vni?: number }[];
-}
 
 const prefix = `swn${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost;
 
-const running = async (service: string): Promise<TaskJson[]> =>
-  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
-    (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
-  );
-
-async function hostOf(t: TaskJson): Promise<LabHost> {
-  const list = await nodes(lab, h1);
-  return lab.hosts.find((h) => byHost(list, h)?.id === t.nodeId)!;
-}
+const running = (service: string) => runningTasks(lab, h1, service);
+const hostOf = (t: TaskJson) => hostOfTask(lab, h1, t);
 
 const ipOf = (t: TaskJson, net: string) => t.networks!.find((n) => n.networkName === net)!.address!.split('/')[0];
 
-/** Runs node with `script` inside a task's network namespace, on its host. */
-async function inTask(t: TaskJson, script: string, args: string[] = []) {
-  return lab.exec(await hostOf(t), ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
-}
+const inTask = (t: TaskJson, script: string, args: string[] = []) => nodeInTask(lab, h1, t, script, args);
 
 /** Connects to each address:port; prints one line per address: ok or the error. */
 const PROBE = `

@@ -17,6 +17,7 @@ import { Cluster, Node, NodeAvailability, NodeRole, NodeState } from '../../serv
 import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../../services/pki/ca';
 import { formatJoinToken } from '../../services/pki/tokens';
 import { fixtureClient, useEtcd } from './etcd-fixture';
+import { waitFor } from '../support/runtime-wait';
 
 const etcd = useEtcd();
 const log = pino({ level: 'silent' });
@@ -42,14 +43,6 @@ const node = (id: string, role: NodeRole, apiAddr: string) =>
     status: { state: NodeState.NODE_STATE_UNKNOWN, addr: '127.0.0.1', apiAddr },
     managerStatus: role === NodeRole.NODE_ROLE_MANAGER ? { addr: apiAddr } : undefined,
   });
-
-async function waitFor(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** What the manager read from etcd between `before` and the moment its KV calls went quiet. */
 async function readSince(before: ReadCounts): Promise<{ kvCalls: number; kvBytes: number }> {
@@ -96,7 +89,7 @@ test('a pass woken by a change that needs no write reads nothing from etcd', asy
   const stream = client.session({ description: undefined, advertiseAddr: '', apiAddr: '' });
   stream.on('data', (msg: SessionMessage) => messages.push(msg));
   stream.on('error', () => undefined);
-  await waitFor('the session to open', () => messages.length > 0);
+  await waitFor('the session to open', async () => messages.length > 0);
   await waitFor('the worker to be ready', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY);
   expect(await counter.quiet(1000, 0, 30000)).toBe(true);
 
@@ -111,6 +104,6 @@ test('a pass woken by a change that needs no write reads nothing from etcd', asy
   const sent = messages.length;
   const labelled = await setup.mutateNode('w1', (n) => ({ ...n, spec: { ...n.spec!, labels: { zone: 'a' } } }));
   expect(labelled.spec?.labels).toEqual({ zone: 'a' });
-  await waitFor('the dispatcher to send the label', () => messages.slice(sent).some((msg) => msg.node?.spec?.labels.zone === 'a'));
+  await waitFor('the dispatcher to send the label', async () => messages.slice(sent).some((msg) => msg.node?.spec?.labels.zone === 'a'));
   expect(await readSince(before)).toEqual({ kvCalls: 0, kvBytes: 0 });
 });
