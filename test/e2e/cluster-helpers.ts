@@ -62,15 +62,17 @@ export async function runningTasks(lab: Lab, h: LabHost, service: string): Promi
   );
 }
 
+/** The lab host a task runs on, by a node list. */
+export const hostIn = (lab: Lab, list: NodeJson[], t: TaskJson): LabHost => lab.hosts.find((host) => byHost(list, host)?.id === t.nodeId)!;
+
 /** The lab host a task runs on, by the node list of the manager `h`. */
 export async function hostOfTask(lab: Lab, h: LabHost, t: TaskJson): Promise<LabHost> {
-  const list = await nodes(lab, h);
-  return lab.hosts.find((host) => byHost(list, host)?.id === t.nodeId)!;
+  return hostIn(lab, await nodes(lab, h), t);
 }
 
-/** Runs node with `script` inside a task's network namespace, on its host (found through the manager `h`). */
-export async function nodeInTask(lab: Lab, h: LabHost, t: TaskJson, script: string, args: string[] = []) {
-  return lab.exec(await hostOfTask(lab, h, t), ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
+/** Runs node with `script` inside a task's network namespace, on `host`, the task's host. */
+export function nodeInTask(lab: Lab, host: LabHost, t: TaskJson, script: string, args: string[] = []) {
+  return lab.exec(host, ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
 }
 
 /** The `swarmlet join ...` line of an init or join-token output, as argv. */

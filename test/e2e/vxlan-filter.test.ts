@@ -26,7 +26,7 @@ const hostOf = (t: TaskJson) => hostOfTask(lab, h1, t);
 const attachment = (t: TaskJson) => t.networks!.find((n) => n.networkName === 'vxnet')!;
 const ipOf = (t: TaskJson) => attachment(t).address!.split('/')[0];
 
-const inTask = (t: TaskJson, script: string, args: string[] = []) => nodeInTask(lab, h1, t, script, args);
+const inTask = async (t: TaskJson, script: string, args: string[] = []) => nodeInTask(lab, await hostOf(t), t, script, args);
 
 /** Appends each UDP datagram it receives on the port to the file, one line each; stops at "end". */
 const LISTENER = `
