@@ -74,7 +74,7 @@ export class Agent extends EventEmitter {
     server.addService(AgentService, agentService(this.opts.runtime, this.networks, caCertPem, this.opts.log));
   }
 
-  /** Opens the dispatcher session (once the node's server is up) and starts checking the kernel against it. */
+  /** Opens the dispatcher session (once the node's server is up); the network controller checks the kernel against its messages. */
   connect(): void {
     const { log, nodeId, advertiseAddr, apiAddr, description, tls, managers } = this.opts;
     const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers });
@@ -82,7 +82,6 @@ export class Agent extends EventEmitter {
     session.on('removed', () => this.emit('removed'));
     session.start();
     this.session = session;
-    this.networks.startResync();
   }
 
   /** Stops the session, the worker and the networks' loops. Tasks keep running: a restarted agent adopts them again. */

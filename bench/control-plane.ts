@@ -43,7 +43,7 @@ import { EtcdStore } from '../manager/store/etcd-store';
 import { keys } from '../manager/store/keys';
 import { fixtureClient, startEtcd } from '../test/integration/etcd-fixture';
 import { sleep } from '../test/lab/process-tree';
-import { firstLine, progress, renderReport, seconds } from './lab-helpers';
+import { firstLine, positiveInteger, progress, readFlags, renderReport, seconds } from './lab-helpers';
 import { pureSchedulerRate } from './scheduler';
 import { EtcdReadCounter, ReadCounts } from './etcd-read-counter';
 
@@ -64,30 +64,14 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const usage = 'usage: control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE]';
-  const opts = { tasks: 30000, nodes: 1000, timeoutS: 0, logFile: path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`) };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq < 0 ? arg : arg.slice(0, eq);
-    const value = (): string => {
-      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value; ${usage}`);
-      return v;
-    };
-    if (flag === '--tasks') opts.tasks = Number(value());
-    else if (flag === '--nodes') opts.nodes = Number(value());
-    else if (flag === '--timeout') opts.timeoutS = Number(value());
-    else if (flag === '--log') opts.logFile = value();
-    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; ${usage}`);
-  }
-  for (const [name, v] of [['--tasks', opts.tasks], ['--nodes', opts.nodes]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new SwarmletError('InvalidArgument', `${name} must be a positive integer, not ${v}`);
-  }
-  if (opts.timeoutS !== 0 && !(opts.timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${opts.timeoutS}`);
+  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE]');
+  const tasks = positiveInteger('--tasks', Number(flags.get('--tasks') ?? 30000));
+  const nodes = positiveInteger('--nodes', Number(flags.get('--nodes') ?? 1000));
+  const timeoutS = Number(flags.get('--timeout') ?? 0);
+  if (timeoutS !== 0 && !(timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${timeoutS}`);
   // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
-  const timeoutMs = opts.timeoutS ? opts.timeoutS * 1000 : Math.max(120000, opts.tasks * 20);
-  return { tasks: opts.tasks, nodes: opts.nodes, timeoutMs, logFile: opts.logFile };
+  const timeoutMs = timeoutS ? timeoutS * 1000 : Math.max(120000, tasks * 20);
+  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`) };
 }
 
 // ---- what the agents process reports ------------------------------------------------------------

@@ -28,27 +28,35 @@ export const POLL_MS = 100;
 export const STALL_MS = 1000;
 export const MAX_PROBES_IN_FLIGHT = 3;
 
-/** `--runs N`, `--prefix P`, `--keep-logs DIR` (also as `--flag=value`); `script` names the benchmark in the usage line. */
-export function parseBenchArgs(argv: string[], defaults: { script: string; runs: number; prefix: string }): BenchOptions {
-  let runs = defaults.runs;
-  let prefix = defaults.prefix;
-  let keepLogs: string | undefined;
+/**
+ * A benchmark's flags: `--flag value` or `--flag=value`, each one of `flags` (the last given wins).
+ * Anything else, or a flag without its value, is InvalidArgument with the usage line.
+ */
+export function readFlags(argv: string[], flags: readonly string[], usage: string): Map<string, string> {
+  const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const flag = eq < 0 ? arg : arg.slice(0, eq);
-    const value = (): string => {
-      const v = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-      if (v === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--runs') runs = Number(value());
-    else if (flag === '--prefix') prefix = value();
-    else if (flag === '--keep-logs') keepLogs = value();
-    else throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; usage: ${defaults.script} [--runs N] [--prefix P] [--keep-logs DIR]`);
+    if (!flags.includes(flag)) throw new SwarmletError('InvalidArgument', `unexpected argument ${arg}; usage: ${usage}`);
+    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new SwarmletError('InvalidArgument', `${flag} needs a value; usage: ${usage}`);
+    values.set(flag, value);
   }
-  if (!Number.isInteger(runs) || runs < 1) throw new SwarmletError('InvalidArgument', `--runs must be a positive integer, not ${runs}`);
-  return Object.freeze({ runs, prefix, keepLogs });
+  return values;
+}
+
+/** A positive integer flag's value, else InvalidArgument. */
+export function positiveInteger(flag: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new SwarmletError('InvalidArgument', `${flag} must be a positive integer, not ${value}`);
+  return value;
+}
+
+/** `--runs N`, `--prefix P`, `--keep-logs DIR` (also as `--flag=value`); `script` names the benchmark in the usage line. */
+export function parseBenchArgs(argv: string[], defaults: { script: string; runs: number; prefix: string }): BenchOptions {
+  const flags = readFlags(argv, ['--runs', '--prefix', '--keep-logs'], `${defaults.script} [--runs N] [--prefix P] [--keep-logs DIR]`);
+  const runs = positiveInteger('--runs', Number(flags.get('--runs') ?? defaults.runs));
+  return Object.freeze({ runs, prefix: flags.get('--prefix') ?? defaults.prefix, keepLogs: flags.get('--keep-logs') });
 }
 
 export function summarize(samplesMs: number[]): Summary {

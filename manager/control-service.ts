@@ -11,14 +11,14 @@ import { retireManager, retireThroughPeer } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
 import { networkControl } from './network-control';
 import { serviceControl } from './service-control';
-import { EtcdStore } from './store/etcd-store';
+import { Store } from './store/store';
 import { TlsMaterial } from '../services/api/tls';
-import { keys } from './store/keys';
 import { SealKeySource } from './service-secrets';
 import { OperatorCertRegistry } from './store/operator-certs';
 
 export interface ControlDeps {
-  store: EtcdStore;
+  /** Reads what any manager has just written: in a manager, a store that reads etcd on every call (no snapshot). */
+  store: Store;
   etcd: Etcd3;
   log: Logger;
   /** This manager's node certificate, as it is now (for calls to agents and other managers). */
@@ -123,7 +123,6 @@ export function controlService(deps: ControlDeps): ControlServer {
       const target = resolveNode((await view()).nodes, req.node);
       planNodeRemoval(target, req.force);
       await deps.store.deleteNode(target);
-      await deps.store.client.delete().key(keys.heartbeat(target.id));
       log.info({ nodeId: target.id, force: req.force }, 'node removed');
       return {};
     }),

@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { Etcd3, Lease } from 'etcd3';
 import { notFound } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
@@ -13,14 +12,14 @@ import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays, planVteps } from './network/peers';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
-import { EtcdStore } from './store/etcd-store';
+import { HeartbeatLease, Store } from './store/store';
 import { keys } from './store/keys';
 
 interface Session {
   id: string;
   nodeId: string;
   ttl: number;
-  lease?: Lease;
+  lease?: HeartbeatLease;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>;
   lastSent: string;
 }
@@ -46,8 +45,7 @@ export class Dispatcher {
   private spec?: ClusterSpec;
 
   constructor(
-    private readonly store: EtcdStore,
-    private readonly etcd: Etcd3,
+    private readonly store: Store,
     parentLog: Logger,
     private readonly leaderId: () => Promise<string | undefined>,
     private readonly sealKey?: SealKeySource,
@@ -78,8 +76,8 @@ export class Dispatcher {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
         const ttl = leaseSeconds(this.spec);
-        const res = session.ttl === ttl ? await session.lease?.keepaliveOnce().catch(() => undefined) : undefined;
-        if (!res || Number(res.TTL) <= 0) {
+        const renewed = session.ttl === ttl && (await session.lease?.renew());
+        if (!renewed) {
           // First beat after the old lease expired, or the cluster's node-down bound changed.
           session.ttl = ttl;
           await this.attachLease(session);
@@ -161,9 +159,7 @@ export class Dispatcher {
 
   /** Puts the node's heartbeat key under a new lease (at session start, or after the old one expired). */
   private async attachLease(session: Session): Promise<void> {
-    const lease = this.etcd.lease(session.ttl, { autoKeepAlive: false });
-    await this.store.putLeased(keys.heartbeat(session.nodeId), session.id, lease);
-    session.lease = lease;
+    session.lease = await this.store.holdHeartbeat(session.nodeId, session.id, session.ttl);
   }
 
   private endSession(session: Session, status: Error & Partial<grpc.ServiceError>): void {

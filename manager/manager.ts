@@ -18,7 +18,7 @@ import { allocatorLoop, builtinNetworksLoop, orchestratorLoop, schedulerLoop } f
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
-import { keys, ROOT, SNAPSHOT_PREFIXES } from './store/keys';
+import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
 import { hasClearSecrets } from './store/cluster-secrets';
 
@@ -69,13 +69,14 @@ export class Manager {
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
     this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
-    this.snapshot = new WatchedSnapshot(opts.etcd, ROOT, SNAPSHOT_PREFIXES, opts.log);
+    this.snapshot = new WatchedSnapshot(opts.etcd, SNAPSHOT_ROOTS, SNAPSHOT_PREFIXES, opts.log);
     this.loopStore = this.store.withSnapshot(this.snapshot);
     const operators = new OperatorCertRegistry(opts.etcd);
     this.access = new PeerAccess(this.store, operators, opts.log);
     this.election = opts.etcd.election(keys.election, LEADER_LEASE_SECONDS);
     const leaderId = () => this.leaderId();
-    this.dispatcher = new Dispatcher(this.loopStore, opts.etcd, opts.log, leaderId, opts.sealKey);
+    // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
+    this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
     this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
   }
 
@@ -124,8 +125,9 @@ export class Manager {
     }
   }
 
+  /** The leader now, read from etcd (what the Control API shows). */
   async leaderId(): Promise<string | undefined> {
-    return this.election.leader();
+    return this.store.leaderId();
   }
 
   /** The presence key lives as long as this manager's lease; a lost lease is granted again. */

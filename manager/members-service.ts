@@ -10,6 +10,7 @@ import { AddEtcdMemberRequest, AddEtcdMemberResponse, MembersClient, MembersServ
 import { Node, NodeRole, Reachability } from '../services/gen/swarmlet/v1/types';
 import { EtcdSettlingError, etcdMembershipError } from './store/etcd-errors';
 import { EtcdStore } from './store/etcd-store';
+import { Store } from './store/store';
 
 /** The managers' own API: etcd membership. Manager certificates only. */
 export function membersService(store: EtcdStore, etcd: Etcd3, selfId: string, parentLog: Logger): MembersServer {
@@ -52,7 +53,7 @@ const MEMBER_REMOVE_RETRY_MS = 500;
  * for that to pass) changes nothing; then its record says worker, and its daemon, hearing that,
  * stops its manager and etcd.
  */
-export async function retireManager(store: EtcdStore, etcd: Etcd3, embedded: boolean, nodeId: string, left: boolean, log: Logger): Promise<void> {
+export async function retireManager(store: Store, etcd: Etcd3, embedded: boolean, nodeId: string, left: boolean, log: Logger): Promise<void> {
   if (embedded) {
     // etcd refuses a removal while a member is only just connected ("unhealthy cluster") or while
     // it elects a leader: both pass within seconds, so wait them out before giving up.

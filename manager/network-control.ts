@@ -12,10 +12,11 @@ import { newRandomId } from '../services/pki/ca';
 import { planNetworkAllocation } from './network/ipam';
 import { hostSubnetsOf, validateNetworkSpec } from './network/network-spec';
 import { checkNetworkRemoval, networkEndpoints, networkUsers, resolveNetwork } from './network-plans';
-import { EtcdStore } from './store/etcd-store';
+import { Store } from './store/store';
 
 export interface NetworkControlDeps {
-  store: EtcdStore;
+  /** Reads what any manager has just written (see ControlDeps). */
+  store: Store;
   log: Logger;
   /** This manager's node certificate, as it is now (to ask agents). */
   tls: () => TlsMaterial;

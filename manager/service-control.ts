@@ -12,10 +12,11 @@ import { validateServiceSpec } from './orchestrator/service-spec';
 import { applyServiceCreate, applyServiceRemoval, applyServiceUpdate, unchangedSince } from './service-endpoint';
 import { planServiceRollback, planServiceUpdate, resolveService, serviceCounts } from './service-plans';
 import { SealKeySource, sealForCreate, sealForUpdate, withoutSecrets } from './service-secrets';
-import { EtcdStore } from './store/etcd-store';
+import { Store } from './store/store';
 
 export interface ServiceControlDeps {
-  store: EtcdStore;
+  /** Reads what any manager has just written (see ControlDeps). */
+  store: Store;
   log: Logger;
   /** This manager's node certificate: it calls agents with it, for their tasks' logs. */
   tls: () => TlsMaterial;

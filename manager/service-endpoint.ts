@@ -7,7 +7,7 @@ import { SwarmletError } from '../services/common/errors';
 import { EndpointMode, Service } from '../services/gen/swarmlet/v1/types';
 import { planServicePorts, releasedOnRemoval } from './network/ports';
 import { sameMessage } from './orchestrator/tasks';
-import { EtcdStore, PortRaceError } from './store/etcd-store';
+import { PortRaceError } from './store/etcd-store';
 import { PortClaimWrite, Store } from './store/store';
 
 const ATTEMPTS = 5;
@@ -83,13 +83,13 @@ function rebase(next: Service, base: Service, fresh: Service): Service | undefin
  * Whether the service is, spec-wise, what it was at `version` (what an operator read): changes the
  * loops made since (VIPs, update progress) do not make an update stale.
  */
-export async function unchangedSince(store: EtcdStore, current: Service, version: number): Promise<boolean> {
+export async function unchangedSince(store: Store, current: Service, version: number): Promise<boolean> {
   if (current.meta?.version === version) return true;
   const then = await store.getServiceAt(current.id, version);
   return then !== undefined && sameSpec(then, current);
 }
 
 /** Deletes a service and gives up its port claims. */
-export async function applyServiceRemoval(store: EtcdStore, service: Service): Promise<void> {
+export async function applyServiceRemoval(store: Store, service: Service): Promise<void> {
   await store.deleteService(service, releasedOnRemoval(service.id, await store.listPortClaims()));
 }

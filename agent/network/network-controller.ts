@@ -1,4 +1,3 @@
-import { Mutex } from 'async-mutex';
 import { readFile, writeFile } from 'fs/promises';
 import { BridgeDriver, needsGatewayBridge } from './bridge-driver';
 import { EmbeddedDns } from '../dns/embedded-dns';
@@ -17,11 +16,12 @@ import { TaskNetworks } from '../worker';
 import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../services/common/subnet-overlap';
 import { asSwarmletError, conflict } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
+import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { HostInterface, NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
 import { hostInterfaceSubnets } from '../host-interfaces';
 
-/** How often the kernel is checked against the last word of the dispatcher when nothing changed. */
+/** How often the kernel is checked against the last word of the dispatcher when nothing changed (default). */
 const RESYNC_MS = 10000;
 /** Name prefix of the bridge driver's bridges and veths in the host's network namespace. */
 export const BRIDGE_PREFIX = 'swb';
@@ -45,6 +45,8 @@ export interface NetworkControllerOptions {
   dnsUpstreams?: readonly string[];
   /** The subnets on the host's own interfaces, read when a task is plugged in; default: this namespace's (hostInterfaceSubnets). */
   hostInterfaces?: () => HostInterface[];
+  /** How often a pass reads the kernel even when no message came (default 10 s; Infinity: only when asked, by resync()). */
+  resyncMs?: number;
 }
 
 /** A task's `ip swarmlet-lb` table for these services ('' for none). */
@@ -77,9 +79,9 @@ function devicesOf(rules: PublishRule[]): string[] {
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
- * the worker sees its tasks, one message after another: the DNS records at once, then the kernel
- * (overlays, bridges, ingress sandbox, the tasks' tables, the host's table), and again every few
- * seconds, reading the kernel then, so that what was deleted by hand comes back. The network
+ * the worker sees its tasks: the DNS records at once, then the kernel (overlays, bridges, ingress
+ * sandbox, the tasks' tables, the host's table) by a pass of the controller's ReconcileLoop, which
+ * also runs every few seconds, reading the kernel then, so that what was deleted by hand comes back. The network
  * drivers (overlay, bridge with the gateway bridge, macvlan) implement one port (driver.ts) that
  * this controller loops over, in that order; each plugs in the attachments of its own kind and
  * leaves the others alone. The ingress sandbox (made before the overlays and filled after the
@@ -97,13 +99,10 @@ export class NetworkController implements TaskNetworks {
   private readonly vxlanFilter: VxlanFilter;
   private readonly log: Logger;
   private state: SessionNetworks = NOTHING;
-  /** A session message was applied: before that, the resync leaves the kernel alone. */
+  /** A session message was applied: before that, a pass leaves the kernel alone. */
   private received = false;
-  /** One pass at a time. */
-  private readonly passes = new Mutex();
-  /** The pass waiting for the one under way, if any. */
-  private pending?: { verify: boolean; done: Promise<void> };
-  private timer?: NodeJS.Timeout;
+  /** One pass at a time; messages that arrive during one coalesce into the next. */
+  private readonly loop: ReconcileLoop;
 
   constructor(private readonly opts: NetworkControllerOptions) {
     this.log = componentLogger(opts.log, 'networks');
@@ -115,29 +114,25 @@ export class NetworkController implements TaskNetworks {
     this.ingress = new IngressSandbox({ log: opts.log, netnsPrefix: opts.netnsPrefix, overlay: this.overlay, bridge: this.bridge, tables: this.tables });
     this.vxlanFilter = new VxlanFilter({ log: opts.log });
     this.drivers = [this.overlay, this.bridge, this.macvlan];
+    this.loop = new ReconcileLoop(undefined, { name: 'networks', watch: [], resyncMs: opts.resyncMs ?? RESYNC_MS, reconcile: (_signal, pass) => this.reconcile(pass.resync) }, this.log);
+    this.loop.start();
   }
 
   /**
    * Applies what a session message says: the DNS records at once, then the kernel; resolves once
-   * the kernel matches it (failures are logged; the next pass tries again).
+   * a pass that began after the call has made the kernel match it (a step's failure is logged; the
+   * next pass tries again). Callers are answered in the order they called.
    */
   apply(msg: SessionNetworks): Promise<void> {
     this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts, vteps: msg.vteps ?? [] };
     this.received = true;
     this.dns.apply(msg.services);
-    return this.enqueue(false);
-  }
-
-  /** Every few seconds, a pass that reads the kernel (resync()). */
-  startResync(): void {
-    clearInterval(this.timer);
-    this.timer = setInterval(() => void this.resync(), RESYNC_MS);
-    this.timer.unref();
+    return this.loop.request();
   }
 
   /** A pass that reads the kernel's tables instead of trusting what it applied last; nothing before the first message. */
   resync(): Promise<void> {
-    return this.received ? this.enqueue(true) : this.passes.waitForUnlock();
+    return this.loop.request({ resync: true });
   }
 
   /** Networks, then the VIP table, then the DNS sockets: all before the task's command starts. */
@@ -149,7 +144,7 @@ export class NetworkController implements TaskNetworks {
     await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
     await this.dns.attach(task, netns);
     // Its host-mode ports point at its address, known now.
-    if (this.state.hostPorts.some((p) => p.taskId === task.id)) void this.enqueue(false);
+    if (this.state.hostPorts.some((p) => p.taskId === task.id)) this.loop.poke();
   }
 
   async detach(taskId: string): Promise<void> {
@@ -158,8 +153,7 @@ export class NetworkController implements TaskNetworks {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.passes.waitForUnlock();
+    await this.loop.stop();
     await this.dns.close();
     for (const driver of this.drivers) await driver.close();
   }
@@ -170,7 +164,7 @@ export class NetworkController implements TaskNetworks {
     networks.dns.apply([]);
     networks.received = true;
     // Reading the kernel: tables of an earlier run go too.
-    await networks.enqueue(true);
+    await networks.resync();
     await networks.close();
   }
 
@@ -266,30 +260,9 @@ export class NetworkController implements TaskNetworks {
     return lines;
   }
 
-  /**
-   * A pass after the one under way. Passes read the latest state when they start, so one that is
-   * waiting already serves later callers too (a verify pass if any of them asked for one).
-   */
-  private enqueue(verify: boolean): Promise<void> {
-    if (this.pending) {
-      this.pending.verify ||= verify;
-      return this.pending.done;
-    }
-    // Every caller gets this one promise, so callbacks run in the order they were added (the daemon
-    // hands the worker each message's tasks in arrival order).
-    const pending = { verify, done: Promise.resolve() };
-    pending.done = this.passes
-      .runExclusive(() => {
-        this.pending = undefined;
-        return this.reconcile(pending.verify);
-      })
-      .catch((err) => this.log.error({ err: asSwarmletError(err).message }, 'network pass failed'));
-    this.pending = pending;
-    return pending.done;
-  }
-
-  /** One pass over everything; each step's failure is logged and the next steps still run. */
+  /** One pass over everything (none before the first message); each step's failure is logged and the next steps still run. */
   private async reconcile(verify: boolean): Promise<void> {
+    if (!this.received) return;
     const { tasks, services, hostPorts } = this.state;
     const ingress = usableIngress(this.state.ingress);
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');

@@ -7,7 +7,7 @@ import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavai
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 import { WatchedSnapshot } from './snapshot';
-import { ChangeListener, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { ChangeListener, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
 export type { PortClaimWrite, ChangeListener } from './store';
@@ -172,6 +172,21 @@ export class EtcdStore implements Store {
     return { key, createRevision: Number(first.create_revision) };
   }
 
+  /**
+   * The node id of the leader: the value of the oldest campaign key of the managers' election. From
+   * the snapshot when it holds the election's keys (what the dispatcher's passes use: no etcd read),
+   * else read from etcd as etcd3's `Election.leader()` does.
+   */
+  async leaderId(): Promise<string | undefined> {
+    if (this.snapshot?.covers(keys.electionPrefix)) {
+      const { values } = await this.snapshot.read(keys.electionPrefix, (kv) => kv);
+      const oldest = values.reduce<IKeyValue | undefined>((a, kv) => (!a || Number(kv.create_revision) < Number(a.create_revision) ? kv : a), undefined);
+      return oldest?.value.toString();
+    }
+    const res = await this.guard(this.client.getAll().prefix(keys.electionPrefix).sort('Create', 'Ascend').limit(1).exec());
+    return res.kvs[0]?.value.toString();
+  }
+
   async getCluster(): Promise<Cluster | undefined> {
     if (this.snapshot?.covers(keys.cluster)) return (await this.fromSnapshot(keys.cluster, this.clusterCodec)).values[0];
     return this.read(keys.cluster, this.clusterCodec);
@@ -210,8 +225,14 @@ export class EtcdStore implements Store {
     return this.update(keys.node(node.id), node, NODE_CODEC);
   }
 
+  /** Deletes a node, if it is still at the version read, and its heartbeat key in the same transaction. */
   async deleteNode(node: Node): Promise<void> {
-    const res = await this.guard(this.when(keys.node(node.id), 'Mod', '==', node.meta?.version ?? 0).then(this.client.delete().key(keys.node(node.id))).commit());
+    const res = await this.guard(
+      this
+        .when(keys.node(node.id), 'Mod', '==', node.meta?.version ?? 0)
+        .then(this.client.delete().key(keys.node(node.id)), this.client.delete().key(keys.heartbeat(node.id)))
+        .commit(),
+    );
     if (res.succeeded) return;
     if (!(await this.getNode(node.id))) throw notFound(`node ${node.id} not found`);
     throw new SwarmletError('Retryable', `node ${node.id} changed while it was being removed; try again`);
@@ -510,6 +531,18 @@ export class EtcdStore implements Store {
 
   async putLeased(key: string, value: string, lease: Lease): Promise<void> {
     await this.guard(lease.put(key).value(value).exec());
+  }
+
+  /** The heartbeat key under a new etcd lease, renewed only when the agent heartbeats (no automatic keepalive). */
+  async holdHeartbeat(nodeId: string, sessionId: string, ttlSeconds: number): Promise<HeartbeatLease> {
+    const lease = this.client.lease(ttlSeconds, { autoKeepAlive: false });
+    await this.putLeased(keys.heartbeat(nodeId), sessionId, lease);
+    return {
+      renew: async () => {
+        const res = await lease.keepaliveOnce().catch(() => undefined);
+        return res !== undefined && Number(res.TTL) > 0;
+      },
+    };
   }
 
   /** Calls `listener` after anything under one of the prefixes changes. The watcher survives reconnects. */

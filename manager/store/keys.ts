@@ -12,6 +12,8 @@ export const keys = {
   managersPrefix: `${ROOT}managers/`,
   manager: (nodeId: string) => `${ROOT}managers/${nodeId}`,
   election: `${ROOT}leader`,
+  /** Where etcd3's Election keeps the campaigns of `election` (`election/<name>/<lease>`); the oldest leads. */
+  electionPrefix: `election/${ROOT}leader/`,
   servicesPrefix: `${ROOT}services/`,
   service: (id: string) => `${ROOT}services/${id}`,
   /** name -> service id: makes names unique in the same transaction that creates the service. */
@@ -31,4 +33,7 @@ export const keys = {
 };
 
 /** What a manager's snapshot holds: everything the leader's loops and the dispatcher read. */
-export const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix];
+export const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix, keys.electionPrefix];
+
+/** What a manager's snapshot watches: the cluster's keys, and the election's (which etcd3 keeps outside ROOT). */
+export const SNAPSHOT_ROOTS = [ROOT, keys.electionPrefix];

@@ -7,7 +7,7 @@
 import { conflict, notFound, SwarmletError } from '../../services/common/errors';
 import { Cluster, Network, Node, Service, Task } from '../../services/gen/swarmlet/v1/types';
 import { keys } from './keys';
-import { ChangeListener, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { ChangeListener, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 
 interface Versioned {
   id: string;
@@ -25,6 +25,8 @@ export class MemoryStore implements Store {
   private revision = 0;
   private readonly held = new Map<string, Held>();
   private readonly listeners = new Set<{ prefixes: string[]; fn: ChangeListener }>();
+  /** Heartbeat key -> the lease that holds it now (a newer lease takes the key over, as in etcd). */
+  private readonly leaseOf = new Map<string, object>();
   /** Writes made, by kind: what a component test checks a no-op pass against. */
   readonly writes = { puts: 0, deletes: 0 };
 
@@ -45,6 +47,7 @@ export class MemoryStore implements Store {
 
   /** A node's agent starts or stops heartbeating (in etcd, a key under a lease). */
   setHeartbeat(nodeId: string, alive: boolean): void {
+    this.leaseOf.delete(keys.heartbeat(nodeId));
     if (alive) this.commit([[keys.heartbeat(nodeId), nodeId]], []);
     else this.commit([], [keys.heartbeat(nodeId)]);
   }
@@ -55,12 +58,26 @@ export class MemoryStore implements Store {
     return this.get<Cluster & Versioned>(keys.cluster);
   }
 
+  async updateCluster(cluster: Cluster): Promise<Cluster> {
+    return this.update(keys.cluster, cluster, 'the cluster');
+  }
+
   async listNodes(): Promise<Node[]> {
     return this.list(keys.nodesPrefix);
   }
 
   async getNode(id: string): Promise<Node | undefined> {
     return this.get<Node>(keys.node(id));
+  }
+
+  async updateNode(node: Node): Promise<Node> {
+    return this.update(keys.node(node.id), node, `node ${node.id}`);
+  }
+
+  async deleteNode(node: Node): Promise<void> {
+    this.checkVersion(keys.node(node.id), node, `node ${node.id}`);
+    this.leaseOf.delete(keys.heartbeat(node.id));
+    this.commit([], [keys.node(node.id), ...(this.held.has(keys.heartbeat(node.id)) ? [keys.heartbeat(node.id)] : [])]);
   }
 
   async mutateNode(id: string, change: (node: Node) => Node | undefined, attempts = 5): Promise<Node> {
@@ -71,6 +88,33 @@ export class MemoryStore implements Store {
 
   async heartbeatingNodes(): Promise<Set<string>> {
     return this.idsUnder(keys.heartbeatsPrefix);
+  }
+
+  /** The key goes `ttlSeconds` after it was put or last renewed, unless a newer lease took it over. */
+  async holdHeartbeat(nodeId: string, sessionId: string, ttlSeconds: number): Promise<HeartbeatLease> {
+    const key = keys.heartbeat(nodeId);
+    const lease = {};
+    let live = true;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        live = false;
+        if (this.leaseOf.get(key) !== lease) return;
+        this.leaseOf.delete(key);
+        this.commit([], [key]);
+      }, ttlSeconds * 1000);
+      timer.unref();
+    };
+    this.leaseOf.set(key, lease);
+    this.commit([[key, sessionId]], []);
+    arm();
+    return {
+      renew: async () => {
+        if (live) arm();
+        return live;
+      },
+    };
   }
 
   async runningManagers(): Promise<Set<string>> {
@@ -101,6 +145,17 @@ export class MemoryStore implements Store {
     return (await this.getService(service.id))!;
   }
 
+  async deleteService(service: Service, ports?: PortClaimWrite): Promise<void> {
+    this.checkVersion(keys.service(service.id), service, `service ${service.spec?.name ?? service.id}`);
+    this.commit([...this.claimPuts(service.id, ports)], [keys.service(service.id), keys.serviceName(service.spec!.name), ...this.claimDeletes(ports)]);
+  }
+
+  /** The service if it is still at `revision`: the memory store keeps no history (as etcd after a compaction). */
+  async getServiceAt(id: string, revision: number): Promise<Service | undefined> {
+    const service = this.get<Service>(keys.service(id));
+    return service?.meta?.version === revision ? service : undefined;
+  }
+
   async listPortClaims(): Promise<Map<string, string>> {
     const claims = new Map<string, string>();
     for (const [key, h] of this.held) if (key.startsWith(keys.publishedPortsPrefix)) claims.set(key.slice(keys.publishedPortsPrefix.length), h.value as string);
@@ -124,6 +179,12 @@ export class MemoryStore implements Store {
     }
     this.commit([[keys.networkName(name), network.id], [keys.network(network.id), this.stamp(network, true)]], []);
     return (await this.get<Network>(keys.network(network.id)))!;
+  }
+
+  async deleteNetwork(network: Network): Promise<void> {
+    const name = network.spec?.name ?? '';
+    this.checkVersion(keys.network(network.id), network, `network ${name || network.id}`);
+    this.commit([], [keys.network(network.id), keys.networkName(name)]);
   }
 
   async listTasks(): Promise<Task[]> {
@@ -191,6 +252,12 @@ export class MemoryStore implements Store {
 
   private idsUnder(prefix: string): Set<string> {
     return new Set([...this.held.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)));
+  }
+
+  private update<T extends Versioned>(key: string, obj: T, what: string): T {
+    this.checkVersion(key, obj, what);
+    this.commit([[key, this.stamp(obj, false)]], []);
+    return this.get<T>(key)!;
   }
 
   private stamp<T extends Versioned>(obj: T, creating: boolean): T {

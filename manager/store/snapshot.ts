@@ -30,6 +30,11 @@ const CATCH_UP_MS = 3000;
  * revision), then watches from that revision on; after a compaction or a lost watch it lists again
  * and tells its listeners what may have changed. Readers never trust an event's payload: they read
  * the snapshot again.
+ *
+ * It watches one stream per root. The first root holds every key this manager's stores write: its
+ * watch alone moves the revision a read-your-writes waits for. The others (the election's keys, which
+ * etcd3 keeps outside the cluster's root) are kept as current as their watch, as etcd3's own
+ * LeaderObserver would keep them.
  */
 export class WatchedSnapshot {
   /** Held keys, by the held prefix they are under. */
@@ -40,13 +45,13 @@ export class WatchedSnapshot {
   private readonly counters = { ...newReadCounters(), lists: 0, events: 0 };
   private readonly listeners = new Set<{ prefixes: string[]; fn: () => void }>();
   private waiters: { revision: number; resolve: () => void }[] = [];
-  private watcher?: Watcher;
+  private watchers: Watcher[] = [];
   private starting?: Promise<void>;
   private stopped = false;
   private readonly log: Logger;
 
-  /** `root` is watched (one stream for everything); the keys under `prefixes` are held. */
-  constructor(private readonly client: Etcd3, private readonly root: string, readonly prefixes: string[], parentLog: Logger) {
+  /** Each of `roots` is watched (one stream each, the first for every key the stores write); the keys under `prefixes` are held. */
+  constructor(private readonly client: Etcd3, private readonly roots: string[], readonly prefixes: string[], parentLog: Logger) {
     this.log = componentLogger(parentLog, 'snapshot');
     for (const p of prefixes) this.entries.set(p, new Map());
   }
@@ -62,8 +67,7 @@ export class WatchedSnapshot {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.cancelWatchers();
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
   }
@@ -129,8 +133,7 @@ export class WatchedSnapshot {
 
   /** Lists every held prefix at one revision, replaces the held keys with them, and watches from there. */
   private async sync(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
+    await this.cancelWatchers();
     const listed = new Map<string, IKeyValue>();
     let revision: number | undefined;
     for (const prefix of this.prefixes) {
@@ -147,17 +150,29 @@ export class WatchedSnapshot {
       if (!held || held.kv.mod_revision !== kv.mod_revision) under.set(key, { kv });
     }
     this.advance(revision!);
-    if (this.stopped) return;
-    const watcher = await this.client.watch().prefix(this.root).startRevision(String(revision! + 1)).create();
+    for (const [i, root] of this.roots.entries()) {
+      if (this.stopped) break;
+      const watcher = await this.client.watch().prefix(root).startRevision(String(revision! + 1)).create();
+      this.watchers.push(watcher);
+      watcher.on('data', (res) => this.apply(res.events, i === 0 ? Number(res.header.revision) : undefined));
+      // A watch etcd cancels (its start revision compacted away) or that fails: list again and diff.
+      // etcd3 has dropped it already; cancelling it again on the stream the other watches share would wait forever.
+      watcher.on('error', (err) => {
+        this.watchers = this.watchers.filter((w) => w !== watcher);
+        void this.resync(`the watch failed: ${(err as Error).message}`);
+      });
+    }
     if (this.stopped) {
-      await watcher.cancel().catch(() => undefined);
+      await this.cancelWatchers();
       return;
     }
-    watcher.on('data', (res) => this.apply(res.events, Number(res.header.revision)));
-    // A watch etcd cancels (its start revision compacted away) or that fails: list again and diff.
-    watcher.on('error', (err) => void this.resync(`the watch failed: ${(err as Error).message}`));
-    this.watcher = watcher;
     this.notify();
+  }
+
+  private async cancelWatchers(): Promise<void> {
+    const watchers = this.watchers;
+    this.watchers = [];
+    await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
   }
 
   private resyncing?: Promise<void>;
@@ -181,7 +196,8 @@ export class WatchedSnapshot {
     return this.resyncing;
   }
 
-  private apply(events: { type: string; kv: IKeyValue }[], revision: number): void {
+  /** Applies a watch's events; `revision` (the first root's watch only) is what the snapshot is now current to. */
+  private apply(events: { type: string; kv: IKeyValue }[], revision: number | undefined): void {
     const changed: string[] = [];
     for (const ev of events) {
       const key = ev.kv.key.toString();
@@ -192,7 +208,7 @@ export class WatchedSnapshot {
       if (ev.type === 'Put') this.entries.get(prefix)!.set(key, { kv: ev.kv });
       else this.entries.get(prefix)!.delete(key);
     }
-    this.advance(revision);
+    if (revision !== undefined) this.advance(revision);
     if (changed.length) this.notify(changed);
   }
 

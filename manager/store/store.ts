@@ -7,6 +7,11 @@
  * wrote it; updates compare-and-swap on it (a stale one is Retryable); creates are
  * create-if-absent (Conflict); a task's state, desired state and node only move forward (Conflict);
  * a watch listener is called after any change under its prefixes, and readers then read again.
+ *
+ * What the Control API, the dispatcher and the leader's loops need is all here. Which reads they get
+ * is the composition's choice: the Control API is given a store that reads etcd on every call (a CLI
+ * command sees what any manager has just written), the loops and the dispatcher one over the
+ * watched snapshot.
  */
 import { Watchable } from '../../services/common/reconcile-loop';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
@@ -22,6 +27,15 @@ export interface PortClaimWrite {
 /** The store's view of a watch: something under the prefix changed. Consumers re-read; they never trust a payload. */
 export type ChangeListener = () => void;
 
+/**
+ * A node's heartbeat key, held under a lease: it goes when the lease is not renewed within its TTL
+ * (in etcd, the key is put under a lease; the node-health loop sees it go).
+ */
+export interface HeartbeatLease {
+  /** Renews the lease; false when it had run out already (the key is gone: hold a new one). */
+  renew(): Promise<boolean>;
+}
+
 /** One task write: compare-and-swap from `before` (its version) to `after`. */
 export interface TaskChange {
   before: Task;
@@ -31,13 +45,21 @@ export interface TaskChange {
 
 export interface Store extends Watchable {
   getCluster(): Promise<Cluster | undefined>;
+  /** Compare-and-swaps the cluster object. */
+  updateCluster(cluster: Cluster): Promise<Cluster>;
 
   listNodes(): Promise<Node[]>;
   getNode(id: string): Promise<Node | undefined>;
+  /** Compare-and-swaps a node. */
+  updateNode(node: Node): Promise<Node>;
   /** Read, change, compare-and-swap, again on a lost race; `change` returns undefined to leave it. NotFound if absent. */
   mutateNode(id: string, change: (node: Node) => Node | undefined, attempts?: number): Promise<Node>;
+  /** Deletes a node if it is still at the version read (NotFound if gone, Retryable if changed), and its heartbeat key. */
+  deleteNode(node: Node): Promise<void>;
   /** Ids of the nodes whose agents are heartbeating now. */
   heartbeatingNodes(): Promise<Set<string>>;
+  /** Puts the node's heartbeat key (its value: the agent's session) under a new lease of `ttlSeconds`. */
+  holdHeartbeat(nodeId: string, sessionId: string, ttlSeconds: number): Promise<HeartbeatLease>;
   /** Ids of the managers whose daemons are running now. */
   runningManagers(): Promise<Set<string>>;
 
@@ -46,6 +68,10 @@ export interface Store extends Watchable {
   createService(service: Service, ports?: PortClaimWrite): Promise<Service>;
   /** Compare-and-swaps a service; with `ports`, its port claims change in the same write. */
   updateService(service: Service, ports?: PortClaimWrite): Promise<Service>;
+  /** Deletes a service and frees its name (and the port claims given), if it is still at the version read. */
+  deleteService(service: Service, ports?: PortClaimWrite): Promise<void>;
+  /** The service as it was at a store revision; undefined when the store no longer has that revision. */
+  getServiceAt(id: string, revision: number): Promise<Service | undefined>;
   /** Every ingress port claim: `tcp/8080` -> service id. */
   listPortClaims(): Promise<Map<string, string>>;
 
@@ -54,6 +80,8 @@ export interface Store extends Watchable {
   listNetworksAt(): Promise<{ networks: Network[]; revision: number }>;
   /** Creates a network and claims its name; with `readRevision`, only if no network changed after it (else Retryable). */
   createNetwork(network: Network, readRevision?: number): Promise<Network>;
+  /** Deletes a network and frees its name, if it is still at the version read. */
+  deleteNetwork(network: Network): Promise<void>;
 
   listTasks(): Promise<Task[]>;
   getTask(id: string): Promise<Task | undefined>;

@@ -7,13 +7,19 @@ export interface Watchable {
   watchPrefixes(prefixes: string[], listener: () => void): Promise<() => Promise<void>>;
 }
 
+/** What a pass is told about itself. */
+export interface PassInfo {
+  /** The periodic resync (or a caller, through `request({ resync: true })`) asked for this pass: check everything, trust no cache. */
+  resync: boolean;
+}
+
 export interface ReconcileLoopOptions {
   name: string;
   /** Store prefixes whose changes make the loop run again (none for a loop without a store). */
   watch: string[];
   /** Reads the whole state it needs and makes it so; must be safe to run again. */
-  reconcile: (signal: AbortSignal) => Promise<void>;
-  /** A full pass also runs this often, whatever the watches said (default 30 s). */
+  reconcile: (signal: AbortSignal, pass: PassInfo) => Promise<void>;
+  /** A full pass also runs this often, whatever the watches said (default 30 s; Infinity: never). */
   resyncMs?: number;
 }
 
@@ -21,10 +27,17 @@ export interface ReconcileLoopOptions {
  * The shape every reconcile loop has: subscribe, then take a snapshot; after that recompute from
  * the whole state whenever something changed (never from an event's payload). Changes that arrive
  * during a pass coalesce into one more pass. Failures retry with bounded backoff. The manager's
- * loops and the dispatcher watch the store; the agent's worker has no store and is poked instead.
+ * loops and the dispatcher watch the store; the agent's worker and network controller have no store
+ * and are poked instead. A caller that must know when its change is made (the network controller,
+ * before the worker starts a message's tasks) asks with `request()`.
  */
 export class ReconcileLoop {
   private dirty = true;
+  /** The next pass is a resync (the timer ran out, or a request asked for one). */
+  private resyncDue = false;
+  /** Requests the next pass that ends well answers, in the order they were made. */
+  private waiting: (() => void)[] = [];
+  private stopped = false;
   private wake?: () => void;
   private controller?: AbortController;
   private done?: Promise<void>;
@@ -45,12 +58,28 @@ export class ReconcileLoop {
     this.controller?.abort();
     this.wake?.();
     await this.done;
+    this.ended();
   }
 
   /** Asks for a pass soon (for callers that know something changed outside the watched prefixes). */
   poke(): void {
     this.dirty = true;
     this.wake?.();
+  }
+
+  /**
+   * Asks for a pass and resolves once a pass that began after this call has ended well (a pass
+   * under way now does not count: it may have read the state before the caller changed it). A
+   * failed pass leaves the request to its retry. Requests made together share one pass and
+   * resolve in the order they were made; all resolve when the loop stops.
+   */
+  request(opts: { resync?: boolean } = {}): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      if (opts.resync) this.resyncDue = true;
+      this.poke();
+    });
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -61,7 +90,7 @@ export class ReconcileLoop {
         if (!unwatch && this.store) unwatch = await this.store.watchPrefixes(this.opts.watch, () => this.poke());
         if (this.dirty) {
           this.dirty = false;
-          await this.opts.reconcile(signal);
+          await this.pass(signal);
           backoff.reset();
         }
         await this.idle(signal);
@@ -73,16 +102,42 @@ export class ReconcileLoop {
       }
     }
     await unwatch?.();
+    this.ended();
+  }
+
+  /** No pass runs any more: the requests still waiting resolve, and later ones at once. */
+  private ended(): void {
+    this.stopped = true;
+    for (const resolve of this.waiting.splice(0)) resolve();
+  }
+
+  /** One pass; the requests made before it began resolve when it ends well, else wait for the retry. */
+  private async pass(signal: AbortSignal): Promise<void> {
+    const served = this.waiting.splice(0);
+    const resync = this.resyncDue;
+    this.resyncDue = false;
+    try {
+      await this.opts.reconcile(signal, { resync });
+    } catch (err) {
+      this.waiting.unshift(...served);
+      this.resyncDue ||= resync;
+      throw err;
+    }
+    for (const resolve of served) resolve();
   }
 
   private idle(signal: AbortSignal): Promise<void> {
     if (this.dirty || signal.aborted) return Promise.resolve();
+    const resyncMs = this.opts.resyncMs ?? 30000;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.dirty = true;
-        finish();
-      }, this.opts.resyncMs ?? 30000);
-      timer.unref();
+      const timer = Number.isFinite(resyncMs)
+        ? setTimeout(() => {
+            this.dirty = true;
+            this.resyncDue = true;
+            finish();
+          }, resyncMs)
+        : undefined;
+      timer?.unref();
       const finish = () => {
         clearTimeout(timer);
         this.wake = undefined;

@@ -45,6 +45,36 @@ export async function info(lab: Lab, h: LabHost): Promise<Record<string, any>> {
 
 export const byHost = (list: NodeJson[], h: LabHost) => list.find((n) => n.description?.hostname === h.name);
 
+/** A task as `service ps --format json` prints it: the fields the tests read. */
+export interface TaskJson {
+  id: string;
+  slot?: number;
+  nodeId?: string;
+  desiredState?: string;
+  status?: { state?: string; err?: string; container?: { pid?: number } };
+  networks?: { networkName?: string; networkId?: string; address?: string; mac?: string; vni?: number }[];
+}
+
+/** The tasks of `service` that run and are meant to, as the manager `h` lists them. */
+export async function runningTasks(lab: Lab, h: LabHost, service: string): Promise<TaskJson[]> {
+  return (JSON.parse(await sw(lab, h, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
+    (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
+  );
+}
+
+/** The lab host a task runs on, by a node list. */
+export const hostIn = (lab: Lab, list: NodeJson[], t: TaskJson): LabHost => lab.hosts.find((host) => byHost(list, host)?.id === t.nodeId)!;
+
+/** The lab host a task runs on, by the node list of the manager `h`. */
+export async function hostOfTask(lab: Lab, h: LabHost, t: TaskJson): Promise<LabHost> {
+  return hostIn(lab, await nodes(lab, h), t);
+}
+
+/** Runs node with `script` inside a task's network namespace, on `host`, the task's host. */
+export function nodeInTask(lab: Lab, host: LabHost, t: TaskJson, script: string, args: string[] = []) {
+  return lab.exec(host, ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
+}
+
 /** The `swarmlet join ...` line of an init or join-token output, as argv. */
 export function joinCommand(output: string): string[] {
   const line = output.split('\n').find((l) => l.trim().startsWith('swarmlet join '));

@@ -11,16 +11,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { byHost, formSwarm, joinCommand, nodes, sw, waitFor } from './cluster-helpers';
+import { formSwarm, hostOfTask, joinCommand, nodeInTask, runningTasks, sw, TaskJson, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
-
-interface TaskJson {
-  id: string;
-  nodeId?: string;
-  desiredState?: string;
-  status?: { state?: string; container?: { pid?: number } };
-  networks?: { networkName?: string; address?: string; mac?: string; vni?: number }[];
-}
 
 const prefix = `swv${uniqueSuffix()}`;
 const received = join(tmpdir(), `${prefix}-received.log`);
@@ -28,23 +20,13 @@ const LISTEN_PORT = 9310;
 let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost;
 
-const running = async (service: string): Promise<TaskJson[]> =>
-  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
-    (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
-  );
-
-async function hostOf(t: TaskJson): Promise<LabHost> {
-  const list = await nodes(lab, h1);
-  return lab.hosts.find((h) => byHost(list, h)?.id === t.nodeId)!;
-}
+const running = (service: string) => runningTasks(lab, h1, service);
+const hostOf = (t: TaskJson) => hostOfTask(lab, h1, t);
 
 const attachment = (t: TaskJson) => t.networks!.find((n) => n.networkName === 'vxnet')!;
 const ipOf = (t: TaskJson) => attachment(t).address!.split('/')[0];
 
-/** Runs node with `script` inside a task's network namespace, on its host. */
-async function inTask(t: TaskJson, script: string, args: string[] = []) {
-  return lab.exec(await hostOf(t), ['nsenter', `--net=/proc/${t.status!.container!.pid}/ns/net`, process.execPath, '-e', script, ...args]);
-}
+const inTask = async (t: TaskJson, script: string, args: string[] = []) => nodeInTask(lab, await hostOf(t), t, script, args);
 
 /** Appends each UDP datagram it receives on the port to the file, one line each; stops at "end". */
 const LISTENER = `

@@ -4,23 +4,14 @@ import { SwarmletError } from '../../services/common/errors';
 import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { useEtcd } from './etcd-fixture';
 import { rejection } from '../support/rejection';
 
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let clock: Date;
 let store: EtcdStore;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   await etcd.client.delete().prefix('/elsewhere/').exec();
   clock = new Date('2025-03-01T10:00:00.000Z');
   store = new EtcdStore(etcd.client, () => clock);
@@ -251,6 +242,15 @@ describe('nodes', () => {
 
     await store.deleteNode(v2);
     expect(await store.getNode('n1')).toBeUndefined();
+  });
+
+  test('deleteNode drops the node\'s heartbeat key with it; a held heartbeat renews until its lease runs out', async () => {
+    const n = await store.createNode(node('n1'));
+    const lease = await store.holdHeartbeat('n1', 'session-1', 2);
+    expect(await store.heartbeatingNodes()).toEqual(new Set(['n1']));
+    expect(await lease.renew()).toBe(true);
+    await store.deleteNode(n);
+    expect(await store.heartbeatingNodes()).toEqual(new Set());
   });
 
   test('the leader flag and reachability of a manager are never stored', async () => {

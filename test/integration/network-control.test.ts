@@ -1,57 +1,27 @@
 /** The network half of the Control API, the built-in networks and the allocator, on a real throwaway etcd. */
-import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { SwarmletError } from '../../services/common/errors';
 import { NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { EndpointMode, NetworkSpec, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
 import { serviceControl } from '../../manager/service-control';
 import { allocatorLoop, builtinNetworksLoop } from '../../manager/task-loops';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { ROOT } from '../../manager/store/keys';
 import { newTask } from '../../manager/orchestrator/tasks';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { useEtcd } from './etcd-fixture';
+import { invoke, refused } from '../support/unary-call';
+import { waitFor } from '../support/runtime-wait';
 
 const log = pino({ level: 'silent' });
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let store: EtcdStore;
 let networks: ReturnType<typeof networkControl>;
 let services: ReturnType<typeof serviceControl>;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   store = new EtcdStore(etcd.client);
   networks = networkControl({ store, log, tls: () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never });
   services = serviceControl({ store, log, tls: () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never });
 });
-
-/** Calls a unary handler as grpc-js would; a failure comes back as the SwarmletError it was (kind from the status code). */
-function invoke<Req, Res>(handler: grpc.handleUnaryCall<Req, Res>, request: Req): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    handler({ request } as grpc.ServerUnaryCall<Req, Res>, (err, res) => {
-      if (!err) return resolve(res as Res);
-      const kind = Object.entries({ 3: 'InvalidArgument', 5: 'NotFound', 6: 'Conflict', 9: 'FailedPrecondition', 10: 'Retryable' }).find(([code]) => Number(code) === err.code)?.[1];
-      reject(new SwarmletError((kind ?? 'Internal') as never, err.details ?? ''));
-    });
-  });
-}
-
-async function refused(p: Promise<unknown>): Promise<[string, string]> {
-  try {
-    await p;
-  } catch (err) {
-    return [(err as SwarmletError).kind, (err as SwarmletError).message];
-  }
-  throw new Error('expected a refusal');
-}
 
 const overlay = (name: string, o: Partial<NetworkSpec> = {}) => NetworkSpec.fromPartial({ name, driver: 'overlay', ...o });
 const serviceSpec = (name: string, nets: string[], replicas = 1) =>
@@ -67,13 +37,8 @@ async function withBuiltins(): Promise<void> {
   }
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Until `check` holds (every 50 ms, for up to 10 s). */
+const until = (check: () => Promise<boolean>) => waitFor('the store to hold it', check, 10000);
 
 describe('built-in networks', () => {
   test('made once, even by several leaders at the same time', async () => {

@@ -81,7 +81,8 @@ const doctorRequest = (msg: SessionNetworks): CheckOverlaysRequest => ({ overlay
 
 const log = createRootLogger(process.env.NN_TEST_LOG ?? 'silent');
 let networks: NetworkController | undefined;
-const options = { log, localVtep: HOST_IP, netnsPrefix: PREFIX, dnsUpstreams: ['127.0.0.1:5399'] };
+// No periodic resync: a test that breaks the kernel by hand checks the doctor before it asks for a resync.
+const options = { log, localVtep: HOST_IP, netnsPrefix: PREFIX, dnsUpstreams: ['127.0.0.1:5399'], resyncMs: Infinity };
 
 /** A query from inside a task's namespace; asynchronous, since the resolver answers from this very process. */
 async function dig(ns: string, name: string): Promise<string> {

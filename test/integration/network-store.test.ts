@@ -2,24 +2,15 @@
 import { SwarmletError } from '../../services/common/errors';
 import { Network } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { ROOT, keys } from '../../manager/store/keys';
-import { EtcdFixture, startEtcd } from './etcd-fixture';
+import { keys } from '../../manager/store/keys';
+import { useEtcd } from './etcd-fixture';
 import { rejection } from '../support/rejection';
 
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let clock: Date;
 let store: EtcdStore;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   clock = new Date('2025-03-01T10:00:00.000Z');
   store = new EtcdStore(etcd.client, () => clock);
 });

@@ -1,62 +1,29 @@
 /** Published ports claimed in the service's own etcd transaction, VIPs and ingress endpoints from the allocator, on a real throwaway etcd. */
-import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { SwarmletError } from '../../services/common/errors';
 import { EndpointMode, Node, NodeRole, NodeState, PortConfig, PortProtocol, PublishMode, Service, ServiceSpec, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
 import { serviceControl } from '../../manager/service-control';
 import { allocatorLoop, builtinNetworksLoop } from '../../manager/task-loops';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { keys, ROOT } from '../../manager/store/keys';
+import { keys } from '../../manager/store/keys';
 import { newTask } from '../../manager/orchestrator/tasks';
-import { EtcdFixture, fixtureClient, startEtcd } from './etcd-fixture';
+import { fixtureClient, useEtcd } from './etcd-fixture';
+import { invoke, refused } from '../support/unary-call';
+import { waitFor } from '../support/runtime-wait';
 
 const log = pino({ level: 'silent' });
 const tls = () => ({ caCertPem: '', certPem: '', keyPem: '' }) as never;
-let etcd: EtcdFixture;
+const etcd = useEtcd();
 let store: EtcdStore;
 let services: ReturnType<typeof serviceControl>;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
 beforeEach(async () => {
-  await etcd.client.delete().prefix(ROOT).exec();
   store = new EtcdStore(etcd.client);
   services = serviceControl({ store, log, tls });
 });
 
-function invoke<Req, Res>(handler: grpc.handleUnaryCall<Req, Res>, request: Req): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    handler({ request } as grpc.ServerUnaryCall<Req, Res>, (err, res) => {
-      if (!err) return resolve(res as Res);
-      const kind = Object.entries({ 3: 'InvalidArgument', 5: 'NotFound', 6: 'Conflict', 9: 'FailedPrecondition', 10: 'Retryable', 14: 'Unavailable' }).find(([code]) => Number(code) === err.code)?.[1];
-      reject(new SwarmletError((kind ?? 'Internal') as never, err.details ?? ''));
-    });
-  });
-}
-
-async function refused(p: Promise<unknown>): Promise<[string, string]> {
-  try {
-    await p;
-  } catch (err) {
-    return [(err as SwarmletError).kind, (err as SwarmletError).message];
-  }
-  throw new Error('expected a refusal');
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Until `check` holds (every 50 ms, for up to 10 s). */
+const until = (check: () => Promise<boolean>) => waitFor('the store to hold it', check, 10000);
 
 const tcp = (publishedPort: number, targetPort: number, publishMode = PublishMode.PUBLISH_MODE_INGRESS): PortConfig => ({ protocol: PortProtocol.PORT_PROTOCOL_TCP, publishedPort, targetPort, publishMode });
 const spec = (name: string, ports: PortConfig[], networks: string[] = []) =>

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { Watcher } from 'etcd3';
 import { Node, NodeAvailability, NodeRole, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
-import { ROOT, SNAPSHOT_PREFIXES, keys } from '../../manager/store/keys';
+import { SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS, keys } from '../../manager/store/keys';
 import { WatchedSnapshot } from '../../manager/store/snapshot';
 import { allocatorLoop, schedulerLoop } from '../../manager/task-loops';
 import { useEtcd } from './etcd-fixture';
@@ -22,7 +22,7 @@ const node = (id: string) =>
   Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, spec: { desiredRole: NodeRole.NODE_ROLE_WORKER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} }, status: { state: NodeState.NODE_STATE_READY } });
 
 function stores(): { direct: EtcdStore; watched: EtcdStore; snapshot: WatchedSnapshot } {
-  snapshot = new WatchedSnapshot(etcd.client, ROOT, SNAPSHOT_PREFIXES, log);
+  snapshot = new WatchedSnapshot(etcd.client, SNAPSHOT_ROOTS, SNAPSHOT_PREFIXES, log);
   const direct = new EtcdStore(etcd.client);
   return { direct, watched: direct.withSnapshot(snapshot), snapshot };
 }
@@ -80,8 +80,8 @@ test('after its watch is lost and the history compacted, it lists again and drop
   await direct.createTasks([task('stays'), task('goes')]);
   expect(await watched.listTasks()).toHaveLength(2);
   // The watch is lost: it misses a delete and a create, and etcd compacts that history away.
-  const internals = snapshot as unknown as { watcher: Watcher };
-  const lostWatcher = internals.watcher;
+  const internals = snapshot as unknown as { watchers: Watcher[] };
+  const lostWatcher = internals.watchers[0]!;
   await lostWatcher.cancel();
   await direct.deleteTasks(['goes']);
   await direct.createTasks([task('new')]);

@@ -1,5 +1,5 @@
 /**
- * Polling helpers the runtime tests share (exec and oci): a failing check fails at once, a falsy
+ * Polling helpers the tests share (the runtimes, the stores, the Control API): a failing check fails at once, a falsy
  * one is asked again every 50 ms until `timeoutMs`.
  */
 import type { Runtime, RuntimeTaskState } from '../../agent/runtime/runtime';

@@ -1,0 +1,132 @@
+/** ReconcileLoop without a store: passes on request, coalescing, per-request completion, resync passes. */
+import pino from 'pino';
+import { PassInfo, ReconcileLoop } from '../../services/common/reconcile-loop';
+
+const log = pino({ level: 'silent' });
+
+const loops: ReconcileLoop[] = [];
+afterEach(async () => {
+  await Promise.all(loops.splice(0).map((l) => l.stop()));
+});
+
+/** A loop whose passes are recorded, and each waits for `release()` when `hold` is set. */
+function recordedLoop(opts: { resyncMs?: number; fail?: (n: number) => boolean } = {}) {
+  const passes: PassInfo[] = [];
+  let hold = false;
+  let gate: (() => void) | undefined;
+  const started: (() => void)[] = [];
+  const loop = new ReconcileLoop(undefined, {
+    name: 'test',
+    watch: [],
+    resyncMs: opts.resyncMs ?? Infinity,
+    reconcile: async (_signal, pass) => {
+      passes.push(pass);
+      for (const s of started.splice(0)) s();
+      if (hold) await new Promise<void>((r) => (gate = r));
+      if (opts.fail?.(passes.length)) throw new Error(`pass ${passes.length} failed`);
+    },
+  }, log);
+  const nextPassBegins = () => new Promise<void>((r) => started.push(r));
+  return {
+    loop,
+    passes,
+    release: () => {
+      const g = gate;
+      gate = undefined;
+      g?.();
+    },
+    /** Resolves when the next pass has begun. */
+    nextPassBegins,
+    /** Starts the loop (stopped after the test); with `held`, every pass waits for release(), and this for the first to begin. */
+    start: async (held = false) => {
+      hold = held;
+      const first = nextPassBegins();
+      loops.push(loop);
+      loop.start();
+      if (held) await first;
+    },
+  };
+}
+
+/** Whether `p` has settled once every queued callback and timer of this turn ran. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+test('a request made during a pass waits for the next pass, which began after it', async () => {
+  const t = recordedLoop();
+  await t.start(true);
+  const second = t.nextPassBegins();
+  const req = t.loop.request();
+  t.release();
+  await second;
+  // Pass 1 ended; the request was made after it began, so it is not answered yet.
+  expect(await settled(req)).toBe(false);
+  expect(t.passes).toHaveLength(2);
+  t.release();
+  await req;
+  expect(t.passes).toHaveLength(2);
+});
+
+test('requests made together share one pass and resolve in the order they were made', async () => {
+  const t = recordedLoop();
+  await t.start(true);
+  const order: number[] = [];
+  const reqs = [0, 1, 2].map((i) => t.loop.request().then(() => order.push(i)));
+  const second = t.nextPassBegins();
+  t.release();
+  await second;
+  t.release();
+  await Promise.all(reqs);
+  expect(order).toEqual([0, 1, 2]);
+  expect(t.passes).toHaveLength(2);
+});
+
+test('a request made while idle runs a pass and resolves after it', async () => {
+  const t = recordedLoop();
+  await t.start();
+  await t.loop.request();
+  const before = t.passes.length;
+  await t.loop.request();
+  expect(t.passes).toHaveLength(before + 1);
+});
+
+test('a failed pass leaves the request to the retry that ends well', async () => {
+  // The first pass runs as the loop starts; the first request is answered by pass 2.
+  const t = recordedLoop({ fail: (n) => n === 3 });
+  await t.start();
+  await t.loop.request();
+  expect(t.passes).toHaveLength(2);
+  await t.loop.request();
+  // Pass 3 failed; the request resolved only after pass 4, the retry.
+  expect(t.passes).toHaveLength(4);
+});
+
+test('a resync pass says so: when asked for, and when the period runs out; other passes do not', async () => {
+  const t = recordedLoop();
+  await t.start();
+  await t.loop.request();
+  await t.loop.request({ resync: true });
+  await t.loop.request();
+  expect(t.passes.map((p) => p.resync)).toEqual([false, false, true, false]);
+
+  const timed = recordedLoop({ resyncMs: 10 });
+  await timed.start();
+  for (let i = 0; i < 200 && timed.passes.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(timed.passes.slice(0, 2).map((p) => p.resync)).toEqual([false, true]);
+});
+
+test('stopping resolves the requests still waiting, and later ones at once', async () => {
+  const t = recordedLoop();
+  await t.start(true);
+  const req = t.loop.request();
+  const stopped = t.loop.stop();
+  t.release();
+  await stopped;
+  await req;
+  await t.loop.request();
+  expect(t.passes).toHaveLength(1);
+});
