@@ -8,6 +8,9 @@ import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
 import { AgentSession, AgentSessionOptions } from './session';
 import { Worker } from './worker';
+import { ContainerNetnsRegistry } from './container-netns';
+import { ClusterContainerNetworks } from './containers/cluster-networks';
+import { ContainerNetworks } from './containers/container-networks';
 
 /** The gRPC service name the Agent serves on the node's TCP server. */
 export const AGENT_SERVICE = 'swarmlet.v1.Agent';
@@ -40,6 +43,10 @@ export class Agent extends EventEmitter {
   private readonly networks: NetworkController;
   private readonly worker: Worker;
   private session?: AgentSession;
+  /** This node's containers' network namespaces: their cluster networks are plugged in there. */
+  readonly containerNetns = new ContainerNetnsRegistry();
+  /** Containers' endpoints on cluster networks (ContainerNetworks for a node in a swarm). */
+  readonly containerNetworks: ContainerNetworks;
   private last?: SessionMessage;
 
   constructor(private readonly opts: AgentOptions) {
@@ -50,6 +57,20 @@ export class Agent extends EventEmitter {
       netnsPrefix: opts.netnsPrefix,
       dnsUpstreams: opts.dnsUpstreams,
       runningNetns: () => this.worker.runningNetns(),
+      containerNetns: () => this.containerNetns.entries(),
+    });
+    this.containerNetns.on('change', () => this.networks.poke());
+    const noSession = () => Promise.reject(unavailable('no dispatcher session: the managers cannot be reached'));
+    this.containerNetworks = new ClusterContainerNetworks({
+      log: opts.log,
+      registry: this.containerNetns,
+      ports: {
+        attachNetwork: (req) => (this.session ? this.session.attachNetwork(req) : noSession()),
+        detachNetwork: (id) => (this.session ? this.session.detachNetwork(id) : noSession()),
+        containerAttachments: () => this.networks.containerAttachments(),
+        waitPlugged: (containerId, attachmentId, timeoutMs) => this.networks.waitPlugged(containerId, attachmentId, timeoutMs),
+        unplug: (id) => this.networks.unplug(id),
+      },
     });
     this.worker = new Worker({
       runtime: opts.runtime,
@@ -77,7 +98,7 @@ export class Agent extends EventEmitter {
   /** Opens the dispatcher session (once the node's server is up) and starts checking the kernel against it. */
   connect(): void {
     const { log, nodeId, advertiseAddr, apiAddr, description, tls, managers } = this.opts;
-    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers });
+    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers, containerIds: () => this.containerNetns.ids() });
     session.on('message', (msg: SessionMessage) => this.route(msg));
     session.on('removed', () => this.emit('removed'));
     session.start();
@@ -96,7 +117,9 @@ export class Agent extends EventEmitter {
 
   private route(msg: SessionMessage): void {
     this.last = msg;
-    void this.networks.apply(msg).then(() => this.worker.assign(msg.tasks, msg.credentials));
+    // Containers' network attachments are the network controller's alone: the worker never runs them.
+    const tasks = msg.tasks.filter((t) => !t.spec?.attachment);
+    void this.networks.apply(msg).then(() => this.worker.assign(tasks, msg.credentials));
     const desired: DesiredNode = { role: msg.node?.spec ? roleName(msg.node.spec.desiredRole) : undefined, managers: msg.managers };
     this.emit('desired', desired);
   }
