@@ -1,16 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3, Lease } from 'etcd3';
-import { invalidArgument, notFound, unavailable } from '../services/common/errors';
-import { sleep } from '../services/common/backoff';
+import { notFound, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
-import { checkDetach, planAttachment, planStaleAttachments } from './network/attachments';
+import { NetworkAttachments } from './network-attachments';
 import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays, planVteps } from './network/peers';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
@@ -30,10 +29,6 @@ interface Session {
 /** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
 export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.ceil((spec?.nodeDownAfterMs || 5000) / 1000));
 
-/** How long AttachNetwork waits for the allocator, and how often it looks. */
-const ATTACH_WAIT_MS = 10000;
-const ATTACH_POLL_MS = 50;
-
 /** How a session ends: a status code, and a message for the agent's log. */
 const sessionEnd = (code: grpc.status, message: string) => Object.assign(new Error(message), { code, details: message });
 
@@ -48,6 +43,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private readonly log: Logger;
   private readonly broadcast: ReconcileLoop;
+  /** Containers' network attachments (AttachNetwork, DetachNetwork, the session-start reconcile). */
+  private readonly attachments: NetworkAttachments;
   /** The cluster's timings as last read; the broadcast loop keeps it fresh. */
   private spec?: ClusterSpec;
   /** The cluster's root certificate, as read when a session opened (what node certificates are checked against). */
@@ -61,6 +58,7 @@ export class Dispatcher {
     private readonly sealKey?: SealKeySource,
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
+    this.attachments = new NetworkAttachments(store, this.log);
     this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
   }
 
@@ -100,9 +98,9 @@ export class Dispatcher {
         await this.recordStatuses(session, req.updates);
         return {};
       }),
-      attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachNetwork(await this.callerNode(call), req)),
+      attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachments.attach(await this.callerNode(call), req)),
       detachNetwork: unary(async (req: DetachNetworkRequest, call) => {
-        await this.detachNetwork(await this.callerNode(call), req.attachmentId);
+        await this.attachments.detach(await this.callerNode(call), req.attachmentId);
         return {};
       }),
     };
@@ -113,46 +111,6 @@ export class Dispatcher {
     this.rootCaPem ??= (await this.store.getCluster())?.rootCa?.certPem;
     if (!this.rootCaPem) throw unavailable('this manager has not read the cluster yet; try again');
     return requirePeer(call, this.rootCaPem, ['manager', 'worker']).nodeId;
-  }
-
-  /**
-   * A container of the calling node joins a cluster network: its attachment task is made (or the
-   * one it has already is found), and the answer waits for the allocator's address. An attachment
-   * the allocator cannot give an address to (the pool is full, the --ip is taken) is removed again
-   * and its reason is the error: nothing is left behind.
-   */
-  private async attachNetwork(nodeId: string, req: AttachNetworkRequest): Promise<AttachNetworkResponse> {
-    const log = this.log.child({ nodeId, containerId: req.containerId });
-    const [networks, tasks] = await Promise.all([this.store.listNetworks(), this.store.listTasks()]);
-    const plan = planAttachment({ nodeId, network: req.network, containerId: req.containerId, containerName: req.containerName, aliases: req.aliases, ipv4Address: req.ipv4Address }, networks, tasks, newRandomId(), new Date());
-    if (plan.kind === 'create') {
-      await this.store.createTasks([plan.task]);
-      log.info({ taskId: plan.task.id, networkId: plan.task.spec?.networks[0] }, 'network attachment requested');
-    }
-    const id = plan.task.id;
-    const deadline = Date.now() + ATTACH_WAIT_MS;
-    for (;;) {
-      const t = await this.store.getTask(id);
-      if (!t) throw unavailable('the network attachment was removed while it was being allocated');
-      if ((t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED && t.networks[0]?.address) return { attachmentId: id, attachment: t.networks[0] };
-      // The allocator says why it cannot (yet): the request fails, and leaves nothing behind.
-      const reason = t.status?.message && t.status.message !== 'network attachment requested' ? t.status.message : undefined;
-      if (reason || Date.now() > deadline) {
-        await this.store.deleteTasks([id]);
-        log.info({ taskId: id, reason: reason ?? 'timed out' }, 'network attachment refused');
-        if (reason) throw reason.startsWith('Address already in use') ? invalidArgument(reason) : unavailable(reason);
-        throw unavailable('the managers did not allocate the network attachment in time; is a leader elected?');
-      }
-      await sleep(ATTACH_POLL_MS);
-    }
-  }
-
-  /** Removes an attachment task of the calling node; one already gone is fine. */
-  private async detachNetwork(nodeId: string, attachmentId: string): Promise<void> {
-    const task = checkDetach(await this.store.getTask(attachmentId), nodeId);
-    if (!task) return;
-    await this.store.deleteTasks([task.id]);
-    this.log.info({ nodeId, taskId: task.id, containerId: task.spec?.attachment?.containerId }, 'network attachment removed');
   }
 
   /**
@@ -203,13 +161,7 @@ export class Dispatcher {
       return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
     });
     // The node lists the containers it still has: attachments of the others go.
-    if (req.containers) {
-      const stale = planStaleAttachments(await this.store.listTasks(), node.id, req.containers.containerIds);
-      if (stale.length) {
-        await this.store.deleteTasks(stale);
-        this.log.info({ nodeId: node.id, count: stale.length }, 'network attachments of gone containers removed');
-      }
-    }
+    if (req.containers) await this.attachments.reconcileNode(node.id, req.containers.containerIds);
     const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
     await this.attachLease(session);
     for (const old of this.sessions.values()) {

@@ -61,6 +61,9 @@ export function findAttachment(tasks: Task[], nodeId: string, containerId: strin
   );
 }
 
+/** An attachment's status message until the allocator gives it its address (or says why not). */
+export const ATTACHMENT_REQUESTED = 'network attachment requested';
+
 export type AttachmentPlan = { kind: 'existing'; task: Task } | { kind: 'create'; task: Task };
 
 /**
@@ -103,7 +106,7 @@ export function planAttachment(req: AttachmentRequest, networks: Network[], task
       attachment: { containerId: req.containerId, containerName: req.containerName, aliases: [...new Set(req.aliases.filter((a) => a.trim()))], ipv4Address: ipv4 },
     },
     desiredState: TaskState.TASK_STATE_RUNNING,
-    status: { state: TaskState.TASK_STATE_NEW, message: 'network attachment requested', timestamp: at },
+    status: { state: TaskState.TASK_STATE_NEW, message: ATTACHMENT_REQUESTED, timestamp: at },
     createdAt: at,
   });
   return { kind: 'create', task };
