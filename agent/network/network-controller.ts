@@ -16,7 +16,7 @@ import { VxlanFilter } from './vxlan-filter';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from './plans/lb-nft';
 import { TaskNetworks } from '../worker';
 import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../services/common/subnet-overlap';
-import { asSwarmletError, conflict, unavailable } from '../../services/common/errors';
+import { SwarmletError, asSwarmletError, conflict, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { HostInterface, NetworkAttachment, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
@@ -119,6 +119,8 @@ export class NetworkController implements TaskNetworks {
   private timer?: NodeJS.Timeout;
   /** Container id -> what it is plugged in with (plugKey), and its attachment ids. */
   private readonly plugged = new Map<string, { key: string; attachmentIds: string[] }>();
+  /** Containers whose last plugging failed, with the attachments it was for and why. */
+  private readonly plugFailures = new Map<string, { attachmentIds: string[]; error: SwarmletError }>();
   /** Attachments being detached: unplugged at once, before the managers drop them. */
   private readonly unplugging = new Set<string>();
   /** 'plugged' after a container's interfaces changed. */
@@ -155,17 +157,26 @@ export class NetworkController implements TaskNetworks {
 
   /**
    * Resolves once the container is plugged in with the attachment (the session message brought
-   * it and a pass plugged it); Unavailable after `timeoutMs`.
+   * it and a pass plugged it). Rejects with the reason when plugging it failed for a reason a
+   * retry does not cure (its namespace is gone, its subnet overlaps the host's), and Unavailable
+   * after `timeoutMs`.
    */
   waitPlugged(containerId: string, attachmentId: string, timeoutMs: number): Promise<void> {
     const done = () => this.plugged.get(containerId)?.attachmentIds.includes(attachmentId) ?? false;
+    const failed = () => {
+      const f = this.plugFailures.get(containerId);
+      return f?.attachmentIds.includes(attachmentId) && f.error.kind !== 'Unavailable' && f.error.kind !== 'Retryable' ? f.error : undefined;
+    };
     if (done()) return Promise.resolve();
+    if (failed()) return Promise.reject(failed());
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (!done()) return;
+        const error = failed();
+        if (!done() && !error) return;
         clearTimeout(timer);
         this.events.off('plugged', check);
-        resolve();
+        if (error) reject(error);
+        else resolve();
       };
       const timer = setTimeout(() => {
         this.events.off('plugged', check);
@@ -386,21 +397,28 @@ export class NetworkController implements TaskNetworks {
       if (wanted.has(id)) continue;
       await this.step(`container ${id} not unplugged`, () => this.detach(id));
       this.plugged.delete(id);
+      this.plugFailures.delete(id);
       this.log.info({ containerId: id }, 'container unplugged from its cluster networks');
       this.events.emit('plugged');
     }
     for (const [id, c] of wanted) {
       const key = plugKey(c);
       if (this.plugged.get(id)?.key === key) continue;
-      await this.step(`container ${id} not plugged in`, async () => {
+      try {
         if (this.plugged.has(id)) await this.detach(id);
         this.plugged.delete(id);
         await this.attach(Task.fromPartial({ id, networks: c.running.attachments }), c.running.netns);
         this.plugged.set(id, { key, attachmentIds: c.attachmentIds });
+        this.plugFailures.delete(id);
         this.log.info({ containerId: id, attachments: c.attachmentIds }, 'container plugged into its cluster networks');
-        this.events.emit('plugged');
-      });
+      } catch (err) {
+        const error = asSwarmletError(err);
+        this.plugFailures.set(id, { attachmentIds: c.attachmentIds, error });
+        this.log.warn({ containerId: id, err: error.message }, 'container not plugged into its cluster networks; the next pass tries again');
+      }
+      this.events.emit('plugged');
     }
+    for (const id of [...this.plugFailures.keys()]) if (!wanted.has(id)) this.plugFailures.delete(id);
   }
 
   /** The containers registered here that have attachments, with their namespaces. */

@@ -135,3 +135,12 @@ test('unplugging one attachment takes its interface away at once; the rest are p
   await networks!.resync();
   expect(interfaces(CONTAINER_NS)).toEqual({});
 }, 60000);
+
+test('a container that cannot be plugged in (its namespace is gone) fails the wait with the reason, not a timeout', async () => {
+  registry.set(CONTAINER, netnsPath(`${PREFIX}-gone`));
+  const err = await rejection(networks!.waitPlugged(CONTAINER, onBrAtt.id, 30000));
+  expect(err.message).not.toMatch(/within/);
+  expect(err.message).toMatch(/gone|ENOENT|No such file|not found/i);
+  registry.delete(CONTAINER);
+  await networks!.resync();
+}, 60000);
