@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { unavailable } from '../services/common/errors';
 import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
-import { ManagerPeer, NodeRole } from '../services/gen/swarmlet/v1/types';
+import { ManagerPeer, NodeRole, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
+import { Logger, componentLogger } from '../services/common/logger';
 import { NetworkController } from './network/network-controller';
 import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
@@ -47,10 +48,14 @@ export class Agent extends EventEmitter {
   readonly containerNetns = new ContainerNetnsRegistry();
   /** Containers' endpoints on cluster networks (ContainerNetworks for a node in a swarm). */
   readonly containerNetworks: ContainerNetworks;
+  /** Attachments reported running, until a message says they are (or they are gone). */
+  private readonly reportedRunning = new Set<string>();
+  private readonly log: Logger;
   private last?: SessionMessage;
 
   constructor(private readonly opts: AgentOptions) {
     super();
+    this.log = componentLogger(opts.log, 'agent');
     this.networks = new NetworkController({
       log: opts.log,
       localVtep: opts.advertiseAddr,
@@ -58,6 +63,7 @@ export class Agent extends EventEmitter {
       dnsUpstreams: opts.dnsUpstreams,
       runningNetns: () => this.worker.runningNetns(),
       containerNetns: () => this.containerNetns.entries(),
+      onContainersChanged: () => this.reportAttachments(),
     });
     this.containerNetns.on('change', () => this.networks.poke());
     const noSession = () => Promise.reject(unavailable('no dispatcher session: the managers cannot be reached'));
@@ -115,10 +121,31 @@ export class Agent extends EventEmitter {
     await this.networks.close();
   }
 
+  /**
+   * Attachments plugged into their containers are reported running (swarmkit's attachment tasks
+   * are); a report that fails is sent again after the next pass, until a message says running.
+   */
+  private reportAttachments(): void {
+    const session = this.session;
+    if (!session || !this.last) return;
+    const plugged = this.networks.pluggedAttachments();
+    const at = new Date().toISOString();
+    const updates = this.last.tasks
+      .filter((t) => t.spec?.attachment && plugged.has(t.id) && (t.status?.state ?? 0) < TaskState.TASK_STATE_RUNNING && !this.reportedRunning.has(t.id))
+      .map((t) => ({ taskId: t.id, status: TaskStatus.fromPartial({ state: TaskState.TASK_STATE_RUNNING, message: 'attached to its container', timestamp: at }) }));
+    if (updates.length === 0) return;
+    updates.forEach((u) => this.reportedRunning.add(u.taskId));
+    session.reportStatus(updates).catch((err) => {
+      updates.forEach((u) => this.reportedRunning.delete(u.taskId));
+      this.log.debug({ err: (err as Error).message }, 'attachment states not reported; the next pass tries again');
+    });
+  }
+
   private route(msg: SessionMessage): void {
     this.last = msg;
     // Containers' network attachments are the network controller's alone: the worker never runs them.
     const tasks = msg.tasks.filter((t) => !t.spec?.attachment);
+    for (const id of [...this.reportedRunning]) if (!msg.tasks.some((t) => t.id === id && (t.status?.state ?? 0) < TaskState.TASK_STATE_RUNNING)) this.reportedRunning.delete(id);
     void this.networks.apply(msg).then(() => this.worker.assign(tasks, msg.credentials));
     const desired: DesiredNode = { role: msg.node?.spec ? roleName(msg.node.spec.desiredRole) : undefined, managers: msg.managers };
     this.emit('desired', desired);

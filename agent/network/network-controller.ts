@@ -46,6 +46,8 @@ export interface NetworkControllerOptions {
   dnsUpstreams?: readonly string[];
   /** Container id -> network namespace of this node's containers (agent/container-netns.ts): their network attachments are plugged in there. */
   containerNetns?: () => Map<string, string>;
+  /** Called after a pass plugged or unplugged containers (pluggedAttachments() says which attachments are in). */
+  onContainersChanged?: () => void;
   /** The subnets on the host's own interfaces, read when a task is plugged in; default: this namespace's (hostInterfaceSubnets). */
   hostInterfaces?: () => HostInterface[];
 }
@@ -185,6 +187,11 @@ export class NetworkController implements TaskNetworks {
       timer.unref();
       this.events.on('plugged', check);
     });
+  }
+
+  /** The attachment tasks plugged into their containers now. */
+  pluggedAttachments(): Set<string> {
+    return new Set([...this.plugged.values()].flatMap((p) => p.attachmentIds));
   }
 
   /** Takes the attachment out of its container now (the managers drop it after); resolves after the pass. */
@@ -419,6 +426,7 @@ export class NetworkController implements TaskNetworks {
       this.events.emit('plugged');
     }
     for (const id of [...this.plugFailures.keys()]) if (!wanted.has(id)) this.plugFailures.delete(id);
+    if (this.plugged.size > 0 || wanted.size > 0) this.opts.onContainersChanged?.();
   }
 
   /** The containers registered here that have attachments, with their namespaces. */

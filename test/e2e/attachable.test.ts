@@ -17,7 +17,8 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { ip } from '../lab/ip-command';
-import { ContainerEndpointInfo, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { ContainerEndpointInfo, ControlClient, ListTasksResponse, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { TaskState } from '../../services/gen/swarmlet/v1/types';
 import { formSwarm, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
@@ -31,7 +32,7 @@ interface TaskJson {
 const prefix = `swt${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost;
-const clients: LocalNodeClient[] = [];
+const clients: (LocalNodeClient | ControlClient)[] = [];
 /** The namespaces standing in for containers' (all carry the lab's prefix). */
 const made: string[] = [];
 
@@ -48,6 +49,16 @@ function call<Req, Res>(c: LocalNodeClient, method: 'attachContainerNetwork' | '
   return new Promise((resolve, reject) =>
     (c[method] as any).call(c, req, new grpc.Metadata(), { deadline: Date.now() + 60000 }, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))),
   );
+}
+
+/** The attachment tasks of a container, as the managers have them (Control.ListTasks on h1). */
+async function attachmentsOf(id: string): Promise<ListTasksResponse['tasks']> {
+  const c = new ControlClient(h1.socket, grpc.credentials.createInsecure());
+  clients.push(c);
+  const res = await new Promise<ListTasksResponse>((resolve, reject) =>
+    c.listTasks({ service: '', node: '', all: true }, new grpc.Metadata(), { deadline: Date.now() + 20000 }, (err, r) => (err ? reject(err) : resolve(r))),
+  );
+  return res.tasks.filter((t) => t.spec?.attachment?.containerId === id);
 }
 
 /** A namespace standing in for a container's: lo up, nothing else. */
@@ -121,6 +132,11 @@ test('containers on two hosts reach each other by name over an attachable overla
   // Plugged when attach returns: eth0 with its address (and eth1 on the gateway bridge, for egress).
   expect(await links(x1)).toEqual(expect.arrayContaining(['lo', 'eth0']));
   expect((await lab.exec({ netns: x1 }, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout).toContain(e1.ipv4Cidr);
+  // The managers' attachment task: on h1, reported running by the node once plugged in.
+  await waitFor('alpine1\'s attachment running', async () => {
+    const [t] = await attachmentsOf(c1);
+    return t?.status?.state === TaskState.TASK_STATE_RUNNING ? t : undefined;
+  }, 20000);
 
   await waitFor('alpine2 to resolve in alpine1', async () => ((await digIn(x1, 'alpine2')).toString() === bare(e2.ipv4Cidr) ? true : undefined), 20000);
   await waitFor('alpine1 and its alias to resolve in alpine2', async () => {
@@ -156,6 +172,7 @@ test('containers on two hosts reach each other by name over an attachable overla
   await waitFor('alpine1 gone from the task\'s DNS', async () => ((await inTask('alpine1')) === 'NXDOMAIN' ? true : undefined), 20000);
   const [after] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'my-attachable-overlay'])) as { endpoints: { taskName: string }[] }[];
   expect(after.endpoints.map((e) => e.taskName)).not.toContain('alpine1');
+  expect(await attachmentsOf(c1)).toEqual([]);
   // Again: fine.
   await call(client(h1), 'detachContainerNetwork', { containerId: c1, network: 'my-attachable-overlay' });
 }, 180000);
