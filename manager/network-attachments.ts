@@ -5,7 +5,8 @@
  * address, as it does any task's.
  */
 import { sleep } from '../services/common/backoff';
-import { invalidArgument, unavailable } from '../services/common/errors';
+import { invalidArgument, permissionDenied, unavailable } from '../services/common/errors';
+import { NODE_REMOVED } from '../services/api/grpc-errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { AttachNetworkRequest, AttachNetworkResponse } from '../services/gen/swarmlet/v1/dispatcher';
 import { TaskState } from '../services/gen/swarmlet/v1/types';
@@ -43,7 +44,8 @@ export class NetworkAttachments {
    */
   async attach(nodeId: string, req: AttachNetworkRequest): Promise<AttachNetworkResponse> {
     const log = this.log.child({ nodeId, containerId: req.containerId });
-    const [networks, tasks] = await Promise.all([this.store.listNetworks(), this.store.listTasks()]);
+    const [networks, tasks, node] = await Promise.all([this.store.listNetworks(), this.store.listTasks(), this.store.getNode(nodeId)]);
+    if (!node) throw permissionDenied(NODE_REMOVED);
     const request = { nodeId, network: req.network, containerId: req.containerId, containerName: req.containerName, aliases: req.aliases, ipv4Address: req.ipv4Address };
     const plan = planAttachment(request, networks, tasks, newRandomId(), this.now());
     if (plan.kind === 'create') {

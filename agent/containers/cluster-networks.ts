@@ -7,6 +7,7 @@
  * asks the managers to drop the task, which takes the container's DNS records and overlay peers
  * away on every node.
  */
+import { existsSync } from 'node:fs';
 import { fromServiceError } from '../../services/api/grpc-errors';
 import { asSwarmletError, invalidArgument } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
@@ -48,6 +49,7 @@ export class ClusterContainerNetworks implements ContainerNetworks {
   async attach(req: ContainerEndpointRequest): Promise<ContainerEndpoint> {
     if (!req.containerId) throw invalidArgument('a container id is required');
     if (!req.netns) throw invalidArgument('the container has no network namespace');
+    if (!existsSync(req.netns)) throw invalidArgument(`the container's network namespace ${req.netns} does not exist`);
     const { registry, ports } = this.opts;
     const log = this.log.child({ containerId: req.containerId, network: req.network });
     const hadNetns = registry.get(req.containerId) !== undefined;

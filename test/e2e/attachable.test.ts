@@ -180,7 +180,8 @@ test('containers on two hosts reach each other by name over an attachable overla
 test('a non-attachable overlay is refused with docker\'s message, and nothing is left behind', async () => {
   const x3 = await containerNetns('x3');
   const before = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain']))[0].endpoints;
-  const err = (await attach(h2, containerId(), 'alpine3', 'plain', x3).then(
+  const c3 = containerId();
+  const err = (await attach(h2, c3, 'alpine3', 'plain', x3).then(
     () => undefined,
     (e: grpc.ServiceError) => e,
   ))!;
@@ -188,7 +189,15 @@ test('a non-attachable overlay is refused with docker\'s message, and nothing is
   expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
   expect(err.details).toBe('Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable');
   expect(await links(x3)).toEqual(['lo']);
+  expect(await attachmentsOf(c3)).toEqual([]);
   expect(JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain']))[0].endpoints).toEqual(before);
+  // A namespace that is not there: refused before the managers are asked.
+  const missing = (await attach(h1, containerId(), 'alpine4', 'my-attachable-overlay', `${prefix}-nope`).then(
+    () => undefined,
+    (e: grpc.ServiceError) => e,
+  ))!;
+  expect(missing.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(missing.details).toBe(`the container's network namespace /run/netns/${prefix}-nope does not exist`);
   // No sandbox for the refused overlay on h2, no attachment task anywhere.
   const sandboxes = await ip(['netns', 'list']);
   const [plain] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain'])) as { vni: number }[];

@@ -118,6 +118,9 @@ test('at session start the node\'s list of containers decides; a removed or down
   await waitUntil(async () => (await store.getTask(b1.attachmentId)) === undefined);
   await store.deleteNode((await store.getNode('n1'))!);
   await waitUntil(async () => (await store.listTasks()).length === 0);
+  // A removed node's certificate still verifies until it expires: its requests are refused.
+  expect(await rejection(attachments.attach('n1', req('my-attachable-overlay', 'c1')))).toMatchObject({ kind: 'PermissionDenied', message: 'this node was removed from the swarm' });
+  expect(await store.listTasks()).toEqual([]);
 });
 
 async function waitUntil(check: () => Promise<boolean>): Promise<void> {
