@@ -15,6 +15,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { ip } from '../lab/ip-command';
 import { ContainerEndpointInfo, ControlClient, ListTasksResponse, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
@@ -32,6 +34,7 @@ interface TaskJson {
 const prefix = `swt${uniqueSuffix()}`;
 let lab: Lab;
 let h1: LabHost, h2: LabHost;
+let resolvConf: string;
 const clients: (LocalNodeClient | ControlClient)[] = [];
 /** The namespaces standing in for containers' (all carry the lab's prefix). */
 const made: string[] = [];
@@ -90,7 +93,13 @@ function parseDig(out: string, code: number): string[] | string {
   return status === 'NOERROR' && addrs.length ? addrs.sort() : status;
 }
 
-const ping = (ns: string, addr: string) => lab.exec({ netns: ns }, ['busybox', 'ping', '-c', '1', '-W', '2', addr], { timeoutMs: 20000 });
+/**
+ * `ping` inside a container's namespace, by name or address. Names go to the embedded DNS, as in
+ * a container: a resolv.conf naming 127.0.0.11 is bind-mounted over /etc/resolv.conf inside the
+ * mount namespace `ip netns exec` makes for the command alone.
+ */
+const ping = (ns: string, target: string) =>
+  lab.exec({ netns: ns }, ['sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec busybox ping -c 1 -W 2 "$1"', resolvConf, target], { timeoutMs: 20000 });
 
 async function links(ns: string): Promise<string[]> {
   const r = await lab.exec({ netns: ns }, ['ip', '-o', 'link', 'show']);
@@ -109,6 +118,8 @@ beforeAll(async () => {
   lab = await Lab.create({ prefix, hosts: 2 });
   h1 = lab.host(1);
   h2 = lab.host(2);
+  resolvConf = join(lab.baseDir, 'resolv.conf');
+  writeFileSync(resolvConf, 'nameserver 127.0.0.11\noptions ndots:0\n');
   await formSwarm(lab, [h1], [h2]);
   await sw(lab, h1, ['network', 'create', '--driver', 'overlay', '--attachable', 'my-attachable-overlay']);
   await sw(lab, h1, ['network', 'create', '--driver', 'overlay', 'plain']);
@@ -143,10 +154,11 @@ test('containers on two hosts reach each other by name over an attachable overla
     const [byName, byAlias] = [await digIn(x2, 'alpine1'), await digIn(x2, 'first.my-attachable-overlay')];
     return byName.toString() === bare(e1.ipv4Cidr) && byAlias.toString() === bare(e1.ipv4Cidr) ? true : undefined;
   }, 20000);
-  const there = await ping(x1, bare(e2.ipv4Cidr));
-  expect(`${there.code} ${there.stdout}`).toMatch(/^0 .*1 packets received/s);
-  const back = await ping(x2, bare(e1.ipv4Cidr));
-  expect(back.code).toBe(0);
+  // By name, both ways, over the overlay.
+  const there = await ping(x1, 'alpine2');
+  expect(`${there.code} ${there.stdout} ${there.stderr}`).toMatch(new RegExp(`^0 PING alpine2 \\(${bare(e2.ipv4Cidr).replace(/\./g, '\\.')}\\).*1 packets received`, 's'));
+  const back = await ping(x2, 'first');
+  expect(`${back.code} ${back.stdout} ${back.stderr}`).toMatch(new RegExp(`^0 PING first \\(${bare(e1.ipv4Cidr).replace(/\./g, '\\.')}\\).*1 packets received`, 's'));
 
   // The service's task (on h2) resolves the containers; the containers resolve the service's VIP and reach its task.
   const task = await webTask();
