@@ -2,12 +2,16 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { unavailable } from '../services/common/errors';
 import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
-import { ManagerPeer, NodeRole } from '../services/gen/swarmlet/v1/types';
+import { ManagerPeer, NodeRole, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
+import { Logger, componentLogger } from '../services/common/logger';
 import { NetworkController } from './network/network-controller';
 import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
 import { AgentSession, AgentSessionOptions } from './session';
 import { Worker } from './worker';
+import { ContainerNetnsRegistry } from './container-netns';
+import { ClusterContainerNetworks } from './containers/cluster-networks';
+import { ContainerNetworks } from './containers/container-networks';
 
 /** The gRPC service name the Agent serves on the node's TCP server. */
 export const AGENT_SERVICE = 'swarmlet.v1.Agent';
@@ -40,16 +44,39 @@ export class Agent extends EventEmitter {
   private readonly networks: NetworkController;
   private readonly worker: Worker;
   private session?: AgentSession;
+  /** This node's containers' network namespaces: their cluster networks are plugged in there. */
+  readonly containerNetns = new ContainerNetnsRegistry();
+  /** Containers' endpoints on cluster networks (ContainerNetworks for a node in a swarm). */
+  readonly containerNetworks: ContainerNetworks;
+  /** Attachments reported running, until a message says they are (or they are gone). */
+  private readonly reportedRunning = new Set<string>();
+  private readonly log: Logger;
   private last?: SessionMessage;
 
   constructor(private readonly opts: AgentOptions) {
     super();
+    this.log = componentLogger(opts.log, 'agent');
     this.networks = new NetworkController({
       log: opts.log,
       localVtep: opts.advertiseAddr,
       netnsPrefix: opts.netnsPrefix,
       dnsUpstreams: opts.dnsUpstreams,
       runningNetns: () => this.worker.runningNetns(),
+      containerNetns: () => this.containerNetns.entries(),
+      onContainersChanged: () => this.reportAttachments(),
+    });
+    this.containerNetns.on('change', () => this.networks.poke());
+    const noSession = () => Promise.reject(unavailable('no dispatcher session: the managers cannot be reached'));
+    this.containerNetworks = new ClusterContainerNetworks({
+      log: opts.log,
+      registry: this.containerNetns,
+      ports: {
+        attachNetwork: (req) => (this.session ? this.session.attachNetwork(req) : noSession()),
+        detachNetwork: (id) => (this.session ? this.session.detachNetwork(id) : noSession()),
+        containerAttachments: () => this.networks.containerAttachments(),
+        waitPlugged: (containerId, attachmentId, timeoutMs) => this.networks.waitPlugged(containerId, attachmentId, timeoutMs),
+        unplug: (id) => this.networks.unplug(id),
+      },
     });
     this.worker = new Worker({
       runtime: opts.runtime,
@@ -77,7 +104,7 @@ export class Agent extends EventEmitter {
   /** Opens the dispatcher session (once the node's server is up); the network controller checks the kernel against its messages. */
   connect(): void {
     const { log, nodeId, advertiseAddr, apiAddr, description, tls, managers } = this.opts;
-    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers });
+    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers, containerIds: () => this.containerNetns.ids() });
     session.on('message', (msg: SessionMessage) => this.route(msg));
     session.on('removed', () => this.emit('removed'));
     session.start();
@@ -93,9 +120,32 @@ export class Agent extends EventEmitter {
     await this.networks.close();
   }
 
+  /**
+   * Attachments plugged into their containers are reported running (swarmkit's attachment tasks
+   * are); a report that fails is sent again after the next pass, until a message says running.
+   */
+  private reportAttachments(): void {
+    const session = this.session;
+    if (!session || !this.last) return;
+    const plugged = this.networks.pluggedAttachments();
+    const at = new Date().toISOString();
+    const updates = this.last.tasks
+      .filter((t) => t.spec?.attachment && plugged.has(t.id) && (t.status?.state ?? 0) < TaskState.TASK_STATE_RUNNING && !this.reportedRunning.has(t.id))
+      .map((t) => ({ taskId: t.id, status: TaskStatus.fromPartial({ state: TaskState.TASK_STATE_RUNNING, message: 'attached to its container', timestamp: at }) }));
+    if (updates.length === 0) return;
+    updates.forEach((u) => this.reportedRunning.add(u.taskId));
+    session.reportStatus(updates).catch((err) => {
+      updates.forEach((u) => this.reportedRunning.delete(u.taskId));
+      this.log.debug({ err: (err as Error).message }, 'attachment states not reported; the next pass tries again');
+    });
+  }
+
   private route(msg: SessionMessage): void {
     this.last = msg;
-    void this.networks.apply(msg).then(() => this.worker.assign(msg.tasks, msg.credentials));
+    // Containers' network attachments are the network controller's alone: the worker never runs them.
+    const tasks = msg.tasks.filter((t) => !t.spec?.attachment);
+    for (const id of [...this.reportedRunning]) if (!msg.tasks.some((t) => t.id === id && (t.status?.state ?? 0) < TaskState.TASK_STATE_RUNNING)) this.reportedRunning.delete(id);
+    void this.networks.apply(msg).then(() => this.worker.assign(tasks, msg.credentials));
     const desired: DesiredNode = { role: msg.node?.spec ? roleName(msg.node.spec.desiredRole) : undefined, managers: msg.managers };
     this.emit('desired', desired);
   }

@@ -6,7 +6,7 @@ import { isNodeRemoved } from '../services/api/grpc-errors';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
-import { DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
 export interface AgentSessionOptions {
@@ -20,6 +20,8 @@ export interface AgentSessionOptions {
   tls: () => TlsMaterial;
   /** Managers to try, in order; the session's messages keep the list fresh. */
   managers: () => ManagerPeer[];
+  /** The containers this node has, listed when a session opens (their network attachments are kept, the others' dropped); unset: none are listed. */
+  containerIds?: () => string[];
 }
 
 /**
@@ -55,6 +57,20 @@ export class AgentSession extends EventEmitter {
     const current = this.current;
     if (!current) throw unavailable('no dispatcher session');
     await callUnary(current.client.updateTaskStatus.bind(current.client), { sessionId: current.sessionId, updates }, 10000);
+  }
+
+  /** Asks the manager of the current session for a container's network attachment (Dispatcher.AttachNetwork). */
+  async attachNetwork(req: AttachNetworkRequest): Promise<AttachNetworkResponse> {
+    const current = this.current;
+    if (!current) throw unavailable('no dispatcher session: the managers cannot be reached');
+    return callUnary(current.client.attachNetwork.bind(current.client), req, 20000);
+  }
+
+  /** Removes one of this node's network attachments (Dispatcher.DetachNetwork); fine when it is gone. */
+  async detachNetwork(attachmentId: string): Promise<void> {
+    const current = this.current;
+    if (!current) throw unavailable('no dispatcher session: the managers cannot be reached');
+    await callUnary(current.client.detachNetwork.bind(current.client), { attachmentId }, 10000);
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -102,7 +118,8 @@ export class AgentSession extends EventEmitter {
         };
         const onAbort = () => finish(healthy ? 'healthy' : 'failed');
         signal.addEventListener('abort', onAbort, { once: true });
-        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr });
+        const containers = this.opts.containerIds ? { containerIds: this.opts.containerIds() } : undefined;
+        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers });
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {

@@ -1,13 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import { notFound } from '../services/common/errors';
+import { notFound, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { managerPeers, readClusterView } from './cluster-view';
+import { NetworkAttachments } from './network-attachments';
 import { planNodeEndpoints } from './network/endpoints';
 import { planOverlays, planVteps } from './network/peers';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
@@ -41,8 +42,12 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private readonly log: Logger;
   private readonly broadcast: ReconcileLoop;
+  /** Containers' network attachments (AttachNetwork, DetachNetwork, the session-start reconcile). */
+  private readonly attachments: NetworkAttachments;
   /** The cluster's timings as last read; the broadcast loop keeps it fresh. */
   private spec?: ClusterSpec;
+  /** The cluster's root certificate, as read when a session opened (what node certificates are checked against). */
+  private rootCaPem?: string;
 
   constructor(
     private readonly store: Store,
@@ -51,6 +56,7 @@ export class Dispatcher {
     private readonly sealKey?: SealKeySource,
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
+    this.attachments = new NetworkAttachments(store, this.log);
     this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
   }
 
@@ -90,7 +96,19 @@ export class Dispatcher {
         await this.recordStatuses(session, req.updates);
         return {};
       }),
+      attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachments.attach(await this.callerNode(call), req)),
+      detachNetwork: unary(async (req: DetachNetworkRequest, call) => {
+        await this.attachments.detach(await this.callerNode(call), req.attachmentId);
+        return {};
+      }),
     };
+  }
+
+  /** The node a call comes from, by its certificate (never by what the request says). */
+  private async callerNode(call: Parameters<typeof requirePeer>[0]): Promise<string> {
+    this.rootCaPem ??= (await this.store.getCluster())?.rootCa?.certPem;
+    if (!this.rootCaPem) throw unavailable('this manager has not read the cluster yet; try again');
+    return requirePeer(call, this.rootCaPem, ['manager', 'worker']).nodeId;
   }
 
   /**
@@ -125,6 +143,7 @@ export class Dispatcher {
   private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
     const cluster = await this.store.getCluster();
     this.spec = cluster?.spec;
+    this.rootCaPem = cluster?.rootCa?.certPem;
     const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
     const node = await this.store.getNode(peer.nodeId);
     if (!node) {
@@ -139,6 +158,8 @@ export class Dispatcher {
       if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
       return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
     });
+    // The node lists the containers it still has: attachments of the others go.
+    if (req.containers) await this.attachments.reconcileNode(node.id, req.containers.containerIds);
     const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
     await this.attachLease(session);
     for (const old of this.sessions.values()) {

@@ -6,6 +6,7 @@
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
 import { NetworkEndpoint } from '../services/gen/swarmlet/v1/control';
 import { EndpointMode, Network, NetworkAttachment, Node, Service, Task, TaskState, VirtualIP } from '../services/gen/swarmlet/v1/types';
+import { isAttachmentTask } from './network/attachments';
 import { planTaskAddresses } from './network/ipam';
 import { INGRESS_NETWORK_NAME, ingressNetwork } from './network/network-spec';
 import { byAge } from './orchestrator/tasks';
@@ -53,8 +54,8 @@ export function validateServiceNetworks(refs: string[], networks: Network[]): vo
 
 const isTerminal = (t: Task) => (t.status?.state ?? TaskState.TASK_STATE_NEW) > TaskState.TASK_STATE_RUNNING;
 
-/** `web.3`, or `web.<node id>` for a global service's task. */
-export const taskName = (t: Task) => `${t.serviceName}.${t.slot ? t.slot : t.nodeId}`;
+/** `web.3`, or `web.<node id>` for a global service's task; a container's name for its network attachment. */
+export const taskName = (t: Task) => (t.spec?.attachment ? t.spec.attachment.containerName || t.spec.attachment.containerId : `${t.serviceName}.${t.slot ? t.slot : t.nodeId}`);
 
 /** Whether a task is on the network: attached to it, or (not allocated yet) asking for it by name or id. */
 function taskUses(t: Task, network: Network): boolean {
@@ -144,10 +145,21 @@ export function planAllocation(tasks: Task[], networks: Network[], now: Date, ct
     return alone ? refs : [...refs, ingress.id];
   };
   const needsAddresses = (t: Task) => wanted(t).length > 0 && (t.networks ?? []).length === 0;
-  const needing = fresh.filter(needsAddresses).map((t) => ({ ...t, spec: { ...t.spec!, networks: wanted(t) } }));
+  // An attachment's --ip is a claim on that address: the task keeps it if no one holds it.
+  const claim = (t: Task) => (t.spec?.attachment?.ipv4Address ? [NetworkAttachment.fromPartial({ networkId: t.spec.networks[0], address: t.spec.attachment.ipv4Address })] : t.networks);
+  const needing = fresh.filter(needsAddresses).map((t) => ({ ...t, networks: claim(t), spec: { ...t.spec!, networks: wanted(t) } }));
   const addresses = needing.length > 0 ? planTaskAddresses({ networks, tasks, pending: needing, reserved: ctx.reserved }) : { attachments: [], failed: [] };
   const attachments = new Map(addresses.attachments.map((a) => [a.taskId, a.networks]));
   const failures = new Map(addresses.failed.map((f) => [f.taskId, f.message]));
+  for (const t of needing) {
+    const asked = t.spec?.attachment?.ipv4Address;
+    const got = attachments.get(t.id)?.[0]?.address.split('/')[0];
+    if (asked && got !== undefined && got !== asked) {
+      attachments.delete(t.id);
+      failures.set(t.id, `Address already in use: ${asked}`);
+      addresses.failed.push({ taskId: t.id, message: `Address already in use: ${asked}` });
+    }
+  }
 
   const plan: AllocationPlan = { changes: [], allocated: 0, failed: addresses.failed };
   for (const t of fresh) {
@@ -157,7 +169,9 @@ export function planAllocation(tasks: Task[], networks: Network[], now: Date, ct
       continue;
     }
     const networksOf = needsAddresses(t) ? attachments.get(t.id) ?? [] : t.networks;
-    plan.changes.push({ before: t, after: { ...t, networks: networksOf, status: { ...t.status!, state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling', timestamp: at } } });
+    // An attachment is placed on its node from the start: it skips the scheduler.
+    const next = isAttachmentTask(t) ? { state: TaskState.TASK_STATE_ASSIGNED, message: 'network attachment allocated' } : { state: TaskState.TASK_STATE_PENDING, message: 'pending task scheduling' };
+    plan.changes.push({ before: t, after: { ...t, networks: networksOf, status: { ...t.status!, ...next, timestamp: at } } });
     plan.allocated += 1;
   }
   return plan;

@@ -11,6 +11,7 @@ import { SwarmletError } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { Node, NodeState, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
+import { isAttachmentTask, planOrphanedAttachments } from './network/attachments';
 import { planBuiltinNetworks } from './network/ipam';
 import { BUILTIN_NETWORKS } from './network/network-spec';
 import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from './network-plans';
@@ -127,11 +128,16 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
   }
 }
 
-/** Tasks of removed services: told to go, and forgotten once they are gone (or could never have run). */
+/**
+ * Tasks of removed services: told to go, and forgotten once they are gone (or could never have
+ * run). Network attachments of a removed or down node are forgotten too.
+ */
 async function retireOrphans(store: Store, tasks: Task[], serviceIds: Set<string>, nodes: Node[], log: Logger): Promise<void> {
   const nodeState = new Map(nodes.map((n) => [n.id, n.status?.state]));
-  const forget: string[] = [];
+  // Containers' network attachments are no service's: they go with their node alone.
+  const forget: string[] = planOrphanedAttachments(tasks, nodes);
   for (const t of tasks) {
+    if (isAttachmentTask(t)) continue;
     const neverRan = (t.status?.state ?? 0) < TaskState.TASK_STATE_ASSIGNED && t.desiredState > TaskState.TASK_STATE_RUNNING;
     if (serviceIds.has(t.serviceId)) {
       if (neverRan) forget.push(t.id);

@@ -9,6 +9,7 @@ import { Agent, AGENT_SERVICE, DesiredNode } from '../agent/agent';
 import { CrunRuntime } from '../agent/runtime/crun-runtime';
 import { ExecRuntime } from '../agent/runtime/exec-runtime';
 import { Runtime } from '../agent/runtime/runtime';
+import type { ContainerNetworks } from '../agent/containers/container-networks';
 import { RuntimeRouter } from '../agent/runtime/runtime-router';
 import { ImageStore } from '../agent/images/image-store';
 import { VolumeStore } from '../agent/volumes/volume-store';
@@ -104,6 +105,11 @@ export class Daemon implements NodeRoles {
       resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
       interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
     };
+  }
+
+  /** Containers' endpoints on cluster networks: the agent's, while the node is in a swarm. */
+  get clusterNetworks(): ContainerNetworks | undefined {
+    return this.agent?.containerNetworks;
   }
 
   get agentRunning(): boolean {

@@ -7,7 +7,20 @@ import { asSwarmletError, failedPrecondition } from '../services/common/errors';
 import { VERSION } from '../services/common/version';
 import { unary } from '../services/api/handlers';
 import { failCall } from '../services/api/tls';
-import { ControlServer, ControlService, GetNetworkRequest, InfoResponse, InitRequest, JoinRequest, LeaveRequest, LocalNodeServer } from '../services/gen/swarmlet/v1/control';
+import {
+  AttachContainerNetworkRequest,
+  ContainerEndpointInfo,
+  ControlServer,
+  ControlService,
+  DetachContainerNetworkRequest,
+  GetNetworkRequest,
+  InfoResponse,
+  InitRequest,
+  JoinRequest,
+  LeaveRequest,
+  LocalNodeServer,
+} from '../services/gen/swarmlet/v1/control';
+import type { ContainerNetworks } from '../agent/containers/container-networks';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { NodeRole } from '../services/gen/swarmlet/v1/types';
 import { imageService } from './image-service';
@@ -34,6 +47,8 @@ export interface LocalApiNode {
   /** The runtime this node's tasks run on (exec and attach). */
   readonly runtime: Runtime;
   readonly rootLog: Logger;
+  /** Containers' endpoints on cluster networks, while the node is in a swarm. */
+  readonly clusterNetworks?: ContainerNetworks;
 }
 
 /** This node's tasks as exec and attach targets: those of its session (with their names), and any other the runtime still has. */
@@ -57,6 +72,11 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     info: unary(() => info(node)),
     listNetworks: unary(async () => ({ networks: planLocalNetworks(view()) })),
     getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(view(), req.network)),
+    attachContainerNetwork: unary((req: AttachContainerNetworkRequest) => attachContainerNetwork(node, req)),
+    detachContainerNetwork: unary(async (req: DetachContainerNetworkRequest) => {
+      await clusterNetworksOf(node).detach(req.containerId, req.network);
+      return {};
+    }),
     ...imageService(node.images),
     ...volumeService(node.volumes),
     ...terminalService({ runtime: node.runtime, targets: [taskTargets(node)], log: componentLogger(node.rootLog, 'terminal') }),
@@ -75,6 +95,16 @@ export function controlOnManager(node: LocalApiNode): ControlServer {
     };
   }
   return handlers as unknown as ControlServer;
+}
+
+function clusterNetworksOf(node: LocalApiNode): ContainerNetworks {
+  if (!node.membership.state || !node.clusterNetworks) throw failedPrecondition(NOT_IN_SWARM);
+  return node.clusterNetworks;
+}
+
+async function attachContainerNetwork(node: LocalApiNode, req: AttachContainerNetworkRequest): Promise<ContainerEndpointInfo> {
+  const e = await clusterNetworksOf(node).attach({ containerId: req.containerId, containerName: req.containerName, network: req.network, aliases: req.aliases, ipv4: req.ipv4Address || undefined, netns: req.netns });
+  return { networkId: e.networkId, networkName: e.networkName, driver: e.driver, ipv4Cidr: e.ipv4Cidr, gateway: e.gateway ?? '', mac: e.mac ?? '', aliases: e.aliases };
 }
 
 async function info(node: LocalApiNode): Promise<InfoResponse> {

@@ -5,7 +5,8 @@
  *
  * Names, case-insensitive: `<service>` and `<service>.<network>` -> the VIP (or the serving
  * tasks' IPs in dnsrr mode, turned per query); `tasks.<service>[.<network>]` -> the serving
- * tasks' IPs; a task's name and hostname [.<network>] -> its IP. A records; AAAA and other types
+ * tasks' IPs; a task's name and hostname [.<network>] -> its IP; an attached container's name
+ * and aliases [.<network>] -> its IP. A records; AAAA and other types
  * of a known name: no data. PTR of task IPs and VIPs. NXDOMAIN for unknown names of the
  * cluster's domain (one label, `tasks.<x>`, or ending in a network name of the asker's);
  * everything else is forwarded. TTL 1: answers are never stale for long.
@@ -109,6 +110,12 @@ export function planDnsIndex(networks: NetworkServices[], subnets: string[] = []
         }
         addPtr(ptr, t.ip, t.name || t.hostname);
       }
+    }
+    // Containers attached to the network: their name and aliases, as a task's name.
+    for (const c of net.containers ?? []) {
+      if (!c.ip) continue;
+      for (const name of [c.name, ...c.aliases]) for (const sfx of suffixes) if (name) addName(names, `${name}${sfx}`, [c.ip], PRIORITY.taskName);
+      addPtr(ptr, c.ip, c.name || c.containerId.slice(0, 12));
     }
   }
   const parsed = subnets.map(readCidr).filter((s): s is Ipv4Cidr => s !== undefined);

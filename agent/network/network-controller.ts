@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { readFile, writeFile } from 'fs/promises';
 import { BridgeDriver, needsGatewayBridge } from './bridge-driver';
 import { EmbeddedDns } from '../dns/embedded-dns';
@@ -14,11 +15,11 @@ import { VxlanFilter } from './vxlan-filter';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from './plans/lb-nft';
 import { TaskNetworks } from '../worker';
 import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../services/common/subnet-overlap';
-import { asSwarmletError, conflict } from '../../services/common/errors';
+import { SwarmletError, asSwarmletError, conflict, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { CheckOverlaysRequest, HostPort, IngressConfig, NetworkServices, OverlayNetwork, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
-import { HostInterface, NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
+import { HostInterface, NetworkAttachment, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { hostInterfaceSubnets } from '../host-interfaces';
 
 /** How often the kernel is checked against the last word of the dispatcher when nothing changed (default). */
@@ -43,11 +44,25 @@ export interface NetworkControllerOptions {
   runningNetns: () => Map<string, string>;
   /** The embedded DNS's upstream resolvers ('ip' or 'ip:port'); []: the host's. */
   dnsUpstreams?: readonly string[];
+  /** Container id -> network namespace of this node's containers (agent/container-netns.ts): their network attachments are plugged in there. */
+  containerNetns?: () => Map<string, string>;
+  /** Called after a pass plugged or unplugged containers (pluggedAttachments() says which attachments are in). */
+  onContainersChanged?: () => void;
   /** The subnets on the host's own interfaces, read when a task is plugged in; default: this namespace's (hostInterfaceSubnets). */
   hostInterfaces?: () => HostInterface[];
   /** How often a pass reads the kernel even when no message came (default 10 s; Infinity: only when asked, by resync()). */
   resyncMs?: number;
 }
+
+/** A container with its network attachments, as the controller plugs it in: one RunningTask whose id is the container's. */
+interface ContainerPlug {
+  running: RunningTask;
+  /** The attachment tasks, in the order of its interfaces. */
+  attachmentIds: string[];
+}
+
+/** What a container is plugged in with: its attachments and their addresses. */
+const plugKey = (c: ContainerPlug) => c.attachmentIds.map((id, i) => `${id}=${c.running.attachments[i].address}`).join(',');
 
 /** A task's `ip swarmlet-lb` table for these services ('' for none). */
 const lbTableOf = (attachments: NetworkAttachment[], services: NetworkServices[]) => renderTaskLbNft(planTaskVips(attachments, services));
@@ -103,6 +118,14 @@ export class NetworkController implements TaskNetworks {
   private received = false;
   /** One pass at a time; messages that arrive during one coalesce into the next. */
   private readonly loop: ReconcileLoop;
+  /** Container id -> what it is plugged in with (plugKey), and its attachment ids. */
+  private readonly plugged = new Map<string, { key: string; attachmentIds: string[] }>();
+  /** Containers whose last plugging failed, with the attachments it was for and why. */
+  private readonly plugFailures = new Map<string, { attachmentIds: string[]; error: SwarmletError }>();
+  /** Attachments being detached: unplugged at once, before the managers drop them. */
+  private readonly unplugging = new Set<string>();
+  /** 'plugged' after a container's interfaces changed. */
+  private readonly events = new EventEmitter();
 
   constructor(private readonly opts: NetworkControllerOptions) {
     this.log = componentLogger(opts.log, 'networks');
@@ -126,8 +149,69 @@ export class NetworkController implements TaskNetworks {
   apply(msg: SessionNetworks): Promise<void> {
     this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts, vteps: msg.vteps ?? [] };
     this.received = true;
+    for (const id of [...this.unplugging]) if (!msg.tasks.some((t) => t.id === id)) this.unplugging.delete(id);
     this.dns.apply(msg.services);
     return this.loop.request();
+  }
+
+  /** A pass soon (a container's namespace was registered or went); nothing before the first message. */
+  poke(): void {
+    if (this.received) this.loop.poke();
+  }
+
+  /**
+   * Resolves once the container is plugged in with the attachment (the session message brought
+   * it and a pass plugged it). Rejects with the reason when plugging it failed for a reason a
+   * retry does not cure (its namespace is gone, its subnet overlaps the host's), and Unavailable
+   * after `timeoutMs`.
+   */
+  waitPlugged(containerId: string, attachmentId: string, timeoutMs: number): Promise<void> {
+    const done = () => this.plugged.get(containerId)?.attachmentIds.includes(attachmentId) ?? false;
+    const failed = () => {
+      const f = this.plugFailures.get(containerId);
+      return f?.attachmentIds.includes(attachmentId) && f.error.kind !== 'Unavailable' && f.error.kind !== 'Retryable' ? f.error : undefined;
+    };
+    if (done()) return Promise.resolve();
+    if (failed()) return Promise.reject(failed());
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const error = failed();
+        if (!done() && !error) return;
+        clearTimeout(timer);
+        this.events.off('plugged', check);
+        if (error) reject(error);
+        else resolve();
+      };
+      const timer = setTimeout(() => {
+        this.events.off('plugged', check);
+        reject(unavailable(`the network attachment ${attachmentId} was not plugged into container ${containerId} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      timer.unref();
+      this.events.on('plugged', check);
+    });
+  }
+
+  /** The attachment tasks plugged into their containers now. */
+  pluggedAttachments(): Set<string> {
+    return new Set([...this.plugged.values()].flatMap((p) => p.attachmentIds));
+  }
+
+  /** Takes the attachment out of its container now (the managers drop it after); resolves after the pass. */
+  unplug(attachmentId: string): Promise<void> {
+    this.unplugging.add(attachmentId);
+    return this.loop.request();
+  }
+
+  /** The container attachments of the last session message, by container id (those being unplugged aside). */
+  containerAttachments(): Map<string, Task[]> {
+    const out = new Map<string, Task[]>();
+    for (const t of this.state.tasks) {
+      const containerId = t.spec?.attachment?.containerId;
+      if (!containerId || t.desiredState > TaskState.TASK_STATE_RUNNING || !t.networks[0]?.address || this.unplugging.has(t.id)) continue;
+      out.set(containerId, [...(out.get(containerId) ?? []), t]);
+    }
+    for (const list of out.values()) list.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    return out;
   }
 
   /** A pass that reads the kernel's tables instead of trusting what it applied last; nothing before the first message. */
@@ -154,6 +238,7 @@ export class NetworkController implements TaskNetworks {
 
   async close(): Promise<void> {
     await this.loop.stop();
+    this.events.removeAllListeners();
     await this.dns.close();
     for (const driver of this.drivers) await driver.close();
   }
@@ -266,17 +351,64 @@ export class NetworkController implements TaskNetworks {
     const { tasks, services, hostPorts } = this.state;
     const ingress = usableIngress(this.state.ingress);
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
-    const running = this.running(tasks);
+    let running = this.running(tasks);
     // Before the overlays: a new peer's VTEP is admitted before its FDB entries point at it.
     await this.step('VXLAN filter not applied', () => this.vxlanFilter.ensure(this.state.vteps ?? [], verify));
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
     // Running tasks too: those a remade sandbox unplugged are plugged in again (the ingress sandbox as well).
     const wanted = this.wanted(true);
     for (const driver of this.drivers) await this.step(`${driver.label} not reconciled`, () => driver.reconcileNetworks(wanted));
+    await this.reconcileContainers();
+    running = this.running(tasks);
     const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());
     await this.step('VIP tables not reconciled', () => this.reconcileLb(running, services, verify));
     await this.step('published ports not reconciled', () => this.reconcilePublish(ingress, sandboxAddress || undefined, hostPorts, tasks, verify));
     await this.step('DNS sockets not reconciled', () => this.dns.reconcile(running));
+  }
+
+  /**
+   * Plugs each container with attachments here into them (all its interfaces again when they
+   * changed: eth0, eth1... in the attachments' order), and unplugs those that have none left or
+   * whose namespace is no longer registered.
+   */
+  private async reconcileContainers(): Promise<void> {
+    const wanted = new Map(this.containers().map((c) => [c.running.taskId, c]));
+    for (const id of [...this.plugged.keys()]) {
+      if (wanted.has(id)) continue;
+      await this.step(`container ${id} not unplugged`, () => this.detach(id));
+      this.plugged.delete(id);
+      this.plugFailures.delete(id);
+      this.log.info({ containerId: id }, 'container unplugged from its cluster networks');
+      this.events.emit('plugged');
+    }
+    for (const [id, c] of wanted) {
+      const key = plugKey(c);
+      if (this.plugged.get(id)?.key === key) continue;
+      try {
+        if (this.plugged.has(id)) await this.detach(id);
+        this.plugged.delete(id);
+        await this.attach(Task.fromPartial({ id, networks: c.running.attachments }), c.running.netns);
+        this.plugged.set(id, { key, attachmentIds: c.attachmentIds });
+        this.plugFailures.delete(id);
+        this.log.info({ containerId: id, attachments: c.attachmentIds }, 'container plugged into its cluster networks');
+      } catch (err) {
+        const error = asSwarmletError(err);
+        this.plugFailures.set(id, { attachmentIds: c.attachmentIds, error });
+        this.log.warn({ containerId: id, err: error.message }, 'container not plugged into its cluster networks; the next pass tries again');
+      }
+      this.events.emit('plugged');
+    }
+    for (const id of [...this.plugFailures.keys()]) if (!wanted.has(id)) this.plugFailures.delete(id);
+    if (this.plugged.size > 0 || wanted.size > 0) this.opts.onContainersChanged?.();
+  }
+
+  /** The containers registered here that have attachments, with their namespaces. */
+  private containers(): ContainerPlug[] {
+    const netns = this.opts.containerNetns?.() ?? new Map<string, string>();
+    return [...this.containerAttachments()].flatMap(([id, tasks]) => {
+      const path = netns.get(id);
+      return path ? [{ running: { taskId: id, netns: path, attachments: tasks.map((t) => t.networks[0]) }, attachmentIds: tasks.map((t) => t.id) }] : [];
+    });
   }
 
   private async step<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
@@ -359,12 +491,18 @@ export class NetworkController implements TaskNetworks {
     };
   }
 
-  /** The assigned tasks running here that have networks, with their namespaces. */
+  /**
+   * The assigned tasks running here that have networks, with their namespaces; and the containers
+   * plugged into their attachments as they are wanted (a container whose attachments changed is
+   * left to reconcileContainers, which plugs it in again).
+   */
   private running(tasks: Task[]): RunningTask[] {
     const netns = this.opts.runningNetns();
-    return tasks.flatMap((t) => {
+    const own = tasks.flatMap((t) => {
       const path = netns.get(t.id);
-      return path && t.networks.length > 0 ? [{ taskId: t.id, netns: path, attachments: t.networks }] : [];
+      return path && t.networks.length > 0 && !t.spec?.attachment ? [{ taskId: t.id, netns: path, attachments: t.networks }] : [];
     });
+    const containers = this.containers().filter((c) => this.plugged.get(c.running.taskId)?.key === plugKey(c));
+    return [...own, ...containers.map((c) => c.running)];
   }
 }

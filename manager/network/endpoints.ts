@@ -4,7 +4,7 @@
  * every change, so that a task that stops, fails its health check or is told to shut down drops
  * out of the next message. Pure.
  */
-import { HostPort, IngressConfig, IngressPort, NetworkServices, ServiceRecord, ServiceTask } from '../../services/gen/swarmlet/v1/dispatcher';
+import { ContainerRecord, HostPort, IngressConfig, IngressPort, NetworkServices, ServiceRecord, ServiceTask } from '../../services/gen/swarmlet/v1/dispatcher';
 import { EndpointMode, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { ingressNetwork } from './network-spec';
 import { isIngress } from './ports';
@@ -50,7 +50,21 @@ export function planNodeEndpoints(input: NodeEndpointsInput): NodeEndpoints {
   return { services: planNetworkServices(input), ingress: planIngress(input), hostPorts: planHostPorts(input) };
 }
 
-/** Per network that a live task of this node is on: every service with a VIP or a task there. */
+/**
+ * A container's record on its attachment's network: from the allocation (ASSIGNED) until it ends
+ * or is told to; the attachment task goes when the container leaves the network.
+ */
+function containerRecord(t: Task): ContainerRecord | undefined {
+  const a = t.spec?.attachment;
+  const address = t.networks?.[0]?.address;
+  if (!a || !address || t.desiredState > RUNNING || state(t) < TaskState.TASK_STATE_ASSIGNED || state(t) > RUNNING) return undefined;
+  return { containerId: a.containerId, name: a.containerName, aliases: [...a.aliases], ip: bareIp(address) };
+}
+
+/**
+ * Per network that a live task (or container attachment) of this node is on: every service with
+ * a VIP or a task there, and every container attached to it.
+ */
 export function planNetworkServices(input: NodeEndpointsInput): NetworkServices[] {
   const byId = new Map(input.networks.map((n) => [n.id, n]));
   const here = new Set<string>();
@@ -83,7 +97,11 @@ export function planNetworkServices(input: NodeEndpointsInput): NetworkServices[
       records.push({ serviceId: service.id, name: service.spec?.name ?? '', vip: vip && !dnsrr ? bareIp(vip.addr) : '', tasks });
     }
     records.sort((a, b) => byText(a.name, b.name) || byText(a.serviceId, b.serviceId));
-    out.push({ networkId: id, name: network.spec?.name ?? '', services: records });
+    const containers = input.tasks
+      .filter((t) => t.networks?.[0]?.networkId === id)
+      .flatMap((t) => containerRecord(t) ?? [])
+      .sort((a, b) => byText(a.name, b.name) || byText(a.containerId, b.containerId));
+    out.push({ networkId: id, name: network.spec?.name ?? '', services: records, containers });
   }
   return out.sort((a, b) => byText(a.name, b.name) || byText(a.networkId, b.networkId));
 }

@@ -110,7 +110,8 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
   const portsOf = (t: Task) => hostPortsOf.get(t.serviceId) ?? [];
   const portsUsed: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
   for (const t of input.tasks) {
-    if (!t.nodeId || pendingIds.has(t.id) || t.desiredState > RUNNING || (t.status?.state ?? 0) > RUNNING) continue;
+    // A container's network attachment is no workload: it does not count against its node.
+    if (!t.nodeId || pendingIds.has(t.id) || t.desiredState > RUNNING || (t.status?.state ?? 0) > RUNNING || t.spec?.attachment) continue;
     const i = indexOf.get(t.nodeId);
     if (i === undefined) continue;
     // Host ports count from ASSIGNED: a task not yet placed holds none.

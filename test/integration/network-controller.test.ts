@@ -56,6 +56,7 @@ function services(webServing: Task[]): NetworkServices[] {
   return [{
     networkId: front.networkId,
     name: front.name,
+    containers: [],
     services: [
       { serviceId: 's-web', name: 'web', vip: WEB_VIP, tasks: [A, B].map((t) => st(t, webServing.includes(t))) },
       { serviceId: 's-client', name: 'client', vip: '10.90.0.3', tasks: [st(C, true)] },

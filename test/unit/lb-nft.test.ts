@@ -15,6 +15,7 @@ const SERVICES: NetworkServices[] = [
   {
     networkId: 'net-front',
     name: 'front',
+    containers: [],
     services: [
       { serviceId: 's-web', name: 'web', vip: '10.0.1.2', tasks: [task('10.0.1.9'), task('10.0.1.5'), task('10.0.1.7', false), task('10.0.1.10')] },
       { serviceId: 's-db', name: 'db', vip: '10.0.1.3', tasks: [task('10.0.1.11', false)] },
@@ -24,6 +25,7 @@ const SERVICES: NetworkServices[] = [
   {
     networkId: 'net-back',
     name: 'back',
+    containers: [],
     services: [{ serviceId: 's-api', name: 'api', vip: '10.0.2.2', tasks: [task('10.0.2.4')] }],
   },
 ];

@@ -79,6 +79,7 @@ describe('planNodeEndpoints: services', () => {
     expect(back).toEqual({
       networkId: 'back',
       name: 'back',
+      containers: [],
       services: [
         { serviceId: 's-api', name: 'api', vip: '10.0.1.2', tasks: [{ taskId: 'api1ffffffffffff', ip: '10.0.1.10', name: 'api.1.api1ffffffffffff', hostname: 'api-one', serving: true }] },
         // dnsrr: no VIP; a global-style task (slot 0) is named after its node; one not running yet is left out

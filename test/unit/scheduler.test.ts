@@ -100,6 +100,12 @@ describe('planScheduling: spread', () => {
     expect(plan.assignments).toEqual([{ taskId: 'web-1', nodeId: 'a' }]);
   });
 
+  test('containers\' network attachments do not count against their node', () => {
+    const attachment = (id: string) => ({ ...task(id, '', { nodeId: 'a', state: TaskState.TASK_STATE_ASSIGNED }), spec: { ...task(id, '').spec!, attachment: { containerId: id, containerName: id, aliases: [], ipv4Address: '' } } });
+    const plan = schedule([node('a'), node('b')], pendingOf('web', 1), [attachment('c1'), attachment('c2'), task('o1', 'other', { nodeId: 'b' })]);
+    expect(plan.assignments).toEqual([{ taskId: 'web-1', nodeId: 'a' }]);
+  });
+
   test('the same input gives the same plan, whatever the order of the nodes', () => {
     const nodes = ['n3', 'n1', 'n5', 'n2', 'n4'].map((id) => node(id));
     const pending = [...pendingOf('a', 7), ...pendingOf('b', 4)];
