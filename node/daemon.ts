@@ -6,6 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { Agent, AGENT_SERVICE, DesiredNode } from '../agent/agent';
+import { ContainerNetworks } from '../agent/containers/container-networks';
+import { ContainerStore } from '../agent/containers/container-store';
+import { Containers } from '../agent/containers/containers';
+import { LocalContainerNetworks } from '../agent/containers/local-container-networks';
 import { CrunRuntime } from '../agent/runtime/crun-runtime';
 import { ExecRuntime } from '../agent/runtime/exec-runtime';
 import { Runtime } from '../agent/runtime/runtime';
@@ -81,6 +85,10 @@ export class Daemon implements NodeRoles {
   readonly volumes: VolumeStore;
   /** This node's images (oci runtime), under `<dataDir>/images`. */
   readonly images: ImageStore;
+  /** This node's containers (docker's `container` commands), under `<dataDir>/local-containers`, on a runtime of their own. */
+  readonly containers: Containers;
+  private readonly containerRuntime: Runtime;
+  private readonly localNetworks: LocalContainerNetworks;
 
   constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -93,6 +101,37 @@ export class Daemon implements NodeRoles {
       exec: new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog }),
       oci: new CrunRuntime({ stateDir: path.join(cfg.dataDir, 'containers'), cgroupParent: `${cfg.cgroupParent}-oci`, log: rootLog, images: this.images, volumes: this.volumes }),
     });
+    // Containers run through the same runtimes, with state dirs and cgroups apart: the worker never sees them as tasks.
+    const containersDir = path.join(cfg.dataDir, 'local-containers');
+    this.containerRuntime = new RuntimeRouter({
+      exec: new ExecRuntime({ stateDir: path.join(containersDir, 'exec'), cgroupParent: `${cfg.cgroupParent}/containers`, log: rootLog }),
+      oci: new CrunRuntime({ stateDir: path.join(containersDir, 'oci'), cgroupParent: `${cfg.cgroupParent}-oci/containers`, log: rootLog, images: this.images, volumes: this.volumes }),
+    });
+    this.localNetworks = new LocalContainerNetworks({ log: rootLog, hostSubnets: () => hostInterfaceSubnets(BRIDGE_PREFIX).map((i) => ({ node: cfg.hostname, iface: i.name, subnet: i.subnet })) });
+    this.containers = new Containers({
+      store: new ContainerStore(path.join(containersDir, 'records')),
+      runtime: this.containerRuntime,
+      networks: () => this.containerNetworks(),
+      log: rootLog,
+    });
+  }
+
+  /**
+   * The container endpoints for the node's membership: node-local networks in no swarm. On a swarm
+   * node, the cluster's attachments (12-A) are not there yet: host and none only, since the local
+   * bridges would share the agent's nft table.
+   */
+  private containerNetworks(): ContainerNetworks {
+    if (!this.membership.state) return this.localNetworks;
+    const local = this.localNetworks;
+    return {
+      resolve: (ref: string) => {
+        if (ref !== 'host' && ref !== 'none') throw failedPrecondition(`containers on network ${ref} are not available on a swarm node yet: use --network host or none`);
+        return local.resolve(ref);
+      },
+      attach: (req) => (req.network === 'host' || req.network === 'none' ? local.attach(req) : Promise.reject(failedPrecondition(`containers on network ${req.network} are not available on a swarm node yet: use --network host or none`))),
+      detach: (id, network) => local.detach(id, network),
+    } as ContainerNetworks;
   }
 
   get description(): NodeDescription {
@@ -118,6 +157,8 @@ export class Daemon implements NodeRoles {
   async start(): Promise<void> {
     this.dir.ensure();
     const state = this.membership.load();
+    // Containers are adopted before the API answers; on a node in no swarm, their bridges are made again.
+    await this.containers.open(state ? undefined : (held) => this.localNetworks.restore(held));
     this.unixServer.addService(LocalNodeService, localNodeService(this));
     this.unixServer.addService(ControlService, controlOnManager(this));
     addStandardServices(this.unixServer, ['swarmlet.v1.LocalNode', 'swarmlet.v1.Control']);
@@ -131,6 +172,7 @@ export class Daemon implements NodeRoles {
 
   async stop(): Promise<void> {
     this.controller.abort();
+    this.containers.close();
     await this.activating;
     await this.membership.stop();
     await shutdownServer(this.unixServer, 1000);
@@ -168,7 +210,8 @@ export class Daemon implements NodeRoles {
     await agent.start();
     // Image and volume uses recorded for tasks the runtime no longer has (their state went while the daemon was down) are dropped.
     try {
-      const ids = await this.runtime.list();
+      // Containers' uses count too: they run on their own runtime.
+      const ids = [...(await this.runtime.list()), ...(await this.containerRuntime.list())];
       this.images.retainUses(ids);
       await this.volumes.releaseAllExcept(ids);
     } catch (err) {

@@ -10,6 +10,8 @@ import { failCall } from '../services/api/tls';
 import { ControlServer, ControlService, GetNetworkRequest, InfoResponse, InitRequest, JoinRequest, LeaveRequest, LocalNodeServer } from '../services/gen/swarmlet/v1/control';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { NodeRole } from '../services/gen/swarmlet/v1/types';
+import { Containers } from '../agent/containers/containers';
+import { containerService } from './container-service';
 import { imageService } from './image-service';
 import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { Membership, NOT_IN_SWARM } from './membership';
@@ -27,9 +29,11 @@ export interface LocalApiNode {
   readonly lastMessage?: SessionMessage;
   readonly images: ImageStore;
   readonly volumes: VolumeStore;
+  /** This node's containers (docker's `container` commands). */
+  readonly containers: Containers;
 }
 
-/** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images and volumes. */
+/** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images, volumes and containers. */
 export function localNodeService(node: LocalApiNode): LocalNodeServer {
   const { membership } = node;
   const view = () => (membership.state ? node.lastMessage : undefined);
@@ -42,6 +46,7 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(view(), req.network)),
     ...imageService(node.images),
     ...volumeService(node.volumes),
+    ...containerService(node.containers),
   };
 }
 
