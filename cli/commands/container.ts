@@ -19,7 +19,7 @@ function local(c: Clients): LocalNodeClient {
 /** run/create options, with docker's names. */
 function createOptions<T>(a: Argv<T>) {
   const str = (describe: string) => ({ type: 'string' as const, describe });
-  const arr = (describe: string) => ({ type: 'string' as const, array: true, describe });
+  const arr = (describe: string) => ({ type: 'string' as const, describe: `${describe} (repeatable)` });
   return a
     .positional('image', { type: 'string', describe: 'Image: a registry reference (oci runtime) or exec:/ (exec runtime)' })
     .option('name', str('Assign a name to the container'))
@@ -97,7 +97,7 @@ async function attachOutput(l: LocalNodeClient, c: Container, host: string): Pro
     out(`${m.line}\n`);
   });
   stream.on('error', () => undefined);
-  const { statusCode } = await call(l, l.waitContainer, { container: c.id }, host, 2 ** 31 - 1);
+  const { statusCode } = await call(l, l.waitContainer, { container: c.id }, host, 24 * 3600 * 1000);
   stream.cancel();
   // What the follow had not printed yet (the container's log stays until it is removed).
   try {
@@ -191,7 +191,7 @@ const psCmd = (names: string[]): Builder => (y) =>
       a
         .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Show all containers (default shows just running)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only display container IDs' })
-        .option('filter', { alias: 'f', type: 'string', array: true, describe: 'Filter output based on conditions provided (id, name, label, status, exited, network, ancestor)' }),
+        .option('filter', { alias: 'f', type: 'string', describe: 'Filter output based on conditions provided (id, name, label, status, exited, network, ancestor)' }),
     async (argv) => {
       const filters = parseFilters(repeated(argv.filter) ?? []);
       await withClients(argv, async (c, host) => {
@@ -252,7 +252,7 @@ const waitCmd: Builder = (y) =>
   y.command('wait <containers..>', 'Block until one or more containers stop, then print their exit codes', (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }), async (argv) => {
     await withClients(argv, async (c, host) => {
       const l = local(c);
-      for (const ref of (argv.containers as string[]).map(String)) out(`${(await call(l, l.waitContainer, { container: ref }, host, 2 ** 31 - 1)).statusCode}\n`);
+      for (const ref of (argv.containers as string[]).map(String)) out(`${(await call(l, l.waitContainer, { container: ref }, host, 24 * 3600 * 1000)).statusCode}\n`);
     });
   });
 

@@ -1,0 +1,174 @@
+/**
+ * Containers as students type them (`run -d`, `ps`, `logs`, `stop`, `rm`, `inspect`), on one lab
+ * host whose daemon is in no swarm, with exec: images: docker's default bridge reached by IP,
+ * restart policies, --rm, adoption after a daemon restart, and bad input that leaves nothing
+ * behind (no record, no veth, no runtime state). Run through test/run.sh.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
+
+interface Inspect {
+  Id: string;
+  Name: string;
+  RestartCount: number;
+  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; OOMKilled: boolean; StartedAt: string; FinishedAt: string };
+  HostConfig: { RestartPolicy: { Name: string; MaximumRetryCount: number }; Memory: number };
+  Config: { Env: string[]; Labels: Record<string, string> };
+  NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string; MacAddress: string }> };
+}
+
+let lab: Lab;
+let h: LabHost;
+
+const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
+const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
+const records = () => readdirSync(join(h.dataDir, 'local-containers', 'records'));
+const runtimeDirs = () => ['exec', 'oci'].flatMap((k) => {
+  try {
+    return readdirSync(join(h.dataDir, 'local-containers', k)).filter((d) => /^[0-9a-f]{64}$/.test(d));
+  } catch {
+    return [];
+  }
+});
+const hostVeths = async () => (await lab.exec(h, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => l.includes('swbl-'));
+
+beforeAll(async () => {
+  requireBuiltCli();
+  lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1 });
+  h = lab.host(1);
+  await lab.startDaemon(h);
+}, 60000);
+
+afterAll(async () => {
+  await lab?.destroy();
+}, 60000);
+
+test('run -d, ps, logs, inspect, stop, ps -a, rm: on the default bridge, reached by IP', async () => {
+  const id = (await sw(lab, h, ['run', '-d', '--name', 'web', '-e', 'GREETING=hello', '-l', 'course=net', 'exec:/', 'sh', '-c', 'echo "$GREETING from $(hostname)"; exec sleep 1000'])).trim();
+  expect(id).toMatch(/^[0-9a-f]{64}$/);
+  const ps = await sw(lab, h, ['ps']);
+  expect(ps.split('\n')[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES/);
+  expect(ps).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+exec:/\\s+.*Up .*web$`, 'm'));
+  expect(await sw(lab, h, ['ps', '-q'])).toBe(`${id.slice(0, 12)}\n`);
+  await waitFor('the greeting in the logs', async () => ((await sw(lab, h, ['logs', 'web'])).includes(`hello from ${id.slice(0, 12)}`) ? true : undefined));
+
+  const web = await inspect('web');
+  expect(web).toMatchObject({ Id: id, Name: '/web', State: { Status: 'running', Running: true, OOMKilled: false }, HostConfig: { RestartPolicy: { Name: 'no' } } });
+  expect(web.Config.Env).toContain('GREETING=hello');
+  expect(web.Config.Labels).toEqual({ course: 'net' });
+  const bridge = web.NetworkSettings.Networks.bridge;
+  expect(bridge).toMatchObject({ IPAddress: '172.17.0.2', Gateway: '172.17.0.1' });
+  expect(bridge.MacAddress).toMatch(/^02:42:ac:11:00:02$/);
+
+  // Another container on the default bridge reaches web by its IP, not by its name.
+  const byIp = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', '172.17.0.2']);
+  expect(`${byIp.code} ${byIp.stdout}${byIp.stderr}`).toMatch(/^0 /);
+  expect(byIp.stdout).toMatch(/1 (packets )?received/);
+  const byName = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', 'web']);
+  expect(byName.code).not.toBe(0);
+
+  expect(await sw(lab, h, ['stop', '-t', '1', 'web'])).toBe('web\n');
+  const stopped = await inspect(id.slice(0, 8));
+  expect(stopped.State).toMatchObject({ Status: 'exited', Running: false });
+  expect([137, 143]).toContain(stopped.State.ExitCode);
+  expect(await sw(lab, h, ['ps', '-q'])).toBe('');
+  expect(await sw(lab, h, ['ps', '-a'])).toMatch(/Exited \((137|143)\) .* ago\s+web$/m);
+  expect(await hostVeths()).toEqual([]);
+
+  expect(await sw(lab, h, ['container', 'start', 'web'])).toBe('web\n');
+  expect((await inspect('web')).State.Running).toBe(true);
+  const refused = await lab.cli(h, ['rm', 'web']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr.trim()).toBe(`Error: You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
+  expect(await sw(lab, h, ['rm', '-f', 'web'])).toBe('web\n');
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 120000);
+
+test('a generated name, docker\'s conflict message for a taken one, and run without -d prints the output and exits with its code', async () => {
+  const out = await lab.cli(h, ['run', '--name', 'once', 'exec:/', 'sh', '-c', 'echo out-line; exit 3']);
+  expect(out.stdout).toBe('out-line\n');
+  expect(out.code).toBe(3);
+  const taken = await lab.cli(h, ['run', '-d', '--name', 'once', 'exec:/', 'true']);
+  expect(taken.code).not.toBe(0);
+  const onceId = (await inspect('once')).Id;
+  expect(taken.stderr.trim()).toBe(`Error: Conflict. The container name "/once" is already in use by container "${onceId}". You have to remove (or rename) that container to be able to reuse that name.`);
+  const gen = (await sw(lab, h, ['container', 'create', 'exec:/', 'true'])).trim();
+  expect((await inspect(gen)).Name).toMatch(/^\/[a-z]+_[a-z]+\d?$/);
+  expect((await inspect(gen)).State.Status).toBe('created');
+  expect(await sw(lab, h, ['container', 'wait', 'once'])).toBe('3\n');
+  await sw(lab, h, ['rm', 'once', gen]);
+  expect(records()).toEqual([]);
+}, 60000);
+
+test('restart policies: on-failure:2 restarts twice, always brings back a killed one unless stopped; --rm removes on exit', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '--network', 'none', 'exec:/', 'sh', '-c', 'echo try; exit 4']);
+  const flaky = await waitFor('flaky to give up', async () => {
+    const c = await inspect('flaky');
+    return c.State.Status === 'exited' && c.RestartCount === 2 ? c : undefined;
+  }, 30000);
+  expect(flaky.State.ExitCode).toBe(4);
+  expect(flaky.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 });
+
+  await sw(lab, h, ['run', '-d', '--name', 'keeper', '--restart', 'always', '--network', 'none', 'exec:/', 'sleep', '1000']);
+  const first = await inspect('keeper');
+  process.kill(first.State.Pid, 'SIGKILL');
+  const again = await waitFor('keeper to run again', async () => {
+    const c = await inspect('keeper');
+    return c.State.Running && c.State.Pid !== first.State.Pid ? c : undefined;
+  }, 30000);
+  expect(again.RestartCount).toBe(1);
+  await sw(lab, h, ['stop', '-t', '0', 'keeper']);
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await inspect('keeper')).State.Status).toBe('exited');
+
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'brief', '--network', 'none', 'exec:/', 'true']);
+  await waitFor('brief to be removed', async () => ((await psAll()).some((c) => c.Name === '/brief') ? undefined : true), 30000);
+  await sw(lab, h, ['rm', 'flaky', 'keeper']);
+}, 90000);
+
+test('a running container survives a daemon restart and is adopted again', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'survivor', 'exec:/', 'sleep', '1000']);
+  const before = await inspect('survivor');
+  await lab.stopDaemon(h);
+  await lab.startDaemon(h);
+  const after = await inspect('survivor');
+  expect(after.State).toMatchObject({ Status: 'running', Pid: before.State.Pid, StartedAt: before.State.StartedAt });
+  expect(after.NetworkSettings.Networks.bridge.IPAddress).toBe(before.NetworkSettings.Networks.bridge.IPAddress);
+  // The adopted one keeps its address: a new container gets the next one.
+  await sw(lab, h, ['run', '-d', '--name', 'second', 'exec:/', 'sleep', '1000']);
+  expect((await inspect('second')).NetworkSettings.Networks.bridge.IPAddress).not.toBe(after.NetworkSettings.Networks.bridge.IPAddress);
+  const ping = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', after.NetworkSettings.Networks.bridge.IPAddress]);
+  expect(ping.code).toBe(0);
+  await sw(lab, h, ['rm', '-f', 'survivor', 'second']);
+  expect(records()).toEqual([]);
+}, 90000);
+
+test('bad input: one line, non-zero exit, and nothing left behind', async () => {
+  const cases: [string[], RegExp][] = [
+    [['run', '-d', '--network', 'nosuchnet', 'exec:/', 'true'], /^Error: network nosuchnet not found$/],
+    [['run', '-d', 'exec:/no/such/dir', 'true'], /^Error: .+/],
+    [['run', '-d', '--restart', 'sometimes', 'exec:/', 'true'], /^Error: invalid restart policy format: .+/],
+    [['run', '-d', '-v', 'bad::/x', 'exec:/', 'true'], /^Error: invalid volume specification: 'bad::\/x'$/],
+    [['run', '-d', '--name', 'bad name', 'exec:/', 'true'], /^Error: Invalid container name \(bad name\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed$/],
+    [['run', '-d', '--memory', 'lots', 'exec:/', 'true'], /^Error: invalid --memory "lots": .+/],
+    [['run', '-d', '--no-such-flag', 'exec:/', 'true'], /^Error: .+/],
+    [['stop', 'nosuch'], /^Error: No such container: nosuch$/],
+    [['inspect', 'nosuch'], /^Error: No such container: nosuch$/],
+  ];
+  for (const [args, message] of cases) {
+    const res = await lab.cli(h, args);
+    expect({ args, code: res.code === 0 ? 0 : 'non-zero' }).toEqual({ args, code: 'non-zero' });
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr.trim()).toMatch(message);
+  }
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 90000);
