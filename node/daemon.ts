@@ -88,7 +88,8 @@ export class Daemon implements NodeRoles {
   /** This node's containers (docker's `container` commands), under `<dataDir>/local-containers`, on a runtime of their own. */
   readonly containers: Containers;
   private readonly containerRuntime: Runtime;
-  private readonly localNetworks: LocalContainerNetworks;
+  /** The node-local networks of containers on a node in no swarm. */
+  readonly localNetworks: LocalContainerNetworks;
 
   constructor(private readonly cfg: DaemonConfig, private readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -107,7 +108,12 @@ export class Daemon implements NodeRoles {
       exec: new ExecRuntime({ stateDir: path.join(containersDir, 'exec'), cgroupParent: `${cfg.cgroupParent}/containers`, log: rootLog }),
       oci: new CrunRuntime({ stateDir: path.join(containersDir, 'oci'), cgroupParent: `${cfg.cgroupParent}-oci/containers`, log: rootLog, images: this.images, volumes: this.volumes }),
     });
-    this.localNetworks = new LocalContainerNetworks({ log: rootLog, hostSubnets: () => hostInterfaceSubnets(BRIDGE_PREFIX).map((i) => ({ node: cfg.hostname, iface: i.name, subnet: i.subnet })) });
+    this.localNetworks = new LocalContainerNetworks({
+      log: rootLog,
+      file: path.join(cfg.dataDir, 'local-networks.json'),
+      dnsUpstreams: cfg.dnsUpstreams,
+      hostSubnets: () => hostInterfaceSubnets(BRIDGE_PREFIX).map((i) => ({ node: cfg.hostname, iface: i.name, subnet: i.subnet })),
+    });
     this.containers = new Containers({
       store: new ContainerStore(path.join(containersDir, 'records')),
       runtime: this.containerRuntime,

@@ -35,6 +35,14 @@ export interface ContainersOptions {
   now?: () => Date;
 }
 
+/** An endpoint a running container holds, as the networks take it back after a daemon restart. */
+export interface HeldEndpoint {
+  containerId: string;
+  containerName: string;
+  netns: string;
+  endpoint: ContainerEndpointInfo;
+}
+
 /** The drivers the runtime must know before prepare: host (the host's netns) or none; every other network is plugged in later. */
 function runtimeAttachments(networks: string[]): NetworkAttachment[] {
   return networks.map((n) => ({ networkId: n, networkName: n, driver: NO_PLUG_DRIVERS.has(n) ? n : 'bridge', address: '', mac: '', gateway: '', vni: 0, internal: false, options: {} }));
@@ -73,15 +81,15 @@ export class Containers {
   }
 
   /** Loads the records and adopts what the runtime still runs; restarts what the policy brings back; then watches. */
-  async open(restoreNetworks?: (held: { containerId: string; endpoint: ContainerEndpointInfo }[]) => Promise<void>): Promise<void> {
+  async open(restoreNetworks?: (held: HeldEndpoint[]) => Promise<void>): Promise<void> {
     for (const rec of await this.opts.store.list()) this.recs.set(rec.container.id, rec);
-    const held: { containerId: string; endpoint: ContainerEndpointInfo }[] = [];
+    const held: HeldEndpoint[] = [];
     for (const rec of this.recs.values()) {
       const c = rec.container;
       const rt = await this.opts.runtime.inspect(c.id);
       if (rt.state === 'running') {
         c.state = { ...c.state!, status: 'running', pid: rt.pid ?? 0 };
-        for (const endpoint of c.endpoints) held.push({ containerId: c.id, endpoint });
+        for (const endpoint of c.endpoints) held.push({ containerId: c.id, containerName: c.name, netns: `/proc/${rt.pid}/ns/net`, endpoint });
         this.log.info({ containerId: c.id, name: c.name, pid: rt.pid }, 'container adopted');
       } else if (c.state?.status === 'running' || c.state?.status === 'restarting') {
         // It ended while the daemon was away: its exit is handled as any other.

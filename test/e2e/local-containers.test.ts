@@ -2,7 +2,8 @@
  * Containers as students type them (`run -d`, `ps`, `logs`, `stop`, `rm`, `inspect`), on one lab
  * host whose daemon is in no swarm, with exec: images: docker's default bridge reached by IP,
  * restart policies, --rm, adoption after a daemon restart, and bad input that leaves nothing
- * behind (no record, no veth, no runtime state). Run through test/run.sh.
+ * behind (no record, no veth, no runtime state); the course's user bridge exercise (containers
+ * find each other by name and alias on `mynet`, not across bridges). Run through test/run.sh.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -88,7 +89,7 @@ test('run -d, ps, logs, inspect, stop, ps -a, rm: on the default bridge, reached
   expect(records()).toEqual([]);
   expect(runtimeDirs()).toEqual([]);
   expect(await hostVeths()).toEqual([]);
-}, 120000);
+}, 300000);
 
 test('a generated name, docker\'s conflict message for a taken one, and run without -d prints the output and exits with its code', async () => {
   const out = await lab.cli(h, ['run', '--name', 'once', 'exec:/', 'sh', '-c', 'echo out-line; exit 3']);
@@ -104,7 +105,7 @@ test('a generated name, docker\'s conflict message for a taken one, and run with
   expect(await sw(lab, h, ['container', 'wait', 'once'])).toBe('3\n');
   await sw(lab, h, ['rm', 'once', gen]);
   expect(records()).toEqual([]);
-}, 60000);
+}, 300000);
 
 test('restart policies: on-failure:2 restarts twice, always brings back a killed one unless stopped; --rm removes on exit', async () => {
   await sw(lab, h, ['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '--network', 'none', 'exec:/', 'sh', '-c', 'echo try; exit 4']);
@@ -130,7 +131,7 @@ test('restart policies: on-failure:2 restarts twice, always brings back a killed
   await sw(lab, h, ['run', '-d', '--rm', '--name', 'brief', '--network', 'none', 'exec:/', 'true']);
   await waitFor('brief to be removed', async () => ((await psAll()).some((c) => c.Name === '/brief') ? undefined : true), 30000);
   await sw(lab, h, ['rm', 'flaky', 'keeper']);
-}, 90000);
+}, 300000);
 
 test('a running container survives a daemon restart and is adopted again', async () => {
   await sw(lab, h, ['run', '-d', '--name', 'survivor', 'exec:/', 'sleep', '1000']);
@@ -147,7 +148,7 @@ test('a running container survives a daemon restart and is adopted again', async
   expect(ping.code).toBe(0);
   await sw(lab, h, ['rm', '-f', 'survivor', 'second']);
   expect(records()).toEqual([]);
-}, 90000);
+}, 300000);
 
 test('bad input: one line, non-zero exit, and nothing left behind', async () => {
   const cases: [string[], RegExp][] = [
@@ -171,4 +172,35 @@ test('bad input: one line, non-zero exit, and nothing left behind', async () => 
   expect(records()).toEqual([]);
   expect(runtimeDirs()).toEqual([]);
   expect(await hostVeths()).toEqual([]);
-}, 90000);
+}, 300000);
+
+test("the course's user bridge: alpine1..3 reach each other by name and alias on mynet; the default bridge's alpine4 is not reachable from there", async () => {
+  const netId = (await sw(lab, h, ['network', 'create', '--driver', 'bridge', 'mynet'])).trim();
+  expect(netId).toMatch(/^[0-9a-f]{64}$/);
+  const dup = await lab.cli(h, ['network', 'create', 'mynet']);
+  expect(dup.stderr.trim()).toBe('Error: network with name mynet already exists');
+  expect(await sw(lab, h, ['network', 'ls'])).toMatch(/^\S+\s+mynet\s+bridge\s+/m);
+  for (const name of ['alpine1', 'alpine2']) await sw(lab, h, ['run', '-d', '--rm', '--name', name, '--network', 'mynet', 'exec:/', 'sleep', '1000']);
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'alpine3', '--network', 'mynet', '--network-alias', 'db', 'exec:/', 'sleep', '1000']);
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'alpine4', 'exec:/', 'sleep', '1000']);
+  const a2 = (await inspect('alpine2')).NetworkSettings.Networks.mynet.IPAddress;
+  const a4 = (await inspect('alpine4')).NetworkSettings.Networks.bridge.IPAddress;
+  const subnet = JSON.parse(await sw(lab, h, ['network', 'inspect', 'mynet']))[0];
+  expect(JSON.stringify(subnet)).toContain(a2);
+
+  const ping = (args: string[]) => lab.cli(h, ['run', '--rm', '--network', 'mynet', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', ...args]);
+  const byName = await ping(['alpine2']);
+  expect(`${byName.code} ${byName.stdout}${byName.stderr}`).toMatch(new RegExp(`^0 PING alpine2 \\(${a2.replace(/\./g, '\\.')}\\)`));
+  const byAlias = await ping(['db']);
+  expect(byAlias.code).toBe(0);
+  // alpine4 is on the default bridge: no name from mynet, and its address is not reachable across bridges.
+  expect((await ping(['alpine4'])).code).not.toBe(0);
+  expect((await ping([a4])).code).not.toBe(0);
+
+  const busy = await lab.cli(h, ['network', 'rm', 'mynet']);
+  expect(busy.stderr.trim()).toBe(`Error: error while removing network: network mynet id ${netId} has active endpoints`);
+  await sw(lab, h, ['rm', '-f', 'alpine1', 'alpine2', 'alpine3', 'alpine4']);
+  expect(await sw(lab, h, ['network', 'rm', 'mynet'])).toBe('mynet\n');
+  expect(records()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 400000);

@@ -12,7 +12,7 @@ import {
   resolveContainer,
   validateContainerConfig,
 } from '../../agent/containers/container-plans';
-import { planLocalAddress, LOCAL_BUILTIN_NETWORKS } from '../../agent/containers/local-container-networks';
+import { planLocalAddress, LOCAL_BUILTIN_NETWORKS } from '../../agent/containers/local-network-plans';
 import { containerConfigFromFlags, parseEnvFile, parseVolumeFlag } from '../../cli/container-flags';
 
 const ID = 'a'.repeat(64);
