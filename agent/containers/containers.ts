@@ -312,6 +312,9 @@ export class Containers {
 
   /** `wait`: the exit code once the container is no longer running. */
   async wait(ref: string, signal?: AbortSignal): Promise<number> {
+    // A --rm container may be gone already when its `run` asks (by full id).
+    const gone = this.removedExits.get(ref);
+    if (gone !== undefined && !this.recs.has(ref)) return gone;
     const { id } = this.find(ref).container;
     for (;;) {
       const rec = this.recs.get(id);

@@ -88,8 +88,12 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
   };
 }
 
-/** Prints a running container's output until it exits, then exits with its code (`run` without -d). */
-async function attachOutput(l: LocalNodeClient, c: Container, host: string): Promise<never> {
+/**
+ * `run` without -d, as docker's: follows the created container's output, starts it, prints what
+ * it writes until it exits, then exits with its code. A container that cannot start is removed
+ * (a `run` that fails leaves nothing).
+ */
+async function runAttached(l: LocalNodeClient, c: Container, host: string): Promise<never> {
   let printed = 0;
   const stream = l.containerLogs({ container: c.id, follow: true, tail: -1 });
   stream.on('data', (m: { line: string }) => {
@@ -97,6 +101,13 @@ async function attachOutput(l: LocalNodeClient, c: Container, host: string): Pro
     out(`${m.line}\n`);
   });
   stream.on('error', () => undefined);
+  try {
+    await call(l, l.startContainer, { container: c.id }, host, 300000);
+  } catch (err) {
+    stream.cancel();
+    await call(l, l.removeContainer, { container: c.id, force: true }, host).catch(() => undefined);
+    throw err;
+  }
   const { statusCode } = await call(l, l.waitContainer, { container: c.id }, host, 24 * 3600 * 1000);
   stream.cancel();
   // What the follow had not printed yet (the container's log stays until it is removed).
@@ -110,7 +121,7 @@ async function attachOutput(l: LocalNodeClient, c: Container, host: string): Pro
     });
     for (const line of rest.slice(printed)) out(`${line}\n`);
   } catch {
-    // removed by --rm: its output went with it
+    // removed by --rm: what the follow read is all there is
   }
   process.exit(statusCode);
 }
@@ -125,9 +136,10 @@ async function runOrCreate(argv: Record<string, unknown> & GlobalArgs, start: bo
   if (start && config.tty && !argv.detach) throw invalidArgument('interactive terminals (-it) are not available yet: use -d (or -dit) to run detached');
   await withClients(argv, async (c, host) => {
     const l = local(c);
-    const created = await call(l, l.createContainer, { config, start }, host, 300000);
-    if (!start || argv.detach) return out(`${created.id}\n`);
-    await attachOutput(l, created, host);
+    const attached = start && !argv.detach;
+    const created = await call(l, l.createContainer, { config, start: start && !attached }, host, 300000);
+    if (!attached) return out(`${created.id}\n`);
+    await runAttached(l, created, host);
   });
 }
 

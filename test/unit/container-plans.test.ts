@@ -12,7 +12,7 @@ import {
   resolveContainer,
   validateContainerConfig,
 } from '../../agent/containers/container-plans';
-import { planLocalAddress, LOCAL_BUILTIN_NETWORKS } from '../../agent/containers/local-network-plans';
+import { planLocalAddress, planLocalDnsRecords, planLocalSubnet, LOCAL_BUILTIN_NETWORKS, LocalNetwork } from '../../agent/containers/local-network-plans';
 import { containerConfigFromFlags, parseEnvFile, parseVolumeFlag } from '../../cli/container-flags';
 
 const ID = 'a'.repeat(64);
@@ -130,5 +130,25 @@ describe('local IPAM', () => {
     expect(planLocalAddress(bridge, new Set(), '172.17.5.5')).toBe('172.17.5.5');
     expect(() => planLocalAddress(bridge, new Set(['172.17.0.9']), '172.17.0.9')).toThrow('Address already in use: 172.17.0.9');
     expect(() => planLocalAddress(bridge, new Set(), '10.0.0.1')).toThrow(/does not belong/);
+  });
+});
+
+describe('user bridges on a node in no swarm', () => {
+  const mynet: LocalNetwork = { id: 'f'.repeat(64), name: 'mynet', driver: 'bridge', subnet: '172.19.0.0/16', gateway: '172.19.0.1' };
+  test('a subnet clear of the host, the other networks and the gateway bridge; one asked for is checked', () => {
+    expect(planLocalSubnet(LOCAL_BUILTIN_NETWORKS, [])).toEqual({ subnet: '172.19.0.0/16', gateway: '172.19.0.1' });
+    expect(planLocalSubnet([...LOCAL_BUILTIN_NETWORKS, mynet], [{ node: 'h1', iface: 'eth0', subnet: '172.20.0.0/24' }]).subnet).toBe('172.21.0.0/16');
+    expect(planLocalSubnet(LOCAL_BUILTIN_NETWORKS, [], '172.18.0.0/16')).toEqual({ subnet: '172.18.0.0/16', gateway: '172.18.0.1' });
+    expect(() => planLocalSubnet(LOCAL_BUILTIN_NETWORKS, [], '172.17.5.0/24')).toThrow(/^Pool overlaps with other one on this address space: 172.17.5.0\/24 overlaps 172.17.0.0\/16 of network bridge$/);
+    expect(() => planLocalSubnet(LOCAL_BUILTIN_NETWORKS, [{ node: 'h1', iface: 'eth0', subnet: '10.1.0.0/16' }], '10.1.2.0/24')).toThrow(/overlaps 10.1.0.0\/16 on interface eth0 of h1/);
+  });
+  test('DNS records: names and aliases on user bridges, none on the default bridge', () => {
+    const records = planLocalDnsRecords([...LOCAL_BUILTIN_NETWORKS, mynet], [
+      { containerId: 'c1', networkId: mynet.id, name: 'alpine1', hostname: 'c1', aliases: ['db'], ip: '172.19.0.2' },
+      { containerId: 'c2', networkId: 'bridge', name: 'alpine4', hostname: 'c2', aliases: [], ip: '172.17.0.2' },
+    ]);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ networkId: mynet.id, name: 'mynet' });
+    expect(records[0].services.map((s) => [s.name, s.tasks[0].ip])).toEqual([['alpine1', '172.19.0.2'], ['db', '172.19.0.2']]);
   });
 });
