@@ -182,6 +182,8 @@ export class Daemon implements NodeRoles {
     await this.activating;
     await this.membership.stop();
     await shutdownServer(this.unixServer, 1000);
+    // The containers keep running; their resolver sockets and bridges are taken back at the next start.
+    await this.localNetworks.close().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'container networks did not close cleanly'));
     this.log.info('daemon stopped');
   }
 

@@ -204,3 +204,19 @@ test("the course's user bridge: alpine1..3 reach each other by name and alias on
   expect(records()).toEqual([]);
   expect(await hostVeths()).toEqual([]);
 }, 400000);
+
+test('--memory kills a container past it: ps -a and inspect show OOMKilled and 137; --pids-limit holds', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'hog', '--memory', '32m', '--network', 'none', 'exec:/', 'python3', '-c', 'x = bytearray(200 * 1024 * 1024); import time; time.sleep(100)']);
+  const hog = await waitFor('the hog to be killed', async () => {
+    const c = await inspect('hog');
+    return c.State.Status === 'exited' ? c : undefined;
+  }, 120000);
+  expect(hog.State).toMatchObject({ OOMKilled: true, ExitCode: 137 });
+  expect(hog.HostConfig.Memory).toBe(32 * 1024 * 1024);
+  expect(await sw(lab, h, ['ps', '-a', '--filter', 'exited=137', '-q'])).toBe(`${hog.Id.slice(0, 12)}\n`);
+  await sw(lab, h, ['run', '-d', '--name', 'forky', '--pids-limit', '5', '--network', 'none', 'exec:/', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 3 & done; wait']);
+  expect((await inspect('forky')).HostConfig).toMatchObject({ PidsLimit: 5 });
+  expect(await sw(lab, h, ['wait', 'forky'])).toBe('0\n');
+  expect(await sw(lab, h, ['logs', 'forky'])).toMatch(/fork|Resource temporarily unavailable/i);
+  await sw(lab, h, ['rm', 'hog', 'forky']);
+}, 300000);
