@@ -24,9 +24,13 @@ export class ContainerStore {
   }
 
   async list(): Promise<ContainerRecord[]> {
-    await mkdir(this.root, { recursive: true });
+    // Nothing is written before the first container: a data dir stays empty until something is asked of it.
+    const ids = await readdir(this.root).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
     const out: ContainerRecord[] = [];
-    for (const id of (await readdir(this.root)).filter((d) => ID.test(d))) {
+    for (const id of ids.filter((d) => ID.test(d))) {
       const text = await readFile(this.file(id), 'utf8').catch(() => undefined);
       if (!text) continue;
       try {

@@ -5,7 +5,7 @@
  * behind (no record, no veth, no runtime state); the course's user bridge exercise (containers
  * find each other by name and alias on `mynet`, not across bridges). Run through test/run.sh.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { sw, waitFor } from './cluster-helpers';
@@ -26,7 +26,7 @@ let h: LabHost;
 
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
 const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
-const records = () => readdirSync(join(h.dataDir, 'local-containers', 'records'));
+const records = () => (existsSync(join(h.dataDir, 'local-containers', 'records')) ? readdirSync(join(h.dataDir, 'local-containers', 'records')) : []);
 const runtimeDirs = () => ['exec', 'oci'].flatMap((k) => {
   try {
     return readdirSync(join(h.dataDir, 'local-containers', k)).filter((d) => /^[0-9a-f]{64}$/.test(d));
