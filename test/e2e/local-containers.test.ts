@@ -1,7 +1,8 @@
 /**
  * Containers as students type them (`run -d`, `ps`, `logs`, `stop`, `rm`, `inspect`), on one lab
  * host whose daemon is in no swarm, with exec: images: docker's default bridge reached by IP,
- * restart policies, --rm, adoption after a daemon restart, and bad input that leaves nothing
+ * an OCI image from a registry in the lab, restart policies, --rm, adoption after a daemon
+ * restart, and bad input that leaves nothing
  * behind (no record, no veth, no runtime state); the course's user bridge exercise (containers
  * find each other by name and alias on `mynet`, not across bridges). Run through test/run.sh.
  */
@@ -10,6 +11,8 @@ import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
+import { pushBusybox } from '../support/image-build';
+import { TestRegistry, startRegistry } from '../support/registry';
 
 interface Inspect {
   Id: string;
@@ -23,6 +26,10 @@ interface Inspect {
 
 let lab: Lab;
 let h: LabHost;
+let registry: TestRegistry;
+let image: string;
+// The lab's first client namespace: the daemon must know the registry before it starts.
+const REGISTRY = '198.51.100.200:5000';
 
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
 const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
@@ -38,12 +45,16 @@ const hostVeths = async () => (await lab.exec(h, ['ip', '-o', 'link', 'show', 't
 
 beforeAll(async () => {
   requireBuiltCli();
-  lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1 });
+  lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
   h = lab.host(1);
+  const client = await lab.addClient();
+  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
+  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
   await lab.startDaemon(h);
-}, 60000);
+}, 180000);
 
 afterAll(async () => {
+  await registry?.stop();
   await lab?.destroy();
 }, 60000);
 
@@ -219,4 +230,20 @@ test('--memory kills a container past it: ps -a and inspect show OOMKilled and 1
   expect(await sw(lab, h, ['container', 'wait', 'forky'])).not.toBe('0\n');
   expect(await sw(lab, h, ['logs', 'forky'])).toMatch(/fork|Resource temporarily unavailable/i);
   await sw(lab, h, ['rm', 'hog', 'forky']);
+}, 300000);
+
+test('an OCI image from the registry runs as a container on crun; an unknown one leaves nothing', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'box', image, 'sh', '-c', 'echo "in $(cat /etc/hostname)"; exec sleep 1000']);
+  const box = await inspect('box');
+  expect(box).toMatchObject({ State: { Running: true }, Config: { Image: image } });
+  await waitFor('box output', async () => ((await sw(lab, h, ['logs', 'box'])).includes(`in ${box.Id.slice(0, 12)}`) ? true : undefined), 60000);
+  const once = await lab.cli(h, ['run', '--rm', '--network', 'none', image, 'echo', 'hello from busybox'], { timeoutMs: 120000 });
+  expect(`${once.code} ${once.stdout}`).toBe('0 hello from busybox\n');
+  await sw(lab, h, ['rm', '-f', 'box']);
+  const missing = await lab.cli(h, ['run', '-d', `${REGISTRY}/no-such-image:1`, 'true'], { timeoutMs: 120000 });
+  expect(missing.code).not.toBe(0);
+  expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
 }, 300000);
