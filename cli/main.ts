@@ -12,6 +12,8 @@ import { attachDashValues, separateCommand } from './argv';
 import { infoCommand, swarmCommands } from './commands/swarm';
 import { volumeCommands } from './commands/volume';
 import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
+import { containerCommands } from './commands/container';
+import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -22,9 +24,11 @@ function fail(message: string, code: number): never {
 export async function main(args: string[]): Promise<void> {
   // Options of `service create` stop at the image: what follows is the task's command.
   const create = separateCommand(args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
-  // And those of `exec` at the target.
-  const exec = separateCommand(create.args, ['exec'], EXEC_BOOLEAN_FLAGS);
-  let parser = yargs(attachDashValues(exec.args, SERVICE_BOOLEAN_FLAGS))
+  // So do those of `run` and `container run|create`,
+  const run = [['run'], ['container', 'run'], ['container', 'create']].map((p) => separateCommand(create.args, p, CONTAINER_BOOLEAN_FLAGS)).find((r) => r.args !== create.args) ?? { args: create.args, command: [] };
+  // and those of `exec` at the target.
+  const exec = separateCommand(run.args, ['exec'], EXEC_BOOLEAN_FLAGS);
+  let parser = yargs(attachDashValues(exec.args, run.args === create.args ? SERVICE_BOOLEAN_FLAGS : CONTAINER_BOOLEAN_FLAGS))
     .scriptName('swarmlet')
     .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
     .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })
@@ -38,6 +42,7 @@ export async function main(args: string[]): Promise<void> {
   parser = imageCommands(parser);
   parser = volumeCommands(parser);
   parser = terminalCommands(parser, exec.command);
+  parser = containerCommands(parser, run.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

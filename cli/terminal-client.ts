@@ -16,6 +16,8 @@ export interface TerminalClientOptions {
   /** Ctrl-P Ctrl-Q detaches (attach). */
   detachKeys: boolean;
   host: string;
+  /** Called once the daemon has opened the session (run -it starts its container then, so no output is missed). */
+  onStarted?: () => Promise<void>;
 }
 
 /** The local terminal's size, when stdout is one. */
@@ -74,6 +76,13 @@ export function runTerminal(call: grpc.ClientDuplexStream<TerminalInput, Termina
           stdin.on('end', onStdinEnd);
           stdin.resume();
         }
+        // Its pty exists once it started: it gets the local size then.
+        if (opts.onStarted) opts.onStarted().then(() => msg.value.tty && onResize(), (err) => {
+          if (finished) return;
+          cleanup();
+          call.cancel();
+          reject(err);
+        });
       } else if (msg.$case === 'output') {
         (msg.value.stream === OutputStream.OUTPUT_STREAM_STDERR ? process.stderr : process.stdout).write(msg.value.data);
       } else if (msg.$case === 'exitCode') exitCode = msg.value;

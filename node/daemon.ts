@@ -6,10 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { Agent, AGENT_SERVICE, DesiredNode } from '../agent/agent';
+import { ContainerNetworks, NO_PLUG_DRIVERS } from '../agent/containers/container-networks';
+import { ContainerStore } from '../agent/containers/container-store';
+import { Containers } from '../agent/containers/containers';
+import { LocalContainerNetworks } from '../agent/containers/local-container-networks';
 import { CrunRuntime } from '../agent/runtime/crun-runtime';
 import { ExecRuntime } from '../agent/runtime/exec-runtime';
 import { Runtime } from '../agent/runtime/runtime';
-import type { ContainerNetworks } from '../agent/containers/container-networks';
 import { RuntimeRouter } from '../agent/runtime/runtime-router';
 import { ImageStore } from '../agent/images/image-store';
 import { VolumeStore } from '../agent/volumes/volume-store';
@@ -82,6 +85,11 @@ export class Daemon implements NodeRoles {
   readonly volumes: VolumeStore;
   /** This node's images (oci runtime), under `<dataDir>/images`. */
   readonly images: ImageStore;
+  /** This node's containers (docker's `container` commands), under `<dataDir>/local-containers`, on a runtime of their own. */
+  readonly containers: Containers;
+  readonly containerRuntime: Runtime;
+  /** The node-local networks of containers on a node in no swarm. */
+  readonly localNetworks: LocalContainerNetworks;
 
   constructor(private readonly cfg: DaemonConfig, readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -94,6 +102,42 @@ export class Daemon implements NodeRoles {
       exec: new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog }),
       oci: new CrunRuntime({ stateDir: path.join(cfg.dataDir, 'containers'), cgroupParent: `${cfg.cgroupParent}-oci`, log: rootLog, images: this.images, volumes: this.volumes }),
     });
+    // Containers run through the same runtimes, with state dirs and cgroups apart: the worker never sees them as tasks.
+    const containersDir = path.join(cfg.dataDir, 'local-containers');
+    this.containerRuntime = new RuntimeRouter({
+      exec: new ExecRuntime({ stateDir: path.join(containersDir, 'exec'), cgroupParent: `${cfg.cgroupParent}/containers`, log: rootLog }),
+      oci: new CrunRuntime({ stateDir: path.join(containersDir, 'oci'), cgroupParent: `${cfg.cgroupParent}-oci/containers`, log: rootLog, images: this.images, volumes: this.volumes }),
+    });
+    this.localNetworks = new LocalContainerNetworks({
+      log: rootLog,
+      file: path.join(cfg.dataDir, 'local-networks.json'),
+      dnsUpstreams: cfg.dnsUpstreams,
+      hostSubnets: () => hostInterfaceSubnets(BRIDGE_PREFIX).map((i) => ({ node: cfg.hostname, iface: i.name, subnet: i.subnet })),
+    });
+    this.containers = new Containers({
+      store: new ContainerStore(path.join(containersDir, 'records')),
+      runtime: this.containerRuntime,
+      networks: () => this.containerNetworks(),
+      log: rootLog,
+    });
+  }
+
+  /**
+   * The container endpoints for the node's membership: node-local networks in no swarm; on a
+   * swarm node, `host` and `none` here and every other network through the cluster's attachments
+   * (the managers allocate the address, the agent's network controller plugs it in).
+   */
+  private containerNetworks(): ContainerNetworks {
+    if (!this.membership.state) return this.localNetworks;
+    const local = this.localNetworks;
+    const cluster = () => {
+      if (!this.agent) throw failedPrecondition('this node is not connected to the swarm yet; try again in a moment');
+      return this.agent.containerNetworks;
+    };
+    return {
+      attach: async (req) => (NO_PLUG_DRIVERS.has(req.network) ? local.attach(req) : cluster().attach(req)),
+      detach: async (id, network) => (NO_PLUG_DRIVERS.has(network) ? local.detach(id, network) : cluster().detach(id, network)),
+    };
   }
 
   get description(): NodeDescription {
@@ -124,6 +168,8 @@ export class Daemon implements NodeRoles {
   async start(): Promise<void> {
     this.dir.ensure();
     const state = this.membership.load();
+    // Containers are adopted before the API answers; on a node in no swarm, their bridges are made again.
+    await this.containers.open(state ? undefined : (held) => this.localNetworks.restore(held));
     this.unixServer.addService(LocalNodeService, localNodeService(this));
     this.unixServer.addService(ControlService, controlOnManager(this));
     addStandardServices(this.unixServer, ['swarmlet.v1.LocalNode', 'swarmlet.v1.Control']);
@@ -137,9 +183,12 @@ export class Daemon implements NodeRoles {
 
   async stop(): Promise<void> {
     this.controller.abort();
+    this.containers.close();
     await this.activating;
     await this.membership.stop();
     await shutdownServer(this.unixServer, 1000);
+    // The containers keep running; their resolver sockets and bridges are taken back at the next start.
+    await this.localNetworks.close().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'container networks did not close cleanly'));
     this.log.info('daemon stopped');
   }
 
@@ -171,10 +220,16 @@ export class Daemon implements NodeRoles {
     agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));
     agent.on('removed', () => this.log.error({ nodeId: state.nodeId }, 'this node was removed from the swarm; run "swarmlet swarm leave" to reset it'));
     this.agent = agent;
+    // Running containers on cluster networks are known to the agent before its session opens: the
+    // session's start tells the managers which containers' attachments this node still has.
+    for (const c of this.containers.list(false)) {
+      if (c.state?.pid && c.endpoints.some((e) => !NO_PLUG_DRIVERS.has(e.driver))) agent.containerNetns.set(c.id, `/proc/${c.state.pid}/ns/net`);
+    }
     await agent.start();
     // Image and volume uses recorded for tasks the runtime no longer has (their state went while the daemon was down) are dropped.
     try {
-      const ids = await this.runtime.list();
+      // Containers' uses count too: they run on their own runtime.
+      const ids = [...(await this.runtime.list()), ...(await this.containerRuntime.list())];
       this.images.retainUses(ids);
       await this.volumes.releaseAllExcept(ids);
     } catch (err) {

@@ -12,6 +12,7 @@ import {
   ContainerEndpointInfo,
   ControlServer,
   ControlService,
+  CreateNetworkRequest,
   DetachContainerNetworkRequest,
   GetNetworkRequest,
   InfoResponse,
@@ -19,12 +20,18 @@ import {
   JoinRequest,
   LeaveRequest,
   LocalNodeServer,
+  NetworkDetail,
+  RemoveNetworkRequest,
 } from '../services/gen/swarmlet/v1/control';
 import type { ContainerNetworks } from '../agent/containers/container-networks';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { NodeRole } from '../services/gen/swarmlet/v1/types';
+import { Containers } from '../agent/containers/containers';
+import { LocalContainerNetworks } from '../agent/containers/local-container-networks';
+import { resolveNetwork } from '../manager/network-plans';
+import { containerService } from './container-service';
 import { imageService } from './image-service';
-import { planLocalNetworkDetail, planLocalNetworks } from './local-networks';
+import { fromLocalNetwork, planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { Membership, NOT_IN_SWARM } from './membership';
 import { volumeService } from './volume-service';
 import type { Runtime } from '../agent/runtime/runtime';
@@ -49,6 +56,12 @@ export interface LocalApiNode {
   readonly rootLog: Logger;
   /** Containers' endpoints on cluster networks, while the node is in a swarm. */
   readonly clusterNetworks?: ContainerNetworks;
+  /** This node's containers (docker's `container` commands). */
+  readonly containers: Containers;
+  /** The runtime the containers run on (apart from the tasks'). */
+  readonly containerRuntime: Runtime;
+  /** Containers' networks on a node in no swarm, user bridges included. */
+  readonly localNetworks: LocalContainerNetworks;
 }
 
 /** This node's tasks as exec and attach targets: those of its session (with their names), and any other the runtime still has. */
@@ -61,7 +74,12 @@ export function taskTargets(node: Pick<LocalApiNode, 'runtime' | 'lastMessage'>)
   };
 }
 
-/** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images and volumes. */
+/** This node's containers as exec and attach targets, by id and name. */
+export function containerTargets(node: Pick<LocalApiNode, 'containers'>) {
+  return async (): Promise<TerminalTarget[]> => node.containers.list(true).map((c) => ({ id: c.id, names: [c.name] }));
+}
+
+/** The LocalNode service on the unix socket: membership (init, join, leave), info, and this node's networks, images, volumes and containers. */
 export function localNodeService(node: LocalApiNode): LocalNodeServer {
   const { membership } = node;
   const view = () => (membership.state ? node.lastMessage : undefined);
@@ -70,16 +88,44 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     join: unary((req: JoinRequest) => membership.serialize(() => membership.join(req))),
     leave: unary((req: LeaveRequest) => membership.serialize(() => membership.leave(req.force))),
     info: unary(() => info(node)),
-    listNetworks: unary(async () => ({ networks: planLocalNetworks(view()) })),
-    getNetwork: unary(async (req: GetNetworkRequest) => planLocalNetworkDetail(view(), req.network)),
+    listNetworks: unary(async () => ({ networks: membership.state ? planLocalNetworks(view()) : [...planLocalNetworks(undefined), ...userNetworks(node)] })),
+    getNetwork: unary(async (req: GetNetworkRequest) => (membership.state ? planLocalNetworkDetail(view(), req.network) : localNetworkDetail(node, req.network))),
+    ...imageService(node.images),
+    ...volumeService(node.volumes),
     attachContainerNetwork: unary((req: AttachContainerNetworkRequest) => attachContainerNetwork(node, req)),
     detachContainerNetwork: unary(async (req: DetachContainerNetworkRequest) => {
       await clusterNetworksOf(node).detach(req.containerId, req.network);
       return {};
     }),
-    ...imageService(node.images),
-    ...volumeService(node.volumes),
-    ...terminalService({ runtime: node.runtime, targets: [taskTargets(node)], log: componentLogger(node.rootLog, 'terminal') }),
+    ...containerService(node.containers),
+    ...terminalService({
+      runtimeFor: (id) => (node.containers.has(id) ? node.containerRuntime : node.runtime),
+      targets: [taskTargets(node), containerTargets(node)],
+      log: componentLogger(node.rootLog, 'terminal'),
+    }),
+  };
+}
+
+const userNetworks = (node: LocalApiNode) => node.localNetworks.userNetworks().map(fromLocalNetwork);
+
+/** `network inspect` on a node in no swarm: the network and the containers on it. */
+function localNetworkDetail(node: LocalApiNode, ref: string): NetworkDetail {
+  const network = resolveNetwork([...planLocalNetworks(undefined), ...userNetworks(node)], ref);
+  const local = node.localNetworks.resolve(network.id);
+  const endpoints = node.containers
+    .list(true)
+    .flatMap((c) => c.endpoints.filter((e) => e.networkId === local.id && e.ipv4Cidr).map((e) => ({ taskId: c.id, taskName: c.name, nodeId: '', address: e.ipv4Cidr, mac: e.mac })));
+  return { network, endpoints };
+}
+
+/** On a node in no swarm, `network create` and `network rm` make and remove node-local bridges (docker's local scope). */
+function localNetworkControl(node: LocalApiNode): Partial<ControlServer> {
+  return {
+    createNetwork: unary(async (req: CreateNetworkRequest) => fromLocalNetwork(await node.localNetworks.create(req.spec!))),
+    removeNetwork: unary(async (req: RemoveNetworkRequest) => {
+      await node.localNetworks.remove(req.network);
+      return {};
+    }),
   };
 }
 
@@ -87,9 +133,11 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
 export function controlOnManager(node: LocalApiNode): ControlServer {
   type Handler = (call: any, callback?: grpc.sendUnaryData<unknown>) => void;
   const handlers: Record<string, Handler> = {};
+  const local = localNetworkControl(node) as unknown as Record<string, Handler>;
   for (const name of Object.keys(ControlService)) {
     handlers[name] = (call, callback) => {
       const control = node.manager?.control as unknown as Record<string, Handler> | undefined;
+      if (!control && !node.membership.state && local[name]) return local[name](call, callback);
       if (!control) return failCall(call, callback, failedPrecondition(node.membership.state ? NOT_A_MANAGER : NOT_IN_SWARM));
       control[name](call, callback);
     };

@@ -73,3 +73,16 @@ export function planLocalNetworkDetail(view: LocalNetworkView | undefined, ref: 
   const network = resolveNetwork(planLocalNetworks(view), ref);
   return { network, endpoints: networkEndpoints(network, view?.tasks ?? []) };
 }
+
+/** A node-local user bridge (made by `network create` on a node in no swarm) as `network ls` and `inspect` show networks. */
+export function fromLocalNetwork(n: { id: string; name: string; subnet: string; gateway: string; labels?: Record<string, string>; internal?: boolean }): Network {
+  return {
+    id: n.id,
+    meta: undefined,
+    spec: { name: n.name, driver: 'bridge', ipam: { subnet: n.subnet, gateway: n.gateway, ipRange: '' }, attachable: false, internal: Boolean(n.internal), options: {}, labels: { ...(n.labels ?? {}) } },
+    vni: 0,
+    subnet: n.subnet,
+    gateway: n.gateway,
+    builtin: false,
+  };
+}

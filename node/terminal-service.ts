@@ -9,8 +9,9 @@ import { TerminalTargetSource, resolveTerminalTarget } from './terminal-target';
 type Call = grpc.ServerDuplexStream<TerminalInput, TerminalOutput>;
 
 export interface TerminalServiceDeps {
-  runtime: Runtime;
-  /** Where targets are looked up (this node's tasks; 12-C adds its containers). */
+  /** The runtime a target's id runs on (tasks and containers each have their own). */
+  runtimeFor: (id: string) => Runtime;
+  /** Where targets are looked up: this node's tasks and its containers. */
   targets: TerminalTargetSource[];
   log: Logger;
 }
@@ -86,7 +87,7 @@ export function terminalService(deps: TerminalServiceDeps): Pick<LocalNodeServer
         if (first?.$case !== 'exec') throw invalidArgument('the first message of an exec must be its start');
         const start = first.value;
         const taskId = await resolveTerminalTarget(start.target, deps.targets);
-        const session = await deps.runtime.execSession(taskId, {
+        const session = await deps.runtimeFor(taskId).execSession(taskId, {
           argv: start.argv,
           tty: start.tty,
           env: start.env,
@@ -105,7 +106,7 @@ export function terminalService(deps: TerminalServiceDeps): Pick<LocalNodeServer
         const first = (await firstMessage(call))?.msg;
         if (first?.$case !== 'attach') throw invalidArgument('the first message of an attach must be its start');
         const taskId = await resolveTerminalTarget(first.value.target, deps.targets);
-        const session = await deps.runtime.attach(taskId);
+        const session = await deps.runtimeFor(taskId).attach(taskId);
         const size = first.value.size;
         if (size && size.rows > 0 && size.cols > 0) await session.resize(size).catch(() => undefined);
         log.info({ taskId }, 'attached');

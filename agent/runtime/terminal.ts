@@ -185,7 +185,8 @@ export async function pollExit(check: () => Promise<number | undefined>, signal:
  */
 export async function attachTaskDir(taskId: string, files: { log: string; stdinFifo?: string }, tty: boolean, initPid: number, inspect: () => Promise<RuntimeTaskState>): Promise<TerminalSession> {
   const current = await inspect();
-  if (current.state !== 'running') throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
+  // A created one is held before its command: attaching then misses none of its output (run -it).
+  if (current.state !== 'running' && current.state !== 'created') throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
   const ac = new AbortController();
   const stdout = await followFile(files.log, ac.signal);
   const stdin = await fifoWriter(files.stdinFifo);

@@ -130,3 +130,8 @@ export function dockerConfigFile(env: NodeJS.ProcessEnv = process.env): string {
 
 /** SWARMLET_DEBUG=1 makes the CLI print stack traces of unexpected errors. */
 export const cliDebug = (env: NodeJS.ProcessEnv = process.env) => Boolean(env.SWARMLET_DEBUG);
+
+/** The caller's environment, for `run -e KEY` (docker takes KEY's value from it). */
+export function callerEnvironment(): Record<string, string | undefined> {
+  return { ...process.env };
+}

@@ -155,6 +155,32 @@ test('service create -t keeps a shell running; attach reaches its terminal; Ctrl
   await sw(lab, h1, ['service', 'rm', 'ash']);
 }, 120000);
 
+test('containers: run -it gives a prompt from the first byte and ends with the shell; run -dit keeps a shell that exec -it and attach reach', async () => {
+  const t = await terminal(['run', '-it', '--rm', '--name', 'it1', image, 'sh']);
+  await shows(t, /# $/m, 'a prompt');
+  await t.type('echo $((40+2))');
+  await shows(t, /^42$/m);
+  await t.type('exit 7');
+  await shows(t, /EXIT=7$/m);
+  await waitFor('the --rm container to go', async () => ((await lab.cli(h1, ['inspect', 'it1'])).code !== 0 ? true : undefined));
+
+  // The seeds: `docker run -dit --name alpine1 alpine ash`, then `docker attach alpine1`.
+  await sw(lab, h1, ['run', '-dit', '--name', 'dit1', image, 'sh']);
+  await new Promise((r) => setTimeout(r, 2000));
+  expect(await sw(lab, h1, ['ps'])).toMatch(/ dit1\s*$/m);
+  const e = await terminal(['exec', '-it', 'dit1', 'sh']);
+  await shows(e, /# $/m, 'a prompt');
+  await e.type('hostname; exit 3');
+  await shows(e, /EXIT=3$/m);
+  const a = await terminal(['attach', 'dit1']);
+  await a.type('echo attached $((2*3))');
+  await shows(a, /^attached 6$/m);
+  await a.keys('C-p', 'C-q');
+  await shows(a, /EXIT=0$/m);
+  expect(await sw(lab, h1, ['ps'])).toMatch(/ dit1\s*$/m);
+  await sw(lab, h1, ['rm', '-f', 'dit1']);
+}, 120000);
+
 /** A call's first error status (or its messages, when it ends without one). */
 function callStatus(call: grpc.ClientDuplexStream<TerminalInput, TerminalOutput>, messages: TerminalInput[]): Promise<Partial<grpc.ServiceError>> {
   return new Promise((resolve) => {

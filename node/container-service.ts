@@ -1,0 +1,65 @@
+import * as grpc from '@grpc/grpc-js';
+import { Containers } from '../agent/containers/containers';
+import { unary } from '../services/api/handlers';
+import { failCall } from '../services/api/tls';
+import {
+  ContainerLogLine,
+  ContainerLogsRequest,
+  ContainerRequest,
+  CreateContainerRequest,
+  KillContainerRequest,
+  ListContainersRequest,
+  LocalNodeServer,
+  RemoveContainerRequest,
+  StopContainerRequest,
+} from '../services/gen/swarmlet/v1/control';
+
+export type ContainerHandlers = Pick<
+  LocalNodeServer,
+  | 'createContainer'
+  | 'startContainer'
+  | 'stopContainer'
+  | 'restartContainer'
+  | 'killContainer'
+  | 'removeContainer'
+  | 'listContainers'
+  | 'inspectContainer'
+  | 'waitContainer'
+  | 'containerLogs'
+>;
+
+const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefined ? undefined : Math.max(0, Number(req.timeoutSeconds)) * 1000);
+
+/** The LocalNode container calls (12-C): this node's containers, over Containers. */
+export function containerService(containers: Containers): ContainerHandlers {
+  return {
+    createContainer: unary((req: CreateContainerRequest) => (req.start ? containers.run(req.config!) : containers.create(req.config!))),
+    startContainer: unary((req: ContainerRequest) => containers.start(req.container)),
+    stopContainer: unary((req: StopContainerRequest) => containers.stop(req.container, timeoutMs(req))),
+    restartContainer: unary((req: StopContainerRequest) => containers.restart(req.container, timeoutMs(req))),
+    killContainer: unary((req: KillContainerRequest) => containers.kill(req.container, req.signal)),
+    removeContainer: unary(async (req: RemoveContainerRequest) => {
+      await containers.remove(req.container, req.force);
+      return {};
+    }),
+    listContainers: unary(async (req: ListContainersRequest) => ({ containers: containers.list(req.all) })),
+    inspectContainer: unary(async (req: ContainerRequest) => containers.get(req.container)),
+    waitContainer: unary(async (req: ContainerRequest, call) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      return { statusCode: await containers.wait(req.container, controller.signal) };
+    }),
+    containerLogs: (call: grpc.ServerWritableStream<ContainerLogsRequest, ContainerLogLine>) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      void (async () => {
+        const req = call.request;
+        for await (const line of containers.logs(req.container, { tail: Number(req.tail), follow: req.follow, signal: controller.signal })) {
+          if (controller.signal.aborted) return;
+          call.write({ line });
+        }
+        call.end();
+      })().catch((err) => failCall(call, undefined, err));
+    },
+  };
+}

@@ -1,0 +1,249 @@
+/**
+ * Containers as students type them (`run -d`, `ps`, `logs`, `stop`, `rm`, `inspect`), on one lab
+ * host whose daemon is in no swarm, with exec: images: docker's default bridge reached by IP,
+ * an OCI image from a registry in the lab, restart policies, --rm, adoption after a daemon
+ * restart, and bad input that leaves nothing
+ * behind (no record, no veth, no runtime state); the course's user bridge exercise (containers
+ * find each other by name and alias on `mynet`, not across bridges). Run through test/run.sh.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
+import { pushBusybox } from '../support/image-build';
+import { TestRegistry, startRegistry } from '../support/registry';
+
+interface Inspect {
+  Id: string;
+  Name: string;
+  RestartCount: number;
+  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; OOMKilled: boolean; StartedAt: string; FinishedAt: string };
+  HostConfig: { RestartPolicy: { Name: string; MaximumRetryCount: number }; Memory: number };
+  Config: { Env: string[]; Labels: Record<string, string> };
+  NetworkSettings: { Networks: Record<string, { IPAddress: string; Gateway: string; MacAddress: string }> };
+}
+
+let lab: Lab;
+let h: LabHost;
+let registry: TestRegistry;
+let image: string;
+// The lab's first client namespace: the daemon must know the registry before it starts.
+const REGISTRY = '198.51.100.200:5000';
+
+const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
+const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
+const records = () => (existsSync(join(h.dataDir, 'local-containers', 'records')) ? readdirSync(join(h.dataDir, 'local-containers', 'records')) : []);
+const runtimeDirs = () => ['exec', 'oci'].flatMap((k) => {
+  try {
+    return readdirSync(join(h.dataDir, 'local-containers', k)).filter((d) => /^[0-9a-f]{64}$/.test(d));
+  } catch {
+    return [];
+  }
+});
+const hostVeths = async () => (await lab.exec(h, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => l.includes('swbl-'));
+
+beforeAll(async () => {
+  requireBuiltCli();
+  lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
+  h = lab.host(1);
+  const client = await lab.addClient();
+  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
+  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  await lab.startDaemon(h);
+}, 180000);
+
+afterAll(async () => {
+  await registry?.stop();
+  await lab?.destroy();
+}, 60000);
+
+test('run -d, ps, logs, inspect, stop, ps -a, rm: on the default bridge, reached by IP', async () => {
+  const id = (await sw(lab, h, ['run', '-d', '--name', 'web', '-e', 'GREETING=hello', '-l', 'course=net', 'exec:/', 'sh', '-c', 'echo "$GREETING from $(hostname)"; exec sleep 1000'])).trim();
+  expect(id).toMatch(/^[0-9a-f]{64}$/);
+  const ps = await sw(lab, h, ['ps']);
+  expect(ps.split('\n')[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES/);
+  expect(ps).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+exec:/\\s+.*Up .*web$`, 'm'));
+  expect(await sw(lab, h, ['ps', '-q'])).toBe(`${id.slice(0, 12)}\n`);
+  await waitFor('the greeting in the logs', async () => ((await sw(lab, h, ['logs', 'web'])).includes(`hello from ${id.slice(0, 12)}`) ? true : undefined));
+
+  const web = await inspect('web');
+  expect(web).toMatchObject({ Id: id, Name: '/web', State: { Status: 'running', Running: true, OOMKilled: false }, HostConfig: { RestartPolicy: { Name: 'no' } } });
+  expect(web.Config.Env).toContain('GREETING=hello');
+  expect(web.Config.Labels).toEqual({ course: 'net' });
+  const bridge = web.NetworkSettings.Networks.bridge;
+  expect(bridge).toMatchObject({ IPAddress: '172.17.0.2', Gateway: '172.17.0.1' });
+  expect(bridge.MacAddress).toMatch(/^02:42:ac:11:00:02$/);
+
+  // Another container on the default bridge reaches web by its IP, not by its name.
+  const byIp = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', '172.17.0.2']);
+  expect(`${byIp.code} ${byIp.stdout}${byIp.stderr}`).toMatch(/^0 /);
+  expect(byIp.stdout).toMatch(/1 (packets )?received/);
+  const byName = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', 'web']);
+  expect(byName.code).not.toBe(0);
+
+  expect(await sw(lab, h, ['stop', '-t', '1', 'web'])).toBe('web\n');
+  const stopped = await inspect(id.slice(0, 8));
+  expect(stopped.State).toMatchObject({ Status: 'exited', Running: false });
+  expect([137, 143]).toContain(stopped.State.ExitCode);
+  expect(await sw(lab, h, ['ps', '-q'])).toBe('');
+  expect(await sw(lab, h, ['ps', '-a'])).toMatch(/Exited \((137|143)\) .* ago\s+web$/m);
+  expect(await hostVeths()).toEqual([]);
+
+  expect(await sw(lab, h, ['container', 'start', 'web'])).toBe('web\n');
+  expect((await inspect('web')).State.Running).toBe(true);
+  const refused = await lab.cli(h, ['rm', 'web']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr.trim()).toBe(`Error: You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
+  expect(await sw(lab, h, ['rm', '-f', 'web'])).toBe('web\n');
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 300000);
+
+test('a generated name, docker\'s conflict message for a taken one, and run without -d prints the output and exits with its code', async () => {
+  const out = await lab.cli(h, ['run', '--name', 'once', 'exec:/', 'sh', '-c', 'echo out-line; exit 3']);
+  expect(out.stdout).toBe('out-line\n');
+  expect(out.code).toBe(3);
+  const taken = await lab.cli(h, ['run', '-d', '--name', 'once', 'exec:/', 'true']);
+  expect(taken.code).not.toBe(0);
+  const onceId = (await inspect('once')).Id;
+  expect(taken.stderr.trim()).toBe(`Error: Conflict. The container name "/once" is already in use by container "${onceId}". You have to remove (or rename) that container to be able to reuse that name.`);
+  const gen = (await sw(lab, h, ['container', 'create', 'exec:/', 'true'])).trim();
+  expect((await inspect(gen)).Name).toMatch(/^\/[a-z]+_[a-z]+\d?$/);
+  expect((await inspect(gen)).State.Status).toBe('created');
+  expect(await sw(lab, h, ['container', 'wait', 'once'])).toBe('3\n');
+  await sw(lab, h, ['rm', 'once', gen]);
+  expect(records()).toEqual([]);
+}, 300000);
+
+test('restart policies: on-failure:2 restarts twice, always brings back a killed one unless stopped; --rm removes on exit', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', '--network', 'none', 'exec:/', 'sh', '-c', 'echo try; exit 4']);
+  const flaky = await waitFor('flaky to give up', async () => {
+    const c = await inspect('flaky');
+    return c.State.Status === 'exited' && c.RestartCount === 2 ? c : undefined;
+  }, 30000);
+  expect(flaky.State.ExitCode).toBe(4);
+  expect(flaky.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 });
+
+  await sw(lab, h, ['run', '-d', '--name', 'keeper', '--restart', 'always', '--network', 'none', 'exec:/', 'sleep', '1000']);
+  const first = await inspect('keeper');
+  process.kill(first.State.Pid, 'SIGKILL');
+  const again = await waitFor('keeper to run again', async () => {
+    const c = await inspect('keeper');
+    return c.State.Running && c.State.Pid !== first.State.Pid ? c : undefined;
+  }, 30000);
+  expect(again.RestartCount).toBe(1);
+  await sw(lab, h, ['stop', '-t', '0', 'keeper']);
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await inspect('keeper')).State.Status).toBe('exited');
+
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'brief', '--network', 'none', 'exec:/', 'true']);
+  await waitFor('brief to be removed', async () => ((await psAll()).some((c) => c.Name === '/brief') ? undefined : true), 30000);
+  await sw(lab, h, ['rm', 'flaky', 'keeper']);
+}, 300000);
+
+test('a running container survives a daemon restart and is adopted again', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'survivor', 'exec:/', 'sleep', '1000']);
+  const before = await inspect('survivor');
+  await lab.stopDaemon(h);
+  await lab.startDaemon(h);
+  const after = await inspect('survivor');
+  expect(after.State).toMatchObject({ Status: 'running', Pid: before.State.Pid, StartedAt: before.State.StartedAt });
+  expect(after.NetworkSettings.Networks.bridge.IPAddress).toBe(before.NetworkSettings.Networks.bridge.IPAddress);
+  // The adopted one keeps its address: a new container gets the next one.
+  await sw(lab, h, ['run', '-d', '--name', 'second', 'exec:/', 'sleep', '1000']);
+  expect((await inspect('second')).NetworkSettings.Networks.bridge.IPAddress).not.toBe(after.NetworkSettings.Networks.bridge.IPAddress);
+  const ping = await lab.cli(h, ['run', '--rm', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', after.NetworkSettings.Networks.bridge.IPAddress]);
+  expect(ping.code).toBe(0);
+  await sw(lab, h, ['rm', '-f', 'survivor', 'second']);
+  expect(records()).toEqual([]);
+}, 300000);
+
+test('bad input: one line, non-zero exit, and nothing left behind', async () => {
+  const cases: [string[], RegExp][] = [
+    [['run', '-d', '--network', 'nosuchnet', 'exec:/', 'true'], /^Error: network nosuchnet not found$/],
+    [['run', '-d', 'exec:/no/such/dir', 'true'], /^Error: .+/],
+    [['run', '-d', '--restart', 'sometimes', 'exec:/', 'true'], /^Error: invalid restart policy format: .+/],
+    [['run', '-d', '-v', 'bad::/x', 'exec:/', 'true'], /^Error: invalid volume specification: 'bad::\/x'$/],
+    [['run', '-d', '--name', 'bad name', 'exec:/', 'true'], /^Error: Invalid container name \(bad name\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed$/],
+    [['run', '-d', '--memory', 'lots', 'exec:/', 'true'], /^Error: invalid --memory "lots": .+/],
+    [['run', '-d', '--no-such-flag', 'exec:/', 'true'], /^Error: .+/],
+    [['stop', 'nosuch'], /^Error: No such container: nosuch$/],
+    [['inspect', 'nosuch'], /^Error: No such container: nosuch$/],
+  ];
+  for (const [args, message] of cases) {
+    const res = await lab.cli(h, args);
+    expect({ args, code: res.code === 0 ? 0 : 'non-zero' }).toEqual({ args, code: 'non-zero' });
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr.trim()).toMatch(message);
+  }
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 300000);
+
+test("the course's user bridge: alpine1..3 reach each other by name and alias on mynet; the default bridge's alpine4 is not reachable from there", async () => {
+  const netId = (await sw(lab, h, ['network', 'create', '--driver', 'bridge', 'mynet'])).trim();
+  expect(netId).toMatch(/^[0-9a-f]{64}$/);
+  const dup = await lab.cli(h, ['network', 'create', 'mynet']);
+  expect(dup.stderr.trim()).toBe('Error: network with name mynet already exists');
+  expect(await sw(lab, h, ['network', 'ls'])).toMatch(/^\S+\s+mynet\s+bridge\s+/m);
+  for (const name of ['alpine1', 'alpine2']) await sw(lab, h, ['run', '-d', '--rm', '--name', name, '--network', 'mynet', 'exec:/', 'sleep', '1000']);
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'alpine3', '--network', 'mynet', '--network-alias', 'db', 'exec:/', 'sleep', '1000']);
+  await sw(lab, h, ['run', '-d', '--rm', '--name', 'alpine4', 'exec:/', 'sleep', '1000']);
+  const a2 = (await inspect('alpine2')).NetworkSettings.Networks.mynet.IPAddress;
+  const a4 = (await inspect('alpine4')).NetworkSettings.Networks.bridge.IPAddress;
+  const subnet = JSON.parse(await sw(lab, h, ['network', 'inspect', 'mynet']))[0];
+  expect(JSON.stringify(subnet)).toContain(a2);
+
+  const ping = (args: string[]) => lab.cli(h, ['run', '--rm', '--network', 'mynet', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', ...args]);
+  const byName = await ping(['alpine2']);
+  expect(`${byName.code} ${byName.stdout}${byName.stderr}`).toMatch(new RegExp(`^0 PING alpine2 \\(${a2.replace(/\./g, '\\.')}\\)`));
+  const byAlias = await ping(['db']);
+  expect(byAlias.code).toBe(0);
+  // alpine4 is on the default bridge: no name from mynet, and its address is not reachable across bridges.
+  expect((await ping(['alpine4'])).code).not.toBe(0);
+  expect((await ping([a4])).code).not.toBe(0);
+
+  const busy = await lab.cli(h, ['network', 'rm', 'mynet']);
+  expect(busy.stderr.trim()).toBe(`Error: error while removing network: network mynet id ${netId} has active endpoints`);
+  await sw(lab, h, ['rm', '-f', 'alpine1', 'alpine2', 'alpine3', 'alpine4']);
+  expect(await sw(lab, h, ['network', 'rm', 'mynet'])).toBe('mynet\n');
+  expect(records()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 400000);
+
+test('--memory kills a container past it: ps -a and inspect show OOMKilled and 137; --pids-limit holds', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'hog', '--memory', '32m', '--network', 'none', 'exec:/', 'python3', '-c', 'x = bytearray(200 * 1024 * 1024); import time; time.sleep(100)']);
+  const hog = await waitFor('the hog to be killed', async () => {
+    const c = await inspect('hog');
+    return c.State.Status === 'exited' ? c : undefined;
+  }, 120000);
+  expect(hog.State).toMatchObject({ OOMKilled: true, ExitCode: 137 });
+  expect(hog.HostConfig.Memory).toBe(32 * 1024 * 1024);
+  expect(await sw(lab, h, ['ps', '-a', '--filter', 'exited=137', '-q'])).toBe(`${hog.Id.slice(0, 12)}\n`);
+  await sw(lab, h, ['run', '-d', '--name', 'forky', '--pids-limit', '5', '--network', 'none', 'exec:/', 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 3 & done; wait']);
+  expect((await inspect('forky')).HostConfig).toMatchObject({ PidsLimit: 5 });
+  expect(await sw(lab, h, ['container', 'wait', 'forky'])).not.toBe('0\n');
+  expect(await sw(lab, h, ['logs', 'forky'])).toMatch(/fork|Resource temporarily unavailable/i);
+  await sw(lab, h, ['rm', 'hog', 'forky']);
+}, 300000);
+
+test('an OCI image from the registry runs as a container on crun; an unknown one leaves nothing', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'box', image, 'sh', '-c', 'echo "in $(cat /etc/hostname)"; exec sleep 1000']);
+  const box = await inspect('box');
+  expect(box).toMatchObject({ State: { Running: true }, Config: { Image: image } });
+  await waitFor('box output', async () => ((await sw(lab, h, ['logs', 'box'])).includes(`in ${box.Id.slice(0, 12)}`) ? true : undefined), 60000);
+  const once = await lab.cli(h, ['run', '--rm', '--network', 'none', image, 'echo', 'hello from busybox'], { timeoutMs: 120000 });
+  expect(`${once.code} ${once.stdout}`).toBe('0 hello from busybox\n');
+  await sw(lab, h, ['rm', '-f', 'box']);
+  const missing = await lab.cli(h, ['run', '-d', `${REGISTRY}/no-such-image:1`, 'true'], { timeoutMs: 120000 });
+  expect(missing.code).not.toBe(0);
+  expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+  expect(await psAll()).toEqual([]);
+  expect(records()).toEqual([]);
+  expect(runtimeDirs()).toEqual([]);
+}, 300000);
