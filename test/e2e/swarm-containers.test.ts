@@ -1,0 +1,87 @@
+/**
+ * Containers on a swarm's networks, end to end, as the seeds' networking exercises have them, on a
+ * lab of two hosts (h1 manager, h2 worker) with a busybox image from a registry in the lab:
+ *
+ * - a user bridge (`network create --driver bridge alpine-net`): alpine1 and alpine2 on it ping
+ *   each other by name; alpine3 on the default bridge has no name for them and cannot reach them;
+ * - an attachable overlay (`network create --driver overlay --attachable ...`): a container on
+ *   each host, and they ping each other by name across hosts; a non-attachable overlay is refused
+ *   with docker's message and leaves no container behind.
+ *
+ * The addresses come from the managers (network-attachment tasks); `rm -f` takes them back.
+ * Run through test/run.sh after `npm run build`.
+ */
+import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { formSwarm, sw, waitFor } from './cluster-helpers';
+import { pushBusybox } from '../support/image-build';
+import { TestRegistry, startRegistry } from '../support/registry';
+import { uniqueSuffix } from '../support/unique';
+
+const prefix = `swt${uniqueSuffix()}`;
+const REGISTRY = '198.51.100.200:5000';
+let lab: Lab;
+let registry: TestRegistry;
+let h1: LabHost, h2: LabHost;
+let image: string;
+
+/** `exec NAME ping -c1 -W2 TARGET` on host h: its exit code and output. */
+const ping = (h: LabHost, from: string, to: string) => lab.cli(h, ['exec', from, 'ping', '-c1', '-W2', to]);
+
+/** `network inspect alpine-net` on the manager: it lists the containers attached to it. */
+const alpineNet = () => sw(lab, h1, ['network', 'inspect', 'alpine-net', '--format', 'json']);
+
+beforeAll(async () => {
+  requireBuiltCli();
+  lab = await Lab.create({ prefix, hosts: 2, insecureRegistries: [REGISTRY] });
+  [h1, h2] = lab.hosts;
+  const client = await lab.addClient();
+  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
+  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  await formSwarm(lab, [h1], [h2]);
+}, 180000);
+
+afterAll(async () => {
+  await registry?.stop();
+  await lab?.destroy();
+}, 60000);
+
+test('the seeds user-bridge exercise: alpine1 and alpine2 by name on alpine-net; alpine3 on the default bridge reaches neither', async () => {
+  await sw(lab, h1, ['network', 'create', '--driver', 'bridge', 'alpine-net']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine1', '--network', 'alpine-net', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine2', '--network', 'alpine-net', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine3', image, 'ash']);
+  expect(await sw(lab, h1, ['ps'])).toMatch(/alpine1[\s\S]*alpine2|alpine2[\s\S]*alpine1/);
+
+  await waitFor('alpine1 to reach alpine2 by name', async () => ((await ping(h1, 'alpine1', 'alpine2')).code === 0 ? true : undefined), 30000, 500);
+  expect((await ping(h1, 'alpine2', 'alpine1')).code).toBe(0);
+  // The default bridge has no names, and another network's containers are out of reach.
+  const byName = await ping(h1, 'alpine3', 'alpine1');
+  expect(byName.code).not.toBe(0);
+  const inspect = JSON.parse(await sw(lab, h1, ['inspect', 'alpine1'])) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+  const addr = inspect[0].NetworkSettings.Networks['alpine-net'].IPAddress;
+  expect(addr).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  expect((await ping(h1, 'alpine3', addr)).code).not.toBe(0);
+  expect(await alpineNet()).toContain('alpine1');
+
+  await sw(lab, h1, ['rm', '-f', 'alpine1', 'alpine2', 'alpine3']);
+  await waitFor('the containers to leave alpine-net', async () => (!(await alpineNet()).includes('alpine1') ? true : undefined), 30000, 500);
+  await sw(lab, h1, ['network', 'rm', 'alpine-net']);
+}, 180000);
+
+test('an attachable overlay: a container on each host, by name across hosts; a non-attachable overlay is refused', async () => {
+  await sw(lab, h1, ['network', 'create', '--driver', 'overlay', '--attachable', 'my-attachable-overlay']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'over1', '--network', 'my-attachable-overlay', image, 'ash']);
+  await sw(lab, h2, ['run', '-dit', '--name', 'over2', '--network', 'my-attachable-overlay', image, 'ash']);
+  await waitFor('over1 on h1 to reach over2 on h2 by name', async () => ((await ping(h1, 'over1', 'over2')).code === 0 ? true : undefined), 30000, 500);
+  expect((await ping(h2, 'over2', 'over1')).code).toBe(0);
+
+  await sw(lab, h1, ['network', 'create', '--driver', 'overlay', 'closed-overlay']);
+  const refused = await lab.cli(h1, ['run', '-dit', '--name', 'closed1', '--network', 'closed-overlay', image, 'ash']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/not manually attachable/);
+  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+  expect((await lab.cli(h1, ['inspect', 'closed1'])).code).not.toBe(0);
+
+  await sw(lab, h1, ['rm', '-f', 'over1']);
+  await sw(lab, h2, ['rm', '-f', 'over2']);
+}, 180000);
