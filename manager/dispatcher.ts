@@ -115,8 +115,7 @@ export class Dispatcher {
       if (status.state !== was) log.info({ taskId: t.id, state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
       return { ...t, status };
     };
-    const changes = (await this.store.listTasks())
-      .filter((t) => wanted.has(t.id))
+    const changes = (await this.store.getTasks([...wanted.keys()]))
       .flatMap((t) => {
         const after = apply(t);
         return after ? [{ before: t, after }] : [];
