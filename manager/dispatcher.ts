@@ -193,7 +193,7 @@ export class Dispatcher {
       session.lastSignature = signature;
       const msg: SessionMessage = { sessionId: session.id, ...plan.message(session.nodeId) };
       // What was sent is kept as a digest: a node's message can be large (every peer of its overlays).
-      const digest = createHash('sha256').update(JSON.stringify(SessionMessage.toJSON(msg))).digest('base64');
+      const digest = createHash('sha256').update(SessionMessage.encode(msg).finish()).digest('base64');
       if (digest === session.lastSent) continue;
       session.lastSent = digest;
       session.stream.write(msg);
