@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { notFound, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
@@ -7,10 +8,9 @@ import { requirePeer } from '../services/api/tls';
 import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
-import { managerPeers, readClusterView } from './cluster-view';
+import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
-import { planNodeEndpoints } from './network/endpoints';
-import { planOverlays, planVteps } from './network/peers';
+import { SessionPlan } from './session-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { HeartbeatLease, Store } from './store/store';
@@ -22,7 +22,9 @@ interface Session {
   ttl: number;
   lease?: HeartbeatLease;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>;
+  /** A digest of the last message sent, and the signature of what it was made from. */
   lastSent: string;
+  lastSignature?: string;
 }
 
 /** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
@@ -129,8 +131,7 @@ export class Dispatcher {
       if (status.state !== was) log.info({ taskId: t.id, state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
       return { ...t, status };
     };
-    const changes = (await this.store.listTasks())
-      .filter((t) => wanted.has(t.id))
+    const changes = (await this.store.getTasks([...wanted.keys()]))
       .flatMap((t) => {
         const after = apply(t);
         return after ? [{ before: t, after }] : [];
@@ -188,31 +189,30 @@ export class Dispatcher {
     endServerStream(session.stream, status);
   }
 
+  /**
+   * Sends each session the message its node must have now, if that changed. One plan per pass
+   * works out what nodes share once; a node whose message is made from the same objects at the
+   * same versions as the last one sent (its signature) is skipped without building it.
+   */
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
     const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
     this.spec = view.cluster.spec;
-    const managers = managerPeers(view.nodes);
-    const vteps = planVteps(view.nodes);
-    const byNode = new Map<string, Task[]>();
-    for (const t of tasks) {
-      if (!t.nodeId || (t.status?.state ?? 0) < TaskState.TASK_STATE_ASSIGNED) continue;
-      byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), { ...t, meta: undefined }]);
-    }
+    const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log));
     for (const session of [...this.sessions.values()]) {
-      const node = view.nodes.find((n) => n.id === session.nodeId);
-      if (!node) {
+      if (!plan.hasNode(session.nodeId)) {
         this.log.info({ nodeId: session.nodeId }, 'node removed; ending its session');
         this.endSession(session, nodeRemovedStatus());
         continue;
       }
-      const assigned = (byNode.get(node.id) ?? []).sort((a, b) => a.id.localeCompare(b.id));
-      const overlays = planOverlays(node.id, tasks, networks, view.nodes, services);
-      const endpoints = planNodeEndpoints({ nodeId: node.id, tasks, networks, services, nodes: view.nodes });
-      const msg: SessionMessage = { sessionId: session.id, node: { ...node, meta: undefined }, managers, clusterSpec: view.cluster.spec, tasks: assigned, overlays, services: endpoints.services, ingress: endpoints.ingress, hostPorts: endpoints.hostPorts, credentials: taskCredentials(assigned, services, this.sealKey, this.log), vteps };
-      const text = JSON.stringify(SessionMessage.toJSON(msg));
-      if (text === session.lastSent) continue;
-      session.lastSent = text;
+      const signature = plan.signature(session.nodeId);
+      if (signature !== undefined && signature === session.lastSignature) continue;
+      session.lastSignature = signature;
+      const msg: SessionMessage = { sessionId: session.id, ...plan.message(session.nodeId) };
+      // What was sent is kept as a digest: a node's message can be large (every peer of its overlays).
+      const digest = createHash('sha256').update(SessionMessage.encode(msg).finish()).digest('base64');
+      if (digest === session.lastSent) continue;
+      session.lastSent = digest;
       session.stream.write(msg);
     }
   }

@@ -41,7 +41,11 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
       reconcile: async () => {
         const [services, tasks, nodes] = await Promise.all([store.listServices(), store.listTasks(), store.listNodes()]);
         const byService = new Map<string, Task[]>();
-        for (const t of tasks) byService.set(t.serviceId, [...(byService.get(t.serviceId) ?? []), t]);
+        for (const t of tasks) {
+          const list = byService.get(t.serviceId);
+          if (list) list.push(t);
+          else byService.set(t.serviceId, [t]);
+        }
         let wakeAt: Date | undefined;
         const later = (at: Date) => {
           if (!wakeAt || at < wakeAt) wakeAt = at;

@@ -14,39 +14,85 @@ const holdsAddress = (t: Task) => Boolean(t.nodeId) && (t.status?.state ?? 0) >=
 
 const bareIp = (cidr: string) => cidr.split('/')[0];
 
+/** Addresses in numeric order (10.0.0.2 before 10.0.0.10); one collator, not one per comparison. */
+const byAddress = new Intl.Collator(undefined, { numeric: true }).compare;
+
 /**
- * The overlays a node must have, with their peers. While any service publishes a port in ingress
- * mode, every node has the ingress network too (the mesh answers on every node), and its peers
- * include every node's ingress endpoint besides the tasks' ingress attachments.
+ * What every node's overlays are planned from, worked out once for the whole cluster: the live
+ * tasks of each network, the overlays each node's tasks are on, and (lazily, then kept) each
+ * network's entry with its peers, which every node on that network gets alike. Build it once per
+ * read of the cluster state, then ask it for as many nodes as needed.
  */
-export function planOverlays(nodeId: string, tasks: Task[], networks: Network[], nodes: Node[], services: Service[] = []): OverlayNetwork[] {
-  const vtep = new Map(nodes.map((n) => [n.id, n.status?.addr ?? '']));
-  const live = tasks.filter(holdsAddress);
-  const here = new Set(live.filter((t) => t.nodeId === nodeId).flatMap((t) => t.networks.filter((a) => a.driver === 'overlay').map((a) => a.networkId)));
-  const ingress = ingressNetwork(networks);
-  const mesh = ingress !== undefined && services.some((s) => serviceIngressPorts(s).length > 0);
-  if (mesh) here.add(ingress.id);
-  const out: OverlayNetwork[] = [];
-  for (const network of networks) {
-    if (!here.has(network.id)) continue;
-    const peers: OverlayPeer[] = [];
-    for (const t of live) {
-      const a = t.networks.find((x) => x.networkId === network.id);
-      const remote = vtep.get(t.nodeId);
-      if (a?.address && a.mac && remote) peers.push({ ip: bareIp(a.address), mac: a.mac, vtep: remote });
+export class OverlayIndex {
+  private readonly vtep: Map<string, string>;
+  /** Per network: the first attachment to it of each live task, with the task's node. */
+  private readonly live = new Map<string, { task: Task; nodeId: string; ip: string; mac: string }[]>();
+  /** Per node: the overlay networks its live tasks are on. */
+  private readonly onNode = new Map<string, Set<string>>();
+  private readonly ingress: Network | undefined;
+  private readonly mesh: boolean;
+  private readonly entries = new Map<string, OverlayNetwork>();
+
+  constructor(tasks: Task[], private readonly networks: Network[], private readonly nodes: Node[], services: Service[] = []) {
+    this.vtep = new Map(nodes.map((n) => [n.id, n.status?.addr ?? '']));
+    for (const t of tasks) {
+      if (!holdsAddress(t)) continue;
+      for (const a of t.networks) {
+        if (a.driver === 'overlay') {
+          const here = this.onNode.get(t.nodeId);
+          if (here) here.add(a.networkId);
+          else this.onNode.set(t.nodeId, new Set([a.networkId]));
+        }
+        let list = this.live.get(a.networkId);
+        if (!list) this.live.set(a.networkId, (list = []));
+        // A task's first attachment to a network is the one that counts.
+        if (list.length === 0 || list[list.length - 1]!.task !== t) list.push({ task: t, nodeId: t.nodeId, ip: a.address, mac: a.mac });
+      }
     }
-    if (mesh && network.id === ingress.id) {
-      for (const n of nodes) {
+    this.ingress = ingressNetwork(networks);
+    this.mesh = this.ingress !== undefined && services.some((s) => serviceIngressPorts(s).length > 0);
+  }
+
+  /**
+   * The overlays a node must have, with their peers. While any service publishes a port in
+   * ingress mode, every node has the ingress network too (the mesh answers on every node), and
+   * its peers include every node's ingress endpoint besides the tasks' ingress attachments.
+   */
+  forNode(nodeId: string): OverlayNetwork[] {
+    const here = this.onNode.get(nodeId);
+    const out: OverlayNetwork[] = [];
+    for (const network of this.networks) {
+      if (here?.has(network.id) || (this.mesh && network.id === this.ingress!.id)) out.push(this.entry(network));
+    }
+    return out.sort((a, b) => a.vni - b.vni);
+  }
+
+  private entry(network: Network): OverlayNetwork {
+    const cached = this.entries.get(network.id);
+    if (cached) return cached;
+    const peers: OverlayPeer[] = [];
+    for (const a of this.live.get(network.id) ?? []) {
+      const remote = this.vtep.get(a.nodeId);
+      if (a.ip && a.mac && remote) peers.push({ ip: bareIp(a.ip), mac: a.mac, vtep: remote });
+    }
+    if (this.mesh && network.id === this.ingress!.id) {
+      for (const n of this.nodes) {
         const a = n.ingress;
-        const remote = vtep.get(n.id);
+        const remote = this.vtep.get(n.id);
         if (a?.networkId === network.id && a.address && a.mac && remote) peers.push({ ip: bareIp(a.address), mac: a.mac, vtep: remote });
       }
     }
-    peers.sort((x, y) => x.ip.localeCompare(y.ip, undefined, { numeric: true }));
+    peers.sort((x, y) => byAddress(x.ip, y.ip));
     const mtu = Number(network.spec?.options?.mtu ?? 0);
-    out.push({ networkId: network.id, name: network.spec?.name ?? '', vni: network.vni, subnet: network.subnet, gateway: network.gateway, mtu: Number.isInteger(mtu) ? mtu : 0, peers });
+    const entry = { networkId: network.id, name: network.spec?.name ?? '', vni: network.vni, subnet: network.subnet, gateway: network.gateway, mtu: Number.isInteger(mtu) ? mtu : 0, peers };
+    this.entries.set(network.id, entry);
+    return entry;
   }
-  return out.sort((a, b) => a.vni - b.vni);
+}
+
+/** The overlays one node must have, with their peers (see OverlayIndex.forNode). */
+export function planOverlays(nodeId: string, tasks: Task[], networks: Network[], nodes: Node[], services: Service[] = []): OverlayNetwork[] {
+  return new OverlayIndex(tasks, networks, nodes, services).forNode(nodeId);
 }
 
 /**
@@ -56,5 +102,5 @@ export function planOverlays(nodeId: string, tasks: Task[], networks: Network[],
  * already admitted everywhere.
  */
 export function planVteps(nodes: Node[]): string[] {
-  return [...new Set(nodes.map((n) => n.status?.addr ?? '').filter(Boolean))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  return [...new Set(nodes.map((n) => n.status?.addr ?? '').filter(Boolean))].sort(byAddress);
 }

@@ -422,6 +422,17 @@ export class EtcdStore implements Store {
     return this.read(keys.task(id), Task);
   }
 
+  async getTasks(ids: string[]): Promise<Task[]> {
+    if (this.snapshot?.covers(keys.tasksPrefix)) {
+      try {
+        return await this.snapshot.get(ids.map((id) => keys.task(id)), (kv) => this.decode(kv, Task));
+      } catch (err) {
+        throw asSwarmletError(err);
+      }
+    }
+    return (await Promise.all(ids.map((id) => this.getTask(id)))).filter((t): t is Task => t !== undefined);
+  }
+
   /** Creates tasks, create-if-absent, many to a transaction (batched by bytes as well as by count). */
   async createTasks(tasks: Task[]): Promise<void> {
     const puts = tasks.map((t) => ({ key: keys.task(t.id), value: this.encode(t, Task, true) }));

@@ -195,6 +195,10 @@ export class MemoryStore implements Store {
     return this.get<Task>(keys.task(id));
   }
 
+  async getTasks(ids: string[]): Promise<Task[]> {
+    return (await Promise.all(ids.map((id) => this.getTask(id)))).filter((t): t is Task => t !== undefined);
+  }
+
   async createTasks(tasks: Task[]): Promise<void> {
     if (tasks.some((t) => this.held.has(keys.task(t.id)))) throw conflict('a task with one of these ids already exists');
     if (tasks.length) this.commit(tasks.map((t) => [keys.task(t.id), this.stamp(t, true)]), []);

@@ -98,6 +98,19 @@ export class WatchedSnapshot {
     return { values, revision: this.revision };
   }
 
+  /** The values of those of `keys` that are held and exist, as `read` makes them (and as current). */
+  async get<T>(keys: string[], decode: (kv: IKeyValue) => T): Promise<T[]> {
+    await this.current();
+    const values: T[] = [];
+    for (const key of keys) {
+      const entry = this.entries.get(this.prefixOf(key) ?? '')?.get(key);
+      if (!entry) continue;
+      entry.decoded ??= decode(entry.kv);
+      values.push(entry.decoded as T);
+    }
+    return values;
+  }
+
   /** Notes a write's revision: reads after it see it (read-your-writes). */
   wrote(revision: number | string): void {
     this.written = Math.max(this.written, Number(revision));

@@ -85,6 +85,8 @@ export interface Store extends Watchable {
 
   listTasks(): Promise<Task[]>;
   getTask(id: string): Promise<Task | undefined>;
+  /** The tasks of these ids that exist, read as the lists are (from the snapshot when there is one): what a batch of compare-and-swaps starts from. */
+  getTasks(ids: string[]): Promise<Task[]>;
   /** Creates tasks, create-if-absent. */
   createTasks(tasks: Task[]): Promise<void>;
   /** Compare-and-swaps many tasks; the changes that lost a race are skipped and returned. */

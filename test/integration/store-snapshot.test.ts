@@ -75,6 +75,21 @@ test('a read after a write through the store sees that write', async () => {
   }
 });
 
+test('getTasks reads the tasks asked for from the snapshot, as current as a list, and nothing from etcd', async () => {
+  const { direct, watched, snapshot } = stores();
+  await direct.createTasks([task('a'), task('b'), task('c')]);
+  await watched.listTasks();
+  const listed = snapshot.stats();
+  const [b] = await watched.getTasks(['b']);
+  expect(b.id).toBe('b');
+  expect(await watched.updateTasks([{ before: b, after: { ...b, status: { ...b.status!, state: TaskState.TASK_STATE_PENDING } } }])).toEqual([]);
+  const got = await watched.getTasks(['c', 'gone', 'b']);
+  expect(got.map((t) => [t.id, t.status?.state])).toEqual([['c', TaskState.TASK_STATE_NEW], ['b', TaskState.TASK_STATE_PENDING]]);
+  expect(got).toEqual(await direct.getTasks(['c', 'gone', 'b']));
+  expect({ ranges: snapshot.stats().ranges, lists: snapshot.stats().lists }).toEqual({ ranges: listed.ranges, lists: 1 });
+  expect(watched.readStats().bytes).toBe(0);
+});
+
 test('after its watch is lost and the history compacted, it lists again and drops what went', async () => {
   const { direct, watched, snapshot } = stores();
   await direct.createTasks([task('stays'), task('goes')]);

@@ -1,0 +1,188 @@
+/**
+ * What the dispatcher sends down each agent's session, planned for every node from one read of
+ * the cluster state. What nodes share (a network's peers and service records, the routing mesh's
+ * ports, the VTEPs, the managers) is worked out once per read, not once per node; and each node's
+ * message has a signature, so that a pass builds and sends only the messages of the nodes that a
+ * change concerns. Pure.
+ */
+import { SessionMessage, TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
+import { Cluster, Network, Node, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { managerPeers } from './cluster-view';
+import { EndpointsIndex } from './network/endpoints';
+import { ingressNetwork } from './network/network-spec';
+import { OverlayIndex, planVteps } from './network/peers';
+import { serviceIngressPorts } from './network/ports';
+
+/** A session's message, but for the session's own id. */
+export type NodeMessage = Omit<SessionMessage, 'sessionId'>;
+
+export interface SessionPlanInput {
+  cluster: Cluster;
+  /** The nodes as the cluster view derives them (manager status filled in). */
+  nodes: Node[];
+  leaderId?: string;
+  tasks: Task[];
+  networks: Network[];
+  services: Service[];
+}
+
+/** The registry credentials a node's assigned tasks need (the dispatcher unseals them). */
+export type CredentialsOf = (assigned: Task[], services: Service[]) => TaskCredential[];
+
+/**
+ * The highest version and the count of a set of stored objects. Versions are the store's
+ * revisions, which only grow: a member changed, added or re-created since a read has a version
+ * above every one that read saw, and one removed lowers the count. So two consistent reads of a
+ * set (all members chosen by what they hold) with equal pairs read the same objects at the same
+ * versions. An object without a version makes the set unknown: it never matches.
+ */
+class Versions {
+  private max = 0;
+  private count = 0;
+  private unknown = false;
+
+  add(o: { meta?: { version: number } }): void {
+    const v = o.meta?.version ?? 0;
+    if (!v) this.unknown = true;
+    if (v > this.max) this.max = v;
+    this.count++;
+  }
+
+  toString(): string {
+    return this.unknown ? '?' : `${this.max}/${this.count}`;
+  }
+}
+
+const versionsOf = (objects: Iterable<{ meta?: { version: number } }>): string => {
+  const v = new Versions();
+  for (const o of objects) v.add(o);
+  return v.toString();
+};
+
+/** The plan of every session's message from one read of the cluster state. Build one per read. */
+export class SessionPlan {
+  private readonly nodeById: Map<string, Node>;
+  private readonly serviceById: Map<string, Service>;
+  private readonly networkById: Map<string, Network>;
+  private readonly tasksOfNode = new Map<string, Task[]>();
+  /** Per network: the tasks attached to it (in any state), and the services with a task or a VIP there. */
+  private readonly onNetwork = new Map<string, { tasks: Versions; services: Set<string> }>();
+  private readonly networkSignatures = new Map<string, string>();
+  private readonly ingress: Network | undefined;
+  private global?: string;
+  private shared?: { managers: NodeMessage['managers']; vteps: string[]; overlays: OverlayIndex; endpoints: EndpointsIndex };
+
+  constructor(private readonly input: SessionPlanInput, private readonly credentialsOf: CredentialsOf) {
+    this.nodeById = new Map(input.nodes.map((n) => [n.id, n]));
+    this.serviceById = new Map(input.services.map((s) => [s.id, s]));
+    this.networkById = new Map(input.networks.map((n) => [n.id, n]));
+    for (const t of input.tasks) {
+      if (t.nodeId) {
+        const mine = this.tasksOfNode.get(t.nodeId);
+        if (mine) mine.push(t);
+        else this.tasksOfNode.set(t.nodeId, [t]);
+      }
+      for (const a of t.networks) {
+        const on = this.networkEntry(a.networkId);
+        on.tasks.add(t);
+        on.services.add(t.serviceId);
+      }
+    }
+    for (const s of input.services) for (const vip of s.endpoint?.virtualIps ?? []) this.networkEntry(vip.networkId).services.add(s.id);
+    this.ingress = ingressNetwork(input.networks);
+  }
+
+  hasNode(nodeId: string): boolean {
+    return this.nodeById.has(nodeId);
+  }
+
+  /**
+   * A summary of everything the node's message is made from: equal for two reads only if the
+   * message would be too. Undefined when it cannot tell (objects without versions): build it.
+   */
+  signature(nodeId: string): string | undefined {
+    const node = this.nodeById.get(nodeId);
+    if (!node) return undefined;
+    const tasks = this.tasksOfNode.get(nodeId) ?? [];
+    const services = new Set<Service>();
+    const networks = new Set<string>();
+    for (const t of tasks) {
+      const s = this.serviceById.get(t.serviceId);
+      if (s) services.add(s);
+      for (const a of t.networks) networks.add(a.networkId);
+    }
+    if (this.ingress) networks.add(this.ingress.id);
+    const parts = [this.globalSignature(), `${node.meta?.version ?? 0}`, JSON.stringify(node.managerStatus ?? null), versionsOf(tasks), versionsOf(services)];
+    if (!node.meta?.version) return undefined;
+    for (const id of [...networks].sort()) parts.push(this.networkSignature(id));
+    const signature = parts.join(' ');
+    return signature.includes('?') ? undefined : signature;
+  }
+
+  /** The node's message: its own object, its assigned tasks, and what it must know of the cluster. */
+  message(nodeId: string): NodeMessage {
+    const node = this.nodeById.get(nodeId)!;
+    const shared = this.sharedParts();
+    const assigned = (this.tasksOfNode.get(nodeId) ?? [])
+      .filter((t) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED)
+      .map((t) => ({ ...t, meta: undefined }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+    const endpoints = shared.endpoints.forNode(nodeId);
+    return {
+      node: { ...node, meta: undefined },
+      managers: shared.managers,
+      clusterSpec: this.input.cluster.spec,
+      tasks: assigned,
+      overlays: shared.overlays.forNode(nodeId),
+      services: endpoints.services,
+      ingress: endpoints.ingress,
+      hostPorts: endpoints.hostPorts,
+      credentials: this.credentialsOf(assigned, this.input.services),
+      vteps: shared.vteps,
+    };
+  }
+
+  private sharedParts(): NonNullable<SessionPlan['shared']> {
+    const { tasks, networks, nodes, services } = this.input;
+    this.shared ??= { managers: managerPeers(nodes), vteps: planVteps(nodes), overlays: new OverlayIndex(tasks, networks, nodes, services), endpoints: new EndpointsIndex({ tasks, networks, services, nodes }) };
+    return this.shared;
+  }
+
+  /** What every node's message depends on: the cluster, the leader, the managers, the nodes' addresses, the networks, the routing mesh. */
+  private globalSignature(): string {
+    if (this.global !== undefined) return this.global;
+    const { cluster, nodes, networks, services, leaderId } = this.input;
+    const published = services.filter((s) => serviceIngressPorts(s).length > 0);
+    const parts = [
+      `${cluster.meta?.version ?? 0}`,
+      leaderId ?? '',
+      JSON.stringify(managerPeers(nodes)),
+      nodes.map((n) => `${n.id}=${n.status?.addr ?? ''}`).join(','),
+      versionsOf(networks),
+      versionsOf(published),
+    ];
+    if (!cluster.meta?.version) parts.push('?');
+    // While the mesh is on, every node's ingress endpoint is a peer of the ingress network everywhere.
+    if (published.length > 0) parts.push(JSON.stringify(nodes.map((n) => n.ingress ?? null)));
+    this.global = parts.join(' ');
+    return this.global;
+  }
+
+  /** What a network's part of a message depends on: the network, its tasks and its services. */
+  private networkSignature(id: string): string {
+    let signature = this.networkSignatures.get(id);
+    if (signature === undefined) {
+      const on = this.onNetwork.get(id);
+      const network = this.networkById.get(id);
+      signature = `${id}:${network ? versionsOf([network]) : '-'}:${on?.tasks ?? '-'}:${on ? versionsOf([...on.services].flatMap((s) => this.serviceById.get(s) ?? [])) : '-'}`;
+      this.networkSignatures.set(id, signature);
+    }
+    return signature;
+  }
+
+  private networkEntry(id: string): { tasks: Versions; services: Set<string> } {
+    let entry = this.onNetwork.get(id);
+    if (!entry) this.onNetwork.set(id, (entry = { tasks: new Versions(), services: new Set() }));
+    return entry;
+  }
+}
