@@ -142,6 +142,7 @@ async function runOrCreate(argv: Record<string, unknown> & GlobalArgs, start: bo
   const image = argv.image as string | undefined;
   const command = afterImage;
   const config = containerConfigFromFlags(flagsOf(argv), image ?? '', command, callerEnvironment());
+  if ((config.portBindings.length || config.publishAll) && config.spec?.networks?.includes('host')) process.stderr.write('WARNING: Published ports are discarded when using host network mode\n');
   const spec = config.spec?.container;
   if (start && !argv.detach && (spec?.tty || spec?.openStdin)) return runInteractive(argv, config);
   await withClients(argv, async (c, host) => {

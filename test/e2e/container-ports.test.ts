@@ -99,7 +99,11 @@ test('a taken port is refused with docker\'s message and leaves nothing; a malfo
   // Another protocol on the same port is free; a port of 0 takes a free one.
   await sw(lab, h, ['run', '-d', '--name', 'second', '-p', '8080:81/udp', '-p', '80', 'exec:/', 'sleep', '1000']);
   expect(await sw(lab, h, ['port', 'second'])).toBe('80/tcp -> 0.0.0.0:32768\n81/udp -> 0.0.0.0:8080\n');
-  await sw(lab, h, ['rm', '-f', 'holder', 'second']);
+  // On the host's network, -p is discarded with docker's warning.
+  const onHost = await lab.cli(h, ['run', '-d', '--name', 'onhost', '--network', 'host', '-p', '7070:80', 'exec:/', 'sleep', '1000']);
+  expect({ code: onHost.code, err: onHost.stderr.trim() }).toEqual({ code: 0, err: 'WARNING: Published ports are discarded when using host network mode' });
+  expect(await sw(lab, h, ['port', 'onhost'])).toBe('');
+  await sw(lab, h, ['rm', '-f', 'holder', 'second', 'onhost']);
   expect(await table()).toBe('');
 }, 180000);
 
