@@ -6,12 +6,13 @@ import { invalidArgument } from '../services/common/errors';
 import { ContainerConfig } from '../services/gen/swarmlet/v1/control';
 import { Mount, MountType, PullPolicy } from '../services/gen/swarmlet/v1/types';
 import { parseMountFlag } from './mount-flags';
+import { parsePublish } from '../agent/containers/port-plans';
 import { parseBytes, parseCpus } from './service-flags';
 import { volumeLabels } from './commands/volume';
 
 /** The boolean flags of run/create, also in the combined short forms students type (-dit, -it, -d). */
 export const CONTAINER_BOOLEAN_FLAGS = new Set([
-  '--detach', '--interactive', '--tty', '--rm', '--read-only', '--help', '--init',
+  '--detach', '--interactive', '--tty', '--rm', '--read-only', '--help', '--init', '--publish-all', '-P',
   ...['d', 'i', 't', 'di', 'dt', 'id', 'it', 'ti', 'td', 'dit', 'dti', 'idt', 'itd', 'tdi', 'tid'].map((s) => `-${s}`),
 ]);
 
@@ -28,6 +29,10 @@ export interface ContainerFlags {
   network?: string[];
   networkAlias?: string[];
   ip?: string;
+  /** -p/--publish */
+  publish?: string[];
+  /** -P/--publish-all */
+  publishAll?: boolean;
   volume?: string[];
   mount?: string[];
   readOnly?: boolean;
@@ -142,6 +147,8 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
     ipv4: f.ip ?? '',
     tty: Boolean(f.tty),
     openStdin: Boolean(f.interactive),
+    portBindings: (f.publish ?? []).flatMap(parsePublish),
+    publishAll: Boolean(f.publishAll),
   };
 }
 

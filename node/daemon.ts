@@ -8,7 +8,11 @@ import { Etcd3 } from 'etcd3';
 import { Agent, AGENT_SERVICE, DesiredNode } from '../agent/agent';
 import { ContainerNetworks, NO_PLUG_DRIVERS } from '../agent/containers/container-networks';
 import { ContainerStore } from '../agent/containers/container-store';
+import { ContainerPorts } from '../agent/containers/container-ports';
 import { Containers } from '../agent/containers/containers';
+import { planServiceTakenPorts } from '../agent/containers/port-plans';
+import { bridgeNameOf } from '../agent/network/bridge-driver';
+import { isExecImage } from '../services/common/image-ref';
 import { LocalContainerNetworks } from '../agent/containers/local-container-networks';
 import { CrunRuntime } from '../agent/runtime/crun-runtime';
 import { ExecRuntime } from '../agent/runtime/exec-runtime';
@@ -118,6 +122,13 @@ export class Daemon implements NodeRoles {
       store: new ContainerStore(path.join(containersDir, 'records')),
       runtime: this.containerRuntime,
       networks: () => this.containerNetworks(),
+      ports: new ContainerPorts({
+        log: rootLog,
+        servicePorts: () => planServiceTakenPorts(this.lastMessage),
+        // In a swarm, cluster bridges are the agent's (BRIDGE_PREFIX); else the node-local ones.
+        bridgeOf: (networkId) => (this.membership.state ? bridgeNameOf(BRIDGE_PREFIX, networkId) : this.localNetworks.driver.bridgeName(networkId)),
+        exposedPorts: async (image) => (isExecImage(image) ? [] : (await this.images.ensure(image)).config.exposedPorts ?? []),
+      }),
       log: rootLog,
     });
   }

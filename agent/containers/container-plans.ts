@@ -5,6 +5,7 @@
  * `inspect` shaped like docker's. No I/O: containers.ts applies what these decide.
  */
 import { conflict, invalidArgument, notFound } from '../../services/common/errors';
+import { planInspectPorts, planPortsText } from './port-plans';
 import { Container, ContainerConfig } from '../../services/gen/swarmlet/v1/control';
 import { NetworkAttachment, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
@@ -248,7 +249,7 @@ export function planPsRows(containers: Container[], now: Date): string[][] {
     planCommandText(c),
     `${humanDuration(now.getTime() - Date.parse(c.createdAt))} ago`,
     planStatusText(c, now),
-    '',
+    planPortsText(c),
     c.name,
   ]);
 }
@@ -262,6 +263,7 @@ export function planInspect(c: Container): Record<string, unknown> {
   const st = c.state;
   const limits = spec?.resources?.limits;
   const restart = parseRestartPolicy(c.config?.restart ?? '');
+  const ports = planInspectPorts(c);
   const networks: Record<string, unknown> = {};
   for (const e of c.endpoints) {
     const [ip, prefix] = e.ipv4Cidr.split('/');
@@ -312,6 +314,8 @@ export function planInspect(c: Container): Record<string, unknown> {
       PidsLimit: limits?.pids ? limits.pids : null,
       Binds: (ctr?.mounts ?? []).filter((m) => m.type !== 2).map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
       Tmpfs: Object.fromEntries((ctr?.mounts ?? []).filter((m) => m.type === 2).map((m) => [m.target, m.tmpfsSizeBytes ? `size=${m.tmpfsSizeBytes}` : ''])),
+      PortBindings: ports.PortBindings,
+      PublishAllPorts: Boolean(c.config?.publishAll),
     },
     Mounts: mounts,
     Config: {
@@ -326,7 +330,8 @@ export function planInspect(c: Container): Record<string, unknown> {
       Entrypoint: ctr?.command?.length ? ctr.command : null,
       Labels: { ...(c.config?.labels ?? {}) },
       StopTimeout: ctr?.stopGracePeriodMs ? Math.round(ctr.stopGracePeriodMs / 1000) : null,
+      ...(ports.ExposedPorts ? { ExposedPorts: ports.ExposedPorts } : {}),
     },
-    NetworkSettings: { Networks: networks },
+    NetworkSettings: { Ports: ports.Ports, Networks: networks },
   };
 }

@@ -7,6 +7,7 @@ import { Container, ContainerConfig, ContainerEndpointInfo } from '../../service
 import { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
 import type { Runtime, RuntimeTaskState } from '../runtime/runtime';
 import { ContainerNetworks, NO_PLUG_DRIVERS } from './container-networks';
+import type { ContainerPorts } from './container-ports';
 import {
   parseRestartPolicy,
   planContainerName,
@@ -29,6 +30,8 @@ export interface ContainersOptions {
   /** The network endpoints' implementation for the node's current membership. */
   networks: () => ContainerNetworks;
   log: Logger;
+  /** Published ports (-p, -P); without it a container publishes none. */
+  ports?: ContainerPorts;
   /** How often running containers are inspected for an exit (default 250 ms). */
   monitorMs?: number;
   random?: () => number;
@@ -101,6 +104,7 @@ export class Containers {
     } catch (err) {
       this.log.warn({ err: asSwarmletError(err).message }, 'could not restore the networks of the containers');
     }
+    await this.opts.ports?.restore(this.list(false)).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'could not restore the published ports of the containers'));
     const tick = () => {
       this.timer = setTimeout(() => void this.monitor().finally(() => !this.controller.signal.aborted && tick()), this.opts.monitorMs ?? 250);
       this.timer.unref();
@@ -140,6 +144,7 @@ export class Containers {
   /** `create` (and the first half of `run`): the record and the runtime's held sandbox; nothing is left when it fails. */
   async create(cfg: ContainerConfig): Promise<Container> {
     validateContainerConfig(cfg);
+    this.opts.ports?.check(cfg);
     const networks = planContainerNetworks(cfg);
     const rec = await this.createLock.runExclusive(async () => {
       const existing = [...this.recs.values()].map((r) => r.container);
@@ -152,6 +157,7 @@ export class Containers {
         config: { ...cfg, name, spec: { ...cfg.spec!, networks } },
         state: { status: 'created', pid: 0, exitCode: 0, oomKilled: false, startedAt: '', finishedAt: '', error: '', restartCount: 0 },
         endpoints: [],
+        ports: [],
       };
       const r: ContainerRecord = { container, manuallyStopped: false };
       this.recs.set(id, r);
@@ -191,6 +197,8 @@ export class Containers {
 
   private async detachAll(rec: ContainerRecord): Promise<void> {
     const c = rec.container;
+    await this.opts.ports?.unpublish(c.id);
+    c.ports = [];
     for (const n of c.config?.spec?.networks ?? []) await this.opts.networks().detach(c.id, n);
     c.endpoints = [];
   }
@@ -232,6 +240,7 @@ export class Containers {
         });
         c.endpoints.push({ ...e, gateway: e.gateway ?? '', mac: e.mac ?? '' });
       }
+      c.ports = (await this.opts.ports?.publish(c)) ?? [];
       await rt.start(c.id);
     } catch (err) {
       await rt.stop(c.id, 0).catch(() => undefined);

@@ -89,6 +89,13 @@ export function needsGatewayBridge(attachments: NetworkAttachment[]): boolean {
   return attachments.length > 0 && attachments.every((a) => a.driver === 'overlay') && attachments.some((a) => !a.internal);
 }
 
+/** The Linux bridge a driver with name prefix `prefix` makes for a network: `<prefix><first 8 letters and digits of its id>`. */
+export function bridgeNameOf(prefix: string, networkId: string): string {
+  const id = networkId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
+  if (!id) throw invalidArgument(`network id ${JSON.stringify(networkId)} has no letters or digits to name its bridge`);
+  return `${prefix}${id}`;
+}
+
 /** A MAC of `first:42` and the address's four octets (02 for the task end, 06 for the host end). */
 const HOST_END_MAC = /^06:42:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/;
 
@@ -128,9 +135,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
 
   /** The Linux bridge of a network: `<prefix><first 8 letters and digits of its id>`. */
   bridgeName(networkId: string): string {
-    const id = networkId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
-    if (!id) throw invalidArgument(`network id ${JSON.stringify(networkId)} has no letters or digits to name its bridge`);
-    return `${this.prefix}${id}`;
+    return bridgeNameOf(this.prefix, networkId);
   }
 
   /** The host end of a task's veth on attachment `index`: `<prefix>-<task id part><index in base 36>`. */

@@ -9,11 +9,40 @@
  * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
  * comes back. Calls for one key run one at a time, in order.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
-import { runInNetns } from './netns-run';
-import { renderNftReplace } from './plans/lb-nft';
+import { enableForwarding, runInNetns } from './netns-run';
+import { PublishRule, renderNftReplace } from './plans/lb-nft';
+
+const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
+
+/** A bridge's route_localnet ('0' or '1'), or undefined when the bridge is not there (yet). */
+export async function readRouteLocalnet(dev: string): Promise<string | undefined> {
+  try {
+    return (await readFile(routeLocalnetFile(dev), 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The bridges the host's published-port rules send connections into. */
+export function devicesOf(rules: PublishRule[]): string[] {
+  return [...new Set(rules.flatMap((r) => (r.device ? [r.device] : [])))].sort();
+}
+
+/**
+ * What published ports need of the host besides their table: IPv4 forwarding, and route_localnet
+ * on the bridges they DNAT into, so connections from 127.0.0.1 are routed there (lb-nft.ts).
+ */
+export async function ensurePublishSysctls(rules: PublishRule[]): Promise<void> {
+  await enableForwarding(undefined);
+  for (const dev of devicesOf(rules)) {
+    if ((await readRouteLocalnet(dev)) === '0') await writeFile(routeLocalnetFile(dev), '1\n');
+  }
+}
 
 /** The `ip` table as `nft list table` prints it; '' when the namespace has no such table. */
 export async function listNftTable(netns: string | undefined, table: string): Promise<string> {

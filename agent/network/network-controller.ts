@@ -1,11 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { readFile, writeFile } from 'fs/promises';
 import { BridgeDriver, needsGatewayBridge } from './bridge-driver';
 import { EmbeddedDns } from '../dns/embedded-dns';
 import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
 import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from './ingress-driver';
-import { NftTables, listNftTable } from './lb-driver';
-import { enableForwarding } from './netns-run';
+import { NftTables, devicesOf, ensurePublishSysctls, listNftTable, readRouteLocalnet } from './lb-driver';
 import { MacvlanDriver } from './macvlan-driver';
 import { Netlink } from './netlink';
 import type { LinkInfo } from './netlink';
@@ -70,23 +68,6 @@ const lbTableOf = (attachments: NetworkAttachment[], services: NetworkServices[]
 /** Whether the task has a network namespace of its own (not the host's): only those get a VIP table. */
 const ownNetns = (t: RunningTask) => t.attachments.some((a) => a.driver !== 'host' && a.driver !== 'none');
 
-/** A task's address (without prefix) on its first bridge network, if it has one. */
-const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
-
-/** A bridge's route_localnet ('0' or '1'), or undefined when the bridge is not there (yet). */
-async function readRouteLocalnet(dev: string): Promise<string | undefined> {
-  try {
-    return (await readFile(routeLocalnetFile(dev), 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** The bridges the host's published-port rules send connections into. */
-function devicesOf(rules: PublishRule[]): string[] {
-  return [...new Set(rules.flatMap((r) => (r.device ? [r.device] : [])))].sort();
-}
 
 /**
  * The network controller: this node's networks, as the dispatcher describes them: the host's VXLAN filter (VXLAN from the
@@ -437,13 +418,7 @@ export class NetworkController implements TaskNetworks {
     const rules = await this.publishRules(ingress, sandboxAddress, hostPorts, tasks);
     const body = renderPublishNft(rules);
     const changed = await this.tables.ensure(HOST_KEY, undefined, PUBLISH_NFT_TABLE, body, verify);
-    if (body && (changed || verify)) {
-      await enableForwarding(undefined);
-      // Connections from 127.0.0.1 to a published port leave through these bridges (lb-nft.ts).
-      for (const dev of devicesOf(rules)) {
-        if ((await readRouteLocalnet(dev)) === '0') await writeFile(routeLocalnetFile(dev), '1\n');
-      }
-    }
+    if (body && (changed || verify)) await ensurePublishSysctls(rules);
   }
 
   /**

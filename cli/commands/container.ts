@@ -5,6 +5,7 @@ import { callerEnvironment } from '../../services/config/config';
 import { Container, ContainerConfig, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
 import { localSize, runTerminal } from '../terminal-client';
 import { matchesFilters, parseFilters, planInspect, planPsRows } from '../../agent/containers/container-plans';
+import { planPortLines } from '../../agent/containers/port-plans';
 import { Clients, call } from '../client';
 import { ContainerFlags, containerConfigFromFlags, parseEnvFile, parseTail } from '../container-flags';
 import { json, table } from '../format';
@@ -38,6 +39,8 @@ function createOptions<T>(a: Argv<T>) {
     .option('network', { alias: 'net', ...arr('Connect a container to a network (default bridge)') })
     .option('network-alias', arr('Add network-scoped alias for the container'))
     .option('ip', str('IPv4 address (e.g., 172.30.100.104)'))
+    .option('publish', { alias: 'p', ...arr("Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto])") })
+    .option('publish-all', { alias: 'P', type: 'boolean', default: false, describe: 'Publish all exposed ports to random ports' })
     .option('volume', { alias: 'v', ...arr('Bind mount a volume (name:/path[:ro] or /host/path:/path[:ro])') })
     .option('mount', arr('Attach a filesystem mount to the container'))
     .option('read-only', { type: 'boolean', default: false, describe: "Mount the container's root filesystem as read only" })
@@ -73,6 +76,8 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
     network: repeated(argv.network),
     networkAlias: repeated(argv['network-alias']),
     ip: argv.ip as string | undefined,
+    publish: repeated(argv.publish),
+    publishAll: Boolean(argv['publish-all']),
     volume: repeated(argv.volume),
     mount: repeated(argv.mount),
     readOnly: Boolean(argv['read-only']),
@@ -137,6 +142,7 @@ async function runOrCreate(argv: Record<string, unknown> & GlobalArgs, start: bo
   const image = argv.image as string | undefined;
   const command = afterImage;
   const config = containerConfigFromFlags(flagsOf(argv), image ?? '', command, callerEnvironment());
+  if ((config.portBindings.length || config.publishAll) && config.spec?.networks?.includes('host')) process.stderr.write('WARNING: Published ports are discarded when using host network mode\n');
   const spec = config.spec?.container;
   if (start && !argv.detach && (spec?.tty || spec?.openStdin)) return runInteractive(argv, config);
   await withClients(argv, async (c, host) => {
@@ -288,6 +294,20 @@ const inspectCmd: Builder = (y) =>
       if (errors.length) throw new SwarmletError('NotFound', errors.join('; '));
     });
   });
+const portCmd: Builder = (y) =>
+  y.command(
+    'port <container> [private]',
+    'List port mappings or a specific mapping for the container',
+    (a) => a.positional('container', { type: 'string', demandOption: true }).positional('private', { type: 'string', describe: 'PRIVATE_PORT[/PROTO]' }),
+    async (argv) => {
+      await withClients(argv, async (c, host) => {
+        const l = local(c);
+        const container = await call(l, l.inspectContainer, { container: argv.container as string }, host);
+        const lines = planPortLines(container, argv.private === undefined ? undefined : String(argv.private));
+        out(lines.map((line) => `${line}\n`).join(''));
+      });
+    },
+  );
 const waitCmd: Builder = (y) =>
   y.command('wait <containers..>', 'Block until one or more containers stop, then print their exit codes', (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }), async (argv) => {
     await withClients(argv, async (c, host) => {
@@ -299,10 +319,10 @@ const waitCmd: Builder = (y) =>
 /** `swarmlet container ...` and docker's shortcuts (run, ps, logs, stop, start, rm, inspect): this node's containers. */
 export function containerCommands(y: Argv<GlobalArgs>, command: string[]): Argv<GlobalArgs> {
   afterImage = command;
-  const all = [runCmd, createCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, psCmd(['ls', 'ps', 'list']), logsCmd, inspectCmd, waitCmd];
+  const all = [runCmd, createCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, psCmd(['ls', 'ps', 'list']), logsCmd, inspectCmd, waitCmd, portCmd];
   y = y.command('container', "Manage this node's containers", (s: Argv<GlobalArgs>) =>
-    all.reduce((acc, b) => b(acc), s).demandCommand(1, 'container needs a subcommand: run, create, start, stop, restart, kill, rm, ls, ps, logs, inspect or wait'),
+    all.reduce((acc, b) => b(acc), s).demandCommand(1, 'container needs a subcommand: run, create, start, stop, restart, kill, rm, ls, ps, logs, inspect, wait or port'),
   );
-  for (const b of [runCmd, psCmd(['ps']), logsCmd, stopCmd, startCmd, rmCmd, inspectCmd]) y = b(y);
+  for (const b of [runCmd, psCmd(['ps']), logsCmd, stopCmd, startCmd, rmCmd, inspectCmd, portCmd]) y = b(y);
   return y;
 }

@@ -30,6 +30,8 @@ import { invalidArgument } from '../../../services/common/errors';
 export const LB_NFT_TABLE = 'swarmlet-lb';
 export const INGRESS_NFT_TABLE = 'swarmlet-ingress';
 export const PUBLISH_NFT_TABLE = 'swarmlet-publish';
+/** The host's table of containers' published ports (agent/containers/container-ports.ts): the same rules, in a table the tasks' pass leaves alone. */
+export const CONTAINER_PUBLISH_NFT_TABLE = 'swarmlet-cpublish';
 
 export type NftProtocol = 'tcp' | 'udp';
 
@@ -58,6 +60,8 @@ export interface PublishRule {
   targetPort: number;
   /** The bridge the address is on, which needs route_localnet for connections from 127.0.0.1. */
   device?: string;
+  /** Only connections to this host address (a container's `-p 127.0.0.1:8080:80`); absent: every local address. */
+  hostIp?: string;
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
@@ -149,14 +153,14 @@ export function renderTaskLbNft(vips: LbVip[]): string {
   ]);
 }
 
-/** Rules sorted by protocol then published port; a (protocol, port) met twice keeps its first rule. */
-function uniquePorts<T extends { protocol: NftProtocol; publishedPort: number }>(rules: T[]): T[] {
+/** Rules sorted by protocol then published port; a (protocol, port, host address) met twice keeps its first rule. */
+function uniquePorts<T extends { protocol: NftProtocol; publishedPort: number; hostIp?: string }>(rules: T[]): T[] {
   const seen = new Set<string>();
   const out: T[] = [];
   for (const r of rules) {
     if (r.protocol !== 'tcp' && r.protocol !== 'udp') throw invalidArgument(`invalid protocol ${JSON.stringify(r.protocol)}`);
     checkPort(r.publishedPort, 'a published port');
-    const key = `${r.protocol}/${r.publishedPort}`;
+    const key = `${r.protocol}/${r.publishedPort}/${r.hostIp ?? ''}`;
     if (!seen.has(key)) out.push(r);
     seen.add(key);
   }
@@ -185,16 +189,21 @@ export function renderIngressNft(rules: IngressRule[], ingressIf: string): strin
   ]);
 }
 
-/** The host's `ip swarmlet-publish` table; '' when nothing is published here (no table). */
-export function renderPublishNft(rules: PublishRule[]): string {
+/**
+ * The host's `ip swarmlet-publish` table (or `table`: containers' ports have one of their own);
+ * '' when nothing is published here (no table).
+ */
+export function renderPublishNft(rules: PublishRule[], table = PUBLISH_NFT_TABLE): string {
   const ports = uniquePorts(rules);
   if (ports.length === 0) return '';
   for (const r of ports) {
     checkIp(r.address, `published port ${r.publishedPort}`);
+    if (r.hostIp !== undefined) checkIp(r.hostIp, `published port ${r.publishedPort}`);
     if (r.targetPort !== 0) checkPort(r.targetPort, `published port ${r.publishedPort}`);
   }
-  const rule = (r: PublishRule) => `fib daddr type local ${r.protocol} dport ${r.publishedPort} dnat to ${r.address}${r.targetPort ? `:${r.targetPort}` : ''}`;
-  return renderTable(PUBLISH_NFT_TABLE, [
+  const daddr = (r: PublishRule) => (r.hostIp ? `ip daddr ${r.hostIp}` : 'fib daddr type local');
+  const rule = (r: PublishRule) => `${daddr(r)} ${r.protocol} dport ${r.publishedPort} dnat to ${r.address}${r.targetPort ? `:${r.targetPort}` : ''}`;
+  return renderTable(table, [
     { name: 'prerouting', hook: NAT_PREROUTING, rules: ports.map(rule) },
     { name: 'output', hook: NAT_OUTPUT, rules: ports.map(rule) },
     { name: 'postrouting', hook: NAT_POSTROUTING, rules: ['ip saddr 127.0.0.0/8 oifname != "lo" masquerade', ...hairpins(ports)] },

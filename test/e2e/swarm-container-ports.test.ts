@@ -1,0 +1,73 @@
+/**
+ * Containers' published ports on swarm nodes (h1 manager, h2 worker): a container on the cluster's
+ * default bridge answers a lab client on its node's address and 127.0.0.1, with the client's
+ * address kept; a port a service publishes (ingress: on every node; host mode: where its task
+ * runs) is refused to a container with docker's message. Run through test/run.sh.
+ */
+import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
+import { formSwarm, sw, waitFor } from './cluster-helpers';
+import { uniqueSuffix } from '../support/unique';
+
+let lab: Lab;
+let h1: LabHost, h2: LabHost;
+let client: LabClient;
+
+const SERVER = `require('net').createServer((c) => c.end(c.remoteAddress + '\\n')).listen(80, '0.0.0.0', () => console.log('up'));`;
+const CLIENT = [
+  'const s = require("net").connect(Number(process.argv[2]), process.argv[1]); let d = "";',
+  's.on("data", (x) => (d += x)); s.on("end", () => console.log(d.trim()));',
+  's.on("error", (e) => { console.log("ERR " + e.code); process.exitCode = 1; });',
+  'setTimeout(() => { console.log("ERR timeout"); process.exit(1); }, 3000).unref();',
+].join(' ');
+const ask = async (from: { netns: string }, addr: string, port: number): Promise<string> => (await lab.exec(from, [process.execPath, '-e', CLIENT, addr, String(port)])).stdout.trim();
+const table = async (h: LabHost, name: string) => {
+  const r = await lab.exec(h, ['nft', 'list', 'table', 'ip', name]);
+  return r.code === 0 ? r.stdout : '';
+};
+
+beforeAll(async () => {
+  requireBuiltCli();
+  lab = await Lab.create({ prefix: `swsp${uniqueSuffix()}`, hosts: 2 });
+  [h1, h2] = lab.hosts;
+  client = await lab.addClient();
+  await formSwarm(lab, [h1], [h2]);
+}, 180000);
+
+afterAll(async () => {
+  await lab?.destroy();
+}, 60000);
+
+test('a container on the cluster bridge publishes a port: the client reaches it on the node\'s address, with its own address kept', async () => {
+  await sw(lab, h2, ['run', '-d', '--name', 'web', '-p', '9090:80', 'exec:/', process.execPath, '-e', SERVER]);
+  await waitFor('web answering the client', async () => ((await ask(client, h2.addr, 9090)) === client.addr ? true : undefined), 30000, 300);
+  expect(await ask(h2, '127.0.0.1', 9090)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  expect(await sw(lab, h2, ['port', 'web'])).toBe('80/tcp -> 0.0.0.0:9090\n');
+  await sw(lab, h2, ['rm', '-f', 'web']);
+  expect(await table(h2, 'swarmlet-cpublish')).toBe('');
+  expect(await ask(client, h2.addr, 9090)).toMatch(/^ERR/);
+}, 180000);
+
+test("a service's published port is refused to a container: ingress on every node, host mode where its task runs", async () => {
+  await sw(lab, h1, ['service', 'create', '-d', '--name', 'mesh', '-p', '8080:80', 'exec:/', 'sleep', '100000']);
+  await sw(lab, h1, ['service', 'create', '-d', '--name', 'local', '--constraint', `node.hostname==${h2.name}`, '-p', 'published=7070,target=80,mode=host', 'exec:/', 'sleep', '100000']);
+  // The refusal comes from what the node's session says of the services: once it has heard of them, no container takes their ports.
+  const refusal = (h: LabHost, port: number) =>
+    waitFor(`${h.name} refusing ${port}`, async () => {
+      const res = await lab.cli(h, ['run', '-d', '--name', 'probe', '-p', `${port}:80`, 'exec:/', 'sleep', '1000']);
+      if (res.code === 0) {
+        await sw(lab, h, ['rm', '-f', 'probe']);
+        return undefined;
+      }
+      return { code: res.code, err: res.stderr.trim() };
+    }, 60000, 500);
+  for (const [h, port] of [[h2, 8080], [h1, 8080], [h2, 7070]] as const) {
+    expect(await refusal(h, port)).toEqual({ code: 1, err: `Error: Bind for 0.0.0.0:${port} failed: port is already allocated` });
+  }
+  expect(await sw(lab, h1, ['ps', '-aq'])).toBe('');
+  expect(await sw(lab, h2, ['ps', '-aq'])).toBe('');
+  // A host-mode port is free where the service has no task.
+  await sw(lab, h1, ['run', '-d', '--name', 'free', '-p', '7070:80', 'exec:/', 'sleep', '1000']);
+  expect(await sw(lab, h1, ['port', 'free'])).toBe('80/tcp -> 0.0.0.0:7070\n');
+  await sw(lab, h1, ['rm', '-f', 'free']);
+  await sw(lab, h1, ['service', 'rm', 'mesh', 'local']);
+}, 180000);
