@@ -213,10 +213,23 @@ export function planTopRows(procs: TopProcess[], users: Map<number, string>, boo
       const c = Math.min(99, Math.floor((p.stat.cpuTicks * 100) / lifeTicks));
       const sameDay = started.getFullYear() === now.getFullYear() && started.getMonth() === now.getMonth() && started.getDate() === now.getDate();
       const stime = sameDay ? `${pad2(started.getHours())}:${pad2(started.getMinutes())}` : `${MONTHS[started.getMonth()]}${pad2(started.getDate())}`;
-      const argv = p.cmdline.replace(/\0+$/, '');
-      const cmd = argv ? argv.split('\0').join(' ') : `[${p.stat.comm}]`;
+      const cmd = planTopCommand(p.cmdline, p.stat.comm);
       return [users.get(p.uid) ?? String(p.uid), String(p.pid), String(p.stat.ppid), String(c), stime, planTty(p.stat.ttyNr), planCpuTime(p.stat.cpuTicks), cmd];
     });
+}
+
+/**
+ * ps's CMD: the arguments joined by spaces, control characters as '?'; [comm] without any. A
+ * runtime's own shell script (`/bin/sh -c SCRIPT swarmlet-init CMD...`: the exec runtime's pid 1,
+ * which forwards signals to the command as docker's --init does) shows by its name, not its script.
+ */
+export function planTopCommand(cmdline: string, comm: string): string {
+  const argv = cmdline.replace(/\0+$/, '');
+  if (!argv) return `[${comm}]`;
+  let args = argv.split('\0');
+  if (args.length >= 4 && args[1] === '-c' && /^swarmlet-[a-z]+$/.test(args[3])) args = args.slice(3);
+  // eslint-disable-next-line no-control-regex
+  return args.join(' ').replace(/[\x00-\x1f\x7f]/g, '?');
 }
 
 /** uid -> name from an /etc/passwd text. */

@@ -11,6 +11,7 @@ import {
   planMemory,
   planStatsEntry,
   planStatsRow,
+  planTopCommand,
   planTopRows,
   planTty,
 } from '../../agent/containers/stats-plans';
@@ -116,6 +117,8 @@ describe('top rows', () => {
       ['1000', '20', '7', '0', 'Dec03', 'pts/3', '00:00:00', '[sleep]'],
     ]);
     expect(planTty(0)).toBe('?');
+    expect(planTopCommand('/bin/sh\0-c\0set -u\nexec x\0swarmlet-init\0sleep\u00001000\0', 'sh')).toBe('swarmlet-init sleep 1000');
+    expect(planTopCommand('/bin/sh\0-c\0echo a\nb\0', 'sh')).toBe('/bin/sh -c echo a?b');
     expect(planCpuTime(100 * (86400 + 3661))).toBe('1-01:01:01');
   });
 });
