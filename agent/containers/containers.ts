@@ -352,9 +352,45 @@ export class Containers {
     }
   }
 
-  logs(ref: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  /** `logs`: with follow, the lines appended until the container has exited (or is removed), then the stream ends, as docker's does. */
+  async *logs(ref: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
     const { id } = this.find(ref).container;
-    return this.opts.runtime.logs(id, opts);
+    const rt = this.opts.runtime;
+    if (!opts.follow) {
+      yield* rt.logs(id, opts);
+      return;
+    }
+    // A created one is followed too: `run` without -d follows its container before it starts it.
+    const live = () => {
+      const st = this.recs.get(id)?.container.state?.status;
+      return st === 'running' || st === 'restarting' || st === 'created';
+    };
+    // Where the follow starts, in lines, so that what is written between the exit and the end of the follow is given once.
+    let lines = 0;
+    for await (const _ of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) lines += 1;
+    const start = opts.tail < 0 ? 0 : Math.max(0, lines - opts.tail);
+    const follow = new AbortController();
+    const stop = () => follow.abort();
+    opts.signal.addEventListener('abort', stop, { once: true });
+    const timer = setInterval(() => !live() && stop(), this.opts.monitorMs ?? 250);
+    timer.unref();
+    let given = 0;
+    try {
+      if (live()) {
+        for await (const line of rt.logs(id, { ...opts, signal: follow.signal })) {
+          given += 1;
+          yield line;
+        }
+      }
+      if (opts.signal.aborted || !this.recs.has(id)) return;
+      let i = 0;
+      for await (const line of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) {
+        if (i++ >= start + given) yield line;
+      }
+    } finally {
+      clearInterval(timer);
+      opts.signal.removeEventListener('abort', stop);
+    }
   }
 
   /** `stats`: one reading of the container's counters (zeros for one that is not running). */

@@ -150,3 +150,11 @@ test('container exec is the top-level exec (container attach is the top-level at
   expect(bad.stderr).toMatch(/requires at least 2 arguments/);
   await sw(lab, h, ['rm', '-f', 'shell']);
 }, 300000);
+
+test('logs -f ends when the container exits, with every line once; on a stopped container it prints and ends', async () => {
+  await sw(lab, h, ['run', '-d', '--name', 'brief', 'exec:/', 'sh', '-c', 'echo first; sleep 2; echo second; echo third']);
+  const followed = await lab.cli(h, ['logs', '-f', 'brief'], { timeoutMs: 30000 });
+  expect(followed).toMatchObject({ code: 0, stdout: 'first\nsecond\nthird\n' });
+  expect(await sw(lab, h, ['logs', '-f', '--tail', '1', 'brief'])).toBe('third\n');
+  await sw(lab, h, ['rm', 'brief']);
+}, 300000);
