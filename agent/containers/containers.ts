@@ -361,9 +361,11 @@ export class Containers {
       return;
     }
     // A created one is followed too: `run` without -d follows its container before it starts it.
+    // A removed one (--rm) too: its follow ends when its log goes, after the last lines are read.
     const live = () => {
-      const st = this.recs.get(id)?.container.state?.status;
-      return st === 'running' || st === 'restarting' || st === 'created';
+      const rec = this.recs.get(id);
+      const st = rec?.container.state?.status;
+      return !rec || st === 'running' || st === 'restarting' || st === 'created';
     };
     // Where the follow starts, in lines, so that what is written between the exit and the end of the follow is given once.
     let lines = 0;
