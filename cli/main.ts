@@ -27,7 +27,7 @@ export async function main(args: string[]): Promise<void> {
   // So do those of `run` and `container run|create`,
   const run = [['run'], ['container', 'run'], ['container', 'create']].map((p) => separateCommand(create.args, p, CONTAINER_BOOLEAN_FLAGS)).find((r) => r.args !== create.args) ?? { args: create.args, command: [] };
   // and those of `exec` at the target.
-  const exec = separateCommand(run.args, ['exec'], EXEC_BOOLEAN_FLAGS);
+  const exec = [['exec'], ['container', 'exec']].map((p) => separateCommand(run.args, p, EXEC_BOOLEAN_FLAGS)).find((r) => r.args !== run.args) ?? { args: run.args, command: [] };
   let parser = yargs(attachDashValues(exec.args, run.args === create.args ? SERVICE_BOOLEAN_FLAGS : CONTAINER_BOOLEAN_FLAGS))
     .scriptName('swarmlet')
     .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
@@ -42,7 +42,7 @@ export async function main(args: string[]): Promise<void> {
   parser = imageCommands(parser);
   parser = volumeCommands(parser);
   parser = terminalCommands(parser, exec.command);
-  parser = containerCommands(parser, run.command);
+  parser = containerCommands(parser, run.command, exec.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

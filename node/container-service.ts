@@ -26,6 +26,8 @@ export type ContainerHandlers = Pick<
   | 'inspectContainer'
   | 'waitContainer'
   | 'containerLogs'
+  | 'containerStats'
+  | 'containerTop'
 >;
 
 const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefined ? undefined : Math.max(0, Number(req.timeoutSeconds)) * 1000);
@@ -44,6 +46,8 @@ export function containerService(containers: Containers): ContainerHandlers {
     }),
     listContainers: unary(async (req: ListContainersRequest) => ({ containers: containers.list(req.all) })),
     inspectContainer: unary(async (req: ContainerRequest) => containers.get(req.container)),
+    containerStats: unary((req: ContainerRequest) => containers.stats(req.container)),
+    containerTop: unary((req: ContainerRequest) => containers.top(req.container)),
     waitContainer: unary(async (req: ContainerRequest, call) => {
       const controller = new AbortController();
       call.on('cancelled', () => controller.abort());

@@ -3,7 +3,7 @@ import { Mutex } from 'async-mutex';
 import { sleep } from '../../services/common/backoff';
 import { asSwarmletError, failedPrecondition, invalidArgument, notFound } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
-import { Container, ContainerConfig, ContainerEndpointInfo } from '../../services/gen/swarmlet/v1/control';
+import { Container, ContainerConfig, ContainerEndpointInfo, ContainerTopResponse, ContainerUsage } from '../../services/gen/swarmlet/v1/control';
 import { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
 import type { Runtime, RuntimeTaskState } from '../runtime/runtime';
 import { ContainerNetworks, NO_PLUG_DRIVERS } from './container-networks';
@@ -20,6 +20,10 @@ import {
   validateContainerConfig,
 } from './container-plans';
 import { ContainerRecord, ContainerStore } from './container-store';
+import { ContainerUsageReader } from './container-usage';
+import { TOP_TITLES, planTopRows } from './stats-plans';
+import { planSignal } from './signal-plans';
+import { signalProcess } from '../runtime/proc';
 
 const DEFAULT_STOP_MS = 10000;
 
@@ -36,6 +40,8 @@ export interface ContainersOptions {
   monitorMs?: number;
   random?: () => number;
   now?: () => Date;
+  /** Reads the figures of `stats` and `top` (default: from this host's /proc and cgroups). */
+  usage?: ContainerUsageReader;
 }
 
 /** An endpoint a running container holds, as the networks take it back after a daemon restart. */
@@ -70,6 +76,7 @@ export class Containers {
   private timer?: NodeJS.Timeout;
   private readonly random: () => number;
   private readonly now: () => Date;
+  private reader?: ContainerUsageReader;
 
   constructor(private readonly opts: ContainersOptions) {
     this.log = componentLogger(opts.log, 'containers');
@@ -296,12 +303,22 @@ export class Containers {
     return rec.container;
   }
 
+  /** `kill`: KILL and TERM stop the container as `stop` does; any other signal goes to its main process, which goes on running. */
   async kill(ref: string, signal: string): Promise<Container> {
-    const sig = (signal || 'KILL').toUpperCase().replace(/^SIG/, '');
-    if (sig !== 'KILL' && sig !== 'TERM' && sig !== '9' && sig !== '15') throw invalidArgument(`signal ${signal} is not supported yet: use KILL or TERM`);
+    const sig = planSignal(signal);
+    if (!sig) throw invalidArgument(`invalid signal: ${signal}`);
     const rec = this.find(ref);
-    if (rec.container.state?.status !== 'running') throw failedPrecondition(`Cannot kill container: ${ref}: Container ${rec.container.id} is not running`);
-    return this.stop(ref, sig === 'TERM' || sig === '15' ? Number(rec.container.config?.spec?.container?.stopGracePeriodMs ?? 0) || DEFAULT_STOP_MS : 0);
+    const c = rec.container;
+    if (c.state?.status !== 'running') throw failedPrecondition(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    if (sig === 'KILL') return this.stop(ref, 0);
+    if (sig === 'TERM') return this.stop(ref, Number(c.config?.spec?.container?.stopGracePeriodMs ?? 0) || DEFAULT_STOP_MS);
+    await this.lock(c.id).runExclusive(async () => {
+      if (c.state?.status !== 'running' || !c.state.pid || !signalProcess(c.state.pid, `SIG${sig}` as NodeJS.Signals)) {
+        throw failedPrecondition(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+      }
+    });
+    this.log.info({ containerId: c.id, name: c.name, signal: sig }, 'container signalled');
+    return c;
   }
 
   /** `rm`: refused for a running container unless forced (then it is killed first). */
@@ -344,9 +361,72 @@ export class Containers {
     }
   }
 
-  logs(ref: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  /** `logs`: with follow, the lines appended until the container has exited (or is removed), then the stream ends, as docker's does. */
+  async *logs(ref: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
     const { id } = this.find(ref).container;
-    return this.opts.runtime.logs(id, opts);
+    const rt = this.opts.runtime;
+    if (!opts.follow) {
+      yield* rt.logs(id, opts);
+      return;
+    }
+    // A created one is followed too: `run` without -d follows its container before it starts it.
+    // A removed one (--rm) too: its follow ends when its log goes, after the last lines are read.
+    const live = () => {
+      const rec = this.recs.get(id);
+      const st = rec?.container.state?.status;
+      return !rec || st === 'running' || st === 'restarting' || st === 'created';
+    };
+    // Where the follow starts, in lines, so that what is written between the exit and the end of the follow is given once.
+    let lines = 0;
+    for await (const _ of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) lines += 1;
+    const start = opts.tail < 0 ? 0 : Math.max(0, lines - opts.tail);
+    const follow = new AbortController();
+    const stop = () => follow.abort();
+    opts.signal.addEventListener('abort', stop, { once: true });
+    const timer = setInterval(() => !live() && stop(), this.opts.monitorMs ?? 250);
+    timer.unref();
+    let given = 0;
+    try {
+      if (live()) {
+        for await (const line of rt.logs(id, { ...opts, signal: follow.signal })) {
+          given += 1;
+          yield line;
+        }
+      }
+      if (opts.signal.aborted || !this.recs.has(id)) return;
+      let i = 0;
+      for await (const line of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) {
+        if (i++ >= start + given) yield line;
+      }
+    } finally {
+      clearInterval(timer);
+      opts.signal.removeEventListener('abort', stop);
+    }
+  }
+
+  /** `stats`: one reading of the container's counters (zeros for one that is not running). */
+  async stats(ref: string): Promise<ContainerUsage> {
+    const { id, name, state } = this.find(ref).container;
+    if (state?.status === 'running' && state.pid) {
+      const u = await this.usageReader().usage(id, name, state.pid);
+      // It may have exited while it was read: then it shows as stopped.
+      if (u.pids > 0) return u;
+    }
+    return { id, name, running: false, systemCpuNs: 0, cpuNs: 0, onlineCpus: 0, memoryBytes: 0, memoryLimitBytes: 0, netRxBytes: 0, netTxBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, pids: 0 };
+  }
+
+  /** `top`: the container's processes as `ps -ef` shows them. */
+  async top(ref: string): Promise<ContainerTopResponse> {
+    const { id, state } = this.find(ref).container;
+    if (state?.status !== 'running' || !state.pid) throw failedPrecondition(`container ${id} is not running`);
+    const { procs, users, bootMs } = await this.usageReader().processes(state.pid);
+    if (!procs.length) throw failedPrecondition(`container ${id} is not running`);
+    return { titles: TOP_TITLES, processes: planTopRows(procs, users, bootMs, this.now()).map((fields) => ({ fields })) };
+  }
+
+  private usageReader(): ContainerUsageReader {
+    this.reader ??= this.opts.usage ?? new ContainerUsageReader();
+    return this.reader;
   }
 
   /** Notices exits of running containers (one that is busy is looked at next time). */

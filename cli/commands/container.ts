@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { callerEnvironment } from '../../services/config/config';
-import { Container, ContainerConfig, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { Container, ContainerConfig, ContainerUsage, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
 import { localSize, runTerminal } from '../terminal-client';
 import { matchesFilters, parseFilters, planInspect, planPsRows } from '../../agent/containers/container-plans';
 import { planPortLines } from '../../agent/containers/port-plans';
@@ -10,6 +10,8 @@ import { Clients, call } from '../client';
 import { ContainerFlags, containerConfigFromFlags, parseEnvFile, parseTail } from '../container-flags';
 import { json, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
+import { attachCommand, execCommand } from './terminal';
+import { STATS_TITLES, StatsEntry, planStatsEntry, planStatsRow } from '../../agent/containers/stats-plans';
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
@@ -219,7 +221,7 @@ const killCmd: Builder = (y) =>
   y.command(
     'kill <containers..>',
     'Kill one or more running containers',
-    (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }).option('signal', { alias: 's', type: 'string', default: 'KILL', describe: 'Signal to send to the container (KILL or TERM)' }),
+    (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }).option('signal', { alias: 's', type: 'string', default: 'KILL', describe: 'Signal to send to the container' }),
     (argv) => eachContainer(argv, (l, ref, host) => call(l, l.killContainer, { container: ref, signal: argv.signal as string }, host)),
   );
 const rmCmd: Builder = (y) =>
@@ -316,13 +318,81 @@ const waitCmd: Builder = (y) =>
     });
   });
 
-/** `swarmlet container ...` and docker's shortcuts (run, ps, logs, stop, start, rm, inspect): this node's containers. */
-export function containerCommands(y: Argv<GlobalArgs>, command: string[]): Argv<GlobalArgs> {
-  afterImage = command;
-  const all = [runCmd, createCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, psCmd(['ls', 'ps', 'list']), logsCmd, inspectCmd, waitCmd, portCmd];
-  y = y.command('container', "Manage this node's containers", (s: Argv<GlobalArgs>) =>
-    all.reduce((acc, b) => b(acc), s).demandCommand(1, 'container needs a subcommand: run, create, start, stop, restart, kill, rm, ls, ps, logs, inspect, wait or port'),
+const STATS_INTERVAL_MS = 1000;
+const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `stats`: docker's live table of the containers' CPU, memory, network, block I/O and pids,
+ * refreshed every second until interrupted; `--no-stream` prints one table (from two readings a
+ * second apart, so that CPU % means something). Without names: the running containers (all with
+ * -a), listed again at each refresh as docker does.
+ */
+const statsCmd: Builder = (y) =>
+  y.command(
+    'stats [containers..]',
+    'Display a live stream of container(s) resource usage statistics',
+    (a) =>
+      a
+        .positional('containers', { type: 'string', array: true })
+        .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Show all containers (default shows just running)' })
+        .option('no-stream', { type: 'boolean', default: false, describe: 'Disable streaming stats and only pull the first result' })
+        .option('no-trunc', { type: 'boolean', default: false, describe: "Don't truncate output" }),
+    async (argv) => {
+      const named = ((argv.containers as string[] | undefined) ?? []).map(String);
+      await withClients(argv, async (c, host) => {
+        const l = local(c);
+        const prev = new Map<string, ContainerUsage>();
+        const read = async (): Promise<{ entries: StatsEntry[]; errors: string[] }> => {
+          const refs = named.length ? named : (await call(l, l.listContainers, { all: Boolean(argv.all) }, host)).containers.map((x) => x.id);
+          const entries: StatsEntry[] = [];
+          const errors: string[] = [];
+          for (const ref of refs) {
+            try {
+              const u = await call(l, l.containerStats, { container: ref }, host);
+              const e = planStatsEntry(u, prev.get(u.id));
+              if (argv['no-trunc']) e.ID = e.Container = u.id;
+              entries.push(e);
+              prev.set(u.id, u);
+            } catch (err) {
+              // A container removed between the listing and its reading is left out; a named one is an error.
+              if (named.length) errors.push((err as Error).message);
+            }
+          }
+          return { entries, errors };
+        };
+        const render = (entries: StatsEntry[]) =>
+          argv.format === 'json' ? entries.map((e) => `${JSON.stringify(e)}\n`).join('') : table(STATS_TITLES, entries.map(planStatsRow));
+        const first = await read();
+        if (first.errors.length) throw new SwarmletError('NotFound', first.errors.join('; '));
+        for (;;) {
+          await sleepMs(STATS_INTERVAL_MS);
+          const { entries } = await read();
+          if (argv['no-stream']) return out(render(entries));
+          out(`\x1b[2J\x1b[H${render(entries)}`);
+        }
+      });
+    },
   );
-  for (const b of [runCmd, psCmd(['ps']), logsCmd, stopCmd, startCmd, rmCmd, inspectCmd, portCmd]) y = b(y);
+
+/** `top`: the container's processes, as docker top shows them (ps -ef's columns). */
+const topCmd: Builder = (y) =>
+  y.command('top <container>', 'Display the running processes of a container', (a) => a.positional('container', { type: 'string', demandOption: true }), async (argv) => {
+    await withClients(argv, async (c, host) => {
+      const l = local(c);
+      const r = await call(l, l.containerTop, { container: argv.container as string }, host);
+      if (argv.format === 'json') return out(json({ Titles: r.titles, Processes: r.processes.map((p) => p.fields) }));
+      out(table(r.titles, r.processes.map((p) => p.fields)));
+    });
+  });
+
+/** `swarmlet container ...` and docker's shortcuts (run, ps, logs, stop, start, rm, inspect): this node's containers. */
+export function containerCommands(y: Argv<GlobalArgs>, command: string[], execArgv: string[] = []): Argv<GlobalArgs> {
+  afterImage = command;
+  const execCmd: Builder = (a) => execCommand(a, execArgv);
+  const all = [runCmd, createCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, psCmd(['ls', 'ps', 'list']), logsCmd, inspectCmd, waitCmd, statsCmd, topCmd, execCmd, attachCommand, portCmd];
+  y = y.command('container', "Manage this node's containers", (s: Argv<GlobalArgs>) =>
+    all.reduce((acc, b) => b(acc), s).demandCommand(1, 'container needs a subcommand: run, create, start, stop, restart, kill, rm, ls, ps, logs, inspect, wait, port, stats, top, exec or attach'),
+  );
+  for (const b of [runCmd, psCmd(['ps']), logsCmd, stopCmd, startCmd, restartCmd, killCmd, waitCmd, rmCmd, inspectCmd, statsCmd, topCmd, portCmd]) y = b(y);
   return y;
 }

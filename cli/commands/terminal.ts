@@ -23,10 +23,10 @@ async function exitWith(code: number): Promise<never> {
   process.exit(code < 0 || code > 255 ? 1 : code);
 }
 
-/** `swarmlet exec` and `swarmlet attach`: a task's (after 12-C: a container's) terminal on this node. */
-export function terminalCommands(y: Argv<GlobalArgs>, execCommand: string[]) {
-  return y
-    .command(
+/** `exec`: a command in a running task or container on this node (also `container exec`). */
+export function execCommand(y: Argv<GlobalArgs>, execArgv: string[]): Argv<GlobalArgs> {
+  const execCommand = execArgv;
+  return y.command(
       'exec <target>',
       'Run a command in a running task on this node (TARGET: task id, unique prefix, or SERVICE.SLOT.TASKID)',
       (a) =>
@@ -58,8 +58,12 @@ export function terminalCommands(y: Argv<GlobalArgs>, execCommand: string[]) {
         });
         await exitWith(code);
       },
-    )
-    .command(
+    ) as unknown as Argv<GlobalArgs>;
+}
+
+/** `attach`: a running task's or container's main process (also `container attach`). */
+export function attachCommand(y: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return y.command(
       'attach <target>',
       "Attach local standard input, output, and error streams to a running task's main process (Ctrl-P Ctrl-Q detaches)",
       (a) => a.positional('target', { type: 'string', demandOption: true }),
@@ -71,5 +75,10 @@ export function terminalCommands(y: Argv<GlobalArgs>, execCommand: string[]) {
         });
         await exitWith(code);
       },
-    );
+    ) as unknown as Argv<GlobalArgs>;
+}
+
+/** `swarmlet exec` and `swarmlet attach`: a task's or a container's terminal on this node. */
+export function terminalCommands(y: Argv<GlobalArgs>, execArgv: string[]): Argv<GlobalArgs> {
+  return attachCommand(execCommand(y, execArgv));
 }
