@@ -202,9 +202,36 @@ function verifyAgainst(ca: nodeCrypto.X509Certificate, caClusterId: string, cert
   const leaf = parseWithNodeCrypto(certDerOrPem, (cause) => permissionDenied('The certificate could not be parsed.', cause));
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) throw permissionDenied("The certificate was not issued by this cluster's CA.");
   if (leaf.ca) throw permissionDenied('The certificate is a CA certificate, not a node certificate.');
-  const info = readCertificate(leaf.raw, permissionDenied);
+  const info = readVerifiedLeaf(leaf) ?? readCertificate(leaf.raw, permissionDenied);
   if (info.clusterId !== caClusterId) throw permissionDenied(`The certificate belongs to cluster ${info.clusterId}, not ${caClusterId}.`);
   return { identity: { nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: normalizeSerial(info.serial) }, notBefore: info.notBefore };
+}
+
+/**
+ * readCertificate's answer from Node's own parse of the certificate, which is about ten times
+ * cheaper than @peculiar/x509's: undefined (read it the slow way) when a name has characters
+ * Node quotes or escapes, or is not the three names a node certificate has.
+ */
+function readVerifiedLeaf(leaf: nodeCrypto.X509Certificate): CertificateInfo | undefined {
+  const subject = leaf.subject;
+  if (/["\\]/.test(subject)) return undefined;
+  const fields = new Map<string, string>();
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0 || fields.has(line.slice(0, eq))) return undefined;
+    fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const nodeId = fields.get('CN');
+  const clusterId = fields.get('O');
+  const unit = fields.get('OU');
+  const role = unit?.startsWith(ROLE_OU_PREFIX) ? (unit.slice(ROLE_OU_PREFIX.length) as CertRole) : undefined;
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  if (fields.size !== 3 || !nodeId || !clusterId || !role || !CERT_ROLES.includes(role) || isNaN(notBefore.getTime()) || isNaN(notAfter.getTime())) return undefined;
+  // As @peculiar/x509 prints it: whole bytes, without the sign byte DER adds when the top bit is set.
+  let serial = leaf.serialNumber.toLowerCase();
+  if (serial.length % 2) serial = `0${serial}`;
+  return { nodeId, clusterId, role, notBefore, notAfter, serial };
 }
 
 /** The DER of the first certificate in a PEM text, or undefined when there is none (then nothing is cached, and parsing says why). */

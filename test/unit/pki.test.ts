@@ -238,6 +238,14 @@ describe('VerifiedPeerCertificates', () => {
     expect(cache.misses).toBe(2);
   });
 
+  test('reads the same identity as certificateInfo, whatever the serial (a top bit set, a short one)', async () => {
+    const certs = [worker, manager, ...(await Promise.all(Array.from({ length: 24 }, (_, i) => issue(ca, `n${i}`, i % 2 ? 'worker' : 'manager'))))];
+    for (const { certPem } of certs) {
+      const info = certificateInfo(certPem);
+      expect(new VerifiedPeerCertificates().verify(ca.certPem, certPem)).toEqual({ nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: info.serial.toLowerCase() });
+    }
+  });
+
   test('keeps no failure: a refused certificate is refused every time', () => {
     const cache = new VerifiedPeerCertificates();
     for (let i = 0; i < 2; i++) expect(errorOf(() => cache.verify(ca.certPem, ca.certPem)).message).toMatch(/is a CA certificate/);
