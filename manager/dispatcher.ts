@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { Semaphore } from 'async-mutex';
 import { notFound, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
@@ -21,7 +22,7 @@ interface Session {
   nodeId: string;
   ttl: number;
   lease?: HeartbeatLease;
-  stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>;
+  stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
   /** A digest of the last message sent, and the signature of what it was made from. */
   lastSent: string;
   lastSignature?: string;
@@ -29,6 +30,25 @@ interface Session {
 
 /** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
 export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.ceil((spec?.nodeDownAfterMs || 5000) / 1000));
+
+/**
+ * How many sessions this manager sets up at once (the store reads and writes of openSession).
+ * A thousand agents that connect together would otherwise queue thousands of etcd calls at
+ * once, and the leader's own lease keepalives and election behind them.
+ */
+const SESSION_SETUPS_IN_FLIGHT = 16;
+
+/**
+ * The Dispatcher service as a manager serves it: a session message may go down already encoded
+ * (sendAll encodes each message once, for its digest and for the wire).
+ */
+export const dispatcherServiceDefinition = {
+  ...DispatcherService,
+  session: {
+    ...DispatcherService.session,
+    responseSerialize: (value: SessionMessage | Buffer): Buffer => (Buffer.isBuffer(value) ? value : DispatcherService.session.responseSerialize(value)),
+  },
+};
 
 /** How a session ends: a status code, and a message for the agent's log. */
 const sessionEnd = (code: grpc.status, message: string) => Object.assign(new Error(message), { code, details: message });
@@ -50,6 +70,7 @@ export class Dispatcher {
   private spec?: ClusterSpec;
   /** The cluster's root certificate, as read when a session opened (what node certificates are checked against). */
   private rootCaPem?: string;
+  private readonly sessionSetups = new Semaphore(SESSION_SETUPS_IN_FLIGHT);
 
   constructor(
     private readonly store: Store,
@@ -75,7 +96,7 @@ export class Dispatcher {
   service(): DispatcherServer {
     return {
       session: (stream) => {
-        this.openSession(stream).catch((err) => {
+        this.sessionSetups.runExclusive(() => (stream.cancelled ? undefined : this.openSession(stream))).catch((err) => {
           this.log.warn({ err: err.message }, 'session refused');
           stream.destroy(Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
         });
@@ -210,10 +231,12 @@ export class Dispatcher {
       session.lastSignature = signature;
       const msg: SessionMessage = { sessionId: session.id, ...plan.message(session.nodeId) };
       // What was sent is kept as a digest: a node's message can be large (every peer of its overlays).
-      const digest = createHash('sha256').update(SessionMessage.encode(msg).finish()).digest('base64');
+      // It is encoded once, for the digest and for the wire (dispatcherServiceDefinition).
+      const bytes = SessionMessage.encode(msg).finish();
+      const digest = createHash('sha256').update(bytes).digest('base64');
       if (digest === session.lastSent) continue;
       session.lastSent = digest;
-      session.stream.write(msg);
+      session.stream.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
   }
 }

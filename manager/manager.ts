@@ -5,10 +5,10 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { requireRoles, TlsMaterial } from '../services/api/tls';
 import { PeerIdentity } from '../services/pki/ca';
 import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/control';
-import { CAService, DispatcherService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
+import { CAService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
 import { controlService } from './control-service';
-import { Dispatcher, leaseSeconds } from './dispatcher';
+import { Dispatcher, dispatcherServiceDefinition, leaseSeconds } from './dispatcher';
 import { membersService } from './members-service';
 import { PeerAccess } from './peer-access';
 import { OperatorCertRegistry } from './store/operator-certs';
@@ -89,7 +89,7 @@ export class Manager {
     server.addService(ControlService, requireRoles(this.control, caCertPem, ['manager', 'operator'], asManager));
     server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId(), sealKey: this.opts.sealKey }));
     server.addService(MembersService, requireRoles(membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log), caCertPem, ['manager'], asManager));
-    server.addService(DispatcherService, this.dispatcher.service());
+    server.addService(dispatcherServiceDefinition, this.dispatcher.service());
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,7 @@
 import { Logger, componentLogger } from '../services/common/logger';
 import { planNodeState } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
+import { inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
 import { Store } from './store/store';
 import { keys } from './store/keys';
 
@@ -18,14 +19,15 @@ export function nodeHealthLoop(store: Store, parentLog: Logger, now: () => Date 
       resyncMs: 10000,
       reconcile: async () => {
         const [nodes, alive] = await Promise.all([store.listNodes(), store.heartbeatingNodes()]);
-        for (const node of nodes) {
-          if (!planNodeState(node, alive.has(node.id), now())) continue;
+        // Several nodes at a time: a thousand agents that connect together all turn ready at once.
+        const changed = nodes.filter((node) => planNodeState(node, alive.has(node.id), now()));
+        await inFlight(changed, TXNS_IN_FLIGHT, async (node) => {
           const updated = await store.mutateNode(node.id, (n) => {
             const status = planNodeState(n, alive.has(n.id), now());
             return status && { ...n, status };
           });
           log.info({ nodeId: node.id, state: updated.status?.state, message: updated.status?.message }, 'node state changed');
-        }
+        });
       },
     },
     log,

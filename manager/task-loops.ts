@@ -20,7 +20,7 @@ import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
-import { DeposedError } from './store/etcd-store';
+import { DeposedError, inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
 import { Store } from './store/store';
 import { keys } from './store/keys';
 
@@ -196,14 +196,15 @@ export function allocatorLoop(store: Store, parentLog: Logger, now: () => Date =
  * read (its networks may have changed since); a write that loses a race waits for the next pass.
  */
 async function applyEndpointAllocation(store: Store, plan: EndpointAllocationPlan, services: Service[], log: Logger): Promise<void> {
-  for (const { nodeId, ingress } of plan.nodes) {
+  // Several nodes at a time: a thousand nodes joining at once each need their ingress endpoint.
+  await inFlight(plan.nodes, TXNS_IN_FLIGHT, async ({ nodeId, ingress }) => {
     try {
       await store.mutateNode(nodeId, (n) => (JSON.stringify(n.ingress) === JSON.stringify(ingress) ? undefined : { ...n, ingress }));
       log.info({ nodeId, address: ingress?.address ?? '' }, 'node ingress endpoint allocated');
     } catch (err) {
       log.warn({ nodeId, err: (err as Error).message }, 'node ingress endpoint not written');
     }
-  }
+  });
   const byId = new Map(services.map((s) => [s.id, s]));
   for (const { serviceId, virtualIps } of plan.services) {
     const service = byId.get(serviceId)!;

@@ -138,17 +138,106 @@ export async function signCertificate(
 
 /** The identity in a certificate a peer presented, after checking that this cluster's CA issued it and that it is valid at `now`. */
 export function verifyPeerCertificate(caCertPem: string, certDerOrPem: Buffer | string, now = new Date()): PeerIdentity {
-  const ca = parseWithNodeCrypto(caCertPem, (cause) => invalidArgument('The CA certificate is not a valid PEM certificate.', cause));
+  return verifiedPeers.verify(caCertPem, certDerOrPem, now);
+}
+
+interface VerifiedPeer {
+  identity: PeerIdentity;
+  notBefore: Date;
+}
+
+/**
+ * What verifyPeerCertificate checks, done once per certificate and CA: the identity of a
+ * certificate whose signature the CA has checked is kept under the SHA-256 of its DER and of the
+ * CA's certificate, and a later call only checks the validity period against `now` (a cached
+ * certificate that has since expired is refused). Failures are never kept. Whether the node is
+ * still in the swarm, or an operator certificate revoked, is for the caller to check on every
+ * call (manager/peer-access.ts): a certificate's signature never changes, its holder's standing may.
+ */
+export class VerifiedPeerCertificates {
+  private readonly peers = new Map<string, VerifiedPeer>();
+  private readonly cas = new Map<string, { ca: nodeCrypto.X509Certificate; clusterId: string; digest: string }>();
+  /** Verifications answered from the cache, and done in full: what tests and benchmarks look at. */
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly maxEntries = 20000) {}
+
+  verify(caCertPem: string, certDerOrPem: Buffer | string, now = new Date()): PeerIdentity {
+    const ca = this.ca(caCertPem);
+    const der = typeof certDerOrPem === 'string' ? pemToDer(certDerOrPem) : certDerOrPem;
+    const key = `${ca.digest}:${der ? nodeCrypto.createHash('sha256').update(der).digest('base64') : ''}`;
+    let peer = der ? this.peers.get(key) : undefined;
+    if (peer) this.hits++;
+    else {
+      this.misses++;
+      peer = verifyAgainst(ca.ca, ca.clusterId, certDerOrPem);
+      if (der) {
+        if (this.peers.size >= this.maxEntries) this.peers.clear();
+        this.peers.set(key, peer);
+      }
+    }
+    if (now < peer.notBefore) throw permissionDenied(`The certificate is not valid until ${peer.notBefore.toISOString()}.`);
+    if (now > peer.identity.notAfter) throw permissionDenied(`The certificate expired on ${peer.identity.notAfter.toISOString()}.`);
+    return { ...peer.identity };
+  }
+
+  private ca(caCertPem: string) {
+    let entry = this.cas.get(caCertPem);
+    if (!entry) {
+      const ca = parseWithNodeCrypto(caCertPem, (cause) => invalidArgument('The CA certificate is not a valid PEM certificate.', cause));
+      const [clusterId] = new x509.X509Certificate(ca.raw).subjectName.getField('O');
+      entry = { ca, clusterId: clusterId ?? '', digest: nodeCrypto.createHash('sha256').update(ca.raw).digest('base64') };
+      if (this.cas.size >= 16) this.cas.clear();
+      this.cas.set(caCertPem, entry);
+    }
+    return entry;
+  }
+}
+
+const verifiedPeers = new VerifiedPeerCertificates();
+
+/** The signature, CA flag and cluster checks of verifyPeerCertificate (not the validity period, which depends on the time of the call). */
+function verifyAgainst(ca: nodeCrypto.X509Certificate, caClusterId: string, certDerOrPem: Buffer | string): VerifiedPeer {
   const leaf = parseWithNodeCrypto(certDerOrPem, (cause) => permissionDenied('The certificate could not be parsed.', cause));
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) throw permissionDenied("The certificate was not issued by this cluster's CA.");
   if (leaf.ca) throw permissionDenied('The certificate is a CA certificate, not a node certificate.');
-
-  const info = readCertificate(leaf.raw, permissionDenied);
-  if (now < info.notBefore) throw permissionDenied(`The certificate is not valid until ${info.notBefore.toISOString()}.`);
-  if (now > info.notAfter) throw permissionDenied(`The certificate expired on ${info.notAfter.toISOString()}.`);
-  const [caClusterId] = new x509.X509Certificate(ca.raw).subjectName.getField('O');
+  const info = readVerifiedLeaf(leaf) ?? readCertificate(leaf.raw, permissionDenied);
   if (info.clusterId !== caClusterId) throw permissionDenied(`The certificate belongs to cluster ${info.clusterId}, not ${caClusterId}.`);
-  return { nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: normalizeSerial(info.serial) };
+  return { identity: { nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: normalizeSerial(info.serial) }, notBefore: info.notBefore };
+}
+
+/**
+ * readCertificate's answer from Node's own parse of the certificate, which is about ten times
+ * cheaper than @peculiar/x509's: undefined (read it the slow way) when a name has characters
+ * Node quotes or escapes, or is not the three names a node certificate has.
+ */
+function readVerifiedLeaf(leaf: nodeCrypto.X509Certificate): CertificateInfo | undefined {
+  const subject = leaf.subject;
+  if (/["\\]/.test(subject)) return undefined;
+  const fields = new Map<string, string>();
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0 || fields.has(line.slice(0, eq))) return undefined;
+    fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const nodeId = fields.get('CN');
+  const clusterId = fields.get('O');
+  const unit = fields.get('OU');
+  const role = unit?.startsWith(ROLE_OU_PREFIX) ? (unit.slice(ROLE_OU_PREFIX.length) as CertRole) : undefined;
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  if (fields.size !== 3 || !nodeId || !clusterId || !role || !CERT_ROLES.includes(role) || isNaN(notBefore.getTime()) || isNaN(notAfter.getTime())) return undefined;
+  // As @peculiar/x509 prints it: whole bytes, without the sign byte DER adds when the top bit is set.
+  let serial = leaf.serialNumber.toLowerCase();
+  if (serial.length % 2) serial = `0${serial}`;
+  return { nodeId, clusterId, role, notBefore, notAfter, serial };
+}
+
+/** The DER of the first certificate in a PEM text, or undefined when there is none (then nothing is cached, and parsing says why). */
+function pemToDer(pem: string): Buffer | undefined {
+  const m = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(pem);
+  return m ? Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64') : undefined;
 }
 
 /** A certificate serial as swarmlet keeps it: lowercase hex without separators (openssl prints it uppercase, some tools with colons). */

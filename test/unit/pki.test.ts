@@ -13,6 +13,7 @@ import {
   newTokenSecret,
   signCertificate,
   verifyPeerCertificate,
+  VerifiedPeerCertificates,
 } from '../../services/pki/ca';
 // After ca.ts, which installs the Reflect metadata shim @peculiar/x509 needs.
 import * as x509 from '@peculiar/x509';
@@ -217,6 +218,46 @@ describe('verifyPeerCertificate', () => {
     const err = errorOf(() => verifyPeerCertificate(ca.certPem, cert()));
     expect(err.kind).toBe('PermissionDenied');
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('VerifiedPeerCertificates', () => {
+  test('checks a certificate in full once per CA, and its validity period on every call', async () => {
+    const cache = new VerifiedPeerCertificates();
+    const der = new X509Certificate(worker.certPem).raw;
+    const first = cache.verify(ca.certPem, der);
+    expect(cache.verify(ca.certPem, worker.certPem)).toEqual(first);
+    expect(cache.verify(ca.certPem, Buffer.from(der))).toEqual(first);
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 2, misses: 1 });
+    // Cached, and still refused outside its validity period.
+    expect(errorOf(() => cache.verify(ca.certPem, der, new Date(Date.now() - DAY))).message).toMatch(/^The certificate is not valid until /);
+    expect(errorOf(() => cache.verify(ca.certPem, der, new Date(Date.now() + 200 * DAY))).message).toMatch(/^The certificate expired on /);
+    // Against another CA it is checked again, and refused.
+    const err = errorOf(() => cache.verify(otherCA.certPem, der));
+    expect(err.message).toBe("The certificate was not issued by this cluster's CA.");
+    expect(cache.misses).toBe(2);
+  });
+
+  test('reads the same identity as certificateInfo, whatever the serial (a top bit set, a short one)', async () => {
+    const certs = [worker, manager, ...(await Promise.all(Array.from({ length: 24 }, (_, i) => issue(ca, `n${i}`, i % 2 ? 'worker' : 'manager'))))];
+    for (const { certPem } of certs) {
+      const info = certificateInfo(certPem);
+      expect(new VerifiedPeerCertificates().verify(ca.certPem, certPem)).toEqual({ nodeId: info.nodeId, clusterId: info.clusterId, role: info.role, notAfter: info.notAfter, serial: info.serial.toLowerCase() });
+    }
+  });
+
+  test('keeps no failure: a refused certificate is refused every time', () => {
+    const cache = new VerifiedPeerCertificates();
+    for (let i = 0; i < 2; i++) expect(errorOf(() => cache.verify(ca.certPem, ca.certPem)).message).toMatch(/is a CA certificate/);
+    expect(cache.hits).toBe(0);
+  });
+
+  test('forgets everything once full, and still answers', () => {
+    const cache = new VerifiedPeerCertificates(1);
+    const a = cache.verify(ca.certPem, worker.certPem);
+    cache.verify(ca.certPem, manager.certPem);
+    expect(cache.verify(ca.certPem, worker.certPem)).toEqual(a);
+    expect(cache.misses).toBe(3);
   });
 });
 

@@ -1,3 +1,5 @@
+import { dispatcherServiceDefinition } from '../../manager/dispatcher';
+import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { managerPeers } from '../../manager/cluster-view';
 import { planNodeEndpoints } from '../../manager/network/endpoints';
 import { planOverlays, planVteps } from '../../manager/network/peers';
@@ -126,5 +128,16 @@ describe('signatures: a pass rebuilds only the messages a change concerns', () =
     const input = cluster();
     const bare = { ...input, tasks: input.tasks.map((t) => ({ ...t, meta: undefined })) };
     expect(Object.values(signatures(bare))).toEqual([undefined, undefined, undefined, undefined]);
+  });
+});
+
+describe('dispatcherServiceDefinition: a session message goes down encoded once', () => {
+  test('bytes encoded beforehand are sent as they are, and decode to the message an object would', () => {
+    const msg = SessionMessage.fromPartial({ sessionId: 's1', ...plan({ cluster: Cluster.fromPartial({ id: 'c' }), nodes: [node('n1', '198.51.100.1')], leaderId: 'n1', tasks: [], networks, services: [] }).message('n1') });
+    const bytes = Buffer.from(SessionMessage.encode(msg).finish());
+    const { responseSerialize, responseDeserialize } = dispatcherServiceDefinition.session;
+    expect(responseSerialize(bytes)).toBe(bytes);
+    expect(responseSerialize(msg)).toEqual(bytes);
+    expect(responseDeserialize(responseSerialize(bytes))).toEqual(msg);
   });
 });
