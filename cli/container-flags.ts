@@ -142,6 +142,7 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
     ipv4: f.ip ?? '',
     tty: Boolean(f.tty),
     openStdin: Boolean(f.interactive),
+    endpointSettings: [],
   };
 }
 

@@ -5,8 +5,10 @@ import { failCall } from '../services/api/tls';
 import {
   ContainerLogLine,
   ContainerLogsRequest,
+  ConnectContainerNetworkRequest,
   ContainerRequest,
   CreateContainerRequest,
+  DisconnectContainerNetworkRequest,
   KillContainerRequest,
   ListContainersRequest,
   LocalNodeServer,
@@ -26,6 +28,8 @@ export type ContainerHandlers = Pick<
   | 'inspectContainer'
   | 'waitContainer'
   | 'containerLogs'
+  | 'connectContainerNetwork'
+  | 'disconnectContainerNetwork'
 >;
 
 const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefined ? undefined : Math.max(0, Number(req.timeoutSeconds)) * 1000);
@@ -42,6 +46,8 @@ export function containerService(containers: Containers): ContainerHandlers {
       await containers.remove(req.container, req.force);
       return {};
     }),
+    connectContainerNetwork: unary((req: ConnectContainerNetworkRequest) => containers.connect(req.container, req.network, { aliases: req.aliases, ipv4: req.ipv4 })),
+    disconnectContainerNetwork: unary((req: DisconnectContainerNetworkRequest) => containers.disconnect(req.container, req.network, req.force)),
     listContainers: unary(async (req: ListContainersRequest) => ({ containers: containers.list(req.all) })),
     inspectContainer: unary(async (req: ContainerRequest) => containers.get(req.container)),
     waitContainer: unary(async (req: ContainerRequest, call) => {

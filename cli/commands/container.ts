@@ -12,7 +12,7 @@ import { GlobalArgs, out, withClients } from './context';
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
-function local(c: Clients): LocalNodeClient {
+export function local(c: Clients): LocalNodeClient {
   if (!c.local) throw invalidArgument("containers belong to one node: run this on the node, against its daemon's unix:// socket");
   return c.local;
 }
