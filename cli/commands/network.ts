@@ -68,9 +68,15 @@ async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promise<Res>,
   }
 }
 
-/** What `network inspect` shows of a network: every field of it, and what is attached now. */
+/**
+ * What `network inspect` shows of a network: every field of it, what is attached now, and docker's
+ * `Containers` map (container id -> Name, EndpointID, MacAddress, IPv4Address) of the containers on it.
+ */
 export function networkJson(d: NetworkDetail): unknown {
-  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints };
+  const containers = Object.fromEntries(
+    d.endpoints.filter((e) => e.containerId).map((e) => [e.containerId, { Name: e.taskName, EndpointID: e.taskId, MacAddress: e.mac, IPv4Address: e.address, IPv6Address: '' }]),
+  );
+  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints, Containers: containers };
 }
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
