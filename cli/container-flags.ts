@@ -149,6 +149,7 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
     openStdin: Boolean(f.interactive),
     portBindings: (f.publish ?? []).flatMap(parsePublish),
     publishAll: Boolean(f.publishAll),
+    endpointSettings: [],
   };
 }
 

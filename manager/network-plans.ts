@@ -68,6 +68,8 @@ export interface NetworkUsers {
   tasks: string[];
   /** Names of the services whose spec names the network. */
   services: string[];
+  /** Names of the containers attached to it (network-attachment tasks that have not ended). */
+  containers?: string[];
 }
 
 /** Who keeps a network from being removed: tasks that have not ended, and services that name it. */
@@ -77,7 +79,8 @@ export function networkUsers(network: Network, services: Service[], tasks: Task[
     .filter((s) => (s.spec?.task?.networks ?? []).some((ref) => ref === network.id || ref === network.spec?.name))
     .map((s) => s.spec?.name ?? s.id);
   const order = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
-  return { tasks: taskNames.sort(order), services: serviceNames.sort(order) };
+  const containers = tasks.filter((t) => t.spec?.attachment && !isTerminal(t) && taskUses(t, network)).map(taskName);
+  return { tasks: taskNames.sort(order), services: serviceNames.sort(order), containers: containers.sort(order) };
 }
 
 const LISTED = 5;
@@ -87,6 +90,8 @@ export function checkNetworkRemoval(network: Network, users: NetworkUsers): void
   const name = network.spec?.name || network.id;
   if (network.builtin) throw invalidArgument(`network ${name} is built in and can't be removed`);
   const list = (names: string[]) => `${names.slice(0, LISTED).join(', ')}${names.length > LISTED ? ', ...' : ''}`;
+  // Containers on it: docker's words.
+  if (users.containers?.length) throw failedPrecondition(`error while removing network: network ${name} id ${network.id} has active endpoints`);
   if (users.tasks.length > 0) {
     const n = users.tasks.length;
     throw failedPrecondition(`network ${name} is in use by ${n} task${n === 1 ? '' : 's'} (${list(users.tasks)})`);
@@ -104,7 +109,7 @@ export function networkEndpoints(network: Network, tasks: Task[]): NetworkEndpoi
     .flatMap((t) =>
       (t.networks ?? [])
         .filter((a) => a.networkId === network.id)
-        .map((a) => ({ taskId: t.id, taskName: taskName(t), nodeId: t.nodeId, address: a.address, mac: a.mac })),
+        .map((a) => ({ taskId: t.id, taskName: taskName(t), nodeId: t.nodeId, address: a.address, mac: a.mac, containerId: t.spec?.attachment?.containerId ?? '' })),
     )
     .sort((a, b) => a.taskName.localeCompare(b.taskName, 'en', { numeric: true }) || a.taskId.localeCompare(b.taskId));
 }

@@ -5,8 +5,10 @@ import { failCall } from '../services/api/tls';
 import {
   ContainerLogLine,
   ContainerLogsRequest,
+  ConnectContainerNetworkRequest,
   ContainerRequest,
   CreateContainerRequest,
+  DisconnectContainerNetworkRequest,
   KillContainerRequest,
   ListContainersRequest,
   LocalNodeServer,
@@ -28,6 +30,8 @@ export type ContainerHandlers = Pick<
   | 'containerLogs'
   | 'containerStats'
   | 'containerTop'
+  | 'connectContainerNetwork'
+  | 'disconnectContainerNetwork'
 >;
 
 const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefined ? undefined : Math.max(0, Number(req.timeoutSeconds)) * 1000);
@@ -44,6 +48,8 @@ export function containerService(containers: Containers): ContainerHandlers {
       await containers.remove(req.container, req.force);
       return {};
     }),
+    connectContainerNetwork: unary((req: ConnectContainerNetworkRequest) => containers.connect(req.container, req.network, { aliases: req.aliases, ipv4: req.ipv4 })),
+    disconnectContainerNetwork: unary((req: DisconnectContainerNetworkRequest) => containers.disconnect(req.container, req.network, req.force)),
     listContainers: unary(async (req: ListContainersRequest) => ({ containers: containers.list(req.all) })),
     inspectContainer: unary(async (req: ContainerRequest) => containers.get(req.container)),
     containerStats: unary((req: ContainerRequest) => containers.stats(req.container)),

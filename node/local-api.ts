@@ -114,7 +114,7 @@ function localNetworkDetail(node: LocalApiNode, ref: string): NetworkDetail {
   const local = node.localNetworks.resolve(network.id);
   const endpoints = node.containers
     .list(true)
-    .flatMap((c) => c.endpoints.filter((e) => e.networkId === local.id && e.ipv4Cidr).map((e) => ({ taskId: c.id, taskName: c.name, nodeId: '', address: e.ipv4Cidr, mac: e.mac })));
+    .flatMap((c) => c.endpoints.filter((e) => e.networkId === local.id && e.ipv4Cidr).map((e) => ({ taskId: c.id, taskName: c.name, nodeId: '', address: e.ipv4Cidr, mac: e.mac, containerId: c.id })));
   return { network, endpoints };
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Mutex } from 'async-mutex';
 import { sleep } from '../../services/common/backoff';
-import { asSwarmletError, failedPrecondition, invalidArgument, notFound } from '../../services/common/errors';
+import { asSwarmletError, conflict, failedPrecondition, invalidArgument, notFound } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Container, ContainerConfig, ContainerEndpointInfo, ContainerTopResponse, ContainerUsage } from '../../services/gen/swarmlet/v1/control';
 import { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
@@ -237,15 +237,8 @@ export class Containers {
           c.endpoints.push({ networkId: network, networkName: network, driver: network, ipv4Cidr: '', gateway: '', mac: '', aliases: [] });
           continue;
         }
-        const e = await this.opts.networks().attach({
-          containerId: c.id,
-          containerName: c.name,
-          network,
-          aliases: i === 0 ? c.config?.aliases ?? [] : [],
-          ipv4: i === 0 && c.config?.ipv4 ? c.config.ipv4 : undefined,
-          netns: `/proc/${st.pid}/ns/net`,
-        });
-        c.endpoints.push({ ...e, gateway: e.gateway ?? '', mac: e.mac ?? '' });
+        const set = c.config?.endpointSettings?.find((x) => x.network === network);
+        await this.attachLocked(rec, network, set ? { aliases: set.aliases, ipv4: set.ipv4 } : { aliases: i === 0 ? c.config?.aliases ?? [] : [], ipv4: i === 0 ? c.config?.ipv4 ?? '' : '' }, st.pid);
       }
       c.ports = (await this.opts.ports?.publish(c)) ?? [];
       await rt.start(c.id);
@@ -274,6 +267,87 @@ export class Containers {
       await this.lock(c.id).runExclusive(() => this.discard(rec));
       throw err;
     }
+    return rec.container;
+  }
+
+  /** One more endpoint of a running container (the next interface: eth1, eth2...). */
+  private async attachLocked(rec: ContainerRecord, network: string, set: { aliases: string[]; ipv4: string }, pid: number): Promise<void> {
+    const c = rec.container;
+    const e = await this.opts.networks().attach({ containerId: c.id, containerName: c.name, network, aliases: set.aliases, ipv4: set.ipv4 || undefined, netns: `/proc/${pid}/ns/net` });
+    c.endpoints.push({ ...e, gateway: e.gateway ?? '', mac: e.mac ?? '' });
+  }
+
+  /** The network a name or id stands for, as the node's networks know it (the reference itself when they cannot tell). */
+  private networkIdOf(ref: string): string {
+    const networks = this.opts.networks() as ContainerNetworks & { resolve?: (ref: string) => { id: string } };
+    try {
+      return networks.resolve?.(ref).id ?? ref;
+    } catch {
+      return ref;
+    }
+  }
+
+  /** Whether the entry of spec.networks `entry` and the endpoint `e` (or the reference `ref`) are the same network. */
+  private sameNetwork(entry: string, ref: string, e?: ContainerEndpointInfo): boolean {
+    if (entry === ref || (e && (entry === e.networkName || entry === e.networkId))) return true;
+    const id = this.networkIdOf(entry);
+    return id === this.networkIdOf(ref) || (e !== undefined && id === e.networkId);
+  }
+
+  private endpointOf(c: Container, ref: string): ContainerEndpointInfo | undefined {
+    return c.endpoints.find((e) => e.networkName === ref || e.networkId === ref || (ref.length >= 12 && e.networkId.startsWith(ref)) || e.networkId === this.networkIdOf(ref));
+  }
+
+  /**
+   * `network connect`: a running container gets its next interface at once (and the names of the
+   * network's containers, and they its own); a stopped one is plugged in at its next start.
+   */
+  async connect(ref: string, network: string, set: { aliases: string[]; ipv4: string }): Promise<Container> {
+    const rec = this.find(ref);
+    await this.lock(rec.container.id).runExclusive(async () => {
+      const c = rec.container;
+      const nets = c.config?.spec?.networks ?? [];
+      if (!NO_PLUG_DRIVERS.has(network)) this.checkNetwork(network);
+      const running = c.state?.status === 'running';
+      if ((running && this.endpointOf(c, network)) || nets.some((n) => this.sameNetwork(n, network))) throw conflict(`container ${c.name} is already attached to network ${network}`);
+      if (NO_PLUG_DRIVERS.has(network) || nets.some((n) => NO_PLUG_DRIVERS.has(n))) {
+        throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+      }
+      if (running) {
+        const st = await this.opts.runtime.inspect(c.id);
+        if (!st.pid) throw failedPrecondition(`container ${c.name} has no sandbox process`);
+        await this.attachLocked(rec, network, set, st.pid);
+      }
+      c.config = { ...c.config!, spec: { ...c.config!.spec!, networks: [...nets, network] } };
+      if (set.aliases.length || set.ipv4) c.config.endpointSettings = [...(c.config.endpointSettings ?? []).filter((x) => x.network !== network), { network, aliases: set.aliases, ipv4: set.ipv4 }];
+      await this.save(rec);
+      this.log.info({ containerId: c.id, name: c.name, network, live: running }, 'container connected to network');
+    });
+    return rec.container;
+  }
+
+  /** `network disconnect`: the interface goes at once from a running container; a stopped one no longer joins at start. */
+  async disconnect(ref: string, network: string, force: boolean): Promise<Container> {
+    const rec = this.find(ref);
+    await this.lock(rec.container.id).runExclusive(async () => {
+      const c = rec.container;
+      const nets = c.config?.spec?.networks ?? [];
+      const e = this.endpointOf(c, network);
+      const entry = nets.find((n) => this.sameNetwork(n, network, e));
+      if (!e && entry === undefined) {
+        if (force) return;
+        throw failedPrecondition(`container ${c.name} is not connected to network ${network}`);
+      }
+      if (nets.length === 1 && NO_PLUG_DRIVERS.has(nets[0]) && !force) throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+      if (e) {
+        if (!NO_PLUG_DRIVERS.has(e.driver)) await this.opts.networks().detach(c.id, e.networkId);
+        c.endpoints = c.endpoints.filter((x) => x !== e);
+      }
+      const rest = nets.filter((n) => n !== entry);
+      c.config = { ...c.config!, spec: { ...c.config!.spec!, networks: rest.length ? rest : ['none'] }, endpointSettings: (c.config!.endpointSettings ?? []).filter((x) => x.network !== entry) };
+      await this.save(rec);
+      this.log.info({ containerId: c.id, name: c.name, network }, 'container disconnected from network');
+    });
     return rec.container;
   }
 

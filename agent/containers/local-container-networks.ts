@@ -15,7 +15,7 @@ import { conflict, failedPrecondition, invalidArgument } from '../../services/co
 import { macOfIpv4, parseCidr, parseIpv4 } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { HostSubnet } from '../../services/common/subnet-overlap';
-import { NetworkSpec } from '../../services/gen/swarmlet/v1/types';
+import { NetworkAttachment, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import { EmbeddedDns } from '../dns/embedded-dns';
 import { BridgeDriver, BridgeNetwork } from '../network/bridge-driver';
 import { ContainerEndpoint, ContainerEndpointRequest, ContainerNetworks } from './container-networks';
@@ -56,6 +56,8 @@ export class LocalContainerNetworks implements ContainerNetworks {
   private readonly addresses = new Map<string, Map<string, string>>();
   /** `${containerId} ${networkId}` -> its DNS entry (user bridges) */
   private readonly dnsEntries = new Map<string, LocalDnsEntry>();
+  /** containerId -> its bridge attachments by interface (slot i is eth<i>; a hole is a free slot) */
+  private readonly plugged = new Map<string, { netns: string; slots: (NetworkAttachment | undefined)[] }>();
   private user: LocalNetwork[];
 
   constructor(private readonly opts: LocalContainerNetworksOptions) {
@@ -149,18 +151,20 @@ export class LocalContainerNetworks implements ContainerNetworks {
     await this.mutex.runExclusive(async () => {
       this.addresses.clear();
       this.dnsEntries.clear();
-      for (const { containerId, containerName, endpoint } of held) {
+      this.plugged.clear();
+      for (const { containerId, containerName, netns, endpoint } of held) {
         const ip = endpoint.ipv4Cidr.split('/')[0];
         this.remember(endpoint.networkId, containerId, ip);
-        if (ip) this.dnsEntries.set(`${containerId} ${endpoint.networkId}`, { containerId, networkId: endpoint.networkId, name: containerName, hostname: containerId.slice(0, 12), aliases: endpoint.aliases, ip });
+        if (!ip) continue;
+        this.dnsEntries.set(`${containerId} ${endpoint.networkId}`, { containerId, networkId: endpoint.networkId, name: containerName, hostname: containerId.slice(0, 12), aliases: endpoint.aliases, ip });
+        // The container's endpoints come in the order of their interfaces.
+        const p = this.plugged.get(containerId) ?? { netns, slots: [] };
+        p.slots.push({ networkId: endpoint.networkId, networkName: endpoint.networkName, driver: 'bridge', address: endpoint.ipv4Cidr, mac: endpoint.mac ?? '', gateway: endpoint.gateway ?? '', vni: 0, internal: false, options: {} });
+        this.plugged.set(containerId, p);
       }
       await this.reconcileBridges();
       this.applyDns();
-      await this.dns.reconcile(
-        held
-          .filter((h) => h.endpoint.ipv4Cidr)
-          .map((h) => ({ taskId: h.containerId, netns: h.netns, attachments: [{ networkId: h.endpoint.networkId, networkName: h.endpoint.networkName, driver: 'bridge', address: h.endpoint.ipv4Cidr, mac: '', gateway: '', vni: 0, internal: false, options: {} }] })),
-      );
+      await this.dns.reconcile([...this.plugged].map(([taskId, p]) => ({ taskId, netns: p.netns, attachments: p.slots.filter((a): a is NetworkAttachment => a !== undefined) })));
     });
   }
 
@@ -182,24 +186,34 @@ export class LocalContainerNetworks implements ContainerNetworks {
       const ip = this.addresses.get(net.id)?.get(req.containerId) ?? planLocalAddress(net, used, req.ipv4);
       const mac = macOfIpv4(parseIpv4(ip), '02');
       const address = `${ip}/${parseCidr(net.subnet).prefix}`;
-      const attachment = { networkId: net.id, networkName: net.name, driver: 'bridge', address, mac, gateway: net.gateway, vni: 0, internal: Boolean(net.internal), options: {} };
+      const attachment: NetworkAttachment = { networkId: net.id, networkName: net.name, driver: 'bridge', address, mac, gateway: net.gateway, vni: 0, internal: Boolean(net.internal), options: {} };
+      // A namespace other than the one recorded is a new sandbox (a restart): its interfaces start again at eth0.
+      const had = this.plugged.get(req.containerId);
+      const p = had && had.netns === req.netns ? had : { netns: req.netns, slots: [] };
+      if (p.slots.some((a) => a?.networkId === net.id)) throw conflict(`container ${req.containerName} is already attached to network ${net.name}`);
+      const free = p.slots.findIndex((a) => a === undefined);
+      const index = free < 0 ? p.slots.length : free;
+      // The driver plugs the attachments of driver 'bridge' alone: the other slots stay as they are.
+      const slots = p.slots.map((a) => ({ ...(a ?? attachment), driver: 'none' }));
+      slots[index] = attachment;
       this.remember(net.id, req.containerId, ip);
       try {
-        await this.driver.attach(req.containerId, req.netns, [attachment], [this.bridgeOf(net)]);
-        if (userDefined) {
-          this.dnsEntries.set(`${req.containerId} ${net.id}`, { containerId: req.containerId, networkId: net.id, name: req.containerName, hostname: req.containerId.slice(0, 12), aliases: req.aliases, ip });
-          this.applyDns();
-          await this.dns.attach({ id: req.containerId, networks: [attachment] } as never, req.netns);
-        }
+        await this.driver.attach(req.containerId, req.netns, slots, [this.bridgeOf(net)]);
+        p.slots[index] = attachment;
+        this.plugged.set(req.containerId, p);
+        if (userDefined) this.dnsEntries.set(`${req.containerId} ${net.id}`, { containerId: req.containerId, networkId: net.id, name: req.containerName, hostname: req.containerId.slice(0, 12), aliases: req.aliases, ip });
+        this.applyDns();
+        await this.ensureResolver(req.containerId);
       } catch (err) {
         this.addresses.get(net.id)?.delete(req.containerId);
         this.dnsEntries.delete(`${req.containerId} ${net.id}`);
+        if (p.slots[index] === attachment) p.slots[index] = undefined;
         this.applyDns();
-        await this.dns.detach(req.containerId).catch(() => undefined);
-        await this.driver.detach(req.containerId).catch(() => undefined);
+        await this.ensureResolver(req.containerId).catch(() => undefined);
+        await this.driver.detach(req.containerId, index).catch(() => undefined);
         throw err;
       }
-      this.log.info({ containerId: req.containerId, network: net.name, address }, 'container plugged into network');
+      this.log.info({ containerId: req.containerId, network: net.name, address, interface: `eth${index}` }, 'container plugged into network');
       return { ...base, ipv4Cidr: address, gateway: net.gateway, mac, aliases: userDefined ? [...req.aliases, req.containerId.slice(0, 12)] : [] };
     });
   }
@@ -213,12 +227,26 @@ export class LocalContainerNetworks implements ContainerNetworks {
         return;
       }
       this.addresses.get(net.id)?.delete(containerId);
-      if (this.dnsEntries.delete(`${containerId} ${net.id}`)) {
-        this.applyDns();
-        await this.dns.detach(containerId);
+      if (this.dnsEntries.delete(`${containerId} ${net.id}`)) this.applyDns();
+      if (net.driver !== 'bridge') return;
+      const p = this.plugged.get(containerId);
+      const index = p?.slots.findIndex((a) => a?.networkId === net.id) ?? -1;
+      if (p && index >= 0) {
+        p.slots[index] = undefined;
+        while (p.slots.length && p.slots[p.slots.length - 1] === undefined) p.slots.pop();
+        if (p.slots.length === 0) this.plugged.delete(containerId);
       }
-      if (net.driver === 'bridge') await this.driver.detach(containerId);
+      await this.ensureResolver(containerId);
+      await this.driver.detach(containerId, index >= 0 ? index : undefined);
     });
+  }
+
+  /** The container's resolver answers for the user bridges it is on now; it closes when there are none. */
+  private async ensureResolver(containerId: string): Promise<void> {
+    const p = this.plugged.get(containerId);
+    const attachments = (p?.slots ?? []).filter((a): a is NetworkAttachment => a !== undefined);
+    if (p && attachments.some((a) => this.dnsEntries.has(`${containerId} ${a.networkId}`))) await this.dns.attach({ id: containerId, networks: attachments } as never, p.netns);
+    else await this.dns.detach(containerId);
   }
 
   async close(): Promise<void> {

@@ -377,13 +377,17 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
     return this.doctor(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), wanted.running, wanted.gateway);
   }
 
-  /** Removes the task's host-side veths (the task's ends go with them, or went with its netns). */
-  detach(taskId: string): Promise<void> {
+  /**
+   * Removes the task's host-side veths (the task's ends go with them, or went with its netns); with
+   * `index`, only the one of attachment `index` (its `eth<index>` goes, the others stay).
+   */
+  detach(taskId: string, index?: number): Promise<void> {
     return this.exclusive(async () => {
       if (!taskId) throw invalidArgument('a task id is needed to detach a task');
       const stem = this.vethStem(taskId);
       const host = await this.hostNl();
       for (const l of await host.listLinks()) {
+        if (index !== undefined && l.name !== this.vethName(taskId, index)) continue;
         if (l.kind === 'veth' && l.name.length === stem.length + 1 && l.name.startsWith(stem)) await host.deleteLink(l.name);
       }
     });

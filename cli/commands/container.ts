@@ -15,7 +15,7 @@ import { STATS_TITLES, StatsEntry, planStatsEntry, planStatsRow } from '../../ag
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
-function local(c: Clients): LocalNodeClient {
+export function local(c: Clients): LocalNodeClient {
   if (!c.local) throw invalidArgument("containers belong to one node: run this on the node, against its daemon's unix:// socket");
   return c.local;
 }

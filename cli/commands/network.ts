@@ -4,6 +4,7 @@ import { LocalNodeClient, NetworkDetail } from '../../services/gen/swarmlet/v1/c
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
 import { json, table } from '../format';
+import { local } from './container';
 import { GlobalArgs, out, withClients } from './context';
 
 /** `network create` flags; the driver stays empty when not given, and the manager says what that means. */
@@ -67,9 +68,15 @@ async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promise<Res>,
   }
 }
 
-/** What `network inspect` shows of a network: every field of it, and what is attached now. */
+/**
+ * What `network inspect` shows of a network: every field of it, what is attached now, and docker's
+ * `Containers` map (container id -> Name, EndpointID, MacAddress, IPv4Address) of the containers on it.
+ */
 export function networkJson(d: NetworkDetail): unknown {
-  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints };
+  const containers = Object.fromEntries(
+    d.endpoints.filter((e) => e.containerId).map((e) => [e.containerId, { Name: e.taskName, EndpointID: e.taskId, MacAddress: e.mac, IPv4Address: e.address, IPv6Address: '' }]),
+  );
+  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints, Containers: containers };
 }
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
@@ -137,6 +144,37 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         },
       )
       .command(
+        'connect <network> <container>',
+        'Connect a container to a network (a running one at once: its next interface, eth1, eth2...)',
+        (a) =>
+          a
+            .positional('network', { type: 'string', demandOption: true })
+            .positional('container', { type: 'string', demandOption: true })
+            .option('alias', { type: 'string', describe: 'Add network-scoped alias for the container (repeatable)' })
+            .option('ip', { type: 'string', describe: 'IPv4 address (e.g., "172.30.100.104")' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const l = local(c);
+            await call(l, l.connectContainerNetwork, { container: argv.container as string, network: argv.network as string, aliases: repeated(argv.alias) ?? [], ipv4: (argv.ip as string | undefined) ?? '' }, host);
+          });
+        },
+      )
+      .command(
+        'disconnect <network> <container>',
+        'Disconnect a container from a network (a running one at once)',
+        (a) =>
+          a
+            .positional('network', { type: 'string', demandOption: true })
+            .positional('container', { type: 'string', demandOption: true })
+            .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Force the container to disconnect from a network' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const l = local(c);
+            await call(l, l.disconnectContainerNetwork, { container: argv.container as string, network: argv.network as string, force: Boolean(argv.force) }, host);
+          });
+        },
+      )
+      .command(
         ['rm <networks..>', 'remove <networks..>'],
         'Remove networks; refused while tasks or services use them',
         (a) => a.positional('networks', { type: 'string', array: true, demandOption: true }),
@@ -179,6 +217,6 @@ export function networkCommands(y: Argv<GlobalArgs>) {
           });
         },
       )
-      .demandCommand(1, 'network needs a subcommand: create, ls, inspect, rm, prune or doctor'),
+      .demandCommand(1, 'network needs a subcommand: create, ls, inspect, connect, disconnect, rm, prune or doctor'),
   );
 }

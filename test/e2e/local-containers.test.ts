@@ -247,3 +247,101 @@ test('an OCI image from the registry runs as a container on crun; an unknown one
   expect(records()).toEqual([]);
   expect(runtimeDirs()).toEqual([]);
 }, 300000);
+
+/** A command that may pull the image first. */
+async function runLong(args: string[]): Promise<void> {
+  const r = await lab.cli(h, args, { timeoutMs: 120000 });
+  if (r.code !== 0) throw new Error(`swarmlet ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}\n${lab.logTail(h, 40)}`);
+}
+
+test("the course's alpine1..alpine4 exercise as written: network connect bridge alpine4 gives it eth1 live; disconnect takes it away", async () => {
+  const ok = (r: { code: number | null; stdout: string; stderr: string }) => `${r.code} ${r.stdout}${r.stderr}`;
+  const netId = (await sw(lab, h, ['network', 'create', '--driver', 'bridge', 'mynet'])).trim();
+  await runLong(['run', '-dit', '--rm', '--name', 'alpine1', '--network', 'mynet', image, 'ash']);
+  await runLong(['run', '-dit', '--rm', '--name', 'alpine2', '--network', 'mynet', image, 'ash']);
+  await runLong(['run', '-dit', '--rm', '--name', 'alpine3', image, 'ash']);
+  await runLong(['run', '-dit', '--rm', '--name', 'alpine4', '--network', 'mynet', image, 'ash']);
+  expect(await sw(lab, h, ['network', 'connect', 'bridge', 'alpine4'])).toBe('');
+
+  const a = Object.fromEntries(await Promise.all(['alpine1', 'alpine2', 'alpine3', 'alpine4'].map(async (n) => [n, await inspect(n)] as const)));
+  expect(Object.keys(a.alpine4.NetworkSettings.Networks).sort()).toEqual(['bridge', 'mynet']);
+  const ip3 = a.alpine3.NetworkSettings.Networks.bridge.IPAddress;
+  const ip1 = a.alpine1.NetworkSettings.Networks.mynet.IPAddress;
+  const ip4bridge = a.alpine4.NetworkSettings.Networks.bridge.IPAddress;
+  // network inspect lists the containers on each network, docker's way.
+  type Net = { Containers: Record<string, { Name: string; IPv4Address: string; MacAddress: string; EndpointID: string }> };
+  const bridge = (JSON.parse(await sw(lab, h, ['network', 'inspect', 'bridge'])) as Net[])[0];
+  expect(Object.values(bridge.Containers).map((c) => c.Name).sort()).toEqual(['alpine3', 'alpine4']);
+  expect(bridge.Containers[a.alpine4.Id]).toMatchObject({ Name: 'alpine4', IPv4Address: `${ip4bridge}/16` });
+  const mynet = (JSON.parse(await sw(lab, h, ['network', 'inspect', 'mynet'])) as Net[])[0];
+  expect(Object.values(mynet.Containers).map((c) => c.Name).sort()).toEqual(['alpine1', 'alpine2', 'alpine4']);
+
+  // alpine4: eth0 on mynet, eth1 (new, without a restart) on the default bridge.
+  const links = await sw(lab, h, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
+  expect(links).toMatch(new RegExp(`eth0\\s+inet ${a.alpine4.NetworkSettings.Networks.mynet.IPAddress.replace(/\./g, '\\.')}/`));
+  expect(links).toMatch(new RegExp(`eth1\\s+inet ${ip4bridge.replace(/\./g, '\\.')}/16`));
+
+  const ping = (from: string, to: string) => lab.cli(h, ['exec', from, 'ping', '-c', '2', '-W', '2', to]);
+  expect(ok(await ping('alpine1', 'alpine2'))).toMatch(/^0 PING alpine2/);
+  expect((await ping('alpine1', 'alpine3')).code).not.toBe(0);
+  expect((await ping('alpine1', ip3)).code).not.toBe(0);
+  expect(ok(await ping('alpine4', 'alpine1'))).toMatch(/^0 /);
+  expect(ok(await ping('alpine4', 'alpine2'))).toMatch(/^0 /);
+  expect(ok(await ping('alpine4', ip3))).toMatch(/^0 /);
+  expect(ok(await ping('alpine3', ip4bridge))).toMatch(/^0 /);
+  expect((await ping('alpine3', ip1)).code).not.toBe(0);
+
+  // Bad input: one line in docker's words, and nothing changes.
+  const errors = [
+    [['network', 'connect', 'bridge', 'alpine4'], 'Error: container alpine4 is already attached to network bridge'],
+    [['network', 'disconnect', 'mynet', 'alpine3'], 'Error: container alpine3 is not connected to network mynet'],
+    [['network', 'connect', 'nosuchnet', 'alpine3'], 'Error: network nosuchnet not found'],
+    [['network', 'connect', 'mynet', 'nosuchbox'], 'Error: No such container: nosuchbox'],
+    [['network', 'rm', 'mynet'], `Error: error while removing network: network mynet id ${netId} has active endpoints`],
+  ] as const;
+  for (const [args, message] of errors) {
+    const r = await lab.cli(h, [...args]);
+    expect([r.code, r.stderr.trim()]).toEqual([1, message]);
+  }
+  expect(Object.keys((await inspect('alpine3')).NetworkSettings.Networks)).toEqual(['bridge']);
+
+  // Disconnect, live: alpine4's eth0 goes, and with it the names of mynet; the default bridge stays.
+  expect(await sw(lab, h, ['network', 'disconnect', 'mynet', 'alpine4'])).toBe('');
+  expect(Object.keys((await inspect('alpine4')).NetworkSettings.Networks)).toEqual(['bridge']);
+  const after = await sw(lab, h, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
+  expect(after).not.toMatch(/eth0/);
+  expect((await ping('alpine4', 'alpine1')).code).not.toBe(0);
+  expect((await ping('alpine4', ip1)).code).not.toBe(0);
+  expect(ok(await ping('alpine4', ip3))).toMatch(/^0 /);
+  const mynetAfter = (JSON.parse(await sw(lab, h, ['network', 'inspect', 'mynet'])) as Net[])[0];
+  expect(Object.values(mynetAfter.Containers).map((c) => c.Name).sort()).toEqual(['alpine1', 'alpine2']);
+
+  await sw(lab, h, ['container', 'stop', 'alpine1', 'alpine2', 'alpine3', 'alpine4']);
+  await waitFor('the --rm containers to go', async () => ((await psAll()).length === 0 ? true : undefined));
+  expect(await sw(lab, h, ['network', 'rm', 'mynet'])).toBe('mynet\n');
+  expect(records()).toEqual([]);
+  expect(await hostVeths()).toEqual([]);
+}, 400000);
+
+test('network connect of a stopped container is kept for its start: several networks as eth0, eth1; --alias resolves', async () => {
+  await sw(lab, h, ['network', 'create', 'n1']);
+  await sw(lab, h, ['network', 'create', 'n2']);
+  await sw(lab, h, ['container', 'create', '--name', 'multi', '--network', 'n1', 'exec:/', 'sleep', '1000']);
+  expect(await sw(lab, h, ['network', 'connect', '--alias', 'cache', 'n2', 'multi'])).toBe('');
+  await sw(lab, h, ['start', 'multi']);
+  const m = await inspect('multi');
+  expect(Object.keys(m.NetworkSettings.Networks).sort()).toEqual(['n1', 'n2']);
+  const links = await sw(lab, h, ['exec', 'multi', 'ip', '-o', '-4', 'addr', 'show']);
+  expect(links).toMatch(new RegExp(`eth0\\s+inet ${m.NetworkSettings.Networks.n1.IPAddress.replace(/\./g, '\\.')}/`));
+  expect(links).toMatch(new RegExp(`eth1\\s+inet ${m.NetworkSettings.Networks.n2.IPAddress.replace(/\./g, '\\.')}/`));
+  const byAlias = await lab.cli(h, ['run', '--rm', '--network', 'n2', 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', 'cache']);
+  expect(`${byAlias.code} ${byAlias.stdout}`).toMatch(new RegExp(`^0 PING cache \\(${m.NetworkSettings.Networks.n2.IPAddress.replace(/\./g, '\\.')}\\)`));
+  // Several --network at run, as newer docker accepts.
+  await sw(lab, h, ['run', '-d', '--name', 'both', '--network', 'n1', '--network', 'n2', 'exec:/', 'sleep', '1000']);
+  expect(Object.keys((await inspect('both')).NetworkSettings.Networks).sort()).toEqual(['n1', 'n2']);
+  const fromBoth = await lab.cli(h, ['exec', 'both', 'busybox', 'ping', '-c', '1', '-W', '2', 'cache']);
+  expect(fromBoth.code).toBe(0);
+  await sw(lab, h, ['rm', '-f', 'multi', 'both']);
+  await sw(lab, h, ['network', 'rm', 'n1', 'n2']);
+  expect(await hostVeths()).toEqual([]);
+}, 300000);

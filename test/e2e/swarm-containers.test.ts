@@ -85,3 +85,57 @@ test('an attachable overlay: a container on each host, by name across hosts; a n
   await sw(lab, h1, ['rm', '-f', 'over1']);
   await sw(lab, h2, ['rm', '-f', 'over2']);
 }, 180000);
+
+test('the seeds alpine1..alpine4 exercise on a swarm node: network connect bridge alpine4 live (eth1), inspect lists the containers, disconnect takes it away', async () => {
+  type Net = { Containers: Record<string, { Name: string; IPv4Address: string }> };
+  const names = async (net: string) => Object.values((JSON.parse(await sw(lab, h1, ['network', 'inspect', net])) as Net[])[0].Containers).map((c) => c.Name).sort();
+  const netId = (await sw(lab, h1, ['network', 'create', '--driver', 'bridge', 'alpine-net'])).trim();
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine1', '--network', 'alpine-net', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine2', '--network', 'alpine-net', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine3', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'alpine4', '--network', 'alpine-net', image, 'ash']);
+  expect(await sw(lab, h1, ['network', 'connect', 'bridge', 'alpine4'])).toBe('');
+
+  type Inspect = { Id: string; NetworkSettings: { Networks: Record<string, { IPAddress: string }> } };
+  const inspect = async (n: string) => (JSON.parse(await sw(lab, h1, ['inspect', n])) as Inspect[])[0];
+  const a4 = await inspect('alpine4');
+  expect(Object.keys(a4.NetworkSettings.Networks).sort()).toEqual(['alpine-net', 'bridge']);
+  const ip3 = (await inspect('alpine3')).NetworkSettings.Networks.bridge.IPAddress;
+  const ip1 = (await inspect('alpine1')).NetworkSettings.Networks['alpine-net'].IPAddress;
+  const links = await sw(lab, h1, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
+  expect(links).toMatch(new RegExp(`eth0\\s+inet ${a4.NetworkSettings.Networks['alpine-net'].IPAddress.replace(/\./g, '\\.')}/`));
+  expect(links).toMatch(new RegExp(`eth1\\s+inet ${a4.NetworkSettings.Networks.bridge.IPAddress.replace(/\./g, '\\.')}/`));
+  expect(await names('alpine-net')).toEqual(['alpine1', 'alpine2', 'alpine4']);
+  expect(await names('bridge')).toEqual(['alpine3', 'alpine4']);
+
+  await waitFor('alpine4 to reach alpine1 by name', async () => ((await ping(h1, 'alpine4', 'alpine1')).code === 0 ? true : undefined), 30000, 500);
+  expect((await ping(h1, 'alpine4', 'alpine2')).code).toBe(0);
+  expect((await ping(h1, 'alpine4', ip3)).code).toBe(0);
+  expect((await ping(h1, 'alpine1', 'alpine2')).code).toBe(0);
+  expect((await ping(h1, 'alpine3', 'alpine1')).code).not.toBe(0);
+  expect((await ping(h1, 'alpine3', ip1)).code).not.toBe(0);
+
+  for (const [args, message] of [
+    [['network', 'connect', 'bridge', 'alpine4'], 'Error: container alpine4 is already attached to network bridge'],
+    [['network', 'disconnect', 'alpine-net', 'alpine3'], 'Error: container alpine3 is not connected to network alpine-net'],
+    [['network', 'rm', 'alpine-net'], `Error: error while removing network: network alpine-net id ${netId} has active endpoints`],
+  ] as const) {
+    const r = await lab.cli(h1, [...args]);
+    expect([r.code, r.stderr.trim()]).toEqual([1, message]);
+  }
+
+  expect(await sw(lab, h1, ['network', 'disconnect', 'alpine-net', 'alpine4'])).toBe('');
+  expect(Object.keys((await inspect('alpine4')).NetworkSettings.Networks)).toEqual(['bridge']);
+  // Its address on alpine-net is gone; the default bridge's stays (on a swarm node the network
+  // controller plugs the container's remaining attachments in again from eth0).
+  const left = await sw(lab, h1, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
+  expect(left).not.toContain(`inet ${a4.NetworkSettings.Networks['alpine-net'].IPAddress}/`);
+  expect(left).toContain(`inet ${a4.NetworkSettings.Networks.bridge.IPAddress}/`);
+  await waitFor('alpine-net to no longer list alpine4', async () => ((await names('alpine-net')).includes('alpine4') ? undefined : true), 30000, 500);
+  expect((await ping(h1, 'alpine4', 'alpine1')).code).not.toBe(0);
+  expect((await ping(h1, 'alpine4', ip3)).code).toBe(0);
+
+  await sw(lab, h1, ['rm', '-f', 'alpine1', 'alpine2', 'alpine3', 'alpine4']);
+  await waitFor('the containers to leave alpine-net', async () => ((await names('alpine-net')).length === 0 ? true : undefined), 30000, 500);
+  await sw(lab, h1, ['network', 'rm', 'alpine-net']);
+}, 300000);

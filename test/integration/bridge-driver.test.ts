@@ -92,6 +92,18 @@ test('a task reaches the outside through masquerade, with the host address as so
   expect(run('ip', ['netns', 'exec', HOST, 'cat', '/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
 }, 30000);
 
+test('a second network as eth1 on a task that runs (the others left as they are); detach of one index takes that one alone', async () => {
+  const A2 = attachment('back00net2', '10.92.0.9/24', '10.92.0.1', '02:42:0a:5c:00:09');
+  await driver.attach(TASK_A, netnsPath(TA), [{ ...A, driver: 'none' }, A2], [back]);
+  expect(ipj(['addr', 'show', 'dev', 'eth1'], TA)[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toContain('10.92.0.9/24');
+  expect(ipj(['route', 'show', 'default'], TA)[0].gateway).toBe('10.91.0.1');
+  expect(tcp(TA, '10.92.0.2')).toBe('pong:c:10.92.0.9');
+  await driver.detach(TASK_A, 1);
+  expect(ipj(['link', 'show', 'dev', 'eth1'], TA)).toHaveLength(0);
+  expect(ipj(['link', 'show', 'dev', driver.vethName(TASK_A, 0)], HOST)).toHaveLength(1);
+  expect(tcp(TA, '10.91.0.3')).toBe('pong:b:10.91.0.2');
+}, 30000);
+
 test('detach removes the task\'s veth; reconcile removes bridges of networks no longer wanted', async () => {
   const veth = driver.vethName(TASK_C, 0);
   expect(ipj(['link', 'show', 'dev', veth], HOST)).toHaveLength(1);

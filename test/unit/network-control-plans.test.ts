@@ -162,9 +162,18 @@ describe('who uses a network', () => {
   ];
 
   test('tasks that have not ended, attached or asking by name or id; services that name it', () => {
-    expect(networkUsers(FRONT, [service('web', ['front']), service('db', ['back'])], tasks)).toEqual({ tasks: ['web.1', 'web.2', 'web.4', 'web.10'], services: ['web'] });
-    expect(networkUsers(BACK, [service('db', ['beef2222'])], tasks)).toEqual({ tasks: ['agent.node-a', 'web.5'], services: ['db'] });
-    expect(networkUsers(network('x', 'idle'), [service('web', ['front'])], tasks)).toEqual({ tasks: [], services: [] });
+    expect(networkUsers(FRONT, [service('web', ['front']), service('db', ['back'])], tasks)).toEqual({ tasks: ['web.1', 'web.2', 'web.4', 'web.10'], services: ['web'], containers: [] });
+    expect(networkUsers(BACK, [service('db', ['beef2222'])], tasks)).toEqual({ tasks: ['agent.node-a', 'web.5'], services: ['db'], containers: [] });
+    expect(networkUsers(network('x', 'idle'), [service('web', ['front'])], tasks)).toEqual({ tasks: [], services: [], containers: [] });
+  });
+
+  test('a container on it (its attachment task): listed, and removal refused in docker\'s words', () => {
+    const att = task('a1', { state: TASK_STATE_RUNNING, attached: [{ net: FRONT, address: '10.0.0.9/24' }] });
+    att.spec = { ...att.spec!, attachment: { containerId: 'c0ffee', containerName: 'alpine1' } as never };
+    const users = networkUsers(FRONT, [], [att]);
+    expect(users.containers).toEqual(['alpine1']);
+    const err = thrown(() => checkNetworkRemoval(FRONT, users));
+    expect([err.kind, err.message]).toEqual(['FailedPrecondition', `error while removing network: network front id ${FRONT.id} has active endpoints`]);
   });
 
   test('a task with attachments is judged by them, not by its spec', () => {
@@ -198,9 +207,9 @@ describe('networkEndpoints', () => {
       task('g', { service: 'agent', node: 'node-a', state: TASK_STATE_RUNNING, attached: [{ net: FRONT, address: '10.0.0.6/24' }] }),
     ];
     expect(networkEndpoints(FRONT, tasks)).toEqual([
-      { taskId: 'g', taskName: 'agent.node-a', nodeId: 'node-a', address: '10.0.0.6/24', mac: '02:42:10.0.0.6/24' },
-      { taskId: 't2', taskName: 'web.2', nodeId: 'b', address: '10.0.0.3/24', mac: '02:42:10.0.0.3/24' },
-      { taskId: 't10', taskName: 'web.10', nodeId: 'a', address: '10.0.0.11/24', mac: '02:42:10.0.0.11/24' },
+      { taskId: 'g', taskName: 'agent.node-a', nodeId: 'node-a', address: '10.0.0.6/24', mac: '02:42:10.0.0.6/24', containerId: '' },
+      { taskId: 't2', taskName: 'web.2', nodeId: 'b', address: '10.0.0.3/24', mac: '02:42:10.0.0.3/24', containerId: '' },
+      { taskId: 't10', taskName: 'web.10', nodeId: 'a', address: '10.0.0.11/24', mac: '02:42:10.0.0.11/24', containerId: '' },
     ]);
   });
 });
@@ -322,8 +331,18 @@ describe('network create flags and output', () => {
   });
 
   test('inspect: the network\'s fields and its endpoints', () => {
-    const endpoints = [{ taskId: 't', taskName: 'web.1', nodeId: 'a', address: '10.0.0.2/24', mac: '02:42:0a:00:00:02' }];
-    expect(networkJson({ network: FRONT, endpoints })).toMatchObject({ id: 'f00d1111', spec: { name: 'front', driver: 'overlay' }, subnet: '10.0.0.0/24', vni: 4096, endpoints });
+    const endpoints = [{ taskId: 't', taskName: 'web.1', nodeId: 'a', address: '10.0.0.2/24', mac: '02:42:0a:00:00:02', containerId: '' }];
+    expect(networkJson({ network: FRONT, endpoints })).toMatchObject({ id: 'f00d1111', spec: { name: 'front', driver: 'overlay' }, subnet: '10.0.0.0/24', vni: 4096, endpoints, Containers: {} });
+  });
+
+  test("inspect: docker's Containers map of the containers on the network, by container id", () => {
+    const endpoints = [
+      { taskId: 't', taskName: 'web.1', nodeId: 'a', address: '10.0.0.2/24', mac: '02:42:0a:00:00:02', containerId: '' },
+      { taskId: 'att1', taskName: 'alpine1', nodeId: 'a', address: '10.0.0.3/24', mac: '02:42:0a:00:00:03', containerId: 'c0ffee' },
+    ];
+    expect((networkJson({ network: FRONT, endpoints }) as { Containers: unknown }).Containers).toEqual({
+      c0ffee: { Name: 'alpine1', EndpointID: 'att1', MacAddress: '02:42:0a:00:00:03', IPv4Address: '10.0.0.3/24', IPv6Address: '' },
+    });
   });
 });
 
