@@ -15,17 +15,7 @@ import { publishesIngress } from './service-plans';
 /** A service's ports: its allocated endpoint's, else its spec's. */
 const endpointPorts = (s: Service | undefined) => s?.endpoint?.ports ?? s?.spec?.endpoint?.ports;
 
-/** Finds a network by full id, name, or unique id prefix. */
-export function resolveNetwork(networks: Network[], ref: string): Network {
-  const wanted = ref.trim();
-  if (!wanted) throw invalidArgument('a network name or id is required');
-  const exact = networks.find((n) => n.id === wanted) ?? networks.find((n) => n.spec?.name === wanted);
-  if (exact) return exact;
-  const byPrefix = networks.filter((n) => n.id.startsWith(wanted));
-  if (byPrefix.length === 1) return byPrefix[0];
-  if (byPrefix.length > 1) throw invalidArgument(`network id prefix ${wanted} is ambiguous (${byPrefix.length} matches)`);
-  throw notFound(`network ${wanted} not found`);
-}
+export { resolveNetwork } from './network/network-spec';
 
 /** The network a task spec's entry names: a full id or a name, as the allocator resolves them (no prefixes). */
 const byRef = (networks: Network[], ref: string) => networks.find((n) => n.id === ref) ?? networks.find((n) => n.spec?.name === ref);

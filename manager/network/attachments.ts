@@ -11,7 +11,7 @@
 import { invalidArgument, notFound, permissionDenied } from '../../services/common/errors';
 import { containsAddress, parseCidr, parseIpv4 } from '../../services/common/cidr';
 import { Network, Node, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
-import { INGRESS_NETWORK_NAME } from './network-spec';
+import { INGRESS_NETWORK_NAME, resolveNetwork } from './network-spec';
 
 /** Whether a task is a container's network attachment, not a service's task. */
 export const isAttachmentTask = (t: Task): boolean => Boolean(t.spec?.attachment);
@@ -43,17 +43,6 @@ export function checkAttachable(network: Network): void {
   if (!network.spec?.attachable) throw permissionDenied(notAttachable(name));
 }
 
-/** The network a request names: full id, name, or unique id prefix (as `network inspect` takes it). */
-function findNetwork(networks: Network[], ref: string): Network {
-  const wanted = ref.trim();
-  if (!wanted) throw invalidArgument('a network name or id is required');
-  const exact = networks.find((n) => n.id === wanted) ?? networks.find((n) => n.spec?.name === wanted);
-  if (exact) return exact;
-  const byPrefix = networks.filter((n) => n.id.startsWith(wanted));
-  if (byPrefix.length === 1) return byPrefix[0];
-  throw notFound(`network ${wanted} not found`);
-}
-
 /** The live attachment of a container to a network, if it has one. */
 export function findAttachment(tasks: Task[], nodeId: string, containerId: string, networkId: string): Task | undefined {
   return tasks.find(
@@ -73,7 +62,7 @@ export type AttachmentPlan = { kind: 'existing'; task: Task } | { kind: 'create'
  */
 export function planAttachment(req: AttachmentRequest, networks: Network[], tasks: Task[], id: string, now: Date): AttachmentPlan {
   if (!req.containerId.trim()) throw invalidArgument('a container id is required');
-  const network = findNetwork(networks, req.network);
+  const network = resolveNetwork(networks, req.network);
   checkAttachable(network);
   const existing = findAttachment(tasks, req.nodeId, req.containerId, network.id);
   if (existing) return { kind: 'existing', task: existing };

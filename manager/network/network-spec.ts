@@ -7,7 +7,7 @@
  * asked for; what the allocator chose (a subnet from the pools, the default gateway, a VNI) goes
  * on the Network object (see ipam.ts).
  */
-import { conflict, invalidArgument } from '../../services/common/errors';
+import { conflict, invalidArgument, notFound } from '../../services/common/errors';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import {
   Ipv4Cidr,
@@ -251,4 +251,16 @@ function validateOptions(options: { [key: string]: string }, driver: CreatableDr
     throw invalidArgument('a macvlan network needs --opt parent=IFACE: the host interface its addresses live on');
   }
   return out;
+}
+
+/** Finds a network by full id, name, or unique id prefix. */
+export function resolveNetwork(networks: Network[], ref: string): Network {
+  const wanted = ref.trim();
+  if (!wanted) throw invalidArgument('a network name or id is required');
+  const exact = networks.find((n) => n.id === wanted) ?? networks.find((n) => n.spec?.name === wanted);
+  if (exact) return exact;
+  const byPrefix = networks.filter((n) => n.id.startsWith(wanted));
+  if (byPrefix.length === 1) return byPrefix[0];
+  if (byPrefix.length > 1) throw invalidArgument(`network id prefix ${wanted} is ambiguous (${byPrefix.length} matches)`);
+  throw notFound(`network ${wanted} not found`);
 }
