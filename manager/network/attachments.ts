@@ -8,7 +8,7 @@
  * records include it. It goes when the node detaches it, when the node says at session start that
  * its container is gone, or when the node is removed or down (as its tasks do). Pure.
  */
-import { invalidArgument, notFound, permissionDenied } from '../../services/common/errors';
+import { invalidArgument, permissionDenied } from '../../services/common/errors';
 import { containsAddress, parseCidr, parseIpv4 } from '../../services/common/cidr';
 import { Network, Node, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { INGRESS_NETWORK_NAME, resolveNetwork } from './network-spec';
