@@ -1,5 +1,7 @@
 /** Helpers for end-to-end tests on a lab: run the CLI, wait for the cluster to say something, form a swarm. */
-import { Lab, LabHost } from '../lab/lab';
+import { Lab, LabClient, LabHost } from '../lab/lab';
+import { pushBusybox } from '../support/image-build';
+import { TestRegistry, startRegistry } from '../support/registry';
 
 export interface NodeJson {
   id: string;
@@ -96,3 +98,27 @@ export async function formSwarm(lab: Lab, managers: LabHost[], workers: LabHost[
     return list.length === managers.length + workers.length && list.every((n) => n.status?.state === 'NODE_STATE_READY') ? list : undefined;
   });
 }
+
+/**
+ * A registry in a client namespace of the lab (at `listen`, which the lab's daemons must trust as
+ * insecure) holding the busybox test image: what the container and terminal tests run.
+ */
+export async function busyboxRegistry(lab: Lab, listen: string): Promise<{ client: LabClient; registry: TestRegistry; image: string }> {
+  const client = await lab.addClient();
+  const registry = await startRegistry({ listen, netns: client.netns, baseDir: lab.baseDir });
+  const image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  return { client, registry, image };
+}
+
+/** A lab-side TCP server (node -e) on port 80 that answers each connection with the address it came from. */
+export const ADDRESS_ECHO_SERVER = `require('net').createServer((c) => c.end(c.remoteAddress + '\\n')).listen(80, '0.0.0.0', () => console.log('up'));`;
+const ASK = [
+  'const s = require("net").connect(Number(process.argv[2]), process.argv[1]); let d = "";',
+  's.on("data", (x) => (d += x)); s.on("end", () => console.log(d.trim()));',
+  's.on("error", (e) => { console.log("ERR " + e.code); process.exitCode = 1; });',
+  'setTimeout(() => { console.log("ERR timeout"); process.exit(1); }, 3000).unref();',
+].join(' ');
+
+/** Connects from a lab namespace to addr:port and returns what came back, or `ERR <code>`. */
+export const askFrom = async (lab: Lab, from: { netns: string }, addr: string, port: number): Promise<string> =>
+  (await lab.exec(from, [process.execPath, '-e', ASK, addr, String(port)])).stdout.trim();

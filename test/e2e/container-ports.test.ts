@@ -9,24 +9,15 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
-import { sw, waitFor } from './cluster-helpers';
+import { ADDRESS_ECHO_SERVER, askFrom, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
 let lab: Lab;
 let h: LabHost;
 let client: LabClient;
 
-/** Answers each connection with the address it came from, then closes it. */
-const SERVER = `require('net').createServer((c) => c.end(c.remoteAddress + '\\n')).listen(80, '0.0.0.0', () => console.log('up'));`;
-/** Connects to argv[1]:argv[2] and prints what comes back, or ERR <code>. */
-const CLIENT = [
-  'const s = require("net").connect(Number(process.argv[2]), process.argv[1]); let d = "";',
-  's.on("data", (x) => (d += x)); s.on("end", () => console.log(d.trim()));',
-  's.on("error", (e) => { console.log("ERR " + e.code); process.exitCode = 1; });',
-  'setTimeout(() => { console.log("ERR timeout"); process.exit(1); }, 3000).unref();',
-].join(' ');
-
-const ask = async (from: { netns: string }, addr: string, port: number): Promise<string> => (await lab.exec(from, [process.execPath, '-e', CLIENT, addr, String(port)])).stdout.trim();
+const ask = (from: { netns: string }, addr: string, port: number) => askFrom(lab, from, addr, port);
+const SERVER = ADDRESS_ECHO_SERVER;
 const records = () => (existsSync(join(h.dataDir, 'local-containers', 'records')) ? readdirSync(join(h.dataDir, 'local-containers', 'records')) : []);
 const hostVeths = async () => (await lab.exec(h, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => l.includes('swbl-'));
 const table = async () => {

@@ -4,10 +4,10 @@
  * shares the container's cgroup but is never shown). Run through test/run.sh.
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { sw, waitFor } from './cluster-helpers';
+import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
-import { pushBusybox } from '../support/image-build';
-import { TestRegistry, startRegistry } from '../support/registry';
+import type { TestRegistry } from '../support/registry';
+import type { StatsEntry } from '../../agent/containers/stats-plans';
 
 let lab: Lab;
 let h: LabHost;
@@ -15,21 +15,9 @@ let registry: TestRegistry;
 let image: string;
 const REGISTRY = '198.51.100.200:5000';
 
-interface StatsJson {
-  BlockIO: string;
-  CPUPerc: string;
-  Container: string;
-  ID: string;
-  MemPerc: string;
-  MemUsage: string;
-  Name: string;
-  NetIO: string;
-  PIDs: string;
-}
-
 const inspect = async (ref: string) => (JSON.parse(await sw(lab, h, ['inspect', ref])) as { Id: string; State: { Pid: number; Running: boolean; Status: string } }[])[0];
 const statsJson = async (...refs: string[]) =>
-  (await sw(lab, h, ['stats', '--no-stream', '--format', 'json', ...refs])).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StatsJson);
+  (await sw(lab, h, ['stats', '--no-stream', '--format', 'json', ...refs])).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StatsEntry);
 const UNITS: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 };
 const rxBytes = (netIo: string) => {
   const m = /^([\d.]+)(B|kB|MB|GB) \//.exec(netIo)!;
@@ -41,9 +29,7 @@ beforeAll(async () => {
   requireBuiltCli();
   lab = await Lab.create({ prefix: `swst${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
   h = lab.host(1);
-  const client = await lab.addClient();
-  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
-  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
   await lab.startDaemon(h);
 }, 180000);
 

@@ -9,10 +9,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { sw, waitFor } from './cluster-helpers';
+import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
-import { pushBusybox } from '../support/image-build';
-import { TestRegistry, startRegistry } from '../support/registry';
+import type { TestRegistry } from '../support/registry';
 
 interface Inspect {
   Id: string;
@@ -47,9 +46,7 @@ beforeAll(async () => {
   requireBuiltCli();
   lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
   h = lab.host(1);
-  const client = await lab.addClient();
-  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
-  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
   await lab.startDaemon(h);
 }, 180000);
 

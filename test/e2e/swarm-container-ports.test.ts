@@ -5,21 +5,15 @@
  * runs) is refused to a container with docker's message. Run through test/run.sh.
  */
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
-import { formSwarm, sw, waitFor } from './cluster-helpers';
+import { ADDRESS_ECHO_SERVER, askFrom, formSwarm, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
 let lab: Lab;
 let h1: LabHost, h2: LabHost;
 let client: LabClient;
 
-const SERVER = `require('net').createServer((c) => c.end(c.remoteAddress + '\\n')).listen(80, '0.0.0.0', () => console.log('up'));`;
-const CLIENT = [
-  'const s = require("net").connect(Number(process.argv[2]), process.argv[1]); let d = "";',
-  's.on("data", (x) => (d += x)); s.on("end", () => console.log(d.trim()));',
-  's.on("error", (e) => { console.log("ERR " + e.code); process.exitCode = 1; });',
-  'setTimeout(() => { console.log("ERR timeout"); process.exit(1); }, 3000).unref();',
-].join(' ');
-const ask = async (from: { netns: string }, addr: string, port: number): Promise<string> => (await lab.exec(from, [process.execPath, '-e', CLIENT, addr, String(port)])).stdout.trim();
+const ask = (from: { netns: string }, addr: string, port: number) => askFrom(lab, from, addr, port);
+const SERVER = ADDRESS_ECHO_SERVER;
 const table = async (h: LabHost, name: string) => {
   const r = await lab.exec(h, ['nft', 'list', 'table', 'ip', name]);
   return r.code === 0 ? r.stdout : '';

@@ -12,9 +12,8 @@
  * Run through test/run.sh after `npm run build`.
  */
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { formSwarm, sw, waitFor } from './cluster-helpers';
-import { pushBusybox } from '../support/image-build';
-import { TestRegistry, startRegistry } from '../support/registry';
+import { busyboxRegistry, formSwarm, sw, waitFor } from './cluster-helpers';
+import type { TestRegistry } from '../support/registry';
 import { uniqueSuffix } from '../support/unique';
 
 const prefix = `swt${uniqueSuffix()}`;
@@ -34,9 +33,7 @@ beforeAll(async () => {
   requireBuiltCli();
   lab = await Lab.create({ prefix, hosts: 2, insecureRegistries: [REGISTRY] });
   [h1, h2] = lab.hosts;
-  const client = await lab.addClient();
-  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
-  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
   await formSwarm(lab, [h1], [h2]);
 }, 180000);
 

@@ -11,9 +11,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { LocalNodeClient, TerminalInput, TerminalOutput } from '../../services/gen/swarmlet/v1/control';
-import { formSwarm, sw, waitFor } from './cluster-helpers';
-import { pushBusybox } from '../support/image-build';
-import { TestRegistry, startRegistry } from '../support/registry';
+import { busyboxRegistry, formSwarm, sw, waitFor } from './cluster-helpers';
+import type { TestRegistry } from '../support/registry';
 import { Tmux } from '../support/tmux';
 import { uniqueSuffix } from '../support/unique';
 import { shellJoin } from '../../agent/runtime/terminal-plans';
@@ -62,9 +61,7 @@ beforeAll(async () => {
   requireBuiltCli();
   lab = await Lab.create({ prefix, hosts: 1, insecureRegistries: [REGISTRY] });
   [h1] = lab.hosts;
-  client = await lab.addClient();
-  registry = await startRegistry({ listen: REGISTRY, netns: client.netns, baseDir: lab.baseDir });
-  image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  ({ client, registry, image } = await busyboxRegistry(lab, REGISTRY));
   await formSwarm(lab, [h1], []);
 }, 180000);
 
