@@ -323,7 +323,7 @@ async function run(opts: ReturnType<typeof parseBenchArgs>): Promise<void> {
         progress('exec against nsenter');
         await b.exec();
         progress('latency: user bridge, attachable overlay, veth pair');
-        await b.latencies(`${opts.prefix}${uniqueSuffix(3)}`);
+        await b.latencies(`${opts.prefix.slice(0, 9)}${uniqueSuffix(3)}`); // + "va": an interface name of at most 15
         const after = loadavg();
         report = renderReport(
           `container commands, ${opts.runs} runs (run -d: ${opts.runs} samples each; exec: ${opts.runs * 2}; latency: ${opts.runs} x ${PINGS} pings and ${opts.runs} x ${RR_SECONDS} s of sockperf per pair, the veth pair's twice)`,
