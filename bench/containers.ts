@@ -18,8 +18,7 @@
  *
  *   node dist/bench/containers.js [--runs N]
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -31,9 +30,9 @@ import { ContainerSpec, PullPolicy, Task, TaskState } from '../services/gen/swar
 import { pushBusybox } from '../test/support/image-build';
 import { startRegistry } from '../test/support/registry';
 import { uniqueSuffix } from '../test/support/unique';
+import { COMMAND, readOr, timeCrunRun, until, writeReferenceBundle } from './crun-reference';
 import { progress, ratio, summarize, type Summary } from './lab-helpers';
 
-const COMMAND = ['sh', '-c', 'echo ready; exec sleep 100000'];
 const log = pino({ level: 'silent' });
 
 function parseArgs(argv: string[]): { runs: number } {
@@ -63,22 +62,6 @@ function task(image: string, n: number): Task {
   };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 60000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new SwarmletError('Internal', `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
-const readOr = (file: string) => {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-};
-
 /** One task through the runtime: prepare + start until "ready" in its output; then stop and remove it (untimed). */
 async function timeTask(runtime: CrunRuntime, stateDir: string, image: string, n: number): Promise<number> {
   const t = task(image, n);
@@ -90,55 +73,6 @@ async function timeTask(runtime: CrunRuntime, stateDir: string, image: string, n
   await runtime.stop(t.id, 0);
   await runtime.remove(t.id);
   return ms;
-}
-
-function runQuiet(argv: string[]): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-    child.once('error', () => resolve());
-    child.once('close', () => resolve());
-  });
-}
-
-/** `crun run` on a prepared bundle until "ready" on its stdout; then kill it and clean up (untimed). */
-async function timeCrunRun(bundle: string, crunRoot: string, unifiedMount: string | undefined, n: number): Promise<number> {
-  const id = `ref${uniqueSuffix(6)}x${n}`;
-  const hide = unifiedMount ? `umount -l ${unifiedMount} 2>/dev/null; ` : '';
-  const script = `${hide}exec crun --root ${crunRoot} --cgroup-manager=disabled run --bundle ${bundle} ${id}`;
-  const t0 = performance.now();
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  try {
-    await until(`crun run to print ready (${err.trim()})`, () => out.includes('ready') || child.exitCode !== null);
-    if (!out.includes('ready')) throw new SwarmletError('Internal', `crun run failed: ${err.trim()}`);
-    return performance.now() - t0;
-  } finally {
-    await runQuiet(['crun', '--root', crunRoot, 'kill', id, 'KILL']);
-    await exited;
-    await runQuiet(['crun', '--root', crunRoot, 'delete', '--force', id]);
-  }
-}
-
-/** A bundle on the image's unpacked rootfs (read-only), running COMMAND as the runtime's containers do, without the hold. */
-function writeReferenceBundle(dir: string, rootfs: string): void {
-  mkdirSync(dir, { recursive: true });
-  const config = {
-    ociVersion: '1.0.2',
-    process: { terminal: false, user: { uid: 0, gid: 0 }, args: COMMAND, env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], cwd: '/', noNewPrivileges: true },
-    root: { path: rootfs, readonly: true },
-    hostname: 'ref',
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    ],
-    linux: { namespaces: ['pid', 'ipc', 'uts', 'mount', 'network'].map((type) => ({ type })) },
-  };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
 }
 
 const row = (name: string, s: Summary, ref: Summary) =>

@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
-import { Lab } from '../test/lab/lab';
+import { Lab, LabOptions } from '../test/lab/lab';
 import { sleep } from '../test/lab/process-tree';
 
 export interface BenchOptions {
@@ -152,10 +152,10 @@ export function copyLabLogs(lab: Lab, dir: string): void {
  * Builds a lab of `hosts` hosts named by opts.prefix, runs `body` on it, and destroys it in a
  * finally; on SIGINT or SIGTERM destroys it at once and exits 130, whatever the body was doing.
  * When `body` fails, the end of every host's log goes to stderr; with opts.keepLogs the logs are
- * copied there first.
+ * copied there first. `labOptions` adds to the lab's (for example its daemons' insecureRegistries).
  */
-export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab) => Promise<void>): Promise<void> {
-  const lab = await Lab.create({ prefix: opts.prefix, hosts });
+export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab) => Promise<void>, labOptions: Partial<LabOptions> = {}): Promise<void> {
+  const lab = await Lab.create({ ...labOptions, prefix: opts.prefix, hosts });
   let failed = true;
   // Set on a signal: the body then fails (its commands are killed with the lab) and must neither dump logs nor exit 1.
   let interrupted: Promise<void> | undefined;

@@ -44,9 +44,9 @@ MIN_NODE_MAJOR=20
 # Runtime: etcd, nft, ip, nsenter; crun + skopeo + umoci for oci images. Tests and benchmarks:
 # bsdutils has util-linux's `script`: the pty of tty tasks and of exec -t.
 # docker-registry, busybox-static and apache2-utils (htpasswd) for a local registry and image,
-# tmux for the terminal tests, dnsutils (dig), iperf3, dnsperf, dnsmasq-base and wrk for the reference figures.
+# tmux for the terminal tests, dnsutils (dig), iperf3, dnsperf, dnsmasq-base, wrk and sockperf (TCP_RR) for the reference figures.
 APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux bsdutils ca-certificates crun skopeo umoci
-  docker-registry busybox-static apache2-utils tmux dnsutils curl iperf3 dnsperf dnsmasq-base wrk)
+  docker-registry busybox-static apache2-utils tmux dnsutils curl iperf3 dnsperf dnsmasq-base wrk sockperf)
 LINK=/usr/local/bin/swarmlet
 UNIT_SRC="$REPO/deploy/swarmlet.service"
 UNIT_DST=/etc/systemd/system/swarmlet.service

@@ -118,22 +118,16 @@ async function runAttached(l: LocalNodeClient, c: Container, host: string): Prom
   }
   const { statusCode } = await call(l, l.waitContainer, { container: c.id }, host, 24 * 3600 * 1000);
   stream.cancel();
-  // What the follow had not printed yet (the container's log stays until it is removed); at most
-  // a few seconds: the container has exited, and so does `run` with its code.
-  if (!c.config?.autoRemove) {
-    const rest: string[] = [];
+  // What the follow had not printed yet: the container's log stays until it is removed; one that
+  // --rm has removed already ends the read with NotFound, and what the follow gave is all there is.
+  const rest: string[] = [];
+  await new Promise<void>((resolve) => {
     const s = l.containerLogs({ container: c.id, follow: false, tail: -1 });
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        s.on('data', (m: { line: string }) => rest.push(m.line));
-        s.on('error', () => resolve());
-        s.on('end', () => resolve());
-      }),
-      new Promise<void>((resolve) => setTimeout(resolve, 3000).unref()),
-    ]);
-    s.cancel();
-    for (const line of rest.slice(printed)) out(`${line}\n`);
-  }
+    s.on('data', (m: { line: string }) => rest.push(m.line));
+    s.on('error', () => resolve());
+    s.on('end', () => resolve());
+  });
+  for (const line of rest.slice(printed)) out(`${line}\n`);
   process.exit(statusCode);
 }
 

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { permissionDenied } from '../common/errors';
-import { toServiceError } from './grpc-errors';
+import { endServerStream, toServiceError } from './grpc-errors';
 import { CertRole, PeerIdentity, verifyPeerCertificate } from '../pki/ca';
 
 /** The name every manager certificate carries; clients check managers against it, not against an IP. */
@@ -122,11 +122,11 @@ export function requireRoles<S extends object>(service: S, caCertPem: string, ro
   return wrapped as S;
 }
 
-/** Ends a unary call (through its callback) or a server stream (by destroying it) with an error's status. */
-export function failCall(call: { destroy(err?: Error): void }, callback: grpc.sendUnaryData<unknown> | undefined, err: unknown): void {
+/** Ends a unary call (through its callback) or a server stream (endServerStream: never by destroy(), which sends no status) with an error's status. */
+export function failCall(call: grpc.ServerWritableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown> | undefined, err: unknown): void {
   const status = toServiceError(err);
   if (typeof callback === 'function') return callback(status);
-  call.destroy(Object.assign(new Error(status.details), status));
+  endServerStream(call, Object.assign(new Error(status.details), status));
 }
 
 /** Client credentials for calling one particular node: its certificate must be the cluster's and name that node. */

@@ -1,6 +1,6 @@
 /** Helpers for end-to-end tests on a lab: run the CLI, wait for the cluster to say something, form a swarm. */
 import { Lab, LabClient, LabHost } from '../lab/lab';
-import { pushBusybox } from '../support/image-build';
+import { BusyboxImageOptions, pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
 
 export interface NodeJson {
@@ -101,12 +101,13 @@ export async function formSwarm(lab: Lab, managers: LabHost[], workers: LabHost[
 
 /**
  * A registry in a client namespace of the lab (at `listen`, which the lab's daemons must trust as
- * insecure) holding the busybox test image: what the container and terminal tests run.
+ * insecure) holding the busybox test image (built with `build`'s files and config, if given): what
+ * the container and terminal tests run.
  */
-export async function busyboxRegistry(lab: Lab, listen: string): Promise<{ client: LabClient; registry: TestRegistry; image: string }> {
+export async function busyboxRegistry(lab: Lab, listen: string, build: BusyboxImageOptions = {}): Promise<{ client: LabClient; registry: TestRegistry; image: string }> {
   const client = await lab.addClient();
   const registry = await startRegistry({ listen, netns: client.netns, baseDir: lab.baseDir });
-  const image = (await pushBusybox(registry, { baseDir: lab.baseDir, netns: client.netns })).reference;
+  const image = (await pushBusybox(registry, { ...build, baseDir: lab.baseDir, netns: client.netns })).reference;
   return { client, registry, image };
 }
 

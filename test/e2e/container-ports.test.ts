@@ -4,17 +4,25 @@
  * on 127.0.0.1, and sees the client's own address (DNAT, no proxy); a port bound to 127.0.0.1 is
  * not open to the client; `ps`, `inspect` and `port` show the ports as docker does; a taken port
  * is refused with docker's message and leaves nothing; the rules go with `rm -f` and `stop`, come
- * back with `start`, and survive a daemon restart. Run through test/run.sh.
+ * back with `start`, and survive a daemon restart; `run -P` publishes the ports an OCI image exposes
+ * (the busybox test image from a lab registry, exposing 80/tcp) on free host ports. Run through
+ * test/run.sh.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
-import { ADDRESS_ECHO_SERVER, askFrom, sw, waitFor } from './cluster-helpers';
+import { ADDRESS_ECHO_SERVER, askFrom, busyboxRegistry, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
+import type { TestRegistry } from '../support/registry';
 
 let lab: Lab;
 let h: LabHost;
 let client: LabClient;
+let registry: TestRegistry;
+/** Busybox serving /var/www with httpd on port 80, which its config exposes. */
+let image: string;
+// The lab's first client namespace: the daemon must know the registry before it starts.
+const REGISTRY = '198.51.100.200:5000';
 
 const ask = (from: { netns: string }, addr: string, port: number) => askFrom(lab, from, addr, port);
 const SERVER = ADDRESS_ECHO_SERVER;
@@ -33,13 +41,17 @@ const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(la
 
 beforeAll(async () => {
   requireBuiltCli();
-  lab = await Lab.create({ prefix: `swcp${uniqueSuffix()}`, hosts: 1 });
+  lab = await Lab.create({ prefix: `swcp${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
   h = lab.host(1);
-  client = await lab.addClient();
+  ({ client, registry, image } = await busyboxRegistry(lab, REGISTRY, {
+    files: { '/var/www/index.html': 'exposed\n' },
+    config: { cmd: ['httpd', '-f', '-p', '80', '-h', '/var/www'], exposedPorts: ['80/tcp'] },
+  }));
   await lab.startDaemon(h);
-}, 120000);
+}, 180000);
 
 afterAll(async () => {
+  await registry?.stop();
   await lab?.destroy();
 }, 60000);
 
@@ -122,3 +134,24 @@ test('the rules go when the container stops, come back on start, and survive a d
   await sw(lab, h, ['rm', '-f', 'svc']);
   expect(await table()).toBe('');
 }, 240000);
+
+test('run -P publishes the image\'s exposed port on a free host port: port shows it, and a client reaches the container there', async () => {
+  await sw(lab, h, ['run', '-d', '-P', '--name', 'exposed', image]);
+  const line = await sw(lab, h, ['port', 'exposed']);
+  const m = /^80\/tcp -> 0\.0\.0\.0:(\d+)\n$/.exec(line);
+  expect(m).not.toBeNull();
+  const hostPort = Number(m![1]);
+  expect(hostPort).toBeGreaterThan(0);
+  expect(await sw(lab, h, ['port', 'exposed', '80'])).toBe(`0.0.0.0:${hostPort}\n`);
+  expect((await inspect('exposed')).NetworkSettings.Ports).toEqual({ '80/tcp': [{ HostIp: '0.0.0.0', HostPort: String(hostPort) }] });
+  // httpd in the container answers a lab client on the host's address, and the host on 127.0.0.1.
+  for (const [from, addr] of [[client, h.addr], [h, '127.0.0.1']] as const) {
+    const page = await waitFor(`the page from ${from.netns} at ${addr}:${hostPort}`, async () => {
+      const r = await lab.exec(from, ['curl', '-s', '--max-time', '2', `http://${addr}:${hostPort}/`]);
+      return r.code === 0 ? r.stdout : undefined;
+    });
+    expect(page).toBe('exposed\n');
+  }
+  await sw(lab, h, ['rm', '-f', 'exposed']);
+  expect(await table()).toBe('');
+}, 180000);
