@@ -106,11 +106,12 @@ export class Daemon implements NodeRoles {
       exec: new ExecRuntime({ stateDir: this.dir.tasksDir, cgroupParent: cfg.cgroupParent, log: rootLog }),
       oci: new CrunRuntime({ stateDir: path.join(cfg.dataDir, 'containers'), cgroupParent: `${cfg.cgroupParent}-oci`, log: rootLog, images: this.images, volumes: this.volumes }),
     });
-    // Containers run through the same runtimes, with state dirs and cgroups apart: the worker never sees them as tasks.
+    // Containers run through the same runtimes, with state dirs and cgroup parents apart: beside the tasks' parents,
+    // not inside them, since a runtime lists every cgroup under its parent as a task and the worker removes strays.
     const containersDir = path.join(cfg.dataDir, 'local-containers');
     this.containerRuntime = new RuntimeRouter({
-      exec: new ExecRuntime({ stateDir: path.join(containersDir, 'exec'), cgroupParent: `${cfg.cgroupParent}/containers`, log: rootLog }),
-      oci: new CrunRuntime({ stateDir: path.join(containersDir, 'oci'), cgroupParent: `${cfg.cgroupParent}-oci/containers`, log: rootLog, images: this.images, volumes: this.volumes }),
+      exec: new ExecRuntime({ stateDir: path.join(containersDir, 'exec'), cgroupParent: `${cfg.cgroupParent}-containers`, log: rootLog }),
+      oci: new CrunRuntime({ stateDir: path.join(containersDir, 'oci'), cgroupParent: `${cfg.cgroupParent}-oci-containers`, log: rootLog, images: this.images, volumes: this.volumes }),
     });
     this.localNetworks = new LocalContainerNetworks({
       log: rootLog,
