@@ -15,6 +15,7 @@ import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
 import { exited, waitFor } from '../support/runtime-wait';
+import { readTaskOutput } from '../support/task-output';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-${uniqueSuffix(6)}`;
@@ -45,7 +46,7 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
   };
 }
 
-const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
+const output = (id: string) => readTaskOutput(join(stateDir, id, 'output.log'));
 
 async function run(t: Task): Promise<RuntimeTaskState> {
   await runtime.prepare(t);
@@ -269,7 +270,7 @@ describe('ExecRuntime', () => {
     await waitFor('lines', async () => output(t.id).includes('line5'));
     const collect = async (tail: number) => {
       const lines: string[] = [];
-      for await (const l of runtime.logs(t.id, { tail, follow: false, signal: new AbortController().signal })) lines.push(l);
+      for await (const l of runtime.logs(t.id, { tail, follow: false, signal: new AbortController().signal })) lines.push(l.text);
       return lines;
     };
     expect(await collect(2)).toEqual(['line4', 'line5']);
@@ -280,8 +281,8 @@ describe('ExecRuntime', () => {
     const followed: string[] = [];
     const done = (async () => {
       for await (const l of runtime.logs(t.id, { tail: 1, follow: true, signal: controller.signal })) {
-        followed.push(l);
-        if (l === 'later') controller.abort();
+        followed.push(l.text);
+        if (l.text === 'later') controller.abort();
       }
     })();
     await done;
@@ -299,7 +300,7 @@ describe('ExecRuntime', () => {
     await waitFor('one', async () => output(t.id).includes('one'));
     const lines: string[] = [];
     const done = (async () => {
-      for await (const l of runtime.logs(t.id, { tail: -1, follow: true, signal: new AbortController().signal })) lines.push(l);
+      for await (const l of runtime.logs(t.id, { tail: -1, follow: true, signal: new AbortController().signal })) lines.push(l.text);
     })();
     await waitFor('first line', async () => lines.length > 0);
     await runtime.stop(t.id, 1000);
