@@ -41,6 +41,8 @@ export interface CrunRuntimeOptions {
   crun?: string;
   /** A static busybox that holds each container before start (default /usr/bin/busybox, Debian's busybox-static). */
   busybox?: string;
+  /** The init of --init (default /usr/bin/tini-static, Debian's tini): bound at /sbin/docker-init. */
+  init?: string;
   /** The host's resolv.conf, copied for tasks that do not use the embedded DNS (default /etc/resolv.conf). */
   hostResolvConf?: string;
   /** How long prepare waits for the container to be created (default 20 s). */
@@ -156,6 +158,7 @@ export class CrunRuntime implements Runtime {
     if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
     if (c.image.startsWith('exec:')) throw invalidArgument(`image ${JSON.stringify(c.image)} is for the exec runtime, not the oci one`);
     if (!(await exists(this.busybox))) throw failedPrecondition(`the oci runtime needs a static busybox at ${this.busybox} (Debian's busybox-static)`);
+    if (c.init) await this.initBinary();
     // Nothing, or what a prepare that did not finish left: start afresh.
     await this.forget(task.id);
     const image = await this.opts.images.ensure(c.image, c.pull, opts.registryAuth);
@@ -188,7 +191,8 @@ export class CrunRuntime implements Runtime {
     for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
     await this.ensureWorkdir(image.rootfs, join(dir, 'upper'), plan.cwd);
     const files = await this.writeTaskFiles(task, dir, plan, hostNetwork);
-    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty });
+    const init = c.init ? await this.initBinary() : undefined;
+    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty, readOnly: c.readOnly, init });
     if (c.tty || c.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
     const stopSignal = planStopSignal(image.config.stopSignal, osConstants.signals as unknown as Record<string, number>);
@@ -196,12 +200,19 @@ export class CrunRuntime implements Runtime {
     const limits = task.spec?.resources?.limits;
     // The shim and crun share the task's cgroup: the pids limit counts the container's own processes, as docker's does.
     const pids = limits?.pids ? limits.pids + SHIM_PIDS : 0;
-    const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids });
+    const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids });
     const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty, logFile);
     const fresh: ProcessState = { shim };
     await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
     await this.awaitReady(task.id, fresh);
     log.info({ pid: fresh.init?.pid, image: c.image, imageId: image.id }, 'task prepared');
+  }
+
+  /** --init's init on this host; refused (before anything is made) when it is not there. */
+  private async initBinary(): Promise<string> {
+    const path = this.opts.init ?? '/usr/bin/tini-static';
+    if (!(await exists(path))) throw failedPrecondition(`--init needs a static init at ${path} (Debian's tini package): it is not on this node`);
+    return path;
   }
 
   private async readRootFile(root: string, path: string): Promise<string | undefined> {

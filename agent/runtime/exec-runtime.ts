@@ -104,7 +104,7 @@ export class ExecRuntime implements Runtime {
       await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
       if (config.tty || config.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
       const limits = task.spec?.resources?.limits;
-      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
+      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
       const shim = await this.spawnShim(task.id, config, procs, opts.logFile);
       const fresh: ProcessState = { shim };
       await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
@@ -120,6 +120,8 @@ export class ExecRuntime implements Runtime {
   private async execConfig(task: Task): Promise<ExecConfig> {
     const c = task.spec?.container;
     if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
+    // --init needs nothing here: an exec task's pid 1 is always swarmlet-init, which forwards signals and reaps.
+    if (c.readOnly) throw invalidArgument('--read-only is not available on the exec runtime: an exec: image is a directory of the host, shared with it; use an OCI image');
     const root = parseExecImage(c.image);
     const st = await stat(root).catch(() => undefined);
     if (!st?.isDirectory()) throw invalidArgument(`image ${JSON.stringify(c.image)}: ${root} does not exist or is not a directory on this node`);

@@ -47,6 +47,7 @@ function createOptions<T>(a: Argv<T>) {
     .option('volume', { alias: 'v', ...arr('Bind mount a volume (name:/path[:ro] or /host/path:/path[:ro])') })
     .option('mount', arr('Attach a filesystem mount to the container'))
     .option('read-only', { type: 'boolean', default: false, describe: "Mount the container's root filesystem as read only" })
+    .option('init', { type: 'boolean', default: false, describe: 'Run an init inside the container that forwards signals and reaps processes' })
     .option('tmpfs', arr('Mount a tmpfs directory (/path[:size=64m])'))
     .option('memory', { alias: 'm', ...str('Memory limit') })
     .option('memory-swap', str("Swap limit equal to memory plus swap: '-1' to enable unlimited swap"))
@@ -84,6 +85,7 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
     volume: repeated(argv.volume),
     mount: repeated(argv.mount),
     readOnly: Boolean(argv['read-only']),
+    init: Boolean(argv.init),
     tmpfs: repeated(argv.tmpfs),
     memory: argv.memory as string | undefined,
     memorySwap: argv['memory-swap'] as string | undefined,
