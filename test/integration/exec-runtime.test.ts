@@ -294,6 +294,30 @@ describe('ExecRuntime', () => {
     await expect(collect(1)).rejects.toThrow(/no logs/);
   });
 
+  test('logs: each line with its time and stream; a line without its newline is kept as a part; the last lines are there at exit', async () => {
+    const t = task({ command: ['sh', '-c', 'echo out; sleep 0.1; echo err >&2; sleep 0.1; printf "no newline"; sleep 0.3; echo " then one"; echo last'] });
+    const before = new Date().toISOString();
+    await run(t);
+    await exited(runtime, t.id);
+    const records = [];
+    for await (const r of runtime.logs(t.id, { tail: -1, follow: false, signal: new AbortController().signal })) records.push(r);
+    expect(records.map(({ stream, partial, text }) => ({ stream, partial, text }))).toEqual([
+      { stream: 'stdout', partial: false, text: 'out' },
+      { stream: 'stderr', partial: false, text: 'err' },
+      { stream: 'stdout', partial: true, text: 'no newline' },
+      { stream: 'stdout', partial: false, text: ' then one' },
+      { stream: 'stdout', partial: false, text: 'last' },
+    ]);
+    for (const r of records) expect(r.time >= before.replace(/Z$/, '') && r.time.length === 30).toBe(true);
+    const times = records.map((r) => r.time);
+    expect([...times].sort()).toEqual(times);
+    // since: from the stderr line on.
+    const since = [];
+    for await (const r of runtime.logs(t.id, { tail: -1, follow: false, since: records[1].time, signal: new AbortController().signal })) since.push(r.text);
+    expect(since).toEqual(['err', 'no newline', ' then one', 'last']);
+    await runtime.remove(t.id);
+  });
+
   test('a following reader ends when the task is removed', async () => {
     const t = task({ command: ['sh', '-c', 'echo one; sleep 30'] });
     await run(t);
