@@ -67,15 +67,17 @@ while (%open) {
 
 /**
  * The shim's first lines (sh): start the writer on two fifos in the task's state directory and
- * send the shim's own stdout and stderr (so the task's) to them; SL_LOG_WAIT is the writer's WAIT. `$logger` is the writer's pid:
- * the shim waits for it before it writes the exit code, so a task's last lines are in output.log
- * once the task shows as exited.
+ * send the shim's own stdout and stderr (so the task's) to them (without perl, the output goes to
+ * output.log as it is, which readers take as stdout lines without times); SL_LOG_WAIT is the
+ * writer's WAIT. `$logger` is the writer's pid: the shim waits for it before it writes the exit
+ * code, so a task's last lines are in output.log once the task shows as exited.
  */
 export const LOG_SHIM_LINES = `logger=
-if mkfifo -m 0600 "$SL_DIR/log-out.fifo" "$SL_DIR/log-err.fifo"; then
+# Opened for reading and writing: never blocks, even if the writer could not start (then lines wait in the pipe).
+if command -v perl >/dev/null 2>&1 && mkfifo -m 0600 "$SL_DIR/log-out.fifo" "$SL_DIR/log-err.fifo"; then
   perl -e "$SL_LOG" "$SL_DIR/log-out.fifo" "$SL_DIR/log-err.fifo" "\${SL_LOG_WAIT:-0.05}" </dev/null &
   logger=$!
-  exec >"$SL_DIR/log-out.fifo" 2>"$SL_DIR/log-err.fifo"
+  exec 1<>"$SL_DIR/log-out.fifo" 2<>"$SL_DIR/log-err.fifo"
 fi`;
 
 /** The shim's last step before the exit code: its own output closed, then the writer's end awaited. */
