@@ -120,7 +120,7 @@ export class ExecRuntime implements Runtime {
   private async execConfig(task: Task): Promise<ExecConfig> {
     const c = task.spec?.container;
     if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
-    // --init needs nothing here: an exec task's pid 1 is always swarmlet-init, which forwards signals and reaps.
+    // --init changes nothing here: an exec task's pid 1 is always swarmlet-init, which forwards signals.
     if (c.readOnly) throw invalidArgument('--read-only is not available on the exec runtime: an exec: image is a directory of the host, shared with it; use an OCI image');
     const root = parseExecImage(c.image);
     const st = await stat(root).catch(() => undefined);
