@@ -30,9 +30,9 @@ export function agentService(runtime: Runtime, networks: NetworkChecker, caCertP
           const wanted = call.request.taskIds.filter((id) => ids.includes(id));
           await Promise.all(
             wanted.map(async (taskId) => {
-              for await (const line of runtime.logs(taskId, { tail: Number(call.request.tail), follow: call.request.follow, signal: controller.signal })) {
+              for await (const record of runtime.logs(taskId, { tail: Number(call.request.tail), follow: call.request.follow, signal: controller.signal })) {
                 if (controller.signal.aborted) break;
-                call.write({ taskId, nodeId: '', serviceName: '', slot: 0, line });
+                call.write({ taskId, nodeId: '', serviceName: '', slot: 0, line: record.text });
               }
             }),
           );

@@ -36,6 +36,8 @@ export interface ContainerFlags {
   volume?: string[];
   mount?: string[];
   readOnly?: boolean;
+  /** --init */
+  init?: boolean;
   tmpfs?: string[];
   memory?: string;
   memorySwap?: string;
@@ -98,17 +100,23 @@ function count(v: string | number, what: string, min = 0): number {
   return Number(s);
 }
 
+/**
+ * docker's `--memory-swap` (memory plus swap): -1 unlimited swap, N (>= --memory) N - memory of
+ * swap; 0 or absent: none beyond the memory limit (swarmlet's default). Docker's messages.
+ */
+export function parseMemorySwap(text: string | undefined, memory: number): number {
+  if (text === undefined || text === '' || text === '0') return 0;
+  const swap = text === '-1' ? -1 : parseBytes(text, '--memory-swap');
+  if (!memory) throw invalidArgument('You should always set the Memory limit when using Memoryswap limit, see usage');
+  if (swap !== -1 && swap < memory) throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
+  return swap;
+}
+
 /** The config `run`/`create` send, from the flags, the image and what follows it. */
 export function containerConfigFromFlags(f: ContainerFlags, image: string, command: string[], env: Record<string, string | undefined> = {}): ContainerConfig {
   if (!image) throw invalidArgument('"run" requires at least 1 argument: an image');
-  if (f.readOnly) throw invalidArgument('--read-only is not supported yet');
   const memory = f.memory !== undefined ? parseBytes(f.memory, '--memory') : 0;
-  if (f.memorySwap !== undefined && f.memorySwap !== '-1') {
-    const swap = parseBytes(f.memorySwap, '--memory-swap');
-    if (!memory) throw invalidArgument('You should always set the Memory limit when using Memoryswap limit, see usage');
-    if (swap < memory) throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
-    if (swap !== memory) throw invalidArgument('only --memory-swap equal to --memory (no swap) is supported: swarmlet gives containers no swap');
-  }
+  const memorySwap = parseMemorySwap(f.memorySwap, memory);
   const nanoCpus = f.cpus !== undefined ? parseCpus(f.cpus, '--cpus') : 0;
   const pids = f.pidsLimit !== undefined ? count(f.pidsLimit, 'pids-limit', -1) : 0;
   const stop = f.stopTimeout !== undefined ? count(f.stopTimeout, 'stop-timeout', 0) : undefined;
@@ -133,8 +141,13 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
         pull: PullPolicy.PULL_POLICY_MISSING,
         tty: Boolean(f.tty),
         openStdin: Boolean(f.interactive),
+        ...(f.readOnly ? { readOnly: true } : {}),
+        ...(f.init ? { init: true } : {}),
       },
-      resources: memory || nanoCpus || pids > 0 ? { limits: { memoryBytes: memory, nanoCpus, pids: Math.max(0, pids) }, reservations: undefined } : undefined,
+      resources:
+        memory || nanoCpus || pids > 0
+          ? { limits: { memoryBytes: memory, nanoCpus, pids: Math.max(0, pids), ...(memorySwap ? { memorySwapBytes: memorySwap } : {}) }, reservations: undefined }
+          : undefined,
       restart: undefined,
       placement: undefined,
       forceUpdate: 0,

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Containers } from '../agent/containers/containers';
+import { planLogSince } from '../agent/runtime/log-plans';
 import { unary } from '../services/api/handlers';
 import { failCall } from '../services/api/tls';
 import {
@@ -64,9 +65,10 @@ export function containerService(containers: Containers): ContainerHandlers {
       call.on('cancelled', () => controller.abort());
       void (async () => {
         const req = call.request;
-        for await (const line of containers.logs(req.container, { tail: Number(req.tail), follow: req.follow, signal: controller.signal })) {
+        const since = req.since ? planLogSince(req.since, new Date()) : undefined;
+        for await (const r of containers.logs(req.container, { tail: Number(req.tail), follow: req.follow, signal: controller.signal, since })) {
           if (controller.signal.aborted) return;
-          call.write({ line });
+          call.write({ line: r.text, stream: r.stream, time: r.time, partial: r.partial });
         }
         call.end();
       })().catch((err) => failCall(call, undefined, err));

@@ -310,12 +310,16 @@ export function planInspect(c: Container): Record<string, unknown> {
       RestartPolicy: { Name: restart.name, MaximumRetryCount: restart.maximumRetryCount },
       AutoRemove: Boolean(c.config?.autoRemove),
       Memory: nanoOrZero(limits?.memoryBytes),
+      // docker's: memory plus swap; with a memory limit and no --memory-swap, swarmlet gives no swap (memory alone).
+      MemorySwap: limits?.memoryBytes ? (limits.memorySwapBytes || limits.memoryBytes) : 0,
       NanoCpus: nanoOrZero(limits?.nanoCpus),
       PidsLimit: limits?.pids ? limits.pids : null,
       Binds: (ctr?.mounts ?? []).filter((m) => m.type !== 2).map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
       Tmpfs: Object.fromEntries((ctr?.mounts ?? []).filter((m) => m.type === 2).map((m) => [m.target, m.tmpfsSizeBytes ? `size=${m.tmpfsSizeBytes}` : ''])),
       PortBindings: ports.PortBindings,
       PublishAllPorts: Boolean(c.config?.publishAll),
+      ReadonlyRootfs: Boolean(ctr?.readOnly),
+      Init: ctr?.init ? true : null,
     },
     Mounts: mounts,
     Config: {

@@ -14,13 +14,20 @@ const ID = /^[0-9a-f]{64}$/;
 /**
  * The node's containers on disk, one directory each under `root` (`<dataDir>/local-containers`):
  * `<id>/container.json`, replaced whole (written aside, then renamed), so a daemon that dies
- * mid-write leaves the previous version. The runtime's own state for a container lives apart.
+ * mid-write leaves the previous version; `<id>/container.log`, the output of all its runs (records
+ * of log-plans.ts, appended by each start's log writer). The runtime's own state lives apart.
  */
 export class ContainerStore {
   constructor(private readonly root: string) {}
 
   private file(id: string): string {
     return join(this.root, id, 'container.json');
+  }
+
+  /** Where the container's output is kept, across its restarts, until it is removed. */
+  logFile(id: string): string {
+    if (!ID.test(id)) throw new Error(`not a container id: ${id}`);
+    return join(this.root, id, 'container.log');
   }
 
   async list(): Promise<ContainerRecord[]> {

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { access } from 'node:fs/promises';
 import { Mutex } from 'async-mutex';
 import { sleep } from '../../services/common/backoff';
 import { asSwarmletError, conflict, failedPrecondition, invalidArgument, notFound } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Container, ContainerConfig, ContainerEndpointInfo, ContainerTopResponse, ContainerUsage } from '../../services/gen/swarmlet/v1/control';
 import { NetworkAttachment } from '../../services/gen/swarmlet/v1/types';
-import type { Runtime, RuntimeTaskState } from '../runtime/runtime';
+import type { LogsOptions, Runtime, RuntimeTaskState } from '../runtime/runtime';
+import type { LogRecord } from '../runtime/log-plans';
+import { readLogRecords } from '../runtime/log-reader';
 import { ContainerNetworks, NO_PLUG_DRIVERS } from './container-networks';
 import type { ContainerPorts } from './container-ports';
 import {
@@ -174,7 +177,7 @@ export class Containers {
     try {
       await this.lock(id).runExclusive(async () => {
         for (const n of networks) if (!NO_PLUG_DRIVERS.has(n)) this.checkNetwork(n);
-        await this.opts.runtime.prepare(planContainerTask(rec.container, runtimeAttachments(networks)));
+        await this.opts.runtime.prepare(planContainerTask(rec.container, runtimeAttachments(networks)), { logFile: this.opts.store.logFile(id) });
         await this.save(rec);
       });
     } catch (err) {
@@ -226,7 +229,7 @@ export class Containers {
     if (st.state !== 'created') {
       // A sandbox runs once: an exited container starts again in a fresh one.
       await rt.remove(c.id);
-      await rt.prepare(planContainerTask(c, runtimeAttachments(networks)));
+      await rt.prepare(planContainerTask(c, runtimeAttachments(networks)), { logFile: this.opts.store.logFile(c.id) });
       st = await rt.inspect(c.id);
     }
     try {
@@ -435,12 +438,25 @@ export class Containers {
     }
   }
 
-  /** `logs`: with follow, the lines appended until the container has exited (or is removed), then the stream ends, as docker's does. */
-  async *logs(ref: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  /**
+   * A container's records: from its own log (container-store.ts), which every start appends to;
+   * one made before containers had their own log is read where its runtime keeps it.
+   */
+  private async *records(id: string, opts: LogsOptions): AsyncIterable<LogRecord> {
+    const file = this.opts.store.logFile(id);
+    const own = await access(file).then(() => true, () => false);
+    yield* own ? readLogRecords(file, opts) : this.opts.runtime.logs(id, opts);
+  }
+
+  /**
+   * `logs`: every run's output (a restart appends to it, as docker's), the last `tail` records from
+   * `since` on; with follow, those appended until the container has exited (or is removed), then
+   * the stream ends, as docker's does.
+   */
+  async *logs(ref: string, opts: LogsOptions): AsyncIterable<LogRecord> {
     const { id } = this.find(ref).container;
-    const rt = this.opts.runtime;
     if (!opts.follow) {
-      yield* rt.logs(id, opts);
+      yield* this.records(id, opts);
       return;
     }
     // A created one is followed too: `run` without -d follows its container before it starts it.
@@ -450,9 +466,9 @@ export class Containers {
       const st = rec?.container.state?.status;
       return !rec || st === 'running' || st === 'restarting' || st === 'created';
     };
-    // Where the follow starts, in lines, so that what is written between the exit and the end of the follow is given once.
+    // Where the follow starts, in records, so that what is written between the exit and the end of the follow is given once.
     let lines = 0;
-    for await (const _ of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) lines += 1;
+    for await (const _ of this.records(id, { tail: -1, follow: false, signal: opts.signal, since: opts.since })) lines += 1;
     const start = opts.tail < 0 ? 0 : Math.max(0, lines - opts.tail);
     const follow = new AbortController();
     const stop = () => follow.abort();
@@ -462,15 +478,15 @@ export class Containers {
     let given = 0;
     try {
       if (live()) {
-        for await (const line of rt.logs(id, { ...opts, signal: follow.signal })) {
+        for await (const record of this.records(id, { ...opts, signal: follow.signal })) {
           given += 1;
-          yield line;
+          yield record;
         }
       }
       if (opts.signal.aborted || !this.recs.has(id)) return;
       let i = 0;
-      for await (const line of rt.logs(id, { tail: -1, follow: false, signal: opts.signal })) {
-        if (i++ >= start + given) yield line;
+      for await (const record of this.records(id, { tail: -1, follow: false, signal: opts.signal, since: opts.since })) {
+        if (i++ >= start + given) yield record;
       }
     } finally {
       clearInterval(timer);

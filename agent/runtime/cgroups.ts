@@ -2,6 +2,7 @@ import { access, mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
+import { planSwapLimit } from './cgroup-plans';
 import { signalProcess } from './proc';
 
 /**
@@ -22,6 +23,8 @@ const V1_HIERARCHIES: V1Hierarchy[] = ['memory', 'cpu', 'pids', 'systemd', 'unif
 
 export interface CgroupLimits {
   memoryBytes?: number;
+  /** docker's --memory-swap: memory plus swap; -1 unlimited swap; 0 (default) none beyond memoryBytes. */
+  memorySwapBytes?: number;
   nanoCpus?: number;
   /** The most processes (and threads) the task may have: pids.max. */
   pids?: number;
@@ -86,6 +89,7 @@ export class TaskCgroups {
     const pids = limits.pids ?? 0;
     if (pids < 0 || !Number.isInteger(pids)) throw invalidArgument(`pids limit ${pids} is not valid: a positive whole number (0: no limit)`);
     if (memory > 0 && memory < MIN_MEMORY_BYTES) throw invalidArgument(`memory limit of ${memory} bytes is too small: the minimum is 6 MiB`);
+    const swap = planSwapLimit(this.layout.version, memory, limits.memorySwapBytes ?? 0);
     if (memory > 0 && !this.dirOf(taskId, 'memory')) throw failedPrecondition('a memory limit was asked for, but this node has no memory cgroup controller');
     if (cpus > 0 && !this.dirOf(taskId, 'cpu')) throw failedPrecondition('a CPU limit was asked for, but this node has no cpu cgroup controller');
     if (pids > 0 && !this.dirOf(taskId, 'pids')) throw failedPrecondition('a pids limit was asked for, but this node has no pids cgroup controller');
@@ -100,8 +104,6 @@ export class TaskCgroups {
     if (this.layout.version === 1) {
       if (memDir && memory > 0) {
         await writeFile(join(memDir, 'memory.limit_in_bytes'), String(memory));
-        // No swap beyond the limit, as memory.swap.max 0 on v2 (the file exists only with swap accounting).
-        if (await exists(join(memDir, 'memory.memsw.limit_in_bytes'))) await writeFile(join(memDir, 'memory.memsw.limit_in_bytes'), String(memory));
       }
       if (cpuDir && quotaUs > 0) {
         await writeFile(join(cpuDir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
@@ -110,10 +112,11 @@ export class TaskCgroups {
     } else {
       if (memDir && memory > 0) {
         await writeFile(join(memDir, 'memory.max'), String(memory));
-        if (await exists(join(memDir, 'memory.swap.max'))) await writeFile(join(memDir, 'memory.swap.max'), '0');
       }
       if (cpuDir && quotaUs > 0) await writeFile(join(cpuDir, 'cpu.max'), `${quotaUs} ${CPU_PERIOD_US}`);
     }
+    // The swap limit (cgroup-plans.ts); its file is there only with swap accounting: without it, memory is limited without swap (docker's warning).
+    if (memDir && swap && (await exists(join(memDir, swap.file)))) await writeFile(join(memDir, swap.file), swap.value);
     return this.dirs(taskId).map((d) => join(d, 'cgroup.procs'));
   }
 

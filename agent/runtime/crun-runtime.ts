@@ -13,7 +13,8 @@ import { resolveUser, usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
 import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
-import { ExecSessionOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import type { LogRecord } from './log-plans';
 import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planExecEnv, planScriptArgv } from './terminal-plans';
@@ -40,6 +41,8 @@ export interface CrunRuntimeOptions {
   crun?: string;
   /** A static busybox that holds each container before start (default /usr/bin/busybox, Debian's busybox-static). */
   busybox?: string;
+  /** The init of --init (default /usr/bin/tini-static, Debian's tini): bound at /sbin/docker-init. */
+  init?: string;
   /** The host's resolv.conf, copied for tasks that do not use the embedded DNS (default /etc/resolv.conf). */
   hostResolvConf?: string;
   /** How long prepare waits for the container to be created (default 20 s). */
@@ -155,12 +158,13 @@ export class CrunRuntime implements Runtime {
     if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
     if (c.image.startsWith('exec:')) throw invalidArgument(`image ${JSON.stringify(c.image)} is for the exec runtime, not the oci one`);
     if (!(await exists(this.busybox))) throw failedPrecondition(`the oci runtime needs a static busybox at ${this.busybox} (Debian's busybox-static)`);
+    if (c.init) await this.initBinary();
     // Nothing, or what a prepare that did not finish left: start afresh.
     await this.forget(task.id);
     const image = await this.opts.images.ensure(c.image, c.pull, opts.registryAuth);
     this.opts.images.use(task.id, image.id);
     try {
-      await this.create(task, image, log);
+      await this.create(task, image, log, opts.logFile);
     } catch (err) {
       await this.forget(task.id).catch((e) => log.warn({ err: e }, 'cleaning up a failed prepare failed'));
       await this.releaseTask(task.id).catch((e) => log.warn({ err: e }, 'releasing a failed prepare\'s image and volumes failed'));
@@ -169,7 +173,7 @@ export class CrunRuntime implements Runtime {
   }
 
   /** Plans the container, writes its bundle and starts its shim; resolves when the container is created and held. */
-  private async create(task: Task, image: { id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }, log: Logger): Promise<void> {
+  private async create(task: Task, image: { id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }, log: Logger, logFile?: string): Promise<void> {
     const c = task.spec!.container!;
     const dir = this.dir(task.id);
     const passwd = await this.readRootFile(image.rootfs, '/etc/passwd');
@@ -187,7 +191,8 @@ export class CrunRuntime implements Runtime {
     for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
     await this.ensureWorkdir(image.rootfs, join(dir, 'upper'), plan.cwd);
     const files = await this.writeTaskFiles(task, dir, plan, hostNetwork);
-    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty });
+    const init = c.init ? await this.initBinary() : undefined;
+    const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty, readOnly: c.readOnly, init });
     if (c.tty || c.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
     const stopSignal = planStopSignal(image.config.stopSignal, osConstants.signals as unknown as Record<string, number>);
@@ -195,12 +200,19 @@ export class CrunRuntime implements Runtime {
     const limits = task.spec?.resources?.limits;
     // The shim and crun share the task's cgroup: the pids limit counts the container's own processes, as docker's does.
     const pids = limits?.pids ? limits.pids + SHIM_PIDS : 0;
-    const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids });
-    const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty);
+    const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids });
+    const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty, logFile);
     const fresh: ProcessState = { shim };
     await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
     await this.awaitReady(task.id, fresh);
     log.info({ pid: fresh.init?.pid, image: c.image, imageId: image.id }, 'task prepared');
+  }
+
+  /** --init's init on this host; refused (before anything is made) when it is not there. */
+  private async initBinary(): Promise<string> {
+    const path = this.opts.init ?? '/usr/bin/tini-static';
+    if (!(await exists(path))) throw failedPrecondition(`--init needs a static init at ${path} (Debian's tini package): it is not on this node`);
+    return path;
   }
 
   private async readRootFile(root: string, path: string): Promise<string | undefined> {
@@ -235,7 +247,7 @@ export class CrunRuntime implements Runtime {
     return files;
   }
 
-  private async spawnShim(taskId: string, lower: string, procs: string[], tty: boolean): Promise<ProcessRef> {
+  private async spawnShim(taskId: string, lower: string, procs: string[], tty: boolean, logFile?: string): Promise<ProcessRef> {
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
@@ -247,8 +259,8 @@ export class CrunRuntime implements Runtime {
       SL_ID: taskId,
       SL_RUN: CRUN_RUN_SCRIPT,
       ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
-      ...(tty ? { SL_TTY: '1' } : {}),
-    });
+      ...(tty ? { SL_TTY: '1', SL_LOG_WAIT: '0' } : {}),
+    }, logFile);
   }
 
   /**
@@ -272,8 +284,7 @@ export class CrunRuntime implements Runtime {
         }
       }
       if (!(await isAlive(state.shim)) || Date.now() > deadline) {
-        const text = ((await readText(join(dir, 'output.log'))) ?? '').trim();
-        const reason = text ? text.split('\n').slice(-3).join('; ') : 'no output';
+        const reason = (await this.tasks.outputTail(taskId)) || 'no output';
         throw internal(`the task's container was not created${Date.now() > deadline ? ' in time' : ''}: ${reason}`);
       }
       await sleep(2);
@@ -385,7 +396,7 @@ export class CrunRuntime implements Runtime {
     return this.tasks.attach(taskId, Boolean(info.tty));
   }
 
-  logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  logs(taskId: string, opts: LogsOptions): AsyncIterable<LogRecord> {
     return this.tasks.logs(taskId, opts);
   }
 }

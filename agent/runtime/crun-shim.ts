@@ -2,6 +2,7 @@
  * The POSIX sh scripts every oci task runs under (`sh -c SCRIPT NAME`, so a running task never
  * depends on a file that may change). Everything comes in the environment:
  *   SL_DIR           the task's state directory: the crun bundle (config.json), upper/, work/, rootfs/
+ *   SL_LOG           the output writer (log-writer.ts): output.log gets the task's output as records
  *   SL_CGROUP_PROCS  cgroup.procs files the shim joins first, space-separated
  *   SL_LOWER         the image's unpacked rootfs (overlayfs lowerdir, read-only)
  *   SL_CRUN          the crun binary; SL_CRUN_ROOT its state directory; SL_ID the container id
@@ -19,13 +20,17 @@
  * to $SL_DIR/exitcode.
  */
 
+import { LOG_SHIM_FINISH, LOG_SHIM_LINES } from './log-writer';
+
 export const CRUN_SHIM_NAME = 'swarmlet-crun-shim';
 
 export const CRUN_SHIM_SCRIPT = `set -u
 finish() {
+  ${LOG_SHIM_FINISH}
   echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
   exit 0
 }
+${LOG_SHIM_LINES}
 for f in $SL_CGROUP_PROCS; do
   echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
 done

@@ -18,7 +18,8 @@ import {
   wrapCommand,
 } from './exec-spec';
 import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
-import { ExecSessionOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import type { LogRecord } from './log-plans';
 import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planScriptArgv } from './terminal-plans';
@@ -81,7 +82,7 @@ export class ExecRuntime implements Runtime {
     return this.tasks.readExitCode(taskId);
   }
 
-  async prepare(task: Task): Promise<void> {
+  async prepare(task: Task, opts: PrepareOptions = {}): Promise<void> {
     const dir = this.dir(task.id);
     const log = this.log.child({ taskId: task.id });
     const state = await this.readState(task.id);
@@ -103,8 +104,8 @@ export class ExecRuntime implements Runtime {
       await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
       if (config.tty || config.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
       const limits = task.spec?.resources?.limits;
-      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
-      const shim = await this.spawnShim(task.id, config, procs);
+      const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
+      const shim = await this.spawnShim(task.id, config, procs, opts.logFile);
       const fresh: ProcessState = { shim };
       await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
       await this.awaitReady(task.id, fresh);
@@ -119,6 +120,8 @@ export class ExecRuntime implements Runtime {
   private async execConfig(task: Task): Promise<ExecConfig> {
     const c = task.spec?.container;
     if (!c) throw invalidArgument(`task ${task.id} has no container spec`);
+    // --init changes nothing here: an exec task's pid 1 is always swarmlet-init, which forwards signals.
+    if (c.readOnly) throw invalidArgument('--read-only is not available on the exec runtime: an exec: image is a directory of the host, shared with it; use an OCI image');
     const root = parseExecImage(c.image);
     const st = await stat(root).catch(() => undefined);
     if (!st?.isDirectory()) throw invalidArgument(`image ${JSON.stringify(c.image)}: ${root} does not exist or is not a directory on this node`);
@@ -161,7 +164,7 @@ export class ExecRuntime implements Runtime {
     throw invalidArgument(`exec: ${JSON.stringify(cmd)}: executable file not found in ${cmd.includes('/') ? image : '$PATH'}`);
   }
 
-  private spawnShim(taskId: string, config: ExecConfig, procs: string[]): Promise<ProcessRef> {
+  private spawnShim(taskId: string, config: ExecConfig, procs: string[], logFile?: string): Promise<ProcessRef> {
     const command = wrapCommand(config, config.argv);
     return this.tasks.spawnShim(taskId, [SHIM_SCRIPT, SHIM_NAME, ...(config.tty ? planScriptArgv(command) : command)], {
       SL_CGROUP_PROCS: procs.join(' '),
@@ -169,7 +172,8 @@ export class ExecRuntime implements Runtime {
       SL_ROOT: config.root,
       SL_INIT: INIT_SCRIPT,
       ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
-    });
+      ...(config.tty ? { SL_LOG_WAIT: '0' } : {}),
+    }, logFile);
   }
 
   /** Waits for pid 1 to say ready, then records its pid; on failure, says why with the end of the task's output. */
@@ -186,8 +190,7 @@ export class ExecRuntime implements Runtime {
         }
       }
       if (!(await isAlive(state.shim)) || Date.now() > deadline) {
-        const text = ((await readText(join(dir, 'output.log'))) ?? '').trim();
-        const reason = text ? text.split('\n').slice(-3).join('; ') : 'no output';
+        const reason = (await this.tasks.outputTail(taskId)) || 'no output';
         throw internal(`the task's sandbox did not come up${Date.now() > deadline ? ' in time' : ''}: ${reason}`);
       }
       await sleep(10);
@@ -288,7 +291,7 @@ export class ExecRuntime implements Runtime {
     return this.tasks.attach(taskId, Boolean((await this.readConfig(taskId))?.tty));
   }
 
-  logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  logs(taskId: string, opts: LogsOptions): AsyncIterable<LogRecord> {
     return this.tasks.logs(taskId, opts);
   }
 }

@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { LogRecord, afterSince, parseLogRecord } from './log-plans';
 
 const CHUNK = 64 * 1024;
 const POLL_MS = 200;
@@ -109,5 +110,13 @@ export async function* readLogLines(file: string, opts: { tail: number; follow: 
   } finally {
     watcher?.close();
     signal.removeEventListener('abort', poke);
+  }
+}
+
+/** A task's output.log as records (log-plans.ts): the last `tail` (-1: all) of those from `since` on, then new ones while `follow`. */
+export async function* readLogRecords(file: string, opts: { tail: number; follow: boolean; signal: AbortSignal; since?: string }): AsyncGenerator<LogRecord> {
+  for await (const line of readLogLines(file, opts)) {
+    const record = parseLogRecord(line);
+    if (afterSince(record, opts.since)) yield record;
   }
 }

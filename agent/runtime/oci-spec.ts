@@ -154,7 +154,14 @@ export interface OciSpecInput {
   files: OciTaskFiles;
   /** The container's process gets a pty (crun's; see crun-shim.ts). */
   tty?: boolean;
+  /** docker's --read-only: the root filesystem read-only (its mounts, tmpfs and /dev as they are). */
+  readOnly?: boolean;
+  /** docker's --init: this host file (tini's static build) runs as pid 1 at DOCKER_INIT, with the command as its child. */
+  init?: string;
 }
+
+/** Where --init's init is in the container, as docker's. */
+export const DOCKER_INIT = '/sbin/docker-init';
 
 /** Docker's default mounts: proc, dev (tmpfs, with pts, shm, mqueue) and a read-only sys. */
 function defaultMounts(): OciMount[] {
@@ -185,7 +192,8 @@ export function planOciSpec(input: OciSpecInput): Record<string, unknown> {
     process: {
       terminal: Boolean(input.tty),
       user: { uid: p.user.uid, gid: p.user.gid, ...(p.user.additionalGids.length ? { additionalGids: p.user.additionalGids } : {}) },
-      args: [HOLD_BUSYBOX, 'sh', '-c', HOLD_SCRIPT, 'swarmlet-hold', input.executable, ...p.argv],
+      // With --init, docker's `docker-init -- COMMAND...` (tini finds the command on the container's PATH).
+      args: [HOLD_BUSYBOX, 'sh', '-c', HOLD_SCRIPT, 'swarmlet-hold', ...(input.init ? [DOCKER_INIT, DOCKER_INIT, '--'] : [input.executable]), ...p.argv],
       env: p.env,
       cwd: p.cwd,
       capabilities: {
@@ -198,7 +206,7 @@ export function planOciSpec(input: OciSpecInput): Record<string, unknown> {
       noNewPrivileges: true,
       oomScoreAdj: 0,
     },
-    root: { path: input.rootfs, readonly: false },
+    root: { path: input.rootfs, readonly: Boolean(input.readOnly) },
     hostname: p.hostname,
     mounts: [
       ...defaultMounts(),
@@ -207,6 +215,7 @@ export function planOciSpec(input: OciSpecInput): Record<string, unknown> {
       bindFile(input.files.resolvConf, '/etc/resolv.conf'),
       ...input.mounts,
       bindFile(input.files.busybox, HOLD_BUSYBOX, true),
+      ...(input.init ? [bindFile(input.init, DOCKER_INIT, true)] : []),
       bindFile(input.files.startFifo, HOLD_FIFO),
     ],
     linux: {

@@ -1,5 +1,6 @@
 import { Task } from '../../services/gen/swarmlet/v1/types';
-import { ExecSessionOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
+import type { LogRecord } from './log-plans';
 
 /** The runtime an image names: `exec:` images run on the exec runtime, every other one (an OCI reference) on the oci runtime. */
 export function planRuntimeKind(image: string): 'exec' | 'oci' {
@@ -83,7 +84,7 @@ export class RuntimeRouter implements Runtime {
     return (runtime ?? this.runtimes.oci).attach(taskId);
   }
 
-  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  async *logs(taskId: string, opts: LogsOptions): AsyncIterable<LogRecord> {
     const runtime = await this.owner(taskId);
     yield* (runtime ?? this.runtimes.oci).logs(taskId, opts);
   }

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { Task } from '../../services/gen/swarmlet/v1/types';
+import type { LogRecord } from './log-plans';
 import type { TerminalSize } from './terminal-plans';
 
 export type { TerminalSize } from './terminal-plans';
@@ -22,6 +23,16 @@ export interface RuntimeTaskState {
 export interface PrepareOptions {
   /** The registry credential for the task's image (from its service's sealed one); never logged. */
   registryAuth?: string;
+  /** Where the task's output goes (a container's log, kept across its restarts); default: output.log in the task's state directory. */
+  logFile?: string;
+}
+
+/** What `logs` reads: the last `tail` records (-1 all), those from `since` on (log-plans.ts's time), then new ones while `follow`. */
+export interface LogsOptions {
+  tail: number;
+  follow: boolean;
+  signal: AbortSignal;
+  since?: string;
 }
 
 /** An interactive command in a task (docker exec -i/-t). */
@@ -48,9 +59,9 @@ export interface TerminalSession {
   readonly tty: boolean;
   /** To the process's stdin (the pty with a tty); end() closes it (exec without a tty). */
   readonly stdin: Writable;
-  /** Everything from a pty; else the process's stdout (attach without a tty: stdout and stderr as the task's log has them). */
+  /** Everything from a pty; else the process's stdout. */
   readonly stdout: Readable;
-  /** Exec without a tty: the command's stderr. */
+  /** Without a tty: the process's stderr. */
   readonly stderr?: Readable;
   /** Sets the pty's window size (nothing without a pty). */
   resize(size: TerminalSize): Promise<void>;
@@ -82,6 +93,6 @@ export interface Runtime {
   execSession(taskId: string, opts: ExecSessionOptions): Promise<TerminalSession>;
   /** The task's main process: its pty (a tty task), or its stdin (open_stdin) and its output from now on, and its end. */
   attach(taskId: string): Promise<TerminalSession>;
-  /** The task's output: the last `tail` lines (-1 all), then new lines while `follow` until the signal aborts or the task is removed. */
-  logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string>;
+  /** The task's output, record by record (log-plans.ts), until the signal aborts or the task is removed when following. */
+  logs(taskId: string, opts: LogsOptions): AsyncIterable<LogRecord>;
 }

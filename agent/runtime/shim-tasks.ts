@@ -4,23 +4,26 @@
  *   state.json    the shim's and the task's pid 1's pid and start time (guards against pid reuse)
  *   started       pid 1 let the command run (its mtime is the start time)
  *   exitcode      the task's exit code, written by the shim when the task ends
- *   output.log    the command's stdout and stderr, appended
+ *   output.log    the command's stdout and stderr, appended as records (log-plans.ts) by the
+ *                 shim's writer (log-writer.ts); a link to the container's own log when prepare is given one
  * ShimTasks reads them, inspects, stops and forgets tasks, lists and tails them; each runtime
  * keeps what differs (how a task is made, started and exec'd into).
  */
 import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sleep } from '../../services/common/backoff';
 import { failedPrecondition, internal, invalidArgument, notFound } from '../../services/common/errors';
 import type { Logger } from '../../services/common/logger';
 import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgroups';
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
-import { readLogLines } from './log-reader';
+import { readLogRecords } from './log-reader';
+import { LogRecord, parseLogRecord } from './log-plans';
+import { LOG_WRITER_SCRIPT } from './log-writer';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
-import type { RuntimeTaskState, TerminalSession } from './runtime';
+import type { LogsOptions, RuntimeTaskState, TerminalSession } from './runtime';
 import { attachTaskDir } from './terminal';
 
 /** The PATH helpers run with. */
@@ -166,24 +169,42 @@ export class ShimTasks {
 
   /**
    * Starts a task's shim: `sh -c ARGS...` in a session of its own (so it outlives the agent), its
-   * output appended to output.log, with PATH and SL_DIR set besides `env`. Returns it once it runs.
+   * output appended to output.log (a link to `logFile` when given) as records by the log writer,
+   * with PATH, SL_DIR and SL_LOG set besides `env`. Returns it once it runs.
    */
-  async spawnShim(taskId: string, args: string[], env: Record<string, string>): Promise<ProcessRef> {
+  async spawnShim(taskId: string, args: string[], env: Record<string, string>, logFile?: string): Promise<ProcessRef> {
     const dir = this.dir(taskId);
-    const out = await open(join(dir, 'output.log'), 'a', 0o640);
+    const log = join(dir, 'output.log');
+    if (logFile) {
+      await mkdir(dirname(logFile), { recursive: true });
+      await rm(log, { force: true });
+      await symlink(logFile, log);
+    }
+    const out = await open(log, 'a', 0o640);
     try {
-      const child = spawn('/bin/sh', ['-c', ...args], { detached: true, cwd: '/', stdio: ['ignore', out.fd, out.fd], env: { PATH: HOST_PATH, SL_DIR: dir, ...env } });
+      const child = spawn('/bin/sh', ['-c', ...args], { detached: true, cwd: '/', stdio: ['ignore', out.fd, out.fd], env: { PATH: HOST_PATH, SL_DIR: dir, SL_LOG: LOG_WRITER_SCRIPT, ...env } });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', reject);
       });
       child.unref();
       const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
-      if (!ref) throw internal(`the task's shim ended at once: ${((await readText(join(dir, 'output.log'))) ?? '').trim().slice(-500)}`);
+      if (!ref) throw internal(`the task's shim ended at once: ${(await this.outputTail(taskId)).slice(-500)}`);
       return ref;
     } finally {
       await out.close();
     }
+  }
+
+  /** The last lines of the task's output, joined with '; ' (what a task that did not come up said). */
+  async outputTail(taskId: string, lines = 3): Promise<string> {
+    const text = (await readText(join(this.dir(taskId), 'output.log'))) ?? '';
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-lines)
+      .map((l) => parseLogRecord(l).text.trim())
+      .join('; ');
   }
 
   async readState(taskId: string): Promise<ProcessState | undefined> {
@@ -317,9 +338,9 @@ export class ShimTasks {
     return attachTaskDir(taskId, { log: join(dir, 'output.log'), ...((await exists(fifo)) ? { stdinFifo: fifo } : {}) }, tty, state.init.pid, () => this.inspect(taskId));
   }
 
-  async *logs(taskId: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncIterable<string> {
+  async *logs(taskId: string, opts: LogsOptions): AsyncIterable<LogRecord> {
     const file = join(this.dir(taskId), 'output.log');
     if (!(await exists(file))) throw notFound(`task ${taskId} has no logs on this node`);
-    yield* readLogLines(file, opts);
+    yield* readLogRecords(file, opts);
   }
 }

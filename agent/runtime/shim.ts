@@ -3,6 +3,7 @@
  * running task never depends on a file that may change). Their arguments are the wrapped command
  * (exec-spec.ts wrapCommand); the rest comes in the environment:
  *   SL_DIR           the task's state directory (on the host's filesystem)
+ *   SL_LOG           the output writer (log-writer.ts): output.log gets the task's output as records
  *   SL_CGROUP_PROCS  cgroup.procs files the shim joins first, space-separated
  *   SL_HOSTNAME      the task's hostname
  *   SL_ROOT          "/" or the directory the command is chrooted into
@@ -21,14 +22,18 @@
  * outside by SIGKILL, so "ready" without "status" means that.
  */
 
+import { LOG_SHIM_FINISH, LOG_SHIM_LINES } from './log-writer';
+
 export const SHIM_NAME = 'swarmlet-shim';
 export const INIT_NAME = 'swarmlet-init';
 
 export const SHIM_SCRIPT = `set -u
 finish() {
+  ${LOG_SHIM_FINISH}
   echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
   exit 0
 }
+${LOG_SHIM_LINES}
 for f in $SL_CGROUP_PROCS; do
   echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
 done

@@ -1,7 +1,7 @@
 /**
  * The I/O of terminals (terminal-plans.ts says how they work): exec sessions as child processes
- * of the agent, attach to a task's main process through its state directory (output.log followed
- * from its end, stdin.fifo written to, the pty's size set on the slave), so an attach needs
+ * of the agent, attach to a task's main process through its state directory (output.log's records
+ * followed from its end, stdout and stderr apart without a tty, stdin.fifo written to, the pty's size set on the slave), so an attach needs
  * nothing the daemon would lose when it restarts.
  */
 import { spawn } from 'node:child_process';
@@ -14,6 +14,7 @@ import { failedPrecondition, internal } from '../../services/common/errors';
 import { DEFAULT_PATH as HOST_PATH } from './exec-spec';
 import { childrenOf, signalProcess } from './proc';
 import type { RuntimeTaskState, TerminalSession, TerminalSize } from './runtime';
+import { LOG_PREFIX_LENGTH, parseLogPrefix } from './log-plans';
 import { isPtySlave, planExitCode, sttySizeArgs } from './terminal-plans';
 
 const FOLLOW_POLL_MS = 100;
@@ -90,6 +91,38 @@ export async function followFile(file: string, signal: AbortSignal): Promise<Rea
     }
   }
   return Readable.from(follow(), { objectMode: false });
+}
+
+/**
+ * A task's output from the end of its output.log on, as the process wrote it: the records' text,
+ * each to its stream (with a tty, all to stdout); both end when the signal aborts.
+ */
+export async function followOutput(file: string, signal: AbortSignal, tty: boolean): Promise<{ stdout: Readable; stderr?: Readable }> {
+  const raw = await followFile(file, signal);
+  const stdout = new PassThrough();
+  const stderr = tty ? undefined : new PassThrough();
+  let pending: Buffer = Buffer.alloc(0);
+  raw.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let nl: number;
+    while ((nl = pending.indexOf(0x0a)) >= 0) {
+      const line = pending.subarray(0, nl);
+      pending = pending.subarray(nl + 1);
+      const p = parseLogPrefix(line.subarray(0, LOG_PREFIX_LENGTH).toString('latin1'));
+      const text = p ? line.subarray(LOG_PREFIX_LENGTH) : line;
+      const data = p?.partial ? text : Buffer.concat([text, Buffer.from('\n')]);
+      (p?.stream === 'stderr' && stderr ? stderr : stdout).write(data);
+    }
+  });
+  raw.on('end', () => {
+    stdout.end();
+    stderr?.end();
+  });
+  raw.on('error', (err) => {
+    stdout.destroy(err);
+    stderr?.destroy(err);
+  });
+  return { stdout, ...(stderr ? { stderr } : {}) };
 }
 
 /** A Writable to a fifo that a task's shim holds open (so the open never waits), or one that drops everything. */
@@ -180,7 +213,7 @@ export async function pollExit(check: () => Promise<number | undefined>, signal:
 
 /**
  * docker attach to a task's main process, through its state directory: the output appended to
- * output.log from now on, stdin.fifo (there when the task has a tty or open_stdin; the shim holds
+ * output.log from now on (stdout and stderr apart without a tty), stdin.fifo (there when the task has a tty or open_stdin; the shim holds
  * it open), and the pty of the process tree under the task's pid 1. Ends when the task does.
  */
 export async function attachTaskDir(taskId: string, files: { log: string; stdinFifo?: string }, tty: boolean, initPid: number, inspect: () => Promise<RuntimeTaskState>): Promise<TerminalSession> {
@@ -188,7 +221,7 @@ export async function attachTaskDir(taskId: string, files: { log: string; stdinF
   // A created one is held before its command: attaching then misses none of its output (run -it).
   if (current.state !== 'running' && current.state !== 'created') throw failedPrecondition(`task ${taskId} is not running: you cannot attach to a stopped task`);
   const ac = new AbortController();
-  const stdout = await followFile(files.log, ac.signal);
+  const { stdout, stderr } = await followOutput(files.log, ac.signal, tty);
   const stdin = await fifoWriter(files.stdinFifo);
   stdin.on('error', () => undefined);
   const exited = pollExit(async () => {
@@ -203,6 +236,7 @@ export async function attachTaskDir(taskId: string, files: { log: string; stdinF
     tty,
     stdin,
     stdout,
+    ...(stderr ? { stderr } : {}),
     resize: async (size) => {
       // A task that has just started may not have made its pty yet: look again for a moment.
       for (let i = 0; i < 20 && !ac.signal.aborted; i += 1) {

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { callerEnvironment } from '../../services/config/config';
-import { Container, ContainerConfig, ContainerUsage, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { Container, ContainerConfig, ContainerLogLine, ContainerUsage, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { planLogSince, planTimestampText } from '../../agent/runtime/log-plans';
 import { localSize, runTerminal } from '../terminal-client';
 import { matchesFilters, parseFilters, planInspect, planPsRows } from '../../agent/containers/container-plans';
 import { planPortLines } from '../../agent/containers/port-plans';
@@ -46,6 +47,7 @@ function createOptions<T>(a: Argv<T>) {
     .option('volume', { alias: 'v', ...arr('Bind mount a volume (name:/path[:ro] or /host/path:/path[:ro])') })
     .option('mount', arr('Attach a filesystem mount to the container'))
     .option('read-only', { type: 'boolean', default: false, describe: "Mount the container's root filesystem as read only" })
+    .option('init', { type: 'boolean', default: false, describe: 'Run an init inside the container that forwards signals and reaps processes' })
     .option('tmpfs', arr('Mount a tmpfs directory (/path[:size=64m])'))
     .option('memory', { alias: 'm', ...str('Memory limit') })
     .option('memory-swap', str("Swap limit equal to memory plus swap: '-1' to enable unlimited swap"))
@@ -83,6 +85,7 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
     volume: repeated(argv.volume),
     mount: repeated(argv.mount),
     readOnly: Boolean(argv['read-only']),
+    init: Boolean(argv.init),
     tmpfs: repeated(argv.tmpfs),
     memory: argv.memory as string | undefined,
     memorySwap: argv['memory-swap'] as string | undefined,
@@ -96,6 +99,13 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
   };
 }
 
+/** One record of a container's output, to the stream it came from; with `timestamps`, after its time (docker's `logs -t`). */
+function writeLogLine(m: ContainerLogLine, timestamps: boolean): void {
+  const text = `${timestamps && m.time ? `${planTimestampText(m.time)} ` : ''}${m.line}${m.partial ? '' : '\n'}`;
+  if (m.stream === 'stderr') process.stderr.write(text);
+  else out(text);
+}
+
 /**
  * `run` without -d, as docker's: follows the created container's output, starts it, prints what
  * it writes until it exits, then exits with its code. A container that cannot start is removed
@@ -103,10 +113,10 @@ function flagsOf(argv: Record<string, unknown>): ContainerFlags {
  */
 async function runAttached(l: LocalNodeClient, c: Container, host: string): Promise<never> {
   let printed = 0;
-  const stream = l.containerLogs({ container: c.id, follow: true, tail: -1 });
-  stream.on('data', (m: { line: string }) => {
+  const stream = l.containerLogs({ container: c.id, follow: true, tail: -1, since: '' });
+  stream.on('data', (m: ContainerLogLine) => {
     printed += 1;
-    out(`${m.line}\n`);
+    writeLogLine(m, false);
   });
   stream.on('error', () => undefined);
   try {
@@ -120,14 +130,14 @@ async function runAttached(l: LocalNodeClient, c: Container, host: string): Prom
   stream.cancel();
   // What the follow had not printed yet: the container's log stays until it is removed; one that
   // --rm has removed already ends the read with NotFound, and what the follow gave is all there is.
-  const rest: string[] = [];
+  const rest: ContainerLogLine[] = [];
   await new Promise<void>((resolve) => {
-    const s = l.containerLogs({ container: c.id, follow: false, tail: -1 });
-    s.on('data', (m: { line: string }) => rest.push(m.line));
+    const s = l.containerLogs({ container: c.id, follow: false, tail: -1, since: '' });
+    s.on('data', (m: ContainerLogLine) => rest.push(m));
     s.on('error', () => resolve());
     s.on('end', () => resolve());
   });
-  for (const line of rest.slice(printed)) out(`${line}\n`);
+  for (const m of rest.slice(printed)) writeLogLine(m, false);
   process.exit(statusCode);
 }
 
@@ -255,16 +265,18 @@ const logsCmd: Builder = (y) =>
         .positional('container', { type: 'string', demandOption: true })
         .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Follow log output' })
         .option('tail', { alias: 'n', type: 'string', default: 'all', describe: 'Number of lines to show from the end of the logs' })
-        .option('timestamps', { alias: 't', type: 'boolean', default: false, describe: 'Show timestamps' }),
+        .option('timestamps', { alias: 't', type: 'boolean', default: false, describe: 'Show timestamps' })
+        .option('since', { type: 'string', describe: 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)' }),
     async (argv) => {
       const tail = parseTail(argv.tail as string);
-      if (argv.timestamps) throw invalidArgument('--timestamps is not available yet: container output is kept without the time of each line');
+      const since = argv.since !== undefined && argv.since !== '' ? planLogSince(String(argv.since), new Date()) : '';
+      const timestamps = Boolean(argv.timestamps);
       await withClients(argv, async (c, host) => {
         const l = local(c);
         await call(l, l.inspectContainer, { container: argv.container as string }, host);
         await new Promise<void>((resolve, reject) => {
-          const stream = l.containerLogs({ container: argv.container as string, follow: Boolean(argv.follow), tail });
-          stream.on('data', (m: { line: string }) => out(`${m.line}\n`));
+          const stream = l.containerLogs({ container: argv.container as string, follow: Boolean(argv.follow), tail, since });
+          stream.on('data', (m: ContainerLogLine) => writeLogLine(m, timestamps));
           stream.on('error', (err) => reject(err));
           stream.on('end', () => resolve());
         }).catch((err) => {

@@ -20,6 +20,7 @@ import { TestRegistry, startRegistry } from '../support/registry';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
 import { exited, waitFor } from '../support/runtime-wait';
+import { readTaskOutput } from '../support/task-output';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-oci-${uniqueSuffix(6)}`;
@@ -58,7 +59,7 @@ function task(container: Partial<ContainerSpec>, limits?: Limits, networks: Task
   };
 }
 
-const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
+const output = (id: string) => readTaskOutput(join(stateDir, id, 'output.log'));
 
 async function run(t: Task): Promise<RuntimeTaskState> {
   await runtime.prepare(t);
@@ -218,7 +219,7 @@ describe('CrunRuntime', () => {
     await run(t);
     await exited(runtime, t.id);
     const lines: string[] = [];
-    for await (const line of runtime.logs(t.id, { tail: 3, follow: false, signal: new AbortController().signal })) lines.push(line);
+    for await (const line of runtime.logs(t.id, { tail: 3, follow: false, signal: new AbortController().signal })) lines.push(line.text);
     expect(lines).toEqual(['line3', 'line4', 'err']);
     await runtime.remove(t.id);
   });

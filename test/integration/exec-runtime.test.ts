@@ -15,6 +15,7 @@ import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
 import { exited, waitFor } from '../support/runtime-wait';
+import { readTaskOutput } from '../support/task-output';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-${uniqueSuffix(6)}`;
@@ -45,7 +46,7 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
   };
 }
 
-const output = (id: string) => readFileSync(join(stateDir, id, 'output.log'), 'utf8');
+const output = (id: string) => readTaskOutput(join(stateDir, id, 'output.log'));
 
 async function run(t: Task): Promise<RuntimeTaskState> {
   await runtime.prepare(t);
@@ -269,7 +270,7 @@ describe('ExecRuntime', () => {
     await waitFor('lines', async () => output(t.id).includes('line5'));
     const collect = async (tail: number) => {
       const lines: string[] = [];
-      for await (const l of runtime.logs(t.id, { tail, follow: false, signal: new AbortController().signal })) lines.push(l);
+      for await (const l of runtime.logs(t.id, { tail, follow: false, signal: new AbortController().signal })) lines.push(l.text);
       return lines;
     };
     expect(await collect(2)).toEqual(['line4', 'line5']);
@@ -280,8 +281,8 @@ describe('ExecRuntime', () => {
     const followed: string[] = [];
     const done = (async () => {
       for await (const l of runtime.logs(t.id, { tail: 1, follow: true, signal: controller.signal })) {
-        followed.push(l);
-        if (l === 'later') controller.abort();
+        followed.push(l.text);
+        if (l.text === 'later') controller.abort();
       }
     })();
     await done;
@@ -293,13 +294,37 @@ describe('ExecRuntime', () => {
     await expect(collect(1)).rejects.toThrow(/no logs/);
   });
 
+  test('logs: each line with its time and stream; a line without its newline is kept as a part; the last lines are there at exit', async () => {
+    const t = task({ command: ['sh', '-c', 'echo out; sleep 0.1; echo err >&2; sleep 0.1; printf "no newline"; sleep 0.3; echo " then one"; echo last'] });
+    const before = new Date().toISOString();
+    await run(t);
+    await exited(runtime, t.id);
+    const records = [];
+    for await (const r of runtime.logs(t.id, { tail: -1, follow: false, signal: new AbortController().signal })) records.push(r);
+    expect(records.map(({ stream, partial, text }) => ({ stream, partial, text }))).toEqual([
+      { stream: 'stdout', partial: false, text: 'out' },
+      { stream: 'stderr', partial: false, text: 'err' },
+      { stream: 'stdout', partial: true, text: 'no newline' },
+      { stream: 'stdout', partial: false, text: ' then one' },
+      { stream: 'stdout', partial: false, text: 'last' },
+    ]);
+    for (const r of records) expect(r.time >= before.replace(/Z$/, '') && r.time.length === 30).toBe(true);
+    const times = records.map((r) => r.time);
+    expect([...times].sort()).toEqual(times);
+    // since: from the stderr line on.
+    const since = [];
+    for await (const r of runtime.logs(t.id, { tail: -1, follow: false, since: records[1].time, signal: new AbortController().signal })) since.push(r.text);
+    expect(since).toEqual(['err', 'no newline', ' then one', 'last']);
+    await runtime.remove(t.id);
+  });
+
   test('a following reader ends when the task is removed', async () => {
     const t = task({ command: ['sh', '-c', 'echo one; sleep 30'] });
     await run(t);
     await waitFor('one', async () => output(t.id).includes('one'));
     const lines: string[] = [];
     const done = (async () => {
-      for await (const l of runtime.logs(t.id, { tail: -1, follow: true, signal: new AbortController().signal })) lines.push(l);
+      for await (const l of runtime.logs(t.id, { tail: -1, follow: true, signal: new AbortController().signal })) lines.push(l.text);
     })();
     await waitFor('first line', async () => lines.length > 0);
     await runtime.stop(t.id, 1000);

@@ -21,7 +21,7 @@ beforeAll(async () => {
   const service: Partial<LocalNodeServer> = {
     // One line, then the failure, as a follow whose container goes; or the failure at once.
     containerLogs: (call: grpc.ServerWritableStream<ContainerLogsRequest, ContainerLogLine>) => {
-      if (call.request.follow) call.write({ line: 'hi' });
+      if (call.request.follow) call.write({ line: 'hi', stream: 'stdout', time: '', partial: false });
       setImmediate(() => failCall(call, undefined, notFound(`No such container: ${call.request.container}`)));
     },
   };
@@ -41,7 +41,7 @@ afterAll(() => {
 function logs(follow: boolean): Promise<{ lines: string[]; code: number | undefined; details: string | undefined }> {
   return new Promise((resolve) => {
     const lines: string[] = [];
-    const stream = client.containerLogs({ container: 'gone', follow, tail: -1 });
+    const stream = client.containerLogs({ container: 'gone', follow, tail: -1, since: '' });
     stream.on('data', (m: ContainerLogLine) => lines.push(m.line));
     stream.on('error', (err: grpc.ServiceError) => resolve({ lines, code: err.code, details: err.details }));
     stream.on('end', () => resolve({ lines, code: undefined, details: undefined }));

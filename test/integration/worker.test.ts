@@ -12,6 +12,7 @@ import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { removeCgroupParent } from '../../agent/runtime/cgroups';
 import { Worker } from '../../agent/worker';
 import { uniqueSuffix } from '../support/unique';
+import { readTaskOutput } from '../support/task-output';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-wtest-${uniqueSuffix(6)}`;
@@ -139,7 +140,7 @@ describe('Worker', () => {
     // 143: SIGTERM went to the command (not the SIGKILL at the end of the grace period, 137).
     expect(shutdown).toMatchObject({ message: 'shutdown', container: { exitCode: 143 } });
     expectForwardOnly(rec.of(t.id));
-    expect(readFileSync(join(stateDir, t.id, 'output.log'), 'utf8')).toBe('up\n');
+    expect(readTaskOutput(join(stateDir, t.id, 'output.log'))).toBe('up\n');
 
     worker.assign([]);
     await waitFor('the task to be removed', async () => (await runtime.inspect(t.id)).state === 'missing');
@@ -253,7 +254,7 @@ describe('Worker', () => {
     const again = await rec2.until(keeps.id, S.TASK_STATE_RUNNING);
     expect(again.container?.pid).toBe(running.container?.pid);
     expect(rec2.of(keeps.id).every((s) => s.state === S.TASK_STATE_RUNNING)).toBe(true);
-    expect(readFileSync(join(stateDir, keeps.id, 'output.log'), 'utf8')).toBe('boot\n');
+    expect(readTaskOutput(join(stateDir, keeps.id, 'output.log'))).toBe('boot\n');
     expect(await rec2.until(ends.id, S.TASK_STATE_FAILED)).toMatchObject({ err: 'task: non-zero exit (4)', container: { exitCode: 4 } });
     // Not assigned at all after the first assignment: stale, stopped and removed.
     await waitFor('the stale task to be removed', async () => (await runtime.inspect(stale.id)).state === 'missing');

@@ -1,4 +1,4 @@
-import { Container } from '../../services/gen/swarmlet/v1/control';
+import { Container, ContainerConfig } from '../../services/gen/swarmlet/v1/control';
 import {
   humanDuration,
   matchesFilters,
@@ -14,6 +14,7 @@ import {
 } from '../../agent/containers/container-plans';
 import { planLocalAddress, planLocalDnsRecords, planLocalSubnet, LOCAL_BUILTIN_NETWORKS, LocalNetwork } from '../../agent/containers/local-network-plans';
 import { containerConfigFromFlags, parseEnvFile, parseVolumeFlag } from '../../cli/container-flags';
+import { planSwapLimit } from '../../agent/runtime/cgroup-plans';
 
 const ID = 'a'.repeat(64);
 const base = (over: Partial<Container> = {}): Container => ({
@@ -120,6 +121,55 @@ describe('flags', () => {
     expect(cfg.spec?.resources?.limits).toEqual({ memoryBytes: 64 * 1024 * 1024, nanoCpus: 5e8, pids: 20 });
     expect(cfg.spec?.container).toMatchObject({ image: 'alpine', command: ['sh'], args: ['-c', 'true'], env: ['B=2', 'A=1', 'HOME_DIR=/root'] });
     expect(() => containerConfigFromFlags({ memory: '64m', memorySwap: '32m' }, 'alpine', [])).toThrow('Minimum memoryswap limit should be larger than memory limit, see usage');
+  });
+  test('--memory-swap: docker\'s -1 and N >= --memory, and its messages for bad combinations', () => {
+    const limits = (memorySwap: string) => containerConfigFromFlags({ memory: '64m', memorySwap }, 'alpine', []).spec?.resources?.limits;
+    expect(limits('-1')).toMatchObject({ memoryBytes: 64 * 1024 * 1024, memorySwapBytes: -1 });
+    expect(limits('128m')).toMatchObject({ memorySwapBytes: 128 * 1024 * 1024 });
+    expect(limits('64m')).toMatchObject({ memorySwapBytes: 64 * 1024 * 1024 });
+    expect(limits('0')).not.toHaveProperty('memorySwapBytes');
+    expect(() => containerConfigFromFlags({ memorySwap: '128m' }, 'alpine', [])).toThrow('You should always set the Memory limit when using Memoryswap limit, see usage');
+    expect(() => containerConfigFromFlags({ memorySwap: '-1' }, 'alpine', [])).toThrow('You should always set the Memory limit when using Memoryswap limit, see usage');
+    expect(() => containerConfigFromFlags({ memory: '64m', memorySwap: 'lots' }, 'alpine', [])).toThrow('invalid --memory-swap "lots"');
+    expect(planInspect({ ...containerOf(containerConfigFromFlags({ memory: '64m', memorySwap: '-1' }, 'alpine', [])) }).HostConfig).toMatchObject({ Memory: 67108864, MemorySwap: -1 });
+    expect(planInspect({ ...containerOf(containerConfigFromFlags({ memory: '64m' }, 'alpine', [])) }).HostConfig).toMatchObject({ Memory: 67108864, MemorySwap: 67108864 });
+  });
+  test('--read-only and --init go into the spec and show in inspect', () => {
+    const cfg = containerConfigFromFlags({ readOnly: true, init: true }, 'alpine', []);
+    expect(cfg.spec?.container).toMatchObject({ readOnly: true, init: true });
+    expect(planInspect(containerOf(cfg)).HostConfig).toMatchObject({ ReadonlyRootfs: true, Init: true });
+    const plain = containerConfigFromFlags({}, 'alpine', []);
+    expect(plain.spec?.container).not.toHaveProperty('readOnly');
+    expect(planInspect(containerOf(plain)).HostConfig).toMatchObject({ ReadonlyRootfs: false, Init: null });
+  });
+});
+
+const containerOf = (config: ContainerConfig): Container => ({
+  id: 'a'.repeat(64),
+  name: 'c',
+  createdAt: '2026-12-05T00:00:00.000Z',
+  config,
+  state: undefined,
+  endpoints: [],
+  ports: [],
+});
+
+describe('swap limits in cgroup files', () => {
+  const M = 64 * 1024 * 1024;
+  test.each([
+    [1, M, 0, { file: 'memory.memsw.limit_in_bytes', value: String(M) }],
+    [1, M, -1, { file: 'memory.memsw.limit_in_bytes', value: '-1' }],
+    [1, M, 3 * M, { file: 'memory.memsw.limit_in_bytes', value: String(3 * M) }],
+    [2, M, 0, { file: 'memory.swap.max', value: '0' }],
+    [2, M, -1, { file: 'memory.swap.max', value: 'max' }],
+    [2, M, 3 * M, { file: 'memory.swap.max', value: String(2 * M) }],
+    [2, M, M, { file: 'memory.swap.max', value: '0' }],
+  ] as const)('v%i memory %i swap %i', (version, memory, swap, want) => expect(planSwapLimit(version, memory, swap)).toEqual(want));
+  test('no memory limit: no swap file; bad combinations refused with docker\'s messages', () => {
+    expect(planSwapLimit(2, 0, 0)).toBeUndefined();
+    expect(() => planSwapLimit(2, 0, M)).toThrow('You should always set the Memory limit when using Memoryswap limit, see usage');
+    expect(() => planSwapLimit(1, M, M - 1)).toThrow('Minimum memoryswap limit should be larger than memory limit, see usage');
+    expect(() => planSwapLimit(1, M, -2)).toThrow(/not valid/);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   planEnv,
   planOciProcess,
   planOciSpec,
+  DOCKER_INIT,
   planStopSignal,
   planTaskResolvConf,
   renderHosts,
@@ -90,6 +91,17 @@ describe('planOciSpec', () => {
       files,
       ...over,
     }) as any;
+
+  test('--read-only: the root read-only, its mounts as asked; --init: docker-init as pid 1 with the command as given after --', () => {
+    expect(base().root.readonly).toBe(false);
+    const ro = base({ readOnly: true });
+    expect(ro.root).toEqual({ path: '/d/t/rootfs', readonly: true });
+    expect(ro.mounts).toContainEqual(volume);
+    const init = base({ init: '/usr/bin/tini-static' });
+    expect(init.process.args).toEqual([HOLD_BUSYBOX, 'sh', '-c', HOLD_SCRIPT, 'swarmlet-hold', DOCKER_INIT, DOCKER_INIT, '--', 'httpd', '-f', '-p', '80']);
+    expect(init.mounts).toContainEqual({ destination: '/sbin/docker-init', type: 'bind', source: '/usr/bin/tini-static', options: ['rbind', 'rprivate', 'ro'] });
+    expect(base().mounts.some((m: { destination: string }) => m.destination === DOCKER_INIT)).toBe(false);
+  });
 
   test('the process waits on the hold, then execs the resolved command as given', () => {
     const spec = base();
