@@ -4,10 +4,10 @@
  * sent at the start and on every SIGWINCH, stdin streamed (its end sent as close_stdin), output
  * written to stdout and stderr, and attach's Ctrl-P Ctrl-Q detaching. Resolves with the exit code.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { unavailable } from '../services/common/errors';
-import { fromServiceError } from '../services/api/grpc-errors';
-import { OutputStream, TerminalInput, TerminalOutput, TerminalSize } from '../services/gen/swarmlet/v1/control';
+import type { TerminalInput, TerminalOutput, TerminalSize } from '../services/gen/swarmlet/v1/control';
+import { controlApi, grpcErrors, grpcJs } from './client';
 import { scanDetachKeys } from './detach-keys';
 
 export interface TerminalClientOptions {
@@ -84,17 +84,17 @@ export function runTerminal(call: grpc.ClientDuplexStream<TerminalInput, Termina
           reject(err);
         });
       } else if (msg.$case === 'output') {
-        (msg.value.stream === OutputStream.OUTPUT_STREAM_STDERR ? process.stderr : process.stdout).write(msg.value.data);
+        (msg.value.stream === controlApi().OutputStream.OUTPUT_STREAM_STDERR ? process.stderr : process.stdout).write(msg.value.data);
       } else if (msg.$case === 'exitCode') exitCode = msg.value;
     });
     call.on('error', (err: grpc.ServiceError) => {
       if (finished) return;
       cleanup();
-      if (err.code === grpc.status.UNAVAILABLE && /No connection established/.test(err.details ?? '')) {
+      if (err.code === grpcJs().status.UNAVAILABLE && /No connection established/.test(err.details ?? '')) {
         const why = /(ENOENT|ECONNREFUSED|EACCES)/.exec(err.details)?.[1];
         return reject(unavailable(`cannot connect to the swarmlet daemon at ${opts.host}${why ? ` (${why})` : ''}: is it running?`, err));
       }
-      reject(fromServiceError(err, `the call to ${opts.host}`));
+      reject(grpcErrors().fromServiceError(err, `the call to ${opts.host}`));
     });
     call.on('end', () => {
       if (finished) return;

@@ -1,7 +1,5 @@
 import type { Argv } from 'yargs';
-import { createRootLogger } from '../../services/common/logger';
 import { loadDaemonConfig } from '../../services/config/config';
-import { Daemon } from '../../node/daemon';
 import { GlobalArgs } from './context';
 
 export function daemonCommand(y: Argv<GlobalArgs>) {
@@ -15,6 +13,8 @@ export function daemonCommand(y: Argv<GlobalArgs>) {
         .option('config', { type: 'string', describe: 'JSON config file (default /etc/swarmlet/daemon.json, if present)' }),
     async (argv) => {
       const cfg = loadDaemonConfig({ dataDir: argv.dataDir, host: argv.host, logLevel: argv.logLevel, config: argv.config });
+      // The daemon (etcd3, grpc-js, the agent and manager) and pino load only when a daemon starts, not for every CLI call.
+      const [{ createRootLogger }, { Daemon }] = await Promise.all([import('../../services/common/logger'), import('../../node/daemon')]);
       const log = createRootLogger(cfg.logLevel);
       const daemon = new Daemon(cfg, log);
       await daemon.start();

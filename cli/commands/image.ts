@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
-import { Image, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
-import { Clients, call } from '../client';
+import type { Image, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
+import { Clients, call, controlApi } from '../client';
 import { json, table } from '../format';
 import { readRegistryAuth } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
@@ -56,7 +56,7 @@ export function imageRows(images: Image[], now: Date): string[][] {
   });
 }
 
-export const imageJson = (img: Image) => ({ ...(Image.toJSON(img) as object), references: [...img.references], usedBy: [...img.usedBy], sizeBytes: Number(img.sizeBytes) });
+export const imageJson = (img: Image) => ({ ...(controlApi().Image.toJSON(img) as object), references: [...img.references], usedBy: [...img.usedBy], sizeBytes: Number(img.sizeBytes) });
 
 /** `swarmlet image ...`: this node's images, through the local daemon. */
 export function imageCommands(y: Argv<GlobalArgs>) {

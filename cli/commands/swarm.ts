@@ -2,7 +2,6 @@ import type { Argv } from 'yargs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatDuration, parseDuration } from '../../services/common/duration';
-import { createKeyAndCSR } from '../../services/pki/ca';
 import { invalidArgument } from '../../services/common/errors';
 import { NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { call } from '../client';
@@ -125,6 +124,7 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             const existing = files.filter((f) => fs.existsSync(f));
             if (existing.length) throw invalidArgument(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; choose another --out`);
             await withClients(argv, async (c, host) => {
+              const { createKeyAndCSR } = await import('../../services/pki/ca'); // x509: only here
               const { keyPem, csrPem } = await createKeyAndCSR(argv.name ?? 'operator');
               const res = await call(c.control, c.control.issueOperatorCertificate, { csrPem, name: argv.name ?? '' }, host);
               fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

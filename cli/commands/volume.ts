@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
-import { LocalNodeClient, Volume } from '../../services/gen/swarmlet/v1/control';
-import { Clients, call } from '../client';
+import type { LocalNodeClient, Volume } from '../../services/gen/swarmlet/v1/control';
+import { Clients, call, controlApi } from '../client';
 import { json, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 
@@ -25,7 +25,7 @@ export function volumeLabels(items: string[]): Record<string, string> {
 }
 
 /** A volume as `inspect` and `ls --format json` show it: labels and users even when there are none. */
-export const volumeJson = (v: Volume) => ({ ...(Volume.toJSON(v) as object), labels: { ...v.labels }, usedBy: [...v.usedBy] });
+export const volumeJson = (v: Volume) => ({ ...(controlApi().Volume.toJSON(v) as object), labels: { ...v.labels }, usedBy: [...v.usedBy] });
 
 /** `volume ls` rows, as docker shows them, with the tasks that use each volume. */
 export function volumeRows(volumes: Volume[]): string[][] {
