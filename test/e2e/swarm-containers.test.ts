@@ -123,8 +123,7 @@ test('the seeds alpine1..alpine4 exercise on a swarm node: network connect bridg
 
   expect(await sw(lab, h1, ['network', 'disconnect', 'alpine-net', 'alpine4'])).toBe('');
   expect(Object.keys((await inspect('alpine4')).NetworkSettings.Networks)).toEqual(['bridge']);
-  // Its address on alpine-net is gone; the default bridge's stays (on a swarm node the network
-  // controller plugs the container's remaining attachments in again from eth0).
+  // Its address on alpine-net is gone; the default bridge's stays.
   const left = await sw(lab, h1, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
   expect(left).not.toContain(`inet ${a4.NetworkSettings.Networks['alpine-net'].IPAddress}/`);
   expect(left).toContain(`inet ${a4.NetworkSettings.Networks.bridge.IPAddress}/`);
