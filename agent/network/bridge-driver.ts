@@ -336,6 +336,20 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
   }
 
   /**
+   * The gateway bridge address of a task or container plugged into it, whichever its `eth<i>`, as
+   * the kernel has it (also before this driver plugged anything: after a restart). Changes nothing.
+   */
+  gatewayAddressOf(taskId: string): Promise<string | undefined> {
+    return this.exclusive(async () => {
+      const stem = this.vethStem(taskId);
+      const links = await (await this.hostNl()).listLinks();
+      const bridge = links.find((l) => l.name === this.gatewayBridgeName() && l.kind === 'bridge');
+      const port = bridge && links.find((l) => l.kind === 'veth' && l.masterIndex === bridge.index && l.name.length === stem.length + 1 && l.name.startsWith(stem) && this.addressOfHostEnd(l.mac) !== undefined);
+      return port ? formatIpv4(this.addressOfHostEnd(port.mac)!) : undefined;
+    });
+  }
+
+  /**
    * What differs on the host from these bridge networks and running tasks (network doctor): each
    * network's bridge, and the gateway bridge when `gateway`, there, up, with its gateway address
    * and the only interface with an address in its subnet; each running task's host-side veth on

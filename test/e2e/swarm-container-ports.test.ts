@@ -65,3 +65,17 @@ test("a service's published port is refused to a container: ingress on every nod
   await sw(lab, h1, ['rm', '-f', 'free']);
   await sw(lab, h1, ['service', 'rm', 'mesh', 'local']);
 }, 180000);
+
+test('a container on an attachable overlay alone publishes through the gateway bridge, as docker_gwbridge: the client reaches it, also after a daemon restart', async () => {
+  await sw(lab, h1, ['network', 'create', '--driver', 'overlay', '--attachable', 'pubnet']);
+  await sw(lab, h2, ['run', '-d', '--name', 'ovweb', '--network', 'pubnet', '-p', '9191:80', 'exec:/', process.execPath, '-e', SERVER]);
+  await waitFor('ovweb answering the client', async () => ((await ask(client, h2.addr, 9191)) === client.addr ? true : undefined), 30000, 300);
+  expect(await ask(h2, '127.0.0.1', 9191)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  expect(await table(h2, 'swarmlet-cpublish')).toMatch(/dnat to 172\.18\.\d+\.\d+:80/);
+  await lab.stopDaemon(h2);
+  await lab.startDaemon(h2);
+  await waitFor('ovweb answering after the restart', async () => ((await ask(client, h2.addr, 9191)) === client.addr ? true : undefined), 30000, 300);
+  await sw(lab, h2, ['rm', '-f', 'ovweb']);
+  expect(await table(h2, 'swarmlet-cpublish')).toBe('');
+  await waitFor('pubnet removable', async () => ((await lab.cli(h1, ['network', 'rm', 'pubnet'])).code === 0 ? true : undefined), 30000, 500);
+}, 240000);
