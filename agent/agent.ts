@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { unavailable } from '../services/common/errors';
-import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { AgentService, CheckOverlaysRequest, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { ManagerPeer, NodeRole, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
 import { Logger, componentLogger } from '../services/common/logger';
 import { NetworkController } from './network/network-controller';
@@ -23,6 +23,8 @@ export interface AgentOptions extends AgentSessionOptions {
   netnsPrefix: string;
   /** The embedded DNS's upstream resolvers; []: the host's. */
   dnsUpstreams?: readonly string[];
+  /** The node's own checks for `network doctor` beside the networks': its containers' published ports. */
+  doctorContainers?: () => Promise<string[]>;
 }
 
 /** What the cluster wants of this node, as the latest session message says. */
@@ -98,7 +100,10 @@ export class Agent extends EventEmitter {
 
   /** Adds the Agent service (task logs, network doctor) to the node's TCP server. */
   registerServices(server: grpc.Server, caCertPem: string): void {
-    server.addService(AgentService, agentService(this.opts.runtime, this.networks, caCertPem, this.opts.log));
+    const networks = {
+      doctor: async (req: CheckOverlaysRequest) => [...(await this.networks.doctor(req)), ...(req.checkServices && this.opts.doctorContainers ? await this.opts.doctorContainers() : [])],
+    };
+    server.addService(AgentService, agentService(this.opts.runtime, networks, caCertPem, this.opts.log));
   }
 
   /** Opens the dispatcher session (once the node's server is up); the network controller checks the kernel against its messages. */

@@ -95,6 +95,7 @@ export class Daemon implements NodeRoles {
   readonly containerRuntime: Runtime;
   /** The node-local networks of containers on a node in no swarm. */
   readonly localNetworks: LocalContainerNetworks;
+  private readonly containerPorts: ContainerPorts;
   /** Reads (only) where containers on overlays alone are on the swarm's gateway bridge: their published ports go there. */
   private gatewayLookup?: BridgeDriver;
 
@@ -125,7 +126,7 @@ export class Daemon implements NodeRoles {
       store: new ContainerStore(path.join(containersDir, 'records')),
       runtime: this.containerRuntime,
       networks: () => this.containerNetworks(),
-      ports: new ContainerPorts({
+      ports: (this.containerPorts = new ContainerPorts({
         log: rootLog,
         servicePorts: () => planServiceTakenPorts(this.lastMessage),
         // In a swarm, cluster bridges are the agent's (BRIDGE_PREFIX); else the node-local ones.
@@ -137,7 +138,7 @@ export class Daemon implements NodeRoles {
           return address ? { address, device: this.gatewayLookup.gatewayBridgeName() } : undefined;
         },
         exposedPorts: async (image) => (isExecImage(image) ? [] : (await this.images.ensure(image)).config.exposedPorts ?? []),
-      }),
+      })),
       log: rootLog,
     });
   }
@@ -237,6 +238,7 @@ export class Daemon implements NodeRoles {
       runtime: this.runtime,
       netnsPrefix: this.cfg.netnsPrefix,
       dnsUpstreams: this.cfg.dnsUpstreams,
+      doctorContainers: () => this.containerPorts.doctor(),
     });
     agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));
     agent.on('removed', () => this.log.error({ nodeId: state.nodeId }, 'this node was removed from the swarm; run "swarmlet swarm leave" to reset it'));

@@ -12,8 +12,8 @@ import { Mutex } from 'async-mutex';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { Container, ContainerConfig, ContainerPortBinding } from '../../services/gen/swarmlet/v1/control';
-import { NftTables, ensurePublishSysctls } from '../network/lb-driver';
-import { CONTAINER_PUBLISH_NFT_TABLE, PublishRule, renderPublishNft } from '../network/plans/lb-nft';
+import { NftTables, devicesOf, ensurePublishSysctls, listNftTable, readRouteLocalnet } from '../network/lb-driver';
+import { CONTAINER_PUBLISH_NFT_TABLE, PublishRule, diffNftTable, renderPublishNft } from '../network/plans/lb-nft';
 import { NO_PLUG_DRIVERS } from './container-networks';
 import { TakenPort, planContainerPublishRules, planPortBindings, planRequestedPorts, validatePortBindings } from './port-plans';
 
@@ -104,6 +104,28 @@ export class ContainerPorts {
         this.published.set(c.id, { ports: c.ports, rules: planContainerPublishRules(c.ports, target.address, target.device) });
       }
       await this.apply(true);
+    });
+  }
+
+  /**
+   * What differs between the host's `ip swarmlet-cpublish` and the ports published now (network
+   * doctor), one sentence a line: a rule deleted or changed by hand, the table gone, route_localnet
+   * off on a bridge the ports go through. Changes nothing.
+   */
+  doctor(): Promise<string[]> {
+    return this.mutex.runExclusive(async () => {
+      const rules = [...this.published.values()].flatMap((p) => p.rules);
+      const lines: string[] = [];
+      try {
+        const diff = diffNftTable(`host table ${CONTAINER_PUBLISH_NFT_TABLE} (containers' published ports)`, await listNftTable(undefined, CONTAINER_PUBLISH_NFT_TABLE), renderPublishNft(rules, CONTAINER_PUBLISH_NFT_TABLE));
+        if (diff) lines.push(diff);
+        for (const dev of devicesOf(rules)) {
+          if ((await readRouteLocalnet(dev)) === '0') lines.push(`route_localnet is off on ${dev}: containers' published ports do not answer on 127.0.0.1`);
+        }
+      } catch (err) {
+        lines.push(`cannot check the host table ${CONTAINER_PUBLISH_NFT_TABLE}: ${asSwarmletError(err).message}`);
+      }
+      return lines;
     });
   }
 

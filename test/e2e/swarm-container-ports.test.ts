@@ -79,3 +79,25 @@ test('a container on an attachable overlay alone publishes through the gateway b
   expect(await table(h2, 'swarmlet-cpublish')).toBe('');
   await waitFor('pubnet removable', async () => ((await lab.cli(h1, ['network', 'rm', 'pubnet'])).code === 0 ? true : undefined), 30000, 500);
 }, 240000);
+
+test('network doctor checks the containers\' publish table: a rule deleted by hand is reported, naming it (exit 1)', async () => {
+  await sw(lab, h2, ['run', '-d', '--name', 'docweb', '-p', '9292:80', 'exec:/', 'sleep', '1000']);
+  await waitFor('the doctor to be happy', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 60000, 500);
+  // The first rule of the table that names the port, with its chain and handle.
+  const listed = (await lab.exec(h2, ['nft', '-a', 'list', 'table', 'ip', 'swarmlet-cpublish'])).stdout.split('\n');
+  let chain = '';
+  let rule: { chain: string; handle: string; text: string } | undefined;
+  for (const line of listed) {
+    const c = /^\s*chain (\S+) \{/.exec(line);
+    if (c) chain = c[1];
+    const r = /^\s*(.*9292.*) # handle (\d+)$/.exec(line);
+    if (r && !rule) rule = { chain, handle: r[2], text: r[1].trim() };
+  }
+  expect(rule).toBeDefined();
+  expect((await lab.exec(h2, ['nft', 'delete', 'rule', 'ip', 'swarmlet-cpublish', rule!.chain, 'handle', rule!.handle])).code).toBe(0);
+  const res = await lab.cli(h1, ['network', 'doctor']);
+  expect(res.code).toBe(1);
+  expect(`${res.stdout}${res.stderr}`).toContain(`host table swarmlet-cpublish (containers' published ports) differs: missing rule ${JSON.stringify(rule!.text)}`);
+  await sw(lab, h2, ['rm', '-f', 'docweb']);
+  await waitFor('the doctor to be happy again', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 60000, 500);
+}, 240000);
