@@ -138,6 +138,7 @@ export class Daemon implements NodeRoles {
           return address ? { address, device: this.gatewayLookup.gatewayBridgeName() } : undefined;
         },
         exposedPorts: async (image) => (isExecImage(image) ? [] : (await this.images.ensure(image)).config.exposedPorts ?? []),
+        onChange: () => this.agent?.containerPortsChanged(),
       })),
       log: rootLog,
     });
@@ -169,6 +170,7 @@ export class Daemon implements NodeRoles {
       engineVersion: VERSION,
       resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
       interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
+      containerPorts: this.containerPorts?.hostPorts() ?? [],
     };
   }
 
@@ -239,6 +241,7 @@ export class Daemon implements NodeRoles {
       netnsPrefix: this.cfg.netnsPrefix,
       dnsUpstreams: this.cfg.dnsUpstreams,
       doctorContainers: () => this.containerPorts.doctor(),
+      containerPorts: () => this.containerPorts.hostPorts(),
     });
     agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));
     agent.on('removed', () => this.log.error({ nodeId: state.nodeId }, 'this node was removed from the swarm; run "swarmlet swarm leave" to reset it'));

@@ -12,6 +12,7 @@ import { Mutex } from 'async-mutex';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { Container, ContainerConfig, ContainerPortBinding } from '../../services/gen/swarmlet/v1/control';
+import { ContainerHostPort, PortProtocol } from '../../services/gen/swarmlet/v1/types';
 import { NftTables, devicesOf, ensurePublishSysctls, listNftTable, readRouteLocalnet } from '../network/lb-driver';
 import { CONTAINER_PUBLISH_NFT_TABLE, PublishRule, diffNftTable, renderPublishNft } from '../network/plans/lb-nft';
 import { NO_PLUG_DRIVERS } from './container-networks';
@@ -30,6 +31,8 @@ export interface ContainerPortsOptions {
   gatewayOf?: (containerId: string) => Promise<{ address: string; device: string } | undefined>;
   /** An image's exposed ports (`80/tcp`), for -P. */
   exposedPorts: (image: string) => Promise<string[]>;
+  /** Called after the published ports changed (hostPorts() says which): a swarm node reports them to the managers. */
+  onChange?: () => void;
 }
 
 const TABLE_KEY = 'containers';
@@ -39,7 +42,7 @@ export class ContainerPorts {
   private readonly tables: NftTables;
   private readonly mutex = new Mutex();
   /** Container id -> its published ports and their rules. */
-  private readonly published = new Map<string, { ports: ContainerPortBinding[]; rules: PublishRule[] }>();
+  private readonly published = new Map<string, { name: string; ports: ContainerPortBinding[]; rules: PublishRule[] }>();
 
   constructor(private readonly opts: ContainerPortsOptions) {
     this.log = componentLogger(opts.log, 'container-ports');
@@ -72,7 +75,7 @@ export class ContainerPorts {
       if (!target) throw failedPrecondition(`container ${c.name} publishes ports but is on no bridge network and not on the gateway bridge: publish them from a container on a bridge network`);
       const ports = planPortBindings(requested, this.taken(c.id));
       const rules = planContainerPublishRules(ports, target.address, target.device);
-      this.published.set(c.id, { ports, rules });
+      this.published.set(c.id, { name: c.name, ports, rules });
       try {
         await this.apply(false);
       } catch (err) {
@@ -101,7 +104,7 @@ export class ContainerPorts {
         if (!c.ports.length) continue;
         const target = await this.targetOf(c).catch((err) => this.log.warn({ containerId: c.id, err: asSwarmletError(err).message }, 'the address of a container with published ports not read'));
         if (!target) continue;
-        this.published.set(c.id, { ports: c.ports, rules: planContainerPublishRules(c.ports, target.address, target.device) });
+        this.published.set(c.id, { name: c.name, ports: c.ports, rules: planContainerPublishRules(c.ports, target.address, target.device) });
       }
       await this.apply(true);
     });
@@ -136,10 +139,21 @@ export class ContainerPorts {
     return c.endpoints.some((e) => e.driver === 'overlay') ? this.opts.gatewayOf?.(c.id) : undefined;
   }
 
+  /** The host ports published now, by container name (a node's description's container_ports), in a stable order. */
+  hostPorts(): ContainerHostPort[] {
+    return [...this.published.values()]
+      .flatMap((p) => p.ports.map((b) => ({ container: p.name, protocol: b.protocol === 'udp' ? PortProtocol.PORT_PROTOCOL_UDP : PortProtocol.PORT_PROTOCOL_TCP, publishedPort: b.hostPort, hostIp: b.hostIp })))
+      .sort((a, b) => a.publishedPort - b.publishedPort || a.protocol - b.protocol || a.hostIp.localeCompare(b.hostIp) || a.container.localeCompare(b.container));
+  }
+
   private async apply(verify: boolean): Promise<void> {
     const rules = [...this.published.values()].flatMap((p) => p.rules);
     const body = renderPublishNft(rules, CONTAINER_PUBLISH_NFT_TABLE);
-    const changed = await this.tables.ensure(TABLE_KEY, undefined, CONTAINER_PUBLISH_NFT_TABLE, body, verify);
-    if (body && (changed || verify)) await ensurePublishSysctls(rules);
+    try {
+      const changed = await this.tables.ensure(TABLE_KEY, undefined, CONTAINER_PUBLISH_NFT_TABLE, body, verify);
+      if (body && (changed || verify)) await ensurePublishSysctls(rules);
+    } finally {
+      this.opts.onChange?.();
+    }
   }
 }

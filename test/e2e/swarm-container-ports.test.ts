@@ -5,7 +5,7 @@
  * runs) is refused to a container with docker's message. Run through test/run.sh.
  */
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
-import { ADDRESS_ECHO_SERVER, askFrom, formSwarm, sw, waitFor } from './cluster-helpers';
+import { ADDRESS_ECHO_SERVER, askFrom, formSwarm, runningTasks, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
 let lab: Lab;
@@ -100,4 +100,25 @@ test('network doctor checks the containers\' publish table: a rule deleted by ha
   expect(`${res.stdout}${res.stderr}`).toContain(`host table swarmlet-cpublish (containers' published ports) differs: missing rule ${JSON.stringify(rule!.text)}`);
   await sw(lab, h2, ['rm', '-f', 'docweb']);
   await waitFor('the doctor to be happy again', async () => ((await lab.cli(h1, ['network', 'doctor'])).code === 0 ? true : undefined), 60000, 500);
+}, 240000);
+
+test("a container's published port is kept from services: an ingress port is refused naming the container and node; a host-mode task waits until it is free", async () => {
+  await sw(lab, h2, ['run', '-d', '--name', 'held', '-p', '8181:80', 'exec:/', 'sleep', '1000']);
+  // The node reports its containers' ports to the managers: once they know, the service is refused.
+  const refused = await waitFor('the ingress port refused', async () => {
+    const res = await lab.cli(h1, ['service', 'create', '-d', '--name', 'mesh2', '-p', '8181:80', 'exec:/', 'sleep', '100000']);
+    if (res.code === 0) {
+      await sw(lab, h1, ['service', 'rm', 'mesh2']);
+      return undefined;
+    }
+    return { code: res.code, err: res.stderr.trim() };
+  }, 60000, 500);
+  expect(refused).toEqual({ code: 1, err: `Error: port 8181/tcp is already published by container held on node ${h2.name}: an ingress port is open on every node` });
+  expect((await lab.cli(h1, ['service', 'inspect', 'mesh2'])).code).not.toBe(0);
+
+  await sw(lab, h1, ['service', 'create', '-d', '--name', 'hm', '--constraint', `node.hostname==${h2.name}`, '-p', 'published=8181,target=80,mode=host', 'exec:/', 'sleep', '100000']);
+  await waitFor('hm waiting for the port', async () => ((await sw(lab, h1, ['service', 'ps', 'hm', '--format', 'json'])).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
+  await sw(lab, h2, ['rm', '-f', 'held']);
+  await waitFor('hm running on h2 once the container is gone', async () => ((await runningTasks(lab, h1, 'hm')).length === 1 ? true : undefined), 60000, 500);
+  await sw(lab, h1, ['service', 'rm', 'hm']);
 }, 240000);
