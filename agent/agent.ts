@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { unavailable } from '../services/common/errors';
-import { AgentService, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { asSwarmletError, unavailable } from '../services/common/errors';
+import { AgentService, CheckOverlaysRequest, SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
 import { ManagerPeer, NodeRole, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
 import { Logger, componentLogger } from '../services/common/logger';
 import { NetworkController } from './network/network-controller';
@@ -23,6 +23,8 @@ export interface AgentOptions extends AgentSessionOptions {
   netnsPrefix: string;
   /** The embedded DNS's upstream resolvers; []: the host's. */
   dnsUpstreams?: readonly string[];
+  /** The node's own checks for `network doctor` beside the networks': its containers' published ports. */
+  doctorContainers?: () => Promise<string[]>;
 }
 
 /** What the cluster wants of this node, as the latest session message says. */
@@ -52,6 +54,7 @@ export class Agent extends EventEmitter {
   private readonly reportedRunning = new Set<string>();
   private readonly log: Logger;
   private last?: SessionMessage;
+  private portsReport: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
     super();
@@ -91,6 +94,13 @@ export class Agent extends EventEmitter {
     return this.last;
   }
 
+  /** The containers' published ports changed: the managers hear of them (one report at a time; without a session, the next one's description carries them). */
+  containerPortsChanged(): void {
+    this.portsReport = this.portsReport
+      .then(() => this.session?.reportContainerPorts())
+      .catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'container ports not reported; the next session carries them'));
+  }
+
   /** Re-adopts the tasks the runtime has; the session starts with connect(). */
   async start(): Promise<void> {
     await this.worker.start();
@@ -98,13 +108,16 @@ export class Agent extends EventEmitter {
 
   /** Adds the Agent service (task logs, network doctor) to the node's TCP server. */
   registerServices(server: grpc.Server, caCertPem: string): void {
-    server.addService(AgentService, agentService(this.opts.runtime, this.networks, caCertPem, this.opts.log));
+    const networks = {
+      doctor: async (req: CheckOverlaysRequest) => [...(await this.networks.doctor(req)), ...(req.checkServices && this.opts.doctorContainers ? await this.opts.doctorContainers() : [])],
+    };
+    server.addService(AgentService, agentService(this.opts.runtime, networks, caCertPem, this.opts.log));
   }
 
   /** Opens the dispatcher session (once the node's server is up); the network controller checks the kernel against its messages. */
   connect(): void {
     const { log, nodeId, advertiseAddr, apiAddr, description, tls, managers } = this.opts;
-    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers, containerIds: () => this.containerNetns.ids() });
+    const session = new AgentSession({ log, nodeId, advertiseAddr, apiAddr, description, tls, managers, containerIds: () => this.containerNetns.ids(), containerPorts: this.opts.containerPorts });
     session.on('message', (msg: SessionMessage) => this.route(msg));
     session.on('removed', () => this.emit('removed'));
     session.start();

@@ -7,7 +7,7 @@ import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
 import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
-import { ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
+import { ContainerHostPort, ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
 export interface AgentSessionOptions {
   log: Logger;
@@ -22,6 +22,8 @@ export interface AgentSessionOptions {
   managers: () => ManagerPeer[];
   /** The containers this node has, listed when a session opens (their network attachments are kept, the others' dropped); unset: none are listed. */
   containerIds?: () => string[];
+  /** The host ports this node's containers publish: sent in the description when a session opens, and by reportContainerPorts(). */
+  containerPorts?: () => ContainerHostPort[];
 }
 
 /**
@@ -64,6 +66,17 @@ export class AgentSession extends EventEmitter {
     const current = this.current;
     if (!current) throw unavailable('no dispatcher session: the managers cannot be reached');
     return callUnary(current.client.attachNetwork.bind(current.client), req, 20000);
+  }
+
+  /**
+   * Tells the managers the host ports this node's containers publish now
+   * (Dispatcher.ReportContainerPorts); Unavailable without a session (the next one's description
+   * carries them).
+   */
+  async reportContainerPorts(): Promise<void> {
+    const current = this.current;
+    if (!current) throw unavailable('no dispatcher session: the managers cannot be reached');
+    await callUnary(current.client.reportContainerPorts.bind(current.client), { ports: this.opts.containerPorts?.() ?? [] }, 10000);
   }
 
   /** Removes one of this node's network attachments (Dispatcher.DetachNetwork); fine when it is gone. */
@@ -119,7 +132,8 @@ export class AgentSession extends EventEmitter {
         const onAbort = () => finish(healthy ? 'healthy' : 'failed');
         signal.addEventListener('abort', onAbort, { once: true });
         const containers = this.opts.containerIds ? { containerIds: this.opts.containerIds() } : undefined;
-        const stream = client.session({ description: this.opts.description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers });
+        const description = { ...this.opts.description, containerPorts: this.opts.containerPorts?.() ?? this.opts.description.containerPorts };
+        const stream = client.session({ description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers });
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {
@@ -138,6 +152,10 @@ export class AgentSession extends EventEmitter {
             this.connectedTo = peer;
             this.current = { client, sessionId: msg.sessionId };
             log.info({ sessionId: msg.sessionId }, 'session established');
+            // Ports that changed while the session opened go up now.
+            if (this.opts.containerPorts && JSON.stringify(this.opts.containerPorts()) !== JSON.stringify(description.containerPorts)) {
+              this.reportContainerPorts().catch((err) => log.warn({ err: (err as Error).message }, 'container ports not reported; the next session carries them'));
+            }
             beat(msg.sessionId, msg.clusterSpec?.heartbeatPeriodMs || 1000);
           }
           this.emit('message', msg);

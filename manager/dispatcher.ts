@@ -6,8 +6,8 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
-import { ClusterSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { ClusterSpec, ContainerHostPort, NodeDescription, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
@@ -122,6 +122,15 @@ export class Dispatcher {
       attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachments.attach(await this.callerNode(call), req)),
       detachNetwork: unary(async (req: DetachNetworkRequest, call) => {
         await this.attachments.detach(await this.callerNode(call), req.attachmentId);
+        return {};
+      }),
+      reportContainerPorts: unary(async (req: ReportContainerPortsRequest, call) => {
+        const nodeId = await this.callerNode(call);
+        const ports = req.ports.map((p) => ContainerHostPort.fromPartial(p));
+        await this.store.mutateNode(nodeId, (n) => {
+          if (JSON.stringify(n.description?.containerPorts ?? []) === JSON.stringify(ports)) return undefined;
+          return { ...n, description: NodeDescription.fromPartial({ ...n.description, containerPorts: ports }) };
+        });
         return {};
       }),
     };

@@ -5,7 +5,7 @@
  */
 import { SwarmletError } from '../services/common/errors';
 import { EndpointMode, Service } from '../services/gen/swarmlet/v1/types';
-import { planServicePorts, releasedOnRemoval } from './network/ports';
+import { containerHeldPorts, planServicePorts, releasedOnRemoval } from './network/ports';
 import { sameMessage } from './orchestrator/tasks';
 import { PortRaceError } from './store/etcd-store';
 import { PortClaimWrite, Store } from './store/store';
@@ -16,10 +16,11 @@ const PORT_RACE_ATTEMPTS = 10;
 
 /** The service with `endpoint` made for its spec: ports resolved; VIPs kept (the allocator adds and drops them), none in dnsrr mode. */
 async function withEndpoint(store: Store, next: Service, create: boolean, skipFree: number) {
-  const [claims, services] = await Promise.all([store.listPortClaims(), store.listServices()]);
-  const previous = create ? undefined : next.endpoint;
   const spec = next.spec?.endpoint;
-  const plan = planServicePorts({ serviceId: next.id, spec, previous, claims, services, skipFree });
+  // Nodes are read only when the service publishes: their containers' ports matter then alone.
+  const [claims, services, nodes] = await Promise.all([store.listPortClaims(), store.listServices(), spec?.ports?.length ? store.listNodes() : []]);
+  const previous = create ? undefined : next.endpoint;
+  const plan = planServicePorts({ serviceId: next.id, spec, previous, claims, services, skipFree, containerPorts: containerHeldPorts(nodes) });
   const dnsrr = spec?.mode === EndpointMode.ENDPOINT_MODE_DNSRR;
   const service: Service = { ...next, endpoint: { spec, ports: plan.ports, virtualIps: dnsrr ? [] : [...(next.endpoint?.virtualIps ?? [])] } };
   return { service, claims: plan.claims };

@@ -11,7 +11,8 @@ import { ContainerStore } from '../agent/containers/container-store';
 import { ContainerPorts } from '../agent/containers/container-ports';
 import { Containers } from '../agent/containers/containers';
 import { planServiceTakenPorts } from '../agent/containers/port-plans';
-import { bridgeNameOf } from '../agent/network/bridge-driver';
+import { BridgeDriver, bridgeNameOf } from '../agent/network/bridge-driver';
+import { GATEWAY_BRIDGE_SUBNET } from '../services/common/subnet-overlap';
 import { isExecImage } from '../services/common/image-ref';
 import { LocalContainerNetworks } from '../agent/containers/local-container-networks';
 import { CrunRuntime } from '../agent/runtime/crun-runtime';
@@ -94,6 +95,9 @@ export class Daemon implements NodeRoles {
   readonly containerRuntime: Runtime;
   /** The node-local networks of containers on a node in no swarm. */
   readonly localNetworks: LocalContainerNetworks;
+  private readonly containerPorts: ContainerPorts;
+  /** Reads (only) where containers on overlays alone are on the swarm's gateway bridge: their published ports go there. */
+  private gatewayLookup?: BridgeDriver;
 
   constructor(private readonly cfg: DaemonConfig, readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -123,13 +127,20 @@ export class Daemon implements NodeRoles {
       store: new ContainerStore(path.join(containersDir, 'records')),
       runtime: this.containerRuntime,
       networks: () => this.containerNetworks(),
-      ports: new ContainerPorts({
+      ports: (this.containerPorts = new ContainerPorts({
         log: rootLog,
         servicePorts: () => planServiceTakenPorts(this.lastMessage),
         // In a swarm, cluster bridges are the agent's (BRIDGE_PREFIX); else the node-local ones.
         bridgeOf: (networkId) => (this.membership.state ? bridgeNameOf(BRIDGE_PREFIX, networkId) : this.localNetworks.driver.bridgeName(networkId)),
+        gatewayOf: async (containerId) => {
+          if (!this.membership.state) return undefined;
+          this.gatewayLookup ??= new BridgeDriver({ log: rootLog, namePrefix: BRIDGE_PREFIX, gatewaySubnet: GATEWAY_BRIDGE_SUBNET });
+          const address = await this.gatewayLookup.gatewayAddressOf(containerId);
+          return address ? { address, device: this.gatewayLookup.gatewayBridgeName() } : undefined;
+        },
         exposedPorts: async (image) => (isExecImage(image) ? [] : (await this.images.ensure(image)).config.exposedPorts ?? []),
-      }),
+        onChange: () => this.agent?.containerPortsChanged(),
+      })),
       log: rootLog,
     });
   }
@@ -160,6 +171,7 @@ export class Daemon implements NodeRoles {
       engineVersion: VERSION,
       resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem(), pids: 0 },
       interfaces: hostInterfaceSubnets(BRIDGE_PREFIX),
+      containerPorts: this.containerPorts?.hostPorts() ?? [],
     };
   }
 
@@ -200,6 +212,7 @@ export class Daemon implements NodeRoles {
     await this.membership.stop();
     await shutdownServer(this.unixServer, 1000);
     // The containers keep running; their resolver sockets and bridges are taken back at the next start.
+    await this.gatewayLookup?.close().catch(() => undefined);
     await this.localNetworks.close().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'container networks did not close cleanly'));
     this.log.info('daemon stopped');
   }
@@ -228,6 +241,8 @@ export class Daemon implements NodeRoles {
       runtime: this.runtime,
       netnsPrefix: this.cfg.netnsPrefix,
       dnsUpstreams: this.cfg.dnsUpstreams,
+      doctorContainers: () => this.containerPorts.doctor(),
+      containerPorts: () => this.containerPorts.hostPorts(),
     });
     agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));
     agent.on('removed', () => this.log.error({ nodeId: state.nodeId }, 'this node was removed from the swarm; run "swarmlet swarm leave" to reset it'));

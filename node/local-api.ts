@@ -152,7 +152,7 @@ function clusterNetworksOf(node: LocalApiNode): ContainerNetworks {
 
 async function attachContainerNetwork(node: LocalApiNode, req: AttachContainerNetworkRequest): Promise<ContainerEndpointInfo> {
   const e = await clusterNetworksOf(node).attach({ containerId: req.containerId, containerName: req.containerName, network: req.network, aliases: req.aliases, ipv4: req.ipv4Address || undefined, netns: req.netns });
-  return { networkId: e.networkId, networkName: e.networkName, driver: e.driver, ipv4Cidr: e.ipv4Cidr, gateway: e.gateway ?? '', mac: e.mac ?? '', aliases: e.aliases };
+  return { networkId: e.networkId, networkName: e.networkName, driver: e.driver, ipv4Cidr: e.ipv4Cidr, gateway: e.gateway ?? '', mac: e.mac ?? '', aliases: e.aliases, interfaceName: e.interfaceName ?? '' };
 }
 
 async function info(node: LocalApiNode): Promise<InfoResponse> {

@@ -24,6 +24,8 @@ export interface ContainerEndpoint {
   gateway?: string;
   mac?: string;
   aliases: string[];
+  /** The container's interface on the network (eth0, eth1...), when the implementation names it: kept in the record, so a daemon restart keeps the names. */
+  interfaceName?: string;
 }
 
 export interface ContainerNetworks {

@@ -237,7 +237,7 @@ export class Containers {
       c.endpoints = [];
       for (const [i, network] of networks.entries()) {
         if (NO_PLUG_DRIVERS.has(network)) {
-          c.endpoints.push({ networkId: network, networkName: network, driver: network, ipv4Cidr: '', gateway: '', mac: '', aliases: [] });
+          c.endpoints.push({ networkId: network, networkName: network, driver: network, ipv4Cidr: '', gateway: '', mac: '', aliases: [], interfaceName: '' });
           continue;
         }
         const set = c.config?.endpointSettings?.find((x) => x.network === network);
@@ -277,7 +277,7 @@ export class Containers {
   private async attachLocked(rec: ContainerRecord, network: string, set: { aliases: string[]; ipv4: string }, pid: number): Promise<void> {
     const c = rec.container;
     const e = await this.opts.networks().attach({ containerId: c.id, containerName: c.name, network, aliases: set.aliases, ipv4: set.ipv4 || undefined, netns: `/proc/${pid}/ns/net` });
-    c.endpoints.push({ ...e, gateway: e.gateway ?? '', mac: e.mac ?? '' });
+    c.endpoints.push({ ...e, gateway: e.gateway ?? '', mac: e.mac ?? '', interfaceName: e.interfaceName ?? '' });
   }
 
   /** The network a name or id stands for, as the node's networks know it (the reference itself when they cannot tell). */
@@ -313,9 +313,9 @@ export class Containers {
       if (!NO_PLUG_DRIVERS.has(network)) this.checkNetwork(network);
       const running = c.state?.status === 'running';
       if ((running && this.endpointOf(c, network)) || nets.some((n) => this.sameNetwork(n, network))) throw conflict(`container ${c.name} is already attached to network ${network}`);
-      if (NO_PLUG_DRIVERS.has(network) || nets.some((n) => NO_PLUG_DRIVERS.has(n))) {
-        throw invalidArgument('container cannot be disconnected from host network or connected to host network');
-      }
+      if (NO_PLUG_DRIVERS.has(network) || nets.includes('host')) throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+      // Started with --network none: docker refuses; disconnected from its last network (no network left): it may join one again.
+      if (nets.includes('none')) throw invalidArgument('container cannot be connected to multiple networks with one of the networks in private (none) mode');
       if (running) {
         const st = await this.opts.runtime.inspect(c.id);
         if (!st.pid) throw failedPrecondition(`container ${c.name} has no sandbox process`);
@@ -347,7 +347,7 @@ export class Containers {
         c.endpoints = c.endpoints.filter((x) => x !== e);
       }
       const rest = nets.filter((n) => n !== entry);
-      c.config = { ...c.config!, spec: { ...c.config!.spec!, networks: rest.length ? rest : ['none'] }, endpointSettings: (c.config!.endpointSettings ?? []).filter((x) => x.network !== entry) };
+      c.config = { ...c.config!, spec: { ...c.config!.spec!, networks: rest }, endpointSettings: (c.config!.endpointSettings ?? []).filter((x) => x.network !== entry) };
       await this.save(rec);
       this.log.info({ containerId: c.id, name: c.name, network }, 'container disconnected from network');
     });

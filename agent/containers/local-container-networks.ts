@@ -157,11 +157,14 @@ export class LocalContainerNetworks implements ContainerNetworks {
         this.remember(endpoint.networkId, containerId, ip);
         if (!ip) continue;
         this.dnsEntries.set(`${containerId} ${endpoint.networkId}`, { containerId, networkId: endpoint.networkId, name: containerName, hostname: containerId.slice(0, 12), aliases: endpoint.aliases, ip });
-        // The container's endpoints come in the order of their interfaces.
+        // Each endpoint in the interface it has (records from before names were kept: in their order).
         const p = this.plugged.get(containerId) ?? { netns, slots: [] };
-        p.slots.push({ networkId: endpoint.networkId, networkName: endpoint.networkName, driver: 'bridge', address: endpoint.ipv4Cidr, mac: endpoint.mac ?? '', gateway: endpoint.gateway ?? '', vni: 0, internal: false, options: {} });
+        const named = /^eth(\d+)$/.exec(endpoint.interfaceName ?? '');
+        const index = named && p.slots[Number(named[1])] === undefined ? Number(named[1]) : p.slots.length;
+        p.slots[index] = { networkId: endpoint.networkId, networkName: endpoint.networkName, driver: 'bridge', address: endpoint.ipv4Cidr, mac: endpoint.mac ?? '', gateway: endpoint.gateway ?? '', vni: 0, internal: false, options: {} };
         this.plugged.set(containerId, p);
       }
+      for (const p of this.plugged.values()) p.slots = Array.from(p.slots);
       await this.reconcileBridges();
       this.applyDns();
       await this.dns.reconcile([...this.plugged].map(([taskId, p]) => ({ taskId, netns: p.netns, attachments: p.slots.filter((a): a is NetworkAttachment => a !== undefined) })));
@@ -214,7 +217,7 @@ export class LocalContainerNetworks implements ContainerNetworks {
         throw err;
       }
       this.log.info({ containerId: req.containerId, network: net.name, address, interface: `eth${index}` }, 'container plugged into network');
-      return { ...base, ipv4Cidr: address, gateway: net.gateway, mac, aliases: userDefined ? [...req.aliases, req.containerId.slice(0, 12)] : [] };
+      return { ...base, ipv4Cidr: address, gateway: net.gateway, mac, aliases: userDefined ? [...req.aliases, req.containerId.slice(0, 12)] : [], interfaceName: `eth${index}` };
     });
   }
 

@@ -25,7 +25,7 @@ import { failedPrecondition, invalidArgument } from '../../services/common/error
 import { containsAddress, formatCidr, formatIpv4, isIPv4, macOfIpv4, readCidr } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
-import type { NetworkDriver, WantedNetworks } from './driver';
+import type { ContainerGateway, NetworkDriver, WantedNetworks } from './driver';
 import { Netlink } from './netlink';
 import { enableForwarding, runInNetns } from './netns-run';
 import { HostNetlinkDriver } from './host-netlink-driver';
@@ -87,6 +87,12 @@ function prefixLength(subnet: string): number {
 /** Whether a task with these attachments needs the gateway bridge: all overlay, at least one not internal. */
 export function needsGatewayBridge(attachments: NetworkAttachment[]): boolean {
   return attachments.length > 0 && attachments.every((a) => a.driver === 'overlay') && attachments.some((a) => !a.internal);
+}
+
+/** The `eth<i>` of a running task's gateway bridge interface: its layout's (a container), else after its attachments when it needs one. */
+export function gatewayIndexOf(t: { attachments: NetworkAttachment[]; gatewayIndex?: number }): number | undefined {
+  if (t.gatewayIndex !== undefined) return t.gatewayIndex;
+  return needsGatewayBridge(t.attachments) ? t.attachments.length : undefined;
 }
 
 /** The Linux bridge a driver with name prefix `prefix` makes for a network: `<prefix><first 8 letters and digits of its id>`. */
@@ -246,12 +252,13 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
    * on this host (the one it has already when plugged in before) and the default route via the
    * gateway. Does nothing for other tasks. Its port is isolated from the bridge's other isolated
    * ports unless `isolated` is false (the ingress sandbox: tasks reach it through the host).
+   * With `at` (a container's layout), it goes in `eth<at>` whatever the attachments.
    */
-  attachGateway(taskId: string, taskNetns: string, attachments: NetworkAttachment[], isolated = true): Promise<void> {
+  attachGateway(taskId: string, taskNetns: string, attachments: NetworkAttachment[], isolated = true, at?: number): Promise<void> {
     return this.exclusive(async () => {
       if (!taskId) throw invalidArgument('a task id is needed to attach a task');
-      if (!needsGatewayBridge(attachments)) return;
-      const index = attachments.length;
+      if (at === undefined && !needsGatewayBridge(attachments)) return;
+      const index = at ?? attachments.length;
       const veth = this.vethName(taskId, index);
       const eth = `eth${index}`;
       const host = await this.hostNl();
@@ -309,7 +316,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
    * The gateway bridge addresses of these tasks (task id -> address), as the kernel has them: the
    * tasks plugged into the gateway bridge only. Changes nothing.
    */
-  gatewayAddresses(tasks: { taskId: string; attachments: NetworkAttachment[] }[]): Promise<Map<string, string>> {
+  gatewayAddresses(tasks: { taskId: string; attachments: NetworkAttachment[]; gatewayIndex?: number }[]): Promise<Map<string, string>> {
     return this.exclusive(async () => {
       const out = new Map<string, string>();
       const host = await this.hostNl();
@@ -318,12 +325,27 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
       if (!bridge) return out;
       const byName = new Map(links.map((l) => [l.name, l]));
       for (const t of tasks) {
-        if (!needsGatewayBridge(t.attachments)) continue;
-        const l = byName.get(this.vethName(t.taskId, t.attachments.length));
+        const index = gatewayIndexOf(t);
+        if (index === undefined) continue;
+        const l = byName.get(this.vethName(t.taskId, index));
         const n = l && l.kind === 'veth' && l.masterIndex === bridge.index ? this.addressOfHostEnd(l.mac) : undefined;
         if (n !== undefined) out.set(t.taskId, formatIpv4(n));
       }
       return out;
+    });
+  }
+
+  /**
+   * The gateway bridge address of a task or container plugged into it, whichever its `eth<i>`, as
+   * the kernel has it (also before this driver plugged anything: after a restart). Changes nothing.
+   */
+  gatewayAddressOf(taskId: string): Promise<string | undefined> {
+    return this.exclusive(async () => {
+      const stem = this.vethStem(taskId);
+      const links = await (await this.hostNl()).listLinks();
+      const bridge = links.find((l) => l.name === this.gatewayBridgeName() && l.kind === 'bridge');
+      const port = bridge && links.find((l) => l.kind === 'veth' && l.masterIndex === bridge.index && l.name.length === stem.length + 1 && l.name.startsWith(stem) && this.addressOfHostEnd(l.mac) !== undefined);
+      return port ? formatIpv4(this.addressOfHostEnd(port.mac)!) : undefined;
     });
   }
 
@@ -333,7 +355,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
    * and the only interface with an address in its subnet; each running task's host-side veth on
    * them there, a port of the right bridge and up. Changes nothing.
    */
-  doctor(wanted: BridgeNetwork[], tasks: { taskId: string; attachments: NetworkAttachment[] }[], gateway: boolean): Promise<string[]> {
+  doctor(wanted: BridgeNetwork[], tasks: { taskId: string; attachments: NetworkAttachment[]; gatewayIndex?: number }[], gateway: boolean): Promise<string[]> {
     return this.exclusive(async () => {
       const host = await this.hostNl();
       const [links, addresses] = [await host.listLinks(), await host.listAddresses()];
@@ -350,8 +372,9 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
           const line = checkTaskPort(links, this.vethName(t.taskId, index), this.bridgeName(a.networkId), 'the host namespace', t.taskId);
           if (line) lines.push(line);
         });
-        if (gateway && needsGatewayBridge(t.attachments)) {
-          const line = checkTaskPort(links, this.vethName(t.taskId, t.attachments.length), this.gatewayBridgeName(), 'the host namespace', t.taskId);
+        const index = gatewayIndexOf(t);
+        if (gateway && index !== undefined) {
+          const line = checkTaskPort(links, this.vethName(t.taskId, index), this.gatewayBridgeName(), 'the host namespace', t.taskId);
           if (line) lines.push(line);
         }
       }
@@ -363,14 +386,19 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
     return this.reconcile(bridgeNetworksOf(wanted.tasks.map((t) => t.networks)), { gateway: wanted.gateway });
   }
 
-  /** Its bridge networks, then (a task on overlays alone) the gateway bridge, after its overlay interfaces. */
-  async attachTask(task: Task, netns: string): Promise<void> {
+  /** Its bridge networks, then (a task on overlays alone) the gateway bridge, after its overlay interfaces, or where a container's layout puts it. */
+  async attachTask(task: Task, netns: string, _wanted?: WantedNetworks, layout?: ContainerGateway): Promise<void> {
     await this.attach(task.id, netns, task.networks, bridgeNetworksOf([task.networks]));
-    await this.attachGateway(task.id, netns, task.networks);
+    if (!layout) await this.attachGateway(task.id, netns, task.networks);
+    else if (layout.gateway !== undefined) await this.attachGateway(task.id, netns, task.networks, true, layout.gateway);
   }
 
   detachTask(taskId: string): Promise<void> {
     return this.detach(taskId);
+  }
+
+  async detachInterface(task: { taskId: string }, index: number, a: NetworkAttachment): Promise<void> {
+    if (a.driver === 'bridge') await this.detach(task.taskId, index);
   }
 
   doctorNetworks(wanted: WantedNetworks): Promise<string[]> {

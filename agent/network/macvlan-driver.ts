@@ -47,6 +47,20 @@ export class MacvlanDriver extends HostNetlinkDriver implements NetworkDriver {
     return this.detach(taskId);
   }
 
+  /** Its macvlan link lives in the task's namespace: `eth<index>` goes from there. */
+  detachInterface(task: { taskId: string; netns: string }, index: number, a: NetworkAttachment): Promise<void> {
+    if (a.driver !== 'macvlan') return Promise.resolve();
+    return this.exclusive(async () => {
+      const nl = await Netlink.inNetns(task.netns);
+      try {
+        const link = await nl.getLink(`eth${index}`);
+        if (link?.kind === 'macvlan') await nl.deleteLink(link.name);
+      } finally {
+        nl.close();
+      }
+    });
+  }
+
   /** Nothing kept on the host to check: a task's macvlan end is checked with its other ends. */
   async doctorNetworks(): Promise<string[]> {
     return [];

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { BridgeDriver, needsGatewayBridge } from './bridge-driver';
+import { BridgeDriver, gatewayIndexOf, needsGatewayBridge } from './bridge-driver';
 import { EmbeddedDns } from '../dns/embedded-dns';
 import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
 import { INGRESS_TASK_ID, IngressSandbox, nftProtocol, usableIngress } from './ingress-driver';
@@ -8,11 +8,13 @@ import { MacvlanDriver } from './macvlan-driver';
 import { Netlink } from './netlink';
 import type { LinkInfo } from './netlink';
 import { checkTaskEnd } from './plans/port-check';
+import { ContainerLayout, planContainerLayout } from './plans/container-layout';
 import { OverlayDriver } from './overlay-driver';
 import { VxlanFilter } from './vxlan-filter';
 import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, PublishRule, diffNftTable, planTaskVips, renderPublishNft, renderTaskLbNft } from './plans/lb-nft';
 import { TaskNetworks } from '../worker';
 import { GATEWAY_BRIDGE_SUBNET, planAttachmentOverlap } from '../../services/common/subnet-overlap';
+import { containsAddress, parseCidr, parseIpv4 } from '../../services/common/cidr';
 import { SwarmletError, asSwarmletError, conflict, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { ReconcileLoop } from '../../services/common/reconcile-loop';
@@ -52,15 +54,36 @@ export interface NetworkControllerOptions {
   resyncMs?: number;
 }
 
-/** A container with its network attachments, as the controller plugs it in: one RunningTask whose id is the container's. */
+/** A container with its network attachment tasks (in their order of creation) and its namespace. */
 interface ContainerPlug {
-  running: RunningTask;
-  /** The attachment tasks, in the order of its interfaces. */
-  attachmentIds: string[];
+  containerId: string;
+  netns: string;
+  tasks: Task[];
 }
 
-/** What a container is plugged in with: its attachments and their addresses. */
-const plugKey = (c: ContainerPlug) => c.attachmentIds.map((id, i) => `${id}=${c.running.attachments[i].address}`).join(',');
+/** A container as plugged in: its layout, and as the drivers see it (free slots are attachments of driver `none`). */
+interface PluggedContainer {
+  key: string;
+  /** The attachments plugged in (those of `layout` whose plugging has not failed). */
+  attachmentIds: string[];
+  layout: ContainerLayout;
+  running: RunningTask;
+}
+
+/** What a container is to be plugged in with: its namespace, attachments and their addresses. */
+const plugKey = (c: ContainerPlug) => [c.netns, ...c.tasks.map((t) => `${t.id}=${t.networks[0].address}`)].join(',');
+
+/** A free interface slot of a container, as the drivers take it: an attachment of driver `none` (nothing to plug). */
+const FREE_SLOT: NetworkAttachment = Object.freeze(NetworkAttachment.fromPartial({ driver: 'none' }));
+
+/** The container with this layout as the drivers take it. */
+function containerAsRunning(c: ContainerPlug, layout: ContainerLayout): RunningTask {
+  const byId = new Map(c.tasks.map((t) => [t.id, t.networks[0]]));
+  return { taskId: c.containerId, netns: c.netns, attachments: layout.slots.map((id) => (id !== undefined && byId.get(id)) || FREE_SLOT), gatewayIndex: layout.gateway };
+}
+
+/** A running task's attachments without a container's free slots. */
+const realAttachments = (t: RunningTask) => t.attachments.filter((a) => a !== FREE_SLOT);
 
 /** A task's `ip swarmlet-lb` table for these services ('' for none). */
 const lbTableOf = (attachments: NetworkAttachment[], services: NetworkServices[]) => renderTaskLbNft(planTaskVips(attachments, services));
@@ -99,8 +122,8 @@ export class NetworkController implements TaskNetworks {
   private received = false;
   /** One pass at a time; messages that arrive during one coalesce into the next. */
   private readonly loop: ReconcileLoop;
-  /** Container id -> what it is plugged in with (plugKey), and its attachment ids. */
-  private readonly plugged = new Map<string, { key: string; attachmentIds: string[] }>();
+  /** Container id -> what it is plugged in with (plugKey), its attachment ids and its layout. */
+  private readonly plugged = new Map<string, PluggedContainer>();
   /** Containers whose last plugging failed, with the attachments it was for and why. */
   private readonly plugFailures = new Map<string, { attachmentIds: string[]; error: SwarmletError }>();
   /** Attachments being detached: unplugged at once, before the managers drop them. */
@@ -318,8 +341,9 @@ export class NetworkController implements TaskNetworks {
         const line = checkTaskEnd(links, `eth${index}`, a.networkName || a.networkId, t.taskId);
         if (line) lines.push(line);
       });
-      if (needsGatewayBridge(t.attachments)) {
-        const line = checkTaskEnd(links, `eth${t.attachments.length}`, 'the gateway bridge', t.taskId);
+      const gatewayIndex = gatewayIndexOf(t);
+      if (gatewayIndex !== undefined) {
+        const line = checkTaskEnd(links, `eth${gatewayIndex}`, 'the gateway bridge', t.taskId);
         if (line) lines.push(line);
       }
     }
@@ -348,12 +372,13 @@ export class NetworkController implements TaskNetworks {
   }
 
   /**
-   * Plugs each container with attachments here into them (all its interfaces again when they
-   * changed: eth0, eth1... in the attachments' order), and unplugs those that have none left or
-   * whose namespace is no longer registered.
+   * Plugs each container with attachments here into them, and unplugs those that have none left or
+   * whose namespace is no longer registered. A container whose attachments changed (network
+   * connect, disconnect) has the interfaces concerned alone plugged or unplugged: the others, and
+   * the connections over them, are not touched (plans/container-layout.ts says which `eth<i>`).
    */
   private async reconcileContainers(): Promise<void> {
-    const wanted = new Map(this.containers().map((c) => [c.running.taskId, c]));
+    const wanted = new Map(this.containers().map((c) => [c.containerId, c]));
     for (const id of [...this.plugged.keys()]) {
       if (wanted.has(id)) continue;
       await this.step(`container ${id} not unplugged`, () => this.detach(id));
@@ -364,17 +389,28 @@ export class NetworkController implements TaskNetworks {
     }
     for (const [id, c] of wanted) {
       const key = plugKey(c);
-      if (this.plugged.get(id)?.key === key) continue;
+      const had = this.plugged.get(id);
+      if (had?.key === key) continue;
+      // A namespace other than the one plugged in is a new one: it starts from what it has.
+      const before = had && had.running.netns === c.netns ? had : undefined;
+      const ids = c.tasks.map((t) => t.id);
+      let layout: ContainerLayout | undefined;
+      let running: RunningTask | undefined;
       try {
-        if (this.plugged.has(id)) await this.detach(id);
-        this.plugged.delete(id);
-        await this.attach(Task.fromPartial({ id, networks: c.running.attachments }), c.running.netns);
-        this.plugged.set(id, { key, attachmentIds: c.attachmentIds });
+        // After an agent restart, the interfaces keep the names the kernel has for them.
+        const prev = before?.layout ?? (await this.layoutInKernel(c));
+        layout = planContainerLayout(prev, ids, needsGatewayBridge(c.tasks.map((t) => t.networks[0])));
+        running = containerAsRunning(c, layout);
+        await this.replugContainer(before, running, layout);
+        this.plugged.set(id, { key, attachmentIds: ids, layout, running });
         this.plugFailures.delete(id);
-        this.log.info({ containerId: id, attachments: c.attachmentIds }, 'container plugged into its cluster networks');
+        this.log.info({ containerId: id, attachments: ids, interfaces: layout.slots }, 'container plugged into its cluster networks');
       } catch (err) {
         const error = asSwarmletError(err);
-        this.plugFailures.set(id, { attachmentIds: c.attachmentIds, error });
+        const kept = new Set(before?.attachmentIds ?? []);
+        if (layout && running) this.plugged.set(id, { key: '', attachmentIds: ids.filter((x) => kept.has(x)), layout, running });
+        else this.plugged.delete(id);
+        this.plugFailures.set(id, { attachmentIds: ids, error });
         this.log.warn({ containerId: id, err: error.message }, 'container not plugged into its cluster networks; the next pass tries again');
       }
       this.events.emit('plugged');
@@ -383,12 +419,66 @@ export class NetworkController implements TaskNetworks {
     if (this.plugged.size > 0 || wanted.size > 0) this.opts.onContainersChanged?.();
   }
 
+  /**
+   * Takes the container from what it is plugged in with (`before`; nothing: a first plugging, every
+   * interface made sure of) to `running`: the interfaces of attachments that went come out, the new
+   * ones go in, the gateway bridge's follows; then its VIP table and resolver.
+   */
+  private async replugContainer(before: PluggedContainer | undefined, running: RunningTask, layout: ContainerLayout): Promise<void> {
+    const wanted = this.wanted(false);
+    const id = running.taskId;
+    const plugged = new Set(before?.attachmentIds ?? []);
+    if (before) {
+      for (const [index, a] of before.running.attachments.entries()) {
+        const attachmentId = before.layout.slots[index];
+        if (a === FREE_SLOT || attachmentId === undefined) continue;
+        if (layout.slots[index] === attachmentId && running.attachments[index].address === a.address) continue;
+        for (const driver of this.drivers) await driver.detachInterface(running, index, a, wanted);
+        plugged.delete(attachmentId);
+      }
+      if (before.layout.gateway !== undefined && before.layout.gateway !== layout.gateway) await this.bridge.detach(id, before.layout.gateway);
+    }
+    const added = running.attachments.map((a, index) => (layout.slots[index] !== undefined && !plugged.has(layout.slots[index]!) ? a : FREE_SLOT));
+    const overlap = planAttachmentOverlap(realAttachments({ ...running, attachments: added }), (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
+    if (overlap) throw conflict(overlap);
+    const gateway = layout.gateway !== undefined && (!before || before.layout.gateway !== layout.gateway) ? layout.gateway : undefined;
+    const task = Task.fromPartial({ id, networks: added });
+    for (const driver of this.drivers) await driver.attachTask(task, running.netns, wanted, { gateway });
+    const real = realAttachments(running);
+    await this.tables.ensure(id, running.netns, LB_NFT_TABLE, lbTableOf(real, this.state.services));
+    await this.dns.attach(Task.fromPartial({ id, networks: real }), running.netns);
+  }
+
+  /** The container's interfaces as its namespace has them (after an agent restart): each attachment's by its address, the gateway bridge's by its subnet. */
+  private async layoutInKernel(c: ContainerPlug): Promise<ContainerLayout | undefined> {
+    let addresses: { ifname: string; cidr: string }[];
+    try {
+      const nl = await Netlink.inNetns(c.netns);
+      try {
+        addresses = (await nl.listAddresses()).filter((a) => a.family === 4).map((a) => ({ ifname: a.ifname, cidr: `${a.address}/${a.prefixLength}` }));
+      } finally {
+        nl.close();
+      }
+    } catch {
+      return undefined;
+    }
+    const slotOf = (ifname: string) => (/^eth(\d+)$/.test(ifname) ? Number(ifname.slice(3)) : undefined);
+    const slots: (string | undefined)[] = [];
+    for (const t of c.tasks) {
+      const i = addresses.map((a) => (a.cidr === t.networks[0].address ? slotOf(a.ifname) : undefined)).find((x) => x !== undefined);
+      if (i !== undefined && slots[i] === undefined) slots[i] = t.id;
+    }
+    const gw = parseCidr(GATEWAY_BRIDGE_SUBNET);
+    const gateway = addresses.map((a) => (slots[slotOf(a.ifname) ?? -1] === undefined && containsAddress(gw, parseIpv4(a.cidr.split('/')[0])) ? slotOf(a.ifname) : undefined)).find((x) => x !== undefined);
+    return { slots: Array.from(slots), gateway };
+  }
+
   /** The containers registered here that have attachments, with their namespaces. */
   private containers(): ContainerPlug[] {
     const netns = this.opts.containerNetns?.() ?? new Map<string, string>();
-    return [...this.containerAttachments()].flatMap(([id, tasks]) => {
-      const path = netns.get(id);
-      return path ? [{ running: { taskId: id, netns: path, attachments: tasks.map((t) => t.networks[0]) }, attachmentIds: tasks.map((t) => t.id) }] : [];
+    return [...this.containerAttachments()].flatMap(([containerId, tasks]) => {
+      const path = netns.get(containerId);
+      return path ? [{ containerId, netns: path, tasks }] : [];
     });
   }
 
@@ -477,7 +567,10 @@ export class NetworkController implements TaskNetworks {
       const path = netns.get(t.id);
       return path && t.networks.length > 0 && !t.spec?.attachment ? [{ taskId: t.id, netns: path, attachments: t.networks }] : [];
     });
-    const containers = this.containers().filter((c) => this.plugged.get(c.running.taskId)?.key === plugKey(c));
-    return [...own, ...containers.map((c) => c.running)];
+    const containers = this.containers().flatMap((c) => {
+      const p = this.plugged.get(c.containerId);
+      return p && p.key === plugKey(c) ? [p.running] : [];
+    });
+    return [...own, ...containers];
   }
 }

@@ -151,6 +151,20 @@ export class OverlayDriver extends HostNetlinkDriver implements NetworkDriver {
     });
   }
 
+  /** Removes the task's sandbox-side veth on the attachment's overlay alone (its `eth<i>` goes with it). */
+  detachInterface(task: { taskId: string }, _index: number, a: NetworkAttachment, wanted: WantedNetworks): Promise<void> {
+    if (a.driver !== 'overlay') return Promise.resolve();
+    const vni = wanted.overlays.find((o) => o.networkId === a.networkId)?.vni || a.vni;
+    return this.exclusive(async () => {
+      for (const s of await this.sandboxes.discover()) {
+        if (s.vni !== vni || !s.mounted) continue;
+        const sb = await this.sandboxes.openSandbox(vni);
+        await this.sandboxes.guarded(sb, () => sb.nl.deleteLink(overlayVethName(vni, task.taskId)));
+      }
+      this.log.debug({ taskId: task.taskId, networkId: a.networkId, vni }, 'task detached from one overlay network');
+    });
+  }
+
   reconcileNetworks(wanted: WantedNetworks): Promise<void> {
     return this.reconcile(wanted.overlays, wanted.running);
   }

@@ -9,7 +9,7 @@
  * the lowest free one of 30000-32767, kept across updates while the spec still asks for it.
  */
 import { conflict, unavailable } from '../../services/common/errors';
-import { Endpoint, EndpointSpec, PortConfig, PortProtocol, PublishMode, Service } from '../../services/gen/swarmlet/v1/types';
+import { Endpoint, EndpointSpec, Node, PortConfig, PortProtocol, PublishMode, Service } from '../../services/gen/swarmlet/v1/types';
 
 export const DYNAMIC_PORT_MIN = 30000;
 export const DYNAMIC_PORT_MAX = 32767;
@@ -25,6 +25,18 @@ export const portLabel = (protocol: PortProtocol, port: number): string => `${po
 export const servicePorts = (s: Service): PortConfig[] => s.endpoint?.ports ?? [];
 export const serviceIngressPorts = (s: Service): PortConfig[] => servicePorts(s).filter(isIngress);
 export const serviceHostPorts = (s: Service): PortConfig[] => servicePorts(s).filter((p) => !isIngress(p));
+
+/** A host port a node's own container publishes (its description's container_ports), by claim name: `container C on node N`. */
+export function containerHeldPorts(nodes: readonly Node[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of [...nodes].sort((a, b) => (a.description?.hostname ?? a.id).localeCompare(b.description?.hostname ?? b.id))) {
+    for (const p of n.description?.containerPorts ?? []) {
+      const name = claimName(p.protocol, p.publishedPort);
+      if (!out.has(name)) out.set(name, `container ${p.container} on node ${n.description?.hostname || n.id}`);
+    }
+  }
+  return out;
+}
 
 export interface PortClaims {
   /** Ingress claims to make: none may exist. */
@@ -46,6 +58,12 @@ export interface ServicePortsInput {
   claims: Map<string, string>;
   /** Every other service, for host-mode ports and the names in messages. */
   services: Service[];
+  /**
+   * Host ports nodes' own containers publish (containerHeldPorts): an ingress port (open on every
+   * node) may not take one, and a dynamic port passes over them. A host-mode port may: the
+   * scheduler keeps its tasks off those nodes.
+   */
+  containerPorts?: Map<string, string>;
   /**
    * Free ports a dynamic port passes over before it takes one (default 0: the lowest free). After
    * a write lost a race for a port, the caller spreads its next try with a random skip, so that
@@ -70,7 +88,7 @@ export function planServicePorts(input: ServicePortsInput): ServicePortsPlan {
   const specPorts = input.spec?.ports ?? [];
   const taken = (name: string) => {
     const owner = input.claims.get(name);
-    return (owner !== undefined && owner !== serviceId) || hostHeld.has(name);
+    return (owner !== undefined && owner !== serviceId) || hostHeld.has(name) || (input.containerPorts?.has(name) ?? false);
   };
 
   const ports: PortConfig[] = specPorts.map((p) => ({ ...p }));
@@ -95,6 +113,8 @@ export function planServicePorts(input: ServicePortsInput): ServicePortsPlan {
       if (owner !== undefined && owner !== serviceId) throw conflict(`port ${portLabel(p.protocol, p.publishedPort)} is already published by service ${nameOf(owner)}`);
       const host = hostHeld.get(name);
       if (host) throw conflict(`port ${portLabel(p.protocol, p.publishedPort)} is already published by service ${host} in host mode`);
+      const container = input.containerPorts?.get(name);
+      if (container) throw conflict(`port ${portLabel(p.protocol, p.publishedPort)} is already published by ${container}: an ingress port is open on every node`);
       (owner === serviceId ? claims.keep : claims.claim).push(name);
     } else {
       if (owner !== undefined && owner !== serviceId) throw conflict(`port ${portLabel(p.protocol, p.publishedPort)} is already published by service ${nameOf(owner)}`);

@@ -5,7 +5,8 @@
  * satisfies the task's constraints; its described resources hold the task's reservations on top
  * of those of the tasks already there (desired and actual state at most RUNNING; a node that
  * describes no CPU or no memory has no limit on it); no live task there (assigned to running, desired
- * running) publishes one of the task's host-mode ports. Among the nodes left, spread: the fewest
+ * running) publishes one of the task's host-mode ports, nor does one of the node's own containers
+ * (its description's container_ports). Among the nodes left, spread: the fewest
  * tasks of the same service, then the fewest tasks overall, then the smallest node id.
  *
  * Tasks are placed one at a time and every placement counts for the next. Pinned tasks (a global
@@ -108,7 +109,8 @@ export function planScheduling(input: SchedulingInput): SchedulingPlan {
   const pendingIds = new Set(input.pending.map((t) => t.id));
   const hostPortsOf = new Map((input.services ?? []).map((s) => [s.id, serviceHostPorts(s).map((p) => claimName(p.protocol, p.publishedPort))]));
   const portsOf = (t: Task) => hostPortsOf.get(t.serviceId) ?? [];
-  const portsUsed: Set<string>[] = Array.from({ length: n }, () => new Set<string>());
+  // Host ports the nodes' own containers publish: no host-mode port of a task there.
+  const portsUsed: Set<string>[] = nodes.map((node) => new Set((node.description?.containerPorts ?? []).map((p) => claimName(p.protocol, p.publishedPort))));
   for (const t of input.tasks) {
     // A container's network attachment is no workload: it does not count against its node.
     if (!t.nodeId || pendingIds.has(t.id) || t.desiredState > RUNNING || (t.status?.state ?? 0) > RUNNING || t.spec?.attachment) continue;

@@ -343,3 +343,47 @@ test('network connect of a stopped container is kept for its start: several netw
   await sw(lab, h, ['network', 'rm', 'n1', 'n2']);
   expect(await hostVeths()).toEqual([]);
 }, 300000);
+
+test('interfaces keep their names over a daemon restart after a middle one was disconnected; a container disconnected from its last network joins one again', async () => {
+  for (const n of ['ka', 'kb', 'kc', 'kd']) await sw(lab, h, ['network', 'create', n]);
+  await sw(lab, h, ['run', '-d', '--name', 'keeper', '--network', 'ka', '--network', 'kb', '--network', 'kc', 'exec:/', 'sleep', '1000']);
+  /** keeper's interfaces: name -> IPv4 address. */
+  const addrs = async () => Object.fromEntries([...(await sw(lab, h, ['exec', 'keeper', 'ip', '-o', '-4', 'addr', 'show'])).matchAll(/^\d+:\s+(eth\d+)\s+inet ([\d.]+)\//gm)].map((m) => [m[1], m[2]]));
+  const ipOn = async (n: string) => (await inspect('keeper')).NetworkSettings.Networks[n]?.IPAddress;
+  const [a, c] = [await ipOn('ka'), await ipOn('kc')];
+  expect(await addrs()).toEqual({ eth0: a, eth1: await ipOn('kb'), eth2: c });
+  await sw(lab, h, ['network', 'disconnect', 'kb', 'keeper']);
+  expect(await addrs()).toEqual({ eth0: a, eth2: c });
+
+  const pid = (await inspect('keeper')).State.Pid;
+  await lab.stopDaemon(h);
+  await lab.startDaemon(h);
+  expect((await inspect('keeper')).State).toMatchObject({ Status: 'running', Pid: pid });
+  // The next network takes the free eth1; eth2 stays kc's, and answers there.
+  await sw(lab, h, ['network', 'connect', 'kd', 'keeper']);
+  const d = await ipOn('kd');
+  expect(await addrs()).toEqual({ eth0: a, eth1: d, eth2: c });
+  const ping = (net: string, ip: string) => lab.cli(h, ['run', '--rm', '--network', net, 'exec:/', 'busybox', 'ping', '-c', '1', '-W', '2', ip]);
+  expect((await ping('kc', c)).code).toBe(0);
+  expect((await ping('kd', d)).code).toBe(0);
+  await sw(lab, h, ['network', 'disconnect', 'kc', 'keeper']);
+  expect(await addrs()).toEqual({ eth0: a, eth1: d });
+
+  // Disconnected from every network, it has none left (lo alone), and may join one again, as docker allows.
+  await sw(lab, h, ['network', 'disconnect', 'ka', 'keeper']);
+  await sw(lab, h, ['network', 'disconnect', 'kd', 'keeper']);
+  expect(await addrs()).toEqual({});
+  expect((await inspect('keeper')).NetworkSettings.Networks).toEqual({});
+  expect(await sw(lab, h, ['network', 'connect', 'ka', 'keeper'])).toBe('');
+  const again = await ipOn('ka');
+  expect(await addrs()).toEqual({ eth0: again });
+  expect((await ping('ka', again)).code).toBe(0);
+  // One started with --network none stays refused, in docker's words.
+  await sw(lab, h, ['run', '-d', '--name', 'nonet', '--network', 'none', 'exec:/', 'sleep', '1000']);
+  const refused = await lab.cli(h, ['network', 'connect', 'ka', 'nonet']);
+  expect([refused.code, refused.stderr.trim()]).toEqual([1, 'Error: container cannot be connected to multiple networks with one of the networks in private (none) mode']);
+
+  await sw(lab, h, ['rm', '-f', 'keeper', 'nonet']);
+  await sw(lab, h, ['network', 'rm', 'ka', 'kb', 'kc', 'kd']);
+  expect(await hostVeths()).toEqual([]);
+}, 400000);

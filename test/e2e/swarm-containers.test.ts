@@ -15,6 +15,7 @@ import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { busyboxRegistry, formSwarm, sw, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 import { uniqueSuffix } from '../support/unique';
+import { echoServer, keepConnection, killServers } from '../support/netns';
 
 const prefix = `swt${uniqueSuffix()}`;
 const REGISTRY = '198.51.100.200:5000';
@@ -38,6 +39,7 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
+  killServers();
   await registry?.stop();
   await lab?.destroy();
 }, 60000);
@@ -123,8 +125,7 @@ test('the seeds alpine1..alpine4 exercise on a swarm node: network connect bridg
 
   expect(await sw(lab, h1, ['network', 'disconnect', 'alpine-net', 'alpine4'])).toBe('');
   expect(Object.keys((await inspect('alpine4')).NetworkSettings.Networks)).toEqual(['bridge']);
-  // Its address on alpine-net is gone; the default bridge's stays (on a swarm node the network
-  // controller plugs the container's remaining attachments in again from eth0).
+  // Its address on alpine-net is gone; the default bridge's stays.
   const left = await sw(lab, h1, ['exec', 'alpine4', 'ip', '-o', '-4', 'addr', 'show']);
   expect(left).not.toContain(`inet ${a4.NetworkSettings.Networks['alpine-net'].IPAddress}/`);
   expect(left).toContain(`inet ${a4.NetworkSettings.Networks.bridge.IPAddress}/`);
@@ -136,3 +137,31 @@ test('the seeds alpine1..alpine4 exercise on a swarm node: network connect bridg
   await waitFor('the containers to leave alpine-net', async () => ((await names('alpine-net')).length === 0 ? true : undefined), 30000, 500);
   await sw(lab, h1, ['network', 'rm', 'alpine-net']);
 }, 300000);
+
+test('network connect and disconnect on a swarm node touch only the interface concerned: a TCP connection over eth0 lives on', async () => {
+  await sw(lab, h1, ['network', 'create', '--driver', 'bridge', 'keepnet']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'ksrv', '--network', 'keepnet', image, 'ash']);
+  await sw(lab, h1, ['run', '-dit', '--name', 'kcli', '--network', 'keepnet', image, 'ash']);
+  type Inspect = { State: { Pid: number }; NetworkSettings: { Networks: Record<string, { IPAddress: string }> } };
+  const inspect = async (n: string) => (JSON.parse(await sw(lab, h1, ['inspect', n])) as Inspect[])[0];
+  const [srv, cli] = [await inspect('ksrv'), await inspect('kcli')];
+  await echoServer(`/proc/${srv.State.Pid}/ns/net`, 7070);
+  const conn = await keepConnection(`/proc/${cli.State.Pid}/ns/net`, srv.NetworkSettings.Networks.keepnet.IPAddress, 7070);
+  expect(await conn.send('before')).toBe('before');
+  const eth0 = async () => (await sw(lab, h1, ['exec', 'kcli', 'cat', '/sys/class/net/eth0/ifindex'])).trim();
+  const index = await eth0();
+
+  expect(await sw(lab, h1, ['network', 'connect', 'bridge', 'kcli'])).toBe('');
+  expect(await sw(lab, h1, ['exec', 'kcli', 'ip', '-o', '-4', 'addr', 'show', 'eth1'])).toContain(`inet ${(await inspect('kcli')).NetworkSettings.Networks.bridge.IPAddress}/`);
+  expect(await eth0()).toBe(index);
+  expect(await conn.send('after connect')).toBe('after connect');
+
+  expect(await sw(lab, h1, ['network', 'disconnect', 'bridge', 'kcli'])).toBe('');
+  expect((await lab.cli(h1, ['exec', 'kcli', 'ip', 'link', 'show', 'eth1'])).code).not.toBe(0);
+  expect(await eth0()).toBe(index);
+  expect(await conn.send('after disconnect')).toBe('after disconnect');
+
+  killServers();
+  await sw(lab, h1, ['rm', '-f', 'ksrv', 'kcli']);
+  await waitFor('keepnet removable', async () => ((await lab.cli(h1, ['network', 'rm', 'keepnet'])).code === 0 ? true : undefined), 30000, 500);
+}, 240000);

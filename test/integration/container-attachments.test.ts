@@ -14,7 +14,7 @@ import { NetworkController, SessionNetworks } from '../../agent/network/network-
 import { createRootLogger } from '../../services/common/logger';
 import type { NetworkServices, OverlayNetwork } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NetworkAttachment, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
-import { addNetns, deleteNetns, ipj, netnsPath, run } from '../support/netns';
+import { addNetns, deleteNetns, echoServer, ipj, keepConnection, killServers, netnsPath, run } from '../support/netns';
 import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
 
@@ -82,6 +82,9 @@ function interfaces(ns: string): Record<string, string[]> {
   return out;
 }
 
+/** The interface's index in the namespace: a re-made interface has another. */
+const ifindex = (ns: string, name: string): number | undefined => ipj(['link', 'show', 'dev', name], ns)[0]?.ifindex;
+
 beforeAll(async () => {
   for (const ns of [TASK_NS, CONTAINER_NS]) addNetns(ns);
   // The host side needs the local VTEP's address on an interface: a veth to nowhere.
@@ -93,6 +96,7 @@ beforeAll(async () => {
 }, 60000);
 
 afterAll(async () => {
+  killServers();
   await networks?.close().catch(() => undefined);
   await NetworkController.removeAll(options).catch(() => undefined);
   deleteNetns([TASK_NS, CONTAINER_NS, `${PREFIX}-${front.vni}`]);
@@ -122,12 +126,14 @@ test('a container is plugged into its attachments once its namespace is register
   expect(await networks!.doctor({ overlays: [front], services: records([onFrontAtt]), ingress: undefined, hostPorts: [], checkServices: true })).toEqual([]);
 }, 60000);
 
-test('unplugging one attachment takes its interface away at once; the rest are plugged in again; a container no longer registered is unplugged', async () => {
+test('unplugging one attachment takes its interface away at once; the others keep theirs; a container no longer registered is unplugged', async () => {
+  const eth1 = ifindex(CONTAINER_NS, 'eth1');
   await networks!.unplug(onFrontAtt.id);
-  expect(interfaces(CONTAINER_NS)).toEqual({ eth0: ['10.92.0.7/24'] });
+  expect(interfaces(CONTAINER_NS)).toEqual({ eth1: ['10.92.0.7/24'] });
   // The managers drop it: the next message no longer has it, nor its record.
   await networks!.apply(message([onBrAtt]));
-  expect(interfaces(CONTAINER_NS)).toEqual({ eth0: ['10.92.0.7/24'] });
+  expect(interfaces(CONTAINER_NS)).toEqual({ eth1: ['10.92.0.7/24'] });
+  expect(ifindex(CONTAINER_NS, 'eth1')).toBe(eth1);
   expect(await dig(TASK_NS, 'alpine1')).toBe('');
   expect(networks!.containerAttachments().get(CONTAINER)?.map((t) => t.id)).toEqual([onBrAtt.id]);
 
@@ -144,3 +150,37 @@ test('a container that cannot be plugged in (its namespace is gone) fails the wa
   registry.delete(CONTAINER);
   await networks!.resync();
 }, 60000);
+
+test('connect and disconnect touch only the interface concerned: a TCP connection over eth0 lives on, eth0 is the same link, the gateway bridge comes and goes', async () => {
+  registry.set(CONTAINER, netnsPath(CONTAINER_NS));
+  // On the overlay alone: eth0, and the gateway bridge's eth1 for its way out.
+  await networks!.apply(message([onFrontAtt]));
+  await networks!.waitPlugged(CONTAINER, onFrontAtt.id, 20000);
+  expect(Object.keys(interfaces(CONTAINER_NS))).toEqual(['eth0', 'eth1']);
+  expect(interfaces(CONTAINER_NS).eth0).toEqual(['10.91.0.7/24']);
+  expect(interfaces(CONTAINER_NS).eth1[0]).toMatch(/^172\.18\./);
+  await echoServer(netnsPath(TASK_NS), 7070);
+  const conn = await keepConnection(netnsPath(CONTAINER_NS), '10.91.0.5', 7070);
+  expect(await conn.send('before')).toBe('before');
+  const eth0 = ifindex(CONTAINER_NS, 'eth0');
+
+  // network connect: a bridge network; the gateway bridge is no longer wanted, the bridge takes eth1.
+  await networks!.apply(message([onFrontAtt, onBrAtt]));
+  await networks!.waitPlugged(CONTAINER, onBrAtt.id, 20000);
+  expect(interfaces(CONTAINER_NS)).toEqual({ eth0: ['10.91.0.7/24'], eth1: ['10.92.0.7/24'] });
+  expect(ifindex(CONTAINER_NS, 'eth0')).toBe(eth0);
+  expect(await conn.send('after connect')).toBe('after connect');
+
+  // network disconnect: the bridge's interface goes alone; the gateway bridge is back.
+  await networks!.unplug(onBrAtt.id);
+  await networks!.apply(message([onFrontAtt]));
+  expect(Object.keys(interfaces(CONTAINER_NS))).toEqual(['eth0', 'eth1']);
+  expect(interfaces(CONTAINER_NS).eth1[0]).toMatch(/^172\.18\./);
+  expect(ifindex(CONTAINER_NS, 'eth0')).toBe(eth0);
+  expect(await conn.send('after disconnect')).toBe('after disconnect');
+  expect(await networks!.doctor({ overlays: [front], services: records([onFrontAtt]), ingress: undefined, hostPorts: [], checkServices: true })).toEqual([]);
+
+  registry.delete(CONTAINER);
+  await networks!.resync();
+  expect(interfaces(CONTAINER_NS)).toEqual({});
+}, 90000);

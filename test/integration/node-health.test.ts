@@ -30,7 +30,7 @@ function node(id: string, role = NodeRole.NODE_ROLE_WORKER): Node {
     id,
     spec: { desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
     role,
-    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [] },
+    description: { hostname: `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] },
     status: { state: NodeState.NODE_STATE_UNKNOWN, message: '', addr: `198.51.100.${id.length}`, updatedAt: '', apiAddr: '' },
   };
 }

@@ -76,3 +76,45 @@ export function deleteNetns(names: Iterable<string>): void {
     }
   }
 }
+
+/** A TCP echo server on 0.0.0.0:port in the namespace at `netns` (a path) that keeps each connection open; resolves once it listens. */
+export async function echoServer(netns: string, port: number): Promise<void> {
+  const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e',
+    `require('net').createServer((c) => c.pipe(c)).listen(${port}, '0.0.0.0', () => console.log('listening'));
+     setTimeout(() => process.exit(2), 300000).unref();`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.push(child);
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  await waitFor(`the echo server in ${netns} to listen`, () => out.includes('listening'), 10000);
+}
+
+/** One long-lived TCP connection from the namespace at `netns` (a path): each send() is a round trip over it. */
+export interface KeptConnection {
+  /** Sends a line and resolves with the line that comes back; rejects once the connection closed. */
+  send(line: string): Promise<string>;
+}
+
+/** Opens a connection from the namespace at `netns` to ip:port and keeps it (the client is killed by killServers). */
+export async function keepConnection(netns: string, ip: string, port: number): Promise<KeptConnection> {
+  const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e',
+    `const c = require('net').connect(${port}, '${ip}', () => console.log('connected'));
+     c.setEncoding('utf8'); c.on('data', (d) => process.stdout.write(d));
+     c.on('error', (e) => console.log('CLOSED ' + e.code)); c.on('close', () => { console.log('CLOSED'); process.exit(0); });
+     process.stdin.on('data', (d) => c.write(d));`,
+  ], { stdio: ['pipe', 'pipe', 'pipe'] });
+  servers.push(child);
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  await waitFor(`a connection from ${netns} to ${ip}:${port}`, () => out.includes('connected') || out.includes('CLOSED'), 10000);
+  if (!out.includes('connected')) throw new Error(`no connection from ${netns} to ${ip}:${port}: ${out.trim()}`);
+  return {
+    async send(line: string): Promise<string> {
+      const from = out.length;
+      child.stdin?.write(`${line}\n`);
+      await waitFor(`the echo of ${line}`, () => out.slice(from).includes(`${line}\n`) || out.slice(from).includes('CLOSED'), 30000);
+      if (out.slice(from).includes('CLOSED')) throw new Error(`the connection to ${ip}:${port} closed: ${out.slice(from).trim()}`);
+      return line;
+    },
+  };
+}

@@ -23,7 +23,7 @@ const base = (over: Partial<Container> = {}): Container => ({
   createdAt: '2026-01-01T00:00:00.000Z',
   config: containerConfigFromFlags({ label: ['k=v'] }, 'exec:/', ['sleep', '1']),
   state: { status: 'running', pid: 7, exitCode: 0, oomKilled: false, startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '', error: '', restartCount: 0 },
-  endpoints: [{ networkId: 'bridge', networkName: 'bridge', driver: 'bridge', ipv4Cidr: '172.17.0.2/16', gateway: '172.17.0.1', mac: '02:42:ac:11:00:02', aliases: [] }],
+  endpoints: [{ networkId: 'bridge', networkName: 'bridge', driver: 'bridge', ipv4Cidr: '172.17.0.2/16', gateway: '172.17.0.1', mac: '02:42:ac:11:00:02', aliases: [], interfaceName: 'eth0' }],
   ports: [],
   ...over,
 });

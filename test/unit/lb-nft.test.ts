@@ -200,3 +200,12 @@ test('diffNftTable says what is missing, stale or different', () => {
     'VIP table differs: missing rule "ip daddr 10.0.1.2 dnat to numgen random mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }"; unexpected rule "ip daddr 10.0.1.2 dnat to 10.0.1.5"',
   );
 });
+
+test('diffNftTable sees one of two equal rules (in two chains) missing', () => {
+  const want = renderPublishNft([{ protocol: 'tcp', publishedPort: 9292, address: '172.17.0.2', targetPort: 80 }]);
+  const lines = want.split('\n');
+  const dnat = lines.findIndex((l) => l.includes('dport 9292'));
+  expect(lines.filter((l) => l === lines[dnat]).length).toBeGreaterThan(1);
+  const have = [...lines.slice(0, dnat), ...lines.slice(dnat + 1)].join('\n');
+  expect(diffNftTable('host table', have, want)).toBe(`host table differs: missing rule ${JSON.stringify(lines[dnat].trim())}`);
+});

@@ -38,7 +38,7 @@ function node(id: string, o: NodeOptions = {}): Node {
       ? undefined
       : { desiredRole: o.desiredRole ?? role, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: o.labels ?? {} },
     role,
-    description: { hostname: o.hostname ?? `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', resources: undefined, interfaces: [] },
+    description: { hostname: o.hostname ?? `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', resources: undefined, interfaces: [], containerPorts: [] },
     status: o.noStatus ? undefined : { state: o.state ?? NodeState.NODE_STATE_UNKNOWN, message: o.message ?? '', addr: '198.51.100.10', updatedAt: '2025-01-01T00:00:00.000Z', apiAddr: '198.51.100.10:2377' },
   };
 }

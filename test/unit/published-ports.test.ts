@@ -1,7 +1,7 @@
 import { SwarmletError } from '../../services/common/errors';
-import { Endpoint, EndpointMode, EndpointSpec, PortConfig, PortProtocol, PublishMode, Service, ServiceSpec } from '../../services/gen/swarmlet/v1/types';
+import { Endpoint, EndpointMode, EndpointSpec, Node, PortConfig, PortProtocol, PublishMode, Service, ServiceSpec } from '../../services/gen/swarmlet/v1/types';
 import { validateEndpoint, validateServiceSpec } from '../../manager/orchestrator/service-spec';
-import { DYNAMIC_PORT_MIN, planServicePorts, releasedOnRemoval } from '../../manager/network/ports';
+import { DYNAMIC_PORT_MIN, containerHeldPorts, planServicePorts, releasedOnRemoval } from '../../manager/network/ports';
 import { applyEndpointFlags, formatPort, formatPorts, parsePublish, planPortChange } from '../../cli/publish-flags';
 import { specFromCreateFlags, specFromUpdateFlags } from '../../cli/service-flags';
 
@@ -188,5 +188,26 @@ describe('PORTS', () => {
     const e: Endpoint = { spec: endpointSpec([port(0, 80)]), ports: [port(30000, 80)], virtualIps: [] };
     expect(formatPorts(e)).toBe('*:30000->80/tcp');
     expect(formatPorts(undefined)).toBe('');
+  });
+});
+
+describe('ports that nodes\' own containers publish', () => {
+  const nodes = [
+    Node.fromPartial({ id: 'n2', description: { hostname: 'h2', containerPorts: [{ container: 'web', protocol: TCP, publishedPort: 8080, hostIp: '' }] } }),
+    Node.fromPartial({ id: 'n1', description: { hostname: 'h1', containerPorts: [{ container: 'dns', protocol: UDP, publishedPort: DYNAMIC_PORT_MIN, hostIp: '127.0.0.1' }] } }),
+  ];
+  const containerPorts = containerHeldPorts(nodes);
+
+  test('an ingress port a container holds is refused naming the container and its node; a host-mode one is left to the scheduler', () => {
+    const refused = () => planServicePorts({ serviceId: 's', spec: endpointSpec([port(8080, 80)]), previous: undefined, claims: new Map(), services: [], containerPorts });
+    expect(refused).toThrow(SwarmletError);
+    expect(refused).toThrow('port 8080/tcp is already published by container web on node h2: an ingress port is open on every node');
+    const host = planServicePorts({ serviceId: 's', spec: endpointSpec([port(8080, 80, { publishMode: HOST })]), previous: undefined, claims: new Map(), services: [], containerPorts });
+    expect(host.ports[0].publishedPort).toBe(8080);
+  });
+
+  test('a dynamic port passes over one a container holds (on any address)', () => {
+    const plan = planServicePorts({ serviceId: 's', spec: endpointSpec([port(0, 53, { protocol: UDP })]), previous: undefined, claims: new Map(), services: [], containerPorts });
+    expect(plan.ports[0].publishedPort).toBe(DYNAMIC_PORT_MIN + 1);
   });
 });

@@ -59,3 +59,10 @@ test('a global task pinned to a node whose port is taken waits', () => {
   const plan = planScheduling({ nodes, tasks: [...running, pinned], pending: [pinned], services: [web] });
   expect(plan.unassigned).toEqual([{ taskId: 'g1', message: 'no suitable node (host port 8080/tcp in use on 1 node)' }]);
 });
+
+test("a node's own containers hold their host ports: a host-mode task goes elsewhere, or waits saying why", () => {
+  const withContainer = (id: string) => Node.fromPartial({ id, status: { state: NodeState.NODE_STATE_READY }, description: { containerPorts: [{ container: 'web', protocol: PortProtocol.PORT_PROTOCOL_TCP, publishedPort: 8080, hostIp: '' }] } });
+  const pending = [task('w1', 'web')];
+  expect(planScheduling({ nodes: [withContainer('n1'), node('n2')], tasks: pending, pending, services: [web] }).assignments.map((a) => a.nodeId)).toEqual(['n2']);
+  expect(planScheduling({ nodes: [withContainer('n1')], tasks: pending, pending, services: [web] }).unassigned).toEqual([{ taskId: 'w1', message: 'no suitable node (host port 8080/tcp in use on 1 node)' }]);
+});

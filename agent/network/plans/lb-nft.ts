@@ -235,10 +235,28 @@ export function diffNftTable(what: string, kernel: string, wanted: string): stri
   if (kernel === wanted) return undefined;
   if (!kernel) return `missing ${what}`;
   if (!wanted) return `stale ${what} (nothing is wanted there)`;
-  const have = kernel.split('\n');
-  const want = wanted.split('\n');
-  const missing = want.filter((l) => !have.includes(l)).map((l) => l.trim());
-  const extra = have.filter((l) => !want.includes(l)).map((l) => l.trim());
+  // Lines are told apart by their chain, and counted: the same rule in two chains (prerouting and
+  // output) is two rules, and one of them missing is seen.
+  const keyed = (text: string) => {
+    let chain = '';
+    return text.split('\n').map((line) => {
+      chain = /^\s*chain (\S+) \{/.exec(line)?.[1] ?? chain;
+      return { key: `${chain}\u0000${line}`, line: line.trim() };
+    });
+  };
+  const beyond = (from: { key: string; line: string }[], other: { key: string }[]) => {
+    const left = new Map<string, number>();
+    for (const { key } of other) left.set(key, (left.get(key) ?? 0) + 1);
+    return from.filter(({ key }) => {
+      const n = left.get(key) ?? 0;
+      left.set(key, n - 1);
+      return n <= 0;
+    }).map(({ line }) => line);
+  };
+  const have = keyed(kernel);
+  const want = keyed(wanted);
+  const missing = beyond(want, have);
+  const extra = beyond(have, want);
   const parts = [];
   if (missing.length) parts.push(`missing rule ${JSON.stringify(missing[0])}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''}`);
   if (extra.length) parts.push(`unexpected rule ${JSON.stringify(extra[0])}${extra.length > 1 ? ` and ${extra.length - 1} more` : ''}`);
