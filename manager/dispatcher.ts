@@ -39,6 +39,15 @@ export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.
 const SESSION_SETUPS_IN_FLIGHT = 16;
 
 /**
+ * How long the broadcast waits after a change, so a burst (a thousand nodes turning ready, a
+ * scheduler pass's batches) makes one pass over the sessions rather than one per change.
+ */
+const BROADCAST_COALESCE_MS = 100;
+
+/** A pass over the sessions lets other work (heartbeats above all) run after this many sessions. */
+const SESSIONS_PER_TURN = 64;
+
+/**
  * The Dispatcher service as a manager serves it: a session message may go down already encoded
  * (sendAll encodes each message once, for its digest and for the wire).
  */
@@ -80,7 +89,7 @@ export class Dispatcher {
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
     this.attachments = new NetworkAttachments(store, this.log);
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS }, this.log);
   }
 
   start(): void {
@@ -220,7 +229,11 @@ export class Dispatcher {
     const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
     this.spec = view.cluster.spec;
     const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log));
+    let seen = 0;
     for (const session of [...this.sessions.values()]) {
+      // A pass over a thousand sessions must not hold up their heartbeats: other callbacks run now and then.
+      if (++seen % SESSIONS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.sessions.get(session.id) !== session) continue; // ended meanwhile
       if (!plan.hasNode(session.nodeId)) {
         this.log.info({ nodeId: session.nodeId }, 'node removed; ending its session');
         this.endSession(session, nodeRemovedStatus());
