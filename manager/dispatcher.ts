@@ -22,6 +22,8 @@ interface Session {
   nodeId: string;
   ttl: number;
   lease?: HeartbeatLease;
+  /** The lease renewal under way, if any (one at a time per session). */
+  renewing?: Promise<void>;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
   /** A digest of the last message sent, and the signature of what it was made from. */
   lastSent: string;
@@ -113,13 +115,7 @@ export class Dispatcher {
       heartbeat: unary(async (req: HeartbeatRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
-        const ttl = leaseSeconds(this.spec);
-        const renewed = session.ttl === ttl && (await session.lease?.renew());
-        if (!renewed) {
-          // First beat after the old lease expired, or the cluster's node-down bound changed.
-          session.ttl = ttl;
-          await this.attachLease(session);
-        }
+        this.renewLease(session);
         return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
       }),
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
@@ -207,6 +203,29 @@ export class Dispatcher {
       log.info('session closed by the agent');
     });
     this.broadcast.poke();
+  }
+
+  /**
+   * Renews the session's heartbeat lease, in the background: the heartbeat is answered at once, as
+   * swarmkit's dispatcher answers from memory. Awaiting etcd made every heartbeat as slow as etcd
+   * under load (a thousand nodes creating tasks), and agents ended their sessions for it. A node
+   * whose agent stops heartbeating still goes down when its lease runs out. While one renewal is
+   * under way, the session's next heartbeats add none.
+   */
+  private renewLease(session: Session): void {
+    if (session.renewing) return;
+    session.renewing = (async () => {
+      const ttl = leaseSeconds(this.spec);
+      const renewed = session.ttl === ttl && (await session.lease?.renew());
+      if (renewed || this.sessions.get(session.id) !== session) return;
+      // First beat after the old lease expired, or the cluster's node-down bound changed.
+      session.ttl = ttl;
+      await this.attachLease(session);
+    })()
+      .catch((err: Error) => this.log.warn({ nodeId: session.nodeId, err: err.message }, 'heartbeat lease not renewed; the next heartbeat tries again'))
+      .finally(() => {
+        session.renewing = undefined;
+      });
   }
 
   /** Puts the node's heartbeat key under a new lease (at session start, or after the old one expired). */
