@@ -6,18 +6,27 @@ type KeepAliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']
 const RENEW_TIMEOUT_MS = 5000;
 
 /**
- * Renews etcd leases over one LeaseKeepAlive stream per client, opened on first use and again
- * after it fails. etcd3's `Lease.keepaliveOnce()` opens a new stream for every renewal: with a
- * thousand agents heartbeating each second, that was a thousand new etcd streams a second, and
- * etcd's unary calls behind them ran into their deadlines. etcd answers a stream's keepalives in
- * the order it got them, each naming its lease.
+ * How many keepalive streams a client keeps. etcd answers the keepalives of one stream one after
+ * another (each renewal waits for its applied index): on a single stream, a thousand renewals a
+ * second under a heavy write load fell behind until leases ran out.
+ */
+export const RENEW_STREAMS = 8;
+
+/**
+ * Renews etcd leases over a few LeaseKeepAlive streams per client (a lease always on the same
+ * one), each opened on first use and again after it fails. etcd3's `Lease.keepaliveOnce()` opens
+ * a new stream for every renewal: with a thousand agents heartbeating each second, that was a
+ * thousand new etcd streams a second, and etcd's unary calls behind them ran into their
+ * deadlines. etcd answers a stream's keepalives in the order it got them, each naming its lease.
  */
 export class LeaseRenewer {
-  private stream?: Promise<KeepAliveStream>;
+  private readonly streams: (Promise<KeepAliveStream> | undefined)[];
   /** Lease id -> the renewals waiting for etcd's answer, oldest first. */
   private readonly waiting = new Map<string, ((ttl: number | undefined) => void)[]>();
 
-  constructor(private readonly client: Etcd3, private readonly timeoutMs = RENEW_TIMEOUT_MS) {}
+  constructor(private readonly client: Etcd3, private readonly timeoutMs = RENEW_TIMEOUT_MS, streams = RENEW_STREAMS) {
+    this.streams = new Array(streams).fill(undefined);
+  }
 
   /** One keepalive for `lease`: its TTL in seconds as etcd answered it (0: it had run out), or undefined when etcd did not answer. */
   async renew(lease: Lease): Promise<number | undefined> {
@@ -25,7 +34,7 @@ export class LeaseRenewer {
     let stream: KeepAliveStream;
     try {
       id = await lease.grant();
-      stream = await this.open();
+      stream = await this.open(this.streamOf(id));
     } catch {
       return undefined;
     }
@@ -52,21 +61,24 @@ export class LeaseRenewer {
     });
   }
 
-  /** Ends the stream; renewals still waiting get no answer. */
+  /** Ends the streams; renewals still waiting get no answer. */
   close(): void {
-    const stream = this.stream;
-    this.stream = undefined;
-    void stream?.then((s) => s.end(), () => undefined);
+    for (const [i, stream] of this.streams.entries()) {
+      this.streams[i] = undefined;
+      void stream?.then((s) => s.end(), () => undefined);
+    }
     this.failAll();
   }
 
-  private open(): Promise<KeepAliveStream> {
-    if (this.stream) return this.stream;
+  private open(i: number): Promise<KeepAliveStream> {
+    const open = this.streams[i];
+    if (open) return open;
     const opening = this.client.leaseClient.leaseKeepAlive().then((s) => {
+      // A broken stream fails the renewals waiting on it (the next heartbeat opens it again).
       const broken = () => {
-        if (this.stream !== opening) return;
-        this.stream = undefined;
-        this.failAll();
+        if (this.streams[i] !== opening) return;
+        this.streams[i] = undefined;
+        this.failAll(i);
       };
       s.on('data', (res: { ID: string; TTL: string }) => this.waiting.get(String(res.ID))?.[0]?.(Number(res.TTL)));
       s.on('error', broken);
@@ -74,13 +86,21 @@ export class LeaseRenewer {
       return s;
     });
     opening.catch(() => {
-      if (this.stream === opening) this.stream = undefined;
+      if (this.streams[i] === opening) this.streams[i] = undefined;
     });
-    this.stream = opening;
+    this.streams[i] = opening;
     return opening;
   }
 
-  private failAll(): void {
-    for (const queue of [...this.waiting.values()]) for (const settle of [...queue]) settle(undefined);
+  /** The stream a lease's renewals go on: always the same one, so that etcd answers them in order. */
+  private streamOf(id: string): number {
+    return Number(BigInt(id) % BigInt(this.streams.length));
+  }
+
+  /** Renewals waiting on stream `i` (on every stream when undefined) get no answer. */
+  private failAll(i?: number): void {
+    for (const [id, queue] of [...this.waiting.entries()]) {
+      if (i === undefined || this.streamOf(id) === i) for (const settle of [...queue]) settle(undefined);
+    }
   }
 }

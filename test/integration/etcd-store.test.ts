@@ -5,6 +5,7 @@ import { SwarmletError } from '../../services/common/errors';
 import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
+import { RENEW_STREAMS } from '../../manager/store/lease-renewer';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { rejection } from '../support/rejection';
 
@@ -254,7 +255,7 @@ describe('nodes', () => {
     expect(await store.heartbeatingNodes()).toEqual(new Set());
   });
 
-  test('heartbeat renewals share one keepalive stream; a lease that ran out renews false', async () => {
+  test('heartbeat renewals share a few keepalive streams; a lease that ran out renews false', async () => {
     // etcd3's keepaliveOnce opens a stream per renewal: a thousand agents were a thousand new streams a second.
     let keepAliveStreams = 0;
     const counting: grpc.Interceptor = (options, nextCall) => {
@@ -267,7 +268,7 @@ describe('nodes', () => {
       const ids = Array.from({ length: 10 }, (_, i) => `n${i}`);
       const held = await Promise.all(ids.map((id) => s.holdHeartbeat(id, `session-${id}`, 2)));
       for (let round = 0; round < 3; round++) expect(await Promise.all(held.map((h) => h.renew()))).toEqual(ids.map(() => true));
-      expect(keepAliveStreams).toBe(1);
+      expect(keepAliveStreams).toBeLessThanOrEqual(RENEW_STREAMS);
       expect(await s.heartbeatingNodes()).toEqual(new Set(ids));
 
       // Left alone, the first lease runs out and its key goes; renewing it then says so.
