@@ -281,6 +281,30 @@ describe('nodes', () => {
     }
   });
 
+  test("a manager's etcd client takes a watch reply larger than gRPC's default 4 MiB", async () => {
+    // Six writes of 1 MiB each, then a watch from before the first: etcd sends them in one reply.
+    const value = 'x'.repeat(1024 * 1024);
+    let first = 0;
+    for (let i = 0; i < 6; i++) {
+      const res = await etcd.client.put(`${keys.tasksPrefix}big-${i}`).value(value).exec();
+      first ||= Number(res.header.revision);
+    }
+    const client = fixtureClient([etcd.endpoint]);
+    try {
+      const seen: string[] = [];
+      const failed: Error[] = [];
+      const watcher = await client.watch().prefix(keys.tasksPrefix).startRevision(String(first)).create();
+      watcher.on('put', (kv) => seen.push(kv.key.toString())).on('error', (err) => failed.push(err));
+      const deadline = Date.now() + 20000;
+      while (seen.length < 6 && failed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await watcher.cancel().catch(() => undefined);
+      expect(failed.map((e) => e.message)).toEqual([]);
+      expect(seen).toHaveLength(6);
+    } finally {
+      client.close();
+    }
+  });
+
   test('the leader flag and reachability of a manager are never stored', async () => {
     const m: Node = { ...node('m1', NodeRole.NODE_ROLE_MANAGER), managerStatus: { addr: '198.51.100.1:2377', leader: true, reachability: Reachability.REACHABILITY_REACHABLE } };
     const created = await store.createNode(m);
