@@ -26,7 +26,7 @@ import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { SwarmletError } from '../services/common/errors';
@@ -100,6 +100,10 @@ interface AgentsStatus {
   /** Status reports the dispatcher refused, and the last reason. */
   failedReports: number;
   sessionFailures: number;
+  /** The most the agents process's event loop ran late in the last 5 s (ms): a stalled node process fails heartbeats too. */
+  loopMaxMs: number;
+  /** Why sessions failed: reason (numbers taken out) -> how many times. */
+  failureReasons: Record<string, number>;
   lastError?: string;
 }
 
@@ -280,9 +284,29 @@ async function runLeader(opts: Options): Promise<void> {
     // Until every session is open and every node ready; a control plane too slow for that is a figure, not a failure.
     const tSessions = Date.now();
     let readyNodes = 0;
+    let lastSetupLine = Date.now();
+    const setupLoop = monitorEventLoopDelay({ resolution: 20 });
+    setupLoop.enable();
+    // The longest garbage collection since the last progress line: a long one stalls every session's heartbeat.
+    let gcMaxMs = 0;
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, e.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    const stalls = () => {
+      const line = `leader's event loop late at most ${(setupLoop.max / 1e6).toFixed(0)} ms (longest GC ${gcMaxMs.toFixed(0)} ms), agents' ${status?.loopMaxMs.toFixed(0) ?? '-'} ms`;
+      setupLoop.reset();
+      gcMaxMs = 0;
+      return line;
+    };
     const nodesReady = await waitFor(`${opts.nodes} sessions and ready nodes`, opts.timeoutMs, async () => {
       agentsOk();
       readyNodes = (await setup.listNodes()).filter((n) => n.role === NodeRole.NODE_ROLE_WORKER && n.status?.state === NodeState.NODE_STATE_READY).length;
+      if (Date.now() - lastSetupLine > 5000) {
+        lastSetupLine = Date.now();
+        const top = Object.entries(status?.failureReasons ?? {}).sort((a, b) => b[1] - a[1])[0];
+        progress(`sessions ${status?.sessions ?? 0}, ${readyNodes} nodes ready; sessions failed ${status?.sessionFailures ?? 0}${top ? ` (most: ${top[1]} x ${top[0]})` : ''}; ${stalls()}`);
+      }
       return agentsReady && readyNodes >= opts.nodes;
     }, 500).then(
       () => true,
@@ -332,7 +356,7 @@ async function runLeader(opts: Options): Promise<void> {
       }
       if (Date.now() - lastLine > 5000) {
         lastLine = Date.now();
-        progress(`services ${figures.created}/${serviceCount}; tasks stored ${s.stored}, assigned ${s.assigned}, running ${s.running} of ${opts.tasks}; sessions ${s.sessions}; rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`);
+        progress(`services ${figures.created}/${serviceCount}; tasks stored ${s.stored}, assigned ${s.assigned}, running ${s.running} of ${opts.tasks}; sessions ${s.sessions} (failed ${s.sessionFailures}); rss ${(process.memoryUsage().rss / MiB).toFixed(0)} MiB; ${stalls()}`);
       }
       if (counter.exhausted && !figures.limit) {
         figures.limit = { ...counter.exhausted, storedTasks: s.stored };
@@ -355,6 +379,8 @@ async function runLeader(opts: Options): Promise<void> {
     figures.allAssignedMs = s.allAssignedAt && s.allAssignedAt - t0;
     figures.allRunningMs = s.allRunningAt && s.allRunningAt - t0;
     loopDelay.disable();
+    setupLoop.disable();
+    gcObserver.disconnect();
     figures.loadAvg!.end = os.loadavg()[0] as number;
     figures.loopDelayMs = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     figures.rssEnd = process.memoryUsage().rss;
@@ -438,6 +464,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
     "No-op pass: the key and value bytes of the KV replies to the manager's etcd client (counted by a gRPC interceptor) from one unchanged write of a node key until its KV calls were quiet for 1 s; watch events (the write itself, to each watching loop) are shown apart.",
     `Sessions failed (and opened again): ${s.sessionFailures}; status reports refused: ${s.failedReports}${s.lastError ? ` (last: ${s.lastError})` : ''}.`,
+    s.sessionFailures ? `Why sessions failed (most often first): ${Object.entries(s.failureReasons).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([why, n]) => `${n} x ${why}`).join('; ')}.` : '',
     `The leader's event loop, from the first create: p99 ${f.loopDelayMs!.p99.toFixed(0)} ms late, at most ${seconds(f.loopDelayMs!.max)} (an agent's heartbeat gives up after 2.5 s).`,
     `The manager lost its leadership ${f.leadershipLost ?? 0} times; loop passes failed ${f.failedPasses ?? 0} times${f.lastFailure ? ` (last: ${f.lastFailure})` : ''}.`,
   ].filter(Boolean);
@@ -465,7 +492,13 @@ function runAgents(): void {
 }
 
 async function agents(start: Extract<ToAgents, { kind: 'start' }>, signal: AbortSignal, send: (msg: FromAgents) => void): Promise<void> {
-  const status: AgentsStatus = { kind: 'status', at: Date.now(), sessions: 0, stored: 0, assigned: 0, running: 0, failedReports: 0, sessionFailures: 0 };
+  const status: AgentsStatus = { kind: 'status', at: Date.now(), sessions: 0, stored: 0, assigned: 0, running: 0, failedReports: 0, sessionFailures: 0, failureReasons: {}, loopMaxMs: 0 };
+  const agentsLoop = monitorEventLoopDelay({ resolution: 20 });
+  agentsLoop.enable();
+  const loopWindow = setInterval(() => {
+    status.loopMaxMs = agentsLoop.max / 1e6;
+    agentsLoop.reset();
+  }, 5000);
   setMaxListeners(0, signal);
 
   // The timing watch: every task as stored. Only tasks meant to run count (not those retired).
@@ -503,6 +536,7 @@ async function agents(start: Extract<ToAgents, { kind: 'start' }>, signal: Abort
   }, 100);
   signal.addEventListener('abort', () => {
     clearInterval(timer);
+    clearInterval(loopWindow);
     void watcher.cancel().finally(() => etcd.close());
   }, { once: true });
 
@@ -568,6 +602,8 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
         if (signal.aborted) return;
         status.sessionFailures++;
         status.lastError = why;
+        const reason = why.replace(/[\d.]+/g, 'N').slice(0, 100);
+        status.failureReasons[reason] = (status.failureReasons[reason] ?? 0) + 1;
         setTimeout(() => session(established ? 0 : attempt + 1), Math.min(2000, 200 * 2 ** attempt));
       };
       const onAbort = () => end('stopped');

@@ -22,6 +22,8 @@ interface Session {
   nodeId: string;
   ttl: number;
   lease?: HeartbeatLease;
+  /** The lease renewal under way, if any (one at a time per session). */
+  renewing?: Promise<void>;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
   /** A digest of the last message sent, and the signature of what it was made from. */
   lastSent: string;
@@ -37,6 +39,15 @@ export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.
  * once, and the leader's own lease keepalives and election behind them.
  */
 const SESSION_SETUPS_IN_FLIGHT = 16;
+
+/**
+ * How long the broadcast waits after a change, so a burst (a thousand nodes turning ready, a
+ * scheduler pass's batches) makes one pass over the sessions rather than one per change.
+ */
+const BROADCAST_COALESCE_MS = 100;
+
+/** A pass over the sessions lets other work (heartbeats above all) run after this many sessions. */
+const SESSIONS_PER_TURN = 64;
 
 /**
  * The Dispatcher service as a manager serves it: a session message may go down already encoded
@@ -80,7 +91,7 @@ export class Dispatcher {
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
     this.attachments = new NetworkAttachments(store, this.log);
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000 }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS }, this.log);
   }
 
   start(): void {
@@ -104,13 +115,7 @@ export class Dispatcher {
       heartbeat: unary(async (req: HeartbeatRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
-        const ttl = leaseSeconds(this.spec);
-        const renewed = session.ttl === ttl && (await session.lease?.renew());
-        if (!renewed) {
-          // First beat after the old lease expired, or the cluster's node-down bound changed.
-          session.ttl = ttl;
-          await this.attachLease(session);
-        }
+        this.renewLease(session);
         return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
       }),
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
@@ -209,6 +214,29 @@ export class Dispatcher {
     this.broadcast.poke();
   }
 
+  /**
+   * Renews the session's heartbeat lease, in the background: the heartbeat is answered at once, as
+   * swarmkit's dispatcher answers from memory. Awaiting etcd made every heartbeat as slow as etcd
+   * under load (a thousand nodes creating tasks), and agents ended their sessions for it. A node
+   * whose agent stops heartbeating still goes down when its lease runs out. While one renewal is
+   * under way, the session's next heartbeats add none.
+   */
+  private renewLease(session: Session): void {
+    if (session.renewing) return;
+    session.renewing = (async () => {
+      const ttl = leaseSeconds(this.spec);
+      const renewed = session.ttl === ttl && (await session.lease?.renew());
+      if (renewed || this.sessions.get(session.id) !== session) return;
+      // First beat after the old lease expired, or the cluster's node-down bound changed.
+      session.ttl = ttl;
+      await this.attachLease(session);
+    })()
+      .catch((err: Error) => this.log.warn({ nodeId: session.nodeId, err: err.message }, 'heartbeat lease not renewed; the next heartbeat tries again'))
+      .finally(() => {
+        session.renewing = undefined;
+      });
+  }
+
   /** Puts the node's heartbeat key under a new lease (at session start, or after the old one expired). */
   private async attachLease(session: Session): Promise<void> {
     session.lease = await this.store.holdHeartbeat(session.nodeId, session.id, session.ttl);
@@ -229,7 +257,11 @@ export class Dispatcher {
     const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
     this.spec = view.cluster.spec;
     const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log));
+    let seen = 0;
     for (const session of [...this.sessions.values()]) {
+      // A pass over a thousand sessions must not hold up their heartbeats: other callbacks run now and then.
+      if (++seen % SESSIONS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.sessions.get(session.id) !== session) continue; // ended meanwhile
       if (!plan.hasNode(session.nodeId)) {
         this.log.info({ nodeId: session.nodeId }, 'node removed; ending its session');
         this.endSession(session, nodeRemovedStatus());

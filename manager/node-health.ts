@@ -3,6 +3,7 @@ import { planNodeState } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
 import { Store } from './store/store';
+import { LOOP_COALESCE_MS } from './task-loops';
 import { keys } from './store/keys';
 
 /**
@@ -15,6 +16,7 @@ export function nodeHealthLoop(store: Store, parentLog: Logger, now: () => Date 
     store,
     {
       name: 'node-health',
+      coalesceMs: LOOP_COALESCE_MS,
       watch: [keys.nodesPrefix, keys.heartbeatsPrefix],
       resyncMs: 10000,
       reconcile: async () => {

@@ -24,6 +24,9 @@ import { DeposedError, inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
 import { Store } from './store/store';
 import { keys } from './store/keys';
 
+/** How long the leader's loops wait after a change, so that a burst of writes (services created together, a pass's batches) makes one pass. */
+export const LOOP_COALESCE_MS = 50;
+
 const isTerminal = (t: Task) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_COMPLETE;
 const stamp = (now: Date) => now.toISOString();
 
@@ -36,6 +39,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
     store,
     {
       name: 'orchestrator',
+      coalesceMs: LOOP_COALESCE_MS,
       watch: [keys.servicesPrefix, keys.tasksPrefix, keys.nodesPrefix],
       resyncMs: 10000,
       reconcile: async () => {
@@ -173,6 +177,7 @@ export function allocatorLoop(store: Store, parentLog: Logger, now: () => Date =
     store,
     {
       name: 'allocator',
+      coalesceMs: LOOP_COALESCE_MS,
       watch: [keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix, keys.nodesPrefix],
       resyncMs: 10000,
       reconcile: async () => {
@@ -257,6 +262,7 @@ export function schedulerLoop(store: Store, parentLog: Logger, now: () => Date =
     store,
     {
       name: 'scheduler',
+      coalesceMs: LOOP_COALESCE_MS,
       watch: [keys.tasksPrefix, keys.nodesPrefix],
       resyncMs: 5000,
       reconcile: async () => {

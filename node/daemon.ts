@@ -22,6 +22,7 @@ import { RuntimeRouter } from '../agent/runtime/runtime-router';
 import { ImageStore } from '../agent/images/image-store';
 import { VolumeStore } from '../agent/volumes/volume-store';
 import { clientUrl, EmbeddedEtcd, ETCD_CLIENT_HOSTNAME, peerUrl } from '../manager/embedded-etcd';
+import { ETCD_CLIENT_GRPC_OPTIONS } from '../manager/store/etcd-errors';
 import { Manager, MANAGER_SERVICES } from '../manager/manager';
 import { formatHostPort, parseHostPort } from '../services/common/addr';
 import { asSwarmletError, failedPrecondition } from '../services/common/errors';
@@ -55,8 +56,8 @@ function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
     hosts,
     ...(tls && {
       credentials: { rootCertificate: Buffer.from(tls.caCertPem), certChain: Buffer.from(tls.certPem), privateKey: Buffer.from(tls.keyPem) },
-      grpcOptions: tls.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : undefined,
     }),
+    grpcOptions: { ...ETCD_CLIENT_GRPC_OPTIONS, ...(tls?.serverName && { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }) },
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: { host: () => noop, global: noop },

@@ -10,6 +10,14 @@ import { invalidArgument, SwarmletError, unavailable } from '../../services/comm
 export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
 /**
+ * The gRPC options of a manager's etcd client. A watch reply carries every event etcd has for the
+ * watcher at once (etcd3 asks for no fragments): with tens of thousands of tasks written in
+ * batches, one reply passed grpc-js's default 4 MiB limit, the watch failed and the snapshot listed
+ * everything again. Ranges are paged (paged-range.ts); watch replies cannot be.
+ */
+export const ETCD_CLIENT_GRPC_OPTIONS = { 'grpc.max_receive_message_length': 256 * 1024 * 1024 } as const;
+
+/**
  * etcd is between leaders, or settling a membership change ("unhealthy cluster"): the same
  * request succeeds again within seconds. Kind Unavailable.
  */

@@ -6,6 +6,7 @@ import { clusterCodec } from './cluster-secrets';
 import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavailable, requestTooLarge } from './etcd-errors';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
+import { LeaseRenewer } from './lease-renewer';
 import { WatchedSnapshot } from './snapshot';
 import { ChangeListener, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
@@ -544,15 +545,16 @@ export class EtcdStore implements Store {
     await this.guard(lease.put(key).value(value).exec());
   }
 
-  /** The heartbeat key under a new etcd lease, renewed only when the agent heartbeats (no automatic keepalive). */
+  /**
+   * The heartbeat key under a new etcd lease, renewed only when the agent heartbeats (no automatic
+   * keepalive). Renewals of every lease of this client share one keepalive stream.
+   */
   async holdHeartbeat(nodeId: string, sessionId: string, ttlSeconds: number): Promise<HeartbeatLease> {
     const lease = this.client.lease(ttlSeconds, { autoKeepAlive: false });
     await this.putLeased(keys.heartbeat(nodeId), sessionId, lease);
+    const renewer = renewerOf(this.client);
     return {
-      renew: async () => {
-        const res = await lease.keepaliveOnce().catch(() => undefined);
-        return res !== undefined && Number(res.TTL) > 0;
-      },
+      renew: async () => ((await renewer.renew(lease)) ?? 0) > 0,
     };
   }
 
@@ -686,6 +688,14 @@ export class EtcdStore implements Store {
     }
   }
 }
+
+/** One lease renewer per etcd client, shared by every store made from it. */
+const renewers = new WeakMap<Etcd3, LeaseRenewer>();
+const renewerOf = (client: Etcd3): LeaseRenewer => {
+  let r = renewers.get(client);
+  if (!r) renewers.set(client, (r = new LeaseRenewer(client)));
+  return r;
+};
 
 /** What a put adds to a transaction, about: its key and value (etcd's framing is small beside them). */
 const putSize = (p: { key: string; value: string }) => Buffer.byteLength(p.key) + Buffer.byteLength(p.value) + 32;

@@ -21,6 +21,12 @@ export interface ReconcileLoopOptions {
   reconcile: (signal: AbortSignal, pass: PassInfo) => Promise<void>;
   /** A full pass also runs this often, whatever the watches said (default 30 s; Infinity: never). */
   resyncMs?: number;
+  /**
+   * After a change, wait this long before the next pass, so that a burst of changes (a thousand
+   * nodes turning ready, a hundred tasks created) makes one pass, not one each (default 0). The
+   * first pass does not wait.
+   */
+  coalesceMs?: number;
 }
 
 /**
@@ -94,6 +100,7 @@ export class ReconcileLoop {
           backoff.reset();
         }
         await this.idle(signal);
+        if (this.opts.coalesceMs) await sleep(this.opts.coalesceMs, signal);
       } catch (err) {
         this.dirty = true;
         const delay = backoff.next();

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { noop } from 'cockatiel';
 import { Etcd3, IOptions } from 'etcd3';
 import { ROOT } from '../../manager/store/keys';
+import { ETCD_CLIENT_GRPC_OPTIONS } from '../../manager/store/etcd-errors';
 
 export interface EtcdFixture {
   /** `http://127.0.0.1:PORT` */
@@ -35,7 +36,7 @@ export interface EtcdFixtureOptions {
 export function fixtureClient(hosts: string[], grpcOptions?: IOptions['grpcOptions']): Etcd3 {
   return new Etcd3({
     hosts,
-    grpcOptions,
+    grpcOptions: { ...ETCD_CLIENT_GRPC_OPTIONS, ...grpcOptions },
     dialTimeout: 3000,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: { host: () => noop, global: noop },

@@ -13,7 +13,8 @@ const counter = new EtcdReadCounter();
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  client = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor] } as Parameters<typeof fixtureClient>[1]);
+  // gRPC's default 4 MiB reply limit (a manager's client takes more), so that a reply can pass it here.
+  client = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor], 'grpc.max_receive_message_length': 4 * 1024 * 1024 } as Parameters<typeof fixtureClient>[1]);
 });
 
 afterAll(async () => {

@@ -1,10 +1,12 @@
 /** EtcdStore against a real throwaway etcd (test/integration/etcd-fixture.ts). */
+import * as grpc from '@grpc/grpc-js';
 import { Lease } from 'etcd3';
 import { SwarmletError } from '../../services/common/errors';
 import { Cluster, Node, NodeAvailability, NodeRole, NodeState, Reachability, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { ROOT, keys } from '../../manager/store/keys';
-import { useEtcd } from './etcd-fixture';
+import { RENEW_STREAMS } from '../../manager/store/lease-renewer';
+import { fixtureClient, useEtcd } from './etcd-fixture';
 import { rejection } from '../support/rejection';
 
 const etcd = useEtcd();
@@ -251,6 +253,56 @@ describe('nodes', () => {
     expect(await lease.renew()).toBe(true);
     await store.deleteNode(n);
     expect(await store.heartbeatingNodes()).toEqual(new Set());
+  });
+
+  test('heartbeat renewals share a few keepalive streams; a lease that ran out renews false', async () => {
+    // etcd3's keepaliveOnce opens a stream per renewal: a thousand agents were a thousand new streams a second.
+    let keepAliveStreams = 0;
+    const counting: grpc.Interceptor = (options, nextCall) => {
+      if (options.method_definition.path === '/etcdserverpb.Lease/LeaseKeepAlive') keepAliveStreams++;
+      return new grpc.InterceptingCall(nextCall(options));
+    };
+    const client = fixtureClient([etcd.endpoint], { interceptors: [counting] } as Parameters<typeof fixtureClient>[1]);
+    try {
+      const s = new EtcdStore(client);
+      const ids = Array.from({ length: 10 }, (_, i) => `n${i}`);
+      const held = await Promise.all(ids.map((id) => s.holdHeartbeat(id, `session-${id}`, 2)));
+      for (let round = 0; round < 3; round++) expect(await Promise.all(held.map((h) => h.renew()))).toEqual(ids.map(() => true));
+      expect(keepAliveStreams).toBeLessThanOrEqual(RENEW_STREAMS);
+      expect(await s.heartbeatingNodes()).toEqual(new Set(ids));
+
+      // Left alone, the first lease runs out and its key goes; renewing it then says so.
+      const deadline = Date.now() + 30000;
+      while ((await s.heartbeatingNodes()).has('n0') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await s.heartbeatingNodes()).not.toContain('n0');
+      expect(await held[0]!.renew()).toBe(false);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a manager's etcd client takes a watch reply larger than gRPC's default 4 MiB", async () => {
+    // Six writes of 1 MiB each, then a watch from before the first: etcd sends them in one reply.
+    const value = 'x'.repeat(1024 * 1024);
+    let first = 0;
+    for (let i = 0; i < 6; i++) {
+      const res = await etcd.client.put(`${keys.tasksPrefix}big-${i}`).value(value).exec();
+      first ||= Number(res.header.revision);
+    }
+    const client = fixtureClient([etcd.endpoint]);
+    try {
+      const seen: string[] = [];
+      const failed: Error[] = [];
+      const watcher = await client.watch().prefix(keys.tasksPrefix).startRevision(String(first)).create();
+      watcher.on('put', (kv) => seen.push(kv.key.toString())).on('error', (err) => failed.push(err));
+      const deadline = Date.now() + 20000;
+      while (seen.length < 6 && failed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await watcher.cancel().catch(() => undefined);
+      expect(failed.map((e) => e.message)).toEqual([]);
+      expect(seen).toHaveLength(6);
+    } finally {
+      client.close();
+    }
   });
 
   test('the leader flag and reachability of a manager are never stored', async () => {

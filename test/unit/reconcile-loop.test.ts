@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 /** A loop whose passes are recorded, and each waits for `release()` when `hold` is set. */
-function recordedLoop(opts: { resyncMs?: number; fail?: (n: number) => boolean } = {}) {
+function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; fail?: (n: number) => boolean } = {}) {
   const passes: PassInfo[] = [];
   let hold = false;
   let gate: (() => void) | undefined;
@@ -19,6 +19,7 @@ function recordedLoop(opts: { resyncMs?: number; fail?: (n: number) => boolean }
     name: 'test',
     watch: [],
     resyncMs: opts.resyncMs ?? Infinity,
+    coalesceMs: opts.coalesceMs,
     reconcile: async (_signal, pass) => {
       passes.push(pass);
       for (const s of started.splice(0)) s();
@@ -129,4 +130,18 @@ test('stopping resolves the requests still waiting, and later ones at once', asy
   await req;
   await t.loop.request();
   expect(t.passes).toHaveLength(1);
+});
+
+test('with coalesceMs, changes that come one after another make one pass, not one each', async () => {
+  const t = recordedLoop({ coalesceMs: 1000 });
+  await t.start();
+  await t.loop.request();
+  const before = t.passes.length;
+  // Five changes, each in its own turn of the event loop: without coalescing each would start a pass.
+  for (let i = 0; i < 5; i++) {
+    t.loop.poke();
+    await new Promise((r) => setImmediate(r));
+  }
+  await t.loop.request();
+  expect(t.passes).toHaveLength(before + 1);
 });
