@@ -20,20 +20,11 @@
  * to $SL_DIR/exitcode.
  */
 
-import { LOG_SHIM_FINISH, LOG_SHIM_LINES } from './log-writer';
+import { SHIM_PRELUDE } from './log-writer';
 
 export const CRUN_SHIM_NAME = 'swarmlet-crun-shim';
 
-export const CRUN_SHIM_SCRIPT = `set -u
-finish() {
-  ${LOG_SHIM_FINISH}
-  echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
-  exit 0
-}
-${LOG_SHIM_LINES}
-for f in $SL_CGROUP_PROCS; do
-  echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
-done
+export const CRUN_SHIM_SCRIPT = `${SHIM_PRELUDE}
 echo -998 > /proc/self/oom_score_adj 2>/dev/null
 # The container's stdin: the task's fifo when it has one (held open here: never EOF), else nothing.
 if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi

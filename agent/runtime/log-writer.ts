@@ -72,7 +72,7 @@ while (%open) {
  * writer's WAIT. `$logger` is the writer's pid: the shim waits for it before it writes the exit
  * code, so a task's last lines are in output.log once the task shows as exited.
  */
-export const LOG_SHIM_LINES = `logger=
+const LOG_SHIM_LINES = `logger=
 # Opened for reading and writing: never blocks, even if the writer could not start (then lines wait in the pipe).
 if command -v perl >/dev/null 2>&1 && mkfifo -m 0600 "$SL_DIR/log-out.fifo" "$SL_DIR/log-err.fifo"; then
   perl -e "$SL_LOG" "$SL_DIR/log-out.fifo" "$SL_DIR/log-err.fifo" "\${SL_LOG_WAIT:-0.05}" </dev/null &
@@ -81,5 +81,20 @@ if command -v perl >/dev/null 2>&1 && mkfifo -m 0600 "$SL_DIR/log-out.fifo" "$SL
 fi`;
 
 /** The shim's last step before the exit code: its own output closed, then the writer's end awaited. */
-export const LOG_SHIM_FINISH = `exec >/dev/null 2>&1
+const LOG_SHIM_FINISH = `exec >/dev/null 2>&1
   if [ -n "$logger" ]; then wait "$logger"; fi`;
+
+/**
+ * How both shims begin (sh): finish() records the exit code once the shim's output is closed and
+ * the writer is done; the writer starts; the shim joins the task's cgroups (125 if it cannot).
+ */
+export const SHIM_PRELUDE = `set -u
+finish() {
+  ${LOG_SHIM_FINISH}
+  echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
+  exit 0
+}
+${LOG_SHIM_LINES}
+for f in $SL_CGROUP_PROCS; do
+  echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
+done`;

@@ -22,21 +22,12 @@
  * outside by SIGKILL, so "ready" without "status" means that.
  */
 
-import { LOG_SHIM_FINISH, LOG_SHIM_LINES } from './log-writer';
+import { SHIM_PRELUDE } from './log-writer';
 
 export const SHIM_NAME = 'swarmlet-shim';
 export const INIT_NAME = 'swarmlet-init';
 
-export const SHIM_SCRIPT = `set -u
-finish() {
-  ${LOG_SHIM_FINISH}
-  echo "$1" > "$SL_DIR/exitcode.tmp" && mv -f "$SL_DIR/exitcode.tmp" "$SL_DIR/exitcode"
-  exit 0
-}
-${LOG_SHIM_LINES}
-for f in $SL_CGROUP_PROCS; do
-  echo $$ > "$f" || { echo "swarmlet: cannot join cgroup $f" >&2; finish 125; }
-done
+export const SHIM_SCRIPT = `${SHIM_PRELUDE}
 net=--net
 if [ "\${SL_HOST_NET:-}" = 1 ]; then net=; fi
 # The task's stdin: its fifo when it has one (held open here, so it never sees EOF), else nothing.
