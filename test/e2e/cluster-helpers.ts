@@ -1,7 +1,8 @@
 /** Helpers for end-to-end tests on a lab: run the CLI, wait for the cluster to say something, form a swarm. */
-import { Lab, LabClient, LabHost } from '../lab/lab';
+import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { BusyboxImageOptions, pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
+import { uniqueSuffix } from '../support/unique';
 
 export interface NodeJson {
   id: string;
@@ -109,6 +110,36 @@ export async function busyboxRegistry(lab: Lab, listen: string, build: BusyboxIm
   const registry = await startRegistry({ listen, netns: client.netns, baseDir: lab.baseDir });
   const image = (await pushBusybox(registry, { ...build, baseDir: lab.baseDir, netns: client.netns })).reference;
   return { client, registry, image };
+}
+
+/** Where `oneHostWithBusybox` puts its registry: the lab's first client namespace. */
+export const LAB_REGISTRY = '198.51.100.200:5000';
+
+/**
+ * The set-up of the one-host container tests: a lab of one host (names prefixed `prefix` and a
+ * unique suffix) whose daemon, in no swarm, trusts a busybox registry at LAB_REGISTRY, started after
+ * the registry since the daemon reads its insecure registries at start. If a step fails, what was
+ * made is removed before the error goes on.
+ */
+export async function oneHostWithBusybox(prefix: string, build: BusyboxImageOptions = {}): Promise<{ lab: Lab; h: LabHost; client: LabClient; registry: TestRegistry; image: string }> {
+  requireBuiltCli();
+  const lab = await Lab.create({ prefix: `${prefix}${uniqueSuffix()}`, hosts: 1, insecureRegistries: [LAB_REGISTRY] });
+  let made: Awaited<ReturnType<typeof busyboxRegistry>> | undefined;
+  try {
+    made = await busyboxRegistry(lab, LAB_REGISTRY, build);
+    const h = lab.host(1);
+    await lab.startDaemon(h);
+    return { lab, h, ...made };
+  } catch (err) {
+    await tearDownLab(lab, made?.registry);
+    throw err;
+  }
+}
+
+/** Stops a lab's registry, then removes the lab; either may be missing when set-up failed early. */
+export async function tearDownLab(lab?: Lab, registry?: TestRegistry): Promise<void> {
+  await registry?.stop();
+  await lab?.destroy();
 }
 
 /** A lab-side TCP server (node -e) on port 80 that answers each connection with the address it came from. */

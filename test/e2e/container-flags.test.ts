@@ -5,30 +5,20 @@
  * `--memory-swap`, on an OCI image from a registry in the lab and on exec: images. Run through
  * test/run.sh.
  */
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabHost } from '../lab/lab';
+import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
 let lab: Lab;
 let h: LabHost;
 let registry: TestRegistry;
 let image: string;
-// The lab's first client namespace: the daemon must know the registry before it starts.
-const REGISTRY = '198.51.100.200:5000';
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swcf${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
-  h = lab.host(1);
-  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
-  await lab.startDaemon(h);
+  ({ lab, h, registry, image } = await oneHostWithBusybox('swcf'));
 }, 180000);
 
-afterAll(async () => {
-  await registry?.stop();
-  await lab?.destroy();
-}, 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 interface Inspect {
   State: { Status: string; ExitCode: number };

@@ -10,9 +10,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
-import { ADDRESS_ECHO_SERVER, askFrom, busyboxRegistry, sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabClient, LabHost } from '../lab/lab';
+import { ADDRESS_ECHO_SERVER, askFrom, oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
 let lab: Lab;
@@ -21,8 +20,6 @@ let client: LabClient;
 let registry: TestRegistry;
 /** Busybox serving /var/www with httpd on port 80, which its config exposes. */
 let image: string;
-// The lab's first client namespace: the daemon must know the registry before it starts.
-const REGISTRY = '198.51.100.200:5000';
 
 const ask = (from: { netns: string }, addr: string, port: number) => askFrom(lab, from, addr, port);
 const SERVER = ADDRESS_ECHO_SERVER;
@@ -40,20 +37,13 @@ interface Inspect {
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swcp${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
-  h = lab.host(1);
-  ({ client, registry, image } = await busyboxRegistry(lab, REGISTRY, {
+  ({ lab, h, client, registry, image } = await oneHostWithBusybox('swcp', {
     files: { '/var/www/index.html': 'exposed\n' },
     config: { cmd: ['httpd', '-f', '-p', '80', '-h', '/var/www'], exposedPorts: ['80/tcp'] },
   }));
-  await lab.startDaemon(h);
 }, 180000);
 
-afterAll(async () => {
-  await registry?.stop();
-  await lab?.destroy();
-}, 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 test('run -p: the host\'s address and 127.0.0.1 answer, the server sees the client; ps, inspect, port; rules go with rm -f', async () => {
   await sw(lab, h, ['run', '-d', '--name', 'web', '-p', '8080:80', '-p', '127.0.0.1:8081:80', 'exec:/', process.execPath, '-e', SERVER]);

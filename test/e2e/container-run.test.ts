@@ -5,31 +5,22 @@
  * server stream used to send no status, and its client waited on); and a container started before
  * `swarm init` still runs after it. Run through test/run.sh.
  */
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabHost } from '../lab/lab';
+import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
 let lab: Lab;
 let h: LabHost;
 let registry: TestRegistry;
 let image: string;
-const REGISTRY = '198.51.100.200:5000';
 // Before the fix about half of these hung in the last log read of a container --rm had removed.
 const RUNS = 10;
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swcr${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
-  h = lab.host(1);
-  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
-  await lab.startDaemon(h);
+  ({ lab, h, registry, image } = await oneHostWithBusybox('swcr'));
 }, 180000);
 
-afterAll(async () => {
-  await registry?.stop();
-  await lab?.destroy();
-}, 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 const runs = (ref: () => string) => async () => {
   const seen: string[] = [];

@@ -3,9 +3,8 @@
  * lab host whose daemon is in no swarm: exec: containers and an OCI busybox on crun (whose shim
  * shares the container's cgroup but is never shown). Run through test/run.sh.
  */
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabHost } from '../lab/lab';
+import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 import type { StatsEntry } from '../../agent/containers/stats-plans';
 
@@ -13,7 +12,6 @@ let lab: Lab;
 let h: LabHost;
 let registry: TestRegistry;
 let image: string;
-const REGISTRY = '198.51.100.200:5000';
 
 const inspect = async (ref: string) => (JSON.parse(await sw(lab, h, ['inspect', ref])) as { Id: string; State: { Pid: number; Running: boolean; Status: string } }[])[0];
 const statsJson = async (...refs: string[]) =>
@@ -26,17 +24,10 @@ const rxBytes = (netIo: string) => {
 const topRows = (out: string) => out.trim().split('\n').slice(1).map((l) => l.split(/\s+/));
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swst${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
-  h = lab.host(1);
-  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
-  await lab.startDaemon(h);
+  ({ lab, h, registry, image } = await oneHostWithBusybox('swst'));
 }, 180000);
 
-afterAll(async () => {
-  await registry?.stop();
-  await lab?.destroy();
-}, 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 test('stats --no-stream: docker\'s columns from the cgroup and the interfaces; a busy container uses CPU, a limit shows, traffic counts', async () => {
   const id = (await sw(lab, h, ['run', '-d', '--name', 'busy', '-m', '64m', 'exec:/', 'sh', '-c', 'while :; do :; done'])).trim();

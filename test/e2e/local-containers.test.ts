@@ -8,9 +8,8 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { busyboxRegistry, sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabHost } from '../lab/lab';
+import { LAB_REGISTRY, oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
 interface Inspect {
@@ -27,8 +26,6 @@ let lab: Lab;
 let h: LabHost;
 let registry: TestRegistry;
 let image: string;
-// The lab's first client namespace: the daemon must know the registry before it starts.
-const REGISTRY = '198.51.100.200:5000';
 
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
 const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
@@ -43,17 +40,10 @@ const runtimeDirs = () => ['exec', 'oci'].flatMap((k) => {
 const hostVeths = async () => (await lab.exec(h, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => l.includes('swbl-'));
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swlc${uniqueSuffix()}`, hosts: 1, insecureRegistries: [REGISTRY] });
-  h = lab.host(1);
-  ({ registry, image } = await busyboxRegistry(lab, REGISTRY));
-  await lab.startDaemon(h);
+  ({ lab, h, registry, image } = await oneHostWithBusybox('swlc'));
 }, 180000);
 
-afterAll(async () => {
-  await registry?.stop();
-  await lab?.destroy();
-}, 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 test('run -d, ps, logs, inspect, stop, ps -a, rm: on the default bridge, reached by IP', async () => {
   const id = (await sw(lab, h, ['run', '-d', '--name', 'web', '-e', 'GREETING=hello', '-l', 'course=net', 'exec:/', 'sh', '-c', 'echo "$GREETING from $(hostname)"; exec sleep 1000'])).trim();
@@ -238,7 +228,7 @@ test('an OCI image from the registry runs as a container on crun; an unknown one
   const once = await lab.cli(h, ['run', '--rm', '--network', 'none', image, 'echo', 'hello from busybox'], { timeoutMs: 120000 });
   expect(`${once.code} ${once.stdout}`).toBe('0 hello from busybox\n');
   await sw(lab, h, ['rm', '-f', 'box']);
-  const missing = await lab.cli(h, ['run', '-d', `${REGISTRY}/no-such-image:1`, 'true'], { timeoutMs: 120000 });
+  const missing = await lab.cli(h, ['run', '-d', `${LAB_REGISTRY}/no-such-image:1`, 'true'], { timeoutMs: 120000 });
   expect(missing.code).not.toBe(0);
   expect(missing.stderr.trim().split('\n')).toHaveLength(1);
   expect(await psAll()).toEqual([]);
