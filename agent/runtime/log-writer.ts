@@ -80,8 +80,19 @@ if command -v perl >/dev/null 2>&1 && mkfifo -m 0600 "$SL_DIR/log-out.fifo" "$SL
   exec 1<>"$SL_DIR/log-out.fifo" 2<>"$SL_DIR/log-err.fifo"
 fi`;
 
-/** The shim's last step before the exit code: its own output closed, then the writer's end awaited. */
-const LOG_SHIM_FINISH = `exec >/dev/null 2>&1
+/**
+ * The shim's last step before the exit code: its own output closed, then the writer's end awaited.
+ * First, the shim holds its ends of the fifos until the writer holds its own (it removes the fifos
+ * once it does): a short task on a loaded host can end before the writer has opened them, and with
+ * no writer left its open would wait for ever, and the shim with it (10 s at most, then the
+ * writer is stopped).
+ */
+const LOG_SHIM_FINISH = `if [ -n "$logger" ]; then
+    n=0
+    while [ -p "$SL_DIR/log-err.fifo" ] && [ $n -lt 1000 ] && kill -0 "$logger" 2>/dev/null; do sleep 0.01; n=$((n + 1)); done
+    if [ -p "$SL_DIR/log-err.fifo" ]; then kill "$logger" 2>/dev/null; fi
+  fi
+  exec >/dev/null 2>&1
   if [ -n "$logger" ]; then wait "$logger"; fi`;
 
 /**
