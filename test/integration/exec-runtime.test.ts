@@ -295,9 +295,13 @@ describe('ExecRuntime', () => {
   });
 
   test('logs: each line with its time and stream; a line without its newline is kept as a part; the last lines are there at exit', async () => {
-    const t = task({ command: ['sh', '-c', 'echo out; sleep 0.1; echo err >&2; sleep 0.1; printf "no newline"; sleep 0.3; echo " then one"; echo last'] });
+    // The rest of the line comes only once the part is in the log (a file the test makes): no race with the writer's wait.
+    const go = join(stateDir, `go-${uniqueSuffix(6)}`);
+    const t = task({ command: ['sh', '-c', `echo out; sleep 0.1; echo err >&2; sleep 0.1; printf "no newline"; while [ ! -e ${go} ]; do sleep 0.02; done; echo " then one"; echo last`] });
     const before = new Date().toISOString();
     await run(t);
+    await waitFor('the part of a line', async () => output(t.id).endsWith('no newline'));
+    writeFileSync(go, '');
     await exited(runtime, t.id);
     const records = [];
     for await (const r of runtime.logs(t.id, { tail: -1, follow: false, signal: new AbortController().signal })) records.push(r);
