@@ -470,15 +470,14 @@ export class Containers {
     let lines = 0;
     for await (const _ of this.records(id, { tail: -1, follow: false, signal: opts.signal, since: opts.since })) lines += 1;
     const start = opts.tail < 0 ? 0 : Math.max(0, lines - opts.tail);
-    const follow = new AbortController();
-    const stop = () => follow.abort();
-    opts.signal.addEventListener('abort', stop, { once: true });
-    const timer = setInterval(() => !live() && stop(), this.opts.monitorMs ?? 250);
+    // Once the container is no longer live, the follow gives what its log holds to the end, then ends.
+    const drain = new AbortController();
+    const timer = setInterval(() => !live() && drain.abort(), this.opts.monitorMs ?? 250);
     timer.unref();
     let given = 0;
     try {
       if (live()) {
-        for await (const record of this.records(id, { ...opts, signal: follow.signal })) {
+        for await (const record of this.records(id, { ...opts, drain: drain.signal })) {
           given += 1;
           yield record;
         }
@@ -490,7 +489,6 @@ export class Containers {
       }
     } finally {
       clearInterval(timer);
-      opts.signal.removeEventListener('abort', stop);
     }
   }
 

@@ -42,57 +42,56 @@ async function tailOffset(file: string, size: number, tail: number): Promise<num
 
 /**
  * A file's lines: the last `tail` of them (-1: all), then, while `follow`, each new line as it is
- * appended (by fs.watch, or a poll every 200 ms) until the signal aborts or the file is removed.
- * Lines come without their newline; a last line without one is given when not following.
+ * appended (by fs.watch, or a poll every 200 ms) until the signal aborts, or until `drain` aborts
+ * or the file is removed: then what the file holds up to its end is still given (it is read
+ * through a handle opened at the start, so a --rm container's last lines outlive its log's
+ * removal), and the lines end. Lines come without their newline; a last line without one is given
+ * when not following.
  */
-export async function* readLogLines(file: string, opts: { tail: number; follow: boolean; signal: AbortSignal }): AsyncGenerator<string> {
+export async function* readLogLines(file: string, opts: { tail: number; follow: boolean; signal: AbortSignal; drain?: AbortSignal }): AsyncGenerator<string> {
   const { signal } = opts;
-  let pos = await tailOffset(file, (await stat(file)).size, opts.tail);
+  const fh = await open(file, 'r');
   let pending = Buffer.alloc(0);
   let watcher: FSWatcher | undefined;
   let wake: (() => void) | undefined;
   const poke = () => wake?.();
-  if (opts.follow) {
-    try {
-      watcher = watch(file, { persistent: false }, poke);
-      watcher.on('error', () => undefined);
-    } catch {
-      watcher = undefined;
-    }
-    signal.addEventListener('abort', poke, { once: true });
-  }
   try {
+    let pos = await tailOffset(file, (await fh.stat()).size, opts.tail);
+    if (opts.follow) {
+      try {
+        watcher = watch(file, { persistent: false }, poke);
+        watcher.on('error', () => undefined);
+      } catch {
+        watcher = undefined;
+      }
+      signal.addEventListener('abort', poke, { once: true });
+      opts.drain?.addEventListener('abort', poke, { once: true });
+    }
     for (;;) {
       if (signal.aborted) return;
-      const size = await stat(file).then((s) => s.size, () => undefined);
-      if (size === undefined) return; // removed
+      // Whether this is the last read: asked to drain, or the file is gone (checked before the read, so nothing written before is missed).
+      const last = !opts.follow || opts.drain?.aborted === true || (await stat(file).then(() => false, () => true));
+      const size = (await fh.stat()).size;
       if (size < pos) {
         pos = 0; // truncated
         pending = Buffer.alloc(0);
       }
-      if (size > pos) {
-        const fh = await open(file, 'r');
-        try {
-          while (pos < size) {
-            const buf = Buffer.alloc(Math.min(CHUNK, size - pos));
-            const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-            if (bytesRead === 0) break;
-            pos += bytesRead;
-            pending = Buffer.concat([pending, buf.subarray(0, bytesRead)]);
-            let nl: number;
-            while ((nl = pending.indexOf(NL)) >= 0) {
-              const line = pending.subarray(0, nl).toString('utf8');
-              pending = pending.subarray(nl + 1);
-              yield line;
-              if (signal.aborted) return;
-            }
-          }
-        } finally {
-          await fh.close();
+      while (pos < size) {
+        const buf = Buffer.alloc(Math.min(CHUNK, size - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        pending = Buffer.concat([pending, buf.subarray(0, bytesRead)]);
+        let nl: number;
+        while ((nl = pending.indexOf(NL)) >= 0) {
+          const line = pending.subarray(0, nl).toString('utf8');
+          pending = pending.subarray(nl + 1);
+          yield line;
+          if (signal.aborted) return;
         }
       }
-      if (!opts.follow) {
-        if (pending.length > 0) yield pending.toString('utf8');
+      if (last) {
+        if (!opts.follow && pending.length > 0) yield pending.toString('utf8');
         return;
       }
       await new Promise<void>((resolve) => {
@@ -104,17 +103,19 @@ export async function* readLogLines(file: string, opts: { tail: number; follow: 
           wake = undefined;
           resolve();
         }
-        if (signal.aborted) done();
+        if (signal.aborted || opts.drain?.aborted) done();
       });
     }
   } finally {
     watcher?.close();
     signal.removeEventListener('abort', poke);
+    opts.drain?.removeEventListener('abort', poke);
+    await fh.close();
   }
 }
 
 /** A task's output.log as records (log-plans.ts): the last `tail` (-1: all) of those from `since` on, then new ones while `follow`. */
-export async function* readLogRecords(file: string, opts: { tail: number; follow: boolean; signal: AbortSignal; since?: string }): AsyncGenerator<LogRecord> {
+export async function* readLogRecords(file: string, opts: { tail: number; follow: boolean; signal: AbortSignal; since?: string; drain?: AbortSignal }): AsyncGenerator<LogRecord> {
   for await (const line of readLogLines(file, opts)) {
     const record = parseLogRecord(line);
     if (afterSince(record, opts.since)) yield record;

@@ -33,6 +33,8 @@ export interface LogsOptions {
   follow: boolean;
   signal: AbortSignal;
   since?: string;
+  /** With follow: when it aborts, what the log holds to its end is given, then the lines end. */
+  drain?: AbortSignal;
 }
 
 /** An interactive command in a task (docker exec -i/-t). */

@@ -118,7 +118,12 @@ async function runAttached(l: LocalNodeClient, c: Container, host: string): Prom
     printed += 1;
     writeLogLine(m, false);
   });
-  stream.on('error', () => undefined);
+  // The daemon ends the follow once the container has exited and every line is given (with --rm,
+  // once its log is gone, after its last lines); true when it ended so, false on an error.
+  const ended = new Promise<boolean>((resolve) => {
+    stream.on('end', () => resolve(true));
+    stream.on('error', () => resolve(false));
+  });
   try {
     await call(l, l.startContainer, { container: c.id }, host, 300000);
   } catch (err) {
@@ -127,9 +132,10 @@ async function runAttached(l: LocalNodeClient, c: Container, host: string): Prom
     throw err;
   }
   const { statusCode } = await call(l, l.waitContainer, { container: c.id }, host, 24 * 3600 * 1000);
-  stream.cancel();
-  // What the follow had not printed yet: the container's log stays until it is removed; one that
-  // --rm has removed already ends the read with NotFound, and what the follow gave is all there is.
+  // Cancelling the follow here lost the lines it had not given yet (a --rm container's last ones).
+  if (await ended) process.exit(statusCode);
+  // The follow failed: what it had not printed, from the log, which stays until the container is
+  // removed (one that --rm has removed ends the read with NotFound: what the follow gave is all).
   const rest: ContainerLogLine[] = [];
   await new Promise<void>((resolve) => {
     const s = l.containerLogs({ container: c.id, follow: false, tail: -1, since: '' });

@@ -25,14 +25,15 @@ afterAll(() => tearDownLab(lab, registry), 60000);
 const runs = (ref: () => string) => async () => {
   const seen: string[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = await lab.cli(h, ['run', '--rm', ref(), 'echo', `hi ${i}`], { timeoutMs: 20_000 });
+    // Two lines, the last written just before the exit: the follow used to be cut before it.
+    const r = await lab.cli(h, ['run', '--rm', ref(), 'sh', '-c', `echo hi ${i}; echo bye ${i}`], { timeoutMs: 20_000 });
     seen.push(`${r.code} ${JSON.stringify(r.stdout)} ${r.stderr.trim()}`);
   }
-  expect(seen).toEqual(Array.from({ length: RUNS }, (_, i) => `0 ${JSON.stringify(`hi ${i}\n`)} `));
+  expect(seen).toEqual(Array.from({ length: RUNS }, (_, i) => `0 ${JSON.stringify(`hi ${i}\nbye ${i}\n`)} `));
 };
 
-test('run --rm exec:/ echo, many times: each prints its line and exits 0', runs(() => 'exec:/'), 600000);
-test('run --rm IMAGE echo, many times: each prints its line and exits 0', runs(() => image), 600000);
+test('run --rm exec:/ sh -c echo; echo, many times: each prints both lines and exits 0', runs(() => 'exec:/'), 600000);
+test('run --rm IMAGE sh -c echo; echo, many times: each prints both lines and exits 0', runs(() => image), 600000);
 
 test('logs of a container that is not there: one error line, exit 1, no hang', async () => {
   for (const args of [['logs', 'nosuch'], ['logs', '-f', 'nosuch']]) {
