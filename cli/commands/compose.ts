@@ -32,27 +32,33 @@ import { parseTail } from '../container-flags';
 import { json, table } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
 import { GlobalArgs, out, withClients } from './context';
+import { fromManagerOrNode } from './network';
 
-/** `compose exec`'s boolean flags: its options stop at the service (separateComposeExec). */
+/** `compose exec`'s boolean flags: its options stop at the service (prepareComposeArgs). */
 const EXEC_BOOLEAN_FLAGS = new Set(['-T', '--no-TTY', '-d', '--detach', '--privileged', '--help', '-i', '--interactive', '-t', '--tty']);
-const COMPOSE_VALUE_FLAGS = new Set(['-f', '--file', '-p', '--project-name', '--project-directory', '-H', '--host', '--cert-dir', '--format', '--env-file']);
+const COMPOSE_VALUE_FLAGS = new Set(['-f', '--file', '-p', '--project-name', '--project-directory', '-H', '--host', '--cert-dir', '--format']);
 
 /**
- * `compose [opts] exec [opts] SERVICE COMMAND...`: the command after the service is the
+ * Prepares `compose` arguments for yargs, as docker compose reads them: a `-f` before the
+ * subcommand is the file (`--file`), after it a subcommand's own (`logs -f` follows); and in
+ * `compose [opts] exec [opts] SERVICE COMMAND...` the command after the service is the
  * container's, never options of ours. Returns the arguments up to the service, and the command. Pure.
  */
-export function separateComposeExec(args: string[]): { args: string[]; command: string[] } {
+export function prepareComposeArgs(input: string[]): { args: string[]; command: string[] } {
+  const args = [...input];
   let i = 0;
-  const skipOptions = (values: Set<string>, booleans: Set<string>) => {
+  const skipOptions = (values: Set<string>, booleans: Set<string>, rewrite = false) => {
     while (i < args.length && args[i].startsWith('-') && args[i] !== '-') {
       const a = args[i];
+      if (rewrite && a === '-f') args[i] = '--file';
+      else if (rewrite && /^-f./.test(a)) args[i] = `--file=${a.slice(2).replace(/^=/, '')}`;
       i += !a.includes('=') && values.has(a) && !booleans.has(a) ? 2 : 1;
     }
   };
   skipOptions(COMPOSE_VALUE_FLAGS, new Set());
-  if (args[i] !== 'compose') return { args, command: [] };
+  if (args[i] !== 'compose') return { args: input, command: [] };
   i++;
-  skipOptions(COMPOSE_VALUE_FLAGS, new Set());
+  skipOptions(COMPOSE_VALUE_FLAGS, new Set(), true);
   if (args[i] !== 'exec') return { args, command: [] };
   i++;
   skipOptions(new Set(['-e', '--env', '-u', '--user', '-w', '--workdir', '--index']), EXEC_BOOLEAN_FLAGS);
@@ -90,6 +96,10 @@ function loadProject(argv: ComposeArgs): ComposeProject {
 }
 
 const fsPath = (cwd: string, p: string) => (p.startsWith('/') ? p : `${cwd}/${p}`);
+
+/** The networks this node knows: the manager's, or on a node in no swarm its own (with their labels). */
+const listNetworks = async (c: Clients, host: string) =>
+  (await fromManagerOrNode(c, () => call(c.control, c.control.listNetworks, {}, host), (l) => call(l, l.listNetworks, {}, host))).networks;
 
 const listAll = async (l: LocalNodeClient, host: string): Promise<Container[]> => (await call(l, l.listContainers, { all: true }, host)).containers;
 
@@ -242,7 +252,7 @@ async function up(argv: ComposeArgs & Record<string, unknown>): Promise<void> {
   await withClients(argv, async (c, host) => {
     const l = local(c);
     if (argv.build) for (const s of services) await buildService(l, host, project, s);
-    const { networks } = await call(c.control, c.control.listNetworks, {}, host);
+    const networks = await listNetworks(c, host);
     const { volumes } = await call(l, l.listVolumes, {}, host);
     const { actions, warnings } = planResources(project, services, networks, volumes);
     for (const w of warnings) progress(`WARNING: ${w}`);
@@ -334,7 +344,7 @@ const downCmd: Builder = (y) =>
       const project = loadProject(argv);
       await withClients(argv, async (c, host) => {
         const l = local(c);
-        const { networks } = await call(c.control, c.control.listNetworks, {}, host);
+        const networks = await listNetworks(c, host);
         const { volumes } = await call(l, l.listVolumes, {}, host);
         const plan = planDown(project.name, await listAll(l, host), networks, volumes, Boolean(argv.volumes));
         const timeoutSeconds = argv.timeout === undefined ? undefined : Number(argv.timeout);
@@ -492,7 +502,8 @@ const execCmd = (command: string[]): Builder => (y) =>
 export function composeCommands(y: Argv<GlobalArgs>, execCommand: string[] = []): Argv<GlobalArgs> {
   return y.command('compose', 'Define and run multi-container applications on this node (docker compose)', (s: Argv<GlobalArgs>) => {
     const a = (s as Argv<ComposeArgs>)
-      .option('file', { alias: 'f', type: 'string', requiresArg: true, describe: 'Compose configuration files (repeatable)' })
+      // -f before the subcommand (prepareComposeArgs makes it --file); after it, `logs -f` follows
+      .option('file', { type: 'string', requiresArg: true, describe: 'Compose configuration files (-f, repeatable)' })
       .option('project-name', { alias: 'p', type: 'string', describe: 'Project name' })
       .option('project-directory', { type: 'string', describe: 'Alternate working directory (default: the path of the first file)' }) as unknown as Argv<ComposeArgs>;
     return [upCmd, downCmd, psCmd, logsCmd, buildCmd, pullCmd, restartCmd, execCmd(execCommand)]
