@@ -9,9 +9,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
-import { sw, waitFor } from './cluster-helpers';
-import { uniqueSuffix } from '../support/unique';
+import type { Lab, LabHost } from '../lab/lab';
+import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
+import type { TestRegistry } from '../support/registry';
 
 interface PsEntry {
   ID: string;
@@ -22,6 +22,8 @@ interface PsEntry {
 
 let lab: Lab;
 let h: LabHost;
+let registry: TestRegistry;
+let image: string;
 
 /** Writes a project directory's files under the lab's base dir; returns the compose file's path. */
 function project(dir: string, files: Record<string, string>): string {
@@ -45,13 +47,10 @@ const networkNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h,
 const volumeNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['volume', 'ls', '--format', 'json'])) as { name?: string; Name?: string }[]).map((v) => v.name ?? v.Name ?? '').sort();
 
 beforeAll(async () => {
-  requireBuiltCli();
-  lab = await Lab.create({ prefix: `swcm${uniqueSuffix()}`, hosts: 1 });
-  h = lab.host(1);
-  await lab.startDaemon(h);
-}, 120000);
+  ({ lab, h, registry, image } = await oneHostWithBusybox('swcm'));
+}, 180000);
 
-afterAll(() => lab?.destroy(), 60000);
+afterAll(() => tearDownLab(lab, registry), 60000);
 
 const SLEEP = '["busybox", "sleep", "1000"]';
 
@@ -257,3 +256,31 @@ volumes:
   expect(r.stderr).toBe('Error: docker-compose.yml:10: services.web.ports[0]: invalid port "8080:http": use a port from 1 to 65535, or a range like 8000-8010\n'.replace('docker-compose.yml', file));
   expect({ containers: await containerNames(), networks: await networkNames(), volumes: await volumeNames() }).toEqual(before);
 });
+
+test('pull fetches the images; up --build builds PROJECT-SERVICE with its build args and runs it', async () => {
+  const file = project('built', {
+    Dockerfile: `FROM ${image}\nARG GREETING=unset\nRUN echo "$GREETING from the build" > /greeting\n`,
+    'docker-compose.yml': `services:
+  app:
+    build:
+      context: .
+      args:
+        GREETING: hi
+    command: ["sh", "-c", "cat /greeting; exec sleep 1000"]
+  cache:
+    image: ${image}
+    command: ["sleep", "1000"]
+`,
+  });
+  const pulled = await composeOk(file, ['pull']);
+  expect(pulled.stderr).toContain(` Image ${image}  Pulled`);
+  const up = await composeOk(file, ['up', '-d', '--build']);
+  expect(up.stderr).toMatch(/^ Service app {2}Built$/m);
+  const logs = await waitFor('the built greeting', async () => {
+    const out = (await composeOk(file, ['logs', 'app'])).stdout;
+    return out.includes('from the build') ? out : undefined;
+  });
+  expect(logs).toBe('built-app-1  | hi from the build\n');
+  expect(await sw(lab, h, ['image', 'ls'])).toMatch(/built-app/);
+  await composeOk(file, ['down']);
+}, 240000);
