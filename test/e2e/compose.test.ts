@@ -9,8 +9,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Lab, LabHost } from '../lab/lab';
-import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
+import type { Lab, LabClient, LabHost } from '../lab/lab';
+import { ADDRESS_ECHO_SERVER, askFrom, oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
 interface PsEntry {
@@ -23,6 +23,7 @@ interface PsEntry {
 let lab: Lab;
 let h: LabHost;
 let registry: TestRegistry;
+let client: LabClient;
 let image: string;
 
 /** Writes a project directory's files under the lab's base dir; returns the compose file's path. */
@@ -47,7 +48,7 @@ const networkNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h,
 const volumeNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['volume', 'ls', '--format', 'json'])) as { name?: string; Name?: string }[]).map((v) => v.name ?? v.Name ?? '').sort();
 
 beforeAll(async () => {
-  ({ lab, h, registry, image } = await oneHostWithBusybox('swcm'));
+  ({ lab, h, client, registry, image } = await oneHostWithBusybox('swcm'));
 }, 180000);
 
 afterAll(() => tearDownLab(lab, registry), 60000);
@@ -152,7 +153,7 @@ test("web waits for db's health check, then reaches it by name", async () => {
   await composeOk(file, ['down']);
 });
 
-test('.env and ${VAR:-default}: the shell wins over .env, .env over the default', async () => {
+test('.env and ${VAR:-default}: the shell wins over .env, .env over the default; ports, restart and memory limits apply', async () => {
   const file = project('envapp', {
     '.env': 'GREETING=hello from .env\nWHO=dotenv\n',
     'web.env': 'FROM_FILE=env_file value\n',
@@ -165,14 +166,29 @@ test('.env and ${VAR:-default}: the shell wins over .env, .env over the default'
       GREETING: \${GREETING}
       WHO: \${WHO:-nobody}
       FALLBACK: \${NOT_SET:-the default}
+  echo:
+    image: exec:/
+    command: ${JSON.stringify([process.execPath, '-e', ADDRESS_ECHO_SERVER])}
+    ports: ["\${ECHO_PORT:-8080}:80"]
+    restart: on-failure:2
+    deploy:
+      resources:
+        limits: { memory: 64m }
 `,
   });
   await composeOk(file, ['up', '-d'], { WHO: 'the shell' });
   const line = await waitFor('the greeting', async () => {
-    const out = (await composeOk(file, ['logs'])).stdout;
+    const out = (await composeOk(file, ['logs', 'web'])).stdout;
     return out.includes('|') ? out.trim() : undefined;
   });
-  expect(line).toBe('envapp-web-1  | hello from .env|the shell|the default|env_file value');
+  expect(line).toMatch(/^envapp-web-1 {2}\| hello from \.env\|the shell\|the default\|env_file value$/m);
+  // ports, restart and deploy.resources.limits reach the container
+  expect(await waitFor('the published port', async () => {
+    const got = await askFrom(lab, client, h.addr, 8080);
+    return got.startsWith('ERR') ? undefined : got;
+  })).toBe(client.addr);
+  const echo = (JSON.parse(await sw(lab, h, ['inspect', 'envapp-echo-1'])) as { HostConfig: { Memory: number; RestartPolicy: { Name: string; MaximumRetryCount: number } } }[])[0];
+  expect(echo.HostConfig).toMatchObject({ Memory: 64 * 1024 * 1024, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 } });
   await composeOk(file, ['down']);
 });
 
