@@ -251,6 +251,8 @@ async function up(argv: ComposeArgs & Record<string, unknown>): Promise<void> {
   const services = planStartOrder(project, named).filter((s) => !argv.noDeps || !named || named.includes(s));
   await withClients(argv, async (c, host) => {
     const l = local(c);
+    // what the file asks that cannot be done is refused before anything is made
+    for (const s of services) planServiceUp(project, s, [], sha256);
     if (argv.build) for (const s of services) await buildService(l, host, project, s);
     const networks = await listNetworks(c, host);
     const { volumes } = await call(l, l.listVolumes, {}, host);

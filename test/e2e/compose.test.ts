@@ -271,6 +271,24 @@ volumes:
   expect(r.code).toBe(1);
   expect(r.stderr).toBe('Error: docker-compose.yml:10: services.web.ports[0]: invalid port "8080:http": use a port from 1 to 65535, or a range like 8000-8010\n'.replace('docker-compose.yml', file));
   expect({ containers: await containerNames(), networks: await networkNames(), volumes: await volumeNames() }).toEqual(before);
+
+  // valid by the schema, but not doable: refused before a network or volume is made
+  const undoable = project('undoable', {
+    'docker-compose.yml': `services:
+  web:
+    image: exec:/
+    command: ${SLEEP}
+    container_name: the-web
+    volumes: ["data:/data"]
+    deploy: { replicas: 2 }
+volumes:
+  data:
+`,
+  });
+  const r2 = await compose(undoable, ['up', '-d']);
+  expect(r2.code).toBe(1);
+  expect(r2.stderr).toBe('Error: service "web": container_name "the-web" cannot be used with 2 replicas\n');
+  expect({ containers: await containerNames(), networks: await networkNames(), volumes: await volumeNames() }).toEqual(before);
 });
 
 test('pull fetches the images; up --build builds PROJECT-SERVICE with its build args and runs it', async () => {

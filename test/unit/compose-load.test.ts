@@ -259,3 +259,40 @@ describe('project name', () => {
     expect(load({ 'c.yml': 'services: {}\n' }, { env: { COMPOSE_PROJECT_NAME: 'fromenv' } }).project.name).toBe('fromenv');
   });
 });
+
+describe('YAML anchors, merge keys and x- extensions', () => {
+  const file = `
+x-common: &common
+  image: busybox
+  restart: always
+  environment: &env
+    A: "1"
+services:
+  web:
+    <<: *common
+    environment:
+      <<: *env
+      B: "2"
+  worker:
+    <<: *common
+    restart: "no"
+    x-note: ignored
+`;
+  const { project } = load({ 'c.yml': file });
+  test('merged as YAML says, explicit keys winning', () => {
+    expect(project.services.web).toMatchObject({ image: 'busybox', restart: 'always', environment: { A: '1', B: '2' } });
+    expect(project.services.worker).toMatchObject({ image: 'busybox', restart: 'no', environment: { A: '1' } });
+    expect(project.keys).not.toContain('x-common');
+    expect(project.keys.filter((k) => k.includes('x-'))).toEqual([]);
+  });
+});
+
+describe('depends_on and networks merged across files', () => {
+  const a = 'services:\n  web:\n    image: a\n    depends_on: [db]\n    networks: [front]\n  db:\n    image: b\n  cache:\n    image: c\nnetworks:\n  front:\n  back:\n';
+  const b = 'services:\n  web:\n    depends_on:\n      cache:\n        condition: service_healthy\n    networks:\n      back:\n        aliases: [w]\n';
+  const { project } = load({ 'a.yml': a, 'b.yml': b }, { files: [{ name: 'a.yml', path: '/app/a.yml' }, { name: 'b.yml', path: '/app/b.yml' }] });
+  test('by name', () => {
+    expect(project.services.web.dependsOn).toEqual({ db: 'service_started', cache: 'service_healthy' });
+    expect(project.services.web.networks).toEqual({ front: { aliases: [], ipv4Address: undefined }, back: { aliases: ['w'], ipv4Address: undefined } });
+  });
+});
