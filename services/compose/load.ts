@@ -8,7 +8,7 @@ import { Lookup } from './interpolate';
 import { mergeFiles } from './merge';
 import { ComposeProject } from './model';
 import { normaliseProject } from './normalise';
-import { checkSchema } from './schema';
+import { checkSchema, SchemaProblem } from './schema';
 import { composeError, Locations, parseComposeFile } from './source';
 
 /** The only I/O loading needs. */
@@ -57,6 +57,22 @@ export function projectNameFromDir(dir: string): string {
 
 const dirname = (p: string) => p.replace(/\/[^/]*$/, '') || '/';
 
+/** Casts the interpolated string at a type mistake to the number or boolean wanted there; false if it is not one. */
+function castInterpolated(root: unknown, problem: SchemaProblem, locs: Locations): boolean {
+  if (!problem.wanted || problem.path.length === 0) return false;
+  let parent: any = root;
+  for (const k of problem.path.slice(0, -1)) parent = parent?.[k];
+  const key = problem.path[problem.path.length - 1];
+  const value = parent?.[key];
+  if (typeof value !== 'string' || !locs.isInterpolated(parent, key)) return false;
+  const text = value.trim();
+  if (problem.wanted.includes('integer') && /^-?\d+$/.test(text)) parent[key] = Number(text);
+  else if (problem.wanted.includes('number') && text !== '' && Number.isFinite(Number(text))) parent[key] = Number(text);
+  else if (problem.wanted.includes('boolean') && /^(true|false)$/i.test(text)) parent[key] = text.toLowerCase() === 'true';
+  else return false;
+  return true;
+}
+
 export function loadComposeProject(opts: LoadOptions, io: ComposeIo): LoadResult {
   if (opts.files.length === 0) throw invalidArgument('no configuration file provided: not found');
   const workingDir = opts.workingDir ?? dirname(opts.files[0].path);
@@ -97,8 +113,10 @@ export function loadComposeProject(opts: LoadOptions, io: ComposeIo): LoadResult
       if (typeof top.version === 'number') top.version = String(top.version);
       if (!warnings.some((w) => w.includes('`version`'))) warnings.push(`${f.name}: the attribute \`version\` is obsolete, it will be ignored, please remove it to avoid potential confusion`);
     }
-    const problem = checkSchema(top);
-    if (problem) throw composeError(locs.locate(top, problem.path) ?? { file: f.name, line: 1 }, problem.path, problem.message);
+    // as docker compose, an interpolated plain value becomes the number or boolean the schema wants
+    for (let problem = checkSchema(top); problem; problem = checkSchema(top)) {
+      if (!castInterpolated(top, problem, locs)) throw composeError(locs.locate(top, problem.path) ?? { file: f.name, line: 1 }, problem.path, problem.message);
+    }
     return top;
   });
   for (const u of unset) warnings.push(`The "${u}" variable is not set. Defaulting to a blank string.`);

@@ -10,6 +10,8 @@ import { Path } from './source';
 export interface SchemaProblem {
   path: Path;
   message: string;
+  /** For a value of the wrong type: the types the schema wanted there. */
+  wanted?: string[];
 }
 
 let compiled: ValidateFunction | undefined;
@@ -81,8 +83,8 @@ function pickError(errors: ErrorObject[]): SchemaProblem {
   const path = pathOf(other.instancePath);
   switch (other.keyword) {
     case 'type': {
-      const wanted = here.filter((e) => e.keyword === 'type').flatMap((e) => [(e.params as { type: string | string[] }).type].flat());
-      return { path, message: `must be ${alternatives(wanted.map((t) => KINDS[t] ?? t))}, not ${kindOf(other.data)}` };
+      const wanted = here.filter((e) => e.keyword === 'type' && e.instancePath === other.instancePath).flatMap((e) => [(e.params as { type: string | string[] }).type].flat());
+      return { path, message: `must be ${alternatives(wanted.map((t) => KINDS[t] ?? t))}, not ${kindOf(other.data)}`, wanted };
     }
     case 'enum':
       return { path, message: `must be one of ${(other.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, not ${JSON.stringify(other.data)}` };

@@ -27,6 +27,18 @@ export function composeError(loc: Loc | undefined, path: Path, message: string, 
 /** Where each member of each object or array of a parsed tree came from. */
 export class Locations {
   private readonly members = new WeakMap<object, Map<string | number, Loc>>();
+  private readonly interpolated = new WeakMap<object, Set<string | number>>();
+
+  /** Marks a member as a plain scalar that interpolation changed (it may be cast to a number or a boolean). */
+  markInterpolated(container: object, key: string | number): void {
+    let m = this.interpolated.get(container);
+    if (!m) this.interpolated.set(container, (m = new Set()));
+    m.add(key);
+  }
+
+  isInterpolated(container: object, key: string | number): boolean {
+    return this.interpolated.get(container)?.has(key) ?? false;
+  }
 
   set(container: object, key: string | number, loc: Loc | undefined): void {
     if (!loc) return;
@@ -60,6 +72,9 @@ export interface ParsedFile {
 
 const MAX_DEPTH = 64;
 
+/** A plain (unquoted) scalar with a variable in it: `replicas: ${N}` is a number once N is known. */
+const castable = (node: unknown): boolean => isScalar(node) && node.type === 'PLAIN' && typeof node.value === 'string' && node.value.includes('$');
+
 /** Parses one file; a YAML or interpolation mistake throws the one-line SwarmletError. */
 export function parseComposeFile(name: string, text: string, lookup: Lookup, locs: Locations): ParsedFile {
   const lines = new LineCounter();
@@ -90,6 +105,7 @@ export function parseComposeFile(name: string, text: string, lookup: Lookup, loc
         }
         obj[key] = convert(pair.value, [...path, key], depth + 1);
         locs.set(obj, key, at(keyNode));
+        if (castable(pair.value)) locs.markInterpolated(obj, key);
       }
       // YAML merge keys (<<: *anchor): explicit keys win, then the first merged map that has one
       for (const m of merged.flatMap((v) => (Array.isArray(v) ? v : [v]))) {
@@ -107,6 +123,7 @@ export function parseComposeFile(name: string, text: string, lookup: Lookup, loc
       node.items.forEach((item, i) => {
         arr.push(convert(item, [...path, i], depth + 1));
         locs.set(arr, i, at(item as Node, at(node)));
+        if (castable(item)) locs.markInterpolated(arr, i);
       });
       return arr;
     }

@@ -296,3 +296,20 @@ describe('depends_on and networks merged across files', () => {
     expect(project.services.web.networks).toEqual({ front: { aliases: [], ipv4Address: undefined }, back: { aliases: ['w'], ipv4Address: undefined } });
   });
 });
+
+describe('interpolated values take the type the schema wants, as docker compose casts them', () => {
+  const file = 'services:\n  web:\n    image: a\n    read_only: ${RO}\n    deploy:\n      replicas: ${REPLICAS:-2}\n    environment:\n      N: ${REPLICAS:-2}\n    healthcheck:\n      test: "true"\n      retries: ${RETRIES}\n';
+  test('numbers and booleans where wanted, strings elsewhere', () => {
+    const { project } = load({ 'c.yml': file }, { env: { RO: 'true', RETRIES: '5' } });
+    expect(project.services.web.deploy.replicas).toBe(2);
+    expect(project.services.web.readOnly).toBe(true);
+    expect(project.services.web.healthcheck?.retries).toBe(5);
+    expect(project.services.web.environment).toEqual({ N: '2' });
+  });
+  test('a value that is not one is still the one-line mistake', () => {
+    expect(failure({ 'c.yml': file }, { env: { RO: 'true', RETRIES: '5', REPLICAS: 'many' } }).message).toBe('c.yml:6: services.web.deploy.replicas: must be a whole number, not a string');
+  });
+  test('a quoted value stays a string', () => {
+    expect(failure({ 'c.yml': 'services:\n  web:\n    image: a\n    deploy:\n      replicas: "${N}"\n' }, { env: { N: '2' } }).message).toBe('c.yml:5: services.web.deploy.replicas: must be a whole number, not a string');
+  });
+});
