@@ -8,31 +8,26 @@ import { createHash } from 'node:crypto';
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { callerEnvironment } from '../../services/config/config';
-import { Container, ContainerLogLine, LocalNodeClient, TerminalOutput } from '../../services/gen/swarmlet/v1/control';
-import { ComposeProject, formatUnsupportedWarning, loadComposeProject, unsupportedKeys } from '../../services/compose';
-import { findComposeFiles, fsComposeIo } from '../../services/compose/fs-io';
-import {
-  COMPOSE_SUPPORTED_KEYS,
-  ContainerAction,
-  LABEL_SERVICE,
-  planDown,
-  planOrphans,
-  planResources,
-  planServiceUp,
-  planStartOrder,
-  projectContainers,
-  serviceImage,
-} from '../../services/compose/local-plan';
-import { HEALTH_START, HealthProgress, nextHealth, planHealthCheck } from '../../agent/worker-plans';
+import type { Container, ContainerLogLine, LocalNodeClient, TerminalOutput } from '../../services/gen/swarmlet/v1/control';
+import type { ComposeProject } from '../../services/compose';
+import type { ContainerAction } from '../../services/compose/local-plan';
+import type { HealthProgress } from '../../agent/worker-plans';
 import { planCommandText, planStatusText } from '../../agent/containers/container-plans';
 import { planPortsText } from '../../agent/containers/port-plans';
-import { HealthConfig } from '../../services/gen/swarmlet/v1/types';
+import type { HealthConfig } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
 import { parseTail } from '../container-flags';
 import { json, table } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
 import { GlobalArgs, out, withClients } from './context';
 import { fromManagerOrNode } from './network';
+
+// The compose model (yaml, ajv and the schema) and the plans (the generated messages) load on
+// first use, so that other commands, --help and --version do not pay for them (cli/client.ts).
+const composeModel = (): typeof import('../../services/compose') => require('../../services/compose');
+const composeFiles = (): typeof import('../../services/compose/fs-io') => require('../../services/compose/fs-io');
+const plans = (): typeof import('../../services/compose/local-plan') => require('../../services/compose/local-plan');
+const health = (): typeof import('../../agent/worker-plans') => require('../../agent/worker-plans');
 
 /** `compose exec`'s boolean flags: its options stop at the service (prepareComposeArgs). */
 const EXEC_BOOLEAN_FLAGS = new Set(['-T', '--no-TTY', '-d', '--detach', '--privileged', '--help', '-i', '--interactive', '-t', '--tty']);
@@ -84,13 +79,13 @@ function local(c: Clients): LocalNodeClient {
 /** Loads the project the flags name, printing docker compose's warnings and the one line of keys swarmlet ignores. */
 function loadProject(argv: ComposeArgs): ComposeProject {
   const cwd = process.cwd();
-  const files = findComposeFiles(([] as string[]).concat(argv.file ?? []).map(String), cwd);
-  const { project, warnings } = loadComposeProject(
+  const files = composeFiles().findComposeFiles(([] as string[]).concat(argv.file ?? []).map(String), cwd);
+  const { project, warnings } = composeModel().loadComposeProject(
     { files, projectName: argv.projectName, env: callerEnvironment(), workingDir: argv.projectDirectory ? fsPath(cwd, argv.projectDirectory) : undefined },
-    fsComposeIo,
+    composeFiles().fsComposeIo,
   );
   for (const w of warnings) progress(`WARNING: ${w}`);
-  const ignored = formatUnsupportedWarning(unsupportedKeys(project, COMPOSE_SUPPORTED_KEYS));
+  const ignored = composeModel().formatUnsupportedWarning(composeModel().unsupportedKeys(project, plans().COMPOSE_SUPPORTED_KEYS));
   if (ignored) progress(ignored);
   return project;
 }
@@ -114,7 +109,7 @@ function selected(project: ComposeProject, services: unknown): string[] {
 async function buildService(l: LocalNodeClient, host: string, project: ComposeProject, name: string): Promise<void> {
   const s = project.services[name];
   if (!s.build) return;
-  const tag = serviceImage(project, s);
+  const tag = plans().serviceImage(project, s);
   progress(` Service ${name}  Building`);
   await new Promise<void>((resolve, reject) => {
     const stream = l.buildImage({
@@ -171,19 +166,19 @@ function probe(l: LocalNodeClient, container: string, argv: string[], timeoutMs:
  * start period): swarmlet's containers do not run checks themselves, so compose probes through exec.
  */
 async function waitHealthy(l: LocalNodeClient, host: string, c: Container, config: HealthConfig | undefined): Promise<void> {
-  const check = planHealthCheck(config);
+  const check = health().planHealthCheck(config);
   if (!check) throw new SwarmletError('FailedPrecondition', `dependency failed to start: container ${c.name} has no healthcheck configured`);
   const startedAt = Date.now();
-  let health: HealthProgress = HEALTH_START;
+  let progressOf: HealthProgress = health().HEALTH_START;
   for (;;) {
     const now = await call(l, l.inspectContainer, { container: c.id }, host);
     if (now.state?.status !== 'running' && now.state?.status !== 'restarting') {
       throw new SwarmletError('FailedPrecondition', `dependency failed to start: container ${c.name} exited (${now.state?.exitCode ?? 0})`);
     }
     const code = await probe(l, c.id, check.argv, check.timeoutMs);
-    health = nextHealth(health, { ok: code === 0, inStartPeriod: Date.now() - startedAt < check.startPeriodMs }, check.retries);
-    if (health.status === 'healthy') return;
-    if (health.status === 'unhealthy') throw new SwarmletError('FailedPrecondition', `dependency failed to start: container ${c.name} is unhealthy`);
+    progressOf = health().nextHealth(progressOf, { ok: code === 0, inStartPeriod: Date.now() - startedAt < check.startPeriodMs }, check.retries);
+    if (progressOf.status === 'healthy') return;
+    if (progressOf.status === 'unhealthy') throw new SwarmletError('FailedPrecondition', `dependency failed to start: container ${c.name} is unhealthy`);
     await sleep(check.intervalMs);
   }
 }
@@ -191,7 +186,7 @@ async function waitHealthy(l: LocalNodeClient, host: string, c: Container, confi
 async function waitForDependencies(l: LocalNodeClient, host: string, project: ComposeProject, service: string): Promise<void> {
   for (const [dep, condition] of Object.entries(project.services[service].dependsOn)) {
     if (condition === 'service_started') continue;
-    const containers = projectContainers(project.name, await listAll(l, host), dep);
+    const containers = plans().projectContainers(project.name, await listAll(l, host), dep);
     for (const c of containers) {
       progress(` Container ${c.name}  Waiting`);
       if (condition === 'service_healthy') {
@@ -248,15 +243,15 @@ async function up(argv: ComposeArgs & Record<string, unknown>): Promise<void> {
   const project = loadProject(argv);
   const named = ((argv.services as string[] | undefined) ?? []).length ? selected(project, argv.services) : undefined;
   // `up web` starts web and what it depends on; with --no-deps, web alone
-  const services = planStartOrder(project, named).filter((s) => !argv.noDeps || !named || named.includes(s));
+  const services = plans().planStartOrder(project, named).filter((s) => !argv.noDeps || !named || named.includes(s));
   await withClients(argv, async (c, host) => {
     const l = local(c);
     // what the file asks that cannot be done is refused before anything is made
-    for (const s of services) planServiceUp(project, s, [], sha256);
+    for (const s of services) plans().planServiceUp(project, s, [], sha256);
     if (argv.build) for (const s of services) await buildService(l, host, project, s);
     const networks = await listNetworks(c, host);
     const { volumes } = await call(l, l.listVolumes, {}, host);
-    const { actions, warnings } = planResources(project, services, networks, volumes);
+    const { actions, warnings } = plans().planResources(project, services, networks, volumes);
     for (const w of warnings) progress(`WARNING: ${w}`);
     for (const a of actions) {
       if (a.kind === 'createNetwork') {
@@ -270,7 +265,7 @@ async function up(argv: ComposeArgs & Record<string, unknown>): Promise<void> {
       }
     }
     const existing = await listAll(l, host);
-    const orphans = planOrphans(project, existing);
+    const orphans = plans().planOrphans(project, existing);
     if (orphans.length) {
       if (argv.removeOrphans) {
         for (const o of orphans) await applyContainerAction(l, host, { kind: 'remove', name: o.name, id: o.id });
@@ -279,13 +274,13 @@ async function up(argv: ComposeArgs & Record<string, unknown>): Promise<void> {
       }
     }
     for (const s of services) {
-      const plan = planServiceUp(project, s, existing, sha256, Boolean(argv.forceRecreate));
+      const plan = plans().planServiceUp(project, s, existing, sha256, Boolean(argv.forceRecreate));
       if (plan.some((a) => a.kind !== 'running')) await waitForDependencies(l, host, project, s);
       for (const a of plan) await applyContainerAction(l, host, a);
     }
     if (argv.detach) return;
     // attached: the services' output until Ctrl-C, which stops them (docker compose's up)
-    const mine = projectContainers(project.name, await listAll(l, host)).filter((x) => services.includes(x.config?.labels?.[LABEL_SERVICE] ?? ''));
+    const mine = plans().projectContainers(project.name, await listAll(l, host)).filter((x) => services.includes(x.config?.labels?.[plans().LABEL_SERVICE] ?? ''));
     const stop = async () => {
       progress('Gracefully stopping... (press Ctrl+C again to force)');
       for (const x of mine) await call(l, l.stopContainer, { container: x.id, timeoutSeconds: undefined }, host, 300000).catch(() => undefined);
@@ -348,7 +343,7 @@ const downCmd: Builder = (y) =>
         const l = local(c);
         const networks = await listNetworks(c, host);
         const { volumes } = await call(l, l.listVolumes, {}, host);
-        const plan = planDown(project.name, await listAll(l, host), networks, volumes, Boolean(argv.volumes));
+        const plan = plans().planDown(project.name, await listAll(l, host), networks, volumes, Boolean(argv.volumes));
         const timeoutSeconds = argv.timeout === undefined ? undefined : Number(argv.timeout);
         for (const x of plan.containers) {
           progress(` Container ${x.name}  Stopping`);
@@ -384,16 +379,16 @@ const psCmd: Builder = (y) =>
       const services = selected(project, argv.services);
       await withClients(argv, async (c, host) => {
         const l = local(c);
-        const shown = projectContainers(project.name, await listAll(l, host))
-          .filter((x) => services.includes(x.config?.labels?.[LABEL_SERVICE] ?? '') || !project.services[x.config?.labels?.[LABEL_SERVICE] ?? ''])
+        const shown = plans().projectContainers(project.name, await listAll(l, host))
+          .filter((x) => services.includes(x.config?.labels?.[plans().LABEL_SERVICE] ?? '') || !project.services[x.config?.labels?.[plans().LABEL_SERVICE] ?? ''])
           .filter((x) => argv.all || x.state?.status === 'running' || x.state?.status === 'restarting')
           .sort((a, b) => a.name.localeCompare(b.name));
         if (argv.quiet) return out(shown.map((x) => `${x.id}\n`).join(''));
         const now = new Date();
         if (argv.format === 'json') {
-          return out(json(shown.map((x) => ({ ID: x.id, Name: x.name, Image: x.config?.spec?.container?.image ?? '', Command: planCommandText(x, false), Project: project.name, Service: x.config?.labels?.[LABEL_SERVICE] ?? '', State: x.state?.status ?? '', Status: planStatusText(x, now), ExitCode: x.state?.exitCode ?? 0, Publishers: x.ports }))));
+          return out(json(shown.map((x) => ({ ID: x.id, Name: x.name, Image: x.config?.spec?.container?.image ?? '', Command: planCommandText(x, false), Project: project.name, Service: x.config?.labels?.[plans().LABEL_SERVICE] ?? '', State: x.state?.status ?? '', Status: planStatusText(x, now), ExitCode: x.state?.exitCode ?? 0, Publishers: x.ports }))));
         }
-        const rows = shown.map((x) => [x.name, x.config?.spec?.container?.image ?? '', planCommandText(x), x.config?.labels?.[LABEL_SERVICE] ?? '', `${agoText(x.createdAt, now)}`, planStatusText(x, now), planPortsText(x)]);
+        const rows = shown.map((x) => [x.name, x.config?.spec?.container?.image ?? '', planCommandText(x), x.config?.labels?.[plans().LABEL_SERVICE] ?? '', `${agoText(x.createdAt, now)}`, planStatusText(x, now), planPortsText(x)]);
         out(table(['NAME', 'IMAGE', 'COMMAND', 'SERVICE', 'CREATED', 'STATUS', 'PORTS'], rows));
       });
     },
@@ -420,7 +415,7 @@ const logsCmd: Builder = (y) =>
       const tail = parseTail(argv.tail as string);
       await withClients(argv, async (c, host) => {
         const l = local(c);
-        const mine = projectContainers(project.name, await listAll(l, host)).filter((x) => services.includes(x.config?.labels?.[LABEL_SERVICE] ?? ''));
+        const mine = plans().projectContainers(project.name, await listAll(l, host)).filter((x) => services.includes(x.config?.labels?.[plans().LABEL_SERVICE] ?? ''));
         await followLogs(l, mine.sort((a, b) => a.name.localeCompare(b.name)), { follow: Boolean(argv.follow), tail });
       });
     },
@@ -454,12 +449,12 @@ const restartCmd: Builder = (y) =>
     async (argv) => {
       const project = loadProject(argv);
       const named = selected(project, argv.services);
-      const services = planStartOrder(project, named).filter((s) => named.includes(s));
+      const services = plans().planStartOrder(project, named).filter((s) => named.includes(s));
       await withClients(argv, async (c, host) => {
         const l = local(c);
         const all = await listAll(l, host);
         for (const s of services) {
-          for (const x of projectContainers(project.name, all, s)) {
+          for (const x of plans().projectContainers(project.name, all, s)) {
             progress(` Container ${x.name}  Restarting`);
             await call(l, l.restartContainer, { container: x.id, timeoutSeconds: argv.timeout === undefined ? undefined : Number(argv.timeout) }, host, 300000);
             progress(` Container ${x.name}  Started`);
@@ -489,7 +484,7 @@ const execCmd = (command: string[]): Builder => (y) =>
       const tty = !argv.T && Boolean(process.stdin.isTTY);
       const code = await withClients(argv, async (c, host) => {
         const l = local(c);
-        const target = projectContainers(project.name, await listAll(l, host), service).find((x) => x.config?.labels?.['com.docker.compose.container-number'] === String(argv.index) && x.state?.status === 'running');
+        const target = plans().projectContainers(project.name, await listAll(l, host), service).find((x) => x.config?.labels?.['com.docker.compose.container-number'] === String(argv.index) && x.state?.status === 'running');
         if (!target) throw new SwarmletError('FailedPrecondition', `service "${service}" is not running`);
         const env = ([] as string[]).concat((argv.env as string | string[] | undefined) ?? []);
         const start = { msg: { $case: 'exec' as const, value: { target: target.id, argv: command, tty, stdin: tty, env, user: (argv.user as string) ?? '', workdir: (argv.workdir as string) ?? '', size: tty ? localSize() : undefined } } };
