@@ -14,6 +14,7 @@ import { volumeCommands } from './commands/volume';
 import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
 import { containerCommands } from './commands/container';
 import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
+import { composeCommands, prepareComposeArgs } from './commands/compose';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -23,7 +24,9 @@ function fail(message: string, code: number): never {
 
 export async function main(args: string[]): Promise<void> {
   // Options of `service create` stop at the image: what follows is the task's command.
-  const create = separateCommand(args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
+  // `compose -f FILE ...` and `compose exec SERVICE COMMAND...` (the command is the container's).
+  const composeExec = prepareComposeArgs(args);
+  const create = separateCommand(composeExec.args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
   // So do those of `run` and `container run|create`,
   const run = [['run'], ['container', 'run'], ['container', 'create']].map((p) => separateCommand(create.args, p, CONTAINER_BOOLEAN_FLAGS)).find((r) => r.args !== create.args) ?? { args: create.args, command: [] };
   // and those of `exec` at the target.
@@ -43,6 +46,7 @@ export async function main(args: string[]): Promise<void> {
   parser = volumeCommands(parser);
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);
+  parser = composeCommands(parser, composeExec.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

@@ -59,7 +59,7 @@ export function networkRows(networks: Network[], noTrunc = false): string[][] {
  * daemon refuses Control, its own daemon answers from what the node knows (LocalNode), as docker
  * does on every node.
  */
-async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promise<Res>, onNode: (local: LocalNodeClient) => Promise<Res>): Promise<Res> {
+export async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promise<Res>, onNode: (local: LocalNodeClient) => Promise<Res>): Promise<Res> {
   try {
     return await onManager();
   } catch (err) {
