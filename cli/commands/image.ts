@@ -280,13 +280,15 @@ const buildCmd: Builder = (y) =>
           else out(m.text);
         }, host);
         if (quiet) return out(`${imageId}\n`);
-        out(`Successfully built ${shortImageId(imageId)}\n${tags.map((t) => `Successfully tagged ${normalizedRef(t)}\n`).join('')}`);
+        out(`Successfully built ${shortImageId(imageId)}\n${tags.map((t) => `Successfully tagged ${familiarRef(t)}\n`).join('')}`);
       });
     },
   );
 
 /** A tag as the store names it (docker.io/library/app:latest for app). */
 const normalizedRef = (t: string): string => parseImageReference(t).normalized;
+/** A tag as docker shows it: app:latest for docker.io/library/app:latest. */
+export const familiarRef = (t: string): string => normalizedRef(t).replace(/^docker\.io\/(library\/)?/, '');
 
 const tagCmd: Builder = (y) =>
   y.command(
