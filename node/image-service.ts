@@ -48,13 +48,16 @@ export function imageService(images: ImageStore): ImageHandlers {
     }),
     pruneImages: unary(async (req: PruneImagesRequest) => images.prune(req.all)),
     buildImage: (call: grpc.ServerWritableStream<BuildImageRequest, BuildImageOutput>) => {
+      // A client that goes away (Ctrl-C) stops the build.
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
       void (async () => {
         const spec = planBuildSpec(call.request);
         const auths = Object.fromEntries(Object.entries(call.request.registryAuths).map(([domain, auth]) => [domain, parseRegistryAuth(auth)]));
         const onOutput = (stream: 'stdout' | 'stderr', text: string) => {
           if (!call.cancelled) call.write({ text, stream, imageId: '' });
         };
-        const img = await images.build(spec, { auths, onOutput: spec.quiet ? undefined : onOutput }).catch(registryFailure);
+        const img = await images.build(spec, { auths, onOutput: spec.quiet ? undefined : onOutput, signal: controller.signal }).catch(registryFailure);
         call.write({ text: '', stream: '', imageId: img.id });
         call.end();
       })().catch((err) => failCall(call as grpc.ServerWritableStream<unknown, unknown>, undefined, err));
@@ -64,12 +67,14 @@ export function imageService(images: ImageStore): ImageHandlers {
       return images.tagImage(req.source.trim(), req.target.trim());
     }),
     pushImage: (call: grpc.ServerWritableStream<PushImageRequest, PushImageOutput>) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
       void (async () => {
         if (!call.request.reference.trim()) throw invalidArgument('an image reference is required');
         const digest = await images
           .push(call.request.reference.trim(), call.request.registryAuth || undefined, (_stream, text) => {
             if (!call.cancelled) call.write({ text, digest: '' });
-          })
+          }, controller.signal)
           .catch(registryFailure);
         call.write({ text: '', digest });
         call.end();

@@ -83,6 +83,8 @@ interface ToolOptions {
   /** Written to the tool's stdin (a password: never argv). */
   input?: string;
   env?: NodeJS.ProcessEnv;
+  /** Aborted: the tool is killed (the caller went away). */
+  signal?: AbortSignal;
 }
 
 /** Runs a tool with a deadline; never rejects on a non-zero exit. */
@@ -101,6 +103,9 @@ function runTool(file: string, args: string[], timeoutMs: number, opts: ToolOpti
       child.kill('SIGKILL');
     }, timeoutMs);
     timer.unref();
+    const onAbort = () => child.kill('SIGKILL');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
     child.stdout!.on('data', (d: Buffer) => {
       out.push(d);
       opts.onOutput?.('stdout', d.toString('utf8'));
@@ -112,6 +117,7 @@ function runTool(file: string, args: string[], timeoutMs: number, opts: ToolOpti
     child.on('error', (e) => (clearTimeout(timer), reject(internal(`cannot run ${file}: ${e.message}`, e))));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout: Buffer.concat(out), stderr: err, timedOut });
     });
   });
@@ -303,7 +309,7 @@ export class ImageStore {
    * result is copied out as an OCI layout and goes into the store like a pull, tagged with
    * spec.tags. Output streams to onOutput as buildah writes it.
    */
-  async build(spec: BuildSpec, opts: { auths?: Record<string, RegistryCredential>; onOutput?: OutputSink } = {}): Promise<LocalImage> {
+  async build(spec: BuildSpec, opts: { auths?: Record<string, RegistryCredential>; onOutput?: OutputSink; signal?: AbortSignal } = {}): Promise<LocalImage> {
     const log = this.log.child({ tags: spec.tags.map((t) => t.normalized) });
     this.ensureDirs();
     this.ensureBuildah();
@@ -313,7 +319,8 @@ export class ImageStore {
       const iidfile = path.join(work, 'iid');
       const env = { ...process.env, TMPDIR: work };
       log.info({ context: spec.contextDir }, 'building image');
-      const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env });
+      const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env, signal: opts.signal });
+      if (opts.signal?.aborted) throw internal('the build was cancelled');
       if (res.timedOut) throw internal(`the build took longer than ${BUILD_TIMEOUT_MS / 60000} minutes and was stopped`);
       if (res.code !== 0) throw buildFailure(res.stderr);
       const built = fs.readFileSync(iidfile, 'utf8').trim();
@@ -346,7 +353,7 @@ export class ImageStore {
    * `image push NAME`: skopeo copies the image's OCI layout to the registry NAME names, with
    * progress lines to onOutput. Returns the manifest digest the registry has.
    */
-  async push(reference: string, auth?: string, onOutput?: OutputSink): Promise<string> {
+  async push(reference: string, auth?: string, onOutput?: OutputSink, signal?: AbortSignal): Promise<string> {
     const ref = parseImageReference(reference);
     const id = this.refs[ref.normalized];
     const rec = id ? this.record(hexOf(id)) : undefined;
@@ -367,7 +374,8 @@ export class ImageStore {
       else args.push('--dest-no-creds');
       args.push(`oci:${layout}:${LAYOUT_TAG}`, `docker://${transportReference(ref)}`);
       log.info({ id: rec.id }, 'pushing image');
-      const res = await runTool(this.skopeo, args, this.pullTimeoutMs, { onOutput: (stream, text) => stream === 'stdout' && onOutput?.(stream, text) });
+      const res = await runTool(this.skopeo, args, this.pullTimeoutMs, { onOutput: (stream, text) => stream === 'stdout' && onOutput?.(stream, text), signal });
+      if (signal?.aborted) throw internal(`the push of ${ref.normalized} was cancelled`);
       if (res.timedOut) throw pullTimedOut(ref, this.pullTimeoutMs);
       if (res.code !== 0) throw describePushFailure(ref, res.stderr, Boolean(auth));
       const digest = fs.readFileSync(digestFile, 'utf8').trim();

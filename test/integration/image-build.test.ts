@@ -100,6 +100,33 @@ describe('image build', () => {
     await expect(store.build(spec(path.join(dir, 'nothere'), { tags: ['bad:1'] }))).rejects.toThrow(/^the build failed: /);
     expect(await store.list()).toEqual([]);
   }, 120000);
+
+  test('a build whose caller goes away is stopped: its RUN step is killed, and nothing is left', async () => {
+    const store = makeStore();
+    const marker = `swl-cancel-${process.pid}-${Date.now()}`;
+    const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo started; sleep 120; echo ${marker}\n` });
+    const controller = new AbortController();
+    let output = '';
+    const building = store.build(spec(dir, { tags: ['cancelled:1'] }), {
+      signal: controller.signal,
+      onOutput: (_s, t) => {
+        output += t;
+        if (output.includes('started')) controller.abort();
+      },
+    });
+    await expect(building).rejects.toThrow('the build was cancelled');
+    expect(await store.list()).toEqual([]);
+    expect(fs.readdirSync(path.join(rootOf(store), 'tmp'))).toEqual([]);
+    // No step of it runs on: no process has the step's command line.
+    const steps = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+    expect(steps).toEqual([]);
+  }, 120000);
 });
 
 describe('tag, push, inspect, login', () => {
