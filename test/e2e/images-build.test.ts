@@ -6,7 +6,8 @@
  * (`run -d -p 5000:5000 --name registry registry:2`, where registry:2 is built here with
  * `swarmlet build` from Debian's docker-registry binary: no registry image is available offline),
  * then `image tag`, `push localhost:5000/...`, `pull`; and `login` / `logout` against a second
- * registry container that asks for htpasswd auth. Run through test/run.sh.
+ * registry container that asks for htpasswd auth; last, a service task on the node (now a one-node
+ * swarm) runs an image built there. Run through test/run.sh.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -231,4 +232,16 @@ describe("the notes' registry exercise", () => {
     const refused = await cli(['pull', 'localhost:5001/private/my-image:1']);
     expect(refused.stderr).toBe('Error: registry localhost:5001 requires credentials for localhost:5001/private/my-image:1 (pass them with --with-registry-auth)\n');
   }, 300000);
+});
+
+describe('a built image on a swarm node', () => {
+  test('a service\'s task on the node runs the image built there, and rm is refused while it does', async () => {
+    await ok(['build', '-q', '-t', 'built-svc:1', context('svc', { Dockerfile: `FROM ${base}\nENV WORD=built\nCMD ["sh", "-c", "echo task from a $WORD image; exec sleep 1000"]\n` })]);
+    await ok(['init', '--advertise-addr', h.addr]);
+    await ok(['service', 'create', '-d', '--name', 'built', 'built-svc:1']);
+    await waitFor('the task\'s output', async () => ((await cli(['service', 'logs', 'built'])).stdout.includes('task from a built image') ? true : undefined), 90000, 500);
+    const refused = await cli(['rmi', 'built-svc:1']);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^Error: image docker\.io\/library\/built-svc:1 is used by task [a-z0-9]+: stop them first, or use --force\n$/)]);
+    await ok(['service', 'rm', 'built']);
+  }, 180000);
 });
