@@ -22,7 +22,18 @@ import {
   resolveImageTarget,
   skopeoReason,
 } from './image-plans';
-import { BuildSpec, BuildahPaths, buildFailure, buildahGlobalArgs, describeLoginFailure, describePushFailure, isInsecureRegistry, planBuildahBud, renderRegistriesConf } from './build-plans';
+import {
+  BuildSpec,
+  BuildahPaths,
+  buildFailure,
+  buildahGlobalArgs,
+  describeLoginFailure,
+  describePushFailure,
+  isInsecureRegistry,
+  planBuildahBud,
+  planFromImages,
+  renderRegistriesConf,
+} from './build-plans';
 
 export type { ImageRunConfig } from './image-plans';
 
@@ -319,6 +330,7 @@ export class ImageStore {
       const iidfile = path.join(work, 'iid');
       const env = { ...process.env, TMPDIR: work };
       log.info({ context: spec.contextDir }, 'building image');
+      await this.seedBuildah(spec, env, log);
       const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env, signal: opts.signal });
       if (opts.signal?.aborted) throw internal('the build was cancelled');
       if (res.timedOut) throw internal(`the build took longer than ${BUILD_TIMEOUT_MS / 60000} minutes and was stopped`);
@@ -449,6 +461,36 @@ export class ImageStore {
     const rec = this.record(hexOf(hit.id));
     if (!rec) throw notFound(`no such image: ${target}`);
     return rec;
+  }
+
+  /**
+   * The images the Dockerfile's FROM lines name that this store has (pulled or built) go into
+   * buildah's storage under those names first, as they are here: a build uses the node's image as
+   * docker does (FROM a locally built image works; the registry is not asked again). One buildah
+   * already has, by the same id, is left as it is; one that cannot be copied is left to buildah to
+   * pull.
+   */
+  private async seedBuildah(spec: BuildSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+    const file = spec.dockerfile ?? ['Dockerfile', 'Containerfile'].map((f) => path.join(spec.contextDir, f)).find((f) => fs.existsSync(f));
+    let text: string;
+    try {
+      text = fs.readFileSync(file ?? '', 'utf8');
+    } catch {
+      return; // buildah says what is wrong
+    }
+    const g = buildahGlobalArgs(this.buildahPaths);
+    for (const ref of planFromImages(text, spec.buildArgs)) {
+      const id = this.refs[ref.normalized];
+      const layout = id ? path.join(this.imagesDir, hexOf(id), LAYOUT_DIR) : '';
+      if (!id || !fs.existsSync(path.join(layout, 'index.json'))) continue;
+      const have = await runTool(this.buildah, [...g, 'inspect', '--type', 'image', '--format', '{{.FromImageID}}', ref.normalized], LOGIN_TIMEOUT_MS, { env });
+      if (have.code === 0 && have.stdout.toString('utf8').trim() === hexOf(id)) continue;
+      // skopeo names it as it copies it (buildah pull would name it after the layout's path).
+      const { root, runroot } = this.buildahPaths;
+      const dest = `containers-storage:[vfs@${root}+${runroot}]${ref.normalized}`;
+      const copied = await runTool(this.skopeo, ['copy', '--quiet', `oci:${layout}:${LAYOUT_TAG}`, dest], this.pullTimeoutMs, { env });
+      if (copied.code !== 0) log.warn({ image: ref.normalized, err: skopeoReason(copied.stderr) }, "could not give the build the node's copy of its base image");
+    }
   }
 
   /** buildah's dirs (0700) and this daemon's registries.conf for it. */

@@ -91,6 +91,23 @@ describe('image build', () => {
     expect(again.id).toBe(img.id);
   }, 180000);
 
+  test('FROM an image the node has (built, or pulled and tagged) uses it as it is there, with no registry asked', async () => {
+    const store = makeStore();
+    const based = await store.build(spec(context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo base > /base.txt\n` }), { tags: ['mybase'] }));
+    const child = await store.build(spec(context({ Dockerfile: 'FROM mybase\nRUN cat /base.txt > /child.txt\n' }), { tags: ['child:1'] }));
+    expect(fs.readFileSync(path.join(child.rootfs, 'child.txt'), 'utf8')).toBe('base\n');
+    // A name no registry has, on an image the store pulled: the store's copy is what FROM gets.
+    const pulled = await store.pull(`${registry.addr}/busybox`);
+    store.tagImage(pulled.id, 'nowhere.invalid/only/here:1');
+    const other = await store.build(spec(context({ Dockerfile: 'ARG BASE=nowhere.invalid/only/here:1\nFROM ${BASE}\nRUN echo ok > /ok.txt\n' }), { tags: ['other:1'] }));
+    expect(fs.readFileSync(path.join(other.rootfs, 'ok.txt'), 'utf8')).toBe('ok\n');
+    // Rebuilt under the same name, the base changes, and the next build FROM it sees the new one.
+    await store.build(spec(context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo base2 > /base.txt\n` }), { tags: ['mybase'] }));
+    const child2 = await store.build(spec(context({ Dockerfile: 'FROM mybase\nRUN cat /base.txt > /child.txt\n' }), { tags: ['child:2'] }));
+    expect(fs.readFileSync(path.join(child2.rootfs, 'child.txt'), 'utf8')).toBe('base2\n');
+    expect(based.id).not.toBe(child.id);
+  }, 180000);
+
   test('a failing RUN is one clear error and leaves the store as it was', async () => {
     const store = makeStore();
     const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN exit 3\n` });
