@@ -199,6 +199,8 @@ export class ImageStore {
   private readonly pinned = new Set<string>();
   private refs: Record<string, string>;
   private used: Record<string, string>;
+  /** Builds under way: prune leaves buildah's storage alone meanwhile. */
+  private buildsRunning = 0;
 
   constructor(opts: ImageStoreOptions) {
     this.log = componentLogger(opts.log, 'images');
@@ -284,9 +286,23 @@ export class ImageStore {
     for (const v of victims) for (const r of v.references) delete this.refs[r];
     this.saveRefs();
     for (const v of victims) this.deleteImage(v.id);
-    const reclaimedBytes = victims.reduce((n, v) => n + v.sizeBytes, 0);
-    if (victims.length) this.log.info({ removed: victims.map((v) => v.id), reclaimedBytes }, 'images pruned');
+    const reclaimedBytes = victims.reduce((n, v) => n + v.sizeBytes, 0) + (await this.pruneBuildCache(all));
+    if (victims.length || reclaimedBytes) this.log.info({ removed: victims.map((v) => v.id), reclaimedBytes }, 'images pruned');
     return { removed: victims.map((v) => v.id), reclaimedBytes };
+  }
+
+  /**
+   * The build cache goes with prune: buildah's images that no name holds (each build's layers, kept
+   * for the next build; with vfs each is a whole copy of its root); with all, every image buildah
+   * has (base images too: the next build copies or pulls them again). Not while a build runs.
+   * Returns the bytes freed.
+   */
+  private async pruneBuildCache(all: boolean): Promise<number> {
+    if (this.buildsRunning > 0 || !fs.existsSync(this.buildahPaths.root)) return 0;
+    const before = await diskUsage(this.buildahPaths.root);
+    const res = await runTool(this.buildah, [...buildahGlobalArgs(this.buildahPaths), 'rmi', all ? '--all' : '--prune'], this.pullTimeoutMs);
+    if (res.code !== 0) this.log.warn({ err: skopeoReason(res.stderr) }, 'could not prune the build cache');
+    return Math.max(0, before - (await diskUsage(this.buildahPaths.root)));
   }
 
   /**
@@ -325,6 +341,7 @@ export class ImageStore {
     this.ensureDirs();
     this.ensureBuildah();
     const work = fs.mkdtempSync(path.join(this.tmpDir, 'build-'));
+    this.buildsRunning += 1;
     try {
       const authfile = opts.auths && Object.keys(opts.auths).length ? this.writeAuthFile(work, opts.auths) : undefined;
       const iidfile = path.join(work, 'iid');
@@ -347,6 +364,7 @@ export class ImageStore {
       log.warn({ err: e.message }, 'build failed');
       throw e;
     } finally {
+      this.buildsRunning -= 1;
       fs.rmSync(work, { recursive: true, force: true });
     }
   }

@@ -216,7 +216,7 @@ const rmCmd = (names: string[]): Builder => (y) =>
 const pruneCmd: Builder = (y) =>
   y.command(
     'prune',
-    'Remove images no task uses that have no reference (with -a: every image no task uses)',
+    'Remove images no container or task uses that have no reference (with -a: every image none uses), and the build cache',
     (a) =>
       a
         .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Also images with a reference' })

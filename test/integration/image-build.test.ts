@@ -5,6 +5,7 @@
  * store's own, a loopback registry is plain HTTP without being named (as docker has it), and
  * failures leave the store as it was.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -106,6 +107,25 @@ describe('image build', () => {
     const child2 = await store.build(spec(context({ Dockerfile: 'FROM mybase\nRUN cat /base.txt > /child.txt\n' }), { tags: ['child:2'] }));
     expect(fs.readFileSync(path.join(child2.rootfs, 'child.txt'), 'utf8')).toBe('base2\n');
     expect(based.id).not.toBe(child.id);
+  }, 180000);
+
+  test('prune takes the build cache (buildah\'s unnamed images) too; prune -a all of buildah\'s images', async () => {
+    const store = makeStore();
+    const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo one > /one\nRUN echo two > /two\n` });
+    const img = await store.build(spec(dir, { tags: ['cached:1'] }));
+    const buildahImages = () =>
+      execFileSync('buildah', ['--root', path.join(rootOf(store), 'buildah', 'root'), '--runroot', path.join(rootOf(store), 'buildah', 'runroot'), '--storage-driver', 'vfs', 'images', '--all', '--quiet'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean);
+    expect(buildahImages().length).toBeGreaterThanOrEqual(3); // the base, each step's layer
+    const pruned = await store.prune();
+    expect(pruned.removed).toEqual([]);
+    expect(pruned.reclaimedBytes).toBeGreaterThan(0);
+    expect(buildahImages()).toHaveLength(1); // the base, by its name
+    expect(fs.existsSync(path.join(img.rootfs, 'two'))).toBe(true); // the store's image stays
+    const all = await store.prune(true);
+    expect(all.removed).toEqual([img.id]);
+    expect(buildahImages()).toEqual([]);
   }, 180000);
 
   test('a failing RUN is one clear error and leaves the store as it was', async () => {
