@@ -179,6 +179,10 @@ const hexOf = (digest: string) => digest.replace(/^sha256:/, '');
  * (references.json) and task uses (used.json) are small files replaced atomically. Pulls run
  * one at a time; concurrent calls for the same reference share one pull. Credentials go to
  * skopeo in a temp auth file (0600, removed after), never in argv or logs.
+ *
+ * Each image keeps its OCI layout (images/<config hex>/oci): push copies it to a registry with
+ * skopeo, inspect reads its config. A build runs buildah in storage of the store's own
+ * (buildah/, vfs: the build cache) and goes into the store like a pull, through that layout.
  */
 export class ImageStore {
   private readonly log: Logger;
