@@ -12,7 +12,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Lab, LabHost } from '../lab/lab';
+import { shellJoin } from '../../agent/runtime/terminal-plans';
+import { type Lab, type LabHost, requireBuiltCli } from '../lab/lab';
+import { Tmux } from '../support/tmux';
 import { oneHostWithBusybox, sw, tearDownLab, waitFor } from './cluster-helpers';
 import type { TestRegistry } from '../support/registry';
 
@@ -224,6 +226,25 @@ describe("the notes' registry exercise", () => {
       }
     })();
     expect(grep).toBe('');
+
+    // On a terminal, login asks for the user and the password, and does not echo the password.
+    fs.rmSync(configFile);
+    const cmd = shellJoin(['env', `DOCKER_CONFIG=${dockerConfig}`, 'ip', 'netns', 'exec', h.netns, process.execPath, requireBuiltCli(lab.repoRoot), '-H', h.socket, 'login', 'localhost:5001']);
+    const term = await Tmux.start(`${lab.prefix}-login`, `${cmd}; echo "EXIT=$?"; sleep 600`, 100, 20);
+    try {
+      const shows = (re: RegExp) => waitFor(`the terminal to show ${re}`, async () => (re.test(await term.screen()) ? true : undefined), 20000, 100);
+      await shows(/Username: $/m);
+      await term.type(USER);
+      await shows(/Password: $/m);
+      await term.type(PASSWORD);
+      await shows(/EXIT=\d+/);
+      const screen = await term.screen();
+      expect(screen).toMatch(/Login Succeeded\nEXIT=0/);
+      expect(screen).not.toContain(PASSWORD);
+    } finally {
+      await term.kill();
+    }
+    expect(fs.statSync(configFile).mode & 0o777).toBe(0o600);
 
     expect(await ok(['logout', 'localhost:5001'])).toBe('Removing login credentials for localhost:5001\n');
     expect(JSON.parse(fs.readFileSync(configFile, 'utf8'))).toEqual({ auths: {} });
