@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ImageStore } from '../agent/images/image-store';
 import { planBuildSpec } from '../agent/images/build-plans';
+import type { ImageUserOf } from '../agent/images/image-plans';
 import { asSwarmletError, failedPrecondition, internal, invalidArgument } from '../services/common/errors';
 import { isRegistryHost } from '../services/common/image-ref';
 import { parseRegistryAuth } from '../services/common/registry-auth';
@@ -31,8 +32,9 @@ function registryFailure(err: unknown): never {
   throw e.kind === 'Unavailable' ? failedPrecondition(e.message, e) : e;
 }
 
-/** The LocalNode image calls: this node's images, over its ImageStore. */
-export function imageService(images: ImageStore): ImageHandlers {
+/** The LocalNode image calls: this node's images, over its ImageStore; `containers` tells a container's use of an image from a task's. */
+export function imageService(images: ImageStore, containers?: { has(id: string): boolean }): ImageHandlers {
+  const userOf: ImageUserOf = (id) => (containers?.has(id) ? { kind: 'container', name: id.slice(0, 12) } : { kind: 'task', name: id });
   return {
     listImages: unary(async () => ({ images: await images.list() })),
     pullImage: unary(async (req: PullImageRequest) => {
@@ -44,7 +46,7 @@ export function imageService(images: ImageStore): ImageHandlers {
     }),
     removeImage: unary(async (req: RemoveImageRequest) => {
       if (!req.image.trim()) throw invalidArgument('an image reference or id is required');
-      return { removed: await images.remove(req.image.trim(), req.force) };
+      return { removed: await images.remove(req.image.trim(), req.force, userOf) };
     }),
     pruneImages: unary(async (req: PruneImagesRequest) => images.prune(req.all)),
     buildImage: (call: grpc.ServerWritableStream<BuildImageRequest, BuildImageOutput>) => {

@@ -12,6 +12,7 @@ import { PullPolicy } from '../../services/gen/swarmlet/v1/types';
 import {
   ImageRecord,
   ImageRunConfig,
+  ImageUserOf,
   StoredImage,
   describePullFailure,
   parseImageConfig,
@@ -259,7 +260,7 @@ export class ImageStore {
   }
 
   /** `image rm`: a reference or an id (prefix). Returns docker's "Untagged: REF" and "Deleted: ID" lines. */
-  async remove(target: string, force = false): Promise<string[]> {
+  async remove(target: string, force = false, userOf?: ImageUserOf): Promise<string[]> {
     let reference: string | undefined;
     try {
       reference = parseImageReference(target).normalized;
@@ -269,7 +270,7 @@ export class ImageStore {
     const idPrefix = /^(sha256:)?[a-f0-9]{1,64}$/.test(target) ? target : undefined;
     const known = reference && this.refs[reference] ? reference : undefined;
     if (!known && !idPrefix) throw notFound(`no such image: ${target}`);
-    const plan = planImageRemoval(this.stored(), known ? { reference: known } : { idPrefix }, force);
+    const plan = planImageRemoval(this.stored(), known ? { reference: known } : { idPrefix }, force, userOf);
     const out: string[] = [];
     for (const r of plan.untag) {
       delete this.refs[r];

@@ -117,9 +117,9 @@ describe('image build', () => {
     const id = JSON.parse(await ok(['image', 'inspect', 'hello:2']))[0].Id as string;
     expect(await ok(['rmi', 'hello:1'])).toBe('Untagged: docker.io/library/hello:1\n'); // another reference stays: only an untag
     const byName = await cli(['rmi', 'hello:2']);
-    expect([byName.code, byName.stderr]).toEqual([1, expect.stringMatching(/^Error: image docker\.io\/library\/hello:2 is used by task [a-f0-9]+: stop them first, or use --force\n$/)]);
+    expect([byName.code, byName.stderr]).toEqual([1, expect.stringMatching(/^Error: image docker\.io\/library\/hello:2 is used by container [a-f0-9]{12}: stop it first, or use --force\n$/)]);
     const byId = await cli(['image', 'rm', id.slice(7, 19)]);
-    expect([byId.code, byId.stderr]).toEqual([1, expect.stringMatching(/^Error: image [a-f0-9]{12} is used by task [a-f0-9]+: stop them first, or use --force\n$/)]);
+    expect([byId.code, byId.stderr]).toEqual([1, expect.stringMatching(/^Error: image [a-f0-9]{12} is used by container [a-f0-9]{12}: stop it first, or use --force\n$/)]);
     expect(await ok(['rmi', '-f', 'hello:2'])).toBe('Untagged: docker.io/library/hello:2\n');
     // The container still runs from it, and the image stays until nothing uses it.
     expect(JSON.parse(await ok(['inspect', 'user']))[0].State.Status).toBe('running');
@@ -262,7 +262,7 @@ describe('a built image on a swarm node', () => {
     await ok(['service', 'create', '-d', '--name', 'built', 'built-svc:1']);
     await waitFor('the task\'s output', async () => ((await cli(['service', 'logs', 'built'])).stdout.includes('task from a built image') ? true : undefined), 90000, 500);
     const refused = await cli(['rmi', 'built-svc:1']);
-    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^Error: image docker\.io\/library\/built-svc:1 is used by task [a-z0-9]+: stop them first, or use --force\n$/)]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/^Error: image docker\.io\/library\/built-svc:1 is used by task [a-z0-9]+: stop it first, or use --force\n$/)]);
     await ok(['service', 'rm', 'built']);
   }, 180000);
 });
