@@ -5,6 +5,7 @@ import { cliDebug } from '../services/config/config';
 import { GlobalArgs } from './commands/context';
 import { daemonCommand } from './commands/daemon';
 import { imageCommands } from './commands/image';
+import { loginCommands } from './commands/login';
 import { networkCommands } from './commands/network';
 import { nodeCommands } from './commands/node';
 import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
@@ -43,6 +44,7 @@ export async function main(args: string[]): Promise<void> {
   parser = serviceCommands(parser, create.command);
   parser = networkCommands(parser);
   parser = imageCommands(parser);
+  parser = loginCommands(parser);
   parser = volumeCommands(parser);
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);

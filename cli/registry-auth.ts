@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { invalidArgument } from '../services/common/errors';
 import { isExecImage, parseImageReference } from '../services/common/image-ref';
-import { credentialFromDockerConfig, formatRegistryAuth, parseRegistryAuth } from '../services/common/registry-auth';
+import { credentialFromDockerConfig, credentialsFromDockerConfig, formatRegistryAuth, parseRegistryAuth } from '../services/common/registry-auth';
 import { dockerConfigFile } from '../services/config/config';
 
 export interface RegistryAuthFlags {
@@ -38,4 +38,30 @@ export function readRegistryAuth(flags: RegistryAuthFlags, image: string | undef
   const cred = credentialFromDockerConfig(fs.readFileSync(file, 'utf8'), domain);
   if (!cred) throw invalidArgument(`--with-registry-auth: ${file} has no credentials for ${domain} (run docker login ${domain}, or use --registry-auth-file)`);
   return formatRegistryAuth(cred);
+}
+
+/** docker login's config.json text, or undefined when there is none. */
+export function readDockerConfig(): string | undefined {
+  const file = dockerConfigFile();
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw invalidArgument(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+  }
+}
+
+/** The saved login for an image's registry as user:password, as docker pull and push use it without being asked; else undefined. */
+export function savedRegistryAuth(image: string): string | undefined {
+  const text = readDockerConfig();
+  if (!text) return undefined;
+  const cred = credentialFromDockerConfig(text, parseImageReference(image).domain);
+  return cred ? formatRegistryAuth(cred) : undefined;
+}
+
+/** Every saved login, registry host -> user:password (a build's FROM may pull from any of them). */
+export function savedRegistryAuths(): Record<string, string> {
+  const text = readDockerConfig();
+  if (!text) return {};
+  return Object.fromEntries(Object.entries(credentialsFromDockerConfig(text)).map(([d, c]) => [d, formatRegistryAuth(c)]));
 }

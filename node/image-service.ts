@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ImageStore } from '../agent/images/image-store';
 import { planBuildSpec } from '../agent/images/build-plans';
+import type { ImageUserOf } from '../agent/images/image-plans';
 import { asSwarmletError, failedPrecondition, internal, invalidArgument } from '../services/common/errors';
 import { isRegistryHost } from '../services/common/image-ref';
 import { parseRegistryAuth } from '../services/common/registry-auth';
@@ -31,8 +32,9 @@ function registryFailure(err: unknown): never {
   throw e.kind === 'Unavailable' ? failedPrecondition(e.message, e) : e;
 }
 
-/** The LocalNode image calls: this node's images, over its ImageStore. */
-export function imageService(images: ImageStore): ImageHandlers {
+/** The LocalNode image calls: this node's images, over its ImageStore; `containers` tells a container's use of an image from a task's. */
+export function imageService(images: ImageStore, containers?: { has(id: string): boolean }): ImageHandlers {
+  const userOf: ImageUserOf = (id) => (containers?.has(id) ? { kind: 'container', name: id.slice(0, 12) } : { kind: 'task', name: id });
   return {
     listImages: unary(async () => ({ images: await images.list() })),
     pullImage: unary(async (req: PullImageRequest) => {
@@ -44,17 +46,20 @@ export function imageService(images: ImageStore): ImageHandlers {
     }),
     removeImage: unary(async (req: RemoveImageRequest) => {
       if (!req.image.trim()) throw invalidArgument('an image reference or id is required');
-      return { removed: await images.remove(req.image.trim(), req.force) };
+      return { removed: await images.remove(req.image.trim(), req.force, userOf) };
     }),
     pruneImages: unary(async (req: PruneImagesRequest) => images.prune(req.all)),
     buildImage: (call: grpc.ServerWritableStream<BuildImageRequest, BuildImageOutput>) => {
+      // A client that goes away (Ctrl-C) stops the build.
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
       void (async () => {
         const spec = planBuildSpec(call.request);
         const auths = Object.fromEntries(Object.entries(call.request.registryAuths).map(([domain, auth]) => [domain, parseRegistryAuth(auth)]));
         const onOutput = (stream: 'stdout' | 'stderr', text: string) => {
           if (!call.cancelled) call.write({ text, stream, imageId: '' });
         };
-        const img = await images.build(spec, { auths, onOutput: spec.quiet ? undefined : onOutput }).catch(registryFailure);
+        const img = await images.build(spec, { auths, onOutput: spec.quiet ? undefined : onOutput, signal: controller.signal }).catch(registryFailure);
         call.write({ text: '', stream: '', imageId: img.id });
         call.end();
       })().catch((err) => failCall(call as grpc.ServerWritableStream<unknown, unknown>, undefined, err));
@@ -64,12 +69,14 @@ export function imageService(images: ImageStore): ImageHandlers {
       return images.tagImage(req.source.trim(), req.target.trim());
     }),
     pushImage: (call: grpc.ServerWritableStream<PushImageRequest, PushImageOutput>) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
       void (async () => {
         if (!call.request.reference.trim()) throw invalidArgument('an image reference is required');
         const digest = await images
           .push(call.request.reference.trim(), call.request.registryAuth || undefined, (_stream, text) => {
             if (!call.cancelled) call.write({ text, digest: '' });
-          })
+          }, controller.signal)
           .catch(registryFailure);
         call.write({ text: '', digest });
         call.end();

@@ -90,7 +90,7 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     info: unary(() => info(node)),
     listNetworks: unary(async () => ({ networks: membership.state ? planLocalNetworks(view()) : [...planLocalNetworks(undefined), ...userNetworks(node)] })),
     getNetwork: unary(async (req: GetNetworkRequest) => (membership.state ? planLocalNetworkDetail(view(), req.network) : localNetworkDetail(node, req.network))),
-    ...imageService(node.images),
+    ...imageService(node.images, node.containers),
     ...volumeService(node.volumes),
     attachContainerNetwork: unary((req: AttachContainerNetworkRequest) => attachContainerNetwork(node, req)),
     detachContainerNetwork: unary(async (req: DetachContainerNetworkRequest) => {

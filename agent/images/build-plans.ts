@@ -119,3 +119,42 @@ export function describeLoginFailure(server: string, stderr: string): SwarmletEr
   if (UNREACHABLE.test(reason)) return unavailable(`registry ${server} unreachable (${reason})`, new Error(reason));
   return internal(`login to ${server} failed: ${reason || 'skopeo failed without a reason'}`, new Error(reason));
 }
+
+/**
+ * The images a Dockerfile's FROM lines name (after ARG substitution from the ARGs before the first
+ * FROM and the build args), in order, without `scratch`, earlier stages' names, or what does not
+ * parse as a reference: those the node's store may already have.
+ */
+export function planFromImages(dockerfile: string, buildArgs: Record<string, string>): ImageReference[] {
+  const lines = dockerfile.replace(/\\\r?\n/g, ' ').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const args: Record<string, string> = {};
+  const stages = new Set<string>();
+  const refs: ImageReference[] = [];
+  let sawFrom = false;
+  const expand = (s: string) => s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a, _d, def, b) => args[a ?? b] || (def ?? ''));
+  for (const line of lines) {
+    const [word, ...rest] = line.split(/\s+/);
+    const op = word.toUpperCase();
+    if (op === 'ARG' && !sawFrom) {
+      for (const decl of rest) {
+        const eq = decl.indexOf('=');
+        const name = eq < 0 ? decl : decl.slice(0, eq);
+        args[name] = buildArgs[name] ?? (eq < 0 ? '' : decl.slice(eq + 1).replace(/^"(.*)"$/, '$1'));
+      }
+    }
+    if (op !== 'FROM') continue;
+    sawFrom = true;
+    const words = rest.filter((w) => !w.startsWith('--'));
+    const image = expand(words[0] ?? '');
+    const earlierStage = stages.has(image.toLowerCase());
+    if (words.length >= 3 && words[1].toUpperCase() === 'AS') stages.add(words[2].toLowerCase());
+    if (!image || image === 'scratch' || earlierStage) continue;
+    try {
+      const ref = parseImageReference(image);
+      if (!refs.some((r) => r.normalized === ref.normalized)) refs.push(ref);
+    } catch {
+      /* buildah says what is wrong with it */
+    }
+  }
+  return refs;
+}

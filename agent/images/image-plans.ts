@@ -120,12 +120,12 @@ const shortId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
  * an id (prefix) removes the image with all its references, and wants force when it has several.
  * An image some task uses stays (force untags it; it goes with prune once unused).
  */
-export function planImageRemoval(images: StoredImage[], target: { reference?: string; idPrefix?: string }, force: boolean): RemovalPlan {
+export function planImageRemoval(images: StoredImage[], target: { reference?: string; idPrefix?: string }, force: boolean, userOf: ImageUserOf = taskUser): RemovalPlan {
   if (target.reference) {
     const img = images.find((i) => i.references.includes(target.reference!));
     if (img) {
       const last = img.references.length === 1;
-      if (last && img.usedBy.length && !force) throw usedError(target.reference, img);
+      if (last && img.usedBy.length && !force) throw usedError(target.reference, img, userOf);
       return { untag: [target.reference], remove: last && !img.usedBy.length ? [img.id] : [] };
     }
   }
@@ -134,15 +134,25 @@ export function planImageRemoval(images: StoredImage[], target: { reference?: st
   if (matches.length === 0) throw notFound(`no such image: ${target.reference ?? target.idPrefix}`);
   if (matches.length > 1) throw invalidArgument(`image id prefix ${prefix} is ambiguous: it matches ${matches.map((m) => shortId(m.id)).join(', ')}`);
   const img = matches[0];
-  if (img.usedBy.length && !force) throw usedError(shortId(img.id), img);
+  if (img.usedBy.length && !force) throw usedError(shortId(img.id), img, userOf);
   if (img.references.length > 1 && !force) {
     throw failedPrecondition(`image ${shortId(img.id)} is referenced by ${img.references.join(', ')}: remove those references, or use --force`);
   }
   return { untag: [...img.references], remove: img.usedBy.length ? [] : [img.id] };
 }
 
-function usedError(name: string, img: StoredImage): SwarmletError {
-  return failedPrecondition(`image ${name} is used by task${img.usedBy.length > 1 ? 's' : ''} ${img.usedBy.join(', ')}: stop them first, or use --force`);
+/** What uses an image, for the user: a container (by its short id, as docker names it) or a task. */
+export type ImageUserOf = (id: string) => { kind: 'container' | 'task'; name: string };
+export const taskUser: ImageUserOf = (id) => ({ kind: 'task', name: id });
+
+function usedError(name: string, img: StoredImage, userOf: ImageUserOf): SwarmletError {
+  const groups = new Map<string, string[]>();
+  for (const id of img.usedBy) {
+    const u = userOf(id);
+    groups.set(u.kind, [...(groups.get(u.kind) ?? []), u.name]);
+  }
+  const users = [...groups].map(([kind, names]) => `${kind}${names.length > 1 ? 's' : ''} ${names.join(', ')}`).join(' and ');
+  return failedPrecondition(`image ${name} is used by ${users}: stop ${img.usedBy.length > 1 ? 'them' : 'it'} first, or use --force`);
 }
 
 /** The image a reference or an id (prefix) names, for tag, push and inspect. */

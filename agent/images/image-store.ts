@@ -12,6 +12,7 @@ import { PullPolicy } from '../../services/gen/swarmlet/v1/types';
 import {
   ImageRecord,
   ImageRunConfig,
+  ImageUserOf,
   StoredImage,
   describePullFailure,
   parseImageConfig,
@@ -22,7 +23,18 @@ import {
   resolveImageTarget,
   skopeoReason,
 } from './image-plans';
-import { BuildSpec, BuildahPaths, buildFailure, buildahGlobalArgs, describeLoginFailure, describePushFailure, isInsecureRegistry, planBuildahBud, renderRegistriesConf } from './build-plans';
+import {
+  BuildSpec,
+  BuildahPaths,
+  buildFailure,
+  buildahGlobalArgs,
+  describeLoginFailure,
+  describePushFailure,
+  isInsecureRegistry,
+  planBuildahBud,
+  planFromImages,
+  renderRegistriesConf,
+} from './build-plans';
 
 export type { ImageRunConfig } from './image-plans';
 
@@ -83,6 +95,8 @@ interface ToolOptions {
   /** Written to the tool's stdin (a password: never argv). */
   input?: string;
   env?: NodeJS.ProcessEnv;
+  /** Aborted: the tool is killed (the caller went away). */
+  signal?: AbortSignal;
 }
 
 /** Runs a tool with a deadline; never rejects on a non-zero exit. */
@@ -101,6 +115,9 @@ function runTool(file: string, args: string[], timeoutMs: number, opts: ToolOpti
       child.kill('SIGKILL');
     }, timeoutMs);
     timer.unref();
+    const onAbort = () => child.kill('SIGKILL');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
     child.stdout!.on('data', (d: Buffer) => {
       out.push(d);
       opts.onOutput?.('stdout', d.toString('utf8'));
@@ -112,6 +129,7 @@ function runTool(file: string, args: string[], timeoutMs: number, opts: ToolOpti
     child.on('error', (e) => (clearTimeout(timer), reject(internal(`cannot run ${file}: ${e.message}`, e))));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       resolve({ code: code ?? 128 + (signal ? 9 : 0), stdout: Buffer.concat(out), stderr: err, timedOut });
     });
   });
@@ -162,6 +180,10 @@ const hexOf = (digest: string) => digest.replace(/^sha256:/, '');
  * (references.json) and task uses (used.json) are small files replaced atomically. Pulls run
  * one at a time; concurrent calls for the same reference share one pull. Credentials go to
  * skopeo in a temp auth file (0600, removed after), never in argv or logs.
+ *
+ * Each image keeps its OCI layout (images/<config hex>/oci): push copies it to a registry with
+ * skopeo, inspect reads its config. A build runs buildah in storage of the store's own
+ * (buildah/, vfs: the build cache) and goes into the store like a pull, through that layout.
  */
 export class ImageStore {
   private readonly log: Logger;
@@ -182,6 +204,8 @@ export class ImageStore {
   private readonly pinned = new Set<string>();
   private refs: Record<string, string>;
   private used: Record<string, string>;
+  /** Builds under way: prune leaves buildah's storage alone meanwhile. */
+  private buildsRunning = 0;
 
   constructor(opts: ImageStoreOptions) {
     this.log = componentLogger(opts.log, 'images');
@@ -236,7 +260,7 @@ export class ImageStore {
   }
 
   /** `image rm`: a reference or an id (prefix). Returns docker's "Untagged: REF" and "Deleted: ID" lines. */
-  async remove(target: string, force = false): Promise<string[]> {
+  async remove(target: string, force = false, userOf?: ImageUserOf): Promise<string[]> {
     let reference: string | undefined;
     try {
       reference = parseImageReference(target).normalized;
@@ -246,7 +270,7 @@ export class ImageStore {
     const idPrefix = /^(sha256:)?[a-f0-9]{1,64}$/.test(target) ? target : undefined;
     const known = reference && this.refs[reference] ? reference : undefined;
     if (!known && !idPrefix) throw notFound(`no such image: ${target}`);
-    const plan = planImageRemoval(this.stored(), known ? { reference: known } : { idPrefix }, force);
+    const plan = planImageRemoval(this.stored(), known ? { reference: known } : { idPrefix }, force, userOf);
     const out: string[] = [];
     for (const r of plan.untag) {
       delete this.refs[r];
@@ -267,9 +291,23 @@ export class ImageStore {
     for (const v of victims) for (const r of v.references) delete this.refs[r];
     this.saveRefs();
     for (const v of victims) this.deleteImage(v.id);
-    const reclaimedBytes = victims.reduce((n, v) => n + v.sizeBytes, 0);
-    if (victims.length) this.log.info({ removed: victims.map((v) => v.id), reclaimedBytes }, 'images pruned');
+    const reclaimedBytes = victims.reduce((n, v) => n + v.sizeBytes, 0) + (await this.pruneBuildCache(all));
+    if (victims.length || reclaimedBytes) this.log.info({ removed: victims.map((v) => v.id), reclaimedBytes }, 'images pruned');
     return { removed: victims.map((v) => v.id), reclaimedBytes };
+  }
+
+  /**
+   * The build cache goes with prune: buildah's images that no name holds (each build's layers, kept
+   * for the next build; with vfs each is a whole copy of its root); with all, every image buildah
+   * has (base images too: the next build copies or pulls them again). Not while a build runs.
+   * Returns the bytes freed.
+   */
+  private async pruneBuildCache(all: boolean): Promise<number> {
+    if (this.buildsRunning > 0 || !fs.existsSync(this.buildahPaths.root)) return 0;
+    const before = await diskUsage(this.buildahPaths.root);
+    const res = await runTool(this.buildah, [...buildahGlobalArgs(this.buildahPaths), 'rmi', all ? '--all' : '--prune'], this.pullTimeoutMs);
+    if (res.code !== 0) this.log.warn({ err: skopeoReason(res.stderr) }, 'could not prune the build cache');
+    return Math.max(0, before - (await diskUsage(this.buildahPaths.root)));
   }
 
   /**
@@ -303,17 +341,20 @@ export class ImageStore {
    * result is copied out as an OCI layout and goes into the store like a pull, tagged with
    * spec.tags. Output streams to onOutput as buildah writes it.
    */
-  async build(spec: BuildSpec, opts: { auths?: Record<string, RegistryCredential>; onOutput?: OutputSink } = {}): Promise<LocalImage> {
+  async build(spec: BuildSpec, opts: { auths?: Record<string, RegistryCredential>; onOutput?: OutputSink; signal?: AbortSignal } = {}): Promise<LocalImage> {
     const log = this.log.child({ tags: spec.tags.map((t) => t.normalized) });
     this.ensureDirs();
     this.ensureBuildah();
     const work = fs.mkdtempSync(path.join(this.tmpDir, 'build-'));
+    this.buildsRunning += 1;
     try {
       const authfile = opts.auths && Object.keys(opts.auths).length ? this.writeAuthFile(work, opts.auths) : undefined;
       const iidfile = path.join(work, 'iid');
       const env = { ...process.env, TMPDIR: work };
       log.info({ context: spec.contextDir }, 'building image');
-      const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env });
+      await this.seedBuildah(spec, env, log);
+      const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env, signal: opts.signal });
+      if (opts.signal?.aborted) throw internal('the build was cancelled');
       if (res.timedOut) throw internal(`the build took longer than ${BUILD_TIMEOUT_MS / 60000} minutes and was stopped`);
       if (res.code !== 0) throw buildFailure(res.stderr);
       const built = fs.readFileSync(iidfile, 'utf8').trim();
@@ -328,6 +369,7 @@ export class ImageStore {
       log.warn({ err: e.message }, 'build failed');
       throw e;
     } finally {
+      this.buildsRunning -= 1;
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
@@ -346,7 +388,7 @@ export class ImageStore {
    * `image push NAME`: skopeo copies the image's OCI layout to the registry NAME names, with
    * progress lines to onOutput. Returns the manifest digest the registry has.
    */
-  async push(reference: string, auth?: string, onOutput?: OutputSink): Promise<string> {
+  async push(reference: string, auth?: string, onOutput?: OutputSink, signal?: AbortSignal): Promise<string> {
     const ref = parseImageReference(reference);
     const id = this.refs[ref.normalized];
     const rec = id ? this.record(hexOf(id)) : undefined;
@@ -367,7 +409,8 @@ export class ImageStore {
       else args.push('--dest-no-creds');
       args.push(`oci:${layout}:${LAYOUT_TAG}`, `docker://${transportReference(ref)}`);
       log.info({ id: rec.id }, 'pushing image');
-      const res = await runTool(this.skopeo, args, this.pullTimeoutMs, { onOutput: (stream, text) => stream === 'stdout' && onOutput?.(stream, text) });
+      const res = await runTool(this.skopeo, args, this.pullTimeoutMs, { onOutput: (stream, text) => stream === 'stdout' && onOutput?.(stream, text), signal });
+      if (signal?.aborted) throw internal(`the push of ${ref.normalized} was cancelled`);
       if (res.timedOut) throw pullTimedOut(ref, this.pullTimeoutMs);
       if (res.code !== 0) throw describePushFailure(ref, res.stderr, Boolean(auth));
       const digest = fs.readFileSync(digestFile, 'utf8').trim();
@@ -441,6 +484,36 @@ export class ImageStore {
     const rec = this.record(hexOf(hit.id));
     if (!rec) throw notFound(`no such image: ${target}`);
     return rec;
+  }
+
+  /**
+   * The images the Dockerfile's FROM lines name that this store has (pulled or built) go into
+   * buildah's storage under those names first, as they are here: a build uses the node's image as
+   * docker does (FROM a locally built image works; the registry is not asked again). One buildah
+   * already has, by the same id, is left as it is; one that cannot be copied is left to buildah to
+   * pull.
+   */
+  private async seedBuildah(spec: BuildSpec, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+    const file = spec.dockerfile ?? ['Dockerfile', 'Containerfile'].map((f) => path.join(spec.contextDir, f)).find((f) => fs.existsSync(f));
+    let text: string;
+    try {
+      text = fs.readFileSync(file ?? '', 'utf8');
+    } catch {
+      return; // buildah says what is wrong
+    }
+    const g = buildahGlobalArgs(this.buildahPaths);
+    for (const ref of planFromImages(text, spec.buildArgs)) {
+      const id = this.refs[ref.normalized];
+      const layout = id ? path.join(this.imagesDir, hexOf(id), LAYOUT_DIR) : '';
+      if (!id || !fs.existsSync(path.join(layout, 'index.json'))) continue;
+      const have = await runTool(this.buildah, [...g, 'inspect', '--type', 'image', '--format', '{{.FromImageID}}', ref.normalized], LOGIN_TIMEOUT_MS, { env });
+      if (have.code === 0 && have.stdout.toString('utf8').trim() === hexOf(id)) continue;
+      // skopeo names it as it copies it (buildah pull would name it after the layout's path).
+      const { root, runroot } = this.buildahPaths;
+      const dest = `containers-storage:[vfs@${root}+${runroot}]${ref.normalized}`;
+      const copied = await runTool(this.skopeo, ['copy', '--quiet', `oci:${layout}:${LAYOUT_TAG}`, dest], this.pullTimeoutMs, { env });
+      if (copied.code !== 0) log.warn({ image: ref.normalized, err: skopeoReason(copied.stderr) }, "could not give the build the node's copy of its base image");
+    }
   }
 
   /** buildah's dirs (0700) and this daemon's registries.conf for it. */

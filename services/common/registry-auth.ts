@@ -1,5 +1,5 @@
 import { invalidArgument } from './errors';
-import { registryAuthKeys } from './image-ref';
+import { DEFAULT_DOMAIN, isRegistryHost, registryAuthKeys } from './image-ref';
 
 /** One registry credential. Never logged. */
 export interface RegistryCredential {
@@ -68,3 +68,61 @@ export function credentialFromDockerConfig(configJson: string, domain: string): 
 
 /** What the CLI sends: user:password. */
 export const formatRegistryAuth = (cred: RegistryCredential) => `${cred.username}:${cred.password}`;
+
+/** The registry host `login` and `logout` mean by what the user typed: a URL's host, docker.io for Docker Hub's names. */
+export function loginServer(input: string | undefined): string {
+  const host = (input ?? '').trim().replace(/^https?:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  if (!host || host === 'index.docker.io' || host === 'registry-1.docker.io') return DEFAULT_DOMAIN;
+  if (!isRegistryHost(host)) throw invalidArgument(`invalid registry address: ${JSON.stringify(input)}`);
+  return host;
+}
+
+/** The `auths` key docker login writes for a registry: Docker Hub's v1 URL, else host[:port]. */
+export const dockerConfigKey = (domain: string) => (domain === DEFAULT_DOMAIN ? 'https://index.docker.io/v1/' : domain);
+
+type DockerConfig = { auths?: Record<string, { auth?: string; username?: string; password?: string } & Record<string, unknown>> } & Record<string, unknown>;
+
+function parseDockerConfig(configJson: string | undefined): DockerConfig {
+  if (!configJson || !configJson.trim()) return {};
+  try {
+    const parsed = JSON.parse(configJson) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as DockerConfig;
+  } catch (err) {
+    throw invalidArgument(`the docker config file is not JSON: ${(err as Error).message}`, err);
+  }
+  throw invalidArgument('the docker config file is not a JSON object');
+}
+
+/** config.json after `login`: the registry's entry is auths.<key>.auth = base64(user:password); the rest of the file is kept. */
+export function planDockerLogin(configJson: string | undefined, domain: string, cred: RegistryCredential): string {
+  const config = parseDockerConfig(configJson);
+  const auths = { ...(config.auths ?? {}) };
+  for (const k of registryAuthKeys(domain)) delete auths[k];
+  auths[dockerConfigKey(domain)] = { auth: Buffer.from(`${cred.username}:${cred.password}`, 'utf8').toString('base64') };
+  return JSON.stringify({ ...config, auths }, null, '\t') + '\n';
+}
+
+/** config.json after `logout`: every entry for the registry gone; removed says whether there was one. */
+export function planDockerLogout(configJson: string | undefined, domain: string): { text: string; removed: boolean } {
+  const config = parseDockerConfig(configJson);
+  const auths = { ...(config.auths ?? {}) };
+  const keys = registryAuthKeys(domain).filter((k) => k in auths);
+  for (const k of keys) delete auths[k];
+  return { text: JSON.stringify({ ...config, auths }, null, '\t') + '\n', removed: keys.length > 0 };
+}
+
+/** Every credential in a docker config.json, by registry host (what a build's FROM may pull with). */
+export function credentialsFromDockerConfig(configJson: string): Record<string, RegistryCredential> {
+  const out: Record<string, RegistryCredential> = {};
+  for (const key of Object.keys(parseDockerConfig(configJson).auths ?? {})) {
+    let domain: string;
+    try {
+      domain = loginServer(key);
+    } catch {
+      continue;
+    }
+    const cred = credentialFromDockerConfig(configJson, domain);
+    if (cred && !out[domain]) out[domain] = cred;
+  }
+  return out;
+}

@@ -5,6 +5,7 @@
  * store's own, a loopback registry is plain HTTP without being named (as docker has it), and
  * failures leave the store as it was.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -91,6 +92,42 @@ describe('image build', () => {
     expect(again.id).toBe(img.id);
   }, 180000);
 
+  test('FROM an image the node has (built, or pulled and tagged) uses it as it is there, with no registry asked', async () => {
+    const store = makeStore();
+    const based = await store.build(spec(context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo base > /base.txt\n` }), { tags: ['mybase'] }));
+    const child = await store.build(spec(context({ Dockerfile: 'FROM mybase\nRUN cat /base.txt > /child.txt\n' }), { tags: ['child:1'] }));
+    expect(fs.readFileSync(path.join(child.rootfs, 'child.txt'), 'utf8')).toBe('base\n');
+    // A name no registry has, on an image the store pulled: the store's copy is what FROM gets.
+    const pulled = await store.pull(`${registry.addr}/busybox`);
+    store.tagImage(pulled.id, 'nowhere.invalid/only/here:1');
+    const other = await store.build(spec(context({ Dockerfile: 'ARG BASE=nowhere.invalid/only/here:1\nFROM ${BASE}\nRUN echo ok > /ok.txt\n' }), { tags: ['other:1'] }));
+    expect(fs.readFileSync(path.join(other.rootfs, 'ok.txt'), 'utf8')).toBe('ok\n');
+    // Rebuilt under the same name, the base changes, and the next build FROM it sees the new one.
+    await store.build(spec(context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo base2 > /base.txt\n` }), { tags: ['mybase'] }));
+    const child2 = await store.build(spec(context({ Dockerfile: 'FROM mybase\nRUN cat /base.txt > /child.txt\n' }), { tags: ['child:2'] }));
+    expect(fs.readFileSync(path.join(child2.rootfs, 'child.txt'), 'utf8')).toBe('base2\n');
+    expect(based.id).not.toBe(child.id);
+  }, 180000);
+
+  test('prune takes the build cache (buildah\'s unnamed images) too; prune -a all of buildah\'s images', async () => {
+    const store = makeStore();
+    const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo one > /one\nRUN echo two > /two\n` });
+    const img = await store.build(spec(dir, { tags: ['cached:1'] }));
+    const buildahImages = () =>
+      execFileSync('buildah', ['--root', path.join(rootOf(store), 'buildah', 'root'), '--runroot', path.join(rootOf(store), 'buildah', 'runroot'), '--storage-driver', 'vfs', 'images', '--all', '--quiet'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean);
+    expect(buildahImages().length).toBeGreaterThanOrEqual(3); // the base, each step's layer
+    const pruned = await store.prune();
+    expect(pruned.removed).toEqual([]);
+    expect(pruned.reclaimedBytes).toBeGreaterThan(0);
+    expect(buildahImages()).toHaveLength(1); // the base, by its name
+    expect(fs.existsSync(path.join(img.rootfs, 'two'))).toBe(true); // the store's image stays
+    const all = await store.prune(true);
+    expect(all.removed).toEqual([img.id]);
+    expect(buildahImages()).toEqual([]);
+  }, 180000);
+
   test('a failing RUN is one clear error and leaves the store as it was', async () => {
     const store = makeStore();
     const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN exit 3\n` });
@@ -99,6 +136,33 @@ describe('image build', () => {
     expect(fs.readdirSync(path.join(rootOf(store), 'tmp'))).toEqual([]);
     await expect(store.build(spec(path.join(dir, 'nothere'), { tags: ['bad:1'] }))).rejects.toThrow(/^the build failed: /);
     expect(await store.list()).toEqual([]);
+  }, 120000);
+
+  test('a build whose caller goes away is stopped: its RUN step is killed, and nothing is left', async () => {
+    const store = makeStore();
+    const marker = `swl-cancel-${process.pid}-${Date.now()}`;
+    const dir = context({ Dockerfile: `FROM ${registry.addr}/busybox\nRUN echo started; sleep 120; echo ${marker}\n` });
+    const controller = new AbortController();
+    let output = '';
+    const building = store.build(spec(dir, { tags: ['cancelled:1'] }), {
+      signal: controller.signal,
+      onOutput: (_s, t) => {
+        output += t;
+        if (output.includes('started')) controller.abort();
+      },
+    });
+    await expect(building).rejects.toThrow('the build was cancelled');
+    expect(await store.list()).toEqual([]);
+    expect(fs.readdirSync(path.join(rootOf(store), 'tmp'))).toEqual([]);
+    // No step of it runs on: no process has the step's command line.
+    const steps = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+    expect(steps).toEqual([]);
   }, 120000);
 });
 

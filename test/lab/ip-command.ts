@@ -19,6 +19,8 @@ export interface CommandResult {
 export interface RunOptions {
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Written to the command's stdin, which is then closed (else stdin is left open and empty). */
+  input?: string;
 }
 
 /** Exit code reported when a command was killed for running past its time limit (as timeout(1) does). */
@@ -29,7 +31,7 @@ export function runCommand(argv: string[], opts: RunOptions = {}): Promise<Comma
   const [file, ...args] = argv;
   if (!file) return Promise.reject(new SwarmletError('InvalidArgument', 'empty command'));
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       {
@@ -52,6 +54,10 @@ export function runCommand(argv: string[], opts: RunOptions = {}): Promise<Comma
         resolve({ code, stdout, stderr });
       },
     );
+    if (opts.input !== undefined) {
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(opts.input);
+    }
   });
 }
 

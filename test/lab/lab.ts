@@ -365,6 +365,7 @@ export class Lab {
     return runCommand(['ip', 'netns', 'exec', h.netns, process.execPath, main, '-H', h.socket, ...args], {
       env: opts.env,
       timeoutMs: opts.timeoutMs ?? 60_000,
+      input: opts.input,
     });
   }
 

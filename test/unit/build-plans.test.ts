@@ -1,4 +1,4 @@
-import { buildFailure, describeLoginFailure, describePushFailure, isInsecureRegistry, planBuildSpec, planBuildahBud, renderRegistriesConf } from '../../agent/images/build-plans';
+import { buildFailure, describeLoginFailure, describePushFailure, isInsecureRegistry, planBuildSpec, planBuildahBud, planFromImages, renderRegistriesConf } from '../../agent/images/build-plans';
 import { parseImageReference } from '../../services/common/image-ref';
 
 const req = (over: Partial<Parameters<typeof planBuildSpec>[0]> = {}) => ({ contextDir: '/ctx', dockerfile: '', tags: [], buildArgs: {}, quiet: false, noCache: false, target: '', ...over });
@@ -71,4 +71,17 @@ test.each([
 test('login failure: refused credentials', () => {
   const e = describeLoginFailure('r:5000', 'Error: authenticating creds for "r:5000": Requesting bearer token: invalid status code from registry 401 (Unauthorized)\n');
   expect({ kind: e.kind, message: e.message }).toEqual({ kind: 'PermissionDenied', message: 'login to r:5000 failed: unauthorized: incorrect username or password' });
+});
+
+describe('planFromImages', () => {
+  const names = (text: string, args: Record<string, string> = {}) => planFromImages(text, args).map((r) => r.normalized);
+  test.each([
+    ['FROM busybox\nRUN true\n', {}, ['docker.io/library/busybox:latest']],
+    ['from localhost:5000/base:1 as build\nFROM build\nCOPY --from=build /x /x\n', {}, ['localhost:5000/base:1']],
+    ['FROM scratch\nCOPY a /a\n', {}, []],
+    ['ARG BASE=busybox\nARG TAG\nFROM ${BASE}:${TAG:-1.36}\n', {}, ['docker.io/library/busybox:1.36']],
+    ['ARG BASE=busybox\nFROM $BASE\n', { BASE: 'r.lab:5000/app' }, ['r.lab:5000/app:latest']],
+    ['# comment\nFROM --platform=linux/amd64 \\\n  app:2 AS one\nFROM app:2 AS two\nFROM one\n', {}, ['docker.io/library/app:2']],
+    ['FROM Not_A_Ref!\n', {}, []],
+  ])('%j', (text, args, want) => expect(names(text, args)).toEqual(want));
 });

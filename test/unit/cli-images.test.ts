@@ -1,6 +1,9 @@
-import { humanAge, humanSize, imageRows } from '../../cli/commands/image';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { humanAge, humanSize, imageRows, parseBuildArgs, planImageHistory, planImageInspect, resolveBuildPaths } from '../../cli/commands/image';
 import { parsePullPolicy } from '../../cli/service-flags';
-import { Image } from '../../services/gen/swarmlet/v1/control';
+import { Image, ImageDetail } from '../../services/gen/swarmlet/v1/control';
 import { PullPolicy } from '../../services/gen/swarmlet/v1/types';
 
 const D = 'd'.repeat(64);
@@ -78,4 +81,68 @@ describe('readRegistryAuth', () => {
     expect(() => readRegistryAuth({ registryAuthFile: path.join(dir, 'missing') }, 'x')).toThrow(/cannot read --registry-auth-file .*ENOENT/);
     expect(() => readRegistryAuth({ registryAuthFile: path.join(dir, 'config.json') }, 'x')).toThrow(/user:password|registry credential/);
   });
+});
+
+test('--build-arg: KEY=VALUE, and KEY alone from the environment (dropped when unset)', () => {
+  expect(parseBuildArgs(['A=1', 'B=x=y', 'C=', 'HOME', 'UNSET_X'], { HOME: '/root' })).toEqual({ A: '1', B: 'x=y', C: '', HOME: '/root' });
+  expect(() => parseBuildArgs(['=1'], {})).toThrow('invalid --build-arg "=1": it must be KEY=VALUE');
+});
+
+test('build paths: the context and Dockerfile resolved from the working dir, and checked', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swl-ctx-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'app'));
+    fs.writeFileSync(path.join(dir, 'app', 'Dockerfile'), 'FROM scratch\n');
+    fs.writeFileSync(path.join(dir, 'other.Dockerfile'), 'FROM scratch\n');
+    expect(resolveBuildPaths('app', undefined, dir)).toEqual({ contextDir: path.join(dir, 'app'), dockerfile: path.join(dir, 'app', 'Dockerfile') });
+    expect(resolveBuildPaths('app', 'other.Dockerfile', dir)).toEqual({ contextDir: path.join(dir, 'app'), dockerfile: path.join(dir, 'other.Dockerfile') });
+    expect(() => resolveBuildPaths('nothere', undefined, dir)).toThrow('unable to prepare context: path "nothere" not found');
+    expect(() => resolveBuildPaths('other.Dockerfile', undefined, dir)).toThrow('unable to prepare context: context must be a directory');
+    expect(() => resolveBuildPaths('app', 'missing', dir)).toThrow('Cannot locate specified Dockerfile: missing');
+    expect(() => resolveBuildPaths('.', undefined, dir)).toThrow('Cannot locate specified Dockerfile: Dockerfile');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const detail: ImageDetail = {
+  image: img({ id: `sha256:${'b'.repeat(64)}`, references: ['localhost:5000/app:1', 'localhost:5000/app:latest'], digest: `sha256:${D}` }),
+  configJson: JSON.stringify({
+    created: '2026-01-01T01:00:00Z',
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: ['A=1'], Cmd: ['sh'] },
+    rootfs: { type: 'layers', diff_ids: ['sha256:l1', 'sha256:l2'] },
+    history: [
+      { created: '2026-01-01T00:00:00Z', created_by: 'umoci insert' },
+      { created: '2026-01-01T00:30:00Z', created_by: '/bin/sh -c #(nop) ENV A=1', empty_layer: true },
+      { created: '2026-01-01T01:00:00Z', created_by: '/bin/sh -c echo hi > /x', comment: 'FROM busybox' },
+    ],
+  }),
+  layers: [{ digest: 'sha256:c1', sizeBytes: 1000 }, { digest: 'sha256:c2', sizeBytes: 20 }],
+  manifestDigest: `sha256:${D}`,
+};
+
+test('image inspect: docker\'s fields from the stored config', () => {
+  expect(planImageInspect(detail)).toEqual({
+    Id: `sha256:${'b'.repeat(64)}`,
+    RepoTags: ['localhost:5000/app:1', 'localhost:5000/app:latest'],
+    RepoDigests: [`localhost:5000/app@sha256:${D}`],
+    Created: '2026-01-01T01:00:00Z',
+    Author: '',
+    Config: { Env: ['A=1'], Cmd: ['sh'] },
+    Architecture: 'amd64',
+    Os: 'linux',
+    Size: 2_038_838,
+    RootFS: { Type: 'layers', Layers: ['sha256:l1', 'sha256:l2'] },
+    UsedBy: [],
+  });
+});
+
+test('image history: newest first, the id on the top row, each layer\'s size on its step', () => {
+  expect(planImageHistory(detail)).toEqual([
+    { id: `sha256:${'b'.repeat(64)}`, created: '2026-01-01T01:00:00Z', createdBy: '/bin/sh -c echo hi > /x', sizeBytes: 20, comment: 'FROM busybox' },
+    { id: '<missing>', created: '2026-01-01T00:30:00Z', createdBy: '/bin/sh -c #(nop) ENV A=1', sizeBytes: 0, comment: '' },
+    { id: '<missing>', created: '2026-01-01T00:00:00Z', createdBy: 'umoci insert', sizeBytes: 1000, comment: '' },
+  ]);
 });

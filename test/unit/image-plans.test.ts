@@ -53,7 +53,7 @@ describe('planImageRemoval and planImagePrune', () => {
 
   test.each<[string, { reference?: string; idPrefix?: string }, boolean, { untag: string[]; remove: string[] } | RegExp]>([
     ['one of two references untags it only', { reference: 'r/a:1' }, false, { untag: ['r/a:1'], remove: [] }],
-    ['the last reference of a used image: refused', { reference: 'r/b:1' }, false, /image r\/b:1 is used by task t1: stop them first, or use --force/],
+    ['the last reference of a used image: refused', { reference: 'r/b:1' }, false, /image r\/b:1 is used by task t1: stop it first, or use --force/],
     ['the last reference of a used image, forced: untagged, kept', { reference: 'r/b:1' }, true, { untag: ['r/b:1'], remove: [] }],
     ['an id with two references: refused', { idPrefix: 'aaaa' }, false, /is referenced by r\/a:1, r\/a:2/],
     ['an id with two references, forced', { idPrefix: 'sha256:aaaa' }, true, { untag: ['r/a:1', 'r/a:2'], remove: [A] }],
@@ -63,6 +63,12 @@ describe('planImageRemoval and planImagePrune', () => {
   ])('%s', (_what, target, force, expected) => {
     if (expected instanceof RegExp) expect(() => planImageRemoval(images, target, force)).toThrow(expected);
     else expect(planImageRemoval(images, target, force)).toEqual(expected);
+  });
+
+  test('the refusal names containers as containers (by short id) and tasks as tasks', () => {
+    const used: StoredImage[] = [{ id: B, references: ['r/b:1'], usedBy: ['c'.repeat(64), 't1', 't2'], sizeBytes: 20 }];
+    const userOf = (id: string) => (id.startsWith('c') ? { kind: 'container' as const, name: id.slice(0, 12) } : { kind: 'task' as const, name: id });
+    expect(() => planImageRemoval(used, { reference: 'r/b:1' }, false, userOf)).toThrow(`image r/b:1 is used by container ${'c'.repeat(12)} and tasks t1, t2: stop them first, or use --force`);
   });
 
   test('prune: dangling unused images; with all, every unused one', () => {
