@@ -11,6 +11,8 @@ import { SERVICE_BOOLEAN_FLAGS, serviceCommands } from './commands/service';
 import { attachDashValues, separateCommand } from './argv';
 import { infoCommand, swarmCommands } from './commands/swarm';
 import { volumeCommands } from './commands/volume';
+import { secretCommands } from './commands/secret';
+import { configCommands } from './commands/config';
 import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
 import { containerCommands } from './commands/container';
 import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
@@ -41,6 +43,8 @@ export async function main(args: string[]): Promise<void> {
   parser = networkCommands(parser);
   parser = imageCommands(parser);
   parser = volumeCommands(parser);
+  parser = secretCommands(parser);
+  parser = configCommands(parser);
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);
   await parser
