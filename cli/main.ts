@@ -16,6 +16,7 @@ import { configCommands } from './commands/config';
 import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
 import { containerCommands } from './commands/container';
 import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
+import { composeCommands, separateComposeExec } from './commands/compose';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -25,7 +26,9 @@ function fail(message: string, code: number): never {
 
 export async function main(args: string[]): Promise<void> {
   // Options of `service create` stop at the image: what follows is the task's command.
-  const create = separateCommand(args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
+  // `compose exec SERVICE COMMAND...`: the command is the container's.
+  const composeExec = separateComposeExec(args);
+  const create = separateCommand(composeExec.args, ['service', 'create'], SERVICE_BOOLEAN_FLAGS);
   // So do those of `run` and `container run|create`,
   const run = [['run'], ['container', 'run'], ['container', 'create']].map((p) => separateCommand(create.args, p, CONTAINER_BOOLEAN_FLAGS)).find((r) => r.args !== create.args) ?? { args: create.args, command: [] };
   // and those of `exec` at the target.
@@ -47,6 +50,7 @@ export async function main(args: string[]): Promise<void> {
   parser = configCommands(parser);
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);
+  parser = composeCommands(parser, composeExec.command);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

@@ -145,6 +145,19 @@ function usedError(name: string, img: StoredImage): SwarmletError {
   return failedPrecondition(`image ${name} is used by task${img.usedBy.length > 1 ? 's' : ''} ${img.usedBy.join(', ')}: stop them first, or use --force`);
 }
 
+/** The image a reference or an id (prefix) names, for tag, push and inspect. */
+export function resolveImageTarget(images: StoredImage[], target: { reference?: string; idPrefix?: string }, asTyped: string): StoredImage {
+  if (target.reference) {
+    const img = images.find((i) => i.references.includes(target.reference!));
+    if (img) return img;
+  }
+  const prefix = (target.idPrefix ?? '').replace(/^sha256:/, '');
+  const matches = prefix ? images.filter((i) => i.id.replace(/^sha256:/, '').startsWith(prefix)) : [];
+  if (matches.length === 0) throw notFound(`no such image: ${asTyped}`);
+  if (matches.length > 1) throw invalidArgument(`image id prefix ${prefix} is ambiguous: it matches ${matches.map((m) => shortId(m.id)).join(', ')}`);
+  return matches[0];
+}
+
 /** `image prune`: unused images without a reference; with all, every unused image. */
 export function planImagePrune(images: StoredImage[], all: boolean): StoredImage[] {
   return images.filter((i) => i.usedBy.length === 0 && (all || i.references.length === 0));

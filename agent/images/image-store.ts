@@ -3,10 +3,10 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { asSwarmletError, internal, notFound } from '../../services/common/errors';
+import { SwarmletError, asSwarmletError, failedPrecondition, internal, notFound } from '../../services/common/errors';
 import { ImageReference, parseImageReference, transportReference } from '../../services/common/image-ref';
 import { Logger, componentLogger } from '../../services/common/logger';
-import { parseRegistryAuth, renderAuthFile } from '../../services/common/registry-auth';
+import { RegistryCredential, parseRegistryAuth, renderAuthFile } from '../../services/common/registry-auth';
 import { Image } from '../../services/gen/swarmlet/v1/control';
 import { PullPolicy } from '../../services/gen/swarmlet/v1/types';
 import {
@@ -19,8 +19,10 @@ import {
   planImageRemoval,
   pullPolicyRefusal,
   pullTimedOut,
+  resolveImageTarget,
   skopeoReason,
 } from './image-plans';
+import { BuildSpec, BuildahPaths, buildFailure, buildahGlobalArgs, describeLoginFailure, describePushFailure, isInsecureRegistry, planBuildahBud, renderRegistriesConf } from './build-plans';
 
 export type { ImageRunConfig } from './image-plans';
 
@@ -47,10 +49,26 @@ export interface ImageStoreOptions {
   pullTimeoutMs?: number;
   skopeo?: string;
   umoci?: string;
+  buildah?: string;
 }
 
+/** What `image inspect` shows: the image, its config as stored, its layers. */
+export interface ImageDetails {
+  image: Image;
+  configJson: string;
+  layers: { digest: string; sizeBytes: number }[];
+  manifestDigest: string;
+}
+
+/** Output of a build or push as it comes. */
+export type OutputSink = (stream: 'stdout' | 'stderr', text: string) => void;
+
 const DEFAULT_PULL_TIMEOUT_MS = 5 * 60 * 1000;
+const BUILD_TIMEOUT_MS = 60 * 60 * 1000;
+const LOGIN_TIMEOUT_MS = 60 * 1000;
 const LAYOUT_TAG = 'image';
+/** An image's OCI layout (its manifest, config and layers as pulled or built), beside its rootfs: what push sends. */
+const LAYOUT_DIR = 'oci';
 
 interface RunResult {
   code: number;
@@ -59,10 +77,22 @@ interface RunResult {
   timedOut: boolean;
 }
 
+interface ToolOptions {
+  /** Each chunk of output as it comes. */
+  onOutput?: OutputSink;
+  /** Written to the tool's stdin (a password: never argv). */
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Runs a tool with a deadline; never rejects on a non-zero exit. */
-function runTool(file: string, args: string[], timeoutMs: number): Promise<RunResult> {
+function runTool(file: string, args: string[], timeoutMs: number, opts: ToolOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
     const out: Buffer[] = [];
     let err = '';
     let timedOut = false;
@@ -71,8 +101,14 @@ function runTool(file: string, args: string[], timeoutMs: number): Promise<RunRe
       child.kill('SIGKILL');
     }, timeoutMs);
     timer.unref();
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString('utf8')).slice(-8192)));
+    child.stdout!.on('data', (d: Buffer) => {
+      out.push(d);
+      opts.onOutput?.('stdout', d.toString('utf8'));
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      err = (err + d.toString('utf8')).slice(-8192);
+      opts.onOutput?.('stderr', d.toString('utf8'));
+    });
     child.on('error', (e) => (clearTimeout(timer), reject(internal(`cannot run ${file}: ${e.message}`, e))));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -138,6 +174,8 @@ export class ImageStore {
   private readonly pullTimeoutMs: number;
   private readonly skopeo: string;
   private readonly umoci: string;
+  private readonly buildah: string;
+  private readonly buildahPaths: BuildahPaths;
   private readonly pulls = new Mutex();
   private readonly inflight = new Map<string, Promise<LocalImage>>();
   /** Images a pull is about to tag: rm and prune leave them alone. */
@@ -153,6 +191,10 @@ export class ImageStore {
     this.refsFile = path.join(opts.root, 'references.json');
     this.usedFile = path.join(opts.root, 'used.json');
     this.insecure = new Set(opts.insecureRegistries ?? []);
+    this.buildah = opts.buildah ?? 'buildah';
+    // buildah's storage and registries are this daemon's own: several daemons on one machine never share them.
+    const b = path.join(opts.root, 'buildah');
+    this.buildahPaths = { root: path.join(b, 'root'), runroot: path.join(b, 'runroot'), registriesConf: path.join(b, 'registries.conf') };
     this.pullTimeoutMs = opts.pullTimeoutMs ?? DEFAULT_PULL_TIMEOUT_MS;
     this.skopeo = opts.skopeo ?? 'skopeo';
     this.umoci = opts.umoci ?? 'umoci';
@@ -188,14 +230,7 @@ export class ImageStore {
     for (const hex of this.imageDirs()) {
       const rec = this.record(hex);
       if (!rec) continue;
-      images.push({
-        id: rec.id,
-        references: (byId.get(rec.id) ?? []).sort(),
-        digest: rec.digest,
-        sizeBytes: rec.sizeBytes,
-        createdAt: rec.createdAt,
-        usedBy: this.usersOf(rec.id),
-      });
+      images.push(this.imageOf(rec, byId.get(rec.id) ?? []));
     }
     return images.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.id.localeCompare(b.id));
   }
@@ -263,7 +298,189 @@ export class ImageStore {
     writeAtomic(this.usedFile, JSON.stringify(this.used));
   }
 
+  /**
+   * `image build`: buildah builds the context in this daemon's own storage (its layer cache), the
+   * result is copied out as an OCI layout and goes into the store like a pull, tagged with
+   * spec.tags. Output streams to onOutput as buildah writes it.
+   */
+  async build(spec: BuildSpec, opts: { auths?: Record<string, RegistryCredential>; onOutput?: OutputSink } = {}): Promise<LocalImage> {
+    const log = this.log.child({ tags: spec.tags.map((t) => t.normalized) });
+    this.ensureDirs();
+    this.ensureBuildah();
+    const work = fs.mkdtempSync(path.join(this.tmpDir, 'build-'));
+    try {
+      const authfile = opts.auths && Object.keys(opts.auths).length ? this.writeAuthFile(work, opts.auths) : undefined;
+      const iidfile = path.join(work, 'iid');
+      const env = { ...process.env, TMPDIR: work };
+      log.info({ context: spec.contextDir }, 'building image');
+      const res = await runTool(this.buildah, planBuildahBud(this.buildahPaths, spec, { iidfile, authfile }), BUILD_TIMEOUT_MS, { onOutput: opts.onOutput, env });
+      if (res.timedOut) throw internal(`the build took longer than ${BUILD_TIMEOUT_MS / 60000} minutes and was stopped`);
+      if (res.code !== 0) throw buildFailure(res.stderr);
+      const built = fs.readFileSync(iidfile, 'utf8').trim();
+      const layout = path.join(work, 'layout');
+      const out = await runTool(this.buildah, [...buildahGlobalArgs(this.buildahPaths), 'push', '--quiet', built, `oci:${layout}:${LAYOUT_TAG}`], this.pullTimeoutMs, { env });
+      if (out.code !== 0) throw internal(`copying the built image ${built} out of buildah failed: ${skopeoReason(out.stderr)}`);
+      const img = await this.pulls.runExclusive(() => this.importLayout(layout, work, spec.tags.map((t) => t.normalized), '', `image ${built}`));
+      log.info({ id: img.id }, 'image built');
+      return img;
+    } catch (err) {
+      const e = asSwarmletError(err);
+      log.warn({ err: e.message }, 'build failed');
+      throw e;
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** `image tag SOURCE TARGET`: TARGET names the image SOURCE (a reference or id prefix) names. */
+  tagImage(source: string, target: string): Image {
+    const to = parseImageReference(target);
+    if (to.digest) throw notFound(`refusing to create a tag with a digest reference: ${target}`);
+    const rec = this.resolve(source);
+    this.tag(to.normalized, rec.id);
+    this.log.info({ id: rec.id, reference: to.normalized }, 'image tagged');
+    return this.imageOf(rec, Object.keys(this.refs).filter((r) => this.refs[r] === rec.id));
+  }
+
+  /**
+   * `image push NAME`: skopeo copies the image's OCI layout to the registry NAME names, with
+   * progress lines to onOutput. Returns the manifest digest the registry has.
+   */
+  async push(reference: string, auth?: string, onOutput?: OutputSink): Promise<string> {
+    const ref = parseImageReference(reference);
+    const id = this.refs[ref.normalized];
+    const rec = id ? this.record(hexOf(id)) : undefined;
+    if (!rec) throw notFound(`An image does not exist locally with the tag: ${ref.normalized}`);
+    const layout = path.join(this.imagesDir, hexOf(rec.id), LAYOUT_DIR);
+    if (!fs.existsSync(path.join(layout, 'index.json'))) {
+      throw failedPrecondition(`image ${ref.normalized} was stored before swarmlet kept image layers: pull or build it again to push it`);
+    }
+    const log = this.log.child({ image: ref.normalized });
+    this.ensureDirs();
+    const work = fs.mkdtempSync(path.join(this.tmpDir, 'push-'));
+    this.pinned.add(rec.id);
+    try {
+      const digestFile = path.join(work, 'digest');
+      const args = ['copy', '--digestfile', digestFile];
+      if (isInsecureRegistry(ref.domain, this.insecure)) args.push('--dest-tls-verify=false');
+      if (auth) args.push('--dest-authfile', this.writeAuthFile(work, { [ref.domain]: parseRegistryAuth(auth) }));
+      else args.push('--dest-no-creds');
+      args.push(`oci:${layout}:${LAYOUT_TAG}`, `docker://${transportReference(ref)}`);
+      log.info({ id: rec.id }, 'pushing image');
+      const res = await runTool(this.skopeo, args, this.pullTimeoutMs, { onOutput: (stream, text) => stream === 'stdout' && onOutput?.(stream, text) });
+      if (res.timedOut) throw pullTimedOut(ref, this.pullTimeoutMs);
+      if (res.code !== 0) throw describePushFailure(ref, res.stderr, Boolean(auth));
+      const digest = fs.readFileSync(digestFile, 'utf8').trim();
+      const now = this.record(hexOf(rec.id));
+      if (now && !now.digest) writeAtomic(path.join(this.imagesDir, hexOf(rec.id), 'meta.json'), JSON.stringify({ ...now, digest }, null, 2));
+      log.info({ id: rec.id, digest }, 'image pushed');
+      return digest;
+    } catch (err) {
+      const e = asSwarmletError(err);
+      log.warn({ err: e.message }, 'push failed');
+      throw e;
+    } finally {
+      this.pinned.delete(rec.id);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** `image inspect`: the image with its config as stored and its layers (from its OCI layout; an image kept before layouts were has its run config only). */
+  inspect(target: string): ImageDetails {
+    const rec = this.resolve(target);
+    const image = this.imageOf(rec, Object.keys(this.refs).filter((r) => this.refs[r] === rec.id));
+    const layout = path.join(this.imagesDir, hexOf(rec.id), LAYOUT_DIR);
+    if (!fs.existsSync(path.join(layout, 'index.json'))) {
+      const c = rec.config;
+      const config = { Entrypoint: c.entrypoint, Cmd: c.cmd, Env: c.env, User: c.user, WorkingDir: c.workingDir, ExposedPorts: Object.fromEntries((c.exposedPorts ?? []).map((p) => [p, {}])), StopSignal: c.stopSignal };
+      return { image, configJson: JSON.stringify({ created: rec.createdAt, config }), layers: [], manifestDigest: '' };
+    }
+    const { manifestDigest, manifest } = this.readManifest(layout);
+    const configJson = fs.readFileSync(path.join(layout, 'blobs', ...rec.id.split(':')), 'utf8');
+    const layers = (manifest.layers ?? []).map((l) => ({ digest: l.digest, sizeBytes: Number(l.size ?? 0) }));
+    return { image, configJson, layers, manifestDigest };
+  }
+
+  /**
+   * `login`: skopeo logs in to `server` with the credential (the password on its stdin, into a
+   * throwaway auth file), so a wrong one is refused before the CLI saves it.
+   */
+  async login(server: string, cred: RegistryCredential): Promise<void> {
+    this.ensureDirs();
+    const work = fs.mkdtempSync(path.join(this.tmpDir, 'login-'));
+    try {
+      const args = ['login', '--authfile', path.join(work, 'auth.json'), '--username', cred.username, '--password-stdin'];
+      if (isInsecureRegistry(server, this.insecure)) args.push('--tls-verify=false');
+      args.push(server);
+      const res = await runTool(this.skopeo, args, LOGIN_TIMEOUT_MS, { input: `${cred.password}\n` });
+      if (res.timedOut) throw describeLoginFailure(server, 'i/o timeout');
+      if (res.code !== 0) throw describeLoginFailure(server, res.stderr);
+      this.log.info({ registry: server, username: cred.username }, 'registry login checked');
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
   // ---- internals ------------------------------------------------------------------------------
+
+  private imageOf(rec: ImageRecord, references: string[]): Image {
+    return { id: rec.id, references: [...references].sort(), digest: rec.digest, sizeBytes: rec.sizeBytes, createdAt: rec.createdAt, usedBy: this.usersOf(rec.id) };
+  }
+
+  /** The record of the image a reference or id prefix names. */
+  private resolve(target: string): ImageRecord {
+    let reference: string | undefined;
+    try {
+      reference = parseImageReference(target).normalized;
+    } catch {
+      reference = undefined;
+    }
+    const idPrefix = /^(sha256:)?[a-f0-9]{1,64}$/.test(target) ? target : undefined;
+    if (!reference && !idPrefix) throw notFound(`no such image: ${target}`);
+    const hit = resolveImageTarget(this.stored(), { reference, idPrefix }, target);
+    const rec = this.record(hexOf(hit.id));
+    if (!rec) throw notFound(`no such image: ${target}`);
+    return rec;
+  }
+
+  /** buildah's dirs (0700) and this daemon's registries.conf for it. */
+  private ensureBuildah(): void {
+    for (const d of [this.buildahPaths.root, this.buildahPaths.runroot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    writeAtomic(this.buildahPaths.registriesConf, renderRegistriesConf([...this.insecure]));
+  }
+
+  /** A containers-auth.json (0600) in a work dir for the credentials given; returns its path. */
+  private writeAuthFile(work: string, creds: Record<string, RegistryCredential>): string {
+    const file = path.join(work, 'auth.json');
+    const auths: Record<string, { auth: string }> = {};
+    for (const [domain, c] of Object.entries(creds)) auths[domain] = (JSON.parse(renderAuthFile(domain, c)) as { auths: Record<string, { auth: string }> }).auths[domain];
+    fs.writeFileSync(file, JSON.stringify({ auths }), { mode: 0o600 });
+    return file;
+  }
+
+  /** An OCI layout made in `work` (by a pull or a build) into the store: unpacked once, tagged. */
+  private async importLayout(layout: string, work: string, references: string[], digest: string, label: string, deadline?: number, onTimeout?: () => SwarmletError): Promise<LocalImage> {
+    const { id, config, created } = this.readLayout(layout);
+    this.pinned.add(id);
+    try {
+      if (!this.record(hexOf(id))) {
+        await this.unpack(label, layout, work, { id, digest, config, created }, deadline ?? Date.now() + this.pullTimeoutMs, onTimeout ?? (() => internal(`unpacking ${label} timed out`)));
+      }
+      else if (digest) this.touchDigest(id, digest);
+      for (const r of references) this.tag(r, id);
+    } finally {
+      this.pinned.delete(id);
+    }
+    return this.localOrGone(id);
+  }
+
+  private readManifest(layout: string): { manifestDigest: string; manifest: { config?: { digest?: string }; layers?: { digest: string; size?: number }[] } } {
+    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests?: { digest: string }[] };
+    const manifestDigest = index.manifests?.[0]?.digest;
+    if (!manifestDigest) throw internal('the image has no manifest');
+    return { manifestDigest, manifest: JSON.parse(fs.readFileSync(path.join(layout, 'blobs', ...manifestDigest.split(':')), 'utf8')) };
+  }
+
 
   /** The image a reference names here: by the reference itself, or for name@digest by a pull of that name with that digest. */
   private lookup(ref: ImageReference): LocalImage | undefined {
@@ -366,17 +583,9 @@ export class ImageStore {
       const layout = path.join(work, 'layout');
       const copy = await this.tool(this.skopeo, ['copy', '--quiet', ...common.src, `docker://${ref.name}@${digest}`, `oci:${layout}:${LAYOUT_TAG}`], deadline, ref);
       if (copy.code !== 0) throw describePullFailure(ref, copy.stderr, Boolean(auth));
-      const { id, config, created } = this.readLayout(layout);
-      this.pinned.add(id);
-      try {
-        if (!this.record(hexOf(id))) await this.unpack(ref, layout, work, { id, digest, config, created }, deadline);
-        else this.touchDigest(id, digest);
-        this.tag(ref.normalized, id);
-      } finally {
-        this.pinned.delete(id);
-      }
-      log.info({ id, digest }, 'image pulled');
-      return this.localOrGone(id);
+      const img = await this.importLayout(layout, work, [ref.normalized], digest, ref.normalized, deadline, () => pullTimedOut(ref, this.pullTimeoutMs));
+      log.info({ id: img.id, digest }, 'image pulled');
+      return img;
     } catch (err) {
       const e = asSwarmletError(err);
       log.warn({ err: e.message }, 'pull failed');
@@ -388,7 +597,7 @@ export class ImageStore {
 
   /** Flags skopeo needs for this registry: TLS off for the insecure ones, an auth file when there is a credential. */
   private async skopeoOptions(ref: ImageReference, work: string, auth?: string): Promise<{ src: string[]; inspect: string[] }> {
-    const insecure = this.insecure.has(ref.domain);
+    const insecure = isInsecureRegistry(ref.domain, this.insecure);
     const src: string[] = insecure ? ['--src-tls-verify=false'] : [];
     const inspect: string[] = insecure ? ['--tls-verify=false'] : [];
     if (auth) {
@@ -416,35 +625,38 @@ export class ImageStore {
   }
 
   private async tool(file: string, args: string[], deadline: number, ref: ImageReference): Promise<RunResult> {
+    return this.toolUntil(file, args, deadline, () => pullTimedOut(ref, this.pullTimeoutMs));
+  }
+
+  private async toolUntil(file: string, args: string[], deadline: number, onTimeout: () => SwarmletError): Promise<RunResult> {
     const left = deadline - Date.now();
-    if (left <= 0) throw pullTimedOut(ref, this.pullTimeoutMs);
+    if (left <= 0) throw onTimeout();
     const res = await runTool(file, args, left);
-    if (res.timedOut) throw pullTimedOut(ref, this.pullTimeoutMs);
+    if (res.timedOut) throw onTimeout();
     return res;
   }
 
   /** index.json -> manifest -> config: the image id and its run config. */
   private readLayout(layout: string): { id: string; config: ImageRunConfig; created?: string } {
     const blob = (digest: string) => fs.readFileSync(path.join(layout, 'blobs', ...digest.split(':')), 'utf8');
-    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests?: { digest: string }[] };
-    const manifestDigest = index.manifests?.[0]?.digest;
-    if (!manifestDigest) throw internal('the pulled image has no manifest');
-    const manifest = JSON.parse(blob(manifestDigest)) as { config?: { digest?: string } };
+    const { manifest } = this.readManifest(layout);
     const id = manifest.config?.digest;
     if (!id || !/^sha256:[a-f0-9]{64}$/.test(id)) throw internal('the pulled image has no sha256 config digest');
     return { id, ...parseImageConfig(blob(id)) };
   }
 
   /** umoci unpacks the layers (whiteouts and all) into work/image/rootfs, which is then renamed into place. */
-  private async unpack(ref: ImageReference, layout: string, work: string, img: { id: string; digest: string; config: ImageRunConfig; created?: string }, deadline: number): Promise<void> {
+  private async unpack(label: string, layout: string, work: string, img: { id: string; digest: string; config: ImageRunConfig; created?: string }, deadline: number, onTimeout: () => SwarmletError): Promise<void> {
     const staged = path.join(work, 'image');
     fs.mkdirSync(staged);
     const rootfs = path.join(staged, 'rootfs');
-    const res = await this.tool(this.umoci, ['raw', 'unpack', '--image', `${layout}:${LAYOUT_TAG}`, rootfs], deadline, ref);
-    if (res.code !== 0) throw internal(`unpacking ${ref.normalized} failed: ${skopeoReason(res.stderr)}`);
+    const res = await this.toolUntil(this.umoci, ['raw', 'unpack', '--image', `${layout}:${LAYOUT_TAG}`, rootfs], deadline, onTimeout);
+    if (res.code !== 0) throw internal(`unpacking ${label} failed: ${skopeoReason(res.stderr)}`);
     const now = new Date().toISOString();
     const rec: ImageRecord = { id: img.id, digest: img.digest, config: img.config, sizeBytes: await diskUsage(rootfs), createdAt: img.created ?? now, pulledAt: now };
     fs.writeFileSync(path.join(staged, 'meta.json'), JSON.stringify(rec, null, 2));
+    // The layout stays beside the rootfs: push sends it, inspect and history read it.
+    fs.renameSync(layout, path.join(staged, LAYOUT_DIR));
     fs.chmodSync(staged, 0o755);
     fs.renameSync(staged, path.join(this.imagesDir, hexOf(img.id)));
   }

@@ -3,7 +3,8 @@
  * registry with skopeo. The rootfs holds /bin/busybox and a symlink for every applet (at the
  * path `busybox --list-full` gives: /bin/sh, /usr/sbin/httpd, /bin/cat, ...), /etc/passwd and
  * /etc/group (root, nobody), /tmp (1777) and /var/www. Config: Cmd ["sh"], Env PATH.
- * Extra files go in a second layer, and `whiteouts` in a third (to exercise layer merging).
+ * Extra files go in a second layer, and `whiteouts` in a third (to exercise layer merging). Each
+ * layer has its history entry, as real images do (buildah refuses a base whose history is short).
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -98,7 +99,7 @@ export async function buildBusyboxImage(opts: BusyboxImageOptions = {}): Promise
     await run('umoci', ['new', '--image', image]);
     const base = path.join(dir, 'base');
     await writeBaseRootfs(base);
-    await run('umoci', ['insert', '--no-history', '--image', image, base, '/']);
+    await run('umoci', ['insert', '--image', image, base, '/']);
     if (opts.files && Object.keys(opts.files).length) {
       const extra = path.join(dir, 'extra');
       for (const [file, content] of Object.entries(opts.files)) {
@@ -106,9 +107,9 @@ export async function buildBusyboxImage(opts: BusyboxImageOptions = {}): Promise
         fs.mkdirSync(path.dirname(target), { recursive: true });
         fs.writeFileSync(target, content);
       }
-      await run('umoci', ['insert', '--no-history', '--image', image, extra, '/']);
+      await run('umoci', ['insert', '--image', image, extra, '/']);
     }
-    for (const w of opts.whiteouts ?? []) await run('umoci', ['insert', '--no-history', '--image', image, '--whiteout', w]);
+    for (const w of opts.whiteouts ?? []) await run('umoci', ['insert', '--image', image, '--whiteout', w]);
     await run('umoci', ['config', '--no-history', '--image', image, ...configArgs(opts.config ?? {})]);
     fs.rmSync(base, { recursive: true, force: true });
     fs.rmSync(path.join(dir, 'extra'), { recursive: true, force: true });

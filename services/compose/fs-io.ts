@@ -1,0 +1,29 @@
+/** The edge: compose files, `.env` and env_files read from the node's filesystem. */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, relative, resolve } from 'node:path';
+import { invalidArgument } from '../common/errors';
+import { ComposeFile, ComposeIo, DEFAULT_FILE_NAMES, overrideFileName } from './load';
+
+export const fsComposeIo: ComposeIo = {
+  readFile(path) {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/**
+ * The files `-f` named (relative to `cwd`), or else the first of docker compose's default names in
+ * `cwd` with its `.override` file when there is one.
+ */
+export function findComposeFiles(named: readonly string[], cwd: string): ComposeFile[] {
+  if (named.length) return named.map((n) => ({ name: n, path: resolve(cwd, n) }));
+  const found = DEFAULT_FILE_NAMES.map((n) => resolve(cwd, n)).find((p) => existsSync(p));
+  if (!found) throw invalidArgument(`no configuration file provided: not found (looked for ${DEFAULT_FILE_NAMES.join(', ')} in ${cwd})`);
+  const files = [{ name: relative(cwd, found) || basename(found), path: found }];
+  const override = resolve(dirname(found), overrideFileName(basename(found)));
+  if (existsSync(override)) files.push({ name: relative(cwd, override), path: override });
+  return files;
+}
