@@ -13,6 +13,7 @@ import { infoCommand, swarmCommands } from './commands/swarm';
 import { volumeCommands } from './commands/volume';
 import { secretCommands } from './commands/secret';
 import { configCommands } from './commands/config';
+import { stackCommands } from './commands/stack';
 import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
 import { containerCommands } from './commands/container';
 import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
@@ -48,6 +49,7 @@ export async function main(args: string[]): Promise<void> {
   parser = volumeCommands(parser);
   parser = secretCommands(parser);
   parser = configCommands(parser);
+  parser = stackCommands(parser);
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);
   parser = composeCommands(parser, composeExec.command);

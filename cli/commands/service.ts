@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
-import { ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
+import { ListServicesResponse, ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
 import { Service, ServiceSpec, Task, TaskState, taskStateToJSON, UpdateState, updateStateToJSON } from '../../services/gen/swarmlet/v1/types';
 import { isOutOfDate } from '../../manager/orchestrator/tasks';
 import { shellWords } from '../argv';
@@ -84,6 +84,10 @@ export function ago(iso: string | undefined, now = Date.now()): string {
   const h = Math.round(m / 60);
   return h === 1 ? 'about an hour ago' : `${h} hours ago`;
 }
+
+/** `service ls` (and `stack services`) as docker prints it. */
+export const serviceLsTable = (services: ListServicesResponse['services']) =>
+  table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)]));
 
 export const taskName = (t: Task) => `${t.serviceName}.${t.slot ? t.slot : t.nodeId}`;
 
@@ -226,7 +230,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const { services } = await call(c.control, c.control.listServices, {}, host);
             if (argv.format === 'json') return out(json(services.map((s) => ({ ...Service.toJSON(s.service!) as object, running: s.running, desired: s.desired }))));
             if (argv.quiet) return out(services.map((s) => `${s.service!.id}\n`).join(''));
-            out(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)])));
+            out(serviceLsTable(services));
           });
         },
       )
