@@ -6,6 +6,7 @@ import { sealFileData } from '../../manager/service-secrets';
 import { planFileMounts, planTaskFileMounts, planTaskFiles } from '../../agent/runtime/mount-plans';
 import { renderExecFileMounts } from '../../agent/runtime/exec-spec';
 import { parseConfigFlag, parseSecretFlag, planSecretChange } from '../../cli/file-flags';
+import { fileObjectJson, fileObjectRows, readData } from '../../cli/commands/secret';
 import { Config, Secret, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { newSealKey } from '../../services/pki/seal';
 
@@ -156,5 +157,21 @@ describe('CLI flags', () => {
     expect(planSecretChange(current, ['source=b,target=x'], []).map((r) => [r.secretName, r.file?.name])).toEqual([['a', ''], ['b', 'x']]);
     expect(planSecretChange(current, [], ['idb']).map((r) => r.secretName)).toEqual(['a']);
     expect(() => planSecretChange(current, [], ['nope'])).toThrow('--secret-rm nope: the service has no secret nope');
+  });
+});
+
+describe('secret create FILE|-', () => {
+  test('- reads stdin; a missing file is one clear error', () => {
+    expect(readData('-', () => Buffer.from('from stdin')).toString()).toBe('from stdin');
+    expect(() => readData('/nonexistent/pw.txt')).toThrow('cannot read /nonexistent/pw.txt: no such file');
+  });
+
+  test('inspect shows a config\'s data and never a secret\'s; ls rows as docker prints them', () => {
+    const s: Secret = { id: 'abc', meta: { version: 7, createdAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:00:00Z' }, spec: { name: 'pw', labels: { a: 'b' } }, dataSealed: Buffer.from('sealed') };
+    expect(fileObjectJson(s)).toEqual({ ID: 'abc', Version: { Index: 7 }, CreatedAt: '2026-01-01T00:00:00Z', UpdatedAt: '2026-01-01T00:00:00Z', Spec: { Name: 'pw', Labels: { a: 'b' } } });
+    expect(fileObjectJson(s, Buffer.from('x')).Spec).toEqual({ Name: 'pw', Labels: { a: 'b' }, Data: 'eA==' });
+    const now = Date.parse('2026-01-01T00:02:00Z');
+    expect(fileObjectRows('secret', [s], now)).toEqual([['abc', 'pw', '', '2 minutes ago', '2 minutes ago']]);
+    expect(fileObjectRows('config', [s], now)).toEqual([['abc', 'pw', '2 minutes ago', '2 minutes ago']]);
   });
 });
