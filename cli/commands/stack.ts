@@ -7,12 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { callerEnvironment } from '../../services/config/config';
-import { formatUnsupportedWarning, loadComposeProject, unsupportedKeys } from '../../services/compose';
-import { findComposeFiles, fsComposeIo } from '../../services/compose/fs-io';
 import type { ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
 import { ServiceSpec, Task } from '../../services/gen/swarmlet/v1/types';
-import { validateServiceSpec } from '../../manager/orchestrator/service-spec';
-import { planFileReferences } from '../../manager/file-object-plans';
 import { Clients, call } from '../client';
 import { json, table } from '../format';
 import { readRegistryAuth } from '../registry-auth';
@@ -50,6 +46,11 @@ interface DeployArgs extends GlobalArgs {
 }
 
 async function deploy(argv: DeployArgs): Promise<void> {
+  // Loaded here, not at every CLI start: the compose loader brings ajv and the compose-spec schema.
+  const { formatUnsupportedWarning, loadComposeProject, unsupportedKeys }: typeof import('../../services/compose') = require('../../services/compose');
+  const { findComposeFiles, fsComposeIo }: typeof import('../../services/compose/fs-io') = require('../../services/compose/fs-io');
+  const { validateServiceSpec }: typeof import('../../manager/orchestrator/service-spec') = require('../../manager/orchestrator/service-spec');
+  const { planFileReferences }: typeof import('../../manager/file-object-plans') = require('../../manager/file-object-plans');
   validateStackName(argv.stack);
   const named = ([] as string[]).concat(argv.composeFile ?? []).map(String);
   if (named.length === 0) throw invalidArgument('please specify a compose file (with --compose-file or -c)');
