@@ -8,7 +8,7 @@ import { NetworkController } from './network/network-controller';
 import { agentService } from './agent-service';
 import { Runtime } from './runtime/runtime';
 import { AgentSession, AgentSessionOptions } from './session';
-import { Worker } from './worker';
+import { TaskFilesPort, Worker } from './worker';
 import { ContainerNetnsRegistry } from './container-netns';
 import { ClusterContainerNetworks } from './containers/cluster-networks';
 import { ContainerNetworks } from './containers/container-networks';
@@ -25,6 +25,8 @@ export interface AgentOptions extends AgentSessionOptions {
   dnsUpstreams?: readonly string[];
   /** The node's own checks for `network doctor` beside the networks': its containers' published ports. */
   doctorContainers?: () => Promise<string[]>;
+  /** 13-K: where tasks' secrets and configs are written (a tmpfs). */
+  taskFiles?: TaskFilesPort;
 }
 
 /** What the cluster wants of this node, as the latest session message says. */
@@ -86,6 +88,7 @@ export class Agent extends EventEmitter {
       log: opts.log,
       report: (updates) => (this.session ? this.session.reportStatus(updates) : Promise.reject(unavailable('no agent session'))),
       networks: this.networks,
+      files: opts.taskFiles,
     });
   }
 
@@ -158,7 +161,7 @@ export class Agent extends EventEmitter {
     // Containers' network attachments are the network controller's alone: the worker never runs them.
     const tasks = msg.tasks.filter((t) => !t.spec?.attachment);
     for (const id of [...this.reportedRunning]) if (!msg.tasks.some((t) => t.id === id && (t.status?.state ?? 0) < TaskState.TASK_STATE_RUNNING)) this.reportedRunning.delete(id);
-    void this.networks.apply(msg).then(() => this.worker.assign(tasks, msg.credentials));
+    void this.networks.apply(msg).then(() => this.worker.assign(tasks, msg.credentials, msg.fileValues));
     const desired: DesiredNode = { role: msg.node?.spec ? roleName(msg.node.spec.desiredRole) : undefined, managers: msg.managers };
     this.emit('desired', desired);
   }

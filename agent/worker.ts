@@ -1,8 +1,9 @@
 import { sleep } from '../services/common/backoff';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
-import { asSwarmletError, internal } from '../services/common/errors';
+import { asSwarmletError, failedPrecondition, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
-import { TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
+import { TaskCredential, TaskFileValue } from '../services/gen/swarmlet/v1/dispatcher';
+import type { TaskFileMounts } from './runtime/mount-plans';
 import { Task, TaskState, TaskStatus } from '../services/gen/swarmlet/v1/types';
 import type { Runtime } from './runtime/runtime';
 import {
@@ -28,6 +29,15 @@ export interface WorkerOptions {
   monitorMs?: number;
   /** Plugs tasks into their networks between prepare and start; without it, tasks have only lo. */
   networks?: TaskNetworks;
+  /** 13-K: where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
+  files?: TaskFilesPort;
+}
+
+/** 13-K: tasks' secrets and configs as files on the node (TaskFiles). */
+export interface TaskFilesPort {
+  ensure(task: Task, values: Map<string, Uint8Array>): Promise<TaskFileMounts | undefined>;
+  release(taskId: string): Promise<void>;
+  prune(keep: Set<string>): Promise<void>;
 }
 
 /** The network namespace of a task's process: the one its networks are plugged into. */
@@ -65,6 +75,9 @@ export class Worker {
   private readonly tasks = new Map<string, TaskEntry>();
   /** taskId -> registry credential, from the latest assignment (never logged). */
   private credentials = new Map<string, string>();
+  /** secret or config id -> its value, from the latest assignment (never logged). */
+  private fileValues = new Map<string, Uint8Array>();
+  private readonly files?: TaskFilesPort;
   private readonly ops = new Set<Promise<void>>();
   private readonly reporter: StatusReporter;
   private controller = new AbortController();
@@ -80,6 +93,7 @@ export class Worker {
     this.now = opts.now ?? (() => new Date());
     this.monitorMs = opts.monitorMs ?? 250;
     this.networks = opts.networks;
+    this.files = opts.files;
     this.reporter = new StatusReporter(opts.report, this.log);
     this.loop = new ReconcileLoop(undefined, { name: 'worker', watch: [], resyncMs: this.monitorMs, reconcile: async () => this.pass() }, this.log);
   }
@@ -95,6 +109,8 @@ export class Worker {
       entry.unknown = false;
       this.log.info({ taskId, state: entry.runtime.state, pid: entry.runtime.pid }, 'task found in the runtime');
     }
+    // Files of tasks that went while the agent was down go now.
+    await this.files?.prune(new Set(this.tasks.keys()));
     this.reporter.start();
     this.loop.start(this.controller.signal);
     this.loop.poke();
@@ -112,9 +128,10 @@ export class Worker {
   }
 
   /** The latest full set of tasks assigned to this node, with the registry credentials of their images. */
-  assign(tasks: Task[], credentials: TaskCredential[] = []): void {
+  assign(tasks: Task[], credentials: TaskCredential[] = [], fileValues: TaskFileValue[] = []): void {
     this.assignedOnce = true;
     this.credentials = new Map(credentials.map((c) => [c.taskId, c.registryAuth]));
+    this.fileValues = new Map(fileValues.map((v) => [v.id, v.data]));
     const ids = new Set(tasks.map((t) => t.id));
     for (const task of tasks) {
       const entry = this.entry(task.id);
@@ -212,7 +229,10 @@ export class Worker {
         this.operate(entry, 'prepare', async () => {
           planHealthCheck(entry.task!.spec?.container?.healthcheck); // a malformed check rejects the task before anything runs
           const registryAuth = this.credentials.get(taskId);
-          await (registryAuth ? this.runtime.prepare(entry.task!, { registryAuth }) : this.runtime.prepare(entry.task!));
+          const c = entry.task!.spec?.container;
+          const files = c?.secrets.length || c?.configs.length ? await this.taskFiles(entry.task!) : undefined;
+          const opts = { ...(registryAuth ? { registryAuth } : {}), ...(files ? { files } : {}) };
+          await (Object.keys(opts).length ? this.runtime.prepare(entry.task!, opts) : this.runtime.prepare(entry.task!));
         }, true);
         return;
       case 'start':
@@ -229,16 +249,26 @@ export class Worker {
         }, true);
         return;
       case 'stop':
-        this.operate(entry, 'stop', () => this.runtime.stop(taskId, action.graceMs));
+        this.operate(entry, 'stop', async () => {
+          await this.runtime.stop(taskId, action.graceMs);
+          await this.files?.release(taskId);
+        });
         return;
       case 'remove':
         this.operate(entry, 'remove', async () => {
           await this.runtime.stop(taskId, action.graceMs);
           await this.runtime.remove(taskId);
+          await this.files?.release(taskId);
           await this.networks?.detach(taskId);
         });
         return;
     }
+  }
+
+  /** 13-K: the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */
+  private async taskFiles(task: Task): Promise<TaskFileMounts | undefined> {
+    if (!this.files) throw failedPrecondition('this node cannot give tasks secrets or configs: it has no place for them');
+    return this.files.ensure(task, this.fileValues);
   }
 
   /**

@@ -47,7 +47,7 @@ function parseArgs(argv: string[]): { runs: number } {
 }
 
 function task(image: string, n: number): Task {
-  const container: ContainerSpec = { image, command: COMMAND, args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: PullPolicy.PULL_POLICY_MISSING, tty: false, openStdin: false };
+  const container: ContainerSpec = { image, command: COMMAND, args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: PullPolicy.PULL_POLICY_MISSING, tty: false, openStdin: false, secrets: [], configs: [] };
   return {
     id: `bench${uniqueSuffix(6)}x${n}`,
     serviceId: 'bench',

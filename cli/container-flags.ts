@@ -141,6 +141,8 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
         pull: PullPolicy.PULL_POLICY_MISSING,
         tty: Boolean(f.tty),
         openStdin: Boolean(f.interactive),
+        secrets: [],
+        configs: [],
         ...(f.readOnly ? { readOnly: true } : {}),
         ...(f.init ? { init: true } : {}),
       },

@@ -4,6 +4,7 @@
  */
 import { parseDuration } from '../services/common/duration';
 import { parseMountFlag, planMountChange } from './mount-flags';
+import { parseConfigFlag, parseSecretFlag, planConfigChange, planSecretChange } from './file-flags';
 import { applyEndpointFlags } from './publish-flags';
 import { invalidArgument } from '../services/common/errors';
 import { parseBytes, parseCpus } from '../services/common/units';
@@ -95,6 +96,9 @@ export interface SpecFlags {
   /** Published ports, docker's --publish syntax (create only: update has --publish-add/--publish-rm). */
   publish?: string[];
   endpointMode?: string;
+  /** 13-K: secrets and configs, docker's --secret/--config syntax (create only: update has -add/-rm). */
+  secret?: string[];
+  config?: string[];
 }
 
 /** Update-only flags. */
@@ -115,6 +119,11 @@ export interface UpdateFlags extends SpecFlags {
   publishAdd?: string[];
   /** Published ports to remove: PORT[/PROTOCOL]. */
   publishRm?: string[];
+  secretAdd?: string[];
+  /** Secrets to remove, by name or id. */
+  secretRm?: string[];
+  configAdd?: string[];
+  configRm?: string[];
   force?: boolean;
 }
 
@@ -164,6 +173,8 @@ export function applySpecFlags(spec: ServiceSpec, f: SpecFlags): ServiceSpec {
   if (f.constraint) task.placement = { constraints: f.constraint };
   if (f.network) task.networks = [...f.network];
   if (f.mount) c.mounts = f.mount.map(parseMountFlag);
+  if (f.secret) c.secrets = f.secret.map(parseSecretFlag);
+  if (f.config) c.configs = f.config.map(parseConfigFlag);
   if (f.publish || f.endpointMode !== undefined) out.endpoint = applyEndpointFlags(out.endpoint, { publish: f.publish, endpointMode: f.endpointMode });
   const res = (task.resources ??= { limits: undefined, reservations: undefined });
   if (f.limitCpu !== undefined) res.limits = { ...(res.limits ?? { memoryBytes: 0, pids: 0 }), nanoCpus: parseCpus(f.limitCpu, '--limit-cpu') };
@@ -228,7 +239,7 @@ export function planNetworkChange(current: string[], add: string[], rm: string[]
 /** The spec `service update` asks for, from the current one. */
 export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): ServiceSpec {
   if (f.mode !== undefined) throw invalidArgument("a service's mode can't be changed; remove and create it again");
-  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined, network: undefined, mount: undefined, publish: undefined });
+  let spec = applySpecFlags(current, { ...f, env: undefined, constraint: undefined, label: undefined, network: undefined, mount: undefined, publish: undefined, secret: undefined, config: undefined });
   const c = spec.task!.container!;
   if (f.image !== undefined) c.image = f.image;
   if (f.args !== undefined) c.args = f.args;
@@ -243,6 +254,8 @@ export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): Servi
     spec.task!.placement = { constraints: [...kept, ...(f.constraintAdd ?? []).filter((x) => !kept.includes(x))] };
   }
   if (f.mountAdd || f.mountRm) c.mounts = planMountChange(c.mounts ?? [], f.mountAdd ?? [], f.mountRm ?? []);
+  if (f.secretAdd || f.secretRm) c.secrets = planSecretChange(c.secrets ?? [], f.secretAdd ?? [], f.secretRm ?? []);
+  if (f.configAdd || f.configRm) c.configs = planConfigChange(c.configs ?? [], f.configAdd ?? [], f.configRm ?? []);
   if (f.publishAdd || f.publishRm) spec.endpoint = applyEndpointFlags(spec.endpoint, { publishAdd: f.publishAdd, publishRm: f.publishRm });
   if (f.networkAdd || f.networkRm) spec.task!.networks = planNetworkChange(spec.task!.networks ?? [], f.networkAdd ?? [], f.networkRm ?? []);
   if (f.labelAdd || f.labelRm) {

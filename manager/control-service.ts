@@ -11,6 +11,7 @@ import { retireManager, retireThroughPeer } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
 import { networkControl } from './network-control';
 import { serviceControl } from './service-control';
+import { fileObjectControl } from './file-object-control';
 import { Store } from './store/store';
 import { TlsMaterial } from '../services/api/tls';
 import { SealKeySource } from './service-secrets';
@@ -60,6 +61,7 @@ export function controlService(deps: ControlDeps): ControlServer {
   return {
     ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls, sealKey: deps.sealKey }),
     ...networkControl({ store: deps.store, log: deps.log, tls: deps.tls }),
+    ...fileObjectControl({ store: deps.store, log: deps.log, sealKey: deps.sealKey }),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {
       let { cluster } = await view();

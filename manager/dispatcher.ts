@@ -14,6 +14,7 @@ import { NetworkAttachments } from './network-attachments';
 import { SessionPlan } from './session-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
+import { taskFileValues } from './file-values';
 import { HeartbeatLease, Store } from './store/store';
 import { keys } from './store/keys';
 
@@ -254,9 +255,9 @@ export class Dispatcher {
    */
   private async sendAll(): Promise<void> {
     if (this.sessions.size === 0) return;
-    const [view, tasks, networks, services] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices()]);
+    const [view, tasks, networks, services, secrets, configs] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices(), this.store.listFileObjects('secret'), this.store.listFileObjects('config')]);
     this.spec = view.cluster.spec;
-    const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log));
+    const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log), (assigned) => taskFileValues(assigned, secrets, configs, this.sealKey, this.log));
     let seen = 0;
     for (const session of [...this.sessions.values()]) {
       // A pass over a thousand sessions must not hold up their heartbeats: other callbacks run now and then.

@@ -5,7 +5,8 @@ import { unary } from '../services/api/handlers';
 import { failCall, nodeClientCredentials, TlsMaterial } from '../services/api/tls';
 import { ControlServer, CreateServiceRequest, GetServiceRequest, ListTasksRequest, RemoveServiceRequest, ServiceLogsRequest, UpdateServiceRequest } from '../services/gen/swarmlet/v1/control';
 import { AgentClient } from '../services/gen/swarmlet/v1/dispatcher';
-import { LogLine, Node, Service, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
+import { LogLine, Node, Service, ServiceSpec, Task, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
+import { planFileReferences } from './file-object-plans';
 import { newRandomId } from '../services/pki/ca';
 import { validateServiceNetworks } from './network-plans';
 import { validateServiceSpec } from './orchestrator/service-spec';
@@ -31,10 +32,17 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
   const { store } = deps;
   const log = componentLogger(deps.log, 'control');
   const find = async (ref: string) => resolveService(await store.listServices(), ref);
+  /** 13-K: the spec's secrets and configs resolved against the cluster's (a rollback's too: one may have gone). */
+  const withFileReferences = async (spec: ServiceSpec) => {
+    const c = spec.task?.container;
+    if (!c?.secrets.length && !c?.configs.length) return spec;
+    const [secrets, configs] = await Promise.all([store.listFileObjects('secret'), store.listFileObjects('config')]);
+    return planFileReferences(spec, secrets, configs);
+  };
 
   return {
     createService: unary(async (req: CreateServiceRequest) => {
-      const spec = validateServiceSpec(req.spec!);
+      const spec = await withFileReferences(validateServiceSpec(req.spec!));
       validateServiceNetworks(spec.task?.networks ?? [], await store.listNetworks());
       const now = new Date().toISOString();
       const id = newRandomId();
@@ -64,7 +72,8 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
     updateService: unary(async (req: UpdateServiceRequest) => {
       const current = await find(req.service);
       if (req.version && !(await unchangedSince(store, current, req.version))) throw conflict(`service ${current.spec?.name} changed since version ${req.version} was read; read it again`);
-      const planned = req.rollback ? planServiceRollback(current, new Date()) : planServiceUpdate(current, validateServiceSpec(req.spec!), new Date());
+      const planned = req.rollback ? planServiceRollback(current, new Date()) : planServiceUpdate(current, await withFileReferences(validateServiceSpec(req.spec!)), new Date());
+      if (req.rollback) planned.spec = await withFileReferences(planned.spec!);
       const next = { ...planned, registryAuthSealed: sealForUpdate(deps.sealKey, current, req, planned.spec?.task?.container?.image ?? '') };
       // A rollback's spec is checked too: a network it names may have been removed since.
       validateServiceNetworks(next.spec?.task?.networks ?? [], await store.listNetworks());

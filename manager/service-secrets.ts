@@ -3,7 +3,8 @@ import { isExecImage } from '../services/common/image-ref';
 import { Logger } from '../services/common/logger';
 import { parseRegistryAuth } from '../services/common/registry-auth';
 import { TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
-import { Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { Config, Secret, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import type { FileObjectKind } from './store/store';
 import { seal, unseal } from '../services/pki/seal';
 
 /**
@@ -68,4 +69,23 @@ export function taskCredentials(tasks: Task[], services: Service[], sealKey: Sea
     if (registryAuth) out.push({ taskId: t.id, registryAuth });
   }
   return out;
+}
+
+// ---- 13-K: secrets' and configs' values ------------------------------------------------------
+
+const NO_KEY_FOR_FILES = 'this manager has no seal key for secrets and configs (its data dir lost it?); run the request on another manager';
+const fileContext = (kind: FileObjectKind, id: string) => `${kind}:${id}`;
+
+/** A secret's or config's value, sealed with the managers' key and bound to its kind and id (binary values kept as base64). */
+export function sealFileData(sealKey: SealKeySource | undefined, kind: FileObjectKind, id: string, data: Uint8Array): Buffer {
+  const key = sealKey?.();
+  if (!key) throw failedPrecondition(NO_KEY_FOR_FILES);
+  return seal(key, Buffer.from(data).toString('base64'), fileContext(kind, id));
+}
+
+/** The value of a sealed secret or config. */
+export function openFileData(sealKey: SealKeySource | undefined, kind: FileObjectKind, obj: Secret | Config): Buffer {
+  const key = sealKey?.();
+  if (!key) throw failedPrecondition(NO_KEY_FOR_FILES);
+  return Buffer.from(unseal(key, obj.dataSealed, fileContext(kind, obj.id)), 'base64');
 }

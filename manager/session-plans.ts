@@ -5,7 +5,7 @@
  * message has a signature, so that a pass builds and sends only the messages of the nodes that a
  * change concerns. Pure.
  */
-import { SessionMessage, TaskCredential } from '../services/gen/swarmlet/v1/dispatcher';
+import { SessionMessage, TaskCredential, TaskFileValue } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { managerPeers } from './cluster-view';
 import { EndpointsIndex } from './network/endpoints';
@@ -28,6 +28,9 @@ export interface SessionPlanInput {
 
 /** The registry credentials a node's assigned tasks need (the dispatcher unseals them). */
 export type CredentialsOf = (assigned: Task[], services: Service[]) => TaskCredential[];
+
+/** 13-K: the values of the secrets and configs a node's assigned tasks use (the dispatcher unseals them). */
+export type FileValuesOf = (assigned: Task[]) => TaskFileValue[];
 
 /**
  * The highest version and the count of a set of stored objects. Versions are the store's
@@ -72,7 +75,7 @@ export class SessionPlan {
   private global?: string;
   private shared?: { managers: NodeMessage['managers']; vteps: string[]; overlays: OverlayIndex; endpoints: EndpointsIndex };
 
-  constructor(private readonly input: SessionPlanInput, private readonly credentialsOf: CredentialsOf) {
+  constructor(private readonly input: SessionPlanInput, private readonly credentialsOf: CredentialsOf, private readonly fileValuesOf: FileValuesOf = () => []) {
     this.nodeById = new Map(input.nodes.map((n) => [n.id, n]));
     this.serviceById = new Map(input.services.map((s) => [s.id, s]));
     this.networkById = new Map(input.networks.map((n) => [n.id, n]));
@@ -139,6 +142,7 @@ export class SessionPlan {
       hostPorts: endpoints.hostPorts,
       credentials: this.credentialsOf(assigned, this.input.services),
       vteps: shared.vteps,
+      fileValues: this.fileValuesOf(assigned),
     };
   }
 

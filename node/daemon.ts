@@ -21,6 +21,7 @@ import { Runtime } from '../agent/runtime/runtime';
 import { RuntimeRouter } from '../agent/runtime/runtime-router';
 import { ImageStore } from '../agent/images/image-store';
 import { VolumeStore } from '../agent/volumes/volume-store';
+import { TaskFiles } from '../agent/runtime/task-files';
 import { clientUrl, EmbeddedEtcd, ETCD_CLIENT_HOSTNAME, peerUrl } from '../manager/embedded-etcd';
 import { ETCD_CLIENT_GRPC_OPTIONS } from '../manager/store/etcd-errors';
 import { Manager, MANAGER_SERVICES } from '../manager/manager';
@@ -243,6 +244,7 @@ export class Daemon implements NodeRoles {
       netnsPrefix: this.cfg.netnsPrefix,
       dnsUpstreams: this.cfg.dnsUpstreams,
       doctorContainers: () => this.containerPorts.doctor(),
+      taskFiles: new TaskFiles(path.join(this.cfg.dataDir, 'task-files'), this.rootLog),
       containerPorts: () => this.containerPorts.hostPorts(),
     });
     agent.on('desired', (desired: DesiredNode) => this.membership.onDesired(desired));

@@ -11,6 +11,7 @@ import { CgroupLayout, TaskCgroups } from './cgroups';
 import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
 import { resolveUser, usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
+import { planFileMounts, TaskFileMounts } from './mount-plans';
 import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSpec, planStopSignal, planTaskResolvConf, processPath, renderHosts } from './oci-spec';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
@@ -164,7 +165,7 @@ export class CrunRuntime implements Runtime {
     const image = await this.opts.images.ensure(c.image, c.pull, opts.registryAuth);
     this.opts.images.use(task.id, image.id);
     try {
-      await this.create(task, image, log, opts.logFile);
+      await this.create(task, image, log, opts.logFile, opts.files);
     } catch (err) {
       await this.forget(task.id).catch((e) => log.warn({ err: e }, 'cleaning up a failed prepare failed'));
       await this.releaseTask(task.id).catch((e) => log.warn({ err: e }, 'releasing a failed prepare\'s image and volumes failed'));
@@ -173,7 +174,7 @@ export class CrunRuntime implements Runtime {
   }
 
   /** Plans the container, writes its bundle and starts its shim; resolves when the container is created and held. */
-  private async create(task: Task, image: { id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }, log: Logger, logFile?: string): Promise<void> {
+  private async create(task: Task, image: { id: string; rootfs: string; config: OciImageConfig & { stopSignal?: string } }, log: Logger, logFile?: string, taskFiles?: TaskFileMounts): Promise<void> {
     const c = task.spec!.container!;
     const dir = this.dir(task.id);
     const passwd = await this.readRootFile(image.rootfs, '/etc/passwd');
@@ -186,6 +187,8 @@ export class CrunRuntime implements Runtime {
       // An empty volume is filled from what the image has at its target, as docker does.
       mounts = await prepareMounts(task, this.opts.volumes, (target) => resolveInRoot(image.rootfs, target));
     }
+    // 13-K: secrets and configs, from the node's tmpfs, read-only (after the task's own mounts: a config may sit inside a volume).
+    mounts = [...mounts, ...planFileMounts(taskFiles)];
     const hostNetwork = usesHostNetwork(task.networks ?? []);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });

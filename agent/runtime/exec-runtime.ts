@@ -14,6 +14,7 @@ import {
   taskArgv,
   taskEnv,
   taskHostname,
+  renderExecFileMounts,
   usesHostNetwork,
   wrapCommand,
 } from './exec-spec';
@@ -95,12 +96,14 @@ export class ExecRuntime implements Runtime {
     }
     // Nothing, or what a prepare that did not finish left: start afresh.
     const config = await this.execConfig(task);
+    await this.checkConfigTargets(config.root, opts);
     await this.forget(task.id);
     const cgroups = await this.cgroups();
     try {
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
       if (usesEmbeddedDns(task.networks ?? [])) await writeFile(join(dir, 'resolv.conf'), renderResolvConf());
+      if (opts.files) await writeFile(join(dir, 'mounts'), renderExecFileMounts(opts.files));
       await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
       if (config.tty || config.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
       const limits = task.spec?.resources?.limits;
@@ -151,6 +154,16 @@ export class ExecRuntime implements Runtime {
       ...(c.tty ? { tty: true } : {}),
       ...(c.openStdin ? { openStdin: true } : {}),
     };
+  }
+
+  /** 13-K: a config is mounted over a file the exec root has (a root shared with the host gets no new files). */
+  private async checkConfigTargets(root: string, opts: PrepareOptions): Promise<void> {
+    for (const c of opts.files?.configs ?? []) {
+      const target = root === '/' ? c.target : join(root, c.target);
+      if (!(await stat(target).catch(() => undefined))?.isFile()) {
+        throw invalidArgument(`config target ${c.target} is not a file in exec:${root}: on the exec runtime a config is mounted over an existing file (an OCI image has no such limit)`);
+      }
+    }
   }
 
   private async checkExecutable(cmd: string, path: string, workdir: string, hostPath: (p: string) => string, image: string): Promise<void> {

@@ -187,3 +187,15 @@ export function signalOfExitCode(exitCode: number, signals: Record<string, numbe
   if (exitCode <= 128 || exitCode > 128 + 64) return undefined;
   return Object.keys(signals).find((name) => signals[name] === exitCode - 128);
 }
+
+/**
+ * 13-K: the shim's mounts file for a task's secrets and configs: one line per mount, tab-separated
+ * `d|f SOURCE TARGET` (d: the secrets' directory, made in the root when missing; f: a config,
+ * mounted over a file the root must have). Empty when there is nothing to mount.
+ */
+export function renderExecFileMounts(m: { secretsDir?: string; configs: { source: string; target: string }[] } | undefined): string {
+  if (!m) return '';
+  const lines = [...(m.secretsDir ? [['d', m.secretsDir, '/run/secrets']] : []), ...m.configs.map((c) => ['f', c.source, c.target])];
+  for (const l of lines) if (l.some((p) => /[\t\n\0]/.test(p))) throw invalidArgument(`mount path ${JSON.stringify(l[2])} holds a tab, newline or NUL`);
+  return lines.map((l) => `${l.join('\t')}\n`).join('');
+}

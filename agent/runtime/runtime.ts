@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { Task } from '../../services/gen/swarmlet/v1/types';
 import type { LogRecord } from './log-plans';
+import type { TaskFileMounts } from './mount-plans';
 import type { TerminalSize } from './terminal-plans';
 
 export type { TerminalSize } from './terminal-plans';
@@ -25,6 +26,8 @@ export interface PrepareOptions {
   registryAuth?: string;
   /** Where the task's output goes (a container's log, kept across its restarts); default: output.log in the task's state directory. */
   logFile?: string;
+  /** 13-K: the task's secrets and configs, written on the node's tmpfs: mounted read-only. */
+  files?: TaskFileMounts;
 }
 
 /** What `logs` reads: the last `tail` records (-1 all), those from `since` on (log-plans.ts's time), then new ones while `follow`. */

@@ -58,6 +58,16 @@ rc="$SL_ROOT/etc/resolv.conf"
 if [ -f "$SL_DIR/resolv.conf" ] && [ -e "$rc" ] && { [ "$SL_ROOT" = / ] || [ ! -L "$rc" ]; }; then
   mount --bind "$SL_DIR/resolv.conf" "$rc" || fail "cannot mount resolv.conf in $SL_ROOT"
 fi
+# Secrets (a directory, at /run/secrets) and configs (over a file), read-only, when the runtime wrote a mounts file.
+if [ -s "$SL_DIR/mounts" ]; then
+  tab=$(printf '\t')
+  while IFS="$tab" read -r kind src dst; do
+    t="\${SL_ROOT%/}$dst"
+    if [ "$kind" = d ]; then mkdir -p "$t" || fail "cannot make $dst in $SL_ROOT"; fi
+    mount --bind "$src" "$t" || fail "cannot mount $dst in $SL_ROOT"
+    mount -o remount,bind,ro,nosuid,nodev,noexec "$t" || fail "cannot make $dst read-only in $SL_ROOT"
+  done < "$SL_DIR/mounts"
+fi
 : > "$SL_DIR/ready"
 read -r go < "$SL_DIR/start.fifo" || fail "start fifo closed"
 child=

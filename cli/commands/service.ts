@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
-import { ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
+import { ListServicesResponse, ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
 import { Service, ServiceSpec, Task, TaskState, taskStateToJSON, UpdateState, updateStateToJSON } from '../../services/gen/swarmlet/v1/types';
 import { isOutOfDate } from '../../manager/orchestrator/tasks';
 import { shellWords } from '../argv';
@@ -68,14 +68,14 @@ function specOptions<T>(a: Argv<T>) {
 function flagsOf(argv: Record<string, unknown>): UpdateFlags {
   const f: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(argv)) if (!k.includes('-') && k !== '_' && k !== '$0' && v !== undefined) f[k] = v;
-  for (const k of ['constraint', 'env', 'label', 'network', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm', 'networkAdd', 'networkRm', 'mount', 'mountAdd', 'mountRm', 'publish', 'publishAdd', 'publishRm']) f[k] = repeated(f[k]);
+  for (const k of ['constraint', 'env', 'label', 'network', 'envAdd', 'envRm', 'constraintAdd', 'constraintRm', 'labelAdd', 'labelRm', 'networkAdd', 'networkRm', 'mount', 'mountAdd', 'mountRm', 'publish', 'publishAdd', 'publishRm', 'secret', 'secretAdd', 'secretRm', 'config', 'configAdd', 'configRm']) f[k] = repeated(f[k]);
   return f as UpdateFlags;
 }
 
 const shortId = (id: string, noTrunc?: boolean) => (noTrunc ? id : id.slice(0, 12));
 const modeOf = (s: ServiceSpec | undefined) => (s?.mode?.$case === 'global' ? 'global' : 'replicated');
 
-function ago(iso: string | undefined, now = Date.now()): string {
+export function ago(iso: string | undefined, now = Date.now()): string {
   if (!iso) return '';
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
   if (s < 60) return s < 2 ? 'about a second ago' : `${s} seconds ago`;
@@ -84,6 +84,10 @@ function ago(iso: string | undefined, now = Date.now()): string {
   const h = Math.round(m / 60);
   return h === 1 ? 'about an hour ago' : `${h} hours ago`;
 }
+
+/** `service ls` (and `stack services`) as docker prints it. */
+export const serviceLsTable = (services: ListServicesResponse['services']) =>
+  table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)]));
 
 export const taskName = (t: Task) => `${t.serviceName}.${t.slot ? t.slot : t.nodeId}`;
 
@@ -202,6 +206,8 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             .option('network', { type: 'string', describe: 'Network to join, by name or id (repeatable; the first is eth0)' })
             .option('publish', { alias: 'p', type: 'string', describe: 'Publish a port: published=P,target=T[,protocol=tcp|udp][,mode=ingress|host], or P:T[/udp], or T (a port from 30000-32767 is chosen) (repeatable)' })
             .option('mount', { type: 'string', describe: 'Mount: type=volume|bind|tmpfs,source=...,target=/path[,readonly][,tmpfs-size=64m] (repeatable)' })
+            .option('secret', { type: 'string', describe: 'Give the tasks a secret at /run/secrets/TARGET: NAME, or source=NAME[,target=T][,uid=0][,gid=0][,mode=0444] (repeatable)' })
+            .option('config', { type: 'string', describe: 'Give the tasks a config at its target (default /NAME): NAME, or source=NAME[,target=/path][,uid][,gid][,mode] (repeatable)' })
             .option('mode', { type: 'string', describe: 'replicated or global (default replicated)' }),
         async (argv) => {
           const spec = specFromCreateFlags(flagsOf(argv) as SpecFlags, argv.image as string, createCommand);
@@ -224,7 +230,7 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             const { services } = await call(c.control, c.control.listServices, {}, host);
             if (argv.format === 'json') return out(json(services.map((s) => ({ ...Service.toJSON(s.service!) as object, running: s.running, desired: s.desired }))));
             if (argv.quiet) return out(services.map((s) => `${s.service!.id}\n`).join(''));
-            out(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)])));
+            out(serviceLsTable(services));
           });
         },
       )
@@ -309,6 +315,10 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
             .option('publish-rm', { type: 'string', describe: 'Stop publishing a port: PORT[/PROTOCOL] (repeatable)' })
             .option('mount-add', { type: 'string', describe: 'Add a mount, or replace the one on its target (repeatable; --mount syntax)' })
             .option('mount-rm', { type: 'string', describe: 'Remove the mount on a target path (repeatable)' })
+            .option('secret-add', { type: 'string', describe: 'Add or replace a secret (repeatable; --secret syntax)' })
+            .option('secret-rm', { type: 'string', describe: 'Remove a secret, by name (repeatable)' })
+            .option('config-add', { type: 'string', describe: 'Add or replace a config (repeatable; --config syntax)' })
+            .option('config-rm', { type: 'string', describe: 'Remove a config, by name (repeatable)' })
             .option('force', { type: 'boolean', default: false, describe: 'Replace the tasks even if nothing changed' })
             .option('rollback', { type: 'boolean', default: false, describe: 'Roll back to the previous spec' })
             .option('clear-registry-auth', { type: 'boolean', default: false, describe: 'Forget the registry credentials sent with --with-registry-auth' }),

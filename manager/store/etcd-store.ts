@@ -1,14 +1,14 @@
 import { Etcd3, ICompare, IKeyValue, Lease, Watcher } from 'etcd3';
 import { asSwarmletError, conflict, ErrorKind, notFound, unavailable, SwarmletError } from '../../services/common/errors';
 import { sleep } from '../../services/common/backoff';
-import { Cluster, Network, Node, Service, Task } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Config, Network, Node, Secret, Service, Task } from '../../services/gen/swarmlet/v1/types';
 import { clusterCodec } from './cluster-secrets';
 import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavailable, requestTooLarge } from './etcd-errors';
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 import { LeaseRenewer } from './lease-renewer';
 import { WatchedSnapshot } from './snapshot';
-import { ChangeListener, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
 export type { PortClaimWrite, ChangeListener } from './store';
@@ -112,6 +112,9 @@ export class DeposedError extends SwarmletError {
     this.name = 'DeposedError';
   }
 }
+
+/** 13-K: secrets and configs share one shape; each kind has its own codec. */
+const FILE_OBJECT_CODECS: { [K in FileObjectKind]: Codec<FileObjectOf[K]> } = { secret: Secret, config: Config };
 
 const NODE_CODEC: Codec<Node> = {
   toJSON: (n) => Node.toJSON({ ...n, managerStatus: n.managerStatus && { addr: n.managerStatus.addr, leader: false, reachability: 0 } }),
@@ -253,6 +256,55 @@ export class EtcdStore implements Store {
 
   async listServices(): Promise<Service[]> {
     return this.list(keys.servicesPrefix, Service);
+  }
+
+  async listServicesAt(): Promise<{ services: Service[]; revision: number }> {
+    if (this.snapshot?.covers(keys.servicesPrefix)) {
+      const read = await this.fromSnapshot(keys.servicesPrefix, Service);
+      return { services: read.values, revision: read.revision };
+    }
+    const res = await this.guard(rangePrefix(this.client, keys.servicesPrefix, undefined, this.reads));
+    return { services: res.kvs.map((kv) => this.decode(kv, Service)), revision: res.revision };
+  }
+
+  // ---- secrets and configs (13-K) --------------------------------------------------------------
+
+  async listFileObjects<K extends FileObjectKind>(kind: K): Promise<FileObjectOf[K][]> {
+    return this.list(keys.fileObjectsPrefix(kind), FILE_OBJECT_CODECS[kind] as Codec<FileObjectOf[K]>);
+  }
+
+  async createFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K]): Promise<FileObjectOf[K]> {
+    const codec = FILE_OBJECT_CODECS[kind] as Codec<FileObjectOf[K]>;
+    const name = obj.spec!.name;
+    const key = keys.fileObject(kind, obj.id);
+    const value = this.encode(obj, codec, true);
+    this.fits(key, value);
+    const res = await this.guard(
+      this.when(keys.fileObjectName(kind, name), 'Create', '==', 0)
+        .and(key, 'Create', '==', 0)
+        .then(this.client.put(keys.fileObjectName(kind, name)).value(obj.id), this.client.put(key).value(value))
+        .commit(),
+    );
+    if (!res.succeeded) {
+      if ((await this.guard(this.client.get(keys.fileObjectName(kind, name)).string())) !== null) throw conflict(`a ${kind} named ${name} already exists`);
+      throw conflict(`${kind} ${obj.id} already exists`);
+    }
+    return (await this.read(key, codec))!;
+  }
+
+  async deleteFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K], servicesRevision: number): Promise<void> {
+    const name = obj.spec?.name ?? '';
+    const key = keys.fileObject(kind, obj.id);
+    const compare: ICompare[] = [
+      { key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: obj.meta?.version ?? 0 },
+      { key: Buffer.from(keys.servicesPrefix), range_end: prefixEnd(keys.servicesPrefix), target: 'Mod', result: 'Less', mod_revision: servicesRevision + 1 },
+    ];
+    if (this.fence) compare.push({ key: Buffer.from(this.fence.key), target: 'Create', result: 'Equal', create_revision: this.fence.createRevision });
+    const del = (k: string) => ({ request_delete_range: { key: Buffer.from(k) } });
+    const res = await this.guard(this.client.kv.txn({ compare, success: [del(key), del(keys.fileObjectName(kind, name))], failure: [] }));
+    if (res.succeeded) return;
+    if (!(await this.read(key, FILE_OBJECT_CODECS[kind] as Codec<FileObjectOf[K]>))) throw notFound(`${kind} ${name || obj.id} not found`);
+    throw new SwarmletError('Retryable', `${kind} ${name || obj.id} or the services changed while it was being removed; try again`);
   }
 
   async getService(id: string): Promise<Service | undefined> {

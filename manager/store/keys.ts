@@ -28,12 +28,16 @@ export const keys = {
   /** serial -> the record of an issued operator certificate, with `revokedAt` once revoked. */
   operatorCertsPrefix: `${ROOT}operator-certs/`,
   operatorCert: (serial: string) => `${ROOT}operator-certs/${serial}`,
+  /** 13-K: secrets and configs (`secrets/<id>`, `configs/<id>`), and name -> id claims beside them. */
+  fileObjectsPrefix: (kind: 'secret' | 'config') => `${ROOT}${kind}s/`,
+  fileObject: (kind: 'secret' | 'config', id: string) => `${ROOT}${kind}s/${id}`,
+  fileObjectName: (kind: 'secret' | 'config', name: string) => `${ROOT}${kind}-names/${name}`,
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };
 
 /** What a manager's snapshot holds: everything the leader's loops and the dispatcher read. */
-export const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix, keys.electionPrefix];
+export const SNAPSHOT_PREFIXES = [keys.cluster, keys.nodesPrefix, keys.heartbeatsPrefix, keys.managersPrefix, keys.servicesPrefix, keys.networksPrefix, keys.tasksPrefix, keys.electionPrefix, keys.fileObjectsPrefix('secret'), keys.fileObjectsPrefix('config')];
 
 /** What a manager's snapshot watches: the cluster's keys, and the election's (which etcd3 keeps outside ROOT). */
 export const SNAPSHOT_ROOTS = [ROOT, keys.electionPrefix];

@@ -7,7 +7,7 @@
 import { conflict, notFound, SwarmletError } from '../../services/common/errors';
 import { Cluster, Network, Node, Service, Task } from '../../services/gen/swarmlet/v1/types';
 import { keys } from './keys';
-import { ChangeListener, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 
 interface Versioned {
   id: string;
@@ -160,6 +160,31 @@ export class MemoryStore implements Store {
     const claims = new Map<string, string>();
     for (const [key, h] of this.held) if (key.startsWith(keys.publishedPortsPrefix)) claims.set(key.slice(keys.publishedPortsPrefix.length), h.value as string);
     return claims;
+  }
+
+  async listServicesAt(): Promise<{ services: Service[]; revision: number }> {
+    return { services: await this.listServices(), revision: this.revision };
+  }
+
+  async listFileObjects<K extends FileObjectKind>(kind: K): Promise<FileObjectOf[K][]> {
+    return this.list(keys.fileObjectsPrefix(kind));
+  }
+
+  async createFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K]): Promise<FileObjectOf[K]> {
+    const name = obj.spec!.name;
+    if (this.held.has(keys.fileObjectName(kind, name))) throw conflict(`a ${kind} named ${name} already exists`);
+    if (this.held.has(keys.fileObject(kind, obj.id))) throw conflict(`${kind} ${obj.id} already exists`);
+    this.commit([[keys.fileObjectName(kind, name), obj.id], [keys.fileObject(kind, obj.id), this.stamp(obj, true)]], []);
+    return this.get<FileObjectOf[K]>(keys.fileObject(kind, obj.id))!;
+  }
+
+  async deleteFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K], servicesRevision: number): Promise<void> {
+    const name = obj.spec?.name ?? '';
+    this.checkVersion(keys.fileObject(kind, obj.id), obj, `${kind} ${name || obj.id}`);
+    if ([...this.held].some(([k, h]) => k.startsWith(keys.servicesPrefix) && h.modRevision > servicesRevision)) {
+      throw retryable(`${kind} ${name || obj.id} or the services changed while it was being removed; try again`);
+    }
+    this.commit([], [keys.fileObject(kind, obj.id), keys.fileObjectName(kind, name)]);
   }
 
   async listNetworks(): Promise<Network[]> {

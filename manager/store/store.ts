@@ -14,7 +14,14 @@
  * watched snapshot.
  */
 import { Watchable } from '../../services/common/reconcile-loop';
-import { Cluster, Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, Config, Network, Node, Secret, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+
+/** 13-K: the two kinds of objects a task gets as files; their values are kept sealed. */
+export type FileObjectKind = 'secret' | 'config';
+export interface FileObjectOf {
+  secret: Secret;
+  config: Config;
+}
 
 /** Published-port claims a service write makes, keeps and gives up (see manager/network/ports.ts). */
 export interface PortClaimWrite {
@@ -74,6 +81,19 @@ export interface Store extends Watchable {
   getServiceAt(id: string, revision: number): Promise<Service | undefined>;
   /** Every ingress port claim: `tcp/8080` -> service id. */
   listPortClaims(): Promise<Map<string, string>>;
+
+  /** The services and the revision they were read at: what deleteFileObject's `servicesRevision` takes. */
+  listServicesAt(): Promise<{ services: Service[]; revision: number }>;
+
+  listFileObjects<K extends FileObjectKind>(kind: K): Promise<FileObjectOf[K][]>;
+  /** Creates a secret or config and claims its name in one transaction: Conflict if the name is taken. */
+  createFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K]): Promise<FileObjectOf[K]>;
+  /**
+   * Deletes a secret or config and frees its name, if it is still at the version read and no
+   * service was written after `servicesRevision` (else Retryable): whether a service uses it was
+   * checked on the services read then.
+   */
+  deleteFileObject<K extends FileObjectKind>(kind: K, obj: FileObjectOf[K], servicesRevision: number): Promise<void>;
 
   listNetworks(): Promise<Network[]>;
   /** The networks and the revision they were read at: what createNetwork's `readRevision` takes. */

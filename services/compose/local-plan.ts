@@ -154,6 +154,8 @@ export function planContainerConfig(project: ComposeProject, service: ComposeSer
         pull,
         tty: service.tty,
         openStdin: service.stdinOpen,
+        secrets: [],
+        configs: [],
         ...(service.readOnly ? { readOnly: true } : {}),
         ...(service.init ? { init: true } : {}),
       },

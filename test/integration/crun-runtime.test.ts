@@ -5,7 +5,7 @@
  * removed at the end, also when a test fails.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -14,6 +14,7 @@ import { CrunRuntime } from '../../agent/runtime/crun-runtime';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { VolumeStore } from '../../agent/volumes/volume-store';
+import { isTmpfsMount, TaskFiles } from '../../agent/runtime/task-files';
 import { ContainerSpec, MountType, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
@@ -50,7 +51,7 @@ function task(container: Partial<ContainerSpec>, limits?: Limits, networks: Task
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
-      container: { image, command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, ...container },
+      container: { image, command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [], ...container },
       resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0, pids: limits.pids ?? 0 } } : undefined,
       forceUpdate: 0,
       networks: [],
@@ -312,6 +313,29 @@ describe('CrunRuntime', () => {
     await exited(runtime, again.id);
     expect(output(again.id)).toBe('kept\n');
     await runtime.remove(again.id);
+  });
+
+  test('13-K: secrets read-only at /run/secrets and a config at its target, from a tmpfs, gone with the task', async () => {
+    const files = new TaskFiles(join(base, 'task-files'), log);
+    const t = task({
+      command: ['sh', '-c', 'cat /run/secrets/pw; echo; cat /etc/app.ini; echo; stat -c "%a %u:%g" /run/secrets/pw /etc/app.ini; (echo x > /run/secrets/pw) 2>/dev/null || echo ro-refused; sleep 1000'],
+      secrets: [{ secretId: 's1', secretName: 'pw', file: { name: 'pw', uid: 0, gid: 0, mode: 0o400 } }],
+      configs: [{ configId: 'c1', configName: 'app.ini', file: { name: '/etc/app.ini', uid: 7, gid: 8, mode: 0o444 } }],
+    });
+    try {
+      const mounts = await files.ensure(t, new Map([['s1', Buffer.from('the-secret')], ['c1', Buffer.from('a=1')]]));
+      expect(await isTmpfsMount(join(base, 'task-files'))).toBe(true);
+      await runtime.prepare(t, { files: mounts });
+      await runtime.start(t.id);
+      await waitFor('output', async () => output(t.id).includes('ro-refused'));
+      expect(output(t.id)).toBe('the-secret\na=1\n400 0:0\n444 7:8\nro-refused\n');
+      await runtime.stop(t.id, 0);
+      await runtime.remove(t.id);
+      await files.release(t.id);
+      expect(existsSync(join(base, 'task-files', t.id))).toBe(false);
+    } finally {
+      spawnSync('umount', ['-l', join(base, 'task-files')]);
+    }
   });
 
   test("an empty volume gets the image's content at its target; one with data keeps its own", async () => {

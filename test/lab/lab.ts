@@ -415,6 +415,8 @@ export class Lab {
     const theirs = (await listNetns()).filter((n) => n.startsWith(`${this.prefix}-`) && !this.made.includes(n));
     for (const ns of [...theirs, ...[...this.made].reverse()]) await deleteNetns(ns);
     this.made.length = 0;
+    // What the daemons mounted under their data dirs (the tmpfs of tasks' secrets and configs), deepest first.
+    for (const m of mountsUnder(this.baseDir)) await runCommand(['umount', '-l', m]);
     if (readLabState(this.baseDir)?.prefix === this.prefix) rmSync(this.baseDir, { recursive: true, force: true });
     this.destroyed = true;
   }
@@ -515,4 +517,14 @@ export async function destroyLabsByPrefix(prefix: string): Promise<string[]> {
   for (const p of labPrefixes) await removeCgroupTree(labCgroupRoot(p));
   for (const name of names) await deleteNetns(name);
   return names;
+}
+
+/** The mount points at or below `dir` in this mount namespace, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const root = resolve(dir);
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p && (p === root || p.startsWith(`${root}/`)));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
 }

@@ -72,6 +72,7 @@ test("each node's message is what the per-node plans make of the same state", ()
       ...endpoints,
       credentials: assigned.map((t) => ({ taskId: t.id, registryAuth: 'auth' })),
       vteps: planVteps(input.nodes),
+      fileValues: [],
     });
   }
   expect(p.message('n3').tasks.map((t) => t.id)).toEqual(['db2', 'old', 'solo']);

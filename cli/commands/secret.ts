@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import type { Argv } from 'yargs';
+import { invalidArgument } from '../../services/common/errors';
+import type { Config, Secret } from '../../services/gen/swarmlet/v1/types';
+import { call, Clients } from '../client';
+import { json, table } from '../format';
+import { GlobalArgs, out, withClients } from './context';
+import { ago } from './service';
+import { volumeLabels } from './volume';
+
+/** 13-K: `secret` and `config` are the same commands over two kinds of object. */
+export type FileObjectKind = 'secret' | 'config';
+
+const repeated = (v: unknown): string[] => (v === undefined ? [] : ([] as string[]).concat(v as string | string[]));
+
+/** FILE's bytes, or stdin's for `-` (as docker reads them). */
+export function readData(file: string, readStdin: () => Buffer = () => readFileSync(0)): Buffer {
+  if (file === '-') return readStdin();
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw invalidArgument(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, err);
+  }
+}
+
+/** What `inspect` shows, in docker's shape; a config's data too (base64), never a secret's. */
+export function fileObjectJson(o: Secret | Config, data?: Uint8Array) {
+  return {
+    ID: o.id,
+    Version: { Index: o.meta?.version ?? 0 },
+    CreatedAt: o.meta?.createdAt ?? '',
+    UpdatedAt: o.meta?.updatedAt ?? '',
+    Spec: { Name: o.spec?.name ?? '', Labels: { ...(o.spec?.labels ?? {}) }, ...(data ? { Data: Buffer.from(data).toString('base64') } : {}) },
+  };
+}
+
+/** `secret ls` / `config ls` rows, as docker shows them. */
+export function fileObjectRows(kind: FileObjectKind, objects: (Secret | Config)[], now = Date.now()): string[][] {
+  return objects.map((o) => [o.id.slice(0, 25), o.spec?.name ?? '', ...(kind === 'secret' ? [''] : []), ago(o.meta?.createdAt, now), ago(o.meta?.updatedAt, now)]);
+}
+
+function api(c: Clients, host: string, kind: FileObjectKind) {
+  const ctl = c.control;
+  return kind === 'secret'
+    ? {
+        create: (name: string, labels: Record<string, string>, data: Buffer) => call(ctl, ctl.createSecret, { spec: { name, labels }, data }, host),
+        list: async () => (await call(ctl, ctl.listSecrets, {}, host)).secrets,
+        get: async (ref: string) => ({ obj: await call(ctl, ctl.getSecret, { secret: ref }, host), data: undefined }),
+        remove: (ref: string) => call(ctl, ctl.removeSecret, { secret: ref }, host),
+      }
+    : {
+        create: (name: string, labels: Record<string, string>, data: Buffer) => call(ctl, ctl.createConfig, { spec: { name, labels }, data }, host),
+        list: async () => (await call(ctl, ctl.listConfigs, {}, host)).configs,
+        get: async (ref: string) => {
+          const res = await call(ctl, ctl.getConfig, { config: ref }, host);
+          return { obj: res.config!, data: res.data };
+        },
+        remove: (ref: string) => call(ctl, ctl.removeConfig, { config: ref }, host),
+      };
+}
+
+/** `swarmlet secret ...` or `swarmlet config ...`, through a manager's Control API. */
+export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
+  const Kind = kind === 'secret' ? 'Secret' : 'Config';
+  return y.command(kind, `Manage swarm ${kind}s`, (s: Argv<GlobalArgs>) =>
+    s
+      .command(
+        'create <name> <file>',
+        `Create a ${kind} from a file or STDIN (-) as content`,
+        (a) =>
+          a
+            .positional('name', { type: 'string', demandOption: true })
+            .positional('file', { type: 'string', demandOption: true, describe: 'Path, or - for STDIN' })
+            .option('label', { alias: 'l', type: 'string', describe: `${Kind} label KEY=VALUE (repeatable)` }),
+        async (argv) => {
+          const labels = volumeLabels(repeated(argv.label));
+          const data = readData(String(argv.file));
+          await withClients(argv, async (c, host) => {
+            const created = await api(c, host, kind).create(String(argv.name), labels, data);
+            out(`${created.id}\n`);
+          });
+        },
+      )
+      .command(
+        ['ls', 'list'],
+        `List ${kind}s`,
+        (a) => a.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const objects = await api(c, host, kind).list();
+            if (argv.format === 'json') return out(json(objects.map((o) => fileObjectJson(o))));
+            if (argv.quiet) return out(objects.map((o) => `${o.id}\n`).join(''));
+            out(table(['ID', 'NAME', ...(kind === 'secret' ? ['DRIVER'] : []), 'CREATED', 'UPDATED'], fileObjectRows(kind, objects)));
+          });
+        },
+      )
+      .command(
+        `inspect <${kind}s..>`,
+        kind === 'secret' ? 'Display detailed information on one or more secrets (never their values)' : 'Display detailed information on one or more configs',
+        (a) => a.positional(`${kind}s`, { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            const shown = [];
+            for (const ref of argv[`${kind}s`] as string[]) {
+              const { obj, data } = await api(c, host, kind).get(ref);
+              shown.push(fileObjectJson(obj, data));
+            }
+            out(json(shown));
+          });
+        },
+      )
+      .command(
+        [`rm <${kind}s..>`, `remove <${kind}s..>`],
+        `Remove one or more ${kind}s`,
+        (a) => a.positional(`${kind}s`, { type: 'string', array: true, demandOption: true }),
+        async (argv) => {
+          await withClients(argv, async (c, host) => {
+            for (const ref of argv[`${kind}s`] as string[]) {
+              await api(c, host, kind).remove(ref);
+              out(`${ref}\n`);
+            }
+          });
+        },
+      )
+      .demandCommand(1, `a ${kind} command is required`),
+  );
+}
+
+export const secretCommands = (y: Argv<GlobalArgs>) => fileObjectCommands(y, 'secret');
