@@ -174,6 +174,8 @@ async function info(node: LocalApiNode): Promise<InfoResponse> {
     error: '',
   };
   if (!manager) return base;
+  const quorum = await manager.quorum?.check();
+  if (quorum?.lost) return { ...base, error: quorum.message };
   try {
     const view = await readClusterView(manager.store, () => manager.leaderId());
     const managers = view.nodes.filter((n) => n.role === NodeRole.NODE_ROLE_MANAGER);
