@@ -112,6 +112,10 @@ export function planRoleChange(node: Node, role: NodeRole, managers: ManagerView
 /** Whether `node rm` may go ahead. */
 export function planNodeRemoval(node: Node, force: boolean): void {
   const name = node.description?.hostname || node.id;
+  const demoted = node.role === NodeRole.NODE_ROLE_MANAGER && node.spec?.desiredRole === NodeRole.NODE_ROLE_WORKER;
+  // A demoted manager that is down (gone, or left behind by `swarm init --force-new-cluster`) has no etcd member any more: --force removes it, as docker's `node rm --force`.
+  if (demoted && force && node.status?.state === NodeState.NODE_STATE_DOWN) return;
+  if (demoted) throw failedPrecondition(`node ${name} is a manager being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force ${name}' once it is down`);
   if (node.role === NodeRole.NODE_ROLE_MANAGER || node.spec?.desiredRole === NodeRole.NODE_ROLE_MANAGER) {
     throw failedPrecondition(`node ${name} is a manager: demote it with 'swarmlet node demote ${name}' before removing it`);
   }

@@ -295,6 +295,7 @@ export class Daemon implements NodeRoles {
           tls: this.dir.certFiles,
           initialCluster: opts.initialCluster,
           initialClusterState: opts.state,
+          forceNewCluster: opts.forceNewCluster,
           clusterToken: state.clusterId,
           logFile: this.dir.etcdLog,
           binary: this.cfg.etcdBinary,

@@ -4,9 +4,10 @@ import { DesiredNode, roleName } from '../agent/agent';
 import { readClusterView, votingManagers } from '../manager/cluster-view';
 import { peerUrl } from '../manager/embedded-etcd';
 import { Manager } from '../manager/manager';
-import { retireThroughPeer } from '../manager/members-service';
+import { retireManager, retireThroughPeer } from '../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../manager/node-plans';
 import { EtcdStore } from '../manager/store/etcd-store';
+import { EtcdDataCorruptError } from '../manager/store/etcd-errors';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../services/common/addr';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { asSwarmletError, failedPrecondition, invalidArgument, unavailable } from '../services/common/errors';
@@ -22,7 +23,7 @@ import { planCertRenewal, renewalFraction } from '../services/pki/renewal';
 import { newSealKey } from '../services/pki/seal';
 import { formatJoinToken, parseJoinToken } from '../services/pki/tokens';
 import { isLocalAddress, pickAdvertiseAddr } from './advertise';
-import { managersChanged, planRoleTransition } from './membership-plans';
+import { managersChanged, planForcedRetirements, planRoleTransition } from './membership-plans';
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
 
@@ -40,6 +41,8 @@ const ROLE_RETRY_MS = 2000;
 export interface EtcdStart {
   initialCluster: string;
   state: 'new' | 'existing';
+  /** Start the member as a one-member cluster from its data dir (etcd's --force-new-cluster). */
+  forceNewCluster?: boolean;
 }
 
 /** What membership drives: the parts that run on this node for its role (the composition, node/daemon.ts). */
@@ -103,9 +106,18 @@ export class Membership {
     const backoff = exponentialBackoff(500, 10000);
     while (!this.signal.aborted) {
       try {
-        await this.serialize(() => this.startRole(state));
+        // A transition made meanwhile (swarm init --force-new-cluster) may have started the role already.
+        await this.serialize(async () => {
+          if (!this.roles.agentRunning) await this.startRole(state);
+        });
         return;
       } catch (err) {
+        if (err instanceof EtcdDataCorruptError) {
+          // Starting again would fail the same way: say so once, and wait for the user.
+          this.log.error({ dataDir: err.dataDir }, err.message);
+          await this.serialize(() => this.stopRole());
+          return;
+        }
         const delay = backoff.next();
         this.log.error({ err: asSwarmletError(err).message, delayMs: delay }, 'could not start this node; retrying');
         await this.serialize(() => this.stopRole());
@@ -115,6 +127,7 @@ export class Membership {
   }
 
   async init(req: InitRequest): Promise<InitResponse> {
+    if (req.forceNewCluster) return this.forceNewCluster();
     if (this.current) throw failedPrecondition(ALREADY_IN_SWARM);
     const advertiseAddr = req.advertiseAddr || pickAdvertiseAddr();
     checkAdvertiseAddr(advertiseAddr);
@@ -169,6 +182,40 @@ export class Membership {
       await this.undo();
       throw err;
     }
+  }
+
+  /**
+   * `swarm init --force-new-cluster` on a manager of a swarm that lost quorum: its etcd member
+   * becomes a one-member cluster from its own data (etcd's --force-new-cluster), so every service,
+   * network, secret and node stays; the other managers are retired as a demotion would retire them.
+   * Workers keep their certificates and reconnect to this manager; managers can join again.
+   */
+  private async forceNewCluster(): Promise<InitResponse> {
+    const state = this.current;
+    if (!state) throw failedPrecondition(`${NOT_IN_SWARM.split(';')[0]}: --force-new-cluster remakes a swarm from a manager's own copy of it`);
+    if (state.role !== 'manager') throw failedPrecondition('this node is not a manager: --force-new-cluster works only on a manager, from its copy of the swarm\'s state');
+    if (!state.etcd.embedded) throw failedPrecondition("this swarm keeps its state in an external etcd cluster: recover that cluster with etcd's own tools");
+    const quorum = await this.roles.manager?.quorum?.check(true);
+    if (quorum && !quorum.lost) throw failedPrecondition('the swarm has a leader (its managers have quorum): --force-new-cluster is only for a swarm that lost its quorum');
+    const log = this.log.child({ nodeId: state.nodeId, clusterId: state.clusterId });
+    log.warn('forcing a new one-manager cluster from this manager\'s etcd data');
+    await this.stopRole();
+    let cluster: Cluster | undefined;
+    try {
+      const etcd = await this.roles.startEtcd(state, { initialCluster: '', state: 'existing', forceNewCluster: true });
+      const store = new EtcdStore(etcd, undefined, () => this.dir.readSealKey());
+      cluster = await retryUnavailable(() => store.getCluster(), this.signal);
+      const lost = planForcedRetirements(await retryUnavailable(() => store.listNodes(), this.signal), state.nodeId);
+      for (const id of lost) await retryUnavailable(() => retireManager(store, etcd, true, id, false, log), this.signal);
+      log.warn({ retired: lost }, 'the other managers\' etcd members are gone; they are shown as unreachable until they come back as workers or are removed');
+    } finally {
+      // The member runs again without --force-new-cluster: a restart must never drop members that joined since.
+      await this.roles.stopRole();
+    }
+    await this.startRole(state);
+    const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
+    log.info('this manager is now the only manager of the swarm');
+    return { nodeId: state.nodeId, clusterId: state.clusterId, workerToken: cluster?.joinTokens?.worker ?? '', managerAddr: apiAddr };
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
@@ -423,6 +470,19 @@ export class Membership {
       }
     }
     throw last;
+  }
+}
+
+/** Runs `fn` until it succeeds or fails other than Unavailable (a member that just started elects itself within a second or two). */
+async function retryUnavailable<T>(fn: () => Promise<T>, signal: AbortSignal, timeoutMs = 15000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (const backoff = exponentialBackoff(100, 1000); ; ) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (asSwarmletError(err).kind !== 'Unavailable' || Date.now() > deadline || signal.aborted) throw err;
+      await sleep(backoff.next(), signal);
+    }
   }
 }
 

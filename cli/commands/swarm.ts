@@ -18,7 +18,7 @@ function joinInstructions(role: 'worker' | 'manager', token: string, addr: strin
 }
 
 type TimingArgs = { dispatcherHeartbeat?: string; nodeDownAfter?: string };
-type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string };
+type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string; forceNewCluster?: boolean };
 
 function timingOptions<T>(a: Argv<T>) {
   return a
@@ -36,12 +36,19 @@ function initBuilder(a: Argv<GlobalArgs>) {
   return timingOptions(a)
     .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
     .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' })
-    .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' });
+    .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' })
+    .option('force-new-cluster', { type: 'boolean', default: false, describe: 'On a manager of a swarm that lost quorum: make it the only manager, keeping the swarm\'s state' })
+    .conflicts('force-new-cluster', 'etcd-endpoints');
 }
 
 async function init(argv: InitArgs) {
   await withClients(argv, async (c, host) => {
-    const res = await call(local(c), local(c).init, { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean), ...timings(argv) }, host);
+    const res = await call(
+      local(c),
+      local(c).init,
+      { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean), ...timings(argv), forceNewCluster: Boolean(argv.forceNewCluster) },
+      host,
+    );
     out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
     out(joinInstructions('worker', res.workerToken, res.managerAddr));
     out(`To add a manager to this swarm, run 'swarmlet swarm join-token manager' and follow the instructions.\n`);

@@ -304,6 +304,7 @@ describe('planNodeRemoval', () => {
     ['a worker in an unknown state', node('w1', { state: NodeState.NODE_STATE_UNKNOWN }), false],
     ['a ready worker, forced', node('w1', { state: NodeState.NODE_STATE_READY }), true],
     ['a down worker, forced', node('w1', { state: NodeState.NODE_STATE_DOWN }), true],
+    ['a down manager whose demotion cannot finish, forced', node('m1', { role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN }), true],
   ])('allows %s', (_what, n, force) => {
     expect(() => planNodeRemoval(n, force)).not.toThrow();
   });
@@ -311,6 +312,8 @@ describe('planNodeRemoval', () => {
   test.each<[string, Node, boolean, RegExp]>([
     ['a manager', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), false, /node m1 is a manager: demote it with 'swarmlet node demote m1'/],
     ['a manager, even forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), true, /is a manager/],
+    ['a down manager being demoted, not forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN }), false, /node m1 is a manager being demoted.*node rm --force m1/],
+    ['a ready manager being demoted, forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_READY }), true, /node m1 is a manager being demoted/],
     ['a worker being promoted', node('w1', { hostname: 'w1', desiredRole: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), true, /node w1 is a manager/],
     ['a ready worker', node('w1', { hostname: 'w1', state: NodeState.NODE_STATE_READY }), false, /node w1 is not down and can't be removed; stop it first, or use --force/],
   ])('refuses %s', (_what, n, force, message) => {
