@@ -30,6 +30,7 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { VERSION } from '../services/common/version';
 import { DaemonConfig } from '../services/config/config';
 import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
+import { LOCAL_API_MESSAGE_OPTIONS } from '../services/api/limits';
 import { CertificateSource, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { ControlService, LocalNodeService } from '../services/gen/swarmlet/v1/control';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
@@ -73,7 +74,7 @@ function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
  */
 export class Daemon implements NodeRoles {
   private readonly dir: NodeStateDir;
-  private readonly unixServer = new grpc.Server();
+  private readonly unixServer = new grpc.Server(LOCAL_API_MESSAGE_OPTIONS);
   private readonly controller = new AbortController();
   readonly membership: Membership;
   private etcd?: EmbeddedEtcd;
@@ -179,6 +180,10 @@ export class Daemon implements NodeRoles {
   /** Containers' endpoints on cluster networks: the agent's, while the node is in a swarm. */
   get clusterNetworks(): ContainerNetworks | undefined {
     return this.agent?.containerNetworks;
+  }
+
+  get storeClient(): Etcd3 | undefined {
+    return this.etcdClient;
   }
 
   get agentRunning(): boolean {

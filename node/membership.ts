@@ -10,15 +10,18 @@ import { EtcdStore } from '../manager/store/etcd-store';
 import { EtcdDataCorruptError } from '../manager/store/etcd-errors';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../services/common/addr';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
-import { asSwarmletError, failedPrecondition, invalidArgument, unavailable } from '../services/common/errors';
+import { asSwarmletError, failedPrecondition, internal, invalidArgument, NoLeaderError, unavailable } from '../services/common/errors';
 import { Logger } from '../services/common/logger';
 import { fromServiceError } from '../services/api/grpc-errors';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
-import { InitRequest, InitResponse, JoinRequest, JoinResponse } from '../services/gen/swarmlet/v1/control';
+import { BackupResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, RestoreRequest } from '../services/gen/swarmlet/v1/control';
 import { CAClient, IssueNodeCertificateResponse, MembersClient } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../services/gen/swarmlet/v1/types';
-import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
+import { caDigest, certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, RootCAMaterial, signCertificate } from '../services/pki/ca';
+import { checkPassphrase, openBackup, sealBackup } from '../services/pki/backup-seal';
+import { parseBackupContent, planBackupContent } from '../manager/backup-plans';
+import { dumpKeyspace, loadKeyspace } from '../manager/store/etcd-backup';
 import { planCertRenewal, renewalFraction } from '../services/pki/renewal';
 import { newSealKey } from '../services/pki/seal';
 import { formatJoinToken, parseJoinToken } from '../services/pki/tokens';
@@ -52,6 +55,8 @@ export interface NodeRoles {
   readonly manager?: Manager;
   /** Whether the agent (and so the whole role) is running. */
   readonly agentRunning: boolean;
+  /** The etcd client of this node's manager, while it runs. */
+  readonly storeClient?: Etcd3;
   /** Starts this node's etcd member (embedded etcd) and its client; returns the client. */
   startEtcd(state: NodeState, opts: EtcdStart): Promise<Etcd3>;
   /** Starts what the role needs: etcd client and manager on managers; agent and TCP server everywhere. */
@@ -149,23 +154,8 @@ export class Membership {
       rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
       etcd: { embedded: external.length === 0, endpoints: external },
     };
-    const node: Node = {
-      id: nodeId,
-      role: NodeRole.NODE_ROLE_MANAGER,
-      spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
-      description: this.roles.description,
-      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString(), apiAddr },
-      managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
-    };
-    const state: NodeState = {
-      nodeId,
-      clusterId,
-      role: 'manager',
-      advertiseAddr,
-      listenAddr: formatHostPort(listen.host, listen.port),
-      managers: [{ nodeId, addr: apiAddr }],
-      etcd: cluster.etcd!,
-    };
+    const node = this.firstManagerNode(nodeId, advertiseAddr, apiAddr);
+    const state = firstManagerState(nodeId, clusterId, advertiseAddr, formatHostPort(listen.host, listen.port), apiAddr, cluster.etcd!);
     const log = this.log.child({ nodeId, clusterId });
     try {
       this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
@@ -216,6 +206,81 @@ export class Membership {
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     log.info('this manager is now the only manager of the swarm');
     return { nodeId: state.nodeId, clusterId: state.clusterId, workerToken: cluster?.joinTokens?.worker ?? '', managerAddr: apiAddr };
+  }
+
+  /** `swarm backup`: this manager's copy of the cluster store (every key not under a lease) and the CA, sealed with `passphrase`. */
+  async backup(passphrase: string): Promise<BackupResponse> {
+    const state = this.current;
+    if (!state) throw failedPrecondition(NOT_IN_SWARM);
+    checkPassphrase(passphrase);
+    const manager = this.roles.manager;
+    const etcd = this.roles.storeClient;
+    if (state.role !== 'manager' || !manager || !etcd) throw failedPrecondition('this node is not a running manager: run "swarmlet swarm backup" on a manager');
+    if (!state.etcd.embedded) throw failedPrecondition("this swarm keeps its state in an external etcd cluster: back that up with etcd's own tools");
+    const quorum = await manager.quorum?.check(true);
+    if (quorum?.lost) throw new NoLeaderError(quorum.message);
+    const cluster = await manager.store.getCluster();
+    const sealKey = this.dir.readSealKey();
+    if (!cluster?.rootCa?.keyPem || !sealKey) throw internal('this manager holds no root CA key or seal key to back up');
+    const { revision, kvs } = await dumpKeyspace(etcd);
+    const content = planBackupContent({ clusterId: cluster.id, createdAt: new Date(), revision, ca: { certPem: cluster.rootCa.certPem, keyPem: cluster.rootCa.keyPem }, sealKey, kvs });
+    this.log.info({ nodeId: state.nodeId, revision, keys: content.kvs.length }, 'swarm backed up');
+    return { backup: sealBackup(passphrase, Buffer.from(JSON.stringify(content))), keys: content.kvs.length };
+  }
+
+  /**
+   * `swarm restore`: on a node in no swarm, a backup becomes a one-manager swarm: a new etcd member
+   * holds every key of the backup, this node is its manager (a certificate from the backed-up CA),
+   * and the managers of the backup are retired as after --force-new-cluster. Workers rejoin with
+   * the swarm's worker token.
+   */
+  async restore(req: RestoreRequest): Promise<InitResponse> {
+    if (this.current) throw failedPrecondition(ALREADY_IN_SWARM);
+    const content = parseBackupContent(openBackup(req.passphrase, req.backup).toString('utf8'));
+    const advertiseAddr = req.advertiseAddr || pickAdvertiseAddr();
+    checkAdvertiseAddr(advertiseAddr);
+    const listen = parseHostPort(req.listenAddr || `0.0.0.0:${DEFAULT_API_PORT}`, DEFAULT_API_PORT, '--listen-addr');
+    const ca: RootCAMaterial = { certPem: content.ca.certPem, keyPem: content.ca.keyPem, digest: caDigest(content.ca.certPem) };
+    const clusterId = content.clusterId;
+    const nodeId = newRandomId();
+    const { keyPem, csrPem } = await createKeyAndCSR(nodeId);
+    const certPem = await signCertificate(ca, csrPem, { nodeId, clusterId, role: 'manager', ipAddresses: [advertiseAddr] });
+    const apiAddr = formatHostPort(advertiseAddr, listen.port);
+    const state = firstManagerState(nodeId, clusterId, advertiseAddr, formatHostPort(listen.host, listen.port), apiAddr, { embedded: true, endpoints: [] });
+    const log = this.log.child({ nodeId, clusterId });
+    try {
+      this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
+      this.dir.writeSealKey(Buffer.from(content.sealKey, 'base64'));
+      const etcd = await this.roles.startEtcd(state, { initialCluster: `${nodeId}=${peerUrl(advertiseAddr)}`, state: 'new' });
+      await retryUnavailable(() => loadKeyspace(etcd, content.kvs), this.signal);
+      const store = new EtcdStore(etcd, undefined, () => this.dir.readSealKey());
+      const cluster = await store.getCluster();
+      if (!cluster) throw invalidArgument('the backup holds no cluster record');
+      await store.createNode(this.firstManagerNode(nodeId, advertiseAddr, apiAddr));
+      const lost = planForcedRetirements(await store.listNodes(), nodeId);
+      for (const id of lost) await retireManager(store, etcd, true, id, false, log);
+      this.current = state;
+      await this.startRole(state);
+      this.dir.writeState(state);
+      log.info({ advertiseAddr, apiAddr, backupOf: content.createdAt, keys: content.kvs.length, retired: lost }, 'swarm restored from a backup');
+      return { nodeId, clusterId, workerToken: cluster.joinTokens?.worker ?? '', managerAddr: apiAddr };
+    } catch (err) {
+      log.error({ err: asSwarmletError(err).message }, 'restore failed; undoing');
+      await this.undo();
+      throw err;
+    }
+  }
+
+  /** The record of a swarm's first manager (init, restore), before its agent reports. */
+  private firstManagerNode(nodeId: string, advertiseAddr: string, apiAddr: string): Node {
+    return {
+      id: nodeId,
+      role: NodeRole.NODE_ROLE_MANAGER,
+      spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+      description: this.roles.description,
+      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString(), apiAddr },
+      managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
+    };
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
@@ -471,6 +536,11 @@ export class Membership {
     }
     throw last;
   }
+}
+
+/** The state of a swarm's first manager (init, restore). */
+function firstManagerState(nodeId: string, clusterId: string, advertiseAddr: string, listenAddr: string, apiAddr: string, etcd: NodeState['etcd']): NodeState {
+  return { nodeId, clusterId, role: 'manager', advertiseAddr, listenAddr, managers: [{ nodeId, addr: apiAddr }], etcd };
 }
 
 /** Runs `fn` until it succeeds or fails other than Unavailable (a member that just started elects itself within a second or two). */

@@ -1,8 +1,9 @@
 /**
- * When managers are lost, end to end on a lab of three managers and a worker (and a fifth host
- * that joins later): the survivor names the lost quorum in one line; `swarm init
- * --force-new-cluster` makes it a one-manager swarm with every object kept; an etcd member killed
- * alone comes back; a corrupt etcd data dir is named, not looped on.
+ * When managers are lost, end to end on a lab of three managers and a worker (a fifth host joins
+ * later, a sixth is fresh for a restore): the survivor names the lost quorum in one line; `swarm
+ * init --force-new-cluster` makes it a one-manager swarm with every object kept; an etcd member
+ * killed alone comes back; a corrupt etcd data dir is named, not looped on; a backup taken on a
+ * manager is restored on a fresh host after every manager is gone.
  * Run through test/run.sh (private network, mount and pid namespaces).
  */
 import * as fs from 'node:fs';
@@ -13,7 +14,7 @@ import { uniqueSuffix } from '../support/unique';
 
 const prefix = `swq${uniqueSuffix()}`;
 let lab: Lab;
-let h1: LabHost, h2: LabHost, h3: LabHost, h4: LabHost, h5: LabHost;
+let h1: LabHost, h2: LabHost, h3: LabHost, h4: LabHost, h5: LabHost, h6: LabHost;
 /** The task of `keep` on the worker h4, as it ran before the managers were lost. */
 let kept: TaskJson;
 
@@ -40,8 +41,8 @@ const count = (text: string, needle: string) => text.split(needle).length - 1;
 
 beforeAll(async () => {
   requireBuiltCli();
-  lab = await Lab.create({ prefix, hosts: 5 });
-  [h1, h2, h3, h4, h5] = lab.hosts;
+  lab = await Lab.create({ prefix, hosts: 6 });
+  [h1, h2, h3, h4, h5, h6] = lab.hosts;
 }, 60000);
 
 afterAll(async () => {
@@ -57,6 +58,10 @@ test('with two of three managers gone, the survivor names the lost quorum in one
     const t = await runningTasks(lab, h1, 'keep');
     return t.length === 1 && t[0].status?.container?.pid ? t : undefined;
   });
+
+  const withQuorum = await lab.cli(h1, ['swarm', 'init', '--force-new-cluster']);
+  expect(withQuorum.code).toBe(1);
+  expect(withQuorum.stderr).toBe('Error: the swarm has a leader (its managers have quorum): --force-new-cluster is only for a swarm that lost its quorum\n');
 
   await Promise.all([lab.stopDaemon(h2, 'kill'), lab.stopDaemon(h3, 'kill')]);
 
@@ -83,7 +88,7 @@ test('with two of three managers gone, the survivor names the lost quorum in one
   expect(alive(kept.status!.container!.pid!)).toBe(true);
 }, 180000);
 
-test('swarm init --force-new-cluster is refused on a worker, and on a swarm that has quorum', async () => {
+test('swarm init --force-new-cluster is refused on a worker, and on a node in no swarm', async () => {
   const onWorker = await lab.cli(h4, ['swarm', 'init', '--force-new-cluster']);
   expect(onWorker.code).toBe(1);
   expect(onWorker.stderr).toBe("Error: this node is not a manager: --force-new-cluster works only on a manager, from its copy of the swarm's state\n");
@@ -147,6 +152,29 @@ test("a manager's etcd member killed alone is restarted by its daemon, and write
   await waitFor('web at 2 on h5', async () => ((await runningTasks(lab, h5, 'web')).length === 2 ? true : undefined), 60000);
 }, 120000);
 
+const backupFile = () => path.join(lab.baseDir, 'swarm.backup');
+const passphraseFile = () => path.join(lab.baseDir, 'passphrase');
+
+test('swarm backup writes the sealed state of the swarm; the passphrase comes from stdin or a file, never argv', async () => {
+  const cli = [process.execPath, requireBuiltCli(), '-H', h1.socket];
+  const short = await lab.exec(h1, ['sh', '-c', `printf 'short\\n' | "$@"`, 'sh', ...cli, 'swarm', 'backup', backupFile()]);
+  expect(short.code).toBe(1);
+  expect(short.stderr).toBe('Error: the backup passphrase must be at least 8 characters\n');
+  expect(fs.existsSync(backupFile())).toBe(false);
+
+  const res = await lab.exec(h1, ['sh', '-c', `printf 'lab passphrase\\n' | "$@"`, 'sh', ...cli, 'swarm', 'backup', backupFile()]);
+  expect(res.stderr).toBe('');
+  expect(res.stdout).toMatch(new RegExp(`^Swarm backed up to ${backupFile()}: \\d+ keys of the cluster store and the root CA\\.`));
+  expect(fs.statSync(backupFile()).mode & 0o777).toBe(0o600);
+  const sealed = fs.readFileSync(backupFile());
+  expect(sealed.includes(Buffer.from('keepnet'))).toBe(false);
+  expect(sealed.includes(Buffer.from('PRIVATE KEY'))).toBe(false);
+
+  const again = await lab.cli(h1, ['swarm', 'backup', backupFile(), '--passphrase-file', passphraseFile()]);
+  expect(again.code).toBe(1);
+  expect(again.stderr).toBe(`Error: ${backupFile()} already exists; choose another file\n`);
+}, 60000);
+
 test('a corrupt etcd data dir is named in one line with the fix, and not started again and again', async () => {
   await lab.stopDaemon(h5);
   const walDir = path.join(h5.dataDir, 'etcd', 'member', 'wal');
@@ -167,3 +195,39 @@ test('a corrupt etcd data dir is named in one line with the fix, and not started
   await new Promise((r) => setTimeout(r, 5000));
   expect(count(fs.readFileSync(h5.logFile, 'utf8').slice(before), 'etcd member started')).toBe(1);
 }, 90000);
+
+test('after every manager is lost, swarm restore on a fresh host makes it the one manager with every service, network and node; a worker rejoins', async () => {
+  await lab.stopDaemon(h1, 'kill');
+  await lab.startDaemon(h6);
+  fs.writeFileSync(passphraseFile(), 'wrong passphrase\n');
+  const wrong = await lab.cli(h6, ['swarm', 'restore', backupFile(), '--passphrase-file', passphraseFile(), '--advertise-addr', h6.addr]);
+  expect(wrong.code).toBe(1);
+  expect(wrong.stderr).toBe('Error: the backup does not open with this passphrase (or the file was changed)\n');
+  expect((await info(lab, h6)).localState).toBe('inactive');
+
+  fs.writeFileSync(passphraseFile(), 'lab passphrase\n');
+  const out = await sw(lab, h6, ['swarm', 'restore', backupFile(), '--passphrase-file', passphraseFile(), '--advertise-addr', h6.addr]);
+  expect(out).toMatch(/^Swarm restored: current node \([a-z0-9]{25}\) is now its only manager\./);
+  const workerJoin = joinCommand(out);
+  expect(workerJoin[3]).toBe(`${h6.addr}:2377`);
+
+  const services = JSON.parse(await sw(lab, h6, ['service', 'ls', '--format', 'json'])) as { spec?: { name?: string } }[];
+  expect(services.map((s) => s.spec?.name).sort()).toEqual(['keep', 'web']);
+  expect(await sw(lab, h6, ['network', 'ls'])).toMatch(/keepnet\s+overlay/);
+  const list = await waitFor('h6 the leader', async () => {
+    const l = await nodes(lab, h6);
+    return byHost(l, h6)?.managerStatus?.leader ? l : undefined;
+  });
+  // Every node record of the backup is there (h3 was removed before it), and the restored manager.
+  for (const h of [h1, h2, h4, h5, h6]) expect(byHost(list, h)).toBeDefined();
+  expect(byHost(list, h3)).toBeUndefined();
+
+  // The worker rejoins the restored swarm with its worker token, and the service pinned to it runs there again.
+  await sw(lab, h4, ['swarm', 'leave']);
+  expect(await sw(lab, h4, workerJoin)).toBe('This node joined a swarm as a worker.\n');
+  await waitFor('keep running on the rejoined h4', async () => {
+    const t = await runningTasks(lab, h6, 'keep');
+    const onH4 = (await nodes(lab, h6)).find((n) => n.description?.hostname === h4.name && n.status?.state === 'NODE_STATE_READY');
+    return t.length === 1 && t[0].nodeId === onH4?.id ? t : undefined;
+  }, 60000);
+}, 180000);
