@@ -39,6 +39,8 @@ export interface ManagerOptions {
   log: Logger;
   /** The managers' shared key for registry credentials (kept in the data dir). */
   sealKey?: SealKeySource;
+  /** The etcd peer URLs of the managers this node last knew (itself included): how quorum is judged when its own member does not answer. */
+  knownEtcdPeers?: () => string[];
 }
 
 /** The names of the services a manager adds to its node's TCP server. */
@@ -82,7 +84,7 @@ export class Manager {
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
     const control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
-    if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd);
+    if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd, opts.knownEtcdPeers);
     this.control = this.quorum ? guardQuorum(control, this.quorum) : control;
   }
 

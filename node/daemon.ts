@@ -234,7 +234,16 @@ export class Daemon implements NodeRoles {
     this.certificate = new CertificateSource(tls);
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
-      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog, sealKey: () => this.dir.readSealKey() });
+      this.manager = new Manager({
+        nodeId: state.nodeId,
+        etcd: this.etcdClient!,
+        tls: () => this.dir.readTls(),
+        apiAddr,
+        embeddedEtcd: state.etcd.embedded,
+        log: this.rootLog,
+        sealKey: () => this.dir.readSealKey(),
+        knownEtcdPeers: () => (this.membership.state?.managers ?? []).map((m) => peerUrl(parseHostPort(m.addr).host)),
+      });
     }
     const agent = new Agent({
       log: this.rootLog,

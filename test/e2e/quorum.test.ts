@@ -86,6 +86,17 @@ test('with two of three managers gone, the survivor names the lost quorum in one
   // Past the time a node is marked down, the worker's task still runs: a manager without quorum changes nothing.
   await new Promise((r) => setTimeout(r, 8000));
   expect(alive(kept.status!.container!.pid!)).toBe(true);
+
+  // A survivor restarted meanwhile (a reboot) starts its manager and says the same.
+  await lab.stopDaemon(h1);
+  await lab.startDaemon(h1);
+  let last = '';
+  await waitFor('service ls naming the lost quorum after a restart', async () => {
+    last = (await lab.cli(h1, ['service', 'ls'])).stderr;
+    return NO_LEADER.test(last) ? true : undefined;
+  }).catch((err) => {
+    throw new Error(`${err.message}; last said: ${last}\n${lab.logTail(h1, 30)}`);
+  });
 }, 180000);
 
 test('swarm init --force-new-cluster is refused on a worker, and on a node in no swarm', async () => {
