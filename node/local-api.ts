@@ -177,7 +177,7 @@ async function info(node: LocalApiNode): Promise<InfoResponse> {
     clusterSpec: undefined,
     error: '',
   };
-  if (!manager) return base;
+  if (!manager) return { ...base, error: node.membership.startFailure ?? '' };
   const quorum = await manager.quorum?.check();
   if (quorum?.lost) return { ...base, error: quorum.message };
   try {

@@ -90,6 +90,9 @@ export class Membership {
     private readonly signal: AbortSignal,
   ) {}
 
+  /** Why this node's role could not start and will not be tried again (a corrupt etcd data dir), for `info`. */
+  startFailure?: string;
+
   /** This node's swarm state; undefined when it is in none. */
   get state(): NodeState | undefined {
     return this.current;
@@ -118,8 +121,9 @@ export class Membership {
         return;
       } catch (err) {
         if (err instanceof EtcdDataCorruptError) {
-          // Starting again would fail the same way: say so once, and wait for the user.
+          // Starting again would fail the same way: say so once (in the log and in `info`), and wait for the user.
           this.log.error({ dataDir: err.dataDir }, err.message);
+          this.startFailure = err.message;
           await this.serialize(() => this.stopRole());
           return;
         }
@@ -359,6 +363,7 @@ export class Membership {
     await this.roles.removeAllTasks(state);
     this.dir.wipe();
     this.current = undefined;
+    this.startFailure = undefined;
     log.info('left the swarm');
     return {};
   }

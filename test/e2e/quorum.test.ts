@@ -205,6 +205,8 @@ test('a corrupt etcd data dir is named in one line with the fix, and not started
   // Well past the daemon's first retries, etcd was started once.
   await new Promise((r) => setTimeout(r, 5000));
   expect(count(fs.readFileSync(h5.logFile, 'utf8').slice(before), 'etcd member started')).toBe(1);
+  // `info` says it too.
+  expect(await sw(lab, h5, ['info'])).toMatch(/\n Error: etcd's data dir \S+ is corrupt \(.+\), so this manager cannot start: /);
 }, 90000);
 
 test('after every manager is lost, swarm restore on a fresh host makes it the one manager with every service, network and node; a worker rejoins', async () => {
