@@ -95,6 +95,9 @@ export function planNodeUpdate(node: Node, update: NodeUpdate): Node {
 export function planRoleChange(node: Node, role: NodeRole, managers: ManagerView[]): { node?: Node; message: string } {
   const name = node.description?.hostname || node.id;
   const desired = node.spec?.desiredRole ?? node.role;
+  if (role === NodeRole.NODE_ROLE_WORKER && desired === role && node.role === NodeRole.NODE_ROLE_MANAGER) {
+    return { message: `node ${name} is being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force ${name}' once it is down` };
+  }
   if (desired === role) {
     return { message: `node ${name} is already ${role === NodeRole.NODE_ROLE_MANAGER ? 'a manager' : 'a worker'}` };
   }

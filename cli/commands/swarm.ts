@@ -70,8 +70,9 @@ function initBuilder(a: Argv<GlobalArgs>) {
     .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
     .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' })
     .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' })
-    .option('force-new-cluster', { type: 'boolean', default: false, describe: 'On a manager of a swarm that lost quorum: make it the only manager, keeping the swarm\'s state' })
-    .conflicts('force-new-cluster', 'etcd-endpoints');
+    // No default: yargs counts a default as given, and would refuse every --etcd-endpoints.
+    .option('force-new-cluster', { type: 'boolean', describe: 'On a manager of a swarm that lost quorum: make it the only manager, keeping the swarm\'s state and its own addresses' })
+    .conflicts('force-new-cluster', ['etcd-endpoints', 'advertise-addr', 'listen-addr', 'dispatcher-heartbeat', 'node-down-after']);
 }
 
 async function init(argv: InitArgs) {

@@ -107,6 +107,12 @@ test('swarm init --force-new-cluster is refused on a worker, and on a node in no
   const notInSwarm = await lab.cli(h5, ['swarm', 'init', '--force-new-cluster']);
   expect(notInSwarm.code).toBe(1);
   expect(notInSwarm.stderr).toMatch(/^Error: this node is not part of a swarm: --force-new-cluster/);
+  // It keeps the manager's own addresses and timings: other init flags are refused with it, and only with it.
+  const withAddr = await lab.cli(h1, ['swarm', 'init', '--force-new-cluster', '--advertise-addr', h1.addr]);
+  expect(withAddr.code).toBe(2);
+  expect(withAddr.stderr).toMatch(/^Error: Arguments force-new-cluster and advertise-addr are mutually exclusive/);
+  const plainInit = await lab.cli(h5, ['swarm', 'init', '--etcd-endpoints', 'not-a-url']);
+  expect(plainInit.stderr).toBe('Error: invalid etcd endpoint "not-a-url": expected http://HOST:PORT\n');
 }, 60000);
 
 test('swarm init --force-new-cluster on the survivor keeps every service and network; the worker is ready again without rejoining; a new manager joins', async () => {
@@ -135,6 +141,9 @@ test('swarm init --force-new-cluster on the survivor keeps every service and net
   expect((await runningTasks(lab, h1, 'keep')).map((t) => t.id)).toEqual([kept.id]);
 
   // A lost manager stays listed until it is removed.
+  expect(await sw(lab, h1, ['node', 'demote', h2.name])).toBe(
+    `Node ${h2.name} is being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force ${h2.name}' once it is down.\n`,
+  );
   await sw(lab, h1, ['node', 'rm', '--force', h3.name]);
   expect(byHost(await nodes(lab, h1), h3)).toBeUndefined();
 

@@ -292,6 +292,13 @@ describe('planRoleChange', () => {
     expect(err.message).toMatch(/cannot promote node w1: only 1 of 3 managers are reachable/);
   });
 
+  test('demoting a manager whose demotion is under way (or left by --force-new-cluster) says how it ends', () => {
+    const n = node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN });
+    expect(planRoleChange(n, NodeRole.NODE_ROLE_WORKER, [])).toEqual({
+      message: "node m1 is being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force m1' once it is down",
+    });
+  });
+
   test('a node without a hostname is named by its id', () => {
     const n = { ...worker('w1'), description: undefined };
     expect(planRoleChange(n, NodeRole.NODE_ROLE_WORKER, []).message).toBe('node w1 is already a worker');
