@@ -189,8 +189,10 @@ export class Membership {
     if (!state) throw failedPrecondition(`${NOT_IN_SWARM.split(';')[0]}: --force-new-cluster remakes a swarm from a manager's own copy of it`);
     if (state.role !== 'manager') throw failedPrecondition('this node is not a manager: --force-new-cluster works only on a manager, from its copy of the swarm\'s state');
     if (!state.etcd.embedded) throw failedPrecondition("this swarm keeps its state in an external etcd cluster: recover that cluster with etcd's own tools");
+    // Forcing while the others still have quorum would split the swarm in two: never without a verdict.
     const quorum = await this.roles.manager?.quorum?.check(true);
-    if (quorum && !quorum.lost) throw failedPrecondition('the swarm has a leader (its managers have quorum): --force-new-cluster is only for a swarm that lost its quorum');
+    if (!quorum) throw failedPrecondition('this manager is not running (see "swarmlet info"), so whether the swarm lost its quorum cannot be checked');
+    if (!quorum.lost) throw failedPrecondition('the swarm has a leader (its managers have quorum): --force-new-cluster is only for a swarm that lost its quorum');
     const log = this.log.child({ nodeId: state.nodeId, clusterId: state.clusterId });
     log.warn('forcing a new one-manager cluster from this manager\'s etcd data');
     await this.stopRole();
@@ -202,10 +204,15 @@ export class Membership {
       const lost = planForcedRetirements(await retryUnavailable(() => store.listNodes(), this.signal), state.nodeId);
       for (const id of lost) await retryUnavailable(() => retireManager(store, etcd, true, id, false, log), this.signal);
       log.warn({ retired: lost }, 'the other managers\' etcd members are gone; they are shown as unreachable until they come back as workers or are removed');
-    } finally {
-      // The member runs again without --force-new-cluster: a restart must never drop members that joined since.
+    } catch (err) {
+      // The node goes back to running its role as it was.
+      log.error({ err: asSwarmletError(err).message }, 'could not force a new cluster; starting the manager again as it was');
       await this.roles.stopRole();
+      await this.startRole(state).catch((e) => log.error({ err: asSwarmletError(e).message }, 'could not start the manager again; restart the daemon'));
+      throw err;
     }
+    // The member runs again without --force-new-cluster: a restart must never drop members that joined since.
+    await this.roles.stopRole();
     await this.startRole(state);
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     log.info('this manager is now the only manager of the swarm');
