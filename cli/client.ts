@@ -28,7 +28,8 @@ export function connect(opts: ConnectOptions): Clients {
   if (opts.host.startsWith('unix://')) {
     const creds = grpcJs().credentials.createInsecure();
     const control = new ControlClient(opts.host, creds);
-    const local = new LocalNodeClient(opts.host, creds);
+    const { LOCAL_API_MESSAGE_OPTIONS }: typeof import('../services/api/limits') = require('../services/api/limits');
+    const local = new LocalNodeClient(opts.host, creds, LOCAL_API_MESSAGE_OPTIONS);
     return { control, local, close: () => (control.close(), local.close()) };
   }
   if (!opts.certDir) throw invalidArgument('a tcp:// host needs --cert-dir with ca.pem, node.pem and node-key.pem');

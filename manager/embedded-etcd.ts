@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
 import { unavailable } from '../services/common/errors';
+import { corruptionIn, EtcdDataCorruptError } from './store/etcd-errors';
 import { Logger } from '../services/common/logger';
 
 export const ETCD_CLIENT_PORT = 2379;
@@ -18,6 +19,8 @@ export interface EmbeddedEtcdOptions {
   /** `name=https://ip:2380,...`; only read by etcd when its data dir is new. */
   initialCluster: string;
   initialClusterState: 'new' | 'existing';
+  /** Start as a one-member cluster from the data dir, dropping every other member (etcd's --force-new-cluster). */
+  forceNewCluster?: boolean;
   clusterToken: string;
   logFile: string;
   binary?: string;
@@ -33,13 +36,16 @@ export const ETCD_CLIENT_HOSTNAME = 'swarmlet-manager';
  * loopback only, over TLS with a manager certificate (a process on the manager's host without
  * one is refused); peers reach it on the advertise address over TLS with manager certificates.
  * The member dies with the daemon (parent-death signal), and is restarted with backoff if it
- * dies alone. Emits 'removed' when etcd says this member was removed from the cluster.
+ * dies alone. Emits 'removed' when etcd says this member was removed from the cluster, and
+ * 'corrupt' (with the error) when it refuses its data dir as damaged: then it is not restarted.
  */
 export class EmbeddedEtcd extends EventEmitter {
   private child?: ChildProcess;
   private stopping = false;
   private ready = false;
   private readonly backoff = exponentialBackoff(500, 10000);
+  /** Where in etcd's log the running member's lines begin (the log keeps earlier runs). */
+  private logStart = 0;
 
   constructor(private readonly opts: EmbeddedEtcdOptions, private readonly log: Logger) {
     super();
@@ -99,11 +105,13 @@ export class EmbeddedEtcd extends EventEmitter {
       '--heartbeat-interval', '100',
       '--election-timeout', '1000',
       '--logger', 'zap',
+      ...(o.forceNewCluster ? ['--force-new-cluster'] : []),
     ];
   }
 
   private spawnMember(): void {
     const out = fs.openSync(this.opts.logFile, 'a');
+    this.logStart = fs.fstatSync(out).size;
     // setpriv makes the kernel kill etcd when the daemon dies, however it dies.
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', this.opts.binary ?? 'etcd', ...this.args()], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
@@ -116,6 +124,13 @@ export class EmbeddedEtcd extends EventEmitter {
       if (this.child !== child) return;
       if (this.stopping || !this.ready) {
         this.log.info({ code, signal }, 'etcd member stopped');
+        return;
+      }
+      const why = corruptionIn(this.logTail());
+      if (why) {
+        const err = new EtcdDataCorruptError(path.resolve(this.opts.dataDir), why);
+        this.log.error({ code, signal }, err.message);
+        this.emit('corrupt', err);
         return;
       }
       if (this.wasRemoved()) {
@@ -132,15 +147,20 @@ export class EmbeddedEtcd extends EventEmitter {
   }
 
   private wasRemoved(): boolean {
+    return /removed from the cluster|member has already been removed|the member has been permanently removed/.test(this.logTail());
+  }
+
+  /** The last 16 KiB of what the running member wrote to etcd's log ('' if it cannot be read). */
+  private logTail(): string {
     try {
       const size = fs.statSync(this.opts.logFile).size;
       const fd = fs.openSync(this.opts.logFile, 'r');
-      const buf = Buffer.alloc(Math.min(size, 16384));
+      const buf = Buffer.alloc(Math.max(0, Math.min(size - this.logStart, 16384)));
       fs.readSync(fd, buf, 0, buf.length, size - buf.length);
       fs.closeSync(fd);
-      return /removed from the cluster|member has already been removed|the member has been permanently removed/.test(buf.toString());
+      return buf.toString();
     } catch {
-      return false;
+      return '';
     }
   }
 
@@ -156,6 +176,8 @@ export class EmbeddedEtcd extends EventEmitter {
       if (ok) return;
       await sleep(100);
     }
+    const why = corruptionIn(this.logTail());
+    if (why) throw new EtcdDataCorruptError(path.resolve(this.opts.dataDir), why);
     throw unavailable(`etcd did not start; see ${path.resolve(this.opts.logFile)}`);
   }
 }

@@ -21,6 +21,8 @@ import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
 import { hasClearSecrets } from './store/cluster-secrets';
+import { EtcdQuorum } from './store/etcd-quorum';
+import { guardQuorum } from './quorum-guard';
 
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
 export const LEADER_LEASE_SECONDS = 3;
@@ -37,6 +39,8 @@ export interface ManagerOptions {
   log: Logger;
   /** The managers' shared key for registry credentials (kept in the data dir). */
   sealKey?: SealKeySource;
+  /** The etcd peer URLs of the managers this node last knew (itself included): how quorum is judged when its own member does not answer. */
+  knownEtcdPeers?: () => string[];
 }
 
 /** The names of the services a manager adds to its node's TCP server. */
@@ -55,6 +59,8 @@ export class Manager {
   readonly snapshot: WatchedSnapshot;
   private readonly loopStore: EtcdStore;
   readonly control: ControlServer;
+  /** Whether the managers' embedded etcd has quorum (undefined with an external etcd, whose members are not managers). */
+  readonly quorum?: EtcdQuorum;
   private readonly log: Logger;
   private readonly election: Election;
   private readonly dispatcher: Dispatcher;
@@ -77,7 +83,9 @@ export class Manager {
     const leaderId = () => this.leaderId();
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
-    this.control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
+    const control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
+    if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd, opts.knownEtcdPeers);
+    this.control = this.quorum ? guardQuorum(control, this.quorum) : control;
   }
 
   /** Adds the manager's services to the node's TCP server (before it starts). */
@@ -86,7 +94,9 @@ export class Manager {
     // A certificate works only while its node is in the swarm with that role (operators: until revoked).
     const caCertPem = this.opts.tls().caCertPem;
     const asManager = (peer: PeerIdentity) => this.access.check(peer, { managerRole: true });
-    server.addService(ControlService, requireRoles(this.control, caCertPem, ['manager', 'operator'], asManager));
+    const control = requireRoles(this.control, caCertPem, ['manager', 'operator'], asManager);
+    // A caller's access is checked in etcd first: without quorum that check fails, and is named too.
+    server.addService(ControlService, this.quorum ? guardQuorum(control, this.quorum, false) : control);
     server.addService(CAService, caService({ store: this.store, log: this.opts.log, leaderId: () => this.leaderId(), sealKey: this.opts.sealKey }));
     server.addService(MembersService, requireRoles(membersService(this.store, this.opts.etcd, this.opts.nodeId, this.opts.log), caCertPem, ['manager'], asManager));
     server.addService(dispatcherServiceDefinition, this.dispatcher.service());

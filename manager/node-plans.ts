@@ -95,6 +95,9 @@ export function planNodeUpdate(node: Node, update: NodeUpdate): Node {
 export function planRoleChange(node: Node, role: NodeRole, managers: ManagerView[]): { node?: Node; message: string } {
   const name = node.description?.hostname || node.id;
   const desired = node.spec?.desiredRole ?? node.role;
+  if (role === NodeRole.NODE_ROLE_WORKER && desired === role && node.role === NodeRole.NODE_ROLE_MANAGER) {
+    return { message: `node ${name} is being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force ${name}' once it is down` };
+  }
   if (desired === role) {
     return { message: `node ${name} is already ${role === NodeRole.NODE_ROLE_MANAGER ? 'a manager' : 'a worker'}` };
   }
@@ -112,6 +115,10 @@ export function planRoleChange(node: Node, role: NodeRole, managers: ManagerView
 /** Whether `node rm` may go ahead. */
 export function planNodeRemoval(node: Node, force: boolean): void {
   const name = node.description?.hostname || node.id;
+  const demoted = node.role === NodeRole.NODE_ROLE_MANAGER && node.spec?.desiredRole === NodeRole.NODE_ROLE_WORKER;
+  // A demoted manager that is down (gone, or left behind by `swarm init --force-new-cluster`) has no etcd member any more: --force removes it, as docker's `node rm --force`.
+  if (demoted && force && node.status?.state === NodeState.NODE_STATE_DOWN) return;
+  if (demoted) throw failedPrecondition(`node ${name} is a manager being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force ${name}' once it is down`);
   if (node.role === NodeRole.NODE_ROLE_MANAGER || node.spec?.desiredRole === NodeRole.NODE_ROLE_MANAGER) {
     throw failedPrecondition(`node ${name} is a manager: demote it with 'swarmlet node demote ${name}' before removing it`);
   }

@@ -15,23 +15,37 @@ import { OperatorCertRegistry } from './store/operator-certs';
 export class PeerAccess {
   private view?: Promise<AccessView>;
   private unwatch?: () => Promise<void>;
+  private stopped = false;
   private readonly log: Logger;
 
   constructor(private readonly store: EtcdStore, private readonly operators: OperatorCertRegistry, parentLog: Logger) {
     this.log = componentLogger(parentLog, 'peer-access');
   }
 
+  /**
+   * Starts the watch in the background: a manager whose etcd member does not serve yet (restarted
+   * while the swarm has no quorum) would otherwise never finish starting, and hold up every
+   * change of its node (`swarm init --force-new-cluster` above all).
+   */
   async start(): Promise<void> {
-    try {
-      this.unwatch = await this.store.watchPrefixes([keys.nodesPrefix, keys.operatorCertsPrefix], () => {
+    this.stopped = false;
+    void this.store
+      .watchPrefixes([keys.nodesPrefix, keys.operatorCertsPrefix], () => {
         this.view = undefined;
-      });
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot watch nodes; checking callers against the store on every call');
-    }
+      })
+      .then(
+        (unwatch) => {
+          if (this.stopped) void unwatch();
+          else this.unwatch = unwatch;
+        },
+        (err) => {
+          if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'cannot watch nodes; checking callers against the store on every call');
+        },
+      );
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const unwatch = this.unwatch;
     this.unwatch = undefined;
     this.view = undefined;

@@ -31,6 +31,7 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { VERSION } from '../services/common/version';
 import { DaemonConfig } from '../services/config/config';
 import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
+import { LOCAL_API_MESSAGE_OPTIONS } from '../services/api/limits';
 import { CertificateSource, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { ControlService, LocalNodeService } from '../services/gen/swarmlet/v1/control';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
@@ -74,7 +75,7 @@ function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
  */
 export class Daemon implements NodeRoles {
   private readonly dir: NodeStateDir;
-  private readonly unixServer = new grpc.Server();
+  private readonly unixServer = new grpc.Server(LOCAL_API_MESSAGE_OPTIONS);
   private readonly controller = new AbortController();
   readonly membership: Membership;
   private etcd?: EmbeddedEtcd;
@@ -182,6 +183,10 @@ export class Daemon implements NodeRoles {
     return this.agent?.containerNetworks;
   }
 
+  get storeClient(): Etcd3 | undefined {
+    return this.etcdClient;
+  }
+
   get agentRunning(): boolean {
     return Boolean(this.agent);
   }
@@ -230,7 +235,16 @@ export class Daemon implements NodeRoles {
     this.certificate = new CertificateSource(tls);
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
-      this.manager = new Manager({ nodeId: state.nodeId, etcd: this.etcdClient!, tls: () => this.dir.readTls(), apiAddr, embeddedEtcd: state.etcd.embedded, log: this.rootLog, sealKey: () => this.dir.readSealKey() });
+      this.manager = new Manager({
+        nodeId: state.nodeId,
+        etcd: this.etcdClient!,
+        tls: () => this.dir.readTls(),
+        apiAddr,
+        embeddedEtcd: state.etcd.embedded,
+        log: this.rootLog,
+        sealKey: () => this.dir.readSealKey(),
+        knownEtcdPeers: () => (this.membership.state?.managers ?? []).map((m) => peerUrl(parseHostPort(m.addr).host)),
+      });
     }
     const agent = new Agent({
       log: this.rootLog,
@@ -297,6 +311,7 @@ export class Daemon implements NodeRoles {
           tls: this.dir.certFiles,
           initialCluster: opts.initialCluster,
           initialClusterState: opts.state,
+          forceNewCluster: opts.forceNewCluster,
           clusterToken: state.clusterId,
           logFile: this.dir.etcdLog,
           binary: this.cfg.etcdBinary,

@@ -9,6 +9,7 @@ import { unary } from '../services/api/handlers';
 import { failCall } from '../services/api/tls';
 import {
   AttachContainerNetworkRequest,
+  BackupRequest,
   ContainerEndpointInfo,
   ControlServer,
   ControlService,
@@ -22,6 +23,7 @@ import {
   LocalNodeServer,
   NetworkDetail,
   RemoveNetworkRequest,
+  RestoreRequest,
 } from '../services/gen/swarmlet/v1/control';
 import type { ContainerNetworks } from '../agent/containers/container-networks';
 import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
@@ -88,6 +90,8 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     join: unary((req: JoinRequest) => membership.serialize(() => membership.join(req))),
     leave: unary((req: LeaveRequest) => membership.serialize(() => membership.leave(req.force))),
     info: unary(() => info(node)),
+    backup: unary((req: BackupRequest) => membership.serialize(() => membership.backup(req.passphrase))),
+    restore: unary((req: RestoreRequest) => membership.serialize(() => membership.restore(req))),
     listNetworks: unary(async () => ({ networks: membership.state ? planLocalNetworks(view()) : [...planLocalNetworks(undefined), ...userNetworks(node)] })),
     getNetwork: unary(async (req: GetNetworkRequest) => (membership.state ? planLocalNetworkDetail(view(), req.network) : localNetworkDetail(node, req.network))),
     ...imageService(node.images, node.containers),
@@ -173,7 +177,9 @@ async function info(node: LocalApiNode): Promise<InfoResponse> {
     clusterSpec: undefined,
     error: '',
   };
-  if (!manager) return base;
+  if (!manager) return { ...base, error: node.membership.startFailure ?? '' };
+  const quorum = await manager.quorum?.check();
+  if (quorum?.lost) return { ...base, error: quorum.message };
   try {
     const view = await readClusterView(manager.store, () => manager.leaderId());
     const managers = view.nodes.filter((n) => n.role === NodeRole.NODE_ROLE_MANAGER);

@@ -1,5 +1,5 @@
 /** Membership's pure decisions: what a node does to match the role the cluster wants, and whom it asks. */
-import { ManagerPeer } from '../services/gen/swarmlet/v1/types';
+import { ManagerPeer, Node, NodeRole } from '../services/gen/swarmlet/v1/types';
 
 export type Role = 'manager' | 'worker';
 
@@ -27,4 +27,13 @@ export function planManagerOrder(managers: readonly ManagerPeer[], ownManagerId?
 /** Whether the dispatcher's list of managers differs from the one this node remembers ([]: says nothing). */
 export function managersChanged(known: readonly ManagerPeer[], told: readonly ManagerPeer[]): boolean {
   return told.length > 0 && JSON.stringify(told) !== JSON.stringify(known);
+}
+
+/**
+ * After `swarm init --force-new-cluster` on `selfId`: the other managers' etcd members are gone, so
+ * they are retired as a demotion would retire them (desired role worker). They stay listed as
+ * unreachable managers until they come back (and become workers) or are removed with `node rm --force`.
+ */
+export function planForcedRetirements(nodes: readonly Node[], selfId: string): string[] {
+  return nodes.filter((n) => n.id !== selfId && n.role === NodeRole.NODE_ROLE_MANAGER && n.spec?.desiredRole === NodeRole.NODE_ROLE_MANAGER).map((n) => n.id);
 }

@@ -4,25 +4,29 @@ import { DesiredNode, roleName } from '../agent/agent';
 import { readClusterView, votingManagers } from '../manager/cluster-view';
 import { peerUrl } from '../manager/embedded-etcd';
 import { Manager } from '../manager/manager';
-import { retireThroughPeer } from '../manager/members-service';
+import { retireManager, retireThroughPeer } from '../manager/members-service';
 import { planClusterSpec, planManagerRemoval } from '../manager/node-plans';
 import { EtcdStore } from '../manager/store/etcd-store';
+import { EtcdDataCorruptError } from '../manager/store/etcd-errors';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../services/common/addr';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
-import { asSwarmletError, failedPrecondition, invalidArgument, unavailable } from '../services/common/errors';
+import { asSwarmletError, failedPrecondition, internal, invalidArgument, NoLeaderError, unavailable } from '../services/common/errors';
 import { Logger } from '../services/common/logger';
 import { fromServiceError } from '../services/api/grpc-errors';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
-import { InitRequest, InitResponse, JoinRequest, JoinResponse } from '../services/gen/swarmlet/v1/control';
+import { BackupResponse, InitRequest, InitResponse, JoinRequest, JoinResponse, RestoreRequest } from '../services/gen/swarmlet/v1/control';
 import { CAClient, IssueNodeCertificateResponse, MembersClient } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState as NodeStatusState } from '../services/gen/swarmlet/v1/types';
-import { certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
+import { caDigest, certificateInfo, createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, RootCAMaterial, signCertificate } from '../services/pki/ca';
+import { checkPassphrase, openBackup, sealBackup } from '../services/pki/backup-seal';
+import { parseBackupContent, planBackupContent } from '../manager/backup-plans';
+import { dumpKeyspace, loadKeyspace } from '../manager/store/etcd-backup';
 import { planCertRenewal, renewalFraction } from '../services/pki/renewal';
 import { newSealKey } from '../services/pki/seal';
 import { formatJoinToken, parseJoinToken } from '../services/pki/tokens';
 import { isLocalAddress, pickAdvertiseAddr } from './advertise';
-import { managersChanged, planRoleTransition } from './membership-plans';
+import { managersChanged, planForcedRetirements, planRoleTransition } from './membership-plans';
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
 
@@ -40,6 +44,8 @@ const ROLE_RETRY_MS = 2000;
 export interface EtcdStart {
   initialCluster: string;
   state: 'new' | 'existing';
+  /** Start the member as a one-member cluster from its data dir (etcd's --force-new-cluster). */
+  forceNewCluster?: boolean;
 }
 
 /** What membership drives: the parts that run on this node for its role (the composition, node/daemon.ts). */
@@ -49,6 +55,8 @@ export interface NodeRoles {
   readonly manager?: Manager;
   /** Whether the agent (and so the whole role) is running. */
   readonly agentRunning: boolean;
+  /** The etcd client of this node's manager, while it runs. */
+  readonly storeClient?: Etcd3;
   /** Starts this node's etcd member (embedded etcd) and its client; returns the client. */
   startEtcd(state: NodeState, opts: EtcdStart): Promise<Etcd3>;
   /** Starts what the role needs: etcd client and manager on managers; agent and TCP server everywhere. */
@@ -82,6 +90,9 @@ export class Membership {
     private readonly signal: AbortSignal,
   ) {}
 
+  /** Why this node's role could not start and will not be tried again (a corrupt etcd data dir), for `info`. */
+  startFailure?: string;
+
   /** This node's swarm state; undefined when it is in none. */
   get state(): NodeState | undefined {
     return this.current;
@@ -103,9 +114,19 @@ export class Membership {
     const backoff = exponentialBackoff(500, 10000);
     while (!this.signal.aborted) {
       try {
-        await this.serialize(() => this.startRole(state));
+        // A transition made meanwhile (swarm init --force-new-cluster) may have started the role already.
+        await this.serialize(async () => {
+          if (!this.roles.agentRunning) await this.startRole(state);
+        });
         return;
       } catch (err) {
+        if (err instanceof EtcdDataCorruptError) {
+          // Starting again would fail the same way: say so once (in the log and in `info`), and wait for the user.
+          this.log.error({ dataDir: err.dataDir }, err.message);
+          this.startFailure = err.message;
+          await this.serialize(() => this.stopRole());
+          return;
+        }
         const delay = backoff.next();
         this.log.error({ err: asSwarmletError(err).message, delayMs: delay }, 'could not start this node; retrying');
         await this.serialize(() => this.stopRole());
@@ -115,6 +136,7 @@ export class Membership {
   }
 
   async init(req: InitRequest): Promise<InitResponse> {
+    if (req.forceNewCluster) return this.forceNewCluster();
     if (this.current) throw failedPrecondition(ALREADY_IN_SWARM);
     const advertiseAddr = req.advertiseAddr || pickAdvertiseAddr();
     checkAdvertiseAddr(advertiseAddr);
@@ -136,23 +158,8 @@ export class Membership {
       rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
       etcd: { embedded: external.length === 0, endpoints: external },
     };
-    const node: Node = {
-      id: nodeId,
-      role: NodeRole.NODE_ROLE_MANAGER,
-      spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
-      description: this.roles.description,
-      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString(), apiAddr },
-      managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
-    };
-    const state: NodeState = {
-      nodeId,
-      clusterId,
-      role: 'manager',
-      advertiseAddr,
-      listenAddr: formatHostPort(listen.host, listen.port),
-      managers: [{ nodeId, addr: apiAddr }],
-      etcd: cluster.etcd!,
-    };
+    const node = this.firstManagerNode(nodeId, advertiseAddr, apiAddr);
+    const state = firstManagerState(nodeId, clusterId, advertiseAddr, formatHostPort(listen.host, listen.port), apiAddr, cluster.etcd!);
     const log = this.log.child({ nodeId, clusterId });
     try {
       this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
@@ -169,6 +176,122 @@ export class Membership {
       await this.undo();
       throw err;
     }
+  }
+
+  /**
+   * `swarm init --force-new-cluster` on a manager of a swarm that lost quorum: its etcd member
+   * becomes a one-member cluster from its own data (etcd's --force-new-cluster), so every service,
+   * network, secret and node stays; the other managers are retired as a demotion would retire them.
+   * Workers keep their certificates and reconnect to this manager; managers can join again.
+   */
+  private async forceNewCluster(): Promise<InitResponse> {
+    const state = this.current;
+    if (!state) throw failedPrecondition(`${NOT_IN_SWARM.split(';')[0]}: --force-new-cluster remakes a swarm from a manager's own copy of it`);
+    if (state.role !== 'manager') throw failedPrecondition('this node is not a manager: --force-new-cluster works only on a manager, from its copy of the swarm\'s state');
+    if (!state.etcd.embedded) throw failedPrecondition("this swarm keeps its state in an external etcd cluster: recover that cluster with etcd's own tools");
+    // Forcing while the others still have quorum would split the swarm in two: never without a verdict.
+    const quorum = await this.roles.manager?.quorum?.check(true);
+    if (!quorum) throw failedPrecondition('this manager is not running (see "swarmlet info"), so whether the swarm lost its quorum cannot be checked');
+    if (!quorum.lost) throw failedPrecondition('the swarm has a leader (its managers have quorum): --force-new-cluster is only for a swarm that lost its quorum');
+    const log = this.log.child({ nodeId: state.nodeId, clusterId: state.clusterId });
+    log.warn('forcing a new one-manager cluster from this manager\'s etcd data');
+    await this.stopRole();
+    let cluster: Cluster | undefined;
+    try {
+      const etcd = await this.roles.startEtcd(state, { initialCluster: '', state: 'existing', forceNewCluster: true });
+      const store = new EtcdStore(etcd, undefined, () => this.dir.readSealKey());
+      cluster = await retryUnavailable(() => store.getCluster(), this.signal);
+      const lost = planForcedRetirements(await retryUnavailable(() => store.listNodes(), this.signal), state.nodeId);
+      for (const id of lost) await retryUnavailable(() => retireManager(store, etcd, true, id, false, log), this.signal);
+      log.warn({ retired: lost }, 'the other managers\' etcd members are gone; they are shown as unreachable until they come back as workers or are removed');
+    } catch (err) {
+      // The node goes back to running its role as it was.
+      log.error({ err: asSwarmletError(err).message }, 'could not force a new cluster; starting the manager again as it was');
+      await this.roles.stopRole();
+      await this.startRole(state).catch((e) => log.error({ err: asSwarmletError(e).message }, 'could not start the manager again; restart the daemon'));
+      throw err;
+    }
+    // The member runs again without --force-new-cluster: a restart must never drop members that joined since.
+    await this.roles.stopRole();
+    await this.startRole(state);
+    const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
+    log.info('this manager is now the only manager of the swarm');
+    return { nodeId: state.nodeId, clusterId: state.clusterId, workerToken: cluster?.joinTokens?.worker ?? '', managerAddr: apiAddr };
+  }
+
+  /** `swarm backup`: this manager's copy of the cluster store (every key not under a lease) and the CA, sealed with `passphrase`. */
+  async backup(passphrase: string): Promise<BackupResponse> {
+    const state = this.current;
+    if (!state) throw failedPrecondition(NOT_IN_SWARM);
+    checkPassphrase(passphrase);
+    const manager = this.roles.manager;
+    const etcd = this.roles.storeClient;
+    if (state.role !== 'manager' || !manager || !etcd) throw failedPrecondition('this node is not a running manager: run "swarmlet swarm backup" on a manager');
+    if (!state.etcd.embedded) throw failedPrecondition("this swarm keeps its state in an external etcd cluster: back that up with etcd's own tools");
+    const quorum = await manager.quorum?.check(true);
+    if (quorum?.lost) throw new NoLeaderError(quorum.message);
+    const cluster = await manager.store.getCluster();
+    const sealKey = this.dir.readSealKey();
+    if (!cluster?.rootCa?.keyPem || !sealKey) throw internal('this manager holds no root CA key or seal key to back up');
+    const { revision, kvs } = await dumpKeyspace(etcd);
+    const content = planBackupContent({ clusterId: cluster.id, createdAt: new Date(), revision, ca: { certPem: cluster.rootCa.certPem, keyPem: cluster.rootCa.keyPem }, sealKey, kvs });
+    this.log.info({ nodeId: state.nodeId, revision, keys: content.kvs.length }, 'swarm backed up');
+    return { backup: sealBackup(passphrase, Buffer.from(JSON.stringify(content))), keys: content.kvs.length };
+  }
+
+  /**
+   * `swarm restore`: on a node in no swarm, a backup becomes a one-manager swarm: a new etcd member
+   * holds every key of the backup, this node is its manager (a certificate from the backed-up CA),
+   * and the managers of the backup are retired as after --force-new-cluster. Workers rejoin with
+   * the swarm's worker token.
+   */
+  async restore(req: RestoreRequest): Promise<InitResponse> {
+    if (this.current) throw failedPrecondition(ALREADY_IN_SWARM);
+    const content = parseBackupContent(openBackup(req.passphrase, req.backup).toString('utf8'));
+    const advertiseAddr = req.advertiseAddr || pickAdvertiseAddr();
+    checkAdvertiseAddr(advertiseAddr);
+    const listen = parseHostPort(req.listenAddr || `0.0.0.0:${DEFAULT_API_PORT}`, DEFAULT_API_PORT, '--listen-addr');
+    const ca: RootCAMaterial = { certPem: content.ca.certPem, keyPem: content.ca.keyPem, digest: caDigest(content.ca.certPem) };
+    const clusterId = content.clusterId;
+    const nodeId = newRandomId();
+    const { keyPem, csrPem } = await createKeyAndCSR(nodeId);
+    const certPem = await signCertificate(ca, csrPem, { nodeId, clusterId, role: 'manager', ipAddresses: [advertiseAddr] });
+    const apiAddr = formatHostPort(advertiseAddr, listen.port);
+    const state = firstManagerState(nodeId, clusterId, advertiseAddr, formatHostPort(listen.host, listen.port), apiAddr, { embedded: true, endpoints: [] });
+    const log = this.log.child({ nodeId, clusterId });
+    try {
+      this.dir.writeTls({ caCertPem: ca.certPem, certPem, keyPem });
+      this.dir.writeSealKey(Buffer.from(content.sealKey, 'base64'));
+      const etcd = await this.roles.startEtcd(state, { initialCluster: `${nodeId}=${peerUrl(advertiseAddr)}`, state: 'new' });
+      await retryUnavailable(() => loadKeyspace(etcd, content.kvs), this.signal);
+      const store = new EtcdStore(etcd, undefined, () => this.dir.readSealKey());
+      const cluster = await store.getCluster();
+      if (!cluster) throw invalidArgument('the backup holds no cluster record');
+      await store.createNode(this.firstManagerNode(nodeId, advertiseAddr, apiAddr));
+      const lost = planForcedRetirements(await store.listNodes(), nodeId);
+      for (const id of lost) await retireManager(store, etcd, true, id, false, log);
+      this.current = state;
+      await this.startRole(state);
+      this.dir.writeState(state);
+      log.info({ advertiseAddr, apiAddr, backupOf: content.createdAt, keys: content.kvs.length, retired: lost }, 'swarm restored from a backup');
+      return { nodeId, clusterId, workerToken: cluster.joinTokens?.worker ?? '', managerAddr: apiAddr };
+    } catch (err) {
+      log.error({ err: asSwarmletError(err).message }, 'restore failed; undoing');
+      await this.undo();
+      throw err;
+    }
+  }
+
+  /** The record of a swarm's first manager (init, restore), before its agent reports. */
+  private firstManagerNode(nodeId: string, advertiseAddr: string, apiAddr: string): Node {
+    return {
+      id: nodeId,
+      role: NodeRole.NODE_ROLE_MANAGER,
+      spec: { desiredRole: NodeRole.NODE_ROLE_MANAGER, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+      description: this.roles.description,
+      status: { state: NodeStatusState.NODE_STATE_UNKNOWN, message: 'initializing', addr: advertiseAddr, updatedAt: new Date().toISOString(), apiAddr },
+      managerStatus: { addr: apiAddr, leader: false, reachability: 0 },
+    };
   }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
@@ -247,6 +370,7 @@ export class Membership {
     await this.roles.removeAllTasks(state);
     this.dir.wipe();
     this.current = undefined;
+    this.startFailure = undefined;
     log.info('left the swarm');
     return {};
   }
@@ -423,6 +547,24 @@ export class Membership {
       }
     }
     throw last;
+  }
+}
+
+/** The state of a swarm's first manager (init, restore). */
+function firstManagerState(nodeId: string, clusterId: string, advertiseAddr: string, listenAddr: string, apiAddr: string, etcd: NodeState['etcd']): NodeState {
+  return { nodeId, clusterId, role: 'manager', advertiseAddr, listenAddr, managers: [{ nodeId, addr: apiAddr }], etcd };
+}
+
+/** Runs `fn` until it succeeds or fails other than Unavailable (a member that just started elects itself within a second or two). */
+async function retryUnavailable<T>(fn: () => Promise<T>, signal: AbortSignal, timeoutMs = 15000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (const backoff = exponentialBackoff(100, 1000); ; ) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (asSwarmletError(err).kind !== 'Unavailable' || Date.now() > deadline || signal.aborted) throw err;
+      await sleep(backoff.next(), signal);
+    }
   }
 }
 

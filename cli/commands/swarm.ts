@@ -18,7 +18,7 @@ function joinInstructions(role: 'worker' | 'manager', token: string, addr: strin
 }
 
 type TimingArgs = { dispatcherHeartbeat?: string; nodeDownAfter?: string };
-type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string };
+type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?: string; etcdEndpoints?: string; forceNewCluster?: boolean };
 
 function timingOptions<T>(a: Argv<T>) {
   return a
@@ -30,18 +30,59 @@ const timings = (argv: TimingArgs) => ({
   heartbeatPeriodMs: argv.dispatcherHeartbeat === undefined ? undefined : parseDuration(argv.dispatcherHeartbeat, '--dispatcher-heartbeat'),
   nodeDownAfterMs: argv.nodeDownAfter === undefined ? undefined : parseDuration(argv.nodeDownAfter, '--node-down-after'),
 });
+type BackupArgs = GlobalArgs & { file: string; passphraseFile?: string };
+type RestoreArgs = BackupArgs & { advertiseAddr?: string; listenAddr?: string };
+
+/**
+ * A backup's passphrase: from --passphrase-file, else stdin (typed at a prompt, unechoed, or
+ * piped), never from argv where other users' `ps` would see it. One trailing newline is dropped.
+ */
+async function readPassphrase(file: string | undefined): Promise<string> {
+  const chomp = (s: string) => s.replace(/\r?\n$/, '');
+  if (file !== undefined) {
+    if (!fs.existsSync(file)) throw invalidArgument(`--passphrase-file ${file} does not exist`);
+    return chomp(fs.readFileSync(file, 'utf8'));
+  }
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return chomp(Buffer.concat(chunks).toString('utf8'));
+  }
+  const readline = await import('node:readline');
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  process.stderr.write('Passphrase: ');
+  // Typed characters are not echoed.
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
+  const line = await new Promise<string>((resolve) => rl.once('line', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return line;
+}
+
+function passphraseOption<T>(a: Argv<T>) {
+  return a.option('passphrase-file', { type: 'string', describe: 'Read the passphrase from this file (default: stdin)' });
+}
+
 type JoinArgs = GlobalArgs & { token: string; addr: string; advertiseAddr?: string; listenAddr?: string };
 
 function initBuilder(a: Argv<GlobalArgs>) {
   return timingOptions(a)
     .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
     .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' })
-    .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' });
+    .option('etcd-endpoints', { type: 'string', describe: 'Use this etcd cluster (comma-separated URLs) instead of an embedded member' })
+    // No default: yargs counts a default as given, and would refuse every --etcd-endpoints.
+    .option('force-new-cluster', { type: 'boolean', describe: 'On a manager of a swarm that lost quorum: make it the only manager, keeping the swarm\'s state and its own addresses' })
+    .conflicts('force-new-cluster', ['etcd-endpoints', 'advertise-addr', 'listen-addr', 'dispatcher-heartbeat', 'node-down-after']);
 }
 
 async function init(argv: InitArgs) {
   await withClients(argv, async (c, host) => {
-    const res = await call(local(c), local(c).init, { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean), ...timings(argv) }, host);
+    const res = await call(
+      local(c),
+      local(c).init,
+      { advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '', etcdEndpoints: (argv.etcdEndpoints ?? '').split(',').filter(Boolean), ...timings(argv), forceNewCluster: Boolean(argv.forceNewCluster) },
+      host,
+    );
     out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n\n`);
     out(joinInstructions('worker', res.workerToken, res.managerAddr));
     out(`To add a manager to this swarm, run 'swarmlet swarm join-token manager' and follow the instructions.\n`);
@@ -136,6 +177,41 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             });
           },
         )
+        .command<BackupArgs>(
+          'backup <file>',
+          "Write the swarm's state and root CA to FILE, sealed with a passphrase (run on a manager)",
+          (a) => passphraseOption(a.positional('file', { type: 'string', demandOption: true, describe: 'Where to write the backup (must not exist yet)' })),
+          async (argv) => {
+            if (fs.existsSync(argv.file)) throw invalidArgument(`${argv.file} already exists; choose another file`);
+            const passphrase = await readPassphrase(argv.passphraseFile);
+            await withClients(argv, async (c, host) => {
+              const res = await call(local(c), local(c).backup, { passphrase }, host);
+              const tmp = `${argv.file}.tmp-${process.pid}`;
+              fs.writeFileSync(tmp, res.backup, { mode: 0o600 });
+              fs.renameSync(tmp, argv.file);
+              out(`Swarm backed up to ${argv.file}: ${res.keys} keys of the cluster store and the root CA. Keep the file and its passphrase apart; with both, anyone can take the swarm over.\n`);
+            });
+          },
+        )
+        .command<RestoreArgs>(
+          'restore <file>',
+          'Make this node, in no swarm yet, the only manager of the swarm in a backup FILE',
+          (a) =>
+            passphraseOption(a.positional('file', { type: 'string', demandOption: true, describe: 'A file written by "swarmlet swarm backup"' }))
+              .option('advertise-addr', { type: 'string', describe: 'The IPv4 address other nodes reach this one at' })
+              .option('listen-addr', { type: 'string', describe: 'Where the manager API listens, IP:PORT (default 0.0.0.0:2377)' }),
+          async (argv) => {
+            if (!fs.existsSync(argv.file)) throw invalidArgument(`${argv.file} does not exist`);
+            const backup = fs.readFileSync(argv.file);
+            const passphrase = await readPassphrase(argv.passphraseFile);
+            await withClients(argv, async (c, host) => {
+              const res = await call(local(c), local(c).restore, { backup, passphrase, advertiseAddr: argv.advertiseAddr ?? '', listenAddr: argv.listenAddr ?? '' }, host);
+              out(`Swarm restored: current node (${res.nodeId}) is now its only manager.\n\n`);
+              out(joinInstructions('worker', res.workerToken, res.managerAddr));
+              out(`To add a manager to this swarm, run 'swarmlet swarm join-token manager' and follow the instructions.\n`);
+            });
+          },
+        )
         .command(
           'leave',
           'Leave the swarm',
@@ -147,7 +223,7 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
             });
           },
         )
-        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token, update, operator-cert or leave'),
+        .demandCommand(1, 'swarm needs a subcommand: init, join, join-token, update, operator-cert, backup, restore or leave'),
     );
 }
 

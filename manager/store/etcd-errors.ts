@@ -61,3 +61,32 @@ export function etcdMembershipError(err: unknown, what: string): SwarmletError {
   const message = `${what} (${textOf(err)}); try again in a few seconds`;
   return SETTLING_MEMBERSHIP.test(textOf(err)) ? new EtcdSettlingError(message, err) : unavailable(message, err);
 }
+
+/** What etcd's fatal line says when its data dir is damaged: its WAL, its snapshot or its bolt database (a damaged record also fails to decode: `proto: ...`). */
+const CORRUPT = /crc mismatch|\b(wal|walpb|snap|snappb|proto): |invalid database|file is not a database|checksum error|failed to find database snapshot|failed to recover v3 backend|unexpected EOF|corrupt/i;
+
+/** The reason etcd gave for refusing its data dir, from the last lines of its log (zap JSON), if that reason is damage. */
+export function corruptionIn(logTail: string): string | undefined {
+  const fatal = logTail.split('\n').reverse().find((l) => /"level":"(fatal|panic)"/.test(l));
+  if (!fatal) return undefined;
+  let why: string;
+  try {
+    const line = JSON.parse(fatal) as { msg?: string; error?: string };
+    why = line.error ?? line.msg ?? '';
+  } catch {
+    why = fatal;
+  }
+  return CORRUPT.test(why) ? why : undefined;
+}
+
+/** A manager's etcd member refuses its damaged data dir: one line naming the dir and the way back. Kind FailedPrecondition; starting again will not help. */
+export class EtcdDataCorruptError extends SwarmletError {
+  constructor(readonly dataDir: string, why: string) {
+    super(
+      'FailedPrecondition',
+      `etcd's data dir ${dataDir} is corrupt (${why}), so this manager cannot start: if the swarm has other managers, run "swarmlet swarm leave --force" here and join again with the manager token; ` +
+        'if this was the last manager, restore a backup on a fresh node with "swarmlet swarm restore FILE"',
+    );
+    this.name = 'EtcdDataCorruptError';
+  }
+}

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { ErrorKind, SwarmletError, asSwarmletError } from '../common/errors';
+import { ErrorKind, NoLeaderError, SwarmletError, asSwarmletError } from '../common/errors';
 
 const kindToCode: Record<ErrorKind, grpc.status> = {
   InvalidArgument: grpc.status.INVALID_ARGUMENT,
@@ -20,10 +20,18 @@ const codeToKind = new Map<grpc.status, ErrorKind>([
   [grpc.status.CANCELLED, 'Unavailable'],
 ]);
 
+/** The trailer that marks an UNAVAILABLE as the swarm's lost quorum (NoLeaderError), whose message needs nothing added. */
+const NO_LEADER_TRAILER = 'swarmlet-no-leader';
+
 /** Server side: any error thrown by a handler becomes a gRPC status with a user-readable message. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   const e = asSwarmletError(err);
-  return { code: kindToCode[e.kind], details: e.message, message: e.message };
+  const status: Partial<grpc.ServiceError> = { code: kindToCode[e.kind], details: e.message, message: e.message };
+  if (e instanceof NoLeaderError) {
+    status.metadata = new grpc.Metadata();
+    status.metadata.set(NO_LEADER_TRAILER, '1');
+  }
+  return status;
 }
 
 /** Client side: a gRPC failure becomes a SwarmletError of the matching kind. */
@@ -32,6 +40,7 @@ export function fromServiceError(err: unknown, what = 'request'): SwarmletError 
   if (typeof e?.code !== 'number') return asSwarmletError(err);
   const kind = codeToKind.get(e.code) ?? 'Internal';
   const details = e.details || e.message || 'unknown error';
+  if (e.code === grpc.status.UNAVAILABLE && e.metadata?.get(NO_LEADER_TRAILER)[0] === '1') return new NoLeaderError(details, err);
   if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
     return new SwarmletError(kind, `${what} failed: ${details}`, { cause: err });
   }

@@ -26,3 +26,11 @@ export function asSwarmletError(err: unknown, fallbackKind: ErrorKind = 'Interna
   const message = err instanceof Error ? err.message : String(err);
   return new SwarmletError(fallbackKind, message, { cause: err });
 }
+
+/** The swarm has no leader because too few managers are online (quorum lost): kind Unavailable, with a message whole for a user. */
+export class NoLeaderError extends SwarmletError {
+  constructor(message: string, cause?: unknown) {
+    super('Unavailable', message, { cause });
+    this.name = 'NoLeaderError';
+  }
+}

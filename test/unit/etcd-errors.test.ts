@@ -1,5 +1,5 @@
 import { EtcdError, GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCUnavailableError } from 'etcd3';
-import { EtcdSettlingError, etcdMembershipError, etcdRequestError, etcdUnavailable } from '../../manager/store/etcd-errors';
+import { corruptionIn, EtcdSettlingError, etcdMembershipError, etcdRequestError, etcdUnavailable } from '../../manager/store/etcd-errors';
 import { conflict, SwarmletError } from '../../services/common/errors';
 
 describe('etcd client errors become SwarmletErrors once, at the store', () => {
@@ -37,5 +37,26 @@ describe('etcd client errors become SwarmletErrors once, at the store', () => {
     const own = conflict('a service named web already exists');
     expect(etcdRequestError(own)).toBe(own);
     expect(etcdUnavailable(own)).toBe(own);
+  });
+});
+
+describe('corruptionIn', () => {
+  const line = (level: string, msg: string, error?: string) => JSON.stringify({ level, ts: '2026-12-05T03:37:51.492Z', msg, ...(error && { error }) });
+
+  test.each([
+    ['walpb: crc mismatch', line('fatal', 'discovery failed', 'walpb: crc mismatch')],
+    ['proto: integer overflow', line('fatal', 'discovery failed', 'proto: integer overflow')],
+    ['invalid database', line('panic', 'failed to open database', 'invalid database')],
+    ['failed to find database snapshot file (snap: snapshot file doesn\'t exist)', line('fatal', 'failed to find database snapshot file (snap: snapshot file doesn\'t exist)')],
+  ])('names %s as damage', (why, fatal) => {
+    expect(corruptionIn([line('info', 'starting an etcd server'), fatal, ''].join('\n'))).toBe(why);
+  });
+
+  test.each([
+    ['no fatal line', [line('info', 'ready to serve client requests'), line('warn', 'lost the TCP streaming connection with remote peer')].join('\n')],
+    ['a fatal line that is not damage', line('fatal', 'listen tcp 127.0.0.1:2379: bind: address already in use')],
+    ['an empty log', ''],
+  ])('says nothing for %s', (_what, tail) => {
+    expect(corruptionIn(tail)).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
-import { managersChanged, planManagerOrder, planRoleTransition, Role, RoleTransition } from '../../node/membership-plans';
+import { managersChanged, planForcedRetirements, planManagerOrder, planRoleTransition, Role, RoleTransition } from '../../node/membership-plans';
+import { Node, NodeAvailability, NodeRole } from '../../services/gen/swarmlet/v1/types';
 
 describe('planRoleTransition', () => {
   test.each<[Role, Role, string, RoleTransition]>([
@@ -42,5 +43,27 @@ describe('managersChanged', () => {
     [[a], [], false],
   ])('%j told %j: %s', (known, told, want) => {
     expect(managersChanged(known, told)).toBe(want);
+  });
+});
+
+describe('planForcedRetirements', () => {
+  const node = (id: string, role: NodeRole, desiredRole = role): Node => ({
+    id,
+    role,
+    spec: { desiredRole, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
+  });
+  const M = NodeRole.NODE_ROLE_MANAGER;
+  const W = NodeRole.NODE_ROLE_WORKER;
+
+  test('retires every other manager that still votes, and no worker', () => {
+    expect(planForcedRetirements([node('self', M), node('m2', M), node('m3', M), node('w1', W)], 'self')).toEqual(['m2', 'm3']);
+  });
+
+  test('a manager already being demoted, or a worker being promoted, is left as it is', () => {
+    expect(planForcedRetirements([node('self', M), node('m2', M, W), node('w1', W, M)], 'self')).toEqual([]);
+  });
+
+  test('a swarm of one manager retires no one', () => {
+    expect(planForcedRetirements([node('self', M)], 'self')).toEqual([]);
   });
 });

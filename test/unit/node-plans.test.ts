@@ -292,6 +292,13 @@ describe('planRoleChange', () => {
     expect(err.message).toMatch(/cannot promote node w1: only 1 of 3 managers are reachable/);
   });
 
+  test('demoting a manager whose demotion is under way (or left by --force-new-cluster) says how it ends', () => {
+    const n = node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN });
+    expect(planRoleChange(n, NodeRole.NODE_ROLE_WORKER, [])).toEqual({
+      message: "node m1 is being demoted: it becomes a worker when it next connects; if it is gone for good, remove it with 'swarmlet node rm --force m1' once it is down",
+    });
+  });
+
   test('a node without a hostname is named by its id', () => {
     const n = { ...worker('w1'), description: undefined };
     expect(planRoleChange(n, NodeRole.NODE_ROLE_WORKER, []).message).toBe('node w1 is already a worker');
@@ -304,6 +311,7 @@ describe('planNodeRemoval', () => {
     ['a worker in an unknown state', node('w1', { state: NodeState.NODE_STATE_UNKNOWN }), false],
     ['a ready worker, forced', node('w1', { state: NodeState.NODE_STATE_READY }), true],
     ['a down worker, forced', node('w1', { state: NodeState.NODE_STATE_DOWN }), true],
+    ['a down manager whose demotion cannot finish, forced', node('m1', { role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN }), true],
   ])('allows %s', (_what, n, force) => {
     expect(() => planNodeRemoval(n, force)).not.toThrow();
   });
@@ -311,6 +319,8 @@ describe('planNodeRemoval', () => {
   test.each<[string, Node, boolean, RegExp]>([
     ['a manager', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), false, /node m1 is a manager: demote it with 'swarmlet node demote m1'/],
     ['a manager, even forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), true, /is a manager/],
+    ['a down manager being demoted, not forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_DOWN }), false, /node m1 is a manager being demoted.*node rm --force m1/],
+    ['a ready manager being demoted, forced', node('m1', { hostname: 'm1', role: NodeRole.NODE_ROLE_MANAGER, desiredRole: NodeRole.NODE_ROLE_WORKER, state: NodeState.NODE_STATE_READY }), true, /node m1 is a manager being demoted/],
     ['a worker being promoted', node('w1', { hostname: 'w1', desiredRole: NodeRole.NODE_ROLE_MANAGER, state: NodeState.NODE_STATE_DOWN }), true, /node w1 is a manager/],
     ['a ready worker', node('w1', { hostname: 'w1', state: NodeState.NODE_STATE_READY }), false, /node w1 is not down and can't be removed; stop it first, or use --force/],
   ])('refuses %s', (_what, n, force, message) => {
