@@ -33,6 +33,7 @@ import { Etcd3 } from 'etcd3';
 import { SwarmletError } from '../services/common/errors';
 import { createRootLogger } from '../services/common/logger';
 import { callUnary } from '../services/api/handlers';
+import { applySessionDelta } from '../services/api/session-delta';
 import { CertificateSource, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
 import { formatJoinToken } from '../services/pki/tokens';
@@ -622,7 +623,8 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
       if (signal.aborted) return;
       let over = false;
       let heartbeat: NodeJS.Timeout | undefined;
-      const stream = client.session({ description: description(creds.nodeId), advertiseAddr: '', apiAddr: '' });
+      const stream = client.session({ description: description(creds.nodeId), advertiseAddr: '', apiAddr: '', acceptsDeltas: true });
+      let last: SessionMessage | undefined;
       const end = (why: string) => {
         if (over) return;
         over = true;
@@ -651,7 +653,16 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
           );
         }, periodMs);
       };
-      stream.on('data', (msg: SessionMessage) => {
+      stream.on('data', (delta: SessionMessage) => {
+        // As the agent does (agent/session.ts): a delta applied to the whole message before it.
+        let msg: SessionMessage;
+        try {
+          msg = applySessionDelta(last, delta);
+        } catch (err) {
+          end(`session: ${(err as Error).message}`);
+          return;
+        }
+        last = msg;
         if (!sessionId) {
           sessionId = msg.sessionId;
           status.sessions++;

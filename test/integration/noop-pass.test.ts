@@ -86,7 +86,7 @@ test('a pass woken by a change that needs no write reads nothing from etcd', asy
   // The worker's session: what the dispatcher sends it shows its pass ran.
   client = new DispatcherClient(apiAddr, managerClientCredentials(ca.certPem, worker), managerChannelOptions);
   const messages: SessionMessage[] = [];
-  const stream = client.session({ description: undefined, advertiseAddr: '', apiAddr: '' });
+  const stream = client.session({ description: undefined, advertiseAddr: '', apiAddr: '', acceptsDeltas: false });
   stream.on('data', (msg: SessionMessage) => messages.push(msg));
   stream.on('error', () => undefined);
   await waitFor('the session to open', async () => messages.length > 0);
