@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { Semaphore } from 'async-mutex';
-import { notFound, unavailable } from '../services/common/errors';
+import { notFound, SwarmletError, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
@@ -184,19 +184,24 @@ export class Dispatcher {
     this.spec = cluster?.spec;
     this.rootCaPem = cluster?.rootCa?.certPem;
     const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
-    const node = await this.store.getNode(peer.nodeId);
+    const req = stream.request;
+    // One read of the node, for whether it is still in the swarm and for what the agent says of it.
+    const node = await this.store
+      .mutateNode(peer.nodeId, (n) => {
+        const addr = req.advertiseAddr || n.status?.addr || '';
+        const apiAddr = req.apiAddr || n.status?.apiAddr || '';
+        if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
+        return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
+      })
+      .catch((err) => {
+        if (err instanceof SwarmletError && err.kind === 'NotFound') return undefined;
+        throw err;
+      });
     if (!node) {
       this.log.info({ nodeId: peer.nodeId }, 'session refused: node removed');
       endServerStream(stream, nodeRemovedStatus());
       return;
     }
-    const req = stream.request;
-    await this.store.mutateNode(node.id, (n) => {
-      const addr = req.advertiseAddr || n.status?.addr || '';
-      const apiAddr = req.apiAddr || n.status?.apiAddr || '';
-      if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
-      return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
-    });
     // The node lists the containers it still has: attachments of the others go.
     if (req.containers) await this.attachments.reconcileNode(node.id, req.containers.containerIds);
     const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, deltas: req.acceptsDeltas };
