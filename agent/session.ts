@@ -6,6 +6,7 @@ import { isNodeRemoved } from '../services/api/grpc-errors';
 import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
+import { applySessionDelta } from '../services/api/session-delta';
 import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { ContainerHostPort, ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
@@ -29,7 +30,8 @@ export interface AgentSessionOptions {
 /**
  * The agent's side of the dispatcher: one session with one manager at a time. Heartbeats go
  * up every period; if one fails, or the stream ends, the agent moves on to the next manager.
- * Emits 'message' (SessionMessage) and 'removed' (this node was removed from the swarm).
+ * Emits 'message' (SessionMessage, always whole: deltas are applied here) and 'removed' (this node
+ * was removed from the swarm).
  */
 export class AgentSession extends EventEmitter {
   private readonly log: Logger;
@@ -133,7 +135,9 @@ export class AgentSession extends EventEmitter {
         signal.addEventListener('abort', onAbort, { once: true });
         const containers = this.opts.containerIds ? { containerIds: this.opts.containerIds() } : undefined;
         const description = { ...this.opts.description, containerPorts: this.opts.containerPorts?.() ?? this.opts.description.containerPorts };
-        const stream = client.session({ description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers });
+        const stream = client.session({ description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers, acceptsDeltas: true });
+        /** The whole message the session's last one stood for: what its next delta applies to. */
+        let last: SessionMessage | undefined;
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {
@@ -145,7 +149,15 @@ export class AgentSession extends EventEmitter {
           }, periodMs);
           heartbeat.unref();
         };
-        stream.on('data', (msg: SessionMessage) => {
+        stream.on('data', (delta: SessionMessage) => {
+          let msg: SessionMessage;
+          try {
+            msg = applySessionDelta(last, delta);
+          } catch (err) {
+            finish(healthy ? 'healthy' : 'failed', (err as Error).message);
+            return;
+          }
+          last = msg;
           if (!healthy) {
             healthy = true;
             clearTimeout(firstMessage);

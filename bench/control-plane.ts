@@ -4,7 +4,7 @@
  * simulated nodes and 30,000 tasks in 300 services of 100 replicas.
  *
  *   npm run bench:control-plane                     (builds, then runs in scripts/sandbox.sh)
- *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE]
+ *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE]
  *
  * This process is the leader: a `Manager` on a loopback gRPC server with the manager's mTLS
  * credentials, its etcd client counting what it reads (a gRPC interceptor sums the key and value
@@ -26,12 +26,14 @@ import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Session as InspectorSession } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { SwarmletError } from '../services/common/errors';
 import { createRootLogger } from '../services/common/logger';
 import { callUnary } from '../services/api/handlers';
+import { applySessionDelta } from '../services/api/session-delta';
 import { CertificateSource, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
 import { formatJoinToken } from '../services/pki/tokens';
@@ -61,17 +63,19 @@ interface Options {
   nodes: number;
   timeoutMs: number;
   logFile: string;
+  /** Where the leader's CPU profile (first create to all assigned) goes, if anywhere. */
+  cpuProfile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE]');
+  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE]');
   const tasks = positiveInteger('--tasks', Number(flags.get('--tasks') ?? 30000));
   const nodes = positiveInteger('--nodes', Number(flags.get('--nodes') ?? 1000));
   const timeoutS = Number(flags.get('--timeout') ?? 0);
   if (timeoutS !== 0 && !(timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${timeoutS}`);
   // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
   const timeoutMs = timeoutS ? timeoutS * 1000 : Math.max(120000, tasks * 20);
-  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`) };
+  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile') };
 }
 
 // ---- what the agents process reports ------------------------------------------------------------
@@ -165,6 +169,7 @@ interface Figures {
   /** The leader's CPU time (user + system), from the first create to when it saw every task assigned; a figure the other load on the machine changes little. */
   cpuToAssignedMs?: number;
   rssEnd: number;
+  memoryAtPeak?: NodeJS.MemoryUsage;
   noop?: { reads: ReadCounts; quiet: boolean };
   /** From the manager's log: times it stopped leading, failed loop passes and the last one's reason. */
   leadershipLost?: number;
@@ -206,7 +211,14 @@ async function runLeader(opts: Options): Promise<void> {
   let control: ControlClient | undefined;
   let rssPeak = 0;
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 250);
+  /** process.memoryUsage() near the RSS peak (taken again only when the RSS grew 2% past it): what the peak was made of. */
+  let atPeak: NodeJS.MemoryUsage | undefined;
+  // memoryUsage() costs milliseconds with a large heap (it was 1% of the leader's CPU): the RSS alone is sampled.
+  const rssTimer = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    rssPeak = Math.max(rssPeak, rss);
+    if (!atPeak || rss > atPeak.rss * 1.02) atPeak = process.memoryUsage();
+  }, 250);
   try {
     // The cluster, its CA and the manager's node, as `swarmlet swarm init` makes them.
     const clusterId = newRandomId();
@@ -323,6 +335,7 @@ async function runLeader(opts: Options): Promise<void> {
     control = new ControlClient(apiAddr, managerClientCredentials(ca.certPem, tls), managerChannelOptions);
     const c = control;
     const figures: Figures = { created: 0, timedOut: false, createErrors: 0, rssPeak: 0, rssEnd: 0, setup: setupFigure };
+    const profiler = opts.cpuProfile ? await startCpuProfile() : undefined;
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     loopDelay.enable();
@@ -365,6 +378,7 @@ async function runLeader(opts: Options): Promise<void> {
       if (s.allAssignedAt && figures.cpuToAssignedMs === undefined) {
         const used = process.cpuUsage(cpu0);
         figures.cpuToAssignedMs = (used.user + used.system) / 1000;
+        if (profiler) await profiler.stopInto(opts.cpuProfile!);
       }
       if (s.allRunningAt) break;
       if (figures.limit && Date.now() - lastProgressAt > STALL_AFTER_LIMIT_MS) break;
@@ -385,6 +399,7 @@ async function runLeader(opts: Options): Promise<void> {
     figures.loopDelayMs = { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     figures.rssEnd = process.memoryUsage().rss;
     figures.rssPeak = Math.max(rssPeak, figures.rssEnd);
+    figures.memoryAtPeak = atPeak;
 
     // One no-op pass: an unchanged write of a node key wakes every loop, and none has anything to do.
     progress('measuring a no-op pass');
@@ -462,6 +477,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     'Times run from the first CreateService to the moment the tasks watch (a separate etcd client) saw the last task stored as assigned (running).',
     "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes.",
     "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
+    f.memoryAtPeak ? `At the RSS peak: JS heap ${mib(f.memoryAtPeak.heapUsed)} used of ${mib(f.memoryAtPeak.heapTotal)}, external ${mib(f.memoryAtPeak.external)} (array buffers ${mib(f.memoryAtPeak.arrayBuffers)}).` : '',
     "No-op pass: the key and value bytes of the KV replies to the manager's etcd client (counted by a gRPC interceptor) from one unchanged write of a node key until its KV calls were quiet for 1 s; watch events (the write itself, to each watching loop) are shown apart.",
     `Sessions failed (and opened again): ${s.sessionFailures}; status reports refused: ${s.failedReports}${s.lastError ? ` (last: ${s.lastError})` : ''}.`,
     s.sessionFailures ? `Why sessions failed (most often first): ${Object.entries(s.failureReasons).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([why, n]) => `${n} x ${why}`).join('; ')}.` : '',
@@ -469,6 +485,28 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     `The manager lost its leadership ${f.leadershipLost ?? 0} times; loop passes failed ${f.failedPasses ?? 0} times${f.lastFailure ? ` (last: ${f.lastFailure})` : ''}.`,
   ].filter(Boolean);
   return renderReport(`bench:control-plane: ${opts.tasks} tasks, ${opts.nodes} nodes`, ['figure', 'measured', 'reference (same run)', 'target'], cells, [0, 1, 2], notes);
+}
+
+/** A CPU profile of this process (the leader) from now until `stopInto` writes it as a .cpuprofile file. */
+async function startCpuProfile(): Promise<{ stopInto: (file: string) => Promise<void> }> {
+  const session = new InspectorSession();
+  session.connect();
+  const post = <T>(method: string, params?: object) =>
+    new Promise<T>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 1000 });
+  await post('Profiler.start');
+  let stopped = false;
+  return {
+    stopInto: async (file: string) => {
+      if (stopped) return;
+      stopped = true;
+      const { profile } = await post<{ profile: object }>('Profiler.stop');
+      session.disconnect();
+      fs.writeFileSync(file, JSON.stringify(profile));
+      progress(`the leader's CPU profile, first create to all assigned, is in ${file}`);
+    },
+  };
 }
 
 // ---- the simulated nodes (the child process) ----------------------------------------------------
@@ -587,7 +625,8 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
       if (signal.aborted) return;
       let over = false;
       let heartbeat: NodeJS.Timeout | undefined;
-      const stream = client.session({ description: description(creds.nodeId), advertiseAddr: '', apiAddr: '' });
+      const stream = client.session({ description: description(creds.nodeId), advertiseAddr: '', apiAddr: '', acceptsDeltas: true });
+      let last: SessionMessage | undefined;
       const end = (why: string) => {
         if (over) return;
         over = true;
@@ -616,7 +655,16 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
           );
         }, periodMs);
       };
-      stream.on('data', (msg: SessionMessage) => {
+      stream.on('data', (delta: SessionMessage) => {
+        // As the agent does (agent/session.ts): a delta applied to the whole message before it.
+        let msg: SessionMessage;
+        try {
+          msg = applySessionDelta(last, delta);
+        } catch (err) {
+          end(`session: ${(err as Error).message}`);
+          return;
+        }
+        last = msg;
         if (!sessionId) {
           sessionId = msg.sessionId;
           status.sessions++;

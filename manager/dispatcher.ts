@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Semaphore } from 'async-mutex';
-import { notFound, unavailable } from '../services/common/errors';
+import { notFound, SwarmletError, unavailable } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
@@ -15,6 +14,7 @@ import { SessionPlan } from './session-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
+import { SentState, SessionWire } from './session-wire';
 import { HeartbeatLease, Store } from './store/store';
 import { keys } from './store/keys';
 
@@ -26,8 +26,10 @@ interface Session {
   /** The lease renewal under way, if any (one at a time per session). */
   renewing?: Promise<void>;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
-  /** A digest of the last message sent, and the signature of what it was made from. */
-  lastSent: string;
+  /** The agent takes deltas after the first message (SessionRequest.acceptsDeltas). */
+  deltas: boolean;
+  /** What the session was last sent, and the signature of what that was made from. */
+  sent?: SentState;
   lastSignature?: string;
 }
 
@@ -52,7 +54,7 @@ const SESSIONS_PER_TURN = 64;
 
 /**
  * The Dispatcher service as a manager serves it: a session message may go down already encoded
- * (sendAll encodes each message once, for its digest and for the wire).
+ * (sendAll encodes it part by part, SessionWire).
  */
 export const dispatcherServiceDefinition = {
   ...DispatcherService,
@@ -83,6 +85,7 @@ export class Dispatcher {
   /** The cluster's root certificate, as read when a session opened (what node certificates are checked against). */
   private rootCaPem?: string;
   private readonly sessionSetups = new Semaphore(SESSION_SETUPS_IN_FLIGHT);
+  private readonly wire = new SessionWire();
 
   constructor(
     private readonly store: Store,
@@ -182,22 +185,27 @@ export class Dispatcher {
     this.spec = cluster?.spec;
     this.rootCaPem = cluster?.rootCa?.certPem;
     const peer = requirePeer(stream, cluster!.rootCa!.certPem, ['manager', 'worker']);
-    const node = await this.store.getNode(peer.nodeId);
+    const req = stream.request;
+    // One read of the node, for whether it is still in the swarm and for what the agent says of it.
+    const node = await this.store
+      .mutateNode(peer.nodeId, (n) => {
+        const addr = req.advertiseAddr || n.status?.addr || '';
+        const apiAddr = req.apiAddr || n.status?.apiAddr || '';
+        if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
+        return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
+      })
+      .catch((err) => {
+        if (err instanceof SwarmletError && err.kind === 'NotFound') return undefined;
+        throw err;
+      });
     if (!node) {
       this.log.info({ nodeId: peer.nodeId }, 'session refused: node removed');
       endServerStream(stream, nodeRemovedStatus());
       return;
     }
-    const req = stream.request;
-    await this.store.mutateNode(node.id, (n) => {
-      const addr = req.advertiseAddr || n.status?.addr || '';
-      const apiAddr = req.apiAddr || n.status?.apiAddr || '';
-      if (JSON.stringify(n.description) === JSON.stringify(req.description) && n.status?.addr === addr && n.status?.apiAddr === apiAddr) return undefined;
-      return { ...n, description: req.description ?? n.description, status: { ...n.status!, addr, apiAddr } };
-    });
     // The node lists the containers it still has: attachments of the others go.
     if (req.containers) await this.attachments.reconcileNode(node.id, req.containers.containerIds);
-    const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, lastSent: '' };
+    const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, deltas: req.acceptsDeltas };
     await this.attachLease(session);
     for (const old of this.sessions.values()) {
       if (old.nodeId === node.id) this.endSession(old, sessionEnd(grpc.status.ABORTED, 'replaced by a newer session of the same node'));
@@ -258,6 +266,7 @@ export class Dispatcher {
     const [view, tasks, networks, services, secrets, configs] = await Promise.all([readClusterView(this.store, this.leaderId), this.store.listTasks(), this.store.listNetworks(), this.store.listServices(), this.store.listFileObjects('secret'), this.store.listFileObjects('config')]);
     this.spec = view.cluster.spec;
     const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log), (assigned) => taskFileValues(assigned, secrets, configs, this.sealKey, this.log));
+    this.wire.newPass();
     let seen = 0;
     for (const session of [...this.sessions.values()]) {
       // A pass over a thousand sessions must not hold up their heartbeats: other callbacks run now and then.
@@ -271,14 +280,11 @@ export class Dispatcher {
       const signature = plan.signature(session.nodeId);
       if (signature !== undefined && signature === session.lastSignature) continue;
       session.lastSignature = signature;
-      const msg: SessionMessage = { sessionId: session.id, ...plan.message(session.nodeId) };
-      // What was sent is kept as a digest: a node's message can be large (every peer of its overlays).
-      // It is encoded once, for the digest and for the wire (dispatcherServiceDefinition).
-      const bytes = SessionMessage.encode(msg).finish();
-      const digest = createHash('sha256').update(bytes).digest('base64');
-      if (digest === session.lastSent) continue;
-      session.lastSent = digest;
-      session.stream.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      // Encoded here, part by part, and sent as bytes (dispatcherServiceDefinition): whole, or what changed.
+      const next = this.wire.message(session.id, plan.message(session.nodeId), plan.taskVersions(session.nodeId), session.sent, session.deltas);
+      if (!next) continue;
+      session.sent = next.sent;
+      session.stream.write(Buffer.from(next.bytes.buffer, next.bytes.byteOffset, next.bytes.byteLength));
     }
   }
 }

@@ -24,6 +24,20 @@ import { hasClearSecrets } from './store/cluster-secrets';
 import { EtcdQuorum } from './store/etcd-quorum';
 import { guardQuorum } from './quorum-guard';
 
+/**
+ * Resolves with what `start` resolves (or undefined once `signal` aborts), and then leaves no
+ * listener on `signal`: the manager's signal lives as long as the manager, through many leases
+ * and campaigns.
+ */
+function untilAborted<T = void>(signal: AbortSignal, start: (resolve: (value: T) => void) => void): Promise<T | undefined> {
+  let onAbort: () => void = () => undefined;
+  return new Promise<T | undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    start(resolve);
+  }).finally(() => signal.removeEventListener('abort', onAbort));
+}
+
 /** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
 export const LEADER_LEASE_SECONDS = 3;
 
@@ -150,10 +164,7 @@ export class Manager {
       try {
         await this.store.putLeased(keys.manager(this.opts.nodeId), this.opts.apiAddr, lease);
         backoff.reset();
-        await new Promise<void>((resolve) => {
-          lease.once('lost', () => resolve());
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        await untilAborted(signal, (resolve) => lease.once('lost', () => resolve()));
         if (!signal.aborted) this.log.warn('presence lease lost; granting a new one');
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not write presence; retrying');
@@ -170,10 +181,9 @@ export class Manager {
       this.campaign = campaign;
       let over = false;
       let deposed: () => void = () => undefined;
-      const failed = new Promise<Error | undefined>((resolve) => {
+      const failed = untilAborted<Error>(signal, (resolve) => {
         campaign.on('error', (err: Error) => resolve(err));
         deposed = () => resolve(new Error('this manager no longer holds the leadership it was elected with'));
-        signal.addEventListener('abort', () => resolve(undefined), { once: true });
       });
       campaign.on('elected', () => {
         // etcd3 emits 'elected' even after the campaign was resigned or lost: such a campaign never leads.
@@ -225,8 +235,12 @@ export class Manager {
     ];
     for (const loop of this.leaderLoops) loop.start(signal);
     const raft = new AbortController();
-    this.stopRaftWatch = () => raft.abort();
-    signal.addEventListener('abort', () => raft.abort(), { once: true });
+    const onAbort = () => raft.abort();
+    this.stopRaftWatch = () => {
+      signal.removeEventListener('abort', onAbort);
+      raft.abort();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     if (this.opts.embeddedEtcd) void keepRaftLeaderElsewhere(this.opts.etcd, this.store, this.log, raft.signal);
   }
 

@@ -7,6 +7,7 @@
  */
 import { SessionMessage, TaskCredential, TaskFileValue } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Network, Node, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { byTaskId } from '../services/api/session-delta';
 import { managerPeers } from './cluster-view';
 import { EndpointsIndex } from './network/endpoints';
 import { ingressNetwork } from './network/network-spec';
@@ -126,10 +127,7 @@ export class SessionPlan {
   message(nodeId: string): NodeMessage {
     const node = this.nodeById.get(nodeId)!;
     const shared = this.sharedParts();
-    const assigned = (this.tasksOfNode.get(nodeId) ?? [])
-      .filter((t) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED)
-      .map((t) => ({ ...t, meta: undefined }))
-      .sort((a, b) => a.id.localeCompare(b.id));
+    const assigned = this.assigned(nodeId).map((t) => ({ ...t, meta: undefined }));
     const endpoints = shared.endpoints.forNode(nodeId);
     return {
       node: { ...node, meta: undefined },
@@ -144,6 +142,15 @@ export class SessionPlan {
       vteps: shared.vteps,
       fileValues: this.fileValuesOf(assigned),
     };
+  }
+
+  /** The stored version of each task in the node's message (none for a task without one): a task at the same version is the same task. */
+  taskVersions(nodeId: string): Map<string, number | undefined> {
+    return new Map(this.assigned(nodeId).map((t) => [t.id, t.meta?.version || undefined]));
+  }
+
+  private assigned(nodeId: string): Task[] {
+    return (this.tasksOfNode.get(nodeId) ?? []).filter((t) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED).sort(byTaskId);
   }
 
   private sharedParts(): NonNullable<SessionPlan['shared']> {

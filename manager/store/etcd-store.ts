@@ -678,7 +678,8 @@ export class EtcdStore implements Store {
     this.fits(key, value);
     const res = await this.guard(this.when(key, 'Mod', '==', version).then(this.client.put(key).value(value)).commit());
     if (!res.succeeded) throw new SwarmletError('Retryable', `${key.slice(ROOT.length)} changed since it was read (version ${version}); try again`);
-    return (await this.read(key, codec))!;
+    // What was written, at its write's revision (a put's mod revision is its transaction's): no read back.
+    return this.decode({ value: Buffer.from(value), mod_revision: res.header.revision } as IKeyValue, codec);
   }
 
   private encode<T extends Versioned>(obj: T, codec: Codec<T>, creating: boolean): string {

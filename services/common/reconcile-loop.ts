@@ -53,11 +53,13 @@ export class ReconcileLoop {
   start(parent?: AbortSignal): void {
     const controller = new AbortController();
     this.controller = controller;
-    parent?.addEventListener('abort', () => {
+    const onAbort = () => {
       controller.abort();
       this.wake?.();
-    }, { once: true });
-    this.done = this.run(controller.signal);
+    };
+    parent?.addEventListener('abort', onAbort, { once: true });
+    // Once the loop has ended, the parent (a manager's, whose leadership comes and goes) keeps no listener of it.
+    this.done = this.run(controller.signal).finally(() => parent?.removeEventListener('abort', onAbort));
   }
 
   async stop(): Promise<void> {

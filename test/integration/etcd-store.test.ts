@@ -154,6 +154,26 @@ describe('nodes', () => {
     expect(await modRevision(keys.node('n1'))).toBe(revBefore);
   });
 
+  test('an update returns the node as written, at its revision, without reading it back from etcd', async () => {
+    let ranges = 0;
+    const counting: grpc.Interceptor = (options, nextCall) => {
+      if (options.method_definition.path === '/etcdserverpb.KV/Range') ranges++;
+      return new grpc.InterceptingCall(nextCall(options));
+    };
+    const client = fixtureClient([etcd.endpoint], { interceptors: [counting] } as Parameters<typeof fixtureClient>[1]);
+    try {
+      const s = new EtcdStore(client, () => clock);
+      const v1 = await s.createNode(node('n1'));
+      tick();
+      const before = ranges;
+      const v2 = await s.updateNode({ ...v1, spec: { ...v1.spec!, labels: { zone: 'b' } } });
+      expect(ranges - before).toBe(0);
+      expect(v2).toEqual(await store.getNode('n1'));
+    } finally {
+      client.close();
+    }
+  });
+
   test('updateNode does not create a node that is not there', async () => {
     const err = await rejection(store.updateNode({ ...node('ghost'), meta: { version: 5, createdAt: '', updatedAt: '' } }));
     expect(err.kind).toBe('Retryable');

@@ -2,6 +2,7 @@
  * Three managers' elections against a real throwaway etcd (issue 10, section 4): a follower whose
  * campaign lost its lease, then the leader gone; only one manager may start leading after that.
  */
+import { getEventListeners } from 'node:events';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { Manager } from '../../manager/manager';
@@ -76,4 +77,21 @@ test('a follower whose campaign was lost never leads on that campaign once the l
   const elected = lines.slice(from).filter((l) => l.msg === 'elected leader').map((l) => l.nodeId);
   expect(elected).toEqual(['m3']);
   expect(await m2.leaderId()).toBe('m3');
+});
+
+test('a manager elected again and again keeps no listeners of its old terms on its signal', async () => {
+  await Promise.all(managers.map((x) => x.stop()));
+  const m = manager('m4');
+  const signal = (m as unknown as { controller: AbortController }).controller.signal;
+  await m.start();
+  await waitFor('m4 to lead', () => said('m4', 'elected leader'));
+  const first = getEventListeners(signal, 'abort').length;
+  for (let term = 0; term < 4; term++) {
+    // Its election lease ends (a paused etcd member, say): it steps down and campaigns again.
+    const from = lines.length;
+    const key = (await campaignKeys()).find((k) => k.nodeId === 'm4')!.key;
+    await etcd.client.leaseClient.leaseRevoke({ ID: key.slice(electionPrefix.length) });
+    await waitFor('m4 to lead again', () => said('m4', 'elected leader', from));
+  }
+  expect(getEventListeners(signal, 'abort').length).toBeLessThanOrEqual(first);
 });

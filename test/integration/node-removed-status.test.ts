@@ -37,7 +37,7 @@ afterAll(async () => {
 /** Opens a session and returns the error it ends with. */
 function sessionError(): Promise<grpc.ServiceError> {
   return new Promise((resolve) => {
-    const stream = client.session({ description: undefined, advertiseAddr: '', apiAddr: '' });
+    const stream = client.session({ description: undefined, advertiseAddr: '', apiAddr: '', acceptsDeltas: false });
     stream.on('data', () => undefined);
     stream.on('error', resolve);
   });

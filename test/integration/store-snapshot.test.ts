@@ -90,6 +90,23 @@ test('getTasks reads the tasks asked for from the snapshot, as current as a list
   expect(watched.readStats().bytes).toBe(0);
 });
 
+test('a key it holds keeps only its own bytes, not the whole etcd reply it came in', async () => {
+  const { direct, snapshot } = stores();
+  // 2 KiB a task, 50 to a transaction: each list page and each watch reply carries about 100 KiB.
+  const big = (id: string) => ({ ...task(id), spec: { container: { image: 'exec:/', args: ['x'.repeat(2048)] } } }) as Task;
+  const batch = (prefix: string) => Array.from({ length: 50 }, (_, i) => big(`${prefix}${i}`));
+  await direct.createTasks(batch('listed'));
+  await snapshot.start();
+  await direct.createTasks(batch('watched'));
+  let values: { id: string; bytes: number }[] = [];
+  await eventually(async () => {
+    values = (await snapshot.read(keys.tasksPrefix, (kv) => kv)).values.map((kv) => ({ id: kv.key.toString(), bytes: Math.max(kv.value.buffer.byteLength, kv.key.buffer.byteLength) }));
+    return values.length === 100;
+  });
+  // A copy of a value this size sits in its own small buffer (or Node's 8 KiB pool), never in the reply's 100 KiB.
+  expect(values.filter((v) => v.bytes > 16 * 1024)).toEqual([]);
+});
+
 test('after its watch is lost and the history compacted, it lists again and drops what went', async () => {
   const { direct, watched, snapshot } = stores();
   await direct.createTasks([task('stays'), task('goes')]);

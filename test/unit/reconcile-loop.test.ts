@@ -1,4 +1,5 @@
 /** ReconcileLoop without a store: passes on request, coalescing, per-request completion, resync passes. */
+import { getEventListeners } from 'node:events';
 import pino from 'pino';
 import { PassInfo, ReconcileLoop } from '../../services/common/reconcile-loop';
 
@@ -144,4 +145,15 @@ test('with coalesceMs, changes that come one after another make one pass, not on
   }
   await t.loop.request();
   expect(t.passes).toHaveLength(before + 1);
+});
+
+test('a stopped loop leaves no listener on its parent signal (a leader elected again and again starts its loops anew)', async () => {
+  const parent = new AbortController();
+  for (let i = 0; i < 12; i++) {
+    const { loop } = recordedLoop({ coalesceMs: 1 });
+    loop.start(parent.signal);
+    await loop.request();
+    await loop.stop();
+  }
+  expect(getEventListeners(parent.signal, 'abort')).toHaveLength(0);
 });

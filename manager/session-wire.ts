@@ -1,0 +1,80 @@
+/**
+ * The bytes of a session's next message, whole or as a delta on the last one the session was sent
+ * (services/api/session-delta.ts says what a delta holds). A message is the concatenation of its
+ * parts' encodings (protobuf allows that), so each part is encoded on its own: what every node
+ * shares (the managers, the cluster's timings, the VTEPs of every node) once per pass, not once
+ * per node; and a part's bytes, kept per session, tell whether it changed. Tasks are told apart by
+ * their stored version, so a task that did not change is not even encoded for a delta.
+ */
+import { SessionMessage } from '../services/gen/swarmlet/v1/dispatcher';
+import { SESSION_PARTS, SessionPart } from '../services/api/session-delta';
+import { NodeMessage } from './session-plans';
+
+/** What a session was last sent: each part's bytes, and each task's version. */
+export interface SentState {
+  parts: Map<SessionPart, Uint8Array>;
+  tasks: Map<string, number | undefined>;
+}
+
+/** The parts every node's message shares: one value per pass, the same object for every node. */
+const SHARED_PARTS = new Set<SessionPart>(['managers', 'clusterSpec', 'vteps']);
+
+const EMPTY = SessionMessage.fromPartial({});
+const encode = (fields: Partial<SessionMessage>): Uint8Array => SessionMessage.encode({ ...EMPTY, ...fields }).finish();
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array) => a === b || (a !== undefined && Buffer.compare(a, b) === 0);
+
+/** The dispatcher's encoder: one for all sessions, told when a pass begins. */
+export class SessionWire {
+  /** The shared parts' bytes in this pass, by the value encoded. */
+  private thisPass = new WeakMap<object, Uint8Array>();
+  /** Each shared part's bytes as last encoded: unchanged, the same bytes are used again (one copy for every session). */
+  private readonly lastShared = new Map<SessionPart, Uint8Array>();
+
+  /** A new pass: the values of the shared parts may be new objects. */
+  newPass(): void {
+    this.thisPass = new WeakMap();
+  }
+
+  /**
+   * The bytes to send a session, and what it will then have been sent; undefined when the
+   * message would be the one it has. Whole when `sent` is undefined (the session's first
+   * message) or the agent takes no deltas.
+   */
+  message(sessionId: string, msg: NodeMessage, versions: Map<string, number | undefined>, sent: SentState | undefined, deltas: boolean): { bytes: Uint8Array; sent: SentState } | undefined {
+    const parts = new Map<SessionPart, Uint8Array>();
+    let partsChanged = false;
+    for (const [part] of SESSION_PARTS) {
+      const bytes = this.part(part, msg[part]);
+      parts.set(part, bytes);
+      if (!sameBytes(sent?.parts.get(part), bytes)) partsChanged = true;
+    }
+    const changed = msg.tasks.filter((t) => versions.get(t.id) === undefined || sent?.tasks.get(t.id) !== versions.get(t.id));
+    const removed = sent ? [...sent.tasks.keys()].filter((id) => !versions.has(id)) : [];
+    if (sent && !partsChanged && changed.length === 0 && removed.length === 0) return undefined;
+    const next = { parts, tasks: versions };
+    if (!sent || !deltas) return { bytes: Buffer.concat([encode({ sessionId }), ...parts.values(), encode({ tasks: msg.tasks })]), sent: next };
+    const delta = { removedTaskIds: removed } as NonNullable<SessionMessage['delta']>;
+    const out = [encode({ sessionId })];
+    for (const [part, same] of SESSION_PARTS) {
+      const bytes = parts.get(part)!;
+      if (sameBytes(sent.parts.get(part), bytes)) delta[same] = true;
+      else out.push(bytes);
+    }
+    out.push(encode({ tasks: changed }), encode({ delta: { ...EMPTY_DELTA, ...delta } }));
+    return { bytes: Buffer.concat(out), sent: next };
+  }
+
+  private part(part: SessionPart, value: unknown): Uint8Array {
+    if (!SHARED_PARTS.has(part) || typeof value !== 'object' || value === null) return encode({ [part]: value });
+    let bytes = this.thisPass.get(value);
+    if (bytes) return bytes;
+    bytes = encode({ [part]: value });
+    const last = this.lastShared.get(part);
+    if (last && sameBytes(last, bytes)) bytes = last;
+    this.lastShared.set(part, bytes);
+    this.thisPass.set(value, bytes);
+    return bytes;
+  }
+}
+
+const EMPTY_DELTA = SessionMessage.fromPartial({ delta: {} }).delta!;

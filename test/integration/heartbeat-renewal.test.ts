@@ -1,0 +1,63 @@
+/**
+ * An agent's heartbeats keep its node ready past its heartbeat lease's TTL: the dispatcher answers
+ * each heartbeat at once and renews the lease in the background (manager/store/lease-renewer.ts).
+ * A real Manager, a real agent session (agent/session.ts, over mTLS), a real throwaway etcd.
+ */
+import { Etcd3 } from 'etcd3';
+import pino from 'pino';
+import { AgentSession } from '../../agent/session';
+import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
+import { NodeState } from '../../services/gen/swarmlet/v1/types';
+import { fixtureClient, useEtcd } from './etcd-fixture';
+import { ManagerFixture, startManager } from '../support/manager-fixture';
+import { waitFor } from '../support/runtime-wait';
+
+const etcd = useEtcd();
+const log = pino({ level: 'silent' });
+let managerEtcd: Etcd3 | undefined;
+let fixture: ManagerFixture | undefined;
+let session: AgentSession | undefined;
+
+afterEach(async () => {
+  await session?.stop();
+  await fixture?.stop();
+  managerEtcd?.close();
+});
+
+test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
+  // Heartbeats every 0.5 s; the lease (the node-down bound) lives 2 s.
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
+  const { apiAddr, worker, setup } = fixture;
+  const s = new AgentSession({
+    log,
+    nodeId: 'w1',
+    advertiseAddr: '127.0.0.2',
+    apiAddr: '127.0.0.2:4242',
+    description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] },
+    tls: () => worker,
+    managers: () => [{ nodeId: 'm1', addr: apiAddr }],
+  });
+  session = s;
+  const messages: SessionMessage[] = [];
+  s.on('message', (msg: SessionMessage) => messages.push(msg));
+  s.start();
+  await waitFor('w1 to be ready', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  // The agent works from whole messages (deltas applied): its node among them.
+  await waitFor('a message with w1 ready', async () => messages[messages.length - 1]?.node?.status?.state === NodeState.NODE_STATE_READY, 30000);
+
+  // Three lease lifetimes: without renewals the key would go after the first, and the node with it.
+  const seen = new Set<string>();
+  const until = Date.now() + 6000;
+  while (Date.now() < until) {
+    const [n, beating] = await Promise.all([setup.getNode('w1'), setup.heartbeatingNodes()]);
+    seen.add(`${NodeState[n!.status!.state]}, heartbeat key ${beating.has('w1') ? 'held' : 'gone'}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect([...seen]).toEqual(['NODE_STATE_READY, heartbeat key held']);
+
+  // The agent stops: the lease runs out and the node goes down.
+  await s.stop();
+  session = undefined;
+  await waitFor('w1 to be down', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_DOWN, 30000);
+});

@@ -1,0 +1,104 @@
+/** Session messages as deltas: what the dispatcher encodes (SessionWire), applied as the agent applies it, is the whole message. */
+import { SessionWire, SentState } from '../../manager/session-wire';
+import { SessionPlan, SessionPlanInput } from '../../manager/session-plans';
+import { applySessionDelta } from '../../services/api/session-delta';
+import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
+import { Cluster, Network, NetworkAttachment, Node, NodeRole, PortProtocol, PublishMode, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+
+const S = TaskState;
+let revision = 100;
+const stored = <T extends { meta?: unknown }>(o: T): T => ({ ...o, meta: { version: ++revision, createdAt: '', updatedAt: '' } });
+
+const INGRESS = stored(Network.fromPartial({ id: 'n-ingress', vni: 4100, subnet: '10.255.0.0/16', builtin: true, spec: { name: 'ingress', driver: 'overlay' } }));
+const FRONT = stored(Network.fromPartial({ id: 'front', vni: 4096, subnet: '10.0.0.0/24', spec: { name: 'front', driver: 'overlay' } }));
+const att = (networkId: string, address: string): NetworkAttachment => NetworkAttachment.fromPartial({ networkId, address, mac: `02:42:${address}`, driver: 'overlay' });
+const node = (id: string, addr: string, o: Partial<Node> = {}): Node => stored(Node.fromPartial({ id, role: NodeRole.NODE_ROLE_WORKER, status: { addr }, ...o }));
+const web = stored(
+  Service.fromPartial({
+    id: 's-web',
+    spec: { name: 'web' },
+    endpoint: { ports: [{ protocol: PortProtocol.PORT_PROTOCOL_TCP, publishedPort: 8080, targetPort: 80, publishMode: PublishMode.PUBLISH_MODE_INGRESS }], virtualIps: [{ networkId: 'front', addr: '10.0.0.2/24' }] },
+  }),
+);
+const task = (id: string, nodeId: string, state: TaskState, address: string): Task =>
+  stored(Task.fromPartial({ id, serviceId: web.id, serviceName: 'web', slot: 1, nodeId, desiredState: S.TASK_STATE_RUNNING, status: { state }, networks: [att('front', address)] }));
+
+const base = (): SessionPlanInput => ({
+  cluster: stored(Cluster.fromPartial({ id: 'c', spec: { heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 } })),
+  leaderId: 'm1',
+  nodes: [
+    node('m1', '198.51.100.10', { role: NodeRole.NODE_ROLE_MANAGER, managerStatus: { addr: '198.51.100.10:4242', leader: true, reachability: 2 } }),
+    node('n1', '198.51.100.11', { ingress: att('n-ingress', '10.255.0.2/16') }),
+    node('n2', '198.51.100.12', { ingress: att('n-ingress', '10.255.0.3/16') }),
+  ],
+  networks: [INGRESS, FRONT],
+  services: [web],
+  tasks: [task('a', 'n1', S.TASK_STATE_ASSIGNED, '10.0.0.10/24'), task('b', 'n1', S.TASK_STATE_RUNNING, '10.0.0.11/24'), task('c', 'n2', S.TASK_STATE_RUNNING, '10.0.0.12/24')],
+});
+
+/** The cluster after each step, each built from the one before. */
+const steps: [string, (i: SessionPlanInput) => SessionPlanInput][] = [
+  ['a task changes state', (i) => ({ ...i, tasks: i.tasks.map((t) => (t.id === 'a' ? stored({ ...t, status: { ...t.status!, state: S.TASK_STATE_RUNNING } }) : t)) })],
+  ['a task comes', (i) => ({ ...i, tasks: [...i.tasks, task('d', 'n1', S.TASK_STATE_ASSIGNED, '10.0.0.13/24')] })],
+  ['a task goes', (i) => ({ ...i, tasks: i.tasks.filter((t) => t.id !== 'b') })],
+  ['a node joins (every node\'s VTEPs change)', (i) => ({ ...i, nodes: [...i.nodes, node('n3', '198.51.100.13')] })],
+  ['the node itself changes', (i) => ({ ...i, nodes: i.nodes.map((n) => (n.id === 'n1' ? stored(Node.fromPartial({ ...n, spec: { labels: { zone: 'a' } } })) : n)) })],
+  ['a task elsewhere on its overlay changes (its peers and records change)', (i) => ({ ...i, tasks: i.tasks.map((t) => (t.id === 'c' ? stored({ ...t, networks: [att('front', '10.0.0.20/24')] }) : t)) })],
+  ['its tasks all go', (i) => ({ ...i, tasks: i.tasks.filter((t) => t.nodeId !== 'n1') })],
+];
+
+const normal = (m: SessionMessage) => SessionMessage.decode(SessionMessage.encode(m).finish());
+// Task d uses a secret: its node's messages carry the value from when d comes until its tasks all go.
+const plan = (input: SessionPlanInput) =>
+  new SessionPlan(
+    input,
+    (assigned) => assigned.map((t) => ({ taskId: t.id, registryAuth: 'auth' })),
+    (assigned) => assigned.filter((t) => t.id === 'd').map(() => ({ id: 'secret-1', data: Buffer.from('s3cret') })),
+  );
+
+test.each([true, false])('each message, applied to the last (deltas: %s), is the whole message the plan makes', (deltas) => {
+  const wire = new SessionWire();
+  let input = base();
+  let sent: SentState | undefined;
+  let have: SessionMessage | undefined;
+  const kinds: string[] = [];
+  for (const [what, step] of [['the first message', (i: SessionPlanInput) => i] as const, ...steps]) {
+    input = step(input);
+    const p = plan(input);
+    wire.newPass();
+    const next = wire.message('sess', p.message('n1'), p.taskVersions('n1'), sent, deltas);
+    expect({ what, sent: next !== undefined }).toEqual({ what, sent: true });
+    sent = next!.sent;
+    const msg = SessionMessage.decode(next!.bytes);
+    kinds.push(msg.delta ? `delta of ${msg.tasks.length} tasks, ${msg.delta.removedTaskIds.length} gone` : `whole of ${msg.tasks.length} tasks`);
+    have = applySessionDelta(have, msg);
+    expect({ what, msg: normal(have) }).toEqual({ what, msg: normal({ sessionId: 'sess', ...p.message('n1') }) });
+  }
+  expect(kinds).toEqual(
+    deltas
+      ? ['whole of 2 tasks', 'delta of 1 tasks, 0 gone', 'delta of 1 tasks, 0 gone', 'delta of 0 tasks, 1 gone', 'delta of 0 tasks, 0 gone', 'delta of 0 tasks, 0 gone', 'delta of 0 tasks, 0 gone', 'delta of 0 tasks, 2 gone']
+      : ['whole of 2 tasks', 'whole of 2 tasks', 'whole of 3 tasks', 'whole of 2 tasks', 'whole of 2 tasks', 'whole of 2 tasks', 'whole of 2 tasks', 'whole of 0 tasks'],
+  );
+});
+
+test('a delta leaves out the parts that did not change, and nothing goes when nothing changed', () => {
+  const wire = new SessionWire();
+  const input = base();
+  const first = wire.message('sess', plan(input).message('n1'), plan(input).taskVersions('n1'), undefined, true)!;
+  // The same state read again (new objects, same versions): nothing to send.
+  const again = plan(structuredClone(input));
+  wire.newPass();
+  expect(wire.message('sess', again.message('n1'), again.taskVersions('n1'), first.sent, true)).toBeUndefined();
+  // A task starts running: the delta carries that task alone, and its network's records (it serves now); every other part is as before.
+  const changed = steps[0]![1](input);
+  wire.newPass();
+  const next = wire.message('sess', plan(changed).message('n1'), plan(changed).taskVersions('n1'), first.sent, true)!;
+  const msg = SessionMessage.decode(next.bytes);
+  expect(msg.tasks.map((t) => t.id)).toEqual(['a']);
+  expect({ ...msg.delta, removedTaskIds: undefined }).toEqual({ removedTaskIds: undefined, sameNode: true, sameManagers: true, sameClusterSpec: true, sameOverlays: true, sameServices: false, sameIngress: true, sameHostPorts: true, sameCredentials: true, sameVteps: true, sameFileValues: true });
+  expect(next.bytes.length).toBeLessThan(first.bytes.length);
+});
+
+test('a delta with no whole message before it is refused (the agent opens a new session)', () => {
+  expect(() => applySessionDelta(undefined, SessionMessage.fromPartial({ delta: {} }))).toThrow(/before any whole message/);
+});
