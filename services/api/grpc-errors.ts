@@ -23,7 +23,19 @@ const codeToKind = new Map<grpc.status, ErrorKind>([
 /** Server side: any error thrown by a handler becomes a gRPC status with a user-readable message. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   const e = asSwarmletError(err);
-  return { code: kindToCode[e.kind], details: e.message, message: e.message };
+  const details = boundedDetails(e.message);
+  return { code: kindToCode[e.kind], details, message: details };
+}
+
+/**
+ * The longest status message sent. It travels in an HTTP/2 trailer, and a client drops trailers
+ * over its metadata limit (8 KiB in grpc-js): a longer one, which can only repeat input nobody
+ * checked, is cut so the caller still gets the status.
+ */
+export const MAX_STATUS_DETAILS = 1024;
+
+function boundedDetails(message: string): string {
+  return message.length <= MAX_STATUS_DETAILS ? message : `${message.slice(0, MAX_STATUS_DETAILS - 1)}…`;
 }
 
 /** Client side: a gRPC failure becomes a SwarmletError of the matching kind. */
