@@ -3,7 +3,12 @@ import { invalidArgument } from './errors';
 /** The longest reference (id, id prefix or name) the API looks up: longer than any name or id can be. */
 export const MAX_REF_LENGTH = 255;
 
-/** Refuses a reference longer than any object's name or id, before it is looked up or repeated in a message. */
-export function checkRefLength(what: string, ref: string): void {
+/**
+ * Refuses a reference no object can have, before it is looked up or repeated in a message: longer
+ * than any name or id, or with a control character (a newline would split the one-line error).
+ */
+export function checkRef(what: string, ref: string): void {
   if (ref.length > MAX_REF_LENGTH) throw invalidArgument(`${what} reference is too long: ${ref.length} characters, at most ${MAX_REF_LENGTH}`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(ref)) throw invalidArgument(`${what} reference ${JSON.stringify(ref)} has a control character`);
 }
