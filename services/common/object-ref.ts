@@ -9,6 +9,5 @@ export const MAX_REF_LENGTH = 255;
  */
 export function checkRef(what: string, ref: string): void {
   if (ref.length > MAX_REF_LENGTH) throw invalidArgument(`${what} reference is too long: ${ref.length} characters, at most ${MAX_REF_LENGTH}`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(ref)) throw invalidArgument(`${what} reference ${JSON.stringify(ref)} has a control character`);
 }
