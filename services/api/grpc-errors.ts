@@ -17,6 +17,8 @@ const codeToKind = new Map<grpc.status, ErrorKind>([
   [grpc.status.DEADLINE_EXCEEDED, 'Unavailable'],
   [grpc.status.UNAUTHENTICATED, 'PermissionDenied'],
   [grpc.status.OUT_OF_RANGE, 'InvalidArgument'],
+  // A request over the server's size limit (MAX_REQUEST_BYTES): the caller's input is too large.
+  [grpc.status.RESOURCE_EXHAUSTED, 'InvalidArgument'],
   [grpc.status.CANCELLED, 'Unavailable'],
 ]);
 
