@@ -2,6 +2,7 @@
  * Pure plans over nodes: which node a name means, what a node's status should be, whether a
  * change to the set of managers keeps quorum, what an update does. No I/O here.
  */
+import { checkRef } from '../services/common/object-ref';
 import { SwarmletError, failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
 import { ClusterSpec, Node, NodeAvailability, NodeRole, NodeState, Reachability } from '../services/gen/swarmlet/v1/types';
 
@@ -9,6 +10,7 @@ import { ClusterSpec, Node, NodeAvailability, NodeRole, NodeState, Reachability 
 export function resolveNode(nodes: Node[], ref: string): Node {
   const wanted = ref.trim();
   if (!wanted) throw invalidArgument('a node id or hostname is required');
+  checkRef('node', wanted);
   const byId = nodes.find((n) => n.id === wanted);
   if (byId) return byId;
   const byName = nodes.filter((n) => n.description?.hostname === wanted);

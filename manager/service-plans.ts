@@ -1,4 +1,5 @@
 /** Pure plans for the service API: which service a name means, what an update or rollback changes. */
+import { checkRef } from '../services/common/object-ref';
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
 import { PortConfig, PublishMode, Service, ServiceSpec, Task, TaskSpec, TaskState, UpdateState } from '../services/gen/swarmlet/v1/types';
 
@@ -6,6 +7,7 @@ import { PortConfig, PublishMode, Service, ServiceSpec, Task, TaskSpec, TaskStat
 export function resolveService(services: Service[], ref: string): Service {
   const wanted = ref.trim();
   if (!wanted) throw invalidArgument('a service name or id is required');
+  checkRef('service', wanted);
   const exact = services.find((s) => s.id === wanted || s.spec?.name === wanted);
   if (exact) return exact;
   const byPrefix = services.filter((s) => s.id.startsWith(wanted));

@@ -30,7 +30,7 @@ import { asSwarmletError, failedPrecondition } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { VERSION } from '../services/common/version';
 import { DaemonConfig } from '../services/config/config';
-import { addStandardServices, bindServer, shutdownServer } from '../services/api/server-extras';
+import { addStandardServices, bindServer, NODE_SERVER_OPTIONS, shutdownServer } from '../services/api/server-extras';
 import { LOCAL_API_MESSAGE_OPTIONS } from '../services/api/limits';
 import { CertificateSource, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { ControlService, LocalNodeService } from '../services/gen/swarmlet/v1/control';
@@ -75,7 +75,8 @@ function etcdClient(hosts: string[], tls?: EtcdClientTls): Etcd3 {
  */
 export class Daemon implements NodeRoles {
   private readonly dir: NodeStateDir;
-  private readonly unixServer = new grpc.Server(LOCAL_API_MESSAGE_OPTIONS);
+  // The local API takes larger messages than the manager's port (a backup travels in one).
+  private readonly unixServer = new grpc.Server({ ...NODE_SERVER_OPTIONS, ...LOCAL_API_MESSAGE_OPTIONS });
   private readonly controller = new AbortController();
   readonly membership: Membership;
   private etcd?: EmbeddedEtcd;
@@ -279,7 +280,7 @@ export class Daemon implements NodeRoles {
     } catch (err) {
       this.log.warn({ err: asSwarmletError(err).message }, 'could not check the image and volume uses of tasks');
     }
-    const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+    const server = new grpc.Server(NODE_SERVER_OPTIONS);
     agent.registerServices(server, tls.caCertPem);
     this.manager?.registerServices(server);
     addStandardServices(server, [AGENT_SERVICE, ...(this.manager ? MANAGER_SERVICES : [])]);

@@ -7,6 +7,7 @@
  * asked for; what the allocator chose (a subnet from the pools, the default gateway, a VNI) goes
  * on the Network object (see ipam.ts).
  */
+import { checkRef } from '../../services/common/object-ref';
 import { conflict, invalidArgument, notFound } from '../../services/common/errors';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import {
@@ -257,6 +258,7 @@ function validateOptions(options: { [key: string]: string }, driver: CreatableDr
 export function resolveNetwork(networks: Network[], ref: string): Network {
   const wanted = ref.trim();
   if (!wanted) throw invalidArgument('a network name or id is required');
+  checkRef('network', wanted);
   const exact = networks.find((n) => n.id === wanted) ?? networks.find((n) => n.spec?.name === wanted);
   if (exact) return exact;
   const byPrefix = networks.filter((n) => n.id.startsWith(wanted));

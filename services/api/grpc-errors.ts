@@ -17,6 +17,8 @@ const codeToKind = new Map<grpc.status, ErrorKind>([
   [grpc.status.DEADLINE_EXCEEDED, 'Unavailable'],
   [grpc.status.UNAUTHENTICATED, 'PermissionDenied'],
   [grpc.status.OUT_OF_RANGE, 'InvalidArgument'],
+  // A request over the server's size limit (MAX_REQUEST_BYTES): the caller's input is too large.
+  [grpc.status.RESOURCE_EXHAUSTED, 'InvalidArgument'],
   [grpc.status.CANCELLED, 'Unavailable'],
 ]);
 
@@ -26,12 +28,24 @@ const NO_LEADER_TRAILER = 'swarmlet-no-leader';
 /** Server side: any error thrown by a handler becomes a gRPC status with a user-readable message. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   const e = asSwarmletError(err);
-  const status: Partial<grpc.ServiceError> = { code: kindToCode[e.kind], details: e.message, message: e.message };
+  const details = boundedDetails(e.message);
+  const status: Partial<grpc.ServiceError> = { code: kindToCode[e.kind], details, message: details };
   if (e instanceof NoLeaderError) {
     status.metadata = new grpc.Metadata();
     status.metadata.set(NO_LEADER_TRAILER, '1');
   }
   return status;
+}
+
+/**
+ * The longest status message sent. It travels in an HTTP/2 trailer, and a client drops trailers
+ * over its metadata limit (8 KiB in grpc-js): a longer one, which can only repeat input nobody
+ * checked, is cut so the caller still gets the status.
+ */
+export const MAX_STATUS_DETAILS = 1024;
+
+function boundedDetails(message: string): string {
+  return message.length <= MAX_STATUS_DETAILS ? message : `${message.slice(0, MAX_STATUS_DETAILS - 1)}…`;
 }
 
 /** Client side: a gRPC failure becomes a SwarmletError of the matching kind. */

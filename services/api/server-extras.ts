@@ -14,6 +14,20 @@ function descriptorSet(): Buffer {
   throw new Error('services/gen/descriptor.bin not found: run npm run build');
 }
 
+/**
+ * The largest request message a node's servers (TCP and unix socket) accept: 4 MiB, grpc-js's own
+ * default, set here so it is stated once. A larger one is refused with RESOURCE_EXHAUSTED before any
+ * handler runs. Image build contexts and terminal input travel as streams of smaller chunks.
+ */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** The options of a node's gRPC servers: keepalive pings from idle clients allowed, and the request size limit. */
+export const NODE_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5000,
+  'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+};
+
 /** Standard gRPC health checking and server reflection, so grpcurl and grpc_health_probe work. */
 export function addStandardServices(server: grpc.Server, services: string[]): HealthImplementation {
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...services.map((s) => [s, 'SERVING'])]));
