@@ -1,9 +1,10 @@
 /**
- * 13-K: pure plans for secrets and configs (swarmkit's model): valid names and values, which one a
+ * Pure plans for secrets and configs (swarmkit's model): valid names and values, which one a
  * reference means, what a service's references become once resolved (ids, file targets), and
  * which services use one. No I/O.
  */
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';
+import { checkRef } from '../services/common/object-ref';
 import { Config, ConfigReference, FileTarget, Secret, SecretReference, Service, ServiceSpec } from '../services/gen/swarmlet/v1/types';
 import type { FileObjectKind } from './store/store';
 
@@ -30,6 +31,7 @@ export function validateFileObject(kind: FileObjectKind, name: string, data: Uin
 export function resolveFileObject<T extends FileObject>(kind: FileObjectKind, objects: T[], ref: string): T {
   const wanted = ref.trim();
   if (!wanted) throw invalidArgument(`a ${kind} name or id is required`);
+  checkRef(kind, wanted);
   const exact = objects.find((o) => o.id === wanted || o.spec?.name === wanted);
   if (exact) return exact;
   const byPrefix = objects.filter((o) => o.id.startsWith(wanted));
@@ -76,6 +78,7 @@ function fileTarget(kind: FileObjectKind, file: FileTarget | undefined, name: st
 function resolveRef(kind: FileObjectKind, objects: FileObject[], id: string, name: string): FileObject {
   const byId = id ? objects.find((o) => o.id === id) : undefined;
   if (byId) return byId;
+  checkRef(kind, id);
   if (!name) throw notFound(`no such ${kind}: ${id}`);
   return resolveFileObject(kind, objects, name);
 }

@@ -82,7 +82,7 @@ export interface NodeUpdate {
 export function planNodeUpdate(node: Node, update: NodeUpdate): Node {
   const labels = { ...(node.spec?.labels ?? {}) };
   for (const key of update.labelRm) {
-    if (!(key in labels)) throw invalidArgument(`node ${node.description?.hostname || node.id} has no label ${key}`);
+    if (!(key in labels)) throw invalidArgument(`node ${node.description?.hostname || node.id} has no label ${LABEL_KEY.test(key) ? key : JSON.stringify(key)}`);
     delete labels[key];
   }
   for (const [key, value] of Object.entries(update.labelAdd)) {

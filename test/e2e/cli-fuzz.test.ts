@@ -22,7 +22,8 @@ let h: LabHost;
 let control: ControlClient;
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 80);
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+// A fixed seed in the suite, so a run of `npm test` is repeatable; FUZZ_SEED=random explores new inputs.
+const SEED = process.env.FUZZ_SEED === 'random' ? undefined : Number(process.env.FUZZ_SEED ?? 20261205);
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -102,8 +103,9 @@ test('every CLI command with hostile flag values succeeds, or exits non-zero wit
   expect(await sw(lab, h, ['node', 'ls', '-q'])).not.toBe('');
 }, 300000);
 
-test(`an input over the API's 4 MiB request limit is refused in one line, and changes nothing`, async () => {
-  // Arguments cannot carry 4 MiB (E2BIG); a file the CLI reads and sends can.
+test(`an input over the request limits is refused in one line, and changes nothing`, async () => {
+  // Arguments cannot carry megabytes (E2BIG); a file the CLI reads and sends can. Through the local
+  // socket (64 MiB) the request reaches the manager, and etcd's 1.5 MiB limit refuses it.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swz-fuzz-'));
   try {
     const file = path.join(dir, 'auth');
@@ -112,7 +114,7 @@ test(`an input over the API's 4 MiB request limit is refused in one line, and ch
     const res = await lab.cli(h, ['service', 'create', '--name', 'huge', '--replicas', '0', '--registry-auth-file', file, 'alpine:3.19'], { timeoutMs: 30000 });
     expect(res.code).not.toBe(0);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
-    expect(res.stderr).toMatch(/4194304/);
+    expect(res.stderr).toMatch(/too large: \d+ bytes, limit \d+/);
     expect(await state()).toEqual(before);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -221,6 +221,11 @@ describe('planNodeUpdate', () => {
     expect(err.message).toBe('node alpha has no label disk');
   });
 
+  test('a label to remove with a control character is quoted: the refusal stays one line (found by the Control fuzz)', () => {
+    const err = thrown(() => planNodeUpdate(node('n1', { hostname: 'alpha' }), update({ labelRm: ['\n'] })));
+    expect(err.message).toBe('node alpha has no label "\\n"');
+  });
+
   test('a refused update does not touch the node', () => {
     const n = node('n1', { labels: { zone: 'a' } });
     expect(() => planNodeUpdate(n, update({ labelRm: ['zone'], labelAdd: { 'bad key': 'x' } }))).toThrow(SwarmletError);

@@ -1,6 +1,6 @@
-/** 13-K: the pure plans of secrets and configs: references, targets, the agent's files and mounts, the CLI's flags. */
+/** The pure plans of secrets and configs: references, targets, the agent's files and mounts, the CLI's flags. */
 import pino from 'pino';
-import { checkUnused, configFilePath, planFileReferences, secretFileName, validateFileObject } from '../../manager/file-object-plans';
+import { checkUnused, configFilePath, planFileReferences, resolveFileObject, secretFileName, validateFileObject } from '../../manager/file-object-plans';
 import { taskFileValues } from '../../manager/file-values';
 import { sealFileData } from '../../manager/service-secrets';
 import { planFileMounts, planTaskFileMounts, planTaskFiles } from '../../agent/runtime/mount-plans';
@@ -43,6 +43,27 @@ describe('names, values and targets', () => {
     ['etc/app.ini', 'app.ini', '/etc/app.ini'],
   ])('config target %j of %s -> %s', (target, name, path) => expect(configFilePath(target, name)).toBe(path));
   test('a config target with .. is refused', () => expect(() => configFilePath('/etc/../x', 'c')).toThrow("may not hold '..'"));
+});
+
+describe('resolveFileObject', () => {
+  test('finds by name, id and unique id prefix', () => {
+    const all = [secret('abc123', 'db'), secret('abd456', 'api')];
+    expect(resolveFileObject('secret', all, 'db').id).toBe('abc123');
+    expect(resolveFileObject('secret', all, 'abd456').spec?.name).toBe('api');
+    expect(resolveFileObject('secret', all, 'abc').id).toBe('abc123');
+  });
+
+  // The Control fuzz's shrunk counterexample: a reference with a control character made a two-line error.
+  test.each(['\u0000\n\u0000', 'db\r\nx'])('a reference with a control character (%j) is refused in one line', (ref) => {
+    let err: unknown;
+    try {
+      resolveFileObject('secret', [secret('abc123', 'db')], ref);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ kind: 'InvalidArgument' });
+    expect((err as Error).message).not.toContain('\n');
+  });
 });
 
 describe('planFileReferences', () => {
