@@ -181,6 +181,8 @@ export function planServiceSpec(project: ComposeProject, stack: string, s: Compo
     if (!top) throw invalidArgument(`services.${s.name}.networks: network ${JSON.stringify(key)} is not declared in the top-level networks`);
     return stackObjectName(stack, key, top);
   });
+  // As docker's stack deploy: the service answers to its compose name on each of its networks, and to the file's aliases there.
+  const networkAliases = Object.values(s.networks).map((n, i) => ({ network: networks[i], aliases: [...new Set([s.name, ...n.aliases])] }));
   const secrets: SecretReference[] = s.secrets.map((r) => {
     const { name, file } = fileRef(project, stack, 'secret', r, s.name);
     return { secretId: '', secretName: name, file };
@@ -225,6 +227,7 @@ export function planServiceSpec(project: ComposeProject, stack: string, s: Compo
       restart: rp ? { condition: RESTART[rp.condition], ...(rp.delayMs !== undefined ? { delayMs: rp.delayMs } : {}), maxAttempts: rp.maxAttempts ?? 0, windowMs: rp.windowMs ?? 0 } : undefined,
       placement: { constraints: [...d.placement.constraints] },
       networks,
+      networkAliases,
     },
     update: updateConfig(d.updateConfig),
     rollback: updateConfig(d.rollbackConfig),

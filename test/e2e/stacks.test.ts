@@ -27,6 +27,9 @@ services:
     command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www"]
     ports:
       - "8080:80"
+    networks:
+      default:
+        aliases: [www]
     deploy:
       replicas: 2
   api:
@@ -106,10 +109,18 @@ test('a stack of web, api and store: deployed, reached through the mesh, updated
   }
   const fromWeb = await waitFor('the api from a web task', async () => {
     const [web] = await runningTasks(lab, h1, 'app_web');
-    const r = await lab.execInTask(web.status!.container!.pid!, ['sh', '-c', 'nc -w 2 app_api 8000 </dev/null || nc -w 2 api 8000 </dev/null'], { timeoutMs: 10000 });
+    const r = await lab.execInTask(web.status!.container!.pid!, ['sh', '-c', 'nc -w 2 api 8000 </dev/null'], { timeoutMs: 10000 });
     return r.stdout.includes('api 1') ? r.stdout : undefined;
   }, 60000);
   expect(fromWeb).toContain('api 1');
+  // As docker's stack deploy: each service answers to its compose name, and to the file's aliases, on the stack's network.
+  for (const name of ['web', 'www', 'app_web']) {
+    const got = await waitFor(`the web as ${name} from the api task`, async () => {
+      const r = await lab.execInTask(apiTask.status!.container!.pid!, ['wget', '-q', '-T', '2', '-O', '-', `http://${name}/`], { timeoutMs: 10000 });
+      return r.code === 0 ? r.stdout : undefined;
+    }, 60000);
+    expect(got).toBe('hello from web\n');
+  }
 
   // Deploying again with the api changed: only it is updated.
   const before = new Map((await services()).map((s) => [s.spec?.name, s]));

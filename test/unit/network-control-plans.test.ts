@@ -69,7 +69,7 @@ function task(id: string, o: TaskOptions = {}): Task {
     serviceName: o.service ?? 'web',
     slot: o.slot ?? 0,
     nodeId: o.node ?? '',
-    spec: { container: undefined, resources: undefined, restart: undefined, placement: undefined, forceUpdate: 0, networks: o.refs ?? [] },
+    spec: { networkAliases: [], container: undefined, resources: undefined, restart: undefined, placement: undefined, forceUpdate: 0, networks: o.refs ?? [] },
     specVersion: o.specVersion ?? 1,
     desiredState: o.desired ?? TASK_STATE_RUNNING,
     status: { state: o.state ?? TASK_STATE_NEW, timestamp: createdAt, message: o.message ?? 'created', err: '', container: undefined },
