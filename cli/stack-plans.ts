@@ -146,18 +146,12 @@ function fileId(v: string | undefined, what: string): number {
   return Number(v);
 }
 
-/**
- * A file mode as compose files write it: `mode: 0400` means octal (YAML 1.1, as docker reads it),
- * which a YAML 1.2 parser reads as the decimal 400; digits that are all octal are taken as octal.
- */
-export const fileMode = (mode: number | undefined): number => (mode === undefined ? 0 : /^[0-7]+$/.test(String(mode)) ? parseInt(String(mode), 8) : mode);
-
 function fileRef(project: ComposeProject, stack: string, kind: 'secret' | 'config', r: ComposeFileReference, service: string): { name: string; file: { name: string; uid: number; gid: number; mode: number } } {
   const top = (kind === 'secret' ? project.secrets : project.configs)[r.source];
   if (!top) throw invalidArgument(`services.${service}.${kind}s: ${kind} ${JSON.stringify(r.source)} is not declared in the top-level ${kind}s`);
   const name = stackObjectName(stack, r.source, top);
   const target = r.target || (kind === 'secret' ? r.source : `/${r.source}`);
-  return { name, file: { name: target, uid: fileId(r.uid, `services.${service}.${kind}s uid`), gid: fileId(r.gid, `services.${service}.${kind}s gid`), mode: fileMode(r.mode) } };
+  return { name, file: { name: target, uid: fileId(r.uid, `services.${service}.${kind}s uid`), gid: fileId(r.gid, `services.${service}.${kind}s gid`), mode: r.mode ?? 0 } };
 }
 
 function mounts(project: ComposeProject, stack: string, s: ComposeService): Mount[] {

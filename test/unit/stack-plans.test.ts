@@ -148,3 +148,8 @@ test('a service without an image, or naming an undeclared network, secret or vol
   expect(() => planStackDeploy(load('services:\n  a:\n    image: x\n    networks: [nope]\n'), 'app', none, identity)).toThrow();
   expect(() => planStackDeploy(load('services:\n  a:\n    image: x\n    secrets: [nope]\n'), 'app', none, identity)).toThrow();
 });
+
+test('a secret\'s mode is the compose model\'s: 0400 octal, 444 decimal as docker reads it', () => {
+  const p = load(FILE.replace('mode: 0400', 'mode: 444'));
+  expect(planServiceSpec(p, 'app', p.services.store).task?.container?.secrets[1].file?.mode).toBe(444);
+});
