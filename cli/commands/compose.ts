@@ -82,7 +82,7 @@ function loadProject(argv: ComposeArgs): ComposeProject {
   const files = composeFiles().findComposeFiles(([] as string[]).concat(argv.file ?? []).map(String), cwd);
   const { project, warnings } = composeModel().loadComposeProject(
     { files, projectName: argv.projectName, env: callerEnvironment(), workingDir: argv.projectDirectory ? fsPath(cwd, argv.projectDirectory) : undefined },
-    composeFiles().fsComposeIo,
+    composeFiles().composeIoFor(files),
   );
   for (const w of warnings) progress(`WARNING: ${w}`);
   const ignored = composeModel().formatUnsupportedWarning(composeModel().unsupportedKeys(project, plans().COMPOSE_SUPPORTED_KEYS));
