@@ -16,6 +16,7 @@ import { planCommandText, planStatusText } from '../../agent/containers/containe
 import { planPortsText } from '../../agent/containers/port-plans';
 import type { HealthConfig } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
+import { savedContainerRegistryAuth } from '../registry-auth';
 import { parseTail } from '../container-flags';
 import { json, table } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
@@ -224,13 +225,13 @@ async function applyContainerAction(l: LocalNodeClient, host: string, a: Contain
       progress(` Container ${a.name}  Recreate`);
       await call(l, l.stopContainer, stopTimeout(a.id), host, 300000);
       await call(l, l.removeContainer, { container: a.id, force: true }, host, 60000);
-      await call(l, l.createContainer, { config: a.config, start: false }, host, 300000);
+      await call(l, l.createContainer, { config: a.config, start: false, registryAuth: savedContainerRegistryAuth(a.config) }, host, 300000);
       progress(` Container ${a.name}  Recreated`);
       break;
     }
     case 'create':
       progress(` Container ${a.name}  Creating`);
-      await call(l, l.createContainer, { config: a.config, start: false }, host, 300000);
+      await call(l, l.createContainer, { config: a.config, start: false, registryAuth: savedContainerRegistryAuth(a.config) }, host, 300000);
       progress(` Container ${a.name}  Created`);
       break;
   }
