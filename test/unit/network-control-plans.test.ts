@@ -280,6 +280,13 @@ describe('service flags for networks', () => {
     expect(specFromUpdateFlags(current, { network: ['z'] } as never).task?.networks).toEqual(['a', 'b']);
   });
 
+  test('a network left takes the service\'s aliases there with it', () => {
+    const created = specFromCreateFlags({ name: 'web', network: ['a', 'b'] }, 'exec:/', ['sleep', '1']);
+    const current = { ...created, task: { ...created.task!, networkAliases: [{ network: 'a', aliases: ['web'] }, { network: 'b', aliases: ['web', 'w'] }] } };
+    expect(specFromUpdateFlags(current, { networkRm: ['a'] }).task?.networkAliases).toEqual([{ network: 'b', aliases: ['web', 'w'] }]);
+    expect(specFromUpdateFlags(current, { replicas: '3' }).task?.networkAliases).toEqual(current.task.networkAliases);
+  });
+
   test.each([
     [['a'], ['c'], [], ['a', 'c']],
     [['a', 'b'], ['b'], [], ['a', 'b']],
