@@ -288,4 +288,5 @@ test('network aliases are kept for the task\'s own networks; others, and empty o
   expect(refusal(() => validateServiceSpec(withAliases([{ network: 'other', aliases: ['x'] }]))).message).toBe('network aliases of "other": the service is not attached to that network');
   expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: ['a b'] }]))).message).toBe('invalid network alias "a b"');
   expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: [''] }]))).message).toBe('invalid network alias ""');
+  expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: ['a\x01'] }]))).message).toBe('invalid network alias "a\\u0001"');
 });
