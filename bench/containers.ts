@@ -57,7 +57,7 @@ function task(image: string, n: number): Task {
     specVersion: 1,
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
-    spec: { container, resources: undefined, forceUpdate: 0, networks: [] },
+    spec: { container, resources: undefined, forceUpdate: 0, networks: [], networkAliases: [] },
     networks: [],
   };
 }

@@ -154,6 +154,7 @@ export function containerConfigFromFlags(f: ContainerFlags, image: string, comma
       placement: undefined,
       forceUpdate: 0,
       networks: f.network ?? [],
+      networkAliases: [],
     },
     labels: volumeLabels(f.label ?? []),
     restart: f.restart ?? 'no',

@@ -59,6 +59,12 @@ export function savedRegistryAuth(image: string): string | undefined {
   return cred ? formatRegistryAuth(cred) : undefined;
 }
 
+/** The saved login for a container's image, as docker run, create and compose up pull with it; '' for none (and for exec: images). */
+export function savedContainerRegistryAuth(config: { spec?: { container?: { image: string } } }): string {
+  const image = config.spec?.container?.image ?? '';
+  return (image && !image.startsWith('exec:') && savedRegistryAuth(image)) || '';
+}
+
 /** Every saved login, registry host -> user:password (a build's FROM may pull from any of them). */
 export function savedRegistryAuths(): Record<string, string> {
   const text = readDockerConfig();

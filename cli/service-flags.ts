@@ -257,7 +257,12 @@ export function specFromUpdateFlags(current: ServiceSpec, f: UpdateFlags): Servi
   if (f.secretAdd || f.secretRm) c.secrets = planSecretChange(c.secrets ?? [], f.secretAdd ?? [], f.secretRm ?? []);
   if (f.configAdd || f.configRm) c.configs = planConfigChange(c.configs ?? [], f.configAdd ?? [], f.configRm ?? []);
   if (f.publishAdd || f.publishRm) spec.endpoint = applyEndpointFlags(spec.endpoint, { publishAdd: f.publishAdd, publishRm: f.publishRm });
-  if (f.networkAdd || f.networkRm) spec.task!.networks = planNetworkChange(spec.task!.networks ?? [], f.networkAdd ?? [], f.networkRm ?? []);
+  if (f.networkAdd || f.networkRm) {
+    const networks = planNetworkChange(spec.task!.networks ?? [], f.networkAdd ?? [], f.networkRm ?? []);
+    // A network left takes the service's aliases there with it, as docker's attachment config does.
+    spec.task!.networkAliases = (spec.task!.networkAliases ?? []).filter((a) => networks.includes(a.network));
+    spec.task!.networks = networks;
+  }
   if (f.labelAdd || f.labelRm) {
     const next = labels(f.labelAdd, spec.labels);
     for (const k of f.labelRm ?? []) delete next[k];

@@ -146,18 +146,12 @@ function fileId(v: string | undefined, what: string): number {
   return Number(v);
 }
 
-/**
- * A file mode as compose files write it: `mode: 0400` means octal (YAML 1.1, as docker reads it),
- * which a YAML 1.2 parser reads as the decimal 400; digits that are all octal are taken as octal.
- */
-export const fileMode = (mode: number | undefined): number => (mode === undefined ? 0 : /^[0-7]+$/.test(String(mode)) ? parseInt(String(mode), 8) : mode);
-
 function fileRef(project: ComposeProject, stack: string, kind: 'secret' | 'config', r: ComposeFileReference, service: string): { name: string; file: { name: string; uid: number; gid: number; mode: number } } {
   const top = (kind === 'secret' ? project.secrets : project.configs)[r.source];
   if (!top) throw invalidArgument(`services.${service}.${kind}s: ${kind} ${JSON.stringify(r.source)} is not declared in the top-level ${kind}s`);
   const name = stackObjectName(stack, r.source, top);
   const target = r.target || (kind === 'secret' ? r.source : `/${r.source}`);
-  return { name, file: { name: target, uid: fileId(r.uid, `services.${service}.${kind}s uid`), gid: fileId(r.gid, `services.${service}.${kind}s gid`), mode: fileMode(r.mode) } };
+  return { name, file: { name: target, uid: fileId(r.uid, `services.${service}.${kind}s uid`), gid: fileId(r.gid, `services.${service}.${kind}s gid`), mode: r.mode ?? 0 } };
 }
 
 function mounts(project: ComposeProject, stack: string, s: ComposeService): Mount[] {
@@ -181,6 +175,8 @@ export function planServiceSpec(project: ComposeProject, stack: string, s: Compo
     if (!top) throw invalidArgument(`services.${s.name}.networks: network ${JSON.stringify(key)} is not declared in the top-level networks`);
     return stackObjectName(stack, key, top);
   });
+  // As docker's stack deploy: the service answers to its compose name on each of its networks, and to the file's aliases there.
+  const networkAliases = Object.values(s.networks).map((n, i) => ({ network: networks[i], aliases: [...new Set([s.name, ...n.aliases])] }));
   const secrets: SecretReference[] = s.secrets.map((r) => {
     const { name, file } = fileRef(project, stack, 'secret', r, s.name);
     return { secretId: '', secretName: name, file };
@@ -225,6 +221,7 @@ export function planServiceSpec(project: ComposeProject, stack: string, s: Compo
       restart: rp ? { condition: RESTART[rp.condition], ...(rp.delayMs !== undefined ? { delayMs: rp.delayMs } : {}), maxAttempts: rp.maxAttempts ?? 0, windowMs: rp.windowMs ?? 0 } : undefined,
       placement: { constraints: [...d.placement.constraints] },
       networks,
+      networkAliases,
     },
     update: updateConfig(d.updateConfig),
     rollback: updateConfig(d.rollbackConfig),

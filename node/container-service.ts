@@ -40,7 +40,10 @@ const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefin
 /** The LocalNode container calls (12-C): this node's containers, over Containers. */
 export function containerService(containers: Containers): ContainerHandlers {
   return {
-    createContainer: unary((req: CreateContainerRequest) => (req.start ? containers.run(req.config!) : containers.create(req.config!))),
+    createContainer: unary((req: CreateContainerRequest) => {
+      const pull = { registryAuth: req.registryAuth || undefined };
+      return req.start ? containers.run(req.config!, pull) : containers.create(req.config!, pull);
+    }),
     startContainer: unary((req: ContainerRequest) => containers.start(req.container)),
     stopContainer: unary((req: StopContainerRequest) => containers.stop(req.container, timeoutMs(req))),
     restartContainer: unary((req: StopContainerRequest) => containers.restart(req.container, timeoutMs(req))),

@@ -151,8 +151,11 @@ export class Containers {
     return this.recs.has(id);
   }
 
-  /** `create` (and the first half of `run`): the record and the runtime's held sandbox; nothing is left when it fails. */
-  async create(cfg: ContainerConfig): Promise<Container> {
+  /**
+   * `create` (and the first half of `run`): the record and the runtime's held sandbox; nothing is
+   * left when it fails. `pull.registryAuth` (user:password) pulls the image, and is not kept.
+   */
+  async create(cfg: ContainerConfig, pull: { registryAuth?: string } = {}): Promise<Container> {
     validateContainerConfig(cfg);
     this.opts.ports?.check(cfg);
     const networks = planContainerNetworks(cfg);
@@ -177,7 +180,8 @@ export class Containers {
     try {
       await this.lock(id).runExclusive(async () => {
         for (const n of networks) if (!NO_PLUG_DRIVERS.has(n)) this.checkNetwork(n);
-        await this.opts.runtime.prepare(planContainerTask(rec.container, runtimeAttachments(networks)), { logFile: this.opts.store.logFile(id) });
+        const registryAuth = pull.registryAuth ? { registryAuth: pull.registryAuth } : {};
+        await this.opts.runtime.prepare(planContainerTask(rec.container, runtimeAttachments(networks)), { logFile: this.opts.store.logFile(id), ...registryAuth });
         await this.save(rec);
       });
     } catch (err) {
@@ -261,8 +265,8 @@ export class Containers {
   }
 
   /** `run`: create, then start; when the start fails, nothing of the container is left. */
-  async run(cfg: ContainerConfig): Promise<Container> {
-    const c = await this.create(cfg);
+  async run(cfg: ContainerConfig, pull: { registryAuth?: string } = {}): Promise<Container> {
+    const c = await this.create(cfg, pull);
     const rec = this.recs.get(c.id)!;
     try {
       await this.lock(c.id).runExclusive(() => this.startLocked(rec));

@@ -110,6 +110,7 @@ export function planLocalDnsRecords(networks: readonly LocalNetwork[], entries: 
             name,
             vip: '',
             tasks: [{ taskId: e.containerId, ip: e.ip, name: e.name, hostname: e.hostname, serving: true }],
+            aliases: [],
           })),
         ),
     }));

@@ -3,7 +3,8 @@
  * the records of the networks it is attached to) and what a query gets (planDnsAnswer): an
  * answer packet, "forward upstream", or nothing (not a query). No sockets here.
  *
- * Names, case-insensitive: `<service>` and `<service>.<network>` -> the VIP (or the serving
+ * Names, case-insensitive: `<service>` and `<service>.<network>`, and the same of each of the
+ * service's aliases on that network -> the VIP (or the serving
  * tasks' IPs in dnsrr mode, turned per query); `tasks.<service>[.<network>]` -> the serving
  * tasks' IPs; a task's name and hostname [.<network>] -> its IP; an attached container's name
  * and aliases [.<network>] -> its IP. A records; AAAA and other types
@@ -97,9 +98,11 @@ export function planDnsIndex(networks: NetworkServices[], subnets: string[] = []
     const suffixes = netName ? ['', `.${netName}`] : [''];
     for (const svc of net.services) {
       const serving = svc.tasks.filter((t) => t.serving && t.ip).map((t) => t.ip);
-      for (const sfx of suffixes) {
-        addName(names, `${svc.name}${sfx}`, svc.vip ? [svc.vip] : serving, PRIORITY.service, !svc.vip);
-        addName(names, `tasks.${svc.name}${sfx}`, serving, PRIORITY.service, true);
+      for (const name of [svc.name, ...(svc.aliases ?? [])]) {
+        for (const sfx of suffixes) {
+          addName(names, `${name}${sfx}`, svc.vip ? [svc.vip] : serving, PRIORITY.service, !svc.vip);
+          addName(names, `tasks.${name}${sfx}`, serving, PRIORITY.service, true);
+        }
       }
       if (svc.vip) addPtr(ptr, svc.vip, svc.name);
       for (const t of svc.tasks) {

@@ -16,6 +16,7 @@ import { planCommandText, planStatusText } from '../../agent/containers/containe
 import { planPortsText } from '../../agent/containers/port-plans';
 import type { HealthConfig } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
+import { savedContainerRegistryAuth } from '../registry-auth';
 import { parseTail } from '../container-flags';
 import { json, table } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
@@ -82,7 +83,7 @@ function loadProject(argv: ComposeArgs): ComposeProject {
   const files = composeFiles().findComposeFiles(([] as string[]).concat(argv.file ?? []).map(String), cwd);
   const { project, warnings } = composeModel().loadComposeProject(
     { files, projectName: argv.projectName, env: callerEnvironment(), workingDir: argv.projectDirectory ? fsPath(cwd, argv.projectDirectory) : undefined },
-    composeFiles().fsComposeIo,
+    composeFiles().composeIoFor(files),
   );
   for (const w of warnings) progress(`WARNING: ${w}`);
   const ignored = composeModel().formatUnsupportedWarning(composeModel().unsupportedKeys(project, plans().COMPOSE_SUPPORTED_KEYS));
@@ -224,13 +225,13 @@ async function applyContainerAction(l: LocalNodeClient, host: string, a: Contain
       progress(` Container ${a.name}  Recreate`);
       await call(l, l.stopContainer, stopTimeout(a.id), host, 300000);
       await call(l, l.removeContainer, { container: a.id, force: true }, host, 60000);
-      await call(l, l.createContainer, { config: a.config, start: false }, host, 300000);
+      await call(l, l.createContainer, { config: a.config, start: false, registryAuth: savedContainerRegistryAuth(a.config) }, host, 300000);
       progress(` Container ${a.name}  Recreated`);
       break;
     }
     case 'create':
       progress(` Container ${a.name}  Creating`);
-      await call(l, l.createContainer, { config: a.config, start: false }, host, 300000);
+      await call(l, l.createContainer, { config: a.config, start: false, registryAuth: savedContainerRegistryAuth(a.config) }, host, 300000);
       progress(` Container ${a.name}  Created`);
       break;
   }

@@ -13,6 +13,7 @@ import { json, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 import { attachCommand, execCommand } from './terminal';
 import { STATS_TITLES, StatsEntry, planStatsEntry, planStatsRow } from '../../agent/containers/stats-plans';
+import { savedContainerRegistryAuth } from '../registry-auth';
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
@@ -160,7 +161,7 @@ async function runOrCreate(argv: Record<string, unknown> & GlobalArgs, start: bo
   await withClients(argv, async (c, host) => {
     const l = local(c);
     const attached = start && !argv.detach;
-    const created = await call(l, l.createContainer, { config, start: start && !attached }, host, 300000);
+    const created = await call(l, l.createContainer, { config, start: start && !attached, registryAuth: savedContainerRegistryAuth(config) }, host, 300000);
     if (!attached) return out(`${created.id}\n`);
     await runAttached(l, created, host);
   });
@@ -175,7 +176,7 @@ async function runInteractive(argv: GlobalArgs, config: ContainerConfig): Promis
   if (tty && config.spec?.container?.openStdin && !process.stdin.isTTY) throw invalidArgument('the input device is not a TTY');
   const code = await withClients(argv, async (c, host) => {
     const l = local(c);
-    const created = await call(l, l.createContainer, { config, start: false }, host, 300000);
+    const created = await call(l, l.createContainer, { config, start: false, registryAuth: savedContainerRegistryAuth(config) }, host, 300000);
     const startMsg = { msg: { $case: 'attach' as const, value: { target: created.id, size: tty ? localSize() : undefined } } };
     return runTerminal(l.attach(), startMsg, {
       stdin: Boolean(config.spec?.container?.openStdin),

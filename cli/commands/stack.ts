@@ -48,13 +48,14 @@ interface DeployArgs extends GlobalArgs {
 async function deploy(argv: DeployArgs): Promise<void> {
   // Loaded here, not at every CLI start: the compose loader brings ajv and the compose-spec schema.
   const { formatUnsupportedWarning, loadComposeProject, unsupportedKeys }: typeof import('../../services/compose') = require('../../services/compose');
-  const { findComposeFiles, fsComposeIo }: typeof import('../../services/compose/fs-io') = require('../../services/compose/fs-io');
+  const { composeIoFor, findComposeFiles }: typeof import('../../services/compose/fs-io') = require('../../services/compose/fs-io');
   const { validateServiceSpec }: typeof import('../../manager/orchestrator/service-spec') = require('../../manager/orchestrator/service-spec');
   const { planFileReferences }: typeof import('../../manager/file-object-plans') = require('../../manager/file-object-plans');
   validateStackName(argv.stack);
   const named = ([] as string[]).concat(argv.composeFile ?? []).map(String);
   if (named.length === 0) throw invalidArgument('please specify a compose file (with --compose-file or -c)');
-  const { project, warnings } = loadComposeProject({ files: findComposeFiles(named, process.cwd()), projectName: argv.stack, env: callerEnvironment() }, fsComposeIo);
+  const files = findComposeFiles(named, process.cwd());
+  const { project, warnings } = loadComposeProject({ files, projectName: argv.stack, env: callerEnvironment() }, composeIoFor(files));
   for (const w of warnings) process.stderr.write(`WARNING: ${w}\n`);
   const ignored = formatUnsupportedWarning(unsupportedKeys(project, STACK_SUPPORTED_KEYS));
   if (ignored) process.stderr.write(`${ignored}\n`);
@@ -146,7 +147,7 @@ export function stackCommands(y: Argv<GlobalArgs>) {
         (a) =>
           a
             .positional('stack', { type: 'string', demandOption: true })
-            .option('compose-file', { alias: 'c', type: 'string', describe: 'Path to a Compose file (repeatable)' })
+            .option('compose-file', { alias: 'c', type: 'string', describe: 'Path to a Compose file, or "-" to read from stdin (repeatable)' })
             .option('prune', { type: 'boolean', default: false, describe: 'Prune services that are no longer referenced' })
             .option('with-registry-auth', { type: 'boolean', default: false, describe: 'Send registry authentication details to Swarm agents' }),
         (argv) => deploy(argv as unknown as DeployArgs),

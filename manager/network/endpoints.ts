@@ -119,13 +119,20 @@ export class EndpointsIndex {
       if (!vip && tasks.length === 0) continue;
       const dnsrr = service.spec?.endpoint?.mode === EndpointMode.ENDPOINT_MODE_DNSRR;
       tasks.sort((a, b) => numeric(a.name, b.name));
-      records.push({ serviceId: service.id, name: service.spec?.name ?? '', vip: vip && !dnsrr ? bareIp(vip.addr) : '', tasks });
+      records.push({ serviceId: service.id, name: service.spec?.name ?? '', vip: vip && !dnsrr ? bareIp(vip.addr) : '', tasks, aliases: this.aliasesOf(service, id) });
     }
     records.sort((a, b) => byText(a.name, b.name) || byText(a.serviceId, b.serviceId));
     const containers = [...(this.containersOn.get(id) ?? [])].sort((a, b) => byText(a.name, b.name) || byText(a.containerId, b.containerId));
     const entry = { networkId: id, name: this.networkById.get(id)!.spec?.name ?? '', services: records, containers };
     this.records.set(id, entry);
     return entry;
+  }
+
+  /** The service's aliases on network `id`: those its spec gives that network, by id or name. */
+  private aliasesOf(service: Service, id: string): string[] {
+    const name = this.networkById.get(id)?.spec?.name;
+    const entries = (service.spec?.task?.networkAliases ?? []).filter((e) => e.network === id || (name !== undefined && e.network === name));
+    return [...new Set(entries.flatMap((e) => e.aliases).filter((a) => a && a !== service.spec?.name))];
   }
 
   /** The routing mesh, when a service publishes a port in ingress mode and the node has its endpoint. */

@@ -132,7 +132,17 @@ function validateTask(task: TaskSpec | undefined): TaskSpec {
     placement: { constraints: [...constraints] },
     forceUpdate: wholeNumber(task?.forceUpdate ?? 0, 'force-update counter'),
     networks: [...(task?.networks ?? [])],
+    networkAliases: validateNetworkAliases(task?.networks ?? [], task?.networkAliases ?? []),
   };
+}
+
+/** Aliases only of the task's own networks, as names: no empty name, no whitespace or control character. */
+function validateNetworkAliases(networks: string[], entries: TaskSpec['networkAliases']): TaskSpec['networkAliases'] {
+  return entries.map((e) => {
+    if (!networks.includes(e.network)) throw invalidArgument(`network aliases of ${JSON.stringify(e.network)}: the service is not attached to that network`);
+    for (const a of e.aliases) if (!a || /[\s\x00-\x1f\x7f]/.test(a)) throw invalidArgument(`invalid network alias ${JSON.stringify(a)}`);
+    return { network: e.network, aliases: [...new Set(e.aliases)] };
+  });
 }
 
 /**

@@ -14,6 +14,20 @@ export const fsComposeIo: ComposeIo = {
   },
 };
 
+/** The file name that stands for standard input, as docker's `stack deploy -c -` and `compose -f -`. */
+export const STDIN_FILE = '-';
+
+/**
+ * fsComposeIo, except that the file named `-` is standard input, read once when the loader asks
+ * for it. Its path is `-` in the working directory, so that relative paths in it resolve there.
+ */
+export function composeIoFor(files: readonly ComposeFile[], readStdin: () => string = () => readFileSync(0, 'utf8')): ComposeIo {
+  const stdin = files.find((f) => f.name === STDIN_FILE)?.path;
+  if (stdin === undefined) return fsComposeIo;
+  let text: string | undefined;
+  return { readFile: (path) => (path === stdin ? (text ??= readStdin()) : fsComposeIo.readFile(path)) };
+}
+
 /**
  * The files `-f` named (relative to `cwd`), or else the first of docker compose's default names in
  * `cwd` with its `.override` file when there is one.

@@ -164,6 +164,7 @@ export function planContainerConfig(project: ComposeProject, service: ComposeSer
       placement: undefined,
       forceUpdate: 0,
       networks: nets.map((n) => n.name),
+      networkAliases: [],
       attachment: undefined,
     },
     labels: {

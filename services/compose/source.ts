@@ -72,6 +72,12 @@ export interface ParsedFile {
 
 const MAX_DEPTH = 64;
 
+/**
+ * `0400`: octal, as docker compose reads it (YAML 1.1's integers, which go-yaml v3 keeps), where
+ * the YAML 1.2 core schema reads decimal 400. File modes (`mode: 0440`) are written so.
+ */
+const LEGACY_OCTAL = /^[-+]?0[0-7]+$/;
+
 /** A plain (unquoted) scalar with a variable in it: `replicas: ${N}` is a number once N is known. */
 const castable = (node: unknown): boolean => isScalar(node) && node.type === 'PLAIN' && typeof node.value === 'string' && node.value.includes('$');
 
@@ -128,6 +134,7 @@ export function parseComposeFile(name: string, text: string, lookup: Lookup, loc
       return arr;
     }
     if (isScalar(node)) {
+      if (typeof node.value === 'number' && node.type === 'PLAIN' && LEGACY_OCTAL.test(node.source ?? '')) return parseInt(node.source!, 8);
       if (typeof node.value !== 'string') return node.value;
       try {
         const r = interpolate(node.value, lookup);

@@ -215,6 +215,10 @@ describe("the notes' registry exercise", () => {
     expect(await ok(['push', 'localhost:5001/private/my-image:1'])).toMatch(/\n1: digest: sha256:/);
     await ok(['rmi', 'localhost:5001/private/my-image:1']);
     expect(await ok(['pull', 'localhost:5001/private/my-image:1'])).toMatch(/^sha256:/);
+    // create and run pull with the saved login too, as docker's do.
+    await ok(['rmi', 'localhost:5001/private/my-image:1']);
+    expect(await ok(['container', 'create', '--name', 'from-private', 'localhost:5001/private/my-image:1'])).toMatch(/^[0-9a-f]{64}\n$/);
+    await ok(['rm', 'from-private']);
 
     // The password is in no daemon log and no file of the node.
     expect(fs.readFileSync(h.logFile, 'utf8')).not.toContain(PASSWORD);

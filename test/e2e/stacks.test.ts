@@ -27,6 +27,9 @@ services:
     command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www"]
     ports:
       - "8080:80"
+    networks:
+      default:
+        aliases: [www]
     deploy:
       replicas: 2
   api:
@@ -106,10 +109,20 @@ test('a stack of web, api and store: deployed, reached through the mesh, updated
   }
   const fromWeb = await waitFor('the api from a web task', async () => {
     const [web] = await runningTasks(lab, h1, 'app_web');
-    const r = await lab.execInTask(web.status!.container!.pid!, ['sh', '-c', 'nc -w 2 app_api 8000 </dev/null || nc -w 2 api 8000 </dev/null'], { timeoutMs: 10000 });
+    const r = await lab.execInTask(web.status!.container!.pid!, ['sh', '-c', 'nc -w 2 api 8000 </dev/null'], { timeoutMs: 10000 });
     return r.stdout.includes('api 1') ? r.stdout : undefined;
   }, 60000);
   expect(fromWeb).toContain('api 1');
+  // As docker's stack deploy: each service answers to its compose name, and to the file's aliases, on the stack's network.
+  for (const name of ['web', 'www', 'app_web']) {
+    const got = await waitFor(`the web as ${name} from the api task`, async () => {
+      // An HTTP GET by nc: the lab's static busybox wget crashes on its error paths.
+      const r = await lab.execInTask(apiTask.status!.container!.pid!, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${name} 80`], { timeoutMs: 10000 });
+      if (r.code !== 0) throw new Error(`nc exited ${r.code}: ${r.stderr.trim()}`);
+      return r.stdout;
+    }, 60000);
+    expect(got).toMatch(/^HTTP\/1\.[01] 200 .*\r\n\r\nhello from web\n$/s);
+  }
 
   // Deploying again with the api changed: only it is updated.
   const before = new Map((await services()).map((s) => [s.spec?.name, s]));
@@ -149,3 +162,12 @@ test('a bad compose file is one clear line naming the file, and nothing is deplo
   expect((await services()).map((s) => s.spec?.name)).not.toContain('bad_web');
   expect((await sw(lab, h1, ['network', 'ls', '--format', 'json']))).not.toContain('bad_default');
 }, 60000);
+
+test('stack deploy -c - reads the compose file from standard input', async () => {
+  const text = `services:\n  solo:\n    image: ${image}\n    command: ["sleep", "100000"]\n`;
+  const res = await lab.cli(h1, ['stack', 'deploy', '-c', '-', 'piped'], { input: text });
+  expect(res.stderr).toBe('');
+  expect(res.stdout).toBe('Creating network piped_default\nCreating service piped_solo\n');
+  await allRunning('piped_solo', 1);
+  await sw(lab, h1, ['stack', 'rm', 'piped']);
+}, 180000);

@@ -52,7 +52,7 @@ function records(containers: Task[]): NetworkServices[] {
   return [{
     networkId: front.networkId,
     name: front.name,
-    services: [{ serviceId: 's-web', name: 'web', vip: '', tasks: [{ taskId: web.id, ip: '10.91.0.5', name: `web.1.${web.id}`, hostname: 'w1', serving: true }] }],
+    services: [{ serviceId: 's-web', aliases: [], name: 'web', vip: '', tasks: [{ taskId: web.id, ip: '10.91.0.5', name: `web.1.${web.id}`, hostname: 'w1', serving: true }] }],
     containers: containers.filter((t) => t.networks[0].networkId === front.networkId).map((t) => ({ containerId: CONTAINER, name: 'alpine1', aliases: ['first'], ip: t.networks[0].address.split('/')[0] })),
   }];
 }

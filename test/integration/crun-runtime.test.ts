@@ -51,6 +51,7 @@ function task(container: Partial<ContainerSpec>, limits?: Limits, networks: Task
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
+      networkAliases: [],
       container: { image, command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [], ...container },
       resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0, pids: limits.pids ?? 0 } } : undefined,
       forceUpdate: 0,

@@ -37,6 +37,7 @@ function task(container: Partial<ContainerSpec>, limits?: { memoryBytes?: number
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
+      networkAliases: [],
       container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [], ...container },
       resources: limits ? { limits: { memoryBytes: limits.memoryBytes ?? 0, nanoCpus: limits.nanoCpus ?? 0, pids: 0 } } : undefined,
       forceUpdate: 0,

@@ -58,8 +58,8 @@ function services(webServing: Task[]): NetworkServices[] {
     name: front.name,
     containers: [],
     services: [
-      { serviceId: 's-web', name: 'web', vip: WEB_VIP, tasks: [A, B].map((t) => st(t, webServing.includes(t))) },
-      { serviceId: 's-client', name: 'client', vip: '10.90.0.3', tasks: [st(C, true)] },
+      { serviceId: 's-web', aliases: [], name: 'web', vip: WEB_VIP, tasks: [A, B].map((t) => st(t, webServing.includes(t))) },
+      { serviceId: 's-client', aliases: [], name: 'client', vip: '10.90.0.3', tasks: [st(C, true)] },
     ],
   }];
 }

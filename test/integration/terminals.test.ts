@@ -45,6 +45,7 @@ function task(kind: 'exec' | 'oci', container: Partial<ContainerSpec>): Task {
     desiredState: TaskState.TASK_STATE_RUNNING,
     createdAt: '',
     spec: {
+      networkAliases: [],
       container: { image: kind === 'exec' ? 'exec:/' : image, command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 0, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [], ...container },
       forceUpdate: 0,
       networks: [],

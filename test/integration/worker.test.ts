@@ -74,6 +74,7 @@ function task(container: Partial<ContainerSpec>, o: { desired?: TaskState; statu
     createdAt: '',
     status: { state: o.status ?? S.TASK_STATE_ASSIGNED, timestamp: '', message: '', err: '' },
     spec: {
+      networkAliases: [],
       container: { image: 'exec:/', command: [], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: 5000, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [], ...container },
       resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0, pids: 0 } } : undefined,
       forceUpdate: 0,

@@ -313,3 +313,26 @@ describe('interpolated values take the type the schema wants, as docker compose 
     expect(failure({ 'c.yml': 'services:\n  web:\n    image: a\n    deploy:\n      replicas: "${N}"\n' }, { env: { N: '2' } }).message).toBe('c.yml:5: services.web.deploy.replicas: must be a whole number, not a string');
   });
 });
+
+test('file modes read as docker compose reads them: 0400 and 0o400 octal, 400 decimal', () => {
+  const f = [
+    'services:',
+    '  web:',
+    '    image: busybox',
+    '    secrets:',
+    '      - { source: s, target: a, mode: 0400 }',
+    '      - { source: s, target: b, mode: 0o440 }',
+    '      - { source: s, target: c, mode: 444 }',
+    '    configs:',
+    '      - source: c',
+    '        mode: 0755',
+    'secrets:',
+    '  s: { external: true }',
+    'configs:',
+    '  c: { external: true }',
+    '',
+  ].join('\n');
+  const web = load({ 'docker-compose.yml': f }).project.services.web;
+  expect(web.secrets.map((r) => r.mode)).toEqual([0o400, 0o440, 444]);
+  expect(web.configs.map((r) => r.mode)).toEqual([0o755]);
+});

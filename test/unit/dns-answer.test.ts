@@ -145,6 +145,31 @@ describe('NXDOMAIN and forwarding', () => {
   });
 });
 
+describe('service aliases', () => {
+  const net = NetworkServices.fromPartial({
+    networkId: 'ns',
+    name: 'app_default',
+    services: [
+      { serviceId: 's-api', name: 'app_api', vip: '10.0.3.2', aliases: ['api', 'backend'], tasks: [task('a1', '10.0.3.5', 'app_api.1.a1', 'ha1')] },
+      { serviceId: 's-rr', name: 'app_rr', vip: '', aliases: ['rr'], tasks: [task('r1', '10.0.3.7', 'app_rr.1.r1', 'hr1')] },
+    ],
+  });
+  const idx = planDnsIndex([net], ['10.0.3.9/24']);
+  const askHere = (name: string) => {
+    const d = planDnsAnswer(query(name), idx);
+    return d.kind === 'answer' ? (d.packet.answers ?? []).map(dataOf) : d.kind;
+  };
+  test.each([
+    ['app_api', ['10.0.3.2']],
+    ['api', ['10.0.3.2']],
+    ['backend.app_default', ['10.0.3.2']],
+    ['tasks.api', ['10.0.3.5']],
+    ['rr', ['10.0.3.7']],
+  ])('%s -> %j, as the service name', (name, want) => {
+    expect(askHere(name)).toEqual(want);
+  });
+});
+
 describe('PTR', () => {
   test.each([
     ['10.0.1.5', ok('web.1.t1')],

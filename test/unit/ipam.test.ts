@@ -146,7 +146,7 @@ function task(id: string, networks: string[], attached: { networkId: string; add
     serviceName: 'svc',
     slot: 1,
     nodeId: '',
-    spec: { forceUpdate: 0, networks },
+    spec: { networkAliases: [], forceUpdate: 0, networks },
     specVersion: 1,
     desiredState: TaskState.TASK_STATE_RUNNING,
     status: undefined,

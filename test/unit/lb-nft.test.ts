@@ -17,16 +17,16 @@ const SERVICES: NetworkServices[] = [
     name: 'front',
     containers: [],
     services: [
-      { serviceId: 's-web', name: 'web', vip: '10.0.1.2', tasks: [task('10.0.1.9'), task('10.0.1.5'), task('10.0.1.7', false), task('10.0.1.10')] },
-      { serviceId: 's-db', name: 'db', vip: '10.0.1.3', tasks: [task('10.0.1.11', false)] },
-      { serviceId: 's-rr', name: 'rr', vip: '', tasks: [task('10.0.1.12')] },
+      { serviceId: 's-web', aliases: [], name: 'web', vip: '10.0.1.2', tasks: [task('10.0.1.9'), task('10.0.1.5'), task('10.0.1.7', false), task('10.0.1.10')] },
+      { serviceId: 's-db', aliases: [], name: 'db', vip: '10.0.1.3', tasks: [task('10.0.1.11', false)] },
+      { serviceId: 's-rr', aliases: [], name: 'rr', vip: '', tasks: [task('10.0.1.12')] },
     ],
   },
   {
     networkId: 'net-back',
     name: 'back',
     containers: [],
-    services: [{ serviceId: 's-api', name: 'api', vip: '10.0.2.2', tasks: [task('10.0.2.4')] }],
+    services: [{ serviceId: 's-api', aliases: [], name: 'api', vip: '10.0.2.2', tasks: [task('10.0.2.4')] }],
   },
 ];
 

@@ -69,7 +69,7 @@ function task(id: string, o: TaskOptions = {}): Task {
     serviceName: o.service ?? 'web',
     slot: o.slot ?? 0,
     nodeId: o.node ?? '',
-    spec: { container: undefined, resources: undefined, restart: undefined, placement: undefined, forceUpdate: 0, networks: o.refs ?? [] },
+    spec: { networkAliases: [], container: undefined, resources: undefined, restart: undefined, placement: undefined, forceUpdate: 0, networks: o.refs ?? [] },
     specVersion: o.specVersion ?? 1,
     desiredState: o.desired ?? TASK_STATE_RUNNING,
     status: { state: o.state ?? TASK_STATE_NEW, timestamp: createdAt, message: o.message ?? 'created', err: '', container: undefined },
@@ -278,6 +278,13 @@ describe('service flags for networks', () => {
     expect(specFromUpdateFlags(current, { networkAdd: ['c', 'a'], networkRm: ['a'] }).task?.networks).toEqual(['b', 'c', 'a']);
     expect(specFromUpdateFlags(current, { replicas: '3' }).task?.networks).toEqual(['a', 'b']);
     expect(specFromUpdateFlags(current, { network: ['z'] } as never).task?.networks).toEqual(['a', 'b']);
+  });
+
+  test('a network left takes the service\'s aliases there with it', () => {
+    const created = specFromCreateFlags({ name: 'web', network: ['a', 'b'] }, 'exec:/', ['sleep', '1']);
+    const current = { ...created, task: { ...created.task!, networkAliases: [{ network: 'a', aliases: ['web'] }, { network: 'b', aliases: ['web', 'w'] }] } };
+    expect(specFromUpdateFlags(current, { networkRm: ['a'] }).task?.networkAliases).toEqual([{ network: 'b', aliases: ['web', 'w'] }]);
+    expect(specFromUpdateFlags(current, { replicas: '3' }).task?.networkAliases).toEqual(current.task.networkAliases);
   });
 
   test.each([

@@ -81,11 +81,19 @@ describe('planNodeEndpoints: services', () => {
       name: 'back',
       containers: [],
       services: [
-        { serviceId: 's-api', name: 'api', vip: '10.0.1.2', tasks: [{ taskId: 'api1ffffffffffff', ip: '10.0.1.10', name: 'api.1.api1ffffffffffff', hostname: 'api-one', serving: true }] },
+        { serviceId: 's-api', name: 'api', vip: '10.0.1.2', aliases: [], tasks: [{ taskId: 'api1ffffffffffff', ip: '10.0.1.10', name: 'api.1.api1ffffffffffff', hostname: 'api-one', serving: true }] },
         // dnsrr: no VIP; a global-style task (slot 0) is named after its node; one not running yet is left out
-        { serviceId: 's-db', name: 'db', vip: '', tasks: [{ taskId: 'db1gggggggggggg', ip: '10.0.1.20', name: 'db.n1.db1gggggggggggg', hostname: 'db1ggggggggg', serving: true }] },
+        { serviceId: 's-db', name: 'db', vip: '', aliases: [], tasks: [{ taskId: 'db1gggggggggggg', ip: '10.0.1.20', name: 'db.n1.db1gggggggggggg', hostname: 'db1ggggggggg', serving: true }] },
       ],
     });
+  });
+
+  test('a service record carries the aliases its spec gives that network, by name or id', () => {
+    const aliased = { ...api, spec: { ...api.spec!, task: { ...api.spec!.task!, networks: ['front', 'back'], networkAliases: [{ network: 'front', aliases: ['api', 'gw'] }, { network: 'back', aliases: ['inner'] }] } } };
+    const { services: records } = planNodeEndpoints({ nodeId: 'n1', tasks, networks, services: [web, aliased, db, lonely], nodes });
+    const aliasesOn = (net: string) => records.find((n) => n.name === net)!.services.find((s) => s.name === 'api')!.aliases;
+    expect(aliasesOn('front')).toEqual(['gw']);
+    expect(aliasesOn('back')).toEqual(['inner']);
   });
 
   test('serving says which tasks get traffic; the others still answer to their names', () => {

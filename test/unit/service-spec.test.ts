@@ -277,3 +277,16 @@ describe('constraints', () => {
     expect(matchConstraints(worker, ['node.labels.zone==eu-1'])).toBe(false);
   });
 });
+
+test('network aliases are kept for the task\'s own networks; others, and empty or spaced names, are refused', () => {
+  const withAliases = (networkAliases: { network: string; aliases: string[] }[]) => {
+    const s = spec();
+    return { ...s, task: { ...s.task!, networks: ['app_default'], networkAliases } } as ServiceSpec;
+  };
+  expect(validateServiceSpec(withAliases([{ network: 'app_default', aliases: ['web', 'www', 'web'] }])).task?.networkAliases).toEqual([{ network: 'app_default', aliases: ['web', 'www'] }]);
+  expect(validateServiceSpec(spec()).task?.networkAliases).toEqual([]);
+  expect(refusal(() => validateServiceSpec(withAliases([{ network: 'other', aliases: ['x'] }]))).message).toBe('network aliases of "other": the service is not attached to that network');
+  expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: ['a b'] }]))).message).toBe('invalid network alias "a b"');
+  expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: [''] }]))).message).toBe('invalid network alias ""');
+  expect(refusal(() => validateServiceSpec(withAliases([{ network: 'app_default', aliases: ['a\x01'] }]))).message).toBe('invalid network alias "a\\u0001"');
+});

@@ -95,6 +95,19 @@ test('each compose service becomes NAME_SERVICE with its deploy settings, labell
   expect(store.task?.networks).toEqual(['app_back', 'outside']);
 });
 
+test('each service answers to its compose name on each of its networks, and to the aliases the file gives there', () => {
+  const p = load();
+  expect(planServiceSpec(p, 'app', p.services.web).task?.networkAliases).toEqual([{ network: 'app_default', aliases: ['web'] }]);
+  expect(planServiceSpec(p, 'app', p.services.store).task?.networkAliases).toEqual([
+    { network: 'app_back', aliases: ['store'] },
+    { network: 'outside', aliases: ['store'] },
+  ]);
+  const aliased = load(FILE.replace('    networks: [back]\n', '    networks:\n      back: { aliases: [backend, api] }\n'));
+  const api = planServiceSpec(aliased, 'app', aliased.services.api);
+  expect(api.task?.networkAliases).toEqual([{ network: 'app_back', aliases: ['api', 'backend'] }]);
+  expect(validateServiceSpec(api).task?.networkAliases).toEqual(api.task?.networkAliases);
+});
+
 test('a first deploy makes the networks, secrets and services; externals must exist and are not made', () => {
   const plan = planStackDeploy(load(), 'app', withExternals, identity);
   expect(plan.networks.map((n) => [n.name, n.driver, n.labels[LABEL_STACK]])).toEqual([
@@ -134,4 +147,9 @@ test('a service without an image, or naming an undeclared network, secret or vol
   expect(() => planStackDeploy(load('services:\n  a:\n    build: .\n'), 'app', none, identity)).toThrow('stack deploy needs an image');
   expect(() => planStackDeploy(load('services:\n  a:\n    image: x\n    networks: [nope]\n'), 'app', none, identity)).toThrow();
   expect(() => planStackDeploy(load('services:\n  a:\n    image: x\n    secrets: [nope]\n'), 'app', none, identity)).toThrow();
+});
+
+test('a secret\'s mode is the compose model\'s: 0400 octal, 444 decimal as docker reads it', () => {
+  const p = load(FILE.replace('mode: 0400', 'mode: 444'));
+  expect(planServiceSpec(p, 'app', p.services.store).task?.container?.secrets[1].file?.mode).toBe(444);
 });

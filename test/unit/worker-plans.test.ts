@@ -37,6 +37,7 @@ function task(o: TaskOptions = {}): Task {
     createdAt: '',
     status: { state: o.managerState ?? S.TASK_STATE_ASSIGNED, timestamp: '', message: '', err: '' },
     spec: {
+      networkAliases: [],
       container: { image: 'exec:/', command: ['sleep', '100'], args: [], env: [], dir: '', user: '', hostname: '', stopGracePeriodMs: o.grace ?? 0, mounts: [], pull: 0, tty: false, openStdin: false, secrets: [], configs: [] },
       resources: o.memory ? { limits: { memoryBytes: o.memory, nanoCpus: 0, pids: 0 } } : undefined,
       forceUpdate: 0,
