@@ -25,7 +25,7 @@ export interface AgentOptions extends AgentSessionOptions {
   dnsUpstreams?: readonly string[];
   /** The node's own checks for `network doctor` beside the networks': its containers' published ports. */
   doctorContainers?: () => Promise<string[]>;
-  /** 13-K: where tasks' secrets and configs are written (a tmpfs). */
+  /** where tasks' secrets and configs are written (a tmpfs). */
   taskFiles?: TaskFilesPort;
 }
 

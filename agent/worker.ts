@@ -29,11 +29,11 @@ export interface WorkerOptions {
   monitorMs?: number;
   /** Plugs tasks into their networks between prepare and start; without it, tasks have only lo. */
   networks?: TaskNetworks;
-  /** 13-K: where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
+  /** where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
   files?: TaskFilesPort;
 }
 
-/** 13-K: tasks' secrets and configs as files on the node (TaskFiles). */
+/** tasks' secrets and configs as files on the node (TaskFiles). */
 export interface TaskFilesPort {
   ensure(task: Task, values: Map<string, Uint8Array>): Promise<TaskFileMounts | undefined>;
   release(taskId: string): Promise<void>;
@@ -265,7 +265,7 @@ export class Worker {
     }
   }
 
-  /** 13-K: the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */
+  /** the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */
   private async taskFiles(task: Task): Promise<TaskFileMounts | undefined> {
     if (!this.files) throw failedPrecondition('this node cannot give tasks secrets or configs: it has no place for them');
     return this.files.ensure(task, this.fileValues);

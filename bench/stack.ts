@@ -1,5 +1,5 @@
 /**
- * 13-K: the stack benchmark. On a lab of 3 hosts (h1 manager, h2 and h3 workers), each run times
+ * the stack benchmark. On a lab of 3 hosts (h1 manager, h2 and h3 workers), each run times
  * two ways of getting the same 20 replicated services of 5 tasks each (`exec:/ sleep 100000`)
  * running, from the first command's start until `service ls` shows every one at 5/5:
  *

@@ -1,5 +1,5 @@
 /**
- * 13-K: `--secret` and `--config` (docker's syntax: NAME, or source=NAME,target=T,uid=U,gid=G,mode=0400),
+ * `--secret` and `--config` (docker's syntax: NAME, or source=NAME,target=T,uid=U,gid=G,mode=0400),
  * and `--secret-add/--secret-rm`, `--config-add/--config-rm` on update. Pure: the manager resolves
  * the names and checks the targets.
  */

@@ -96,7 +96,7 @@ export interface SpecFlags {
   /** Published ports, docker's --publish syntax (create only: update has --publish-add/--publish-rm). */
   publish?: string[];
   endpointMode?: string;
-  /** 13-K: secrets and configs, docker's --secret/--config syntax (create only: update has -add/-rm). */
+  /** secrets and configs, docker's --secret/--config syntax (create only: update has -add/-rm). */
   secret?: string[];
   config?: string[];
 }

@@ -1,5 +1,5 @@
 /**
- * 13-K: `stack deploy` as docker does it, client-side: a compose project (services/compose) becomes
+ * `stack deploy` as docker does it, client-side: a compose project (services/compose) becomes
  * swarm objects named NAME_KEY and labelled com.docker.stack.namespace=NAME: an overlay network per
  * network of the file (NAME_default when a service names none), secrets and configs from their
  * files, and one service per compose service. Given what exists, the plan says what to create,

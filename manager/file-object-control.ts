@@ -1,5 +1,5 @@
 /**
- * 13-K: the secret and config half of the Control API. A value is sealed the moment it arrives,
+ * the secret and config half of the Control API. A value is sealed the moment it arrives,
  * never logged, never returned for a secret (a config's inspect may show it, as docker's does).
  */
 import { Logger, componentLogger } from '../services/common/logger';

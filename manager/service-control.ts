@@ -32,7 +32,7 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
   const { store } = deps;
   const log = componentLogger(deps.log, 'control');
   const find = async (ref: string) => resolveService(await store.listServices(), ref);
-  /** 13-K: the spec's secrets and configs resolved against the cluster's (a rollback's too: one may have gone). */
+  /** the spec's secrets and configs resolved against the cluster's (a rollback's too: one may have gone). */
   const withFileReferences = async (spec: ServiceSpec) => {
     const c = spec.task?.container;
     if (!c?.secrets.length && !c?.configs.length) return spec;

@@ -71,7 +71,7 @@ export function taskCredentials(tasks: Task[], services: Service[], sealKey: Sea
   return out;
 }
 
-// ---- 13-K: secrets' and configs' values ------------------------------------------------------
+// ---- secrets' and configs' values ------------------------------------------------------
 
 const NO_KEY_FOR_FILES = 'this manager has no seal key for secrets and configs (its data dir lost it?); run the request on another manager';
 const fileContext = (kind: FileObjectKind, id: string) => `${kind}:${id}`;

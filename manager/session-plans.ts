@@ -30,7 +30,7 @@ export interface SessionPlanInput {
 /** The registry credentials a node's assigned tasks need (the dispatcher unseals them). */
 export type CredentialsOf = (assigned: Task[], services: Service[]) => TaskCredential[];
 
-/** 13-K: the values of the secrets and configs a node's assigned tasks use (the dispatcher unseals them). */
+/** the values of the secrets and configs a node's assigned tasks use (the dispatcher unseals them). */
 export type FileValuesOf = (assigned: Task[]) => TaskFileValue[];
 
 /**

@@ -37,7 +37,7 @@ export type ContainerHandlers = Pick<
 
 const timeoutMs = (req: StopContainerRequest) => (req.timeoutSeconds === undefined ? undefined : Math.max(0, Number(req.timeoutSeconds)) * 1000);
 
-/** The LocalNode container calls (12-C): this node's containers, over Containers. */
+/** The LocalNode container calls: this node's containers, over Containers. */
 export function containerService(containers: Containers): ContainerHandlers {
   return {
     createContainer: unary((req: CreateContainerRequest) => {

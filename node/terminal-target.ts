@@ -1,6 +1,6 @@
 /**
  * Which process `exec` and `attach` mean: pure. A target is an id, a unique prefix of one, or a
- * name; candidates come from several sources (this node's tasks now, its containers after 12-C),
+ * name; candidates come from several sources (this node's tasks and its containers),
  * each a list of what it has, merged by resolveTerminalTarget.
  */
 import { failedPrecondition, invalidArgument, notFound } from '../services/common/errors';

@@ -1,5 +1,5 @@
 /**
- * ContainerNetworks for a node in a swarm (12-A): a container joins a cluster network (the
+ * ContainerNetworks for a node in a swarm: a container joins a cluster network (the
  * built-in `bridge`, a user bridge, an attachable overlay) swarmkit's way. The managers make a
  * network-attachment task for it on this node and give it its address (Dispatcher.AttachNetwork);
  * the task comes down in the session's assignments, and the network controller plugs it into the

@@ -1,5 +1,5 @@
 /**
- * The port a container's network endpoints come from (12-C owns it; the cluster side, for a node
+ * The port a container's network endpoints come from (the cluster side, for a node
  * in a swarm, implements it in its own file). The node picks the implementation by its
  * membership: LocalContainerNetworks (local-container-networks.ts) on a node in no swarm.
  */

@@ -187,7 +187,7 @@ export class CrunRuntime implements Runtime {
       // An empty volume is filled from what the image has at its target, as docker does.
       mounts = await prepareMounts(task, this.opts.volumes, (target) => resolveInRoot(image.rootfs, target));
     }
-    // 13-K: secrets and configs, from the node's tmpfs, read-only (after the task's own mounts: a config may sit inside a volume).
+    // secrets and configs, from the node's tmpfs, read-only (after the task's own mounts: a config may sit inside a volume).
     mounts = [...mounts, ...planFileMounts(taskFiles)];
     const hostNetwork = usesHostNetwork(task.networks ?? []);
     await mkdir(dir, { recursive: true, mode: 0o700 });

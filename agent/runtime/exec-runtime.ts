@@ -156,7 +156,7 @@ export class ExecRuntime implements Runtime {
     };
   }
 
-  /** 13-K: a config is mounted over a file the exec root has (a root shared with the host gets no new files). */
+  /** a config is mounted over a file the exec root has (a root shared with the host gets no new files). */
   private async checkConfigTargets(root: string, opts: PrepareOptions): Promise<void> {
     for (const c of opts.files?.configs ?? []) {
       const target = root === '/' ? c.target : join(root, c.target);

@@ -189,7 +189,7 @@ export function signalOfExitCode(exitCode: number, signals: Record<string, numbe
 }
 
 /**
- * 13-K: the shim's mounts file for a task's secrets and configs: one line per mount, tab-separated
+ * the shim's mounts file for a task's secrets and configs: one line per mount, tab-separated
  * `d|f SOURCE TARGET` (d: the secrets' directory, made in the root when missing; f: a config,
  * mounted over a file the root must have). Empty when there is nothing to mount.
  */

@@ -48,7 +48,7 @@ function planMount(m: Mount, resolved: Map<string, string>): OciMount {
   }
 }
 
-// ---- 13-K: secrets and configs --------------------------------------------------------------
+// ---- secrets and configs --------------------------------------------------------------
 
 /** Where a task's secrets are mounted. */
 export const TASK_SECRETS_DIR = '/run/secrets';

@@ -26,7 +26,7 @@ export interface PrepareOptions {
   registryAuth?: string;
   /** Where the task's output goes (a container's log, kept across its restarts); default: output.log in the task's state directory. */
   logFile?: string;
-  /** 13-K: the task's secrets and configs, written on the node's tmpfs: mounted read-only. */
+  /** the task's secrets and configs, written on the node's tmpfs: mounted read-only. */
   files?: TaskFileMounts;
 }
 

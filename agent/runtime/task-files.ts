@@ -1,5 +1,5 @@
 /**
- * 13-K: tasks' secrets and configs on this node, kept on a tmpfs (never on the node's disk): one
+ * tasks' secrets and configs on this node, kept on a tmpfs (never on the node's disk): one
  * directory per task, written before the task is prepared, removed when the task stops or goes.
  */
 import { execFile } from 'node:child_process';

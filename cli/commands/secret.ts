@@ -8,7 +8,7 @@ import { GlobalArgs, out, withClients } from './context';
 import { ago } from './service';
 import { volumeLabels } from './volume';
 
-/** 13-K: `secret` and `config` are the same commands over two kinds of object. */
+/** `secret` and `config` are the same commands over two kinds of object. */
 export type FileObjectKind = 'secret' | 'config';
 
 const repeated = (v: unknown): string[] => (v === undefined ? [] : ([] as string[]).concat(v as string | string[]));

@@ -1,5 +1,5 @@
 /**
- * 13-K: `swarmlet stack deploy|ls|ps|services|rm` (docker's words). As in docker, the CLI does the
+ * `swarmlet stack deploy|ls|ps|services|rm` (docker's words). As in docker, the CLI does the
  * work: it loads the compose files (services/compose), plans the stack's objects (stack-plans.ts)
  * and applies the plan through a manager's Control API.
  */

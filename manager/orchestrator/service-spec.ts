@@ -188,7 +188,7 @@ function validateContainer(c: ContainerSpec | undefined): ContainerSpec {
     pull: c?.pull ?? 0,
     tty: c?.tty ?? false,
     openStdin: c?.openStdin ?? false,
-    // 13-K: resolved against the cluster's secrets and configs by the control API (file-object-plans.ts).
+    // resolved against the cluster's secrets and configs by the control API (file-object-plans.ts).
     secrets: [...(c?.secrets ?? [])],
     configs: [...(c?.configs ?? [])],
   };

@@ -113,7 +113,7 @@ export class DeposedError extends SwarmletError {
   }
 }
 
-/** 13-K: secrets and configs share one shape; each kind has its own codec. */
+/** secrets and configs share one shape; each kind has its own codec. */
 const FILE_OBJECT_CODECS: { [K in FileObjectKind]: Codec<FileObjectOf[K]> } = { secret: Secret, config: Config };
 
 const NODE_CODEC: Codec<Node> = {
@@ -267,7 +267,7 @@ export class EtcdStore implements Store {
     return { services: res.kvs.map((kv) => this.decode(kv, Service)), revision: res.revision };
   }
 
-  // ---- secrets and configs (13-K) --------------------------------------------------------------
+  // ---- secrets and configs --------------------------------------------------------------
 
   async listFileObjects<K extends FileObjectKind>(kind: K): Promise<FileObjectOf[K][]> {
     return this.list(keys.fileObjectsPrefix(kind), FILE_OBJECT_CODECS[kind] as Codec<FileObjectOf[K]>);

@@ -28,7 +28,7 @@ export const keys = {
   /** serial -> the record of an issued operator certificate, with `revokedAt` once revoked. */
   operatorCertsPrefix: `${ROOT}operator-certs/`,
   operatorCert: (serial: string) => `${ROOT}operator-certs/${serial}`,
-  /** 13-K: secrets and configs (`secrets/<id>`, `configs/<id>`), and name -> id claims beside them. */
+  /** secrets and configs (`secrets/<id>`, `configs/<id>`), and name -> id claims beside them. */
   fileObjectsPrefix: (kind: 'secret' | 'config') => `${ROOT}${kind}s/`,
   fileObject: (kind: 'secret' | 'config', id: string) => `${ROOT}${kind}s/${id}`,
   fileObjectName: (kind: 'secret' | 'config', name: string) => `${ROOT}${kind}-names/${name}`,

@@ -16,7 +16,7 @@
 import { Watchable } from '../../services/common/reconcile-loop';
 import { Cluster, Config, Network, Node, Secret, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
-/** 13-K: the two kinds of objects a task gets as files; their values are kept sealed. */
+/** the two kinds of objects a task gets as files; their values are kept sealed. */
 export type FileObjectKind = 'secret' | 'config';
 export interface FileObjectOf {
   secret: Secret;

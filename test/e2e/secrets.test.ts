@@ -1,5 +1,5 @@
 /**
- * 13-K: secrets and configs end to end on a lab of three hosts (h1 manager, h2 and h3 workers): a
+ * secrets and configs end to end on a lab of three hosts (h1 manager, h2 and h3 workers): a
  * secret is visible in its task at /run/secrets/NAME (and at a target of its own, with its mode),
  * and nowhere else: not in etcd or anywhere on the nodes' disks in clear, not on the host outside
  * the task, not in `service inspect` or `secret inspect`, not in the daemons' logs; a config is

@@ -1,5 +1,5 @@
 /**
- * 13-K: `stack deploy` end to end on a lab of three hosts (h1 manager, h2 and h3 workers) with a
+ * `stack deploy` end to end on a lab of three hosts (h1 manager, h2 and h3 workers) with a
  * registry in the lab holding busybox: a stack of 3 services (web behind a published port, an API,
  * a redis-like store with a volume and a secret) answers through the routing mesh on every node;
  * deploying again with one changed service updates only that one; `stack rm` removes the stack's

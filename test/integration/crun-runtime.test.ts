@@ -316,7 +316,7 @@ describe('CrunRuntime', () => {
     await runtime.remove(again.id);
   });
 
-  test('13-K: secrets read-only at /run/secrets and a config at its target, from a tmpfs, gone with the task', async () => {
+  test('secrets read-only at /run/secrets and a config at its target, from a tmpfs, gone with the task', async () => {
     const files = new TaskFiles(join(base, 'task-files'), log);
     const t = task({
       command: ['sh', '-c', 'cat /run/secrets/pw; echo; cat /etc/app.ini; echo; stat -c "%a %u:%g" /run/secrets/pw /etc/app.ini; (echo x > /run/secrets/pw) 2>/dev/null || echo ro-refused; sleep 1000'],

@@ -1,5 +1,5 @@
 /**
- * 13-K: secrets and configs through the real gRPC Control API (grpc-js on a unix socket, a real
+ * secrets and configs through the real gRPC Control API (grpc-js on a unix socket, a real
  * throwaway etcd): values sealed in etcd and never returned for a secret, services' references
  * resolved, and the refusals (bad names, taken names, unknown references, removal while in use)
  * that leave nothing changed.

@@ -1,4 +1,4 @@
-/** 13-K: a compose project as a stack's swarm objects: names, labels, specs, and what a deploy again changes. */
+/** a compose project as a stack's swarm objects: names, labels, specs, and what a deploy again changes. */
 import { loadComposeProject } from '../../services/compose';
 import { LABEL_STACK, planServiceSpec, planStackDeploy, stackRows, StackExisting } from '../../cli/stack-plans';
 import { validateServiceSpec } from '../../manager/orchestrator/service-spec';
