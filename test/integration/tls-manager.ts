@@ -13,10 +13,11 @@ import { ROOT } from '../../manager/store/keys';
 import { bindServer, NODE_SERVER_OPTIONS } from '../../services/api/server-extras';
 import { CertificateSource, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../../services/api/tls';
 import { ControlClient } from '../../services/gen/swarmlet/v1/control';
-import { Cluster, Node, NodeAvailability, NodeRole, NodeState } from '../../services/gen/swarmlet/v1/types';
+import { Cluster, NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, RootCAMaterial, signCertificate } from '../../services/pki/ca';
 import { formatJoinToken } from '../../services/pki/tokens';
 import { EtcdFixture, fixtureClient } from './etcd-fixture';
+import { fixtureNode } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
 
 export interface TlsManager {
@@ -31,16 +32,6 @@ export interface TlsManager {
   control(cert?: TlsMaterial): ControlClient;
   stop(): Promise<void>;
 }
-
-const node = (id: string, role: NodeRole, apiAddr: string) =>
-  Node.fromPartial({
-    id,
-    role,
-    spec: { desiredRole: role, availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: {} },
-    description: { hostname: id, os: 'linux', arch: 'x64' },
-    status: { state: NodeState.NODE_STATE_UNKNOWN, addr: '127.0.0.1', apiAddr },
-    managerStatus: role === NodeRole.NODE_ROLE_MANAGER ? { addr: apiAddr } : undefined,
-  });
 
 async function certFor(ca: RootCAMaterial, clusterId: string, nodeId: string, role: 'manager' | 'worker'): Promise<TlsMaterial> {
   const key = await createKeyAndCSR(nodeId);
@@ -66,9 +57,9 @@ export async function startTlsManager(etcd: EtcdFixture): Promise<TlsManager> {
       rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
       etcd: { embedded: false, endpoints: [etcd.endpoint] },
     }),
-    node('m1', NodeRole.NODE_ROLE_MANAGER, apiAddr),
+    fixtureNode('m1', NodeRole.NODE_ROLE_MANAGER, apiAddr),
   );
-  await setup.createNode(node('w1', NodeRole.NODE_ROLE_WORKER, '127.0.0.2:4242'));
+  await setup.createNode(fixtureNode('w1', NodeRole.NODE_ROLE_WORKER, '127.0.0.2:4242'));
 
   const managerEtcd: Etcd3 = fixtureClient([etcd.endpoint]);
   const manager = new Manager({ nodeId: 'm1', etcd: managerEtcd, tls: () => managerCert, apiAddr, embeddedEtcd: false, log: pino({ level: 'silent' }) });

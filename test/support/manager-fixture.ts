@@ -24,7 +24,8 @@ export interface ManagerFixture {
   stop(): Promise<void>;
 }
 
-const node = (id: string, role: NodeRole, apiAddr: string) =>
+/** A node record as join writes it, for a manager fixture's store. */
+export const fixtureNode = (id: string, role: NodeRole, apiAddr: string) =>
   Node.fromPartial({
     id,
     role,
@@ -60,9 +61,9 @@ export async function startManager(opts: { etcd: Etcd3; endpoint: string; manage
         rootCa: { certPem: ca.certPem, keyPem: ca.keyPem, digest: ca.digest },
         etcd: { embedded: false, endpoints: [opts.endpoint] },
       }),
-      node('m1', NodeRole.NODE_ROLE_MANAGER, apiAddr),
+      fixtureNode('m1', NodeRole.NODE_ROLE_MANAGER, apiAddr),
     );
-    await setup.createNode(node('w1', NodeRole.NODE_ROLE_WORKER, '127.0.0.2:4242'));
+    await setup.createNode(fixtureNode('w1', NodeRole.NODE_ROLE_WORKER, '127.0.0.2:4242'));
     const m = new Manager({ nodeId: 'm1', etcd: opts.managerEtcd, tls: () => tls, apiAddr, embeddedEtcd: false, log: opts.log });
     manager = m;
     m.registerServices(server);
