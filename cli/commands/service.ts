@@ -12,9 +12,6 @@ import { formatPorts, prettyService, withVipNames } from '../publish-flags';
 import { readRegistryAuth } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
 
-/** Flags that take no value: `service create` stops reading its own options at the image, and needs to know these. */
-export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force', '--with-registry-auth', '-t', '--tty', '-i', '--interactive']);
-
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
 function specOptions<T>(a: Argv<T>) {
