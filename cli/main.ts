@@ -26,7 +26,7 @@ export async function main(args: string[]): Promise<void> {
     .scriptName('swarmlet')
     .option('host', { alias: 'H', type: 'string', global: true, describe: 'Daemon to talk to: unix:///path.sock or tcp://IP:PORT (env SWARMLET_HOST)' })
     .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })
-    .option('format', { choices: ['table', 'json'], global: true, describe: 'Output format' }) as unknown as yargs.Argv<GlobalArgs>;
+    .option('format', { type: 'string', global: true, describe: 'Output: table, json (docker\'s fields), api (the API\'s objects), or a Go template such as "{{.Name}} {{.Status}}" or "table {{.ID}}\\t{{.Name}}"' }) as unknown as yargs.Argv<GlobalArgs>;
   for (const group of groupsFor(commandWord(line.args))) parser = group.load()(parser, line);
   await parser
     .demandCommand(1, 'a command is required')

@@ -18,7 +18,7 @@ import type { HealthConfig } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
 import { savedContainerRegistryAuth } from '../registry-auth';
 import { parseTail } from '../container-flags';
-import { json, table } from '../format';
+import { json, table, wantsJson } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
 import { GlobalArgs, out, withClients } from './context';
 import { fromManagerOrNode } from './network';
@@ -354,7 +354,7 @@ const psCmd: Builder = (y) =>
           .sort((a, b) => a.name.localeCompare(b.name));
         if (argv.quiet) return out(shown.map((x) => `${x.id}\n`).join(''));
         const now = new Date();
-        if (argv.format === 'json') {
+        if (wantsJson(argv.format)) {
           return out(json(shown.map((x) => ({ ID: x.id, Name: x.name, Image: x.config?.spec?.container?.image ?? '', Command: planCommandText(x, false), Project: project.name, Service: x.config?.labels?.[plans().LABEL_SERVICE] ?? '', State: x.state?.status ?? '', Status: planStatusText(x, now), ExitCode: x.state?.exitCode ?? 0, Publishers: x.ports }))));
         }
         const rows = shown.map((x) => [x.name, x.config?.spec?.container?.image ?? '', planCommandText(x), x.config?.labels?.[plans().LABEL_SERVICE] ?? '', `${agoText(x.createdAt, now)}`, planStatusText(x, now), planPortsText(x)]);

@@ -25,7 +25,7 @@ test.each([
   [['service', 'ls'], 'service'],
   [['-H', 'unix:///x.sock', 'info'], 'info'],
   [['--host=unix:///x.sock', 'ps', '-a'], 'ps'],
-  [['--format', 'json', 'node', 'ls'], 'node'],
+  [['--format', 'api', 'node', 'ls'], 'node'],
   [['--cert-dir', '/c', '-H', 'tcp://10.0.0.1:2377', 'run', '-dit', 'alpine'], 'run'],
   [['--help'], undefined],
   [[], undefined],
