@@ -12,7 +12,7 @@ export const CONTAINER_BOOLEAN_FLAGS = new Set([
 export const EXEC_BOOLEAN_FLAGS = new Set(['-i', '--interactive', '-t', '--tty', '-d', '--detach', '--help']);
 
 /** Options every command takes that have a value: skipped when looking for the command's words. */
-const GLOBAL_VALUE_FLAGS = new Set(['-H', '--host', '--cert-dir', '--format']);
+export const GLOBAL_VALUE_FLAGS = new Set(['-H', '--host', '--cert-dir', '--format']);
 
 /** The arguments for yargs, and the commands that follow an image, a container or a compose service. */
 export interface CommandLine {

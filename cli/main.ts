@@ -5,6 +5,7 @@ import { cliDebug } from '../services/config/config';
 import { GlobalArgs } from './commands/context';
 import { commandWord, splitCommandLine } from './argv';
 import { groupsFor } from './command-table';
+import { completeNames, completionCommand } from './completion';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -20,7 +21,15 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  if (await completeNames(args)) return;
   const line = splitCommandLine(args);
+  // yargs picks the completion script's shell from the environment: `completion zsh|bash` names it.
+  const shell = commandWord(line.args) === 'completion' ? line.args[line.args.indexOf('completion') + 1] : undefined;
+  if (shell === 'zsh') process.env.ZSH_NAME = 'zsh';
+  else if (shell === 'bash') {
+    delete process.env.ZSH_NAME;
+    process.env.SHELL = '/bin/bash';
+  } else if (shell !== undefined) throw new SwarmletError('InvalidArgument', `completion scripts are for bash or zsh, not ${JSON.stringify(shell)}`);
   const parse = require('yargs') as typeof yargs;
   let parser = parse(line.args)
     .scriptName('swarmlet')
@@ -28,11 +37,13 @@ export async function main(args: string[]): Promise<void> {
     .option('cert-dir', { type: 'string', global: true, describe: 'For tcp:// hosts: directory with ca.pem, node.pem, node-key.pem' })
     .option('format', { type: 'string', global: true, describe: 'Output: table, json (docker\'s fields), api (the API\'s objects), or a Go template such as "{{.Name}} {{.Status}}" or "table {{.ID}}\\t{{.Name}}"' }) as unknown as yargs.Argv<GlobalArgs>;
   for (const group of groupsFor(commandWord(line.args))) parser = group.load()(parser, line);
+  parser = completionCommand(parser);
   await parser
     .demandCommand(1, 'a command is required')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.
     .parserConfiguration({ 'boolean-negation': false })
-    .strict()
+    // A completion request carries yargs' own flag, which strict mode would refuse.
+    .strict(!args.includes('--get-yargs-completions'))
     .version(VERSION)
     .help()
     .wrap(Math.min(110, process.stdout.columns || 110))

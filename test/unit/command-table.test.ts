@@ -46,3 +46,21 @@ test('the commands after an image, a container or a compose service are split of
   expect(splitCommandLine(['compose', 'exec', 'web', 'sh', '-c', 'echo -f'])).toMatchObject({ args: ['compose', 'exec', 'web'], composeExecCommand: ['sh', '-c', 'echo -f'] });
   expect(splitCommandLine(['service', 'update', '--limit-memory', '-5M', 'web']).args).toEqual(['service', 'update', '--limit-memory=-5M', 'web']);
 });
+
+describe('completion: which names complete the word being typed', () => {
+  const { namesFor } = require('../../cli/completion') as typeof import('../../cli/completion');
+  test.each([
+    [['service', 'rm'], 'service'],
+    [['service', 'scale', 'web=2'], 'service'],
+    [['-H', 'unix:///x', 'service', 'inspect', '--pretty'], 'service'],
+    [['exec', '-it'], 'container'],
+    [['container', 'stop'], 'container'],
+    [['network', 'inspect'], 'network'],
+    [['node', 'promote'], 'node'],
+    [['stack', 'ps'], 'stack'],
+    [['service'], undefined],
+    [['service', 'create'], undefined],
+    [['swarm', 'init'], undefined],
+    [[], undefined],
+  ])('%j -> %s', (words, kind) => expect(namesFor(words)).toBe(kind));
+});

@@ -3,9 +3,11 @@
  * object per line, docker's field names and words: Ready, Running, Leader), a Go template picks
  * fields (`{{.Name}}`, `{{.Spec.Mode.Replicated.Replicas}}`), `table TEMPLATE` prints the columns it
  * names under docker's headers, `api` keeps the API's own objects, and a broken template is one
- * line and changes nothing. Run through test/run.sh after `npm run build`.
+ * line and changes nothing. And `completion bash`, sourced into a real bash, completes the names
+ * the daemon knows. Run through test/run.sh after `npm run build`.
  */
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { join } from 'node:path';
+import { findRepoRoot, Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { formSwarm, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
@@ -65,4 +67,29 @@ test('api keeps the API objects; a broken template is one line, exit 1, and noth
   expect(res.code).toBe(1);
   expect(res.stderr.trim()).toMatch(/^Error: this command takes --format json or table, not a template/);
   expect((await sw(lab, h1, ['service', 'ls', '--format', '{{.Replicas}}'])).trim()).toBe('2/2');
+});
+
+/** What bash offers for the words typed (the last one is being completed), with the script `swarmlet completion bash` prints. */
+async function bashCompletes(words: string[]): Promise<string[]> {
+  const script = `source <(swarmlet completion bash) && COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}) && COMP_CWORD=${words.length - 1} && _swarmlet_yargs_completions && printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const res = await lab.exec(h1, ['bash', '-c', script], { env: { PATH: `${join(findRepoRoot(), 'bin')}:${process.env.PATH}`, SWARMLET_HOST: h1.socket } });
+  expect(res.stderr).toBe('');
+  return lines(res.stdout).sort();
+}
+
+test('completion bash completes commands, flags, and the names the daemon knows', async () => {
+  await sw(lab, h1, ['service', 'create', '-d', '--name', 'worker', 'exec:/', 'sleep', '1000']);
+  await sw(lab, h1, ['network', 'create', '-d', 'overlay', 'backend']);
+  expect(await bashCompletes(['swarmlet', 'serv'])).toEqual(['service']);
+  expect(await bashCompletes(['swarmlet', 'service', 'r'])).toEqual(['rm', 'rollback']);
+  expect(await bashCompletes(['swarmlet', 'service', 'rm', ''])).toEqual(['web', 'worker']);
+  expect(await bashCompletes(['swarmlet', 'service', 'scale', 'wo'])).toEqual(['worker']);
+  expect(await bashCompletes(['swarmlet', 'network', 'inspect', 'back'])).toEqual(['backend']);
+  expect(await bashCompletes(['swarmlet', 'node', 'inspect', ''])).toEqual([h1.name]);
+  expect(await bashCompletes(['swarmlet', 'service', 'ls', '--qu'])).toEqual(['--quiet']);
+  const zsh = await lab.cli(h1, ['completion', 'zsh']);
+  expect(zsh.stdout).toMatch(/^#compdef swarmlet/);
+  const fish = await lab.cli(h1, ['completion', 'fish']);
+  expect(fish.code).toBe(1);
+  expect(fish.stderr.trim()).toBe('Error: completion scripts are for bash or zsh, not "fish"');
 });
