@@ -37,7 +37,7 @@ import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds
 
 export type { BenchOptions, Summary } from './lab-helpers';
 
-/** A node as `node ls --format json` prints it: only the fields the benchmark reads. */
+/** A node as `node ls --format api` prints it: only the fields the benchmark reads. */
 interface NodeJson {
   id: string;
   role?: string;
@@ -46,7 +46,7 @@ interface NodeJson {
   managerStatus?: { leader?: boolean; reachability?: string };
 }
 
-/** What `info --format json` prints: only the fields the benchmark reads. */
+/** What `info --format api` prints: only the fields the benchmark reads. */
 interface InfoJson {
   localState: string;
   nodeId: string;
@@ -137,11 +137,11 @@ class ClusterBench {
   }
 
   async info(h: LabHost): Promise<InfoJson> {
-    return JSON.parse(await this.cliOk(h, ['info', '--format', 'json'])) as InfoJson;
+    return JSON.parse(await this.cliOk(h, ['info', '--format', 'api'])) as InfoJson;
   }
 
   async nodes(h: LabHost): Promise<NodeJson[]> {
-    return JSON.parse(await this.cliOk(h, ['node', 'ls', '--format', 'json'])) as NodeJson[];
+    return JSON.parse(await this.cliOk(h, ['node', 'ls', '--format', 'api'])) as NodeJson[];
   }
 
   nodeOf(nodes: NodeJson[], h: LabHost): NodeJson | undefined {
@@ -162,7 +162,7 @@ class ClusterBench {
   /** The CLI's own cost: `info` against a daemon that is in no swarm. Context, not a figure. */
   async cliFloor(): Promise<Summary> {
     const samples: number[] = [];
-    for (let i = 0; i < this.opts.runs; i++) samples.push(await this.timedCli(this.h2, ['info', '--format', 'json']));
+    for (let i = 0; i < this.opts.runs; i++) samples.push(await this.timedCli(this.h2, ['info', '--format', 'api']));
     return summarize(samples);
   }
 
@@ -376,7 +376,7 @@ function render(figures: Figure[], context: { cliFloor: Summary; spec: InfoJson[
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
     '',
-    `configured (info --format json on h1): clusterSpec.nodeDownAfterMs = ${context.spec?.nodeDownAfterMs ?? '?'} ms, heartbeatPeriodMs = ${context.spec?.heartbeatPeriodMs ?? '?'} ms`,
+    `configured (info --format api on h1): clusterSpec.nodeDownAfterMs = ${context.spec?.nodeDownAfterMs ?? '?'} ms, heartbeatPeriodMs = ${context.spec?.heartbeatPeriodMs ?? '?'} ms`,
     `swarmkit references are its documented defaults (raft election timeout 10 s; node down after 3 missed 5 s heartbeats), not measured here`,
     `init and join are CLI wall times; the CLI alone (info on an idle daemon) takes ${seconds(context.cliFloor.medianMs)} median (${seconds(context.cliFloor.minMs)}-${seconds(context.cliFloor.maxMs)})`,
     `failover and node down are read through the CLI; poll resolution: ${context.pollResolution}`,

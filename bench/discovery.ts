@@ -188,7 +188,7 @@ class DiscoveryBench {
   }
 
   async tasks(service: string): Promise<TaskJson[]> {
-    return JSON.parse(await this.swarmlet(['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+    return JSON.parse(await this.swarmlet(['service', 'ps', service, '--format', 'api'])) as TaskJson[];
   }
 
   async waitRunning(service: string, n: number): Promise<TaskJson[]> {
@@ -234,7 +234,7 @@ class DiscoveryBench {
       if (n) this.hostOfNode.set(n.id, h);
     }
     await this.swarmlet(['network', 'create', '-d', 'overlay', NET]);
-    const nets = JSON.parse(await this.swarmlet(['network', 'ls', '--format', 'json'])) as { id: string; spec?: { name?: string } }[];
+    const nets = JSON.parse(await this.swarmlet(['network', 'ls', '--format', 'api'])) as { id: string; spec?: { name?: string } }[];
     this.frontId = nets.find((n) => n.spec?.name === NET)?.id ?? '';
     const serve = ['exec:/', process.execPath, this.whoami, String(TARGET)];
     await this.swarmlet(['service', 'create', '-d', '--name', 'web', '--replicas', '3', '--network', NET, '--constraint', `node.hostname!=${h3.name}`, '-p', `${WEB_PORT}:${TARGET}`, ...serve]);

@@ -82,7 +82,7 @@ async function run(opts: BenchOptions): Promise<void> {
         }
         const o = summarize(ours);
         const p = summarize(plain);
-        const images = JSON.parse(await sw(lab, h, ['images', '--format', 'json'])) as unknown[];
+        const images = JSON.parse(await sw(lab, h, ['images', '--format', 'api'])) as unknown[];
         const load = os.loadavg().map((x) => x.toFixed(2)).join(' / ');
         report += renderReport(
           `image build of a small Dockerfile (FROM busybox, ENV, COPY 64 KiB, RUN, CMD), --no-cache, ${opts.runs} builds each`,

@@ -13,7 +13,7 @@
  *
  * 2. Peer propagation. A service `prop` on the same overlay, no placement constraint, scaled
  *    0 -> 10 -> ... -> 50 and back down in steps of 10 (--runs times). For each of the 50 tasks:
- *    from its RUNNING status.timestamp (`service ps --format json`: the agent's clock, which is
+ *    from its RUNNING status.timestamp (`service ps --format api`: the agent's clock, which is
  *    this machine's) until its MAC has an FDB entry (`<mac> dev vx-<vni> dst <vtep> self`) in
  *    `bridge fdb show dev vx-<vni>` inside the sandbox netns `<prefix>-h<i>-net-<vni>` of every
  *    OTHER host, polled every FDB_POLL_MS on all three hosts at once; the figure per task is the
@@ -51,7 +51,7 @@ import { type Lab, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
 import { benchMain, firstLine, parseBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
 
-/** A task as `service ps --format json` prints it: only the fields the benchmark reads. */
+/** A task as `service ps --format api` prints it: only the fields the benchmark reads. */
 interface TaskJson {
   id: string;
   nodeId?: string;
@@ -281,7 +281,7 @@ class NetworksBench {
   }
 
   async tasks(service: string): Promise<TaskJson[]> {
-    return JSON.parse(await sw(this.lab, this.h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+    return JSON.parse(await sw(this.lab, this.h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
   }
 
   hostOf(t: TaskJson): number {
@@ -686,7 +686,7 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
       `\`service scale prop=N\` (waits for convergence) CLI wall time ${range(cli.up)}; \`service scale -d\` ${range(cli.down)}`,
       '',
       `reference: swarmkit/docker document no bound for overlay peer propagation (it goes by gossip), so the reference is the kernel cost floor: one \`bridge fdb add <mac> dev vx dst <vtep> self permanent\` + one \`ip neigh add <ip> lladdr <mac> dev vx nud permanent\`, run by hand one after the other (process starts included) in a scratch sandbox made like the agent's (bridge + VXLAN port, nolearning, proxy): median of ${REFERENCE_REPEATS} ${refAddMs.toFixed(1)} ms (min ${(refAdd.minMs / 10).toFixed(1)}, max ${(refAdd.maxMs / 10).toFixed(1)}); the del pair ${refDelMs.toFixed(1)} ms`,
-      `timing: RUNNING and createdAt are the task's timestamps in \`service ps --format json\` (set on this machine's clock); FDB presence is read by \`bridge -n <sandbox> fdb show dev ${bench.vxlan}\` every ${FDB_POLL_MS} ms on all 3 hosts at once (${watch.pollMs.length} polls taking ${(pollS.medianMs / 10).toFixed(1)} ms median, max ${(pollS.maxMs / 10).toFixed(1)}): a polled time is late by up to one period plus one poll; the monitor figures carry no poll delay`,
+      `timing: RUNNING and createdAt are the task's timestamps in \`service ps --format api\` (set on this machine's clock); FDB presence is read by \`bridge -n <sandbox> fdb show dev ${bench.vxlan}\` every ${FDB_POLL_MS} ms on all 3 hosts at once (${watch.pollMs.length} polls taking ${(pollS.medianMs / 10).toFixed(1)} ms median, max ${(pollS.maxMs / 10).toFixed(1)}): a polled time is late by up to one period plus one poll; the monitor figures carry no poll delay`,
       `machine: ${cpus().length} cores shared by the 3 daemons, etcd, the tasks, the polls and iperf3`,
     ];
     if (bench.notes.length > 0) lines.push('', 'observations:', ...bench.notes.map((x) => `  - ${x}`));

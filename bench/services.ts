@@ -5,7 +5,7 @@
  *
  *   swarmlet service create -d --name bN --replicas N exec:/ sleep 100000
  *
- * until `service ps bN --format json` lists N tasks with desired and current state RUNNING (and,
+ * until `service ps bN --format api` lists N tasks with desired and current state RUNNING (and,
  * from the same polls, until it lists the first one), then removes the service and waits until
  * its task processes are gone. The reference, measured in the same run just before each swarmlet
  * run: the same N processes started without the orchestrator, spread over the same 3 hosts, each as
@@ -39,7 +39,7 @@ import { type Lab, type LabHost } from '../test/lab/lab';
 import { descendantsOf, sleep, waitGone } from '../test/lab/process-tree';
 import { POLL_MS, firstLine, parseBenchArgs, pollUntil, progress, ratio, seconds, summarize, waitUntil, withLab, type BenchOptions, type Summary, benchMain } from './lab-helpers';
 
-/** A task as `service ps --format json` prints it: only the fields the benchmark reads. */
+/** A task as `service ps --format api` prints it: only the fields the benchmark reads. */
 interface TaskJson {
   id: string;
   nodeId?: string;
@@ -184,7 +184,7 @@ class ServicesBench {
   }
 
   async tasks(name: string): Promise<TaskJson[]> {
-    return JSON.parse(await sw(this.lab, this.h1, ['service', 'ps', name, '--format', 'json'])) as TaskJson[];
+    return JSON.parse(await sw(this.lab, this.h1, ['service', 'ps', name, '--format', 'api'])) as TaskJson[];
   }
 
   /** One swarmlet run: create, poll until N tasks run, remove, wait until its processes are gone. */
@@ -231,7 +231,7 @@ class ServicesBench {
     await sw(this.lab, this.h1, ['service', 'rm', name]);
     let goneFromPs = '';
     await waitUntil(`service ps ${name} to list no task`, TEARDOWN_TIMEOUT_MS, async () => {
-      const r = await this.lab.cli(this.h1, ['service', 'ps', name, '--format', 'json'], { timeoutMs: CLI_TIMEOUT_MS });
+      const r = await this.lab.cli(this.h1, ['service', 'ps', name, '--format', 'api'], { timeoutMs: CLI_TIMEOUT_MS });
       if (r.code === 0) return (JSON.parse(r.stdout) as TaskJson[]).length === 0 ? true : undefined;
       if (/not found/i.test(r.stderr)) {
         goneFromPs = firstLine(r.stderr);

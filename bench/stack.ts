@@ -54,7 +54,7 @@ interface ServiceLsJson {
 }
 
 async function allRunning(lab: Lab): Promise<boolean> {
-  const list = JSON.parse(await sw(lab, lab.host(1), ['service', 'ls', '--format', 'json'])) as ServiceLsJson[];
+  const list = JSON.parse(await sw(lab, lab.host(1), ['service', 'ls', '--format', 'api'])) as ServiceLsJson[];
   return list.length === SERVICES && list.every((s) => s.running === REPLICAS && s.desired === REPLICAS);
 }
 

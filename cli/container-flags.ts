@@ -10,12 +10,6 @@ import { parsePublish } from '../agent/containers/port-plans';
 import { parseBytes, parseCpus } from './service-flags';
 import { volumeLabels } from './commands/volume';
 
-/** The boolean flags of run/create, also in the combined short forms students type (-dit, -it, -d). */
-export const CONTAINER_BOOLEAN_FLAGS = new Set([
-  '--detach', '--interactive', '--tty', '--rm', '--read-only', '--help', '--init', '--publish-all', '-P',
-  ...['d', 'i', 't', 'di', 'dt', 'id', 'it', 'ti', 'td', 'dit', 'dti', 'idt', 'itd', 'tdi', 'tid'].map((s) => `-${s}`),
-]);
-
 export interface ContainerFlags {
   name?: string;
   env?: string[];

@@ -117,6 +117,45 @@ export function withVipNames(json: Record<string, any>, networkNames: Map<string
   return json;
 }
 
+const dockerPort = (p: PortConfig) => ({
+  Protocol: p.protocol === PortProtocol.PORT_PROTOCOL_UDP ? 'udp' : 'tcp',
+  TargetPort: p.targetPort,
+  PublishedPort: p.publishedPort,
+  PublishMode: p.publishMode === PublishMode.PUBLISH_MODE_HOST ? 'host' : 'ingress',
+});
+
+/**
+ * A service as `docker service inspect` shows it, in docker's field names: the keys people
+ * reach for with `--format` (`{{.Spec.Name}}`, `{{.Spec.Mode.Replicated.Replicas}}`,
+ * `{{json .Endpoint.VirtualIPs}}`). `--format api` shows everything the API holds.
+ */
+export function serviceInspect(s: Service, networkNames: Map<string, string>): Record<string, unknown> {
+  const spec = s.spec;
+  const c = spec?.task?.container;
+  const endpointSpec = { Mode: spec?.endpoint?.mode === EndpointMode.ENDPOINT_MODE_DNSRR ? 'dnsrr' : 'vip', Ports: (spec?.endpoint?.ports ?? []).map(dockerPort) };
+  return {
+    ID: s.id,
+    Version: { Index: s.meta?.version ?? 0 },
+    CreatedAt: s.meta?.createdAt ?? '',
+    UpdatedAt: s.meta?.updatedAt ?? '',
+    Spec: {
+      Name: spec?.name ?? '',
+      Labels: spec?.labels ?? {},
+      TaskTemplate: {
+        ContainerSpec: { Image: c?.image ?? '', ...(c?.command.length ? { Command: c.command } : {}), ...(c?.args.length ? { Args: c.args } : {}), ...(c?.env.length ? { Env: c.env } : {}), ...(c?.dir ? { Dir: c.dir } : {}), ...(c?.user ? { User: c.user } : {}) },
+        Networks: (spec?.task?.networks ?? []).map((n) => ({ Target: networkNames.get(n) ?? n })),
+      },
+      Mode: spec?.mode?.$case === 'global' ? { Global: {} } : { Replicated: { Replicas: spec?.mode?.value.replicas ?? 0 } },
+      EndpointSpec: endpointSpec,
+    },
+    Endpoint: {
+      Spec: endpointSpec,
+      Ports: (s.endpoint?.ports ?? []).map(dockerPort),
+      VirtualIPs: (s.endpoint?.virtualIps ?? []).map((v) => ({ NetworkID: v.networkId, Addr: v.addr })),
+    },
+  };
+}
+
 /** `service inspect --pretty`: the service's main facts and its endpoint, as text. */
 export function prettyService(s: Service, networkNames: Map<string, string>): string {
   const spec = s.spec;

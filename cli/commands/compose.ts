@@ -18,7 +18,7 @@ import type { HealthConfig } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
 import { savedContainerRegistryAuth } from '../registry-auth';
 import { parseTail } from '../container-flags';
-import { json, table } from '../format';
+import { json, table, wantsJson } from '../format';
 import { localSize, runTerminal } from '../terminal-client';
 import { GlobalArgs, out, withClients } from './context';
 import { fromManagerOrNode } from './network';
@@ -29,38 +29,6 @@ const composeModel = (): typeof import('../../services/compose') => require('../
 const composeFiles = (): typeof import('../../services/compose/fs-io') => require('../../services/compose/fs-io');
 const plans = (): typeof import('../../services/compose/local-plan') => require('../../services/compose/local-plan');
 const health = (): typeof import('../../agent/worker-plans') => require('../../agent/worker-plans');
-
-/** `compose exec`'s boolean flags: its options stop at the service (prepareComposeArgs). */
-const EXEC_BOOLEAN_FLAGS = new Set(['-T', '--no-TTY', '-d', '--detach', '--privileged', '--help', '-i', '--interactive', '-t', '--tty']);
-const COMPOSE_VALUE_FLAGS = new Set(['-f', '--file', '-p', '--project-name', '--project-directory', '-H', '--host', '--cert-dir', '--format']);
-
-/**
- * Prepares `compose` arguments for yargs, as docker compose reads them: a `-f` before the
- * subcommand is the file (`--file`), after it a subcommand's own (`logs -f` follows); and in
- * `compose [opts] exec [opts] SERVICE COMMAND...` the command after the service is the
- * container's, never options of ours. Returns the arguments up to the service, and the command. Pure.
- */
-export function prepareComposeArgs(input: string[]): { args: string[]; command: string[] } {
-  const args = [...input];
-  let i = 0;
-  const skipOptions = (values: Set<string>, booleans: Set<string>, rewrite = false) => {
-    while (i < args.length && args[i].startsWith('-') && args[i] !== '-') {
-      const a = args[i];
-      if (rewrite && a === '-f') args[i] = '--file';
-      else if (rewrite && /^-f./.test(a)) args[i] = `--file=${a.slice(2).replace(/^=/, '')}`;
-      i += !a.includes('=') && values.has(a) && !booleans.has(a) ? 2 : 1;
-    }
-  };
-  skipOptions(COMPOSE_VALUE_FLAGS, new Set());
-  if (args[i] !== 'compose') return { args: input, command: [] };
-  i++;
-  skipOptions(COMPOSE_VALUE_FLAGS, new Set(), true);
-  if (args[i] !== 'exec') return { args, command: [] };
-  i++;
-  skipOptions(new Set(['-e', '--env', '-u', '--user', '-w', '--workdir', '--index']), EXEC_BOOLEAN_FLAGS);
-  if (i >= args.length) return { args, command: [] };
-  return { args: args.slice(0, i + 1), command: args.slice(i + 1) };
-}
 
 interface ComposeArgs extends GlobalArgs {
   file?: string | string[];
@@ -386,7 +354,7 @@ const psCmd: Builder = (y) =>
           .sort((a, b) => a.name.localeCompare(b.name));
         if (argv.quiet) return out(shown.map((x) => `${x.id}\n`).join(''));
         const now = new Date();
-        if (argv.format === 'json') {
+        if (wantsJson(argv.format)) {
           return out(json(shown.map((x) => ({ ID: x.id, Name: x.name, Image: x.config?.spec?.container?.image ?? '', Command: planCommandText(x, false), Project: project.name, Service: x.config?.labels?.[plans().LABEL_SERVICE] ?? '', State: x.state?.status ?? '', Status: planStatusText(x, now), ExitCode: x.state?.exitCode ?? 0, Publishers: x.ports }))));
         }
         const rows = shown.map((x) => [x.name, x.config?.spec?.container?.image ?? '', planCommandText(x), x.config?.labels?.[plans().LABEL_SERVICE] ?? '', `${agoText(x.createdAt, now)}`, planStatusText(x, now), planPortsText(x)]);

@@ -9,7 +9,7 @@ import { matchesFilters, parseFilters, planInspect, planPsRows } from '../../age
 import { planPortLines } from '../../agent/containers/port-plans';
 import { Clients, call } from '../client';
 import { ContainerFlags, containerConfigFromFlags, parseEnvFile, parseTail } from '../container-flags';
-import { json, table } from '../format';
+import { formatInspect, formatList, json, rowObjects, table, wantsJson } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 import { attachCommand, execCommand } from './terminal';
 import { STATS_TITLES, StatsEntry, planStatsEntry, planStatsRow } from '../../agent/containers/stats-plans';
@@ -257,9 +257,11 @@ const psCmd = (names: string[]): Builder => (y) =>
         const l = local(c);
         const { containers } = await call(l, l.listContainers, { all: Boolean(argv.all) || filters.length > 0 }, host);
         const shown = containers.filter((x) => matchesFilters(x, filters) && (argv.all || x.state?.status === 'running' || x.state?.status === 'restarting' || filters.some(([k]) => k === 'status' || k === 'exited')));
-        if (argv.format === 'json') return out(json(shown.map(planInspect)));
         if (argv.quiet) return out(shown.map((x) => `${x.id.slice(0, 12)}\n`).join(''));
-        out(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], planPsRows(shown, new Date())));
+        const headers = ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'];
+        const rows = planPsRows(shown, new Date());
+        const objects = rowObjects(headers, rows, { 'CONTAINER ID': 'ID', CREATED: 'RunningFor' }).map((r, i) => ({ ...r, State: shown[i].state?.status ?? '', CreatedAt: shown[i].createdAt }));
+        out(formatList(argv.format, objects, () => table(headers, rows), () => shown.map(planInspect)));
       });
     },
   );
@@ -305,7 +307,7 @@ const inspectCmd: Builder = (y) =>
           errors.push((err as Error).message);
         }
       }
-      out(json(found));
+      out(formatInspect(argv.format, found));
       if (errors.length) throw new SwarmletError('NotFound', errors.join('; '));
     });
   });
@@ -374,7 +376,7 @@ const statsCmd: Builder = (y) =>
           return { entries, errors };
         };
         const render = (entries: StatsEntry[]) =>
-          argv.format === 'json' ? entries.map((e) => `${JSON.stringify(e)}\n`).join('') : table(STATS_TITLES, entries.map(planStatsRow));
+          wantsJson(argv.format) ? entries.map((e) => `${JSON.stringify(e)}\n`).join('') : table(STATS_TITLES, entries.map(planStatsRow));
         const first = await read();
         if (first.errors.length) throw new SwarmletError('NotFound', first.errors.join('; '));
         for (;;) {
@@ -393,7 +395,7 @@ const topCmd: Builder = (y) =>
     await withClients(argv, async (c, host) => {
       const l = local(c);
       const r = await call(l, l.containerTop, { container: argv.container as string }, host);
-      if (argv.format === 'json') return out(json({ Titles: r.titles, Processes: r.processes.map((p) => p.fields) }));
+      if (wantsJson(argv.format)) return out(json({ Titles: r.titles, Processes: r.processes.map((p) => p.fields) }));
       out(table(r.titles, r.processes.map((p) => p.fields)));
     });
   });

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { Image, ImageDetail, LocalNodeClient } from '../../services/gen/swarmlet/v1/control';
 import { Clients, call, controlApi, grpcErrors } from '../client';
-import { json, table } from '../format';
+import { formatInspect, formatList, json, rowObjects, table, wantsJson } from '../format';
 import { readRegistryAuth, savedRegistryAuth, savedRegistryAuths } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
 
@@ -159,9 +159,10 @@ const lsCmd = (names: string | string[]): Builder => (y) =>
       await withClients(argv, async (c, host) => {
         const l = local(c);
         const { images } = await call(l, l.listImages, {}, host);
-        if (argv.format === 'json') return out(json(images.map(imageJson)));
         if (argv.quiet) return out(images.map((i) => `${i.id}\n`).join(''));
-        out(table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'USED BY'], imageRows(images, new Date())));
+        const headers = ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'USED BY'];
+        const rows = imageRows(images, new Date());
+        out(formatList(argv.format, rowObjects(headers, rows, { 'IMAGE ID': 'ID', CREATED: 'CreatedSince' }), () => table(headers, rows), () => images.map(imageJson)));
       });
     },
   );
@@ -182,7 +183,7 @@ const pullCmd: Builder = (y) =>
       await withClients(argv, async (c, host) => {
         const l = local(c);
         const img = await call(l, l.pullImage, { reference, registryAuth }, host, PULL_TIMEOUT_MS);
-        if (argv.format === 'json') return out(json(imageJson(img)));
+        if (wantsJson(argv.format)) return out(json(imageJson(img)));
         out(`${img.id}\n`);
       });
     },
@@ -225,7 +226,7 @@ const pruneCmd: Builder = (y) =>
       await withClients(argv, async (c, host) => {
         const l = local(c);
         const res = await call(l, l.pruneImages, { all: Boolean(argv.all) }, host);
-        if (argv.format === 'json') return out(json({ removed: res.removed, reclaimedBytes: Number(res.reclaimedBytes) }));
+        if (wantsJson(argv.format)) return out(json({ removed: res.removed, reclaimedBytes: Number(res.reclaimedBytes) }));
         if (res.removed.length) out(`Deleted Images:\n${res.removed.map((id) => `deleted: ${id}\n`).join('')}\n`);
         out(`Total reclaimed space: ${humanSize(Number(res.reclaimedBytes))}\n`);
       });
@@ -340,7 +341,7 @@ const inspectCmd: Builder = (y) =>
           errors.push((err as Error).message);
         }
       }
-      out(json(found));
+      out(formatInspect(argv.format, found));
       if (errors.length) throw new SwarmletError('NotFound', errors.join('; '));
     });
   });
@@ -358,7 +359,7 @@ const historyCmd: Builder = (y) =>
       await withClients(argv, async (c, host) => {
         const l = local(c);
         const rows = planImageHistory(await call(l, l.inspectImage, { image: argv.image as string }, host));
-        if (argv.format === 'json') return out(json(rows));
+        if (wantsJson(argv.format)) return out(json(rows));
         const full = Boolean(argv.noTrunc);
         const id = (s: string) => (s === '<missing>' || full ? s : shortImageId(s));
         if (argv.quiet) return out(rows.map((r) => `${id(r.id)}\n`).join(''));

@@ -3,7 +3,7 @@ import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import { LocalNodeClient, NetworkDetail } from '../../services/gen/swarmlet/v1/control';
 import { Network, NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
-import { json, table } from '../format';
+import { formatInspect, formatList, json, rowObjects, table, wantsJson } from '../format';
 import { local } from './container';
 import { GlobalArgs, out, withClients } from './context';
 
@@ -122,9 +122,10 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const { networks } = await fromManagerOrNode(c, () => call(c.control, c.control.listNetworks, {}, host), (local) => call(local, local.listNetworks, {}, host));
-            if (argv.format === 'json') return out(json(networks.map((n) => Network.toJSON(n))));
             if (argv.quiet) return out(networks.map((n) => `${n.id}\n`).join(''));
-            out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET'], networkRows(networks, argv.noTrunc)));
+            const headers = ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET'];
+            const rows = networkRows(networks, argv.noTrunc);
+            out(formatList(argv.format, rowObjects(headers, rows, { 'NETWORK ID': 'ID' }), () => table(headers, rows), () => networks.map((n) => Network.toJSON(n))));
           });
         },
       )
@@ -139,7 +140,7 @@ export function networkCommands(y: Argv<GlobalArgs>) {
               const detail = await fromManagerOrNode(c, () => call(c.control, c.control.getNetwork, { network: ref }, host), (local) => call(local, local.getNetwork, { network: ref }, host));
               details.push(networkJson(detail));
             }
-            out(json(details));
+            out(formatInspect(argv.format, details));
           });
         },
       )
@@ -194,7 +195,7 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const { removed } = await call(c.control, c.control.pruneNetworks, {}, host);
-            if (argv.format === 'json') return out(json(removed));
+            if (wantsJson(argv.format)) return out(json(removed));
             if (removed.length) out(`Deleted Networks:\n${removed.map((n) => `${n}\n`).join('')}`);
           });
         },
@@ -206,7 +207,7 @@ export function networkCommands(y: Argv<GlobalArgs>) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const { nodes } = await call(c.control, c.control.networkDoctor, { network: (argv.network as string | undefined) ?? '' }, host);
-            if (argv.format === 'json') return out(json(nodes));
+            if (wantsJson(argv.format)) return out(json(nodes));
             for (const n of nodes) {
               if (n.error) out(`${n.hostname}: could not check: ${n.error}\n`);
               else if (n.differences.length === 0) out(`${n.hostname}: ok\n`);

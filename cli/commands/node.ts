@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { invalidArgument } from '../../services/common/errors';
 import { Node, NodeAvailability, nodeAvailabilityToJSON, NodeRole, nodeRoleToJSON, nodeStateToJSON, reachabilityToJSON } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
-import { enumWord, json, table } from '../format';
+import { enumWord, formatInspect, formatList, json, rowObjects, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 
 const AVAILABILITY: Record<string, NodeAvailability> = {
@@ -25,6 +25,32 @@ export function nodeJson(n: Node): unknown {
     description: n.description,
     status: n.status && { ...n.status, state: nodeStateToJSON(n.status.state) },
     managerStatus: n.managerStatus && { ...n.managerStatus, reachability: reachabilityToJSON(n.managerStatus.reachability) },
+  };
+}
+
+/** A node as `docker node inspect` shows it: the same field names and enum words, so that `--format '{{.Status.State}}'` works as it does there. */
+export function nodeInspect(n: Node): Record<string, unknown> {
+  const lower = (word: string) => word.toLowerCase();
+  return {
+    ID: n.id,
+    Version: { Index: n.meta?.version ?? 0 },
+    CreatedAt: n.meta?.createdAt ?? '',
+    UpdatedAt: n.meta?.updatedAt ?? '',
+    Spec: {
+      Labels: n.spec?.labels ?? {},
+      Role: lower(enumWord(nodeRoleToJSON(n.spec?.desiredRole ?? n.role))),
+      Availability: lower(enumWord(nodeAvailabilityToJSON(n.spec?.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE))),
+    },
+    Description: {
+      Hostname: n.description?.hostname ?? '',
+      Platform: { Architecture: n.description?.arch ?? '', OS: n.description?.os ?? '' },
+      Resources: { NanoCPUs: Number(n.description?.resources?.nanoCpus ?? 0), MemoryBytes: Number(n.description?.resources?.memoryBytes ?? 0) },
+      Engine: { EngineVersion: n.description?.engineVersion ?? '' },
+    },
+    Status: { State: lower(enumWord(nodeStateToJSON(n.status?.state ?? 0))), Message: n.status?.message ?? '', Addr: n.status?.addr ?? '' },
+    ...(n.managerStatus && n.role === NodeRole.NODE_ROLE_MANAGER
+      ? { ManagerStatus: { Leader: n.managerStatus.leader, Reachability: lower(enumWord(reachabilityToJSON(n.managerStatus.reachability))), Addr: n.managerStatus.addr } }
+      : {}),
   };
 }
 
@@ -73,9 +99,12 @@ export function nodeCommands(y: Argv<GlobalArgs>) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const { nodes } = await call(c.control, c.control.listNodes, {}, host);
-            if (argv.format === 'json') return out(json(nodes.map(nodeJson)));
             if (argv.quiet) return out(nodes.map((n) => `${n.id}\n`).join(''));
-            out(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION'], nodeRows(nodes, await selfId(c, host))));
+            const self = await selfId(c, host);
+            const headers = ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION'];
+            // docker's rows carry Self rather than the table's `*` after the ID.
+            const objects = rowObjects(headers, nodeRows(nodes, '')).map((r, i) => ({ ...r, Self: nodes[i].id === self }));
+            out(formatList(argv.format, objects, () => table(headers, nodeRows(nodes, self)), () => nodes.map(nodeJson)));
           });
         },
       )
@@ -85,9 +114,9 @@ export function nodeCommands(y: Argv<GlobalArgs>) {
         (a) => a.positional('nodes', { type: 'string', array: true, demandOption: true }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const nodes = [];
+            const nodes: Node[] = [];
             for (const ref of argv.nodes as string[]) nodes.push(await call(c.control, c.control.getNode, { node: ref === 'self' ? await selfId(c, host) : ref }, host));
-            out(json(nodes.map(nodeJson)));
+            out(formatInspect(argv.format, nodes.map(nodeInspect), () => nodes.map(nodeJson)));
           });
         },
       )

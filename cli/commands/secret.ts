@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { invalidArgument } from '../../services/common/errors';
 import type { Config, Secret } from '../../services/gen/swarmlet/v1/types';
 import { call, Clients } from '../client';
-import { json, table } from '../format';
+import { formatInspect, formatList, json, rowObjects, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 import { ago } from './service';
 import { volumeLabels } from './volume';
@@ -88,9 +88,10 @@ export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const objects = await api(c, host, kind).list();
-            if (argv.format === 'json') return out(json(objects.map((o) => fileObjectJson(o))));
             if (argv.quiet) return out(objects.map((o) => `${o.id}\n`).join(''));
-            out(table(['ID', 'NAME', ...(kind === 'secret' ? ['DRIVER'] : []), 'CREATED', 'UPDATED'], fileObjectRows(kind, objects)));
+            const headers = ['ID', 'NAME', ...(kind === 'secret' ? ['DRIVER'] : []), 'CREATED', 'UPDATED'];
+            const rows = fileObjectRows(kind, objects);
+            out(formatList(argv.format, rowObjects(headers, rows, { CREATED: 'CreatedAt', UPDATED: 'UpdatedAt' }), () => table(headers, rows), () => objects.map((o) => fileObjectJson(o))));
           });
         },
       )
@@ -105,7 +106,7 @@ export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
               const { obj, data } = await api(c, host, kind).get(ref);
               shown.push(fileObjectJson(obj, data));
             }
-            out(json(shown));
+            out(formatInspect(argv.format, shown));
           });
         },
       )

@@ -5,15 +5,12 @@ import { Service, ServiceSpec, Task, TaskState, taskStateToJSON, UpdateState, up
 import { isOutOfDate } from '../../manager/orchestrator/tasks';
 import { shellWords } from '../argv';
 import { Clients, call } from '../client';
-import { enumWord, json, table } from '../format';
+import { enumWord, formatInspect, formatList, json, rowObjects, table } from '../format';
 import { SpecFlags, specFromCreateFlags, specFromUpdateFlags, UpdateFlags, withEffectivePolicies } from '../service-flags';
 import { serviceJsonWithMounts } from '../mount-flags';
-import { formatPorts, prettyService, withVipNames } from '../publish-flags';
+import { formatPorts, prettyService, serviceInspect, withVipNames } from '../publish-flags';
 import { readRegistryAuth } from '../registry-auth';
 import { GlobalArgs, out, withClients } from './context';
-
-/** Flags that take no value: `service create` stops reading its own options at the image, and needs to know these. */
-export const SERVICE_BOOLEAN_FLAGS = new Set(['-d', '--detach', '--no-healthcheck', '--help', '--quiet', '-q', '--force', '--with-registry-auth', '-t', '--tty', '-i', '--interactive']);
 
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
@@ -86,8 +83,18 @@ export function ago(iso: string | undefined, now = Date.now()): string {
 }
 
 /** `service ls` (and `stack services`) as docker prints it. */
-export const serviceLsTable = (services: ListServicesResponse['services']) =>
-  table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)]));
+const SERVICE_LS_HEADERS = ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'];
+const serviceLsRows = (services: ListServicesResponse['services']) => services.map((s) => [shortId(s.service!.id), s.service!.spec!.name, modeOf(s.service!.spec), `${s.running}/${s.desired}`, s.service!.spec!.task?.container?.image ?? '', formatPorts(s.service!.endpoint)]);
+
+/** `service ls` (and `stack services`) as --format asks: docker's table, docker-shaped rows, a template, or the API's objects. */
+export const formatServiceList = (format: string | undefined, services: ListServicesResponse['services']) =>
+  formatList(format, rowObjects(SERVICE_LS_HEADERS, serviceLsRows(services)), () => table(SERVICE_LS_HEADERS, serviceLsRows(services)), () => services.map((s) => ({ ...(Service.toJSON(s.service!) as object), running: s.running, desired: s.desired })));
+
+export const PS_HEADERS = ['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'];
+
+/** `service ps`, `stack ps` and `node ps` as --format asks. */
+export const formatTaskList = (format: string | undefined, res: ListTasksResponse, noTrunc: boolean) =>
+  formatList(format, rowObjects(PS_HEADERS, psRows(res, noTrunc)), () => table(PS_HEADERS, psRows(res, noTrunc)), () => res.tasks.map((t) => Task.toJSON(t)));
 
 export const taskName = (t: Task) => `${t.serviceName}.${t.slot ? t.slot : t.nodeId}`;
 
@@ -228,9 +235,8 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const { services } = await call(c.control, c.control.listServices, {}, host);
-            if (argv.format === 'json') return out(json(services.map((s) => ({ ...Service.toJSON(s.service!) as object, running: s.running, desired: s.desired }))));
             if (argv.quiet) return out(services.map((s) => `${s.service!.id}\n`).join(''));
-            out(serviceLsTable(services));
+            out(formatServiceList(argv.format, services));
           });
         },
       )
@@ -250,9 +256,8 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
               all.tasks.push(...res.tasks);
               all.nodes.push(...res.nodes);
             }
-            if (argv.format === 'json') return out(json(all.tasks.map((t) => Task.toJSON(t))));
             if (argv.quiet) return out(all.tasks.map((t) => `${t.id}\n`).join(''));
-            out(table(['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'], psRows(all, argv.noTrunc)));
+            out(formatTaskList(argv.format, all, argv.noTrunc));
           });
         },
       )
@@ -262,13 +267,13 @@ export function serviceCommands(y: Argv<GlobalArgs>, createCommand: string[]) {
         (a) => a.positional('services', { type: 'string', array: true, demandOption: true }).option('pretty', { type: 'boolean', default: false, describe: 'Print a summary as text' }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const services = [];
+            const services: unknown[] = [];
             const got: Service[] = [];
             for (const ref of argv.services as string[]) got.push(await call(c.control, c.control.getService, { service: ref }, host));
             const networkNames = new Map((await call(c.control, c.control.listNetworks, {}, host)).networks.map((n) => [n.id, n.spec?.name ?? n.id]));
             if (argv.pretty) return out(got.map((s) => prettyService(s, networkNames)).join('\n'));
             for (const s of got) services.push(withVipNames(withEffectivePolicies(serviceJsonWithMounts(s) as Record<string, any>, s), networkNames));
-            out(json(services));
+            out(formatInspect(argv.format, got.map((s) => serviceInspect(s, networkNames)), () => services));
           });
         },
       )

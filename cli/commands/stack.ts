@@ -10,11 +10,11 @@ import { callerEnvironment } from '../../services/config/config';
 import type { ListTasksResponse } from '../../services/gen/swarmlet/v1/control';
 import { ServiceSpec, Task } from '../../services/gen/swarmlet/v1/types';
 import { Clients, call } from '../client';
-import { json, table } from '../format';
+import { formatList, json, table } from '../format';
 import { readRegistryAuth } from '../registry-auth';
 import { LABEL_STACK, planStackDeploy, STACK_SUPPORTED_KEYS, stackObjects, stackRows, validateStackName } from '../stack-plans';
 import { GlobalArgs, out, withClients } from './context';
-import { psRows, serviceLsTable } from './service';
+import { formatServiceList, formatTaskList } from './service';
 
 const progress = (line: string) => out(`${line}\n`);
 
@@ -160,8 +160,8 @@ export function stackCommands(y: Argv<GlobalArgs>) {
           await withClients(argv, async (c, host) => {
             const { services } = await call(c.control, c.control.listServices, {}, host);
             const rows = stackRows(services.map((s) => s.service!));
-            if (argv.format === 'json') return out(json(rows.map(([Name, Services]) => ({ Name, Services }))));
-            out(table(['NAME', 'SERVICES'], rows));
+            const objects = rows.map(([Name, Services]) => ({ Name, Services }));
+            out(formatList(argv.format, objects, () => table(['NAME', 'SERVICES'], rows), () => objects));
           });
         },
       )
@@ -175,7 +175,7 @@ export function stackCommands(y: Argv<GlobalArgs>) {
             const mine = services.filter((s) => s.service?.spec?.labels?.[LABEL_STACK] === argv.stack);
             if (!mine.length) return process.stderr.write(`Nothing found in stack: ${argv.stack}\n`);
             if (argv.quiet) return out(mine.map((s) => `${s.service!.id}\n`).join(''));
-            out(serviceLsTable(mine));
+            out(formatServiceList(argv.format, mine));
           });
         },
       )
@@ -194,9 +194,8 @@ export function stackCommands(y: Argv<GlobalArgs>) {
               all.tasks.push(...res.tasks);
               all.nodes.push(...res.nodes.filter((n) => !all.nodes.some((m) => m.id === n.id)));
             }
-            if (argv.format === 'json') return out(json(all.tasks.map((t) => Task.toJSON(t))));
             if (argv.quiet) return out(all.tasks.map((t) => `${t.id}\n`).join(''));
-            out(table(['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR'], psRows(all, Boolean(argv.noTrunc))));
+            out(formatTaskList(argv.format, all, Boolean(argv.noTrunc)));
           });
         },
       )

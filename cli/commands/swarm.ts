@@ -5,7 +5,7 @@ import { formatDuration, parseDuration } from '../../services/common/duration';
 import { invalidArgument } from '../../services/common/errors';
 import { NodeRole } from '../../services/gen/swarmlet/v1/types';
 import { call } from '../client';
-import { json } from '../format';
+import { json, wantsJson } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 
 const local = (c: { local?: unknown }) => {
@@ -137,7 +137,7 @@ export function swarmCommands(y: Argv<GlobalArgs>) {
           async (argv) => {
             await withClients(argv, async (c, host) => {
               const spec = await call(c.control, c.control.updateCluster, timings(argv), host);
-              if (argv.format === 'json') return out(json(spec));
+              if (wantsJson(argv.format)) return out(json(spec));
               out(`Swarm updated: heartbeat every ${formatDuration(spec.heartbeatPeriodMs)}, node down after ${formatDuration(spec.nodeDownAfterMs)}.\n`);
             });
           },
@@ -235,7 +235,7 @@ export function infoCommand(y: Argv<GlobalArgs>) {
     async (argv) => {
       await withClients(argv, async (c, host) => {
         const info = await call(local(c), local(c).info, {}, host);
-        if (argv.format === 'json') return out(json(info));
+        if (wantsJson(argv.format)) return out(json(info));
         const lines = [`Swarm: ${info.localState}`];
         if (info.localState === 'active') {
           lines.push(` NodeID: ${info.nodeId}`, ` Is Manager: ${info.isManager}`, ` ClusterID: ${info.clusterId}`, ` Node Address: ${info.nodeAddr}`);

@@ -5,9 +5,6 @@ import { Clients } from '../client';
 import { localSize, runTerminal } from '../terminal-client';
 import { GlobalArgs, withClients } from './context';
 
-/** `exec`'s boolean flags: its options stop at the target (separateCommand). */
-export const EXEC_BOOLEAN_FLAGS = new Set(['-i', '--interactive', '-t', '--tty', '-d', '--detach', '--help']);
-
 const repeated = (v: unknown): string[] => (v === undefined ? [] : ([] as string[]).concat(v as string | string[]));
 
 function local(c: Clients): LocalNodeClient {

@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { invalidArgument, SwarmletError } from '../../services/common/errors';
 import type { LocalNodeClient, Volume } from '../../services/gen/swarmlet/v1/control';
 import { Clients, call, controlApi } from '../client';
-import { json, table } from '../format';
+import { formatInspect, formatList, json, rowObjects, table, wantsJson } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 
 const repeated = (v: unknown): string[] => (v === undefined ? [] : ([] as string[]).concat(v as string | string[]));
@@ -61,9 +61,9 @@ export function volumeCommands(y: Argv<GlobalArgs>) {
           await withClients(argv, async (c, host) => {
             const l = local(c);
             const { volumes } = await call(l, l.listVolumes, {}, host);
-            if (argv.format === 'json') return out(json(volumes.map(volumeJson)));
             if (argv.quiet) return out(volumes.map((v) => `${v.name}\n`).join(''));
-            out(table(['DRIVER', 'VOLUME NAME', 'USED BY'], volumeRows(volumes)));
+            const headers = ['DRIVER', 'VOLUME NAME', 'USED BY'];
+            out(formatList(argv.format, rowObjects(headers, volumeRows(volumes), { 'VOLUME NAME': 'Name' }), () => table(headers, volumeRows(volumes)), () => volumes.map(volumeJson)));
           });
         },
       )
@@ -76,7 +76,7 @@ export function volumeCommands(y: Argv<GlobalArgs>) {
             const l = local(c);
             const details = [];
             for (const name of argv.volumes as string[]) details.push(volumeJson(await call(l, l.getVolume, { name }, host)));
-            out(json(details));
+            out(formatInspect(argv.format, details));
           });
         },
       )
@@ -111,7 +111,7 @@ export function volumeCommands(y: Argv<GlobalArgs>) {
           await withClients(argv, async (c, host) => {
             const l = local(c);
             const { removed } = await call(l, l.pruneVolumes, {}, host);
-            if (argv.format === 'json') return out(json(removed));
+            if (wantsJson(argv.format)) return out(json(removed));
             if (removed.length) out(`Deleted Volumes:\n${removed.map((n) => `${n}\n`).join('')}`);
           });
         },

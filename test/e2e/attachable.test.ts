@@ -108,7 +108,7 @@ async function links(ns: string): Promise<string[]> {
 
 async function webTask(): Promise<TaskJson> {
   return waitFor('the web task running', async () => {
-    const tasks = JSON.parse(await sw(lab, h1, ['service', 'ps', 'web', '--format', 'json'])) as TaskJson[];
+    const tasks = JSON.parse(await sw(lab, h1, ['service', 'ps', 'web', '--format', 'api'])) as TaskJson[];
     return tasks.find((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING' && t.status.container?.pid);
   }, 60000, 300);
 }

@@ -42,3 +42,17 @@ test('a call to a daemon loads the gRPC client, but not the daemon, etcd, loggin
   expect(res.stderr.trim()).toBe(`Error: cannot connect to the swarmlet daemon at unix://${join(dir, 'nobody.sock')} (ENOENT): is it running?`);
   expect(heavyIn(res.modules)).toEqual([String(HEAVY[0]), String(HEAVY[5])]);
 });
+
+const commandModules = (modules: string[]) => modules.filter((m) => /dist\/cli\/commands\/(?!context)[\w-]+\.js$/.test(m)).map((m) => m.replace(/.*\/dist\/cli\/commands\//, '')).sort();
+
+test('a command loads its own command module only; --version loads not even the option parser', async () => {
+  expect(commandModules((await loaded(['service', 'ls', '--help'])).modules)).toEqual(['service.js']);
+  expect(commandModules((await loaded(['-H', `unix://${join(dir, 'nobody.sock')}`, 'ps', '-a'])).modules)).toEqual(['container.js', 'terminal.js', 'volume.js']);
+  const version = await loaded(['--version']);
+  expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  expect(version.modules.filter((m) => /node_modules\/yargs\//.test(m))).toEqual([]);
+  // With no command word, all of them load, so that --help lists every command.
+  const help = await loaded(['--help']);
+  expect(commandModules(help.modules).length).toBeGreaterThan(10);
+  expect(help.stdout).toMatch(/swarmlet compose/);
+});

@@ -39,16 +39,16 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 export async function nodes(lab: Lab, h: LabHost): Promise<NodeJson[]> {
-  return JSON.parse(await sw(lab, h, ['node', 'ls', '--format', 'json']));
+  return JSON.parse(await sw(lab, h, ['node', 'ls', '--format', 'api']));
 }
 
 export async function info(lab: Lab, h: LabHost): Promise<Record<string, any>> {
-  return JSON.parse(await sw(lab, h, ['info', '--format', 'json']));
+  return JSON.parse(await sw(lab, h, ['info', '--format', 'api']));
 }
 
 export const byHost = (list: NodeJson[], h: LabHost) => list.find((n) => n.description?.hostname === h.name);
 
-/** A task as `service ps --format json` prints it: the fields the tests read. */
+/** A task as `service ps --format api` prints it: the fields the tests read. */
 export interface TaskJson {
   id: string;
   slot?: number;
@@ -60,7 +60,7 @@ export interface TaskJson {
 
 /** The tasks of `service` that run and are meant to, as the manager `h` lists them. */
 export async function runningTasks(lab: Lab, h: LabHost, service: string): Promise<TaskJson[]> {
-  return (JSON.parse(await sw(lab, h, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
+  return (JSON.parse(await sw(lab, h, ['service', 'ps', service, '--format', 'api'])) as TaskJson[]).filter(
     (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
   );
 }

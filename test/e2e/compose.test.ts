@@ -42,10 +42,10 @@ async function composeOk(file: string, args: string[], env?: Record<string, stri
   return r;
 }
 
-const ps = async (file: string, all = false): Promise<PsEntry[]> => JSON.parse((await composeOk(file, ['ps', ...(all ? ['-a'] : []), '--format', 'json'])).stdout) as PsEntry[];
-const containerNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as { Name: string }[]).map((c) => c.Name.replace(/^\//, '')).sort();
-const networkNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['network', 'ls', '--format', 'json'])) as { spec?: { name?: string }; Name?: string }[]).map((n) => n.spec?.name ?? n.Name ?? '').sort();
-const volumeNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['volume', 'ls', '--format', 'json'])) as { name?: string; Name?: string }[]).map((v) => v.name ?? v.Name ?? '').sort();
+const ps = async (file: string, all = false): Promise<PsEntry[]> => JSON.parse((await composeOk(file, ['ps', ...(all ? ['-a'] : []), '--format', 'api'])).stdout) as PsEntry[];
+const containerNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'api'])) as { Name: string }[]).map((c) => c.Name.replace(/^\//, '')).sort();
+const networkNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['network', 'ls', '--format', 'api'])) as { spec?: { name?: string }; Name?: string }[]).map((n) => n.spec?.name ?? n.Name ?? '').sort();
+const volumeNames = async (): Promise<string[]> => (JSON.parse(await sw(lab, h, ['volume', 'ls', '--format', 'api'])) as { name?: string; Name?: string }[]).map((v) => v.name ?? v.Name ?? '').sort();
 
 beforeAll(async () => {
   ({ lab, h, client, registry, image } = await oneHostWithBusybox('swcm'));

@@ -25,7 +25,7 @@ interface Inspect {
   HostConfig: { Memory: number; MemorySwap: number; ReadonlyRootfs: boolean; Init: boolean | null };
 }
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
-const names = async () => (await sw(lab, h, ['ps', '-a', '--format', 'json'])).match(/"Name": "\/[^"]+"/g) ?? [];
+const names = async () => (await sw(lab, h, ['ps', '-a', '--format', 'api'])).match(/"Name": "\/[^"]+"/g) ?? [];
 
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z /;
 

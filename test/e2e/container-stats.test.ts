@@ -15,7 +15,7 @@ let image: string;
 
 const inspect = async (ref: string) => (JSON.parse(await sw(lab, h, ['inspect', ref])) as { Id: string; State: { Pid: number; Running: boolean; Status: string } }[])[0];
 const statsJson = async (...refs: string[]) =>
-  (await sw(lab, h, ['stats', '--no-stream', '--format', 'json', ...refs])).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StatsEntry);
+  (await sw(lab, h, ['stats', '--no-stream', '--format', 'api', ...refs])).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StatsEntry);
 const UNITS: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 };
 const rxBytes = (netIo: string) => {
   const m = /^([\d.]+)(B|kB|MB|GB) \//.exec(netIo)!;

@@ -38,7 +38,7 @@ let privateRegistry: TestRegistry;
 let h1: LabHost, h2: LabHost, h3: LabHost;
 let image: string;
 
-const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
 const running = async (service: string): Promise<TaskJson[]> =>
   (await tasksOf(service)).filter((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING');
 
@@ -54,7 +54,7 @@ async function hostOf(t: TaskJson): Promise<LabHost> {
   return lab.hosts.find((h) => byHost(list, h)?.id === t.nodeId)!;
 }
 
-const imageIds = async (h: LabHost): Promise<string[]> => (JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'json'])) as { id: string }[]).map((i) => i.id).sort();
+const imageIds = async (h: LabHost): Promise<string[]> => (JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'api'])) as { id: string }[]).map((i) => i.id).sort();
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -101,7 +101,7 @@ test('three replicas serve a page naming their task with httpd, one on every nod
   }
   // The image was pulled on each node once, and the store says which task uses it.
   for (const h of lab.hosts) {
-    const list = JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'json'])) as { references: string[]; usedBy: string[] }[];
+    const list = JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'api'])) as { references: string[]; usedBy: string[] }[];
     expect(list).toHaveLength(1);
     expect(list[0].references).toEqual([image]);
     expect(list[0].usedBy).toHaveLength(1);
@@ -109,7 +109,7 @@ test('three replicas serve a page naming their task with httpd, one on every nod
   await sw(lab, h1, ['service', 'rm', 'web']);
   // httpd as pid 1 ignores SIGTERM: gone after its grace period. A daemon stopping meanwhile would wait for that.
   await waitFor('the web tasks gone', async () => {
-    const left = await Promise.all(lab.hosts.map(async (h) => (JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'json'])) as { usedBy: string[] }[]).flatMap((i) => i.usedBy)));
+    const left = await Promise.all(lab.hosts.map(async (h) => (JSON.parse(await sw(lab, h, ['image', 'ls', '--format', 'api'])) as { usedBy: string[] }[]).flatMap((i) => i.usedBy)));
     return left.flat().length === 0 ? true : undefined;
   }, 30000, 300);
 }, 180000);
@@ -146,7 +146,7 @@ test('a named volume keeps a file across the task\'s replacement on the same nod
   expect(seen).toBe(`${first.id.slice(0, 12)}\n${second.id.slice(0, 12)}\n`);
   await sw(lab, h1, ['service', 'rm', 'vol']);
   await waitFor('the task gone from the node', async () => ((await sw(lab, h2, ['volume', 'inspect', 'keep'])).includes(second.id) ? undefined : true));
-  const volumes = JSON.parse(await sw(lab, h2, ['volume', 'ls', '--format', 'json'])) as { name: string }[];
+  const volumes = JSON.parse(await sw(lab, h2, ['volume', 'ls', '--format', 'api'])) as { name: string }[];
   expect(volumes.map((v) => v.name)).toContain('keep');
   expect(readFileSync(seenFile, 'utf8')).toBe(seen);
 }, 180000);

@@ -114,7 +114,7 @@ test('after init, the Control API answers on TCP to a manager certificate, healt
   await sw(lab, h, ['init', '--advertise-addr', h.addr]);
   const certs = path.join(h.dataDir, 'certs');
   // TCP addresses live in the host's namespace: the CLI runs there, with the node's own certificate.
-  const overTcp = await lab.cli(h, ['-H', `tcp://${h.addr}:2377`, '--cert-dir', certs, 'node', 'ls', '--format', 'json']);
+  const overTcp = await lab.cli(h, ['-H', `tcp://${h.addr}:2377`, '--cert-dir', certs, 'node', 'ls', '--format', 'api']);
   expect(overTcp.code).toBe(0);
   expect(JSON.parse(overTcp.stdout)).toHaveLength(1);
   const control = track(new ControlClient(h.socket, insecure()));

@@ -72,7 +72,7 @@ let probeJs: string;
 let killedTask = '';
 
 const running = async (service: string): Promise<TaskJson[]> =>
-  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[]).filter(
+  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[]).filter(
     (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
   );
 
@@ -84,7 +84,7 @@ async function runningN(service: string, n: number, timeoutMs = 60000): Promise<
       return r.length === n ? r : undefined;
     }, timeoutMs, 300);
   } catch (err) {
-    const all = JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+    const all = JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
     const states = all.map((t) => `${t.id} desired ${t.desiredState} state ${t.status?.state}${t.status?.err ? ` (${t.status.err})` : ''} on ${t.nodeId ?? '-'}`);
     throw new Error(`${(err as Error).message}; service ps ${service}:\n${states.join('\n')}`);
   }
@@ -223,7 +223,7 @@ test('the published port answers each node itself, on 127.0.0.1 and on its own a
 }, 60000);
 
 test('service inspect shows the VIP and the published port; from a task on the network, the service name resolves to the VIP, which reaches every task', async () => {
-  const nets = JSON.parse(await sw(lab, h1, ['network', 'ls', '--format', 'json'])) as { id: string; spec?: { name?: string } }[];
+  const nets = JSON.parse(await sw(lab, h1, ['network', 'ls', '--format', 'api'])) as { id: string; spec?: { name?: string } }[];
   const front = nets.find((n) => n.spec?.name === 'front')!;
   const [svc] = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'web'])) as ServiceJson[];
   const vipCidr = svc.endpoint?.virtualIps?.find((v) => v.networkId === front.id)?.addr;

@@ -71,7 +71,7 @@ describe('image build', () => {
     expect(built.stdout).toMatch(/STEP 5\/7: RUN /);
     expect(built.stdout).toMatch(/\nSuccessfully built [a-f0-9]{12}\nSuccessfully tagged hello:1\n$/);
 
-    const listed = JSON.parse(await ok(['images', '--format', 'json'])) as { id: string; references: string[] }[];
+    const listed = JSON.parse(await ok(['images', '--format', 'api'])) as { id: string; references: string[] }[];
     const img = listed.find((i) => i.references.includes('docker.io/library/hello:1'));
     expect(img).toBeDefined();
 
@@ -95,7 +95,7 @@ describe('image build', () => {
   }, 300000);
 
   test('a failing step, a missing context or Dockerfile: one clear line, exit 1, no image', async () => {
-    const before = await ok(['images', '--format', 'json']);
+    const before = await ok(['images', '--format', 'api']);
     const dir = context('broken', { Dockerfile: `FROM ${base}\nRUN echo going; exit 7\n` });
     const res = await cli(['build', '-t', 'broken:1', dir]);
     expect(res.code).toBe(1);
@@ -108,7 +108,7 @@ describe('image build', () => {
     const badTag = await cli(['build', '-t', 'Bad:1', dir]);
     expect(badTag.code).toBe(1);
     expect(badTag.stderr).toMatch(/^Error: invalid reference format: "Bad:1"/);
-    expect(await ok(['images', '--format', 'json'])).toBe(before);
+    expect(await ok(['images', '--format', 'api'])).toBe(before);
     expect(fs.readdirSync(path.join(h.dataDir, 'images', 'tmp'))).toEqual([]);
   }, 300000);
 
@@ -123,7 +123,7 @@ describe('image build', () => {
     expect(await ok(['rmi', '-f', 'hello:2'])).toBe('Untagged: docker.io/library/hello:2\n');
     // The container still runs from it, and the image stays until nothing uses it.
     expect(JSON.parse(await ok(['inspect', 'user']))[0].State.Status).toBe('running');
-    expect((JSON.parse(await ok(['images', '--format', 'json'])) as { id: string }[]).map((i) => i.id)).toContain(id);
+    expect((JSON.parse(await ok(['images', '--format', 'api'])) as { id: string }[]).map((i) => i.id)).toContain(id);
     await ok(['rm', '-f', 'user']);
     await ok(['image', 'rm', id]);
   }, 120000);

@@ -60,19 +60,19 @@ describe('swarmlet image on a node', () => {
     const ref = `${open.addr}/busybox:latest`;
     const id = (await sw(lab, h3, ['image', 'pull', `${open.addr}/busybox`])).trim();
     expect(id).toMatch(/^sha256:[a-f0-9]{64}$/);
-    const listed = JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'json']));
+    const listed = JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'api']));
     expect(listed).toEqual([expect.objectContaining({ id, references: [ref], usedBy: [] })]);
     expect(listed[0].sizeBytes).toBeGreaterThan(1_000_000);
     const tableOut = await sw(lab, h3, ['image', 'ls']);
     expect(tableOut).toMatch(new RegExp(`^REPOSITORY\\s+TAG\\s+IMAGE ID\\s+CREATED\\s+SIZE\\s+USED BY\\n${open.addr}/busybox\\s+latest\\s+${id.slice(7, 19)}\\s`));
     // The other nodes have nothing: images are per node.
-    expect(JSON.parse(await sw(lab, h1, ['image', 'ls', '--format', 'json']))).toEqual([]);
+    expect(JSON.parse(await sw(lab, h1, ['image', 'ls', '--format', 'api']))).toEqual([]);
 
     expect(await sw(lab, h3, ['image', 'rm', ref])).toBe(`Untagged: ${ref}\nDeleted: ${id}\n`);
     await sw(lab, h3, ['image', 'pull', ref]);
     expect(await sw(lab, h3, ['image', 'prune'])).toBe('Total reclaimed space: 0B\n');
     expect(await sw(lab, h3, ['image', 'prune', '-a'])).toMatch(new RegExp(`^Deleted Images:\\ndeleted: ${id}\\n\\nTotal reclaimed space: \\d`));
-    expect(JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'json']))).toEqual([]);
+    expect(JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'api']))).toEqual([]);
   });
 
   test('failures are one clear line, and leave nothing behind', async () => {
@@ -92,7 +92,7 @@ describe('swarmlet image on a node', () => {
     fs.writeFileSync(wrong, `${USER}:not-the-password\n`);
     const refused = await lab.cli(h3, ['image', 'pull', '--registry-auth-file', wrong, `${locked.addr}/private/busybox`]);
     expect(refused.stderr).toBe(`Error: registry ${locked.addr} refused the credentials for ${locked.addr}/private/busybox:latest\n`);
-    expect(JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'json']))).toEqual([]);
+    expect(JSON.parse(await sw(lab, h3, ['image', 'ls', '--format', 'api']))).toEqual([]);
     expect(fs.readdirSync(path.join(h3.dataDir, 'images', 'tmp'))).toEqual([]);
     expect(fs.readdirSync(path.join(h3.dataDir, 'images', 'images'))).toEqual([]);
 
@@ -128,7 +128,7 @@ describe('registry credentials', () => {
     expect(JSON.parse(inspected)[0].spec.task.container.image).toBe(image);
     expect(inspected).not.toContain(PASSWORD);
     expect(JSON.parse(inspected)[0].registryAuthSealed ?? '').toBe('');
-    expect(await sw(lab, h1, ['service', 'ls', '--format', 'json'])).not.toContain(PASSWORD);
+    expect(await sw(lab, h1, ['service', 'ls', '--format', 'api'])).not.toContain(PASSWORD);
 
     await sw(lab, h1, ['service', 'update', '-d', '--clear-registry-auth', 'private']);
     await sw(lab, h1, ['service', 'update', '-d', '--registry-auth-file', authFile, 'private']);

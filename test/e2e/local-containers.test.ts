@@ -28,7 +28,7 @@ let registry: TestRegistry;
 let image: string;
 
 const inspect = async (ref: string): Promise<Inspect> => (JSON.parse(await sw(lab, h, ['inspect', ref])) as Inspect[])[0];
-const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'json'])) as Inspect[];
+const psAll = async (): Promise<Inspect[]> => JSON.parse(await sw(lab, h, ['ps', '-a', '--format', 'api'])) as Inspect[];
 const records = () => (existsSync(join(h.dataDir, 'local-containers', 'records')) ? readdirSync(join(h.dataDir, 'local-containers', 'records')) : []);
 const runtimeDirs = () => ['exec', 'oci'].flatMap((k) => {
   try {

@@ -465,7 +465,7 @@ test('tasks of a macvlan network on the underlay reach each other across hosts, 
   expect(create.code).toBe(1);
   expect(create.stderr).toMatch(/parent interface nosuch0 not found on this host/);
   const failed = await waitFor('the macbad task to fail', async () => {
-    const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'macbad', '--format', 'json'])) as TaskJson[];
+    const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'macbad', '--format', 'api'])) as TaskJson[];
     return r.find((t) => /parent interface nosuch0 not found on this host/.test(t.status?.err ?? ''));
   }, 30000, 300);
   expect(failed.status?.state).not.toBe('TASK_STATE_RUNNING');
@@ -485,7 +485,7 @@ test('a host whose interface took a network\'s subnet after it was made rejects 
     const create = await lab.cli(h1, ['service', 'create', '--name', 'late', '--network', 'late', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'sleep', '100000']);
     expect(create.code).toBe(1);
     const rejected = await waitFor('the late task to be rejected', async () => {
-      const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'late', '--format', 'json'])) as TaskJson[];
+      const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'late', '--format', 'api'])) as TaskJson[];
       return r.find((t) => message.test(t.status?.err ?? ''));
     }, 30000, 300);
     expect(rejected.status?.state).not.toBe('TASK_STATE_RUNNING');

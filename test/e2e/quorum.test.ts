@@ -121,7 +121,7 @@ test('swarm init --force-new-cluster on the survivor keeps every service and net
   expect(out).toMatch(/swarmlet join --token SWLTKN-1-/);
 
   const services = await waitFor('service ls again', async () => {
-    const r = await lab.cli(h1, ['service', 'ls', '--format', 'json']);
+    const r = await lab.cli(h1, ['service', 'ls', '--format', 'api']);
     return r.code === 0 ? (JSON.parse(r.stdout) as { spec?: { name?: string } }[]) : undefined;
   });
   expect(services.map((s) => s.spec?.name).sort()).toEqual(['keep', 'web']);
@@ -233,7 +233,7 @@ test('after every manager is lost, swarm restore on a fresh host makes it the on
   const workerJoin = joinCommand(out);
   expect(workerJoin[3]).toBe(`${h6.addr}:2377`);
 
-  const services = JSON.parse(await sw(lab, h6, ['service', 'ls', '--format', 'json'])) as { spec?: { name?: string } }[];
+  const services = JSON.parse(await sw(lab, h6, ['service', 'ls', '--format', 'api'])) as { spec?: { name?: string } }[];
   expect(services.map((s) => s.spec?.name).sort()).toEqual(['keep', 'web']);
   expect(await sw(lab, h6, ['network', 'ls'])).toMatch(/keepnet\s+overlay/);
   const list = await waitFor('h6 the leader', async () => {

@@ -81,8 +81,8 @@ test('a secret is in its task at /run/secrets and nowhere else; a config is at i
   const shown = [
     await sw(lab, h1, ['service', 'inspect', 'sec']),
     await sw(lab, h1, ['secret', 'inspect', 'pw']),
-    await sw(lab, h1, ['secret', 'ls', '--format', 'json']),
-    await sw(lab, h1, ['service', 'ps', 'sec', '--format', 'json']),
+    await sw(lab, h1, ['secret', 'ls', '--format', 'api']),
+    await sw(lab, h1, ['service', 'ps', 'sec', '--format', 'api']),
   ];
   for (const s of shown) expect(s).not.toContain(VALUE);
   expect(JSON.parse(shown[1])[0]).toMatchObject({ ID: id, Spec: { Name: 'pw', Labels: { team: 'lab' } } });

@@ -24,7 +24,7 @@ let lab: Lab;
 let h1: LabHost, h2: LabHost, h3: LabHost, h4: LabHost;
 
 async function tasks(service: string): Promise<TaskJson[]> {
-  return JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json']));
+  return JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api']));
 }
 const live = (ts: TaskJson[]) => ts.filter((t) => t.desiredState === 'TASK_STATE_RUNNING');
 const running = (ts: TaskJson[]) => live(ts).filter((t) => t.status?.state === 'TASK_STATE_RUNNING');

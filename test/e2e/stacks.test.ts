@@ -74,7 +74,7 @@ interface ServiceJson {
   spec?: { name?: string; labels?: Record<string, string> };
 }
 
-const services = async (): Promise<ServiceJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ls', '--format', 'json']));
+const services = async (): Promise<ServiceJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ls', '--format', 'api']));
 const deploy = async (file: string) => sw(lab, h1, ['stack', 'deploy', '-c', join(lab.baseDir, file), 'app']);
 const allRunning = async (name: string, n: number): Promise<TaskJson[]> =>
   waitFor(`${n} running tasks of ${name}`, async () => {
@@ -146,7 +146,7 @@ test('a stack of web, api and store: deployed, reached through the mesh, updated
   const removed = await sw(lab, h1, ['stack', 'rm', 'app']);
   expect(removed.split('\n').filter(Boolean)).toEqual(['Removing service app_api', 'Removing service app_store', 'Removing service app_web', 'Removing secret app_store_password', 'Removing network app_default']);
   expect((await services()).map((s) => s.spec?.name)).toEqual(['lonely']);
-  const networks = (await sw(lab, h1, ['network', 'ls', '--format', 'json']));
+  const networks = (await sw(lab, h1, ['network', 'ls', '--format', 'api']));
   expect(networks).toContain('"keep"');
   expect(networks).not.toContain('app_default');
   expect(await sw(lab, h1, ['secret', 'ls', '-q'])).toBe('');
@@ -160,7 +160,7 @@ test('a bad compose file is one clear line naming the file, and nothing is deplo
   expect(res.stderr.trim().split('\n')).toHaveLength(1);
   expect(res.stderr).toContain('bad.yml');
   expect((await services()).map((s) => s.spec?.name)).not.toContain('bad_web');
-  expect((await sw(lab, h1, ['network', 'ls', '--format', 'json']))).not.toContain('bad_default');
+  expect((await sw(lab, h1, ['network', 'ls', '--format', 'api']))).not.toContain('bad_default');
 }, 60000);
 
 test('stack deploy -c - reads the compose file from standard input', async () => {

@@ -117,7 +117,7 @@ test("a container's published port is kept from services: an ingress port is ref
   expect((await lab.cli(h1, ['service', 'inspect', 'mesh2'])).code).not.toBe(0);
 
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'hm', '--constraint', `node.hostname==${h2.name}`, '-p', 'published=8181,target=80,mode=host', 'exec:/', 'sleep', '100000']);
-  await waitFor('hm waiting for the port', async () => ((await sw(lab, h1, ['service', 'ps', 'hm', '--format', 'json'])).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
+  await waitFor('hm waiting for the port', async () => ((await sw(lab, h1, ['service', 'ps', 'hm', '--format', 'api'])).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
   await sw(lab, h2, ['rm', '-f', 'held']);
   await waitFor('hm running on h2 once the container is gone', async () => ((await runningTasks(lab, h1, 'hm')).length === 1 ? true : undefined), 60000, 500);
   await sw(lab, h1, ['service', 'rm', 'hm']);

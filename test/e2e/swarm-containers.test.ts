@@ -28,7 +28,7 @@ let image: string;
 const ping = (h: LabHost, from: string, to: string) => lab.cli(h, ['exec', from, 'ping', '-c1', '-W2', to]);
 
 /** `network inspect alpine-net` on the manager: it lists the containers attached to it. */
-const alpineNet = () => sw(lab, h1, ['network', 'inspect', 'alpine-net', '--format', 'json']);
+const alpineNet = () => sw(lab, h1, ['network', 'inspect', 'alpine-net', '--format', 'api']);
 
 beforeAll(async () => {
   requireBuiltCli();

@@ -34,7 +34,7 @@ let h1: LabHost;
 let image: string;
 const terminals: Tmux[] = [];
 
-const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
 
 /** The running task of a one-replica service, once it runs. */
 const runningTask = (service: string): Promise<TaskJson> =>

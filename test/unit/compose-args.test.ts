@@ -1,4 +1,4 @@
-import { prepareComposeArgs } from '../../cli/commands/compose';
+import { prepareComposeArgs } from '../../cli/argv';
 
 describe('prepareComposeArgs', () => {
   test.each([
