@@ -8,6 +8,8 @@
 export interface WriteRecord {
   seq: number;
   replicas: number;
+  /** Set on the writes that also changed the tasks' env (CHAOS_GEN=gen, a rolling update). */
+  gen?: number;
   acked: boolean;
   /** The service's specVersion read back right after the ack; undefined when it could not be read. */
   specVersion?: number;
@@ -19,8 +21,11 @@ export interface WriteRecord {
 
 /** What the service's spec says now, as far as the writes are concerned. */
 export interface ObservedSpec {
+  /** The service's chaos.seq label. */
   seq: number | undefined;
   replicas: number;
+  /** The tasks' CHAOS_GEN env var. */
+  gen: number | undefined;
   specVersion: number;
 }
 
@@ -42,6 +47,10 @@ export function checkWrites(writes: readonly WriteRecord[], seen: ObservedSpec):
     if (!w) problems.push(`the spec holds write #${seen.seq}, which the workload never made`);
     else if (seen.replicas !== w.replicas) problems.push(`the spec holds write #${w.seq} (not acknowledged) with replicas ${seen.replicas}, not the ${w.replicas} it set`);
   }
+  const lastGen = [...acked].reverse().find((w) => w.gen !== undefined)?.gen;
+  const maxGen = Math.max(0, ...writes.map((w) => w.gen ?? 0));
+  if (lastGen !== undefined && (seen.gen === undefined || seen.gen < lastGen)) problems.push(`acknowledged rolling update CHAOS_GEN=${lastGen} lost: the tasks' spec has ${seen.gen === undefined ? 'none' : `CHAOS_GEN=${seen.gen}`}`);
+  else if (seen.gen !== undefined && seen.gen > maxGen) problems.push(`the tasks' spec has CHAOS_GEN=${seen.gen}, which the workload never set`);
   const versions = acked.map((w) => w.specVersion).filter((v): v is number => v !== undefined);
   const maxVersion = Math.max(0, ...versions);
   if (seen.specVersion < maxVersion) problems.push(`specVersion went back from ${maxVersion} (read after an ack) to ${seen.specVersion}`);

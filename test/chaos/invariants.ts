@@ -28,15 +28,18 @@ export interface Workload {
   network: string;
 }
 
-/** The value of CHAOS_SEQ in a service's env, if any. */
-export function seqOf(s: Service): number | undefined {
-  const e = s.spec?.task?.container?.env.find((x) => x.startsWith('CHAOS_SEQ='));
-  return e ? Number(e.slice('CHAOS_SEQ='.length)) : undefined;
+/** The workload's marks on a service: its chaos.seq label and its tasks' CHAOS_GEN env var. */
+export function marksOf(s: Service): { seq: number | undefined; gen: number | undefined } {
+  const label = s.spec?.labels['chaos.seq'];
+  const env = s.spec?.task?.container?.env.find((x) => x.startsWith('CHAOS_GEN='));
+  return { seq: label === undefined ? undefined : Number(label), gen: env ? Number(env.slice('CHAOS_GEN='.length)) : undefined };
 }
 
 export class Invariants {
   /** Every address each task of the workload ever had, by network name: what must leave the rules once it is gone. */
   private readonly seen = new Map<string, { network: string; addr: string }[]>();
+  /** What the last check() read from the kernel: proof that the checks looked at something. */
+  read = { sandboxes: 0, fdb: 0, neigh: 0, nftTables: 0, taskCgroups: 0, dnsAnswers: 0 };
 
   constructor(private readonly swarm: ChaosSwarm, private readonly w: Workload, private readonly writer: Writer) {}
 
@@ -44,6 +47,7 @@ export class Invariants {
   async check(): Promise<Verdict> {
     const { swarm, w } = this;
     const verdict: Verdict = {};
+    this.read = { sandboxes: 0, fdb: 0, neigh: 0, nftTables: 0, taskCgroups: 0, dnsAnswers: 0 };
     const put = (k: InvariantName | 'read', problems: string[]) => {
       if (problems.length > 0) verdict[k] = [...(verdict[k] ?? []), ...problems];
     };
@@ -66,7 +70,7 @@ export class Invariants {
     const addrs = (ts: TaskView[], net: string) => ts.flatMap((t) => t.networks.filter((n) => n.name === net).map((n) => n.addr));
     const goneAddrs = (net: string) => [...this.seen].filter(([id]) => !liveWeb.some((t) => t.id === id)).flatMap(([, a]) => a.filter((x) => x.network === net).map((x) => x.addr));
 
-    put('writes', checkWrites(this.writer.writes, { seq: seqOf(web), replicas: web.spec?.mode?.$case === 'replicated' ? web.spec.mode.value.replicas : -1, specVersion: web.specVersion }));
+    put('writes', checkWrites(this.writer.writes, { ...marksOf(web), replicas: web.spec?.mode?.$case === 'replicated' ? web.spec.mode.value.replicas : -1, specVersion: web.specVersion }));
     put('replicas', checkReplicas([web, client].map((s) => ({ name: s.spec?.name ?? '', replicas: s.spec?.mode?.$case === 'replicated' ? s.spec.mode.value.replicas : -1, specVersion: s.specVersion })), views.filter((t) => t.serviceName === w.service || t.serviceName === w.client)));
 
     // Task processes per slot, from the task cgroups of every host that is up.
@@ -75,6 +79,7 @@ export class Invariants {
       if (!swarm.up(h)) continue;
       for (const [taskId, b] of childCgroups(`${labCgroupRoot(swarm.lab.prefix)}/h${h.index}`)) if (b) busy.push({ taskId, host: h.name });
     }
+    this.read.taskCgroups = busy.length;
     put('duplicates', checkDuplicates(views, busy));
 
     // DNS and the VIP rules, from inside the client task.
@@ -89,8 +94,10 @@ export class Invariants {
         return r.stdout.split('\n').map((l) => l.trim()).filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l));
       };
       const [tasksA, vipA] = await Promise.all([dig(`tasks.${w.service}`), dig(w.service)]);
+      this.read.dnsAnswers = tasksA.length + vipA.length;
       put('dns', checkDns(w.service, { tasks: tasksA, vip: vipA }, { tasks: addrs(liveWeb, w.network), vip }));
       const lb = await runCommand(['nsenter', `--net=/proc/${ctPid}/ns/net`, '--', 'nft', 'list', 'table', 'ip', 'swarmlet-lb'], { timeoutMs: CMD_MS });
+      if (lb.code === 0) this.read.nftTables++;
       put('nft', lb.code === 0 ? checkNft(`VIP rules in the ${w.client} task`, lb.stdout, addrs(liveWeb, w.network), goneAddrs(w.network)) : [`cannot list the VIP rules in the ${w.client} task: ${lb.stderr.trim()}`]);
     }
 
@@ -104,6 +111,7 @@ export class Invariants {
       if (!swarm.up(h)) continue;
       const me = nodes.find((n) => n.description?.hostname === h.name);
       const ing = await runCommand(['ip', 'netns', 'exec', `${h.netns}-net-ingress`, 'nft', 'list', 'table', 'ip', 'swarmlet-ingress'], { timeoutMs: CMD_MS });
+      if (ing.code === 0) this.read.nftTables++;
       if (ing.code === 0) put('nft', checkNft(`ingress rules on ${h.name}`, ing.stdout, addrs(liveWeb, 'ingress'), goneAddrs('ingress')));
       else if (liveWeb.length > 0) put('nft', [`ingress rules on ${h.name}: cannot list (${ing.stderr.trim().split('\n')[0]})`]);
       for (const [vni, net] of netVnis) {
@@ -112,7 +120,12 @@ export class Invariants {
           runCommand(['bridge', '-n', ns, '-j', 'fdb', 'show', 'dev', `vx-${vni}`], { timeoutMs: CMD_MS }),
           runCommand(['ip', '-n', ns, '-j', 'neigh', 'show', 'dev', `vx-${vni}`], { timeoutMs: CMD_MS }),
         ]);
-        if (fdb.code !== 0 || neigh.code !== 0) continue; // no sandbox for this network on h
+        if (fdb.code !== 0 || neigh.code !== 0) {
+          // No sandbox for this network on h: right only when h runs no task of it.
+          if (live.some((t) => t.nodeId === me?.id && t.networks.some((a) => a.vni === vni))) put('overlay', [`${h.name}: cannot read vx-${vni} in ${ns}, though tasks of ${net} run there: ${(fdb.stderr || neigh.stderr).trim().split('\n')[0]}`]);
+          continue;
+        }
+        this.read.sandboxes++;
         const remote: Endpoint[] = [];
         for (const t of live) {
           if (t.nodeId === me?.id || !vtepOf.has(t.nodeId)) continue;
@@ -121,7 +134,10 @@ export class Invariants {
         if (net === 'ingress') {
           for (const n of ready) if (n.id !== me?.id && n.ingress?.mac) remote.push({ mac: n.ingress.mac, addr: n.ingress.address.split('/')[0] ?? '', vtep: vtepOf.get(n.id) as string });
         }
-        put('overlay', checkOverlay({ host: h.name, vni, fdb: parseFdb(fdb.stdout), neigh: parseNeigh(neigh.stdout) }, remote));
+        const reading = { host: h.name, vni, fdb: parseFdb(fdb.stdout), neigh: parseNeigh(neigh.stdout) };
+        this.read.fdb += reading.fdb.length;
+        this.read.neigh += reading.neigh.length;
+        put('overlay', checkOverlay(reading, remote));
       }
     }
     return verdict;

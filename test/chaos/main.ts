@@ -89,7 +89,8 @@ class ChaosRun {
     await this.writer.writeOnce();
     const settled = await this.converge(SETTLE_TIMEOUT_MS);
     if (settled.ms === null) throw new SwarmletError('Unavailable', `the fresh swarm did not reach every invariant within ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(settled.verdict)}`);
-    progress(`workload running and every invariant holds (${(settled.ms / 1000).toFixed(1)} s)`);
+    const r = this.invariants.read;
+    progress(`every invariant holds (${(settled.ms / 1000).toFixed(1)} s); the last check read ${r.taskCgroups} task cgroups with processes, ${r.dnsAnswers} DNS answers, ${r.nftTables} nft tables, ${r.sandboxes} overlay sandboxes with ${r.fdb} FDB and ${r.neigh} neighbour entries`);
     this.mesh = new Prober('mesh', async () => ['nsenter', `--net=/run/netns/${client.netns}`, '--', process.execPath, probe, ...lab.hosts.map((h) => `http://${h.addr}:${PORT}/`)]);
     this.vip = new Prober('vip', async () => {
       const tasks = await swarm.anyManager((h) => swarm.tasks(h, false));

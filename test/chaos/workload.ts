@@ -1,8 +1,9 @@
 /**
  * The chaos suite's steady workload:
- *   - Writer: `swarmlet service update -d --replicas N --env-add CHAOS_SEQ=K web` through the CLI
- *     of an up manager, one after another, recording each write (what it set, whether the CLI
- *     acknowledged it, the specVersion read back after the ack);
+ *   - Writer: `swarmlet service update -d --replicas N --label-add chaos.seq=K web` through the CLI
+ *     of an up manager, one after another, and every ROLL_EVERY-th write also `--env-add
+ *     CHAOS_GEN=K` (a rolling update of the tasks); each write is recorded (what it set, whether the
+ *     CLI acknowledged it, the specVersion read back after the ack);
  *   - Prober: a long-running probe.js in a lab namespace, its per-second counts collected.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +15,9 @@ import { type ChaosSwarm } from './swarm';
 
 /** The replica counts the writer cycles through. */
 const REPLICAS = [3, 4, 5, 4];
-const WRITE_PAUSE_MS = 1500;
+/** Every ROLL_EVERY-th write changes the tasks' env too: a rolling update (the others scale and label). */
+const ROLL_EVERY = 4;
+const WRITE_PAUSE_MS = 2000;
 const WRITE_TIMEOUT_MS = 15_000;
 
 export class Writer {
@@ -33,13 +36,14 @@ export class Writer {
     const managers = this.swarm.upManagers();
     // Spread the writes over the managers that are up: each serves the API.
     const via = managers[seq % Math.max(1, managers.length)] as LabHost | undefined;
-    const rec: WriteRecord = { seq, replicas, acked: false, at: Date.now() - this.t0, via: via?.name ?? '(none)' };
+    const rolls = seq % ROLL_EVERY === 1;
+    const rec: WriteRecord = { seq, replicas, gen: rolls ? seq : undefined, acked: false, at: Date.now() - this.t0, via: via?.name ?? '(none)' };
     if (!via) {
       rec.error = 'no manager up';
       this.writes.push(rec);
       return rec;
     }
-    const r = await this.swarm.lab.cli(via, ['service', 'update', '-d', '--replicas', String(replicas), '--env-add', `CHAOS_SEQ=${seq}`, this.service], { timeoutMs: WRITE_TIMEOUT_MS });
+    const r = await this.swarm.lab.cli(via, ['service', 'update', '-d', '--replicas', String(replicas), '--label-add', `chaos.seq=${seq}`, ...(rolls ? ['--env-add', `CHAOS_GEN=${seq}`] : []), this.service], { timeoutMs: WRITE_TIMEOUT_MS });
     rec.acked = r.code === 0;
     if (!rec.acked) rec.error = (r.stderr.trim().split('\n')[0] ?? '') || `exit ${r.code}`;
     else rec.specVersion = await this.swarm.service(via, this.service).then((s) => s.specVersion, () => undefined);

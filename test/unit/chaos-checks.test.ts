@@ -13,30 +13,35 @@ import {
   referenceFailed,
   renderTable,
   type FaultRow,
+  type ProbeSecond,
   type TaskView,
   type WriteRecord,
 } from '../chaos/checks';
 
-const write = (seq: number, replicas: number, acked: boolean, specVersion?: number): WriteRecord => ({ seq, replicas, acked, specVersion, at: seq * 1000, via: 'h1' });
+const write = (seq: number, replicas: number, acked: boolean, specVersion?: number, gen?: number): WriteRecord => ({ seq, replicas, acked, specVersion, gen, at: seq * 1000, via: 'h1' });
 
 describe('checkWrites: no acknowledged write lost', () => {
-  const writes = [write(1, 3, true, 2), write(2, 4, true, 3), write(3, 5, false)];
+  const writes = [write(1, 3, true, 2, 1), write(2, 4, true, 2), write(3, 5, false, undefined, 3)];
   test('the spec holding the last acknowledged write passes', () => {
-    expect(checkWrites(writes, { seq: 2, replicas: 4, specVersion: 3 })).toEqual([]);
+    expect(checkWrites(writes, { seq: 2, replicas: 4, gen: 1, specVersion: 2 })).toEqual([]);
   });
   test('a later write that failed at the CLI but was applied is no loss', () => {
-    expect(checkWrites(writes, { seq: 3, replicas: 5, specVersion: 4 })).toEqual([]);
+    expect(checkWrites(writes, { seq: 3, replicas: 5, gen: 3, specVersion: 3 })).toEqual([]);
   });
   test('an older write in the spec means the last acknowledged one was lost', () => {
-    expect(checkWrites(writes, { seq: 1, replicas: 3, specVersion: 2 })).toEqual(['acknowledged write #2 (replicas 4) lost: the spec holds #1', 'specVersion went back from 3 (read after an ack) to 2']);
+    expect(checkWrites(writes, { seq: 1, replicas: 3, gen: 1, specVersion: 1 })).toEqual(['acknowledged write #2 (replicas 4) lost: the spec holds #1', 'specVersion went back from 2 (read after an ack) to 1']);
   });
   test('the right write with other replicas, or a write never made, is named', () => {
-    expect(checkWrites(writes, { seq: 2, replicas: 3, specVersion: 3 })).toEqual(['acknowledged write #2 set replicas 4, the spec says 3']);
-    expect(checkWrites(writes, { seq: 9, replicas: 3, specVersion: 9 })).toEqual(['the spec holds write #9, which the workload never made']);
-    expect(checkWrites(writes, { seq: undefined, replicas: 3, specVersion: 9 })).toEqual(['acknowledged write #2 (replicas 4) lost: the spec holds no write of the workload']);
+    expect(checkWrites(writes, { seq: 2, replicas: 3, gen: 1, specVersion: 2 })).toEqual(['acknowledged write #2 set replicas 4, the spec says 3']);
+    expect(checkWrites(writes, { seq: 9, replicas: 3, gen: 1, specVersion: 2 })).toEqual(['the spec holds write #9, which the workload never made']);
+    expect(checkWrites(writes, { seq: undefined, replicas: 3, gen: 1, specVersion: 2 })).toEqual(['acknowledged write #2 (replicas 4) lost: the spec holds no write of the workload']);
+  });
+  test("a lost rolling update shows in the tasks' env, and an env never set is named", () => {
+    expect(checkWrites(writes, { seq: 2, replicas: 4, gen: undefined, specVersion: 2 })).toEqual(["acknowledged rolling update CHAOS_GEN=1 lost: the tasks' spec has none"]);
+    expect(checkWrites(writes, { seq: 2, replicas: 4, gen: 7, specVersion: 2 })).toEqual(["the tasks' spec has CHAOS_GEN=7, which the workload never set"]);
   });
   test('with nothing acknowledged there is nothing to lose', () => {
-    expect(checkWrites([write(1, 3, false)], { seq: undefined, replicas: 1, specVersion: 1 })).toEqual([]);
+    expect(checkWrites([write(1, 3, false)], { seq: undefined, replicas: 1, gen: undefined, specVersion: 1 })).toEqual([]);
   });
 });
 
@@ -122,11 +127,11 @@ describe('nft and command output', () => {
 });
 
 describe('probe counts', () => {
-  const series = [
-    { t: 100, r: { a: [10, 0] as [number, number], b: [8, 2] as [number, number] } },
-    { t: 101, r: { a: [9, 1] as [number, number] } },
-    { t: 102, r: { a: [5, 5] as [number, number] } },
-    { t: 103, r: { a: [10, 0] as [number, number] } },
+  const series: ProbeSecond[] = [
+    { t: 100, r: { a: [10, 0], b: [8, 2] } },
+    { t: 101, r: { a: [9, 1] } },
+    { t: 102, r: { a: [5, 5] } },
+    { t: 103, r: { a: [10, 0] } },
   ];
   test('countWindow sums the seconds in [from, to), over the picked targets', () => {
     expect(countWindow(series, 100_000, 102_000)).toEqual({ ok: 27, failed: 3, seconds: 2 });
