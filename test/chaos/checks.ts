@@ -253,10 +253,16 @@ export interface FaultRow {
   writes: { acked: number; failed: number };
   /** Invariants that did not hold when the fault's convergence wait ended: name -> its problems. */
   broken: Record<string, string[]>;
+  /**
+   * For a host that stays down: whether the stale-state invariants held while it was still down
+   * (ms from the injection until they did, or null with what broke). Undefined: not checked.
+   */
+  whileDown?: { ms: number | null; broken: Record<string, string[]> };
   notes: string[];
   skipped?: string;
 }
 
+const verdictWord = (broken: Record<string, string[]>) => (Object.keys(broken).length === 0 ? 'yes' : `broke ${Object.keys(broken).join(', ')}`);
 const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 /** The table, one row per fault, and below it every broken invariant in full. */
@@ -272,7 +278,7 @@ export function renderTable(rows: readonly FaultRow[]): string {
           `${r.failed.mesh}/${r.requests.mesh} (${r.reference.mesh})`,
           `${r.failed.vip}/${r.requests.vip} (${r.reference.vip})`,
           `${r.writes.acked}/${r.writes.failed}`,
-          Object.keys(r.broken).length === 0 ? 'yes' : `broke: ${Object.keys(r.broken).join(', ')}`,
+          `${r.whileDown ? `while down: ${verdictWord(r.whileDown.broken)}; after: ` : ''}${verdictWord(r.broken)}`,
         ],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
@@ -282,6 +288,10 @@ export function renderTable(rows: readonly FaultRow[]): string {
   for (const r of rows) {
     if (r.skipped) continue;
     details.push(`${r.fault}: detected = ${r.detectWhat}`);
+    if (r.whileDown) {
+      details.push(`  while down: ${r.whileDown.ms === null ? 'the stale-state invariants did not hold before the host came back' : `the stale-state invariants held ${secs(r.whileDown.ms)} after the injection`}`);
+      for (const [name, problems] of Object.entries(r.whileDown.broken)) for (const p of problems.slice(0, 8)) details.push(`    ${name}: ${p}`);
+    }
     for (const [name, problems] of Object.entries(r.broken)) for (const p of problems.slice(0, 8)) details.push(`  ${name}: ${p}${problems.length > 8 && p === problems[7] ? ` (and ${problems.length - 8} more)` : ''}`);
     for (const n of r.notes) details.push(`  note: ${n}`);
   }

@@ -16,7 +16,7 @@ import { type ChaosSwarm } from './swarm';
 /** The replica counts the writer cycles through. */
 const REPLICAS = [3, 4, 5, 4];
 /** Every ROLL_EVERY-th write changes the tasks' env too: a rolling update (the others scale and label). */
-const ROLL_EVERY = 4;
+const ROLL_EVERY = 5;
 const WRITE_PAUSE_MS = 2000;
 const WRITE_TIMEOUT_MS = 15_000;
 

@@ -166,9 +166,15 @@ describe('renderTable', () => {
     const text = renderTable([row, { ...row, fault: 'cpu-load', skipped: 'out of the 20-minute budget' }]);
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^fault\s+detected\s+converged\s+failed mesh \(ref\)\s+failed VIP \(ref\)\s+writes ok\/failed\s+invariants$/);
-    expect(lines[2]).toMatch(/^worker-host-kill\s+5\.4 s\s+no\s+12\/900 \(1\)\s+3\/300 \(0\)\s+10\/1\s+broke: overlay$/);
+    expect(lines[2]).toMatch(/^worker-host-kill\s+5\.4 s\s+no\s+12\/900 \(1\)\s+3\/300 \(0\)\s+10\/1\s+broke overlay$/);
     expect(lines[3]).toMatch(/^cpu-load .* not run: out of the 20-minute budget$/);
     expect(text).toContain('  overlay: h1 vx-4097: stale FDB entry 02:42:0a:00:01:07 -> 198.51.100.14 (no such endpoint now)');
     expect(text).toContain('  note: h4 came back');
+  });
+  test('a host kill shows the invariants while the host was down beside those after', () => {
+    const text = renderTable([{ ...row, broken: {}, convergeMs: 2000, whileDown: { ms: null, broken: { overlay: ['h1 vx-4097: stale FDB entry x -> y'], dns: ['tasks.web answers [..]'] } } }]);
+    expect(text.split('\n')[2]).toMatch(/\s2\.0 s\s.*while down: broke overlay, dns; after: yes$/);
+    expect(text).toContain('  while down: the stale-state invariants did not hold before the host came back');
+    expect(text).toContain('    overlay: h1 vx-4097: stale FDB entry x -> y');
   });
 });
