@@ -240,6 +240,15 @@ export function parseNeigh(json: string): { dst: string; lladdr: string }[] {
   return rows.filter((r) => r.dst && r.lladdr).map((r) => ({ dst: r.dst as string, lladdr: r.lladdr as string }));
 }
 
+/**
+ * The problems that are about a dead host: those naming its address or an address its tasks had
+ * (what must not outlive it), as opposed to the churn of the workload's own updates meanwhile.
+ */
+export function aboutHost(problems: readonly string[], addrs: readonly string[]): string[] {
+  const wanted = new Set(addrs.filter(Boolean));
+  return problems.filter((p) => [...addressesIn(p)].some((a) => wanted.has(a)));
+}
+
 /** A fault's row of the table. */
 export interface FaultRow {
   fault: string;
@@ -254,8 +263,9 @@ export interface FaultRow {
   /** Invariants that did not hold when the fault's convergence wait ended: name -> its problems. */
   broken: Record<string, string[]>;
   /**
-   * For a host that stays down: whether the stale-state invariants held while it was still down
-   * (ms from the injection until they did, or null with what broke). Undefined: not checked.
+   * For a host that stays down: whether DNS, nft rules, FDB and neighbour entries stopped pointing
+   * at it and its tasks while it was still down (ms from the injection until they did, or null
+   * with what still did). Undefined: not checked.
    */
   whileDown?: { ms: number | null; broken: Record<string, string[]> };
   notes: string[];
@@ -289,7 +299,7 @@ export function renderTable(rows: readonly FaultRow[]): string {
     if (r.skipped) continue;
     details.push(`${r.fault}: detected = ${r.detectWhat}`);
     if (r.whileDown) {
-      details.push(`  while down: ${r.whileDown.ms === null ? 'the stale-state invariants did not hold before the host came back' : `the stale-state invariants held ${secs(r.whileDown.ms)} after the injection`}`);
+      details.push(`  while down: ${r.whileDown.ms === null ? 'these still pointed at the dead host or its tasks when it came back' : `nothing pointed at the dead host or its tasks any more ${secs(r.whileDown.ms)} after the kill`}`);
       for (const [name, problems] of Object.entries(r.whileDown.broken)) for (const p of problems.slice(0, 8)) details.push(`    ${name}: ${p}`);
     }
     for (const [name, problems] of Object.entries(r.broken)) for (const p of problems.slice(0, 8)) details.push(`  ${name}: ${p}${problems.length > 8 && p === problems[7] ? ` (and ${problems.length - 8} more)` : ''}`);

@@ -22,11 +22,11 @@ export interface FaultRun {
   maxHoldMs: number;
   afterDetectMs: number;
   /**
-   * A host stays down while the fault holds: once detected, the stale-state invariants (DNS, nft,
-   * FDB and neighbours, duplicates) are checked with it gone, and the fault holds until they hold
-   * (or maxHoldMs).
+   * A host that stays down while the fault holds: once detected, the stale-state invariants (DNS,
+   * nft, FDB and neighbours) are checked for anything still pointing at it, and the fault holds
+   * until nothing does (or maxHoldMs).
    */
-  checkWhileDown?: boolean;
+  downHost?: LabHost;
   recover: () => Promise<void>;
   /** Lines for the table's notes, gathered while the fault held. */
   notes: string[];
@@ -125,7 +125,7 @@ const leaderHostKill: Fault = {
       minHoldMs: 0,
       maxHoldMs: 45_000,
       afterDetectMs: 5000,
-      checkWhileDown: true,
+      downHost: l,
       recover: async () => {
         await swarm.lab.setHostLink(l, 'up');
         await restartDaemon(swarm, l);
@@ -165,7 +165,7 @@ const workerHostKill: Fault = {
       minHoldMs: 0,
       maxHoldMs: 45_000,
       afterDetectMs: 5000,
-      checkWhileDown: true,
+      downHost: w,
       recover: async () => {
         await swarm.lab.setHostLink(w, 'up');
         await restartDaemon(swarm, w);

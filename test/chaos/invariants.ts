@@ -8,7 +8,7 @@
  *   nft        the VIP rules in a task and the ingress rules of every up host name the running backends, no gone one
  * and, after the services and the network are removed, leftovers(): every kernel object swarmlet made for them is gone.
  */
-import { type Service } from '../../services/gen/swarmlet/v1/types';
+import { type Node, type Service } from '../../services/gen/swarmlet/v1/types';
 import { childCgroups, labCgroupRoot } from '../lab/cgroups';
 import { listNetns, runCommand } from '../lab/ip-command';
 import { mountsUnder } from '../lab/lab';
@@ -38,6 +38,9 @@ export function marksOf(s: Service): { seq: number | undefined; gen: number | un
 export class Invariants {
   /** Every address each task of the workload ever had, by network name: what must leave the rules once it is gone. */
   private readonly seen = new Map<string, { network: string; addr: string }[]>();
+  /** The tasks and nodes as the last check() read them. */
+  lastTasks: TaskView[] = [];
+  lastNodes: Node[] = [];
   /** What the last check() read from the kernel: proof that the checks looked at something. */
   read = { sandboxes: 0, fdb: 0, neigh: 0, nftTables: 0, taskCgroups: 0, dnsAnswers: 0 };
 
@@ -65,7 +68,11 @@ export class Invariants {
       for (const n of t.networks) if (n.addr && !known.some((k) => k.network === n.name && k.addr === n.addr)) known.push({ network: n.name, addr: n.addr });
       this.seen.set(t.id, known);
     }
-    const live = views.filter((t) => t.running && t.desiredRunning);
+    this.lastTasks = views;
+    this.lastNodes = nodes;
+    // A task on a node shown Down is no endpoint: nothing can reach it.
+    const downNodes = new Set(nodes.filter((n) => !ChaosSwarm.isReady(n)).map((n) => n.id));
+    const live = views.filter((t) => t.running && t.desiredRunning && !downNodes.has(t.nodeId));
     const liveWeb = live.filter((t) => t.serviceName === w.service);
     const addrs = (ts: TaskView[], net: string) => ts.flatMap((t) => t.networks.filter((n) => n.name === net).map((n) => n.addr));
     const goneAddrs = (net: string) => [...this.seen].filter(([id]) => !liveWeb.some((t) => t.id === id)).flatMap(([, a]) => a.filter((x) => x.network === net).map((x) => x.addr));
@@ -141,6 +148,13 @@ export class Invariants {
       }
     }
     return verdict;
+  }
+
+  /** Every address of `host` and of the tasks the last check() saw on its node (stopped ones too). */
+  addressesOf(host: { name: string; addr: string }): string[] {
+    const node = this.lastNodes.find((n) => n.description?.hostname === host.name);
+    const mine = this.lastTasks.filter((t) => t.nodeId === node?.id).flatMap((t) => t.networks.map((a) => a.addr));
+    return [host.addr, ...mine, ...(node?.ingress?.address ? [node.ingress.address.split('/')[0] ?? ''] : [])];
   }
 
   /** The task ids and the VNIs of the workload that were ever seen: what leftovers() looks for. */

@@ -1,4 +1,5 @@
 import {
+  aboutHost,
   addressesIn,
   checkDns,
   checkDuplicates,
@@ -126,6 +127,19 @@ describe('nft and command output', () => {
   });
 });
 
+describe('aboutHost', () => {
+  test('keeps the problems that name the dead host or an address of its tasks, as whole addresses', () => {
+    const problems = [
+      'h1 vx-4097: stale FDB entry 02:42:0a:00:00:11 -> 198.51.100.13 (no such endpoint now)',
+      'h1 vx-4097: stale FDB entry 02:42:0a:00:00:0d -> 198.51.100.12 (no such endpoint now)',
+      'tasks.web answers [10.0.0.21, 10.0.0.24], stale 10.0.0.24',
+      'ingress rules on h4: missing backends 10.255.0.13',
+      'VIP rules: stale backends 10.0.0.240',
+    ];
+    expect(aboutHost(problems, ['198.51.100.12', '10.0.0.24', ''])).toEqual([problems[1], problems[2]]);
+  });
+});
+
 describe('probe counts', () => {
   const series: ProbeSecond[] = [
     { t: 100, r: { a: [10, 0], b: [8, 2] } },
@@ -174,7 +188,7 @@ describe('renderTable', () => {
   test('a host kill shows the invariants while the host was down beside those after', () => {
     const text = renderTable([{ ...row, broken: {}, convergeMs: 2000, whileDown: { ms: null, broken: { overlay: ['h1 vx-4097: stale FDB entry x -> y'], dns: ['tasks.web answers [..]'] } } }]);
     expect(text.split('\n')[2]).toMatch(/\s2\.0 s\s.*while down: broke overlay, dns; after: yes$/);
-    expect(text).toContain('  while down: the stale-state invariants did not hold before the host came back');
+    expect(text).toContain('  while down: these still pointed at the dead host or its tasks when it came back');
     expect(text).toContain('    overlay: h1 vx-4097: stale FDB entry x -> y');
   });
 });
