@@ -85,8 +85,8 @@ process.on('exit', () => {
  */
 export class Prober {
   readonly series: ProbeSecond[] = [];
-  /** Restarts of the child, with why. */
-  readonly restarts: string[] = [];
+  /** Restarts of the child: when (unix ms), and why. */
+  readonly restarts: { at: number; why: string }[] = [];
   private child: ChildProcess | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -100,13 +100,13 @@ export class Prober {
         try {
           argv = await this.argv();
         } catch (err) {
-          this.restarts.push(`${new Date().toISOString()} cannot start: ${(err as Error).message.split('\n')[0]}`);
+          this.restarts.push({ at: Date.now(), why: `cannot start: ${(err as Error).message.split('\n')[0]}` });
           await sleep(2000);
           continue;
         }
         const exit = await this.runOnce(argv);
         if (!this.stopped) {
-          this.restarts.push(`${new Date().toISOString()} exited (${exit})`);
+          this.restarts.push({ at: Date.now(), why: `exited (${exit})` });
           await sleep(1000);
         }
       }
