@@ -57,3 +57,29 @@ export async function removeCgroupTree(name: string): Promise<void> {
     }
   }
 }
+
+/**
+ * The child cgroups of `name` (in any hierarchy) and whether a process runs in each one's subtree:
+ * name -> busy. A task's cgroup is <daemon's cgroup parent>/<task id>.
+ */
+export function childCgroups(name: string): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const tree of trees(name)) {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(tree, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      // removed meanwhile
+    }
+    for (const child of entries) {
+      let busy = false;
+      try {
+        busy = walk(join(tree, child)).some((d) => pidsIn(d).length > 0);
+      } catch {
+        // removed meanwhile
+      }
+      out.set(child, (out.get(child) ?? false) || busy);
+    }
+  }
+  return out;
+}
