@@ -20,9 +20,11 @@ import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
+import { timedStore } from './store/timed-store';
 import { hasClearSecrets } from './store/cluster-secrets';
 import { EtcdQuorum } from './store/etcd-quorum';
 import { guardQuorum } from './quorum-guard';
+import { Node, Task } from '../services/gen/swarmlet/v1/types';
 
 /**
  * Resolves with what `start` resolves (or undefined once `signal` aborts), and then leaves no
@@ -88,7 +90,7 @@ export class Manager {
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
-    this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
+    this.store = timedStore(new EtcdStore(opts.etcd, undefined, opts.sealKey));
     this.snapshot = new WatchedSnapshot(opts.etcd, SNAPSHOT_ROOTS, SNAPSHOT_PREFIXES, opts.log);
     this.loopStore = this.store.withSnapshot(this.snapshot);
     const operators = new OperatorCertRegistry(opts.etcd);
@@ -147,6 +149,13 @@ export class Manager {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not seal the CA key and join tokens in the cluster store; another manager or the next change will');
     }
+  }
+
+  /** What a metrics scrape reads: whether this manager leads, its open sessions, and the nodes and tasks of its watched snapshot (no etcd read). */
+  async metricsView(): Promise<{ leading: boolean; sessions: number; nodes: Node[]; tasks: Task[] }> {
+    const leading = this.leaderLoops.length > 0;
+    const [nodes, tasks] = leading ? await Promise.all([this.loopStore.listNodes(), this.loopStore.listTasks()]) : [[], []];
+    return { leading, sessions: this.dispatcher.sessionCount, nodes, tasks };
   }
 
   /** The leader now, read from etcd (what the Control API shows). */
