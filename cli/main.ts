@@ -19,6 +19,7 @@ import { EXEC_BOOLEAN_FLAGS, terminalCommands } from './commands/terminal';
 import { containerCommands } from './commands/container';
 import { CONTAINER_BOOLEAN_FLAGS } from './container-flags';
 import { composeCommands, prepareComposeArgs } from './commands/compose';
+import { eventsCommand } from './commands/events';
 
 /** One line for the user, never a stack trace for their mistake; exit 1 for failures, 2 for bad usage. */
 function fail(message: string, code: number): never {
@@ -55,6 +56,7 @@ export async function main(args: string[]): Promise<void> {
   parser = terminalCommands(parser, exec.command);
   parser = containerCommands(parser, run.command, exec.command);
   parser = composeCommands(parser, composeExec.command);
+  parser = eventsCommand(parser);
   await parser
     .demandCommand(1, 'a command is required (see swarmlet --help)')
     // --no-trunc and --no-healthcheck are flags of their own, not negations.

@@ -21,6 +21,7 @@ import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
 import { timedStore } from './store/timed-store';
+import { ClusterEvents } from './events/cluster-events';
 import { hasClearSecrets } from './store/cluster-secrets';
 import { EtcdQuorum } from './store/etcd-quorum';
 import { guardQuorum } from './quorum-guard';
@@ -87,6 +88,8 @@ export class Manager {
   private leaderLoops: ReconcileLoop[] = [];
   private tasks: Promise<void>[] = [];
   private stopRaftWatch?: () => void;
+  /** The cluster's events, with a history of the latest ones. */
+  readonly events: ClusterEvents;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
@@ -99,7 +102,8 @@ export class Manager {
     const leaderId = () => this.leaderId();
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
-    const control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
+    this.events = new ClusterEvents(opts.etcd, opts.log);
+    const control = controlService({ events: this.events, store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
     if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd, opts.knownEtcdPeers);
     this.control = this.quorum ? guardQuorum(control, this.quorum) : control;
   }
@@ -120,6 +124,8 @@ export class Manager {
 
   async start(): Promise<void> {
     await this.access.start();
+    // Without its history, `events --since TIME` starts from now; the rest works.
+    await this.events.start().catch((err) => this.log.warn({ err: (err as Error).message }, 'could not start the events history'));
     await this.sealClusterSecrets();
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
@@ -133,6 +139,7 @@ export class Manager {
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
     await this.snapshot.stop();
+    await this.events.stop();
     await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');

@@ -43,6 +43,7 @@ import { EtcdStart, Membership, NodeRoles } from './membership';
 import { planManagerOrder } from './membership-plans';
 import { NodeState, NodeStateDir } from './node-state';
 import { collectNodeMetrics } from './metrics';
+import { LocalEvents } from './local-events';
 import { MetricsServer } from '../services/metrics/metrics-server';
 
 /** What the daemon's etcd client presents and trusts; `serverName` when the server's certificate does not name the dialed address. */
@@ -104,6 +105,8 @@ export class Daemon implements NodeRoles {
   private readonly containerPorts: ContainerPorts;
   /** Reads (only) where containers on overlays alone are on the swarm's gateway bridge: their published ports go there. */
   private gatewayLookup?: BridgeDriver;
+  /** This node's container events, for `events`. */
+  readonly localEvents: LocalEvents;
   /** The Prometheus endpoint, when `metricsAddr` is set. */
   private readonly metricsServer?: MetricsServer;
 
@@ -152,6 +155,7 @@ export class Daemon implements NodeRoles {
       })),
       log: rootLog,
     });
+    this.localEvents = new LocalEvents(this.containers.events);
   }
 
   /**
