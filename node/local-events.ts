@@ -29,7 +29,13 @@ export class LocalEvents implements EventSource {
     if (signal.aborted) return;
     if (filter.sinceMs !== undefined && !req.sinceRevision) for (const e of this.history) if (eventMs(e) >= filter.sinceMs) write(e);
     this.listeners.add(write);
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      signal.addEventListener('abort', () => resolve(), { once: true });
+      const wait = filter.untilMs === undefined ? undefined : filter.untilMs - Date.now();
+      if (wait !== undefined && wait < 2 ** 31 - 1) timer = setTimeout(resolve, Math.max(0, wait));
+    });
+    clearTimeout(timer);
     this.listeners.delete(write);
   }
 }

@@ -2,7 +2,7 @@ import { Etcd3, IEvent, Watcher } from 'etcd3';
 import { failedPrecondition, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Event, EventsRequest } from '../../services/gen/swarmlet/v1/control';
-import { keys, ROOT } from '../store/keys';
+import { keys } from '../store/keys';
 import { EventFilter, eventMs, planStoreEvents, StoreChange } from './event-plans';
 import { EventSource } from './event-stream';
 
@@ -54,16 +54,40 @@ export class ClusterEvents implements EventSource {
     if (signal.aborted) return;
     const from = req.sinceRevision > 0 ? req.sinceRevision + 1 : filter.sinceMs !== undefined ? await this.startOf(filter.sinceMs) : (await this.currentRevision()) + 1;
     let failed: (err: unknown) => void = () => undefined;
-    const failure = new Promise<void>((_, reject) => (failed = reject));
-    const watcher = await this.watchFrom(from, (events) => events.forEach(write));
+    let seen = from - 1;
+    /** Once `until` has passed: the store's revision then, which the stream ends at. */
+    let last: number | undefined;
+    let caughtUp: () => void = () => undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      failed = reject;
+      caughtUp = resolve;
+    });
+    const watcher = await this.watchFrom(from, (events, revision) => {
+      for (const e of events) if (last === undefined || e.revision <= last) write(e);
+      seen = Math.max(seen, revision);
+      if (last !== undefined && seen >= last) caughtUp();
+    });
     watcher.on('error', (err) => {
       const compacted = /compact/i.test((err as Error).message);
-      failed(compacted ? failedPrecondition(`revision ${from - 1} is no longer in the cluster store's history: resume from a later one or a time`, err) : unavailable('lost the cluster store\'s watch; resume from the last revision seen', err));
+      failed(compacted ? failedPrecondition(`revision ${from - 1} is no longer in the cluster store's history: resume from a later one or a time`, err) : unavailable("lost the cluster store's watch; resume from the last revision seen", err));
     });
-    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    signal.addEventListener('abort', () => caughtUp(), { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    if (filter.untilMs !== undefined) {
+      // At `until`, the stream goes on to the revision the store had then (what happened before it), and ends.
+      const atUntil = () =>
+        this.currentRevision().then((revision) => {
+          last = revision;
+          if (seen >= last) caughtUp();
+        }, failed);
+      const wait = filter.untilMs - Date.now();
+      if (wait <= 0) void atUntil();
+      else if (wait < 2 ** 31 - 1) timer = setTimeout(() => void atUntil(), wait);
+    }
     try {
-      await Promise.race([aborted, failure]);
+      await done;
     } finally {
+      clearTimeout(timer);
       await watcher.cancel().catch(() => undefined);
     }
   }
@@ -83,9 +107,10 @@ export class ClusterEvents implements EventSource {
     }
   }
 
-  /** A watch of every cluster key from `revision` on, with previous values; `onEvents` gets each reply's events. */
-  private async watchFrom(revision: number, onEvents: (events: Event[]) => void): Promise<Watcher> {
-    const watcher = await this.etcd.watch().prefix(ROOT).startRevision(String(revision)).withPreviousKV().create();
+  /** A watch of every key from `revision` on, with previous values; `onEvents` gets each reply's cluster events and the last revision it held. */
+  private async watchFrom(revision: number, onEvents: (events: Event[], revision: number) => void): Promise<Watcher> {
+    // Every key, not only the cluster's: each revision then comes with an event, which tells a stream how far it has got.
+    const watcher = await this.etcd.watch().prefix('').startRevision(String(revision)).withPreviousKV().create();
     watcher.on('data', (res) => {
       const now = new Date().toISOString();
       const events = res.events.flatMap((ev) => {
@@ -93,7 +118,7 @@ export class ClusterEvents implements EventSource {
         // A removal has no time of its own in the store: the history's, when it saw it.
         return out.map((e) => (e.action === 'remove' ? { ...e, time: this.history.find((h) => h.revision === e.revision && h.actorId === e.actorId)?.time ?? e.time } : e));
       });
-      onEvents(events);
+      onEvents(events, Math.max(0, ...res.events.map((ev) => Number(ev.kv.mod_revision))));
     });
     return watcher;
   }

@@ -5,16 +5,13 @@ import { eventMatches, EventFilter, planEventFilter } from './event-plans';
 
 /** Where events come from: the cluster's (the store's watch) or a node's own (its containers). */
 export interface EventSource {
-  /** Sends the events of `req` to `write` (filtered by the caller) until `signal` aborts; rejects if it cannot go on. */
+  /** Sends the events of `req` to `write` (filtered by the caller) until `signal` aborts or, past `until`, it has sent all before it; rejects if it cannot go on. */
   stream(req: EventsRequest, filter: EventFilter, write: (e: Event) => void, signal: AbortSignal): Promise<void>;
 }
 
-/** How long a stream may be told to wait, at most, for `until` (longer: it ends when cancelled). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * The Events RPC over some sources: events that pass the request's filters, as they come, until
- * `until` (then the stream ends well) or the client cancels. A bad request fails at once with
+ * every source has sent what happened before `until` (then the stream ends well) or the client cancels. A bad request fails at once with
  * INVALID_ARGUMENT; a source that fails ends the stream with its status.
  */
 export function eventsHandler(sources: () => EventSource[]): grpc.handleServerStreamingCall<EventsRequest, Event> {
@@ -31,18 +28,15 @@ export function eventsHandler(sources: () => EventSource[]): grpc.handleServerSt
       if (ended) return;
       ended = true;
       controller.abort();
-      clearTimeout(timer);
       if (err === undefined) call.end();
       else failCall(call, undefined, err);
     };
     call.on('cancelled', () => finish());
-    const untilIn = filter.untilMs === undefined ? undefined : filter.untilMs - Date.now();
-    const timer = untilIn !== undefined && untilIn < MAX_TIMER_MS ? setTimeout(() => finish(), Math.max(0, untilIn)) : undefined;
     const write = (e: Event) => {
       if (!ended && eventMatches(filter, e)) call.write(e);
     };
     void Promise.all(sources().map((s) => s.stream(call.request, filter, write, controller.signal))).then(
-      () => undefined,
+      () => finish(),
       (err) => finish(err),
     );
   };
