@@ -252,7 +252,8 @@ export class Daemon implements NodeRoles {
     const tls = this.dir.readTls();
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     this.certificate = new CertificateSource(tls);
-    await this.serveMetrics(state.advertiseAddr);
+    // The node's role starts whether or not the metrics can move to its advertise address.
+    await this.serveMetrics(state.advertiseAddr).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'metrics not served'));
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
       this.manager = new Manager({

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import { formatHostPort } from '../common/addr';
-import { asSwarmletError } from '../common/errors';
+import { asSwarmletError, failedPrecondition } from '../common/errors';
 import { Logger, componentLogger } from '../common/logger';
 import { metricsRegistry } from './metrics';
 
@@ -34,7 +34,7 @@ export class MetricsServer {
     await this.close();
     const server = http.createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => reject(failedPrecondition(`cannot serve metrics at ${want}: ${err.message}`, err)));
       server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
