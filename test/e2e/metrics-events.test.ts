@@ -90,6 +90,9 @@ describe('metrics', () => {
     expect(sampleValue(m, 'swarmlet_reconcile_duration_seconds_count', { loop: 'scheduler' })).toBeGreaterThan(0);
     expect(sampleSum(m, 'swarmlet_etcd_request_duration_seconds_count')).toBeGreaterThan(0);
     expect(m.get('swarmlet_etcd_request_duration_seconds')?.type).toBe('histogram');
+    // Its tasks' overlay and VIP tables were applied on it too.
+    expect(sampleValue(m, 'swarmlet_netlink_apply_duration_seconds_count', { driver: 'overlay' })).toBeGreaterThan(0);
+    expect(sampleValue(m, 'swarmlet_nft_apply_duration_seconds_count')).toBeGreaterThan(0);
   });
 
   test('a worker has no cluster gauges, and reads its tasks\' memory, CPU and network from their cgroups and interfaces', async () => {

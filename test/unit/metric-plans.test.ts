@@ -1,7 +1,10 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { encode } from 'dns-packet';
 import { planQueryType, planRcode } from '../../services/metrics/dns-metrics';
 import { planClusterCounts } from '../../services/metrics/metric-plans';
-import { parseMetricsAddr } from '../../services/config/config';
+import { loadDaemonConfig, parseMetricsAddr } from '../../services/config/config';
 import { Node, NodeRole, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { parsePromText, sampleValue } from '../support/prom-text';
 
@@ -64,6 +67,25 @@ describe('--metrics-addr', () => {
     ['198.51.100.11:9323', { metricsAddr: { host: '198.51.100.11', port: 9323 } }],
   ])('%j', (text, want) => {
     expect(parseMetricsAddr(text)).toEqual(want);
+  });
+
+  test('the flag, then SWARMLET_METRICS_ADDR; unset, no metrics', () => {
+    expect(loadDaemonConfig({ metricsAddr: ':1' }, { SWARMLET_METRICS_ADDR: ':2' }).metricsAddr).toEqual({ port: 1 });
+    expect(loadDaemonConfig({}, { SWARMLET_METRICS_ADDR: '10.0.0.1:2' }).metricsAddr).toEqual({ host: '10.0.0.1', port: 2 });
+    expect(loadDaemonConfig({}, {}).metricsAddr).toBeUndefined();
+  });
+
+  test('the config file\'s metricsAddr, checked like the flag', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarmlet-metrics-config-'));
+    try {
+      const file = path.join(dir, 'daemon.json');
+      fs.writeFileSync(file, JSON.stringify({ metricsAddr: ':9323' }));
+      expect(loadDaemonConfig({ config: file }, {}).metricsAddr).toEqual({ port: 9323 });
+      fs.writeFileSync(file, JSON.stringify({ metricsAddr: 'x:1' }));
+      expect(() => loadDaemonConfig({ config: file }, {})).toThrow(/invalid metrics address "x:1"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test.each(['9323', 'localhost:9323', ':0', ':65536', '1.2.3.4', '999.1.1.1:80'])('%j is refused', (text) => {
