@@ -193,11 +193,19 @@ describe('events', () => {
   });
 
   test('Ctrl-C ends the stream cleanly', async () => {
-    const child = spawn('ip', ['netns', 'exec', h1.netns, process.execPath, requireBuiltCli(), '-H', h1.socket, 'events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', h1.netns, process.execPath, requireBuiltCli(), '-H', h1.socket, 'events', '--filter', 'type=config'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 1500));
+    // Once an event has come through, the stream is open (and the CLI's handler of SIGINT in place).
+    const file = join(lab.baseDir, 'app.ini');
+    writeFileSync(file, '[app]\n');
+    await waitFor('the stream to print an event', async () => {
+      if (!stdout.includes('config create')) await lab.cli(h1, ['config', 'create', `app${Date.now()}`, file]);
+      return stdout.includes('config create') ? true : undefined;
+    }, 60000, 1000);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(stderr).toBe('');
