@@ -1,4 +1,5 @@
 import { sleep } from '../services/common/backoff';
+import { TaskStartClock } from '../services/metrics/task-start-clock';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { asSwarmletError, failedPrecondition, internal } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
@@ -73,6 +74,7 @@ export class Worker {
   private readonly monitorMs: number;
   private readonly networks?: TaskNetworks;
   private readonly tasks = new Map<string, TaskEntry>();
+  private readonly startClock = new TaskStartClock();
   /** taskId -> registry credential, from the latest assignment (never logged). */
   private credentials = new Map<string, string>();
   /** secret or config id -> its value, from the latest assignment (never logged). */
@@ -163,6 +165,7 @@ export class Worker {
     if (!entry) {
       entry = { taskId, assigned: false, runtime: { state: 'missing' }, busy: false, unknown: true };
       this.tasks.set(taskId, entry);
+      this.startClock.assigned(taskId);
     }
     return entry;
   }
@@ -213,6 +216,7 @@ export class Worker {
   private record(entry: TaskEntry, status: TaskStatus): void {
     const previous = entry.reported;
     entry.reported = status;
+    this.startClock.reported(entry.taskId, previous?.state, status.state);
     this.reporter.push(entry.taskId, status);
     const log = this.log.child({ taskId: entry.taskId, serviceId: entry.task?.serviceId });
     if (previous?.state !== status.state) {
@@ -303,6 +307,7 @@ export class Worker {
         // Forgotten by the runtime and no longer assigned: nothing left to do or to remember.
         this.stopHealth(entry);
         this.tasks.delete(entry.taskId);
+        this.startClock.forget(entry.taskId);
       }
     })().finally(() => {
       entry.busy = false;

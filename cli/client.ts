@@ -52,11 +52,16 @@ export async function call<Req, Res>(client: grpc.Client, method: (req: Req, md:
     const { callUnary }: typeof import('../services/api/handlers') = require('../services/api/handlers');
     return await callUnary(method.bind(client), req, timeoutMs);
   } catch (err) {
-    const e = err as grpc.ServiceError;
-    if (e.code === grpcJs().status.UNAVAILABLE && /No connection established/.test(e.details ?? '')) {
-      const why = /(ENOENT|ECONNREFUSED|EACCES|EHOSTUNREACH|ETIMEDOUT)/.exec(e.details)?.[1];
-      throw unavailable(`cannot connect to the swarmlet daemon at ${host}${why ? ` (${why})` : ''}: is it running?`, err);
-    }
-    throw grpcErrors().fromServiceError(err, `the call to ${host}`);
+    throw callError(err, host);
   }
+}
+
+/** A failed call as a SwarmletError; its message names the daemon when it cannot be reached. */
+export function callError(err: unknown, host: string): Error {
+  const e = err as grpc.ServiceError;
+  if (e.code === grpcJs().status.UNAVAILABLE && /No connection established/.test(e.details ?? '')) {
+    const why = /(ENOENT|ECONNREFUSED|EACCES|EHOSTUNREACH|ETIMEDOUT)/.exec(e.details)?.[1];
+    return unavailable(`cannot connect to the swarmlet daemon at ${host}${why ? ` (${why})` : ''}: is it running?`, err);
+  }
+  return grpcErrors().fromServiceError(err, `the call to ${host}`);
 }

@@ -37,7 +37,7 @@ export function formatList(format: string | undefined, rows: Record<string, unkn
   if (format === undefined || format === '' || format === 'table') return defaultTable();
   if (format === 'json') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
   if (format === 'api') return json(api());
-  const { parseTemplate, execute, headerOf } = require('./go-template') as typeof import('./go-template');
+  const { parseTemplate, execute, headerOf } = require('../services/common/go-template') as typeof import('../services/common/go-template');
   if (format.startsWith('table ')) {
     const t = parseTemplate(format.slice('table '.length).trim());
     const header = t.parts.map((p) => ('text' in p ? p.text : headerOf(p.source))).join('');
@@ -53,7 +53,7 @@ export function formatList(format: string | undefined, rows: Record<string, unkn
 export function formatInspect(format: string | undefined, objects: unknown[], api: () => unknown[] = () => objects): string {
   if (format === undefined || format === '' || format === 'json' || format === 'table') return json(objects);
   if (format === 'api') return json(api());
-  const { parseTemplate, execute } = require('./go-template') as typeof import('./go-template');
+  const { parseTemplate, execute } = require('../services/common/go-template') as typeof import('../services/common/go-template');
   const t = parseTemplate(format);
   return objects.map((o) => `${execute(t, o)}\n`).join('');
 }

@@ -5,7 +5,7 @@ import { ControlServer, GetJoinTokenRequest, GetNodeRequest, IssueOperatorCertif
 import { Node, NodeRole } from '../services/gen/swarmlet/v1/types';
 import { formatJoinToken } from '../services/pki/tokens';
 import { certificateInfo, newRandomId, newTokenSecret, normalizeSerial, signCertificate } from '../services/pki/ca';
-import { invalidArgument } from '../services/common/errors';
+import { invalidArgument, unavailable } from '../services/common/errors';
 import { readClusterView, votingManagers } from './cluster-view';
 import { retireManager, retireThroughPeer } from './members-service';
 import { planClusterSpec, planNodeRemoval, planNodeUpdate, planRoleChange, resolveNode } from './node-plans';
@@ -16,6 +16,9 @@ import { Store } from './store/store';
 import { TlsMaterial } from '../services/api/tls';
 import { SealKeySource } from './service-secrets';
 import { OperatorCertRegistry } from './store/operator-certs';
+import { EventSource, eventsHandler } from './events/event-stream';
+
+const NO_EVENTS: EventSource = { stream: async () => Promise.reject(unavailable('this manager does not serve events')) };
 
 export interface ControlDeps {
   /** Reads what any manager has just written: in a manager, a store that reads etcd on every call (no snapshot). */
@@ -32,6 +35,8 @@ export interface ControlDeps {
   sealKey?: SealKeySource;
   /** Issued operator certificates and the revocation list. */
   operators: OperatorCertRegistry;
+  /** The cluster's events (the Events stream); without, the stream is refused as unavailable. */
+  events?: EventSource;
 }
 
 /** The operator API. Every write is a compare-and-swap on what was read, so a refused request changes nothing. */
@@ -62,6 +67,7 @@ export function controlService(deps: ControlDeps): ControlServer {
     ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls, sealKey: deps.sealKey }),
     ...networkControl({ store: deps.store, log: deps.log, tls: deps.tls }),
     ...fileObjectControl({ store: deps.store, log: deps.log, sealKey: deps.sealKey }),
+    events: eventsHandler(() => [deps.events ?? NO_EVENTS]),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {
       let { cluster } = await view();

@@ -98,6 +98,11 @@ export class Dispatcher {
     this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS }, this.log);
   }
 
+  /** Sessions open now (what the metrics show). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
   start(): void {
     this.broadcast.start();
   }

@@ -20,9 +20,12 @@ import { SealKeySource } from './service-secrets';
 import { EtcdStore, LeadershipFence } from './store/etcd-store';
 import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
+import { timedStore } from './store/timed-store';
+import { ClusterEvents } from './events/cluster-events';
 import { hasClearSecrets } from './store/cluster-secrets';
 import { EtcdQuorum } from './store/etcd-quorum';
 import { guardQuorum } from './quorum-guard';
+import { Node, Task } from '../services/gen/swarmlet/v1/types';
 
 /**
  * Resolves with what `start` resolves (or undefined once `signal` aborts), and then leaves no
@@ -85,10 +88,12 @@ export class Manager {
   private leaderLoops: ReconcileLoop[] = [];
   private tasks: Promise<void>[] = [];
   private stopRaftWatch?: () => void;
+  /** The cluster's events, with a history of the latest ones. */
+  readonly events: ClusterEvents;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
-    this.store = new EtcdStore(opts.etcd, undefined, opts.sealKey);
+    this.store = timedStore(new EtcdStore(opts.etcd, undefined, opts.sealKey));
     this.snapshot = new WatchedSnapshot(opts.etcd, SNAPSHOT_ROOTS, SNAPSHOT_PREFIXES, opts.log);
     this.loopStore = this.store.withSnapshot(this.snapshot);
     const operators = new OperatorCertRegistry(opts.etcd);
@@ -97,7 +102,8 @@ export class Manager {
     const leaderId = () => this.leaderId();
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
-    const control = controlService({ store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
+    this.events = new ClusterEvents(opts.etcd, opts.log);
+    const control = controlService({ events: this.events, store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
     if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd, opts.knownEtcdPeers);
     this.control = this.quorum ? guardQuorum(control, this.quorum) : control;
   }
@@ -118,6 +124,8 @@ export class Manager {
 
   async start(): Promise<void> {
     await this.access.start();
+    // Without its history, `events --since TIME` starts from now; the rest works.
+    await this.events.start().catch((err) => this.log.warn({ err: (err as Error).message }, 'could not start the events history'));
     await this.sealClusterSecrets();
     this.dispatcher.start();
     this.tasks.push(this.keepPresence(this.controller.signal), this.keepCampaigning(this.controller.signal));
@@ -131,6 +139,7 @@ export class Manager {
     await Promise.all(this.tasks);
     await this.dispatcher.stop();
     await this.snapshot.stop();
+    await this.events.stop();
     await this.access.stop();
     await this.presence?.revoke().catch(() => undefined);
     this.log.info('manager stopped');
@@ -147,6 +156,13 @@ export class Manager {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not seal the CA key and join tokens in the cluster store; another manager or the next change will');
     }
+  }
+
+  /** What a metrics scrape reads: whether this manager leads, its open sessions, and the nodes and tasks of its watched snapshot (no etcd read). */
+  async metricsView(): Promise<{ leading: boolean; sessions: number; nodes: Node[]; tasks: Task[] }> {
+    const leading = this.leaderLoops.length > 0;
+    const [nodes, tasks] = leading ? await Promise.all([this.loopStore.listNodes(), this.loopStore.listTasks()]) : [[], []];
+    return { leading, sessions: this.dispatcher.sessionCount, nodes, tasks };
   }
 
   /** The leader now, read from etcd (what the Control API shows). */

@@ -42,6 +42,9 @@ import { controlOnManager, localNodeService } from './local-api';
 import { EtcdStart, Membership, NodeRoles } from './membership';
 import { planManagerOrder } from './membership-plans';
 import { NodeState, NodeStateDir } from './node-state';
+import { collectNodeMetrics } from './metrics';
+import { LocalEvents } from './local-events';
+import { MetricsServer } from '../services/metrics/metrics-server';
 
 /** What the daemon's etcd client presents and trusts; `serverName` when the server's certificate does not name the dialed address. */
 interface EtcdClientTls extends TlsMaterial {
@@ -102,10 +105,15 @@ export class Daemon implements NodeRoles {
   private readonly containerPorts: ContainerPorts;
   /** Reads (only) where containers on overlays alone are on the swarm's gateway bridge: their published ports go there. */
   private gatewayLookup?: BridgeDriver;
+  /** This node's container events, for `events`. */
+  readonly localEvents: LocalEvents;
+  /** The Prometheus endpoint, when `metricsAddr` is set. */
+  private readonly metricsServer?: MetricsServer;
 
   constructor(private readonly cfg: DaemonConfig, readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
     this.dir = new NodeStateDir(cfg.dataDir);
+    if (cfg.metricsAddr) this.metricsServer = new MetricsServer({ log: rootLog, collect: () => collectNodeMetrics(this) });
     this.membership = new Membership(this.dir, this, componentLogger(rootLog, 'membership'), this.controller.signal);
     this.volumes = new VolumeStore({ root: path.join(cfg.dataDir, 'volumes'), log: rootLog });
     this.images = new ImageStore({ root: path.join(cfg.dataDir, 'images'), log: rootLog, insecureRegistries: cfg.insecureRegistries });
@@ -147,6 +155,7 @@ export class Daemon implements NodeRoles {
       })),
       log: rootLog,
     });
+    this.localEvents = new LocalEvents(this.containers.events);
   }
 
   /**
@@ -210,12 +219,21 @@ export class Daemon implements NodeRoles {
     await bindServer(this.unixServer, this.cfg.host, grpc.ServerCredentials.createInsecure());
     fs.chmodSync(socketPath, 0o660);
     this.log.info({ host: this.cfg.host, dataDir: this.cfg.dataDir, nodeId: state?.nodeId, role: state?.role }, 'daemon listening');
+    await this.serveMetrics(state?.advertiseAddr);
     if (state) this.activating = this.membership.activate(state);
+  }
+
+  /** Serves the metrics at the configured address; with no host there, at the node's advertise address (loopback in no swarm). */
+  private async serveMetrics(advertiseAddr: string | undefined): Promise<void> {
+    const at = this.cfg.metricsAddr;
+    if (!this.metricsServer || !at) return;
+    await this.metricsServer.listen(at.host ?? advertiseAddr ?? '127.0.0.1', at.port);
   }
 
   async stop(): Promise<void> {
     this.controller.abort();
     this.containers.close();
+    await this.metricsServer?.close();
     await this.activating;
     await this.membership.stop();
     await shutdownServer(this.unixServer, 1000);
@@ -234,6 +252,8 @@ export class Daemon implements NodeRoles {
     const tls = this.dir.readTls();
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     this.certificate = new CertificateSource(tls);
+    // The node's role starts whether or not the metrics can move to its advertise address.
+    await this.serveMetrics(state.advertiseAddr).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'metrics not served'));
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
       this.manager = new Manager({

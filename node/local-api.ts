@@ -36,6 +36,7 @@ import { imageService } from './image-service';
 import { fromLocalNetwork, planLocalNetworkDetail, planLocalNetworks } from './local-networks';
 import { Membership, NOT_IN_SWARM } from './membership';
 import { volumeService } from './volume-service';
+import { EventSource, eventsHandler } from '../manager/events/event-stream';
 import type { Runtime } from '../agent/runtime/runtime';
 import { Logger, componentLogger } from '../services/common/logger';
 import { terminalService } from './terminal-service';
@@ -64,6 +65,8 @@ export interface LocalApiNode {
   readonly containerRuntime: Runtime;
   /** Containers' networks on a node in no swarm, user bridges included. */
   readonly localNetworks: LocalContainerNetworks;
+  /** This node's container events. */
+  readonly localEvents: EventSource;
 }
 
 /** This node's tasks as exec and attach targets: those of its session (with their names), and any other the runtime still has. */
@@ -138,10 +141,12 @@ export function controlOnManager(node: LocalApiNode): ControlServer {
   type Handler = (call: any, callback?: grpc.sendUnaryData<unknown>) => void;
   const handlers: Record<string, Handler> = {};
   const local = localNetworkControl(node) as unknown as Record<string, Handler>;
+  // Events on any node: its containers', and on managers the cluster's too (docker's `events` on a worker shows its own).
+  local.events = eventsHandler(() => [node.localEvents, ...(node.manager ? [node.manager.events] : [])]) as Handler;
   for (const name of Object.keys(ControlService)) {
     handlers[name] = (call, callback) => {
       const control = node.manager?.control as unknown as Record<string, Handler> | undefined;
-      if (!control && !node.membership.state && local[name]) return local[name](call, callback);
+      if (name === 'events' || (!control && !node.membership.state && local[name])) return local[name](call, callback);
       if (!control) return failCall(call, callback, failedPrecondition(node.membership.state ? NOT_A_MANAGER : NOT_IN_SWARM));
       control[name](call, callback);
     };

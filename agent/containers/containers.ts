@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { access } from 'node:fs/promises';
 import { Mutex } from 'async-mutex';
 import { sleep } from '../../services/common/backoff';
@@ -67,6 +68,15 @@ function runtimeAttachments(networks: string[]): NetworkAttachment[] {
  * exits and applies the restart policy and --rm. Containers outlive the daemon: open() adopts
  * them again (running ones keep running).
  */
+/** What a container's event says (see Containers.events). */
+export interface ContainerEvent {
+  action: 'create' | 'start' | 'die' | 'destroy';
+  id: string;
+  name: string;
+  image: string;
+  exitCode: number;
+}
+
 export class Containers {
   private readonly log: Logger;
   private readonly recs = new Map<string, ContainerRecord>();
@@ -80,6 +90,12 @@ export class Containers {
   private readonly random: () => number;
   private readonly now: () => Date;
   private reader?: ContainerUsageReader;
+  /** Emits 'event' with a ContainerEvent at create, start, die and destroy (what `events` shows of containers). */
+  readonly events = new EventEmitter();
+
+  private emitEvent(action: ContainerEvent['action'], c: Container): void {
+    this.events.emit('event', { action, id: c.id, name: c.name, image: c.config?.spec?.container?.image ?? '', exitCode: c.state?.exitCode ?? 0 } satisfies ContainerEvent);
+  }
 
   constructor(private readonly opts: ContainersOptions) {
     this.log = componentLogger(opts.log, 'containers');
@@ -189,6 +205,7 @@ export class Containers {
       throw err;
     }
     this.log.info({ containerId: id, name: rec.container.name, image: cfg.spec?.container?.image }, 'container created');
+    this.emitEvent('create', rec.container);
     return rec.container;
   }
 
@@ -260,6 +277,7 @@ export class Containers {
     rec.manuallyStopped = false;
     c.state = { ...c.state!, status: now.state === 'running' ? 'running' : 'exited', pid: now.pid ?? 0, startedAt: now.startedAt ?? this.now().toISOString(), finishedAt: '', error: '', exitCode: 0, oomKilled: false };
     await this.save(rec);
+    this.emitEvent('start', c);
     if (now.state !== 'running') await this.exited(rec, now);
     this.log.info({ containerId: c.id, name: c.name, pid: now.pid }, 'container started');
   }
@@ -420,6 +438,7 @@ export class Containers {
     });
     this.locks.delete(id);
     this.log.info({ containerId: id, name: rec.container.name }, 'container removed');
+    this.emitEvent('destroy', rec.container);
   }
 
   /** `wait`: the exit code once the container is no longer running. */
@@ -550,11 +569,13 @@ export class Containers {
     };
     await this.detachAll(rec).catch((err) => this.log.warn({ containerId: c.id, err: asSwarmletError(err).message }, 'endpoints not detached'));
     this.log.info({ containerId: c.id, name: c.name, exitCode: c.state.exitCode, oomKilled: c.state.oomKilled }, 'container exited');
+    this.emitEvent('die', c);
     if (c.config?.autoRemove) {
       this.removedExits.set(c.id, c.state.exitCode);
       await this.opts.runtime.remove(c.id).catch(() => undefined);
       await this.opts.store.remove(c.id);
       this.recs.delete(c.id);
+      this.emitEvent('destroy', c);
       return;
     }
     const policy = parseRestartPolicy(c.config?.restart ?? '');

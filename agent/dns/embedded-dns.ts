@@ -11,6 +11,7 @@ import { KeyedMutex } from '../../services/common/keyed-mutex';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import type { Server, Socket } from 'node:net';
 import { decode, encode, encodingLength, type Packet } from 'dns-packet';
+import { observeDns } from '../../services/metrics/dns-metrics';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
@@ -203,7 +204,7 @@ export class EmbeddedDns {
 
   private serve(ep: Endpoint): void {
     ep.udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      void this.handle(ep, msg, 'udp').then((reply) => {
+      void observeDns(msg, () => this.handle(ep, msg, 'udp')).then((reply) => {
         if (!reply || ep.closed) return;
         ep.udp.send(reply, rinfo.port, rinfo.address, (err) => err && this.log.debug({ taskId: ep.taskId, err: err.message }, 'answer not sent'));
       });
@@ -233,7 +234,7 @@ export class EmbeddedDns {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
         chain = chain.then(async () => {
-          const reply = await this.handle(ep, msg, 'tcp');
+          const reply = await observeDns(msg, () => this.handle(ep, msg, 'tcp'));
           if (!reply) {
             conn.destroy();
             return;

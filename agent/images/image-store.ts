@@ -1,4 +1,5 @@
 import { Mutex } from 'async-mutex';
+import { metrics } from '../../services/metrics/metrics';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -653,10 +654,13 @@ export class ImageStore {
         return this.localOrGone(known);
       }
       log.info({ digest }, 'pulling image');
+      const pulled = metrics.imagePullSeconds.startTimer();
       const layout = path.join(work, 'layout');
       const copy = await this.tool(this.skopeo, ['copy', '--quiet', ...common.src, `docker://${ref.name}@${digest}`, `oci:${layout}:${LAYOUT_TAG}`], deadline, ref);
       if (copy.code !== 0) throw describePullFailure(ref, copy.stderr, Boolean(auth));
+      metrics.imagePullBytes.inc(blobBytes(layout));
       const img = await this.importLayout(layout, work, [ref.normalized], digest, ref.normalized, deadline, () => pullTimedOut(ref, this.pullTimeoutMs));
+      pulled();
       log.info({ id: img.id, digest }, 'image pulled');
       return img;
     } catch (err) {
@@ -744,5 +748,15 @@ export class ImageStore {
     if (this.refs[reference] === id) return;
     this.refs[reference] = id;
     this.saveRefs();
+  }
+}
+
+/** The bytes of the blobs (manifest, config, layers) of an OCI layout: what a pull fetched. */
+function blobBytes(layout: string): number {
+  const dir = path.join(layout, 'blobs', 'sha256');
+  try {
+    return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+  } catch {
+    return 0;
   }
 }

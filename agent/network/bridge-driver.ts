@@ -21,6 +21,7 @@
  * our veths on them) of networks no longer wanted, and the gateway bridge when no task here needs
  * it. All calls are serialized and idempotent.
  */
+import { metrics, timed } from '../../services/metrics/metrics';
 import { failedPrecondition, invalidArgument } from '../../services/common/errors';
 import { containsAddress, formatCidr, formatIpv4, isIPv4, macOfIpv4, readCidr } from '../../services/common/cidr';
 import { Logger, componentLogger } from '../../services/common/logger';
@@ -487,7 +488,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
   }
 
   private async nft(text: string): Promise<void> {
-    await runInNetns(this.hostNetns, 'nft', ['-f', '-'], text);
+    await timed(metrics.nftSeconds, () => runInNetns(this.hostNetns, 'nft', ['-f', '-'], text));
   }
 
   /** The nft rules are written again after a failure: what was applied is no longer known. */

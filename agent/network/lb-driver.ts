@@ -9,6 +9,7 @@
  * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
  * comes back. Calls for one key run one at a time, in order.
  */
+import { metrics, timed } from '../../services/metrics/metrics';
 import { readFile, writeFile } from 'node:fs/promises';
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
@@ -96,7 +97,7 @@ export class NftTables {
       }
       if (same) this.log.warn({ key, table, netns }, 'nft table changed behind the agent; applying it again');
       this.applied.delete(key);
-      await runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body));
+      await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body)));
       this.applied.set(key, { netns, table, body });
       this.log.debug({ key, table, netns, rules: body.split('\n').length }, body ? 'nft table applied' : 'nft table removed');
       return true;

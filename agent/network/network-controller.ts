@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { metrics, timed } from '../../services/metrics/metrics';
 import { BridgeDriver, gatewayIndexOf, needsGatewayBridge } from './bridge-driver';
 import { EmbeddedDns } from '../dns/embedded-dns';
 import type { NetworkDriver, RunningTask, WantedNetworks } from './driver';
@@ -362,7 +363,7 @@ export class NetworkController implements TaskNetworks {
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
     // Running tasks too: those a remade sandbox unplugged are plugged in again (the ingress sandbox as well).
     const wanted = this.wanted(true);
-    for (const driver of this.drivers) await this.step(`${driver.label} not reconciled`, () => driver.reconcileNetworks(wanted));
+    for (const driver of this.drivers) await this.step(`${driver.label} not reconciled`, () => timed(metrics.netlinkSeconds.labels(driver.label.split(" ")[0]), () => driver.reconcileNetworks(wanted)));
     await this.reconcileContainers();
     running = this.running(tasks);
     const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());

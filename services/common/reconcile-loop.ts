@@ -1,5 +1,6 @@
 import { exponentialBackoff, sleep } from './backoff';
 import { Logger } from './logger';
+import { metrics } from '../metrics/metrics';
 
 /** What a loop can watch: a store whose changes under some prefixes call the listener (which then reads again). */
 export interface Watchable {
@@ -125,9 +126,12 @@ export class ReconcileLoop {
     const served = this.waiting.splice(0);
     const resync = this.resyncDue;
     this.resyncDue = false;
+    const timer = metrics.reconcileSeconds.startTimer({ loop: this.opts.name });
     try {
       await this.opts.reconcile(signal, { resync });
+      timer();
     } catch (err) {
+      metrics.reconcileErrors.inc({ loop: this.opts.name });
       this.waiting.unshift(...served);
       this.resyncDue ||= resync;
       throw err;

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
 import { isRegistryHost } from '../common/image-ref';
+import { isIPv4 } from '../common/cidr';
 
 /** The only module that reads process.env. Precedence: flags, then environment, then file, then defaults. */
 
@@ -25,6 +26,14 @@ export interface DaemonConfig {
   readonly insecureRegistries: readonly string[];
   /** The embedded DNS's upstream resolvers (IP or IP:PORT, in order); unset: the host's /etc/resolv.conf. */
   readonly dnsUpstreams?: readonly string[];
+  /** Where the Prometheus metrics are served (GET /metrics); unset: not served. No host: the node's advertise address. */
+  readonly metricsAddr?: MetricsAddr;
+}
+
+/** `--metrics-addr IP:PORT`, or `:PORT` for the node's advertise address (loopback while the node is in no swarm). */
+export interface MetricsAddr {
+  readonly host?: string;
+  readonly port: number;
 }
 
 export interface DaemonFlags {
@@ -32,9 +41,10 @@ export interface DaemonFlags {
   host?: string;
   logLevel?: string;
   config?: string;
+  metricsAddr?: string;
 }
 
-type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>> & { insecureRegistries?: string[]; dnsUpstreams?: string[] };
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>> & { metricsAddr?: string; insecureRegistries?: string[]; dnsUpstreams?: string[] };
 
 function readFileConfig(file: string, explicit: boolean): FileConfig {
   if (!fs.existsSync(file)) {
@@ -44,7 +54,7 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix', 'insecureRegistries', 'dnsUpstreams'];
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix', 'insecureRegistries', 'dnsUpstreams', 'metricsAddr'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
     for (const [key, value] of Object.entries(parsed)) {
@@ -83,6 +93,17 @@ function validateDnsUpstreams(list: readonly string[] | undefined): { dnsUpstrea
   return ups.length > 0 ? { dnsUpstreams: Object.freeze(ups) } : {};
 }
 
+/** `IP:PORT` or `:PORT`; '' is no setting (metrics off). */
+export function parseMetricsAddr(text: string | undefined): { metricsAddr?: MetricsAddr } {
+  const s = (text ?? '').trim();
+  if (!s) return {};
+  const m = /^([\d.]*):(\d+)$/.exec(s);
+  if (!m || (m[1] && !isIPv4(m[1]))) throw invalidArgument(`invalid metrics address ${JSON.stringify(text)}: expected IP:PORT or :PORT (the node's advertise address), e.g. :9323`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw invalidArgument(`invalid port in metrics address ${JSON.stringify(text)}`);
+  return { metricsAddr: Object.freeze({ ...(m[1] && { host: m[1] }), port }) };
+}
+
 function validateNetnsPrefix(p: string): string {
   if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/.test(p)) return p;
   throw invalidArgument(`invalid netns prefix ${JSON.stringify(p)}: letters, digits, '.', '_' and '-', at most 40`);
@@ -115,6 +136,7 @@ export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = pr
     netnsPrefix: validateNetnsPrefix(env.SWARMLET_NETNS_PREFIX ?? file.netnsPrefix ?? 'swl'),
     insecureRegistries: validateInsecureRegistries(env.SWARMLET_INSECURE_REGISTRIES?.split(',') ?? file.insecureRegistries ?? []),
     ...validateDnsUpstreams(env.SWARMLET_DNS_UPSTREAMS?.split(',') ?? file.dnsUpstreams),
+    ...parseMetricsAddr(flags.metricsAddr ?? env.SWARMLET_METRICS_ADDR ?? file.metricsAddr),
   });
 }
 

@@ -85,9 +85,9 @@ export function joinCommand(output: string): string[] {
   return line.trim().split(/\s+/).slice(1);
 }
 
-/** Starts daemons, inits on the first manager and joins the rest with the printed commands; waits until all are ready. */
-export async function formSwarm(lab: Lab, managers: LabHost[], workers: LabHost[]): Promise<void> {
-  await Promise.all([...managers, ...workers].map((h) => lab.startDaemon(h)));
+/** Starts daemons (with `daemonArgs`), inits on the first manager and joins the rest with the printed commands; waits until all are ready. */
+export async function formSwarm(lab: Lab, managers: LabHost[], workers: LabHost[], daemonArgs: string[] = []): Promise<void> {
+  await Promise.all([...managers, ...workers].map((h) => lab.startDaemon(h, daemonArgs)));
   const [first, ...others] = managers;
   const initOut = await sw(lab, first, ['init', '--advertise-addr', first.addr]);
   const managerJoin = joinCommand(await sw(lab, first, ['swarm', 'join-token', 'manager']));

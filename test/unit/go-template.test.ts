@@ -1,4 +1,4 @@
-import { execute, headerOf, parseTemplate } from '../../cli/go-template';
+import { execute, headerOf, parseTemplate } from '../../services/common/go-template';
 import { fieldOf, formatInspect, formatList, rowObjects, table, wantsJson } from '../../cli/format';
 
 const run = (t: string, v: unknown) => execute(parseTemplate(t), v);

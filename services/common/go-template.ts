@@ -4,9 +4,9 @@
  * `split`, `truncate`, `println`), each applied to one argument or piped (`{{.Name | upper}}`).
  * `\t` and `\n` in the text are a tab and a newline, as docker reads them. No range/if/with: a
  * template that uses them is refused with one line. Written by hand: no kept npm library
- * implements Go's template syntax. Pure.
+ * implements Go's template syntax. Used by the CLI's --format and by `events`. Pure.
  */
-import { invalidArgument } from '../services/common/errors';
+import { invalidArgument } from './errors';
 
 type Value = unknown;
 
@@ -123,12 +123,18 @@ export function parseTemplate(source: string): Template {
   return { parts };
 }
 
+/** Fields that are maps in docker's types: a missing key in them is `<no value>`, as Go prints it, not an error. */
+const MAP_FIELDS = new Set(['Labels', 'Attributes', 'Options', 'Annotations']);
+
 function lookup(source: string, value: Value, path: string[]): Value {
   let v = value;
-  for (const name of path) {
+  for (const [i, name] of path.entries()) {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(source, `can't evaluate field ${name} in type ${Array.isArray(v) ? 'slice' : typeof v}`);
     const obj = v as Record<string, Value>;
-    if (!(name in obj)) fail(source, `can't evaluate field ${name}`);
+    if (!(name in obj)) {
+      if (i > 0 && MAP_FIELDS.has(path[i - 1])) return undefined;
+      fail(source, `can't evaluate field ${name}`);
+    }
     v = obj[name];
   }
   return v;
