@@ -18,6 +18,7 @@ import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from '
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
+import { planNewTasks } from './new-task-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
 import { DeposedError, inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
@@ -44,6 +45,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
       resyncMs: 10000,
       reconcile: async () => {
         const [services, tasks, nodes] = await Promise.all([store.listServices(), store.listTasks(), store.listNodes()]);
+        const pass: PassTasks = { after: new Map(tasks.map((t) => [t.id, t])), created: [] };
         const byService = new Map<string, Task[]>();
         for (const t of tasks) {
           const list = byService.get(t.serviceId);
@@ -65,7 +67,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
           const serviceLog = log.child({ serviceId: service.id });
           try {
-            await applyPlan(store, service, serviceTasks, plan, serviceLog);
+            await applyPlan(store, service, serviceTasks, plan, pass, serviceLog);
             failing.delete(service.id);
           } catch (err) {
             // A deposed leader stops its whole pass; any other failure holds back this service alone.
@@ -81,6 +83,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
           if (plan.wakeAt) later(plan.wakeAt);
         }
         for (const id of failing.keys()) if (!services.some((s) => s.id === id)) failing.delete(id);
+        if (pass.created.length) await createPlaced(store, pass.created, [...pass.after.values()], services, nodes, now(), log);
         await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
         clearTimeout(wakeTimer);
         if (wakeAt) {
@@ -94,7 +97,14 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
   return loop;
 }
 
-async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, log: Logger): Promise<void> {
+/** A pass's tasks: as its writes leave them (retired, deleted), and the ones it makes, written together at its end (createPlaced). */
+interface PassTasks {
+  after: Map<string, Task>;
+  created: Task[];
+}
+
+/** Writes a service's plan, all but its new tasks: those go into `pass`, with what its retirements and deletes did. */
+async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, pass: PassTasks, log: Logger): Promise<void> {
   const creates: Task[] = [];
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const retire: { before: Task; after: Task }[] = [];
@@ -111,12 +121,14 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
   for (const lost of await store.updateTasks(retire)) {
     await store.mutateTask(lost.id, (t) => (t.desiredState >= lost.desiredState ? undefined : { ...t, desiredState: lost.desiredState }));
   }
+  for (const r of retire) pass.after.set(r.after.id, r.after);
   if (creates.length) {
-    await store.createTasks(creates);
-    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks created');
+    pass.created.push(...creates);
+    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks to create');
   }
   const deletes = plan.actions.filter((a) => a.kind === 'delete').map((a) => (a as { taskId: string }).taskId);
   if (deletes.length) await store.deleteTasks(deletes);
+  for (const id of deletes) pass.after.delete(id);
   if (plan.updateStatus && JSON.stringify(plan.updateStatus) !== JSON.stringify(service.updateStatus)) {
     const startsRollback = plan.updateStatus.state === UpdateState.UPDATE_STATE_ROLLBACK_STARTED && service.updateStatus?.state !== UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
     if (startsRollback && service.previousSpec) {
@@ -134,6 +146,21 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
       log.info({ state: UpdateState[plan.updateStatus.state], message: plan.updateStatus.message }, 'update status changed');
     }
   }
+}
+
+/**
+ * Writes the pass's new tasks once each, as planNewTasks makes them: with their addresses and
+ * their node (ASSIGNED), else PENDING or NEW with the reason, for the scheduler or the allocator
+ * to try again. The addresses VIPs and ingress endpoints hold (or are about to) are kept clear.
+ */
+async function createPlaced(store: Store, created: Task[], tasks: Task[], services: Service[], nodes: Node[], at: Date, log: Logger): Promise<void> {
+  const networks = await store.listNetworks();
+  const { reserved } = planEndpointAllocation({ services, networks, nodes, tasks });
+  const placed = planNewTasks({ created, tasks, networks, services, nodes, reserved, now: at });
+  await store.createTasks(placed);
+  const count = (state: TaskState) => placed.filter((t) => t.status?.state === state).length;
+  log.info({ count: placed.length, assigned: count(TaskState.TASK_STATE_ASSIGNED), pending: count(TaskState.TASK_STATE_PENDING), unallocated: count(TaskState.TASK_STATE_NEW) }, 'tasks created');
+  for (const t of placed) if (t.status?.state === TaskState.TASK_STATE_NEW) log.info({ taskId: t.id, reason: t.status.message }, 'task cannot be allocated yet');
 }
 
 /**
