@@ -7,7 +7,7 @@ import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
 import { applySessionDelta } from '../services/api/session-delta';
-import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, HeartbeatRequest, HeartbeatResponse, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { ContainerHostPort, ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
 export interface AgentSessionOptions {
@@ -123,6 +123,7 @@ export class AgentSession extends EventEmitter {
         firstMessage.unref();
         const finish = (outcome: 'healthy' | 'failed' | 'removed', why?: string) => {
           clearTimeout(heartbeat);
+          beats.close();
           clearTimeout(firstMessage);
           signal.removeEventListener('abort', onAbort);
           stream.removeAllListeners();
@@ -138,10 +139,11 @@ export class AgentSession extends EventEmitter {
         const stream = client.session({ description, advertiseAddr: this.opts.advertiseAddr, apiAddr: this.opts.apiAddr, containers, acceptsDeltas: true });
         /** The whole message the session's last one stood for: what its next delta applies to. */
         let last: SessionMessage | undefined;
+        const beats = new HeartbeatSender(client, () => log.info('this manager takes heartbeats one call at a time'));
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {
-              const res = await callUnary(client.heartbeat.bind(client), { sessionId }, periodMs * 2 + 500);
+              const res = await beats.beat(sessionId, periodMs * 2 + 500);
               beat(sessionId, res.periodMs || periodMs);
             } catch (err) {
               finish(healthy ? 'healthy' : 'failed', `heartbeat failed: ${(err as grpc.ServiceError).details ?? (err as Error).message}`);
@@ -187,5 +189,74 @@ export class AgentSession extends EventEmitter {
       this.current = undefined;
       client.close();
     }
+  }
+}
+
+/**
+ * A session's heartbeats, one at a time, on one Dispatcher.Heartbeats stream opened at the first
+ * beat; each beat resolves with the manager's answer, or rejects when the stream fails or the
+ * answer is later than `timeoutMs` (as a Heartbeat call past its deadline would). A manager
+ * without Heartbeats (UNIMPLEMENTED: an older one) gets the unary Heartbeat from then on.
+ */
+export class HeartbeatSender {
+  private stream?: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
+  private waiting?: { resolve: (res: HeartbeatResponse) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
+  private failed?: Error;
+  private unary = false;
+
+  constructor(private readonly client: DispatcherClient, private readonly onUnary: () => void = () => undefined) {}
+
+  async beat(sessionId: string, timeoutMs: number): Promise<HeartbeatResponse> {
+    if (this.unary) return callUnary(this.client.heartbeat.bind(this.client), { sessionId }, timeoutMs);
+    try {
+      return await this.onStream(sessionId, timeoutMs);
+    } catch (err) {
+      if ((err as grpc.ServiceError).code !== grpc.status.UNIMPLEMENTED) throw err;
+      this.unary = true;
+      this.onUnary();
+      return callUnary(this.client.heartbeat.bind(this.client), { sessionId }, timeoutMs);
+    }
+  }
+
+  close(): void {
+    const stream = this.stream;
+    if (!stream) return;
+    stream.removeAllListeners();
+    stream.on('error', () => undefined);
+    stream.cancel();
+    this.settle(undefined, Object.assign(new Error('heartbeats stopped'), { code: grpc.status.CANCELLED, details: 'heartbeats stopped' }));
+  }
+
+  private onStream(sessionId: string, timeoutMs: number): Promise<HeartbeatResponse> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (!this.stream) {
+      const stream = this.client.heartbeats();
+      this.stream = stream;
+      stream.on('data', (res: HeartbeatResponse) => this.settle(res));
+      stream.on('error', (err: grpc.ServiceError) => this.fail(err));
+      stream.on('end', () => this.fail(Object.assign(new Error('heartbeat stream ended'), { code: grpc.status.UNAVAILABLE, details: 'heartbeat stream ended' })));
+    }
+    const stream = this.stream;
+    return new Promise<HeartbeatResponse>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(Object.assign(new Error('Deadline exceeded'), { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' })), timeoutMs);
+      timer.unref();
+      this.waiting = { resolve, reject, timer };
+      stream.write({ sessionId });
+    });
+  }
+
+  /** The stream is done for: the beat waiting and every later one fail with `err`. */
+  private fail(err: Error): void {
+    this.failed ??= err;
+    this.settle(undefined, err);
+  }
+
+  private settle(res?: HeartbeatResponse, err?: Error): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    clearTimeout(w.timer);
+    if (err) w.reject(err);
+    else w.resolve(res!);
   }
 }

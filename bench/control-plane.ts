@@ -4,7 +4,7 @@
  * simulated nodes and 30,000 tasks in 300 services of 100 replicas.
  *
  *   npm run bench:control-plane                     (builds, then runs in scripts/sandbox.sh)
- *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE]
+ *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE]
  *
  * This process is the leader: a `Manager` on a loopback gRPC server with the manager's mTLS
  * credentials, its etcd client counting what it reads (a gRPC interceptor sums the key and value
@@ -26,6 +26,7 @@ import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import { Session as InspectorSession } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
@@ -41,6 +42,7 @@ import { ControlClient } from '../services/gen/swarmlet/v1/control';
 import { DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState, ServiceSpec, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { Manager } from '../manager/manager';
+import { HeartbeatSender } from '../agent/session';
 import { EtcdStore } from '../manager/store/etcd-store';
 import { keys } from '../manager/store/keys';
 import { fixtureClient, startEtcd } from '../test/integration/etcd-fixture';
@@ -65,17 +67,19 @@ interface Options {
   logFile: string;
   /** Where the leader's CPU profile (first create to all assigned) goes, if anywhere. */
   cpuProfile?: string;
+  /** Where a heap snapshot of the leader, taken once every task is assigned (or at the end of the wait), goes, if anywhere. */
+  heapSnapshot?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE]');
+  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile', '--heap-snapshot'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE]');
   const tasks = positiveInteger('--tasks', Number(flags.get('--tasks') ?? 30000));
   const nodes = positiveInteger('--nodes', Number(flags.get('--nodes') ?? 1000));
   const timeoutS = Number(flags.get('--timeout') ?? 0);
   if (timeoutS !== 0 && !(timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${timeoutS}`);
   // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
   const timeoutMs = timeoutS ? timeoutS * 1000 : Math.max(120000, tasks * 20);
-  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile') };
+  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile'), heapSnapshot: flags.get('--heap-snapshot') };
 }
 
 // ---- what the agents process reports ------------------------------------------------------------
@@ -379,6 +383,7 @@ async function runLeader(opts: Options): Promise<void> {
         const used = process.cpuUsage(cpu0);
         figures.cpuToAssignedMs = (used.user + used.system) / 1000;
         if (profiler) await profiler.stopInto(opts.cpuProfile!);
+        if (opts.heapSnapshot) takeHeapSnapshot(opts.heapSnapshot);
       }
       if (s.allRunningAt) break;
       if (figures.limit && Date.now() - lastProgressAt > STALL_AFTER_LIMIT_MS) break;
@@ -388,6 +393,7 @@ async function runLeader(opts: Options): Promise<void> {
       }
     }
     await within('the service creates to end', 70000, creating).catch(() => undefined);
+    if (opts.heapSnapshot && !fs.existsSync(opts.heapSnapshot)) takeHeapSnapshot(opts.heapSnapshot);
     const s = status!;
     figures.last = s;
     figures.allAssignedMs = s.allAssignedAt && s.allAssignedAt - t0;
@@ -485,6 +491,12 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     `The manager lost its leadership ${f.leadershipLost ?? 0} times; loop passes failed ${f.failedPasses ?? 0} times${f.lastFailure ? ` (last: ${f.lastFailure})` : ''}.`,
   ].filter(Boolean);
   return renderReport(`bench:control-plane: ${opts.tasks} tasks, ${opts.nodes} nodes`, ['figure', 'measured', 'reference (same run)', 'target'], cells, [0, 1, 2], notes);
+}
+
+/** A heap snapshot of this process (the leader): what holds its memory (open it in Chrome's DevTools, Memory tab). */
+function takeHeapSnapshot(file: string): void {
+  v8.writeHeapSnapshot(file);
+  progress(`the leader's heap snapshot is in ${file}`);
 }
 
 /** A CPU profile of this process (the leader) from now until `stopInto` writes it as a .cpuprofile file. */
@@ -631,6 +643,7 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
         if (over) return;
         over = true;
         clearTimeout(heartbeat);
+        beats.close();
         signal.removeEventListener('abort', onAbort);
         stream.removeAllListeners();
         stream.on('error', () => undefined);
@@ -647,9 +660,11 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
       };
       const onAbort = () => end('stopped');
       signal.addEventListener('abort', onAbort, { once: true });
+      // As the agent beats (agent/session.ts): on one Heartbeats stream per session.
+      const beats = new HeartbeatSender(client);
       const beat = (periodMs: number) => {
         heartbeat = setTimeout(() => {
-          callUnary(client.heartbeat.bind(client), { sessionId }, periodMs * 2 + 500).then(
+          beats.beat(sessionId, periodMs * 2 + 500).then(
             (res) => !over && beat(res.periodMs || periodMs),
             (err: grpc.ServiceError) => end(`heartbeat: ${err.details ?? err.message}`),
           );

@@ -5,7 +5,7 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, HeartbeatResponse, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, ContainerHostPort, NodeDescription, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
@@ -121,12 +121,27 @@ export class Dispatcher {
           stream.destroy(Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
         });
       },
-      heartbeat: unary(async (req: HeartbeatRequest) => {
-        const session = this.sessions.get(req.sessionId);
-        if (!session) throw notFound('unknown session; open a new one');
-        this.renewLease(session);
-        return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
-      }),
+      heartbeat: unary(async (req: HeartbeatRequest) => this.heartbeat(req)),
+      heartbeats: (call) => {
+        // One stream for all of a session's heartbeats: each request answered as Heartbeat answers it.
+        let over = false;
+        call.on('data', (req: HeartbeatRequest) => {
+          if (over) return;
+          try {
+            call.write(this.heartbeat(req));
+          } catch (err) {
+            over = true;
+            endServerStream(call as unknown as grpc.ServerWritableStream<unknown, unknown>, Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
+          }
+        });
+        call.on('end', () => {
+          if (!over) call.end();
+          over = true;
+        });
+        call.on('error', () => {
+          over = true;
+        });
+      },
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
@@ -148,6 +163,14 @@ export class Dispatcher {
         return {};
       }),
     };
+  }
+
+  /** A heartbeat (Heartbeat, or one on Heartbeats): renews the session's lease; NotFound for a session this manager does not hold. */
+  private heartbeat(req: HeartbeatRequest): HeartbeatResponse {
+    const session = this.sessions.get(req.sessionId);
+    if (!session) throw notFound('unknown session; open a new one');
+    this.renewLease(session);
+    return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
   }
 
   /** The node a call comes from, by its certificate (never by what the request says). */

@@ -18,6 +18,7 @@ import { EndpointAllocationPlan, planAllocation, planEndpointAllocation } from '
 import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
+import { planNewTasks } from './new-task-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
 import { DeposedError, inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
@@ -44,15 +45,19 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
       resyncMs: 10000,
       reconcile: async () => {
         const [services, tasks, nodes] = await Promise.all([store.listServices(), store.listTasks(), store.listNodes()]);
-        const byService = new Map<string, Task[]>();
-        for (const t of tasks) {
-          const list = byService.get(t.serviceId);
-          if (list) list.push(t);
-          else byService.set(t.serviceId, [t]);
-        }
+        const pass: PassTasks = { after: new Map(tasks.map((t) => [t.id, t])), created: [] };
+        const byService = byServiceId(tasks);
         let wakeAt: Date | undefined;
         const later = (at: Date) => {
           if (!wakeAt || at < wakeAt) wakeAt = at;
+        };
+        const holdBack = (serviceId: string, err: Error) => {
+          const entry = failing.get(serviceId) ?? { backoff: exponentialBackoff(1000, 30000), until: now() };
+          const delayMs = entry.backoff.next();
+          entry.until = new Date(now().getTime() + delayMs);
+          failing.set(serviceId, entry);
+          log.warn({ serviceId, err: err.message, delayMs }, 'service not reconciled; retrying it later');
+          later(entry.until);
         };
         for (const service of services) {
           const held = failing.get(service.id);
@@ -63,24 +68,21 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
           const serviceTasks = byService.get(service.id) ?? [];
           const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
-          const serviceLog = log.child({ serviceId: service.id });
           try {
-            await applyPlan(store, service, serviceTasks, plan, serviceLog);
+            await applyPlan(store, service, serviceTasks, plan, pass, log.child({ serviceId: service.id }));
             failing.delete(service.id);
           } catch (err) {
             // A deposed leader stops its whole pass; any other failure holds back this service alone.
             if (err instanceof DeposedError) throw err;
-            const entry = held ?? { backoff: exponentialBackoff(1000, 30000), until: now() };
-            const delayMs = entry.backoff.next();
-            entry.until = new Date(now().getTime() + delayMs);
-            failing.set(service.id, entry);
-            serviceLog.warn({ err: (err as Error).message, delayMs }, 'service not reconciled; retrying it later');
-            later(entry.until);
+            holdBack(service.id, err as Error);
             continue;
           }
           if (plan.wakeAt) later(plan.wakeAt);
         }
         for (const id of failing.keys()) if (!services.some((s) => s.id === id)) failing.delete(id);
+        if (pass.created.length) {
+          for (const [serviceId, err] of await createPlaced(store, pass.created, [...pass.after.values()], services, nodes, now(), log)) holdBack(serviceId, err);
+        }
         await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
         clearTimeout(wakeTimer);
         if (wakeAt) {
@@ -94,7 +96,25 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
   return loop;
 }
 
-async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, log: Logger): Promise<void> {
+/** Tasks by their service's id. */
+function byServiceId(tasks: Task[]): Map<string, Task[]> {
+  const byService = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const list = byService.get(t.serviceId);
+    if (list) list.push(t);
+    else byService.set(t.serviceId, [t]);
+  }
+  return byService;
+}
+
+/** A pass's tasks: as its writes leave them (retired, deleted), and the ones it makes, written together at its end (createPlaced). */
+interface PassTasks {
+  after: Map<string, Task>;
+  created: Task[];
+}
+
+/** Writes a service's plan, all but its new tasks: those go into `pass`, with what its retirements and deletes did. */
+async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, pass: PassTasks, log: Logger): Promise<void> {
   const creates: Task[] = [];
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const retire: { before: Task; after: Task }[] = [];
@@ -111,12 +131,14 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
   for (const lost of await store.updateTasks(retire)) {
     await store.mutateTask(lost.id, (t) => (t.desiredState >= lost.desiredState ? undefined : { ...t, desiredState: lost.desiredState }));
   }
+  for (const r of retire) pass.after.set(r.after.id, r.after);
   if (creates.length) {
-    await store.createTasks(creates);
-    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks created');
+    pass.created.push(...creates);
+    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks to create');
   }
   const deletes = plan.actions.filter((a) => a.kind === 'delete').map((a) => (a as { taskId: string }).taskId);
   if (deletes.length) await store.deleteTasks(deletes);
+  for (const id of deletes) pass.after.delete(id);
   if (plan.updateStatus && JSON.stringify(plan.updateStatus) !== JSON.stringify(service.updateStatus)) {
     const startsRollback = plan.updateStatus.state === UpdateState.UPDATE_STATE_ROLLBACK_STARTED && service.updateStatus?.state !== UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
     if (startsRollback && service.previousSpec) {
@@ -134,6 +156,35 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
       log.info({ state: UpdateState[plan.updateStatus.state], message: plan.updateStatus.message }, 'update status changed');
     }
   }
+}
+
+/**
+ * Writes the pass's new tasks once each, as planNewTasks makes them: with their addresses and
+ * their node (ASSIGNED), else PENDING or NEW with the reason, for the scheduler or the allocator
+ * to try again. The addresses VIPs and ingress endpoints hold (or are about to) are kept clear.
+ */
+async function createPlaced(store: Store, created: Task[], tasks: Task[], services: Service[], nodes: Node[], at: Date, log: Logger): Promise<Map<string, Error>> {
+  const networks = await store.listNetworks();
+  const { reserved } = planEndpointAllocation({ services, networks, nodes, tasks });
+  const placed = planNewTasks({ created, tasks, networks, services, nodes, reserved, now: at });
+  const failed = new Map<string, Error>();
+  try {
+    await store.createTasks(placed);
+  } catch (err) {
+    if (err instanceof DeposedError) throw err;
+    // One service's tasks may be what failed (too large for etcd, say): each service's go on their own then, and a service whose fail is held back alone.
+    for (const [serviceId, ts] of byServiceId(placed)) {
+      await store.createTasks(ts).catch((e: Error) => {
+        if (e instanceof DeposedError) throw e;
+        failed.set(serviceId, e);
+      });
+    }
+  }
+  const written = failed.size ? placed.filter((t) => !failed.has(t.serviceId)) : placed;
+  const count = (state: TaskState) => written.filter((t) => t.status?.state === state).length;
+  if (written.length) log.info({ count: written.length, assigned: count(TaskState.TASK_STATE_ASSIGNED), pending: count(TaskState.TASK_STATE_PENDING), unallocated: count(TaskState.TASK_STATE_NEW) }, 'tasks created');
+  for (const t of written) if (t.status?.state === TaskState.TASK_STATE_NEW) log.info({ taskId: t.id, reason: t.status.message }, 'task cannot be allocated yet');
+  return failed;
 }
 
 /**

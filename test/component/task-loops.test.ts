@@ -1,7 +1,7 @@
 /** The leader's loops as components: real loops and plans over the in-memory store, no etcd. */
 import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
-import { Node, NodeAvailability, NodeRole, NodeState, RestartCondition, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Network, Node, NodeAvailability, NodeRole, NodeState, RestartCondition, Service, ServiceSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { nodeHealthLoop } from '../../manager/node-health';
 import { ReconcileLoop } from '../../services/common/reconcile-loop';
 import { MemoryStore } from '../../manager/store/memory-store';
@@ -61,6 +61,67 @@ test('orchestrator, allocator and scheduler take a service from nothing to tasks
   for (const l of loops) l.poke();
   await new Promise((r) => setTimeout(r, 200));
   expect(store.writes).toEqual(before);
+});
+
+describe('the orchestrator writes a new task once, allocated and placed', () => {
+  const puts = (store: MemoryStore) => store.writes.puts;
+  const quiet = () => new Promise((r) => setTimeout(r, 200));
+
+  test('its tasks are ASSIGNED in their first write, spread over the ready nodes', async () => {
+    const store = new MemoryStore();
+    await store.createNode(node('n1'));
+    await store.createNode(node('n2'));
+    await store.createService(service('web', 4));
+    const before = puts(store);
+    loops = [orchestratorLoop(store, log)];
+    loops[0].start();
+    const tasks = await eventually(() => store.listTasks(), (ts) => ts.length === 4);
+    await quiet();
+    expect(tasks.map((t) => [t.status?.state, t.status?.message])).toEqual(Array(4).fill([TaskState.TASK_STATE_ASSIGNED, 'assigned']));
+    expect(tasks.filter((t) => t.nodeId === 'n1')).toHaveLength(2);
+    expect(puts(store) - before).toBe(4);
+  });
+
+  test('a task no node fits is written PENDING with the reason, and the scheduler places it once a node fits', async () => {
+    const store = new MemoryStore();
+    await store.createNode(node('n1'));
+    const svc = service('web', 2);
+    svc.spec!.task!.placement = { constraints: ['node.hostname==host-n2'] };
+    await store.createService(svc);
+    const before = puts(store);
+    loops = [orchestratorLoop(store, log), schedulerLoop(store, log)];
+    for (const l of loops) l.start();
+    const tasks = await eventually(() => store.listTasks(), (ts) => ts.length === 2);
+    await quiet();
+    expect(tasks.map((t) => [t.status?.state, t.status?.message])).toEqual(Array(2).fill([TaskState.TASK_STATE_PENDING, 'no suitable node (scheduling constraints not satisfied on 1 node)']));
+    expect(puts(store) - before).toBe(2);
+    await store.createNode(node('n2'));
+    const placed = await eventually(() => store.listTasks(), (ts) => ts.every((t) => t.status?.state === TaskState.TASK_STATE_ASSIGNED));
+    expect(placed.map((t) => t.nodeId)).toEqual(['n2', 'n2']);
+  });
+
+  test('tasks a full subnet cannot address are written NEW with the reason; the others get distinct addresses', async () => {
+    const store = new MemoryStore();
+    await store.createNode(node('n1'));
+    // A /29: the gateway, the service's VIP and four task addresses.
+    await store.createNetwork(Network.fromPartial({ id: 'small1', spec: { name: 'small', driver: 'overlay', labels: {}, options: {} }, vni: 4100, subnet: '10.9.0.0/29', gateway: '10.9.0.1' }));
+    const svc = service('web', 6);
+    svc.spec!.task!.networks = ['small'];
+    await store.createService(svc);
+    const before = puts(store);
+    loops = [orchestratorLoop(store, log)];
+    loops[0].start();
+    const tasks = await eventually(() => store.listTasks(), (ts) => ts.length === 6);
+    await quiet();
+    expect(puts(store) - before).toBe(6);
+    const assigned = tasks.filter((t) => t.status?.state === TaskState.TASK_STATE_ASSIGNED);
+    const waiting = tasks.filter((t) => t.status?.state === TaskState.TASK_STATE_NEW);
+    expect([assigned.length, waiting.length]).toEqual([4, 2]);
+    const addresses = assigned.map((t) => t.networks[0]?.address);
+    expect(new Set(addresses).size).toBe(4);
+    expect(addresses.every((a) => /^10\.9\.0\.[3-6]\/29$/.test(a ?? ''))).toBe(true); // .2 is the VIP's
+    for (const t of waiting) expect(t.status?.message).toMatch(/^network small: no free address in 10\.9\.0\.0\/29/);
+  });
 });
 
 test('node-health marks a heartbeating node ready, and down when its heartbeat stops', async () => {

@@ -3,10 +3,12 @@
  * each heartbeat at once and renews the lease in the background (manager/store/lease-renewer.ts).
  * A real Manager, a real agent session (agent/session.ts, over mTLS), a real throwaway etcd.
  */
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { AgentSession } from '../../agent/session';
-import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
+import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
+import { DispatcherClient, HeartbeatResponse, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NodeState } from '../../services/gen/swarmlet/v1/types';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
@@ -22,6 +24,90 @@ afterEach(async () => {
   await session?.stop();
   await fixture?.stop();
   managerEtcd?.close();
+});
+
+/** A server interceptor that counts the calls the server takes, by method name (`Heartbeat`). */
+function callCounter(): { counts: Map<string, number>; interceptor: grpc.ServerInterceptor } {
+  const counts = new Map<string, number>();
+  return {
+    counts,
+    interceptor: (method, call) => {
+      const name = method.path.split('/').pop()!;
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return new grpc.ServerInterceptingCall(call);
+    },
+  };
+}
+
+function agentSession(apiAddr: string, worker: ManagerFixture['worker']): AgentSession {
+  return new AgentSession({
+    log,
+    nodeId: 'w1',
+    advertiseAddr: '127.0.0.2',
+    apiAddr: '127.0.0.2:4242',
+    description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] },
+    tls: () => worker,
+    managers: () => [{ nodeId: 'm1', addr: apiAddr }],
+  });
+}
+
+/** Whether w1 stays ready, its heartbeat key held, for `ms`. */
+async function staysReady(setup: ManagerFixture['setup'], ms: number): Promise<string[]> {
+  const seen = new Set<string>();
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const [n, beating] = await Promise.all([setup.getNode('w1'), setup.heartbeatingNodes()]);
+    seen.add(`${NodeState[n!.status!.state]}, heartbeat key ${beating.has('w1') ? 'held' : 'gone'}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return [...seen];
+}
+
+test('an agent beats on one Heartbeats stream, not a call per beat, and its node stays ready', async () => {
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  const calls = callCounter();
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [calls.interceptor] } });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  session.start();
+  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  expect(await staysReady(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
+  expect([calls.counts.get('Heartbeats'), calls.counts.get('Heartbeat')]).toEqual([1, undefined]);
+});
+
+test('against an older manager (no Heartbeats) an agent falls back to a Heartbeat call per beat, and its node stays ready', async () => {
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  const older = callCounter();
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [older.interceptor] }, without: ['heartbeats'] });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  session.start();
+  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  expect(await staysReady(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
+  expect(older.counts.get('Heartbeat')).toBeGreaterThanOrEqual(4);
+});
+
+test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a session the manager does not hold', async () => {
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 700, nodeDownAfterMs: 2000 }, log });
+  const client = new DispatcherClient(fixture.apiAddr, managerClientCredentials(fixture.caCertPem, fixture.worker), managerChannelOptions);
+  try {
+    const opened = client.session({ description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] }, advertiseAddr: '127.0.0.2', apiAddr: '127.0.0.2:4242', acceptsDeltas: false });
+    opened.on('error', () => undefined);
+    const sessionId = await new Promise<string>((resolve) => opened.once('data', (m: SessionMessage) => resolve(m.sessionId)));
+    const beats = client.heartbeats();
+    const answers: HeartbeatResponse[] = [];
+    const ended = new Promise<grpc.ServiceError>((resolve) => beats.on('error', resolve));
+    beats.on('data', (res: HeartbeatResponse) => answers.push(res));
+    beats.write({ sessionId });
+    beats.write({ sessionId });
+    await waitFor('two answers', async () => answers.length === 2, 10000);
+    expect(answers).toEqual([{ periodMs: 700 }, { periodMs: 700 }]);
+    beats.write({ sessionId: 'not-a-session' });
+    const err = await ended;
+    expect([err.code, err.details]).toEqual([grpc.status.NOT_FOUND, 'unknown session; open a new one']);
+    opened.cancel();
+  } finally {
+    client.close();
+  }
 });
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {

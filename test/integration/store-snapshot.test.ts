@@ -107,6 +107,20 @@ test('a key it holds keeps only its own bytes, not the whole etcd reply it came 
   expect(values.filter((v) => v.bytes > 16 * 1024)).toEqual([]);
 });
 
+test('a key read is held decoded alone: its bytes go once a reader decoded them; a change holds the new bytes until read', async () => {
+  const { direct, watched, snapshot } = stores();
+  await direct.createTasks([task('a'), task('b')]);
+  await snapshot.start();
+  expect(snapshot.stats().rawBytes).toBeGreaterThan(0);
+  expect((await watched.listTasks()).map((t) => t.id).sort()).toEqual(['a', 'b']);
+  expect(snapshot.stats().rawBytes).toBe(0);
+  const [a] = await watched.getTasks(['a']);
+  await watched.updateTasks([{ before: a!, after: { ...a!, status: { ...a!.status!, state: TaskState.TASK_STATE_PENDING } } }]);
+  await eventually(async () => snapshot.stats().rawBytes > 0);
+  expect((await watched.getTasks(['a']))[0]?.status?.state).toBe(TaskState.TASK_STATE_PENDING);
+  expect(snapshot.stats().rawBytes).toBe(0);
+});
+
 test('after its watch is lost and the history compacted, it lists again and drops what went', async () => {
   const { direct, watched, snapshot } = stores();
   await direct.createTasks([task('stays'), task('goes')]);

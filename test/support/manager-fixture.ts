@@ -36,14 +36,24 @@ export const fixtureNode = (id: string, role: NodeRole, apiAddr: string) =>
   });
 
 /** Manager m1 leading, on `managerEtcd` (its own client: the test may count what it reads), with worker w1 joined. */
-export async function startManager(opts: { etcd: Etcd3; endpoint: string; managerEtcd: Etcd3; spec: Partial<ClusterSpec>; log: Logger }): Promise<ManagerFixture> {
+export async function startManager(opts: {
+  etcd: Etcd3;
+  endpoint: string;
+  managerEtcd: Etcd3;
+  spec: Partial<ClusterSpec>;
+  log: Logger;
+  /** The gRPC server's options (interceptors that count calls, say). */
+  server?: grpc.ServerOptions;
+  /** Methods the server leaves out (by their name in the service definition), as an older manager lacks them. */
+  without?: string[];
+}): Promise<ManagerFixture> {
   const clusterId = newRandomId();
   const ca = await createRootCA(clusterId);
   const managerKey = await createKeyAndCSR('m1');
   const tls: TlsMaterial = { caCertPem: ca.certPem, certPem: await signCertificate(ca, managerKey.csrPem, { nodeId: 'm1', clusterId, role: 'manager', ipAddresses: ['127.0.0.1'] }), keyPem: managerKey.keyPem };
   const workerKey = await createKeyAndCSR('w1');
   const worker = { caCertPem: ca.certPem, certPem: await signCertificate(ca, workerKey.csrPem, { nodeId: 'w1', clusterId, role: 'worker' }), keyPem: workerKey.keyPem };
-  const server = new grpc.Server();
+  const server = new grpc.Server(opts.server);
   let manager: Manager | undefined;
   const stop = async () => {
     await manager?.stop();
@@ -66,7 +76,10 @@ export async function startManager(opts: { etcd: Etcd3; endpoint: string; manage
     await setup.createNode(fixtureNode('w1', NodeRole.NODE_ROLE_WORKER, '127.0.0.2:4242'));
     const m = new Manager({ nodeId: 'm1', etcd: opts.managerEtcd, tls: () => tls, apiAddr, embeddedEtcd: false, log: opts.log });
     manager = m;
-    m.registerServices(server);
+    const without = opts.without ?? [];
+    m.registerServices(!without.length ? server : Object.assign(Object.create(server) as grpc.Server, {
+      addService: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => server.addService(Object.fromEntries(Object.entries(def).filter(([name]) => !without.includes(name))) as grpc.ServiceDefinition, impl),
+    }));
     await m.start();
     await waitFor('the manager to lead', async () => (await m.leaderId()) === 'm1');
     return { manager: m, apiAddr, caCertPem: ca.certPem, worker, setup, stop };
