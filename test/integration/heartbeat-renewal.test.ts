@@ -8,6 +8,7 @@ import pino from 'pino';
 import { AgentSession } from '../../agent/session';
 import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NodeState } from '../../services/gen/swarmlet/v1/types';
+import { HEARTBEAT_MISSED } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
@@ -25,7 +26,7 @@ afterEach(async () => {
 });
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
-  // Heartbeats every 0.5 s; the lease (the node-down bound) lives 2 s.
+  // Heartbeats every 0.5 s; the heartbeat lease lives 1 s (two periods); the grace of a node whose host answers is 2 s.
   managerEtcd = fixtureClient([etcd.endpoint]);
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
   const { apiAddr, worker, setup } = fixture;
@@ -56,8 +57,10 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
   }
   expect([...seen]).toEqual(['NODE_STATE_READY, heartbeat key held']);
 
-  // The agent stops: the lease runs out and the node goes down.
+  // The agent stops: the lease runs out; its host (loopback) still answers, so the node is ready
+  // through its grace, marked as missing heartbeats, then down.
   await s.stop();
   session = undefined;
+  await waitFor('w1 to miss heartbeats', async () => (await setup.getNode('w1'))?.status?.message === HEARTBEAT_MISSED, 30000);
   await waitFor('w1 to be down', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_DOWN, 30000);
 });
