@@ -1,5 +1,5 @@
 import { Logger, componentLogger } from '../services/common/logger';
-import { DEFAULT_CLUSTER_SPEC, needsHostProbe, planNextHealthCheck, planNodeState } from './node-plans';
+import { DEFAULT_CLUSTER_SPEC, needsHostProbe, planNextHealthCheck, planNodeState, SUSPECT_AFTER_MS } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
 import { Store } from './store/store';
@@ -24,6 +24,8 @@ export function nodeHealthLoop(store: Store, parentLog: Logger, opts: NodeHealth
   const now = opts.now ?? (() => new Date());
   const probe = opts.probe ?? probeHost;
   let timer: NodeJS.Timeout | undefined;
+  /** Node id -> when this leader first saw it silent while ready (until it heartbeats again). */
+  const silentSince = new Map<string, Date>();
   const loop: ReconcileLoop = new ReconcileLoop(
     store,
     {
@@ -36,8 +38,11 @@ export function nodeHealthLoop(store: Store, parentLog: Logger, opts: NodeHealth
         const [nodes, alive, cluster] = await Promise.all([store.listNodes(), store.heartbeatingNodes(), store.getCluster()]);
         const graceMs = cluster?.spec?.nodeDownAfterMs || DEFAULT_CLUSTER_SPEC.nodeDownAfterMs;
         const answers = new Map<string, boolean | undefined>();
-        await Promise.all(nodes.filter((n) => needsHostProbe(n, alive.has(n.id))).map(async (n) => answers.set(n.id, await probe(n))));
-        const live = (id: string) => ({ heartbeating: alive.has(id), hostAnswers: answers.get(id) });
+        const silent = nodes.filter((n) => needsHostProbe(n, alive.has(n.id)));
+        for (const id of silentSince.keys()) if (!silent.some((n) => n.id === id)) silentSince.delete(id);
+        for (const n of silent) if (!silentSince.has(n.id)) silentSince.set(n.id, now());
+        await Promise.all(silent.map(async (n) => answers.set(n.id, await probe(n))));
+        const live = (id: string) => ({ heartbeating: alive.has(id), hostAnswers: answers.get(id), silentSince: silentSince.get(id) });
         // Several nodes at a time: a thousand agents that connect together all turn ready at once.
         const changed = nodes.filter((node) => planNodeState(node, live(node.id), now(), graceMs));
         const after = new Map(nodes.map((n) => [n.id, n]));
@@ -49,8 +54,13 @@ export function nodeHealthLoop(store: Store, parentLog: Logger, opts: NodeHealth
           after.set(updated.id, updated);
           log.info({ nodeId: node.id, state: updated.status?.state, message: updated.status?.message }, 'node state changed');
         });
-        // A node in its grace is looked at again without waiting for a change in the store.
-        const next = planNextHealthCheck([...after.values()], now(), graceMs);
+        // A node in its grace, or silent and not marked yet, is looked at again without waiting for a change in the store.
+        let next = planNextHealthCheck([...after.values()], now(), graceMs);
+        for (const [id, since] of silentSince) {
+          if (!answers.get(id) && answers.get(id) !== undefined) continue;
+          const wait = Math.max(0, since.getTime() + SUSPECT_AFTER_MS - now().getTime());
+          next = next === undefined ? wait : Math.min(next, wait);
+        }
         if (next !== undefined && !signal.aborted) {
           timer = setTimeout(() => loop.poke(), next);
           timer.unref();

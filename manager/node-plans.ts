@@ -31,6 +31,8 @@ export interface NodeLiveness {
    * host's kernel is up, whatever its daemon does); undefined when it was not probed or has no address.
    */
   hostAnswers?: boolean;
+  /** Since when this leader has seen it silent without a break (its own view: kept in memory). */
+  silentSince?: Date;
 }
 
 /** The message of a ready node whose heartbeats stopped while its host still answers: its grace runs from the status's updatedAt. */
@@ -39,6 +41,11 @@ export const HEARTBEAT_MISSED = 'heartbeat missed; the host answers: waiting for
 export const HEARTBEAT_FAILURE = 'heartbeat failure';
 /** While a node is in its grace, its host is probed again this often (a host that dies meanwhile is down within about this). */
 export const SUSPECT_REPROBE_MS = 1000;
+/**
+ * A silent node whose host answers is marked HEARTBEAT_MISSED (a write) only once it has been
+ * silent this long: a heartbeat late under load (its lease is two periods) costs no write.
+ */
+export const SUSPECT_AFTER_MS = 1000;
 
 const isSuspect = (node: Node) => node.status?.state === NodeState.NODE_STATE_READY && node.status.message === HEARTBEAT_MISSED;
 
@@ -53,17 +60,22 @@ export function needsHostProbe(node: Node, heartbeating: boolean): boolean {
  * - Silent, and not ready before: down ('no heartbeat yet' for a node that never was ready).
  * - Silent and ready, its host not answering: down at once ('heartbeat failure'): the host is dead or cut off.
  * - Silent and ready, its host answering (or not probed): its daemon is restarting or stuck, and its
- *   tasks are most likely running still. It stays ready, marked HEARTBEAT_MISSED from `now`, for
+ *   tasks are most likely running still. It stays ready, marked HEARTBEAT_MISSED (once silent for
+ *   SUSPECT_AFTER_MS, from when it fell silent), for
  *   `graceMs` (the cluster's node-down-after); then down. The start of the grace is kept in the
  *   node's status, in etcd, so that a new leader does not start it again from zero.
  */
 export function planNodeState(node: Node, live: NodeLiveness, now: Date, graceMs: number): Node['status'] | undefined {
-  const status = (state: NodeState, message: string): Node['status'] => ({ ...node.status!, addr: node.status?.addr ?? '', state, message, updatedAt: now.toISOString() });
+  const status = (state: NodeState, message: string, at = now): Node['status'] => ({ ...node.status!, addr: node.status?.addr ?? '', state, message, updatedAt: at.toISOString() });
   const state = node.status?.state;
   if (live.heartbeating) return state === NodeState.NODE_STATE_READY && !node.status?.message ? undefined : status(NodeState.NODE_STATE_READY, '');
   if (state !== NodeState.NODE_STATE_READY) return state === NodeState.NODE_STATE_DOWN ? undefined : status(NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
   if (live.hostAnswers === false) return status(NodeState.NODE_STATE_DOWN, HEARTBEAT_FAILURE);
-  if (!isSuspect(node)) return status(NodeState.NODE_STATE_READY, HEARTBEAT_MISSED);
+  if (!isSuspect(node)) {
+    const since = live.silentSince ?? now;
+    if (now.getTime() - since.getTime() < SUSPECT_AFTER_MS) return undefined;
+    return status(NodeState.NODE_STATE_READY, HEARTBEAT_MISSED, since);
+  }
   const since = Date.parse(node.status?.updatedAt ?? '');
   if (Number.isFinite(since) && now.getTime() - since < graceMs) return undefined;
   return status(NodeState.NODE_STATE_DOWN, `${HEARTBEAT_FAILURE} (its host answered, its daemon did not for ${Math.round(graceMs / 1000)}s)`);
@@ -89,9 +101,10 @@ export const heartbeatLeaseSeconds = (spec: Pick<ClusterSpec, 'heartbeatPeriodMs
 
 /**
  * A new swarm's timings: agents heartbeat every 500 ms (their heartbeat key's lease lives 1 s); a
- * node whose host still answers keeps its tasks for 15 s without heartbeats (a daemon restart).
+ * node whose host still answers keeps its tasks for 20 s without heartbeats (a daemon restart: one
+ * took 8.3 s on a loaded lab host).
  */
-export const DEFAULT_CLUSTER_SPEC: Readonly<ClusterSpec> = Object.freeze({ heartbeatPeriodMs: 500, nodeDownAfterMs: 15000 });
+export const DEFAULT_CLUSTER_SPEC: Readonly<ClusterSpec> = Object.freeze({ heartbeatPeriodMs: 500, nodeDownAfterMs: 20000 });
 
 export const quorum = (members: number) => Math.floor(members / 2) + 1;
 

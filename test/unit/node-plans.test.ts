@@ -14,6 +14,7 @@ import {
   heartbeatLeaseSeconds,
   HEARTBEAT_MISSED,
   SUSPECT_REPROBE_MS,
+  SUSPECT_AFTER_MS,
   planNodeUpdate,
   planRoleChange,
   quorum,
@@ -115,8 +116,6 @@ describe('planNodeState', () => {
     ['unknown, heartbeating', NodeState.NODE_STATE_UNKNOWN, beating, NodeState.NODE_STATE_READY, ''],
     ['unknown, silent', NodeState.NODE_STATE_UNKNOWN, silent(), NodeState.NODE_STATE_DOWN, 'no heartbeat yet'],
     ['ready, silent, its host not answering', NodeState.NODE_STATE_READY, silent(false), NodeState.NODE_STATE_DOWN, 'heartbeat failure'],
-    ['ready, silent, its host answering: ready, in its grace', NodeState.NODE_STATE_READY, silent(true), NodeState.NODE_STATE_READY, HEARTBEAT_MISSED],
-    ['ready, silent, its host not asked (no address): ready, in its grace', NodeState.NODE_STATE_READY, silent(undefined), NodeState.NODE_STATE_READY, HEARTBEAT_MISSED],
     ['down, heartbeating', NodeState.NODE_STATE_DOWN, beating, NodeState.NODE_STATE_READY, ''],
   ])('%s -> state %i, message %j', (_what, from, live, state, message) => {
     const n = node('n1', { state: from, message: 'old message' });
@@ -129,6 +128,18 @@ describe('planNodeState', () => {
     ['down and silent, its host not answering', NodeState.NODE_STATE_DOWN, silent(false)],
   ])('no change when %s', (_what, state, live) => {
     expect(planNodeState(node('n1', { state }), live, NOW, GRACE)).toBeUndefined();
+  });
+
+  test.each([
+    ['its host answering', true],
+    ['its host not asked (no address)', undefined],
+  ])('ready, silent, %s: ready, in its grace, once silent for SUSPECT_AFTER_MS, counted from when it fell silent', (_what, hostAnswers) => {
+    const n = node('n1', { state: NodeState.NODE_STATE_READY });
+    const justNow = new Date(NOW.getTime() - SUSPECT_AFTER_MS + 1);
+    expect(planNodeState(n, { heartbeating: false, hostAnswers, silentSince: justNow }, NOW, GRACE)).toBeUndefined();
+    expect(planNodeState(n, { heartbeating: false, hostAnswers }, NOW, GRACE)).toBeUndefined();
+    const since = new Date(NOW.getTime() - SUSPECT_AFTER_MS);
+    expect(planNodeState(n, { heartbeating: false, hostAnswers, silentSince: since }, NOW, GRACE)).toEqual({ state: NodeState.NODE_STATE_READY, message: HEARTBEAT_MISSED, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: since.toISOString() });
   });
 
   test('in its grace, a node whose host answers stays as it is, its grace counted from when it began (not from now)', () => {
