@@ -63,7 +63,6 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
-  if (process.env.R_KEEP) for (const h of lab?.hosts ?? []) fs.copyFileSync(h.logFile, `/work/wt-r/r-logs-${h.name}.log`);
   await lab?.destroy();
 }, 60000);
 
