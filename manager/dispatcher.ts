@@ -11,6 +11,7 @@ import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
 import { SessionPlan } from './session-plans';
+import { heartbeatLeaseSeconds } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
@@ -33,8 +34,8 @@ interface Session {
   lastSignature?: string;
 }
 
-/** How long a heartbeat lease lives: the cluster's node-down bound, and never under etcd's 2 s floor. */
-export const leaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, Math.ceil((spec?.nodeDownAfterMs || 5000) / 1000));
+/** How long a heartbeat lease lives: two heartbeat periods (heartbeatLeaseSeconds). */
+export const leaseSeconds = (spec: ClusterSpec | undefined) => heartbeatLeaseSeconds(spec);
 
 /**
  * How many sessions this manager sets up at once (the store reads and writes of openSession).

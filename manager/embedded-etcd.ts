@@ -102,8 +102,12 @@ export class EmbeddedEtcd extends EventEmitter {
       '--peer-cert-file', o.tls.certFile,
       '--peer-key-file', o.tls.keyFile,
       '--peer-cert-allowed-hostname', ETCD_CLIENT_HOSTNAME,
+      // A dead raft leader is replaced within about a second; leases may be as short as 1 s
+      // (etcd's floor is 1.5 election timeouts, rounded up to whole seconds). Pre-vote: a member
+      // back from a partition does not depose the leader the majority kept meanwhile.
       '--heartbeat-interval', '100',
-      '--election-timeout', '1000',
+      '--election-timeout', '500',
+      '--pre-vote',
       '--logger', 'zap',
       ...(o.forceNewCluster ? ['--force-new-cluster'] : []),
     ];

@@ -8,7 +8,9 @@ import { ControlServer, ControlService } from '../services/gen/swarmlet/v1/contr
 import { CAService, MembersService } from '../services/gen/swarmlet/v1/dispatcher';
 import { caService } from './ca-service';
 import { controlService } from './control-service';
-import { Dispatcher, dispatcherServiceDefinition, leaseSeconds } from './dispatcher';
+import { Dispatcher, dispatcherServiceDefinition } from './dispatcher';
+import { heartbeatLeaseSeconds } from './node-plans';
+import { ClusterSpec } from '../services/gen/swarmlet/v1/types';
 import { membersService } from './members-service';
 import { PeerAccess } from './peer-access';
 import { OperatorCertRegistry } from './store/operator-certs';
@@ -41,8 +43,15 @@ function untilAborted<T = void>(signal: AbortSignal, start: (resolve: (value: T)
   }).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
-/** How long a dead leader keeps its title: its election lease's TTL, in seconds. */
-export const LEADER_LEASE_SECONDS = 3;
+/**
+ * How long a dead leader keeps its title: its election lease's TTL, in seconds (etcd's shortest,
+ * with the embedded members' 500 ms election timeout). etcd drops an expired lease within 500 ms
+ * more, and the next campaign takes office: a new leader within 1.5 s of the old one's last keepalive.
+ */
+export const LEADER_LEASE_SECONDS = 1;
+
+/** How long a manager's presence key outlives its daemon (what `node ls` shows as Reachable): 2 s, or the heartbeat lease if longer. */
+export const presenceLeaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, heartbeatLeaseSeconds(spec));
 
 export interface ManagerOptions {
   nodeId: string;
@@ -175,7 +184,7 @@ export class Manager {
     const backoff = exponentialBackoff(200, 5000);
     while (!signal.aborted) {
       const cluster = await this.store.getCluster().catch(() => undefined);
-      const lease = this.opts.etcd.lease(leaseSeconds(cluster?.spec));
+      const lease = this.opts.etcd.lease(presenceLeaseSeconds(cluster?.spec));
       this.presence = lease;
       try {
         await this.store.putLeased(keys.manager(this.opts.nodeId), this.opts.apiAddr, lease);

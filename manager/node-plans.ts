@@ -22,13 +22,89 @@ export function resolveNode(nodes: Node[], ref: string): Node {
   throw notFound(`node ${wanted} not found`);
 }
 
-/** The status a node should have given whether its agent is heartbeating; undefined when it already has it. */
-export function planNodeState(node: Node, heartbeating: boolean, now: Date): Node['status'] | undefined {
-  const state = heartbeating ? NodeState.NODE_STATE_READY : NodeState.NODE_STATE_DOWN;
-  if (node.status?.state === state) return undefined;
-  const message = heartbeating ? '' : node.status?.state === NodeState.NODE_STATE_READY ? 'heartbeat failure' : 'no heartbeat yet';
-  return { ...node.status!, addr: node.status?.addr ?? '', state, message, updatedAt: now.toISOString() };
+/** What the node-health loop knows of a node's liveness when it plans the node's status. */
+export interface NodeLiveness {
+  /** Its heartbeat key stands: its agent heartbeated within the heartbeat lease. */
+  heartbeating: boolean;
+  /**
+   * Whether its host answered a probe of its address just now (a TCP handshake or a refusal: the
+   * host's kernel is up, whatever its daemon does); undefined when it was not probed or has no address.
+   */
+  hostAnswers?: boolean;
+  /** Since when this leader has seen it silent without a break (its own view: kept in memory). */
+  silentSince?: Date;
 }
+
+/** The message of a ready node whose heartbeats stopped while its host still answers: its grace runs from the status's updatedAt. */
+export const HEARTBEAT_MISSED = 'heartbeat missed; the host answers: waiting for its daemon';
+/** The message of a node marked down because its heartbeats stopped (docker's words). */
+export const HEARTBEAT_FAILURE = 'heartbeat failure';
+/** While a node is in its grace, its host is probed again this often (a host that dies meanwhile is down within about this). */
+export const SUSPECT_REPROBE_MS = 1000;
+/**
+ * A silent node whose host answers is marked HEARTBEAT_MISSED (a write) only once it has been
+ * silent this long: a heartbeat late under load (its lease is two periods) costs no write.
+ */
+export const SUSPECT_AFTER_MS = 1000;
+
+const isSuspect = (node: Node) => node.status?.state === NodeState.NODE_STATE_READY && node.status.message === HEARTBEAT_MISSED;
+
+/** Whether the loop must probe the node's host before planning its status: it is ready, and its heartbeats stopped. */
+export function needsHostProbe(node: Node, heartbeating: boolean): boolean {
+  return !heartbeating && node.status?.state === NodeState.NODE_STATE_READY;
+}
+
+/**
+ * The status a node should have; undefined when it already has it.
+ * - Heartbeating: ready.
+ * - Silent, and not ready before: down ('no heartbeat yet' for a node that never was ready).
+ * - Silent and ready, its host not answering: down at once ('heartbeat failure'): the host is dead or cut off.
+ * - Silent and ready, its host answering (or not probed): its daemon is restarting or stuck, and its
+ *   tasks are most likely running still. It stays ready, marked HEARTBEAT_MISSED (once silent for
+ *   SUSPECT_AFTER_MS, from when it fell silent), for
+ *   `graceMs` (the cluster's node-down-after); then down. The start of the grace is kept in the
+ *   node's status, in etcd, so that a new leader does not start it again from zero.
+ */
+export function planNodeState(node: Node, live: NodeLiveness, now: Date, graceMs: number): Node['status'] | undefined {
+  const status = (state: NodeState, message: string, at = now): Node['status'] => ({ ...node.status!, addr: node.status?.addr ?? '', state, message, updatedAt: at.toISOString() });
+  const state = node.status?.state;
+  if (live.heartbeating) return state === NodeState.NODE_STATE_READY && !node.status?.message ? undefined : status(NodeState.NODE_STATE_READY, '');
+  if (state !== NodeState.NODE_STATE_READY) return state === NodeState.NODE_STATE_DOWN ? undefined : status(NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
+  if (live.hostAnswers === false) return status(NodeState.NODE_STATE_DOWN, HEARTBEAT_FAILURE);
+  if (!isSuspect(node)) {
+    const since = live.silentSince ?? now;
+    if (now.getTime() - since.getTime() < SUSPECT_AFTER_MS) return undefined;
+    return status(NodeState.NODE_STATE_READY, HEARTBEAT_MISSED, since);
+  }
+  const since = Date.parse(node.status?.updatedAt ?? '');
+  if (Number.isFinite(since) && now.getTime() - since < graceMs) return undefined;
+  return status(NodeState.NODE_STATE_DOWN, `${HEARTBEAT_FAILURE} (its host answered, its daemon did not for ${Math.round(graceMs / 1000)}s)`);
+}
+
+/** How soon the node-health loop must look again without a change in the store: undefined when no node is in its grace. */
+export function planNextHealthCheck(nodes: Node[], now: Date, graceMs: number): number | undefined {
+  let next: number | undefined;
+  for (const n of nodes) {
+    if (!isSuspect(n)) continue;
+    const left = Date.parse(n.status?.updatedAt ?? '') + graceMs - now.getTime();
+    const wait = Math.max(0, Math.min(SUSPECT_REPROBE_MS, Number.isFinite(left) ? left : 0));
+    next = next === undefined ? wait : Math.min(next, wait);
+  }
+  return next;
+}
+
+/**
+ * How long a heartbeat key's lease lives: two heartbeat periods, and never under the 1 s etcd
+ * keeps at the least (with the embedded members' 500 ms election timeout).
+ */
+export const heartbeatLeaseSeconds = (spec: Pick<ClusterSpec, 'heartbeatPeriodMs'> | undefined) => Math.max(1, Math.ceil((2 * (spec?.heartbeatPeriodMs || 500)) / 1000));
+
+/**
+ * A new swarm's timings: agents heartbeat every 500 ms (their heartbeat key's lease lives 1 s); a
+ * node whose host still answers keeps its tasks for 20 s without heartbeats (a daemon restart: one
+ * took 8.3 s on a loaded lab host).
+ */
+export const DEFAULT_CLUSTER_SPEC: Readonly<ClusterSpec> = Object.freeze({ heartbeatPeriodMs: 500, nodeDownAfterMs: 20000 });
 
 export const quorum = (members: number) => Math.floor(members / 2) + 1;
 
@@ -140,11 +216,11 @@ export function isSwarmletError(err: unknown, kind: SwarmletError['kind']): bool
   return err instanceof SwarmletError && err.kind === kind;
 }
 
-/** Bounds on the cluster's timings: etcd cannot keep a lease shorter than 2 s, and a node needs a few heartbeats per period. */
+/** Bounds on the cluster's timings: a node's grace (node-down-after) of at least 2 s and two heartbeat periods. */
 export function planClusterSpec(current: ClusterSpec, change: Partial<ClusterSpec>): ClusterSpec {
   const next = { ...current, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)) } as ClusterSpec;
   if (next.heartbeatPeriodMs < 100 || next.heartbeatPeriodMs > 60000) throw invalidArgument('the heartbeat period must be between 100ms and 1m');
-  if (next.nodeDownAfterMs < 2000) throw invalidArgument('node-down-after must be at least 2s (the shortest lease etcd keeps)');
+  if (next.nodeDownAfterMs < 2000) throw invalidArgument('node-down-after must be at least 2s');
   if (next.nodeDownAfterMs < 2 * next.heartbeatPeriodMs) throw invalidArgument('node-down-after must be at least twice the heartbeat period');
   return next;
 }

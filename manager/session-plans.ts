@@ -6,7 +6,7 @@
  * change concerns. Pure.
  */
 import { SessionMessage, TaskCredential, TaskFileValue } from '../services/gen/swarmlet/v1/dispatcher';
-import { Cluster, Network, Node, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { Cluster, Network, Node, NodeState, Service, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { byTaskId } from '../services/api/session-delta';
 import { managerPeers } from './cluster-view';
 import { EndpointsIndex } from './network/endpoints';
@@ -168,7 +168,8 @@ export class SessionPlan {
       `${cluster.meta?.version ?? 0}`,
       leaderId ?? '',
       JSON.stringify(managerPeers(nodes)),
-      nodes.map((n) => `${n.id}=${n.status?.addr ?? ''}`).join(','),
+      // A node going down or coming back changes the overlays' peers everywhere.
+      nodes.map((n) => `${n.id}=${n.status?.addr ?? ''}${n.status?.state === NodeState.NODE_STATE_DOWN ? ' down' : ''}`).join(','),
       versionsOf(networks),
       versionsOf(published),
     ];

@@ -5,7 +5,7 @@ import { readClusterView, votingManagers } from '../manager/cluster-view';
 import { peerUrl } from '../manager/embedded-etcd';
 import { Manager } from '../manager/manager';
 import { retireManager, retireThroughPeer } from '../manager/members-service';
-import { planClusterSpec, planManagerRemoval } from '../manager/node-plans';
+import { DEFAULT_CLUSTER_SPEC, planClusterSpec, planManagerRemoval } from '../manager/node-plans';
 import { EtcdStore } from '../manager/store/etcd-store';
 import { EtcdDataCorruptError } from '../manager/store/etcd-errors';
 import { DEFAULT_API_PORT, formatHostPort, isIPv4, parseHostPort } from '../services/common/addr';
@@ -30,7 +30,6 @@ import { managersChanged, planForcedRetirements, planRoleTransition } from './me
 import { NodeState, NodeStateDir } from './node-state';
 import { fetchPinnedRootCA } from './remote-ca';
 
-export const DEFAULT_CLUSTER_SPEC = Object.freeze({ heartbeatPeriodMs: 1000, nodeDownAfterMs: 5000 });
 
 export const NOT_IN_SWARM = 'this node is not part of a swarm; run "swarmlet init" or "swarmlet join" first';
 const ALREADY_IN_SWARM = 'this node is already part of a swarm; use "swarmlet swarm leave" to leave it first';

@@ -22,8 +22,8 @@ type InitArgs = GlobalArgs & TimingArgs & { advertiseAddr?: string; listenAddr?:
 
 function timingOptions<T>(a: Argv<T>) {
   return a
-    .option('dispatcher-heartbeat', { type: 'string', describe: 'How often agents heartbeat (default 1s)' })
-    .option('node-down-after', { type: 'string', describe: 'How long without heartbeats before a node is down (default 5s)' });
+    .option('dispatcher-heartbeat', { type: 'string', describe: 'How often agents heartbeat (default 500ms)' })
+    .option('node-down-after', { type: 'string', describe: 'How long a node whose host still answers stays Ready without heartbeats, e.g. while its daemon restarts (default 20s; a host that does not answer is down at once)' });
 }
 
 const timings = (argv: TimingArgs) => ({

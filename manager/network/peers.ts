@@ -4,7 +4,7 @@
  * dispatcher sends this with the node's tasks, so that FDB and neighbour entries are in place on
  * every host before a task's command starts, and gone within a pass of it ending. Pure.
  */
-import { Network, Node, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Network, Node, NodeState, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { OverlayNetwork, OverlayPeer } from '../../services/gen/swarmlet/v1/dispatcher';
 import { ingressNetwork } from './network-spec';
 import { serviceIngressPorts } from './ports';
@@ -34,7 +34,8 @@ export class OverlayIndex {
   private readonly entries = new Map<string, OverlayNetwork>();
 
   constructor(tasks: Task[], private readonly networks: Network[], private readonly nodes: Node[], services: Service[] = []) {
-    this.vtep = new Map(nodes.map((n) => [n.id, n.status?.addr ?? '']));
+    // A node that is down is no peer: entries pointing at it go from the other hosts (and come back when it is ready again).
+    this.vtep = new Map(nodes.map((n) => [n.id, n.status?.state === NodeState.NODE_STATE_DOWN ? '' : (n.status?.addr ?? '')]));
     for (const t of tasks) {
       if (!holdsAddress(t)) continue;
       for (const a of t.networks) {

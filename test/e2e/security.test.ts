@@ -48,7 +48,8 @@ describe('certificates of nodes that left', () => {
     expectRefused(await fromOutside(saved, ['swarm', 'join-token', 'manager']), /^Error: .*no longer a manager/);
 
     await sw(lab, h2, ['swarm', 'leave']);
-    await waitFor('h2 down', async () => (byHost(await nodes(lab, h1), h2)?.status?.state === 'NODE_STATE_DOWN' ? true : undefined));
+    // Its host still answers: Down after the grace (20 s).
+    await waitFor('h2 down', async () => (byHost(await nodes(lab, h1), h2)?.status?.state === 'NODE_STATE_DOWN' ? true : undefined), 60000);
     await sw(lab, h1, ['node', 'rm', h2.name]);
 
     const removed = /^Error: .*not in this swarm \(it was removed\)/;

@@ -10,6 +10,7 @@ import { AgentSession } from '../../agent/session';
 import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
 import { DispatcherClient, HeartbeatResponse, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NodeState } from '../../services/gen/swarmlet/v1/types';
+import { HEARTBEAT_MISSED } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
@@ -111,7 +112,7 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
 });
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
-  // Heartbeats every 0.5 s; the lease (the node-down bound) lives 2 s.
+  // Heartbeats every 0.5 s; the heartbeat lease lives 1 s (two periods); the grace of a node whose host answers is 2 s.
   managerEtcd = fixtureClient([etcd.endpoint]);
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
   const { apiAddr, worker, setup } = fixture;
@@ -142,8 +143,10 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
   }
   expect([...seen]).toEqual(['NODE_STATE_READY, heartbeat key held']);
 
-  // The agent stops: the lease runs out and the node goes down.
+  // The agent stops: the lease runs out; its host (loopback) still answers, so the node is ready
+  // through its grace, marked as missing heartbeats, then down.
   await s.stop();
   session = undefined;
+  await waitFor('w1 to miss heartbeats', async () => (await setup.getNode('w1'))?.status?.message === HEARTBEAT_MISSED, 30000);
   await waitFor('w1 to be down', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_DOWN, 30000);
 });

@@ -9,6 +9,12 @@ import {
   planManagerRemoval,
   planNodeRemoval,
   planNodeState,
+  needsHostProbe,
+  planNextHealthCheck,
+  heartbeatLeaseSeconds,
+  HEARTBEAT_MISSED,
+  SUSPECT_REPROBE_MS,
+  SUSPECT_AFTER_MS,
   planNodeUpdate,
   planRoleChange,
   quorum,
@@ -23,6 +29,7 @@ interface NodeOptions {
   desiredRole?: NodeRole;
   state?: NodeState;
   message?: string;
+  updatedAt?: string;
   labels?: Record<string, string>;
   availability?: NodeAvailability;
   noSpec?: boolean;
@@ -39,7 +46,7 @@ function node(id: string, o: NodeOptions = {}): Node {
       : { desiredRole: o.desiredRole ?? role, availability: o.availability ?? NodeAvailability.NODE_AVAILABILITY_ACTIVE, labels: o.labels ?? {} },
     role,
     description: { hostname: o.hostname ?? `host-${id}`, os: 'linux', arch: 'x64', engineVersion: '0.1.0', resources: undefined, interfaces: [], containerPorts: [] },
-    status: o.noStatus ? undefined : { state: o.state ?? NodeState.NODE_STATE_UNKNOWN, message: o.message ?? '', addr: '198.51.100.10', updatedAt: '2025-01-01T00:00:00.000Z', apiAddr: '198.51.100.10:2377' },
+    status: o.noStatus ? undefined : { state: o.state ?? NodeState.NODE_STATE_UNKNOWN, message: o.message ?? '', addr: '198.51.100.10', updatedAt: o.updatedAt ?? '2025-01-01T00:00:00.000Z', apiAddr: '198.51.100.10:2377' },
   };
 }
 
@@ -100,25 +107,63 @@ describe('resolveNode', () => {
 });
 
 describe('planNodeState', () => {
+  const GRACE = 15000;
+  const silent = (hostAnswers?: boolean) => ({ heartbeating: false, hostAnswers });
+  const beating = { heartbeating: true };
+  const suspectSince = (msAgo: number) => node('n1', { state: NodeState.NODE_STATE_READY, message: HEARTBEAT_MISSED, updatedAt: new Date(NOW.getTime() - msAgo).toISOString() });
+
   test.each([
-    ['unknown, heartbeating', NodeState.NODE_STATE_UNKNOWN, true, NodeState.NODE_STATE_READY, ''],
-    ['unknown, silent', NodeState.NODE_STATE_UNKNOWN, false, NodeState.NODE_STATE_DOWN, 'no heartbeat yet'],
-    ['ready, silent', NodeState.NODE_STATE_READY, false, NodeState.NODE_STATE_DOWN, 'heartbeat failure'],
-    ['down, heartbeating', NodeState.NODE_STATE_DOWN, true, NodeState.NODE_STATE_READY, ''],
-  ])('%s -> state %i, message %j', (_what, from, heartbeating, state, message) => {
+    ['unknown, heartbeating', NodeState.NODE_STATE_UNKNOWN, beating, NodeState.NODE_STATE_READY, ''],
+    ['unknown, silent', NodeState.NODE_STATE_UNKNOWN, silent(), NodeState.NODE_STATE_DOWN, 'no heartbeat yet'],
+    ['ready, silent, its host not answering', NodeState.NODE_STATE_READY, silent(false), NodeState.NODE_STATE_DOWN, 'heartbeat failure'],
+    ['down, heartbeating', NodeState.NODE_STATE_DOWN, beating, NodeState.NODE_STATE_READY, ''],
+  ])('%s -> state %i, message %j', (_what, from, live, state, message) => {
     const n = node('n1', { state: from, message: 'old message' });
-    expect(planNodeState(n, heartbeating, NOW)).toEqual({ state, message, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: NOW.toISOString() });
+    expect(planNodeState(n, live, NOW, GRACE)).toEqual({ state, message, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: NOW.toISOString() });
   });
 
   test.each([
-    ['ready and heartbeating', NodeState.NODE_STATE_READY, true],
-    ['down and silent', NodeState.NODE_STATE_DOWN, false],
-  ])('no change when %s', (_what, state, heartbeating) => {
-    expect(planNodeState(node('n1', { state }), heartbeating, NOW)).toBeUndefined();
+    ['ready and heartbeating', NodeState.NODE_STATE_READY, beating],
+    ['down and silent', NodeState.NODE_STATE_DOWN, silent(true)],
+    ['down and silent, its host not answering', NodeState.NODE_STATE_DOWN, silent(false)],
+  ])('no change when %s', (_what, state, live) => {
+    expect(planNodeState(node('n1', { state }), live, NOW, GRACE)).toBeUndefined();
+  });
+
+  test.each([
+    ['its host answering', true],
+    ['its host not asked (no address)', undefined],
+  ])('ready, silent, %s: ready, in its grace, once silent for SUSPECT_AFTER_MS, counted from when it fell silent', (_what, hostAnswers) => {
+    const n = node('n1', { state: NodeState.NODE_STATE_READY });
+    const justNow = new Date(NOW.getTime() - SUSPECT_AFTER_MS + 1);
+    expect(planNodeState(n, { heartbeating: false, hostAnswers, silentSince: justNow }, NOW, GRACE)).toBeUndefined();
+    expect(planNodeState(n, { heartbeating: false, hostAnswers }, NOW, GRACE)).toBeUndefined();
+    const since = new Date(NOW.getTime() - SUSPECT_AFTER_MS);
+    expect(planNodeState(n, { heartbeating: false, hostAnswers, silentSince: since }, NOW, GRACE)).toEqual({ state: NodeState.NODE_STATE_READY, message: HEARTBEAT_MISSED, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: since.toISOString() });
+  });
+
+  test('in its grace, a node whose host answers stays as it is, its grace counted from when it began (not from now)', () => {
+    expect(planNodeState(suspectSince(GRACE - 1), silent(true), NOW, GRACE)).toBeUndefined();
+    expect(planNodeState(suspectSince(GRACE), silent(true), NOW, GRACE)).toEqual(expect.objectContaining({ state: NodeState.NODE_STATE_DOWN, message: 'heartbeat failure (its host answered, its daemon did not for 15s)' }));
+  });
+
+  test('in its grace, a host that stops answering makes the node down at once', () => {
+    expect(planNodeState(suspectSince(1000), silent(false), NOW, GRACE)).toEqual(expect.objectContaining({ state: NodeState.NODE_STATE_DOWN, message: 'heartbeat failure' }));
+  });
+
+  test('a node in its grace that heartbeats again is ready, its message cleared', () => {
+    expect(planNodeState(suspectSince(1000), beating, NOW, GRACE)).toEqual(expect.objectContaining({ state: NodeState.NODE_STATE_READY, message: '' }));
+  });
+
+  test('only a ready node that stopped heartbeating is probed', () => {
+    expect(needsHostProbe(node('n1', { state: NodeState.NODE_STATE_READY }), false)).toBe(true);
+    expect(needsHostProbe(node('n1', { state: NodeState.NODE_STATE_READY }), true)).toBe(false);
+    expect(needsHostProbe(node('n1', { state: NodeState.NODE_STATE_DOWN }), false)).toBe(false);
+    expect(needsHostProbe(node('n1', { state: NodeState.NODE_STATE_UNKNOWN }), false)).toBe(false);
   });
 
   test('a node without a status gets one, with an empty address', () => {
-    expect(planNodeState(node('n1', { noStatus: true }), false, NOW)).toEqual({
+    expect(planNodeState(node('n1', { noStatus: true }), silent(), NOW, GRACE)).toEqual({
       state: NodeState.NODE_STATE_DOWN,
       message: 'no heartbeat yet',
       addr: '',
@@ -129,8 +174,35 @@ describe('planNodeState', () => {
   test('the node it is given is left alone', () => {
     const n = node('n1', { state: NodeState.NODE_STATE_READY });
     const before = structuredClone(n);
-    planNodeState(n, false, NOW);
+    planNodeState(n, silent(false), NOW, GRACE);
     expect(n).toEqual(before);
+  });
+});
+
+describe('planNextHealthCheck', () => {
+  const GRACE = 15000;
+  const suspect = (id: string, msAgo: number) => node(id, { state: NodeState.NODE_STATE_READY, message: HEARTBEAT_MISSED, updatedAt: new Date(NOW.getTime() - msAgo).toISOString() });
+
+  test('no node in its grace: nothing to look at before the store changes', () => {
+    expect(planNextHealthCheck([node('a', { state: NodeState.NODE_STATE_READY }), node('b', { state: NodeState.NODE_STATE_DOWN })], NOW, GRACE)).toBeUndefined();
+  });
+
+  test('a node in its grace: probed again within a second, or at the end of its grace if that comes first', () => {
+    expect(planNextHealthCheck([suspect('a', 1000)], NOW, GRACE)).toBe(SUSPECT_REPROBE_MS);
+    expect(planNextHealthCheck([suspect('a', 1000), suspect('b', GRACE - 300)], NOW, GRACE)).toBe(300);
+    expect(planNextHealthCheck([suspect('a', GRACE + 5000)], NOW, GRACE)).toBe(0);
+  });
+});
+
+describe('heartbeatLeaseSeconds', () => {
+  test.each([
+    [500, 1],
+    [100, 1],
+    [1000, 2],
+    [1600, 4],
+    [5000, 10],
+  ])('heartbeats every %i ms: a %i s lease', (periodMs, seconds) => {
+    expect(heartbeatLeaseSeconds({ heartbeatPeriodMs: periodMs })).toBe(seconds);
   });
 });
 

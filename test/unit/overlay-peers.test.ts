@@ -1,5 +1,5 @@
 import { planOverlays, planVteps } from '../../manager/network/peers';
-import { Network, Node, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { Network, Node, NodeState, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 const net = (id: string, vni: number, opts: Record<string, string> = {}): Network =>
   Network.fromPartial({ id, vni, subnet: `10.0.${vni - 4096}.0/24`, gateway: `10.0.${vni - 4096}.1`, spec: { name: `net-${id}`, driver: 'overlay', options: opts } });
@@ -36,6 +36,15 @@ test('a node learns only the overlays its own tasks are on, with every live task
     [4097, 1300, 1],
   ]);
   expect(planOverlays('n3', [tasks[3]], networks, nodes)).toEqual([]);
+});
+
+test('the tasks of a node that is down are no peers anywhere (their FDB and neighbour entries go); they are again once it is ready', () => {
+  const tasks = [task('t1', 'n1', R, [{ net: 'a', ip: '10.0.0.2' }]), task('t2', 'n2', R, [{ net: 'a', ip: '10.0.0.3' }])];
+  const withN2 = (state: NodeState) => nodes.map((n) => (n.id === 'n2' ? { ...n, status: { ...n.status!, state } } : n));
+  expect(planOverlays('n1', tasks, networks, withN2(NodeState.NODE_STATE_DOWN))[0].peers.map((p) => p.ip)).toEqual(['10.0.0.2']);
+  expect(planOverlays('n1', tasks, networks, withN2(NodeState.NODE_STATE_READY))[0].peers.map((p) => p.ip)).toEqual(['10.0.0.2', '10.0.0.3']);
+  // A down node stays a VTEP that VXLAN is accepted from: it is admitted again the moment it is back.
+  expect(planVteps(withN2(NodeState.NODE_STATE_DOWN))).toContain('198.51.100.12');
 });
 
 test('every node of the swarm is a VTEP each node accepts VXLAN from, with or without tasks; one without an address is not', () => {
