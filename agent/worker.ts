@@ -1,3 +1,5 @@
+import { Semaphore } from 'async-mutex';
+import { availableParallelism } from 'node:os';
 import { sleep } from '../services/common/backoff';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { asSwarmletError, failedPrecondition, internal } from '../services/common/errors';
@@ -31,6 +33,8 @@ export interface WorkerOptions {
   networks?: TaskNetworks;
   /** where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
   files?: TaskFilesPort;
+  /** How many tasks are prepared or started at the same time (default: twice the CPUs, at least 4). */
+  startConcurrency?: number;
 }
 
 /** tasks' secrets and configs as files on the node (TaskFiles). */
@@ -86,6 +90,12 @@ export class Worker {
   /** Plans and applies on every assignment, and at least every `monitorMs` (when it also inspects the tasks). */
   private readonly loop: ReconcileLoop;
   private lastMonitor = 0;
+  /**
+   * Prepares and starts (network attach included) take a slot: a burst of assignments (100 tasks
+   * of a new service) starts a few at a time instead of every shim, cgroup and helper at once,
+   * which saturated the host (ready timeouts, etcd deadlines missed, the leader lost).
+   */
+  private readonly starting: Semaphore;
 
   constructor(opts: WorkerOptions) {
     this.log = componentLogger(opts.log, 'worker');
@@ -94,6 +104,7 @@ export class Worker {
     this.monitorMs = opts.monitorMs ?? 250;
     this.networks = opts.networks;
     this.files = opts.files;
+    this.starting = new Semaphore(opts.startConcurrency ?? Math.max(4, 2 * availableParallelism()));
     this.reporter = new StatusReporter(opts.report, this.log);
     this.loop = new ReconcileLoop(undefined, { name: 'worker', watch: [], resyncMs: this.monitorMs, reconcile: async () => this.pass() }, this.log);
   }
@@ -226,17 +237,17 @@ export class Worker {
     const { taskId } = entry;
     switch (action.kind) {
       case 'prepare':
-        this.operate(entry, 'prepare', async () => {
+        this.operate(entry, 'prepare', () => this.startSlot(entry, async () => {
           planHealthCheck(entry.task!.spec?.container?.healthcheck); // a malformed check rejects the task before anything runs
           const registryAuth = this.credentials.get(taskId);
           const c = entry.task!.spec?.container;
           const files = c?.secrets.length || c?.configs.length ? await this.taskFiles(entry.task!) : undefined;
           const opts = { ...(registryAuth ? { registryAuth } : {}), ...(files ? { files } : {}) };
           await (Object.keys(opts).length ? this.runtime.prepare(entry.task!, opts) : this.runtime.prepare(entry.task!));
-        }, true);
+        }), true);
         return;
       case 'start':
-        this.operate(entry, 'start', async () => {
+        this.operate(entry, 'start', () => this.startSlot(entry, async () => {
           // A task's command starts only once its networks are plugged in. The built-in host and
           // none networks have nothing to plug in: a host task's namespace is the host's own.
           const networks = this.networks;
@@ -246,7 +257,7 @@ export class Worker {
             await networks.attach(entry.task!, taskNetns(pid));
           }
           await this.runtime.start(taskId);
-        }, true);
+        }), true);
         return;
       case 'stop':
         this.operate(entry, 'stop', async () => {
@@ -263,6 +274,14 @@ export class Worker {
         });
         return;
     }
+  }
+
+  /** Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped (the next plan stops it). */
+  private startSlot(entry: TaskEntry, op: () => Promise<void>): Promise<void> {
+    return this.starting.runExclusive(async () => {
+      if (!entry.assigned || this.controller.signal.aborted) return;
+      await op();
+    });
   }
 
   /** the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */

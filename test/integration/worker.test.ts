@@ -268,6 +268,41 @@ describe('Worker', () => {
   });
 });
 
+describe('Worker start concurrency', () => {
+  test('a burst of assignments is prepared and started a few tasks at a time, and all of them run', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const track = async <T>(fn: () => Promise<T>): Promise<T> => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      try {
+        return await fn();
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    class CountingRuntime extends ExecRuntime {
+      override prepare(t: Task): Promise<void> {
+        return track(() => super.prepare(t));
+      }
+      override start(id: string): Promise<void> {
+        return track(() => super.start(id));
+      }
+    }
+    const rec = new Recorder();
+    const worker = new Worker({ runtime: new CountingRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 100, startConcurrency: 2 });
+    workers.push(worker);
+    await worker.start();
+    const tasks = Array.from({ length: 6 }, () => task({ command: ['sleep', '30'] }));
+    worker.assign(tasks);
+    for (const t of tasks) await rec.until(t.id, S.TASK_STATE_RUNNING);
+    expect(most).toBeLessThanOrEqual(2);
+    worker.assign([]);
+    for (const t of tasks) await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
 describe('Worker and registry credentials', () => {
   test('a task\'s credential from the assignment reaches the runtime\'s prepare; a task without one gets none', async () => {
     const seen = new Map<string, unknown>();
