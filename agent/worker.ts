@@ -62,6 +62,10 @@ interface TaskEntry extends TaskView {
   unknown: boolean;
   health?: TaskView['health'];
   healthLoop?: AbortController;
+  /** Stops watching the task for its exit (set while it is created or running). */
+  stopExitWatch?: () => void;
+  /** The runtime saw the task's process end: inspect it in the next pass, without waiting for the monitor. */
+  exitSeen?: boolean;
 }
 
 /**
@@ -118,6 +122,7 @@ export class Worker {
       const entry = this.entry(taskId);
       entry.runtime = await this.runtime.inspect(taskId);
       entry.unknown = false;
+      this.ensureExitWatch(entry);
       this.log.info({ taskId, state: entry.runtime.state, pid: entry.runtime.pid }, 'task found in the runtime');
     }
     // Files of tasks that went while the agent was down go now.
@@ -133,7 +138,11 @@ export class Worker {
     this.started = false;
     this.controller.abort();
     await this.loop.stop();
-    for (const entry of this.tasks.values()) this.stopHealth(entry);
+    for (const entry of this.tasks.values()) {
+      this.stopHealth(entry);
+      entry.stopExitWatch?.();
+      entry.stopExitWatch = undefined;
+    }
     await Promise.allSettled([...this.ops]);
     await this.reporter.stop();
   }
@@ -203,7 +212,8 @@ export class Worker {
     const ctx = () => ({ assignedOnce: this.assignedOnce, now: this.now().toISOString() });
     for (const entry of [...this.tasks.values()]) {
       if (entry.busy) continue;
-      if (entry.unknown) {
+      if (entry.unknown || entry.exitSeen) {
+        entry.exitSeen = false;
         this.operate(entry, 'inspect', async () => undefined);
         continue;
       }
@@ -315,12 +325,14 @@ export class Worker {
       try {
         entry.runtime = await this.runtime.inspect(entry.taskId);
         entry.unknown = false;
+        if (this.started) this.ensureExitWatch(entry);
       } catch (err) {
         log.error({ err }, 'inspecting the task failed');
       }
       if (name === 'remove' && !failed && entry.runtime.state === 'missing' && !entry.assigned) {
         // Forgotten by the runtime and no longer assigned: nothing left to do or to remember.
         this.stopHealth(entry);
+        entry.stopExitWatch?.();
         this.tasks.delete(entry.taskId);
       }
     })().finally(() => {
@@ -329,6 +341,20 @@ export class Worker {
       this.poke();
     });
     this.ops.add(done);
+  }
+
+  /** Watches a created or running task for its exit (when the runtime can); stops once it is neither. */
+  private ensureExitWatch(entry: TaskEntry): void {
+    const live = entry.runtime.state === 'running' || entry.runtime.state === 'created';
+    if (live && !entry.stopExitWatch && this.runtime.watchExit) {
+      entry.stopExitWatch = this.runtime.watchExit(entry.taskId, () => {
+        entry.exitSeen = true;
+        this.poke();
+      });
+    } else if (!live && entry.stopExitWatch) {
+      entry.stopExitWatch();
+      entry.stopExitWatch = undefined;
+    }
   }
 
   // ---- health checks ----

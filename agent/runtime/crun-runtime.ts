@@ -302,6 +302,10 @@ export class CrunRuntime implements Runtime {
     this.log.info({ taskId }, 'task started');
   }
 
+  watchExit(taskId: string, onExit: () => void): () => void {
+    return this.tasks.watchExit(taskId, onExit);
+  }
+
   inspect(taskId: string): Promise<RuntimeTaskState> {
     return this.tasks.inspect(taskId);
   }

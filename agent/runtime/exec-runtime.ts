@@ -235,6 +235,10 @@ export class ExecRuntime implements Runtime {
     this.log.info({ taskId }, 'task started');
   }
 
+  watchExit(taskId: string, onExit: () => void): () => void {
+    return this.tasks.watchExit(taskId, onExit);
+  }
+
   inspect(taskId: string): Promise<RuntimeTaskState> {
     return this.tasks.inspect(taskId);
   }

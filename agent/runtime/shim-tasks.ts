@@ -10,7 +10,7 @@
  * keeps what differs (how a task is made, started and exec'd into).
  */
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, watch } from 'node:fs';
 import { access, mkdir, open, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -275,6 +275,23 @@ export class ShimTasks {
     if (state && (await isAlive(state.shim))) {
       signalProcess(state.shim.pid, 'SIGKILL');
       await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+  }
+
+  /**
+   * Calls `onExit` when the shim writes the task's exit code (inotify on its state directory), so
+   * an exit is seen at once rather than at the next inspection. Returns the way to stop watching;
+   * a task without a state directory here is not watched.
+   */
+  watchExit(taskId: string, onExit: () => void): () => void {
+    try {
+      const watcher = watch(this.dir(taskId), { persistent: false }, (_event, file) => {
+        if (file === 'exitcode') onExit();
+      });
+      watcher.on('error', () => undefined);
+      return () => watcher.close();
+    } catch {
+      return () => undefined;
     }
   }
 
