@@ -1,3 +1,5 @@
+import { Semaphore } from 'async-mutex';
+import { availableParallelism } from 'node:os';
 import { sleep } from '../services/common/backoff';
 import { TaskStartClock } from '../services/metrics/task-start-clock';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
@@ -32,6 +34,8 @@ export interface WorkerOptions {
   networks?: TaskNetworks;
   /** where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
   files?: TaskFilesPort;
+  /** How many tasks are prepared or started at the same time (default: twice the CPUs, at least 4). */
+  startConcurrency?: number;
 }
 
 /** tasks' secrets and configs as files on the node (TaskFiles). */
@@ -59,6 +63,10 @@ interface TaskEntry extends TaskView {
   unknown: boolean;
   health?: TaskView['health'];
   healthLoop?: AbortController;
+  /** Stops watching the task for its exit (set while it is created or running). */
+  stopExitWatch?: () => void;
+  /** The runtime saw the task's process end: inspect it in the next pass, without waiting for the monitor. */
+  exitSeen?: boolean;
 }
 
 /**
@@ -88,6 +96,12 @@ export class Worker {
   /** Plans and applies on every assignment, and at least every `monitorMs` (when it also inspects the tasks). */
   private readonly loop: ReconcileLoop;
   private lastMonitor = 0;
+  /**
+   * Prepares and starts (network attach included) take a slot: a burst of assignments (100 tasks
+   * of a new service) starts a few at a time instead of every shim, cgroup and helper at once,
+   * which saturated the host (ready timeouts, etcd deadlines missed, the leader lost).
+   */
+  private readonly starting: Semaphore;
 
   constructor(opts: WorkerOptions) {
     this.log = componentLogger(opts.log, 'worker');
@@ -96,6 +110,7 @@ export class Worker {
     this.monitorMs = opts.monitorMs ?? 250;
     this.networks = opts.networks;
     this.files = opts.files;
+    this.starting = new Semaphore(opts.startConcurrency ?? Math.max(4, 2 * availableParallelism()));
     this.reporter = new StatusReporter(opts.report, this.log);
     this.loop = new ReconcileLoop(undefined, { name: 'worker', watch: [], resyncMs: this.monitorMs, reconcile: async () => this.pass() }, this.log);
   }
@@ -109,6 +124,7 @@ export class Worker {
       const entry = this.entry(taskId);
       entry.runtime = await this.runtime.inspect(taskId);
       entry.unknown = false;
+      this.ensureExitWatch(entry);
       this.log.info({ taskId, state: entry.runtime.state, pid: entry.runtime.pid }, 'task found in the runtime');
     }
     // Files of tasks that went while the agent was down go now.
@@ -124,7 +140,11 @@ export class Worker {
     this.started = false;
     this.controller.abort();
     await this.loop.stop();
-    for (const entry of this.tasks.values()) this.stopHealth(entry);
+    for (const entry of this.tasks.values()) {
+      this.stopHealth(entry);
+      entry.stopExitWatch?.();
+      entry.stopExitWatch = undefined;
+    }
     await Promise.allSettled([...this.ops]);
     await this.reporter.stop();
   }
@@ -195,7 +215,8 @@ export class Worker {
     const ctx = () => ({ assignedOnce: this.assignedOnce, now: this.now().toISOString() });
     for (const entry of [...this.tasks.values()]) {
       if (entry.busy) continue;
-      if (entry.unknown) {
+      if (entry.unknown || entry.exitSeen) {
+        entry.exitSeen = false;
         this.operate(entry, 'inspect', async () => undefined);
         continue;
       }
@@ -230,17 +251,17 @@ export class Worker {
     const { taskId } = entry;
     switch (action.kind) {
       case 'prepare':
-        this.operate(entry, 'prepare', async () => {
+        this.operate(entry, 'prepare', () => this.startSlot(entry, async () => {
           planHealthCheck(entry.task!.spec?.container?.healthcheck); // a malformed check rejects the task before anything runs
           const registryAuth = this.credentials.get(taskId);
           const c = entry.task!.spec?.container;
           const files = c?.secrets.length || c?.configs.length ? await this.taskFiles(entry.task!) : undefined;
           const opts = { ...(registryAuth ? { registryAuth } : {}), ...(files ? { files } : {}) };
           await (Object.keys(opts).length ? this.runtime.prepare(entry.task!, opts) : this.runtime.prepare(entry.task!));
-        }, true);
+        }), true);
         return;
       case 'start':
-        this.operate(entry, 'start', async () => {
+        this.operate(entry, 'start', () => this.startSlot(entry, async () => {
           // A task's command starts only once its networks are plugged in. The built-in host and
           // none networks have nothing to plug in: a host task's namespace is the host's own.
           const networks = this.networks;
@@ -250,7 +271,7 @@ export class Worker {
             await networks.attach(entry.task!, taskNetns(pid));
           }
           await this.runtime.start(taskId);
-        }, true);
+        }), true);
         return;
       case 'stop':
         this.operate(entry, 'stop', async () => {
@@ -267,6 +288,14 @@ export class Worker {
         });
         return;
     }
+  }
+
+  /** Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped (the next plan stops it). */
+  private startSlot(entry: TaskEntry, op: () => Promise<void>): Promise<void> {
+    return this.starting.runExclusive(async () => {
+      if (!entry.assigned || this.controller.signal.aborted) return;
+      await op();
+    });
   }
 
   /** the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */
@@ -300,12 +329,14 @@ export class Worker {
       try {
         entry.runtime = await this.runtime.inspect(entry.taskId);
         entry.unknown = false;
+        if (this.started) this.ensureExitWatch(entry);
       } catch (err) {
         log.error({ err }, 'inspecting the task failed');
       }
       if (name === 'remove' && !failed && entry.runtime.state === 'missing' && !entry.assigned) {
         // Forgotten by the runtime and no longer assigned: nothing left to do or to remember.
         this.stopHealth(entry);
+        entry.stopExitWatch?.();
         this.tasks.delete(entry.taskId);
         this.startClock.forget(entry.taskId);
       }
@@ -315,6 +346,20 @@ export class Worker {
       this.poke();
     });
     this.ops.add(done);
+  }
+
+  /** Watches a created or running task for its exit (when the runtime can); stops once it is neither. */
+  private ensureExitWatch(entry: TaskEntry): void {
+    const live = entry.runtime.state === 'running' || entry.runtime.state === 'created';
+    if (live && !entry.stopExitWatch && this.runtime.watchExit) {
+      entry.stopExitWatch = this.runtime.watchExit(entry.taskId, () => {
+        entry.exitSeen = true;
+        this.poke();
+      });
+    } else if (!live && entry.stopExitWatch) {
+      entry.stopExitWatch();
+      entry.stopExitWatch = undefined;
+    }
   }
 
   // ---- health checks ----

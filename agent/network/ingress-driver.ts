@@ -115,6 +115,15 @@ export class IngressSandbox {
     return address;
   }
 
+  /**
+   * The sandbox's table alone, when it was applied before by this process (the sandbox is made and
+   * plugged in): what a change of the published ports' backends needs, without the plumbing.
+   */
+  async applyRules(ingress: IngressConfig): Promise<void> {
+    if (!this.opts.tables.keys().includes(INGRESS_TASK_ID) || !this.asTask(ingress)) return;
+    await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, renderIngressNft(ingressRules(ingress), INGRESS_IF));
+  }
+
   /** The sandbox's gateway bridge address, if it is plugged in (for the doctor). */
   async gatewayAddress(ingress: IngressConfig): Promise<string | undefined> {
     const task = this.asTask(ingress);

@@ -6,9 +6,9 @@
  * command runs in this process's. The long-lived helpers (netlink/netns-helper.ts, the DNS
  * sockets' helper) start through nsenterArgv() too.
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { SwarmletError } from '../../services/common/errors';
+import { RunResult, spawner } from '../runtime/spawner';
 
 const COMMAND_TIMEOUT_MS = 10000;
 
@@ -18,26 +18,18 @@ export function nsenterArgv(netns: string | undefined, argv: string[]): string[]
 }
 
 /** Runs a command, in the network namespace at `netns` when given, with `input` on its stdin; resolves with its stdout. */
-export function runInNetns(netns: string | undefined, command: string, args: string[], input?: string): Promise<string> {
+export async function runInNetns(netns: string | undefined, command: string, args: string[], input?: string): Promise<string> {
   const [cmd, ...argv] = nsenterArgv(netns, [command, ...args]);
   const what = `${command} ${args.join(' ')}${netns ? ` in ${netns}` : ''}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d) => (stdout += d));
-    child.stderr?.on('data', (d) => (stderr += d));
-    child.on('error', (err) => reject(new SwarmletError('Internal', `${what}: ${err.message}`, { cause: err })));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve(stdout);
-      reject(new SwarmletError('Internal', `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
-    });
-    if (input !== undefined) {
-      // A command that exits before reading all of it is told by its exit status.
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(input);
-    }
-  });
+  // Through the spawning helper: a spawn from here holds the daemon's event loop until the command has exec'ed.
+  let result: RunResult;
+  try {
+    result = await spawner.run([cmd, ...argv], { input, timeoutMs: COMMAND_TIMEOUT_MS });
+  } catch (err) {
+    throw new SwarmletError('Internal', `${what}: ${(err as Error).message}`, { cause: err });
+  }
+  if (result.code === 0) return result.stdout;
+  throw new SwarmletError('Internal', `${what} failed (${result.signal ?? `exit ${result.code}`}): ${result.stderr.trim()}`);
 }
 
 /** Turns IPv4 forwarding on in the namespace at `netns` (this process's when undefined). */

@@ -228,10 +228,18 @@ export class NetworkController implements TaskNetworks {
   async attach(task: Task, netns: string): Promise<void> {
     const overlap = planAttachmentOverlap(task.networks, (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
     if (overlap) throw conflict(overlap);
-    const wanted = this.wanted(false);
-    for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
-    await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
-    await this.dns.attach(task, netns);
+    // One helper in the task's namespace for the whole attach (the drivers' handles and the
+    // resolver's sockets share it), started here, before any driver's lock: tasks plugged in at
+    // the same time start theirs side by side.
+    const hold = await Netlink.inNetns(netns);
+    try {
+      const wanted = this.wanted(false);
+      for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
+      await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
+      await this.dns.attach(task, netns);
+    } finally {
+      hold.close();
+    }
     // Its host-mode ports point at its address, known now.
     if (this.state.hostPorts.some((p) => p.taskId === task.id)) this.loop.poke();
   }
@@ -358,6 +366,13 @@ export class NetworkController implements TaskNetworks {
     const ingress = usableIngress(this.state.ingress);
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
     let running = this.running(tasks);
+    // First the rules that follow the services' backends (VIP tables, the ingress table), in the
+    // pass that brings the records: a stopped task leaves the rules when it leaves DNS, not after
+    // the overlays and bridges have been gone over (the steps below apply them again on verify).
+    await Promise.all([
+      this.step('VIP tables not updated', () => this.reconcileLb(running, services, false)),
+      ingress ? this.step('ingress table not updated', () => this.ingress.applyRules(ingress)) : undefined,
+    ]);
     // Before the overlays: a new peer's VTEP is admitted before its FDB entries point at it.
     await this.step('VXLAN filter not applied', () => this.vxlanFilter.ensure(this.state.vteps ?? [], verify));
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));

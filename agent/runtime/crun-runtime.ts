@@ -16,7 +16,7 @@ import { HOLD_BUSYBOX, OciImageConfig, OciProcessPlan, planOciProcess, planOciSp
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
 import type { LogRecord } from './log-plans';
-import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, ShimTasks, exists, readText, runCapped } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planExecEnv, planScriptArgv } from './terminal-plans';
 
@@ -196,7 +196,6 @@ export class CrunRuntime implements Runtime {
     const files = await this.writeTaskFiles(task, dir, plan, hostNetwork);
     const init = c.init ? await this.initBinary() : undefined;
     const spec = planOciSpec({ process: plan, executable, rootfs: join(dir, 'rootfs'), hostNetwork, mounts, files, tty: c.tty, readOnly: c.readOnly, init });
-    if (c.tty || c.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
     const stopSignal = planStopSignal(image.config.stopSignal, osConstants.signals as unknown as Record<string, number>);
     await writeFile(join(dir, 'task.json'), JSON.stringify({ imageId: image.id, image: c.image, lower: image.rootfs, hostNetwork, stopSignal, ...(c.tty ? { tty: true } : {}) }));
@@ -204,7 +203,7 @@ export class CrunRuntime implements Runtime {
     // The shim and crun share the task's cgroup: the pids limit counts the container's own processes, as docker's does.
     const pids = limits?.pids ? limits.pids + SHIM_PIDS : 0;
     const procs = await (await this.cgroups()).ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids });
-    const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty, logFile);
+    const shim = await this.spawnShim(task.id, image.rootfs, procs, c.tty, c.tty || c.openStdin, logFile);
     const fresh: ProcessState = { shim };
     await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
     await this.awaitReady(task.id, fresh);
@@ -245,12 +244,10 @@ export class CrunRuntime implements Runtime {
     await writeFile(files.hostname, `${plan.hostname}\n`, { mode: 0o644 });
     await writeFile(files.hosts, renderHosts(plan.hostname, addresses), { mode: 0o644 });
     await writeFile(files.resolvConf, resolvConf, { mode: 0o644 });
-    // Readable by the task's user, whoever that is; only the runtime writes to it.
-    await runHelper(['mkfifo', '-m', '0644', files.startFifo]);
     return files;
   }
 
-  private async spawnShim(taskId: string, lower: string, procs: string[], tty: boolean, logFile?: string): Promise<ProcessRef> {
+  private async spawnShim(taskId: string, lower: string, procs: string[], tty: boolean, stdin: boolean, logFile?: string): Promise<ProcessRef> {
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
@@ -262,6 +259,9 @@ export class CrunRuntime implements Runtime {
       SL_ID: taskId,
       SL_RUN: CRUN_RUN_SCRIPT,
       ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
+      // The start fifo (made by the shim) is readable by the task's user, whoever that is; only the runtime writes to it.
+      SL_START_FIFO_MODE: '0644',
+      ...(stdin ? { SL_STDIN: '1' } : {}),
       ...(tty ? { SL_TTY: '1', SL_LOG_WAIT: '0' } : {}),
     }, logFile);
   }
@@ -300,6 +300,10 @@ export class CrunRuntime implements Runtime {
     if (!(await this.tasks.release(taskId, Date.now() + 5000))) return;
     await writeFile(join(dir, 'started'), '');
     this.log.info({ taskId }, 'task started');
+  }
+
+  watchExit(taskId: string, onExit: () => void): () => void {
+    return this.tasks.watchExit(taskId, onExit);
   }
 
   inspect(taskId: string): Promise<RuntimeTaskState> {

@@ -10,6 +10,7 @@
  *                    hierarchy with controllers even when it manages no cgroup)
  *   SL_RUN           the second script below
  *   SL_TTY           "1": the container has a pty (config.json's process.terminal)
+ *   SL_STDIN, SL_START_FIFO_MODE  the fifos the shim makes first (shim.ts MAKE_FIFOS)
  *
  * The shim (its own session, so it outlives the agent) joins the task's cgroup (the container
  * inherits it: crun runs with --cgroup-manager=disabled, and limits and OOM counts are the same
@@ -21,11 +22,13 @@
  */
 
 import { SHIM_PRELUDE } from './log-writer';
+import { MAKE_FIFOS } from './shim';
 
 export const CRUN_SHIM_NAME = 'swarmlet-crun-shim';
 
 export const CRUN_SHIM_SCRIPT = `${SHIM_PRELUDE}
 echo -998 > /proc/self/oom_score_adj 2>/dev/null
+${MAKE_FIFOS}
 # The container's stdin: the task's fifo when it has one (held open here: never EOF), else nothing.
 if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi
 unshare --mount --propagation private -- /bin/sh -c "$SL_RUN" swarmlet-crun 0<&3 3<&- &

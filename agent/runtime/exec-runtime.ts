@@ -21,7 +21,7 @@ import {
 import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
 import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
 import type { LogRecord } from './log-plans';
-import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, STDIN_FIFO, ShimTasks, exists, readText, runCapped, runHelper } from './shim-tasks';
+import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, ShimTasks, exists, readText, runCapped } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planScriptArgv } from './terminal-plans';
 import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
@@ -104,8 +104,6 @@ export class ExecRuntime implements Runtime {
       await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
       if (usesEmbeddedDns(task.networks ?? [])) await writeFile(join(dir, 'resolv.conf'), renderResolvConf());
       if (opts.files) await writeFile(join(dir, 'mounts'), renderExecFileMounts(opts.files));
-      await runHelper(['mkfifo', '-m', '0600', join(dir, 'start.fifo')]);
-      if (config.tty || config.openStdin) await runHelper(['mkfifo', '-m', '0600', join(dir, STDIN_FIFO)]);
       const limits = task.spec?.resources?.limits;
       const procs = await cgroups.ensure(task.id, { memoryBytes: limits?.memoryBytes, memorySwapBytes: limits?.memorySwapBytes, nanoCpus: limits?.nanoCpus, pids: limits?.pids });
       const shim = await this.spawnShim(task.id, config, procs, opts.logFile);
@@ -185,6 +183,7 @@ export class ExecRuntime implements Runtime {
       SL_ROOT: config.root,
       SL_INIT: INIT_SCRIPT,
       ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
+      ...(config.tty || config.openStdin ? { SL_STDIN: '1' } : {}),
       ...(config.tty ? { SL_LOG_WAIT: '0' } : {}),
     }, logFile);
   }
@@ -234,6 +233,10 @@ export class ExecRuntime implements Runtime {
       await sleep(5);
     }
     this.log.info({ taskId }, 'task started');
+  }
+
+  watchExit(taskId: string, onExit: () => void): () => void {
+    return this.tasks.watchExit(taskId, onExit);
   }
 
   inspect(taskId: string): Promise<RuntimeTaskState> {

@@ -46,6 +46,12 @@ export class RuntimeRouter implements Runtime {
     return runtime ? runtime.inspect(taskId) : { state: 'missing' };
   }
 
+  /** Both are watched: only the one with the task's state directory sees anything. */
+  watchExit(taskId: string, onExit: () => void): () => void {
+    const stops = [this.runtimes.exec, this.runtimes.oci].map((r) => r.watchExit?.(taskId, onExit));
+    return () => stops.forEach((stop) => stop?.());
+  }
+
   async stop(taskId: string, graceMs: number): Promise<void> {
     const runtime = await this.owner(taskId);
     if (runtime) await runtime.stop(taskId, graceMs);

@@ -86,6 +86,8 @@ export interface Runtime {
   /** Lets the held process run the command. */
   start(taskId: string): Promise<void>;
   inspect(taskId: string): Promise<RuntimeTaskState>;
+  /** Calls `onExit` as soon as the task's process ends (without it, exits are found by inspect); returns the way to stop watching. */
+  watchExit?(taskId: string, onExit: () => void): () => void;
   /** SIGTERM to the task's process, SIGKILL to everything in its cgroup after graceMs; resolves when all are gone. */
   stop(taskId: string, graceMs: number): Promise<void>;
   /** Forgets the task: cgroup, state files; keeps nothing but what remove is told to keep (logs go too). */

@@ -10,7 +10,7 @@
  * keeps what differs (how a task is made, started and exec'd into).
  */
 import { spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, watch } from 'node:fs';
 import { access, mkdir, open, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,6 +24,7 @@ import { LogRecord, parseLogRecord } from './log-plans';
 import { LOG_WRITER_SCRIPT } from './log-writer';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import type { LogsOptions, RuntimeTaskState, TerminalSession } from './runtime';
+import { spawner } from './spawner';
 import { attachTaskDir } from './terminal';
 
 /** The PATH helpers run with. */
@@ -63,17 +64,6 @@ export async function mtimeIso(path: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Runs a helper to completion; rejects with its stderr on a non-zero exit. */
-export function runHelper(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: HOST_PATH } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv[0]} exited with ${code}: ${stderr.trim()}`))));
-  });
 }
 
 export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
@@ -180,20 +170,11 @@ export class ShimTasks {
       await rm(log, { force: true });
       await symlink(logFile, log);
     }
-    const out = await open(log, 'a', 0o640);
-    try {
-      const child = spawn('/bin/sh', ['-c', ...args], { detached: true, cwd: '/', stdio: ['ignore', out.fd, out.fd], env: { PATH: HOST_PATH, SL_DIR: dir, SL_LOG: LOG_WRITER_SCRIPT, ...env } });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-      child.unref();
-      const ref = child.pid !== undefined ? await processRef(child.pid) : undefined;
-      if (!ref) throw internal(`the task's shim ended at once: ${(await this.outputTail(taskId)).slice(-500)}`);
-      return ref;
-    } finally {
-      await out.close();
-    }
+    // Through the spawning helper: a spawn from here would hold the daemon's event loop until the shim has exec'ed.
+    const pid = await spawner.spawnDetached(['/bin/sh', '-c', ...args], { cwd: '/', outFile: log, env: { PATH: HOST_PATH, SL_DIR: dir, SL_LOG: LOG_WRITER_SCRIPT, ...env } });
+    const ref = await processRef(pid);
+    if (!ref) throw internal(`the task's shim ended at once: ${(await this.outputTail(taskId)).slice(-500)}`);
+    return ref;
   }
 
   /** The last lines of the task's output, joined with '; ' (what a task that did not come up said). */
@@ -294,6 +275,23 @@ export class ShimTasks {
     if (state && (await isAlive(state.shim))) {
       signalProcess(state.shim.pid, 'SIGKILL');
       await waitUntil(async () => !(await isAlive(state.shim)), 2000);
+    }
+  }
+
+  /**
+   * Calls `onExit` when the shim writes the task's exit code (inotify on its state directory), so
+   * an exit is seen at once rather than at the next inspection. Returns the way to stop watching;
+   * a task without a state directory here is not watched.
+   */
+  watchExit(taskId: string, onExit: () => void): () => void {
+    try {
+      const watcher = watch(this.dir(taskId), { persistent: false }, (_event, file) => {
+        if (file === 'exitcode') onExit();
+      });
+      watcher.on('error', () => undefined);
+      return () => watcher.close();
+    } catch {
+      return () => undefined;
     }
   }
 

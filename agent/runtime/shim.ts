@@ -9,8 +9,10 @@
  *   SL_ROOT          "/" or the directory the command is chrooted into
  *   SL_INIT          the init script below
  *   SL_HOST_NET      "1": the task shares the host's network namespace (no --net, lo left alone)
+ *   SL_STDIN         "1": the task has a stdin fifo (tty or open_stdin), made by the shim (MAKE_FIFOS)
  *
- * The shim (its own session, so it outlives the agent) holds $SL_DIR/stdin.fifo open when the
+ * The shim (its own session, so it outlives the agent) makes $SL_DIR/start.fifo (and stdin.fifo),
+ * holds $SL_DIR/stdin.fifo open when the
  * task has one (tty or open_stdin: the command's stdin; with a tty the command is `script`'s, see
  * terminal-plans.ts), joins the task's cgroup, starts the
  * namespaces with `unshare` (all but the network one for a task on the host network), waits,
@@ -27,9 +29,17 @@ import { SHIM_PRELUDE } from './log-writer';
 export const SHIM_NAME = 'swarmlet-shim';
 export const INIT_NAME = 'swarmlet-init';
 
+/**
+ * The shim makes its task's fifos (not the daemon, which would spawn a mkfifo per task): the start
+ * fifo with mode SL_START_FIFO_MODE (default 0600), and the stdin fifo when SL_STDIN is 1.
+ */
+export const MAKE_FIFOS = `[ -p "$SL_DIR/start.fifo" ] || mkfifo -m "\${SL_START_FIFO_MODE:-0600}" "$SL_DIR/start.fifo" || { echo "swarmlet: cannot make the start fifo" >&2; finish 125; }
+if [ "\${SL_STDIN:-}" = 1 ] && [ ! -p "$SL_DIR/stdin.fifo" ]; then mkfifo -m 0600 "$SL_DIR/stdin.fifo" || { echo "swarmlet: cannot make the stdin fifo" >&2; finish 125; }; fi`;
+
 export const SHIM_SCRIPT = `${SHIM_PRELUDE}
 net=--net
 if [ "\${SL_HOST_NET:-}" = 1 ]; then net=; fi
+${MAKE_FIFOS}
 # The task's stdin: its fifo when it has one (held open here, so it never sees EOF), else nothing.
 if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi
 unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc $net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" 0<&3 3<&- &

@@ -2,7 +2,7 @@
  * The exec runtime with real processes, namespaces and cgroups (run through test/run.sh, as root).
  * Its cgroups live under a parent unique to this run, removed at the end, also when a test fails.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -119,6 +119,22 @@ describe('ExecRuntime', () => {
     expect(await runtime.inspect(t.id)).toEqual({ state: 'missing' });
     expect(await runtime.list()).not.toContain(t.id);
     expect(existsSync(join(stateDir, t.id))).toBe(false);
+  });
+
+  test('the shim is started off the agent\'s process (by the spawning helper), and makes its fifos itself', async () => {
+    const t = task({ command: ['sleep', '30'], openStdin: true });
+    await runtime.prepare(t);
+    const state = JSON.parse(readFileSync(join(stateDir, t.id, 'state.json'), 'utf8')) as { shim: { pid: number } };
+    const stat = readFileSync(`/proc/${state.shim.pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    // A spawn from the agent's own process would hold its event loop until the shim had exec'ed.
+    expect(ppid).not.toBe(process.pid);
+    expect(statSync(join(stateDir, t.id, 'start.fifo')).isFIFO()).toBe(true);
+    expect(statSync(join(stateDir, t.id, 'stdin.fifo')).isFIFO()).toBe(true);
+    await runtime.start(t.id);
+    expect((await runtime.inspect(t.id)).state).toBe('running');
+    await runtime.stop(t.id, 0);
+    await runtime.remove(t.id);
   });
 
   test('a stop right after start still reaches the command with SIGTERM', async () => {

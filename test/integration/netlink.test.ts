@@ -494,6 +494,34 @@ describe('foreign network namespaces', () => {
     await waitFor('the helpers to exit', () => run('ip', ['netns', 'pids', ns]).trim() === '');
   });
 
+  test('handles open at the same time on one namespace share one helper, which also binds sockets there; the last close ends it', async () => {
+    const ns = addNetns('shared');
+    const pids = () => run('ip', ['netns', 'pids', ns]).trim().split('\n').filter(Boolean);
+    const [a, b] = await Promise.all([inNetns(ns), inNetns(ns)]);
+    expect(pids()).toHaveLength(1);
+    // Both work, side by side (dumps too: one socket, one queue).
+    const [la, lb] = await Promise.all([a.listLinks(), b.listLinks(), a.listAddresses(), b.listRoutes()]);
+    expect(la.map((l) => l.name)).toEqual(['lo']);
+    expect(lb.map((l) => l.name)).toEqual(['lo']);
+    // A UDP socket and a TCP listener bound inside the namespace, served from here.
+    const { udp, tcp } = await b.openSockets('127.0.0.1', 5353);
+    try {
+      expect(udp.address()).toMatchObject({ address: '127.0.0.1', port: 5353 });
+      expect(tcp.address()).toMatchObject({ address: '127.0.0.1', port: 5353 });
+      const got = new Promise<string>((resolve) => udp.once('message', (m) => resolve(m.toString())));
+      execFileSync('ip', ['netns', 'exec', ns, 'bash', '-c', 'printf ping > /dev/udp/127.0.0.1/5353']);
+      expect(await got).toBe('ping');
+    } finally {
+      udp.close();
+      tcp.close();
+    }
+    a.close();
+    expect((await b.listLinks()).map((l) => l.name)).toEqual(['lo']);
+    expect(pids()).toHaveLength(1);
+    b.close();
+    await waitFor('the helper to exit', () => pids().length === 0);
+  });
+
   test("a path to this process's own namespace works without a helper", async () => {
     const own = await Netlink.inNetns('/proc/self/ns/net');
     handles.push(own);

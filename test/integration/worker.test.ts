@@ -135,6 +135,8 @@ describe('Worker', () => {
     expectForwardOnly(rec.of(t.id));
     expect(rec.of(t.id)[0].state).toBeLessThanOrEqual(S.TASK_STATE_PREPARING); // batched: the latest status per task wins
     expect((await runtime.inspect(t.id)).state).toBe('running');
+    // RUNNING means the command was let run, not that it has printed yet: a SIGTERM before its echo would leave nothing.
+    await waitFor('the command\'s output', async () => readTaskOutput(join(stateDir, t.id, 'output.log')) === 'up\n');
 
     worker.assign([withState(t, S.TASK_STATE_SHUTDOWN, running)]);
     const shutdown = await rec.until(t.id, S.TASK_STATE_SHUTDOWN);
@@ -265,6 +267,59 @@ describe('Worker', () => {
     await waitFor('everything removed', async () => (await runtime.list()).length === 0);
     await waitFor('no running task left', async () => second.runningNetns().size === 0);
     await second.stop();
+  });
+});
+
+describe('Worker start concurrency', () => {
+  test('a burst of assignments is prepared and started a few tasks at a time, and all of them run', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const track = async <T>(fn: () => Promise<T>): Promise<T> => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      try {
+        return await fn();
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    class CountingRuntime extends ExecRuntime {
+      override prepare(t: Task): Promise<void> {
+        return track(() => super.prepare(t));
+      }
+      override start(id: string): Promise<void> {
+        return track(() => super.start(id));
+      }
+    }
+    const rec = new Recorder();
+    const worker = new Worker({ runtime: new CountingRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 100, startConcurrency: 2 });
+    workers.push(worker);
+    await worker.start();
+    const tasks = Array.from({ length: 6 }, () => task({ command: ['sleep', '30'] }));
+    worker.assign(tasks);
+    for (const t of tasks) await rec.until(t.id, S.TASK_STATE_RUNNING);
+    expect(most).toBeLessThanOrEqual(2);
+    worker.assign([]);
+    for (const t of tasks) await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
+describe('Worker exit watch', () => {
+  test('a task\'s exit is reported when its shim records it, not at the next monitor inspection', async () => {
+    const rec = new Recorder();
+    // The monitor would inspect only after a minute: the exit is seen through the runtime's watch.
+    const worker = new Worker({ runtime: newRuntime(), log, report: rec.report, monitorMs: 60_000 });
+    workers.push(worker);
+    await worker.start();
+    const t = task({ command: ['sh', '-c', 'sleep 1; exit 3'] });
+    worker.assign([t]);
+    await rec.until(t.id, S.TASK_STATE_RUNNING);
+    const failed = await rec.until(t.id, S.TASK_STATE_FAILED);
+    expect(failed.container?.exitCode).toBe(3);
+    worker.assign([]);
+    await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
   });
 });
 

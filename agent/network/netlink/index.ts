@@ -33,7 +33,9 @@
  */
 import { VXLAN_PORT } from '../../../services/common/vxlan';
 import { Mutex } from 'async-mutex';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { FlagsNew, rt } from 'netlink';
 import {
   AF_BRIDGE,
@@ -138,15 +140,66 @@ async function sameFile(a: string, b: string): Promise<boolean> {
   return Boolean(sa && sb && sa.dev === sb.dev && sa.ino === sb.ino);
 }
 
+/**
+ * The helper of each namespace path with handles open on it (Netlink.inNetns): handles opened
+ * while another is open share its helper process; the last close() ends it.
+ */
+const sharedHelpers = new Map<string, { helper: Promise<HelperTransport>; users: number }>();
+
+async function acquireHelper(path: string, retry = true): Promise<HelperTransport> {
+  let entry = sharedHelpers.get(path);
+  if (!entry) {
+    entry = { helper: HelperTransport.start(path), users: 0 };
+    sharedHelpers.set(path, entry);
+  }
+  entry.users += 1;
+  const drop = (e: typeof entry) => {
+    e.users -= 1;
+    if (sharedHelpers.get(path) === e) sharedHelpers.delete(path);
+  };
+  let helper: HelperTransport;
+  try {
+    helper = await entry.helper;
+  } catch (err) {
+    drop(entry);
+    throw err;
+  }
+  if (helper.usable || !retry) return helper;
+  // The shared helper died (its users' requests fail): this handle gets a new one.
+  drop(entry);
+  return acquireHelper(path, false);
+}
+
+function releaseHelper(path: string, helper: HelperTransport): void {
+  const entry = sharedHelpers.get(path);
+  if (entry) {
+    entry.users -= 1;
+    if (entry.users > 0) return;
+    sharedHelpers.delete(path);
+  }
+  helper.close();
+}
+
+/** One queue per socket, whichever handles share it (see the top of this file). */
+const queues = new WeakMap<RtnlTransport, Mutex>();
+
 export class Netlink {
   private closed = false;
-  private readonly queue = new Mutex();
+  private readonly queue: Mutex;
 
   private constructor(
     private readonly transport: RtnlTransport,
     /** The namespace file this handle works in; undefined for the process's own. */
     readonly netns: string | undefined,
-  ) {}
+    private readonly release: () => void = () => transport.close(),
+  ) {
+    let queue = queues.get(transport);
+    if (!queue) {
+      queue = new Mutex();
+      queues.set(transport, queue);
+    }
+    this.queue = queue;
+  }
 
   /** Rtnetlink in this process's network namespace. */
   static open(): Netlink {
@@ -172,13 +225,46 @@ export class Netlink {
         throw netlinkError(operation, err);
       }
     }
-    return new Netlink(await HelperTransport.start(path), path);
+    const helper = await acquireHelper(path);
+    return new Netlink(helper, path, () => releaseHelper(path, helper));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.transport.close();
+    this.release();
+  }
+
+  /**
+   * A UDP socket bound and a TCP listener on `addr`:`port` in this handle's namespace (brought
+   * up by the namespace's helper, lo made up if need be), for this process to serve.
+   */
+  async openSockets(addr: string, port: number): Promise<{ udp: UdpSocket; tcp: Server }> {
+    if (this.transport instanceof HelperTransport) {
+      const udp = await this.transport.bindUdp(addr, port);
+      try {
+        return { udp, tcp: await this.transport.listenTcp(addr, port) };
+      } catch (err) {
+        udp.close();
+        throw err;
+      }
+    }
+    const udp = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, addr, () => resolve());
+    });
+    const tcp = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host: addr, port, exclusive: true }, () => resolve());
+      });
+    } catch (err) {
+      udp.close();
+      throw err;
+    }
+    return { udp, tcp };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -9,10 +9,17 @@
  * answering over the IPC channel. Node's 'advanced' IPC serialization carries the Buffers, Maps
  * and bigints of the messages unchanged, so the typed layer above cannot tell the difference.
  *
+ * The same helper also binds sockets in its namespace and hands them over (the embedded DNS's
+ * 127.0.0.11:53, dns/netns-sockets.ts), so a task being plugged in costs one helper process, not
+ * one per driver and one for its resolver (Netlink.inNetns shares it between the handles open at
+ * the same time on one namespace).
+ *
  * The helper exits when the channel closes (close(), or this process dying), and the channel is
  * unreferenced while no request is in flight, so an idle handle never keeps the process alive.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import type { Socket as UdpSocket } from 'node:dgram';
+import type { Server } from 'node:net';
 import { NetlinkError } from './errors';
 import { nsenterArgv } from '../netns-run';
 import { RTNL_METHODS, RawReply, RtnlArgs, RtnlMethod, RtnlResult, RtnlTransport, REQUEST_TIMEOUT_MS } from './transport';
@@ -21,6 +28,9 @@ import { RTNL_METHODS, RawReply, RtnlArgs, RtnlMethod, RtnlResult, RtnlTransport
 const HELPER_SOURCE = `
 'use strict';
 const fs = require('fs');
+const dgram = require('dgram');
+const net = require('net');
+const cp = require('child_process');
 const { createRtNetlink } = require(process.argv[1]);
 const METHODS = new Set(JSON.parse(process.argv[2]));
 const TIMEOUT = Number(process.argv[3]);
@@ -32,6 +42,28 @@ try {
   process.exit(1);
 }
 process.on('disconnect', () => process.exit(0));
+// A socket bound here (UDP, or a TCP listener) goes to the parent with the reply; lo is brought up if it is down.
+function bindUdp(addr, port, retry) {
+  return new Promise((resolve, reject) => {
+    const u = dgram.createSocket('udp4');
+    u.once('error', (err) => {
+      u.close();
+      if (err.code === 'EADDRNOTAVAIL' && retry) {
+        try { cp.execFileSync('ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' }); } catch (e) { return reject(e); }
+        return resolve(bindUdp(addr, port, false));
+      }
+      reject(err);
+    });
+    u.bind(port, addr, () => resolve(u));
+  });
+}
+function listenTcp(addr, port) {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen({ host: addr, port, exclusive: true }, () => resolve(s));
+  });
+}
 async function run(m) {
   switch (m.op) {
     case 'call':
@@ -46,20 +78,29 @@ async function run(m) {
     case 'closeFd':
       fs.closeSync(m.fd);
       return undefined;
+    case 'bindUdp':
+      return { handle: await bindUdp(m.addr, m.port, true) };
+    case 'listenTcp':
+      return { handle: await listenTcp(m.addr, m.port) };
     default:
       throw new Error('unknown op ' + m.op);
   }
 }
 process.on('message', (m) => {
   run(m).then(
-    (result) => process.send({ id: m.id, ok: true, result }),
+    (result) => (result && result.handle ? process.send({ id: m.id, ok: true }, result.handle, () => { try { result.handle.close(); } catch (e) { /* closed by send */ } }) : process.send({ id: m.id, ok: true, result })),
     (err) => process.send({ id: m.id, ok: false, message: String(err && err.message || err), code: err && err.code }),
   );
 });
 process.send({ ready: true });
 `;
 
-type Request = { op: 'call'; method: RtnlMethod; args: unknown[] } | { op: 'raw'; type: number; payload: Buffer; flags: number } | { op: 'open'; path: string } | { op: 'closeFd'; fd: number };
+type Request =
+  | { op: 'call'; method: RtnlMethod; args: unknown[] }
+  | { op: 'raw'; type: number; payload: Buffer; flags: number }
+  | { op: 'open'; path: string }
+  | { op: 'closeFd'; fd: number }
+  | { op: 'bindUdp' | 'listenTcp'; addr: string; port: number };
 
 interface Reply {
   id?: number;
@@ -95,7 +136,7 @@ export class HelperTransport implements RtnlTransport {
     private readonly child: ChildProcess,
     private readonly netnsPath: string,
   ) {
-    child.on('message', (reply: Reply) => this.onReply(reply));
+    child.on('message', (reply: Reply, handle: unknown) => this.onReply(reply, handle));
     child.on('exit', (code, signal) => {
       this.exited = new NetlinkError(`netns helper for ${netnsPath}`, 'EPIPE', { detail: `exited with ${signal ?? `code ${code}`}` });
       for (const [id, p] of this.pending) {
@@ -168,6 +209,19 @@ export class HelperTransport implements RtnlTransport {
     await this.request({ op: 'closeFd', fd });
   }
 
+  bindUdp(addr: string, port: number): Promise<UdpSocket> {
+    return this.request({ op: 'bindUdp', addr, port }) as Promise<UdpSocket>;
+  }
+
+  listenTcp(addr: string, port: number): Promise<Server> {
+    return this.request({ op: 'listenTcp', addr, port }) as Promise<Server>;
+  }
+
+  /** The helper is still there to take requests. */
+  get usable(): boolean {
+    return !this.exited && this.child.connected;
+  }
+
   close(): void {
     if (this.child.connected) this.child.disconnect();
     // The helper exits on disconnect; make sure of it should it be stuck.
@@ -199,14 +253,14 @@ export class HelperTransport implements RtnlTransport {
     });
   }
 
-  private onReply(reply: Reply): void {
+  private onReply(reply: Reply, handle?: unknown): void {
     if (reply.id === undefined) return;
     const p = this.pending.get(reply.id);
     if (!p) return;
     clearTimeout(p.timer);
     this.pending.delete(reply.id);
     this.idle();
-    if (reply.ok) p.resolve(reply.result);
+    if (reply.ok) p.resolve(handle ?? reply.result);
     else p.reject(remoteError(reply));
   }
 
