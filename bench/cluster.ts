@@ -271,7 +271,7 @@ class ClusterBench {
 
   /** The tasks of `service` that run and are meant to, as h lists them. */
   async running(h: LabHost, service: string): Promise<TaskJson[]> {
-    const tasks = JSON.parse(await this.cliOk(h, ['service', 'ps', service, '--format', 'json'])) as TaskJson[];
+    const tasks = JSON.parse(await this.cliOk(h, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
     return tasks.filter((t) => t.desiredState === RUNNING && t.status?.state === RUNNING);
   }
 

@@ -210,6 +210,6 @@ test('a manager cut off the underlay refuses writes in one line; the majority ca
   await waitFor('the duplicate shut down on the healed host', async () => (alive(onCut[0].status?.container?.pid) ? undefined : true), 30000, 300);
   const finalTasks = await waitForRunning(cut, 'part', 3);
   expect(new Set(finalTasks.map((t) => t.slot)).size).toBe(3);
-  const services = JSON.parse(await sw(lab, cut, ['service', 'ls', '--format', 'json'])) as { spec?: { name?: string } }[];
+  const services = JSON.parse(await sw(lab, cut, ['service', 'ls', '--format', 'api'])) as { spec?: { name?: string } }[];
   expect(services.map((x) => x.spec?.name).sort()).toEqual(['majority', 'part']);
 }, 300000);
