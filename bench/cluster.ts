@@ -68,7 +68,7 @@ interface Reference {
   kind: 'measured' | 'documented';
 }
 
-/** A task as `service ps --format json` prints it: only the fields the benchmark reads. */
+/** A task as `service ps --format api` prints it: only the fields the benchmark reads. */
 interface TaskJson {
   id: string;
   nodeId?: string;
