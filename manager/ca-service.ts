@@ -9,7 +9,7 @@ import { Cluster, Node, NodeAvailability, NodeRole, NodeState } from '../service
 import { newRandomId, signCertificate } from '../services/pki/ca';
 import { matchJoinToken, parseJoinToken } from '../services/pki/tokens';
 import { managerPeers, readClusterView, votingManagers } from './cluster-view';
-import { planManagerAddition } from './node-plans';
+import { addressHolder, planManagerAddition } from './node-plans';
 import { SealKeySource } from './service-secrets';
 import { EtcdStore } from './store/etcd-store';
 
@@ -53,7 +53,7 @@ export function caService(deps: CAServiceDeps): CAServer {
         const reason = planManagerAddition(votingManagers(view.nodes));
         if (reason) throw failedPrecondition(`cannot add a manager now: ${reason}`);
       }
-      const clash = view.nodes.find((n) => n.status?.addr === req.advertiseAddr && n.status?.state === NodeState.NODE_STATE_READY);
+      const clash = addressHolder(view.nodes, req.advertiseAddr, await deps.store.heartbeatingNodes());
       if (clash) throw failedPrecondition(`a ready node (${clash.id}) already uses the address ${req.advertiseAddr}; remove it or choose another --advertise-addr`);
       const now = new Date().toISOString();
       const node: Node = {

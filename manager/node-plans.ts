@@ -224,3 +224,13 @@ export function planClusterSpec(current: ClusterSpec, change: Partial<ClusterSpe
   if (next.nodeDownAfterMs < 2 * next.heartbeatPeriodMs) throw invalidArgument('node-down-after must be at least twice the heartbeat period');
   return next;
 }
+
+/**
+ * The node that keeps a joining host from using `addr`: one shown Ready there whose agent still
+ * heartbeats. A node whose heartbeats have stopped is not in the way, even while the leader waits
+ * out the daemon-restart grace before showing it Down: it is this host's old self after
+ * `swarm leave`, or a record restored from a backup. Pure.
+ */
+export function addressHolder(nodes: Node[], addr: string, heartbeating: Set<string>): Node | undefined {
+  return nodes.find((n) => n.status?.addr === addr && n.status?.state === NodeState.NODE_STATE_READY && heartbeating.has(n.id));
+}

@@ -447,3 +447,15 @@ describe('isSwarmletError', () => {
     expect(isSwarmletError(err, kind)).toBe(expected);
   });
 });
+
+describe('addressHolder: who keeps a joining host from an address', () => {
+  const { addressHolder } = require('../../manager/node-plans') as typeof import('../../manager/node-plans');
+  const at = (id: string, addr: string, state: NodeState) => ({ id, role: NodeRole.NODE_ROLE_WORKER, status: { state, message: '', addr, updatedAt: '', apiAddr: '' } }) as Node;
+  const nodes = [at('old', '198.51.100.14', NodeState.NODE_STATE_READY), at('live', '198.51.100.15', NodeState.NODE_STATE_READY), at('down', '198.51.100.16', NodeState.NODE_STATE_DOWN)];
+  test('a Ready node that heartbeats holds its address', () => expect(addressHolder(nodes, '198.51.100.15', new Set(['live']))?.id).toBe('live'));
+  test('a Ready node whose heartbeats stopped (left, or restored from a backup) does not', () => expect(addressHolder(nodes, '198.51.100.14', new Set(['live']))).toBeUndefined());
+  test('a Down node does not, nor a free address', () => {
+    expect(addressHolder(nodes, '198.51.100.16', new Set(['down']))).toBeUndefined();
+    expect(addressHolder(nodes, '198.51.100.99', new Set(['live', 'old']))).toBeUndefined();
+  });
+});
