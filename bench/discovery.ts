@@ -216,7 +216,7 @@ class DiscoveryBench {
   }
 
   async vipOf(service: string): Promise<string> {
-    const [s] = JSON.parse(await this.swarmlet(['service', 'inspect', service])) as ServiceJson[];
+    const [s] = JSON.parse(await this.swarmlet(['service', 'inspect', '--format', 'api', service])) as ServiceJson[];
     const vip = s?.endpoint?.virtualIps?.find((v) => v.networkId === this.frontId)?.addr?.split('/')[0];
     if (!vip) throw new SwarmletError('Internal', `service inspect ${service} shows no VIP on ${NET}: ${JSON.stringify(s?.endpoint)}`);
     return vip;

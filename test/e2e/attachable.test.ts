@@ -168,7 +168,7 @@ test('containers on two hosts reach each other by name over an attachable overla
     return parseDig(r.stdout, r.code);
   };
   await waitFor('alpine1 to resolve in the web task', async () => ((await inTask('alpine1')).toString() === bare(e1.ipv4Cidr) ? true : undefined), 20000);
-  const [service] = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'web'])) as { endpoint: { virtualIps: { addr: string }[] } }[];
+  const [service] = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'web'])) as { endpoint: { virtualIps: { addr: string }[] } }[];
   expect(await digIn(x1, 'web')).toEqual([bare(service.endpoint.virtualIps[0].addr)]);
   expect(await digIn(x1, 'tasks.web')).toEqual([taskIp]);
   expect((await ping(x1, taskIp)).code).toBe(0);

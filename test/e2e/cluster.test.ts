@@ -145,7 +145,7 @@ describe('a swarm of three managers and a worker', () => {
 describe('node commands', () => {
   test('update sets availability and labels; inspect shows them; bad input changes nothing', async () => {
     expect((await sw(lab, h1, ['node', 'update', '--availability', 'drain', '--label-add', 'zone=a', '--label-add', 'ssd', h2.name])).trim()).toMatch(/^[a-z0-9]{25}$/);
-    const [inspected] = JSON.parse(await sw(lab, h3, ['node', 'inspect', h2.name]));
+    const [inspected] = JSON.parse(await sw(lab, h3, ['node', 'inspect', '--format', 'api', h2.name]));
     expect(inspected.spec).toMatchObject({ availability: 'NODE_AVAILABILITY_DRAIN', labels: { zone: 'a', ssd: '' } });
 
     const badChoice = await lab.cli(h1, ['node', 'update', '--availability', 'sleep', h2.name]);
@@ -154,15 +154,15 @@ describe('node commands', () => {
     const missing = await lab.cli(h1, ['node', 'update', '--label-rm', 'nope', h2.name]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/has no label nope/);
-    const unknown = await lab.cli(h1, ['node', 'inspect', 'no-such-node']);
+    const unknown = await lab.cli(h1, ['node', 'inspect', '--format', 'api', 'no-such-node']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe('Error: node no-such-node not found\n');
-    const [after] = JSON.parse(await sw(lab, h3, ['node', 'inspect', h2.name]));
+    const [after] = JSON.parse(await sw(lab, h3, ['node', 'inspect', '--format', 'api', h2.name]));
     expect(after.spec).toEqual(inspected.spec);
     expect(after.meta.version).toBe(inspected.meta.version);
 
     await sw(lab, h1, ['node', 'update', '--availability', 'active', '--label-rm', 'ssd', h2.name]);
-    const [restored] = JSON.parse(await sw(lab, h1, ['node', 'inspect', h2.name]));
+    const [restored] = JSON.parse(await sw(lab, h1, ['node', 'inspect', '--format', 'api', h2.name]));
     expect(restored.spec).toMatchObject({ availability: 'NODE_AVAILABILITY_ACTIVE', labels: { zone: 'a' } });
   }, 60000);
 

@@ -225,7 +225,7 @@ test('the published port answers each node itself, on 127.0.0.1 and on its own a
 test('service inspect shows the VIP and the published port; from a task on the network, the service name resolves to the VIP, which reaches every task', async () => {
   const nets = JSON.parse(await sw(lab, h1, ['network', 'ls', '--format', 'api'])) as { id: string; spec?: { name?: string } }[];
   const front = nets.find((n) => n.spec?.name === 'front')!;
-  const [svc] = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'web'])) as ServiceJson[];
+  const [svc] = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'web'])) as ServiceJson[];
   const vipCidr = svc.endpoint?.virtualIps?.find((v) => v.networkId === front.id)?.addr;
   expect(vipCidr).toMatch(/^10\.\d+\.\d+\.\d+\/\d+$/);
   const vip = vipCidr!.split('/')[0];
@@ -337,7 +337,7 @@ test('publishing: a taken port is refused, a port left out is chosen from 30000-
   expect(await sw(lab, h1, ['service', 'ls'])).not.toMatch(/clash/);
 
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'auto', '--network', 'front', '-p', String(TARGET), ...serve]);
-  const [auto] = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'auto'])) as ServiceJson[];
+  const [auto] = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'auto'])) as ServiceJson[];
   const chosen = auto.endpoint?.ports?.[0]?.publishedPort ?? 0;
   expect(chosen).toBeGreaterThanOrEqual(30000);
   expect(chosen).toBeLessThanOrEqual(32767);
@@ -358,7 +358,7 @@ test('publishing: a taken port is refused, a port left out is chosen from 30000-
 test('--endpoint-mode dnsrr: no VIP; the service name answers with the running tasks\' addresses', async () => {
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'rr', '--replicas', '2', '--network', 'front', '--endpoint-mode', 'dnsrr', 'exec:/', 'sleep', '100000']);
   const tasks = await runningN('rr', 2);
-  const [svc] = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'rr'])) as ServiceJson[];
+  const [svc] = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'rr'])) as ServiceJson[];
   expect(svc.endpoint?.virtualIps ?? []).toEqual([]);
   const [c] = await runningN('client', 1);
   const want = sorted(tasks.map((t) => ipOf(t, 'front')));

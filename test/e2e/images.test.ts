@@ -124,7 +124,7 @@ describe('registry credentials', () => {
   test('a service\'s credential is sealed: not in etcd\'s files, not in the API, not in any log', async () => {
     const image = `${locked.addr}/private/busybox:latest`;
     await sw(lab, h2, ['service', 'create', '-d', '--name', 'private', '--registry-auth-file', authFile, image, 'sleep', '1000']);
-    const inspected = await sw(lab, h1, ['service', 'inspect', 'private']);
+    const inspected = await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'private']);
     expect(JSON.parse(inspected)[0].spec.task.container.image).toBe(image);
     expect(inspected).not.toContain(PASSWORD);
     expect(JSON.parse(inspected)[0].registryAuthSealed ?? '').toBe('');

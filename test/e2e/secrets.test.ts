@@ -79,7 +79,7 @@ test('a secret is in its task at /run/secrets and nowhere else; a config is at i
   }
   // Not in what the API shows, nor in the logs.
   const shown = [
-    await sw(lab, h1, ['service', 'inspect', 'sec']),
+    await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'sec']),
     await sw(lab, h1, ['secret', 'inspect', 'pw']),
     await sw(lab, h1, ['secret', 'ls', '--format', 'api']),
     await sw(lab, h1, ['service', 'ps', 'sec', '--format', 'api']),

@@ -169,7 +169,7 @@ describe('rolling updates', () => {
     const res = await lab.cli(h1, ['service', 'update', '--args', 'sh -c "exit 3"', 'roll']);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/update paused/);
-    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'roll']))[0];
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'roll']))[0];
     expect(svc.updateStatus.state).toBe('UPDATE_STATE_PAUSED');
     // At most one batch (2 tasks) was taken down.
     expect(running(await tasks('roll')).length).toBeGreaterThanOrEqual(4);
@@ -183,11 +183,11 @@ describe('rolling updates', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/rolled back|rollback/);
     await waitFor('rollback completed', async () => {
-      const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'back']))[0];
+      const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'back']))[0];
       return svc.updateStatus.state === 'UPDATE_STATE_ROLLBACK_COMPLETED' ? svc : undefined;
     }, 90000);
     const r = await waitRunning('back', 4);
-    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'back']))[0];
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'back']))[0];
     expect(svc.spec.task.container.args).toEqual(['sleep', '1000']);
     // Only the slots the failed update had replaced are replaced again.
     expect(r.map((t) => t.spec?.container?.args)).toEqual(Array(4).fill(['sleep', '1000']));
@@ -202,7 +202,7 @@ describe('rolling updates', () => {
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
     expect(res.stdout).toMatch(/^rb\nrollback: manually requested rollback\n/);
     expect(res.stdout.trim().split('\n').slice(-2)).toEqual(['rollback: rollback completed', 'verify: Service converged']);
-    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'rb']))[0];
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'rb']))[0];
     expect(svc.updateStatus.state).toBe('UPDATE_STATE_ROLLBACK_COMPLETED');
     expect(svc.spec.task.container.env ?? []).not.toContain('X=1');
     await sw(lab, h1, ['service', 'rm', 'rb']);
@@ -216,7 +216,7 @@ describe('rolling updates', () => {
     await waitFor('the update done', async () => {
       const ts = await tasks('sf');
       min = Math.min(min, ts.filter((t) => t.status?.state === 'TASK_STATE_RUNNING').length);
-      const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'sf']))[0];
+      const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'sf']))[0];
       return svc.updateStatus.state === 'UPDATE_STATE_COMPLETED' && running(ts).length === 3 && running(ts).every((t) => t.specVersion === svc.specVersion) ? true : undefined;
     }, 120000, 100);
     expect(min).toBeGreaterThanOrEqual(3);
@@ -227,25 +227,25 @@ describe('rolling updates', () => {
 describe('defaults and accepted input', () => {
   test('a service created without restart or update flags shows docker defaults in inspect; explicit zeros stay 0', async () => {
     await sw(lab, h1, ['service', 'create', '-d', '--name', 'dflt', 'exec:/', 'sleep', '1000']);
-    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'dflt']))[0];
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'dflt']))[0];
     expect(svc.spec.task.restart).toEqual({ condition: 'RESTART_CONDITION_ANY', delayMs: 5000, maxAttempts: 0, windowMs: 0 });
     const defaults = { parallelism: 1, delayMs: 0, failureAction: 'UPDATE_FAILURE_ACTION_PAUSE', monitorMs: 5000, maxFailureRatio: 0, order: 'UPDATE_ORDER_STOP_FIRST' };
     expect(svc.spec.update).toEqual(defaults);
     expect(svc.spec.rollback).toEqual(defaults);
     await sw(lab, h1, ['service', 'create', '-d', '--name', 'zeros', '--update-parallelism', '0', '--restart-delay', '0s', 'exec:/', 'sleep', '1000']);
-    const zeros = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'zeros']))[0];
+    const zeros = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'zeros']))[0];
     expect(zeros.spec.update).toEqual({ ...defaults, parallelism: 0 });
     expect(zeros.spec.task.restart.delayMs).toBe(0);
     // An update that sets other flags keeps them.
     await sw(lab, h1, ['service', 'update', '-d', '--update-delay', '2s', 'zeros']);
-    expect(JSON.parse(await sw(lab, h1, ['service', 'inspect', 'zeros']))[0].spec.update).toEqual({ ...defaults, parallelism: 0, delayMs: 2000 });
+    expect(JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'zeros']))[0].spec.update).toEqual({ ...defaults, parallelism: 0, delayMs: 2000 });
     await sw(lab, h1, ['service', 'rm', 'dflt', 'zeros']);
   }, 60000);
 
   test('my_nginx with --limit-cpu .5 and --reserve-cpu .25 is created and runs', async () => {
     await sw(lab, h1, ['service', 'create', '--name', 'my_nginx', '--limit-cpu', '.5', '--reserve-cpu', '.25', 'exec:/', 'sleep', '1000']);
     await waitRunning('my_nginx', 1);
-    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', 'my_nginx']))[0];
+    const svc = JSON.parse(await sw(lab, h1, ['service', 'inspect', '--format', 'api', 'my_nginx']))[0];
     expect(svc.spec.task.resources).toEqual({ limits: { nanoCpus: 500000000 }, reservations: { nanoCpus: 250000000 } });
     await sw(lab, h1, ['service', 'rm', 'my_nginx']);
   }, 60000);
@@ -292,7 +292,7 @@ describe('limits and bad input', () => {
     const res = await lab.cli(h1, ['service', 'create', '--name', 'big', ...[1, 2, 3].flatMap((n) => ['-e', `C${n}=${'x'.repeat(100 * 1024)}`]), 'exec:/', 'true']);
     expect(res.code).toBe(1);
     expect(res.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^Error: the service spec is too large \(\d+ KiB\): the most is 256 KiB/)]);
-    expect((await lab.cli(h1, ['service', 'inspect', 'big'])).stderr).toMatch(/service big not found/);
+    expect((await lab.cli(h1, ['service', 'inspect', '--format', 'api', 'big'])).stderr).toMatch(/service big not found/);
   }, 30000);
 });
 

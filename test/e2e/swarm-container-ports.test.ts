@@ -114,7 +114,7 @@ test("a container's published port is kept from services: an ingress port is ref
     return { code: res.code, err: res.stderr.trim() };
   }, 60000, 500);
   expect(refused).toEqual({ code: 1, err: `Error: port 8181/tcp is already published by container held on node ${h2.name}: an ingress port is open on every node` });
-  expect((await lab.cli(h1, ['service', 'inspect', 'mesh2'])).code).not.toBe(0);
+  expect((await lab.cli(h1, ['service', 'inspect', '--format', 'api', 'mesh2'])).code).not.toBe(0);
 
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'hm', '--constraint', `node.hostname==${h2.name}`, '-p', 'published=8181,target=80,mode=host', 'exec:/', 'sleep', '100000']);
   await waitFor('hm waiting for the port', async () => ((await sw(lab, h1, ['service', 'ps', 'hm', '--format', 'api'])).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
