@@ -14,14 +14,14 @@ function fail(message: string, code: number): never {
 }
 
 export async function main(args: string[]): Promise<void> {
-  // Options of `service create`, `run` and `exec` stop at the image or container, and those of
-  // `compose exec` at the service: what follows is the task's or the container's command.
   if (args.length === 1 && args[0] === '--version') {
     // The commonest call of all, answered before the option parser is even loaded.
     process.stdout.write(`${VERSION}\n`);
     return;
   }
   if (await completeNames(args)) return;
+  // Options of `service create`, `run` and `exec` stop at the image or container, and those of
+  // `compose exec` at the service: what follows is the task's or the container's command.
   const line = splitCommandLine(args);
   // yargs picks the completion script's shell from the environment: `completion zsh|bash` names it.
   const shell = commandWord(line.args) === 'completion' ? line.args[line.args.indexOf('completion') + 1] : undefined;
