@@ -341,7 +341,13 @@ class ClusterBench {
         const n = this.nodeOf(await this.nodes(h1), h3);
         if (n?.status?.state === DOWN) sawDown = true;
         if (n?.status?.message?.startsWith('heartbeat missed')) sawMissed = true;
-        return sawMissed && n?.status?.state === READY && !n.status.message;
+        if (n?.status?.state !== READY || n.status.message) return false;
+        // Back once the leader saw the gap and then heartbeats again; or, when the restart was
+        // quicker than the heartbeat lease and the leader saw no gap, once the new daemon is in
+        // the swarm again.
+        if (sawMissed) return true;
+        const res = await this.lab.cli(h3, ['info', '--format', 'api']);
+        return res.code === 0 && (JSON.parse(res.stdout) as InfoJson).localState === 'active';
       });
       back.push(ms);
       if (sawDown) downs++;
