@@ -1,4 +1,5 @@
-/** Output helpers: aligned tables like docker's, and JSON. Pure. */
+/** Output helpers: aligned tables like docker's, JSON, and docker's --format. Pure. */
+import { invalidArgument } from '../services/common/errors';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -62,6 +63,5 @@ export function formatInspect(format: string | undefined, objects: unknown[], ap
 export function wantsJson(format: string | undefined): boolean {
   if (format === undefined || format === '' || format === 'table') return false;
   if (format === 'json' || format === 'api') return true;
-  const { invalidArgument }: typeof import('../services/common/errors') = require('../services/common/errors');
   throw invalidArgument(`this command takes --format json or table, not a template (${JSON.stringify(format)})`);
 }

@@ -4,11 +4,11 @@
  * undone. The runner (main.ts) times detection, holds, recovers, then waits for convergence.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SwarmletError } from '../../services/common/errors';
 import { labCgroupRoot } from '../lab/cgroups';
-import { readLabState, type LabHost } from '../lab/lab';
+import { etcdPid, readLabState, type LabHost } from '../lab/lab';
 import { groupMembers, sleep } from '../lab/process-tree';
 import { ChaosSwarm } from './swarm';
 
@@ -68,20 +68,6 @@ async function restartDaemon(swarm: ChaosSwarm, h: LabHost): Promise<void> {
   swarm.away.delete(h.name);
 }
 
-/** The etcd member's pid whose data dir is under h's. */
-export function etcdPid(h: LabHost): number | undefined {
-  const dataDir = join(h.dataDir, 'etcd');
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (basename(argv[0] ?? '') === 'etcd' && argv[argv.indexOf('--data-dir') + 1] === dataDir) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
 
 /** Samples `fn` every `everyMs` while the fault holds; stop() ends it. */
 function sampler(everyMs: number, fn: () => Promise<void>): { stop: () => Promise<void> } {
@@ -113,27 +99,32 @@ const leaderDaemonKill: Fault = {
   },
 };
 
-const leaderHostKill: Fault = {
-  name: 'leader-host-kill',
-  async inject(swarm) {
-    const l = await leaderOrFail(swarm);
-    swarm.away.add(l.name);
-    await swarm.lab.killHost(l);
-    return {
-      detectWhat: `another manager shows ${l.name} Down (every process of the host killed, its link cut)`,
-      detect: () => shownDown(swarm, l),
-      minHoldMs: 0,
-      maxHoldMs: 45_000,
-      afterDetectMs: 5000,
-      downHost: l,
-      recover: async () => {
-        await swarm.lab.setHostLink(l, 'up');
-        await restartDaemon(swarm, l);
-      },
-      notes: [`${l.name} came back as after a reboot: link up, its daemon started on its data dir`],
-    };
-  },
-};
+/** Every process of a host killed and its link cut, as a power cut; it comes back as after a reboot. */
+function hostKill(name: string, who: string, pick: (swarm: ChaosSwarm) => Promise<LabHost>): Fault {
+  return {
+    name,
+    async inject(swarm) {
+      const h = await pick(swarm);
+      swarm.away.add(h.name);
+      await swarm.lab.killHost(h);
+      return {
+        detectWhat: `${who} shows ${h.name} Down (every process of the host killed, its link cut)`,
+        detect: () => shownDown(swarm, h),
+        minHoldMs: 0,
+        maxHoldMs: 45_000,
+        afterDetectMs: 5000,
+        downHost: h,
+        recover: async () => {
+          await swarm.lab.setHostLink(h, 'up');
+          await restartDaemon(swarm, h);
+        },
+        notes: [`${h.name} came back as after a reboot: link up, its daemon started on its data dir`],
+      };
+    },
+  };
+}
+
+const leaderHostKill = hostKill('leader-host-kill', 'another manager', leaderOrFail);
 
 const workerDaemonRestart: Fault = {
   name: 'worker-daemon-restart',
@@ -153,27 +144,7 @@ const workerDaemonRestart: Fault = {
   },
 };
 
-const workerHostKill: Fault = {
-  name: 'worker-host-kill',
-  async inject(swarm) {
-    const w = swarm.workers[0] as LabHost;
-    swarm.away.add(w.name);
-    await swarm.lab.killHost(w);
-    return {
-      detectWhat: `a manager shows ${w.name} Down (every process of the host killed, its link cut)`,
-      detect: () => shownDown(swarm, w),
-      minHoldMs: 0,
-      maxHoldMs: 45_000,
-      afterDetectMs: 5000,
-      downHost: w,
-      recover: async () => {
-        await swarm.lab.setHostLink(w, 'up');
-        await restartDaemon(swarm, w);
-      },
-      notes: [`${w.name} came back as after a reboot: link up, its daemon started on its data dir`],
-    };
-  },
-};
+const workerHostKill = hostKill('worker-host-kill', 'a manager', async (swarm) => swarm.workers[0] as LabHost);
 
 const etcdMemberKill: Fault = {
   name: 'etcd-member-kill',

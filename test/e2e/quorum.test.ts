@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
+import { etcdPid, Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, info, joinCommand, nodes, runningTasks, sw, TaskJson, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
 
@@ -22,20 +22,6 @@ const NO_LEADER = /^Error: the swarm does not have a leader: 1 of 3 managers rea
 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
 
-/** The pid of the etcd member whose data dir is under `h`'s data dir. */
-function etcdPid(h: LabHost): number | undefined {
-  const dataDir = path.join(h.dataDir, 'etcd');
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (path.basename(argv[0]) === 'etcd' && argv[argv.indexOf('--data-dir') + 1] === dataDir) return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
 
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 

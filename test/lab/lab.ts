@@ -13,7 +13,7 @@ import { labCgroupRoot, removeCgroupTree } from './cgroups';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SwarmletError } from '../../services/common/errors';
 import { deleteNetns, ip, listNetns, runCommand, type CommandResult, type RunOptions } from './ip-command';
 import { groupMembers, isAlive, killEverything, readProcStat, sleep, stillRunning, waitGone, type RecordedPid } from './process-tree';
@@ -527,4 +527,19 @@ export function mountsUnder(dir: string): string[] {
     .map((l) => l.split(' ')[4])
     .filter((p): p is string => !!p && (p === root || p.startsWith(`${root}/`)));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
+}
+
+/** The etcd member's pid whose data dir is under h's. */
+export function etcdPid(h: LabHost): number | undefined {
+  const dataDir = join(h.dataDir, 'etcd');
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (basename(argv[0] ?? '') === 'etcd' && argv[argv.indexOf('--data-dir') + 1] === dataDir) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }
