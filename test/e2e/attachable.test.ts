@@ -13,6 +13,7 @@
  *
  * Run through test/run.sh after `npm run build`.
  */
+import { apiServiceTasks } from './api-reads';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -108,7 +109,7 @@ async function links(ns: string): Promise<string[]> {
 
 async function webTask(): Promise<TaskJson> {
   return waitFor('the web task running', async () => {
-    const tasks = JSON.parse(await sw(lab, h1, ['service', 'ps', 'web', '--format', 'api'])) as TaskJson[];
+    const tasks = (await apiServiceTasks(h1, 'web')) as TaskJson[];
     return tasks.find((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING' && t.status.container?.pid);
   }, 60000, 300);
 }

@@ -1,4 +1,5 @@
 /** Helpers for end-to-end tests on a lab: run the CLI, wait for the cluster to say something, form a swarm. */
+import { apiInfo, apiNodes, apiServiceTasks } from './api-reads';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { BusyboxImageOptions, pushBusybox } from '../support/image-build';
 import { TestRegistry, startRegistry } from '../support/registry';
@@ -39,11 +40,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 export async function nodes(lab: Lab, h: LabHost): Promise<NodeJson[]> {
-  return JSON.parse(await sw(lab, h, ['node', 'ls', '--format', 'api']));
+  return apiNodes(h);
 }
 
 export async function info(lab: Lab, h: LabHost): Promise<Record<string, any>> {
-  return JSON.parse(await sw(lab, h, ['info', '--format', 'api']));
+  return apiInfo(h);
 }
 
 export const byHost = (list: NodeJson[], h: LabHost) => list.find((n) => n.description?.hostname === h.name);
@@ -60,7 +61,7 @@ export interface TaskJson {
 
 /** The tasks of `service` that run and are meant to, as the manager `h` lists them. */
 export async function runningTasks(lab: Lab, h: LabHost, service: string): Promise<TaskJson[]> {
-  return (JSON.parse(await sw(lab, h, ['service', 'ps', service, '--format', 'api'])) as TaskJson[]).filter(
+  return ((await apiServiceTasks(h, service)) as TaskJson[]).filter(
     (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
   );
 }

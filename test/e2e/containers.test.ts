@@ -8,6 +8,7 @@
  * missing image, a malformed reference, an unreachable registry and a wrong credential reject the
  * task with a clear message and leave the image store as it was. Run through test/run.sh.
  */
+import { apiServiceTasks } from './api-reads';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
@@ -38,7 +39,7 @@ let privateRegistry: TestRegistry;
 let h1: LabHost, h2: LabHost, h3: LabHost;
 let image: string;
 
-const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
+const tasksOf = async (service: string): Promise<TaskJson[]> => (await apiServiceTasks(h1, service)) as TaskJson[];
 const running = async (service: string): Promise<TaskJson[]> =>
   (await tasksOf(service)).filter((t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING');
 

@@ -18,6 +18,7 @@
  *
  * Run through test/run.sh after `npm run build`; DISCOVERY_KEEP_LOGS=DIR keeps the logs.
  */
+import { apiServiceTasks } from './api-reads';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,7 +73,7 @@ let probeJs: string;
 let killedTask = '';
 
 const running = async (service: string): Promise<TaskJson[]> =>
-  (JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[]).filter(
+  ((await apiServiceTasks(h1, service)) as TaskJson[]).filter(
     (t) => t.desiredState === 'TASK_STATE_RUNNING' && t.status?.state === 'TASK_STATE_RUNNING',
   );
 
@@ -84,7 +85,7 @@ async function runningN(service: string, n: number, timeoutMs = 60000): Promise<
       return r.length === n ? r : undefined;
     }, timeoutMs, 300);
   } catch (err) {
-    const all = JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
+    const all = (await apiServiceTasks(h1, service)) as TaskJson[];
     const states = all.map((t) => `${t.id} desired ${t.desiredState} state ${t.status?.state}${t.status?.err ? ` (${t.status.err})` : ''} on ${t.nodeId ?? '-'}`);
     throw new Error(`${(err as Error).message}; service ps ${service}:\n${states.join('\n')}`);
   }

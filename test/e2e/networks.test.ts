@@ -7,6 +7,7 @@
  * hosts' underlay interface reach each other across hosts and are reached by a client of that
  * LAN at their own addresses. Run through test/run.sh.
  */
+import { apiServiceTasks } from './api-reads';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, hostIn, hostOfTask, nodeInTask, nodes, runningTasks, sw, TaskJson, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
@@ -465,7 +466,7 @@ test('tasks of a macvlan network on the underlay reach each other across hosts, 
   expect(create.code).toBe(1);
   expect(create.stderr).toMatch(/parent interface nosuch0 not found on this host/);
   const failed = await waitFor('the macbad task to fail', async () => {
-    const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'macbad', '--format', 'api'])) as TaskJson[];
+    const r = (await apiServiceTasks(h1, 'macbad')) as TaskJson[];
     return r.find((t) => /parent interface nosuch0 not found on this host/.test(t.status?.err ?? ''));
   }, 30000, 300);
   expect(failed.status?.state).not.toBe('TASK_STATE_RUNNING');
@@ -485,7 +486,7 @@ test('a host whose interface took a network\'s subnet after it was made rejects 
     const create = await lab.cli(h1, ['service', 'create', '--name', 'late', '--network', 'late', '--constraint', `node.hostname==${h2.name}`, 'exec:/', 'sleep', '100000']);
     expect(create.code).toBe(1);
     const rejected = await waitFor('the late task to be rejected', async () => {
-      const r = JSON.parse(await sw(lab, h1, ['service', 'ps', 'late', '--format', 'api'])) as TaskJson[];
+      const r = (await apiServiceTasks(h1, 'late')) as TaskJson[];
       return r.find((t) => message.test(t.status?.err ?? ''));
     }, 30000, 300);
     expect(rejected.status?.state).not.toBe('TASK_STATE_RUNNING');

@@ -6,6 +6,7 @@
  * services, network and secret, and leaves an unrelated service and network alone.
  * Run through test/run.sh after `npm run build`.
  */
+import { apiServices } from './api-reads';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, LabHost, requireBuiltCli } from '../lab/lab';
@@ -74,7 +75,7 @@ interface ServiceJson {
   spec?: { name?: string; labels?: Record<string, string> };
 }
 
-const services = async (): Promise<ServiceJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ls', '--format', 'api']));
+const services = async (): Promise<ServiceJson[]> => (await apiServices(h1));
 const deploy = async (file: string) => sw(lab, h1, ['stack', 'deploy', '-c', join(lab.baseDir, file), 'app']);
 const allRunning = async (name: string, n: number): Promise<TaskJson[]> =>
   waitFor(`${n} running tasks of ${name}`, async () => {

@@ -4,6 +4,7 @@
  * address kept; a port a service publishes (ingress: on every node; host mode: where its task
  * runs) is refused to a container with docker's message. Run through test/run.sh.
  */
+import { apiServiceTasks } from './api-reads';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { ADDRESS_ECHO_SERVER, askFrom, formSwarm, runningTasks, sw, waitFor } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
@@ -117,7 +118,7 @@ test("a container's published port is kept from services: an ingress port is ref
   expect((await lab.cli(h1, ['service', 'inspect', '--format', 'api', 'mesh2'])).code).not.toBe(0);
 
   await sw(lab, h1, ['service', 'create', '-d', '--name', 'hm', '--constraint', `node.hostname==${h2.name}`, '-p', 'published=8181,target=80,mode=host', 'exec:/', 'sleep', '100000']);
-  await waitFor('hm waiting for the port', async () => ((await sw(lab, h1, ['service', 'ps', 'hm', '--format', 'api'])).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
+  await waitFor('hm waiting for the port', async () => (JSON.stringify(await apiServiceTasks(h1, 'hm')).includes('host port 8181/tcp in use on 1 node') ? true : undefined), 60000, 500);
   await sw(lab, h2, ['rm', '-f', 'held']);
   await waitFor('hm running on h2 once the container is gone', async () => ((await runningTasks(lab, h1, 'hm')).length === 1 ? true : undefined), 60000, 500);
   await sw(lab, h1, ['service', 'rm', 'hm']);

@@ -8,6 +8,7 @@
  * its shell outlives a daemon restart.
  * Run through test/run.sh.
  */
+import { apiServiceTasks } from './api-reads';
 import * as grpc from '@grpc/grpc-js';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { LocalNodeClient, TerminalInput, TerminalOutput } from '../../services/gen/swarmlet/v1/control';
@@ -34,7 +35,7 @@ let h1: LabHost;
 let image: string;
 const terminals: Tmux[] = [];
 
-const tasksOf = async (service: string): Promise<TaskJson[]> => JSON.parse(await sw(lab, h1, ['service', 'ps', service, '--format', 'api'])) as TaskJson[];
+const tasksOf = async (service: string): Promise<TaskJson[]> => (await apiServiceTasks(h1, service)) as TaskJson[];
 
 /** The running task of a one-replica service, once it runs. */
 const runningTask = (service: string): Promise<TaskJson> =>
