@@ -127,6 +127,11 @@ export class Agent extends EventEmitter {
     this.session = session;
   }
 
+  /** This node leaves the swarm: the manager is told (its node shows down at once), and the session ends. */
+  async leave(): Promise<void> {
+    await this.session?.leave();
+  }
+
   /** Stops the session, the worker and the networks' loops. Tasks keep running: a restarted agent adopts them again. */
   async stop(): Promise<void> {
     const session = this.session;

@@ -38,6 +38,8 @@ export class AgentSession extends EventEmitter {
   private readonly controller = new AbortController();
   private done?: Promise<void>;
   private cursor = 0;
+  /** Set by leave(): the session that ends is not followed by another. */
+  private leaving = false;
   connectedTo?: ManagerPeer;
   /** The live session, if any: where task status reports go. */
   private current?: { client: DispatcherClient; sessionId: string };
@@ -54,6 +56,23 @@ export class AgentSession extends EventEmitter {
   async stop(): Promise<void> {
     this.controller.abort();
     await this.done;
+  }
+
+  /**
+   * Tells the manager of the current session that this node leaves the swarm, so that it shows
+   * down at once, then stops; no new session opens after the ask. A node leaves all the same when
+   * no manager answers within `timeoutMs` (it is then down after the node-down grace).
+   */
+  async leave(timeoutMs = 3000): Promise<void> {
+    this.leaving = true;
+    const current = this.current;
+    try {
+      if (current) await callUnary(current.client.nodeLeave.bind(current.client), {}, timeoutMs);
+    } catch (err) {
+      this.log.warn({ err: (err as grpc.ServiceError).details ?? (err as Error).message }, 'the manager was not told that this node leaves; it shows down after the node-down grace');
+    } finally {
+      await this.stop();
+    }
   }
 
   /** Sends task status to the manager of the current session; Unavailable when there is none (the caller retries). */
@@ -99,6 +118,7 @@ export class AgentSession extends EventEmitter {
       }
       const peer = managers[this.cursor % managers.length];
       const outcome = await this.session(peer, signal);
+      if (this.leaving) return;
       if (outcome === 'removed') {
         this.emit('removed');
         return;
@@ -129,7 +149,7 @@ export class AgentSession extends EventEmitter {
           stream.removeAllListeners();
           stream.on('error', () => undefined);
           stream.cancel();
-          if (why && !signal.aborted) log.warn({ reason: why }, 'session ended');
+          if (why && !signal.aborted && !this.leaving) log.warn({ reason: why }, 'session ended');
           resolve(outcome);
         };
         const onAbort = () => finish(healthy ? 'healthy' : 'failed');

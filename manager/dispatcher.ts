@@ -5,13 +5,13 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, HeartbeatResponse, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, HeartbeatResponse, NodeLeaveRequest, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
 import { ClusterSpec, ContainerHostPort, NodeDescription, Task, TaskState } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
 import { SessionPlan } from './session-plans';
-import { heartbeatLeaseSeconds } from './node-plans';
+import { heartbeatLeaseSeconds, planLeftNode } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
@@ -163,7 +163,31 @@ export class Dispatcher {
         });
         return {};
       }),
+      nodeLeave: unary(async (_req: NodeLeaveRequest, call) => {
+        await this.leave(await this.callerNode(call));
+        return {};
+      }),
     };
+  }
+
+  /**
+   * The node leaves the swarm: its sessions here end and their heartbeat keys go at once, then the
+   * node is written down. Without this its host, still answering, kept it ready for the whole
+   * node-down grace. The agent opens no new session after asking.
+   */
+  private async leave(nodeId: string): Promise<void> {
+    const log = this.log.child({ nodeId });
+    for (const session of [...this.sessions.values()]) {
+      if (session.nodeId !== nodeId) continue;
+      this.endSession(session, sessionEnd(grpc.status.CANCELLED, 'the node left the swarm'));
+      await session.renewing;
+      await session.lease?.release();
+    }
+    await this.store.mutateNode(nodeId, (n) => {
+      const status = planLeftNode(n, new Date());
+      return status && { ...n, status };
+    });
+    log.info('node left the swarm');
   }
 
   /** A heartbeat (Heartbeat, or one on Heartbeats): renews the session's lease; NotFound for a session this manager does not hold. */

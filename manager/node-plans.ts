@@ -39,6 +39,14 @@ export interface NodeLiveness {
 export const HEARTBEAT_MISSED = 'heartbeat missed; the host answers: waiting for its daemon';
 /** The message of a node marked down because its heartbeats stopped (docker's words). */
 export const HEARTBEAT_FAILURE = 'heartbeat failure';
+/** The message of a node whose agent said it leaves the swarm (`swarm leave`): down at once, with no grace. */
+export const NODE_LEFT = 'node left the swarm';
+
+/** A node's status once its agent has said it leaves; undefined when it shows that already. */
+export function planLeftNode(node: Node, now: Date): Node['status'] | undefined {
+  if (node.status?.state === NodeState.NODE_STATE_DOWN && node.status.message === NODE_LEFT) return undefined;
+  return { ...node.status!, addr: node.status?.addr ?? '', state: NodeState.NODE_STATE_DOWN, message: NODE_LEFT, updatedAt: now.toISOString() };
+}
 /** While a node is in its grace, its host is probed again this often (a host that dies meanwhile is down within about this). */
 export const SUSPECT_REPROBE_MS = 1000;
 /**

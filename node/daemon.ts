@@ -351,6 +351,10 @@ export class Daemon implements NodeRoles {
     this.certificate?.set(tls);
   }
 
+  async announceLeave(): Promise<void> {
+    await this.agent?.leave();
+  }
+
   async removeAllTasks(state: NodeState): Promise<void> {
     for (const id of await this.runtime.list()) {
       await this.runtime.stop(id, 10000).catch((err) => this.log.warn({ taskId: id, err: asSwarmletError(err).message }, 'task did not stop'));

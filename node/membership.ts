@@ -64,6 +64,8 @@ export interface NodeRoles {
   stopRole(): Promise<void>;
   /** The TCP server presents this certificate from now on. */
   presentCertificate(tls: TlsMaterial): void;
+  /** On leaving: the cluster is told, so the node shows down at once (best effort: no manager may answer). */
+  announceLeave(): Promise<void>;
   /** On leaving: this node's tasks stop and are forgotten, and its network sandboxes go. */
   removeAllTasks(state: NodeState): Promise<void>;
 }
@@ -365,6 +367,7 @@ export class Membership {
     } else if (state.role === 'manager' && !force) {
       throw failedPrecondition('this manager is not running, so leaving safely cannot be checked; use --force to leave anyway');
     }
+    await this.roles.announceLeave();
     await this.stopRole();
     await this.roles.removeAllTasks(state);
     this.dir.wipe();

@@ -607,6 +607,9 @@ export class EtcdStore implements Store {
     const renewer = renewerOf(this.client);
     return {
       renew: async () => ((await renewer.renew(lease)) ?? 0) > 0,
+      release: async () => {
+        await this.guard(lease.revoke());
+      },
     };
   }
 

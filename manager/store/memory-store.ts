@@ -114,6 +114,13 @@ export class MemoryStore implements Store {
         if (live) arm();
         return live;
       },
+      release: async () => {
+        clearTimeout(timer);
+        live = false;
+        if (this.leaseOf.get(key) !== lease) return;
+        this.leaseOf.delete(key);
+        this.commit([], [key]);
+      },
     };
   }
 

@@ -41,6 +41,8 @@ export type ChangeListener = () => void;
 export interface HeartbeatLease {
   /** Renews the lease; false when it had run out already (the key is gone: hold a new one). */
   renew(): Promise<boolean>;
+  /** Ends the lease now: the heartbeat key goes at once (a node that leaves). */
+  release(): Promise<void>;
 }
 
 /** One task write: compare-and-swap from `before` (its version) to `after`. */

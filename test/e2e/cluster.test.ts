@@ -208,8 +208,12 @@ describe('node commands', () => {
     expect(ready.stderr).toMatch(/is not down and can't be removed/);
     expect(await sw(lab, h2, ['swarm', 'leave'])).toBe('Node left the swarm.\n');
     expect((await info(lab, h2)).localState).toBe('inactive');
-    // Its host still answers: Down after the grace (20 s).
-    await waitFor('h2 down', async () => (byHost(await nodes(lab, h1), h2)?.status?.state === 'NODE_STATE_DOWN' ? true : undefined), 60000);
+    // Its agent told the manager as it left: Down at once, not after the grace its answering host would get.
+    const down = await waitFor('h2 down', async () => {
+      const n = byHost(await nodes(lab, h1), h2);
+      return n?.status?.state === 'NODE_STATE_DOWN' ? n : undefined;
+    }, 60000);
+    expect(down.status?.message).toBe('node left the swarm');
     await sw(lab, h1, ['node', 'rm', h2.name]);
     expect(byHost(await nodes(lab, h1), h2)).toBeUndefined();
   }, 90000);

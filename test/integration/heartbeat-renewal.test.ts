@@ -10,7 +10,7 @@ import { AgentSession } from '../../agent/session';
 import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
 import { DispatcherClient, HeartbeatResponse, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { NodeState } from '../../services/gen/swarmlet/v1/types';
-import { HEARTBEAT_MISSED } from '../../manager/node-plans';
+import { HEARTBEAT_MISSED, NODE_LEFT } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
@@ -52,13 +52,13 @@ function agentSession(apiAddr: string, worker: ManagerFixture['worker']): AgentS
   });
 }
 
-/** Whether w1 stays ready, its heartbeat key held, for `ms`. */
-async function staysReady(setup: ManagerFixture['setup'], ms: number): Promise<string[]> {
+/** What w1 shows, state and heartbeat key (and its status message with `withMessage`), over `ms`. */
+async function observe(setup: ManagerFixture['setup'], ms: number, withMessage = false): Promise<string[]> {
   const seen = new Set<string>();
   const until = Date.now() + ms;
   while (Date.now() < until) {
     const [n, beating] = await Promise.all([setup.getNode('w1'), setup.heartbeatingNodes()]);
-    seen.add(`${NodeState[n!.status!.state]}, heartbeat key ${beating.has('w1') ? 'held' : 'gone'}`);
+    seen.add(`${NodeState[n!.status!.state]}${withMessage ? ` (${n!.status!.message})` : ''}, heartbeat key ${beating.has('w1') ? 'held' : 'gone'}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   return [...seen];
@@ -71,7 +71,7 @@ test('an agent beats on one Heartbeats stream, not a call per beat, and its node
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
   await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
-  expect(await staysReady(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
+  expect(await observe(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
   expect([calls.counts.get('Heartbeats'), calls.counts.get('Heartbeat')]).toEqual([1, undefined]);
 });
 
@@ -82,7 +82,7 @@ test('against an older manager (no Heartbeats) an agent falls back to a Heartbea
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
   await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
-  expect(await staysReady(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
+  expect(await observe(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
   expect(older.counts.get('Heartbeat')).toBeGreaterThanOrEqual(4);
 });
 
@@ -150,3 +150,20 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
   await waitFor('w1 to miss heartbeats', async () => (await setup.getNode('w1'))?.status?.message === HEARTBEAT_MISSED, 30000);
   await waitFor('w1 to be down', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_DOWN, 30000);
 });
+
+test('an agent that leaves makes its node down at once, with its heartbeat key gone, and opens no new session', async () => {
+  // A long grace and a host that answers (127.0.0.2 here): without the leave, w1 would stay ready for 60 s.
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  const calls = callCounter();
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 60000 }, log, server: { interceptors: [calls.interceptor] } });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  session.start();
+  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await session.leave();
+  const n = await fixture.setup.getNode('w1');
+  expect([NodeState[n!.status!.state], n!.status!.message]).toEqual(['NODE_STATE_DOWN', NODE_LEFT]);
+  expect((await fixture.setup.heartbeatingNodes()).has('w1')).toBe(false);
+  expect(await observe(fixture.setup, 2000, true)).toEqual([`NODE_STATE_DOWN (${NODE_LEFT}), heartbeat key gone`]);
+  expect([calls.counts.get('Session'), calls.counts.get('NodeLeave')]).toEqual([1, 1]);
+});
+

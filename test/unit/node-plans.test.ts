@@ -9,6 +9,8 @@ import {
   planManagerRemoval,
   planNodeRemoval,
   planNodeState,
+  planLeftNode,
+  NODE_LEFT,
   needsHostProbe,
   planNextHealthCheck,
   heartbeatLeaseSeconds,
@@ -149,6 +151,17 @@ describe('planNodeState', () => {
 
   test('in its grace, a host that stops answering makes the node down at once', () => {
     expect(planNodeState(suspectSince(1000), silent(false), NOW, GRACE)).toEqual(expect.objectContaining({ state: NodeState.NODE_STATE_DOWN, message: 'heartbeat failure' }));
+  });
+
+  test('a node whose agent said it leaves is down at once, whatever it was; once so, it stays as it is', () => {
+    for (const state of [NodeState.NODE_STATE_READY, NodeState.NODE_STATE_UNKNOWN, NodeState.NODE_STATE_DOWN]) {
+      expect(planLeftNode(node('n1', { state, message: HEARTBEAT_MISSED }), NOW)).toEqual({ state: NodeState.NODE_STATE_DOWN, message: NODE_LEFT, addr: '198.51.100.10', apiAddr: '198.51.100.10:2377', updatedAt: NOW.toISOString() });
+    }
+    const left = node('n1', { state: NodeState.NODE_STATE_DOWN, message: NODE_LEFT });
+    expect(planLeftNode(left, NOW)).toBeUndefined();
+    // Silent from then on, it is left down by the health loop: no grace, no probe.
+    expect(planNodeState(left, silent(true), NOW, GRACE)).toBeUndefined();
+    expect(needsHostProbe(left, false)).toBe(false);
   });
 
   test('a node in its grace that heartbeats again is ready, its message cleared', () => {
