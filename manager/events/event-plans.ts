@@ -190,9 +190,9 @@ export function eventMatches(f: EventFilter, e: Event): boolean {
   return true;
 }
 
-/** Docker's line: `TIME TYPE ACTION ID (k=v, k=v)`. */
+/** Docker's line: `TIME TYPE ACTION ID (k=v, k=v)`, the attributes sorted by key as docker sorts them. */
 export function formatEventLine(e: Event): string {
-  const attrs = Object.entries(e.attributes);
+  const attrs = Object.entries(e.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `${e.time} ${e.type} ${e.action} ${e.actorId}${attrs.length ? ` (${attrs.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`;
 }
 

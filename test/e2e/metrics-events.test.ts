@@ -218,7 +218,7 @@ describe('events', () => {
     await sw(lab, h2, ['container', 'rm', 'quick']);
     const lines = (await sw(lab, h2, ['events', '--since', '2m', '--until', new Date().toISOString(), '--filter', 'type=container'])).split('\n').filter(Boolean);
     expect(lines.map((l) => l.split(' ').slice(1, 4).join(' '))).toEqual([`container create ${id}`, `container start ${id}`, `container die ${id}`, `container destroy ${id}`]);
-    expect(lines[2]).toMatch(/\(name=quick, image=exec:\/, exitCode=3\)$/);
+    expect(lines[2]).toMatch(/\(exitCode=3, image=exec:\/, name=quick\)$/);
   });
 
   test('bad input: one line, non-zero exit, nothing streamed', async () => {

@@ -38,7 +38,7 @@ describe('planStoreEvents', () => {
 
   test('attributes print in order: name first, then each old before its new', () => {
     const [e] = planStoreEvents(change(keys.service('svc1'), 'put', service(3, 2), service(1)), NOW);
-    expect(formatEventLine(e)).toBe('2026-12-05T08:00:00.123000000Z service update svc1 (name=web, replicas.old=1, replicas.new=3)');
+    expect(formatEventLine(e)).toBe('2026-12-05T08:00:00.123000000Z service update svc1 (name=web, replicas.new=3, replicas.old=1)');
   });
 });
 
@@ -46,7 +46,7 @@ describe('line, JSON and template', () => {
   const die = planContainerEvent({ action: 'die', id: 'c1', name: 'app', image: 'busybox', exitCode: 1 }, T1);
 
   test('a container dying prints its exit code, docker-style', () => {
-    expect(formatEventLine(die)).toBe('2026-12-05T08:00:00.123000000Z container die c1 (name=app, image=busybox, exitCode=1)');
+    expect(formatEventLine(die)).toBe('2026-12-05T08:00:00.123000000Z container die c1 (exitCode=1, image=busybox, name=app)');
     expect(die.scope).toBe('local');
   });
 
