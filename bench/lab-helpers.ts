@@ -6,6 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
+import { closeApiReads } from '../test/e2e/api-reads';
 import { Lab, LabOptions } from '../test/lab/lab';
 import { sleep } from '../test/lab/process-tree';
 
@@ -180,6 +181,7 @@ export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab
       progress(`logs copied to ${opts.keepLogs}`);
     }
     await lab.destroy();
+    closeApiReads();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     progress(`lab ${opts.prefix} destroyed`);
