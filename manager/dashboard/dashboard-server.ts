@@ -1,0 +1,170 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import type * as http from 'node:http';
+import * as path from 'node:path';
+import type * as tls from 'node:tls';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { formatHostPort } from '../../services/common/addr';
+import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
+import { Logger, componentLogger } from '../../services/common/logger';
+import { CertificateSource } from '../../services/api/tls';
+import { DashboardFeed } from './dashboard-feed';
+
+export interface DashboardServerOptions {
+  log: Logger;
+  feed: DashboardFeed;
+  /** The swarm's dashboard token now (undefined until `swarmlet dashboard` made one). */
+  token: () => Promise<string | undefined>;
+  /** The node's swarm certificate (renewals replace it). */
+  certificate: CertificateSource;
+}
+
+/** The page's files, kept in the source tree (bin/swarmlet runs dist/, which tsc fills with the compiled code alone). */
+export const STATIC_DIR = [path.join(__dirname, 'static'), path.resolve(__dirname, '../../../manager/dashboard/static')].find((d) => fs.existsSync(d)) ?? path.join(__dirname, 'static');
+
+const STATIC_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
+};
+
+/** The page runs only its own files and talks only to its own origin; no framing, no referrer. */
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Strict-Transport-Security': 'max-age=31536000',
+};
+
+const UNAUTHORIZED = { message: 'unauthorized: this needs the dashboard token (run "swarmlet dashboard" on a manager)' };
+
+/** An SSE comment this often keeps idle connections (and proxies) open. */
+const KEEPALIVE_MS = 15000;
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Whether `header` (an Authorization header) carries `token`, compared in constant time. */
+export function bearerMatches(header: string | undefined, token: string | undefined): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  if (!m || !token) return false;
+  return timingSafeEqual(digest(m[1]), digest(token));
+}
+
+/**
+ * The web dashboard over HTTPS, with the node's swarm certificate: the page's static files to
+ * anyone, and, to a request that carries the swarm's dashboard token (`Authorization: Bearer`),
+ * GET /api/view (the view as JSON) and GET /api/stream (server-sent events: the view at once and
+ * again after every change; the stream ends when the token is rotated). Anything else about the
+ * swarm answers 401 without a token.
+ */
+export class DashboardServer {
+  private app?: FastifyInstance;
+  private bound?: string;
+  private readonly log: Logger;
+  private readonly files: Map<string, Buffer>;
+  private readonly streams = new Set<http.ServerResponse>();
+  private readonly onIdentity = (u: { certificate: Buffer; privateKey: Buffer }) => (this.app?.server as tls.Server | undefined)?.setSecureContext({ cert: u.certificate, key: u.privateKey });
+
+  constructor(private readonly opts: DashboardServerOptions) {
+    this.log = componentLogger(opts.log, 'dashboard');
+    this.files = new Map(Object.values(STATIC_FILES).map((f) => [f.file, fs.readFileSync(path.join(STATIC_DIR, f.file))]));
+  }
+
+  /** Where it listens, IP:PORT (undefined before `listen`). */
+  get address(): string | undefined {
+    return this.bound;
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    const want = formatHostPort(host, port);
+    if (this.bound === want) return;
+    await this.close();
+    const { certPem, caCertPem, keyPem } = this.opts.certificate.material;
+    const app = Fastify({ https: { cert: certPem + caCertPem, key: keyPem }, logger: false, forceCloseConnections: true });
+    this.routes(app);
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw failedPrecondition(`cannot serve the dashboard at ${want}: ${(err as Error).message}`, err);
+    }
+    this.app = app;
+    this.bound = want;
+    this.opts.certificate.addIdentityCertificateListener(this.onIdentity);
+    this.opts.feed.start();
+    this.log.info({ addr: want }, `serving the dashboard at https://${want}/`);
+  }
+
+  async close(): Promise<void> {
+    const app = this.app;
+    this.app = this.bound = undefined;
+    if (!app) return;
+    this.opts.certificate.removeIdentityCertificateListener(this.onIdentity);
+    for (const res of this.streams) res.end();
+    this.streams.clear();
+    await this.opts.feed.stop();
+    await app.close();
+  }
+
+  private routes(app: FastifyInstance): void {
+    app.addHook('onSend', async (_req, reply) => {
+      reply.headers(SECURITY_HEADERS);
+    });
+    for (const [url, f] of Object.entries(STATIC_FILES)) {
+      app.get(url, async (_req, reply) => reply.type(f.type).header('Cache-Control', 'no-cache').send(this.files.get(f.file)));
+    }
+    app.get('/api/view', async (req, reply) => {
+      if (!(await this.authorized(req, reply))) return reply;
+      const view = await this.opts.feed.view();
+      return reply.header('Cache-Control', 'no-store').send(view);
+    });
+    app.get('/api/stream', async (req, reply) => {
+      if (!(await this.authorized(req, reply))) return reply;
+      this.stream(req, reply);
+      return reply;
+    });
+    app.setErrorHandler(async (err, _req, reply) => {
+      const e = asSwarmletError(err);
+      if ((err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500) return reply.code((err as { statusCode: number }).statusCode).send({ message: e.message });
+      this.log.warn({ err: e.message }, 'a dashboard request failed');
+      return reply.code(e.kind === 'Unavailable' ? 503 : 500).send({ message: e.kind === 'Unavailable' ? e.message : 'internal error; see the manager\'s log' });
+    });
+  }
+
+  /** Whether the request carries the token; if not, the reply is a 401 that says nothing of the swarm. */
+  private async authorized(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    if (bearerMatches(req.headers.authorization, await this.opts.token())) return true;
+    reply.code(401).header('WWW-Authenticate', 'Bearer realm="swarmlet dashboard"').header('Cache-Control', 'no-store').send(UNAUTHORIZED);
+    return false;
+  }
+
+  /** The view as server-sent events: at once, then after every change, until the client goes, the server closes or the token changes. */
+  private stream(req: FastifyRequest, reply: FastifyReply): void {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    res.write('retry: 1000\n\n');
+    this.streams.add(res);
+    const header = req.headers.authorization;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      unsubscribe();
+      clearInterval(keepalive);
+      this.streams.delete(res);
+      res.end();
+    };
+    const unsubscribe = this.opts.feed.subscribe((json) => {
+      // A rotated token ends the streams opened with the old one.
+      void this.opts.token().then(
+        (token) => (bearerMatches(header, token) ? res.write(`event: view\ndata: ${json}\n\n`) : end()),
+        () => undefined,
+      );
+    });
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    res.on('close', end);
+  }
+}
