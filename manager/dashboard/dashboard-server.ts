@@ -8,13 +8,14 @@ import { formatHostPort } from '../../services/common/addr';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { CertificateSource } from '../../services/api/tls';
+import { DashboardTokens } from '../store/dashboard-token';
 import { DashboardFeed } from './dashboard-feed';
 
 export interface DashboardServerOptions {
   log: Logger;
   feed: DashboardFeed;
-  /** The swarm's dashboard token now (undefined until `swarmlet dashboard` made one). */
-  token: () => Promise<string | undefined>;
+  /** The swarm's dashboard token: as it is now (undefined until `swarmlet dashboard` made one), and a watch of its changes. */
+  tokens: Pick<DashboardTokens, 'current' | 'watch'>;
   /** The node's swarm certificate (renewals replace it). */
   certificate: CertificateSource;
 }
@@ -63,7 +64,9 @@ export class DashboardServer {
   private bound?: string;
   private readonly log: Logger;
   private readonly files: Map<string, Buffer>;
-  private readonly streams = new Set<http.ServerResponse>();
+  /** The open streams, each with the Authorization header it was opened with and its end. */
+  private readonly streams = new Map<http.ServerResponse, { header?: string; end: () => void }>();
+  private unwatchToken?: () => Promise<void>;
   private readonly onIdentity = (u: { certificate: Buffer; privateKey: Buffer }) => (this.app?.server as tls.Server | undefined)?.setSecureContext({ cert: u.certificate, key: u.privateKey });
 
   constructor(private readonly opts: DashboardServerOptions) {
@@ -91,6 +94,11 @@ export class DashboardServer {
     }
     this.app = app;
     this.bound = want;
+    // A rotated token ends the streams opened with the old one at once.
+    this.unwatchToken = await this.opts.tokens.watch(() => void this.endStale()).catch((err) => {
+      this.log.warn({ err: asSwarmletError(err).message }, 'cannot watch the dashboard token: open pages keep their stream after a rotation until it ends');
+      return undefined;
+    });
     this.opts.certificate.addIdentityCertificateListener(this.onIdentity);
     this.opts.feed.start();
     this.log.info({ addr: want }, `serving the dashboard at https://${want}/`);
@@ -101,8 +109,9 @@ export class DashboardServer {
     this.app = this.bound = undefined;
     if (!app) return;
     this.opts.certificate.removeIdentityCertificateListener(this.onIdentity);
-    for (const res of this.streams) res.end();
-    this.streams.clear();
+    await this.unwatchToken?.();
+    this.unwatchToken = undefined;
+    for (const s of [...this.streams.values()]) s.end();
     await this.opts.feed.stop();
     await app.close();
   }
@@ -134,7 +143,7 @@ export class DashboardServer {
 
   /** Whether the request carries the token; if not, the reply is a 401 that says nothing of the swarm. */
   private async authorized(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    if (bearerMatches(req.headers.authorization, await this.opts.token())) return true;
+    if (bearerMatches(req.headers.authorization, await this.opts.tokens.current())) return true;
     reply.code(401).header('WWW-Authenticate', 'Bearer realm="swarmlet dashboard"').header('Cache-Control', 'no-store').send(UNAUTHORIZED);
     return false;
   }
@@ -145,7 +154,6 @@ export class DashboardServer {
     const res = reply.raw;
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 1000\n\n');
-    this.streams.add(res);
     const header = req.headers.authorization;
     let ended = false;
     const end = () => {
@@ -156,15 +164,20 @@ export class DashboardServer {
       this.streams.delete(res);
       res.end();
     };
-    const unsubscribe = this.opts.feed.subscribe((json) => {
-      // A rotated token ends the streams opened with the old one.
-      void this.opts.token().then(
-        (token) => (bearerMatches(header, token) ? res.write(`event: view\ndata: ${json}\n\n`) : end()),
-        () => undefined,
-      );
-    });
+    const unsubscribe = this.opts.feed.subscribe((json) => res.write(`event: view\ndata: ${json}\n\n`));
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     keepalive.unref();
+    this.streams.set(res, { header, end });
     res.on('close', end);
+  }
+
+  /** Ends the streams whose token is no longer the swarm's. */
+  private async endStale(): Promise<void> {
+    try {
+      const token = await this.opts.tokens.current();
+      for (const s of [...this.streams.values()]) if (!bearerMatches(s.header, token)) s.end();
+    } catch (err) {
+      this.log.warn({ err: asSwarmletError(err).message }, 'could not read the dashboard token; open streams stay');
+    }
   }
 }

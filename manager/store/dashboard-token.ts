@@ -35,6 +35,20 @@ export class DashboardTokens {
     }
   }
 
+  /** Calls `onChange` after the token is made or replaced; resolves to the unwatch. */
+  async watch(onChange: () => void): Promise<() => Promise<void>> {
+    let watcher;
+    try {
+      watcher = await this.etcd.watch().key(keys.dashboardToken).create();
+    } catch (err) {
+      throw unavailable('could not watch the dashboard token in the cluster store', err);
+    }
+    watcher.on('put', onChange).on('delete', onChange).on('connected', onChange).on('error', () => undefined);
+    return async () => {
+      await watcher.cancel().catch(() => undefined);
+    };
+  }
+
   /** A new token; the old one stops working on every manager at once. */
   async rotate(): Promise<string> {
     const token = newToken();

@@ -2,14 +2,14 @@ import { DASHBOARD_EVENTS, planDashboardView } from '../../manager/dashboard/das
 import { bearerMatches } from '../../manager/dashboard/dashboard-server';
 import { loadDaemonConfig, parseDashboardAddr } from '../../services/config/config';
 import { Event } from '../../services/gen/swarmlet/v1/control';
-import { Network, Node, NodeAvailability, NodeRole, NodeState, PortProtocol, PublishMode, Reachability, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { DeepPartial, Network, NetworkAttachment, Node, NodeAvailability, NodeRole, NodeState, PortProtocol, PublishMode, Reachability, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
-const node = (id: string, hostname: string, more: Partial<Node> = {}) =>
+const node = (id: string, hostname: string, more: DeepPartial<Node> = {}) =>
   Node.fromPartial({ id, description: { hostname }, status: { state: NodeState.NODE_STATE_READY, addr: `198.51.100.${id.length}` }, ...more });
 const task = (id: string, service: string, slot: number, nodeId: string, state: TaskState, desired = TaskState.TASK_STATE_RUNNING, networks: Task['networks'] = []) =>
   Task.fromPartial({ id, serviceName: service, slot, nodeId, desiredState: desired, status: { state }, networks });
 const overlay = (id: string, name: string, vni: number, subnet: string, builtin = false) => Network.fromPartial({ id, vni, subnet, builtin, spec: { name, driver: 'overlay' } });
-const attachment = (n: Network, address: string) => ({ networkId: n.id, networkName: n.spec!.name, driver: 'overlay', address, mac: '02:42:0a:00:00:02', vni: n.vni });
+const attachment = (n: Network, address: string) => NetworkAttachment.fromPartial({ networkId: n.id, networkName: n.spec!.name, driver: 'overlay', address, mac: '02:42:0a:00:00:02', vni: n.vni });
 
 describe('planDashboardView', () => {
   const front = overlay('net-front', 'front', 4097, '10.0.1.0/24');
