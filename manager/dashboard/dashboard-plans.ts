@@ -62,6 +62,8 @@ export interface DashboardEvent {
   action: string;
   actorId: string;
   name: string;
+  /** What changed, `state: starting → running` (each `x.old`/`x.new` pair of the event), '' for none. */
+  change: string;
 }
 
 export interface DashboardView {
@@ -94,6 +96,17 @@ function taskOf(t: Task): DashboardTask {
 }
 
 const byTask = (a: DashboardTask, b: DashboardTask) => a.service.localeCompare(b.service) || a.slot - b.slot || a.id.localeCompare(b.id);
+
+/** The `x.old`/`x.new` pairs of an event's attributes, as `x: old → new`, in their order. */
+function changeOf(attrs: Record<string, string>): string {
+  return Object.keys(attrs)
+    .filter((k) => k.endsWith('.new'))
+    .map((k) => {
+      const key = k.slice(0, -'.new'.length);
+      return `${key}: ${attrs[`${key}.old`] ?? ''} → ${attrs[k]}`;
+    })
+    .join(', ');
+}
 
 export function planDashboardView(input: DashboardInput): DashboardView {
   const live = input.tasks.filter(meantToRun);
@@ -145,6 +158,6 @@ export function planDashboardView(input: DashboardInput): DashboardView {
     events: input.events
       .slice(-DASHBOARD_EVENTS)
       .reverse()
-      .map((e) => ({ time: e.time, type: e.type, action: e.action, actorId: e.actorId, name: e.attributes.name ?? '' })),
+      .map((e) => ({ time: e.time, type: e.type, action: e.action, actorId: e.actorId, name: e.attributes.name ?? '', change: changeOf(e.attributes) })),
   };
 }

@@ -100,9 +100,14 @@ describe('planDashboardView', () => {
     );
     const view = planDashboardView({ nodes: [], tasks: [], services: [], networks: [], events });
     expect(view.events).toHaveLength(DASHBOARD_EVENTS);
-    expect(view.events[0]).toEqual({ time: events.at(-1)!.time, type: 'service', action: 'update', actorId: `id${DASHBOARD_EVENTS + 4}`, name: `svc${DASHBOARD_EVENTS + 4}` });
+    expect(view.events[0]).toEqual({ time: events.at(-1)!.time, type: 'service', action: 'update', actorId: `id${DASHBOARD_EVENTS + 4}`, name: `svc${DASHBOARD_EVENTS + 4}`, change: '' });
     expect(view.events[1].name).toBe('');
     expect(view.events.at(-1)!.actorId).toBe('id5');
+  });
+
+  test("an event's changes, each old → new", () => {
+    const e = Event.fromPartial({ type: 'task', action: 'update', actorId: 't1', attributes: { name: 'web.1', 'state.old': 'starting', 'state.new': 'running', 'replicas.old': '2', 'replicas.new': '4' }, time: '2026-12-05T10:00:00Z' });
+    expect(planDashboardView({ nodes: [], tasks: [], services: [], networks: [], events: [e] }).events[0].change).toBe('state: starting → running, replicas: 2 → 4');
   });
 
   test('user-named things pass through as data (the page puts them in as text)', () => {
