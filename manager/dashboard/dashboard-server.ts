@@ -79,6 +79,7 @@ export class DashboardServer {
     return this.bound;
   }
 
+  /** Listens at host:port (port 0: any free one, which `address` then names). */
   async listen(host: string, port: number): Promise<void> {
     const want = formatHostPort(host, port);
     if (this.bound === want) return;
@@ -93,7 +94,7 @@ export class DashboardServer {
       throw failedPrecondition(`cannot serve the dashboard at ${want}: ${(err as Error).message}`, err);
     }
     this.app = app;
-    this.bound = want;
+    this.bound = formatHostPort(host, (app.server.address() as { port: number }).port);
     // A rotated token ends the streams opened with the old one at once.
     this.unwatchToken = await this.opts.tokens.watch(() => void this.endStale()).catch((err) => {
       this.log.warn({ err: asSwarmletError(err).message }, 'cannot watch the dashboard token: open pages keep their stream after a rotation until it ends');
@@ -101,7 +102,7 @@ export class DashboardServer {
     });
     this.opts.certificate.addIdentityCertificateListener(this.onIdentity);
     this.opts.feed.start();
-    this.log.info({ addr: want }, `serving the dashboard at https://${want}/`);
+    this.log.info({ addr: this.bound }, `serving the dashboard at https://${this.bound}/`);
   }
 
   async close(): Promise<void> {
