@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { permissionDenied } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { requireRoles, TlsMaterial } from '../services/api/tls';
 import { PeerIdentity } from '../services/pki/ca';
@@ -180,6 +181,12 @@ export class Manager {
     const leading = this.leaderLoops.length > 0;
     const [nodes, tasks] = leading ? await Promise.all([this.loopStore.listNodes(), this.loopStore.listTasks()]) : [[], []];
     return { leading, sessions: this.dispatcher.sessionCount, nodes, tasks };
+  }
+
+  /** Whether a caller with this verified certificate may use what the Control API gives (a manager or operator, not removed, demoted or revoked); rejects if not. */
+  async checkOperator(peer: PeerIdentity): Promise<void> {
+    if (peer.role !== 'manager' && peer.role !== 'operator') throw permissionDenied(`a manager or operator certificate is required; this one is for a ${peer.role}`);
+    await this.access.check(peer, { managerRole: true });
   }
 
   /** What the web dashboard reads, on any manager: a store over the watched snapshot (what the dispatcher reads), and the latest events. */

@@ -323,7 +323,7 @@ export class Daemon implements NodeRoles {
       this.log.warn({ addr: formatHostPort(at.host, at.port) }, 'the dashboard is served by managers only: this node is a worker; open it on a manager ("swarmlet dashboard" there prints its address)');
       return;
     }
-    const dashboard = new DashboardServer({ log: this.rootLog, feed: manager.dashboardFeed(this.rootLog), tokens: manager.dashboardTokens, certificate: this.certificate! });
+    const dashboard = new DashboardServer({ log: this.rootLog, feed: manager.dashboardFeed(this.rootLog), tokens: manager.dashboardTokens, certificate: this.certificate!, checkPeer: (peer) => manager.checkOperator(peer) });
     try {
       await dashboard.listen(at.host, at.port);
       this.dashboard = dashboard;

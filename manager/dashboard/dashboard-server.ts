@@ -8,6 +8,7 @@ import { formatHostPort } from '../../services/common/addr';
 import { asSwarmletError, failedPrecondition } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { CertificateSource } from '../../services/api/tls';
+import { PeerIdentity, verifyPeerCertificate } from '../../services/pki/ca';
 import { DashboardTokens } from '../store/dashboard-token';
 import { DashboardFeed } from './dashboard-feed';
 
@@ -18,6 +19,11 @@ export interface DashboardServerOptions {
   tokens: Pick<DashboardTokens, 'current' | 'watch'>;
   /** The node's swarm certificate (renewals replace it). */
   certificate: CertificateSource;
+  /**
+   * Lets in a client certificate of the swarm's CA (TLS has verified it) as well as the token:
+   * resolves if this caller may see the dashboard, rejects if not. Without it, only the token.
+   */
+  checkPeer?: (peer: PeerIdentity) => Promise<void>;
 }
 
 /** The page's files, kept in the source tree (bin/swarmlet runs dist/, which tsc fills with the compiled code alone). */
@@ -64,10 +70,10 @@ export class DashboardServer {
   private bound?: string;
   private readonly log: Logger;
   private readonly files: Map<string, Buffer>;
-  /** The open streams, each with the Authorization header it was opened with and its end. */
+  /** The open streams, each with its end and the Authorization header it was opened with (none: by a client certificate). */
   private readonly streams = new Map<http.ServerResponse, { header?: string; end: () => void }>();
   private unwatchToken?: () => Promise<void>;
-  private readonly onIdentity = (u: { certificate: Buffer; privateKey: Buffer }) => (this.app?.server as tls.Server | undefined)?.setSecureContext({ cert: u.certificate, key: u.privateKey });
+  private readonly onIdentity = () => (this.app?.server as tls.Server | undefined)?.setSecureContext(this.secureContext());
 
   constructor(private readonly opts: DashboardServerOptions) {
     this.log = componentLogger(opts.log, 'dashboard');
@@ -84,8 +90,8 @@ export class DashboardServer {
     const want = formatHostPort(host, port);
     if (this.bound === want) return;
     await this.close();
-    const { certPem, caCertPem, keyPem } = this.opts.certificate.material;
-    const app = Fastify({ https: { cert: certPem + caCertPem, key: keyPem }, logger: false, forceCloseConnections: true });
+    // A client certificate is asked for, never demanded: a browser comes with the token instead.
+    const app = Fastify({ https: { ...this.secureContext(), requestCert: Boolean(this.opts.checkPeer), rejectUnauthorized: false }, logger: false, forceCloseConnections: true });
     this.routes(app);
     try {
       await app.listen({ host, port });
@@ -103,6 +109,12 @@ export class DashboardServer {
     this.opts.certificate.addIdentityCertificateListener(this.onIdentity);
     this.opts.feed.start();
     this.log.info({ addr: this.bound }, `serving the dashboard at https://${this.bound}/`);
+  }
+
+  /** The node's certificate (with the CA, so that a client can build the chain), and the CA that client certificates must chain to. */
+  private secureContext(): tls.SecureContextOptions {
+    const { certPem, caCertPem, keyPem } = this.opts.certificate.material;
+    return { cert: certPem + caCertPem, key: keyPem, ca: caCertPem };
   }
 
   async close(): Promise<void> {
@@ -130,8 +142,9 @@ export class DashboardServer {
       return reply.header('Cache-Control', 'no-store').send(view);
     });
     app.get('/api/stream', async (req, reply) => {
-      if (!(await this.authorized(req, reply))) return reply;
-      this.stream(req, reply);
+      const by = await this.authorized(req, reply);
+      if (!by) return reply;
+      this.stream(reply, by === 'token' ? req.headers.authorization : undefined);
       return reply;
     });
     app.setErrorHandler(async (err, _req, reply) => {
@@ -142,20 +155,32 @@ export class DashboardServer {
     });
   }
 
-  /** Whether the request carries the token; if not, the reply is a 401 that says nothing of the swarm. */
-  private async authorized(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    if (bearerMatches(req.headers.authorization, await this.opts.tokens.current())) return true;
+  /** Whether the request carries the token (or a client certificate let in); if not, the reply is a 401 that says nothing of the swarm. */
+  private async authorized(req: FastifyRequest, reply: FastifyReply): Promise<'token' | 'certificate' | undefined> {
+    if (bearerMatches(req.headers.authorization, await this.opts.tokens.current())) return 'token';
+    if (await this.peerAllowed(req.raw.socket as tls.TLSSocket)) return 'certificate';
     reply.code(401).header('WWW-Authenticate', 'Bearer realm="swarmlet dashboard"').header('Cache-Control', 'no-store').send(UNAUTHORIZED);
-    return false;
+    return undefined;
+  }
+
+  /** Whether TLS verified a client certificate of the swarm's CA that `checkPeer` lets in. */
+  private async peerAllowed(socket: tls.TLSSocket): Promise<boolean> {
+    if (!this.opts.checkPeer || !socket.authorized) return false;
+    try {
+      const peer = verifyPeerCertificate(this.opts.certificate.caCertPem, socket.getPeerCertificate().raw);
+      await this.opts.checkPeer(peer);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The view as server-sent events: at once, then after every change, until the client goes, the server closes or the token changes. */
-  private stream(req: FastifyRequest, reply: FastifyReply): void {
+  private stream(reply: FastifyReply, header: string | undefined): void {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 1000\n\n');
-    const header = req.headers.authorization;
     let ended = false;
     const end = () => {
       if (ended) return;
@@ -176,7 +201,7 @@ export class DashboardServer {
   private async endStale(): Promise<void> {
     try {
       const token = await this.opts.tokens.current();
-      for (const s of [...this.streams.values()]) if (!bearerMatches(s.header, token)) s.end();
+      for (const s of [...this.streams.values()]) if (s.header !== undefined && !bearerMatches(s.header, token)) s.end();
     } catch (err) {
       this.log.warn({ err: asSwarmletError(err).message }, 'could not read the dashboard token; open streams stay');
     }

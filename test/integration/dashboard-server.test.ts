@@ -11,7 +11,8 @@ import { Manager } from '../../manager/manager';
 import { DashboardServer } from '../../manager/dashboard/dashboard-server';
 import type { DashboardView } from '../../manager/dashboard/dashboard-plans';
 import { CertificateSource, TlsMaterial } from '../../services/api/tls';
-import { createKeyAndCSR, signCertificate } from '../../services/pki/ca';
+import { certificateInfo, createKeyAndCSR, normalizeSerial, signCertificate } from '../../services/pki/ca';
+import { OperatorCertRegistry } from '../../manager/store/operator-certs';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
@@ -38,10 +39,10 @@ interface Reply {
   body: string;
 }
 
-/** A GET to the server that trusts only the swarm's CA (its certificate must name 127.0.0.1). */
-function get(path: string, token?: string): Promise<Reply> {
+/** A GET to the server that trusts only the swarm's CA (its certificate must name 127.0.0.1), with a token or a client certificate. */
+function get(path: string, token?: string, cert?: { certPem: string; keyPem: string }): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = https.get(`https://${server!.address}${path}`, { ca: caCertPem, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+    const req = https.get(`https://${server!.address}${path}`, { ca: caCertPem, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(cert && { cert: cert.certPem, key: cert.keyPem }), agent: false }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
@@ -90,7 +91,8 @@ test('a non-leader manager serves the view over HTTPS to the token alone, stream
   const second = await secondManager(fixture);
   m2 = second.manager;
   caCertPem = second.tls.caCertPem;
-  server = new DashboardServer({ log, feed: m2.dashboardFeed(log), tokens: m2.dashboardTokens, certificate: new CertificateSource(second.tls) });
+  const manager = m2;
+  server = new DashboardServer({ log, feed: m2.dashboardFeed(log), tokens: m2.dashboardTokens, certificate: new CertificateSource(second.tls), checkPeer: (peer) => manager.checkOperator(peer) });
   await server.listen('127.0.0.1', 0);
 
   // The page is public, with its policy; before any token is made, nothing else is.
@@ -133,4 +135,41 @@ test('a non-leader manager serves the view over HTTPS to the token alone, stream
   } finally {
     s.close();
   }
+});
+
+test('a client certificate of the swarm lets in its operators and managers, not a worker, a revoked operator or another CA', async () => {
+  const managerEtcd = fixtureClient([etcd.endpoint]);
+  clients.push(managerEtcd);
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 60000, nodeDownAfterMs: 600000 }, log });
+  const second = await secondManager(fixture);
+  m2 = second.manager;
+  caCertPem = second.tls.caCertPem;
+  const manager = m2;
+  server = new DashboardServer({ log, feed: m2.dashboardFeed(log), tokens: m2.dashboardTokens, certificate: new CertificateSource(second.tls), checkPeer: (peer) => manager.checkOperator(peer) });
+  await server.listen('127.0.0.1', 0);
+  const cluster = (await fixture.setup.getCluster())!;
+  const issue = async (nodeId: string, role: 'operator' | 'manager') => {
+    const key = await createKeyAndCSR(nodeId);
+    return { certPem: await signCertificate(cluster.rootCa!, key.csrPem, { nodeId, clusterId: cluster.id, role }), keyPem: key.keyPem };
+  };
+
+  const operator = await issue('alice', 'operator');
+  expect((await get('/api/view', undefined, operator)).status).toBe(200);
+  // A manager certificate of m1, a manager of the swarm; not m2's, whose node is not in the swarm; not a worker's.
+  expect((await get('/api/view', undefined, await issue('m1', 'manager'))).status).toBe(200);
+  expect((await get('/api/view', undefined, second.tls)).status).toBe(401);
+  expect((await get('/api/view', undefined, fixture.worker)).status).toBe(401);
+
+  const serial = normalizeSerial(certificateInfo(operator.certPem).serial);
+  const registry = new OperatorCertRegistry(etcd.client);
+  await registry.record({ serial, name: 'alice', notAfter: new Date(Date.now() + 3600e3).toISOString(), issuedAt: new Date().toISOString() });
+  await registry.revoke(serial, new Date());
+  expect((await get('/api/view', undefined, operator)).status).toBe(401);
+
+  // A certificate of another CA is not verified by TLS: no way in.
+  const { createRootCA } = await import('../../services/pki/ca');
+  const other = await createRootCA('other');
+  const key = await createKeyAndCSR('mallory');
+  const foreign = { certPem: await signCertificate(other, key.csrPem, { nodeId: 'mallory', clusterId: 'other', role: 'operator' }), keyPem: key.keyPem };
+  expect((await get('/api/view', undefined, foreign)).status).toBe(401);
 });
