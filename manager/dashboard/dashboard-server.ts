@@ -60,10 +60,10 @@ export function bearerMatches(header: string | undefined, token: string | undefi
 
 /**
  * The web dashboard over HTTPS, with the node's swarm certificate: the page's static files to
- * anyone, and, to a request that carries the swarm's dashboard token (`Authorization: Bearer`),
- * GET /api/view (the view as JSON) and GET /api/stream (server-sent events: the view at once and
- * again after every change; the stream ends when the token is rotated). Anything else about the
- * swarm answers 401 without a token.
+ * anyone, and, to a request that carries the swarm's dashboard token (`Authorization: Bearer`) or
+ * a client certificate `checkPeer` lets in, GET /api/view (the view as JSON) and GET /api/stream
+ * (server-sent events: the view at once and again after every change; a stream opened with a token
+ * ends when the token is rotated). Without either, these answer 401 and say nothing of the swarm.
  */
 export class DashboardServer {
   private app?: FastifyInstance;
@@ -148,10 +148,12 @@ export class DashboardServer {
       return reply;
     });
     app.setErrorHandler(async (err, _req, reply) => {
+      // Fastify's own refusals (a malformed request) keep their 4xx; a failed read of the cluster is 503, anything else 500.
+      const status = (err as { statusCode?: number }).statusCode;
       const e = asSwarmletError(err);
-      if ((err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500) return reply.code((err as { statusCode: number }).statusCode).send({ message: e.message });
+      if (status && status < 500) return reply.code(status).send({ message: e.message });
       this.log.warn({ err: e.message }, 'a dashboard request failed');
-      return reply.code(e.kind === 'Unavailable' ? 503 : 500).send({ message: e.kind === 'Unavailable' ? e.message : 'internal error; see the manager\'s log' });
+      return e.kind === 'Unavailable' ? reply.code(503).send({ message: e.message }) : reply.code(500).send({ message: "internal error; see the manager's log" });
     });
   }
 
