@@ -223,6 +223,7 @@ export class Daemon implements NodeRoles {
     fs.chmodSync(socketPath, 0o660);
     this.log.info({ host: this.cfg.host, dataDir: this.cfg.dataDir, nodeId: state?.nodeId, role: state?.role }, 'daemon listening');
     await this.serveMetrics(state?.advertiseAddr);
+    if (this.cfg.dashboardAddr && !state) this.log.info('the dashboard will be served once this node is a swarm manager (swarmlet init, or a join with a manager token)');
     if (state) this.activating = this.membership.activate(state);
   }
 

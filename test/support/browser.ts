@@ -18,6 +18,7 @@ export interface LabBrowser {
 
 /** Starts chromium in the network namespace `netns` (by a small wrapper under `dir`), trusting any certificate. */
 export async function launchInNetns(netns: string, dir: string): Promise<LabBrowser> {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (deploy/install.sh installs it)`);
   const puppeteer = (await import('puppeteer-core')).default;
   fs.mkdirSync(dir, { recursive: true });
   const profile = join(dir, 'chromium-profile');
