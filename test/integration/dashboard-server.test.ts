@@ -84,16 +84,23 @@ async function secondManager(f: ManagerFixture): Promise<{ manager: Manager; tls
   return { manager: new Manager({ nodeId: 'm2', etcd: client, tls: () => tls, apiAddr: '127.0.0.1:1', embeddedEtcd: false, log }), tls };
 }
 
-test('a non-leader manager serves the view over HTTPS to the token alone, streams a change, and ends the stream when the token is rotated', async () => {
+/** The leading fixture m1, and m2's dashboard server on a free loopback port, with client certificates checked as the daemon checks them. */
+async function startDashboard(): Promise<{ fixture: ManagerFixture; second: { manager: Manager; tls: TlsMaterial } }> {
   const managerEtcd = fixtureClient([etcd.endpoint]);
   clients.push(managerEtcd);
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 60000, nodeDownAfterMs: 600000 }, log });
-  const second = await secondManager(fixture);
-  m2 = second.manager;
+  const f = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 60000, nodeDownAfterMs: 600000 }, log });
+  fixture = f;
+  const second = await secondManager(f);
+  const manager = second.manager;
+  m2 = manager;
   caCertPem = second.tls.caCertPem;
-  const manager = m2;
-  server = new DashboardServer({ log, feed: m2.dashboardFeed(log), tokens: m2.dashboardTokens, certificate: new CertificateSource(second.tls), checkPeer: (peer) => manager.checkOperator(peer) });
+  server = new DashboardServer({ log, feed: manager.dashboardFeed(log), tokens: manager.dashboardTokens, certificate: new CertificateSource(second.tls), checkPeer: (peer) => manager.checkOperator(peer) });
   await server.listen('127.0.0.1', 0);
+  return { fixture: f, second };
+}
+
+test('a non-leader manager serves the view over HTTPS to the token alone, streams a change, and ends the stream when the token is rotated', async () => {
+  const { fixture: f, second } = await startDashboard();
 
   // The page is public, with its policy; before any token is made, nothing else is.
   const page = await get('/');
@@ -103,8 +110,8 @@ test('a non-leader manager serves the view over HTTPS to the token alone, stream
   expect((await get('/api/view', 'swldash-guess')).status).toBe(401);
 
   // One token for the swarm: made through one manager, taken by the other.
-  const token = await m2.dashboardTokens.ensure();
-  expect(await fixture.manager.dashboardTokens.ensure()).toBe(token);
+  const token = await second.manager.dashboardTokens.ensure();
+  expect(await f.manager.dashboardTokens.ensure()).toBe(token);
   for (const t of [undefined, `${token}x`, token.slice(0, -1)]) {
     const res = await get('/api/view', t);
     expect(res.status).toBe(401);
@@ -123,12 +130,12 @@ test('a non-leader manager serves the view over HTTPS to the token alone, stream
   const s = stream(token);
   try {
     await waitFor('the first view', async () => s.views.length > 0);
-    const w1 = (await fixture.setup.getNode('w1'))!;
-    await fixture.setup.updateNode({ ...w1, spec: { ...w1.spec!, labels: { zone: '<b>east</b>' } } });
+    const w1 = (await f.setup.getNode('w1'))!;
+    await f.setup.updateNode({ ...w1, spec: { ...w1.spec!, labels: { zone: '<b>east</b>' } } });
     await waitFor('the label on the stream', async () => s.views.at(-1)!.nodes.find((n) => n.hostname === 'w1')?.labels.zone === '<b>east</b>');
 
     // Rotated through the other manager: this one's stream ends at once, the old token is refused, the new one taken.
-    const rotated = await fixture.manager.dashboardTokens.rotate();
+    const rotated = await f.manager.dashboardTokens.rotate();
     await waitFor('the stream to end', async () => s.ended());
     expect((await get('/api/view', token)).status).toBe(401);
     expect((await get('/api/view', rotated)).status).toBe(200);
@@ -138,16 +145,8 @@ test('a non-leader manager serves the view over HTTPS to the token alone, stream
 });
 
 test('a client certificate of the swarm lets in its operators and managers, not a worker, a revoked operator or another CA', async () => {
-  const managerEtcd = fixtureClient([etcd.endpoint]);
-  clients.push(managerEtcd);
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 60000, nodeDownAfterMs: 600000 }, log });
-  const second = await secondManager(fixture);
-  m2 = second.manager;
-  caCertPem = second.tls.caCertPem;
-  const manager = m2;
-  server = new DashboardServer({ log, feed: m2.dashboardFeed(log), tokens: m2.dashboardTokens, certificate: new CertificateSource(second.tls), checkPeer: (peer) => manager.checkOperator(peer) });
-  await server.listen('127.0.0.1', 0);
-  const cluster = (await fixture.setup.getCluster())!;
+  const { fixture: f, second } = await startDashboard();
+  const cluster = (await f.setup.getCluster())!;
   const issue = async (nodeId: string, role: 'operator' | 'manager') => {
     const key = await createKeyAndCSR(nodeId);
     return { certPem: await signCertificate(cluster.rootCa!, key.csrPem, { nodeId, clusterId: cluster.id, role }), keyPem: key.keyPem };
@@ -158,7 +157,7 @@ test('a client certificate of the swarm lets in its operators and managers, not 
   // A manager certificate of m1, a manager of the swarm; not m2's, whose node is not in the swarm; not a worker's.
   expect((await get('/api/view', undefined, await issue('m1', 'manager'))).status).toBe(200);
   expect((await get('/api/view', undefined, second.tls)).status).toBe(401);
-  expect((await get('/api/view', undefined, fixture.worker)).status).toBe(401);
+  expect((await get('/api/view', undefined, f.worker)).status).toBe(401);
 
   const serial = normalizeSerial(certificateInfo(operator.certPem).serial);
   const registry = new OperatorCertRegistry(etcd.client);
