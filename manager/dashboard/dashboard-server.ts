@@ -85,11 +85,10 @@ export class DashboardServer {
     return this.bound;
   }
 
-  /** Listens at host:port (port 0: any free one, which `address` then names). */
+  /** Listens at host:port (port 0: any free one, which `address` then names); once per server (a new role makes a new one). */
   async listen(host: string, port: number): Promise<void> {
+    if (this.app) throw failedPrecondition(`the dashboard is served at ${this.bound} already`);
     const want = formatHostPort(host, port);
-    if (this.bound === want) return;
-    await this.close();
     // A client certificate is asked for, never demanded: a browser comes with the token instead.
     const app = Fastify({ https: { ...this.secureContext(), requestCert: Boolean(this.opts.checkPeer), rejectUnauthorized: false }, logger: false, forceCloseConnections: true });
     this.routes(app);
