@@ -58,7 +58,6 @@
     rows($('overlays').tBodies[0], view.overlays, (o) => [o.name, String(o.vni), o.subnet, o.hosts.join(', ') || '–'], 4);
     rows($('ports').tBodies[0], view.ports, (p) => [p.service, String(p.published), String(p.target), p.protocol, p.mode], 5);
     $('events').replaceChildren(...view.events.map((e) => el('li', {}, el('time', {}, e.time.slice(11, 19)), `${e.type} ${e.action} ${e.name || e.actorId.slice(0, 12)}${e.change ? ` (${e.change})` : ''}`)));
-    document.body.dataset.views = String(Number(document.body.dataset.views || 0) + 1);
   }
 
   function askForToken(reason) {
