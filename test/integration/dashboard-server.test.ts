@@ -1,8 +1,9 @@
 /**
  * The dashboard server of a manager that does not lead, against a real etcd and a real leading
  * Manager: HTTPS with a certificate of the swarm's CA, the token kept in etcd (the same for every
- * manager), 401 without it, the view read from the non-leader's watched snapshot, the stream sending
- * a change, and a rotation ending the stream at once.
+ * manager, sealed with the managers' key), 401 without it, the view read from the non-leader's
+ * watched snapshot, the stream sending a change, a rotation ending the stream at once, and client
+ * certificates let in as the Control API lets them in.
  */
 import * as https from 'node:https';
 import { Etcd3 } from 'etcd3';
@@ -11,7 +12,10 @@ import { Manager } from '../../manager/manager';
 import { DashboardServer } from '../../manager/dashboard/dashboard-server';
 import type { DashboardView } from '../../manager/dashboard/dashboard-plans';
 import { CertificateSource, TlsMaterial } from '../../services/api/tls';
-import { certificateInfo, createKeyAndCSR, normalizeSerial, signCertificate } from '../../services/pki/ca';
+import { certificateInfo, createKeyAndCSR, createRootCA, normalizeSerial, signCertificate } from '../../services/pki/ca';
+import { newSealKey } from '../../services/pki/seal';
+import { DashboardTokens } from '../../manager/store/dashboard-token';
+import { keys } from '../../manager/store/keys';
 import { OperatorCertRegistry } from '../../manager/store/operator-certs';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
@@ -166,9 +170,20 @@ test('a client certificate of the swarm lets in its operators and managers, not 
   expect((await get('/api/view', undefined, operator)).status).toBe(401);
 
   // A certificate of another CA is not verified by TLS: no way in.
-  const { createRootCA } = await import('../../services/pki/ca');
   const other = await createRootCA('other');
   const key = await createKeyAndCSR('mallory');
   const foreign = { certPem: await signCertificate(other, key.csrPem, { nodeId: 'mallory', clusterId: 'other', role: 'operator' }), keyPem: key.keyPem };
   expect((await get('/api/view', undefined, foreign)).status).toBe(401);
+});
+
+test('with the managers\' seal key the token is kept sealed in etcd, and read back by any manager holding the key', async () => {
+  const key = newSealKey();
+  const a = new DashboardTokens(etcd.client, () => key);
+  const token = await a.ensure();
+  const raw = (await etcd.client.get(keys.dashboardToken).string())!;
+  expect(raw).toMatch(/^sealed:/);
+  expect(raw).not.toContain(token.slice('swldash-'.length));
+  expect(await new DashboardTokens(etcd.client, () => key).ensure()).toBe(token);
+  expect(await new DashboardTokens(etcd.client, () => key).current()).toBe(token);
+  await expect(new DashboardTokens(etcd.client).current()).rejects.toThrow(/no seal key/);
 });
