@@ -34,6 +34,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     words: ['container', 'run', 'ps', 'logs', 'stop', 'start', 'restart', 'kill', 'wait', 'rm', 'inspect', 'stats', 'top', 'port'],
     load: () => (p, line) => (require('./commands/container') as typeof import('./commands/container')).containerCommands(p, line.runCommand, line.execCommand),
   },
+  { words: ['dashboard'], load: () => (p) => (require('./commands/dashboard') as typeof import('./commands/dashboard')).dashboardCommand(p) },
   { words: ['events'], load: () => (p) => (require('./commands/events') as typeof import('./commands/events')).eventsCommand(p) },
   { words: ['compose'], load: () => (p, line) => (require('./commands/compose') as typeof import('./commands/compose')).composeCommands(p, line.composeExecCommand) },
 ];

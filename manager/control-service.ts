@@ -17,6 +17,8 @@ import { TlsMaterial } from '../services/api/tls';
 import { SealKeySource } from './service-secrets';
 import { OperatorCertRegistry } from './store/operator-certs';
 import { EventSource, eventsHandler } from './events/event-stream';
+import { dashboardControl } from './dashboard/dashboard-control';
+import { DashboardTokens } from './store/dashboard-token';
 
 const NO_EVENTS: EventSource = { stream: async () => Promise.reject(unavailable('this manager does not serve events')) };
 
@@ -37,6 +39,8 @@ export interface ControlDeps {
   operators: OperatorCertRegistry;
   /** The cluster's events (the Events stream); without, the stream is refused as unavailable. */
   events?: EventSource;
+  /** The swarm's dashboard token, and this manager's dashboard address if its daemon serves one. */
+  dashboard: { tokens: DashboardTokens; url?: string };
 }
 
 /** The operator API. Every write is a compare-and-swap on what was read, so a refused request changes nothing. */
@@ -67,6 +71,7 @@ export function controlService(deps: ControlDeps): ControlServer {
     ...serviceControl({ store: deps.store, log: deps.log, tls: deps.tls, sealKey: deps.sealKey }),
     ...networkControl({ store: deps.store, log: deps.log, tls: deps.tls }),
     ...fileObjectControl({ store: deps.store, log: deps.log, sealKey: deps.sealKey }),
+    ...dashboardControl({ ...deps.dashboard, log: deps.log }),
     events: eventsHandler(() => [deps.events ?? NO_EVENTS]),
 
     getJoinToken: unary(async (req: GetJoinTokenRequest) => {

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import { exponentialBackoff, sleep } from '../services/common/backoff';
+import { permissionDenied } from '../services/common/errors';
 import { Logger, componentLogger } from '../services/common/logger';
 import { requireRoles, TlsMaterial } from '../services/api/tls';
 import { PeerIdentity } from '../services/pki/ca';
@@ -24,6 +25,8 @@ import { keys, SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS } from './store/keys';
 import { WatchedSnapshot } from './store/snapshot';
 import { timedStore } from './store/timed-store';
 import { ClusterEvents } from './events/cluster-events';
+import { DashboardTokens } from './store/dashboard-token';
+import { DashboardFeed } from './dashboard/dashboard-feed';
 import { hasClearSecrets } from './store/cluster-secrets';
 import { EtcdQuorum } from './store/etcd-quorum';
 import { guardQuorum } from './quorum-guard';
@@ -67,6 +70,8 @@ export interface ManagerOptions {
   sealKey?: SealKeySource;
   /** The etcd peer URLs of the managers this node last knew (itself included): how quorum is judged when its own member does not answer. */
   knownEtcdPeers?: () => string[];
+  /** https://IP:PORT/ where this manager's daemon serves the web dashboard, if it does. */
+  dashboardUrl?: string;
 }
 
 /** The names of the services a manager adds to its node's TCP server. */
@@ -99,6 +104,8 @@ export class Manager {
   private stopRaftWatch?: () => void;
   /** The cluster's events, with a history of the latest ones. */
   readonly events: ClusterEvents;
+  /** The swarm's web dashboard token. */
+  readonly dashboardTokens: DashboardTokens;
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = componentLogger(opts.log, 'manager', { nodeId: opts.nodeId });
@@ -112,7 +119,9 @@ export class Manager {
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
     this.events = new ClusterEvents(opts.etcd, opts.log);
-    const control = controlService({ events: this.events, store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators });
+    this.dashboardTokens = new DashboardTokens(opts.etcd, opts.sealKey);
+    const dashboard = { tokens: this.dashboardTokens, url: opts.dashboardUrl };
+    const control = controlService({ events: this.events, store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators, dashboard });
     if (opts.embeddedEtcd) this.quorum = new EtcdQuorum(opts.etcd, opts.knownEtcdPeers);
     this.control = this.quorum ? guardQuorum(control, this.quorum) : control;
   }
@@ -172,6 +181,17 @@ export class Manager {
     const leading = this.leaderLoops.length > 0;
     const [nodes, tasks] = leading ? await Promise.all([this.loopStore.listNodes(), this.loopStore.listTasks()]) : [[], []];
     return { leading, sessions: this.dispatcher.sessionCount, nodes, tasks };
+  }
+
+  /** Whether a caller with this verified certificate may use what the Control API gives (a manager or operator, not removed, demoted or revoked); rejects if not. */
+  async checkOperator(peer: PeerIdentity): Promise<void> {
+    if (peer.role !== 'manager' && peer.role !== 'operator') throw permissionDenied(`a manager or operator certificate is required; this one is for a ${peer.role}`);
+    await this.access.check(peer, { managerRole: true });
+  }
+
+  /** What the web dashboard reads, on any manager: a store over the watched snapshot (what the dispatcher reads), and the latest events. */
+  dashboardFeed(log: Logger): DashboardFeed {
+    return new DashboardFeed({ store: this.loopStore, leaderId: () => this.loopStore.leaderId(), events: () => this.events.recent(), log });
   }
 
   /** The leader now, read from etcd (what the Control API shows). */

@@ -45,6 +45,7 @@ import { NodeState, NodeStateDir } from './node-state';
 import { collectNodeMetrics } from './metrics';
 import { LocalEvents } from './local-events';
 import { MetricsServer } from '../services/metrics/metrics-server';
+import { DashboardServer } from '../manager/dashboard/dashboard-server';
 
 /** What the daemon's etcd client presents and trusts; `serverName` when the server's certificate does not name the dialed address. */
 interface EtcdClientTls extends TlsMaterial {
@@ -109,6 +110,8 @@ export class Daemon implements NodeRoles {
   readonly localEvents: LocalEvents;
   /** The Prometheus endpoint, when `metricsAddr` is set. */
   private readonly metricsServer?: MetricsServer;
+  /** The web dashboard, while this node is a manager and `dashboardAddr` is set. */
+  private dashboard?: DashboardServer;
 
   constructor(private readonly cfg: DaemonConfig, readonly rootLog: Logger) {
     this.log = componentLogger(rootLog, 'daemon');
@@ -220,6 +223,7 @@ export class Daemon implements NodeRoles {
     fs.chmodSync(socketPath, 0o660);
     this.log.info({ host: this.cfg.host, dataDir: this.cfg.dataDir, nodeId: state?.nodeId, role: state?.role }, 'daemon listening');
     await this.serveMetrics(state?.advertiseAddr);
+    if (this.cfg.dashboardAddr && !state) this.log.info('the dashboard will be served once this node is a swarm manager (swarmlet init, or a join with a manager token)');
     if (state) this.activating = this.membership.activate(state);
   }
 
@@ -254,6 +258,7 @@ export class Daemon implements NodeRoles {
     this.certificate = new CertificateSource(tls);
     // The node's role starts whether or not the metrics can move to its advertise address.
     await this.serveMetrics(state.advertiseAddr).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'metrics not served'));
+    const dashboardAt = this.cfg.dashboardAddr && { host: this.cfg.dashboardAddr.host ?? state.advertiseAddr, port: this.cfg.dashboardAddr.port };
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
       this.manager = new Manager({
@@ -265,6 +270,7 @@ export class Daemon implements NodeRoles {
         log: this.rootLog,
         sealKey: () => this.dir.readSealKey(),
         knownEtcdPeers: () => (this.membership.state?.managers ?? []).map((m) => peerUrl(parseHostPort(m.addr).host)),
+        ...(dashboardAt && { dashboardUrl: `https://${formatHostPort(dashboardAt.host, dashboardAt.port)}/` }),
       });
     }
     const agent = new Agent({
@@ -308,12 +314,30 @@ export class Daemon implements NodeRoles {
     await bindServer(server, state.listenAddr, managerServerCredentials(this.certificate));
     await this.manager?.start();
     agent.connect();
+    if (dashboardAt) await this.serveDashboard(dashboardAt);
+  }
+
+  /** Serves the web dashboard on a manager; a worker says in one line that it does not (the role starts either way). */
+  private async serveDashboard(at: { host: string; port: number }): Promise<void> {
+    const manager = this.manager;
+    if (!manager) {
+      this.log.warn({ addr: formatHostPort(at.host, at.port) }, 'the dashboard is served by managers only: this node is a worker; open it on a manager ("swarmlet dashboard" there prints its address)');
+      return;
+    }
+    const dashboard = new DashboardServer({ log: this.rootLog, feed: manager.dashboardFeed(this.rootLog), tokens: manager.dashboardTokens, certificate: this.certificate!, checkPeer: (peer) => manager.checkOperator(peer) });
+    try {
+      await dashboard.listen(at.host, at.port);
+      this.dashboard = dashboard;
+    } catch (err) {
+      this.log.warn({ err: asSwarmletError(err).message }, 'dashboard not served');
+    }
   }
 
   /** Stops what startRole started. Tasks keep running: a restarted daemon adopts them again. */
   async stopRole(): Promise<void> {
-    const { agent, server, manager, etcdClient, etcd } = this;
-    this.agent = this.server = this.manager = this.etcdClient = this.etcd = undefined;
+    const { agent, server, manager, etcdClient, etcd, dashboard } = this;
+    this.agent = this.server = this.manager = this.etcdClient = this.etcd = this.dashboard = undefined;
+    await dashboard?.close().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'dashboard did not close cleanly'));
     this.previousMessage = agent?.lastMessage ?? this.previousMessage;
     await agent?.stop();
     await manager?.stop().catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'manager did not stop cleanly'));

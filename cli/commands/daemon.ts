@@ -11,9 +11,10 @@ export function daemonCommand(y: Argv<GlobalArgs>) {
         .option('data-dir', { type: 'string', describe: 'Where the node keeps its state (default /var/lib/swarmlet)' })
         .option('log-level', { type: 'string', describe: 'fatal|error|warn|info|debug|trace (default info)' })
         .option('config', { type: 'string', describe: 'JSON config file (default /etc/swarmlet/daemon.json, if present)' })
-        .option('metrics-addr', { type: 'string', describe: 'Serve Prometheus metrics at http://ADDR:PORT/metrics (:PORT: the advertise address; default off)' }),
+        .option('metrics-addr', { type: 'string', describe: 'Serve Prometheus metrics at http://ADDR:PORT/metrics (:PORT: the advertise address; default off)' })
+        .option('dashboard-addr', { type: 'string', describe: 'On a manager, serve the web dashboard at https://ADDR:PORT/ (:PORT: the advertise address; default off; see "swarmlet dashboard")' }),
     async (argv) => {
-      const cfg = loadDaemonConfig({ dataDir: argv.dataDir, host: argv.host, logLevel: argv.logLevel, config: argv.config, metricsAddr: argv.metricsAddr });
+      const cfg = loadDaemonConfig({ dataDir: argv.dataDir, host: argv.host, logLevel: argv.logLevel, config: argv.config, metricsAddr: argv.metricsAddr, dashboardAddr: argv.dashboardAddr });
       // The daemon (etcd3, grpc-js, the agent and manager) and pino load only when a daemon starts, not for every CLI call.
       const [{ createRootLogger }, { Daemon }] = await Promise.all([import('../../services/common/logger'), import('../../node/daemon')]);
       const log = createRootLogger(cfg.logLevel);

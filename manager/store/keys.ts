@@ -32,6 +32,8 @@ export const keys = {
   fileObjectsPrefix: (kind: 'secret' | 'config') => `${ROOT}${kind}s/`,
   fileObject: (kind: 'secret' | 'config', id: string) => `${ROOT}${kind}s/${id}`,
   fileObjectName: (kind: 'secret' | 'config', name: string) => `${ROOT}${kind}-names/${name}`,
+  /** The web dashboard's access token (one for the swarm: every manager's dashboard takes it). */
+  dashboardToken: `${ROOT}dashboard-token`,
   tasksPrefix: `${ROOT}tasks/`,
   task: (id: string) => `${ROOT}tasks/${id}`,
 };

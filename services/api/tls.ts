@@ -49,6 +49,11 @@ export class CertificateSource {
     return this.tls.caCertPem;
   }
 
+  /** The certificate, key and CA as they are now. */
+  get material(): TlsMaterial {
+    return this.tls;
+  }
+
   private ca() {
     return { caCertificate: Buffer.from(this.tls.caCertPem) };
   }

@@ -28,13 +28,18 @@ export interface DaemonConfig {
   readonly dnsUpstreams?: readonly string[];
   /** Where the Prometheus metrics are served (GET /metrics); unset: not served. No host: the node's advertise address. */
   readonly metricsAddr?: MetricsAddr;
+  /** Where a manager serves the web dashboard (HTTPS); unset: not served. No host: the node's advertise address. */
+  readonly dashboardAddr?: ServeAddr;
 }
 
-/** `--metrics-addr IP:PORT`, or `:PORT` for the node's advertise address (loopback while the node is in no swarm). */
-export interface MetricsAddr {
+/** Where a daemon serves something over HTTP(S): `IP:PORT`, or `:PORT` for the node's advertise address. */
+export interface ServeAddr {
   readonly host?: string;
   readonly port: number;
 }
+
+/** `--metrics-addr IP:PORT`, or `:PORT` for the node's advertise address (loopback while the node is in no swarm). */
+export type MetricsAddr = ServeAddr;
 
 export interface DaemonFlags {
   dataDir?: string;
@@ -42,9 +47,10 @@ export interface DaemonFlags {
   logLevel?: string;
   config?: string;
   metricsAddr?: string;
+  dashboardAddr?: string;
 }
 
-type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>> & { metricsAddr?: string; insecureRegistries?: string[]; dnsUpstreams?: string[] };
+type FileConfig = Partial<Pick<DaemonConfig, 'dataDir' | 'host' | 'logLevel' | 'hostname' | 'etcdBinary' | 'cgroupParent' | 'netnsPrefix'>> & { metricsAddr?: string; dashboardAddr?: string; insecureRegistries?: string[]; dnsUpstreams?: string[] };
 
 function readFileConfig(file: string, explicit: boolean): FileConfig {
   if (!fs.existsSync(file)) {
@@ -54,7 +60,7 @@ function readFileConfig(file: string, explicit: boolean): FileConfig {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix', 'insecureRegistries', 'dnsUpstreams', 'metricsAddr'];
+    const known = ['dataDir', 'host', 'logLevel', 'hostname', 'etcdBinary', 'cgroupParent', 'netnsPrefix', 'insecureRegistries', 'dnsUpstreams', 'metricsAddr', 'dashboardAddr'];
     const unknown = Object.keys(parsed).filter((k) => !known.includes(k));
     if (unknown.length) throw new Error(`unknown keys ${unknown.join(', ')} (known: ${known.join(', ')})`);
     for (const [key, value] of Object.entries(parsed)) {
@@ -93,15 +99,27 @@ function validateDnsUpstreams(list: readonly string[] | undefined): { dnsUpstrea
   return ups.length > 0 ? { dnsUpstreams: Object.freeze(ups) } : {};
 }
 
+/** `IP:PORT` or `:PORT`; '' is no setting (that server off). `what` names it in the error, `example` shows a good value. */
+function parseServeAddr(text: string | undefined, what: string, example: string): ServeAddr | undefined {
+  const s = (text ?? '').trim();
+  if (!s) return undefined;
+  const m = /^([\d.]*):(\d+)$/.exec(s);
+  if (!m || (m[1] && !isIPv4(m[1]))) throw invalidArgument(`invalid ${what} address ${JSON.stringify(text)}: expected IP:PORT or :PORT (the node's advertise address), e.g. ${example}`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw invalidArgument(`invalid port in ${what} address ${JSON.stringify(text)}`);
+  return Object.freeze({ ...(m[1] && { host: m[1] }), port });
+}
+
 /** `IP:PORT` or `:PORT`; '' is no setting (metrics off). */
 export function parseMetricsAddr(text: string | undefined): { metricsAddr?: MetricsAddr } {
-  const s = (text ?? '').trim();
-  if (!s) return {};
-  const m = /^([\d.]*):(\d+)$/.exec(s);
-  if (!m || (m[1] && !isIPv4(m[1]))) throw invalidArgument(`invalid metrics address ${JSON.stringify(text)}: expected IP:PORT or :PORT (the node's advertise address), e.g. :9323`);
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) throw invalidArgument(`invalid port in metrics address ${JSON.stringify(text)}`);
-  return { metricsAddr: Object.freeze({ ...(m[1] && { host: m[1] }), port }) };
+  const at = parseServeAddr(text, 'metrics', ':9323');
+  return at ? { metricsAddr: at } : {};
+}
+
+/** `IP:PORT` or `:PORT`; '' is no setting (no dashboard). */
+export function parseDashboardAddr(text: string | undefined): { dashboardAddr?: ServeAddr } {
+  const at = parseServeAddr(text, 'dashboard', ':9443');
+  return at ? { dashboardAddr: at } : {};
 }
 
 function validateNetnsPrefix(p: string): string {
@@ -137,6 +155,7 @@ export function loadDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv = pr
     insecureRegistries: validateInsecureRegistries(env.SWARMLET_INSECURE_REGISTRIES?.split(',') ?? file.insecureRegistries ?? []),
     ...validateDnsUpstreams(env.SWARMLET_DNS_UPSTREAMS?.split(',') ?? file.dnsUpstreams),
     ...parseMetricsAddr(flags.metricsAddr ?? env.SWARMLET_METRICS_ADDR ?? file.metricsAddr),
+    ...parseDashboardAddr(flags.dashboardAddr ?? env.SWARMLET_DASHBOARD_ADDR ?? file.dashboardAddr),
   });
 }
 

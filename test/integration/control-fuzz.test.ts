@@ -84,6 +84,7 @@ function richSpec(): ServiceSpec {
 /** A valid request of each unary method; the destructive ones come last, so the others meet the objects. */
 const BASES: [Method, () => object][] = [
   ['getJoinToken', () => ({ role: NodeRole.NODE_ROLE_WORKER, rotate: false })],
+  ['getDashboardToken', () => ({ rotate: false })],
   ['listNodes', () => ({})],
   ['getNode', () => ({ node: 'w1' })],
   ['updateNode', () => ({ node: 'w1', availability: NodeAvailability.NODE_AVAILABILITY_ACTIVE, labelAdd: { zone: 'a' }, labelRm: ['zone'] })],
