@@ -35,6 +35,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     load: () => (p, line) => (require('./commands/container') as typeof import('./commands/container')).containerCommands(p, line.runCommand, line.execCommand),
   },
   { words: ['events'], load: () => (p) => (require('./commands/events') as typeof import('./commands/events')).eventsCommand(p) },
+  { words: ['lab'], load: () => (p) => (require('./commands/lab') as typeof import('./commands/lab')).labCommands(p) },
   { words: ['compose'], load: () => (p, line) => (require('./commands/compose') as typeof import('./commands/compose')).composeCommands(p, line.composeExecCommand) },
 ];
 
