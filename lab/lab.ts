@@ -16,6 +16,7 @@ import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
+import { LAB_NAME_RE } from './plans';
 import { deleteNetns, ip, listNetns, runCommand, type CommandResult, type RunOptions } from './ip-command';
 import { groupMembers, isAlive, killEverything, readProcStat, sleep, stillRunning, waitGone, type RecordedPid } from './process-tree';
 
@@ -82,7 +83,6 @@ interface ResolvedLabOptions {
 }
 
 const SUBNET = '198.51.100';
-const PREFIX_RE = /^[a-z][a-z0-9]{0,11}$/;
 const MAX_HOSTS = 100;
 const MAX_CLIENTS = 55;
 const READY_TIMEOUT_MS = 20_000;
@@ -124,8 +124,8 @@ export function readLabState(baseDir: string): LabState | undefined {
 }
 
 function resolveLabOptions(opts: LabOptions): ResolvedLabOptions {
-  if (!PREFIX_RE.test(opts.prefix)) {
-    throw new SwarmletError('InvalidArgument', `lab prefix ${JSON.stringify(opts.prefix)} must match ${PREFIX_RE}`);
+  if (!LAB_NAME_RE.test(opts.prefix)) {
+    throw new SwarmletError('InvalidArgument', `lab prefix ${JSON.stringify(opts.prefix)} must match ${LAB_NAME_RE}`);
   }
   if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_HOSTS) {
     throw new SwarmletError('InvalidArgument', `lab hosts must be an integer from 1 to ${MAX_HOSTS}, not ${opts.hosts}`);
@@ -522,7 +522,7 @@ export async function destroyLabsByPrefix(prefix: string, stateRoot = '/tmp'): P
   if (prefix.length === 0) throw new SwarmletError('InvalidArgument', 'destroyLabsByPrefix needs a non-empty prefix');
   const names = (await listNetns()).filter((n) => n.startsWith(`${prefix}-`));
   const labPrefixes = new Set([prefix, ...names.map((n) => n.slice(0, n.lastIndexOf('-')))]);
-  const recorded = [...labPrefixes].filter((p) => PREFIX_RE.test(p)).flatMap((p) => readPidsFile(join(stateRoot, p)));
+  const recorded = [...labPrefixes].filter((p) => LAB_NAME_RE.test(p)).flatMap((p) => readPidsFile(join(stateRoot, p)));
   await killEverything({ netns: names, pids: stillRunning(recorded) });
   for (const p of labPrefixes) await removeCgroupTree(labCgroupRoot(p));
   for (const name of names) await deleteNetns(name);

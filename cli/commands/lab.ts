@@ -46,7 +46,8 @@ export function labCommands(y: Argv<GlobalArgs>) {
             .positional('command', { type: 'string', array: true, describe: 'After --: the command to run instead of a shell' })
             .option('name', nameOption),
         async (argv) => {
-          const command = [...((argv.command as string[] | undefined) ?? []), ...((argv['--'] as string[] | undefined) ?? [])].map(String);
+          // What follows `--` stays out of yargs' options: it lands in `_`, after the words `lab shell`.
+          const command = [...((argv.command as string[] | undefined) ?? []), ...argv._.slice(2)].map(String);
           const { host, rcFile } = labShellTarget(argv.name, String(argv.host));
           const argvOut = planShellArgv(host.netns, rcFile, command);
           const res = spawnSync(argvOut[0], argvOut.slice(1), { stdio: 'inherit', env: planShellEnv(host, binDir(), callerEnvironment()) });
