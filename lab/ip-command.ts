@@ -21,6 +21,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Written to the command's stdin, which is then closed (else stdin is left open and empty). */
   input?: string;
+  /** The command's working directory. Default: this process's. */
+  cwd?: string;
 }
 
 /** Exit code reported when a command was killed for running past its time limit (as timeout(1) does). */
@@ -36,6 +38,7 @@ export function runCommand(argv: string[], opts: RunOptions = {}): Promise<Comma
       args,
       {
         env: opts.env ? { ...process.env, ...opts.env } : process.env,
+        cwd: opts.cwd,
         timeout: opts.timeoutMs ?? 0,
         killSignal: 'SIGKILL',
         maxBuffer: 64 * 1024 * 1024,

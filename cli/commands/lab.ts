@@ -2,14 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import type { Argv } from 'yargs';
 import { SwarmletError } from '../../services/common/errors';
-import { callerEnvironment } from '../../services/config/config';
+import { callerEnvironment, labNameFromEnv } from '../../services/config/config';
 import { DEFAULT_LAB_NAME, planLab, planShellArgv, planShellEnv } from '../../lab/plans';
 import { LAB_REGISTRY } from '../../lab/registry';
 import { labDown, labShellTarget, labStatus, labUp, listLabs } from '../../lab/swarm-lab';
 import { json, table, wantsJson } from '../format';
 import { GlobalArgs, out } from './context';
 
-const nameOption = { type: 'string', default: DEFAULT_LAB_NAME, describe: 'The lab: every namespace, cgroup and the state dir carry it, so two labs can coexist' } as const;
+const nameOption = { type: 'string', default: labNameFromEnv() ?? DEFAULT_LAB_NAME, describe: 'The lab: every namespace, cgroup and the state dir carry its name, so two labs can coexist (env SWARMLET_LAB)' } as const;
 /** The directory of the `swarmlet` that runs now (bin/swarmlet beside dist/): put first on a lab shell's PATH. */
 const binDir = () => join(dirname(dirname(dirname(__dirname))), 'bin');
 
@@ -33,7 +33,7 @@ export function labCommands(y: Argv<GlobalArgs>) {
           out(`lab ${plan.name}: ${plan.hosts} hosts on 198.51.100.0/24 (bridge br0 in netns ${lab.underlayNetns}); state and logs in ${lab.baseDir}\n`);
           out(table(['HOST', 'NETNS', 'ADDRESS', 'ROLE', 'SWARMLET_HOST'], rows));
           if (swarm.registry) out(`registry: ${swarm.registry} (plain HTTP, in netns ${plan.name}-reg)\n`);
-          const flag = plan.name === DEFAULT_LAB_NAME ? '' : ` --name ${plan.name}`;
+          const flag = plan.name === (labNameFromEnv() ?? DEFAULT_LAB_NAME) ? '' : ` --name ${plan.name}`;
           out(`\na shell on a host:  swarmlet lab shell${flag} h1\ntear it down:       swarmlet lab down${flag}\n`);
         },
       )
