@@ -65,13 +65,15 @@ export async function labUp(plan: LabPlan, progress: (line: string) => void = ()
       progress(`starting the registry at ${LAB_REGISTRY}`);
       await ensureLabRegistry(lab);
     }
-    progress(`starting ${plan.hosts} daemons, then the swarm: init on h1, ${roles.managers.length - 1} more manager(s), ${roles.workers.length} worker(s)`);
+    progress(`starting ${plan.hosts} daemon${plan.hosts === 1 ? '' : 's'}, then the swarm: init on h1, ${roles.managers.length - 1} more manager(s), ${roles.workers.length} worker(s)`);
     await formSwarm(lab, roles.managers.map((i) => lab.host(i)), roles.workers.map((i) => lab.host(i)));
     for (const h of lab.hosts) writeFileSync(rcFile(lab.baseDir, h), planShellRc(h.name));
     return { lab, swarm };
   } catch (err) {
     await lab.destroy().catch(() => undefined);
-    throw err;
+    // Its first line says what failed; the daemons' log tails after it went with the lab.
+    const what = ((err as Error).message ?? String(err)).split('\n')[0];
+    throw new SwarmletError(err instanceof SwarmletError ? err.kind : 'Internal', `lab ${plan.name} was not made (nothing of it is left): ${what}`, { cause: err });
   }
 }
 

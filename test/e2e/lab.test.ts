@@ -26,10 +26,10 @@ async function onHost(host: string, command: string[]): Promise<string> {
 
 const labNetns = async () => (await listNetns()).filter((n) => n.startsWith(`${name}-`));
 
-/** Every cgroup hierarchy's directory of the lab's tree that is still there. */
-function labCgroups(): string[] {
+/** Every cgroup hierarchy's directory of a lab's tree that is still there. */
+function labCgroups(lab = name): string[] {
   const root = '/sys/fs/cgroup';
-  return readdirSync(root).map((d) => join(root, d, `swarmlet-lab-${name}`)).filter((d) => existsSync(d));
+  return readdirSync(root).map((d) => join(root, d, `swarmlet-lab-${lab}`)).filter((d) => existsSync(d));
 }
 
 afterAll(async () => {
@@ -55,8 +55,14 @@ test('lab up, shell, a service across hosts, down', async () => {
   expect([tooMany.code, tooMany.stderr]).toEqual([1, 'Error: --managers must be a whole number from 1 to --hosts (2), not 3\n']);
   const notRoot = await runCommand(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, main, 'lab', 'up', '--name', other]);
   expect([notRoot.code, notRoot.stderr]).toEqual([1, 'Error: swarmlet lab must run as root: it makes network namespaces, a bridge and cgroups (try sudo)\n']);
+  // An up that fails halfway (h1's daemon cannot start its etcd member, so init fails) removes what it made.
+  const failed = await runCommand([process.execPath, main, 'lab', 'up', '--hosts', '1', '--name', other], { env: { SWARMLET_ETCD_BINARY: '/nonexistent/etcd' }, timeoutMs: 120_000 });
+  expect(failed.code).toBe(1);
+  expect(failed.stderr.split('\n').filter((l) => l.startsWith('Error'))).toHaveLength(1);
+  expect(failed.stderr).toMatch(new RegExp(`\nError: lab ${other} was not made \\(nothing of it is left\\): swarmlet init --advertise-addr 198\\.51\\.100\\.11 on ${other}-h1 exited 1: Error: .*etcd did not start.*\n$`));
   expect((await listNetns()).filter((n) => n.startsWith(`${other}-`))).toEqual([]);
   expect(existsSync(`/run/swarmlet/lab/${other}`)).toBe(false);
+  expect(labCgroups(other)).toEqual([]);
 
   // One command on a host: the CLI there talks to that host's daemon; the exit code comes back.
   const ls = await onHost('h1', ['swarmlet', 'node', 'ls']);
