@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Argv } from 'yargs';
 import { SwarmletError } from '../../services/common/errors';
@@ -52,7 +53,7 @@ export function labCommands(y: Argv<GlobalArgs>) {
           const argvOut = planShellArgv(host.netns, rcFile, command);
           const res = spawnSync(argvOut[0], argvOut.slice(1), { stdio: 'inherit', env: planShellEnv(host, binDir(), callerEnvironment()) });
           if (res.error) throw new SwarmletError('FailedPrecondition', `cannot run ${argvOut[argvOut.indexOf('--') + 1]}: ${res.error.message}`);
-          process.exit(res.status ?? 128 + (res.signal ? (require('node:os').constants.signals[res.signal] as number) : 0));
+          process.exit(res.status ?? 128 + (res.signal ? constants.signals[res.signal] : 0));
         },
       )
       .command(
