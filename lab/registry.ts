@@ -50,9 +50,11 @@ export async function ensureLabRegistry(lab: Lab): Promise<LabClient> {
   writeFileSync(config, planRegistryConfig(dir, LAB_REGISTRY));
   const logFile = join(dir, 'registry.log');
   const log = openSync(logFile, 'a');
+  let exited = false;
   try {
     const child = spawn('nsenter', [`--net=/run/netns/${peer.netns}`, '--', 'docker-registry', 'serve', config], { detached: true, stdio: ['ignore', log, log] });
-    child.on('error', () => undefined);
+    child.on('error', () => (exited = true));
+    child.on('exit', () => (exited = true));
     child.unref();
   } finally {
     closeSync(log);
@@ -61,14 +63,14 @@ export async function ensureLabRegistry(lab: Lab): Promise<LabClient> {
   for (;;) {
     const r = await lab.exec(peer, ['curl', '-s', '-o', '/dev/null', '--max-time', '2', '-w', '%{http_code}', `http://${LAB_REGISTRY}/v2/`], { timeoutMs: 5000 });
     if (r.stdout.trim() === '200') return peer;
-    if (Date.now() > deadline) {
+    if (exited || Date.now() > deadline) {
       let tail = '';
       try {
         tail = readFileSync(logFile, 'utf8').split('\n').slice(-10).join('\n');
       } catch {
         tail = '(no log)';
       }
-      throw new SwarmletError('Unavailable', `the lab's registry (docker-registry on ${LAB_REGISTRY}) did not answer within ${READY_TIMEOUT_MS / 1000} s: is the docker-registry package installed? ${tail}`);
+      throw new SwarmletError('Unavailable', `the lab's registry (docker-registry on ${LAB_REGISTRY}) ${exited ? 'exited' : `did not answer within ${READY_TIMEOUT_MS / 1000} s`}: is the docker-registry package installed? ${tail}`);
     }
     await sleep(100);
   }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { SwarmletError } from '../services/common/errors';
 import { canConnect, destroyLabsByPrefix, Lab, mountsUnder, readLabState, socketPath, type LabHost, type LabState } from './lab';
 import { listNetns, runCommand } from './ip-command';
-import { LAB_STATE_ROOT, LAB_NAME_RE, planRoles, planShellRc, resolveHost, type LabPlan } from './plans';
+import { DEFAULT_LAB_NAME, LAB_STATE_ROOT, LAB_NAME_RE, planRoles, planShellRc, resolveHost, type LabPlan } from './plans';
 import { isAlive, readProcStat } from './process-tree';
 import { ensureLabRegistry, LAB_REGISTRY } from './registry';
 import { formSwarm } from './swarm';
@@ -35,7 +35,7 @@ export const labBaseDir = (name: string) => join(LAB_STATE_ROOT, name);
 /** The lab's state, or NotFound saying how to make one. */
 export function readLab(name: string): { state: LabState; swarm: LabSwarm | undefined } {
   const state = readLabState(labBaseDir(name));
-  if (!state) throw new SwarmletError('NotFound', `no lab ${name} (no ${join(labBaseDir(name), 'lab.json')}): make one with 'swarmlet lab up${name === 'swlab' ? '' : ` --name ${name}`}'`);
+  if (!state) throw new SwarmletError('NotFound', `no lab ${name} (no ${join(labBaseDir(name), 'lab.json')}): make one with 'swarmlet lab up${name === DEFAULT_LAB_NAME ? '' : ` --name ${name}`}'`);
   let swarm: LabSwarm | undefined;
   try {
     swarm = JSON.parse(readFileSync(join(labBaseDir(name), SWARM_FILE), 'utf8')) as LabSwarm;
