@@ -36,6 +36,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   },
   { words: ['dashboard'], load: () => (p) => (require('./commands/dashboard') as typeof import('./commands/dashboard')).dashboardCommand(p) },
   { words: ['events'], load: () => (p) => (require('./commands/events') as typeof import('./commands/events')).eventsCommand(p) },
+  { words: ['lab'], load: () => (p) => (require('./commands/lab') as typeof import('./commands/lab')).labCommands(p) },
   { words: ['compose'], load: () => (p, line) => (require('./commands/compose') as typeof import('./commands/compose')).composeCommands(p, line.composeExecCommand) },
 ];
 

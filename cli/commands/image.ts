@@ -93,7 +93,7 @@ function drain<T>(stream: ClientReadableStream<T>, onData: (m: T) => void, host:
 
 const shortImageId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
-/** docker's `image inspect` object for an image: its config as stored, references, size, layers. */
+/** docker's `image inspect` object for an image: its config as stored, references, size, layers. The tasks that use it are in `--format api`. */
 export function planImageInspect(d: ImageDetail): Record<string, unknown> {
   const img = d.image!;
   let cfg: { created?: string; author?: string; architecture?: string; os?: string; config?: Record<string, unknown>; rootfs?: { diff_ids?: string[] } } = {};
@@ -110,12 +110,12 @@ export function planImageInspect(d: ImageDetail): Record<string, unknown> {
     RepoDigests: img.digest ? names.map((n) => `${n}@${img.digest}`) : [],
     Created: cfg.created ?? img.createdAt,
     Author: cfg.author ?? '',
-    Config: cfg.config ?? {},
+    // docker's keys, each there (null or '' when the image leaves it out), then whatever else the config holds.
+    Config: { User: '', ExposedPorts: null, Env: null, Cmd: null, Volumes: null, WorkingDir: '', Entrypoint: null, Labels: null, ...(cfg.config ?? {}) },
     Architecture: cfg.architecture ?? '',
     Os: cfg.os ?? '',
     Size: Number(img.sizeBytes),
     RootFS: { Type: 'layers', Layers: cfg.rootfs?.diff_ids ?? d.layers.map((l) => l.digest) },
-    UsedBy: [...img.usedBy],
   };
 }
 
@@ -332,16 +332,16 @@ const inspectCmd: Builder = (y) =>
   y.command('inspect <images..>', 'Display detailed information on one or more images', (a) => a.positional('images', { type: 'string', array: true, demandOption: true }), async (argv) => {
     await withClients(argv, async (c, host) => {
       const l = local(c);
-      const found: unknown[] = [];
+      const found: ImageDetail[] = [];
       const errors: string[] = [];
       for (const image of (argv.images as string[]).map(String)) {
         try {
-          found.push(planImageInspect(await call(l, l.inspectImage, { image }, host)));
+          found.push(await call(l, l.inspectImage, { image }, host));
         } catch (err) {
           errors.push((err as Error).message);
         }
       }
-      out(formatInspect(argv.format, found));
+      out(formatInspect(argv.format, found.map(planImageInspect), () => found.map((d) => controlApi().ImageDetail.toJSON(d))));
       if (errors.length) throw new SwarmletError('NotFound', errors.join('; '));
     });
   });

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { invalidArgument } from '../../services/common/errors';
 import type { Config, Secret } from '../../services/gen/swarmlet/v1/types';
-import { call, Clients } from '../client';
+import { call, Clients, controlApi } from '../client';
+
+const typesApi = (): typeof import('../../services/gen/swarmlet/v1/types') => require('../../services/gen/swarmlet/v1/types');
 import { formatInspect, formatList, json, rowObjects, table } from '../format';
 import { GlobalArgs, out, withClients } from './context';
 import { ago } from './service';
@@ -46,6 +48,8 @@ function api(c: Clients, host: string, kind: FileObjectKind) {
         create: (name: string, labels: Record<string, string>, data: Buffer) => call(ctl, ctl.createSecret, { spec: { name, labels }, data }, host),
         list: async () => (await call(ctl, ctl.listSecrets, {}, host)).secrets,
         get: async (ref: string) => ({ obj: await call(ctl, ctl.getSecret, { secret: ref }, host), data: undefined }),
+        // The API's object, never the secret's data (not even sealed).
+        apiJson: (o: Secret | Config): unknown => typesApi().Secret.toJSON({ ...(o as Secret), dataSealed: Buffer.alloc(0) }),
         remove: (ref: string) => call(ctl, ctl.removeSecret, { secret: ref }, host),
       }
     : {
@@ -55,6 +59,8 @@ function api(c: Clients, host: string, kind: FileObjectKind) {
           const res = await call(ctl, ctl.getConfig, { config: ref }, host);
           return { obj: res.config!, data: res.data };
         },
+        // `ls` lists Configs; `inspect` gets what GetConfig answers, the config and its data.
+        apiJson: (o: Secret | Config, data?: Uint8Array): unknown => (data === undefined ? typesApi().Config.toJSON(o) : controlApi().GetConfigResponse.toJSON({ config: o, data: Buffer.from(data) })),
         remove: (ref: string) => call(ctl, ctl.removeConfig, { config: ref }, host),
       };
 }
@@ -74,7 +80,8 @@ export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
             .option('label', { alias: 'l', type: 'string', describe: `${Kind} label KEY=VALUE (repeatable)` }),
         async (argv) => {
           const labels = volumeLabels(repeated(argv.label));
-          const data = readData(String(argv.file));
+          // yargs reads a lone `-` as an empty string: it is docker's STDIN.
+          const data = readData(argv.file === '' ? '-' : String(argv.file));
           await withClients(argv, async (c, host) => {
             const created = await api(c, host, kind).create(String(argv.name), labels, data);
             out(`${created.id}\n`);
@@ -87,11 +94,12 @@ export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
         (a) => a.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const objects = await api(c, host, kind).list();
+            const calls = api(c, host, kind);
+            const objects = await calls.list();
             if (argv.quiet) return out(objects.map((o) => `${o.id}\n`).join(''));
             const headers = ['ID', 'NAME', ...(kind === 'secret' ? ['DRIVER'] : []), 'CREATED', 'UPDATED'];
             const rows = fileObjectRows(kind, objects);
-            out(formatList(argv.format, rowObjects(headers, rows, { CREATED: 'CreatedAt', UPDATED: 'UpdatedAt' }), () => table(headers, rows), () => objects.map((o) => fileObjectJson(o))));
+            out(formatList(argv.format, rowObjects(headers, rows, { CREATED: 'CreatedAt', UPDATED: 'UpdatedAt' }), () => table(headers, rows), () => objects.map((o) => calls.apiJson(o))));
           });
         },
       )
@@ -101,12 +109,10 @@ export function fileObjectCommands(y: Argv<GlobalArgs>, kind: FileObjectKind) {
         (a) => a.positional(`${kind}s`, { type: 'string', array: true, demandOption: true }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const shown = [];
-            for (const ref of argv[`${kind}s`] as string[]) {
-              const { obj, data } = await api(c, host, kind).get(ref);
-              shown.push(fileObjectJson(obj, data));
-            }
-            out(formatInspect(argv.format, shown));
+            const calls = api(c, host, kind);
+            const found: { obj: Secret | Config; data?: Uint8Array }[] = [];
+            for (const ref of argv[`${kind}s`] as string[]) found.push(await calls.get(ref));
+            out(formatInspect(argv.format, found.map((f) => fileObjectJson(f.obj, f.data)), () => found.map((f) => calls.apiJson(f.obj, f.data))));
           });
         },
       )

@@ -27,6 +27,17 @@ export function volumeLabels(items: string[]): Record<string, string> {
 /** A volume as `inspect` and `ls --format json` show it: labels and users even when there are none. */
 export const volumeJson = (v: Volume) => ({ ...(controlApi().Volume.toJSON(v) as object), labels: { ...v.labels }, usedBy: [...v.usedBy] });
 
+/** docker's `volume inspect` object: its keys and words; the tasks that use the volume are in `--format api`. */
+export const volumeInspect = (v: Volume) => ({
+  CreatedAt: v.createdAt,
+  Driver: v.driver || 'local',
+  Labels: { ...v.labels },
+  Mountpoint: v.mountpoint,
+  Name: v.name,
+  Options: null,
+  Scope: 'local',
+});
+
 /** `volume ls` rows, as docker shows them, with the tasks that use each volume. */
 export function volumeRows(volumes: Volume[]): string[][] {
   return volumes.map((v) => [v.driver, v.name, v.usedBy.length ? v.usedBy.map((id) => id.slice(0, 12)).join(',') : '']);
@@ -69,14 +80,14 @@ export function volumeCommands(y: Argv<GlobalArgs>) {
       )
       .command(
         'inspect <volumes..>',
-        'Show volumes in detail (JSON), with where their data lives on this node',
+        'Display detailed information on one or more volumes (docker\'s JSON; --format api: with the tasks that use them)',
         (a) => a.positional('volumes', { type: 'string', array: true, demandOption: true }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
             const l = local(c);
-            const details = [];
-            for (const name of argv.volumes as string[]) details.push(volumeJson(await call(l, l.getVolume, { name }, host)));
-            out(formatInspect(argv.format, details));
+            const volumes: Volume[] = [];
+            for (const name of argv.volumes as string[]) volumes.push(await call(l, l.getVolume, { name }, host));
+            out(formatInspect(argv.format, volumes.map(volumeInspect), () => volumes.map(volumeJson)));
           });
         },
       )

@@ -169,6 +169,9 @@ export function dockerConfigFile(env: NodeJS.ProcessEnv = process.env): string {
   return env.DOCKER_CONFIG ? `${env.DOCKER_CONFIG}/config.json` : `${env.HOME || os.homedir()}/.docker/config.json`;
 }
 
+/** SWARMLET_LAB: the lab `swarmlet lab` acts on when no --name is given. */
+export const labNameFromEnv = (env: NodeJS.ProcessEnv = process.env): string | undefined => env.SWARMLET_LAB || undefined;
+
 /** SWARMLET_DEBUG=1 makes the CLI print stack traces of unexpected errors. */
 export const cliDebug = (env: NodeJS.ProcessEnv = process.env) => Boolean(env.SWARMLET_DEBUG);
 

@@ -69,6 +69,33 @@ test('api keeps the API objects; a broken template is one line, exit 1, and noth
   expect((await sw(lab, h1, ['service', 'ls', '--format', '{{.Replicas}}'])).trim()).toBe('2/2');
 });
 
+test("volume, secret and config inspect: docker's keys, templates over them, api for the API's objects", async () => {
+  await sw(lab, h1, ['volume', 'create', '--label', 'team=lab', 'notes']);
+  const [vol] = JSON.parse(await sw(lab, h1, ['volume', 'inspect', 'notes']));
+  expect(Object.keys(vol).sort()).toEqual(['CreatedAt', 'Driver', 'Labels', 'Mountpoint', 'Name', 'Options', 'Scope']);
+  expect(vol).toMatchObject({ Name: 'notes', Driver: 'local', Labels: { team: 'lab' }, Scope: 'local', Mountpoint: join(h1.dataDir, 'volumes', 'notes', '_data') });
+  expect(await sw(lab, h1, ['volume', 'inspect', '--format', '{{.Mountpoint}}', 'notes'])).toBe(`${vol.Mountpoint}\n`);
+  expect(JSON.parse(await sw(lab, h1, ['volume', 'inspect', '--format', 'api', 'notes']))[0]).toMatchObject({ name: 'notes', mountpoint: vol.Mountpoint, usedBy: [] });
+
+  const value = 'not-for-your-eyes';
+  const created = await lab.cli(h1, ['secret', 'create', '--label', 'team=lab', 'pw', '-'], { input: value });
+  expect([created.code, created.stderr]).toEqual([0, '']);
+  const id = created.stdout.trim();
+  const [secret] = JSON.parse(await sw(lab, h1, ['secret', 'inspect', 'pw']));
+  expect(Object.keys(secret).sort()).toEqual(['CreatedAt', 'ID', 'Spec', 'UpdatedAt', 'Version']);
+  expect(secret).toMatchObject({ ID: id, Version: { Index: expect.any(Number) }, Spec: { Name: 'pw', Labels: { team: 'lab' } } });
+  expect(Object.keys(secret.Spec).sort()).toEqual(['Labels', 'Name']);
+  expect(await sw(lab, h1, ['secret', 'inspect', '--format', '{{.Spec.Name}} {{.ID}}', 'pw'])).toBe(`pw ${id}\n`);
+  const secretApi = await sw(lab, h1, ['secret', 'inspect', '--format', 'api', 'pw']);
+  expect(JSON.parse(secretApi)[0]).toMatchObject({ id, spec: { name: 'pw' } });
+  expect(JSON.parse(secretApi)[0]).not.toHaveProperty('dataSealed');
+  expect(secretApi).not.toContain(Buffer.from(value).toString('base64'));
+
+  expect((await lab.cli(h1, ['config', 'create', 'motd', '-'], { input: 'hello\n' })).code).toBe(0);
+  expect(await sw(lab, h1, ['config', 'inspect', '--format', '{{.Spec.Name}} {{.Spec.Data}}', 'motd'])).toBe(`motd ${Buffer.from('hello\n').toString('base64')}\n`);
+  expect(JSON.parse(await sw(lab, h1, ['config', 'inspect', '--format', 'api', 'motd']))[0]).toMatchObject({ config: { spec: { name: 'motd' } }, data: Buffer.from('hello\n').toString('base64') });
+});
+
 /** What bash offers for the words typed (the last one is being completed), with the script `swarmlet completion bash` prints. */
 async function bashCompletes(words: string[]): Promise<string[]> {
   const script = `source <(swarmlet completion bash) && COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}) && COMP_CWORD=${words.length - 1} && _swarmlet_yargs_completions && printf '%s\\n' "\${COMPREPLY[@]}"`;

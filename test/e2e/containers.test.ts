@@ -146,7 +146,7 @@ test('a named volume keeps a file across the task\'s replacement on the same nod
   });
   expect(seen).toBe(`${first.id.slice(0, 12)}\n${second.id.slice(0, 12)}\n`);
   await sw(lab, h1, ['service', 'rm', 'vol']);
-  await waitFor('the task gone from the node', async () => ((await sw(lab, h2, ['volume', 'inspect', 'keep'])).includes(second.id) ? undefined : true));
+  await waitFor('the task gone from the node', async () => ((await sw(lab, h2, ['volume', 'inspect', '--format', 'api', 'keep'])).includes(second.id) ? undefined : true));
   const volumes = JSON.parse(await sw(lab, h2, ['volume', 'ls', '--format', 'api'])) as { name: string }[];
   expect(volumes.map((v) => v.name)).toContain('keep');
   expect(readFileSync(seenFile, 'utf8')).toBe(seen);

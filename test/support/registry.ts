@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { planRegistryConfig } from '../../lab/registry';
 
 export interface RegistryCredentials {
   user: string;
@@ -51,25 +52,6 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-function renderConfig(dir: string, listen: string, htpasswd?: string): string {
-  const lines = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${path.join(dir, 'data')}`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    `  addr: ${listen}`,
-  ];
-  if (htpasswd) lines.push('auth:', '  htpasswd:', '    realm: swarmlet-test', `    path: ${htpasswd}`);
-  return lines.join('\n') + '\n';
-}
-
 const inNetns = (netns: string | undefined, argv: string[]) => (netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : argv);
 
 /** GET /v2/_catalog with curl (run in the registry's netns): the HTTP status and body. */
@@ -105,7 +87,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     fs.writeFileSync(htpasswd, line.trim() + '\n', { mode: 0o600 });
   }
   const config = path.join(dir, 'config.yml');
-  fs.writeFileSync(config, renderConfig(dir, listen, htpasswd));
+  fs.writeFileSync(config, planRegistryConfig(dir, listen, htpasswd));
   const logFile = path.join(dir, 'registry.log');
   const log = fs.openSync(logFile, 'a');
   const argv = inNetns(opts.netns, ['docker-registry', 'serve', config]);

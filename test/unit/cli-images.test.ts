@@ -130,12 +130,11 @@ test('image inspect: docker\'s fields from the stored config', () => {
     RepoDigests: [`localhost:5000/app@sha256:${D}`],
     Created: '2026-01-01T01:00:00Z',
     Author: '',
-    Config: { Env: ['A=1'], Cmd: ['sh'] },
+    Config: { User: '', ExposedPorts: null, Env: ['A=1'], Cmd: ['sh'], Volumes: null, WorkingDir: '', Entrypoint: null, Labels: null },
     Architecture: 'amd64',
     Os: 'linux',
     Size: 2_038_838,
     RootFS: { Type: 'layers', Layers: ['sha256:l1', 'sha256:l2'] },
-    UsedBy: [],
   });
 });
 

@@ -56,4 +56,12 @@ describe('layers', () => {
   test('agent/ does not import manager/, node/ or cli/', () => {
     expect(violations('agent', ['manager', 'node', 'cli'])).toEqual([]);
   });
+
+  test('lab/ (what `swarmlet lab` runs) stands on services/ alone: no agent/, manager/, node/, cli/ or test/', () => {
+    expect(violations('lab', ['agent', 'manager', 'node', 'cli', 'test'])).toEqual([]);
+  });
+
+  test('product code never imports test/', () => {
+    expect(['services', 'manager', 'agent', 'node', 'cli', 'lab'].flatMap((dir) => violations(dir, ['test', 'bench']))).toEqual([]);
+  });
 });

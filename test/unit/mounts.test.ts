@@ -1,5 +1,5 @@
 import { parseMountFlag, planMountChange, serviceJsonWithMounts } from '../../cli/mount-flags';
-import { volumeLabels, volumeRows } from '../../cli/commands/volume';
+import { volumeInspect, volumeLabels, volumeRows } from '../../cli/commands/volume';
 import { specFromCreateFlags, specFromUpdateFlags } from '../../cli/service-flags';
 import { planMounts } from '../../agent/runtime/mount-plans';
 import { cleanAbsolutePath, validateMounts } from '../../manager/orchestrator/mount-spec';
@@ -180,5 +180,10 @@ describe('CLI output', () => {
     expect(() => volumeLabels(['=x'])).toThrow(/invalid --label "=x"/);
     const v = { name: 'data', driver: 'local', mountpoint: '/x', labels: {}, createdAt: '', usedBy: ['0123456789abcdef', 'fedcba9876543210'] };
     expect(volumeRows([v, { ...v, name: 'idle', usedBy: [] }])).toEqual([['local', 'data', '0123456789ab,fedcba987654'], ['local', 'idle', '']]);
+  });
+
+  test("volume inspect: docker's keys and words, nothing else", () => {
+    const v = { name: 'data', driver: 'local', mountpoint: '/var/lib/swarmlet/volumes/data/_data', labels: { team: 'lab' }, createdAt: '2026-12-05T10:00:00Z', usedBy: ['0123456789abcdef'] };
+    expect(volumeInspect(v)).toEqual({ CreatedAt: '2026-12-05T10:00:00Z', Driver: 'local', Labels: { team: 'lab' }, Mountpoint: '/var/lib/swarmlet/volumes/data/_data', Name: 'data', Options: null, Scope: 'local' });
   });
 });
