@@ -452,7 +452,15 @@ class DiscoveryBench {
     if (t && !this.ipOf(t, 'ingress')) this.note(`service ps shows no 'ingress' address for web's tasks: the ingress rule figure is missing`);
     const period: Record<string, number[]> = { nft: [] };
     const samples: RemovalSample[] = [];
-    for (let i = 0; i < 2 * REMOVAL_ROUNDS * runs; i++) samples.push(await this.removalRound(i % 2 === 0 ? 'kill' : 'scale', ingressNs, period));
+    for (let i = 0; i < 2 * REMOVAL_ROUNDS * runs; i++) {
+      const how = i % 2 === 0 ? 'kill' : 'scale';
+      try {
+        samples.push(await this.removalRound(how, ingressNs, period));
+      } catch (err) {
+        // One round lost (on a loaded machine a stop can take longer than the round's bound) is a note, not the end of the run.
+        this.note(`${how} round ${i + 1} lost: ${(err as Error).message}`);
+      }
+    }
     return { samples, period, ingressNs };
   }
 }
