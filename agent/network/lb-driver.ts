@@ -79,10 +79,13 @@ export class NftTables {
   /**
    * Makes the `ip` table `table` in `netns` what `body` says ('' for no table). Without `verify`,
    * nothing is done when this very text was applied there last; with it, the kernel's listing is
-   * compared. Resolves true when the kernel was changed.
+   * compared. Resolves true when the kernel was changed. A `body` given as a function is rendered
+   * when the key's turn comes, from the state of then: of two callers that raced, the later
+   * state is what the kernel is left with.
    */
-  ensure(key: string, netns: string | undefined, table: string, body: string, verify = false): Promise<boolean> {
+  ensure(key: string, netns: string | undefined, table: string, wanted: string | (() => string), verify = false): Promise<boolean> {
     return this.serial(key, async () => {
+      const body = typeof wanted === 'function' ? wanted() : wanted;
       const last = this.applied.get(key);
       const same = last !== undefined && last.netns === netns && last.table === table && last.body === body;
       if (same && !verify) return false;
