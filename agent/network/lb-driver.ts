@@ -4,10 +4,13 @@
  * `ip swarmlet-publish` table (the renderers are in plans/lb-nft.ts).
  *
  * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied with one
- * atomic `nft -f -` inside the namespace (netns-run.ts), and only when the text for the
- * key changed since it was last applied there; a `verify` pass (the periodic resync) reads the
- * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
- * comes back. Calls for one key run one at a time, in order.
+ * atomic `nft -f -` inside the namespace (netns-run.ts, through the long-lived spawning helper),
+ * and only when the text for the key changed since it was last applied there. When only the rules
+ * of some chains changed (a VIP's or a published port's backends), that transaction rewrites
+ * those chains alone (planNftUpdate); when it fails (the kernel does not have the table the agent
+ * applied: deleted by hand), the whole table is applied instead. A `verify` pass (the periodic
+ * resync) reads the kernel's listing and applies again what differs, so a table flushed or
+ * deleted by hand comes back. Calls for one key run one at a time, in order.
  */
 import { metrics, timed } from '../../services/metrics/metrics';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -15,7 +18,7 @@ import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { enableForwarding, runInNetns } from './netns-run';
-import { PublishRule, renderNftReplace } from './plans/lb-nft';
+import { PublishRule, planNftUpdate, renderNftReplace } from './plans/lb-nft';
 
 const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
 
@@ -100,6 +103,21 @@ export class NftTables {
       }
       if (same) this.log.warn({ key, table, netns }, 'nft table changed behind the agent; applying it again');
       this.applied.delete(key);
+      const update = !verify && last !== undefined && last.netns === netns && last.table === table ? planNftUpdate(table, last.body, body) : undefined;
+      if (update === '') {
+        this.applied.set(key, { netns, table, body });
+        return false;
+      }
+      if (update !== undefined) {
+        try {
+          await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], update));
+          this.applied.set(key, { netns, table, body });
+          this.log.debug({ key, table, netns, lines: update.split('\n').length - 1 }, 'nft chains updated');
+          return true;
+        } catch (err) {
+          this.log.warn({ key, table, netns, err: asSwarmletError(err).message }, 'nft table not as the agent applied it; applying it whole');
+        }
+      }
       await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body)));
       this.applied.set(key, { netns, table, body });
       this.log.debug({ key, table, netns, rules: body.split('\n').length }, body ? 'nft table applied' : 'nft table removed');
