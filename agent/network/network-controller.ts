@@ -100,9 +100,12 @@ const ownNetns = (t: RunningTask) => t.attachments.some((a) => a.driver !== 'hos
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
- * the worker sees its tasks: the DNS records at once, then the kernel (overlays, bridges, ingress
- * sandbox, the tasks' tables, the host's table) by a pass of the controller's ReconcileLoop, which
- * also runs every few seconds, reading the kernel then, so that what was deleted by hand comes back. The network
+ * the worker sees its tasks: the DNS records and the rules that follow them (the tasks' VIP
+ * tables, the ingress table) at once, beside any pass under way; then the kernel (overlays,
+ * bridges, ingress sandbox, the tasks' tables, the host's table) by a pass of the controller's
+ * ReconcileLoop. A task this node sees stop leaves the records and those rules here before the
+ * managers hear of it (stopServing). The loop also runs every few seconds, reading the kernel
+ * then, so that what was deleted by hand comes back. The network
  * drivers (overlay, bridge with the gateway bridge, macvlan) implement one port (driver.ts) that
  * this controller loops over, in that order; each plugs in the attachments of its own kind and
  * leaves the others alone. The ingress sandbox (made before the overlays and filled after the
