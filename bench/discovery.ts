@@ -115,9 +115,10 @@ const REMOVAL_ROUNDS = 3;
 const WATCH_MS = 10;
 /**
  * Lists the ruleset once, then again at each change `nft monitor` announces, each listing followed
- * by `@@ <ms since epoch when the change was announced>`.
+ * by `@@ <ms since epoch when the change was announced>`. The monitor is started first (the first
+ * listing waits for it): a change between the listing and the monitor's start would be missed.
  */
-const NFT_WATCH = 'nft list ruleset; echo "@@ $(date +%s%3N)"; stdbuf -oL nft monitor ruleset | while read -r _; do t=$(date +%s%3N); nft list ruleset; echo "@@ $t"; done';
+const NFT_WATCH = 'stdbuf -oL nft monitor ruleset | { sleep 0.5; nft list ruleset; echo "@@ $(date +%s%3N)"; while read -r _; do t=$(date +%s%3N); nft list ruleset; echo "@@ $t"; done; }';
 const PS_POLL_MS = 300;
 
 const isRunning = (t: TaskJson) => t.desiredState === RUNNING && t.status?.state === RUNNING;

@@ -13,7 +13,7 @@
  * deleted by hand comes back. Calls for one key run one at a time, in order.
  */
 import { metrics, timed } from '../../services/metrics/metrics';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
@@ -31,6 +31,8 @@ export async function readRouteLocalnet(dev: string): Promise<string | undefined
     throw err;
   }
 }
+
+const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** The bridges the host's published-port rules send connections into. */
 export function devicesOf(rules: PublishRule[]): string[] {
@@ -115,6 +117,8 @@ export class NftTables {
           this.log.debug({ key, table, netns, lines: update.split('\n').length - 1 }, 'nft chains updated');
           return true;
         } catch (err) {
+          // A namespace that is gone (its task ended) has no table to apply whole either.
+          if (netns !== undefined && !(await exists(netns))) throw err;
           this.log.warn({ key, table, netns, err: asSwarmletError(err).message }, 'nft table not as the agent applied it; applying it whole');
         }
       }

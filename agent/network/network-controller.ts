@@ -551,7 +551,8 @@ export class NetworkController implements TaskNetworks {
    * comes; the tables of tasks no longer running are forgotten (they went with their namespace).
    */
   private async reconcileLb(all: RunningTask[], verify: boolean): Promise<void> {
-    const running = all.filter(ownNetns);
+    // A task that stopped serving here has no use for its own table (its namespace is going, or gone).
+    const running = all.filter((t) => ownNetns(t) && !this.down.has(t.taskId));
     const ids = new Set(running.map((t) => t.taskId));
     for (const key of this.tables.keys()) if (key !== HOST_KEY && key !== INGRESS_TASK_ID && !ids.has(key)) this.tables.forget(key);
     const results = await Promise.allSettled(running.map((t) => this.tables.ensure(t.taskId, t.netns, LB_NFT_TABLE, () => lbTableOf(t.attachments, this.served().services), verify)));
