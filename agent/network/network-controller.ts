@@ -345,7 +345,8 @@ export class NetworkController implements TaskNetworks {
     const hostPorts = silent ? this.state.hostPorts : req.hostPorts;
     const running = this.running(this.state.tasks);
     lines.push(...this.dns.check(services, running));
-    for (const t of running.filter(ownNetns)) {
+    // A task stopped serving here keeps whatever table it had (reconcileLb leaves it alone).
+    for (const t of running.filter((x) => ownNetns(x) && !this.down.has(x.taskId))) {
       try {
         const diff = diffNftTable(`VIP table ${LB_NFT_TABLE} of task ${t.taskId}`, await listNftTable(t.netns, LB_NFT_TABLE), lbTableOf(t.attachments, services));
         if (diff) lines.push(diff);
