@@ -54,6 +54,12 @@ export interface TaskNetworks {
   attach(task: Task, netnsPath: string): Promise<void>;
   /** The task is gone: what its networks held for it goes too. */
   detach(taskId: string): Promise<void>;
+  /**
+   * The task serves no more (its process exited, or it is about to be stopped): it leaves its
+   * services' records and load-balancing rules on this node now, ahead of the managers' word.
+   * Never rejects.
+   */
+  stopServing?(taskId: string): Promise<void>;
 }
 
 interface TaskEntry extends TaskView {
@@ -275,12 +281,15 @@ export class Worker {
         return;
       case 'stop':
         this.operate(entry, 'stop', async () => {
+          // Out of the load balancer first, then stopped: no new connection goes to a stopping task.
+          await this.networks?.stopServing?.(taskId);
           await this.runtime.stop(taskId, action.graceMs);
           await this.files?.release(taskId);
         });
         return;
       case 'remove':
         this.operate(entry, 'remove', async () => {
+          await this.networks?.stopServing?.(taskId);
           await this.runtime.stop(taskId, action.graceMs);
           await this.runtime.remove(taskId);
           await this.files?.release(taskId);
@@ -329,6 +338,8 @@ export class Worker {
       try {
         entry.runtime = await this.runtime.inspect(entry.taskId);
         entry.unknown = false;
+        // An exit the runtime could not report at once (no watch) is seen here.
+        if (entry.runtime.state === 'exited') void this.networks?.stopServing?.(entry.taskId);
         if (this.started) this.ensureExitWatch(entry);
       } catch (err) {
         log.error({ err }, 'inspecting the task failed');
@@ -354,6 +365,7 @@ export class Worker {
     if (live && !entry.stopExitWatch && this.runtime.watchExit) {
       entry.stopExitWatch = this.runtime.watchExit(entry.taskId, () => {
         entry.exitSeen = true;
+        void this.networks?.stopServing?.(entry.taskId);
         this.poke();
       });
     } else if (!live && entry.stopExitWatch) {

@@ -27,19 +27,25 @@
  *    address is out of `tasks.web` (test/support/dns-watch asking 127.0.0.11 every WATCH_MS ms in the
  *    client task), out of the nft ruleset of the client task's namespace (the VIP backends), and out
  *    of the nft ruleset of every host's ingress sandbox `<prefix>-h<i>-net-ingress` (its ingress
- *    address; the latest host counts); rulesets are listed back to back by one shell loop per
- *    namespace (the period is printed). The reference is the design's bound, 1 s ("within a
- *    second"); docker answers from gossip with TTL 600 s.
+ *    address; the latest host counts). Rulesets are watched with `nft monitor` in each namespace:
+ *    each change is stamped when it is announced and the ruleset is listed then, so the figures
+ *    are not late by a polling period, and the watches do not load the machine between changes
+ *    (listing back to back in 4 namespaces took about one core: it slowed what it measured). The
+ *    references are the targets of issue 15 (0.2 s after a kill, 1 s after the CLI's start);
+ *    docker answers from gossip with TTL 600 s.
  *
  * Run it through bench/run.sh (`npm run bench:discovery -- --runs 1`).
  *
- *   node dist/bench/discovery.js [--runs N] [--prefix P] [--keep-logs DIR]
+ *   node dist/bench/discovery.js [--runs N] [--prefix P] [--keep-logs DIR] [--phases dns,http,removal]
+ *
+ * `--phases` runs only the parts named (default: all three); `--phases removal` alone measures
+ * convergence without the load of dnsperf and wrk.
  *
  * The table goes to stdout, then one line `BENCH_JSON {...}`; progress goes to stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SwarmletError } from '../services/common/errors';
@@ -47,7 +53,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand } from '../test/lab/ip-command';
 import { Lab, requireBuiltCli, type LabClient, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, copyLabLogs, firstLine, parseBenchArgs, progress, renderReport, summarize, waitUntil, type BenchOptions } from './lab-helpers';
+import { benchMain, copyLabLogs, firstLine, parseBenchArgs, progress, renderReport, waitUntil, type BenchOptions } from './lab-helpers';
 
 interface TaskJson {
   id: string;
@@ -101,13 +107,18 @@ const WRK_CONNECTIONS = 16;
 const DNS_ADDR = '127.0.0.11';
 const REF_DNS_ADDR = '127.0.0.2';
 const REMOVAL_TIMEOUT_MS = 15_000;
-const REMOVAL_TARGET_MS = 1000;
+/** The targets of issue 15: out of the records and rules within 0.2 s of a kill -9, 1 s of the start of `service scale -d`. */
+const REMOVAL_TARGET_MS = { kill: 200, scale: 1000 } as const;
 /** Removal rounds of each kind (kill, scale) per --runs. */
 const REMOVAL_ROUNDS = 3;
 /** dns-watch asks every WATCH_MS ms. */
 const WATCH_MS = 10;
-/** Lists the ruleset back to back, each listing followed by `@@ <ms since epoch>`. */
-const NFT_LOOP = 'while :; do nft list ruleset; echo "@@ $(date +%s%3N)"; sleep 0.005; done';
+/**
+ * Lists the ruleset once, then again at each change `nft monitor` announces, each listing followed
+ * by `@@ <ms since epoch when the change was announced>`. The monitor is started first (the first
+ * listing waits for it): a change between the listing and the monitor's start would be missed.
+ */
+const NFT_WATCH = 'stdbuf -oL nft monitor ruleset | { sleep 0.5; nft list ruleset; echo "@@ $(date +%s%3N)"; while read -r _; do t=$(date +%s%3N); nft list ruleset; echo "@@ $t"; done; }';
 const PS_POLL_MS = 300;
 
 const isRunning = (t: TaskJson) => t.desiredState === RUNNING && t.status?.state === RUNNING;
@@ -370,15 +381,15 @@ class DiscoveryBench {
     return ['ip', 'netns', 'exec', this.hostOf(this.clientTask).netns, ...this.inClient];
   }
 
-  async removalRound(how: 'kill' | 'scale', ingressNs: string[], period: Record<string, number[]>): Promise<RemovalSample> {
+  async removalRound(how: 'kill' | 'scale', ingressNs: string[]): Promise<RemovalSample> {
     const before = await this.waitRunning('web', 3);
     const frontOf = new Map(before.map((t) => [t.id, this.ipOf(t, NET) as string]));
     const ingressOf = new Map(before.map((t) => [t.id, this.ipOf(t, 'ingress') ?? '']));
     const pidOf = new Map(before.map((t) => [t.id, t.status?.container?.pid ?? 0]));
     const ids = before.map((t) => t.id);
     const dnsWatch = new SnapshotWatch('tasks.web', [...this.clientEnter, process.execPath, this.dnsWatchJs, DNS_ADDR, 'tasks.web', String(WATCH_MS)], 'json');
-    const vipWatch = new SnapshotWatch('client VIP rules', [...this.clientEnter, 'sh', '-c', NFT_LOOP], 'blocks');
-    const ingressWatches = ingressOf.get(ids[0] as string) ? ingressNs.map((ns) => new SnapshotWatch(`${ns} rules`, ['ip', 'netns', 'exec', ns, 'sh', '-c', NFT_LOOP], 'blocks')) : [];
+    const vipWatch = new SnapshotWatch('client VIP rules', [...this.clientEnter, 'sh', '-c', NFT_WATCH], 'blocks');
+    const ingressWatches = ingressOf.get(ids[0] as string) ? ingressNs.map((ns) => new SnapshotWatch(`${ns} rules`, ['ip', 'netns', 'exec', ns, 'sh', '-c', NFT_WATCH], 'blocks')) : [];
     const watches = [dnsWatch, vipWatch, ...ingressWatches];
     try {
       // Baseline: each source names all 3 tasks before the round starts (else a 0 ms figure would mean nothing).
@@ -426,7 +437,6 @@ class DiscoveryBench {
       };
       const f = (x: number | undefined) => (x === undefined ? 'never' : `${x.toFixed(0)} ms`);
       progress(`${how} ${victim} (${vFront}, ingress ${vIngress || 'none'})${cliMs !== undefined ? `, CLI returned after ${cliMs} ms` : ''}: process gone ${f(sample.processGone)}, out of tasks.web ${f(sample.dns)}, of the client's VIP rules ${f(sample.vipNft)}, of the ingress rules ${f(sample.ingressNft)} (per sandbox: ${ing.map(f).join(', ')})`);
-      period.nft!.push(...vipWatch.periods(), ...ingressWatches.flatMap((w) => w.periods()));
       for (const w of watches) if (w.exit) this.note(`${w.what} watch: ${w.exit}`);
       const unanswered = dnsWatch.errors.filter((e) => e.at >= t0);
       if (sample.dns === undefined || unanswered.length > 0) {
@@ -440,23 +450,31 @@ class DiscoveryBench {
     }
   }
 
-  async removalFigures(runs: number): Promise<{ samples: RemovalSample[]; period: Record<string, number[]>; ingressNs: string[] }> {
+  async removalFigures(runs: number): Promise<{ samples: RemovalSample[]; ingressNs: string[] }> {
     this.dnsWatchJs = join(this.lab.repoRoot, 'dist', 'test', 'support', 'dns-watch.js');
     const ingressNs = await this.ingressSandboxes();
     if (ingressNs.length === 0) this.note('no ingress sandbox <prefix>-h<i>-net-ingress found: the ingress rule figure is missing');
     const [t] = (await this.tasks('web')).filter(isRunning);
     if (t && !this.ipOf(t, 'ingress')) this.note(`service ps shows no 'ingress' address for web's tasks: the ingress rule figure is missing`);
-    const period: Record<string, number[]> = { nft: [] };
     const samples: RemovalSample[] = [];
-    for (let i = 0; i < 2 * REMOVAL_ROUNDS * runs; i++) samples.push(await this.removalRound(i % 2 === 0 ? 'kill' : 'scale', ingressNs, period));
-    return { samples, period, ingressNs };
+    for (let i = 0; i < 2 * REMOVAL_ROUNDS * runs; i++) {
+      const how = i % 2 === 0 ? 'kill' : 'scale';
+      try {
+        samples.push(await this.removalRound(how, ingressNs));
+      } catch (err) {
+        // One round lost (on a loaded machine a stop can take longer than the round's bound) is a note, not the end of the run.
+        this.note(`${how} round ${i + 1} lost: ${(err as Error).message}`);
+      }
+    }
+    return { samples, ingressNs };
   }
 }
 
 /**
  * A process that prints snapshots of something (a resolver's answer, a namespace's ruleset) until
  * stopped, with the wall time of each: 'json' reads dns-watch lines ({at, addrs | error}); 'blocks'
- * reads text ended by a line `@@ <ms since epoch>` (NFT_LOOP).
+ * reads text ended by a line `@@ <ms since epoch>` (NFT_WATCH). It runs in a process group of its
+ * own, ended as a whole (a monitor left behind would keep its namespace and keep listing).
  */
 class SnapshotWatch {
   readonly snapshots: { at: number; text: string }[] = [];
@@ -467,7 +485,7 @@ class SnapshotWatch {
   private stopped = false;
 
   constructor(readonly what: string, argv: string[], format: 'json' | 'blocks') {
-    this.child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     this.child.on('error', (err) => (this.exit = err.message));
     this.child.on('exit', (code, sig) => {
       if (!this.stopped) this.exit = `exited ${code ?? sig}`;
@@ -494,14 +512,13 @@ class SnapshotWatch {
     return this.snapshots.find((s) => s.at >= t0 && holds(s.text))?.at;
   }
 
-  /** ms between consecutive snapshots (meaningful for 'blocks', one per listing; 'json' prints changes only). */
-  periods(): number[] {
-    return this.snapshots.slice(1).map((s, i) => s.at - (this.snapshots[i] as { at: number }).at);
-  }
-
   stop(): void {
     this.stopped = true;
-    this.child.kill('SIGKILL');
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -511,20 +528,49 @@ interface Row {
   label: string;
   n: number;
   value: string;
+  /** The 99th percentile over the repeats, where a figure has one per repeat. */
+  p99?: string;
   reference: string;
   refValue: string;
   ratio: string;
 }
 
 function render(rows: Row[], lines: string[], runs: number): string {
-  const head = ['figure', 'n', 'median', 'reference (same run)', 'ref median', 'ratio'];
-  const cells = rows.map((r) => [r.label, String(r.n), r.value, r.reference, r.refValue, r.ratio]);
+  const head = ['figure', 'n', 'median', 'p99', 'reference (same run)', 'ref median', 'ratio'];
+  const cells = rows.map((r) => [r.label, String(r.n), r.value, r.p99 ?? '', r.reference, r.refValue, r.ratio]);
   const title = `swarmlet discovery benchmark: ${HOSTS} hosts (h1 manager, h2 and h3 workers), overlay ${NET}, --runs ${runs}; ratio = swarmlet / reference (medians)`;
-  return renderReport(title, head, cells, [0, 3], lines);
+  return renderReport(title, head, cells, [0, 4], lines);
 }
 
-export function parseArgs(argv: string[]): BenchOptions {
-  return parseBenchArgs(argv, { script: 'discovery.js', runs: 1, prefix: 'swbdis' });
+export type Phase = 'dns' | 'http' | 'removal';
+const PHASES: readonly Phase[] = ['dns', 'http', 'removal'];
+
+export interface DiscoveryOptions extends BenchOptions {
+  readonly phases: ReadonlySet<Phase>;
+}
+
+/** The shared flags (parseBenchArgs) and `--phases dns,http,removal` (default: all). */
+export function parseArgs(argv: string[]): DiscoveryOptions {
+  const rest: string[] = [];
+  let phases: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--phases') phases = argv[++i] ?? '';
+    else if (arg.startsWith('--phases=')) phases = arg.slice('--phases='.length);
+    else rest.push(arg);
+  }
+  const opts = parseBenchArgs(rest, { script: 'discovery.js', runs: 1, prefix: 'swbdis' });
+  const wanted = phases === undefined ? [...PHASES] : phases.split(',').filter((p) => p);
+  const bad = wanted.filter((p) => !PHASES.includes(p as Phase));
+  if (bad.length > 0 || wanted.length === 0) throw new SwarmletError('InvalidArgument', `--phases takes a comma-separated list of ${PHASES.join(', ')}, not ${JSON.stringify(phases)}`);
+  return Object.freeze({ ...opts, phases: new Set(wanted as Phase[]) });
+}
+
+/** The nearest-rank percentile `p` (0-100) of xs; NaN for none. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] as number;
 }
 
 const fx = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -561,7 +607,7 @@ async function withInfoLab(opts: BenchOptions, body: (lab: Lab) => Promise<void>
   }
 }
 
-export async function runDiscoveryBench(opts: BenchOptions): Promise<void> {
+export async function runDiscoveryBench(opts: DiscoveryOptions): Promise<void> {
   progress(`building lab ${opts.prefix} (${HOSTS} hosts, daemons at log level info), --runs ${opts.runs}`);
   await withInfoLab(opts, async (lab) => {
     const bench = new DiscoveryBench(lab);
@@ -570,55 +616,66 @@ export async function runDiscoveryBench(opts: BenchOptions): Promise<void> {
     const rows: Row[] = [];
     const json: Record<string, unknown> = { runs: opts.runs, hosts: HOSTS, prefix: opts.prefix, cpus: cpus().length };
 
-    const dns = await bench.dnsFigures(opts.runs);
-    const m = (xs: DnsperfResult[], k: keyof DnsperfResult) => median(xs.map((x) => x[k]));
-    const dnsRef = 'dnsmasq --host-record, same netns';
-    rows.push(
-      { label: 'DNS queries/s (web A)', n: dns.swarmlet.length, value: fx(m(dns.swarmlet, 'qps')), reference: dnsRef, refValue: fx(m(dns.dnsmasq, 'qps')), ratio: rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps')) },
-      { label: 'DNS median latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'medianMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'medianMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'medianMs'), m(dns.dnsmasq, 'medianMs')) },
-      { label: 'DNS average latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'avgMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'avgMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'avgMs'), m(dns.dnsmasq, 'avgMs')) },
-    );
-    json.dns = { vip: dns.vip, seconds: DNS_SECONDS, swarmlet: dns.swarmlet, reference: { label: dnsRef, kind: 'measured', runs: dns.dnsmasq }, ratioQps: Number(rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps'))) };
-
-    const http = await bench.httpFigures(opts.runs);
-    const hm = (k: string, f: keyof WrkResult) => median(http[k]!.map((x) => x[f]));
-    const straight = hm('straight', 'rps');
-    const httpRef = 'wrk straight to the task (client task)';
-    for (const [k, label] of [['meshLocal', 'mesh req/s, via h2 (runs the task)'], ['meshRemote', 'mesh req/s, via h3 (no task)'], ['vip', 'VIP req/s (client task)']] as const) {
-      rows.push({ label, n: http[k]!.length, value: fx(hm(k, 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm(k, 'rps'), straight) });
+    const lines: string[] = [];
+    if (opts.phases.has('dns')) {
+      const dns = await bench.dnsFigures(opts.runs);
+      const m = (xs: DnsperfResult[], k: keyof DnsperfResult) => median(xs.map((x) => x[k]));
+      const dnsRef = 'dnsmasq --host-record, same netns';
+      rows.push(
+        { label: 'DNS queries/s (web A)', n: dns.swarmlet.length, value: fx(m(dns.swarmlet, 'qps')), reference: dnsRef, refValue: fx(m(dns.dnsmasq, 'qps')), ratio: rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps')) },
+        { label: 'DNS median latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'medianMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'medianMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'medianMs'), m(dns.dnsmasq, 'medianMs')) },
+        { label: 'DNS average latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'avgMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'avgMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'avgMs'), m(dns.dnsmasq, 'avgMs')) },
+      );
+      json.dns = { vip: dns.vip, seconds: DNS_SECONDS, swarmlet: dns.swarmlet, reference: { label: dnsRef, kind: 'measured', runs: dns.dnsmasq }, ratioQps: Number(rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps'))) };
+      lines.push(`DNS: dnsperf -l ${DNS_SECONDS} -v (100 queries outstanding) in the client task's netns; swarmlet at ${DNS_ADDR}, dnsmasq at ${REF_DNS_ADDR}; latency medians from the per-query lines`);
     }
-    rows.push({ label: 'mesh req/s, web (3 tasks) via h3', n: http.meshWeb3!.length, value: fx(hm('meshWeb3', 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm('meshWeb3', 'rps'), straight) });
-    for (const [k, label] of [['meshLocal', 'mesh median latency, via h2'], ['meshRemote', 'mesh median latency, via h3']] as const) {
-      rows.push({ label, n: http[k]!.length, value: `${fx(hm(k, 'medianMs'), 2)} ms`, reference: httpRef, refValue: `${fx(hm('straight', 'medianMs'), 2)} ms`, ratio: rt(hm(k, 'medianMs'), hm('straight', 'medianMs')) });
-    }
-    json.http = { seconds: WRK_SECONDS, connections: WRK_CONNECTIONS, ...http, reference: { label: httpRef, kind: 'measured' }, ratioMeshLocal: Number(rt(hm('meshLocal', 'rps'), straight)), ratioMeshRemote: Number(rt(hm('meshRemote', 'rps'), straight)) };
 
-    const removal = await bench.removalFigures(opts.runs);
-    const remRef = `design bound ${REMOVAL_TARGET_MS} ms`;
-    for (const [k, label] of [['processGone', 'task stop -> process gone'], ['dns', 'task stop -> out of tasks.web'], ['vipNft', 'task stop -> out of VIP rules'], ['ingressNft', 'task stop -> out of ingress rules']] as const) {
-      for (const how of ['kill', 'scale'] as const) {
-        const xs = removal.samples.filter((s) => s.how === how).map((s) => s[k]).filter((x): x is number => x !== undefined);
-        const missed = removal.samples.filter((s) => s.how === how).length - xs.length;
-        if (missed > 0) bench.note(`${label} (${how}): ${missed} rounds never saw it within ${REMOVAL_TIMEOUT_MS} ms`);
-        if (xs.length === 0) continue;
-        const v = median(xs);
-        rows.push({ label: `${label} (${how === 'kill' ? 'kill -9' : 'scale -d'})`, n: xs.length, value: `${fx(v)} ms`, reference: remRef, refValue: `${REMOVAL_TARGET_MS} ms`, ratio: rt(v, REMOVAL_TARGET_MS) });
+    if (opts.phases.has('http')) {
+      const http = await bench.httpFigures(opts.runs);
+      const hm = (k: string, f: keyof WrkResult) => median(http[k]!.map((x) => x[f]));
+      const straight = hm('straight', 'rps');
+      const httpRef = 'wrk straight to the task (client task)';
+      for (const [k, label] of [['meshLocal', 'mesh req/s, via h2 (runs the task)'], ['meshRemote', 'mesh req/s, via h3 (no task)'], ['vip', 'VIP req/s (client task)']] as const) {
+        rows.push({ label, n: http[k]!.length, value: fx(hm(k, 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm(k, 'rps'), straight) });
       }
+      rows.push({ label: 'mesh req/s, web (3 tasks) via h3', n: http.meshWeb3!.length, value: fx(hm('meshWeb3', 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm('meshWeb3', 'rps'), straight) });
+      for (const [k, label] of [['meshLocal', 'mesh median latency, via h2'], ['meshRemote', 'mesh median latency, via h3']] as const) {
+        rows.push({ label, n: http[k]!.length, value: `${fx(hm(k, 'medianMs'), 2)} ms`, reference: httpRef, refValue: `${fx(hm('straight', 'medianMs'), 2)} ms`, ratio: rt(hm(k, 'medianMs'), hm('straight', 'medianMs')) });
+      }
+      json.http = { seconds: WRK_SECONDS, connections: WRK_CONNECTIONS, ...http, reference: { label: httpRef, kind: 'measured' }, ratioMeshLocal: Number(rt(hm('meshLocal', 'rps'), straight)), ratioMeshRemote: Number(rt(hm('meshRemote', 'rps'), straight)) };
+      lines.push(`HTTP: wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s --latency against whoami-server (Node, one process per task); mesh from the client namespace ${bench.client.addr}`);
     }
-    const c = (xs: number[]) => (xs.length ? summarize(xs) : undefined);
-    // Scale-down: how long before (negative: after) the process was gone each source let the task go.
-    const lead = (k: 'dns' | 'vipNft' | 'ingressNft') =>
-      median(removal.samples.filter((x) => x.how === 'scale' && x[k] !== undefined && x.processGone !== undefined).map((x) => (x.processGone as number) - (x[k] as number)));
-    json.removal = { samples: removal.samples, ingressSandboxes: removal.ingressNs, dnsQueryEveryMs: WATCH_MS, nftListingPeriodMs: c(removal.period.nft!.map((x) => Math.max(x, 0))), reference: { label: remRef, kind: 'target' } };
-    json.notes = bench.notes;
 
-    const lines = [
-      `DNS: dnsperf -l ${DNS_SECONDS} -v (100 queries outstanding) in the client task's netns; swarmlet at ${DNS_ADDR}, dnsmasq at ${REF_DNS_ADDR}; latency medians from the per-query lines`,
-      `HTTP: wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s --latency against whoami-server (Node, one process per task); mesh from the client namespace ${bench.client.addr}`,
-      `removal: t0 = the kill, or the start of 'service scale -d web=2' (the CLI returned after ${fx(median(removal.samples.flatMap((x) => (x.cliMs !== undefined ? [x.cliMs] : []))))} ms, median: the records go before it has); tasks.web asked every ${WATCH_MS} ms over UDP (test/support/dns-watch) in the client task; \`nft list ruleset\` back to back in the client task and each ingress sandbox, one listing every ${fx(c(removal.period.nft!)?.medianMs ?? NaN)} ms (median): a figure is late by up to one period; scale-down figures include the graceful stop`,
-      `scale -d: the task left tasks.web ${fx(lead('dns'))} ms, the client's VIP rules ${fx(lead('vipNft'))} ms, the ingress rules ${fx(lead('ingressNft'))} ms before its process was gone (medians; negative: after)`,
-      `machine: ${cpus().length} cores shared by the 3 daemons (log level info), etcd, the tasks, and the load generators`,
-    ];
+    if (opts.phases.has('removal')) {
+      const removal = await bench.removalFigures(opts.runs);
+      const remRef = (how: 'kill' | 'scale') => `target (issue 15), ${how === 'kill' ? 'kill -9' : 'scale -d'}`;
+      for (const [k, label] of [['processGone', 'task stop -> process gone'], ['cliMs', 'scale -d: the CLI returned'], ['dns', 'task stop -> out of tasks.web'], ['vipNft', 'task stop -> out of VIP rules'], ['ingressNft', 'task stop -> out of ingress rules']] as const) {
+        for (const how of ['kill', 'scale'] as const) {
+          if (k === 'cliMs' && how === 'kill') continue;
+          const xs = removal.samples.filter((s) => s.how === how).map((s) => s[k]).filter((x): x is number => x !== undefined);
+          const missed = removal.samples.filter((s) => s.how === how).length - xs.length;
+          if (missed > 0) bench.note(`${label} (${how}): ${missed} rounds never saw it within ${REMOVAL_TIMEOUT_MS} ms`);
+          if (xs.length === 0) continue;
+          const v = median(xs);
+          const target = REMOVAL_TARGET_MS[how];
+          rows.push({ label: `${label} (${how === 'kill' ? 'kill -9' : 'scale -d'})`, n: xs.length, value: `${fx(v)} ms`, p99: `${fx(percentile(xs, 99))} ms`, reference: remRef(how), refValue: `${target} ms`, ratio: rt(v, target) });
+        }
+      }
+      // Scale-down: how long before (negative: after) the process was gone each source let the task go.
+      const lead = (k: 'dns' | 'vipNft' | 'ingressNft') =>
+        median(removal.samples.filter((x) => x.how === 'scale' && x[k] !== undefined && x.processGone !== undefined).map((x) => (x.processGone as number) - (x[k] as number)));
+      // How far the rules lag the records in the same round (the records are the same-run reference of the rules).
+      const lag = (how: 'kill' | 'scale', k: 'vipNft' | 'ingressNft') =>
+        median(removal.samples.filter((x) => x.how === how && x[k] !== undefined && x.dns !== undefined).map((x) => (x[k] as number) - (x.dns as number)));
+      json.removal = { samples: removal.samples, ingressSandboxes: removal.ingressNs, dnsQueryEveryMs: WATCH_MS, reference: { label: 'targets of issue 15', kind: 'target', ms: REMOVAL_TARGET_MS } };
+      lines.push(
+        `removal: t0 = the kill, or the start of 'service scale -d web=2'; tasks.web asked every ${WATCH_MS} ms over UDP (test/support/dns-watch) in the client task; rules watched with \`nft monitor\` in the client task and each ingress sandbox (a change counts when announced); scale-down figures include the CLI's own run and the graceful stop`,
+        `rules behind tasks.web in the same round (medians): kill -9: VIP ${fx(lag('kill', 'vipNft'))} ms, ingress ${fx(lag('kill', 'ingressNft'))} ms; scale -d: VIP ${fx(lag('scale', 'vipNft'))} ms, ingress ${fx(lag('scale', 'ingressNft'))} ms`,
+        `scale -d: the task left tasks.web ${fx(lead('dns'))} ms, the client's VIP rules ${fx(lead('vipNft'))} ms, the ingress rules ${fx(lead('ingressNft'))} ms before its process was gone (medians; negative: after)`,
+      );
+    }
+    json.notes = bench.notes;
+    lines.push(`machine: ${cpus().length} cores shared by the 3 daemons (log level info), etcd, the tasks, and the load generators; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     if (bench.notes.length > 0) lines.push('', 'observations:', ...bench.notes.map((x) => `  - ${x}`));
     process.stdout.write(render(rows, lines, opts.runs));
     process.stdout.write(`BENCH_JSON ${JSON.stringify(json)}\n`);

@@ -189,8 +189,8 @@ export async function withLab(opts: BenchOptions, hosts: number, body: (lab: Lab
 }
 
 /** The entry point the lab benchmarks share: bad arguments exit 2, a failed run exits 1. */
-export function benchMain(name: string, parse: (argv: string[]) => BenchOptions, run: (opts: BenchOptions) => Promise<void>): void {
-  let opts: BenchOptions;
+export function benchMain<O extends BenchOptions>(name: string, parse: (argv: string[]) => O, run: (opts: O) => Promise<void>): void {
+  let opts: O;
   try {
     opts = parse(process.argv.slice(2));
   } catch (err) {

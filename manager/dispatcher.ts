@@ -45,8 +45,9 @@ export const leaseSeconds = (spec: ClusterSpec | undefined) => heartbeatLeaseSec
 const SESSION_SETUPS_IN_FLIGHT = 16;
 
 /**
- * How long the broadcast waits after a change, so a burst (a thousand nodes turning ready, a
- * scheduler pass's batches) makes one pass over the sessions rather than one per change.
+ * How long the broadcast waits after a pass before the next, so a burst (a thousand nodes turning
+ * ready, a scheduler pass's batches) makes few passes over the sessions rather than one per
+ * change. A change after a quiet spell (a task that stopped) goes out at once (coalesceLeading).
  */
 const BROADCAST_COALESCE_MS = 100;
 
@@ -96,7 +97,7 @@ export class Dispatcher {
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
     this.attachments = new NetworkAttachments(store, this.log);
-    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS }, this.log);
+    this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS, coalesceLeading: true }, this.log);
   }
 
   /** Sessions open now (what the metrics show). */

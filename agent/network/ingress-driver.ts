@@ -101,7 +101,7 @@ export class IngressSandbox {
    * After the overlays and the gateway bridge are reconciled: plugs the sandbox into the gateway
    * bridge if it is not, and applies its table. Returns its address on the gateway bridge.
    */
-  async ensure(ingress: IngressConfig, verify: boolean): Promise<string | undefined> {
+  async ensure(ingress: IngressConfig, verify: boolean, latest: () => IngressConfig | undefined = () => ingress): Promise<string | undefined> {
     const task = this.asTask(ingress);
     if (!task) return undefined;
     let address = (await this.opts.bridge.gatewayAddresses([task])).get(INGRESS_TASK_ID);
@@ -111,17 +111,19 @@ export class IngressSandbox {
       await this.opts.bridge.attachGateway(INGRESS_TASK_ID, this.path, task.attachments, false);
       address = (await this.opts.bridge.gatewayAddresses([task])).get(INGRESS_TASK_ID);
     }
-    await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, renderIngressNft(ingressRules(ingress), INGRESS_IF), verify);
+    await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, () => renderIngressNft(ingressRules(usableIngress(latest()) ?? ingress), INGRESS_IF), verify);
     return address;
   }
 
   /**
    * The sandbox's table alone, when it was applied before by this process (the sandbox is made and
    * plugged in): what a change of the published ports' backends needs, without the plumbing.
+   * `latest` is read when the table's turn comes (NftTables.ensure), so callers that race leave the
+   * latest backends; `ingress` stands in when it has no usable config.
    */
-  async applyRules(ingress: IngressConfig): Promise<void> {
+  async applyRules(ingress: IngressConfig, latest: () => IngressConfig | undefined = () => ingress): Promise<void> {
     if (!this.opts.tables.keys().includes(INGRESS_TASK_ID) || !this.asTask(ingress)) return;
-    await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, renderIngressNft(ingressRules(ingress), INGRESS_IF));
+    await this.opts.tables.ensure(INGRESS_TASK_ID, this.path, INGRESS_NFT_TABLE, () => renderIngressNft(ingressRules(usableIngress(latest()) ?? ingress), INGRESS_IF));
   }
 
   /** The sandbox's gateway bridge address, if it is plugged in (for the doctor). */

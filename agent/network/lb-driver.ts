@@ -4,18 +4,21 @@
  * `ip swarmlet-publish` table (the renderers are in plans/lb-nft.ts).
  *
  * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied with one
- * atomic `nft -f -` inside the namespace (netns-run.ts), and only when the text for the
- * key changed since it was last applied there; a `verify` pass (the periodic resync) reads the
- * kernel's listing instead and applies again what differs, so a table flushed or deleted by hand
- * comes back. Calls for one key run one at a time, in order.
+ * atomic `nft -f -` inside the namespace (netns-run.ts, through the long-lived spawning helper),
+ * and only when the text for the key changed since it was last applied there. When only the rules
+ * of some chains changed (a VIP's or a published port's backends), that transaction rewrites
+ * those chains alone (planNftUpdate); when it fails (the kernel does not have the table the agent
+ * applied: deleted by hand), the whole table is applied instead. A `verify` pass (the periodic
+ * resync) reads the kernel's listing and applies again what differs, so a table flushed or
+ * deleted by hand comes back. Calls for one key run one at a time, in order.
  */
 import { metrics, timed } from '../../services/metrics/metrics';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { enableForwarding, runInNetns } from './netns-run';
-import { PublishRule, renderNftReplace } from './plans/lb-nft';
+import { PublishRule, planNftUpdate, renderNftReplace } from './plans/lb-nft';
 
 const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
 
@@ -28,6 +31,8 @@ export async function readRouteLocalnet(dev: string): Promise<string | undefined
     throw err;
   }
 }
+
+const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** The bridges the host's published-port rules send connections into. */
 export function devicesOf(rules: PublishRule[]): string[] {
@@ -79,10 +84,13 @@ export class NftTables {
   /**
    * Makes the `ip` table `table` in `netns` what `body` says ('' for no table). Without `verify`,
    * nothing is done when this very text was applied there last; with it, the kernel's listing is
-   * compared. Resolves true when the kernel was changed.
+   * compared. Resolves true when the kernel was changed. A `body` given as a function is rendered
+   * when the key's turn comes, from the state of then: of two callers that raced, the later
+   * state is what the kernel is left with.
    */
-  ensure(key: string, netns: string | undefined, table: string, body: string, verify = false): Promise<boolean> {
+  ensure(key: string, netns: string | undefined, table: string, wanted: string | (() => string), verify = false): Promise<boolean> {
     return this.serial(key, async () => {
+      const body = typeof wanted === 'function' ? wanted() : wanted;
       const last = this.applied.get(key);
       const same = last !== undefined && last.netns === netns && last.table === table && last.body === body;
       if (same && !verify) return false;
@@ -97,6 +105,23 @@ export class NftTables {
       }
       if (same) this.log.warn({ key, table, netns }, 'nft table changed behind the agent; applying it again');
       this.applied.delete(key);
+      const update = !verify && last !== undefined && last.netns === netns && last.table === table ? planNftUpdate(table, last.body, body) : undefined;
+      if (update === '') {
+        this.applied.set(key, { netns, table, body });
+        return false;
+      }
+      if (update !== undefined) {
+        try {
+          await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], update));
+          this.applied.set(key, { netns, table, body });
+          this.log.debug({ key, table, netns, lines: update.split('\n').length - 1 }, 'nft chains updated');
+          return true;
+        } catch (err) {
+          // A namespace that is gone (its task ended) has no table to apply whole either.
+          if (netns !== undefined && !(await exists(netns))) throw err;
+          this.log.warn({ key, table, netns, err: asSwarmletError(err).message }, 'nft table not as the agent applied it; applying it whole');
+        }
+      }
       await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body)));
       this.applied.set(key, { netns, table, body });
       this.log.debug({ key, table, netns, rules: body.split('\n').length }, body ? 'nft table applied' : 'nft table removed');

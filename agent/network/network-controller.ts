@@ -9,6 +9,7 @@ import { MacvlanDriver } from './macvlan-driver';
 import { Netlink } from './netlink';
 import type { LinkInfo } from './netlink';
 import { checkTaskEnd } from './plans/port-check';
+import { ServedEndpoints, planEndpointsDown } from './plans/endpoints-down';
 import { ContainerLayout, planContainerLayout } from './plans/container-layout';
 import { OverlayDriver } from './overlay-driver';
 import { VxlanFilter } from './vxlan-filter';
@@ -99,9 +100,12 @@ const ownNetns = (t: RunningTask) => t.attachments.some((a) => a.driver !== 'hos
  * bridge networks, the gateway bridge that gives overlay tasks their way out, the embedded DNS,
  * the VIP load-balancing table in each running task's namespace, the ingress sandbox of the
  * routing mesh, and the host's table of published ports. Each session message is applied before
- * the worker sees its tasks: the DNS records at once, then the kernel (overlays, bridges, ingress
- * sandbox, the tasks' tables, the host's table) by a pass of the controller's ReconcileLoop, which
- * also runs every few seconds, reading the kernel then, so that what was deleted by hand comes back. The network
+ * the worker sees its tasks: the DNS records and the rules that follow them (the tasks' VIP
+ * tables, the ingress table) at once, beside any pass under way; then the kernel (overlays,
+ * bridges, ingress sandbox, the tasks' tables, the host's table) by a pass of the controller's
+ * ReconcileLoop. A task this node sees stop leaves the records and those rules here before the
+ * managers hear of it (stopServing). The loop also runs every few seconds, reading the kernel
+ * then, so that what was deleted by hand comes back. The network
  * drivers (overlay, bridge with the gateway bridge, macvlan) implement one port (driver.ts) that
  * this controller loops over, in that order; each plugs in the attachments of its own kind and
  * leaves the others alone. The ingress sandbox (made before the overlays and filled after the
@@ -129,6 +133,8 @@ export class NetworkController implements TaskNetworks {
   private readonly plugFailures = new Map<string, { attachmentIds: string[]; error: SwarmletError }>();
   /** Attachments being detached: unplugged at once, before the managers drop them. */
   private readonly unplugging = new Set<string>();
+  /** This node's tasks that stopped serving (exited, or being stopped) before the managers said so (plans/endpoints-down.ts). */
+  private readonly down = new Set<string>();
   /** 'plugged' after a container's interfaces changed. */
   private readonly events = new EventEmitter();
 
@@ -154,9 +160,26 @@ export class NetworkController implements TaskNetworks {
   apply(msg: SessionNetworks): Promise<void> {
     this.state = { overlays: msg.overlays, tasks: msg.tasks, services: msg.services, ingress: msg.ingress, hostPorts: msg.hostPorts, vteps: msg.vteps ?? [] };
     this.received = true;
-    for (const id of [...this.unplugging]) if (!msg.tasks.some((t) => t.id === id)) this.unplugging.delete(id);
-    this.dns.apply(msg.services);
-    return this.loop.request();
+    const ids = new Set(msg.tasks.map((t) => t.id));
+    for (const id of [...this.unplugging]) if (!ids.has(id)) this.unplugging.delete(id);
+    for (const id of [...this.down]) if (!ids.has(id)) this.down.delete(id);
+    // The records and the rules that follow them at once, beside (not after) a pass under way.
+    const endpoints = this.applyEndpoints();
+    return Promise.all([endpoints, this.loop.request()]).then(() => undefined);
+  }
+
+  /**
+   * The task (one of this node's) serves no more: its process exited, or it is about to be
+   * stopped. It leaves its services' DNS records and the VIP and ingress backends on this node now,
+   * in one go, without waiting for the managers to hear of it (plans/endpoints-down.ts); resolves
+   * once the rules are applied (a failure is logged; the next pass applies them).
+   */
+  async stopServing(taskId: string): Promise<void> {
+    if (!this.received || this.down.has(taskId)) return;
+    this.down.add(taskId);
+    if (this.served() === this.state) return;
+    this.log.info({ taskId }, 'task stopped serving; its endpoints leave the records and rules on this node');
+    await this.applyEndpoints();
   }
 
   /** A pass soon (a container's namespace was registered or went); nothing before the first message. */
@@ -219,6 +242,26 @@ export class NetworkController implements TaskNetworks {
     return out;
   }
 
+  /** The last message's records and ingress backends, less the tasks this node knows are down. */
+  private served(): ServedEndpoints {
+    return planEndpointsDown(this.state, this.state.tasks, this.down);
+  }
+
+  /**
+   * The DNS records, then every running task's VIP table and the ingress sandbox's table (side by
+   * side), from served(): what follows the services' backends, applied in one go.
+   */
+  private async applyEndpoints(): Promise<void> {
+    if (!this.received) return;
+    this.dns.apply(this.served().services);
+    const ingress = usableIngress(this.state.ingress);
+    const running = this.running(this.state.tasks);
+    await Promise.all([
+      this.step('VIP tables not updated', () => this.reconcileLb(running, false)),
+      ingress ? this.step('ingress table not updated', () => this.ingress.applyRules(ingress, () => this.served().ingress)) : undefined,
+    ]);
+  }
+
   /** A pass that reads the kernel's tables instead of trusting what it applied last; nothing before the first message. */
   resync(): Promise<void> {
     return this.loop.request({ resync: true });
@@ -235,7 +278,7 @@ export class NetworkController implements TaskNetworks {
     try {
       const wanted = this.wanted(false);
       for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
-      await this.tables.ensure(task.id, netns, LB_NFT_TABLE, lbTableOf(task.networks, this.state.services));
+      await this.tables.ensure(task.id, netns, LB_NFT_TABLE, () => lbTableOf(task.networks, this.served().services));
       await this.dns.attach(task, netns);
     } finally {
       hold.close();
@@ -296,13 +339,14 @@ export class NetworkController implements TaskNetworks {
     }
     lines.push(...(await this.checkTaskEnds(overlays)));
     if (!req.checkServices) return lines;
-    const services = [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))];
     const silent = !req.ingress && req.hostPorts.length === 0;
-    const ingress = silent ? this.state.ingress : req.ingress;
+    // What this node knows to be down ahead of the managers is down in what is checked, too.
+    const { services, ingress } = planEndpointsDown({ services: [...req.services, ...this.state.services.filter((n) => !named.has(n.networkId))], ingress: silent ? this.state.ingress : req.ingress }, this.state.tasks, this.down);
     const hostPorts = silent ? this.state.hostPorts : req.hostPorts;
     const running = this.running(this.state.tasks);
     lines.push(...this.dns.check(services, running));
-    for (const t of running.filter(ownNetns)) {
+    // A task stopped serving here keeps whatever table it had (reconcileLb leaves it alone).
+    for (const t of running.filter((x) => ownNetns(x) && !this.down.has(x.taskId))) {
       try {
         const diff = diffNftTable(`VIP table ${LB_NFT_TABLE} of task ${t.taskId}`, await listNftTable(t.netns, LB_NFT_TABLE), lbTableOf(t.attachments, services));
         if (diff) lines.push(diff);
@@ -362,17 +406,13 @@ export class NetworkController implements TaskNetworks {
   /** One pass over everything (none before the first message); each step's failure is logged and the next steps still run. */
   private async reconcile(verify: boolean): Promise<void> {
     if (!this.received) return;
-    const { tasks, services, hostPorts } = this.state;
+    const { tasks, hostPorts } = this.state;
     const ingress = usableIngress(this.state.ingress);
     if (this.state.ingress && !ingress) this.log.warn({ networkId: this.state.ingress.networkId }, 'the ingress config has no usable endpoint for this node; no ingress sandbox');
-    let running = this.running(tasks);
-    // First the rules that follow the services' backends (VIP tables, the ingress table), in the
-    // pass that brings the records: a stopped task leaves the rules when it leaves DNS, not after
-    // the overlays and bridges have been gone over (the steps below apply them again on verify).
-    await Promise.all([
-      this.step('VIP tables not updated', () => this.reconcileLb(running, services, false)),
-      ingress ? this.step('ingress table not updated', () => this.ingress.applyRules(ingress)) : undefined,
-    ]);
+    // First the records and the rules that follow the services' backends (VIP tables, the ingress
+    // table): a stopped task leaves the rules when it leaves DNS, not after the overlays and
+    // bridges have been gone over (the steps below apply them again on verify).
+    await this.applyEndpoints();
     // Before the overlays: a new peer's VTEP is admitted before its FDB entries point at it.
     await this.step('VXLAN filter not applied', () => this.vxlanFilter.ensure(this.state.vteps ?? [], verify));
     if (ingress) await this.step('ingress sandbox not prepared', () => this.ingress.prepare(ingress, verify));
@@ -380,9 +420,9 @@ export class NetworkController implements TaskNetworks {
     const wanted = this.wanted(true);
     for (const driver of this.drivers) await this.step(`${driver.label} not reconciled`, () => timed(metrics.netlinkSeconds.labels(driver.label.split(" ")[0]), () => driver.reconcileNetworks(wanted)));
     await this.reconcileContainers();
-    running = this.running(tasks);
-    const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());
-    await this.step('VIP tables not reconciled', () => this.reconcileLb(running, services, verify));
+    const running = this.running(tasks);
+    const sandboxAddress = ingress ? await this.step('ingress sandbox not reconciled', () => this.ingress.ensure(ingress, verify, () => this.served().ingress)) : await this.step('ingress sandbox not removed', () => this.ingress.remove());
+    await this.step('VIP tables not reconciled', () => this.reconcileLb(running, verify));
     await this.step('published ports not reconciled', () => this.reconcilePublish(ingress, sandboxAddress || undefined, hostPorts, tasks, verify));
     await this.step('DNS sockets not reconciled', () => this.dns.reconcile(running));
   }
@@ -461,7 +501,7 @@ export class NetworkController implements TaskNetworks {
     const task = Task.fromPartial({ id, networks: added });
     for (const driver of this.drivers) await driver.attachTask(task, running.netns, wanted, { gateway });
     const real = realAttachments(running);
-    await this.tables.ensure(id, running.netns, LB_NFT_TABLE, lbTableOf(real, this.state.services));
+    await this.tables.ensure(id, running.netns, LB_NFT_TABLE, () => lbTableOf(real, this.served().services));
     await this.dns.attach(Task.fromPartial({ id, networks: real }), running.netns);
   }
 
@@ -507,12 +547,16 @@ export class NetworkController implements TaskNetworks {
     }
   }
 
-  /** Each running task's VIP table; the tables of tasks no longer running are forgotten (they went with their namespace). */
-  private async reconcileLb(all: RunningTask[], services: NetworkServices[], verify: boolean): Promise<void> {
-    const running = all.filter(ownNetns);
+  /**
+   * Each running task's VIP table, from the records as served() has them when the table's turn
+   * comes; the tables of tasks no longer running are forgotten (they went with their namespace).
+   */
+  private async reconcileLb(all: RunningTask[], verify: boolean): Promise<void> {
+    // A task that stopped serving here has no use for its own table (its namespace is going, or gone).
+    const running = all.filter((t) => ownNetns(t) && !this.down.has(t.taskId));
     const ids = new Set(running.map((t) => t.taskId));
     for (const key of this.tables.keys()) if (key !== HOST_KEY && key !== INGRESS_TASK_ID && !ids.has(key)) this.tables.forget(key);
-    const results = await Promise.allSettled(running.map((t) => this.tables.ensure(t.taskId, t.netns, LB_NFT_TABLE, lbTableOf(t.attachments, services), verify)));
+    const results = await Promise.allSettled(running.map((t) => this.tables.ensure(t.taskId, t.netns, LB_NFT_TABLE, () => lbTableOf(t.attachments, this.served().services), verify)));
     const failed = running.flatMap((t, i) => {
       const r = results[i];
       return r.status === 'rejected' ? [`task ${t.taskId}: ${asSwarmletError(r.reason).message}`] : [];

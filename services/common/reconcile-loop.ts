@@ -28,6 +28,12 @@ export interface ReconcileLoopOptions {
    * first pass does not wait.
    */
   coalesceMs?: number;
+  /**
+   * With coalesceMs: a change after a quiet spell is passed at once, and the wait comes after the
+   * pass instead (what changes during it and the wait makes one more pass). A burst still makes
+   * few passes, and a lone change (a task that stopped) goes out without the wait.
+   */
+  coalesceLeading?: boolean;
 }
 
 /**
@@ -101,9 +107,10 @@ export class ReconcileLoop {
           this.dirty = false;
           await this.pass(signal);
           backoff.reset();
+          if (this.opts.coalesceMs && this.opts.coalesceLeading) await sleep(this.opts.coalesceMs, signal);
         }
         await this.idle(signal);
-        if (this.opts.coalesceMs) await sleep(this.opts.coalesceMs, signal);
+        if (this.opts.coalesceMs && !this.opts.coalesceLeading) await sleep(this.opts.coalesceMs, signal);
       } catch (err) {
         this.dirty = true;
         const delay = backoff.next();

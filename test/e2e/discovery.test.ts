@@ -24,6 +24,7 @@ import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { Lab, LabClient, LabHost, requireBuiltCli } from '../lab/lab';
 import { byHost, formSwarm, nodes, sw, waitFor } from './cluster-helpers';
+import { runCommand } from '../lab/ip-command';
 import { uniqueSuffix } from '../support/unique';
 import type { ProbeResult } from '../support/http-probe';
 
@@ -273,6 +274,21 @@ test('tasks.<service> is exactly the running tasks\' addresses, and drops a task
   console.log(`tasks.web after kill -9 of ${victim.id} (${victimIp}): ${JSON.stringify(killed.answer.addrs)} after ${killed.ms} ms (${killed.tries} digs)`);
   // How soon is printed above and measured in bench/discovery.ts; a test asserts no wall-clock time.
   expect(killed.answer).toEqual({ status: 'NOERROR', addrs: [ipOf(survivor, 'front')] });
+  // The rules let it go too: the client task's VIP table, and the ingress table of every node (by its ingress address).
+  const tables = async () => {
+    const list = (argv: string[]) => runCommand(argv).then((r) => r.stdout);
+    return [
+      await list(['nsenter', `--net=/proc/${pidOf(c)}/ns/net`, '--', 'nft', 'list', 'table', 'ip', 'swarmlet-lb']),
+      ...(await Promise.all([h1, h2, h3].map((h) => list(['ip', 'netns', 'exec', `${h.netns}-net-ingress`, 'nft', 'list', 'table', 'ip', 'swarmlet-ingress'])))),
+    ];
+  };
+  const has = (text: string, ip: string) => new RegExp(`(?<![\\d.])${ip.replace(/\./g, '\\.')}(?![\\d])`).test(text);
+  const [vipTable, ...ingressTables] = await waitFor(`${victim.id} out of the client's VIP table and every node's ingress table`, async () => {
+    const t = await tables();
+    return !has(t[0], victimIp) && t.slice(1).every((x) => !has(x, ipOf(victim, 'ingress'))) ? t : undefined;
+  }, 20000, 100);
+  expect(has(vipTable, ipOf(survivor, 'front'))).toBe(true);
+  for (const t of ingressTables) expect(has(t, ipOf(survivor, 'ingress'))).toBe(true);
 }, 120000);
 
 test('the replacement of a killed task comes into tasks.<service>', async () => {

@@ -93,6 +93,29 @@ test('a table deleted by hand comes back on a verify pass; without one the cache
   expect(Object.keys(await probeTcp(clientNetns, VIP, PORT, 1, 1000))).toEqual([expect.not.stringMatching(/^pong/)]);
 }, 60000);
 
+test('a change of backends alone rewrites the VIP\'s chain in the table as it is, in one small transaction; a table gone from the kernel is applied whole instead', async () => {
+  /** The kernel's handle of the client's table: a table made again gets another. */
+  const handle = () => /table ip swarmlet-lb \{ # handle (\d+)/.exec(run('ip', ['netns', 'exec', CLIENT, 'nft', '-a', 'list', 'table', 'ip', LB_NFT_TABLE]))?.[1];
+  await ensureLb(IPS);
+  const made = handle();
+  expect(made).toBeDefined();
+  expect(await ensureLb(IPS.slice(0, 2))).toBe(true);
+  expect(handle()).toBe(made);
+  expect(await listNftTable(clientNetns, LB_NFT_TABLE)).toBe(renderTaskLbNft([{ vip: VIP, backends: IPS.slice(0, 2) }]));
+  expect(Object.keys(byResponder(await probeTcp(clientNetns, VIP, PORT, 40))).sort()).toEqual(['b1', 'b2']);
+  // No backend left, then one again: still the same table.
+  expect(await ensureLb([])).toBe(true);
+  expect(Object.keys(await probeTcp(clientNetns, VIP, PORT, 1, 1000))).toEqual([expect.not.stringMatching(/^pong/)]);
+  expect(await ensureLb([IPS[0]])).toBe(true);
+  expect(handle()).toBe(made);
+  expect(byResponder(await probeTcp(clientNetns, VIP, PORT, 10))).toEqual({ b1: 10 });
+  // Deleted by hand: the chain's update fails, and the whole table is applied instead.
+  run('ip', ['netns', 'exec', CLIENT, 'nft', 'delete', 'table', 'ip', LB_NFT_TABLE]);
+  expect(await ensureLb([IPS[2]])).toBe(true);
+  expect(await listNftTable(clientNetns, LB_NFT_TABLE)).toBe(renderTaskLbNft([{ vip: VIP, backends: [IPS[2]] }]));
+  expect(byResponder(await probeTcp(clientNetns, VIP, PORT, 10))).toEqual({ b3: 10 });
+}, 60000);
+
 test('every table lists exactly as rendered, large ones too (what the resync and the doctor compare)', async () => {
   const many = Array.from({ length: 120 }, (_, i) => `10.1.${Math.floor(i / 100)}.${(i % 100) + 2}`);
   const tablesToCheck: [string, string][] = [

@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { LB_NFT_TABLE, PUBLISH_NFT_TABLE, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
+import { INGRESS_NFT_TABLE, LB_NFT_TABLE, PUBLISH_NFT_TABLE, renderIngressNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
 import { listNftTable } from '../../agent/network/lb-driver';
 import { createRootLogger } from '../../services/common/logger';
 import { NetworkController, SessionNetworks } from '../../agent/network/network-controller';
@@ -177,6 +177,32 @@ test('messages that arrive during a pass resolve in arrival order, after one pas
   await Promise.all(msgs.map((m, i) => networks!.apply(m).then(() => order.push(i))));
   expect(order).toEqual([0, 1, 2]);
   expect(Object.keys(byResponder(await probeTcp(netnsPath(TC), WEB_VIP, TARGET, 40))).sort()).toEqual(['a', 'b']);
+}, 60000);
+
+test('a task this node sees stop leaves tasks.<service>, the VIP and the mesh at once, before any message says so; a message sent before the managers heard keeps it out', async () => {
+  const msg = message([A, B]);
+  await networks!.apply(msg);
+  const withoutB = {
+    vip: renderTaskLbNft([{ vip: WEB_VIP, backends: ['10.90.0.5'] }, { vip: '10.90.0.3', backends: ['10.90.0.9'] }]),
+    ingress: renderIngressNft([{ protocol: 'tcp', publishedPort: PUBLISHED, targetPort: TARGET, backends: ['10.255.0.5'] }], 'eth0'),
+  };
+  expect(await listNftTable(netnsPath(TC), LB_NFT_TABLE)).not.toBe(withoutB.vip);
+  // What the worker calls when B's process exits, or before it stops B: no message comes meanwhile.
+  await networks!.stopServing(B.id);
+  // Resolved: the records and both kinds of rule have let B go, together.
+  expect(await listNftTable(netnsPath(TC), LB_NFT_TABLE)).toBe(withoutB.vip);
+  expect(await listNftTable(netnsPath(TA), LB_NFT_TABLE)).toBe(withoutB.vip);
+  expect(await listNftTable(netnsPath(`${PREFIX}-ingress`), INGRESS_NFT_TABLE)).toBe(withoutB.ingress);
+  expect(await dig(TC, 'tasks.web')).toBe('10.90.0.5');
+  expect(byResponder(await probeTcp(netnsPath(TC), WEB_VIP, TARGET, 20))).toEqual({ a: 20 });
+  expect(byResponder(await probeTcp(netnsPath(OUT), HOST_IP, PUBLISHED, 20))).toEqual({ a: 20 });
+  // The managers' message from before they heard of it (B still serving) does not bring B back.
+  await networks!.apply(msg);
+  expect(await listNftTable(netnsPath(TC), LB_NFT_TABLE)).toBe(withoutB.vip);
+  expect(await listNftTable(netnsPath(`${PREFIX}-ingress`), INGRESS_NFT_TABLE)).toBe(withoutB.ingress);
+  expect(await dig(TC, 'tasks.web')).toBe('10.90.0.5');
+  // The doctor checks against the same: no difference is reported for B.
+  expect(await networks!.doctor(doctorRequest(msg))).toEqual([]);
 }, 60000);
 
 test('without published ports the ingress sandbox and the host table go; leaving removes everything', async () => {

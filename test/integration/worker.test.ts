@@ -323,6 +323,68 @@ describe('Worker exit watch', () => {
   });
 });
 
+describe('Worker and the networks: a task leaves its endpoints first', () => {
+  /** The networks' side as the worker calls it, recording when stopServing came and whether the task's process still ran then. */
+  class RecordingNetworks {
+    readonly events: string[] = [];
+    constructor(private readonly runtime: ExecRuntime) {}
+    async attach(): Promise<void> {}
+    async detach(): Promise<void> {}
+    readonly stopServing = async (taskId: string): Promise<void> => {
+      if (this.events.some((e) => e.startsWith(`stopServing ${taskId}`))) return;
+      // In the order of the calls; the task's state as the runtime has it then is filled in after.
+      const at = this.events.push(`stopServing ${taskId}`) - 1;
+      this.events[at] += ` (${(await this.runtime.inspect(taskId)).state})`;
+    };
+  }
+
+  /** A worker whose reports and network calls go into one ordered list of events. */
+  async function recordingWorker(monitorMs: number) {
+    const rec = new Recorder();
+    const runtime = newRuntime();
+    const networks = new RecordingNetworks(runtime);
+    const report = async (updates: { taskId: string; status: TaskStatus }[]) => {
+      for (const u of updates) networks.events.push(`report ${u.taskId} ${TaskState[u.status.state]}`);
+      await rec.report(updates);
+    };
+    const worker = new Worker({ runtime, log, report, monitorMs, networks });
+    workers.push(worker);
+    await worker.start();
+    return { rec, worker, events: networks.events };
+  }
+
+  test('a task killed by hand (kill -9) leaves its endpoints as soon as its exit is seen, before the managers hear it failed', async () => {
+    const { rec, worker, events } = await recordingWorker(60_000);
+    const t = task({ command: ['sleep', '30'] });
+    worker.assign([t]);
+    const running = await rec.until(t.id, S.TASK_STATE_RUNNING);
+    expect(events.filter((e) => e.startsWith('stopServing'))).toEqual([]);
+    process.kill(running.container!.pid, 'SIGKILL');
+    await rec.until(t.id, S.TASK_STATE_FAILED);
+    const left = events.findIndex((e) => e.startsWith(`stopServing ${t.id}`));
+    expect(left).toBeGreaterThanOrEqual(0);
+    expect(left).toBeLessThan(events.indexOf(`report ${t.id} TASK_STATE_FAILED`));
+    worker.assign([]);
+    await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+
+  test('a task told to shut down leaves its endpoints while it still runs, and only then gets its SIGTERM', async () => {
+    const { rec, worker, events } = await recordingWorker(100);
+    const t = task({ command: ['sleep', '30'] });
+    worker.assign([t]);
+    const running = await rec.until(t.id, S.TASK_STATE_RUNNING);
+    worker.assign([withState(t, S.TASK_STATE_SHUTDOWN, running)]);
+    const shutdown = await rec.until(t.id, S.TASK_STATE_SHUTDOWN);
+    expect(shutdown.container?.exitCode).toBe(143);
+    expect(events.filter((e) => e.startsWith(`stopServing ${t.id}`))).toEqual([`stopServing ${t.id} (running)`]);
+    expect(events.indexOf(`stopServing ${t.id} (running)`)).toBeLessThan(events.indexOf(`report ${t.id} TASK_STATE_SHUTDOWN`));
+    worker.assign([]);
+    await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
 describe('Worker and registry credentials', () => {
   test('a task\'s credential from the assignment reaches the runtime\'s prepare; a task without one gets none', async () => {
     const seen = new Map<string, unknown>();

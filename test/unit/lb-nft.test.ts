@@ -1,6 +1,9 @@
 import {
   diffNftTable,
+  parseTable,
+  planNftUpdate,
   planTaskVips,
+  renderTable,
   renderIngressNft,
   renderNftReplace,
   renderPublishNft,
@@ -46,7 +49,7 @@ describe('planTaskVips', () => {
 });
 
 describe('renderTaskLbNft', () => {
-  test('several backends: a numgen map; one: a plain dnat; none: rejected', () => {
+  test('each VIP in a chain of its own: several backends: a numgen map; one: a plain dnat; none: rejected', () => {
     const text = renderTaskLbNft([
       { vip: '10.0.2.2', backends: ['10.0.2.4'] },
       { vip: '10.0.1.3', backends: [] },
@@ -57,8 +60,20 @@ describe('renderTaskLbNft', () => {
         'table ip swarmlet-lb {',
         '\tchain nat-output {',
         '\t\ttype nat hook output priority -100; policy accept;',
-        '\t\tip daddr 10.0.1.2 dnat to numgen random mod 3 map { 0 : 10.0.1.5, 1 : 10.0.1.9, 2 : 10.0.1.10 }',
-        '\t\tip daddr 10.0.2.2 dnat to 10.0.2.4',
+        '\t\tip daddr 10.0.1.2 goto vip-10.0.1.2',
+        '\t\tip daddr 10.0.1.3 goto vip-10.0.1.3',
+        '\t\tip daddr 10.0.2.2 goto vip-10.0.2.2',
+        '\t}',
+        '',
+        '\tchain vip-10.0.1.2 {',
+        '\t\tdnat to numgen random mod 3 map { 0 : 10.0.1.5, 1 : 10.0.1.9, 2 : 10.0.1.10 }',
+        '\t}',
+        '',
+        '\tchain vip-10.0.1.3 {',
+        '\t}',
+        '',
+        '\tchain vip-10.0.2.2 {',
+        '\t\tdnat to 10.0.2.4',
         '\t}',
         '',
         '\tchain filter-output {',
@@ -99,8 +114,24 @@ describe('renderIngressNft', () => {
         'table ip swarmlet-ingress {',
         '\tchain prerouting {',
         '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+        '\t\ttcp dport 8080 goto port-tcp-8080',
+        '\t\ttcp dport 8081 goto port-tcp-8081',
+        '\t\tudp dport 5353 goto port-udp-5353',
+        '\t\tudp dport 9999 goto port-udp-9999',
+        '\t}',
+        '',
+        '\tchain port-tcp-8080 {',
         '\t\ttcp dport 8080 dnat to numgen random mod 2 map { 0 : 10.255.0.5, 1 : 10.255.0.9 }:80',
+        '\t}',
+        '',
+        '\tchain port-tcp-8081 {',
+        '\t}',
+        '',
+        '\tchain port-udp-5353 {',
         '\t\tudp dport 5353 dnat to 10.255.0.7:53',
+        '\t}',
+        '',
+        '\tchain port-udp-9999 {',
         '\t}',
         '',
         '\tchain postrouting {',
@@ -185,6 +216,50 @@ describe('renderPublishNft', () => {
   });
 });
 
+describe('planNftUpdate', () => {
+  const lb = (web: string[], db: string[] = ['10.0.1.8']) => renderTaskLbNft([{ vip: '10.0.1.2', backends: web }, { vip: '10.0.1.3', backends: db }]);
+
+  test('backends that change: only their VIP\'s chain is rewritten, in one transaction', () => {
+    expect(planNftUpdate('swarmlet-lb', lb(['10.0.1.5', '10.0.1.6']), lb(['10.0.1.5']))).toBe(
+      'flush chain ip swarmlet-lb vip-10.0.1.2\nadd rule ip swarmlet-lb vip-10.0.1.2 dnat to 10.0.1.5\n',
+    );
+  });
+
+  test('a VIP left without backends: its chain is emptied and the filter chain rejects it', () => {
+    expect(planNftUpdate('swarmlet-lb', lb(['10.0.1.5'], ['10.0.1.8']), lb(['10.0.1.5'], []))).toBe(
+      [
+        'flush chain ip swarmlet-lb vip-10.0.1.3',
+        'flush chain ip swarmlet-lb filter-output',
+        'add rule ip swarmlet-lb filter-output ip daddr 10.0.1.3 reject with tcp reset',
+        'add rule ip swarmlet-lb filter-output ip daddr 10.0.1.3 reject',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('a published port\'s backends: its chain alone', () => {
+    const ingress = (backends: string[]) => renderIngressNft([{ protocol: 'tcp', publishedPort: 8080, targetPort: 80, backends }, { protocol: 'udp', publishedPort: 53, targetPort: 53, backends: ['10.255.0.4'] }], 'eth0');
+    expect(planNftUpdate('swarmlet-ingress', ingress(['10.255.0.5', '10.255.0.6']), ingress(['10.255.0.6']))).toBe(
+      'flush chain ip swarmlet-ingress port-tcp-8080\nadd rule ip swarmlet-ingress port-tcp-8080 tcp dport 8080 dnat to 10.255.0.6:80\n',
+    );
+  });
+
+  test('nothing changed: nothing to do', () => {
+    expect(planNftUpdate('swarmlet-lb', lb(['10.0.1.5']), lb(['10.0.1.5']))).toBe('');
+  });
+
+  test('a VIP added or removed, a table made or removed: undefined (the whole table is applied)', () => {
+    expect(planNftUpdate('swarmlet-lb', lb(['10.0.1.5']), renderTaskLbNft([{ vip: '10.0.1.2', backends: ['10.0.1.5'] }]))).toBeUndefined();
+    expect(planNftUpdate('swarmlet-lb', '', lb(['10.0.1.5']))).toBeUndefined();
+    expect(planNftUpdate('swarmlet-lb', lb(['10.0.1.5']), '')).toBeUndefined();
+  });
+
+  test('parseTable reads back what renderTable renders', () => {
+    const chains = [{ name: 'nat-output', hook: 'type nat hook output priority -100; policy accept;', rules: ['ip daddr 10.0.1.2 goto vip-10.0.1.2'] }, { name: 'vip-10.0.1.2', rules: [] }];
+    expect(parseTable(renderTable('swarmlet-lb', chains))).toEqual(chains);
+  });
+});
+
 test('renderNftReplace declares, deletes and declares again in one input; an empty body removes the table', () => {
   expect(renderNftReplace('swarmlet-lb', 'table ip swarmlet-lb {\n}\n')).toBe('table ip swarmlet-lb\ndelete table ip swarmlet-lb\ntable ip swarmlet-lb {\n}\n');
   expect(renderNftReplace('swarmlet-lb', '')).toBe('table ip swarmlet-lb\ndelete table ip swarmlet-lb\n');
@@ -197,7 +272,7 @@ test('diffNftTable says what is missing, stale or different', () => {
   expect(diffNftTable('VIP table', '', want)).toBe('missing VIP table');
   expect(diffNftTable('VIP table', want, '')).toBe('stale VIP table (nothing is wanted there)');
   expect(diffNftTable('VIP table', have, want)).toBe(
-    'VIP table differs: missing rule "ip daddr 10.0.1.2 dnat to numgen random mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }"; unexpected rule "ip daddr 10.0.1.2 dnat to 10.0.1.5"',
+    'VIP table differs: missing rule "dnat to numgen random mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }"; unexpected rule "dnat to 10.0.1.5"',
   );
 });
 

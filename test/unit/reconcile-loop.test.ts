@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 /** A loop whose passes are recorded, and each waits for `release()` when `hold` is set. */
-function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; fail?: (n: number) => boolean } = {}) {
+function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; coalesceLeading?: boolean; fail?: (n: number) => boolean } = {}) {
   const passes: PassInfo[] = [];
   let hold = false;
   let gate: (() => void) | undefined;
@@ -21,6 +21,7 @@ function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; fail?: (n:
     watch: [],
     resyncMs: opts.resyncMs ?? Infinity,
     coalesceMs: opts.coalesceMs,
+    coalesceLeading: opts.coalesceLeading,
     reconcile: async (_signal, pass) => {
       passes.push(pass);
       for (const s of started.splice(0)) s();
@@ -145,6 +146,48 @@ test('with coalesceMs, changes that come one after another make one pass, not on
   }
   await t.loop.request();
   expect(t.passes).toHaveLength(before + 1);
+});
+
+test('with coalesceLeading, a change after a quiet spell is passed before any timer runs; changes during the wait after it make one pass', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+  try {
+    const t = recordedLoop({ coalesceMs: 1000, coalesceLeading: true });
+    await t.start();
+    await jest.advanceTimersByTimeAsync(1000);
+    const before = t.passes.length;
+    const begins = t.nextPassBegins();
+    t.loop.poke();
+    expect(await settled(begins)).toBe(true);
+    // Now within the wait that follows that pass: five changes and a request share one pass, once the wait is over.
+    await new Promise((r) => setImmediate(r));
+    const req = t.loop.request();
+    for (let i = 0; i < 5; i++) {
+      t.loop.poke();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await settled(req)).toBe(false);
+    await jest.advanceTimersByTimeAsync(1000);
+    await req;
+    expect(t.passes).toHaveLength(before + 2);
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('without coalesceLeading, a change waits coalesceMs before its pass', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+  try {
+    const t = recordedLoop({ coalesceMs: 1000 });
+    await t.start();
+    await jest.advanceTimersByTimeAsync(1000);
+    const begins = t.nextPassBegins();
+    t.loop.poke();
+    expect(await settled(begins)).toBe(false);
+    await jest.advanceTimersByTimeAsync(1000);
+    await begins;
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test('a stopped loop leaves no listener on its parent signal (a leader elected again and again starts its loops anew)', async () => {

@@ -2,7 +2,10 @@
  * The nftables rulesets of service load balancing, rendered as text (pure; no kernel). Each table
  * is rendered exactly as `nft list table` prints it, so what the kernel has can be compared with
  * what is wanted line for line; it is applied with renderNftReplace (add, delete, declare again:
- * one transaction, so the kernel goes from the old rules to the new ones atomically).
+ * one transaction, so the kernel goes from the old rules to the new ones atomically). Each VIP and
+ * each published port has a chain of its own that holds its backends (kube-proxy's nftables mode
+ * has one per service): when only backends change, planNftUpdate makes the change one small
+ * transaction that rewrites those chains alone (`flush chain` + `add rule`), not the whole table.
  *
  *   - `ip swarmlet-lb`, in each task's namespace (client-side VIP load balancing): connections the
  *     task makes to a service VIP are DNATed to one of the service's serving tasks, picked by
@@ -118,14 +121,52 @@ function dnatTo(backends: string[], port?: number): string {
 
 export interface Chain {
   name: string;
-  hook: string;
+  /** The base chain's `type ... hook ...` line; none for a regular chain (one that rules go to). */
+  hook?: string;
   rules: string[];
 }
 
 /** A table as `nft list table` prints it. */
 export function renderTable(table: string, chains: Chain[]): string {
-  const body = chains.map((c) => [`\tchain ${c.name} {`, `\t\t${c.hook}`, ...c.rules.map((r) => `\t\t${r}`), '\t}'].join('\n'));
+  const body = chains.map((c) => [`\tchain ${c.name} {`, ...(c.hook ? [`\t\t${c.hook}`] : []), ...c.rules.map((r) => `\t\t${r}`), '\t}'].join('\n'));
   return `table ip ${table} {\n${body.join('\n\n')}\n}\n`;
+}
+
+/** The chains of a table as renderTable renders it (and `nft list table` prints it); [] for ''. */
+export function parseTable(text: string): Chain[] {
+  const chains: Chain[] = [];
+  let chain: Chain | undefined;
+  for (const line of text.split('\n')) {
+    const head = /^\tchain (\S+) \{$/.exec(line);
+    if (head) chains.push((chain = { name: head[1] as string, rules: [] }));
+    else if (line === '\t}') chain = undefined;
+    else if (chain && line.startsWith('\t\t')) {
+      const text = line.slice(2);
+      if (chain.rules.length === 0 && chain.hook === undefined && text.startsWith('type ')) chain.hook = text;
+      else chain.rules.push(text);
+    }
+  }
+  return chains;
+}
+
+/**
+ * The `nft -f -` input that takes table `table` from `applied` to `wanted` (both as rendered) by
+ * rewriting only the chains whose rules differ, in one transaction; '' when nothing differs. Undefined
+ * when the tables differ in more than rules (a chain added, removed or changed in kind, or a table
+ * made or removed): then the whole table is replaced (renderNftReplace).
+ */
+export function planNftUpdate(table: string, applied: string, wanted: string): string | undefined {
+  if (!applied || !wanted) return undefined;
+  const before = parseTable(applied);
+  const after = parseTable(wanted);
+  if (before.length !== after.length || before.some((c, i) => c.name !== after[i]!.name || c.hook !== after[i]!.hook)) return undefined;
+  const lines: string[] = [];
+  after.forEach((c, i) => {
+    const was = before[i]!.rules;
+    if (was.length === c.rules.length && was.every((r, j) => r === c.rules[j])) return;
+    lines.push(`flush chain ip ${table} ${c.name}`, ...c.rules.map((r) => `add rule ip ${table} ${c.name} ${r}`));
+  });
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 const NAT_OUTPUT = 'type nat hook output priority -100; policy accept;';
@@ -145,10 +186,12 @@ export function renderTaskLbNft(vips: LbVip[]): string {
   const byVip = new Map<string, LbVip>();
   for (const v of vips) if (!byVip.has(v.vip)) byVip.set(v.vip, v);
   const list = [...byVip.values()].sort((a, b) => byAddress(a.vip, b.vip));
-  const nat = list.filter((v) => v.backends.length > 0).map((v) => `ip daddr ${v.vip} ${dnatTo(sortedAddresses(v.backends))}`);
+  const chainOf = (v: LbVip) => `vip-${v.vip}`;
+  // Every VIP goes to its own chain, which DNATs to its backends (or, without any, lets the filter chain reject).
   const reject = list.filter((v) => v.backends.length === 0).flatMap((v) => [`ip daddr ${v.vip} reject with tcp reset`, `ip daddr ${v.vip} reject`]);
   return renderTable(LB_NFT_TABLE, [
-    { name: 'nat-output', hook: NAT_OUTPUT, rules: nat },
+    { name: 'nat-output', hook: NAT_OUTPUT, rules: list.map((v) => `ip daddr ${v.vip} goto ${chainOf(v)}`) },
+    ...list.map((v) => ({ name: chainOf(v), rules: v.backends.length > 0 ? [dnatTo(sortedAddresses(v.backends))] : [] })),
     { name: 'filter-output', hook: FILTER_OUTPUT, rules: reject },
   ]);
 }
@@ -178,10 +221,13 @@ export function renderIngressNft(rules: IngressRule[], ingressIf: string): strin
     checkPort(r.targetPort, `published port ${r.publishedPort}`);
     for (const b of r.backends) checkIp(b, `a backend of published port ${r.publishedPort}`);
   }
-  const nat = ports.filter((r) => r.backends.length > 0).map((r) => `${r.protocol} dport ${r.publishedPort} ${dnatTo(sortedAddresses(r.backends), r.targetPort)}`);
+  const chainOf = (r: IngressRule) => `port-${r.protocol}-${r.publishedPort}`;
+  // Every port goes to its own chain, which DNATs to its backends (or, without any, lets the input chain reject).
   const reject = ports.filter((r) => r.backends.length === 0).map((r) => `${r.protocol} dport ${r.publishedPort} ${r.protocol === 'tcp' ? 'reject with tcp reset' : 'reject'}`);
   return renderTable(INGRESS_NFT_TABLE, [
-    { name: 'prerouting', hook: NAT_PREROUTING, rules: nat },
+    { name: 'prerouting', hook: NAT_PREROUTING, rules: ports.map((r) => `${r.protocol} dport ${r.publishedPort} goto ${chainOf(r)}`) },
+    // (A port mapping needs its protocol matched in the same rule.)
+    ...ports.map((r) => ({ name: chainOf(r), rules: r.backends.length > 0 ? [`${r.protocol} dport ${r.publishedPort} ${dnatTo(sortedAddresses(r.backends), r.targetPort)}`] : [] })),
     { name: 'postrouting', hook: NAT_POSTROUTING, rules: [`oifname "${ingressIf}" masquerade`] },
     { name: 'input', hook: FILTER_INPUT, rules: reject },
     // The sandbox routes published ports only: nobody on the gateway bridge uses it as a router.
