@@ -323,6 +323,35 @@ describe('Worker exit watch', () => {
   });
 });
 
+describe('Worker resync', () => {
+  test('with exits watched, a running task\'s state is not read again at every monitor interval', async () => {
+    let inspects = 0;
+    class CountingRuntime extends ExecRuntime {
+      override inspect(id: string) {
+        inspects += 1;
+        return super.inspect(id);
+      }
+    }
+    const rec = new Recorder();
+    // monitorMs is for a runtime without an exit watch; this one has one: running tasks are looked at again only at the resync.
+    const worker = new Worker({ runtime: new CountingRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 50, resyncMs: 60_000 });
+    workers.push(worker);
+    await worker.start();
+    const t = task({ command: ['sleep', '30'] });
+    worker.assign([t]);
+    await rec.until(t.id, S.TASK_STATE_RUNNING);
+    await waitFor('the worker to settle', async () => worker.views().every((v) => v.runtime.state === 'running'));
+    await new Promise((r) => setTimeout(r, 300));
+    const settled = inspects;
+    // Twenty monitor intervals.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(inspects).toBe(settled);
+    worker.assign([]);
+    await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
 describe('Worker and registry credentials', () => {
   test('a task\'s credential from the assignment reaches the runtime\'s prepare; a task without one gets none', async () => {
     const seen = new Map<string, unknown>();
