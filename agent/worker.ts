@@ -265,7 +265,7 @@ export class Worker {
           const files = c?.secrets.length || c?.configs.length ? await this.taskFiles(entry.task!) : undefined;
           const opts = { ...(registryAuth ? { registryAuth } : {}), ...(files ? { files } : {}) };
           await (Object.keys(opts).length ? this.runtime.prepare(entry.task!, opts) : this.runtime.prepare(entry.task!));
-        }), true);
+        }, 'prepare'), true);
         return;
       case 'start':
         this.operate(entry, 'start', () => this.startSlot(entry, async () => {
@@ -278,7 +278,7 @@ export class Worker {
             await networks.attach(entry.task!, taskNetns(pid));
           }
           await this.runtime.start(taskId);
-        }), true);
+        }, 'start'), true);
         return;
       case 'stop':
         this.operate(entry, 'stop', async () => {
@@ -297,12 +297,16 @@ export class Worker {
     }
   }
 
-  /** Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped (the next plan stops it). */
-  private startSlot(entry: TaskEntry, op: () => Promise<void>): Promise<void> {
+  /**
+   * Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped
+   * (the next plan stops it). A start goes before the prepares waiting: a prepared task runs next,
+   * rather than after every other task of a burst is prepared (100 tasks: the first ran after 18 s).
+   */
+  private startSlot(entry: TaskEntry, op: () => Promise<void>, priority: 'prepare' | 'start'): Promise<void> {
     return this.starting.runExclusive(async () => {
       if (!entry.assigned || this.controller.signal.aborted) return;
       await op();
-    });
+    }, 1, priority === 'start' ? 1 : 0);
   }
 
   /** the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */

@@ -305,6 +305,36 @@ describe('Worker start concurrency', () => {
   });
 });
 
+describe('Worker start order', () => {
+  test('a prepared task is started before the other tasks of a burst are prepared', async () => {
+    const ops: string[] = [];
+    class OrderRuntime extends ExecRuntime {
+      override async prepare(t: Task): Promise<void> {
+        ops.push(`prepare ${t.id}`);
+        await super.prepare(t);
+      }
+      override async start(id: string): Promise<void> {
+        ops.push(`start ${id}`);
+        await super.start(id);
+      }
+    }
+    const rec = new Recorder();
+    const worker = new Worker({ runtime: new OrderRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 100, startConcurrency: 1 });
+    workers.push(worker);
+    await worker.start();
+    const tasks = Array.from({ length: 4 }, () => task({ command: ['sleep', '30'] }));
+    worker.assign(tasks);
+    for (const t of tasks) await rec.until(t.id, S.TASK_STATE_RUNNING);
+    const firstStart = ops.findIndex((o) => o.startsWith('start '));
+    const lastPrepare = ops.findLastIndex((o) => o.startsWith('prepare '));
+    expect(firstStart).toBeGreaterThanOrEqual(0);
+    expect(firstStart).toBeLessThan(lastPrepare);
+    worker.assign([]);
+    for (const t of tasks) await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
 describe('Worker exit watch', () => {
   test('a task\'s exit is reported when its shim records it, not at the next monitor inspection', async () => {
     const rec = new Recorder();
