@@ -326,7 +326,7 @@ describe('Worker start order', () => {
     worker.assign(tasks);
     for (const t of tasks) await rec.until(t.id, S.TASK_STATE_RUNNING);
     const firstStart = ops.findIndex((o) => o.startsWith('start '));
-    const lastPrepare = ops.findLastIndex((o) => o.startsWith('prepare '));
+    const lastPrepare = ops.map((o) => o.startsWith('prepare ')).lastIndexOf(true);
     expect(firstStart).toBeGreaterThanOrEqual(0);
     expect(firstStart).toBeLessThan(lastPrepare);
     worker.assign([]);
