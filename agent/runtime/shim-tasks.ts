@@ -5,7 +5,7 @@
  *   started       pid 1 let the command run (its mtime is the start time)
  *   exitcode      the task's exit code, written by the shim when the task ends
  *   output.log    the command's stdout and stderr, appended as records (log-plans.ts) by the
- *                 shim's writer (log-writer.ts); a link to the container's own log when prepare is given one
+ *                 shim (shim-program.ts); a link to the container's own log when prepare is given one
  * ShimTasks reads them, inspects, stops and forgets tasks, lists and tails them; each runtime
  * keeps what differs (how a task is made, started and exec'd into).
  */
@@ -21,7 +21,7 @@ import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgr
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogRecords } from './log-reader';
 import { LogRecord, parseLogRecord } from './log-plans';
-import { LOG_WRITER_SCRIPT } from './log-writer';
+import { SHIM_NAME, SHIM_PROGRAM } from './shim-program';
 import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
 import type { LogsOptions, RuntimeTaskState, TerminalSession } from './runtime';
 import { spawner } from './spawner';
@@ -158,11 +158,12 @@ export class ShimTasks {
   }
 
   /**
-   * Starts a task's shim: `sh -c ARGS...` in a session of its own (so it outlives the agent), its
-   * output appended to output.log (a link to `logFile` when given) as records by the log writer,
-   * with PATH, SL_DIR and SL_LOG set besides `env`. Returns it once it runs.
+   * Starts a task's shim (shim-program.ts), which runs `argv` as the task's first process: in a
+   * session of its own (so it outlives the agent), the task's output appended to output.log (a
+   * link to `logFile` when given) as records, with PATH and SL_DIR set besides `env`. Returns it
+   * once it runs.
    */
-  async spawnShim(taskId: string, args: string[], env: Record<string, string>, logFile?: string): Promise<ProcessRef> {
+  async spawnShim(taskId: string, argv: string[], env: Record<string, string>, logFile?: string): Promise<ProcessRef> {
     const dir = this.dir(taskId);
     const log = join(dir, 'output.log');
     if (logFile) {
@@ -171,7 +172,12 @@ export class ShimTasks {
       await symlink(logFile, log);
     }
     // Through the spawning helper: a spawn from here would hold the daemon's event loop until the shim has exec'ed.
-    const pid = await spawner.spawnDetached(['/bin/sh', '-c', ...args], { cwd: '/', outFile: log, env: { PATH: HOST_PATH, SL_DIR: dir, SL_LOG: LOG_WRITER_SCRIPT, ...env } });
+    const pid = await spawner
+      .spawnDetached(['perl', '-e', SHIM_PROGRAM, SHIM_NAME, ...argv], { cwd: '/', outFile: log, env: { PATH: HOST_PATH, SL_DIR: dir, ...env } })
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw failedPrecondition('this node cannot run tasks: perl is missing (Debian\'s perl-base)', err);
+        throw err;
+      });
     const ref = await processRef(pid);
     if (!ref) throw internal(`the task's shim ended at once: ${(await this.outputTail(taskId)).slice(-500)}`);
     return ref;
