@@ -176,7 +176,8 @@ export class ExecRuntime implements Runtime {
   }
 
   private spawnShim(taskId: string, config: ExecConfig, procs: string[], logFile?: string): Promise<ProcessRef> {
-    const command = wrapCommand(config, config.argv);
+    // pid 1 (and so the command) starts in / (the spawning helper's cwd for the shim).
+    const command = wrapCommand(config, config.argv, { cwd: '/' });
     return this.tasks.spawnShim(taskId, planInitArgv(config.tty ? planScriptArgv(command) : command, Boolean(config.hostNetwork)), {
       SL_CGROUP_PROCS: procs.join(' '),
       SL_HOSTNAME: config.hostname,

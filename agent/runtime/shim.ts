@@ -68,10 +68,17 @@ for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
 pid=$!
 # Until the child execs the command it is a copy of this shell, traps included: a signal sent to
 # it then would be caught and lost with the copy. Forward nothing until it has (up to 5 s): its
-# executable is no longer this shell's (test's -ef, a builtin: no process per look; the command is
-# never this shell: wrapCommand's env, or script for a tty); a few looks at once, then one every 10 ms.
+# command line is no longer this script's (its first two lines, read with builtins: no process per
+# look; a command may well be a shell too); a few looks at once, then one every 10 ms.
+{ IFS= read -r self1; IFS= read -r self2; } < "/proc/$$/cmdline"
+copy() {
+  c1=
+  c2=
+  { IFS= read -r c1; IFS= read -r c2; } 2>/dev/null < "/proc/$pid/cmdline"
+  [ "$c1" = "$self1" ] && [ "$c2" = "$self2" ]
+}
 n=0
-while [ "$n" -lt 520 ] && [ "/proc/$pid/exe" -ef "/proc/$$/exe" ]; do
+while [ "$n" -lt 520 ] && copy; do
   n=$((n + 1))
   if [ "$n" -gt 20 ]; then sleep 0.01; fi
 done
