@@ -22,7 +22,7 @@ import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogRecords } from './log-reader';
 import { LogRecord, parseLogRecord } from './log-plans';
 import { SHIM_NAME, SHIM_PROGRAM } from './shim-program';
-import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
+import { ProcessRef, isAlive, parentOf, processRef, signalProcess } from './proc';
 import type { LogsOptions, RuntimeTaskState, TerminalSession } from './runtime';
 import { spawner } from './spawner';
 import { attachTaskDir } from './terminal';
@@ -273,7 +273,7 @@ export class ShimTasks {
       }
       if (!(await ended())) {
         // pid 1 of a pid namespace dies only of SIGKILL from outside, and takes everything in it along.
-        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
+        if (await isAlive(state.init)) await this.killInit(state.init!);
         if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
       }
     }
@@ -282,6 +282,17 @@ export class ShimTasks {
       signalProcess(state.shim.pid, 'SIGKILL');
       await waitUntil(async () => !(await isAlive(state.shim)), 2000);
     }
+  }
+
+  /**
+   * SIGKILL to the task's pid 1, and first to its parent when that is the exec runtime's `unshare
+   * --fork`: woken by its child's death by SIGKILL, util-linux 2.38's says "sigprocmask unblock
+   * failed" on the task's stderr, so in its log. The shim records 137 all the same.
+   */
+  private async killInit(init: ProcessRef): Promise<void> {
+    const parent = await parentOf(init.pid);
+    if (parent?.comm === 'unshare') signalProcess(parent.pid, 'SIGKILL');
+    signalProcess(init.pid, 'SIGKILL');
   }
 
   /**
@@ -304,7 +315,7 @@ export class ShimTasks {
   /** Kills whatever the task still has and removes its cgroup; the state directory stays. */
   async kill(taskId: string): Promise<void> {
     const state = await this.readState(taskId);
-    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
+    if (state?.init && (await isAlive(state.init))) await this.killInit(state.init);
     const cgroups = await this.cgroups();
     await cgroups.killAll(taskId, 5000);
     if (state && (await isAlive(state.shim))) {

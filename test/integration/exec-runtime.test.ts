@@ -145,8 +145,10 @@ describe('ExecRuntime', () => {
     const state = JSON.parse(readFileSync(join(stateDir, t.id, 'state.json'), 'utf8')) as { shim: { pid: number }; init: { pid: number } };
     const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     const tree = descendantsOf([state.shim.pid]);
-    // The command's process execs env, unshare and sleep in turn: wait for the last.
-    await waitFor('the command to exec', async () => descendantsOf([state.shim.pid]).some((pid) => comm(pid) === 'sleep'));
+    // The command's process execs env and sleep in turn (pid 1 may run `sleep 0.01` meanwhile): wait for the last.
+    const cmdline = (pid: number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+    await waitFor('the command to exec', async () => descendantsOf([state.shim.pid]).some((pid) => cmdline(pid) === 'sleep\u000030\u0000'));
+    await waitFor('pid 1 to wait for it', async () => descendantsOf([state.shim.pid]).length === 3);
     expect([state.shim.pid, ...descendantsOf([state.shim.pid])].map(comm).sort()).toEqual(['perl', 'sh', 'sleep', 'unshare'].sort());
     expect(tree).toContain(state.init.pid);
     await runtime.stop(t.id, 0);
