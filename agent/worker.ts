@@ -28,8 +28,13 @@ export interface WorkerOptions {
   /** Sends status updates to the dispatcher; throws if it could not (they are retried). */
   report: (updates: { taskId: string; status: TaskStatus }[]) => Promise<void>;
   now?: () => Date;
-  /** How often running tasks are inspected for an exit (default 250 ms). */
+  /** How often running tasks are inspected for an exit when the runtime cannot watch for exits (default 250 ms). */
   monitorMs?: number;
+  /**
+   * How often running tasks are inspected anyway when the runtime watches for exits (default 10 s):
+   * a resync for what no exit record says (a shim killed by hand). Exits themselves come as events.
+   */
+  resyncMs?: number;
   /** Plugs tasks into their networks between prepare and start; without it, tasks have only lo. */
   networks?: TaskNetworks;
   /** where tasks' secrets and configs are written (a tmpfs); without it, a task that uses one is refused. */
@@ -78,8 +83,9 @@ interface TaskEntry extends TaskView {
 /**
  * Keeps this node's tasks converged on the latest assignment, through the runtime. A loop plans
  * each task's next step (worker-plans.ts) and applies it: statuses go to a batching reporter, and
- * runtime operations run one at a time per task, concurrently across tasks. Running tasks are
- * inspected every `monitorMs`; health checks run in a loop per task.
+ * runtime operations run one at a time per task, concurrently across tasks. A task's exit comes
+ * from the runtime's watch (or, for a runtime without one, the inspection of running tasks every
+ * `monitorMs`); running tasks are also inspected every `resyncMs`. Health checks run in a loop per task.
  */
 export class Worker {
   private readonly log: Logger;
@@ -113,7 +119,8 @@ export class Worker {
     this.log = componentLogger(opts.log, 'worker');
     this.runtime = opts.runtime;
     this.now = opts.now ?? (() => new Date());
-    this.monitorMs = opts.monitorMs ?? 250;
+    // With exits as events, rereading every task's state files each 250 ms only costs (33 tasks a host: ~650 file reads a second).
+    this.monitorMs = opts.runtime.watchExit ? (opts.resyncMs ?? 10_000) : (opts.monitorMs ?? 250);
     this.networks = opts.networks;
     this.files = opts.files;
     this.starting = new Semaphore(opts.startConcurrency ?? Math.max(4, 2 * availableParallelism()));
@@ -264,7 +271,7 @@ export class Worker {
           const files = c?.secrets.length || c?.configs.length ? await this.taskFiles(entry.task!) : undefined;
           const opts = { ...(registryAuth ? { registryAuth } : {}), ...(files ? { files } : {}) };
           await (Object.keys(opts).length ? this.runtime.prepare(entry.task!, opts) : this.runtime.prepare(entry.task!));
-        }), true);
+        }, 'prepare'), true);
         return;
       case 'start':
         this.operate(entry, 'start', () => this.startSlot(entry, async () => {
@@ -277,7 +284,7 @@ export class Worker {
             await networks.attach(entry.task!, taskNetns(pid));
           }
           await this.runtime.start(taskId);
-        }), true);
+        }, 'start'), true);
         return;
       case 'stop':
         this.operate(entry, 'stop', async () => {
@@ -299,12 +306,16 @@ export class Worker {
     }
   }
 
-  /** Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped (the next plan stops it). */
-  private startSlot(entry: TaskEntry, op: () => Promise<void>): Promise<void> {
+  /**
+   * Runs a prepare or start in a slot; one no longer assigned by the time it has a slot is skipped
+   * (the next plan stops it). A start goes before the prepares waiting: a prepared task runs next,
+   * rather than after every other task of a burst is prepared (100 tasks: the first ran after 18 s).
+   */
+  private startSlot(entry: TaskEntry, op: () => Promise<void>, priority: 'prepare' | 'start'): Promise<void> {
     return this.starting.runExclusive(async () => {
       if (!entry.assigned || this.controller.signal.aborted) return;
       await op();
-    });
+    }, 1, priority === 'start' ? 1 : 0);
   }
 
   /** the task's secrets and configs written on the node's tmpfs, for the runtime to mount. */
@@ -368,6 +379,9 @@ export class Worker {
         void this.networks?.stopServing?.(entry.taskId);
         this.poke();
       });
+      // An exit recorded between the last inspection and the watch is seen by one more look, not at the next resync.
+      entry.exitSeen = true;
+      this.poke();
     } else if (!live && entry.stopExitWatch) {
       entry.stopExitWatch();
       entry.stopExitWatch = undefined;

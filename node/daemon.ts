@@ -253,14 +253,24 @@ export class Daemon implements NodeRoles {
    * services join the same server.
    */
   async startRole(state: NodeState): Promise<void> {
+    // Where the role's start goes (most of a join's time on the joining node), in its log line.
+    const phasesMs: Record<string, number> = {};
+    let mark = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      phasesMs[name] = Math.round(now - mark);
+      mark = now;
+    };
     const tls = this.dir.readTls();
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     this.certificate = new CertificateSource(tls);
     // The node's role starts whether or not the metrics can move to its advertise address.
     await this.serveMetrics(state.advertiseAddr).catch((err) => this.log.warn({ err: asSwarmletError(err).message }, 'metrics not served'));
+    phase('metrics');
     const dashboardAt = this.cfg.dashboardAddr && { host: this.cfg.dashboardAddr.host ?? state.advertiseAddr, port: this.cfg.dashboardAddr.port };
     if (state.role === 'manager') {
       if (!this.etcdClient) await this.startEtcd(state, { initialCluster: `${state.nodeId}=${peerUrl(state.advertiseAddr)}`, state: 'existing' });
+      phase('etcd');
       this.manager = new Manager({
         nodeId: state.nodeId,
         etcd: this.etcdClient!,
@@ -296,7 +306,9 @@ export class Daemon implements NodeRoles {
     for (const c of this.containers.list(false)) {
       if (c.state?.pid && c.endpoints.some((e) => !NO_PLUG_DRIVERS.has(e.driver))) agent.containerNetns.set(c.id, `/proc/${c.state.pid}/ns/net`);
     }
+    phase('agent');
     await agent.start();
+    phase('worker');
     // Image and volume uses recorded for tasks the runtime no longer has (their state went while the daemon was down) are dropped.
     try {
       // Containers' uses count too: they run on their own runtime.
@@ -306,15 +318,22 @@ export class Daemon implements NodeRoles {
     } catch (err) {
       this.log.warn({ err: asSwarmletError(err).message }, 'could not check the image and volume uses of tasks');
     }
+    phase('uses');
     const server = new grpc.Server(NODE_SERVER_OPTIONS);
     agent.registerServices(server, tls.caCertPem);
     this.manager?.registerServices(server);
     addStandardServices(server, [AGENT_SERVICE, ...(this.manager ? MANAGER_SERVICES : [])]);
     this.server = server;
     await bindServer(server, state.listenAddr, managerServerCredentials(this.certificate));
+    phase('server');
     await this.manager?.start();
+    phase('manager');
     agent.connect();
-    if (dashboardAt) await this.serveDashboard(dashboardAt);
+    if (dashboardAt) {
+      await this.serveDashboard(dashboardAt);
+      phase('dashboard');
+    }
+    this.log.info({ role: state.role, phasesMs }, 'node role started');
   }
 
   /** Serves the web dashboard on a manager; a worker says in one line that it does not (the role starts either way). */

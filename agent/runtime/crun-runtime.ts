@@ -8,7 +8,7 @@ import { PullPolicy, Task } from '../../services/gen/swarmlet/v1/types';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 import type { VolumeStore } from '../volumes/volume-store';
 import { CgroupLayout, TaskCgroups } from './cgroups';
-import { CRUN_RUN_SCRIPT, CRUN_SHIM_NAME, CRUN_SHIM_SCRIPT } from './crun-shim';
+import { CRUN_SHIM_ARGV } from './crun-shim';
 import { resolveUser, usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
 import { planFileMounts, TaskFileMounts } from './mount-plans';
@@ -51,8 +51,8 @@ export interface CrunRuntimeOptions {
 }
 
 const MAX_SYMLINKS = 40;
-/** Processes of a task's cgroup that are not the container's: the shim's sh and crun. */
-const SHIM_PIDS = 2;
+/** Processes of a task's cgroup that are not the container's: crun (the shim's child, which execs it; the shim's writer is outside). */
+const SHIM_PIDS = 1;
 
 /**
  * Where a path inside a root filesystem is on the host, following its symlinks inside the root
@@ -251,13 +251,13 @@ export class CrunRuntime implements Runtime {
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
-    return this.tasks.spawnShim(taskId, [CRUN_SHIM_SCRIPT, CRUN_SHIM_NAME], {
+    return this.tasks.spawnShim(taskId, CRUN_SHIM_ARGV, {
       SL_CGROUP_PROCS: procs.join(' '),
       SL_LOWER: lower,
       SL_CRUN: this.crun,
       SL_CRUN_ROOT: this.crunRoot,
       SL_ID: taskId,
-      SL_RUN: CRUN_RUN_SCRIPT,
+      SL_OOM_SCORE_ADJ: '-998',
       ...(hybridUnified ? { SL_UNMOUNT: hybridUnified } : {}),
       // The start fifo (made by the shim) is readable by the task's user, whoever that is; only the runtime writes to it.
       SL_START_FIFO_MODE: '0644',

@@ -24,7 +24,7 @@ import type { LogRecord } from './log-plans';
 import { HOST_PATH, JOIN_CGROUP_SCRIPT, ProcessState, ShimTasks, exists, readText, runCapped } from './shim-tasks';
 import { spawnSession } from './terminal';
 import { planScriptArgv } from './terminal-plans';
-import { INIT_SCRIPT, SHIM_NAME, SHIM_SCRIPT } from './shim';
+import { planInitArgv } from './shim';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 
 export interface ExecRuntimeOptions {
@@ -41,7 +41,7 @@ export interface ExecRuntimeOptions {
 
 /**
  * Runs each task as processes in fresh pid, mount, uts, ipc and net namespaces with cgroup
- * limits, under two small sh scripts (shim.ts); a task whose only network is the built-in `host`
+ * limits, under its shim (shim-program.ts) and a small sh script as its pid 1 (shim.ts); a task whose only network is the built-in `host`
  * one (task.networks, as the allocator attached them) keeps the host's network namespace. Tasks
  * outlive the agent: everything re-adoption needs is in <stateDir>/<taskId>/:
  *   config.json   root, workdir, user, env, hostname, argv, hostNetwork (exec() runs health
@@ -176,12 +176,13 @@ export class ExecRuntime implements Runtime {
   }
 
   private spawnShim(taskId: string, config: ExecConfig, procs: string[], logFile?: string): Promise<ProcessRef> {
-    const command = wrapCommand(config, config.argv);
-    return this.tasks.spawnShim(taskId, [SHIM_SCRIPT, SHIM_NAME, ...(config.tty ? planScriptArgv(command) : command)], {
+    // pid 1 (and so the command) starts in / (the spawning helper's cwd for the shim).
+    const command = wrapCommand(config, config.argv, { cwd: '/' });
+    return this.tasks.spawnShim(taskId, planInitArgv(config.tty ? planScriptArgv(command) : command, Boolean(config.hostNetwork)), {
       SL_CGROUP_PROCS: procs.join(' '),
       SL_HOSTNAME: config.hostname,
       SL_ROOT: config.root,
-      SL_INIT: INIT_SCRIPT,
+      SL_STATUS: '1',
       ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
       ...(config.tty || config.openStdin ? { SL_STDIN: '1' } : {}),
       ...(config.tty ? { SL_LOG_WAIT: '0' } : {}),

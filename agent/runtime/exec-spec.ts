@@ -164,12 +164,16 @@ export function envValue(env: string[], key: string): string | undefined {
  * the host's filesystem: `env` (clean environment, default signal handling), then util-linux
  * `unshare` with no namespaces (chroot and working directory), then `setpriv` (user and groups) on
  * the host's root. In a chroot `setpriv` may not exist: unshare sets uid and gid there itself, and
- * supplementary groups are cleared.
+ * supplementary groups are cleared. The working directory is left alone when `opts.cwd` says the
+ * command starts in it already.
  */
-export function wrapCommand(cfg: ExecConfig, argv: string[]): string[] {
+export function wrapCommand(cfg: ExecConfig, argv: string[], opts: { cwd?: string } = {}): string[] {
   const out = ['env', '-i', '--default-signal', ...cfg.env];
   if (cfg.root === '/') {
-    out.push('unshare', `--wd=${cfg.workdir}`, '--');
+    // `opts.cwd`: the directory the caller starts it in (the task's pid 1: /). unshare is then
+    // needed only to keep env from taking a command NAME=VALUE for a variable (one exec less).
+    const inWorkdir = opts.cwd === cfg.workdir && (cfg.user !== undefined || !argv[0]?.includes('='));
+    if (!inWorkdir) out.push('unshare', `--wd=${cfg.workdir}`, '--');
     if (cfg.user) {
       const { uid, gid, groups } = cfg.user;
       out.push('setpriv', `--reuid=${uid}`, `--regid=${gid}`, groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups', '--');

@@ -7,7 +7,7 @@
  *
  * F: a whole line (its newline dropped); P: a part of one (docker's partial message: output that
  * waited for its newline too long, or longer than 16 KiB). The time is always 30 characters, so
- * records sort by it as text. log-writer.ts writes them; these pure functions read them, and turn
+ * records sort by it as text. the shim (shim-program.ts) writes them; these pure functions read them, and turn
  * docker's `logs --since` values and `-t` timestamps into and out of that form.
  */
 import { invalidArgument } from '../../services/common/errors';

@@ -38,6 +38,14 @@ export async function isAlive(ref: ProcessRef | undefined): Promise<boolean> {
   return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === ref.startTime;
 }
 
+/** The parent of a live process and its command name (/proc/<pid>/comm), or undefined if it is gone. */
+export async function parentOf(pid: number): Promise<{ pid: number; comm: string } | undefined> {
+  const stat = await readStat(pid);
+  if (!stat || stat.ppid <= 0) return undefined;
+  const comm = await readFile(`/proc/${stat.ppid}/comm`, 'utf8').catch(() => undefined);
+  return comm === undefined ? undefined : { pid: stat.ppid, comm: comm.trim() };
+}
+
 /** The children of a process (from /proc/<pid>/task/<pid>/children, or a scan of /proc without it). */
 export async function childrenOf(pid: number): Promise<number[]> {
   try {

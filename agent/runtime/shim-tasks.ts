@@ -5,7 +5,7 @@
  *   started       pid 1 let the command run (its mtime is the start time)
  *   exitcode      the task's exit code, written by the shim when the task ends
  *   output.log    the command's stdout and stderr, appended as records (log-plans.ts) by the
- *                 shim's writer (log-writer.ts); a link to the container's own log when prepare is given one
+ *                 shim (shim-program.ts); a link to the container's own log when prepare is given one
  * ShimTasks reads them, inspects, stops and forgets tasks, lists and tails them; each runtime
  * keeps what differs (how a task is made, started and exec'd into).
  */
@@ -21,8 +21,8 @@ import { CgroupLayout, TaskCgroups, checkCgroupPath, detectCgroups } from './cgr
 import { DEFAULT_PATH, signalOfExitCode } from './exec-spec';
 import { readLogRecords } from './log-reader';
 import { LogRecord, parseLogRecord } from './log-plans';
-import { LOG_WRITER_SCRIPT } from './log-writer';
-import { ProcessRef, isAlive, processRef, signalProcess } from './proc';
+import { SHIM_NAME, SHIM_PROGRAM } from './shim-program';
+import { ProcessRef, isAlive, parentOf, processRef, signalProcess } from './proc';
 import type { LogsOptions, RuntimeTaskState, TerminalSession } from './runtime';
 import { spawner } from './spawner';
 import { attachTaskDir } from './terminal';
@@ -158,11 +158,12 @@ export class ShimTasks {
   }
 
   /**
-   * Starts a task's shim: `sh -c ARGS...` in a session of its own (so it outlives the agent), its
-   * output appended to output.log (a link to `logFile` when given) as records by the log writer,
-   * with PATH, SL_DIR and SL_LOG set besides `env`. Returns it once it runs.
+   * Starts a task's shim (shim-program.ts), which runs `argv` as the task's first process: in a
+   * session of its own (so it outlives the agent), the task's output appended to output.log (a
+   * link to `logFile` when given) as records, with PATH and SL_DIR set besides `env`. Returns it
+   * once it runs.
    */
-  async spawnShim(taskId: string, args: string[], env: Record<string, string>, logFile?: string): Promise<ProcessRef> {
+  async spawnShim(taskId: string, argv: string[], env: Record<string, string>, logFile?: string): Promise<ProcessRef> {
     const dir = this.dir(taskId);
     const log = join(dir, 'output.log');
     if (logFile) {
@@ -171,7 +172,12 @@ export class ShimTasks {
       await symlink(logFile, log);
     }
     // Through the spawning helper: a spawn from here would hold the daemon's event loop until the shim has exec'ed.
-    const pid = await spawner.spawnDetached(['/bin/sh', '-c', ...args], { cwd: '/', outFile: log, env: { PATH: HOST_PATH, SL_DIR: dir, SL_LOG: LOG_WRITER_SCRIPT, ...env } });
+    const pid = await spawner
+      .spawnDetached(['perl', '-e', SHIM_PROGRAM, SHIM_NAME, ...argv], { cwd: '/', outFile: log, env: { PATH: HOST_PATH, SL_DIR: dir, ...env } })
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw failedPrecondition('this node cannot run tasks: perl is missing (Debian\'s perl-base)', err);
+        throw err;
+      });
     const ref = await processRef(pid);
     if (!ref) throw internal(`the task's shim ended at once: ${(await this.outputTail(taskId)).slice(-500)}`);
     return ref;
@@ -267,7 +273,7 @@ export class ShimTasks {
       }
       if (!(await ended())) {
         // pid 1 of a pid namespace dies only of SIGKILL from outside, and takes everything in it along.
-        if (await isAlive(state.init)) signalProcess(state.init!.pid, 'SIGKILL');
+        if (await isAlive(state.init)) await this.killInit(state.init!);
         if (!(await waitUntil(ended, 5000))) log.warn('the task\'s shim did not finish after its pid 1 was killed');
       }
     }
@@ -276,6 +282,17 @@ export class ShimTasks {
       signalProcess(state.shim.pid, 'SIGKILL');
       await waitUntil(async () => !(await isAlive(state.shim)), 2000);
     }
+  }
+
+  /**
+   * SIGKILL to the task's pid 1, and first to its parent when that is the exec runtime's `unshare
+   * --fork`: woken by its child's death by SIGKILL, util-linux 2.38's says "sigprocmask unblock
+   * failed" on the task's stderr, so in its log. The shim records 137 all the same.
+   */
+  private async killInit(init: ProcessRef): Promise<void> {
+    const parent = await parentOf(init.pid);
+    if (parent?.comm === 'unshare') signalProcess(parent.pid, 'SIGKILL');
+    signalProcess(init.pid, 'SIGKILL');
   }
 
   /**
@@ -298,7 +315,7 @@ export class ShimTasks {
   /** Kills whatever the task still has and removes its cgroup; the state directory stays. */
   async kill(taskId: string): Promise<void> {
     const state = await this.readState(taskId);
-    if (state?.init && (await isAlive(state.init))) signalProcess(state.init.pid, 'SIGKILL');
+    if (state?.init && (await isAlive(state.init))) await this.killInit(state.init);
     const cgroups = await this.cgroups();
     await cgroups.killAll(taskId, 5000);
     if (state && (await isAlive(state.shim))) {

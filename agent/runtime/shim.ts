@@ -1,57 +1,30 @@
 /**
- * The two POSIX sh scripts every exec task runs under (run as `sh -c SCRIPT NAME ARGV...`, so a
- * running task never depends on a file that may change). Their arguments are the wrapped command
- * (exec-spec.ts wrapCommand); the rest comes in the environment:
+ * How an exec task runs: its shim (shim-program.ts, the task's log writer and exit recorder) execs
+ *
+ *   unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc [--net] -- /bin/sh -c INIT_SCRIPT swarmlet-init CMD...
+ *
+ * (planInitArgv; no --net for a task on the host network), so the task's pid 1 is a small POSIX sh
+ * script (an argument, so a running task never depends on a file that may change) whose arguments
+ * are the wrapped command (exec-spec.ts wrapCommand). The rest comes in the environment:
  *   SL_DIR           the task's state directory (on the host's filesystem)
- *   SL_LOG           the output writer (log-writer.ts): output.log gets the task's output as records
- *   SL_CGROUP_PROCS  cgroup.procs files the shim joins first, space-separated
  *   SL_HOSTNAME      the task's hostname
  *   SL_ROOT          "/" or the directory the command is chrooted into
- *   SL_INIT          the init script below
- *   SL_HOST_NET      "1": the task shares the host's network namespace (no --net, lo left alone)
- *   SL_STDIN         "1": the task has a stdin fifo (tty or open_stdin), made by the shim (MAKE_FIFOS)
+ *   SL_HOST_NET      "1": the task shares the host's network namespace (lo left alone)
  *
- * The shim (its own session, so it outlives the agent) makes $SL_DIR/start.fifo (and stdin.fifo),
- * holds $SL_DIR/stdin.fifo open when the
- * task has one (tty or open_stdin: the command's stdin; with a tty the command is `script`'s, see
- * terminal-plans.ts), joins the task's cgroup, starts the
- * namespaces with `unshare` (all but the network one for a task on the host network), waits,
- * and writes the exit code to $SL_DIR/exitcode. Inside, pid 1 sets the hostname and lo up (not
- * the host's), bind-mounts $SL_DIR/resolv.conf (if there) over the root's /etc/resolv.conf,
- * says "ready", blocks on $SL_DIR/start.fifo until the runtime starts it, then runs
- * the command as its child, forwards signals to it, reaps, and writes the command's exit status
- * to $SL_DIR/status. pid 1 of a pid namespace can only be killed from
- * outside by SIGKILL, so "ready" without "status" means that.
+ * pid 1 sets the hostname and lo up (not the host's), bind-mounts $SL_DIR/resolv.conf (if there)
+ * over the root's /etc/resolv.conf, says "ready", blocks on $SL_DIR/start.fifo (made by the shim)
+ * until the runtime starts it, then runs the command as its child, forwards signals to it, reaps,
+ * and writes the command's exit status to $SL_DIR/status. pid 1 of a pid namespace can only be
+ * killed from outside by SIGKILL, so "ready" without "status" means that (the shim then records 137).
  */
 
-import { SHIM_PRELUDE } from './log-writer';
-
-export const SHIM_NAME = 'swarmlet-shim';
+export { SHIM_NAME } from './shim-program';
 export const INIT_NAME = 'swarmlet-init';
 
-/**
- * The shim makes its task's fifos (not the daemon, which would spawn a mkfifo per task): the start
- * fifo with mode SL_START_FIFO_MODE (default 0600), and the stdin fifo when SL_STDIN is 1.
- */
-export const MAKE_FIFOS = `[ -p "$SL_DIR/start.fifo" ] || mkfifo -m "\${SL_START_FIFO_MODE:-0600}" "$SL_DIR/start.fifo" || { echo "swarmlet: cannot make the start fifo" >&2; finish 125; }
-if [ "\${SL_STDIN:-}" = 1 ] && [ ! -p "$SL_DIR/stdin.fifo" ]; then mkfifo -m 0600 "$SL_DIR/stdin.fifo" || { echo "swarmlet: cannot make the stdin fifo" >&2; finish 125; }; fi`;
-
-export const SHIM_SCRIPT = `${SHIM_PRELUDE}
-net=--net
-if [ "\${SL_HOST_NET:-}" = 1 ]; then net=; fi
-${MAKE_FIFOS}
-# The task's stdin: its fifo when it has one (held open here, so it never sees EOF), else nothing.
-if [ -p "$SL_DIR/stdin.fifo" ]; then exec 3<>"$SL_DIR/stdin.fifo"; else exec 3</dev/null; fi
-unshare --pid --fork --mount-proc --mount --propagation private --uts --ipc $net -- /bin/sh -c "$SL_INIT" ${INIT_NAME} "$@" 0<&3 3<&- &
-wait $!
-rc=$?
-if [ -s "$SL_DIR/status" ]; then
-  read -r rc < "$SL_DIR/status"
-elif [ -e "$SL_DIR/ready" ]; then
-  rc=137
-fi
-finish "$rc"
-`;
+/** What the shim execs for an exec task (see the top of this file). */
+export function planInitArgv(command: string[], hostNetwork: boolean): string[] {
+  return ['unshare', '--pid', '--fork', '--mount-proc', '--mount', '--propagation', 'private', '--uts', '--ipc', ...(hostNetwork ? [] : ['--net']), '--', '/bin/sh', '-c', INIT_SCRIPT, INIT_NAME, ...command];
+}
 
 export const INIT_SCRIPT = `set -u
 # A background command's stdin would be /dev/null: keep the task's on fd 4 for it.
@@ -94,9 +67,21 @@ for sig in TERM INT HUP QUIT USR1 USR2 WINCH; do trap "fwd $sig" "$sig"; done
 "$@" 0<&4 4<&- &
 pid=$!
 # Until the child execs the command it is a copy of this shell, traps included: a signal sent to
-# it then would be caught and lost with the copy. Forward nothing until it has (up to 5 s).
+# it then would be caught and lost with the copy. Forward nothing until it has (up to 5 s): its
+# command line is no longer this script's (its first two lines, read with builtins: no process per
+# look; a command may well be a shell too); a few looks at once, then one every 10 ms.
+{ IFS= read -r self1; IFS= read -r self2; } < "/proc/$$/cmdline"
+copy() {
+  c1=
+  c2=
+  { IFS= read -r c1; IFS= read -r c2; } 2>/dev/null < "/proc/$pid/cmdline"
+  [ "$c1" = "$self1" ] && [ "$c2" = "$self2" ]
+}
 n=0
-while [ "$n" -lt 500 ] && cmp -s "/proc/$$/cmdline" "/proc/$pid/cmdline"; do sleep 0.01; n=$((n + 1)); done
+while [ "$n" -lt 520 ] && copy; do
+  n=$((n + 1))
+  if [ "$n" -gt 20 ]; then sleep 0.01; fi
+done
 child=$pid
 if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi
 while :; do

@@ -16,6 +16,7 @@ import { rejection } from '../support/rejection';
 import { uniqueSuffix } from '../support/unique';
 import { exited, waitFor } from '../support/runtime-wait';
 import { readTaskOutput } from '../support/task-output';
+import { descendantsOf } from '../lab/process-tree';
 
 const log = pino({ level: 'silent' });
 const parent = `swarmlet-test-${uniqueSuffix(6)}`;
@@ -133,6 +134,23 @@ describe('ExecRuntime', () => {
     expect(statSync(join(stateDir, t.id, 'stdin.fifo')).isFIFO()).toBe(true);
     await runtime.start(t.id);
     expect((await runtime.inspect(t.id)).state).toBe('running');
+    await runtime.stop(t.id, 0);
+    await runtime.remove(t.id);
+  });
+
+  test('a running task is its shim, unshare, its pid 1 and the command: no shell shim, no separate log writer', async () => {
+    const t = task({ command: ['sleep', '30'] });
+    await runtime.prepare(t);
+    await runtime.start(t.id);
+    const state = JSON.parse(readFileSync(join(stateDir, t.id, 'state.json'), 'utf8')) as { shim: { pid: number }; init: { pid: number } };
+    const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const tree = descendantsOf([state.shim.pid]);
+    // The command's process execs env and sleep in turn (pid 1 may run `sleep 0.01` meanwhile): wait for the last.
+    const cmdline = (pid: number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+    await waitFor('the command to exec', async () => descendantsOf([state.shim.pid]).some((pid) => cmdline(pid) === 'sleep\u000030\u0000'));
+    await waitFor('pid 1 to wait for it', async () => descendantsOf([state.shim.pid]).length === 3);
+    expect([state.shim.pid, ...descendantsOf([state.shim.pid])].map(comm).sort()).toEqual(['perl', 'sh', 'sleep', 'unshare'].sort());
+    expect(tree).toContain(state.init.pid);
     await runtime.stop(t.id, 0);
     await runtime.remove(t.id);
   });

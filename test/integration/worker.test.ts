@@ -305,6 +305,36 @@ describe('Worker start concurrency', () => {
   });
 });
 
+describe('Worker start order', () => {
+  test('a prepared task is started before the other tasks of a burst are prepared', async () => {
+    const ops: string[] = [];
+    class OrderRuntime extends ExecRuntime {
+      override async prepare(t: Task): Promise<void> {
+        ops.push(`prepare ${t.id}`);
+        await super.prepare(t);
+      }
+      override async start(id: string): Promise<void> {
+        ops.push(`start ${id}`);
+        await super.start(id);
+      }
+    }
+    const rec = new Recorder();
+    const worker = new Worker({ runtime: new OrderRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 100, startConcurrency: 1 });
+    workers.push(worker);
+    await worker.start();
+    const tasks = Array.from({ length: 4 }, () => task({ command: ['sleep', '30'] }));
+    worker.assign(tasks);
+    for (const t of tasks) await rec.until(t.id, S.TASK_STATE_RUNNING);
+    const firstStart = ops.findIndex((o) => o.startsWith('start '));
+    const lastPrepare = ops.map((o) => o.startsWith('prepare ')).lastIndexOf(true);
+    expect(firstStart).toBeGreaterThanOrEqual(0);
+    expect(firstStart).toBeLessThan(lastPrepare);
+    worker.assign([]);
+    for (const t of tasks) await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
 describe('Worker exit watch', () => {
   test('a task\'s exit is reported when its shim records it, not at the next monitor inspection', async () => {
     const rec = new Recorder();
@@ -379,6 +409,35 @@ describe('Worker and the networks: a task leaves its endpoints first', () => {
     expect(shutdown.container?.exitCode).toBe(143);
     expect(events.filter((e) => e.startsWith(`stopServing ${t.id}`))).toEqual([`stopServing ${t.id} (running)`]);
     expect(events.indexOf(`stopServing ${t.id} (running)`)).toBeLessThan(events.indexOf(`report ${t.id} TASK_STATE_SHUTDOWN`));
+    worker.assign([]);
+    await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
+    await worker.stop();
+  });
+});
+
+describe('Worker resync', () => {
+  test('with exits watched, a running task\'s state is not read again at every monitor interval', async () => {
+    let inspects = 0;
+    class CountingRuntime extends ExecRuntime {
+      override inspect(id: string) {
+        inspects += 1;
+        return super.inspect(id);
+      }
+    }
+    const rec = new Recorder();
+    // monitorMs is for a runtime without an exit watch; this one has one: running tasks are looked at again only at the resync.
+    const worker = new Worker({ runtime: new CountingRuntime({ stateDir, cgroupParent: parent, log }), log, report: rec.report, monitorMs: 50, resyncMs: 60_000 });
+    workers.push(worker);
+    await worker.start();
+    const t = task({ command: ['sleep', '30'] });
+    worker.assign([t]);
+    await rec.until(t.id, S.TASK_STATE_RUNNING);
+    await waitFor('the worker to settle', async () => worker.views().every((v) => v.runtime.state === 'running'));
+    await new Promise((r) => setTimeout(r, 300));
+    const settled = inspects;
+    // Twenty monitor intervals.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(inspects).toBe(settled);
     worker.assign([]);
     await waitFor(`task ${t.id} to be removed`, async () => !existsSync(join(stateDir, t.id)));
     await worker.stop();
