@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { phaseTimer } from '../services/common/phase-timer';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -254,13 +255,7 @@ export class Daemon implements NodeRoles {
    */
   async startRole(state: NodeState): Promise<void> {
     // Where the role's start goes (most of a join's time on the joining node), in its log line.
-    const phasesMs: Record<string, number> = {};
-    let mark = performance.now();
-    const phase = (name: string) => {
-      const now = performance.now();
-      phasesMs[name] = Math.round(now - mark);
-      mark = now;
-    };
+    const { phasesMs, phase } = phaseTimer();
     const tls = this.dir.readTls();
     const apiAddr = formatHostPort(state.advertiseAddr, parseHostPort(state.listenAddr).port);
     this.certificate = new CertificateSource(tls);

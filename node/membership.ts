@@ -1,4 +1,5 @@
 import { Mutex } from 'async-mutex';
+import { phaseTimer } from '../services/common/phase-timer';
 import { Etcd3 } from 'etcd3';
 import { DesiredNode, roleName } from '../agent/agent';
 import { readClusterView, votingManagers } from '../manager/cluster-view';
@@ -302,13 +303,7 @@ export class Membership {
     if (req.advertiseAddr) checkAdvertiseAddr(req.advertiseAddr);
     const listen = parseHostPort(req.listenAddr || `0.0.0.0:${DEFAULT_API_PORT}`, DEFAULT_API_PORT, '--listen-addr');
     // Where a join's time goes, in its log line: the CA's certificate, the key, the certificate, etcd, the role.
-    const phasesMs: Record<string, number> = {};
-    let mark = performance.now();
-    const phase = (name: string) => {
-      const now = performance.now();
-      phasesMs[name] = Math.round(now - mark);
-      mark = now;
-    };
+    const { phasesMs, phase } = phaseTimer();
     // The key pair does not depend on the CA: made while its certificate is fetched.
     const keyAndCsr = createKeyAndCSR('joining');
     keyAndCsr.catch(() => undefined);
