@@ -43,6 +43,8 @@ export class AgentSession extends EventEmitter {
   connectedTo?: ManagerPeer;
   /** The live session, if any: where task status reports go. */
   private current?: { client: DispatcherClient; sessionId: string };
+  /** The client of the session being opened or live: a leave goes through it even before the session's first message. */
+  private client?: DispatcherClient;
 
   constructor(private readonly opts: AgentSessionOptions) {
     super();
@@ -65,9 +67,10 @@ export class AgentSession extends EventEmitter {
    */
   async leave(timeoutMs = 3000): Promise<void> {
     this.leaving = true;
-    const current = this.current;
+    // The manager knows the node by its certificate: any client to it will do.
+    const client = this.current?.client ?? this.client;
     try {
-      if (current) await callUnary(current.client.nodeLeave.bind(current.client), {}, timeoutMs);
+      if (client) await callUnary(client.nodeLeave.bind(client), {}, timeoutMs);
     } catch (err) {
       this.log.warn({ err: (err as grpc.ServiceError).details ?? (err as Error).message }, 'the manager was not told that this node leaves; it shows down after the node-down grace');
     } finally {
@@ -133,6 +136,7 @@ export class AgentSession extends EventEmitter {
   private async session(peer: ManagerPeer, signal: AbortSignal): Promise<'healthy' | 'failed' | 'removed'> {
     const tls = this.opts.tls();
     const client = new DispatcherClient(peer.addr, managerClientCredentials(tls.caCertPem, tls), managerChannelOptions);
+    this.client = client;
     const log = this.log.child({ manager: peer.addr });
     let healthy = false;
     try {
@@ -207,6 +211,7 @@ export class AgentSession extends EventEmitter {
     } finally {
       this.connectedTo = undefined;
       this.current = undefined;
+      if (this.client === client) this.client = undefined;
       client.close();
     }
   }

@@ -42,9 +42,12 @@ export const HEARTBEAT_FAILURE = 'heartbeat failure';
 /** The message of a node whose agent said it leaves the swarm (`swarm leave`): down at once, with no grace. */
 export const NODE_LEFT = 'node left the swarm';
 
+/** Whether the node's agent said it leaves the swarm (its status says so). */
+export const hasLeft = (node: Node) => node.status?.state === NodeState.NODE_STATE_DOWN && node.status.message === NODE_LEFT;
+
 /** A node's status once its agent has said it leaves; undefined when it shows that already. */
 export function planLeftNode(node: Node, now: Date): Node['status'] | undefined {
-  if (node.status?.state === NodeState.NODE_STATE_DOWN && node.status.message === NODE_LEFT) return undefined;
+  if (hasLeft(node)) return undefined;
   return { ...node.status!, addr: node.status?.addr ?? '', state: NodeState.NODE_STATE_DOWN, message: NODE_LEFT, updatedAt: now.toISOString() };
 }
 /** While a node is in its grace, its host is probed again this often (a host that dies meanwhile is down within about this). */
@@ -76,6 +79,9 @@ export function needsHostProbe(node: Node, heartbeating: boolean): boolean {
 export function planNodeState(node: Node, live: NodeLiveness, now: Date, graceMs: number): Node['status'] | undefined {
   const status = (state: NodeState, message: string, at = now): Node['status'] => ({ ...node.status!, addr: node.status?.addr ?? '', state, message, updatedAt: at.toISOString() });
   const state = node.status?.state;
+  // A node that left stays down: its agent wiped its state and joins again, if ever, as a new node;
+  // a heartbeat key its last session left behind for a moment changes nothing.
+  if (hasLeft(node)) return undefined;
   if (live.heartbeating) return state === NodeState.NODE_STATE_READY && !node.status?.message ? undefined : status(NodeState.NODE_STATE_READY, '');
   if (state !== NodeState.NODE_STATE_READY) return state === NodeState.NODE_STATE_DOWN ? undefined : status(NodeState.NODE_STATE_DOWN, 'no heartbeat yet');
   if (live.hostAnswers === false) return status(NodeState.NODE_STATE_DOWN, HEARTBEAT_FAILURE);

@@ -117,8 +117,9 @@ describe('lab', () => {
     // The stand-in accepts on its socket a moment before its 'ready' line reaches the log file.
     // On a loaded CI machine that moment has lasted more than 5 s, so the wait is long; it ends
     // as soon as the line is there.
+    // The log's first line is the command, whose script holds the words 'ready host=' too: wait for the host's name after them.
     let log = readFileSync(h.logFile, 'utf8');
-    for (const until = Date.now() + 60_000; !log.includes('ready host=') && Date.now() < until; ) {
+    for (const until = Date.now() + 60_000; !log.includes(`ready host=${h.name}`) && Date.now() < until; ) {
       await new Promise((r) => setTimeout(r, 50));
       log = readFileSync(h.logFile, 'utf8');
     }

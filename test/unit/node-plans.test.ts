@@ -159,8 +159,10 @@ describe('planNodeState', () => {
     }
     const left = node('n1', { state: NodeState.NODE_STATE_DOWN, message: NODE_LEFT });
     expect(planLeftNode(left, NOW)).toBeUndefined();
-    // Silent from then on, it is left down by the health loop: no grace, no probe.
+    // Silent from then on, it is left down by the health loop: no grace, no probe; nor does a
+    // heartbeat key its last session left behind for a moment make it ready again.
     expect(planNodeState(left, silent(true), NOW, GRACE)).toBeUndefined();
+    expect(planNodeState(left, beating, NOW, GRACE)).toBeUndefined();
     expect(needsHostProbe(left, false)).toBe(false);
   });
 
