@@ -190,18 +190,26 @@ async function runInteractive(argv: GlobalArgs, config: ContainerConfig): Promis
   process.exit(code);
 }
 
-/** Runs `op` for each container named, printing each name as docker does; one line per failure, then a non-zero exit. */
-async function eachContainer(argv: GlobalArgs & { containers?: unknown }, op: (l: LocalNodeClient, ref: string, host: string) => Promise<unknown>): Promise<void> {
+/**
+ * Runs `op` for each container named, printing each name as docker does; one line per failure, then a
+ * non-zero exit. With `parallel` (stop, kill, rm, as docker runs them) the containers are worked on
+ * at once, so `stop a b c d` waits one grace period, not four; names still print in the order given.
+ */
+async function eachContainer(argv: GlobalArgs & { containers?: unknown }, op: (l: LocalNodeClient, ref: string, host: string) => Promise<unknown>, parallel = false): Promise<void> {
   await withClients(argv, async (c, host) => {
     const l = local(c);
+    const refs = (argv.containers as string[]).map(String);
     const errors: string[] = [];
-    for (const ref of (argv.containers as string[]).map(String)) {
-      try {
-        await op(l, ref, host);
-        out(`${ref}\n`);
-      } catch (err) {
-        errors.push((err as Error).message);
-      }
+    const settle = (ref: string) =>
+      op(l, ref, host).then(
+        () => undefined,
+        (err: Error) => err,
+      );
+    const outcomes = parallel ? refs.map(settle) : [];
+    for (const [i, ref] of refs.entries()) {
+      const err = await (parallel ? outcomes[i] : settle(ref));
+      if (err) errors.push(err.message);
+      else out(`${ref}\n`);
     }
     if (errors.length) throw new SwarmletError('FailedPrecondition', errors.join('; '));
   });
@@ -222,7 +230,7 @@ const startCmd: Builder = (y) =>
   );
 const stopCmd: Builder = (y) =>
   y.command('stop <containers..>', 'Stop one or more running containers', timeoutOption, (argv) =>
-    eachContainer(argv, (l, ref, host) => call(l, l.stopContainer, { container: ref, timeoutSeconds: argv.time === undefined ? undefined : Number(argv.time) }, host, 300000)),
+    eachContainer(argv, (l, ref, host) => call(l, l.stopContainer, { container: ref, timeoutSeconds: argv.time === undefined ? undefined : Number(argv.time) }, host, 300000), true),
   );
 const restartCmd: Builder = (y) =>
   y.command('restart <containers..>', 'Restart one or more containers', timeoutOption, (argv) =>
@@ -233,14 +241,14 @@ const killCmd: Builder = (y) =>
     'kill <containers..>',
     'Kill one or more running containers',
     (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }).option('signal', { alias: 's', type: 'string', default: 'KILL', describe: 'Signal to send to the container' }),
-    (argv) => eachContainer(argv, (l, ref, host) => call(l, l.killContainer, { container: ref, signal: argv.signal as string }, host)),
+    (argv) => eachContainer(argv, (l, ref, host) => call(l, l.killContainer, { container: ref, signal: argv.signal as string }, host), true),
   );
 const rmCmd: Builder = (y) =>
   y.command(
     ['rm <containers..>', 'remove <containers..>'],
     'Remove one or more containers',
     (a) => a.positional('containers', { type: 'string', array: true, demandOption: true }).option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Force the removal of a running container (uses SIGKILL)' }),
-    (argv) => eachContainer(argv, (l, ref, host) => call(l, l.removeContainer, { container: ref, force: Boolean(argv.force) }, host, 60000)),
+    (argv) => eachContainer(argv, (l, ref, host) => call(l, l.removeContainer, { container: ref, force: Boolean(argv.force) }, host, 60000), true),
   );
 const psCmd = (names: string[]): Builder => (y) =>
   y.command(

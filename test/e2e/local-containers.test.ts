@@ -311,6 +311,20 @@ test("the course's alpine1..alpine4 exercise as written: network connect bridge 
   expect(await hostVeths()).toEqual([]);
 }, 400000);
 
+test('stop of several containers works on them at once, as docker does: the second gets its SIGTERM while the first still runs', async () => {
+  // Each says when SIGTERM comes, and ignores it: only the kill at the end of the grace stops it.
+  const script = 'trap "echo got TERM" TERM; echo up; while true; do sleep 0.1; done';
+  for (const n of ['graceA', 'graceB']) await sw(lab, h, ['run', '-d', '--name', n, 'exec:/', 'sh', '-c', script]);
+  for (const n of ['graceA', 'graceB']) await waitFor(`${n} up`, async () => ((await sw(lab, h, ['logs', n])).includes('up') ? true : undefined));
+  const stopping = lab.cli(h, ['stop', '-t', '5', 'graceA', 'graceB']);
+  await waitFor('graceB told to stop', async () => ((await sw(lab, h, ['logs', 'graceB'])).includes('got TERM') ? true : undefined), 30000, 100);
+  // One after the other, graceB would hear of it only once graceA was killed.
+  expect((await inspect('graceA')).State.Running).toBe(true);
+  const r = await stopping;
+  expect([r.code, r.stdout]).toEqual([0, 'graceA\ngraceB\n']);
+  await sw(lab, h, ['rm', 'graceA', 'graceB']);
+}, 90000);
+
 test('network connect of a stopped container is kept for its start: several networks as eth0, eth1; --alias resolves', async () => {
   await sw(lab, h, ['network', 'create', 'n1']);
   await sw(lab, h, ['network', 'create', 'n2']);
