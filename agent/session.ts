@@ -43,7 +43,7 @@ export class AgentSession extends EventEmitter {
   connectedTo?: ManagerPeer;
   /** The live session, if any: where task status reports go. */
   private current?: { client: DispatcherClient; sessionId: string };
-  /** The client of the session being opened or live: a leave goes through it even before the session's first message. */
+  /** The client of the session being opened or live (the live one's too): a leave goes through it even before the session's first message. */
   private client?: DispatcherClient;
 
   constructor(private readonly opts: AgentSessionOptions) {
@@ -67,8 +67,8 @@ export class AgentSession extends EventEmitter {
    */
   async leave(timeoutMs = 3000): Promise<void> {
     this.leaving = true;
-    // The manager knows the node by its certificate: any client to it will do.
-    const client = this.current?.client ?? this.client;
+    // The manager knows the node by its certificate: the session's client serves before its first message too.
+    const client = this.client;
     try {
       if (client) await callUnary(client.nodeLeave.bind(client), {}, timeoutMs);
     } catch (err) {

@@ -40,13 +40,16 @@ function callCounter(): { counts: Map<string, number>; interceptor: grpc.ServerI
   };
 }
 
+/** What the agent of w1 says of its node. */
+const W1_DESCRIPTION = { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] };
+
 function agentSession(apiAddr: string, worker: ManagerFixture['worker']): AgentSession {
   return new AgentSession({
     log,
     nodeId: 'w1',
     advertiseAddr: '127.0.0.2',
     apiAddr: '127.0.0.2:4242',
-    description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] },
+    description: W1_DESCRIPTION,
     tls: () => worker,
     managers: () => [{ nodeId: 'm1', addr: apiAddr }],
   });
@@ -91,7 +94,7 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 700, nodeDownAfterMs: 2000 }, log });
   const client = new DispatcherClient(fixture.apiAddr, managerClientCredentials(fixture.caCertPem, fixture.worker), managerChannelOptions);
   try {
-    const opened = client.session({ description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] }, advertiseAddr: '127.0.0.2', apiAddr: '127.0.0.2:4242', acceptsDeltas: false });
+    const opened = client.session({ description: W1_DESCRIPTION, advertiseAddr: '127.0.0.2', apiAddr: '127.0.0.2:4242', acceptsDeltas: false });
     opened.on('error', () => undefined);
     const sessionId = await new Promise<string>((resolve) => opened.once('data', (m: SessionMessage) => resolve(m.sessionId)));
     const beats = client.heartbeats();
@@ -116,15 +119,7 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
   managerEtcd = fixtureClient([etcd.endpoint]);
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
   const { apiAddr, worker, setup } = fixture;
-  const s = new AgentSession({
-    log,
-    nodeId: 'w1',
-    advertiseAddr: '127.0.0.2',
-    apiAddr: '127.0.0.2:4242',
-    description: { hostname: 'w1', os: 'linux', arch: 'x64', engineVersion: '0.1.0', interfaces: [], containerPorts: [] },
-    tls: () => worker,
-    managers: () => [{ nodeId: 'm1', addr: apiAddr }],
-  });
+  const s = agentSession(apiAddr, worker);
   session = s;
   const messages: SessionMessage[] = [];
   s.on('message', (msg: SessionMessage) => messages.push(msg));
