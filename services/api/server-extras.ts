@@ -21,11 +21,21 @@ function descriptorSet(): Buffer {
  */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
-/** The options of a node's gRPC servers: keepalive pings from idle clients allowed, and the request size limit. */
+/**
+ * How long a connection with no call in progress is kept: 60 s. grpc-js's default is 30 minutes,
+ * and it turns off node's own HTTP/2 timeout, so a client that completes TLS on port 2377 (no
+ * certificate is needed to get that far: a joining node has none) and then sends nothing, or half
+ * a preface, held its socket for half an hour. A client that is merely quiet loses nothing: grpc-js
+ * channels reconnect on their next call, and an agent's session is a call in progress.
+ */
+export const IDLE_CONNECTION_MS = 60_000;
+
+/** The options of a node's gRPC servers: keepalive pings from idle clients allowed, the request size limit, and the idle bound. */
 export const NODE_SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 5000,
   'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+  'grpc.max_connection_idle_ms': IDLE_CONNECTION_MS,
 };
 
 let reflection: ReflectionService | undefined;

@@ -5,14 +5,17 @@
  * good call after each. A real Manager against a real throwaway etcd.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { callUnary } from '../../services/api/handlers';
-import { MAX_REQUEST_BYTES } from '../../services/api/server-extras';
+import { IDLE_CONNECTION_MS, MAX_REQUEST_BYTES, NODE_SERVER_OPTIONS } from '../../services/api/server-extras';
 import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
 import { ControlClient } from '../../services/gen/swarmlet/v1/control';
 import { NetworkSpec } from '../../services/gen/swarmlet/v1/types';
 import { EtcdFixture, startEtcd } from './etcd-fixture';
 import { startTlsManager, TlsManager } from './tls-manager';
+
+const TEST_IDLE_MS = 1000;
 
 let etcd: EtcdFixture;
 let m: TlsManager;
@@ -20,7 +23,8 @@ let good: ControlClient;
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  m = await startTlsManager(etcd);
+  // The daemon's options, but connections with no call are closed after 1 s instead of a minute.
+  m = await startTlsManager(etcd, { 'grpc.max_connection_idle_ms': TEST_IDLE_MS });
   good = m.control();
 }, 60000);
 
@@ -108,5 +112,34 @@ test(`a request over ${MAX_REQUEST_BYTES} bytes is refused with RESOURCE_EXHAUST
   // Under the limit, the request is read and refused by the handler, in a status the client gets (not a 4 MiB trailer).
   const under = await statusOf(callUnary(good.getNode.bind(good), { node: 'y'.repeat(MAX_REQUEST_BYTES - 64) }));
   expect(under).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: `node reference is too long: ${MAX_REQUEST_BYTES - 64} characters, at most 255` });
+  await stillServes();
+});
+
+/** Completes TLS without a client certificate, writes `bytes` (maybe none), and resolves with how long the server took to close the socket. */
+function tlsIdleUntilClosed(port: number, bytes: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ port, host: '127.0.0.1', ca: m.ca.certPem, ALPNProtocols: ['h2'] }, () => {
+      const start = Date.now();
+      if (bytes.length > 0) sock.write(bytes);
+      sock.on('close', () => resolve(Date.now() - start));
+    });
+    sock.on('data', () => undefined);
+    sock.on('error', () => undefined);
+    sock.setTimeout(30000, () => {
+      sock.destroy();
+      reject(new Error('the server kept an idle TLS connection open'));
+    });
+  });
+}
+
+test(`a TLS client that sends nothing, or half an HTTP/2 preface, is closed once the idle bound passes (${IDLE_CONNECTION_MS} ms on a node); the manager keeps serving`, async () => {
+  expect(NODE_SERVER_OPTIONS['grpc.max_connection_idle_ms']).toBe(IDLE_CONNECTION_MS);
+  const [silent, half] = await Promise.all([tlsIdleUntilClosed(port(), Buffer.alloc(0)), tlsIdleUntilClosed(port(), Buffer.from('PRI * HTTP/2.0\r\n'))]);
+  // Closed by the idle bound, not at once by something else.
+  expect(silent).toBeGreaterThanOrEqual(TEST_IDLE_MS - 50);
+  expect(half).toBeGreaterThanOrEqual(TEST_IDLE_MS - 50);
+  await stillServes();
+  // A good client left quiet past the bound is closed too, and its next call reconnects.
+  await new Promise((r) => setTimeout(r, 3 * TEST_IDLE_MS));
   await stillServes();
 });

@@ -38,14 +38,14 @@ async function certFor(ca: RootCAMaterial, clusterId: string, nodeId: string, ro
   return { caCertPem: ca.certPem, certPem: await signCertificate(ca, key.csrPem, { nodeId, clusterId, role, ipAddresses: ['127.0.0.1'] }), keyPem: key.keyPem };
 }
 
-/** Starts manager m1 (leading) on 127.0.0.1 with worker w1 in the swarm; the etcd's swarmlet keys are cleared first. */
-export async function startTlsManager(etcd: EtcdFixture): Promise<TlsManager> {
+/** Starts manager m1 (leading) on 127.0.0.1 with worker w1 in the swarm; the etcd's swarmlet keys are cleared first. `serverOptions` go over the daemon's. */
+export async function startTlsManager(etcd: EtcdFixture, serverOptions: grpc.ServerOptions = {}): Promise<TlsManager> {
   await etcd.client.delete().prefix(ROOT).exec();
   const clusterId = newRandomId();
   const ca = await createRootCA(clusterId);
   const managerCert = await certFor(ca, clusterId, 'm1', 'manager');
   const workerCert = await certFor(ca, clusterId, 'w1', 'worker');
-  const server = new grpc.Server(NODE_SERVER_OPTIONS);
+  const server = new grpc.Server({ ...NODE_SERVER_OPTIONS, ...serverOptions });
   const port = await bindServer(server, '127.0.0.1:0', managerServerCredentials(new CertificateSource(managerCert)));
   const apiAddr = `127.0.0.1:${port}`;
   const setup = new EtcdStore(etcd.client);
