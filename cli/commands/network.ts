@@ -79,6 +79,36 @@ export function networkJson(d: NetworkDetail): unknown {
   return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints, Containers: containers };
 }
 
+/**
+ * docker's `network inspect` object: its keys and words (Scope `swarm` for an overlay, IPAM.Config
+ * with the subnet, the VNI in Options as docker's overlay driver shows it). The API object, with every
+ * task's endpoint, is `--format api`.
+ */
+export function networkInspect(d: NetworkDetail): object {
+  const n = d.network!;
+  const spec = n.spec!;
+  const overlay = spec.driver === 'overlay';
+  const ipam = n.subnet ? [{ Subnet: n.subnet, ...(n.gateway ? { Gateway: n.gateway } : {}), ...(spec.ipam?.ipRange ? { IPRange: spec.ipam.ipRange } : {}) }] : [];
+  const { Containers } = networkJson(d) as { Containers: object };
+  return {
+    Name: spec.name,
+    Id: n.id,
+    Created: n.meta?.createdAt ?? '',
+    Scope: overlay ? 'swarm' : 'local',
+    Driver: spec.driver,
+    EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: {}, Config: ipam },
+    Internal: spec.internal,
+    Attachable: spec.attachable,
+    Ingress: overlay && spec.name === 'ingress',
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers,
+    Options: { ...(overlay ? { 'com.docker.network.driver.overlay.vxlanid_list': String(n.vni) } : {}), ...spec.options },
+    Labels: { ...spec.labels },
+  };
+}
+
 const repeated = (v: unknown): string[] | undefined => (v === undefined ? undefined : ([] as string[]).concat(v as string | string[]));
 
 export function networkCommands(y: Argv<GlobalArgs>) {
@@ -131,16 +161,16 @@ export function networkCommands(y: Argv<GlobalArgs>) {
       )
       .command(
         'inspect <networks..>',
-        'Show networks in detail, with the tasks attached to them (JSON)',
+        'Show networks in detail, docker\'s way, with the containers attached to them (--format api: the API objects, with every task)',
         (a) => a.positional('networks', { type: 'string', array: true, demandOption: true }),
         async (argv) => {
           await withClients(argv, async (c, host) => {
-            const details = [];
+            const details: NetworkDetail[] = [];
             for (const ref of argv.networks as string[]) {
               const detail = await fromManagerOrNode(c, () => call(c.control, c.control.getNetwork, { network: ref }, host), (local) => call(local, local.getNetwork, { network: ref }, host));
-              details.push(networkJson(detail));
+              details.push(detail);
             }
-            out(formatInspect(argv.format, details));
+            out(formatInspect(argv.format, details.map(networkInspect), () => details.map(networkJson)));
           });
         },
       )

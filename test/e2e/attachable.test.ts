@@ -175,7 +175,7 @@ test('containers on two hosts reach each other by name over an attachable overla
   expect((await ping(x1, taskIp)).code).toBe(0);
 
   // network inspect lists the containers by name.
-  const [net] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'my-attachable-overlay'])) as { endpoints: { taskName: string; address: string }[] }[];
+  const [net] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'my-attachable-overlay', '--format', 'api'])) as { endpoints: { taskName: string; address: string }[] }[];
   expect(net.endpoints.map((e) => e.taskName)).toEqual(expect.arrayContaining(['alpine1', 'alpine2']));
 
   // Detach: the interface goes at once, the record everywhere (the other container, the task).
@@ -183,7 +183,7 @@ test('containers on two hosts reach each other by name over an attachable overla
   expect(await links(x1)).toEqual(['lo']);
   await waitFor('alpine1 gone from alpine2\'s DNS', async () => ((await digIn(x2, 'alpine1')) === 'NXDOMAIN' ? true : undefined), 20000);
   await waitFor('alpine1 gone from the task\'s DNS', async () => ((await inTask('alpine1')) === 'NXDOMAIN' ? true : undefined), 20000);
-  const [after] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'my-attachable-overlay'])) as { endpoints: { taskName: string }[] }[];
+  const [after] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'my-attachable-overlay', '--format', 'api'])) as { endpoints: { taskName: string }[] }[];
   expect(after.endpoints.map((e) => e.taskName)).not.toContain('alpine1');
   expect(await attachmentsOf(c1)).toEqual([]);
   // Again: fine.
@@ -192,7 +192,7 @@ test('containers on two hosts reach each other by name over an attachable overla
 
 test('a non-attachable overlay is refused with docker\'s message, and nothing is left behind', async () => {
   const x3 = await containerNetns('x3');
-  const before = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain']))[0].endpoints;
+  const before = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain', '--format', 'api']))[0].endpoints;
   const c3 = containerId();
   const err = (await attach(h2, c3, 'alpine3', 'plain', x3).then(
     () => undefined,
@@ -203,7 +203,7 @@ test('a non-attachable overlay is refused with docker\'s message, and nothing is
   expect(err.details).toBe('Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable');
   expect(await links(x3)).toEqual(['lo']);
   expect(await attachmentsOf(c3)).toEqual([]);
-  expect(JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain']))[0].endpoints).toEqual(before);
+  expect(JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain', '--format', 'api']))[0].endpoints).toEqual(before);
   // A namespace that is not there: refused before the managers are asked.
   const missing = (await attach(h1, containerId(), 'alpine4', 'my-attachable-overlay', `${prefix}-nope`).then(
     () => undefined,
@@ -213,6 +213,6 @@ test('a non-attachable overlay is refused with docker\'s message, and nothing is
   expect(missing.details).toBe(`the container's network namespace /run/netns/${prefix}-nope does not exist`);
   // No sandbox for the refused overlay on h2, no attachment task anywhere.
   const sandboxes = await ip(['netns', 'list']);
-  const [plain] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain'])) as { vni: number }[];
+  const [plain] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'plain', '--format', 'api'])) as { vni: number }[];
   expect(sandboxes).not.toMatch(new RegExp(`-${plain.vni}\\b`));
 }, 120000);

@@ -79,7 +79,7 @@ test('before init, network ls and inspect show the local networks, as docker doe
   expect(ls).toMatch(/\nhost\s+host\s+host\s+local\s*\n/);
   expect(ls).toMatch(/\nnone\s+none\s+none\s+local\s*\n/);
   expect(ls.trim().split('\n')).toHaveLength(4);
-  const [bridge] = JSON.parse(await sw(lab, h, ['network', 'inspect', 'bridge'])) as { spec: { driver: string }; subnet: string; endpoints: unknown[] }[];
+  const [bridge] = JSON.parse(await sw(lab, h, ['network', 'inspect', 'bridge', '--format', 'api'])) as { spec: { driver: string }; subnet: string; endpoints: unknown[] }[];
   expect(bridge).toMatchObject({ spec: { driver: 'bridge' }, subnet: '172.17.0.0/16', endpoints: [] });
   const missing = await lab.cli(h, ['network', 'inspect', 'appnet']);
   expect(missing.code).toBe(1);

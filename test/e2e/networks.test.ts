@@ -100,8 +100,8 @@ test('network ls and inspect on a worker show the local networks and the swarm n
   expect(ls).toMatch(/\nnone\s+none\s+none\s+local\s*\n/);
   expect(ls).toMatch(/appnet\s+overlay\s+swarm\s+10\.0\.\d+\.0\/24/);
   expect(ls).not.toMatch(/othernet/); // no task of it on this node
-  const [appnet] = JSON.parse(await sw(lab, h2, ['network', 'inspect', 'appnet'])) as { id: string; endpoints: { taskId: string }[] }[];
-  const [onManager] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'appnet'])) as { id: string }[];
+  const [appnet] = JSON.parse(await sw(lab, h2, ['network', 'inspect', 'appnet', '--format', 'api'])) as { id: string; endpoints: { taskId: string }[] }[];
+  const [onManager] = JSON.parse(await sw(lab, h1, ['network', 'inspect', 'appnet', '--format', 'api'])) as { id: string }[];
   expect(appnet.id).toBe(onManager.id);
   expect(appnet.endpoints.map((e) => e.taskId).sort()).toEqual(mine.map((t) => t.id).sort());
   const other = await lab.cli(h2, ['network', 'inspect', 'othernet']);

@@ -9,7 +9,7 @@ import {
   validateServiceNetworks,
 } from '../../manager/network-plans';
 import { planNetworkChange, specFromCreateFlags, specFromUpdateFlags } from '../../cli/service-flags';
-import { networkJson, networkRows, networkSpecFromFlags } from '../../cli/commands/network';
+import { networkInspect, networkJson, networkRows, networkSpecFromFlags } from '../../cli/commands/network';
 import { planProgress } from '../../cli/commands/service';
 
 const { TASK_STATE_NEW, TASK_STATE_PENDING, TASK_STATE_RUNNING, TASK_STATE_SHUTDOWN, TASK_STATE_COMPLETE, TASK_STATE_FAILED } = TaskState;
@@ -350,6 +350,35 @@ describe('network create flags and output', () => {
     expect((networkJson({ network: FRONT, endpoints }) as { Containers: unknown }).Containers).toEqual({
       c0ffee: { Name: 'alpine1', EndpointID: 'att1', MacAddress: '02:42:0a:00:00:03', IPv4Address: '10.0.0.3/24', IPv6Address: '' },
     });
+  });
+
+  test("inspect, docker's way: docker's keys and words, the containers on it, the overlay's VNI in Options", () => {
+    const endpoints = [
+      { taskId: 't', taskName: 'web.1', nodeId: 'a', address: '10.0.0.2/24', mac: '02:42:0a:00:00:02', containerId: '' },
+      { taskId: 'att1', taskName: 'alpine1', nodeId: 'a', address: '10.0.0.3/24', mac: '02:42:0a:00:00:03', containerId: 'c0ffee' },
+    ];
+    const front = { ...FRONT, meta: { version: 3, createdAt: '2026-12-05T10:00:00Z', updatedAt: '' }, spec: { ...FRONT.spec!, attachable: true, labels: { team: 'a' } } };
+    expect(networkInspect({ network: front, endpoints })).toEqual({
+      Name: 'front',
+      Id: 'f00d1111',
+      Created: '2026-12-05T10:00:00Z',
+      Scope: 'swarm',
+      Driver: 'overlay',
+      EnableIPv6: false,
+      IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: '10.0.0.0/24', Gateway: '10.0.0.1' }] },
+      Internal: false,
+      Attachable: true,
+      Ingress: false,
+      ConfigFrom: { Network: '' },
+      ConfigOnly: false,
+      Containers: { c0ffee: { Name: 'alpine1', EndpointID: 'att1', MacAddress: '02:42:0a:00:00:03', IPv4Address: '10.0.0.3/24', IPv6Address: '' } },
+      Options: { 'com.docker.network.driver.overlay.vxlanid_list': '4096' },
+      Labels: { team: 'a' },
+    });
+    expect(networkInspect({ network: BRIDGE, endpoints: [] })).toMatchObject({ Name: 'bridge', Scope: 'local', Driver: 'bridge', IPAM: { Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }] }, Options: {} });
+    expect(networkInspect({ network: HOST, endpoints: [] })).toMatchObject({ Name: 'host', Driver: 'host', IPAM: { Config: [] } });
+    expect(networkInspect({ network: network('i1', 'ingress'), endpoints: [] })).toMatchObject({ Ingress: true, Scope: 'swarm' });
+    expect(networkInspect({ network: MACVLAN, endpoints: [] })).toMatchObject({ Scope: 'local', Driver: 'macvlan' });
   });
 });
 
