@@ -12,7 +12,8 @@
  *    against the embedded resolver (127.0.0.11) and, as the reference in the same run and the same
  *    namespace, against dnsmasq on 127.0.0.2 serving the same records (--host-record web,<VIP>,
  *    tasks.web). 2 x --runs of each, alternating. Printed: queries/s (dnsperf's summary), median
- *    latency (from the -v lines, one per query) and average latency, and the ratios.
+ *    and p99 latency (from the -v lines, one per query) and average latency, and the ratios; then
+ *    2 x --runs of each at a light load (-Q DNS_LIGHT_QPS), for the latency apart from saturation.
  *
  * 2. HTTP. wrk (`-t1 -c16 -d WRK_SECONDS --latency`) against solo: through the routing mesh from the
  *    client namespace to h2:8081 (the node that runs the task) and h3:8081 (one that does not:
@@ -71,6 +72,8 @@ export interface DnsperfResult {
   qps: number;
   avgMs: number;
   medianMs: number;
+  /** The 99th percentile of the per-query latencies. */
+  p99Ms: number;
   sent: number;
   lost: number;
   /** Answers whose rcode was not NOERROR. */
@@ -102,6 +105,8 @@ const TARGET = 8000;
 const WEB_PORT = 8080;
 const SOLO_PORT = 8081;
 const DNS_SECONDS = 5;
+/** The light load (dnsperf -Q) at which latency is measured apart from saturation. */
+const DNS_LIGHT_QPS = 2000;
 const WRK_SECONDS = 4;
 const WRK_CONNECTIONS = 16;
 const DNS_ADDR = '127.0.0.11';
@@ -136,6 +141,7 @@ export function parseDnsperf(summary: string, latenciesS: number[], bad: number)
     qps: num(/Queries per second:\s+([\d.]+)/),
     avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
     medianMs: median * 1000,
+    p99Ms: percentile(latenciesS, 99) * 1000,
     sent: num(/Queries sent:\s+(\d+)/),
     lost: num(/Queries lost:\s+(\d+)/),
     bad,
@@ -270,8 +276,10 @@ class DiscoveryBench {
 
   // --- 1. DNS ---------------------------------------------------------------------------------
 
-  async dnsperf(server: string, queryFile: string): Promise<DnsperfResult> {
-    const argv = ['ip', 'netns', 'exec', this.hostOf(this.clientTask).netns, ...this.inClient, 'dnsperf', '-s', server, '-d', queryFile, '-l', String(DNS_SECONDS), '-v'];
+  /** dnsperf at saturation (100 queries outstanding), or at most `maxQps` queries/s. */
+  async dnsperf(server: string, queryFile: string, maxQps?: number): Promise<DnsperfResult> {
+    const limit = maxQps === undefined ? [] : ['-Q', String(maxQps)];
+    const argv = ['ip', 'netns', 'exec', this.hostOf(this.clientTask).netns, ...this.inClient, 'dnsperf', '-s', server, '-d', queryFile, '-l', String(DNS_SECONDS), ...limit, '-v'];
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const latencies: number[] = [];
     let bad = 0;
@@ -290,7 +298,7 @@ class DiscoveryBench {
     return parseDnsperf(summary, latencies, bad);
   }
 
-  async dnsFigures(runs: number): Promise<{ swarmlet: DnsperfResult[]; dnsmasq: DnsperfResult[]; vip: string }> {
+  async dnsFigures(runs: number): Promise<{ swarmlet: DnsperfResult[]; dnsmasq: DnsperfResult[]; light: { swarmlet: DnsperfResult[]; dnsmasq: DnsperfResult[] }; vip: string }> {
     const vip = await this.vipOf('web');
     const web = (await this.tasks('web')).filter(isRunning).map((t) => this.ipOf(t, NET) as string);
     const queryFile = join(this.lab.baseDir, 'dnsperf-queries.txt');
@@ -298,21 +306,30 @@ class DiscoveryBench {
     const dnsmasq = spawn('ip', [
       'netns', 'exec', this.hostOf(this.clientTask).netns, ...this.inClient, 'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--user=root', '--pid-file=',
       `--listen-address=${REF_DNS_ADDR}`, '--bind-interfaces', `--host-record=web,${vip}`, ...web.map((ip) => `--host-record=tasks.web,${ip}`), '--address=/#/',
-    ], { stdio: 'ignore' });
+      // A session of its own, as the daemons have: with the kernel's autogroup scheduling, a dnsmasq in
+      // this process's session shared dnsperf's CPU group and was scheduled ahead of the daemon (measured).
+    ], { stdio: 'ignore', detached: true });
     try {
       const want = [vip].join();
       await waitUntil('both resolvers answering web with the VIP', 20_000, async () => {
         const [a, b] = await Promise.all([this.digShort(DNS_ADDR, 'web'), this.digShort(REF_DNS_ADDR, 'web')]);
         return a.join() === want && b.join() === want ? true : undefined;
       }, 200);
-      const out = { swarmlet: [] as DnsperfResult[], dnsmasq: [] as DnsperfResult[], vip };
+      const out = { swarmlet: [] as DnsperfResult[], dnsmasq: [] as DnsperfResult[], light: { swarmlet: [] as DnsperfResult[], dnsmasq: [] as DnsperfResult[] }, vip };
       for (let i = 1; i <= 2 * runs; i++) {
         const s = await this.dnsperf(DNS_ADDR, queryFile);
         const d = await this.dnsperf(REF_DNS_ADDR, queryFile);
         out.swarmlet.push(s);
         out.dnsmasq.push(d);
-        progress(`dnsperf ${i}/${2 * runs}: embedded ${Math.round(s.qps)} q/s (median ${s.medianMs.toFixed(3)} ms, lost ${s.lost}, not NOERROR ${s.bad}), dnsmasq ${Math.round(d.qps)} q/s (median ${d.medianMs.toFixed(3)} ms)`);
+        progress(`dnsperf ${i}/${2 * runs}: embedded ${Math.round(s.qps)} q/s (median ${s.medianMs.toFixed(3)} ms, lost ${s.lost}, not NOERROR ${s.bad}), dnsmasq ${Math.round(d.qps)} q/s (median ${d.medianMs.toFixed(3)} ms); load ${loadavg()[0]!.toFixed(2)}`);
         if (s.lost > 0 || s.bad > 0) this.note(`dnsperf run ${i} against the embedded resolver: ${s.lost} of ${s.sent} lost, ${s.bad} answers not NOERROR`);
+      }
+      for (let i = 1; i <= 2 * runs; i++) {
+        const s = await this.dnsperf(DNS_ADDR, queryFile, DNS_LIGHT_QPS);
+        const d = await this.dnsperf(REF_DNS_ADDR, queryFile, DNS_LIGHT_QPS);
+        out.light.swarmlet.push(s);
+        out.light.dnsmasq.push(d);
+        progress(`dnsperf -Q ${DNS_LIGHT_QPS} ${i}/${2 * runs}: embedded median ${s.medianMs.toFixed(3)} ms (p99 ${s.p99Ms.toFixed(3)} ms), dnsmasq median ${d.medianMs.toFixed(3)} ms (p99 ${d.p99Ms.toFixed(3)} ms); load ${loadavg()[0]!.toFixed(2)}`);
       }
       return out;
     } finally {
@@ -625,9 +642,14 @@ export async function runDiscoveryBench(opts: DiscoveryOptions): Promise<void> {
         { label: 'DNS queries/s (web A)', n: dns.swarmlet.length, value: fx(m(dns.swarmlet, 'qps')), reference: dnsRef, refValue: fx(m(dns.dnsmasq, 'qps')), ratio: rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps')) },
         { label: 'DNS median latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'medianMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'medianMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'medianMs'), m(dns.dnsmasq, 'medianMs')) },
         { label: 'DNS average latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'avgMs'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'avgMs'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'avgMs'), m(dns.dnsmasq, 'avgMs')) },
+        { label: 'DNS p99 latency', n: dns.swarmlet.length, value: `${fx(m(dns.swarmlet, 'p99Ms'), 3)} ms`, reference: dnsRef, refValue: `${fx(m(dns.dnsmasq, 'p99Ms'), 3)} ms`, ratio: rt(m(dns.swarmlet, 'p99Ms'), m(dns.dnsmasq, 'p99Ms')) },
       );
-      json.dns = { vip: dns.vip, seconds: DNS_SECONDS, swarmlet: dns.swarmlet, reference: { label: dnsRef, kind: 'measured', runs: dns.dnsmasq }, ratioQps: Number(rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps'))) };
-      lines.push(`DNS: dnsperf -l ${DNS_SECONDS} -v (100 queries outstanding) in the client task's netns; swarmlet at ${DNS_ADDR}, dnsmasq at ${REF_DNS_ADDR}; latency medians from the per-query lines`);
+      for (const k of ['medianMs', 'p99Ms'] as const) {
+        const [a, b] = [m(dns.light.swarmlet, k), m(dns.light.dnsmasq, k)];
+        rows.push({ label: `DNS ${k === 'medianMs' ? 'median' : 'p99'} latency at ${DNS_LIGHT_QPS} q/s`, n: dns.light.swarmlet.length, value: `${fx(a, 3)} ms`, reference: dnsRef, refValue: `${fx(b, 3)} ms`, ratio: rt(a, b) });
+      }
+      json.dns = { vip: dns.vip, seconds: DNS_SECONDS, swarmlet: dns.swarmlet, reference: { label: dnsRef, kind: 'measured', runs: dns.dnsmasq }, light: { qps: DNS_LIGHT_QPS, ...dns.light }, ratioQps: Number(rt(m(dns.swarmlet, 'qps'), m(dns.dnsmasq, 'qps'))) };
+      lines.push(`DNS: dnsperf -l ${DNS_SECONDS} -v (100 queries outstanding; then -Q ${DNS_LIGHT_QPS} for latency at a light load) in the client task's netns; swarmlet at ${DNS_ADDR}, dnsmasq at ${REF_DNS_ADDR}; latencies from the per-query lines`);
     }
 
     if (opts.phases.has('http')) {

@@ -10,8 +10,8 @@
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import type { Server, Socket } from 'node:net';
-import { decode, encode, encodingLength, type Packet } from 'dns-packet';
-import { observeDns } from '../../services/metrics/dns-metrics';
+import { decode, encode, encodingLength, type Packet, type Question } from 'dns-packet';
+import { countDns, observeDns } from '../../services/metrics/dns-metrics';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
@@ -21,6 +21,7 @@ import { openNetnsDnsSockets } from './netns-sockets';
 import { planDnsRecordDifferences } from './records-diff';
 import { dnsNetworkIds, usesEmbeddedDns } from './resolv-conf';
 import { Upstream, forwardQuery, parseUpstream, readHostUpstreams } from './upstream';
+import { type WireTable, planWireReply, planWireTable } from './wire-answer';
 
 export interface EmbeddedDnsOptions {
   log: Logger;
@@ -43,6 +44,8 @@ interface Endpoint {
   tcp: Server;
   conns: Set<Socket>;
   index?: DnsIndex;
+  /** The index's answers in wire form (wire-answer.ts), built at the first query after the records change. */
+  table?: WireTable;
   closed: boolean;
 }
 
@@ -98,7 +101,10 @@ export class EmbeddedDns {
   /** The records of every network this node's tasks are on; the next query sees them. */
   apply(services: NetworkServices[]): void {
     this.records = new Map(services.map((n) => [n.networkId, n]));
-    for (const ep of this.endpoints.values()) ep.index = undefined;
+    for (const ep of this.endpoints.values()) {
+      ep.index = undefined;
+      ep.table = undefined;
+    }
   }
 
   /** Opens the resolver's sockets in the task's namespace (nothing for a task that does not use the embedded DNS). */
@@ -150,7 +156,7 @@ export class EmbeddedDns {
     const subnets = r.attachments.filter((a) => networkIds.includes(a.networkId)).map((a) => a.address).filter(Boolean);
     if (have && !have.closed && have.netns === r.netns) {
       if (have.networkIds.join() !== networkIds.join() || have.subnets.join() !== subnets.join()) {
-        Object.assign(have, { networkIds, subnets, index: undefined });
+        Object.assign(have, { networkIds, subnets, index: undefined, table: undefined });
       }
       return;
     }
@@ -203,10 +209,20 @@ export class EmbeddedDns {
   }
 
   private serve(ep: Endpoint): void {
+    const sent = (err: Error | null) => err && this.log.debug({ taskId: ep.taskId, err: err.message }, 'answer not sent');
     ep.udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      void observeDns(msg, () => this.handle(ep, msg, 'udp')).then((reply) => {
+      // The table's answers go back at once, in the same turn; the rest take the decoded path.
+      const started = performance.now();
+      const reply = this.fromTable(ep, msg, 'udp');
+      if (reply) {
+        // No callback: a reply that cannot go is dropped without one more turn per query (dgram emits nothing for it).
+        ep.udp.send(reply, rinfo.port, rinfo.address);
+        countDns(msg, reply, (performance.now() - started) / 1000);
+        return;
+      }
+      void observeDns(msg, () => this.answerDecoded(ep, msg, 'udp')).then((reply) => {
         if (!reply || ep.closed) return;
-        ep.udp.send(reply, rinfo.port, rinfo.address, (err) => err && this.log.debug({ taskId: ep.taskId, err: err.message }, 'answer not sent'));
+        ep.udp.send(reply, rinfo.port, rinfo.address, sent);
       });
     });
     ep.udp.on('error', (err) => this.lost(ep, err));
@@ -256,8 +272,38 @@ export class EmbeddedDns {
     return ep.index;
   }
 
+  /** The reply to a query whose question the table holds (wire-answer.ts); undefined for any other. Never throws. */
+  private fromTable(ep: Endpoint, msg: Buffer, protocol: 'udp' | 'tcp'): Buffer | undefined {
+    try {
+      ep.table ??= planWireTable(this.indexOf(ep));
+      const reply = planWireReply(msg, ep.table, this.seq, protocol);
+      if (!reply) return undefined;
+      this.seq += 1;
+      if (this.log.isLevelEnabled('debug')) this.debugTableAnswer(ep, msg, protocol);
+      return reply;
+    } catch (err) {
+      this.log.debug({ taskId: ep.taskId, err: asSwarmletError(err).message }, 'table answer failed; decoding instead');
+      return undefined;
+    }
+  }
+
+  private debugTableAnswer(ep: Endpoint, msg: Buffer, protocol: 'udp' | 'tcp'): void {
+    let q: Question | undefined;
+    try {
+      q = decode(msg).questions?.[0];
+    } catch {
+      q = undefined;
+    }
+    this.log.debug({ taskId: ep.taskId, name: q?.name, type: q?.type, protocol, decision: 'answer', from: 'table' }, 'query');
+  }
+
   /** The reply to one query from the task of `ep`; undefined: no reply (not a query). Never throws. */
   private async handle(ep: Endpoint, msg: Buffer, protocol: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    return this.fromTable(ep, msg, protocol) ?? this.answerDecoded(ep, msg, protocol);
+  }
+
+  /** handle() for a query the table does not hold: decoded, planned (answer.ts), encoded or forwarded. */
+  private async answerDecoded(ep: Endpoint, msg: Buffer, protocol: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     let query: Packet;
     try {
       query = decode(msg);

@@ -21,13 +21,36 @@ export function planRcode(reply: Buffer | undefined): string {
   return RCODES[reply[3] & 0x0f] ?? 'other';
 }
 
+/** Queries by type, and answers by type and rcode, not yet added to the counters. */
+const pendingQueries = new Map<string, number>();
+const pendingAnswers = new Map<string, Map<string, number>>();
+let flushing: NodeJS.Immediate | undefined;
+
+/** Adds the pending counts to the counters: once per turn of the event loop, not once per query. */
+function flushCounts(): void {
+  flushing = undefined;
+  for (const [type, n] of pendingQueries) metrics.dnsQueries.inc({ type }, n);
+  for (const [type, byRcode] of pendingAnswers) for (const [rcode, n] of byRcode) metrics.dnsAnswers.inc({ type, rcode }, n);
+  pendingQueries.clear();
+  pendingAnswers.clear();
+}
+
+/** Counts a query and its answer (by type and rcode), answered in `seconds`. The counters have it by the next turn of the event loop. */
+export function countDns(msg: Buffer, reply: Buffer | undefined, seconds: number): void {
+  const type = planQueryType(msg);
+  const rcode = planRcode(reply);
+  pendingQueries.set(type, (pendingQueries.get(type) ?? 0) + 1);
+  let byRcode = pendingAnswers.get(type);
+  if (!byRcode) pendingAnswers.set(type, (byRcode = new Map()));
+  byRcode.set(rcode, (byRcode.get(rcode) ?? 0) + 1);
+  metrics.dnsSeconds.observe(seconds);
+  if (!flushing) flushing = setImmediate(flushCounts).unref();
+}
+
 /** Counts a query and its answer (by type and rcode) and times it. */
 export async function observeDns(msg: Buffer, answer: () => Promise<Buffer | undefined>): Promise<Buffer | undefined> {
-  const type = planQueryType(msg);
-  metrics.dnsQueries.inc({ type });
-  const end = metrics.dnsSeconds.startTimer();
+  const started = performance.now();
   const reply = await answer();
-  end();
-  metrics.dnsAnswers.inc({ type, rcode: planRcode(reply) });
+  countDns(msg, reply, (performance.now() - started) / 1000);
   return reply;
 }

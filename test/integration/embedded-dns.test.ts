@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { decode, encode, type Packet } from 'dns-packet';
 import { EmbeddedDns } from '../../agent/dns/embedded-dns';
 import { createRootLogger } from '../../services/common/logger';
+import { metrics } from '../../services/metrics/metrics';
 import { NetworkServices } from '../../services/gen/swarmlet/v1/dispatcher';
 import { Task } from '../../services/gen/swarmlet/v1/types';
 import { addNetns, deleteNetns, netnsPath } from '../support/netns';
@@ -143,6 +144,24 @@ test('tasks.<service> resolves to the serving tasks, on the network name too', a
   expect((await dig(NS1, ['tasks.web', 'A'])).answers.sort()).toEqual(['10.0.1.5', '10.0.1.6']);
   expect((await dig(NS1, ['tasks.web.front.', 'A'])).answers.sort()).toEqual(['10.0.1.5', '10.0.1.6']);
   expect((await dig(NS1, ['-x', '10.0.1.5'])).answers).toEqual(['web.1.w1.']);
+});
+
+test('tasks.<service> turns its answers from one query to the next; the name comes back as asked', async () => {
+  const first = await dig(NS1, ['tasks.web', 'A']);
+  const second = await dig(NS1, ['tasks.web', 'A']);
+  expect([first.answers.slice().sort(), second.answers.slice().sort()]).toEqual([['10.0.1.5', '10.0.1.6'], ['10.0.1.5', '10.0.1.6']]);
+  expect(second.answers).toEqual(first.answers.slice().reverse());
+  const mixed = await dig(NS1, ['WeB.FrOnT', 'A']);
+  expect(mixed.raw).toMatch(/^WeB\.FrOnT\.\s+1\s+IN\s+A\s+10\.0\.1\.2$/m);
+});
+
+test('each query is counted by type and rcode, and timed', async () => {
+  const value = async (metric: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number; metricName?: string }[] }> }, labels: Record<string, string>, name?: string) =>
+    (await metric.get()).values.find((v) => (!name || v.metricName === name) && Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+  const before = [await value(metrics.dnsQueries, { type: 'A' }), await value(metrics.dnsAnswers, { type: 'A', rcode: 'NOERROR' }), await value(metrics.dnsSeconds, {}, 'swarmlet_dns_query_duration_seconds_count')];
+  expect((await dig(NS1, ['web', 'A'])).answers).toEqual(['10.0.1.2']);
+  const after = [await value(metrics.dnsQueries, { type: 'A' }), await value(metrics.dnsAnswers, { type: 'A', rcode: 'NOERROR' }), await value(metrics.dnsSeconds, {}, 'swarmlet_dns_query_duration_seconds_count')];
+  expect(after.map((x, i) => x - (before[i] as number))).toEqual([1, 1, 1]);
 });
 
 test('a service of a network the task is not on is NXDOMAIN', async () => {
