@@ -151,8 +151,8 @@ export class Membership {
     const { phasesMs, phase } = phaseTimer();
     const clusterId = newRandomId();
     const nodeId = newRandomId();
-    const ca = await createRootCA(clusterId);
-    const { keyPem, csrPem } = await createKeyAndCSR(nodeId);
+    // The node's key pair does not depend on the CA: both are made at once (webcrypto works off the event loop).
+    const [ca, { keyPem, csrPem }] = await Promise.all([createRootCA(clusterId), createKeyAndCSR(nodeId)]);
     const certPem = await signCertificate(ca, csrPem, { nodeId, clusterId, role: 'manager', ipAddresses: [advertiseAddr] });
     phase('certificates');
     const apiAddr = formatHostPort(advertiseAddr, listen.port);
