@@ -6,7 +6,7 @@
 //
 // Left out of the bundle, and loaded at run time from tsc's output beside it: the daemon (and its
 // logger), which a CLI call never loads, and `swarmlet lab`, which finds the repository from its
-// own path; and a few packages (below) from node_modules. If anything here fails,
+// own path; and a few packages (below) from node_modules. If the bundle cannot be made,
 // dist/cli/main.js stays tsc's (unbundled, slower, the same).
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
