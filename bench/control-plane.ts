@@ -172,6 +172,8 @@ interface Figures {
   rssPeak: number;
   /** The leader's CPU time (user + system), from the first create to when it saw every task assigned; a figure the other load on the machine changes little. */
   cpuToAssignedMs?: number;
+  /** The etcd member's CPU time over the same span. */
+  etcdCpuToAssignedMs?: number;
   rssEnd: number;
   memoryAtPeak?: NodeJS.MemoryUsage;
   noop?: { reads: ReadCounts; quiet: boolean };
@@ -208,6 +210,8 @@ async function runLeader(opts: Options): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const counter = new EtcdReadCounter();
+  // Watch replies are counted around the no-op pass alone: walking every one of them was 3% of the leader's CPU.
+  counter.countWatches = false;
   const managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor] } as Parameters<typeof fixtureClient>[1]);
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
   let manager: Manager | undefined;
@@ -222,7 +226,7 @@ async function runLeader(opts: Options): Promise<void> {
     const rss = process.memoryUsage.rss();
     rssPeak = Math.max(rssPeak, rss);
     if (!atPeak || rss > atPeak.rss * 1.02) atPeak = process.memoryUsage();
-  }, 250);
+  }, 500);
   try {
     // The cluster, its CA and the manager's node, as `swarmlet swarm init` makes them.
     const clusterId = newRandomId();
@@ -342,6 +346,7 @@ async function runLeader(opts: Options): Promise<void> {
     const profiler = opts.cpuProfile ? await startCpuProfile() : undefined;
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
+    const etcdCpu0 = processCpuMs(etcd.pid);
     loopDelay.enable();
     figures.loadAvg = { start: os.loadavg()[0] as number, end: 0 };
     const creating = inParallel(Array.from({ length: serviceCount }, (_, s) => s), 4, async (s) => {
@@ -382,7 +387,8 @@ async function runLeader(opts: Options): Promise<void> {
       if (s.allAssignedAt && figures.cpuToAssignedMs === undefined) {
         const used = process.cpuUsage(cpu0);
         figures.cpuToAssignedMs = (used.user + used.system) / 1000;
-        if (profiler) await profiler.stopInto(opts.cpuProfile!);
+        figures.etcdCpuToAssignedMs = processCpuMs(etcd.pid) - etcdCpu0;
+        await profiler?.stop();
         if (opts.heapSnapshot) takeHeapSnapshot(opts.heapSnapshot);
       }
       if (s.allRunningAt) break;
@@ -412,6 +418,7 @@ async function runLeader(opts: Options): Promise<void> {
     await counter.quiet(2000, 0, 30000);
     const key = keys.node(nodes[0]!.nodeId);
     const value = await raw.get(key).buffer();
+    counter.countWatches = true;
     const before = counter.snapshot();
     if (value) await raw.put(key).value(value).exec();
     const quiet = await counter.quiet(1000, 1000, 30000);
@@ -427,6 +434,10 @@ async function runLeader(opts: Options): Promise<void> {
       figures.lastFailure = `${l.loop}: ${firstLine(l.err?.message ?? '')}`.slice(0, 200);
     }
     process.stdout.write(report(opts, serviceCount, figures, reference));
+    if (profiler) {
+      await profiler.stop();
+      profiler.writeTo(opts.cpuProfile!);
+    }
   } finally {
     clearInterval(rssTimer);
     if (agents && agents.exitCode === null) {
@@ -464,6 +475,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
   const cells = [
     ['placed and persisted (create to all assigned)', placed, `pure plan ${Math.round(reference.tasksPerSecond)} tasks/s`, `>= ${TARGETS.tasksPerSecond} tasks/s`],
     ['leader CPU time, create to all assigned', f.cpuToAssignedMs !== undefined ? `${seconds(f.cpuToAssignedMs)} (${(f.cpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
+    ['etcd CPU time, create to all assigned', f.etcdCpuToAssignedMs !== undefined ? `${seconds(f.etcdCpuToAssignedMs)} (${(f.etcdCpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
     ['time to all running', running, f.allAssignedMs !== undefined ? `all assigned at ${seconds(f.allAssignedMs)}` : '-', '-'],
     ['sessions open and nodes ready', f.setup.ready ? seconds(f.setup.ms) : `failed: timed out after ${seconds(f.setup.ms)} (${f.setup.sessions} sessions, ${f.setup.readyNodes} of ${opts.nodes} nodes ready)`, '-', '-'],
     ['leader RSS (peak / at the end)', `${mib(f.rssPeak)} / ${mib(f.rssEnd)}`, '-', `<= ${mib(TARGETS.rssBytes)}`],
@@ -481,7 +493,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     f.limit ? `Limit hit: ${f.limit.method} RESOURCE_EXHAUSTED (${f.limit.details}) when ${f.limit.storedTasks} tasks were stored.` : '',
     `Pure plan: planScheduling of ${reference.pending} pending tasks on ${opts.nodes} nodes with 5,000 already running, as bench:scheduler builds them (median of 3; ${reference.placed} placed).`,
     'Times run from the first CreateService to the moment the tasks watch (a separate etcd client) saw the last task stored as assigned (running).',
-    "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes.",
+    "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes. etcd CPU time: the etcd member's (from /proc) over the same span.",
     "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
     f.memoryAtPeak ? `At the RSS peak: JS heap ${mib(f.memoryAtPeak.heapUsed)} used of ${mib(f.memoryAtPeak.heapTotal)}, external ${mib(f.memoryAtPeak.external)} (array buffers ${mib(f.memoryAtPeak.arrayBuffers)}).` : '',
     "No-op pass: the key and value bytes of the KV replies to the manager's etcd client (counted by a gRPC interceptor) from one unchanged write of a node key until its KV calls were quiet for 1 s; watch events (the write itself, to each watching loop) are shown apart.",
@@ -493,14 +505,33 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
   return renderReport(`bench:control-plane: ${opts.tasks} tasks, ${opts.nodes} nodes`, ['figure', 'measured', 'reference (same run)', 'target'], cells, [0, 1, 2], notes);
 }
 
+/** A process's CPU time so far (user + system, ms), from /proc; 0 if it cannot be read. */
+function processCpuMs(pid: number): number {
+  try {
+    // After the command's name (in parentheses, which may hold spaces): utime and stime are the 12th and 13th fields.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Linux's USER_HZ: the unit of /proc/PID/stat's times. */
+const CLOCK_TICKS = 100;
+
 /** A heap snapshot of this process (the leader): what holds its memory (open it in Chrome's DevTools, Memory tab). */
 function takeHeapSnapshot(file: string): void {
   v8.writeHeapSnapshot(file);
   progress(`the leader's heap snapshot is in ${file}`);
 }
 
-/** A CPU profile of this process (the leader) from now until `stopInto` writes it as a .cpuprofile file. */
-async function startCpuProfile(): Promise<{ stopInto: (file: string) => Promise<void> }> {
+/**
+ * A CPU profile of this process (the leader) from now until `stop`; `writeTo` writes it as a
+ * .cpuprofile file. Stopped when every task is assigned, it is written only once the run's figures
+ * are taken: serializing it stalls the leader, and the no-op pass measured after it saw that.
+ */
+async function startCpuProfile(): Promise<{ stop: () => Promise<void>; writeTo: (file: string) => void }> {
   const session = new InspectorSession();
   session.connect();
   const post = <T>(method: string, params?: object) =>
@@ -508,14 +539,19 @@ async function startCpuProfile(): Promise<{ stopInto: (file: string) => Promise<
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 1000 });
   await post('Profiler.start');
-  let stopped = false;
-  return {
-    stopInto: async (file: string) => {
-      if (stopped) return;
-      stopped = true;
-      const { profile } = await post<{ profile: object }>('Profiler.stop');
+  let profile: object | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= post<{ profile: object }>('Profiler.stop').then((res) => {
+      profile = res.profile;
       session.disconnect();
+    }));
+  return {
+    stop,
+    writeTo: (file: string) => {
+      if (!profile) return;
       fs.writeFileSync(file, JSON.stringify(profile));
+      profile = undefined;
       progress(`the leader's CPU profile, first create to all assigned, is in ${file}`);
     },
   };

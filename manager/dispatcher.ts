@@ -5,8 +5,8 @@ import { Logger, componentLogger } from '../services/common/logger';
 import { endServerStream, nodeRemovedStatus, toServiceError } from '../services/api/grpc-errors';
 import { unary } from '../services/api/handlers';
 import { requirePeer } from '../services/api/tls';
-import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, HeartbeatResponse, NodeLeaveRequest, ReportContainerPortsRequest, SessionMessage, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
-import { ClusterSpec, ContainerHostPort, NodeDescription, Task, TaskState } from '../services/gen/swarmlet/v1/types';
+import { AttachNetworkRequest, DetachNetworkRequest, DispatcherServer, DispatcherService, HeartbeatRequest, HeartbeatResponse, NodeLeaveRequest, ReportContainerPortsRequest, SessionMessage, SessionRequest, UpdateTaskStatusRequest } from '../services/gen/swarmlet/v1/dispatcher';
+import { ClusterSpec, ContainerHostPort, NodeDescription } from '../services/gen/swarmlet/v1/types';
 import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
@@ -16,6 +16,7 @@ import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
 import { SentState, SessionWire } from './session-wire';
+import { TaskStatusWriter } from './task-status-writer';
 import { HeartbeatLease, Store } from './store/store';
 import { keys } from './store/keys';
 
@@ -88,6 +89,8 @@ export class Dispatcher {
   private rootCaPem?: string;
   private readonly sessionSetups = new Semaphore(SESSION_SETUPS_IN_FLIGHT);
   private readonly wire = new SessionWire();
+  /** Agents' task reports, from every session, written together. */
+  private readonly statuses: TaskStatusWriter;
 
   constructor(
     private readonly store: Store,
@@ -97,6 +100,7 @@ export class Dispatcher {
   ) {
     this.log = componentLogger(parentLog, 'dispatcher');
     this.attachments = new NetworkAttachments(store, this.log);
+    this.statuses = new TaskStatusWriter(store, this.log);
     this.broadcast = new ReconcileLoop(store, { name: 'dispatcher', watch: [keys.nodesPrefix, keys.managersPrefix, keys.cluster, keys.tasksPrefix, keys.networksPrefix, keys.servicesPrefix], reconcile: () => this.sendAll(), resyncMs: 15000, coalesceMs: BROADCAST_COALESCE_MS, coalesceLeading: true }, this.log);
   }
 
@@ -147,7 +151,7 @@ export class Dispatcher {
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
         const session = this.sessions.get(req.sessionId);
         if (!session) throw notFound('unknown session; open a new one');
-        await this.recordStatuses(session, req.updates);
+        await this.statuses.record(session.nodeId, req.updates);
         return {};
       }),
       attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachments.attach(await this.callerNode(call), req)),
@@ -204,34 +208,6 @@ export class Dispatcher {
     this.rootCaPem ??= (await this.store.getCluster())?.rootCa?.certPem;
     if (!this.rootCaPem) throw unavailable('this manager has not read the cluster yet; try again');
     return requirePeer(call, this.rootCaPem, ['manager', 'worker']).nodeId;
-  }
-
-  /**
-   * Writes what an agent says of its tasks, in one batch. A report for a task that is not the
-   * node's, or that would move it backwards (an old report arriving late), is dropped.
-   */
-  private async recordStatuses(session: Session, updates: TaskStatusUpdate[]): Promise<void> {
-    const log = this.log.child({ nodeId: session.nodeId });
-    const wanted = new Map(updates.map((u) => [u.taskId, u.status!]));
-    const apply = (t: Task): Task | undefined => {
-      const status = wanted.get(t.id)!;
-      if (t.nodeId !== session.nodeId) {
-        log.warn({ taskId: t.id }, 'status for a task of another node dropped');
-        return undefined;
-      }
-      const was = t.status?.state ?? TaskState.TASK_STATE_NEW;
-      if (status.state < was || (status.state === was && JSON.stringify(status) === JSON.stringify(t.status))) return undefined;
-      if (status.state !== was) log.info({ taskId: t.id, state: TaskState[status.state], message: status.message, err: status.err || undefined }, 'task state changed');
-      return { ...t, status };
-    };
-    const changes = (await this.store.getTasks([...wanted.keys()]))
-      .flatMap((t) => {
-        const after = apply(t);
-        return after ? [{ before: t, after }] : [];
-      });
-    // What lost a race (the orchestrator retiring the task meanwhile, say) is read again and
-    // applied again: an agent's report is never dropped for that.
-    for (const t of await this.store.updateTasks(changes)) await this.store.mutateTask(t.id, apply);
   }
 
   private async openSession(stream: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {

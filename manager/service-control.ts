@@ -43,7 +43,8 @@ export function serviceControl(deps: ServiceControlDeps): ServiceHandlers {
   return {
     createService: unary(async (req: CreateServiceRequest) => {
       const spec = await withFileReferences(validateServiceSpec(req.spec!));
-      validateServiceNetworks(spec.task?.networks ?? [], await store.listNetworks());
+      // The networks are read only when the spec names some: nothing else checks them.
+      if (spec.task?.networks?.length) validateServiceNetworks(spec.task.networks, await store.listNetworks());
       const now = new Date().toISOString();
       const id = newRandomId();
       const service: Service = {

@@ -17,8 +17,15 @@ const PORT_RACE_ATTEMPTS = 10;
 /** The service with `endpoint` made for its spec: ports resolved; VIPs kept (the allocator adds and drops them), none in dnsrr mode. */
 async function withEndpoint(store: Store, next: Service, create: boolean, skipFree: number) {
   const spec = next.spec?.endpoint;
-  // Nodes are read only when the service publishes: their containers' ports matter then alone.
-  const [claims, services, nodes] = await Promise.all([store.listPortClaims(), store.listServices(), spec?.ports?.length ? store.listNodes() : []]);
+  // The other services and the nodes are read only when the service publishes: their ports matter then alone
+  // (every service read for each create made creating N services read N^2 of them).
+  // A new service that publishes nothing needs no claims either: it holds none, and claims none.
+  const publishes = (spec?.ports?.length ?? 0) > 0;
+  const [claims, services, nodes] = await Promise.all([
+    create && !publishes ? new Map<string, string>() : store.listPortClaims(),
+    publishes ? store.listServices() : [],
+    publishes ? store.listNodes() : [],
+  ]);
   const previous = create ? undefined : next.endpoint;
   const plan = planServicePorts({ serviceId: next.id, spec, previous, claims, services, skipFree, containerPorts: containerHeldPorts(nodes) });
   const dnsrr = spec?.mode === EndpointMode.ENDPOINT_MODE_DNSRR;

@@ -13,6 +13,7 @@ import { EndpointsIndex } from './network/endpoints';
 import { ingressNetwork } from './network/network-spec';
 import { OverlayIndex, planVteps } from './network/peers';
 import { serviceIngressPorts } from './network/ports';
+import { Versions, versionsOf } from './versions';
 
 /** A session's message, but for the session's own id. */
 export type NodeMessage = Omit<SessionMessage, 'sessionId'>;
@@ -32,36 +33,6 @@ export type CredentialsOf = (assigned: Task[], services: Service[]) => TaskCrede
 
 /** the values of the secrets and configs a node's assigned tasks use (the dispatcher unseals them). */
 export type FileValuesOf = (assigned: Task[]) => TaskFileValue[];
-
-/**
- * The highest version and the count of a set of stored objects. Versions are the store's
- * revisions, which only grow: a member changed, added or re-created since a read has a version
- * above every one that read saw, and one removed lowers the count. So two consistent reads of a
- * set (all members chosen by what they hold) with equal pairs read the same objects at the same
- * versions. An object without a version makes the set unknown: it never matches.
- */
-class Versions {
-  private max = 0;
-  private count = 0;
-  private unknown = false;
-
-  add(o: { meta?: { version: number } }): void {
-    const v = o.meta?.version ?? 0;
-    if (!v) this.unknown = true;
-    if (v > this.max) this.max = v;
-    this.count++;
-  }
-
-  toString(): string {
-    return this.unknown ? '?' : `${this.max}/${this.count}`;
-  }
-}
-
-const versionsOf = (objects: Iterable<{ meta?: { version: number } }>): string => {
-  const v = new Versions();
-  for (const o of objects) v.add(o);
-  return v.toString();
-};
 
 /** The plan of every session's message from one read of the cluster state. Build one per read. */
 export class SessionPlan {

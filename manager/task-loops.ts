@@ -19,6 +19,7 @@ import { planGlobal } from './orchestrator/global';
 import { OrchestratorPlan, planReplicated } from './orchestrator/replicated';
 import { planScheduling } from './orchestrator/scheduler';
 import { planNewTasks } from './new-task-plans';
+import { versionsOf } from './versions';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { applyServiceUpdate } from './service-endpoint';
 import { DeposedError, inFlight, TXNS_IN_FLIGHT } from './store/etcd-store';
@@ -36,6 +37,13 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
   let wakeTimer: NodeJS.Timeout | undefined;
   /** Services whose last pass failed, held back until their backoff runs out. */
   const failing = new Map<string, { backoff: Backoff; until: Date }>();
+  /**
+   * Services whose last plan had nothing to do (and no time to wake at), by what it was made
+   * from: the service's version, its tasks' versions and the nodes'. A plan is a function of
+   * those (and of the time, which a resync pass catches up with): until one changes, the service
+   * is not planned again. A pass then plans the services a change concerns, not all of them.
+   */
+  const settled = new Map<string, string>();
   const loop: ReconcileLoop = new ReconcileLoop(
     store,
     {
@@ -43,10 +51,12 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
       coalesceMs: LOOP_COALESCE_MS,
       watch: [keys.servicesPrefix, keys.tasksPrefix, keys.nodesPrefix],
       resyncMs: 10000,
-      reconcile: async () => {
+      reconcile: async (_signal, info) => {
         const [services, tasks, nodes] = await Promise.all([store.listServices(), store.listTasks(), store.listNodes()]);
-        const pass: PassTasks = { after: new Map(tasks.map((t) => [t.id, t])), created: [] };
+        const pass: PassTasks = { retired: new Map(), deleted: new Set(), created: [] };
         const byService = byServiceId(tasks);
+        const nodeVersions = versionsOf(nodes);
+        let planned = 0;
         let wakeAt: Date | undefined;
         const later = (at: Date) => {
           if (!wakeAt || at < wakeAt) wakeAt = at;
@@ -66,6 +76,10 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
             continue;
           }
           const serviceTasks = byService.get(service.id) ?? [];
+          const inputs = `${versionsOf([service])} ${versionsOf(serviceTasks)} ${nodeVersions}`;
+          if (!info.resync && settled.get(service.id) === inputs && !inputs.includes('?')) continue;
+          settled.delete(service.id);
+          planned++;
           const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
           try {
@@ -78,12 +92,17 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
             continue;
           }
           if (plan.wakeAt) later(plan.wakeAt);
+          else if (plan.actions.length === 0 && !updateStatusChanges(plan, service)) settled.set(service.id, inputs);
         }
-        for (const id of failing.keys()) if (!services.some((s) => s.id === id)) failing.delete(id);
+        const serviceIds = new Set(services.map((s) => s.id));
+        for (const id of failing.keys()) if (!serviceIds.has(id)) failing.delete(id);
+        for (const id of settled.keys()) if (!serviceIds.has(id)) settled.delete(id);
         if (pass.created.length) {
-          for (const [serviceId, err] of await createPlaced(store, pass.created, [...pass.after.values()], services, nodes, now(), log)) holdBack(serviceId, err);
+          const after = tasks.flatMap((t) => (pass.deleted.has(t.id) ? [] : [pass.retired.get(t.id) ?? t]));
+          for (const [serviceId, err] of await createPlaced(store, pass.created, after, services, nodes, now(), log)) holdBack(serviceId, err);
         }
-        await retireOrphans(store, tasks, new Set(services.map((s) => s.id)), nodes, log);
+        await retireOrphans(store, tasks, serviceIds, nodes, log);
+        log.debug({ services: services.length, planned, created: pass.created.length, resync: info.resync }, 'orchestrator pass');
         clearTimeout(wakeTimer);
         if (wakeAt) {
           wakeTimer = setTimeout(() => loop.poke(), Math.max(0, wakeAt.getTime() - now().getTime()) + 10);
@@ -107,11 +126,16 @@ function byServiceId(tasks: Task[]): Map<string, Task[]> {
   return byService;
 }
 
-/** A pass's tasks: as its writes leave them (retired, deleted), and the ones it makes, written together at its end (createPlaced). */
+/** What a pass's writes did to the tasks it read (retired, deleted), and the ones it makes, written together at its end (createPlaced). */
 interface PassTasks {
-  after: Map<string, Task>;
+  retired: Map<string, Task>;
+  deleted: Set<string>;
   created: Task[];
 }
+
+/** Whether the plan's update status is one the service does not have yet (applyPlan writes it). */
+const updateStatusChanges = (plan: OrchestratorPlan, service: Service): boolean =>
+  plan.updateStatus !== undefined && JSON.stringify(plan.updateStatus) !== JSON.stringify(service.updateStatus);
 
 /** Writes a service's plan, all but its new tasks: those go into `pass`, with what its retirements and deletes did. */
 async function applyPlan(store: Store, service: Service, tasks: Task[], plan: OrchestratorPlan, pass: PassTasks, log: Logger): Promise<void> {
@@ -131,15 +155,15 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
   for (const lost of await store.updateTasks(retire)) {
     await store.mutateTask(lost.id, (t) => (t.desiredState >= lost.desiredState ? undefined : { ...t, desiredState: lost.desiredState }));
   }
-  for (const r of retire) pass.after.set(r.after.id, r.after);
+  for (const r of retire) pass.retired.set(r.after.id, r.after);
   if (creates.length) {
     pass.created.push(...creates);
     log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks to create');
   }
   const deletes = plan.actions.filter((a) => a.kind === 'delete').map((a) => (a as { taskId: string }).taskId);
   if (deletes.length) await store.deleteTasks(deletes);
-  for (const id of deletes) pass.after.delete(id);
-  if (plan.updateStatus && JSON.stringify(plan.updateStatus) !== JSON.stringify(service.updateStatus)) {
+  for (const id of deletes) pass.deleted.add(id);
+  if (plan.updateStatus && updateStatusChanges(plan, service)) {
     const startsRollback = plan.updateStatus.state === UpdateState.UPDATE_STATE_ROLLBACK_STARTED && service.updateStatus?.state !== UpdateState.UPDATE_STATE_ROLLBACK_STARTED;
     if (startsRollback && service.previousSpec) {
       // The update failed and asked for a rollback: the previous spec becomes the spec again.

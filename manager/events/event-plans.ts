@@ -22,11 +22,24 @@ export interface StoreChange {
   revision: number;
 }
 
+/**
+ * What a task's events read of it (its names, node, states and time): every task write is an event
+ * to decode, and its spec, addresses and the rest are left out of the decoding.
+ */
+const TASK_EVENT_FIELDS = ['id', 'meta', 'serviceId', 'serviceName', 'slot', 'nodeId', 'desiredState', 'status'];
+const taskEventFields = (o: unknown): unknown => {
+  if (typeof o !== 'object' || o === null) return o;
+  const all = o as Record<string, unknown>;
+  const picked: Record<string, unknown> = {};
+  for (const f of TASK_EVENT_FIELDS) if (f in all) picked[f] = all[f];
+  return picked;
+};
+
 /** The prefixes whose objects make events, and how each is read. */
 const KINDS: { prefix: string; type: EventType; decode: (o: unknown) => Versioned }[] = [
   { prefix: `${ROOT}services/`, type: 'service', decode: (o) => Service.fromJSON(o) },
   { prefix: `${ROOT}nodes/`, type: 'node', decode: (o) => Node.fromJSON(o) },
-  { prefix: `${ROOT}tasks/`, type: 'task', decode: (o) => Task.fromJSON(o) },
+  { prefix: `${ROOT}tasks/`, type: 'task', decode: (o) => Task.fromJSON(taskEventFields(o)) },
   { prefix: `${ROOT}networks/`, type: 'network', decode: (o) => Network.fromJSON(o) },
   { prefix: `${ROOT}secrets/`, type: 'secret', decode: (o) => Secret.fromJSON(o) },
   { prefix: `${ROOT}configs/`, type: 'config', decode: (o) => Config.fromJSON(o) },

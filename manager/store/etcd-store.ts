@@ -329,7 +329,8 @@ export class EtcdStore implements Store {
       if (owner !== null) throw conflict(`a service named ${name} already exists`);
       throw await this.portConflict(service.id, ports);
     }
-    return (await this.getService(service.id))!;
+    // What was written, at its transaction's revision: no read back.
+    return this.decode({ value: Buffer.from(value), mod_revision: res.header.revision } as IKeyValue, Service);
   }
 
   /** Compare-and-swaps a service; with `ports`, its port claims change in the same transaction. */

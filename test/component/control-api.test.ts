@@ -3,7 +3,7 @@
  * the in-memory store: what the Store port gives them, with no etcd.
  */
 import pino from 'pino';
-import { NetworkSpec, Node, NodeAvailability, NodeRole, NodeState, ServiceSpec } from '../../services/gen/swarmlet/v1/types';
+import { NetworkSpec, Node, NodeAvailability, NodeRole, NodeState, PortProtocol, PublishMode, ServiceSpec } from '../../services/gen/swarmlet/v1/types';
 import { networkControl } from '../../manager/network-control';
 import { nodeHealthLoop } from '../../manager/node-health';
 import { serviceControl } from '../../manager/service-control';
@@ -78,4 +78,35 @@ test('a newer lease takes the heartbeat key over: the old one running out leaves
   expect(await newer.renew()).toBe(true);
   await store.deleteNode((await store.getNode('n1'))!);
   expect(await store.heartbeatingNodes()).toEqual(new Set());
+});
+
+test('a service that publishes nothing and names no network is created reading nothing; the other services are read only for published ports, and a taken port is still refused', async () => {
+  class CountingStore extends MemoryStore {
+    serviceLists = 0;
+    otherReads = 0;
+    override async listServices() {
+      this.serviceLists++;
+      return super.listServices();
+    }
+    override async listPortClaims() {
+      this.otherReads++;
+      return super.listPortClaims();
+    }
+    override async listNetworks() {
+      this.otherReads++;
+      return super.listNetworks();
+    }
+  }
+  const store = new CountingStore();
+  const services = serviceControl({ store, log, tls });
+  const spec = (name: string) => ServiceSpec.fromPartial({ name, mode: { $case: 'replicated', value: { replicas: 1 } }, task: { container: { image: 'exec:/', args: ['sleep', '100'] } } });
+  for (const name of ['a', 'b', 'c']) await invoke(services.createService, { spec: spec(name), registryAuth: '' });
+  expect([store.serviceLists, store.otherReads]).toEqual([0, 0]);
+
+  const publishing = (name: string, publishMode: PublishMode) =>
+    ServiceSpec.fromPartial({ ...spec(name), endpoint: { ports: [{ protocol: PortProtocol.PORT_PROTOCOL_TCP, targetPort: 80, publishedPort: 8080, publishMode }] } });
+  await invoke(services.createService, { spec: publishing('h1', PublishMode.PUBLISH_MODE_HOST), registryAuth: '' });
+  expect(store.serviceLists).toBe(1);
+  // h1 holds the port in host mode, which only the other services tell: an ingress port there is refused.
+  expect(await refused(invoke(services.createService, { spec: publishing('i1', PublishMode.PUBLISH_MODE_INGRESS), registryAuth: '' }))).toEqual(['Conflict', expect.stringMatching(/8080\/tcp is already published by service h1 in host mode/)]);
 });

@@ -175,3 +175,44 @@ describe('MemoryStore keeps the store rules', () => {
     await unwatch();
   });
 });
+
+describe('an orchestrator pass plans the services a change concerns', () => {
+  /** A debug logger, and the orchestrator's lines of its passes as it writes them. */
+  function passLog(): { passes: { planned: number; created: number }[]; log: pino.Logger } {
+    const passes: { planned: number; created: number }[] = [];
+    const log = pino({ level: 'debug' }, {
+      write: (line: string) => {
+        const l = JSON.parse(line) as { msg: string; planned: number; created: number };
+        if (l.msg === 'orchestrator pass') passes.push(l);
+      },
+    });
+    return { passes, log };
+  }
+
+  test('a task that changes replans its own service alone; a node that goes down replans them all and its tasks are replaced', async () => {
+    const store = new MemoryStore();
+    await store.createNode(node('n1'));
+    await store.createNode(node('n2'));
+    for (const id of ['a', 'b', 'c']) await store.createService(service(id, 2));
+    const { passes, log: debugLog } = passLog();
+    loops = [orchestratorLoop(store, debugLog)];
+    loops[0].start();
+    await eventually(() => store.listTasks(), (ts) => ts.length === 6);
+    // The pass after the one that created them: every service planned again (its tasks changed), nothing to do.
+    await eventually(async () => passes.at(-1), (p) => p?.planned === 3 && p.created === 0);
+
+    const [a1] = (await store.listTasks()).filter((t) => t.serviceId === 'a');
+    const seen = passes.length;
+    await store.mutateTask(a1.id, (t) => ({ ...t, status: { ...t.status!, state: TaskState.TASK_STATE_RUNNING, message: 'started' } }));
+    const after = await eventually(async () => passes.slice(seen), (ps) => ps.length > 0);
+    expect(after[0].planned).toBe(1);
+
+    const onN1 = (await store.listTasks()).filter((t) => t.nodeId === 'n1');
+    expect(onN1).toHaveLength(3);
+    const beforeDown = passes.length;
+    await store.updateNode({ ...(await store.getNode('n1'))!, status: { ...(await store.getNode('n1'))!.status!, state: NodeState.NODE_STATE_DOWN } });
+    const replaced = await eventually(() => store.listTasks(), (ts) => ts.filter((t) => t.desiredState === TaskState.TASK_STATE_RUNNING && t.nodeId === 'n2').length === 6);
+    expect(replaced.filter((t) => onN1.some((o) => o.id === t.id)).map((t) => t.desiredState)).toEqual(Array(3).fill(TaskState.TASK_STATE_SHUTDOWN));
+    expect(passes.slice(beforeDown).some((p) => p.planned === 3)).toBe(true);
+  });
+});
