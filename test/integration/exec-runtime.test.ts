@@ -3,13 +3,14 @@
  * Its cgroups live under a parent unique to this run, removed at the end, also when a test fails.
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
 import { ContainerSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
+import { INIT_SCRIPT } from '../../agent/runtime/shim';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
@@ -93,6 +94,9 @@ describe('ExecRuntime', () => {
     expect(created.pid).toBeGreaterThan(0);
     // The network namespace exists before start, for networking to attach interfaces to.
     expect(readlinkSync(`/proc/${created.pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    // Its lo is up before the command starts, brought up by the agent's namespace helper: pid 1 runs no `ip` for it.
+    expect(execFileSync('nsenter', [`--net=/proc/${created.pid}/ns/net`, 'ip', '-o', 'link', 'show', 'lo'], { encoding: 'utf8' })).toMatch(/<[^>]*\bUP\b[^>]*>/);
+    expect(INIT_SCRIPT).not.toMatch(/\bip\s+link\b/);
     expect(output(t.id)).toBe('');
 
     await runtime.start(t.id);
