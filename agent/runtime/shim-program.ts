@@ -32,13 +32,15 @@
  *   SL_OOM_SCORE_ADJ the child's oom_score_adj (the oci runtime's crun protects itself)
  *   SL_LOG_WAIT, SL_STATUS  see above
  * Two processes per task instead of a shell shim, a Perl writer and mkfifo, mv and sh helpers: on a
- * loaded host each process start costs milliseconds of CPU and tens of wall time.
+ * loaded host each process start costs milliseconds of CPU and tens of wall time. For the same
+ * reason no module is loaded before the child execs CMD: the fifos are made with mknodat(2)
+ * through syscall (POSIX alone costs twice perl's own start; it is the fallback on an unknown
+ * architecture), and the writer loads Time::HiRes after the fork.
  */
 
 export const SHIM_NAME = 'swarmlet-shim';
 
 export const SHIM_PROGRAM = String.raw`use strict;
-use Time::HiRes qw(gettimeofday);
 shift(@ARGV);
 my $dir = $ENV{SL_DIR};
 my @name = ('stdout', 'stderr');
@@ -67,11 +69,15 @@ if ($pid == 0) {
   }
   my @fifos = (['start.fifo', oct($ENV{SL_START_FIFO_MODE} || '0600')]);
   push(@fifos, ['stdin.fifo', 0600]) if ($ENV{SL_STDIN} // '') eq '1';
+  # mknodat(2) itself where its number is known: POSIX (for mkfifo) costs more CPU to load than perl does to start.
+  my $arch = '';
+  if (open(my $fh, '<', '/proc/sys/kernel/arch')) { $arch = <$fh> // ''; chomp($arch); close($fh); }
+  my $mknodat = { x86_64 => 259, aarch64 => 33 }->{$arch};
   for my $f (@fifos) {
     my $path = "$dir/$f->[0]";
     next if -p $path;
-    require POSIX;
-    (POSIX::mkfifo($path, $f->[1]) && chmod($f->[1], $path)) or $fail->("cannot make the " . ($f->[0] eq 'start.fifo' ? 'start' : 'stdin') . " fifo");
+    my $made = defined($mknodat) ? syscall($mknodat, -100, $path, 0010000 | $f->[1], 0) == 0 : do { require POSIX; POSIX::mkfifo($path, $f->[1]) };
+    ($made && chmod($f->[1], $path)) or $fail->("cannot make the " . ($f->[0] eq 'start.fifo' ? 'start' : 'stdin') . " fifo");
   }
   if (-p "$dir/stdin.fifo") {
     open(STDIN, '+<', "$dir/stdin.fifo") or $fail->("cannot open the stdin fifo");
@@ -85,9 +91,11 @@ close($w[0]);
 close($w[1]);
 open(STDIN, '<', '/dev/null');
 binmode(STDOUT);
+# Loaded here, after the fork: the task's start does not wait for it.
+require Time::HiRes;
 sub put {
   my ($i, $text, $flag) = @_;
-  my ($s, $us) = gettimeofday();
+  my ($s, $us) = Time::HiRes::gettimeofday();
   my @t = gmtime($s);
   my $rec = sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%06d000Z %s %s ', $t[5] + 1900, $t[4] + 1, $t[3], $t[2], $t[1], $t[0], $us, $name[$i], $flag) . $text . "\n";
   my $off = 0;

@@ -11,6 +11,7 @@ import { SwarmletError } from '../../services/common/errors';
 import { ContainerSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
 import { INIT_SCRIPT } from '../../agent/runtime/shim';
+import { SHIM_NAME, SHIM_PROGRAM } from '../../agent/runtime/shim-program';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
@@ -140,6 +141,24 @@ describe('ExecRuntime', () => {
     expect((await runtime.inspect(t.id)).state).toBe('running');
     await runtime.stop(t.id, 0);
     await runtime.remove(t.id);
+  });
+
+  test('the shim loads no module before its child execs the task: the fifos are made without POSIX', () => {
+    // A POSIX.pm that refuses to load, ahead of perl's own: the shim must not need it (POSIX alone costs twice perl's start).
+    const dir = mkdtempSync(join(tmpdir(), 'shim-'));
+    try {
+      mkdirSync(join(dir, 'lib'));
+      writeFileSync(join(dir, 'lib', 'POSIX.pm'), 'die "POSIX loaded\\n";\n');
+      const out = execFileSync('perl', ['-e', SHIM_PROGRAM, SHIM_NAME, 'sh', '-c', 'test -p "$SL_DIR/start.fifo" && test -p "$SL_DIR/stdin.fifo" && echo fifos'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, PERL5LIB: join(dir, 'lib'), SL_DIR: dir, SL_STDIN: '1' },
+      });
+      expect(out).toMatch(/ stdout F fifos\n$/);
+      expect(readFileSync(join(dir, 'exitcode'), 'utf8')).toBe('0\n');
+      expect(statSync(join(dir, 'start.fifo')).mode & 0o7777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a running task is its shim, unshare, its pid 1 and the command: no shell shim, no separate log writer', async () => {
