@@ -161,6 +161,26 @@ describe('ExecRuntime', () => {
     }
   });
 
+  test('the shim makes an oci task\'s private mount namespace and overlay root itself (SL_ROOTFS_OVERLAY): no unshare, sh or mount process', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shim-'));
+    try {
+      for (const sub of ['lower', 'upper', 'work', 'rootfs']) mkdirSync(join(dir, sub));
+      writeFileSync(join(dir, 'lower', 'hello'), 'from the image\n');
+      const script = 'cat "$SL_DIR/rootfs/hello"; echo changed > "$SL_DIR/rootfs/hello"; grep -c " $SL_DIR/rootfs .* overlay " /proc/self/mountinfo';
+      const out = execFileSync('perl', ['-e', SHIM_PROGRAM, SHIM_NAME, 'sh', '-c', script], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, SL_DIR: dir, SL_LOWER: join(dir, 'lower'), SL_ROOTFS_OVERLAY: '1' },
+      });
+      expect(out.split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '))).toEqual(['from the image', '1']);
+      // The write went to the upper layer; the mount was the task's alone, and went with it.
+      expect(readFileSync(join(dir, 'upper', 'hello'), 'utf8')).toBe('changed\n');
+      expect(readFileSync(join(dir, 'lower', 'hello'), 'utf8')).toBe('from the image\n');
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(dir, 'rootfs'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a running task is its shim, unshare, its pid 1 and the command: no shell shim, no separate log writer', async () => {
     const t = task({ command: ['sleep', '30'] });
     await runtime.prepare(t);
