@@ -410,7 +410,7 @@ export async function runServicesBench(opts: BenchOptions): Promise<void> {
     lines.push(
       '',
       `swarmlet figures are read through the CLI (a probe ${POLL_MS} ms after the previous one ended; each starts a Node process, on a machine of ${cpus().length} cores shared with the 3 daemons and etcd): they carry up to one \`service ps\` round trip (above) of extra time`,
-      'the reference is unshare alone; a swarmlet exec task also gets a cgroup, a sh shim, and a sh pid 1 that sets the hostname, brings lo up and waits on a start fifo',
+      'the reference is unshare alone; a swarmlet exec task also gets a cgroup, a Perl shim (its log writer), and a sh pid 1 that sets the hostname and waits on a start fifo (the agent sets its lo up, with no process)',
     );
     if (bench.notes.length > 0) lines.push('', 'observations:', ...bench.notes.map((x) => `  - ${x}`));
     process.stdout.write(render(rows, lines, opts.runs));

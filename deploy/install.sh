@@ -10,7 +10,7 @@ usage() {
 Usage: sudo ./deploy/install.sh [--no-service] [--help]
 
 Installs and builds swarmlet on Debian 12 (run as root from anywhere; it finds the repo):
-  - apt packages: etcd-server protobuf-compiler nftables iproute2 util-linux bsdutils ca-certificates,
+  - apt packages: etcd-server protobuf-compiler gcc libc6-dev nftables iproute2 util-linux bsdutils ca-certificates,
     crun skopeo umoci (oci images), buildah (image build), tini (run --init), and the tools tests and benchmarks use
     (chromium among them, for the dashboard's browser test)
   - checks Node.js 20+ and npm are present (Debian 12's own nodejs is 18: not enough)
@@ -42,13 +42,14 @@ done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 MIN_NODE_MAJOR=20
+# Build: protoc, and gcc for the agent's small native helper (native/: libnftables from nftables).
 # Runtime: etcd, nft, ip, nsenter; crun + skopeo + umoci for oci images, buildah for `image build`. Tests and benchmarks:
 # bsdutils has util-linux's `script`: the pty of tty tasks and of exec -t; tini's static build is
 # `run --init`'s init (bound at /sbin/docker-init, as docker's); perl (essential) writes task logs.
 # docker-registry, busybox-static and apache2-utils (htpasswd) for a local registry and image,
 # tmux for the terminal tests, dnsutils (dig), iperf3, dnsperf, dnsmasq-base, wrk and sockperf (TCP_RR) for the reference figures,
 # chromium for the dashboard's browser test (headless, driven by puppeteer-core).
-APT_PACKAGES=(etcd-server protobuf-compiler nftables iproute2 util-linux bsdutils ca-certificates crun skopeo umoci tini buildah
+APT_PACKAGES=(etcd-server protobuf-compiler gcc libc6-dev nftables iproute2 util-linux bsdutils ca-certificates crun skopeo umoci tini buildah
   docker-registry busybox-static apache2-utils tmux dnsutils curl iperf3 dnsperf dnsmasq-base wrk sockperf chromium)
 LINK=/usr/local/bin/swarmlet
 UNIT_SRC="$REPO/deploy/swarmlet.service"

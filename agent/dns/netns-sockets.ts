@@ -1,9 +1,8 @@
 /**
  * Opens the embedded resolver's UDP socket and TCP listener on 127.0.0.11:53 inside a task's
- * network namespace, for this process to serve. Node cannot setns, so the namespace's netlink
- * helper (network/netlink/netns-helper.ts: one process per namespace, shared with the network
- * drivers while the task is being plugged in) binds both there, bringing lo up if need be, and
- * hands them over the IPC channel. The sockets keep serving that namespace from here.
+ * network namespace, for this process to serve. Node cannot setns, so the agent's namespace helper
+ * (runtime/netns-ops.ts: one process for every namespace) binds both there, bringing lo up first,
+ * and hands them over its IPC channel. The sockets keep serving that namespace from here.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server } from 'node:net';

@@ -28,7 +28,7 @@ import { Logger, componentLogger } from '../../services/common/logger';
 import type { NetworkAttachment, Task } from '../../services/gen/swarmlet/v1/types';
 import type { ContainerGateway, NetworkDriver, WantedNetworks } from './driver';
 import { Netlink } from './netlink';
-import { enableForwarding, runInNetns } from './netns-run';
+import { enableForwarding, runNft } from './netns-run';
 import { HostNetlinkDriver } from './host-netlink-driver';
 import { parseMac } from './netlink/encode';
 import { BridgeNftNetwork, renderBridgeNft, renderBridgeNftRemoval } from './plans/bridge-nft';
@@ -296,7 +296,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
         await host.ensureVethPair(veth, eth, { peerNetns: taskNetns });
         await host.setMac(veth, macOfIpv4(address, '06'));
         await host.setMaster(veth, bridge.name);
-        await runInNetns(this.hostNetns, 'bridge', ['link', 'set', 'dev', veth, 'isolated', isolated ? 'on' : 'off']);
+        await host.setBridgePortIsolated(veth, isolated);
         await host.setUp(veth);
         const cidr = `${formatIpv4(address)}/${this.gw.len}`;
         await task.setMac(eth, macOfIpv4(address, '02'));
@@ -488,7 +488,7 @@ export class BridgeDriver extends HostNetlinkDriver implements NetworkDriver {
   }
 
   private async nft(text: string): Promise<void> {
-    await timed(metrics.nftSeconds, () => runInNetns(this.hostNetns, 'nft', ['-f', '-'], text));
+    await timed(metrics.nftSeconds, () => runNft(this.hostNetns, text));
   }
 
   /** The nft rules are written again after a failure: what was applied is no longer known. */

@@ -23,6 +23,7 @@ import { PortProtocol } from '../../services/gen/swarmlet/v1/types';
 import type { BridgeDriver } from './bridge-driver';
 import { NftTables, listNftTable } from './lb-driver';
 import { enableForwarding, runInNetns } from './netns-run';
+import { netnsOps } from '../runtime/netns-ops';
 import type { RunningTask } from './driver';
 import type { OverlayDriver } from './overlay-driver';
 import { INGRESS_NFT_TABLE, IngressRule, NftProtocol, diffNftTable, renderIngressNft } from './plans/lb-nft';
@@ -88,7 +89,7 @@ export class IngressSandbox {
     this.endpointKey = key;
     const made = await ensureNetns(this.name);
     if (made || verify) {
-      await runInNetns(this.path, 'ip', ['link', 'set', 'lo', 'up']);
+      await netnsOps.linkUp(this.path, 'lo');
       await enableForwarding(this.path);
     }
     if (made) {

@@ -3,8 +3,9 @@
  * table in its own network namespace, the ingress sandbox's table, and the host's
  * `ip swarmlet-publish` table (the renderers are in plans/lb-nft.ts).
  *
- * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied with one
- * atomic `nft -f -` inside the namespace (netns-run.ts, through the long-lived spawning helper),
+ * Each table is one key (a task id, 'ingress', 'host'): its rendered text is applied as one
+ * atomic nft transaction inside the namespace (netns-run.ts runNft: the long-lived namespace
+ * helper, no process per change),
  * and only when the text for the key changed since it was last applied there. When only the rules
  * of some chains changed (a VIP's or a published port's backends), that transaction rewrites
  * those chains alone (planNftUpdate); when it fails (the kernel does not have the table the agent
@@ -17,7 +18,7 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import { KeyedMutex } from '../../services/common/keyed-mutex';
 import { asSwarmletError } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
-import { enableForwarding, runInNetns } from './netns-run';
+import { enableForwarding, runNft } from './netns-run';
 import { PublishRule, planNftUpdate, renderNftReplace } from './plans/lb-nft';
 
 const routeLocalnetFile = (dev: string) => `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
@@ -53,9 +54,9 @@ export async function ensurePublishSysctls(rules: PublishRule[]): Promise<void> 
 /** The `ip` table as `nft list table` prints it; '' when the namespace has no such table. */
 export async function listNftTable(netns: string | undefined, table: string): Promise<string> {
   try {
-    return await runInNetns(netns, 'nft', ['list', 'table', 'ip', table]);
+    return await runNft(netns, `list table ip ${table}`);
   } catch (err) {
-    // nft's own words for a missing table (nsenter's for a missing namespace differ: that is an error).
+    // nft's own words for a missing table (a missing namespace is said otherwise: that is an error).
     if (/Error: No such file or directory/.test(asSwarmletError(err).message)) return '';
     throw err;
   }
@@ -112,7 +113,7 @@ export class NftTables {
       }
       if (update !== undefined) {
         try {
-          await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], update));
+          await timed(metrics.nftSeconds, () => runNft(netns, update));
           this.applied.set(key, { netns, table, body });
           this.log.debug({ key, table, netns, lines: update.split('\n').length - 1 }, 'nft chains updated');
           return true;
@@ -122,7 +123,7 @@ export class NftTables {
           this.log.warn({ key, table, netns, err: asSwarmletError(err).message }, 'nft table not as the agent applied it; applying it whole');
         }
       }
-      await timed(metrics.nftSeconds, () => runInNetns(netns, 'nft', ['-f', '-'], renderNftReplace(table, body)));
+      await timed(metrics.nftSeconds, () => runNft(netns, renderNftReplace(table, body)));
       this.applied.set(key, { netns, table, body });
       this.log.debug({ key, table, netns, rules: body.split('\n').length }, body ? 'nft table applied' : 'nft table removed');
       return true;

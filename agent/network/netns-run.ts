@@ -1,19 +1,20 @@
 /**
- * The one way the agent runs a command in a network namespace: `nsenter --net=PATH -- COMMAND`.
+ * How the agent works in a network namespace. nft transactions, sysctls and a link set up go to
+ * the long-lived namespace helper (runtime/netns-ops.ts: no process per change). Any other command
+ * runs as `nsenter --net=PATH -- COMMAND`.
  * nsenter takes any namespace file (a named one under /run/netns, or a task's /proc/PID/ns/net)
  * and enters the network namespace alone, where `ip netns exec` takes names only and also
  * remounts /sys and binds /etc/netns files in a new mount namespace. With no namespace the
- * command runs in this process's. The long-lived helpers (netlink/netns-helper.ts, the DNS
- * sockets' helper) start through nsenterArgv() too.
+ * command runs in this process's.
  */
-import { writeFile } from 'node:fs/promises';
 import { SwarmletError } from '../../services/common/errors';
+import { netnsOps } from '../runtime/netns-ops';
 import { RunResult, spawner } from '../runtime/spawner';
 
 const COMMAND_TIMEOUT_MS = 10000;
 
 /** The argv that runs `argv` in the network namespace at `netns` (this process's when undefined). */
-export function nsenterArgv(netns: string | undefined, argv: string[]): string[] {
+function nsenterArgv(netns: string | undefined, argv: string[]): string[] {
   return netns ? ['nsenter', `--net=${netns}`, '--', ...argv] : argv;
 }
 
@@ -32,12 +33,15 @@ export async function runInNetns(netns: string | undefined, command: string, arg
   throw new SwarmletError('Internal', `${what} failed (${result.signal ?? `exit ${result.code}`}): ${result.stderr.trim()}`);
 }
 
+/**
+ * Runs nft commands in the namespace at `netns` (this process's when undefined) as one
+ * transaction, as `nft -f -` would; resolves with nft's output.
+ */
+export function runNft(netns: string | undefined, commands: string): Promise<string> {
+  return netnsOps.nft(netns, commands);
+}
+
 /** Turns IPv4 forwarding on in the namespace at `netns` (this process's when undefined). */
 export async function enableForwarding(netns: string | undefined): Promise<void> {
-  const file = '/proc/sys/net/ipv4/ip_forward';
-  if (!netns) {
-    await writeFile(file, '1\n');
-    return;
-  }
-  await runInNetns(netns, 'sh', ['-c', `echo 1 > ${file}`]);
+  await netnsOps.write(netns, '/proc/sys/net/ipv4/ip_forward', '1\n');
 }

@@ -271,18 +271,10 @@ export class NetworkController implements TaskNetworks {
   async attach(task: Task, netns: string): Promise<void> {
     const overlap = planAttachmentOverlap(task.networks, (this.opts.hostInterfaces ?? (() => hostInterfaceSubnets(BRIDGE_PREFIX)))(), 'this host');
     if (overlap) throw conflict(overlap);
-    // One helper in the task's namespace for the whole attach (the drivers' handles and the
-    // resolver's sockets share it), started here, before any driver's lock: tasks plugged in at
-    // the same time start theirs side by side.
-    const hold = await Netlink.inNetns(netns);
-    try {
-      const wanted = this.wanted(false);
-      for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
-      await this.tables.ensure(task.id, netns, LB_NFT_TABLE, () => lbTableOf(task.networks, this.served().services));
-      await this.dns.attach(task, netns);
-    } finally {
-      hold.close();
-    }
+    const wanted = this.wanted(false);
+    for (const driver of this.drivers) await driver.attachTask(task, netns, wanted);
+    await this.tables.ensure(task.id, netns, LB_NFT_TABLE, () => lbTableOf(task.networks, this.served().services));
+    await this.dns.attach(task, netns);
     // Its host-mode ports point at its address, known now.
     if (this.state.hostPorts.some((p) => p.taskId === task.id)) this.loop.poke();
   }

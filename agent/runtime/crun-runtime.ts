@@ -8,7 +8,7 @@ import { PullPolicy, Task } from '../../services/gen/swarmlet/v1/types';
 import { renderResolvConf, usesEmbeddedDns } from '../dns/resolv-conf';
 import type { VolumeStore } from '../volumes/volume-store';
 import { CgroupLayout, TaskCgroups } from './cgroups';
-import { CRUN_SHIM_ARGV } from './crun-shim';
+import { planCrunShim } from './crun-shim';
 import { resolveUser, usesHostNetwork } from './exec-spec';
 import { prepareMounts, releaseMounts } from './mounts';
 import { planFileMounts, TaskFileMounts } from './mount-plans';
@@ -251,7 +251,9 @@ export class CrunRuntime implements Runtime {
     const layout = (await this.cgroups()).layout;
     const hybridUnified = layout.version === 1 ? layout.mounts.unified : undefined;
     await mkdir(this.crunRoot, { recursive: true, mode: 0o700 });
-    return this.tasks.spawnShim(taskId, CRUN_SHIM_ARGV, {
+    const shim = planCrunShim(this.crun, this.crunRoot, this.dir(taskId), taskId, tty, process.arch);
+    return this.tasks.spawnShim(taskId, shim.argv, {
+      ...shim.env,
       SL_CGROUP_PROCS: procs.join(' '),
       SL_LOWER: lower,
       SL_CRUN: this.crun,

@@ -1,7 +1,9 @@
 /**
  * How an oci task runs: its shim (shim-program.ts: the task's log writer and exit recorder, which
  * joins the task's cgroup, makes the fifos, takes the task's stdin and protects itself from the OOM
- * killer with SL_OOM_SCORE_ADJ) execs CRUN_SHIM_ARGV: CRUN_RUN_SCRIPT (a POSIX sh script, an
+ * killer with SL_OOM_SCORE_ADJ) execs crun directly after making the mount namespace and the
+ * overlay itself (planCrunShim), or, for a tty task or on an architecture it has no system call
+ * numbers for, CRUN_SHIM_ARGV: CRUN_RUN_SCRIPT (a POSIX sh script, an
  * argument, so a running task never depends on a file that may change) in a private mount
  * namespace: the task's overlayfs mount lives there and goes when the task's last process does,
  * so a crashed agent leaves no mount behind. The container inherits the cgroup: crun runs with
@@ -32,5 +34,16 @@ exec "$SL_CRUN" --root "$SL_CRUN_ROOT" --cgroup-manager=disabled run --bundle "$
 
 export const CRUN_SHIM_NAME = 'swarmlet-crun';
 
-/** What the shim execs for an oci task. */
+/** What the shim execs for an oci task through the script. */
 export const CRUN_SHIM_ARGV = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', CRUN_RUN_SCRIPT, CRUN_SHIM_NAME];
+
+/**
+ * What the shim execs for an oci task: crun itself, its child having made the mount namespace and
+ * the overlay with system calls (shim-program.ts, SL_ROOTFS_OVERLAY: no unshare, sh, umount and
+ * mount processes), where the architecture's system call numbers are known and the task has no
+ * tty; else the script. Plus the environment that asks for it.
+ */
+export function planCrunShim(crun: string, crunRoot: string, dir: string, id: string, tty: boolean, arch: string): { argv: string[]; env: Record<string, string> } {
+  if (tty || (arch !== 'x64' && arch !== 'arm64')) return { argv: CRUN_SHIM_ARGV, env: {} };
+  return { argv: [crun, '--root', crunRoot, '--cgroup-manager=disabled', 'run', '--bundle', dir, '--pid-file', `${dir}/pid`, id], env: { SL_ROOTFS_OVERLAY: '1' } };
+}

@@ -18,6 +18,7 @@ import {
   usesHostNetwork,
   wrapCommand,
 } from './exec-spec';
+import { netnsOps } from './netns-ops';
 import { ProcessRef, childrenOf, isAlive, processRef } from './proc';
 import { ExecSessionOptions, LogsOptions, PrepareOptions, Runtime, RuntimeTaskState, TerminalSession } from './runtime';
 import type { LogRecord } from './log-plans';
@@ -90,7 +91,7 @@ export class ExecRuntime implements Runtime {
     if (state) {
       if ((await this.readExitCode(task.id)) !== undefined) throw conflict(`task ${task.id} has already run; it cannot be prepared again`);
       if (await isAlive(state.shim)) {
-        if (!state.init) await this.awaitReady(task.id, state);
+        if (!state.init) await this.awaitReady(task.id, state, Boolean((await this.readConfig(task.id))?.hostNetwork));
         return;
       }
     }
@@ -109,7 +110,7 @@ export class ExecRuntime implements Runtime {
       const shim = await this.spawnShim(task.id, config, procs, opts.logFile);
       const fresh: ProcessState = { shim };
       await writeFile(join(dir, 'state.json'), JSON.stringify(fresh));
-      await this.awaitReady(task.id, fresh);
+      await this.awaitReady(task.id, fresh, Boolean(config.hostNetwork));
       log.info({ pid: fresh.init?.pid, root: config.root }, 'task prepared');
     } catch (err) {
       await this.forget(task.id).catch((e) => log.warn({ err: e }, 'cleaning up a failed prepare failed'));
@@ -183,20 +184,23 @@ export class ExecRuntime implements Runtime {
       SL_HOSTNAME: config.hostname,
       SL_ROOT: config.root,
       SL_STATUS: '1',
-      ...(config.hostNetwork ? { SL_HOST_NET: '1' } : {}),
       ...(config.tty || config.openStdin ? { SL_STDIN: '1' } : {}),
       ...(config.tty ? { SL_LOG_WAIT: '0' } : {}),
     }, logFile);
   }
 
-  /** Waits for pid 1 to say ready, then records its pid; on failure, says why with the end of the task's output. */
-  private async awaitReady(taskId: string, state: ProcessState): Promise<void> {
+  /**
+   * Waits for pid 1 to say ready, brings its namespace's lo up (through the namespace helper: no
+   * `ip` process per task), then records its pid; on failure, says why with the end of the task's output.
+   */
+  private async awaitReady(taskId: string, state: ProcessState, hostNetwork: boolean): Promise<void> {
     const dir = this.dir(taskId);
     const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 10000);
     for (;;) {
       if (await exists(join(dir, 'ready'))) {
         const init = await this.findInit(state.shim);
         if (init) {
+          if (!hostNetwork) await netnsOps.linkUp(`/proc/${init.pid}/ns/net`, 'lo');
           state.init = init;
           await writeFile(join(dir, 'state.json'), JSON.stringify(state));
           return;

@@ -30,15 +30,21 @@
  *                    missing and held open for reading and writing (so it never sees EOF): CMD's stdin;
  *                    else CMD's stdin is /dev/null
  *   SL_OOM_SCORE_ADJ the child's oom_score_adj (the oci runtime's crun protects itself)
+ *   SL_ROOTFS_OVERLAY "1": before the exec, the child moves into a private mount namespace of its
+ *                    own, hides $SL_UNMOUNT and mounts the overlay of $SL_LOWER on $SL_DIR/rootfs
+ *                    (upper/ and work/ beside it): what crun-shim.ts's script does with unshare,
+ *                    umount and mount processes
  *   SL_LOG_WAIT, SL_STATUS  see above
  * Two processes per task instead of a shell shim, a Perl writer and mkfifo, mv and sh helpers: on a
- * loaded host each process start costs milliseconds of CPU and tens of wall time.
+ * loaded host each process start costs milliseconds of CPU and tens of wall time. For the same
+ * reason no module is loaded before the child execs CMD: the fifos are made with mknodat(2)
+ * through syscall (POSIX alone costs twice perl's own start; it is the fallback on an unknown
+ * architecture), and the writer loads Time::HiRes after the fork.
  */
 
 export const SHIM_NAME = 'swarmlet-shim';
 
 export const SHIM_PROGRAM = String.raw`use strict;
-use Time::HiRes qw(gettimeofday);
 shift(@ARGV);
 my $dir = $ENV{SL_DIR};
 my @name = ('stdout', 'stderr');
@@ -67,11 +73,30 @@ if ($pid == 0) {
   }
   my @fifos = (['start.fifo', oct($ENV{SL_START_FIFO_MODE} || '0600')]);
   push(@fifos, ['stdin.fifo', 0600]) if ($ENV{SL_STDIN} // '') eq '1';
+  # System calls by number where the architecture's are known: POSIX (for mkfifo) costs more CPU to load than perl does to start.
+  my $arch = '';
+  if (open(my $fh, '<', '/proc/sys/kernel/arch')) { $arch = <$fh> // ''; chomp($arch); close($fh); }
+  my $nr = {
+    x86_64 => { mknodat => 259, unshare => 272, mount => 165, umount2 => 166 },
+    aarch64 => { mknodat => 33, unshare => 97, mount => 40, umount2 => 39 },
+  }->{$arch};
   for my $f (@fifos) {
     my $path = "$dir/$f->[0]";
     next if -p $path;
-    require POSIX;
-    (POSIX::mkfifo($path, $f->[1]) && chmod($f->[1], $path)) or $fail->("cannot make the " . ($f->[0] eq 'start.fifo' ? 'start' : 'stdin') . " fifo");
+    my $made = $nr ? syscall($nr->{mknodat}, -100, $path, 0010000 | $f->[1], 0) == 0 : do { require POSIX; POSIX::mkfifo($path, $f->[1]) };
+    ($made && chmod($f->[1], $path)) or $fail->("cannot make the " . ($f->[0] eq 'start.fifo' ? 'start' : 'stdin') . " fifo");
+  }
+  if (($ENV{SL_ROOTFS_OVERLAY} // '') eq '1') {
+    # An oci task's root: a private mount namespace (CLONE_NEWNS; / made rprivate), the hybrid
+    # cgroup2 mount hidden (SL_UNMOUNT, detached), the overlay mounted on $SL_DIR/rootfs.
+    $nr or $fail->("cannot mount the task's root filesystem: unknown architecture $arch");
+    # (syscall takes its string arguments as writable buffers: variables, not constants.)
+    my ($root, $type, $target, $hide) = ('/', 'overlay', "$dir/rootfs", $ENV{SL_UNMOUNT} // '');
+    my $opts = "lowerdir=$ENV{SL_LOWER},upperdir=$dir/upper,workdir=$dir/work";
+    syscall($nr->{unshare}, 0x00020000) == 0 or $fail->("cannot make a mount namespace: $!");
+    syscall($nr->{mount}, 0, $root, 0, 0x44000, 0) == 0 or $fail->("cannot make the mounts private: $!");
+    syscall($nr->{umount2}, $hide, 2) if $hide ne '';
+    syscall($nr->{mount}, $type, $target, $type, 0, $opts) == 0 or $fail->("cannot mount the task's root filesystem (overlay on $ENV{SL_LOWER}): $!");
   }
   if (-p "$dir/stdin.fifo") {
     open(STDIN, '+<', "$dir/stdin.fifo") or $fail->("cannot open the stdin fifo");
@@ -85,9 +110,11 @@ close($w[0]);
 close($w[1]);
 open(STDIN, '<', '/dev/null');
 binmode(STDOUT);
+# Loaded here, after the fork: the task's start does not wait for it.
+require Time::HiRes;
 sub put {
   my ($i, $text, $flag) = @_;
-  my ($s, $us) = gettimeofday();
+  my ($s, $us) = Time::HiRes::gettimeofday();
   my @t = gmtime($s);
   my $rec = sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%06d000Z %s %s ', $t[5] + 1900, $t[4] + 1, $t[3], $t[2], $t[1], $t[0], $us, $name[$i], $flag) . $text . "\n";
   my $off = 0;

@@ -9,9 +9,8 @@
  *   SL_DIR           the task's state directory (on the host's filesystem)
  *   SL_HOSTNAME      the task's hostname
  *   SL_ROOT          "/" or the directory the command is chrooted into
- *   SL_HOST_NET      "1": the task shares the host's network namespace (lo left alone)
  *
- * pid 1 sets the hostname and lo up (not the host's), bind-mounts $SL_DIR/resolv.conf (if there)
+ * pid 1 sets the hostname, bind-mounts $SL_DIR/resolv.conf (if there)
  * over the root's /etc/resolv.conf, says "ready", blocks on $SL_DIR/start.fifo (made by the shim)
  * until the runtime starts it, then runs the command as its child, forwards signals to it, reaps,
  * and writes the command's exit status to $SL_DIR/status. pid 1 of a pid namespace can only be
@@ -31,7 +30,6 @@ export const INIT_SCRIPT = `set -u
 exec 4<&0 0</dev/null
 fail() { echo "swarmlet: $*" >&2; exit 125; }
 printf '%s' "$SL_HOSTNAME" > /proc/sys/kernel/hostname || fail "cannot set the hostname"
-if [ "\${SL_HOST_NET:-}" != 1 ]; then ip link set lo up || fail "cannot bring lo up"; fi
 if [ "$SL_ROOT" != / ]; then
   if [ -d "$SL_ROOT/proc" ]; then mount -t proc proc "$SL_ROOT/proc" || fail "cannot mount proc in $SL_ROOT"; fi
   if [ -d "$SL_ROOT/dev" ]; then mount --rbind /dev "$SL_ROOT/dev" || fail "cannot mount dev in $SL_ROOT"; fi

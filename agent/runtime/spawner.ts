@@ -14,7 +14,9 @@
  * helper that died is started again by the next request.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { basename } from 'node:path';
 import { internal } from '../../services/common/errors';
+import { metrics } from '../../services/metrics/metrics';
 
 const HELPER_SOURCE = `
 'use strict';
@@ -116,6 +118,7 @@ export class Spawner {
 
   /** Starts `argv` in a session of its own and resolves with its pid once it runs (it is not waited for). */
   async spawnDetached(argv: string[], opts: DetachedOptions): Promise<number> {
+    metrics.processesStarted.inc({ program: basename(argv[0]) });
     const reply = await this.request({ op: 'detached', argv, cwd: opts.cwd, env: opts.env, out: opts.outFile });
     if (!reply.ok || reply.pid === undefined) throw spawnError(argv[0], reply);
     return reply.pid;
@@ -123,6 +126,7 @@ export class Spawner {
 
   /** Runs `argv` to completion; rejects only when it could not be started. */
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+    metrics.processesStarted.inc({ program: basename(argv[0]) });
     const reply = await this.request({ op: 'run', argv, env: opts.env ?? process.env, input: opts.input, timeoutMs: opts.timeoutMs });
     if (!reply.ok) throw spawnError(argv[0], reply);
     return { code: typeof reply.code === 'number' ? reply.code : null, signal: reply.signal ?? null, stdout: reply.stdout ?? '', stderr: reply.stderr ?? '' };

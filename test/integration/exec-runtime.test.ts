@@ -3,13 +3,15 @@
  * Its cgroups live under a parent unique to this run, removed at the end, also when a test fails.
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { SwarmletError } from '../../services/common/errors';
 import { ContainerSpec, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { ExecRuntime } from '../../agent/runtime/exec-runtime';
+import { INIT_SCRIPT } from '../../agent/runtime/shim';
+import { SHIM_NAME, SHIM_PROGRAM } from '../../agent/runtime/shim-program';
 import { detectCgroups, removeCgroupParent, type CgroupLayout } from '../../agent/runtime/cgroups';
 import { RuntimeTaskState } from '../../agent/runtime/runtime';
 import { rejection } from '../support/rejection';
@@ -93,6 +95,9 @@ describe('ExecRuntime', () => {
     expect(created.pid).toBeGreaterThan(0);
     // The network namespace exists before start, for networking to attach interfaces to.
     expect(readlinkSync(`/proc/${created.pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    // Its lo is up before the command starts, brought up by the agent's namespace helper: pid 1 runs no `ip` for it.
+    expect(execFileSync('nsenter', [`--net=/proc/${created.pid}/ns/net`, 'ip', '-o', 'link', 'show', 'lo'], { encoding: 'utf8' })).toMatch(/<[^>]*\bUP\b[^>]*>/);
+    expect(INIT_SCRIPT).not.toMatch(/\bip\s+link\b/);
     expect(output(t.id)).toBe('');
 
     await runtime.start(t.id);
@@ -136,6 +141,44 @@ describe('ExecRuntime', () => {
     expect((await runtime.inspect(t.id)).state).toBe('running');
     await runtime.stop(t.id, 0);
     await runtime.remove(t.id);
+  });
+
+  test('the shim loads no module before its child execs the task: the fifos are made without POSIX', () => {
+    // A POSIX.pm that refuses to load, ahead of perl's own: the shim must not need it (POSIX alone costs twice perl's start).
+    const dir = mkdtempSync(join(tmpdir(), 'shim-'));
+    try {
+      mkdirSync(join(dir, 'lib'));
+      writeFileSync(join(dir, 'lib', 'POSIX.pm'), 'die "POSIX loaded\\n";\n');
+      const out = execFileSync('perl', ['-e', SHIM_PROGRAM, SHIM_NAME, 'sh', '-c', 'test -p "$SL_DIR/start.fifo" && test -p "$SL_DIR/stdin.fifo" && echo fifos'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, PERL5LIB: join(dir, 'lib'), SL_DIR: dir, SL_STDIN: '1' },
+      });
+      expect(out).toMatch(/ stdout F fifos\n$/);
+      expect(readFileSync(join(dir, 'exitcode'), 'utf8')).toBe('0\n');
+      expect(statSync(join(dir, 'start.fifo')).mode & 0o7777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the shim makes an oci task\'s private mount namespace and overlay root itself (SL_ROOTFS_OVERLAY): no unshare, sh or mount process', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shim-'));
+    try {
+      for (const sub of ['lower', 'upper', 'work', 'rootfs']) mkdirSync(join(dir, sub));
+      writeFileSync(join(dir, 'lower', 'hello'), 'from the image\n');
+      const script = 'cat "$SL_DIR/rootfs/hello"; echo changed > "$SL_DIR/rootfs/hello"; grep -c " $SL_DIR/rootfs .* overlay " /proc/self/mountinfo';
+      const out = execFileSync('perl', ['-e', SHIM_PROGRAM, SHIM_NAME, 'sh', '-c', script], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, SL_DIR: dir, SL_LOWER: join(dir, 'lower'), SL_ROOTFS_OVERLAY: '1' },
+      });
+      expect(out.split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' '))).toEqual(['from the image', '1']);
+      // The write went to the upper layer; the mount was the task's alone, and went with it.
+      expect(readFileSync(join(dir, 'upper', 'hello'), 'utf8')).toBe('changed\n');
+      expect(readFileSync(join(dir, 'lower', 'hello'), 'utf8')).toBe('from the image\n');
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(dir, 'rootfs'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a running task is its shim, unshare, its pid 1 and the command: no shell shim, no separate log writer', async () => {

@@ -7,7 +7,9 @@
  */
 import { NftTables, listNftTable } from '../../agent/network/lb-driver';
 import { INGRESS_NFT_TABLE, LB_NFT_TABLE, PUBLISH_NFT_TABLE, renderIngressNft, renderPublishNft, renderTaskLbNft } from '../../agent/network/plans/lb-nft';
+import { netnsOps } from '../../agent/runtime/netns-ops';
 import { createRootLogger } from '../../services/common/logger';
+import { metrics } from '../../services/metrics/metrics';
 import { addNetns, deleteNetns, killServers, netnsPath, run, server } from '../support/netns';
 import { byResponder, probeTcp } from '../support/tcp-probe';
 import { uniqueSuffix } from '../support/unique';
@@ -137,3 +139,16 @@ test('every table lists exactly as rendered, large ones too (what the resync and
     expect(await listNftTable(clientNetns, table)).toBe('');
   }
 }, 60000);
+
+test('a change of backends starts no process: it is one request to the namespace helper that is already there', async () => {
+  const started = async () => (await metrics.processesStarted.get()).values.reduce((sum, v) => sum + v.value, 0);
+  await ensureLb(IPS);
+  const helper = netnsOps.pid;
+  const before = await started();
+  for (const backends of [[IPS[0]], [IPS[1], IPS[2]], IPS]) {
+    expect(await ensureLb(backends)).toBe(true);
+    expect(await listNftTable(clientNetns, LB_NFT_TABLE)).toBe(renderTaskLbNft([{ vip: VIP, backends }]));
+  }
+  expect(await started()).toBe(before);
+  expect(netnsOps.pid).toBe(helper);
+}, 30000);

@@ -157,6 +157,21 @@ export function isMacvlanMode(mode: string): mode is MacvlanMode {
 }
 
 // ---------------------------------------------------------------------------------------------
+// RTM_SETLINK of a bridge port's own flags (family AF_BRIDGE, IFLA_PROTINFO nested), as `bridge link set` sends it.
+
+export const RTM_SETLINK = 19;
+const IFLA_PROTINFO = 12;
+const NLA_F_NESTED = 0x8000;
+const IFLA_BRPORT_ISOLATED = 33;
+
+/** struct ifinfomsg (AF_BRIDGE, the port's index) + IFLA_PROTINFO { IFLA_BRPORT_ISOLATED }. */
+export function bridgePortIsolatedRequest(index: number, isolated: boolean): Buffer {
+  const head = Buffer.alloc(IFINFOMSG_LENGTH);
+  head.writeUInt8(AF_BRIDGE, 0);
+  head.writeInt32LE(index, 4);
+  return Buffer.concat([head, nlattr(IFLA_PROTINFO | NLA_F_NESTED, nlattr(IFLA_BRPORT_ISOLATED, u8(isolated ? 1 : 0)))]);
+}
+
 // RTM_GETNSID: which nsid this namespace gives the namespace behind an fd.
 
 /** struct rtgenmsg (1 byte, padded to 4) + NETNSA_FD. */

@@ -6,15 +6,13 @@
  * - `Netlink.open()` uses a socket of this process, in this process's namespace.
  * - `Netlink.inNetns(path)` works in another namespace (/run/netns/NAME, /proc/PID/ns/net). A
  *   netlink socket lives in the namespace of the thread that made it; Node has no setns(), and the
- *   `netlink` addon can neither adopt an fd made elsewhere nor take a namespace option, and Node
- *   only passes net/dgram handles between processes. So the operations for a foreign namespace go
- *   through one long-lived helper (`nsenter --net=PATH node -e ...`, see netns-helper.ts) that
- *   owns a socket there and runs the same rtnetlink calls; a path naming our own namespace gets a
- *   local socket and no helper. (IFLA_TARGET_NETNSID would reach links and addresses of another
- *   namespace from here, but not routes, neighbours or FDB entries.) A helper costs a Node
- *   process (about 55 MB resident, 0.1 s to start; a request about 0.5 ms against 0.3 ms locally):
- *   keep a handle for a namespace that lives long (an overlay sandbox), and close() one opened
- *   for one-off work (setting up a task's namespace).
+ *   `netlink` addon can neither adopt an fd made elsewhere nor take a namespace option. So the
+ *   requests for a foreign namespace are formatted here and sent by the agent's one namespace
+ *   helper (ops-transport.ts, runtime/netns-ops.ts: a small native process that enters the
+ *   namespace for each request), with no process per namespace; a path naming our own namespace
+ *   gets a local socket. (IFLA_TARGET_NETNSID would reach links and addresses of another
+ *   namespace from here, but not routes, neighbours or FDB entries.) A handle costs nothing to
+ *   open or keep; close() it all the same when done.
  *
  * Kernel and package behaviour this relies on (measured on 6.18 with netlink 0.3.0):
  * - IFLA_LINKINFO is a raw buffer in the package; encode.ts builds and reads it.
@@ -45,9 +43,11 @@ import {
   Cidr,
   RTM_GETNSID,
   RTM_NEWNSID,
+  RTM_SETLINK,
   RTN_UNICAST,
   RT_TABLE_MAIN,
   bridgeLinkInfo,
+  bridgePortIsolatedRequest,
   decodeAddress,
   decodeFdb,
   decodeLink,
@@ -67,7 +67,7 @@ import {
   vxlanLinkInfo,
 } from './encode';
 import { NetlinkError, errnoOf, invalidNetlinkArgument, netlinkError } from './errors';
-import { HelperTransport } from './netns-helper';
+import { OpsTransport } from './ops-transport';
 import { LocalTransport, REQUEST_TIMEOUT_MS, RtnlArgs, RtnlMethod, RtnlResult, RtnlTransport } from './transport';
 import type {
   AddressInfo,
@@ -140,46 +140,6 @@ async function sameFile(a: string, b: string): Promise<boolean> {
   return Boolean(sa && sb && sa.dev === sb.dev && sa.ino === sb.ino);
 }
 
-/**
- * The helper of each namespace path with handles open on it (Netlink.inNetns): handles opened
- * while another is open share its helper process; the last close() ends it.
- */
-const sharedHelpers = new Map<string, { helper: Promise<HelperTransport>; users: number }>();
-
-async function acquireHelper(path: string, retry = true): Promise<HelperTransport> {
-  let entry = sharedHelpers.get(path);
-  if (!entry) {
-    entry = { helper: HelperTransport.start(path), users: 0 };
-    sharedHelpers.set(path, entry);
-  }
-  entry.users += 1;
-  const drop = (e: typeof entry) => {
-    e.users -= 1;
-    if (sharedHelpers.get(path) === e) sharedHelpers.delete(path);
-  };
-  let helper: HelperTransport;
-  try {
-    helper = await entry.helper;
-  } catch (err) {
-    drop(entry);
-    throw err;
-  }
-  if (helper.usable || !retry) return helper;
-  // The shared helper died (its users' requests fail): this handle gets a new one.
-  drop(entry);
-  return acquireHelper(path, false);
-}
-
-function releaseHelper(path: string, helper: HelperTransport): void {
-  const entry = sharedHelpers.get(path);
-  if (entry) {
-    entry.users -= 1;
-    if (entry.users > 0) return;
-    sharedHelpers.delete(path);
-  }
-  helper.close();
-}
-
 /** One queue per socket, whichever handles share it (see the top of this file). */
 const queues = new WeakMap<RtnlTransport, Mutex>();
 
@@ -225,8 +185,11 @@ export class Netlink {
         throw netlinkError(operation, err);
       }
     }
-    const helper = await acquireHelper(path);
-    return new Netlink(helper, path, () => releaseHelper(path, helper));
+    try {
+      return new Netlink(await OpsTransport.open(path), path);
+    } catch (err) {
+      throw netlinkError(operation, err);
+    }
   }
 
   close(): void {
@@ -236,11 +199,11 @@ export class Netlink {
   }
 
   /**
-   * A UDP socket bound and a TCP listener on `addr`:`port` in this handle's namespace (brought
-   * up by the namespace's helper, lo made up if need be), for this process to serve.
+   * A UDP socket bound and a TCP listener on `addr`:`port` in this handle's namespace (bound
+   * there by the namespace helper, lo made up first), for this process to serve.
    */
   async openSockets(addr: string, port: number): Promise<{ udp: UdpSocket; tcp: Server }> {
-    if (this.transport instanceof HelperTransport) {
+    if (this.transport instanceof OpsTransport) {
       const udp = await this.transport.bindUdp(addr, port);
       try {
         return { udp, tcp: await this.transport.listenTcp(addr, port) };
@@ -388,6 +351,18 @@ export class Netlink {
     }
     const bridge = await this.requireLink(operation, bridgeName);
     if (link.masterIndex !== bridge.index) await this.req(operation, 'setLink', { index: link.index }, { master: bridge.index }, this.opts());
+  }
+
+  /** Sets the bridge port `name` isolated or not (IFLA_BRPORT_ISOLATED), as `bridge link set dev NAME isolated on|off` does. */
+  async setBridgePortIsolated(name: string, isolated: boolean): Promise<void> {
+    const operation = `setting bridge port ${name} isolated ${isolated ? 'on' : 'off'}`;
+    const link = await this.requireLink(operation, name);
+    if (this.closed) throw new NetlinkError(operation, 'EBADF', { detail: 'the netlink handle is closed' });
+    try {
+      await this.queue.runExclusive(() => this.transport.raw(RTM_SETLINK, bridgePortIsolatedRequest(link.index, isolated)));
+    } catch (err) {
+      throw netlinkError(operation, err);
+    }
   }
 
   async setUp(name: string): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * How requests reach an rtnetlink socket: directly (a socket of this process, so in this process's
- * network namespace) or through a helper process inside another namespace (netns-helper.ts). The
+ * network namespace) or through the agent's namespace helper, which sends them from inside
+ * another namespace (ops-transport.ts). The
  * Netlink class speaks only this interface, so every typed operation works the same in both.
  */
 import { closeSync, openSync } from 'node:fs';
