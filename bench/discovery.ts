@@ -55,7 +55,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand } from '../test/lab/ip-command';
 import { Lab, requireBuiltCli, type LabClient, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, copyLabLogs, firstLine, parsePhasedBenchArgs, progress, renderReport, waitUntil, type BenchOptions } from './lab-helpers';
+import { benchMain, copyLabLogs, firstLine, medianOf, parsePhasedBenchArgs, progress, renderReport, waitUntil, type BenchOptions } from './lab-helpers';
 
 interface TaskJson {
   id: string;
@@ -171,11 +171,7 @@ export function hasAddress(text: string, ip: string): boolean {
   return new RegExp(`(?<![\\d.])${ip.replace(/\./g, '\\.')}(?!\\.?\\d)`).test(text);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
+const median = medianOf;
 
 class DiscoveryBench {
   readonly notes: string[] = [];

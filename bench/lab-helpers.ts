@@ -80,6 +80,13 @@ export function parsePhasedBenchArgs<P extends string>(argv: string[], defaults:
   return Object.freeze({ ...opts, phases: new Set(wanted as P[]) });
 }
 
+/** The median of unrounded values (the mean of the middle two for an even count); NaN for none. */
+export function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 export function summarize(samplesMs: number[]): Summary {
   if (samplesMs.length === 0) throw new SwarmletError('Internal', 'no samples to summarize');
   const sorted = [...samplesMs].sort((a, b) => a - b);

@@ -13,7 +13,8 @@
  *    defaults otherwise; NetworksBench.plainVxlanUp), and the same two hosts'
  *    underlay addresses (in the host namespaces). 3 x --runs rounds of overlay, plain VXLAN,
  *    underlay; printed: medians in Gbit/s, overlay / plain VXLAN (the headline: what swarmlet adds
- *    to VXLAN) and overlay / underlay, with the MTUs.
+ *    to VXLAN) and overlay / underlay, each the median over the rounds of the ratio within a round
+ *    (the machine's load moves between rounds), with the MTUs.
  *
  * 2. Peer propagation. A service `prop` on the same overlay, no placement constraint, scaled
  *    0 -> 10 -> ... -> 50 and back down in steps of 10 (--runs times). For each of the 50 tasks:
@@ -58,7 +59,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand, type CommandResult } from '../test/lab/ip-command';
 import { type Lab, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, firstLine, parsePhasedBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
+import { benchMain, firstLine, medianOf, parsePhasedBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
 
 /** A task as `service ps --format api` prints it: only the fields the benchmark reads. */
 interface TaskJson {
@@ -389,6 +390,7 @@ class NetworksBench {
     const vxlanMtu = await this.mtuOf(h2, ['ip', 'netns', 'exec', this.sandbox(2)], { dev: this.vxlan });
     const plain = await this.plainVxlanUp([h2, h3], overlayMtu.mtu);
     const samples: Record<PathName, IperfResult[]> = { overlay: [], plain: [], underlay: [] };
+    const rounds: Partial<Record<PathName, IperfResult>>[] = [];
     try {
       const ends = { a: plain.ends.get(2)!, b: plain.ends.get(3)! };
       const paths: Record<PathName, () => Promise<IperfResult>> = {
@@ -398,10 +400,13 @@ class NetworksBench {
       };
       for (let i = 1; i <= IPERF_ROUNDS_PER_RUN * runs; i++) {
         const seen: string[] = [];
+        const round: Partial<Record<PathName, IperfResult>> = {};
+        rounds.push(round);
         for (const name of PATHS) {
           try {
             const r = await paths[name]();
             samples[name].push(r);
+            round[name] = r;
             seen.push(`${name} ${gbit(r.bitsPerSecond)}`);
           } catch (err) {
             this.note(`iperf3 round ${i}, ${name}, failed: ${(err as Error).message}`);
@@ -417,6 +422,9 @@ class NetworksBench {
     }
     const sum = Object.fromEntries(PATHS.map((n) => [n, summarize(samples[n].map((r) => r.bitsPerSecond / 1e6))])) as Record<PathName, Summary>;
     const gb = (s: Summary) => ({ median: s.medianMs / 1000, min: s.minMs / 1000, max: s.maxMs / 1000 });
+    /** a / b round by round (the rounds where both ran), and their median: the machine's load moves between rounds; within one it weighs on all three. */
+    const perRound = (a: PathName, b: PathName) => rounds.flatMap((r) => (r[a] && r[b] ? [r[a].bitsPerSecond / r[b].bitsPerSecond] : []));
+    const pairedRatio = (a: PathName, b: PathName) => medianOf(perRound(a, b));
     const label = `overlay throughput, task h3 -> task h2 (iperf3 -t ${IPERF_SECONDS}, ${IPERF_STREAMS} streams)`;
     const row = (ref: PathName, refLabel: string): Row => ({
       key: `throughput-${ref}`,
@@ -425,14 +433,15 @@ class NetworksBench {
       ...gb(sum.overlay),
       n: sum.overlay.n,
       reference: { label: refLabel, median: sum[ref].medianMs / 1000 },
-      ratio: `${ratio(sum.overlay.medianMs, sum[ref].medianMs)} (overlay/${ref === 'plain' ? 'plain VXLAN' : 'underlay'})`,
+      ratio: `${pairedRatio('overlay', ref).toFixed(2)} (overlay/${ref === 'plain' ? 'plain VXLAN' : 'underlay'})`,
     });
     const plainLabel = `plain VXLAN by hand, netns h3 -> netns h2 (${plain.ends.get(2)!.addr})`;
     const rows = [row('plain', plainLabel), row('underlay', `underlay, host h3 -> host h2 (${h2.addr})`)];
     const list = (n: PathName) => `${n === 'plain' ? 'plain VXLAN' : n} ${samples[n].map((r) => gbit(r.bitsPerSecond)).join(' / ')} Gbit/s (retransmits ${samples[n].map((r) => r.retransmits ?? '?').join('/')})`;
     const lines = [
       `throughput: ${PATHS.map(list).join('; ')}; each round runs overlay, plain VXLAN, underlay`,
-      `plain VXLAN / underlay ${ratio(sum.plain.medianMs, sum.underlay.medianMs)}: what VXLAN itself costs on this machine; overlay / plain VXLAN is swarmlet's own share`,
+      `ratios round by round: overlay / plain VXLAN ${perRound('overlay', 'plain').map((x) => x.toFixed(2)).join(' ')}; overlay / underlay ${perRound('overlay', 'underlay').map((x) => x.toFixed(2)).join(' ')}; the table's ratios are their medians`,
+      `plain VXLAN / underlay ${pairedRatio('plain', 'underlay').toFixed(2)}: what VXLAN itself costs on this machine; overlay / plain VXLAN is swarmlet's own share`,
       `plain VXLAN by hand: on h2 and h3 a VXLAN device vxref (VNI ${PLAIN_VNI}, local = the host's underlay address, port 4789, nolearning, static FDB entries; made in the host's namespace, its socket stays there) on a bridge brref in a namespace of its own (kernel defaults), and a veth to eth0 of the endpoint's namespace; MTU ${overlayMtu.mtu} like the overlay's`,
       `MTU: overlay ${overlayMtu.mtu} (${overlayMtu.dev} in the task on h2; ${this.vxlan} ${vxlanMtu.mtu} in its sandbox); underlay ${underlayMtu.mtu} (${underlayMtu.dev} of h2, on the lab's 1500 bridge)`,
     ];
@@ -442,9 +451,9 @@ class NetworksBench {
       mtu: { overlay: overlayMtu.mtu, vxlan: vxlanMtu.mtu, underlay: underlayMtu.mtu },
       overlay: { ...gb(sum.overlay), samples: samplesOf('overlay') },
       reference: { label: 'plain VXLAN by hand between namespaces on the same hosts, same MTU, same run', kind: 'measured', ...gb(sum.plain), samples: samplesOf('plain') },
-      ratio: Number((sum.overlay.medianMs / sum.plain.medianMs).toFixed(3)),
+      ratio: Number(pairedRatio('overlay', 'plain').toFixed(3)),
       underlay: { label: 'underlay host-to-host iperf3, same hosts, same run', kind: 'measured', ...gb(sum.underlay), samples: samplesOf('underlay') },
-      ratioUnderlay: Number((sum.overlay.medianMs / sum.underlay.medianMs).toFixed(3)),
+      ratioUnderlay: Number(pairedRatio('overlay', 'underlay').toFixed(3)),
     };
     return { rows, lines, json };
   }
