@@ -19,8 +19,10 @@
  *    client namespace to h2:8081 (the node that runs the task) and h3:8081 (one that does not:
  *    over the ingress overlay), through solo's VIP from the client task, and, as the reference,
  *    straight to the solo task's address on `front` from the client task (same host). Also the mesh
- *    over web's 3 tasks via h3:8080, for information. 2 x --runs rounds. Printed: requests/s and
- *    median latency; ratio = figure / straight.
+ *    over web's 3 tasks via h3:8080, for information. HTTP_ROUNDS_PER_RUN x --runs rounds, each
+ *    measuring every path once, every other round in reverse order. Printed: requests/s and median
+ *    latency (medians over the rounds); ratio = the median over the rounds of figure / straight of
+ *    the same round (the machine's load moves between rounds; within one it weighs on both).
  *
  * 3. Removal. 2 x REMOVAL_ROUNDS x --runs times a task of web goes (alternating: kill -9 of its
  *    process, then `service scale -d web=2`; web goes back to 3 between rounds): from that moment
@@ -54,7 +56,7 @@ import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand } from '../test/lab/ip-command';
 import { Lab, requireBuiltCli, type LabClient, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, copyLabLogs, firstLine, parseBenchArgs, progress, renderReport, waitUntil, type BenchOptions } from './lab-helpers';
+import { benchMain, copyLabLogs, firstLine, medianOf, parsePhasedBenchArgs, progress, renderReport, waitUntil, type BenchOptions } from './lab-helpers';
 
 interface TaskJson {
   id: string;
@@ -108,6 +110,8 @@ const DNS_SECONDS = 5;
 /** The light load (dnsperf -Q) at which latency is measured apart from saturation. */
 const DNS_LIGHT_QPS = 2000;
 const WRK_SECONDS = 4;
+/** wrk rounds per --runs; each round measures every path once. */
+const HTTP_ROUNDS_PER_RUN = 4;
 const WRK_CONNECTIONS = 16;
 const DNS_ADDR = '127.0.0.11';
 const REF_DNS_ADDR = '127.0.0.2';
@@ -173,11 +177,7 @@ export function hasAddress(text: string, ip: string): boolean {
   return new RegExp(`(?<![\\d.])${ip.replace(/\./g, '\\.')}(?!\\.?\\d)`).test(text);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
+const median = medianOf;
 
 class DiscoveryBench {
   readonly notes: string[] = [];
@@ -371,11 +371,13 @@ class DiscoveryBench {
       }, 300);
     }
     const out: Record<string, WrkResult[]> = Object.fromEntries(paths.map(([n]) => [n, []]));
-    for (let i = 1; i <= 2 * runs; i++) {
-      for (const [name, where, url] of paths) {
+    const rounds = HTTP_ROUNDS_PER_RUN * runs;
+    for (let i = 1; i <= rounds; i++) {
+      // Every other round in reverse order, so a drift of the machine's load weighs on every path alike.
+      for (const [name, where, url] of i % 2 === 1 ? paths : [...paths].reverse()) {
         const w = await this.wrk(where, url);
         out[name]!.push(w);
-        progress(`wrk ${i}/${2 * runs} ${name} ${url}: ${Math.round(w.rps)} req/s, median ${w.medianMs.toFixed(2)} ms`);
+        progress(`wrk ${i}/${rounds} ${name} ${url}: ${Math.round(w.rps)} req/s, median ${w.medianMs.toFixed(2)} ms`);
       }
     }
     return out;
@@ -568,19 +570,7 @@ export interface DiscoveryOptions extends BenchOptions {
 
 /** The shared flags (parseBenchArgs) and `--phases dns,http,removal` (default: all). */
 export function parseArgs(argv: string[]): DiscoveryOptions {
-  const rest: string[] = [];
-  let phases: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--phases') phases = argv[++i] ?? '';
-    else if (arg.startsWith('--phases=')) phases = arg.slice('--phases='.length);
-    else rest.push(arg);
-  }
-  const opts = parseBenchArgs(rest, { script: 'discovery.js', runs: 1, prefix: 'swbdis' });
-  const wanted = phases === undefined ? [...PHASES] : phases.split(',').filter((p) => p);
-  const bad = wanted.filter((p) => !PHASES.includes(p as Phase));
-  if (bad.length > 0 || wanted.length === 0) throw new SwarmletError('InvalidArgument', `--phases takes a comma-separated list of ${PHASES.join(', ')}, not ${JSON.stringify(phases)}`);
-  return Object.freeze({ ...opts, phases: new Set(wanted as Phase[]) });
+  return parsePhasedBenchArgs(argv, { script: 'discovery.js', runs: 1, prefix: 'swbdis' }, PHASES);
 }
 
 /** The nearest-rank percentile `p` (0-100) of xs; NaN for none. */
@@ -655,16 +645,26 @@ export async function runDiscoveryBench(opts: DiscoveryOptions): Promise<void> {
     if (opts.phases.has('http')) {
       const http = await bench.httpFigures(opts.runs);
       const hm = (k: string, f: keyof WrkResult) => median(http[k]!.map((x) => x[f]));
+      /** The median over the rounds of path k's figure / straight's in the same round. */
+      const paired = (k: string, f: keyof WrkResult) => median(http[k]!.map((x, i) => x[f] / http.straight![i]![f]));
       const straight = hm('straight', 'rps');
       const httpRef = 'wrk straight to the task (client task)';
-      for (const [k, label] of [['meshLocal', 'mesh req/s, via h2 (runs the task)'], ['meshRemote', 'mesh req/s, via h3 (no task)'], ['vip', 'VIP req/s (client task)']] as const) {
-        rows.push({ label, n: http[k]!.length, value: fx(hm(k, 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm(k, 'rps'), straight) });
+      for (const [k, label] of [['meshLocal', 'mesh req/s, via h2 (runs the task)'], ['meshRemote', 'mesh req/s, via h3 (no task)'], ['vip', 'VIP req/s (client task)'], ['meshWeb3', 'mesh req/s, web (3 tasks) via h3']] as const) {
+        rows.push({ label, n: http[k]!.length, value: fx(hm(k, 'rps')), reference: httpRef, refValue: fx(straight), ratio: fx(paired(k, 'rps'), 2) });
       }
-      rows.push({ label: 'mesh req/s, web (3 tasks) via h3', n: http.meshWeb3!.length, value: fx(hm('meshWeb3', 'rps')), reference: httpRef, refValue: fx(straight), ratio: rt(hm('meshWeb3', 'rps'), straight) });
       for (const [k, label] of [['meshLocal', 'mesh median latency, via h2'], ['meshRemote', 'mesh median latency, via h3']] as const) {
-        rows.push({ label, n: http[k]!.length, value: `${fx(hm(k, 'medianMs'), 2)} ms`, reference: httpRef, refValue: `${fx(hm('straight', 'medianMs'), 2)} ms`, ratio: rt(hm(k, 'medianMs'), hm('straight', 'medianMs')) });
+        rows.push({ label, n: http[k]!.length, value: `${fx(hm(k, 'medianMs'), 2)} ms`, reference: httpRef, refValue: `${fx(hm('straight', 'medianMs'), 2)} ms`, ratio: fx(paired(k, 'medianMs'), 2) });
       }
-      json.http = { seconds: WRK_SECONDS, connections: WRK_CONNECTIONS, ...http, reference: { label: httpRef, kind: 'measured' }, ratioMeshLocal: Number(rt(hm('meshLocal', 'rps'), straight)), ratioMeshRemote: Number(rt(hm('meshRemote', 'rps'), straight)) };
+      const roundRatios = (k: string) => http[k]!.map((x, i) => fx(x.rps / http.straight![i]!.rps, 2)).join(' ');
+      json.http = {
+        seconds: WRK_SECONDS,
+        connections: WRK_CONNECTIONS,
+        ...http,
+        reference: { label: httpRef, kind: 'measured' },
+        ratioMeshLocal: Number(fx(paired('meshLocal', 'rps'), 3)),
+        ratioMeshRemote: Number(fx(paired('meshRemote', 'rps'), 3)),
+      };
+      lines.push(`HTTP req/s ratios round by round (path / straight of the same round): via h2 ${roundRatios('meshLocal')}; via h3 ${roundRatios('meshRemote')}; VIP ${roundRatios('vip')}`);
       lines.push(`HTTP: wrk -t1 -c${WRK_CONNECTIONS} -d${WRK_SECONDS}s --latency against whoami-server (Node, one process per task); mesh from the client namespace ${bench.client.addr}`);
     }
 

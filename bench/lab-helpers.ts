@@ -60,6 +60,33 @@ export function parseBenchArgs(argv: string[], defaults: { script: string; runs:
   return Object.freeze({ runs, prefix: flags.get('--prefix') ?? defaults.prefix, keepLogs: flags.get('--keep-logs') });
 }
 
+/**
+ * parseBenchArgs' flags and `--phases a,b` (also `--phases=a,b`): which of `phases` to run
+ * (default: all of them). An unknown or empty list is InvalidArgument.
+ */
+export function parsePhasedBenchArgs<P extends string>(argv: string[], defaults: { script: string; runs: number; prefix: string }, phases: readonly P[]): BenchOptions & { readonly phases: ReadonlySet<P> } {
+  const rest: string[] = [];
+  let asked: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--phases') asked = argv[++i] ?? '';
+    else if (arg.startsWith('--phases=')) asked = arg.slice('--phases='.length);
+    else rest.push(arg);
+  }
+  const opts = parseBenchArgs(rest, defaults);
+  const wanted = asked === undefined ? [...phases] : asked.split(',').filter((p) => p);
+  const bad = wanted.filter((p) => !phases.includes(p as P));
+  if (bad.length > 0 || wanted.length === 0) throw new SwarmletError('InvalidArgument', `--phases takes a comma-separated list of ${phases.join(', ')}, not ${JSON.stringify(asked)}`);
+  return Object.freeze({ ...opts, phases: new Set(wanted as P[]) });
+}
+
+/** The median of unrounded values (the mean of the middle two for an even count); NaN for none. */
+export function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 export function summarize(samplesMs: number[]): Summary {
   if (samplesMs.length === 0) throw new SwarmletError('Internal', 'no samples to summarize');
   const sorted = [...samplesMs].sort((a, b) => a - b);

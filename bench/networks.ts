@@ -7,9 +7,14 @@
  * 1. Throughput. iperf3 (4 TCP streams, `-t 10`) from the task on h3 to the task on h2 over the
  *    overlay (server `iperf3 -s -1` in one task's netns, client `iperf3 -c IP -P 4 -t 10 -J` in the
  *    other's, entered with nsenter --net=/proc/<pid>/ns/net on the task's host), and, as the
- *    reference in the same run, between the same two hosts' underlay addresses (in the host
- *    namespaces). 3 x --runs of each, alternating; printed: medians in Gbit/s and the ratio
- *    overlay / underlay, with the overlay MTU seen in the task and the underlay MTU.
+ *    references in the same run: plain VXLAN made by hand with `ip` between a namespace on h3 and
+ *    one on h2 (on each host a VXLAN device, local = its underlay address, on a bridge in a
+ *    namespace of its own, and a veth to the endpoint's namespace; the overlay's MTU, kernel
+ *    defaults otherwise; NetworksBench.plainVxlanUp), and the same two hosts'
+ *    underlay addresses (in the host namespaces). 3 x --runs rounds of overlay, plain VXLAN,
+ *    underlay; printed: medians in Gbit/s, overlay / plain VXLAN (the headline: what swarmlet adds
+ *    to VXLAN) and overlay / underlay, each the median over the rounds of the ratio within a round
+ *    (the machine's load moves between rounds), with the MTUs.
  *
  * 2. Peer propagation. A service `prop` on the same overlay, no placement constraint, scaled
  *    0 -> 10 -> ... -> 50 and back down in steps of 10 (--runs times). For each of the 50 tasks:
@@ -31,28 +36,30 @@
  *    together) on a VXLAN device in a scratch sandbox made like the agent's (bridge + VXLAN port,
  *    learning off, proxy on); and `bridge fdb del` + `ip neigh del` for the removal.
  *
- * A failed iperf3 pair is noted and the others count. When a later phase fails (a CLI call past its
+ * A failed iperf3 run is noted and the others count. When a later phase fails (a CLI call past its
  * 60 s limit, say), the throughput figures are printed all the same, then the failure, and it exits 1.
  *
  * Run it through bench/run.sh (`npm run bench:networks -- --runs 1`): that puts it in throwaway
  * network, mount and pid namespaces.
  *
- *   node dist/bench/networks.js [--runs N] [--prefix P] [--keep-logs DIR]
+ *   node dist/bench/networks.js [--runs N] [--prefix P] [--keep-logs DIR] [--phases throughput,propagation]
  *
- * --runs (default 1) multiplies the iperf3 pairs (3 per run) and the 50-task up/down cycles;
+ * --runs (default 1) multiplies the iperf3 rounds (3 per run) and the 50-task up/down cycles;
+ * --phases runs only the parts named (default: both);
  * --prefix (default swbnet) names the lab; --keep-logs copies the daemons' and etcd's logs to DIR
  * before the lab is destroyed. The table goes to stdout, then one line `BENCH_JSON {...}`; progress
  * goes to stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { SwarmletError } from '../services/common/errors';
+import { VNI_MAX } from '../services/common/vxlan';
 import { byHost, formSwarm, nodes, sw } from '../test/e2e/cluster-helpers';
 import { runCommand, type CommandResult } from '../test/lab/ip-command';
 import { type Lab, type LabHost } from '../test/lab/lab';
 import { isAlive, sleep } from '../test/lab/process-tree';
-import { benchMain, firstLine, parseBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
+import { benchMain, firstLine, medianOf, parsePhasedBenchArgs, progress, ratio, renderReport, summarize, waitUntil, withLab, type BenchOptions, type Summary } from './lab-helpers';
 
 /** A task as `service ps --format api` prints it: only the fields the benchmark reads. */
 interface TaskJson {
@@ -105,7 +112,12 @@ const HOSTS = 3;
 const NET = 'benchnet';
 const TASK_ARGV = ['sleep', '100000'];
 const RUNNING = 'TASK_STATE_RUNNING';
-const IPERF_PAIRS_PER_RUN = 3;
+const IPERF_ROUNDS_PER_RUN = 3;
+/** What each iperf3 round measures, in this order: the overlay, plain VXLAN by hand, the underlay. */
+const PATHS = ['overlay', 'plain', 'underlay'] as const;
+type PathName = (typeof PATHS)[number];
+/** The plain-VXLAN reference's VNI: in swarmlet's range (from 4096), at its far end, where the allocator does not go in a run. */
+const PLAIN_VNI = VNI_MAX;
 const IPERF_SECONDS = 10;
 /** Parallel TCP streams per iperf3 run: one stream's figure swings with where its flow hashes and its single core. */
 const IPERF_STREAMS = 4;
@@ -363,6 +375,145 @@ class NetworksBench {
     return { dev, mtu };
   }
 
+  /**
+   * The throughput phase: IPERF_ROUNDS_PER_RUN x runs rounds of iperf3, each round the overlay
+   * (task h3 -> task h2), plain VXLAN by hand (h3 -> h2) and the underlay (host h3 -> host h2),
+   * one after the other. A failed run is noted and the others count.
+   */
+  async throughput(pinned: Map<number, TaskJson>, runs: number): Promise<{ rows: Row[]; lines: string[]; json: Record<string, unknown> }> {
+    const [h2, h3] = [this.lab.host(2), this.lab.host(3)];
+    const ta = pinned.get(2) as TaskJson;
+    const tb = pinned.get(3) as TaskJson;
+    const ipA = this.peerOf(ta).ip;
+    const overlayMtu = await this.mtuOf(h2, this.inTask(ta), { addr: ipA });
+    const underlayMtu = await this.mtuOf(h2, [], { addr: h2.addr });
+    const vxlanMtu = await this.mtuOf(h2, ['ip', 'netns', 'exec', this.sandbox(2)], { dev: this.vxlan });
+    const plain = await this.plainVxlanUp([h2, h3], overlayMtu.mtu);
+    const samples: Record<PathName, IperfResult[]> = { overlay: [], plain: [], underlay: [] };
+    const rounds: Partial<Record<PathName, IperfResult>>[] = [];
+    try {
+      const ends = { a: plain.ends.get(2)!, b: plain.ends.get(3)! };
+      const paths: Record<PathName, () => Promise<IperfResult>> = {
+        overlay: () => this.iperf({ host: h2, enter: this.inTask(ta) }, { host: h3, enter: this.inTask(tb) }, ipA),
+        plain: () => this.iperf({ host: h2, enter: ends.a.enter }, { host: h3, enter: ends.b.enter }, ends.a.addr),
+        underlay: () => this.iperf({ host: h2, enter: [] }, { host: h3, enter: [] }, h2.addr),
+      };
+      for (let i = 1; i <= IPERF_ROUNDS_PER_RUN * runs; i++) {
+        const seen: string[] = [];
+        const round: Partial<Record<PathName, IperfResult>> = {};
+        rounds.push(round);
+        for (const name of PATHS) {
+          try {
+            const r = await paths[name]();
+            samples[name].push(r);
+            round[name] = r;
+            seen.push(`${name} ${gbit(r.bitsPerSecond)}`);
+          } catch (err) {
+            this.note(`iperf3 round ${i}, ${name}, failed: ${(err as Error).message}`);
+          }
+        }
+        progress(`iperf3 round ${i}: ${seen.join(', ')} Gbit/s`);
+      }
+    } finally {
+      await plain.down();
+    }
+    for (const name of PATHS) {
+      if (samples[name].length === 0) throw new SwarmletError('Internal', `every iperf3 run of the ${name} failed: ${this.notes.join('; ')}`);
+    }
+    const sum = Object.fromEntries(PATHS.map((n) => [n, summarize(samples[n].map((r) => r.bitsPerSecond / 1e6))])) as Record<PathName, Summary>;
+    const gb = (s: Summary) => ({ median: s.medianMs / 1000, min: s.minMs / 1000, max: s.maxMs / 1000 });
+    /** a / b round by round (the rounds where both ran), and their median: the machine's load moves between rounds; within one it weighs on all three. */
+    const perRound = (a: PathName, b: PathName) => rounds.flatMap((r) => (r[a] && r[b] ? [r[a].bitsPerSecond / r[b].bitsPerSecond] : []));
+    const pairedRatio = (a: PathName, b: PathName) => medianOf(perRound(a, b));
+    const label = `overlay throughput, task h3 -> task h2 (iperf3 -t ${IPERF_SECONDS}, ${IPERF_STREAMS} streams)`;
+    const row = (ref: PathName, refLabel: string): Row => ({
+      key: `throughput-${ref}`,
+      label,
+      unit: 'Gbit/s',
+      ...gb(sum.overlay),
+      n: sum.overlay.n,
+      reference: { label: refLabel, median: sum[ref].medianMs / 1000 },
+      ratio: `${pairedRatio('overlay', ref).toFixed(2)} (overlay/${ref === 'plain' ? 'plain VXLAN' : 'underlay'})`,
+    });
+    const plainLabel = `plain VXLAN by hand, netns h3 -> netns h2 (${plain.ends.get(2)!.addr})`;
+    const rows = [row('plain', plainLabel), row('underlay', `underlay, host h3 -> host h2 (${h2.addr})`)];
+    const list = (n: PathName) => `${n === 'plain' ? 'plain VXLAN' : n} ${samples[n].map((r) => gbit(r.bitsPerSecond)).join(' / ')} Gbit/s (retransmits ${samples[n].map((r) => r.retransmits ?? '?').join('/')})`;
+    const lines = [
+      `throughput: ${PATHS.map(list).join('; ')}; each round runs overlay, plain VXLAN, underlay`,
+      `ratios round by round: overlay / plain VXLAN ${perRound('overlay', 'plain').map((x) => x.toFixed(2)).join(' ')}; overlay / underlay ${perRound('overlay', 'underlay').map((x) => x.toFixed(2)).join(' ')}; the table's ratios are their medians`,
+      `plain VXLAN / underlay ${pairedRatio('plain', 'underlay').toFixed(2)}: what VXLAN itself costs on this machine; overlay / plain VXLAN is swarmlet's own share`,
+      `plain VXLAN by hand: on h2 and h3 a VXLAN device vxref (VNI ${PLAIN_VNI}, local = the host's underlay address, port 4789, nolearning, static FDB entries; made in the host's namespace, its socket stays there) on a bridge brref in a namespace of its own (kernel defaults), and a veth to eth0 of the endpoint's namespace; MTU ${overlayMtu.mtu} like the overlay's`,
+      `MTU: overlay ${overlayMtu.mtu} (${overlayMtu.dev} in the task on h2; ${this.vxlan} ${vxlanMtu.mtu} in its sandbox); underlay ${underlayMtu.mtu} (${underlayMtu.dev} of h2, on the lab's 1500 bridge)`,
+    ];
+    const samplesOf = (n: PathName) => samples[n].map((r) => Number(gbit(r.bitsPerSecond)));
+    const json = {
+      unit: 'Gbit/s',
+      mtu: { overlay: overlayMtu.mtu, vxlan: vxlanMtu.mtu, underlay: underlayMtu.mtu },
+      overlay: { ...gb(sum.overlay), samples: samplesOf('overlay') },
+      reference: { label: 'plain VXLAN by hand between namespaces on the same hosts, same MTU, same run', kind: 'measured', ...gb(sum.plain), samples: samplesOf('plain') },
+      ratio: Number(pairedRatio('overlay', 'plain').toFixed(3)),
+      underlay: { label: 'underlay host-to-host iperf3, same hosts, same run', kind: 'measured', ...gb(sum.underlay), samples: samplesOf('underlay') },
+      ratioUnderlay: Number(pairedRatio('overlay', 'underlay').toFixed(3)),
+    };
+    return { rows, lines, json };
+  }
+
+  // --- the plain-VXLAN reference ---------------------------------------------------------------
+
+  /**
+   * Plain VXLAN made by hand with `ip` and `bridge` between two lab hosts, the reference the
+   * overlay's throughput is held against in the same run. On each host: a VXLAN device `vxref`
+   * (VNI PLAIN_VNI, local = the host's underlay address, UDP 4789, nolearning), made in the host's
+   * namespace so that its UDP socket is on the underlay, then moved into a namespace
+   * `<lab>-h<i>-vxsb` of its own with a bridge `brref` (the kernel's defaults there, br_netfilter
+   * included; none of the host's nft tables); a veth from that bridge to `eth0` of a namespace
+   * `<lab>-h<i>-vxref` holding 192.0.2.<i>/24; all with the overlay's MTU. The peer's MAC has a
+   * static FDB entry to the other host's VTEP, and broadcasts (ARP) go there by the all-zero
+   * entry. Removed by `down()`; the lab removes what is left (its namespaces start with its prefix).
+   */
+  async plainVxlanUp(hosts: [LabHost, LabHost], mtu: number): Promise<{ ends: Map<number, { host: LabHost; enter: string[]; addr: string }>; down: () => Promise<void> }> {
+    const ends = new Map<number, { host: LabHost; enter: string[]; addr: string }>();
+    const made: string[] = [];
+    const run = async (argv: string[]) => {
+      const r = await runCommand(argv, { timeoutMs: 10_000 });
+      if (r.code !== 0) throw new SwarmletError('Internal', `${argv.join(' ')}: ${firstLine(r.stderr) || `exit ${r.code}`}`);
+    };
+    const mac = (h: LabHost) => `02:42:c0:00:02:${h.index.toString(16).padStart(2, '0')}`;
+    const down = async () => {
+      // The VXLAN device goes with its namespace; the veths with theirs.
+      for (const ns of made.reverse()) await runCommand(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
+      made.length = 0;
+    };
+    try {
+      for (const h of hosts) {
+        const other = hosts.find((x) => x !== h) as LabHost;
+        const sb = `${this.lab.prefix}-h${h.index}-vxsb`;
+        const ep = `${this.lab.prefix}-h${h.index}-vxref`;
+        for (const ns of [sb, ep]) {
+          await run(['ip', 'netns', 'add', ns]);
+          made.push(ns);
+          await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        }
+        await run(['ip', '-n', h.netns, 'link', 'add', 'vxref', 'mtu', String(mtu), 'type', 'vxlan', 'id', String(PLAIN_VNI), 'local', h.addr, 'dstport', '4789', 'nolearning']);
+        await run(['ip', '-n', h.netns, 'link', 'set', 'vxref', 'netns', sb]);
+        await run(['ip', '-n', sb, 'link', 'add', 'brref', 'mtu', String(mtu), 'type', 'bridge']);
+        await run(['ip', '-n', sb, 'link', 'add', 'vref', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(mtu), 'address', mac(h), 'netns', ep]);
+        for (const dev of ['vxref', 'vref']) await run(['ip', '-n', sb, 'link', 'set', dev, 'master', 'brref', 'up']);
+        await run(['ip', '-n', sb, 'link', 'set', 'brref', 'up']);
+        await run(['bridge', '-n', sb, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxref', 'dst', other.addr, 'self', 'permanent']);
+        await run(['bridge', '-n', sb, 'fdb', 'add', mac(other), 'dev', 'vxref', 'dst', other.addr, 'self', 'permanent']);
+        const addr = `192.0.2.${h.index}`;
+        await run(['ip', '-n', ep, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+        await run(['ip', '-n', ep, 'link', 'set', 'eth0', 'up']);
+        ends.set(h.index, { host: h, enter: ['nsenter', `--net=/run/netns/${ep}`], addr });
+      }
+    } catch (err) {
+      await down();
+      throw err;
+    }
+    return { ends, down };
+  }
+
   // --- propagation ------------------------------------------------------------------------------
 
   /** Polls `service ps prop` until exactly `n` tasks are running and no other is desired running. */
@@ -529,11 +680,19 @@ function render(rows: Row[], lines: string[], runs: number): string {
   return renderReport(title, head, cells, [0, 5], lines);
 }
 
-export function parseArgs(argv: string[]): BenchOptions {
-  return parseBenchArgs(argv, { script: 'networks.js', runs: 1, prefix: 'swbnet' });
+export type Phase = 'throughput' | 'propagation';
+const PHASES: readonly Phase[] = ['throughput', 'propagation'];
+
+export interface NetworksOptions extends BenchOptions {
+  readonly phases: ReadonlySet<Phase>;
 }
 
-export async function runNetworksBench(opts: BenchOptions): Promise<void> {
+/** The shared flags (parseBenchArgs) and `--phases throughput,propagation` (default: both). */
+export function parseArgs(argv: string[]): NetworksOptions {
+  return parsePhasedBenchArgs(argv, { script: 'networks.js', runs: 1, prefix: 'swbnet' }, PHASES);
+}
+
+export async function runNetworksBench(opts: NetworksOptions): Promise<void> {
   progress(`building lab ${opts.prefix} (${HOSTS} hosts), --runs ${opts.runs}`);
   await withLab(opts, HOSTS, async (lab) => {
     const bench = new NetworksBench(lab);
@@ -541,57 +700,23 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
     progress('swarm formed: h1 manager, h2 and h3 workers');
     const pinned = await bench.setUp();
     progress(`overlay ${NET} (VNI ${bench.vni}) with a pinned task on each host`);
-    const [h2, h3] = [lab.host(2), lab.host(3)];
-    const ta = pinned.get(2) as TaskJson;
-    const tb = pinned.get(3) as TaskJson;
-    const ipA = bench.peerOf(ta).ip;
-
-    // 1. Throughput, overlay and underlay alternating.
-    const overlayMtu = await bench.mtuOf(h2, bench.inTask(ta), { addr: ipA });
-    const underlayMtu = await bench.mtuOf(h2, [], { addr: h2.addr });
-    const vxlanMtu = await bench.mtuOf(h2, ['ip', 'netns', 'exec', bench.sandbox(2)], { dev: bench.vxlan });
-    const overlay: IperfResult[] = [];
-    const underlay: IperfResult[] = [];
-    for (let i = 1; i <= IPERF_PAIRS_PER_RUN * opts.runs; i++) {
-      // A failed pair is noted and the next one runs: the figures come from the pairs that completed.
-      try {
-        const o = await bench.iperf({ host: h2, enter: bench.inTask(ta) }, { host: h3, enter: bench.inTask(tb) }, ipA);
-        const u = await bench.iperf({ host: h2, enter: [] }, { host: h3, enter: [] }, h2.addr);
-        overlay.push(o);
-        underlay.push(u);
-        progress(`iperf3 pair ${i}: overlay ${gbit(o.bitsPerSecond)} Gbit/s, underlay ${gbit(u.bitsPerSecond)} Gbit/s`);
-      } catch (err) {
-        bench.note(`iperf3 pair ${i} failed: ${(err as Error).message}`);
-      }
+    // 1. Throughput: the overlay against plain VXLAN by hand and the underlay, in turns.
+    const tp = opts.phases.has('throughput') ? await bench.throughput(pinned, opts.runs) : undefined;
+    const tpRows = tp?.rows ?? [];
+    const tpLines = tp?.lines ?? [];
+    const tpJson = tp ? { throughput: tp.json } : {};
+    const machineLine = () => `machine: ${cpus().length} cores shared by the 3 daemons, etcd, the tasks, the polls and iperf3; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+    if (!opts.phases.has('propagation')) {
+      const lines = [...tpLines, machineLine(), ...(bench.notes.length > 0 ? ['', 'observations:', ...bench.notes.map((x) => `  - ${x}`)] : [])];
+      process.stdout.write(render(tpRows, lines, opts.runs));
+      process.stdout.write(`BENCH_JSON ${JSON.stringify({ runs: opts.runs, hosts: HOSTS, prefix: opts.prefix, cpus: cpus().length, vni: bench.vni, figures: tpJson, notes: bench.notes })}\n`);
+      return;
     }
-    if (overlay.length === 0) throw new SwarmletError('Internal', `every iperf3 pair failed: ${bench.notes.join('; ')}`);
-    const throughputLine = `throughput: overlay ${overlay.map((r) => gbit(r.bitsPerSecond)).join(' / ')} Gbit/s (retransmits ${overlay.map((r) => r.retransmits ?? '?').join('/')}); underlay ${underlay.map((r) => gbit(r.bitsPerSecond)).join(' / ')} Gbit/s (retransmits ${underlay.map((r) => r.retransmits ?? '?').join('/')}); pairs alternate overlay, underlay`;
-    const mbit = (rs: IperfResult[]) => rs.map((r) => r.bitsPerSecond / 1e6);
-    const ov = summarize(mbit(overlay));
-    const ul = summarize(mbit(underlay));
-    const throughputRow: Row = {
-      key: 'throughput',
-      label: `overlay throughput, task h3 -> task h2 (iperf3 -t ${IPERF_SECONDS}, ${IPERF_STREAMS} streams)`,
-      unit: 'Gbit/s',
-      median: ov.medianMs / 1000,
-      min: ov.minMs / 1000,
-      max: ov.maxMs / 1000,
-      n: ov.n,
-      reference: { label: `underlay, host h3 -> host h2 (${h2.addr})`, median: ul.medianMs / 1000 },
-      ratio: `${ratio(ov.medianMs, ul.medianMs)} (overlay/underlay)`,
-    };
-    const throughputJson = {
-      unit: 'Gbit/s',
-      overlay: { median: ov.medianMs / 1000, min: ov.minMs / 1000, max: ov.maxMs / 1000, samples: overlay.map((r) => Number(gbit(r.bitsPerSecond))) },
-      reference: { label: 'underlay host-to-host iperf3, same hosts, same run', kind: 'measured', median: ul.medianMs / 1000, min: ul.minMs / 1000, max: ul.maxMs / 1000, samples: underlay.map((r) => Number(gbit(r.bitsPerSecond))) },
-      ratio: Number((ov.medianMs / ul.medianMs).toFixed(3)),
-    };
-    const mtuLine = `MTU: overlay ${overlayMtu.mtu} (${overlayMtu.dev} in the task on h2; ${bench.vxlan} ${vxlanMtu.mtu} in its sandbox); underlay ${underlayMtu.mtu} (${underlayMtu.dev} of h2, on the lab's 1500 bridge)`;
     /** When a later phase fails, the throughput figures are printed all the same, then the failure. */
     const partial = (phase: string, err: unknown): never => {
       bench.note(`${phase} failed: ${(err as Error).message}; its figures are missing`);
-      process.stdout.write(render([throughputRow], [throughputLine, mtuLine, '', 'observations:', ...bench.notes.map((x) => `  - ${x}`)], opts.runs));
-      process.stdout.write(`BENCH_JSON ${JSON.stringify({ runs: opts.runs, hosts: HOSTS, prefix: opts.prefix, cpus: cpus().length, vni: bench.vni, figures: { throughput: throughputJson }, failed: { [phase]: (err as Error).message }, notes: bench.notes })}\n`);
+      process.stdout.write(render(tpRows, [...tpLines, '', 'observations:', ...bench.notes.map((x) => `  - ${x}`)], opts.runs));
+      process.stdout.write(`BENCH_JSON ${JSON.stringify({ runs: opts.runs, hosts: HOSTS, prefix: opts.prefix, cpus: cpus().length, vni: bench.vni, figures: tpJson, failed: { [phase]: (err as Error).message }, notes: bench.notes })}\n`);
       throw err;
     };
 
@@ -642,7 +767,7 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
     const sd = summarize(delPoll);
     const refAddLabel = 'by hand: bridge fdb add + ip neigh add';
     const rows: Row[] = [
-      throughputRow,
+      ...tpRows,
       {
         key: 'peerAdd',
         label: `peer add: task RUNNING -> FDB entry on every other host (polls every ${FDB_POLL_MS} ms)`,
@@ -703,10 +828,8 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
     const delAfterStop = defined(dels.map((s) => worstOf(s, 'fdbMonitor', s.processGoneAt)));
     const pollS = tenths(watch.pollMs);
     const lines: string[] = [
-      throughputLine,
-      mtuLine,
-      'earlier figure on this machine (DESIGN.md, not this run): container-to-container over VXLAN 15.1 vs 17.4 Gbit/s host-to-host, ratio 0.87',
-      '',
+      ...tpLines,
+      ...(tpLines.length > 0 ? [''] : []),
       `peer add, max over the task's other hosts: median ${sa.medianMs} ms, max ${sa.maxMs} ms from RUNNING; median ${sc.medianMs} ms, max ${sc.maxMs} ms from creation (max / reference ${ratioOrLead(sc.maxMs, refAddMs)})`,
       `peer add from RUNNING, per host pair (task's host -> host programmed, median ms): ${perPair(adds)}`,
       `peer add from RUNNING, cross-check by \`bridge monitor fdb\` events: ${range(defined(adds.map((s) => worstOf(s, 'fdbMonitor'))))}`,
@@ -719,7 +842,7 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
       '',
       `reference: swarmkit/docker document no bound for overlay peer propagation (it goes by gossip), so the reference is the kernel cost floor: one \`bridge fdb add <mac> dev vx dst <vtep> self permanent\` + one \`ip neigh add <ip> lladdr <mac> dev vx nud permanent\`, run by hand one after the other (process starts included) in a scratch sandbox made like the agent's (bridge + VXLAN port, nolearning, proxy): median of ${REFERENCE_REPEATS} ${refAddMs.toFixed(1)} ms (min ${(refAdd.minMs / 10).toFixed(1)}, max ${(refAdd.maxMs / 10).toFixed(1)}); the del pair ${refDelMs.toFixed(1)} ms`,
       `timing: RUNNING and createdAt are the task's timestamps in \`service ps --format api\` (set on this machine's clock); FDB presence is read by \`bridge -n <sandbox> fdb show dev ${bench.vxlan}\` every ${FDB_POLL_MS} ms on all 3 hosts at once (${watch.pollMs.length} polls taking ${(pollS.medianMs / 10).toFixed(1)} ms median, max ${(pollS.maxMs / 10).toFixed(1)}): a polled time is late by up to one period plus one poll; the monitor figures carry no poll delay`,
-      `machine: ${cpus().length} cores shared by the 3 daemons, etcd, the tasks, the polls and iperf3`,
+      machineLine(),
     ];
     if (bench.notes.length > 0) lines.push('', 'observations:', ...bench.notes.map((x) => `  - ${x}`));
     process.stdout.write(render(rows, lines, opts.runs));
@@ -751,9 +874,8 @@ export async function runNetworksBench(opts: BenchOptions): Promise<void> {
       prefix: opts.prefix,
       cpus: cpus().length,
       vni: bench.vni,
-      mtu: { overlay: overlayMtu.mtu, vxlan: vxlanMtu.mtu, underlay: underlayMtu.mtu },
       figures: {
-        throughput: throughputJson,
+        ...tpJson,
         peerAdd: msFigure(sa, refAddJson, refAddMs),
         peerAddFromCreated: msFigure(sc, refAddJson, refAddMs),
         peerRemove: msFigure(sd, 'bridge fdb del + ip neigh del by hand in a sandbox', refDelMs),

@@ -18,7 +18,9 @@
  *     ARP never crosses the underlay: there is no default (all-zero) FDB destination, so
  *     broadcasts stay on the host.
  *   - per task on this host, a veth `v<vni>-<task id>` on the bridge, whose peer is the task's
- *     `eth<i>`.
+ *     `eth<i>`;
+ *   - br_netfilter off (bridge-nf-call-* 0: plans/overlay-plan.ts SANDBOX_SYSCTLS), set when a
+ *     handle on the sandbox is opened: nothing there filters, so bridged frames skip the IP hooks.
  *
  * The decisions come from the pure plan (plans/overlay-plan.ts: planSandboxes, which also makes a
  * `vx-<vni>` with ARP proxy off again and mirrors the remote peers in the bridges' FDB). This file

@@ -72,6 +72,10 @@ function fdb(dev: string, ns: string): any[] {
 
 const netnsList = (): string[] => ipj(['netns', 'list']).map((n) => n.name as string);
 
+/** bridge-nf-call-iptables, -ip6tables and -arptables in a namespace. */
+const bridgeNf = (ns: string): string[] =>
+  run('ip', ['netns', 'exec', ns, 'cat', ...['iptables', 'ip6tables', 'arptables'].map((f) => `/proc/sys/net/bridge/bridge-nf-call-${f}`)]).trim().split('\n');
+
 /** A TCP round trip from namespace `ns` to ip:PORT: the reply, or 'error: ...' / 'timeout'. */
 function tcp(ns: string, ip: string, timeoutMs = 5000): string {
   return run('ip', [
@@ -196,6 +200,22 @@ describe('OverlayDriver across two hosts', () => {
     expect(run('ip', ['netns', 'exec', SB1, 'ss', '-Huln', 'sport', '=', ':4789']).trim()).toBe('');
     expect(await d1.doctor([net1([A, B])])).toEqual([]);
     expect(await d2.doctor([net1([A, B]), net2([C])])).toEqual([]);
+    // br_netfilter is off in the sandboxes (their bridges only switch), left as it was elsewhere.
+    for (const ns of [SB1, SB2, SB2C]) expect(bridgeNf(ns)).toEqual(['0', '0', '0']);
+    expect(bridgeNf(H1)).toEqual(['1', '1', '1']);
+  });
+
+  test('an agent that finds a sandbox with br_netfilter on (made by an earlier agent) turns it off', async () => {
+    run('ip', ['netns', 'exec', SB1, 'sh', '-c', 'for f in iptables ip6tables arptables; do echo 1 > /proc/sys/net/bridge/bridge-nf-call-$f; done']);
+    expect(bridgeNf(SB1)).toEqual(['1', '1', '1']);
+    const again = new OverlayDriver({ log: createRootLogger('silent'), localVtep: VTEP1, hostNetns: netnsPath(H1), sandboxPrefix: S1 });
+    drivers.push(again);
+    try {
+      await again.reconcile([net1([A, B])], running1());
+      expect(bridgeNf(SB1)).toEqual(['0', '0', '0']);
+    } finally {
+      await again.close();
+    }
   });
 
   test('attach plugs tasks in as eth0, and a TCP round trip crosses the overlay', async () => {

@@ -5,6 +5,7 @@ import {
   KernelState,
   OverlayOp,
   OverlayPlanInput,
+  SANDBOX_SYSCTLS,
   SandboxReading,
   WantedOverlay,
   diffReport,
@@ -13,6 +14,7 @@ import {
   planOverlayMtu,
   planOverlayProblem,
   planSandboxes,
+  planSysctlScript,
   sandboxReport,
 } from '../../agent/network/plans/overlay-plan';
 
@@ -87,6 +89,20 @@ function show(o: OverlayOp): string {
       return `${o.op} ${o.dev} ${o.ip} ${o.mac}`;
   }
 }
+
+describe('planSysctlScript', () => {
+  test('sandboxes turn br_netfilter off, for each file the kernel has', () => {
+    expect(planSysctlScript(SANDBOX_SYSCTLS).split('\n')).toEqual([
+      'if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-iptables; fi',
+      'if [ -e /proc/sys/net/bridge/bridge-nf-call-ip6tables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-ip6tables; fi',
+      'if [ -e /proc/sys/net/bridge/bridge-nf-call-arptables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-arptables; fi',
+    ]);
+  });
+
+  test.each([['net/../../etc/passwd', '0'], ['net/bridge/x; reboot', '0'], ['/net/bridge/x', '0'], ['net/bridge/x', '1; reboot'], ['net/bridge/x', '']])('refuses name %j, value %j', (name, value) => {
+    expect(() => planSysctlScript({ [name]: value })).toThrow(/invalid/);
+  });
+});
 
 describe('planOverlayMtu', () => {
   test.each([

@@ -2,10 +2,20 @@ import { renderNftReplace } from '../../agent/network/plans/lb-nft';
 import { VXLAN_NFT_TABLE, renderVxlanFilterNft } from '../../agent/network/plans/vxlan-filter-nft';
 
 describe('renderVxlanFilterNft', () => {
-  test('drops VXLAN from every address but the nodes\', listed as nft lists them (sorted by address, no duplicates)', () => {
+  test('drops VXLAN from every address but the nodes\', listed as nft lists them (sorted by address, no duplicates); VXLAN is not tracked', () => {
     expect(renderVxlanFilterNft(['198.51.100.12', '198.51.100.2', '10.1.0.7', '198.51.100.2'])).toBe(
       [
         'table ip swarmlet-vxlan {',
+        '\tchain raw-prerouting {',
+        '\t\ttype filter hook prerouting priority raw; policy accept;',
+        '\t\tudp dport 4789 notrack',
+        '\t}',
+        '',
+        '\tchain raw-output {',
+        '\t\ttype filter hook output priority raw; policy accept;',
+        '\t\tudp dport 4789 notrack',
+        '\t}',
+        '',
         '\tchain input {',
         '\t\ttype filter hook input priority filter; policy accept;',
         '\t\tudp dport 4789 ip saddr != { 10.1.0.7, 198.51.100.2, 198.51.100.12 } drop',

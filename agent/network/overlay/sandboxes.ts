@@ -9,7 +9,8 @@ import type { Logger } from '../../../services/common/logger';
 import { isSwarmVni } from '../../../services/common/vxlan';
 import { Netlink, NetlinkError } from '../netlink';
 import type { LinkInfo } from '../netlink';
-import { SandboxReading, bridgeName, vxlanName } from '../plans/overlay-plan';
+import { SANDBOX_SYSCTLS, SandboxReading, bridgeName, planSysctlScript, vxlanName } from '../plans/overlay-plan';
+import { runInNetns } from '../netns-run';
 import { deleteNetns, isNetnsMounted, listNetns, netnsPath } from '../sandbox';
 
 const HOST_VXLAN = /^vx-[1-9][0-9]*$/;
@@ -92,7 +93,21 @@ export class OverlaySandboxes {
     const nl = await Netlink.inNetns(path);
     const sb: Sandbox = { vni, name, path, nl, id };
     this.open.set(vni, sb);
+    await this.ensureSysctls(sb);
     return sb;
+  }
+
+  /**
+   * The sandbox's kernel settings (SANDBOX_SYSCTLS: br_netfilter off), written once per handle:
+   * when the sandbox is made, and when an agent opens one it finds (one made by an earlier agent).
+   * A failure is logged and the sandbox used all the same: it only costs speed.
+   */
+  private async ensureSysctls(sb: Sandbox): Promise<void> {
+    try {
+      await runInNetns(sb.path, 'sh', ['-c', planSysctlScript(SANDBOX_SYSCTLS)]);
+    } catch (err) {
+      this.log.warn({ vni: sb.vni, netns: sb.name, err: asSwarmletError(err).message }, 'sandbox kernel settings not applied');
+    }
   }
 
   /**
