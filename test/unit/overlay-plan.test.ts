@@ -14,7 +14,7 @@ import {
   planOverlayMtu,
   planOverlayProblem,
   planSandboxes,
-  planSysctlScript,
+  planSysctlWrites,
   sandboxReport,
 } from '../../agent/network/plans/overlay-plan';
 
@@ -90,17 +90,17 @@ function show(o: OverlayOp): string {
   }
 }
 
-describe('planSysctlScript', () => {
-  test('sandboxes turn br_netfilter off, for each file the kernel has', () => {
-    expect(planSysctlScript(SANDBOX_SYSCTLS).split('\n')).toEqual([
-      'if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-iptables; fi',
-      'if [ -e /proc/sys/net/bridge/bridge-nf-call-ip6tables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-ip6tables; fi',
-      'if [ -e /proc/sys/net/bridge/bridge-nf-call-arptables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-arptables; fi',
+describe('planSysctlWrites', () => {
+  test('sandboxes turn br_netfilter off', () => {
+    expect(planSysctlWrites(SANDBOX_SYSCTLS)).toEqual([
+      { path: '/proc/sys/net/bridge/bridge-nf-call-iptables', value: '0\n' },
+      { path: '/proc/sys/net/bridge/bridge-nf-call-ip6tables', value: '0\n' },
+      { path: '/proc/sys/net/bridge/bridge-nf-call-arptables', value: '0\n' },
     ]);
   });
 
   test.each([['net/../../etc/passwd', '0'], ['net/bridge/x; reboot', '0'], ['/net/bridge/x', '0'], ['net/bridge/x', '1; reboot'], ['net/bridge/x', '']])('refuses name %j, value %j', (name, value) => {
-    expect(() => planSysctlScript({ [name]: value })).toThrow(/invalid/);
+    expect(() => planSysctlWrites({ [name]: value })).toThrow(/invalid/);
   });
 });
 

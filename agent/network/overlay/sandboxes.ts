@@ -9,8 +9,8 @@ import type { Logger } from '../../../services/common/logger';
 import { isSwarmVni } from '../../../services/common/vxlan';
 import { Netlink, NetlinkError } from '../netlink';
 import type { LinkInfo } from '../netlink';
-import { SANDBOX_SYSCTLS, SandboxReading, bridgeName, planSysctlScript, vxlanName } from '../plans/overlay-plan';
-import { runInNetns } from '../netns-run';
+import { SANDBOX_SYSCTLS, SandboxReading, bridgeName, planSysctlWrites, vxlanName } from '../plans/overlay-plan';
+import { netnsOps } from '../../runtime/netns-ops';
 import { deleteNetns, isNetnsMounted, listNetns, netnsPath } from '../sandbox';
 
 const HOST_VXLAN = /^vx-[1-9][0-9]*$/;
@@ -100,13 +100,19 @@ export class OverlaySandboxes {
   /**
    * The sandbox's kernel settings (SANDBOX_SYSCTLS: br_netfilter off), written once per handle:
    * when the sandbox is made, and when an agent opens one it finds (one made by an earlier agent).
-   * A failure is logged and the sandbox used all the same: it only costs speed.
+   * Through the namespace helper: no process. A file the kernel does not have (br_netfilter not
+   * loaded) is skipped; another failure is logged and the sandbox used all the same: it only costs speed.
    */
   private async ensureSysctls(sb: Sandbox): Promise<void> {
-    try {
-      await runInNetns(sb.path, 'sh', ['-c', planSysctlScript(SANDBOX_SYSCTLS)]);
-    } catch (err) {
-      this.log.warn({ vni: sb.vni, netns: sb.name, err: asSwarmletError(err).message }, 'sandbox kernel settings not applied');
+    for (const { path, value } of planSysctlWrites(SANDBOX_SYSCTLS)) {
+      try {
+        await netnsOps.write(sb.path, path, value);
+      } catch (err) {
+        const e = asSwarmletError(err);
+        if (e.kind === 'NotFound') continue;
+        this.log.warn({ vni: sb.vni, netns: sb.name, err: e.message }, 'sandbox kernel settings not applied');
+        return;
+      }
     }
   }
 

@@ -395,18 +395,15 @@ export const SANDBOX_SYSCTLS: Readonly<Record<string, string>> = Object.freeze({
 });
 
 /**
- * A `sh -c` script that writes these settings in the namespace it runs in; a file the kernel does
- * not have (br_netfilter not loaded) is skipped. Names are /proc/sys paths of letters, digits, `_`,
- * `-`, `.` and `/`; values digits.
+ * The files and values that write these settings in a namespace: /proc/sys paths. Names are
+ * letters, digits, `_`, `-`, `.` and `/`, with no `..`; values digits.
  */
-export function planSysctlScript(sysctls: Readonly<Record<string, string>>): string {
-  const lines: string[] = [];
-  for (const [name, value] of Object.entries(sysctls)) {
+export function planSysctlWrites(sysctls: Readonly<Record<string, string>>): { path: string; value: string }[] {
+  return Object.entries(sysctls).map(([name, value]) => {
     if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(name) || name.split('/').includes('..')) throw invalidArgument(`invalid sysctl name ${JSON.stringify(name)}`);
     if (!/^[0-9]+$/.test(value)) throw invalidArgument(`invalid value ${JSON.stringify(value)} for sysctl ${name}`);
-    lines.push(`if [ -e /proc/sys/${name} ]; then echo ${value} > /proc/sys/${name}; fi`);
-  }
-  return lines.join('\n');
+    return { path: `/proc/sys/${name}`, value: `${value}\n` };
+  });
 }
 
 /** A link in a sandbox namespace, as the driver reads it (netlink's LinkInfo fits). */
