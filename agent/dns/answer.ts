@@ -26,7 +26,7 @@ export const FLAG_RA = 1 << 7;
 export const UDP_MIN = 512;
 export const UDP_MAX = 4096;
 
-const REVERSE_V4 = '.in-addr.arpa';
+export const REVERSE_V4 = '.in-addr.arpa';
 
 /** Higher wins when names collide: a service name over a task's name over a hostname. */
 const PRIORITY = { service: 3, taskName: 2, hostname: 1 } as const;

@@ -14,7 +14,7 @@
  * which stays the one reference. Over UDP a reply keeps the records that fit the asker's limit
  * (512, or its EDNS size up to 4096) and sets TC when some do not, as encodeAnswer does.
  */
-import { DNS_TTL, FLAG_AA, FLAG_RA, FLAG_RD, FLAG_TC, UDP_MAX, UDP_MIN, type DnsIndex } from './answer';
+import { DNS_TTL, FLAG_AA, FLAG_RA, FLAG_RD, FLAG_TC, REVERSE_V4, UDP_MAX, UDP_MIN, type DnsIndex } from './answer';
 import { readIpv4 } from '../../services/common/cidr';
 
 /** Records in wire form, one after the other; `starts` has each one's offset, then the end. */
@@ -43,7 +43,6 @@ const CLASS_IN = 1;
 const HEADER = 12;
 /** A record's owner name: a pointer to the question's name, which starts right after the header. */
 const NAME_POINTER = 0xc00c;
-const REVERSE_V4 = '.in-addr.arpa';
 const MAX_NAME = 255;
 const MAX_LABEL = 63;
 const NO_RECORDS: WireRecords = { data: Buffer.alloc(0), starts: [0], rotate: false };

@@ -164,9 +164,7 @@ export class NetnsOps {
     const where = `${what}${netns ? ` in ${pinned ? pinned.path : netns}` : ''}`;
     if (pinned && (pinned.generation !== this.generation || !this.child)) {
       // Its fd was the helper's that is gone: the namespace must be opened again.
-      const err = internal(`${where}: the namespace helper was started again since the namespace was opened`);
-      (err as SwarmletError & { code?: string }).code = 'EBADF';
-      reject(err);
+      reject(withErrno(internal(`${where}: the namespace helper was started again since the namespace was opened`), 'EBADF'));
       return;
     }
     let child: ChildProcess;
@@ -259,16 +257,13 @@ export class NetnsOps {
     // -1 is nft's own refusal; other codes are the errno of opening or entering the namespace, or of the operation.
     const errno = code > 0 ? ERRNO_NAMES.get(code) : undefined;
     const err = errno === 'ENOENT' ? notFound(message) : internal(message);
-    if (errno) (err as SwarmletError & { code?: string }).code = errno;
-    return err;
+    return errno ? withErrno(err, errno) : err;
   }
 
   private failAll(err: SwarmletError): void {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      const e = internal(`${p.what}: ${err.message}`, err);
-      (e as SwarmletError & { code?: string }).code = 'EPIPE';
-      p.reject(e);
+      p.reject(withErrno(internal(`${p.what}: ${err.message}`, err), 'EPIPE'));
     }
     this.clearTimer();
   }
@@ -304,6 +299,11 @@ export class NetnsOps {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+/** `err` with the errno name (`code`, as Node's own errors carry it) that callers tell a lost helper or namespace by. */
+function withErrno(err: SwarmletError, code: string): SwarmletError {
+  return Object.assign(err, { code });
 }
 
 /** This process's namespace helper. */

@@ -73,10 +73,14 @@ export async function fromManagerOrNode<Res>(c: Clients, onManager: () => Promis
  * `Containers` map (container id -> Name, EndpointID, MacAddress, IPv4Address) of the containers on it.
  */
 export function networkJson(d: NetworkDetail): unknown {
-  const containers = Object.fromEntries(
+  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints, Containers: containersOn(d) };
+}
+
+/** docker's `Containers` map of a network: container id -> Name, EndpointID, MacAddress, IPv4Address. */
+function containersOn(d: NetworkDetail): object {
+  return Object.fromEntries(
     d.endpoints.filter((e) => e.containerId).map((e) => [e.containerId, { Name: e.taskName, EndpointID: e.taskId, MacAddress: e.mac, IPv4Address: e.address, IPv6Address: '' }]),
   );
-  return { ...(Network.toJSON(d.network!) as object), endpoints: d.endpoints, Containers: containers };
 }
 
 /**
@@ -89,7 +93,6 @@ export function networkInspect(d: NetworkDetail): object {
   const spec = n.spec!;
   const overlay = spec.driver === 'overlay';
   const ipam = n.subnet ? [{ Subnet: n.subnet, ...(n.gateway ? { Gateway: n.gateway } : {}), ...(spec.ipam?.ipRange ? { IPRange: spec.ipam.ipRange } : {}) }] : [];
-  const { Containers } = networkJson(d) as { Containers: object };
   return {
     Name: spec.name,
     Id: n.id,
@@ -103,7 +106,7 @@ export function networkInspect(d: NetworkDetail): object {
     Ingress: overlay && spec.name === 'ingress',
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
-    Containers,
+    Containers: containersOn(d),
     Options: { ...(overlay ? { 'com.docker.network.driver.overlay.vxlanid_list': String(n.vni) } : {}), ...spec.options },
     Labels: { ...spec.labels },
   };
