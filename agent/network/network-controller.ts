@@ -135,6 +135,8 @@ export class NetworkController implements TaskNetworks {
   private readonly unplugging = new Set<string>();
   /** This node's tasks that stopped serving (exited, or being stopped) before the managers said so (plans/endpoints-down.ts). */
   private readonly down = new Set<string>();
+  /** served() of the state and the down set it was computed from: each VIP table's turn reads it, once per change. */
+  private servedMemo?: { state: unknown; downSize: number; value: ServedEndpoints };
   /** 'plugged' after a container's interfaces changed. */
   private readonly events = new EventEmitter();
 
@@ -244,7 +246,12 @@ export class NetworkController implements TaskNetworks {
 
   /** The last message's records and ingress backends, less the tasks this node knows are down. */
   private served(): ServedEndpoints {
-    return planEndpointsDown(this.state, this.state.tasks, this.down);
+    // The down set only grows between messages (apply() replaces the state when it shrinks it).
+    const m = this.servedMemo;
+    if (m && m.state === this.state && m.downSize === this.down.size) return m.value;
+    const value = planEndpointsDown(this.state, this.state.tasks, this.down);
+    this.servedMemo = { state: this.state, downSize: this.down.size, value };
+    return value;
   }
 
   /**
