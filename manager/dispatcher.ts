@@ -85,6 +85,9 @@ export class Dispatcher {
   private readonly attachments: NetworkAttachments;
   /** The cluster's timings as last read; the broadcast loop keeps it fresh. */
   private spec?: ClusterSpec;
+  /** What every node's message was last made from (SessionPlan.globalSignature), and how many times that changed. */
+  private lastGlobal?: string;
+  private globalEpoch = 0;
   /** The cluster's root certificate, as read when a session opened (what node certificates are checked against). */
   private rootCaPem?: string;
   private readonly sessionSetups = new Semaphore(SESSION_SETUPS_IN_FLIGHT);
@@ -297,6 +300,10 @@ export class Dispatcher {
     this.spec = view.cluster.spec;
     const plan = new SessionPlan({ cluster: view.cluster, nodes: view.nodes, leaderId: view.leaderId, tasks, networks, services }, (assigned, all) => taskCredentials(assigned, all, this.sealKey, this.log), (assigned) => taskFileValues(assigned, secrets, configs, this.sealKey, this.log));
     this.wire.newPass();
+    // Every session is looked at in every pass, so a session's signature carries a count of the global part's changes rather than that part.
+    const global = plan.globalSignature();
+    if (global === undefined || global !== this.lastGlobal) this.globalEpoch += 1;
+    this.lastGlobal = global;
     let seen = 0;
     for (const session of [...this.sessions.values()]) {
       // A pass over a thousand sessions must not hold up their heartbeats: other callbacks run now and then.
@@ -307,7 +314,8 @@ export class Dispatcher {
         this.endSession(session, nodeRemovedStatus());
         continue;
       }
-      const signature = plan.signature(session.nodeId);
+      const own = plan.signature(session.nodeId);
+      const signature = own === undefined || global === undefined ? undefined : `${this.globalEpoch} ${own}`;
       if (signature !== undefined && signature === session.lastSignature) continue;
       session.lastSignature = signature;
       // Encoded here, part by part, and sent as bytes (dispatcherServiceDefinition): whole, or what changed.

@@ -72,8 +72,11 @@ export class SessionPlan {
   }
 
   /**
-   * A summary of everything the node's message is made from: equal for two reads only if the
-   * message would be too. Undefined when it cannot tell (objects without versions): build it.
+   * A summary of what the node's message is made from, beside what every node's is made from
+   * (`globalSignature`): two reads with both equal make the same message. Undefined when it cannot
+   * tell (objects without versions): build it. The two are kept apart because the global part
+   * grows with the cluster (every node's address): held whole per session, a thousand nodes held
+   * a thousand copies of 36 KB.
    */
   signature(nodeId: string): string | undefined {
     const node = this.nodeById.get(nodeId);
@@ -87,7 +90,7 @@ export class SessionPlan {
       for (const a of t.networks) networks.add(a.networkId);
     }
     if (this.ingress) networks.add(this.ingress.id);
-    const parts = [this.globalSignature(), `${node.meta?.version ?? 0}`, JSON.stringify(node.managerStatus ?? null), versionsOf(tasks), versionsOf(services)];
+    const parts = [`${node.meta?.version ?? 0}`, JSON.stringify(node.managerStatus ?? null), versionsOf(tasks), versionsOf(services)];
     if (!node.meta?.version) return undefined;
     for (const id of [...networks].sort()) parts.push(this.networkSignature(id));
     const signature = parts.join(' ');
@@ -130,9 +133,9 @@ export class SessionPlan {
     return this.shared;
   }
 
-  /** What every node's message depends on: the cluster, the leader, the managers, the nodes' addresses, the networks, the routing mesh. */
-  private globalSignature(): string {
-    if (this.global !== undefined) return this.global;
+  /** What every node's message depends on: the cluster, the leader, the managers, the nodes' addresses, the networks, the routing mesh. Undefined when it cannot tell. */
+  globalSignature(): string | undefined {
+    if (this.global !== undefined) return this.global.includes('?') ? undefined : this.global;
     const { cluster, nodes, networks, services, leaderId } = this.input;
     const published = services.filter((s) => serviceIngressPorts(s).length > 0);
     const parts = [
@@ -148,7 +151,7 @@ export class SessionPlan {
     // While the mesh is on, every node's ingress endpoint is a peer of the ingress network everywhere.
     if (published.length > 0) parts.push(JSON.stringify(nodes.map((n) => n.ingress ?? null)));
     this.global = parts.join(' ');
-    return this.global;
+    return this.globalSignature();
   }
 
   /** What a network's part of a message depends on: the network, its tasks and its services. */

@@ -82,7 +82,9 @@ test("each node's message is what the per-node plans make of the same state", ()
 describe('signatures: a pass rebuilds only the messages a change concerns', () => {
   const signatures = (input: SessionPlanInput) => {
     const p = plan(input);
-    return Object.fromEntries(input.nodes.map((n) => [n.id, p.signature(n.id)]));
+    const global = p.globalSignature();
+    const both = (own: string | undefined) => (global === undefined || own === undefined ? undefined : `${global} ${own}`);
+    return Object.fromEntries(input.nodes.map((n) => [n.id, both(p.signature(n.id))]));
   };
   const changed = (before: SessionPlanInput, after: SessionPlanInput) => {
     const [a, b] = [signatures(before), signatures(after)];
