@@ -34,6 +34,7 @@ import { Etcd3 } from 'etcd3';
 import { SwarmletError } from '../services/common/errors';
 import { createRootLogger } from '../services/common/logger';
 import { callUnary } from '../services/api/handlers';
+import { NODE_SERVER_OPTIONS } from '../services/api/server-extras';
 import { applySessionDelta } from '../services/api/session-delta';
 import { CertificateSource, managerChannelOptions, managerClientCredentials, managerServerCredentials, TlsMaterial } from '../services/api/tls';
 import { createKeyAndCSR, createRootCA, newRandomId, newTokenSecret, signCertificate } from '../services/pki/ca';
@@ -180,7 +181,8 @@ interface Figures {
   /** From the manager's log: times it stopped leading, failed loop passes and the last one's reason. */
   leadershipLost?: number;
   /** From the first session opened to every session open and node ready (or the timeout). */
-  setup: { ms: number; ready: boolean; readyNodes: number; sessions: number };
+  /** `memory`: the leader's process.memoryUsage() with the sessions open, before the first create. */
+  setup: { ms: number; ready: boolean; readyNodes: number; sessions: number; memory: NodeJS.MemoryUsage };
   loadAvg?: { start: number; end: number };
   /** How late the leader's event loop ran, from the first create to the end of the wait. */
   loopDelayMs?: { p99: number; max: number };
@@ -213,7 +215,8 @@ async function runLeader(opts: Options): Promise<void> {
   // Watch replies are counted around the no-op pass alone: walking every one of them was 3% of the leader's CPU.
   counter.countWatches = false;
   const managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [counter.interceptor] } as Parameters<typeof fixtureClient>[1]);
-  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 5000 });
+  // The options a node's server has (node/daemon.ts).
+  const server = new grpc.Server(NODE_SERVER_OPTIONS);
   let manager: Manager | undefined;
   let agents: ChildProcess | undefined;
   let control: ControlClient | undefined;
@@ -335,8 +338,8 @@ async function runLeader(opts: Options): Promise<void> {
         return false;
       },
     );
-    const setupFigure = { ms: Date.now() - tSessions, ready: nodesReady, readyNodes, sessions: status?.sessions ?? 0 };
-    progress(`${readyNodes} of ${opts.nodes} nodes ready`);
+    const setupFigure = { ms: Date.now() - tSessions, ready: nodesReady, readyNodes, sessions: status?.sessions ?? 0, memory: process.memoryUsage() };
+    progress(`${readyNodes} of ${opts.nodes} nodes ready; rss ${(setupFigure.memory.rss / MiB).toFixed(0)} MiB`);
     const raw = etcd.client;
 
     // The services, through the Control API, as the CLI creates them.
@@ -495,6 +498,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     'Times run from the first CreateService to the moment the tasks watch (a separate etcd client) saw the last task stored as assigned (running).',
     "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes. etcd CPU time: the etcd member's (from /proc) over the same span.",
     "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
+    `With the sessions open, before the first create: RSS ${mib(f.setup.memory.rss)}, JS heap ${mib(f.setup.memory.heapUsed)} used of ${mib(f.setup.memory.heapTotal)}, external ${mib(f.setup.memory.external)} (array buffers ${mib(f.setup.memory.arrayBuffers)}).`,
     f.memoryAtPeak ? `At the RSS peak: JS heap ${mib(f.memoryAtPeak.heapUsed)} used of ${mib(f.memoryAtPeak.heapTotal)}, external ${mib(f.memoryAtPeak.external)} (array buffers ${mib(f.memoryAtPeak.arrayBuffers)}).` : '',
     "No-op pass: the key and value bytes of the KV replies to the manager's etcd client (counted by a gRPC interceptor) from one unchanged write of a node key until its KV calls were quiet for 1 s; watch events (the write itself, to each watching loop) are shown apart.",
     `Sessions failed (and opened again): ${s.sessionFailures}; status reports refused: ${s.failedReports}${s.lastError ? ` (last: ${s.lastError})` : ''}.`,
