@@ -108,6 +108,7 @@ export function localNodeService(node: LocalApiNode): LocalNodeServer {
     ...terminalService({
       runtimeFor: (id) => (node.containers.has(id) ? node.containerRuntime : node.runtime),
       targets: [taskTargets(node), containerTargets(node)],
+      exitCodeOf: (id) => node.containers.removedExitCode(id),
       log: componentLogger(node.rootLog, 'terminal'),
     }),
   };

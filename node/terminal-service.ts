@@ -13,6 +13,8 @@ export interface TerminalServiceDeps {
   runtimeFor: (id: string) => Runtime;
   /** Where targets are looked up: this node's tasks and its containers. */
   targets: TerminalTargetSource[];
+  /** How a target ended when its runtime no longer has it (a --rm container, removed as it ended), if known. */
+  exitCodeOf?: (id: string) => number | undefined;
   log: Logger;
 }
 
@@ -38,9 +40,9 @@ const ended = (s: NodeJS.ReadableStream | undefined) =>
 
 /**
  * Relays one session over the call: output (stdout, stderr) to the client, stdin, resizes and
- * the end of stdin from it; the exit code last. A client that goes away ends the session.
+ * the end of stdin from it; the exit code last (`exited`: the session's, unless told). A client that goes away ends the session.
  */
-async function relay(call: Call, session: TerminalSession, opts: { tty: boolean; stdin: boolean }): Promise<void> {
+async function relay(call: Call, session: TerminalSession, opts: { tty: boolean; stdin: boolean }, exited = session.exited): Promise<void> {
   let gone = false;
   const send = (stream: OutputStream) => (data: Buffer) => {
     if (!gone) call.write({ msg: { $case: 'output', value: { stream, data } } });
@@ -64,7 +66,7 @@ async function relay(call: Call, session: TerminalSession, opts: { tty: boolean;
     session.close();
   });
   call.resume();
-  const code = await session.exited;
+  const code = await exited;
   // The output the process wrote before it ended goes first (bounded: a grandchild may keep a pipe open).
   await Promise.race([Promise.all([ended(session.stdout), ended(session.stderr)]), new Promise((r) => setTimeout(r, 2000).unref())]);
   session.close();
@@ -107,12 +109,14 @@ export function terminalService(deps: TerminalServiceDeps): Pick<LocalNodeServer
         if (first?.$case !== 'attach') throw invalidArgument('the first message of an attach must be its start');
         const taskId = await resolveTerminalTarget(first.value.target, deps.targets);
         const session = await deps.runtimeFor(taskId).attach(taskId);
+        // The runtime ends a session with -1 when the task is gone: a --rm container is removed as soon as it ends, maybe before the session looked.
+        const exited = session.exited.then((code) => (code === -1 ? deps.exitCodeOf?.(taskId) ?? code : code));
         const size = first.value.size;
         if (size && size.rows > 0 && size.cols > 0) await session.resize(size).catch(() => undefined);
         log.info({ taskId }, 'attached');
         call.write({ msg: { $case: 'started', value: { id: taskId, tty: session.tty } } });
         // The task's stdin is never closed by one attach (other attaches may follow).
-        await relay(call, session, { tty: true, stdin: true });
+        await relay(call, session, { tty: true, stdin: true }, exited);
       })().catch((err) => fail(call, err));
     },
   };

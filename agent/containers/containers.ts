@@ -83,7 +83,7 @@ export class Containers {
   private readonly locks = new Map<string, Mutex>();
   /** Names are taken under this lock, with the records. */
   private readonly createLock = new Mutex();
-  /** Exit codes of containers removed by --rm, for a `wait` that was under way. */
+  /** Exit codes of containers removed by --rm, for a `wait` or an attach that was under way. */
   private readonly removedExits = new Map<string, number>();
   private readonly controller = new AbortController();
   private timer?: NodeJS.Timeout;
@@ -439,6 +439,11 @@ export class Containers {
     this.locks.delete(id);
     this.log.info({ containerId: id, name: rec.container.name }, 'container removed');
     this.emitEvent('destroy', rec.container);
+  }
+
+  /** The exit code of a container that --rm removed as it ended, while it is remembered. */
+  removedExitCode(id: string): number | undefined {
+    return this.recs.has(id) ? undefined : this.removedExits.get(id);
   }
 
   /** `wait`: the exit code once the container is no longer running. */
