@@ -76,3 +76,14 @@ test('a report that loses a race with another write is read again and written', 
   const t1 = await store.getTask('t1');
   expect([t1?.status?.state, t1?.desiredState]).toEqual([TaskState.TASK_STATE_RUNNING, TaskState.TASK_STATE_SHUTDOWN]);
 });
+
+test("at info the manager's log has a task's failure, not its way to running (the node's log has that)", async () => {
+  const store = new CountingStore();
+  await store.createTasks([assigned('t0', 'n0'), assigned('t1', 'n1')]);
+  const lines: { level: number; state?: string; msg: string }[] = [];
+  const infoLog = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const writer = new TaskStatusWriter(store, infoLog);
+  await writer.record('n0', [{ taskId: 't0', status: status(TaskState.TASK_STATE_RUNNING, 'started') }]);
+  await writer.record('n1', [{ taskId: 't1', status: status(TaskState.TASK_STATE_FAILED, 'exit 1') }]);
+  expect(lines.filter((l) => l.msg === 'task state changed').map((l) => [l.state, l.level])).toEqual([['TASK_STATE_FAILED', 30]]);
+});
