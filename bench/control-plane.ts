@@ -175,6 +175,8 @@ interface Figures {
   cpuToAssignedMs?: number;
   /** The etcd member's CPU time over the same span. */
   etcdCpuToAssignedMs?: number;
+  /** The simulated nodes' (the agents process's) CPU time over the same span: it runs on the same cores. */
+  agentsCpuToAssignedMs?: number;
   rssEnd: number;
   memoryAtPeak?: NodeJS.MemoryUsage;
   noop?: { reads: ReadCounts; quiet: boolean };
@@ -350,6 +352,7 @@ async function runLeader(opts: Options): Promise<void> {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     const etcdCpu0 = processCpuMs(etcd.pid);
+    const agentsCpu0 = processCpuMs(agents!.pid!);
     loopDelay.enable();
     figures.loadAvg = { start: os.loadavg()[0] as number, end: 0 };
     const creating = inParallel(Array.from({ length: serviceCount }, (_, s) => s), 4, async (s) => {
@@ -391,6 +394,7 @@ async function runLeader(opts: Options): Promise<void> {
         const used = process.cpuUsage(cpu0);
         figures.cpuToAssignedMs = (used.user + used.system) / 1000;
         figures.etcdCpuToAssignedMs = processCpuMs(etcd.pid) - etcdCpu0;
+        figures.agentsCpuToAssignedMs = processCpuMs(agents!.pid!) - agentsCpu0;
         await profiler?.stop();
         if (opts.heapSnapshot) takeHeapSnapshot(opts.heapSnapshot);
       }
@@ -479,6 +483,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     ['placed and persisted (create to all assigned)', placed, `pure plan ${Math.round(reference.tasksPerSecond)} tasks/s`, `>= ${TARGETS.tasksPerSecond} tasks/s`],
     ['leader CPU time, create to all assigned', f.cpuToAssignedMs !== undefined ? `${seconds(f.cpuToAssignedMs)} (${(f.cpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
     ['etcd CPU time, create to all assigned', f.etcdCpuToAssignedMs !== undefined ? `${seconds(f.etcdCpuToAssignedMs)} (${(f.etcdCpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
+    ['simulated nodes\' CPU time, same span', f.agentsCpuToAssignedMs !== undefined ? `${seconds(f.agentsCpuToAssignedMs)} (${(f.agentsCpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
     ['time to all running', running, f.allAssignedMs !== undefined ? `all assigned at ${seconds(f.allAssignedMs)}` : '-', '-'],
     ['sessions open and nodes ready', f.setup.ready ? seconds(f.setup.ms) : `failed: timed out after ${seconds(f.setup.ms)} (${f.setup.sessions} sessions, ${f.setup.readyNodes} of ${opts.nodes} nodes ready)`, '-', '-'],
     ['leader RSS (peak / at the end)', `${mib(f.rssPeak)} / ${mib(f.rssEnd)}`, '-', `<= ${mib(TARGETS.rssBytes)}`],
@@ -496,7 +501,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     f.limit ? `Limit hit: ${f.limit.method} RESOURCE_EXHAUSTED (${f.limit.details}) when ${f.limit.storedTasks} tasks were stored.` : '',
     `Pure plan: planScheduling of ${reference.pending} pending tasks on ${opts.nodes} nodes with 5,000 already running, as bench:scheduler builds them (median of 3; ${reference.placed} placed).`,
     'Times run from the first CreateService to the moment the tasks watch (a separate etcd client) saw the last task stored as assigned (running).',
-    "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes. etcd CPU time: the etcd member's (from /proc) over the same span.",
+    "Leader CPU time: this process's user and system time (process.cpuUsage) from the first create until it saw the last task assigned: what the control plane cost, which other load on the machine slows but hardly changes. etcd CPU time: the etcd member's (from /proc) over the same span; the simulated nodes' likewise (one process for all of them, on the same cores as the leader and etcd).",
     "RSS: this process's, which runs the manager (its loops, dispatcher and gRPC server); the simulated nodes and the timing watch run in a child process.",
     `With the sessions open, before the first create: RSS ${mib(f.setup.memory.rss)}, JS heap ${mib(f.setup.memory.heapUsed)} used of ${mib(f.setup.memory.heapTotal)}, external ${mib(f.setup.memory.external)} (array buffers ${mib(f.setup.memory.arrayBuffers)}).`,
     f.memoryAtPeak ? `At the RSS peak: JS heap ${mib(f.memoryAtPeak.heapUsed)} used of ${mib(f.memoryAtPeak.heapTotal)}, external ${mib(f.memoryAtPeak.external)} (array buffers ${mib(f.memoryAtPeak.arrayBuffers)}).` : '',
