@@ -114,6 +114,9 @@ interface AgentsStatus {
   /** Why sessions failed: reason (numbers taken out) -> how many times. */
   failureReasons: Record<string, number>;
   lastError?: string;
+  /** Session messages the nodes got (whole or deltas), and the tasks they carried, since the sessions opened. */
+  messages: number;
+  messageTasks: number;
 }
 
 type FromAgents = AgentsStatus | { kind: 'ready' } | { kind: 'fatal'; message: string };
@@ -165,6 +168,8 @@ interface Figures {
   /** ms from the first create */
   allAssignedMs?: number;
   allRunningMs?: number;
+  /** Session messages the nodes got from the first create to the end of the wait, and the tasks in them. */
+  messages?: { messages: number; tasks: number };
   last?: AgentsStatus;
   limit?: { details: string; method: string; storedTasks: number };
   timedOut: boolean;
@@ -353,6 +358,7 @@ async function runLeader(opts: Options): Promise<void> {
     const cpu0 = process.cpuUsage();
     const etcdCpu0 = processCpuMs(etcd.pid);
     const agentsCpu0 = processCpuMs(agents!.pid!);
+    const messages0 = { messages: status?.messages ?? 0, tasks: status?.messageTasks ?? 0 };
     loopDelay.enable();
     figures.loadAvg = { start: os.loadavg()[0] as number, end: 0 };
     const creating = inParallel(Array.from({ length: serviceCount }, (_, s) => s), 4, async (s) => {
@@ -411,6 +417,7 @@ async function runLeader(opts: Options): Promise<void> {
     figures.last = s;
     figures.allAssignedMs = s.allAssignedAt && s.allAssignedAt - t0;
     figures.allRunningMs = s.allRunningAt && s.allRunningAt - t0;
+    figures.messages = { messages: s.messages - messages0.messages, tasks: s.messageTasks - messages0.tasks };
     loopDelay.disable();
     setupLoop.disable();
     gcObserver.disconnect();
@@ -485,6 +492,7 @@ function report(opts: Options, serviceCount: number, f: Figures, reference: { ta
     ['etcd CPU time, create to all assigned', f.etcdCpuToAssignedMs !== undefined ? `${seconds(f.etcdCpuToAssignedMs)} (${(f.etcdCpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
     ['simulated nodes\' CPU time, same span', f.agentsCpuToAssignedMs !== undefined ? `${seconds(f.agentsCpuToAssignedMs)} (${(f.agentsCpuToAssignedMs / opts.tasks).toFixed(2)} ms per task)` : '-', '-', '-'],
     ['time to all running', running, f.allAssignedMs !== undefined ? `all assigned at ${seconds(f.allAssignedMs)}` : '-', '-'],
+    ['session messages to the nodes, first create to all running', f.messages ? `${f.messages.messages} carrying ${f.messages.tasks} tasks` : '-', `${opts.tasks} tasks`, '-'],
     ['sessions open and nodes ready', f.setup.ready ? seconds(f.setup.ms) : `failed: timed out after ${seconds(f.setup.ms)} (${f.setup.sessions} sessions, ${f.setup.readyNodes} of ${opts.nodes} nodes ready)`, '-', '-'],
     ['leader RSS (peak / at the end)', `${mib(f.rssPeak)} / ${mib(f.rssEnd)}`, '-', `<= ${mib(TARGETS.rssBytes)}`],
     ['read from etcd by one no-op pass', noopCell, `watch events ${noop.reads.watchBytes} B`, `${TARGETS.noopReadBytes} B`],
@@ -587,7 +595,7 @@ function runAgents(): void {
 }
 
 async function agents(start: Extract<ToAgents, { kind: 'start' }>, signal: AbortSignal, send: (msg: FromAgents) => void): Promise<void> {
-  const status: AgentsStatus = { kind: 'status', at: Date.now(), sessions: 0, stored: 0, assigned: 0, running: 0, failedReports: 0, sessionFailures: 0, failureReasons: {}, loopMaxMs: 0 };
+  const status: AgentsStatus = { kind: 'status', at: Date.now(), sessions: 0, stored: 0, assigned: 0, running: 0, failedReports: 0, sessionFailures: 0, failureReasons: {}, loopMaxMs: 0, messages: 0, messageTasks: 0 };
   const agentsLoop = monitorEventLoopDelay({ resolution: 20 });
   agentsLoop.enable();
   const loopWindow = setInterval(() => {
@@ -725,6 +733,8 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
           return;
         }
         last = msg;
+        status.messages += 1;
+        status.messageTasks += delta.tasks.length;
         if (!sessionId) {
           sessionId = msg.sessionId;
           status.sessions++;
