@@ -7,8 +7,8 @@ import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavai
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 import { LeaseRenewer } from './lease-renewer';
-import { WatchedSnapshot } from './snapshot';
-import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { heldValue, WatchedSnapshot } from './snapshot';
+import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, ObjectChange, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
 export type { PortClaimWrite, ChangeListener } from './store';
@@ -636,6 +636,26 @@ export class EtcdStore implements Store {
     };
   }
 
+  /**
+   * Calls `listener` with each change the snapshot's watch applies to a stored object (a node,
+   * service, network, task, secret or config directly under its prefix), decoded as the lists
+   * decode it and from the same cache: no watch and no decoding of its own. Undefined without a snapshot.
+   */
+  watchObjects(listener: (changes: ObjectChange[]) => void): (() => void) | undefined {
+    const snapshot = this.snapshot;
+    if (!snapshot) return undefined;
+    return snapshot.onChanges((changes) => {
+      const objects: ObjectChange[] = [];
+      for (const c of changes) {
+        const codec = objectCodecOf(c.key);
+        if (!codec) continue;
+        const decode = (kv: IKeyValue) => this.decode(kv, codec);
+        objects.push({ key: c.key, kind: c.kind, revision: c.revision, before: c.before && heldValue(c.before, decode), after: c.after && heldValue(c.after, decode) });
+      }
+      if (objects.length) listener(objects);
+    });
+  }
+
   private async fromSnapshot<T extends Versioned>(prefix: string, codec: Codec<T>): Promise<{ values: T[]; revision: number }> {
     try {
       return await this.snapshot!.read(prefix, (kv) => this.decode(kv, codec));
@@ -751,6 +771,17 @@ export class EtcdStore implements Store {
     }
   }
 }
+
+/** The codec of the stored object at `key` (directly under its kind's prefix), if it is one. */
+const OBJECT_CODECS: [string, Codec<Versioned>][] = [
+  [keys.tasksPrefix, Task as Codec<Task>],
+  [keys.nodesPrefix, NODE_CODEC],
+  [keys.servicesPrefix, Service as Codec<Service>],
+  [keys.networksPrefix, Network as Codec<Network>],
+  [keys.fileObjectsPrefix('secret'), Secret as Codec<Secret>],
+  [keys.fileObjectsPrefix('config'), Config as Codec<Config>],
+] as [string, Codec<Versioned>][];
+const objectCodecOf = (key: string): Codec<Versioned> | undefined => OBJECT_CODECS.find(([prefix]) => key.startsWith(prefix) && !key.includes('/', prefix.length))?.[1];
 
 /** One lease renewer per etcd client, shared by every store made from it. */
 const renewers = new WeakMap<Etcd3, LeaseRenewer>();
