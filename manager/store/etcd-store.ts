@@ -25,8 +25,12 @@ interface Codec<T> {
   fromJSON(o: unknown): T;
 }
 
-/** etcd refuses transactions of more than 128 operations; stay well under. */
-const TXN_BATCH = 64;
+/**
+ * etcd refuses a transaction of more than 128 compares or 128 operations (--max-txn-ops, counted
+ * apart): a batch of 120 writes, each with its compare, leaves room for the leader's fence. Half as
+ * many transactions as batches of 64: each costs the leader a gRPC call whatever its size.
+ */
+const TXN_BATCH = 120;
 
 /** How many write transactions one call keeps in flight at once. */
 export const TXNS_IN_FLIGHT = 8;
