@@ -729,12 +729,9 @@ export class EtcdStore implements Store {
    * One transaction of puts under compares, as etcd takes it (what `when(...).then(...)` builds, without
    * a promise per compare and per put: a batch of 64 tasks made 128); fenced like `when`.
    */
-  private async putsIf(compare: ICompare[], puts: { key: Buffer; value: Buffer }[]) {
+  private putsIf(compare: ICompare[], puts: { key: Buffer; value: Buffer }[]) {
     if (this.fence) compare.push({ key: Buffer.from(this.fence.key), target: 'Create', result: 'Equal', create_revision: this.fence.createRevision });
-    // Written through to the snapshot: this store's reads see the puts at once, with no wait for the watch.
-    const res = await this.guard(this.client.kv.txn({ compare, success: puts.map((p) => ({ request_put: { key: p.key, value: p.value } })), failure: [] }), false);
-    if (res.succeeded) this.snapshot?.wroteThrough(puts, Number(res.header.revision));
-    return res;
+    return this.guard(this.client.kv.txn({ compare, success: puts.map((p) => ({ request_put: { key: p.key, value: p.value } })), failure: [] }));
   }
 
   /** A transaction on `key`'s compare; on a fenced store it also compares the leader's election key. */
@@ -755,10 +752,9 @@ export class EtcdStore implements Store {
   /**
    * etcd failures become Unavailable (a request too large for etcd InvalidArgument); our own errors
    * pass through. On a fenced store, a transaction that did not succeed checks the fence first: if
-   * the leadership is gone, DeposedError. A transaction that succeeded is one this store's reads
-   * wait for, unless `noteWrite` is false (its puts were written through to the snapshot).
+   * the leadership is gone, DeposedError.
    */
-  private async guard<T>(p: Promise<T>, noteWrite = true): Promise<T> {
+  private async guard<T>(p: Promise<T>): Promise<T> {
     let res: T;
     try {
       res = await p;
@@ -766,7 +762,7 @@ export class EtcdStore implements Store {
       throw etcdRequestError(err);
     }
     const txn = res as { succeeded?: unknown; header?: { revision?: string } };
-    if (noteWrite && typeof txn === 'object' && txn !== null && txn.succeeded === true && txn.header?.revision) this.wrote(txn.header.revision);
+    if (typeof txn === 'object' && txn !== null && txn.succeeded === true && txn.header?.revision) this.wrote(txn.header.revision);
     if (this.fence && typeof txn === 'object' && txn !== null && txn.succeeded === false) await this.checkFence(this.fence);
     return res;
   }

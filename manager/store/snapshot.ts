@@ -202,13 +202,12 @@ export class WatchedSnapshot {
       for (const kv of res.kvs) listed.set(kv.key.toString(), kv);
     }
     this.counters.lists += 1;
-    // The diff against what was held: a key whose mod revision did not change keeps its decoded value;
-    // one written through after the list's revision (a write of this manager's still on its way) stays.
-    for (const under of this.entries.values()) for (const [key, held] of [...under]) if (!listed.has(key) && Number(held.mod) <= revision!) under.delete(key);
+    // The diff against what was held: a key whose mod revision did not change keeps its decoded value.
+    for (const under of this.entries.values()) for (const key of [...under.keys()]) if (!listed.has(key)) under.delete(key);
     for (const [key, kv] of listed) {
       const under = this.entries.get(this.prefixOf(key)!)!;
       const held = under.get(key);
-      if (!held || Number(held.mod) < Number(kv.mod_revision)) under.set(key, own(kv));
+      if (!held || held.mod !== kv.mod_revision) under.set(key, own(kv));
     }
     this.advance(revision!);
     for (const [i, root] of this.roots.entries()) {
@@ -257,30 +256,6 @@ export class WatchedSnapshot {
     return this.resyncing;
   }
 
-  /**
-   * Puts a store of this manager has just written (at `revision`, its transaction's), as the watch
-   * will bring them: its reads see them at once, without waiting for the watch, and the watch's
-   * copy of them is then skipped (not copied, not decoded again). Listeners hear of them now.
-   */
-  wroteThrough(puts: { key: Buffer; value: Buffer }[], revision: number): void {
-    const changed: string[] = [];
-    const held: HeldChange[] | undefined = this.changeListeners.size ? [] : undefined;
-    const mod = String(revision);
-    for (const p of puts) {
-      const key = p.key.toString();
-      const prefix = this.prefixOf(key);
-      if (prefix === undefined) continue;
-      const under = this.entries.get(prefix)!;
-      const before = under.get(key);
-      if (before && Number(before.mod) >= revision) continue;
-      const after: Entry = { mod, kv: { key: p.key, value: p.value, mod_revision: mod } as IKeyValue };
-      under.set(key, after);
-      changed.push(key);
-      held?.push({ key, kind: 'put', revision, before, after });
-    }
-    this.tell(held, changed);
-  }
-
   /** Applies a watch's events; `revision` (the first root's watch only) is what the snapshot is now current to. */
   private apply(events: { type: string; kv: IKeyValue }[], revision: number | undefined): void {
     const changed: string[] = [];
@@ -290,22 +265,15 @@ export class WatchedSnapshot {
       const prefix = this.prefixOf(key);
       if (prefix === undefined) continue;
       this.counters.events += 1;
-      const under = this.entries.get(prefix)!;
-      const before = under.get(key);
-      // Written through already (or older than what is held): nothing to do.
-      if (before && Number(before.mod) >= Number(ev.kv.mod_revision)) continue;
       changed.push(key);
+      const under = this.entries.get(prefix)!;
+      const before = held ? under.get(key) : undefined;
       let after: Entry | undefined;
       if (ev.type === 'Put') under.set(key, (after = own(ev.kv)));
       else under.delete(key);
       held?.push({ key, kind: ev.type === 'Put' ? 'put' : 'delete', revision: Number(ev.kv.mod_revision), before, after });
     }
     if (revision !== undefined) this.advance(revision);
-    this.tell(held, changed);
-  }
-
-  /** Hands the changes to the change listeners, and tells the listeners of their prefixes. */
-  private tell(held: HeldChange[] | undefined, changed: string[]): void {
     if (held?.length) {
       for (const fn of this.changeListeners) {
         try {

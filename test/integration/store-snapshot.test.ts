@@ -79,49 +79,17 @@ test('a read after a write through the store sees that write', async () => {
 test("a read waits for its own store's writes, not for another writer's over the same snapshot", async () => {
   const { direct, watched: leader, snapshot } = stores();
   const dispatcher = direct.withSnapshot(snapshot);
-  await leader.listNodes();
+  await leader.listTasks();
   // The watch brings nothing more from here on (gone, as etcd3 drops a watch it lost: the snapshot no longer cancels it).
   const internals = snapshot as unknown as { watchers: Watcher[] };
   await internals.watchers.shift()!.cancel();
-  await dispatcher.createNode(node('n1'));
+  await dispatcher.createTasks([task('theirs')]);
   // The other store's read answers from what the watch brought: it does not wait for that write, and lists nothing again.
-  expect(await leader.listNodes()).toEqual([]);
+  expect(await leader.listTasks()).toEqual([]);
   expect(snapshot.stats().lists).toBe(1);
   // The writer's own read waits for its write: the watch never brings it, so it lists again and sees it.
-  expect((await dispatcher.listNodes()).map((n) => n.id)).toEqual(['n1']);
+  expect((await dispatcher.listTasks()).map((t) => t.id)).toEqual(['theirs']);
   expect(snapshot.stats().lists).toBe(2);
-});
-
-test('task creates and updates are written through: every reader sees them at once, and the watch brings them without a second decode', async () => {
-  const { direct, watched: leader, snapshot } = stores();
-  const dispatcher = direct.withSnapshot(snapshot);
-  await leader.listTasks();
-  let heard = 0;
-  const unwatch = await leader.watchPrefixes([keys.tasksPrefix], () => heard++);
-  const internals = snapshot as unknown as { watchers: Watcher[] };
-  const watcher = internals.watchers[0]!;
-  // The watch's replies are held back until the end: what the readers see comes from the writes alone.
-  const held: unknown[][] = [];
-  const deliver = watcher.listeners('data') as ((res: unknown) => void)[];
-  watcher.removeAllListeners('data');
-  watcher.on('data', (res) => held.push([res]));
-  await leader.createTasks([task('a'), task('b')]);
-  expect(heard).toBeGreaterThan(0);
-  const [a] = await dispatcher.getTasks(['a']);
-  expect(a.meta!.version).toBeGreaterThan(0);
-  expect(await dispatcher.updateTasks([{ before: a, after: { ...a, status: { ...a.status!, state: TaskState.TASK_STATE_RUNNING } } }])).toEqual([]);
-  const seen = await leader.listTasks();
-  expect(seen.map((t) => `${t.id} ${TaskState[t.status!.state]}`).sort()).toEqual(['a TASK_STATE_RUNNING', 'b TASK_STATE_NEW']);
-  expect(snapshot.stats()).toMatchObject({ lists: 1, rawBytes: 0 });
-  // Then the watch brings the same writes: held as they are (decoded, not copied again), nothing moves back.
-  await eventually(async () => held.reduce((n, [res]) => n + (res as { events: unknown[] }).events.length, 0) >= 3);
-  const eventsBefore = snapshot.stats().events;
-  for (const [res] of held) for (const fn of deliver) fn(res);
-  expect(snapshot.stats().events).toBeGreaterThan(eventsBefore);
-  expect(snapshot.stats()).toMatchObject({ lists: 1, rawBytes: 0 });
-  const again = await leader.listTasks();
-  expect(again.find((t) => t.id === 'a')).toBe(seen.find((t) => t.id === 'a'));
-  await unwatch();
 });
 
 test('getTasks reads the tasks asked for from the snapshot, as current as a list, and nothing from etcd', async () => {
