@@ -131,10 +131,13 @@ export class WatchedSnapshot {
     await this.current(atLeast);
     const values: T[] = [];
     const under = this.entries.get(this.prefixOf(prefix)!) ?? new Map<string, Entry>();
-    for (const [key, entry] of under) {
-      if (!key.startsWith(prefix)) continue;
-      values.push(decoded(entry, decode));
-    }
+    // A read of a whole held prefix (what the loops make) tests no key.
+    if (this.entries.has(prefix)) for (const entry of under.values()) values.push(decoded(entry, decode));
+    else
+      for (const [key, entry] of under) {
+        if (!key.startsWith(prefix)) continue;
+        values.push(decoded(entry, decode));
+      }
     return { values, revision: this.revision };
   }
 
