@@ -143,8 +143,6 @@ export class EtcdStore implements Store {
     private readonly reads: ReadCounters = newReadCounters(),
     /** When given, lists of the prefixes it holds (and the cluster) come from it, not from etcd. */
     readonly snapshot?: WatchedSnapshot,
-    /** The revision of this store's last write: what its reads from the snapshot wait for (read-your-writes). */
-    private readonly writes = { revision: 0 },
   ) {
     this.clusterCodec = clusterCodec(sealKey);
   }
@@ -153,13 +151,9 @@ export class EtcdStore implements Store {
    * The same store, reading lists (and the cluster) from `snapshot`, kept current by its watch:
    * what the loops and the dispatcher use. Its writes still go to etcd, and a read after a write
    * sees that write. Its watchPrefixes listens to the snapshot.
-   *
-   * Read-your-writes holds for this store's own writes (and those of the stores fenced from it see
-   * theirs): a read waits for the watch to bring what it wrote, not what every other writer of the
-   * manager wrote. The leader's loops do not wait for the dispatcher's stream of task reports.
    */
   withSnapshot(snapshot: WatchedSnapshot): EtcdStore {
-    return new EtcdStore(this.client, this.now, this.sealKey, this.fence, this.onDeposed, this.reads, snapshot, { revision: 0 });
+    return new EtcdStore(this.client, this.now, this.sealKey, this.fence, this.onDeposed, this.reads, snapshot);
   }
 
   /** What listing read from etcd so far (the snapshot's own reads are in its stats). */
@@ -169,11 +163,10 @@ export class EtcdStore implements Store {
 
   /**
    * The same store, whose every write also requires the leader's election key to stand as `fence`
-   * says; a write refused for that throws DeposedError (and calls `onDeposed`). A writer of its own:
-   * its reads wait for its writes (see withSnapshot).
+   * says; a write refused for that throws DeposedError (and calls `onDeposed`).
    */
   fenced(fence: LeadershipFence, onDeposed?: () => void): EtcdStore {
-    return new EtcdStore(this.client, this.now, this.sealKey, fence, onDeposed, this.reads, this.snapshot, { revision: 0 });
+    return new EtcdStore(this.client, this.now, this.sealKey, fence, onDeposed, this.reads, this.snapshot);
   }
 
   /**
@@ -194,7 +187,7 @@ export class EtcdStore implements Store {
    */
   async leaderId(): Promise<string | undefined> {
     if (this.snapshot?.covers(keys.electionPrefix)) {
-      const { values } = await this.snapshot.read(keys.electionPrefix, (kv) => kv, this.writes.revision);
+      const { values } = await this.snapshot.read(keys.electionPrefix, (kv) => kv);
       const oldest = values.reduce<IKeyValue | undefined>((a, kv) => (!a || Number(kv.create_revision) < Number(a.create_revision) ? kv : a), undefined);
       return oldest?.value.toString();
     }
@@ -490,7 +483,7 @@ export class EtcdStore implements Store {
   async getTasks(ids: string[]): Promise<Task[]> {
     if (this.snapshot?.covers(keys.tasksPrefix)) {
       try {
-        return await this.snapshot.get(ids.map((id) => keys.task(id)), (kv) => this.decode(kv, Task), this.writes.revision);
+        return await this.snapshot.get(ids.map((id) => keys.task(id)), (kv) => this.decode(kv, Task));
       } catch (err) {
         throw asSwarmletError(err);
       }
@@ -669,20 +662,20 @@ export class EtcdStore implements Store {
 
   private async fromSnapshot<T extends Versioned>(prefix: string, codec: Codec<T>): Promise<{ values: T[]; revision: number }> {
     try {
-      return await this.snapshot!.read(prefix, (kv) => this.decode(kv, codec), this.writes.revision);
+      return await this.snapshot!.read(prefix, (kv) => this.decode(kv, codec));
     } catch (err) {
       throw asSwarmletError(err);
     }
   }
 
-  /** Notes a successful write's revision, so that this store's reads from the snapshot after it see it. */
+  /** Notes a successful write's revision, so that reads from the snapshot after it see it. */
   private wrote(revision: string | number): void {
-    this.writes.revision = Math.max(this.writes.revision, Number(revision));
+    this.snapshot?.wrote(revision);
   }
 
   private async idsUnder(prefix: string): Promise<Set<string>> {
     if (this.snapshot?.covers(prefix)) {
-      const read = await this.snapshot.read(prefix, (kv) => kv.key.toString().slice(prefix.length), this.writes.revision);
+      const read = await this.snapshot.read(prefix, (kv) => kv.key.toString().slice(prefix.length));
       return new Set(read.values);
     }
     const ks = await this.guard(this.client.getAll().prefix(prefix).keys());

@@ -82,6 +82,8 @@ export class WatchedSnapshot {
   /** Held keys, by the held prefix they are under. */
   private readonly entries = new Map<string, Map<string, Entry>>();
   private revision = 0;
+  /** The highest revision a write made through a store over this snapshot reached. */
+  private written = 0;
   private readonly counters = { ...newReadCounters(), lists: 0, events: 0 };
   private readonly listeners = new Set<{ prefixes: string[]; fn: () => void }>();
   private readonly changeListeners = new Set<(changes: HeldChange[]) => void>();
@@ -125,10 +127,10 @@ export class WatchedSnapshot {
 
   /**
    * The values under `prefix`, as `decode` makes them (each decoded once per change, then cached):
-   * current at least to revision `atLeast` (the reader's last write: read-your-writes). Callers must not change them.
+   * current at least to every write made through this snapshot's stores. Callers must not change them.
    */
-  async read<T>(prefix: string, decode: (kv: IKeyValue) => T, atLeast = 0): Promise<{ values: T[]; revision: number }> {
-    await this.current(atLeast);
+  async read<T>(prefix: string, decode: (kv: IKeyValue) => T): Promise<{ values: T[]; revision: number }> {
+    await this.current();
     const values: T[] = [];
     const under = this.entries.get(this.prefixOf(prefix)!) ?? new Map<string, Entry>();
     // A read of a whole held prefix (what the loops make) tests no key.
@@ -142,8 +144,8 @@ export class WatchedSnapshot {
   }
 
   /** The values of those of `keys` that are held and exist, as `read` makes them (and as current). */
-  async get<T>(keys: string[], decode: (kv: IKeyValue) => T, atLeast = 0): Promise<T[]> {
-    await this.current(atLeast);
+  async get<T>(keys: string[], decode: (kv: IKeyValue) => T): Promise<T[]> {
+    await this.current();
     const values: T[] = [];
     for (const key of keys) {
       const entry = this.entries.get(this.prefixOf(key) ?? '')?.get(key);
@@ -151,6 +153,11 @@ export class WatchedSnapshot {
       values.push(decoded(entry, decode));
     }
     return values;
+  }
+
+  /** Notes a write's revision: reads after it see it (read-your-writes). */
+  wrote(revision: number | string): void {
+    this.written = Math.max(this.written, Number(revision));
   }
 
   /** Calls `fn` after a change under one of `prefixes` reaches the snapshot (and after every resync). */
@@ -180,9 +187,10 @@ export class WatchedSnapshot {
     return { ...this.counters, revision: this.revision, held, rawBytes };
   }
 
-  /** Waits for the start, and for the watch to reach revision `want` (a reader's last write); lists again if it does not in time. */
-  private async current(want: number): Promise<void> {
+  /** Waits for the start, and for the watch to reach this manager's last write; lists again if it does not in time. */
+  private async current(): Promise<void> {
     await this.start();
+    const want = this.written;
     if (this.revision >= want || this.stopped) return;
     let timer: NodeJS.Timeout | undefined;
     const reached = await new Promise<boolean>((resolve) => {

@@ -76,22 +76,6 @@ test('a read after a write through the store sees that write', async () => {
   }
 });
 
-test("a read waits for its own store's writes, not for another writer's over the same snapshot", async () => {
-  const { direct, watched: leader, snapshot } = stores();
-  const dispatcher = direct.withSnapshot(snapshot);
-  await leader.listTasks();
-  // The watch brings nothing more from here on (gone, as etcd3 drops a watch it lost: the snapshot no longer cancels it).
-  const internals = snapshot as unknown as { watchers: Watcher[] };
-  await internals.watchers.shift()!.cancel();
-  await dispatcher.createTasks([task('theirs')]);
-  // The other store's read answers from what the watch brought: it does not wait for that write, and lists nothing again.
-  expect(await leader.listTasks()).toEqual([]);
-  expect(snapshot.stats().lists).toBe(1);
-  // The writer's own read waits for its write: the watch never brings it, so it lists again and sees it.
-  expect((await dispatcher.listTasks()).map((t) => t.id)).toEqual(['theirs']);
-  expect(snapshot.stats().lists).toBe(2);
-});
-
 test('getTasks reads the tasks asked for from the snapshot, as current as a list, and nothing from etcd', async () => {
   const { direct, watched, snapshot } = stores();
   await direct.createTasks([task('a'), task('b'), task('c')]);
