@@ -118,7 +118,8 @@ export class Manager {
     const leaderId = () => this.leaderId();
     // The dispatcher's passes learn the leader from the snapshot's watch of the election: a pass reads nothing from etcd.
     this.dispatcher = new Dispatcher(this.loopStore, opts.log, () => this.loopStore.leaderId(), opts.sealKey);
-    this.events = new ClusterEvents(opts.etcd, opts.log);
+    // The events history follows the snapshot's watch: no second watch of every key, no second decoding.
+    this.events = new ClusterEvents(opts.etcd, opts.log, undefined, (listener) => this.loopStore.watchObjects(listener));
     this.dashboardTokens = new DashboardTokens(opts.etcd, opts.sealKey);
     const dashboard = { tokens: this.dashboardTokens, url: opts.dashboardUrl };
     const control = controlService({ events: this.events, store: this.store, etcd: opts.etcd, log: opts.log, leaderId, apiAddr: opts.apiAddr, tls: opts.tls, nodeId: opts.nodeId, sealKey: opts.sealKey, operators, dashboard });

@@ -3,7 +3,8 @@ import { failedPrecondition, unavailable } from '../../services/common/errors';
 import { Logger, componentLogger } from '../../services/common/logger';
 import { Event, EventsRequest } from '../../services/gen/swarmlet/v1/control';
 import { keys } from '../store/keys';
-import { EventFilter, eventMs, planStoreEvents, StoreChange } from './event-plans';
+import { EventFilter, eventMs, planObjectEvents, planStoreEvents, StoreChange } from './event-plans';
+import type { ObjectChange } from '../store/store';
 import { EventSource } from './event-stream';
 
 /** How many recent cluster events a manager keeps for `events --since TIME`. */
@@ -28,19 +29,38 @@ export class ClusterEvents implements EventSource {
   private watcher?: Watcher;
   private readonly log: Logger;
 
-  constructor(private readonly etcd: Etcd3, parentLog: Logger, private readonly size = EVENT_HISTORY_SIZE) {
+  private unfollow?: () => void;
+
+  /**
+   * With `objects` (a store's watchObjects over the manager's watched snapshot), the history is made
+   * from the snapshot's watch, whose objects are decoded once for every reader; else from a watch of its own.
+   */
+  constructor(
+    private readonly etcd: Etcd3,
+    parentLog: Logger,
+    private readonly size = EVENT_HISTORY_SIZE,
+    private readonly objects?: (listener: (changes: ObjectChange[]) => void) => (() => void) | undefined,
+  ) {
     this.log = componentLogger(parentLog, 'events');
   }
 
   async start(): Promise<void> {
-    this.watcher = await this.watchFrom((await this.currentRevision()) + 1, (ev) => {
+    const keep = (ev: Event[]) => {
       for (const e of ev) this.history.push(e);
       if (this.history.length > this.size) this.history.splice(0, this.history.length - this.size);
+    };
+    this.unfollow = this.objects?.((changes) => {
+      const now = new Date().toISOString();
+      keep(changes.flatMap((c) => this.withRemovalTime(planObjectEvents(c, now))));
     });
+    if (this.unfollow) return;
+    this.watcher = await this.watchFrom((await this.currentRevision()) + 1, keep);
     this.watcher.on('error', (err) => this.log.warn({ err: (err as Error).message }, 'the events history stopped following the store'));
   }
 
   async stop(): Promise<void> {
+    this.unfollow?.();
+    this.unfollow = undefined;
     await this.watcher?.cancel().catch(() => undefined);
     this.watcher = undefined;
   }
@@ -113,13 +133,14 @@ export class ClusterEvents implements EventSource {
     const watcher = await this.etcd.watch().prefix('').startRevision(String(revision)).withPreviousKV().create();
     watcher.on('data', (res) => {
       const now = new Date().toISOString();
-      const events = res.events.flatMap((ev) => {
-        const out = planStoreEvents(changeOf(ev), now);
-        // A removal has no time of its own in the store: the history's, when it saw it.
-        return out.map((e) => (e.action === 'remove' ? { ...e, time: this.history.find((h) => h.revision === e.revision && h.actorId === e.actorId)?.time ?? e.time } : e));
-      });
+      const events = res.events.flatMap((ev) => this.withRemovalTime(planStoreEvents(changeOf(ev), now)));
       onEvents(events, Math.max(0, ...res.events.map((ev) => Number(ev.kv.mod_revision))));
     });
     return watcher;
+  }
+
+  /** A removal has no time of its own in the store: the history's, when it saw it. */
+  private withRemovalTime(events: Event[]): Event[] {
+    return events.map((e) => (e.action === 'remove' ? { ...e, time: this.history.find((h) => h.revision === e.revision && h.actorId === e.actorId)?.time ?? e.time } : e));
   }
 }

@@ -8,6 +8,7 @@ import { Event, EventsRequest } from '../../services/gen/swarmlet/v1/control';
 import { Config, Network, Node, NodeAvailability, Secret, Service, Task, UpdateState } from '../../services/gen/swarmlet/v1/types';
 import { enumLabel, nodeRoleLabel, nodeStateLabel, taskStateLabel } from '../../services/metrics/metric-plans';
 import { ROOT } from '../store/keys';
+import type { ObjectChange } from '../store/store';
 
 export const EVENT_TYPES = ['service', 'node', 'task', 'network', 'secret', 'config', 'container'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -135,10 +136,24 @@ const decodeAs = (decode: (o: unknown) => Versioned, value: string | undefined):
  * `updatedAt` (the store sets it on every write), a removal's `now`.
  */
 export function planStoreEvents(change: StoreChange, now: string): Event[] {
-  const kind = KINDS.find((k) => change.key.startsWith(k.prefix) && !change.key.slice(k.prefix.length).includes('/'));
+  const kind = kindOf(change.key);
   if (!kind) return [];
   const before = decodeAs(kind.decode, change.previous);
   const after = change.kind === 'put' ? decodeAs(kind.decode, change.value) : undefined;
+  return eventsOf(kind, { ...change, before, after }, now);
+}
+
+/** planStoreEvents for a change whose objects are decoded already (as the stores decode them). */
+export function planObjectEvents(change: ObjectChange, now: string): Event[] {
+  const kind = kindOf(change.key);
+  if (!kind) return [];
+  return eventsOf(kind, { key: change.key, kind: change.kind, revision: change.revision, before: change.before as Versioned | undefined, after: change.kind === 'put' ? (change.after as Versioned | undefined) : undefined }, now);
+}
+
+const kindOf = (key: string) => KINDS.find((k) => key.startsWith(k.prefix) && !key.slice(k.prefix.length).includes('/'));
+
+function eventsOf(kind: (typeof KINDS)[number], change: { key: string; kind: 'put' | 'delete'; revision: number; before?: Versioned; after?: Versioned }, now: string): Event[] {
+  const { before, after } = change;
   const id = after?.id ?? before?.id ?? change.key.slice(kind.prefix.length);
   const event = (action: string, attrs: Attrs, time: string): Event => ({
     type: kind.type,
@@ -158,6 +173,8 @@ export function planStoreEvents(change: StoreChange, now: string): Event[] {
 
 /** An RFC 3339 time with nanoseconds, as docker prints: `2026-12-05T08:00:00.000000000Z`. */
 export function toNanoTime(time: string): string {
+  // What the store writes (toISOString): its milliseconds padded, with no parsing (every task write is an event).
+  if (time.length === 24 && time.charCodeAt(23) === 90 && time.charCodeAt(19) === 46 && time.charCodeAt(10) === 84) return `${time.slice(0, 23)}000000Z`;
   if (/\.\d{9}Z$/.test(time)) return time;
   const ms = Date.parse(time);
   if (Number.isNaN(ms)) return time;

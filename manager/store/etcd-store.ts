@@ -7,8 +7,8 @@ import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavai
 import { SealKeySource } from '../service-secrets';
 import { keys, ROOT } from './keys';
 import { LeaseRenewer } from './lease-renewer';
-import { WatchedSnapshot } from './snapshot';
-import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
+import { heldValue, WatchedSnapshot } from './snapshot';
+import { ChangeListener, FileObjectKind, FileObjectOf, HeartbeatLease, ObjectChange, PortClaimWrite, Store, TaskChange, taskBackwards } from './store';
 import { newReadCounters, prefixEnd, rangePrefix, ReadCounters } from './paged-range';
 
 export type { PortClaimWrite, ChangeListener } from './store';
@@ -25,8 +25,12 @@ interface Codec<T> {
   fromJSON(o: unknown): T;
 }
 
-/** etcd refuses transactions of more than 128 operations; stay well under. */
-const TXN_BATCH = 64;
+/**
+ * etcd refuses a transaction of more than 128 compares or 128 operations (--max-txn-ops, counted
+ * apart): a batch of 120 writes, each with its compare, leaves room for the leader's fence. Half as
+ * many transactions as batches of 64: each costs the leader a gRPC call whatever its size.
+ */
+const TXN_BATCH = 120;
 
 /** How many write transactions one call keeps in flight at once. */
 export const TXNS_IN_FLIGHT = 8;
@@ -489,13 +493,11 @@ export class EtcdStore implements Store {
 
   /** Creates tasks, create-if-absent, many to a transaction (batched by bytes as well as by count). */
   async createTasks(tasks: Task[]): Promise<void> {
-    const puts = tasks.map((t) => ({ key: keys.task(t.id), value: this.encode(t, Task, true) }));
+    const puts = tasks.map((t) => encodedPut(keys.task(t.id), this.encode(t, Task, true)));
     const batches = batchBySize(puts, putSize);
-    for (const batch of batches) this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    for (const batch of batches) this.fitsBytes(batch.reduce((sum, p) => sum + p.key.length + p.value.length, 0));
     await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
-      let txn = this.when(batch[0].key, 'Create', '==', 0);
-      for (const p of batch.slice(1)) txn = txn.and(p.key, 'Create', '==', 0);
-      const res = await this.guard(txn.then(...batch.map((p) => this.client.put(p.key).value(p.value))).commit());
+      const res = await this.putsIf(batch.map((p) => ({ key: p.key, target: 'Create', result: 'Equal', create_revision: 0 })), batch);
       if (!res.succeeded) throw conflict('a task with one of these ids already exists');
     });
   }
@@ -525,17 +527,13 @@ export class EtcdStore implements Store {
       if (backwards) throw conflict(`task ${c.before.id}: ${backwards}`);
     }
     const lost: Task[] = [];
-    const puts = changes.map((c) => ({ ...c, key: keys.task(c.after.id), value: this.encode(c.after, Task, false) }));
+    const puts = changes.map((c) => ({ ...c, ...encodedPut(keys.task(c.after.id), this.encode(c.after, Task, false)) }));
     const batches = batchBySize(puts, putSize);
-    for (const batch of batches) this.fits(...batch.flatMap((p) => [p.key, p.value]));
+    for (const batch of batches) this.fitsBytes(batch.reduce((sum, p) => sum + p.key.length + p.value.length, 0));
     // Batches go out several at a time: each is its own compare-and-swap, so their order does not matter.
     await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
-      let txn = this.when(batch[0].key, 'Mod', '==', batch[0].before.meta?.version ?? 0);
-      for (const c of batch.slice(1)) txn = txn.and(c.key, 'Mod', '==', c.before.meta?.version ?? 0);
-      const res = await this.guard(txn.then(...batch.map((c) => this.client.put(c.key).value(c.value))).commit());
-      if (res.succeeded) {
-          return;
-      }
+      const res = await this.putsIf(batch.map((c) => ({ key: c.key, target: 'Mod', result: 'Equal', mod_revision: c.before.meta?.version ?? 0 })), batch);
+      if (res.succeeded) return;
       for (const c of batch) {
         try {
           await this.update(keys.task(c.after.id), c.after, Task);
@@ -642,6 +640,26 @@ export class EtcdStore implements Store {
     };
   }
 
+  /**
+   * Calls `listener` with each change the snapshot's watch applies to a stored object (a node,
+   * service, network, task, secret or config directly under its prefix), decoded as the lists
+   * decode it and from the same cache: no watch and no decoding of its own. Undefined without a snapshot.
+   */
+  watchObjects(listener: (changes: ObjectChange[]) => void): (() => void) | undefined {
+    const snapshot = this.snapshot;
+    if (!snapshot) return undefined;
+    return snapshot.onChanges((changes) => {
+      const objects: ObjectChange[] = [];
+      for (const c of changes) {
+        const codec = objectCodecOf(c.key);
+        if (!codec) continue;
+        const decode = (kv: IKeyValue) => this.decode(kv, codec);
+        objects.push({ key: c.key, kind: c.kind, revision: c.revision, before: c.before && heldValue(c.before, decode), after: c.after && heldValue(c.after, decode) });
+      }
+      if (objects.length) listener(objects);
+    });
+  }
+
   private async fromSnapshot<T extends Versioned>(prefix: string, codec: Codec<T>): Promise<{ values: T[]; revision: number }> {
     try {
       return await this.snapshot!.read(prefix, (kv) => this.decode(kv, codec));
@@ -700,6 +718,15 @@ export class EtcdStore implements Store {
     return obj;
   }
 
+  /**
+   * One transaction of puts under compares, as etcd takes it (what `when(...).then(...)` builds, without
+   * a promise per compare and per put: a batch of 64 tasks made 128); fenced like `when`.
+   */
+  private putsIf(compare: ICompare[], puts: { key: Buffer; value: Buffer }[]) {
+    if (this.fence) compare.push({ key: Buffer.from(this.fence.key), target: 'Create', result: 'Equal', create_revision: this.fence.createRevision });
+    return this.guard(this.client.kv.txn({ compare, success: puts.map((p) => ({ request_put: { key: p.key, value: p.value } })), failure: [] }));
+  }
+
   /** A transaction on `key`'s compare; on a fenced store it also compares the leader's election key. */
   private when(key: string, column: 'Create' | 'Mod' | 'Value', cmp: '==' | '>', value: string | number) {
     const txn = this.client.if(key, column, cmp, value);
@@ -708,7 +735,10 @@ export class EtcdStore implements Store {
 
   /** Refuses, before anything is sent, a write larger than etcd takes: InvalidArgument, not a store outage. */
   private fits(...parts: string[]): void {
-    const bytes = parts.reduce((sum, p) => sum + Buffer.byteLength(p), 0);
+    this.fitsBytes(parts.reduce((sum, p) => sum + Buffer.byteLength(p), 0));
+  }
+
+  private fitsBytes(bytes: number): void {
     if (bytes > ETCD_MAX_REQUEST_BYTES) throw requestTooLarge(bytes, ETCD_MAX_REQUEST_BYTES);
   }
 
@@ -746,6 +776,17 @@ export class EtcdStore implements Store {
   }
 }
 
+/** The codec of the stored object at `key` (directly under its kind's prefix), if it is one. */
+const OBJECT_CODECS: [string, Codec<Versioned>][] = [
+  [keys.tasksPrefix, Task as Codec<Task>],
+  [keys.nodesPrefix, NODE_CODEC],
+  [keys.servicesPrefix, Service as Codec<Service>],
+  [keys.networksPrefix, Network as Codec<Network>],
+  [keys.fileObjectsPrefix('secret'), Secret as Codec<Secret>],
+  [keys.fileObjectsPrefix('config'), Config as Codec<Config>],
+] as [string, Codec<Versioned>][];
+const objectCodecOf = (key: string): Codec<Versioned> | undefined => OBJECT_CODECS.find(([prefix]) => key.startsWith(prefix) && !key.includes('/', prefix.length))?.[1];
+
 /** One lease renewer per etcd client, shared by every store made from it. */
 const renewers = new WeakMap<Etcd3, LeaseRenewer>();
 const renewerOf = (client: Etcd3): LeaseRenewer => {
@@ -755,7 +796,10 @@ const renewerOf = (client: Etcd3): LeaseRenewer => {
 };
 
 /** What a put adds to a transaction, about: its key and value (etcd's framing is small beside them). */
-const putSize = (p: { key: string; value: string }) => Buffer.byteLength(p.key) + Buffer.byteLength(p.value) + 32;
+const putSize = (p: { key: Buffer; value: Buffer }) => p.key.length + p.value.length + 32;
+
+/** A put's key and value as the bytes etcd gets, made once (sized, checked and sent from them). */
+const encodedPut = (key: string, value: string) => ({ key: Buffer.from(key), value: Buffer.from(value) });
 
 /** How long mutate waits after etcd said its leader changed, times the attempt number. */
 const LEADER_CHANGE_BACKOFF_MS = 250;

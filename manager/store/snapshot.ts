@@ -31,6 +31,24 @@ function decoded<T>(entry: Entry, decode: (kv: IKeyValue) => T): T {
   return entry.decoded as T;
 }
 
+/**
+ * One change the watch applied to a held key: the entry before it (if the key was held) and after
+ * it (a put's), each decoded on demand through `heldValue` and cached as reads cache it.
+ */
+export interface HeldChange {
+  key: string;
+  kind: 'put' | 'delete';
+  revision: number;
+  before?: HeldEntry;
+  after?: HeldEntry;
+}
+
+/** A held key's entry, opaque outside the snapshot. */
+export type HeldEntry = Entry;
+
+/** What `decode` makes of a held entry, made once and kept, as `read` keeps it. */
+export const heldValue = <T>(entry: HeldEntry, decode: (kv: IKeyValue) => T): T => decoded(entry, decode);
+
 /** What the snapshot cost and did, for the benchmark and for tests (a no-op pass reads nothing). */
 export interface SnapshotStats extends ReadCounters {
   /** Full lists made: the first one and every resync. */
@@ -68,6 +86,7 @@ export class WatchedSnapshot {
   private written = 0;
   private readonly counters = { ...newReadCounters(), lists: 0, events: 0 };
   private readonly listeners = new Set<{ prefixes: string[]; fn: () => void }>();
+  private readonly changeListeners = new Set<(changes: HeldChange[]) => void>();
   private waiters: { revision: number; resolve: () => void }[] = [];
   private watchers: Watcher[] = [];
   private starting?: Promise<void>;
@@ -114,10 +133,13 @@ export class WatchedSnapshot {
     await this.current();
     const values: T[] = [];
     const under = this.entries.get(this.prefixOf(prefix)!) ?? new Map<string, Entry>();
-    for (const [key, entry] of under) {
-      if (!key.startsWith(prefix)) continue;
-      values.push(decoded(entry, decode));
-    }
+    // A read of a whole held prefix (what the loops make) tests no key.
+    if (this.entries.has(prefix)) for (const entry of under.values()) values.push(decoded(entry, decode));
+    else
+      for (const [key, entry] of under) {
+        if (!key.startsWith(prefix)) continue;
+        values.push(decoded(entry, decode));
+      }
     return { values, revision: this.revision };
   }
 
@@ -143,6 +165,16 @@ export class WatchedSnapshot {
     const listener = { prefixes, fn };
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Calls `fn` with the changes of each watch reply, in order, as they are applied (not after a
+   * resync's fresh list: what changed in between is not known key by key). What the cluster's
+   * events are made from, with no watch of their own.
+   */
+  onChanges(fn: (changes: HeldChange[]) => void): () => void {
+    this.changeListeners.add(fn);
+    return () => this.changeListeners.delete(fn);
   }
 
   stats(): SnapshotStats {
@@ -238,16 +270,30 @@ export class WatchedSnapshot {
   /** Applies a watch's events; `revision` (the first root's watch only) is what the snapshot is now current to. */
   private apply(events: { type: string; kv: IKeyValue }[], revision: number | undefined): void {
     const changed: string[] = [];
+    const held: HeldChange[] | undefined = this.changeListeners.size ? [] : undefined;
     for (const ev of events) {
       const key = ev.kv.key.toString();
       const prefix = this.prefixOf(key);
       if (prefix === undefined) continue;
       this.counters.events += 1;
       changed.push(key);
-      if (ev.type === 'Put') this.entries.get(prefix)!.set(key, own(ev.kv));
-      else this.entries.get(prefix)!.delete(key);
+      const under = this.entries.get(prefix)!;
+      const before = held ? under.get(key) : undefined;
+      let after: Entry | undefined;
+      if (ev.type === 'Put') under.set(key, (after = own(ev.kv)));
+      else under.delete(key);
+      held?.push({ key, kind: ev.type === 'Put' ? 'put' : 'delete', revision: Number(ev.kv.mod_revision), before, after });
     }
     if (revision !== undefined) this.advance(revision);
+    if (held?.length) {
+      for (const fn of this.changeListeners) {
+        try {
+          fn(held);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'a change listener failed');
+        }
+      }
+    }
     if (changed.length) this.notify(changed);
   }
 

@@ -45,6 +45,15 @@ export interface HeartbeatLease {
   release(): Promise<void>;
 }
 
+/** One change of a stored object, decoded: the object before it (if any) and after it (a put's). */
+export interface ObjectChange {
+  key: string;
+  kind: 'put' | 'delete';
+  revision: number;
+  before?: unknown;
+  after?: unknown;
+}
+
 /** One task write: compare-and-swap from `before` (its version) to `after`. */
 export interface TaskChange {
   before: Task;

@@ -7,11 +7,15 @@ import { metrics } from '../../services/metrics/metrics';
  * (`withSnapshot`, `fenced`) returns it timed too.
  */
 export function timedStore<T extends object>(store: T): T {
+  // Each method's timed wrapper, made once: a loop's pass calls the store thousands of times.
+  const wrappers = new Map<string, { value: unknown; wrapper: (...args: unknown[]) => unknown }>();
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string' || prop === 'constructor') return value;
-      return (...args: unknown[]) => {
+      const made = wrappers.get(prop);
+      if (made?.value === value) return made.wrapper;
+      const wrapper = (...args: unknown[]) => {
         const end = metrics.etcdSeconds.startTimer({ operation: prop });
         let result: unknown;
         try {
@@ -34,6 +38,8 @@ export function timedStore<T extends object>(store: T): T {
         // Not a request: nothing to time.
         return result instanceof (target.constructor as new (...a: never[]) => object) ? timedStore(result as object) : result;
       };
+      wrappers.set(prop, { value, wrapper });
+      return wrapper;
     },
   });
 }

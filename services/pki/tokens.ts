@@ -21,8 +21,8 @@ export type JoinRole = 'worker' | 'manager';
 
 /** Big-endian bytes as a lowercase base36 number, left-padded with '0' to `width`. */
 export function encodeBase36(bytes: Uint8Array, width: number): string {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  // One BigInt from the hex digits: a shift and an OR per byte made an id cost several microseconds.
+  const value = bytes.length ? BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex')}`) : 0n;
   const digits = value.toString(36);
   if (digits.length > width) throw invalidArgument(`${bytes.length} bytes do not fit in ${width} base36 digits.`);
   return digits.padStart(width, '0');

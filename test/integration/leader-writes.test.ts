@@ -110,6 +110,19 @@ describe('leadership fencing', () => {
     expect(await store.getTask('t2')).toBeDefined();
   });
 
+  test("a leader's full batches, each write's compare and the fence's together, stay within what etcd takes in one transaction", async () => {
+    const { fence } = await elected('m1');
+    const leader = store.fenced(fence);
+    const ids = Array.from({ length: 300 }, (_, i) => `t${String(i).padStart(3, '0')}`);
+    await leader.createTasks(ids.map(task));
+    const read = await store.listTasks();
+    expect(read).toHaveLength(300);
+    expect(await leader.updateTasks(read.map((t) => ({ before: t, after: { ...t, desiredState: TaskState.TASK_STATE_SHUTDOWN } })))).toEqual([]);
+    expect((await store.listTasks()).every((t) => t.desiredState === TaskState.TASK_STATE_SHUTDOWN)).toBe(true);
+    await leader.deleteTasks(ids);
+    expect(await store.listTasks()).toEqual([]);
+  });
+
   test('an unfenced store and a race lost to another writer are not taken for a deposal', async () => {
     const { fence } = await elected('m1');
     const leader = store.fenced(fence);

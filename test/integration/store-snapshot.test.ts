@@ -5,6 +5,7 @@ import { Node, NodeAvailability, NodeRole, NodeState, Task, TaskState } from '..
 import { EtcdStore } from '../../manager/store/etcd-store';
 import { SNAPSHOT_PREFIXES, SNAPSHOT_ROOTS, keys } from '../../manager/store/keys';
 import { WatchedSnapshot } from '../../manager/store/snapshot';
+import { ClusterEvents } from '../../manager/events/cluster-events';
 import { allocatorLoop, schedulerLoop } from '../../manager/task-loops';
 import { useEtcd } from './etcd-fixture';
 
@@ -163,5 +164,31 @@ test('the real allocator and scheduler converge on the snapshot; a pass with not
     expect(watched.readStats()).toEqual(before.store);
   } finally {
     await Promise.all(loops.map((l) => l.stop()));
+  }
+});
+
+test("the cluster's events history follows the snapshot's watch, its objects decoded once for every reader", async () => {
+  const { direct, watched, snapshot } = stores();
+  await watched.listTasks();
+  const events = new ClusterEvents(etcd.client, log, 100, (listener) => watched.watchObjects(listener));
+  await events.start();
+  try {
+    await direct.createNode(node('n1'));
+    await watched.createTasks([task('a')]);
+    const [a] = await watched.getTasks(['a']);
+    expect(await direct.updateTasks([{ before: a, after: { ...a, nodeId: 'n1', status: { ...a.status!, state: TaskState.TASK_STATE_ASSIGNED, message: 'assigned' } } }])).toEqual([]);
+    await direct.deleteTasks(['a']);
+    await eventually(async () => events.recent().some((e) => e.type === 'task' && e.action === 'remove'));
+    const seen = events.recent().map((e) => `${e.type} ${e.action} ${e.actorId} ${JSON.stringify(e.attributes)}`);
+    expect(seen).toEqual([
+      'node create n1 {"name":""}',
+      'task create a {"name":".1","service":""}',
+      'task update a {"name":".1","service":"","state.old":"new","state.new":"assigned","node":"n1","message":"assigned"}',
+      'task remove a {"name":".1","service":""}',
+    ]);
+    // The objects the events read are the ones the lists hold: no value is left undecoded.
+    expect(snapshot.stats().rawBytes).toBe(0);
+  } finally {
+    await events.stop();
   }
 });

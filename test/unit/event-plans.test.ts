@@ -75,6 +75,8 @@ describe('line, JSON and template', () => {
   test('times carry nanoseconds', () => {
     expect(toNanoTime('2026-12-05T08:00:00Z')).toBe('2026-12-05T08:00:00.000000000Z');
     expect(toNanoTime('2026-12-05T08:00:00.000000001Z')).toBe('2026-12-05T08:00:00.000000001Z');
+    expect(toNanoTime('2026-12-05T08:00:00.123Z')).toBe('2026-12-05T08:00:00.123000000Z');
+    expect(toNanoTime('2026-12-05T10:00:00.123+02:00')).toBe('2026-12-05T08:00:00.123000000Z');
   });
 });
 

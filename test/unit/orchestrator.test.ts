@@ -13,6 +13,7 @@ import {
 import { SwarmletError } from '../../services/common/errors';
 import { OrchestratorPlan, planReplicated } from '../../manager/orchestrator/replicated';
 import { planGlobal } from '../../manager/orchestrator/global';
+import { byAge } from '../../manager/orchestrator/tasks';
 
 const { TASK_STATE_NEW, TASK_STATE_PENDING, TASK_STATE_ASSIGNED, TASK_STATE_RUNNING, TASK_STATE_COMPLETE, TASK_STATE_SHUTDOWN, TASK_STATE_FAILED, TASK_STATE_REJECTED, TASK_STATE_ORPHANED } =
   TaskState;
@@ -445,5 +446,13 @@ describe('planGlobal', () => {
     ]);
     const back = planGlobal({ service: svc, tasks: old.slice(2), nodes: [node('b')], now: at(0), newId: ids() });
     expect(creates(back).map((t) => t.nodeId)).toEqual(['b']);
+  });
+});
+
+describe('byAge', () => {
+  test('orders by creation time, canonical UTC text or not, then by id', () => {
+    const at = (id: string, createdAt: string) => ({ id, createdAt }) as Task;
+    const tasks = [at('d', '2026-12-05T08:00:00.000Z'), at('c', '2026-12-05T09:00:00+02:00'), at('b', '2026-12-05T08:00:00.000Z'), at('a', ''), at('e', '2026-12-05T07:30:00.000Z')];
+    expect(tasks.sort(byAge).map((t) => t.id)).toEqual(['a', 'c', 'e', 'b', 'd']);
   });
 });
