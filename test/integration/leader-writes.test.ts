@@ -88,8 +88,10 @@ describe('leadership fencing', () => {
     await waitFor('the second campaign key', async () => ((await etcd.client.get(secondKey).string()) === null ? undefined : true));
     expect(await store.leadershipFence(secondKey.slice(0, secondKey.lastIndexOf('/') + 1), secondKey)).toBeUndefined();
 
+    // Listening before the first key goes: the second may be elected before the revoke's reply is read, and wait() misses an election it was not listening for.
+    const secondElected = second.wait();
     await expire(first.fence);
-    await second.wait();
+    await secondElected;
     const fence = await store.leadershipFence(secondKey.slice(0, secondKey.lastIndexOf('/') + 1), secondKey);
     expect(fence).toBeDefined();
     const newLeader = store.fenced(fence!);
