@@ -28,8 +28,8 @@ interface SentTask {
  * coming back, which its agent does not need (swarmkit's dispatcher skips these too, by
  * TasksEqualStable). Once assigned, a task changes only in its desired state (the orchestrator)
  * and its status (its node's reports); a version the agent has not seen with the desired state
- * it has is such a report. Sending it back was half of what a thousand nodes were sent while
- * their tasks started.
+ * it has is such a report. Sending these back doubled the task copies nodes were sent while their
+ * tasks started.
  */
 const ownReportOnly = (had: SentTask, t: Task): boolean => had.desired === t.desiredState && (t.status?.state ?? TaskState.TASK_STATE_NEW) > TaskState.TASK_STATE_ASSIGNED;
 
