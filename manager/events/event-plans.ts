@@ -7,6 +7,7 @@ import { execute, parseTemplate } from '../../services/common/go-template';
 import { Event, EventsRequest } from '../../services/gen/swarmlet/v1/control';
 import { Config, Network, Node, NodeAvailability, Secret, Service, Task, UpdateState } from '../../services/gen/swarmlet/v1/types';
 import { enumLabel, nodeRoleLabel, nodeStateLabel, taskStateLabel } from '../../services/metrics/metric-plans';
+import { isCanonicalTime } from '../../services/common/iso-time';
 import { ROOT } from '../store/keys';
 import type { ObjectChange } from '../store/store';
 
@@ -174,7 +175,7 @@ function eventsOf(kind: (typeof KINDS)[number], change: { key: string; kind: 'pu
 /** An RFC 3339 time with nanoseconds, as docker prints: `2026-12-05T08:00:00.000000000Z`. */
 export function toNanoTime(time: string): string {
   // What the store writes (toISOString): its milliseconds padded, with no parsing (every task write is an event).
-  if (time.length === 24 && time.charCodeAt(23) === 90 && time.charCodeAt(19) === 46 && time.charCodeAt(10) === 84) return `${time.slice(0, 23)}000000Z`;
+  if (isCanonicalTime(time)) return `${time.slice(0, 23)}000000Z`;
   if (/\.\d{9}Z$/.test(time)) return time;
   const ms = Date.parse(time);
   if (Number.isNaN(ms)) return time;

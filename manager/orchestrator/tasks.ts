@@ -1,4 +1,5 @@
 /** Small facts about tasks that every plan here shares. */
+import { isCanonicalTime } from '../../services/common/iso-time';
 import { PublishMode, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 const RUNNING = TaskState.TASK_STATE_RUNNING;
@@ -30,13 +31,10 @@ export const statusTime = (t: Task): number => parseTime(t.status?.timestamp) ??
 
 export const createdTime = (t: Task): number => parseTime(t.createdAt) ?? 0;
 
-/** Whether two times are both as toISOString writes them (UTC, milliseconds): then their text sorts as their time does. */
-const bothCanonical = (a: string, b: string) => a.length === 24 && b.length === 24 && a.charCodeAt(23) === 90 && b.charCodeAt(23) === 90 && a.charCodeAt(10) === 84 && b.charCodeAt(10) === 84;
-
 /** Oldest first; ties broken by id so that every plan sees the same order. */
 export function byAge(a: Task, b: Task): number {
   // Sorting thousands of new tasks parsed two times per comparison: the text compares as well when both are canonical.
-  const age = bothCanonical(a.createdAt, b.createdAt) ? (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0) : createdTime(a) - createdTime(b);
+  const age = isCanonicalTime(a.createdAt) && isCanonicalTime(b.createdAt) ? (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0) : createdTime(a) - createdTime(b);
   return age || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
