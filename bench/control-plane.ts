@@ -4,7 +4,7 @@
  * simulated nodes and 30,000 tasks in 300 services of 100 replicas.
  *
  *   npm run bench:control-plane                     (builds, then runs in scripts/sandbox.sh)
- *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE]
+ *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE]
  *
  * This process is the leader: a `Manager` on a loopback gRPC server with the manager's mTLS
  * credentials, its etcd client counting what it reads (a gRPC interceptor sums the key and value
@@ -70,17 +70,18 @@ interface Options {
   cpuProfile?: string;
   /** Where a heap snapshot of the leader, taken once every task is assigned (or at the end of the wait), goes, if anywhere. */
   heapSnapshot?: string;
+  allocProfile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile', '--heap-snapshot'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE]');
+  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile', '--heap-snapshot', '--alloc-profile'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE]');
   const tasks = positiveInteger('--tasks', Number(flags.get('--tasks') ?? 30000));
   const nodes = positiveInteger('--nodes', Number(flags.get('--nodes') ?? 1000));
   const timeoutS = Number(flags.get('--timeout') ?? 0);
   if (timeoutS !== 0 && !(timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${timeoutS}`);
   // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
   const timeoutMs = timeoutS ? timeoutS * 1000 : Math.max(120000, tasks * 20);
-  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile'), heapSnapshot: flags.get('--heap-snapshot') };
+  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile'), heapSnapshot: flags.get('--heap-snapshot'), allocProfile: flags.get('--alloc-profile') };
 }
 
 // ---- what the agents process reports ------------------------------------------------------------
@@ -353,7 +354,7 @@ async function runLeader(opts: Options): Promise<void> {
     control = new ControlClient(apiAddr, managerClientCredentials(ca.certPem, tls), managerChannelOptions);
     const c = control;
     const figures: Figures = { created: 0, timedOut: false, createErrors: 0, rssPeak: 0, rssEnd: 0, setup: setupFigure };
-    const profiler = opts.cpuProfile ? await startCpuProfile() : undefined;
+    const profiler = opts.cpuProfile ? await startProfile('cpu', opts.cpuProfile) : opts.allocProfile ? await startProfile('alloc', opts.allocProfile) : undefined;
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     const etcdCpu0 = processCpuMs(etcd.pid);
@@ -450,7 +451,7 @@ async function runLeader(opts: Options): Promise<void> {
     process.stdout.write(report(opts, serviceCount, figures, reference));
     if (profiler) {
       await profiler.stop();
-      profiler.writeTo(opts.cpuProfile!);
+      profiler.write();
     }
   } finally {
     clearInterval(rssTimer);
@@ -544,32 +545,39 @@ function takeHeapSnapshot(file: string): void {
 }
 
 /**
- * A CPU profile of this process (the leader) from now until `stop`; `writeTo` writes it as a
- * .cpuprofile file. Stopped when every task is assigned, it is written only once the run's figures
- * are taken: serializing it stalls the leader, and the no-op pass measured after it saw that.
+ * A profile of this process (the leader) from now until `stop`: its CPU ('cpu', a .cpuprofile
+ * file), or where it allocates ('alloc', a .heapprofile file of sampled allocations, those the GC
+ * collected since included). Stopped when every task is assigned, it is written by `write` only
+ * once the run's figures are taken: serializing it stalls the leader, and the no-op pass measured
+ * after it saw that.
  */
-async function startCpuProfile(): Promise<{ stop: () => Promise<void>; writeTo: (file: string) => void }> {
+async function startProfile(kind: 'cpu' | 'alloc', file: string): Promise<{ stop: () => Promise<void>; write: () => void }> {
   const session = new InspectorSession();
   session.connect();
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 1000 });
-  await post('Profiler.start');
+  if (kind === 'cpu') {
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: 1000 });
+    await post('Profiler.start');
+  } else {
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   let profile: object | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
-    (stopping ??= post<{ profile: object }>('Profiler.stop').then((res) => {
+    (stopping ??= post<{ profile: object }>(kind === 'cpu' ? 'Profiler.stop' : 'HeapProfiler.stopSampling').then((res) => {
       profile = res.profile;
       session.disconnect();
     }));
   return {
     stop,
-    writeTo: (file: string) => {
+    write: () => {
       if (!profile) return;
       fs.writeFileSync(file, JSON.stringify(profile));
       profile = undefined;
-      progress(`the leader's CPU profile, first create to all assigned, is in ${file}`);
+      progress(`the leader's ${kind === 'cpu' ? 'CPU' : 'allocation'} profile, first create to all assigned, is in ${file}`);
     },
   };
 }

@@ -319,7 +319,7 @@ export class Dispatcher {
       if (signature !== undefined && signature === session.lastSignature) continue;
       session.lastSignature = signature;
       // Encoded here, part by part, and sent as bytes (dispatcherServiceDefinition): whole, or what changed.
-      const next = this.wire.message(session.id, plan.message(session.nodeId), plan.taskVersions(session.nodeId), session.sent, session.deltas);
+      const next = this.wire.message(session.id, plan.message(session.nodeId), session.sent, session.deltas);
       if (!next) continue;
       session.sent = next.sent;
       session.stream.write(Buffer.from(next.bytes.buffer, next.bytes.byteOffset, next.bytes.byteLength));

@@ -36,6 +36,12 @@ const ownReportOnly = (had: SentTask, t: Task): boolean => had.desired === t.des
 /** The parts every node's message shares: one value per pass, the same object for every node. */
 const SHARED_PARTS = new Set<SessionPart>(['managers', 'clusterSpec', 'vteps']);
 
+/** A task's stored version (none for a task without one): a task at the same version is the same task. */
+const versionOf = (t: Task): number | undefined => t.meta?.version || undefined;
+
+/** What an agent is sent of a task: all but the store's meta. */
+const withoutMeta = (t: Task): Task => ({ ...t, meta: undefined });
+
 const EMPTY = SessionMessage.fromPartial({});
 const encode = (fields: Partial<SessionMessage>): Uint8Array => SessionMessage.encode({ ...EMPTY, ...fields }).finish();
 const sameBytes = (a: Uint8Array | undefined, b: Uint8Array) => a === b || (a !== undefined && Buffer.compare(a, b) === 0);
@@ -55,9 +61,10 @@ export class SessionWire {
   /**
    * The bytes to send a session, and what it will then have been sent; undefined when the
    * message would be the one it has. Whole when `sent` is undefined (the session's first
-   * message) or the agent takes no deltas.
+   * message) or the agent takes no deltas. `msg`'s tasks are as stored: their stored version
+   * (meta) tells a task the session has from one it has not, and is not sent.
    */
-  message(sessionId: string, msg: NodeMessage, versions: Map<string, number | undefined>, sent: SentState | undefined, deltas: boolean): { bytes: Uint8Array; sent: SentState } | undefined {
+  message(sessionId: string, msg: NodeMessage, sent: SentState | undefined, deltas: boolean): { bytes: Uint8Array; sent: SentState } | undefined {
     const parts = new Map<SessionPart, Uint8Array>();
     let partsChanged = false;
     for (const [part] of SESSION_PARTS) {
@@ -69,7 +76,7 @@ export class SessionWire {
     const tasks = new Map<string, SentTask>();
     const changed: Task[] = [];
     for (const t of msg.tasks) {
-      const version = versions.get(t.id);
+      const version = versionOf(t);
       const had = sent?.tasks.get(t.id);
       if (had?.version !== undefined && version !== undefined && (had.version === version || ownReportOnly(had, t))) {
         tasks.set(t.id, had);
@@ -78,11 +85,11 @@ export class SessionWire {
       tasks.set(t.id, { version, desired: t.desiredState });
       changed.push(t);
     }
-    const removed = sent ? [...sent.tasks.keys()].filter((id) => !versions.has(id)) : [];
+    const removed = sent ? [...sent.tasks.keys()].filter((id) => !tasks.has(id)) : [];
     if (sent && !partsChanged && changed.length === 0 && removed.length === 0) return undefined;
     if (!sent || !deltas) {
-      const all = new Map(msg.tasks.map((t) => [t.id, { version: versions.get(t.id), desired: t.desiredState }]));
-      return { bytes: Buffer.concat([encode({ sessionId }), ...parts.values(), encode({ tasks: msg.tasks })]), sent: { parts, tasks: all } };
+      const all = new Map(msg.tasks.map((t) => [t.id, { version: versionOf(t), desired: t.desiredState }]));
+      return { bytes: Buffer.concat([encode({ sessionId }), ...parts.values(), encode({ tasks: msg.tasks.map(withoutMeta) })]), sent: { parts, tasks: all } };
     }
     const next = { parts, tasks };
     const delta = { removedTaskIds: removed } as NonNullable<SessionMessage['delta']>;
@@ -92,7 +99,7 @@ export class SessionWire {
       if (sameBytes(sent.parts.get(part), bytes)) delta[same] = true;
       else out.push(bytes);
     }
-    out.push(encode({ tasks: changed }), encode({ delta: { ...EMPTY_DELTA, ...delta } }));
+    out.push(encode({ tasks: changed.map(withoutMeta) }), encode({ delta: { ...EMPTY_DELTA, ...delta } }));
     return { bytes: Buffer.concat(out), sent: next };
   }
 

@@ -56,6 +56,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
         const pass: PassTasks = { retired: new Map(), deleted: new Set(), created: [] };
         const byService = byServiceId(tasks);
         const nodeVersions = versionsOf(nodes);
+        const nodeById = new Map(nodes.map((n) => [n.id, n]));
         let planned = 0;
         let wakeAt: Date | undefined;
         const later = (at: Date) => {
@@ -80,7 +81,7 @@ export function orchestratorLoop(store: Store, parentLog: Logger, now: () => Dat
           if (!info.resync && settled.get(service.id) === inputs && !inputs.includes('?')) continue;
           settled.delete(service.id);
           planned++;
-          const input = { service, tasks: serviceTasks, nodes, now: now(), newId: newRandomId };
+          const input = { service, tasks: serviceTasks, nodes, nodeById, now: now(), newId: newRandomId };
           const plan = service.spec?.mode?.$case === 'global' ? planGlobal(input) : planReplicated(input);
           try {
             await applyPlan(store, service, serviceTasks, plan, pass, log.child({ serviceId: service.id }));

@@ -11,7 +11,7 @@ import { invalidArgument } from '../../services/common/errors';
 import { Node, NodeAvailability, NodeState, Task } from '../../services/gen/swarmlet/v1/types';
 import { parseConstraint, matchConstraints } from './constraints';
 import { SERVICE_DEFAULTS } from './defaults';
-import { PlanBuilder, SlotView, finishSlots, openSlot, retireSlot, trimHistory } from './slots';
+import { PlanBuilder, SlotView, finishSlots, nodesById, openSlot, retireSlot, trimHistory } from './slots';
 import { OrchestratorInput, OrchestratorPlan } from './types';
 
 type NodeVerdict = { kind: 'run' } | { kind: 'keep' } | { kind: 'stop'; message: string; keepHistory: boolean };
@@ -19,7 +19,7 @@ type NodeVerdict = { kind: 'run' } | { kind: 'keep' } | { kind: 'stop'; message:
 export function planGlobal(input: OrchestratorInput): OrchestratorPlan {
   const { service } = input;
   if (service.spec?.mode?.$case !== 'global') throw invalidArgument(`service ${service.spec?.name ?? service.id} is not a global service`);
-  const nodes = new Map<string, Node>(input.nodes.map((n) => [n.id, n]));
+  const nodes = nodesById(input);
   const b = new PlanBuilder(service, input.now, input.newId, nodes);
   const constraints = (service.spec.task?.placement?.constraints ?? []).map(parseConstraint);
 

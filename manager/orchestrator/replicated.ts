@@ -5,8 +5,8 @@
  * policy; out-of-date slots are replaced by the rolling update (./update.ts). Pure.
  */
 import { invalidArgument } from '../../services/common/errors';
-import { Node, Task } from '../../services/gen/swarmlet/v1/types';
-import { PlanBuilder, SlotView, finishSlots, nodeProblem, openSlot, retireSlot, trimHistory } from './slots';
+import { Task } from '../../services/gen/swarmlet/v1/types';
+import { PlanBuilder, SlotView, finishSlots, nodeProblem, nodesById, openSlot, retireSlot, trimHistory } from './slots';
 import { OrchestratorInput, OrchestratorPlan } from './types';
 
 export type { OrchestratorAction, OrchestratorInput, OrchestratorPlan } from './types';
@@ -16,7 +16,7 @@ export function planReplicated(input: OrchestratorInput): OrchestratorPlan {
   const mode = service.spec?.mode;
   if (mode?.$case !== 'replicated') throw invalidArgument(`service ${service.spec?.name ?? service.id} is not a replicated service`);
   const replicas = mode.value.replicas;
-  const nodes = new Map<string, Node>(input.nodes.map((n) => [n.id, n]));
+  const nodes = nodesById(input);
   const b = new PlanBuilder(service, input.now, input.newId, nodes);
 
   const bySlot = new Map<number, Task[]>();

@@ -16,7 +16,7 @@ import {
 import { SERVICE_DEFAULTS, restartPolicyOf, withRestartDefaults } from './defaults';
 import { countedRestarts, planRestart } from './restart';
 import { actualState, byAge, endedByItself, isLive, isTerminal, newTask, parseTime, statusTime } from './tasks';
-import { OrchestratorAction, OrchestratorPlan } from './types';
+import { OrchestratorAction, OrchestratorInput, OrchestratorPlan } from './types';
 import { planUpdate } from './update';
 
 const RUNNING = TaskState.TASK_STATE_RUNNING;
@@ -40,6 +40,9 @@ export interface SlotView {
 }
 
 /** Collects a plan's actions; makes sure a task is shut down at most once and desired state only rises. */
+/** The input's nodes by id: the caller's map, or one made now. */
+export const nodesById = (input: OrchestratorInput): ReadonlyMap<string, Node> => input.nodeById ?? new Map(input.nodes.map((n) => [n.id, n]));
+
 export class PlanBuilder {
   readonly actions: OrchestratorAction[] = [];
   readonly nowMs: number;

@@ -71,13 +71,15 @@ test.each([true, false])('each message, applied to the last (deltas: %s), is the
     input = step(input);
     const p = plan(input);
     wire.newPass();
-    const next = wire.message('sess', p.message('n1'), p.taskVersions('n1'), sent, deltas);
+    const next = wire.message('sess', p.message('n1'), sent, deltas);
     expect({ what, sent: next !== undefined }).toEqual({ what, sent: true });
     sent = next!.sent;
     const msg = SessionMessage.decode(next!.bytes);
     kinds.push(msg.delta ? `delta of ${msg.tasks.length} tasks, ${msg.delta.removedTaskIds.length} gone` : `whole of ${msg.tasks.length} tasks`);
     have = applySessionDelta(have, msg);
-    const whole = { sessionId: 'sess', ...p.message('n1') };
+    // What the agent is to have: the plan's message without the store's meta, which the wire does not send.
+    const planned = p.message('n1');
+    const whole = { sessionId: 'sess', ...planned, tasks: planned.tasks.map((t) => ({ ...t, meta: undefined })) };
     expect({ what, msg: stable(have, whole) }).toEqual({ what, msg: stable(whole, whole) });
   }
   expect(kinds).toEqual(
@@ -90,15 +92,15 @@ test.each([true, false])('each message, applied to the last (deltas: %s), is the
 test('a delta leaves out the parts that did not change, and nothing goes when nothing changed', () => {
   const wire = new SessionWire();
   const input = base();
-  const first = wire.message('sess', plan(input).message('n1'), plan(input).taskVersions('n1'), undefined, true)!;
+  const first = wire.message('sess', plan(input).message('n1'), undefined, true)!;
   // The same state read again (new objects, same versions): nothing to send.
   const again = plan(structuredClone(input));
   wire.newPass();
-  expect(wire.message('sess', again.message('n1'), again.taskVersions('n1'), first.sent, true)).toBeUndefined();
+  expect(wire.message('sess', again.message('n1'), first.sent, true)).toBeUndefined();
   // A task starts running: the delta carries its network's records (it serves now), not the task (its node said so); every other part is as before.
   const changed = steps[0]![1](input);
   wire.newPass();
-  const next = wire.message('sess', plan(changed).message('n1'), plan(changed).taskVersions('n1'), first.sent, true)!;
+  const next = wire.message('sess', plan(changed).message('n1'), first.sent, true)!;
   const msg = SessionMessage.decode(next.bytes);
   expect(msg.tasks.map((t) => t.id)).toEqual([]);
   expect({ ...msg.delta, removedTaskIds: undefined }).toEqual({ removedTaskIds: undefined, sameNode: true, sameManagers: true, sameClusterSpec: true, sameOverlays: true, sameServices: false, sameIngress: true, sameHostPorts: true, sameCredentials: true, sameVteps: true, sameFileValues: true });
@@ -114,25 +116,25 @@ test("a task's own report does not go back to its node; a change of its desired 
   // Tasks on no network: a task's state changes no part of the message.
   const bare = (i: SessionPlanInput): SessionPlanInput => ({ ...i, tasks: i.tasks.map((t) => ({ ...t, networks: [] })), services: [] });
   const input = bare(base());
-  const first = wire.message('sess', plan(input).message('n1'), plan(input).taskVersions('n1'), undefined, true)!;
+  const first = wire.message('sess', plan(input).message('n1'), undefined, true)!;
   const withA = (i: SessionPlanInput, change: (t: Task) => Task) => ({ ...i, tasks: i.tasks.map((t) => (t.id === 'a' ? stored(change(t)) : t)) });
   const running = withA(input, (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_RUNNING } }));
   wire.newPass();
-  expect(wire.message('sess', plan(running).message('n1'), plan(running).taskVersions('n1'), first.sent, true)).toBeUndefined();
+  expect(wire.message('sess', plan(running).message('n1'), first.sent, true)).toBeUndefined();
   // The orchestrator stops it: the task goes, with the status it has now.
   const stopping = withA(running, (t) => ({ ...t, desiredState: S.TASK_STATE_SHUTDOWN }));
   wire.newPass();
-  const next = wire.message('sess', plan(stopping).message('n1'), plan(stopping).taskVersions('n1'), first.sent, true)!;
+  const next = wire.message('sess', plan(stopping).message('n1'), first.sent, true)!;
   expect(SessionMessage.decode(next.bytes).tasks.map((t) => [t.id, t.desiredState, t.status?.state])).toEqual([['a', S.TASK_STATE_SHUTDOWN, S.TASK_STATE_RUNNING]]);
   // Its node's report that it stopped does not come back either.
   const stopped = withA(stopping, (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_SHUTDOWN } }));
   wire.newPass();
-  expect(wire.message('sess', plan(stopped).message('n1'), plan(stopped).taskVersions('n1'), next.sent, true)).toBeUndefined();
+  expect(wire.message('sess', plan(stopped).message('n1'), next.sent, true)).toBeUndefined();
   // A task the scheduler assigns again at the same desired state is sent (ASSIGNED is the manager's, not the node's).
   const assigned = withA(input, (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_ASSIGNED, message: 'again' } }));
   wire.newPass();
-  expect(SessionMessage.decode(wire.message('sess', plan(assigned).message('n1'), plan(assigned).taskVersions('n1'), first.sent, true)!.bytes).tasks.map((t) => t.id)).toEqual(['a']);
+  expect(SessionMessage.decode(wire.message('sess', plan(assigned).message('n1'), first.sent, true)!.bytes).tasks.map((t) => t.id)).toEqual(['a']);
   // A new session gets every task as stored.
-  const whole = SessionMessage.decode(wire.message('sess2', plan(stopped).message('n1'), plan(stopped).taskVersions('n1'), undefined, true)!.bytes);
+  const whole = SessionMessage.decode(wire.message('sess2', plan(stopped).message('n1'), undefined, true)!.bytes);
   expect(whole.tasks.find((t) => t.id === 'a')?.status?.state).toBe(S.TASK_STATE_SHUTDOWN);
 });

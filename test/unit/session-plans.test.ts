@@ -62,7 +62,8 @@ test("each node's message is what the per-node plans make of the same state", ()
   const p = plan(input);
   for (const n of input.nodes) {
     const { nodeId: _, ...endpoints } = { nodeId: n.id, ...planNodeEndpoints({ nodeId: n.id, tasks: input.tasks, networks, services: input.services, nodes: input.nodes }) };
-    const assigned = input.tasks.filter((t) => t.nodeId === n.id && (t.status?.state ?? 0) >= S.TASK_STATE_ASSIGNED).map((t) => ({ ...t, meta: undefined }));
+    // The node's tasks as stored: the wire leaves their meta out (session-delta.test.ts).
+    const assigned = input.tasks.filter((t) => t.nodeId === n.id && (t.status?.state ?? 0) >= S.TASK_STATE_ASSIGNED);
     expect(p.message(n.id)).toEqual({
       node: { ...n, meta: undefined },
       managers: managerPeers(input.nodes),
