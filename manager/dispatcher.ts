@@ -15,7 +15,7 @@ import { heartbeatLeaseSeconds, planLeftNode } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
-import { SentState, SessionWire } from './session-wire';
+import { SentState, SessionWire, hasTasks } from './session-wire';
 import { TaskStatusWriter } from './task-status-writer';
 import { HeartbeatLease, Store } from './store/store';
 import { keys } from './store/keys';
@@ -30,9 +30,10 @@ interface Session {
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
   /** The agent takes deltas after the first message (SessionRequest.acceptsDeltas). */
   deltas: boolean;
-  /** What the session was last sent, and the signature of what that was made from. */
+  /** What the session was last sent, and the signature of what that was made from (its tasks' part, and the rest with the global part's epoch). */
   sent?: SentState;
-  lastSignature?: string;
+  lastTasks?: string;
+  lastRest?: string;
 }
 
 /** How long a heartbeat lease lives: two heartbeat periods (heartbeatLeaseSeconds). */
@@ -315,9 +316,17 @@ export class Dispatcher {
         continue;
       }
       const own = plan.signature(session.nodeId);
-      const signature = own === undefined || global === undefined ? undefined : `${this.globalEpoch} ${own}`;
-      if (signature !== undefined && signature === session.lastSignature) continue;
-      session.lastSignature = signature;
+      const rest = own === undefined || global === undefined ? undefined : `${this.globalEpoch} ${own.rest}`;
+      if (rest !== undefined && rest === session.lastRest) {
+        if (own!.tasks === session.lastTasks) continue;
+        // Only the node's tasks changed: mostly its own reports, which would not go. Nothing is built then.
+        if (session.sent && hasTasks(plan.assignedTo(session.nodeId), session.sent, (t) => plan.reportShows(t))) {
+          session.lastTasks = own!.tasks;
+          continue;
+        }
+      }
+      session.lastRest = rest;
+      session.lastTasks = own?.tasks;
       // Encoded here, part by part, and sent as bytes (dispatcherServiceDefinition): whole, or what changed.
       const next = this.wire.message(session.id, plan.message(session.nodeId), session.sent, session.deltas);
       if (!next) continue;

@@ -12,8 +12,19 @@ import { managerPeers } from './cluster-view';
 import { EndpointsIndex } from './network/endpoints';
 import { ingressNetwork } from './network/network-spec';
 import { OverlayIndex, planVteps } from './network/peers';
-import { serviceIngressPorts } from './network/ports';
+import { serviceHostPorts, serviceIngressPorts } from './network/ports';
 import { Versions, versionsOf } from './versions';
+
+/**
+ * What a node's message is made from, beside what every node's is (SessionPlan.globalSignature):
+ * its tasks' versions, and the rest (the node, its services, its networks). Two reads with all
+ * equal make the same message. They are apart so that a change of the tasks alone can be told
+ * from the rest: most of those are the node's own reports, which go nowhere (SessionWire).
+ */
+export interface NodeSignature {
+  tasks: string;
+  rest: string;
+}
 
 /** A session's message, but for the session's own id. */
 export type NodeMessage = Omit<SessionMessage, 'sessionId'>;
@@ -40,6 +51,7 @@ export class SessionPlan {
   private readonly serviceById: Map<string, Service>;
   private readonly networkById: Map<string, Network>;
   private readonly tasksOfNode = new Map<string, Task[]>();
+  private readonly assignedOf = new Map<string, Task[]>();
   /** Per network: the tasks attached to it (in any state), and the services with a task or a VIP there. */
   private readonly onNetwork = new Map<string, { tasks: Versions; services: Set<string> }>();
   private readonly networkSignatures = new Map<string, string>();
@@ -78,7 +90,7 @@ export class SessionPlan {
    * grows with the cluster (every node's address): held whole per session, a thousand nodes held
    * a thousand copies of 36 KB.
    */
-  signature(nodeId: string): string | undefined {
+  signature(nodeId: string): NodeSignature | undefined {
     const node = this.nodeById.get(nodeId);
     if (!node) return undefined;
     const tasks = this.tasksOfNode.get(nodeId) ?? [];
@@ -90,11 +102,21 @@ export class SessionPlan {
       for (const a of t.networks) networks.add(a.networkId);
     }
     if (this.ingress) networks.add(this.ingress.id);
-    const parts = [`${node.meta?.version ?? 0}`, JSON.stringify(node.managerStatus ?? null), versionsOf(tasks), versionsOf(services)];
+    const parts = [`${node.meta?.version ?? 0}`, JSON.stringify(node.managerStatus ?? null), versionsOf(services)];
     if (!node.meta?.version) return undefined;
     for (const id of [...networks].sort()) parts.push(this.networkSignature(id));
-    const signature = parts.join(' ');
-    return signature.includes('?') ? undefined : signature;
+    const signature = { tasks: versionsOf(tasks), rest: parts.join(' ') };
+    return signature.tasks.includes('?') || signature.rest.includes('?') ? undefined : signature;
+  }
+
+  /**
+   * Whether a report of the task's state can change its node's message beyond the task itself:
+   * its service publishes ports in host mode (the node's host ports follow its live tasks). What
+   * else a task's state shows in (its networks' records and peers) is in their signatures.
+   */
+  reportShows(task: Task): boolean {
+    const service = this.serviceById.get(task.serviceId);
+    return service !== undefined && serviceHostPorts(service).length > 0;
   }
 
   /**
@@ -106,7 +128,7 @@ export class SessionPlan {
   message(nodeId: string): NodeMessage {
     const node = this.nodeById.get(nodeId)!;
     const shared = this.sharedParts();
-    const assigned = this.assigned(nodeId);
+    const assigned = this.assignedTo(nodeId);
     const endpoints = shared.endpoints.forNode(nodeId);
     return {
       node: { ...node, meta: undefined },
@@ -123,8 +145,11 @@ export class SessionPlan {
     };
   }
 
-  private assigned(nodeId: string): Task[] {
-    return (this.tasksOfNode.get(nodeId) ?? []).filter((t) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED).sort(byTaskId);
+  /** The tasks in the node's message, as stored: those placed on it (ASSIGNED or past), by id. Made once per node. */
+  assignedTo(nodeId: string): Task[] {
+    let assigned = this.assignedOf.get(nodeId);
+    if (!assigned) this.assignedOf.set(nodeId, (assigned = (this.tasksOfNode.get(nodeId) ?? []).filter((t) => (t.status?.state ?? 0) >= TaskState.TASK_STATE_ASSIGNED).sort(byTaskId)));
+    return assigned;
   }
 
   private sharedParts(): NonNullable<SessionPlan['shared']> {

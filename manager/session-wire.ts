@@ -33,11 +33,34 @@ interface SentTask {
  */
 const ownReportOnly = (had: SentTask, t: Task): boolean => had.desired === t.desiredState && (t.status?.state ?? TaskState.TASK_STATE_NEW) > TaskState.TASK_STATE_ASSIGNED;
 
-/** The parts every node's message shares: one value per pass, the same object for every node. */
-const SHARED_PARTS = new Set<SessionPart>(['managers', 'clusterSpec', 'vteps']);
-
 /** A task's stored version (none for a task without one): a task at the same version is the same task. */
 const versionOf = (t: Task): number | undefined => t.meta?.version || undefined;
+
+/** The agent has the task as it needs it: at this version, or at one before its own report of it. */
+const hasAlready = (had: SentTask | undefined, t: Task): had is SentTask => {
+  const version = versionOf(t);
+  return had?.version !== undefined && version !== undefined && (had.version === version || ownReportOnly(had, t));
+};
+
+/**
+ * Whether the session has each of `assigned` (a node's tasks, as SessionPlan.assignedTo lists
+ * them) as it needs it and no other: what `message` would then send is no task and no removal.
+ * `reportShows` names a task whose own report can change another part of the message (host
+ * ports): such a task at a new version is never taken as had. The dispatcher asks this when only
+ * a node's tasks changed, and skips building a message that would not go.
+ */
+export function hasTasks(assigned: Task[], sent: SentState, reportShows: (t: Task) => boolean): boolean {
+  if (assigned.length !== sent.tasks.size) return false;
+  for (const t of assigned) {
+    const had = sent.tasks.get(t.id);
+    if (!hasAlready(had, t)) return false;
+    if (had.version !== versionOf(t) && reportShows(t)) return false;
+  }
+  return true;
+}
+
+/** The parts every node's message shares: one value per pass, the same object for every node. */
+const SHARED_PARTS = new Set<SessionPart>(['managers', 'clusterSpec', 'vteps']);
 
 /** What an agent is sent of a task: all but the store's meta. */
 const withoutMeta = (t: Task): Task => ({ ...t, meta: undefined });
@@ -78,7 +101,7 @@ export class SessionWire {
     for (const t of msg.tasks) {
       const version = versionOf(t);
       const had = sent?.tasks.get(t.id);
-      if (had?.version !== undefined && version !== undefined && (had.version === version || ownReportOnly(had, t))) {
+      if (hasAlready(had, t)) {
         tasks.set(t.id, had);
         continue;
       }

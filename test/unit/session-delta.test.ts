@@ -1,5 +1,5 @@
 /** Session messages as deltas: what the dispatcher encodes (SessionWire), applied as the agent applies it, is the whole message. */
-import { SessionWire, SentState } from '../../manager/session-wire';
+import { SessionWire, SentState, hasTasks } from '../../manager/session-wire';
 import { SessionPlan, SessionPlanInput } from '../../manager/session-plans';
 import { applySessionDelta } from '../../services/api/session-delta';
 import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
@@ -137,4 +137,38 @@ test("a task's own report does not go back to its node; a change of its desired 
   // A new session gets every task as stored.
   const whole = SessionMessage.decode(wire.message('sess2', plan(stopped).message('n1'), undefined, true)!.bytes);
   expect(whole.tasks.find((t) => t.id === 'a')?.status?.state).toBe(S.TASK_STATE_SHUTDOWN);
+});
+
+test("the dispatcher's shortcut (hasTasks) says the session has a node's tasks exactly when a delta would carry none of them and remove none", () => {
+  const wire = new SessionWire();
+  const bare = (i: SessionPlanInput): SessionPlanInput => ({ ...i, tasks: i.tasks.map((t) => ({ ...t, networks: [] })) });
+  const withA = (i: SessionPlanInput, change: (t: Task) => Task) => ({ ...i, tasks: i.tasks.map((t) => (t.id === 'a' ? stored(change(t)) : t)) });
+  const hostMode = (i: SessionPlanInput): SessionPlanInput => ({ ...i, services: i.services.map((s) => stored({ ...s, endpoint: { ...s.endpoint!, ports: s.endpoint!.ports.map((p) => ({ ...p, publishMode: PublishMode.PUBLISH_MODE_HOST })) } })) });
+  const input = bare(base());
+  const running = withA(input, (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_RUNNING } }));
+  const cases: [string, SessionPlanInput, SessionPlanInput, boolean][] = [
+    ['the same tasks', input, input, true],
+    ["a task's own report", input, running, true],
+    ['its desired state changed', input, withA(running, (t) => ({ ...t, desiredState: S.TASK_STATE_SHUTDOWN })), false],
+    ['it is assigned again', input, withA(input, (t) => ({ ...t, status: { ...t.status!, message: 'again' } })), false],
+    ['a task comes', input, { ...input, tasks: [...input.tasks, task('d', 'n1', S.TASK_STATE_ASSIGNED, '10.0.0.13/24')] }, false],
+    ['a task goes', input, { ...input, tasks: input.tasks.filter((t) => t.id !== 'b') }, false],
+    ['a task comes as another goes', input, { ...input, tasks: [...input.tasks.filter((t) => t.id !== 'b'), task('d', 'n1', S.TASK_STATE_RUNNING, '10.0.0.13/24')] }, false],
+    // Its host ports follow its state: that report is not taken as had.
+    ["a report of a task whose service publishes host ports", hostMode(input), withA(hostMode(input), (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_FAILED } })), false],
+  ];
+  for (const [what, before, after, has] of cases) {
+    wire.newPass();
+    const first = wire.message('sess', plan(before).message('n1'), undefined, true)!;
+    const p = plan(after);
+    wire.newPass();
+    const next = wire.message('sess', p.message('n1'), first.sent, true);
+    const carried = next ? SessionMessage.decode(next.bytes) : undefined;
+    const noTasks = !carried || (carried.tasks.length === 0 && carried.delta!.removedTaskIds.length === 0);
+    expect({ what, has: hasTasks(p.assignedTo('n1'), first.sent, (t) => p.reportShows(t)) }).toEqual({ what, has });
+    // What it says of the tasks is what the wire does with them (the host-ports case aside, where it is only careful).
+    if (has) expect({ what, noTasks }).toEqual({ what, noTasks: true });
+    else if (what !== "a report of a task whose service publishes host ports") expect({ what, noTasks }).toEqual({ what, noTasks: false });
+    else expect(carried?.delta?.sameHostPorts).toBe(false);
+  }
 });

@@ -3,7 +3,7 @@ import { SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
 import { managerPeers } from '../../manager/cluster-view';
 import { planNodeEndpoints } from '../../manager/network/endpoints';
 import { planOverlays, planVteps } from '../../manager/network/peers';
-import { SessionPlan, SessionPlanInput } from '../../manager/session-plans';
+import { NodeSignature, SessionPlan, SessionPlanInput } from '../../manager/session-plans';
 import { Cluster, Network, NetworkAttachment, Node, NodeRole, PortProtocol, PublishMode, Service, Task, TaskState } from '../../services/gen/swarmlet/v1/types';
 
 const S = TaskState;
@@ -84,7 +84,7 @@ describe('signatures: a pass rebuilds only the messages a change concerns', () =
   const signatures = (input: SessionPlanInput) => {
     const p = plan(input);
     const global = p.globalSignature();
-    const both = (own: string | undefined) => (global === undefined || own === undefined ? undefined : `${global} ${own}`);
+    const both = (own: NodeSignature | undefined) => (global === undefined || own === undefined ? undefined : `${global} ${own.tasks} ${own.rest}`);
     return Object.fromEntries(input.nodes.map((n) => [n.id, both(p.signature(n.id))]));
   };
   const changed = (before: SessionPlanInput, after: SessionPlanInput) => {
@@ -104,6 +104,14 @@ describe('signatures: a pass rebuilds only the messages a change concerns', () =
     expect(changed(input, withTask(input, 'solo', (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_COMPLETE } })))).toEqual(['n3']);
     // A task the scheduler has not placed yet concerns nobody.
     expect(changed(input, withTask(input, 'new', (t) => ({ ...t, status: { ...t.status!, message: 'waiting' } })))).toEqual([]);
+  });
+
+  test("a report of a task on no shared network changes its node's tasks part alone: the dispatcher asks the wire whether anything would go", () => {
+    const input = cluster();
+    const after = withTask(input, 'solo', (t) => ({ ...t, status: { ...t.status!, state: S.TASK_STATE_RUNNING } }));
+    const [before, now] = [plan(input).signature('n3')!, plan(after).signature('n3')!];
+    expect(now.rest).toBe(before.rest);
+    expect(now.tasks).not.toBe(before.tasks);
   });
 
   test('a task on an overlay concerns every node on it; one on the ingress network, every node', () => {
