@@ -34,6 +34,11 @@ beforeAll(async () => {
   await sw(lab, h, ['network', 'create', '--driver', 'overlay', 'front']);
   await sw(lab, h, ['service', 'create', '--name', 'web', '--replicas', '0', '--network', 'front', 'exec:/', 'sleep', '100']);
   control = new ControlClient(h.socket, grpc.credentials.createInsecure());
+  // The allocator gives web its VIP on front after the create returns: the state the runs compare is the one after it.
+  for (const until = Date.now() + 60000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+    const { services } = await callUnary(control.listServices.bind(control), {});
+    if (services[0]?.service?.endpoint?.virtualIps.length) break;
+  }
 }, 120000);
 
 afterAll(async () => {
