@@ -128,6 +128,8 @@ describe('lab', () => {
     expect(log).not.toContain(l.host(2).addr);
     const pid = JSON.parse(readFileSync(`${l.baseDir}/lab.json`, 'utf8')).daemons[0].pid as number;
     expect(readFileSync(`${l.baseDir}/pids`, 'utf8')).toContain(`${pid} `);
+    // Once in a CI run the start below went ahead. If that comes back, this tells whether the stand-in had died meanwhile.
+    expect({ pid, alive: isAlive(pid), stat: existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ').slice(0, 3).join(' ') : 'gone' }).toMatchObject({ pid, alive: true });
     await expect(l.startDaemon(h)).rejects.toThrow(/already running/);
 
     await l.stopDaemon(h, 'term');
