@@ -4,7 +4,7 @@
  * simulated nodes and 30,000 tasks in 300 services of 100 replicas.
  *
  *   npm run bench:control-plane                     (builds, then runs in scripts/sandbox.sh)
- *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE]
+ *   bash bench/run.sh control-plane [--tasks 30000] [--nodes 1000] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE] [--agents-cpu-profile FILE]
  *
  * This process is the leader: a `Manager` on a loopback gRPC server with the manager's mTLS
  * credentials, its etcd client counting what it reads (a gRPC interceptor sums the key and value
@@ -71,17 +71,18 @@ interface Options {
   /** Where a heap snapshot of the leader, taken once every task is assigned (or at the end of the wait), goes, if anywhere. */
   heapSnapshot?: string;
   allocProfile?: string;
+  agentsCpuProfile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile', '--heap-snapshot', '--alloc-profile'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE]');
+  const flags = readFlags(argv, ['--tasks', '--nodes', '--timeout', '--log', '--cpu-profile', '--heap-snapshot', '--alloc-profile', '--agents-cpu-profile'], 'control-plane [--tasks N] [--nodes M] [--timeout SECONDS] [--log FILE] [--cpu-profile FILE] [--heap-snapshot FILE] [--alloc-profile FILE] [--agents-cpu-profile FILE]');
   const tasks = positiveInteger('--tasks', Number(flags.get('--tasks') ?? 30000));
   const nodes = positiveInteger('--nodes', Number(flags.get('--nodes') ?? 1000));
   const timeoutS = Number(flags.get('--timeout') ?? 0);
   if (timeoutS !== 0 && !(timeoutS > 0)) throw new SwarmletError('InvalidArgument', `--timeout must be a positive number of seconds, not ${timeoutS}`);
   // By default: 2 minutes, and 20 ms more per task (10 minutes for 30,000).
   const timeoutMs = timeoutS ? timeoutS * 1000 : Math.max(120000, tasks * 20);
-  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile'), heapSnapshot: flags.get('--heap-snapshot'), allocProfile: flags.get('--alloc-profile') };
+  return { tasks, nodes, timeoutMs, logFile: flags.get('--log') ?? path.join(os.tmpdir(), `swarmlet-control-plane-${process.pid}.log`), cpuProfile: flags.get('--cpu-profile'), heapSnapshot: flags.get('--heap-snapshot'), allocProfile: flags.get('--alloc-profile'), agentsCpuProfile: flags.get('--agents-cpu-profile') };
 }
 
 // ---- what the agents process reports ------------------------------------------------------------
@@ -93,7 +94,12 @@ interface NodeCredentials {
 }
 
 /** Parent -> agents. */
-type ToAgents = { kind: 'start'; managerAddr: string; caCertPem: string; etcdEndpoint: string; nodes: NodeCredentials[]; tasks: number } | { kind: 'stop' };
+type ToAgents =
+  | { kind: 'start'; managerAddr: string; caCertPem: string; etcdEndpoint: string; nodes: NodeCredentials[]; tasks: number }
+  /** Profile the simulated nodes' CPU from now until 'profile-stop'; the file is written at 'stop'. */
+  | { kind: 'profile-start'; file: string }
+  | { kind: 'profile-stop' }
+  | { kind: 'stop' };
 
 /** Agents -> parent: counts as of `at` (Date.now()), and when each threshold was first reached. */
 interface AgentsStatus {
@@ -357,6 +363,7 @@ async function runLeader(opts: Options): Promise<void> {
     const c = control;
     const figures: Figures = { created: 0, timedOut: false, createErrors: 0, rssPeak: 0, rssEnd: 0, setup: setupFigure };
     const profiler = opts.cpuProfile ? await startProfile('cpu', opts.cpuProfile) : opts.allocProfile ? await startProfile('alloc', opts.allocProfile) : undefined;
+    if (opts.agentsCpuProfile) agents!.send({ kind: 'profile-start', file: path.resolve(opts.agentsCpuProfile) } satisfies ToAgents);
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     const etcdCpu0 = processCpuMs(etcd.pid);
@@ -412,6 +419,7 @@ async function runLeader(opts: Options): Promise<void> {
         figures.etcdCpuToAssignedMs = processCpuMs(etcd.pid) - etcdCpu0;
         figures.agentsCpuToAssignedMs = processCpuMs(agents!.pid!) - agentsCpu0;
         await profiler?.stop();
+        if (opts.agentsCpuProfile) agents!.send({ kind: 'profile-stop' } satisfies ToAgents);
         if (opts.heapSnapshot) takeHeapSnapshot(opts.heapSnapshot);
       }
       if (s.allRunningAt) break;
@@ -555,13 +563,13 @@ function takeHeapSnapshot(file: string): void {
 }
 
 /**
- * A profile of this process (the leader) from now until `stop`: its CPU ('cpu', a .cpuprofile
+ * A profile of this process (the leader, or the simulated nodes) from now until `stop`: its CPU ('cpu', a .cpuprofile
  * file), or where it allocates ('alloc', a .heapprofile file of sampled allocations, those the GC
  * collected since included). Stopped when every task is assigned, it is written by `write` only
  * once the run's figures are taken: serializing it stalls the leader, and the no-op pass measured
  * after it saw that.
  */
-async function startProfile(kind: 'cpu' | 'alloc', file: string): Promise<{ stop: () => Promise<void>; write: () => void }> {
+async function startProfile(kind: 'cpu' | 'alloc', file: string, whose = "the leader's"): Promise<{ stop: () => Promise<void>; write: () => void }> {
   const session = new InspectorSession();
   session.connect();
   const post = <T>(method: string, params?: object) =>
@@ -587,7 +595,7 @@ async function startProfile(kind: 'cpu' | 'alloc', file: string): Promise<{ stop
       if (!profile) return;
       fs.writeFileSync(file, JSON.stringify(profile));
       profile = undefined;
-      progress(`the leader's ${kind === 'cpu' ? 'CPU' : 'allocation'} profile, first create to all assigned, is in ${file}`);
+      progress(`${whose} ${kind === 'cpu' ? 'CPU' : 'allocation'} profile, first create to all assigned, is in ${file}`);
     },
   };
 }
@@ -597,10 +605,17 @@ async function startProfile(kind: 'cpu' | 'alloc', file: string): Promise<{ stop
 function runAgents(): void {
   const send = (msg: FromAgents) => process.send?.(msg);
   const controller = new AbortController();
+  let profiler: Awaited<ReturnType<typeof startProfile>> | undefined;
   process.on('message', (msg: ToAgents) => {
     if (msg.kind === 'stop') {
       controller.abort();
-      setTimeout(() => process.exit(0), 200).unref();
+      // Written now, once the figures are taken: writing it stalls the nodes.
+      const written = profiler ? profiler.stop().then(() => profiler!.write()) : Promise.resolve();
+      void written.catch(() => undefined).finally(() => setTimeout(() => process.exit(0), 200).unref());
+    } else if (msg.kind === 'profile-start') {
+      void startProfile('cpu', msg.file, "the simulated nodes'").then((p) => (profiler = p), () => undefined);
+    } else if (msg.kind === 'profile-stop') {
+      void profiler?.stop().catch(() => undefined);
     } else if (msg.kind === 'start') {
       agents(msg, controller.signal, send).catch((err: unknown) => {
         send({ kind: 'fatal', message: (err as Error).message });
