@@ -5,6 +5,7 @@ import { Cluster, Config, Network, Node, Secret, Service, Task } from '../../ser
 import { clusterCodec } from './cluster-secrets';
 import { ETCD_MAX_REQUEST_BYTES, EtcdSettlingError, etcdRequestError, etcdUnavailable, requestTooLarge } from './etcd-errors';
 import { SealKeySource } from '../service-secrets';
+import { TaskSpecs } from './task-specs';
 import { keys, ROOT } from './keys';
 import { LeaseRenewer } from './lease-renewer';
 import { heldValue, WatchedSnapshot } from './snapshot';
@@ -132,6 +133,8 @@ const NODE_CODEC: Codec<Node> = {
 export class EtcdStore implements Store {
   /** The cluster object's codec: its CA key and join tokens sealed with `sealKey`, when given. */
   private readonly clusterCodec: Codec<Cluster>;
+  /** Alike task specs decoded as one object (TaskSpecs). */
+  private readonly taskSpecs = new TaskSpecs();
 
   constructor(
     readonly client: Etcd3,
@@ -715,6 +718,7 @@ export class EtcdStore implements Store {
   private decode<T extends Versioned>(kv: IKeyValue, codec: Codec<T>): T {
     const obj = codec.fromJSON(JSON.parse(kv.value.toString()));
     obj.meta = { createdAt: obj.meta?.createdAt ?? '', updatedAt: obj.meta?.updatedAt ?? '', version: Number(kv.mod_revision) };
+    if (codec === (Task as Codec<unknown>)) this.taskSpecs.share(obj as unknown as Task);
     return obj;
   }
 
