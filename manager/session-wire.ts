@@ -92,8 +92,13 @@ export class SessionWire {
     let partsChanged = false;
     for (const [part] of SESSION_PARTS) {
       const bytes = this.part(part, msg[part]);
-      parts.set(part, bytes);
-      if (!sameBytes(sent?.parts.get(part), bytes)) partsChanged = true;
+      const had = sent?.parts.get(part);
+      // A part as it was is kept as the bytes already held: the new copy dies young instead of joining the old generation beside the old one.
+      if (sameBytes(had, bytes)) parts.set(part, had!);
+      else {
+        parts.set(part, bytes);
+        partsChanged = true;
+      }
     }
     // Each task as the agent will have it: as sent before (the same version, or its own report since), or as sent now.
     const tasks = new Map<string, SentTask>();
