@@ -159,7 +159,8 @@ async function applyPlan(store: Store, service: Service, tasks: Task[], plan: Or
   for (const r of retire) pass.retired.set(r.after.id, r.after);
   if (creates.length) {
     pass.created.push(...creates);
-    log.info({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks to create');
+    // At debug: each pass says at info what it created ('tasks created'); this line names every slot of every service.
+    log.debug({ count: creates.length, slots: creates.map((t) => t.slot || t.nodeId) }, 'tasks to create');
   }
   const deletes = plan.actions.filter((a) => a.kind === 'delete').map((a) => (a as { taskId: string }).taskId);
   if (deletes.length) await store.deleteTasks(deletes);
