@@ -46,11 +46,20 @@ export function sameFields(a: unknown, b: unknown): boolean {
   if (ArrayBuffer.isView(a) || ArrayBuffer.isView(b)) {
     return ArrayBuffer.isView(a) && ArrayBuffer.isView(b) && Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
   }
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameFields(a[i], b[i])) return false;
+    return true;
+  }
+  // Key by key without listing them (no array per object: this runs for every task decoded).
   const ra = a as Record<string, unknown>;
   const rb = b as Record<string, unknown>;
-  const keys = Object.keys(ra);
-  if (keys.length !== Object.keys(rb).length) return false;
-  for (const k of keys) if (!Object.prototype.hasOwnProperty.call(rb, k) || !sameFields(ra[k], rb[k])) return false;
-  return true;
+  let count = 0;
+  for (const k in ra) {
+    if (!Object.prototype.hasOwnProperty.call(ra, k)) continue;
+    if (!Object.prototype.hasOwnProperty.call(rb, k) || !sameFields(ra[k], rb[k])) return false;
+    count++;
+  }
+  for (const k in rb) if (Object.prototype.hasOwnProperty.call(rb, k)) count--;
+  return count === 0;
 }
