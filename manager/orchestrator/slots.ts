@@ -39,10 +39,10 @@ export interface SlotView {
   waitingForStop: boolean;
 }
 
-/** Collects a plan's actions; makes sure a task is shut down at most once and desired state only rises. */
 /** The input's nodes by id: the caller's map, or one made now. */
 export const nodesById = (input: OrchestratorInput): ReadonlyMap<string, Node> => input.nodeById ?? new Map(input.nodes.map((n) => [n.id, n]));
 
+/** Collects a plan's actions; makes sure a task is shut down at most once and desired state only rises. */
 export class PlanBuilder {
   readonly actions: OrchestratorAction[] = [];
   readonly nowMs: number;
