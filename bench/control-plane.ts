@@ -563,11 +563,11 @@ function takeHeapSnapshot(file: string): void {
 }
 
 /**
- * A profile of this process (the leader, or the simulated nodes) from now until `stop`: its CPU ('cpu', a .cpuprofile
- * file), or where it allocates ('alloc', a .heapprofile file of sampled allocations, those the GC
- * collected since included). Stopped when every task is assigned, it is written by `write` only
- * once the run's figures are taken: serializing it stalls the leader, and the no-op pass measured
- * after it saw that.
+ * A profile of this process (the leader, or the simulated nodes) from now until `stop`: its CPU
+ * ('cpu', a .cpuprofile file), or where it allocates ('alloc', a .heapprofile file of sampled
+ * allocations, those the GC collected since included). Stopped when every task is assigned, it is
+ * written by `write` only once the run's figures are taken: serializing it stalls the process, and
+ * the no-op pass measured after it saw that.
  */
 async function startProfile(kind: 'cpu' | 'alloc', file: string, whose = "the leader's"): Promise<{ stop: () => Promise<void>; write: () => void }> {
   const session = new InspectorSession();
