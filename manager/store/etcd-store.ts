@@ -497,8 +497,7 @@ export class EtcdStore implements Store {
   /** Creates tasks, create-if-absent, many to a transaction (batched by bytes as well as by count). */
   async createTasks(tasks: Task[]): Promise<void> {
     const puts = tasks.map((t) => encodedPut(keys.task(t.id), this.encode(t, Task, true)));
-    const batches = batchBySize(puts, putSize);
-    for (const batch of batches) this.fitsBytes(batch.reduce((sum, p) => sum + p.key.length + p.value.length, 0));
+    const batches = this.txnBatches(puts);
     await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
       const res = await this.putsIf(batch.map((p) => ({ key: p.key, target: 'Create', result: 'Equal', create_revision: 0 })), batch);
       if (!res.succeeded) throw conflict('a task with one of these ids already exists');
@@ -531,8 +530,7 @@ export class EtcdStore implements Store {
     }
     const lost: Task[] = [];
     const puts = changes.map((c) => ({ ...c, ...encodedPut(keys.task(c.after.id), this.encode(c.after, Task, false)) }));
-    const batches = batchBySize(puts, putSize);
-    for (const batch of batches) this.fitsBytes(batch.reduce((sum, p) => sum + p.key.length + p.value.length, 0));
+    const batches = this.txnBatches(puts);
     // Batches go out several at a time: each is its own compare-and-swap, so their order does not matter.
     await inFlight(batches, TXNS_IN_FLIGHT, async (batch) => {
       const res = await this.putsIf(batch.map((c) => ({ key: c.key, target: 'Mod', result: 'Equal', mod_revision: c.before.meta?.version ?? 0 })), batch);
@@ -740,6 +738,13 @@ export class EtcdStore implements Store {
   /** Refuses, before anything is sent, a write larger than etcd takes: InvalidArgument, not a store outage. */
   private fits(...parts: string[]): void {
     this.fitsBytes(parts.reduce((sum, p) => sum + Buffer.byteLength(p), 0));
+  }
+
+  /** Puts in transactions' batches (by count and bytes), each refused before anything is sent if larger than etcd takes. */
+  private txnBatches<P extends { key: Buffer; value: Buffer }>(puts: P[]): P[][] {
+    const batches = batchBySize(puts, putSize);
+    for (const batch of batches) this.fitsBytes(batch.reduce((sum, p) => sum + p.key.length + p.value.length, 0));
+    return batches;
   }
 
   private fitsBytes(bytes: number): void {
