@@ -13,9 +13,10 @@ export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
  * The gRPC options of a manager's etcd client. A watch reply carries every event etcd has for the
  * watcher at once (etcd3 asks for no fragments): with tens of thousands of tasks written in
  * batches, one reply passed grpc-js's default 4 MiB limit, the watch failed and the snapshot listed
- * everything again. Ranges are paged (paged-range.ts); watch replies cannot be.
+ * everything again. Ranges are paged (paged-range.ts); watch replies cannot be. No channelz, as
+ * on the node's own servers and channels (NODE_SERVER_OPTIONS).
  */
-export const ETCD_CLIENT_GRPC_OPTIONS = { 'grpc.max_receive_message_length': 256 * 1024 * 1024 } as const;
+export const ETCD_CLIENT_GRPC_OPTIONS = { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.enable_channelz': 0 } as const;
 
 /**
  * etcd is between leaders, or settling a membership change ("unhealthy cluster"): the same

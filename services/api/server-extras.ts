@@ -30,8 +30,13 @@ export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
  */
 export const IDLE_CONNECTION_MS = 60_000;
 
-/** The options of a node's gRPC servers: keepalive pings from idle clients allowed, the request size limit, and the idle bound. */
+/**
+ * The options of a node's gRPC servers: keepalive pings from idle clients allowed, the request size
+ * limit, and the idle bound. No channelz: nothing here serves it, and grpc-js keeps its bookkeeping
+ * (per connection, per call and per message) only while it is on.
+ */
 export const NODE_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.enable_channelz': 0,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 5000,
   'grpc.max_receive_message_length': MAX_REQUEST_BYTES,

@@ -81,6 +81,8 @@ export function managerClientCredentials(caCertPem: string, cert?: { certPem: st
 }
 
 export const managerChannelOptions: grpc.ChannelOptions = {
+  // Nothing reads channelz (see NODE_SERVER_OPTIONS).
+  'grpc.enable_channelz': 0,
   'grpc.ssl_target_name_override': MANAGER_SERVER_NAME,
   'grpc.default_authority': MANAGER_SERVER_NAME,
   'grpc.keepalive_time_ms': 10000,
