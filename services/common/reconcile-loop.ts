@@ -34,7 +34,18 @@ export interface ReconcileLoopOptions {
    * few passes, and a lone change (a task that stopped) goes out without the wait.
    */
   coalesceLeading?: boolean;
+  /**
+   * With coalesceLeading: the wait after a pass is at least this many times what the pass took,
+   * up to LOADED_WAIT_MAX_MS. A loop whose passes grow with the load (the dispatcher's, over a
+   * thousand sessions while tasks are created by the thousand) then spends a bounded share of its
+   * time in them, and each pass carries the changes of a longer wait. When passes are quick, the
+   * wait stays coalesceMs.
+   */
+  coalescePassFactor?: number;
 }
+
+/** The longest a loop waits after a pass for coalescePassFactor's sake. */
+export const LOADED_WAIT_MAX_MS = 1000;
 
 /**
  * The shape every reconcile loop has: subscribe, then take a snapshot; after that recompute from
@@ -105,9 +116,10 @@ export class ReconcileLoop {
         if (!unwatch && this.store) unwatch = await this.store.watchPrefixes(this.opts.watch, () => this.poke());
         if (this.dirty) {
           this.dirty = false;
+          const began = Date.now();
           await this.pass(signal);
           backoff.reset();
-          if (this.opts.coalesceMs && this.opts.coalesceLeading) await sleep(this.opts.coalesceMs, signal);
+          if (this.opts.coalesceMs && this.opts.coalesceLeading) await sleep(this.waitAfter(Date.now() - began), signal);
         }
         await this.idle(signal);
         if (this.opts.coalesceMs && !this.opts.coalesceLeading) await sleep(this.opts.coalesceMs, signal);
@@ -120,6 +132,12 @@ export class ReconcileLoop {
     }
     await unwatch?.();
     this.ended();
+  }
+
+  /** How long the loop waits after a pass that took `passMs` (coalesceLeading). */
+  private waitAfter(passMs: number): number {
+    const loaded = Math.min(LOADED_WAIT_MAX_MS, (this.opts.coalescePassFactor ?? 0) * passMs);
+    return Math.max(this.opts.coalesceMs ?? 0, loaded);
   }
 
   /** No pass runs any more: the requests still waiting resolve, and later ones at once. */

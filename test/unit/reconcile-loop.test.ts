@@ -1,7 +1,7 @@
 /** ReconcileLoop without a store: passes on request, coalescing, per-request completion, resync passes. */
 import { getEventListeners } from 'node:events';
 import pino from 'pino';
-import { PassInfo, ReconcileLoop } from '../../services/common/reconcile-loop';
+import { LOADED_WAIT_MAX_MS, PassInfo, ReconcileLoop } from '../../services/common/reconcile-loop';
 
 const log = pino({ level: 'silent' });
 
@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 /** A loop whose passes are recorded, and each waits for `release()` when `hold` is set. */
-function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; coalesceLeading?: boolean; fail?: (n: number) => boolean } = {}) {
+function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; coalesceLeading?: boolean; coalescePassFactor?: number; passMs?: number; fail?: (n: number) => boolean } = {}) {
   const passes: PassInfo[] = [];
   let hold = false;
   let gate: (() => void) | undefined;
@@ -22,9 +22,11 @@ function recordedLoop(opts: { resyncMs?: number; coalesceMs?: number; coalesceLe
     resyncMs: opts.resyncMs ?? Infinity,
     coalesceMs: opts.coalesceMs,
     coalesceLeading: opts.coalesceLeading,
+    coalescePassFactor: opts.coalescePassFactor,
     reconcile: async (_signal, pass) => {
       passes.push(pass);
       for (const s of started.splice(0)) s();
+      if (opts.passMs) await new Promise((r) => setTimeout(r, opts.passMs));
       if (hold) await new Promise<void>((r) => (gate = r));
       if (opts.fail?.(passes.length)) throw new Error(`pass ${passes.length} failed`);
     },
@@ -170,6 +172,47 @@ test('with coalesceLeading, a change after a quiet spell is passed before any ti
     await req;
     expect(t.passes).toHaveLength(before + 2);
   } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('with coalescePassFactor, the wait after a pass grows with what the pass took, up to a bound; quick passes wait coalesceMs', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+  try {
+    // Each pass takes 300 ms: the wait after it is 600 ms, not 100.
+    const t = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2, passMs: 300 });
+    await t.start();
+    await jest.advanceTimersByTimeAsync(300);
+    const begins = t.nextPassBegins();
+    t.loop.poke();
+    await jest.advanceTimersByTimeAsync(599);
+    expect(await settled(begins)).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(await settled(begins)).toBe(true);
+    // A pass of 2 s waits the bound (1 s), not 4 s.
+    const slow = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2, passMs: 2000 });
+    await slow.start();
+    await jest.advanceTimersByTimeAsync(2000);
+    const next = slow.nextPassBegins();
+    slow.loop.poke();
+    await jest.advanceTimersByTimeAsync(LOADED_WAIT_MAX_MS - 1);
+    expect(await settled(next)).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(await settled(next)).toBe(true);
+    // Quick passes wait coalesceMs.
+    const quick = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2 });
+    await quick.start();
+    const soon = quick.nextPassBegins();
+    quick.loop.poke();
+    await jest.advanceTimersByTimeAsync(99);
+    expect(await settled(soon)).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(await settled(soon)).toBe(true);
+  } finally {
+    // The passes under way end on the fake clock: stopped before it goes.
+    const stopping = Promise.all(loops.splice(0).map((l) => l.stop()));
+    await jest.advanceTimersByTimeAsync(5000);
+    await stopping;
     jest.useRealTimers();
   }
 });
