@@ -179,35 +179,24 @@ test('with coalesceLeading, a change after a quiet spell is passed before any ti
 test('with coalescePassFactor, the wait after a pass grows with what the pass took, up to a bound; quick passes wait coalesceMs', async () => {
   jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
   try {
-    // Each pass takes 300 ms: the wait after it is 600 ms, not 100.
-    const t = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2, passMs: 300 });
-    await t.start();
-    await jest.advanceTimersByTimeAsync(300);
-    const begins = t.nextPassBegins();
-    t.loop.poke();
-    await jest.advanceTimersByTimeAsync(599);
-    expect(await settled(begins)).toBe(false);
-    await jest.advanceTimersByTimeAsync(1);
-    expect(await settled(begins)).toBe(true);
+    /** Starts a loop whose passes take `passMs`, and checks that a change after its first pass waits `waitMs` exactly. */
+    const waitsAfterPass = async (passMs: number | undefined, waitMs: number) => {
+      const t = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2, passMs });
+      await t.start();
+      await jest.advanceTimersByTimeAsync(passMs ?? 0);
+      const begins = t.nextPassBegins();
+      t.loop.poke();
+      await jest.advanceTimersByTimeAsync(waitMs - 1);
+      expect(await settled(begins)).toBe(false);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(await settled(begins)).toBe(true);
+    };
+    // A pass of 300 ms: the wait after it is 600 ms, not 100.
+    await waitsAfterPass(300, 600);
     // A pass of 2 s waits the bound (1 s), not 4 s.
-    const slow = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2, passMs: 2000 });
-    await slow.start();
-    await jest.advanceTimersByTimeAsync(2000);
-    const next = slow.nextPassBegins();
-    slow.loop.poke();
-    await jest.advanceTimersByTimeAsync(LOADED_WAIT_MAX_MS - 1);
-    expect(await settled(next)).toBe(false);
-    await jest.advanceTimersByTimeAsync(1);
-    expect(await settled(next)).toBe(true);
+    await waitsAfterPass(2000, LOADED_WAIT_MAX_MS);
     // Quick passes wait coalesceMs.
-    const quick = recordedLoop({ coalesceMs: 100, coalesceLeading: true, coalescePassFactor: 2 });
-    await quick.start();
-    const soon = quick.nextPassBegins();
-    quick.loop.poke();
-    await jest.advanceTimersByTimeAsync(99);
-    expect(await settled(soon)).toBe(false);
-    await jest.advanceTimersByTimeAsync(1);
-    expect(await settled(soon)).toBe(true);
+    await waitsAfterPass(undefined, 100);
   } finally {
     // The passes under way end on the fake clock: stopped before it goes.
     const stopping = Promise.all(loops.splice(0).map((l) => l.stop()));
