@@ -4,6 +4,8 @@
  * the screen read back, and the window resized. kill() ends the server and all it runs.
  */
 import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import * as path from 'node:path';
 
 function tmux(socket: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -49,7 +51,9 @@ export class Tmux {
     return { rows, cols };
   }
 
+  /** Ends the server, and removes its socket file, which tmux leaves behind (one more in /tmp/tmux-<uid> each run). */
   async kill(): Promise<void> {
     await tmux(this.socket, ['kill-server']).catch(() => undefined);
+    await rm(path.join(process.env.TMUX_TMPDIR || '/tmp', `tmux-${process.getuid?.() ?? 0}`, this.socket), { force: true });
   }
 }
