@@ -16,6 +16,7 @@ import { callUnary } from '../../services/api/handlers';
 import { ControlClient } from '../../services/gen/swarmlet/v1/control';
 import { sw } from './cluster-helpers';
 import { uniqueSuffix } from '../support/unique';
+import { waitFor } from '../support/runtime-wait';
 
 let lab: Lab;
 let h: LabHost;
@@ -35,10 +36,7 @@ beforeAll(async () => {
   await sw(lab, h, ['service', 'create', '--name', 'web', '--replicas', '0', '--network', 'front', 'exec:/', 'sleep', '100']);
   control = new ControlClient(h.socket, grpc.credentials.createInsecure());
   // The allocator gives web its VIP on front after the create returns: the state the runs compare is the one after it.
-  for (const until = Date.now() + 60000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-    const { services } = await callUnary(control.listServices.bind(control), {});
-    if (services[0]?.service?.endpoint?.virtualIps.length) break;
-  }
+  await waitFor('web to get its VIP on front', async () => (await callUnary(control.listServices.bind(control), {})).services[0]?.service?.endpoint?.virtualIps.length, 60000);
 }, 120000);
 
 afterAll(async () => {
