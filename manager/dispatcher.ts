@@ -11,7 +11,7 @@ import { newRandomId } from '../services/pki/ca';
 import { readClusterView } from './cluster-view';
 import { NetworkAttachments } from './network-attachments';
 import { SessionPlan } from './session-plans';
-import { heartbeatLeaseSeconds, planLeftNode } from './node-plans';
+import { heartbeatLeaseSeconds, heartbeatSilenceSeconds, planLeftNode } from './node-plans';
 import { ReconcileLoop } from '../services/common/reconcile-loop';
 import { SealKeySource, taskCredentials } from './service-secrets';
 import { taskFileValues } from './file-values';
@@ -25,8 +25,13 @@ interface Session {
   nodeId: string;
   ttl: number;
   lease?: HeartbeatLease;
+  /** When the lease's last renewal (or its grant) was asked for, in ms: it lives `ttl` from about then. */
+  renewedAt: number;
   /** The lease renewal under way, if any (one at a time per session). */
   renewing?: Promise<void>;
+  /** Runs when the agent has been silent for a silence (heartbeatSilenceSeconds): its lease ends then. */
+  silence?: NodeJS.Timeout;
+  silenceMs?: number;
   stream: grpc.ServerWritableStream<SessionRequest, SessionMessage | Buffer>;
   /** The agent takes deltas after the first message (SessionRequest.acceptsDeltas). */
   deltas: boolean;
@@ -36,8 +41,11 @@ interface Session {
   lastRest?: string;
 }
 
-/** How long a heartbeat lease lives: two heartbeat periods (heartbeatLeaseSeconds). */
+/** How long a heartbeat lease lives: two silences (heartbeatLeaseSeconds). */
 export const leaseSeconds = (spec: ClusterSpec | undefined) => heartbeatLeaseSeconds(spec);
+
+/** How long a session's agent may be silent before its heartbeat lease is ended, in ms (heartbeatSilenceSeconds). */
+const silenceMs = (spec: ClusterSpec | undefined) => heartbeatSilenceSeconds(spec) * 1000;
 
 /**
  * How many sessions this manager sets up at once (the store reads and writes of openSession).
@@ -83,12 +91,16 @@ const sessionEnd = (code: grpc.status, message: string) => Object.assign(new Err
 /**
  * One session per agent. Down the stream goes what the node must know (its own object, the
  * managers it can fail over to, the cluster's timings), sent again whenever that changes.
- * Heartbeats renew a lease that holds the node's heartbeat key: when they stop, etcd drops the
- * key after the node-down bound and the leader marks the node down. Any manager can serve any
- * agent; the key outlives a dispatcher, so an agent that fails over keeps its node ready.
+ * Heartbeats keep a lease that holds the node's heartbeat key: when they stop for a silence (two
+ * periods), the dispatcher ends the lease, the key goes, and the leader looks at the node. The
+ * lease lives two silences, so it is renewed on every other heartbeat at most, and runs out alone
+ * only when the manager that held the session is gone too. Any manager can serve any agent; the
+ * key outlives a dispatcher, so an agent that fails over keeps its node ready.
  */
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
+  /** The silence timers not run yet, of open sessions and of ended ones whose lease may still hold their node's key. */
+  private readonly silences = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private readonly broadcast: ReconcileLoop;
   /** Containers' network attachments (AttachNetwork, DetachNetwork, the session-start reconcile). */
@@ -128,6 +140,9 @@ export class Dispatcher {
 
   async stop(): Promise<void> {
     await this.broadcast.stop();
+    // The leases of the sessions here run out alone now (or their agents, failed over, hold new ones).
+    for (const timer of this.silences) clearTimeout(timer);
+    this.silences.clear();
     for (const s of this.sessions.values()) s.stream.destroy(Object.assign(new Error('manager is shutting down'), { code: grpc.status.UNAVAILABLE }));
     this.sessions.clear();
   }
@@ -198,8 +213,11 @@ export class Dispatcher {
     for (const session of [...this.sessions.values()]) {
       if (session.nodeId !== nodeId) continue;
       this.endSession(session, sessionEnd(grpc.status.CANCELLED, 'the node left the swarm'));
+      this.quiet(session);
       await session.renewing;
-      await session.lease?.release();
+      const lease = session.lease;
+      session.lease = undefined;
+      await lease?.release();
     }
     await this.store.mutateNode(nodeId, (n) => {
       const status = planLeftNode(n, new Date());
@@ -212,6 +230,7 @@ export class Dispatcher {
   private heartbeat(req: HeartbeatRequest): HeartbeatResponse {
     const session = this.sessions.get(req.sessionId);
     if (!session) throw notFound('unknown session; open a new one');
+    this.heard(session);
     this.renewLease(session);
     return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
   }
@@ -248,16 +267,17 @@ export class Dispatcher {
     }
     // The node lists the containers it still has: attachments of the others go.
     if (req.containers) await this.attachments.reconcileNode(node.id, req.containers.containerIds);
-    const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), stream, deltas: req.acceptsDeltas };
+    const session: Session = { id: newRandomId(), nodeId: node.id, ttl: leaseSeconds(cluster?.spec), renewedAt: 0, stream, deltas: req.acceptsDeltas };
     await this.attachLease(session);
+    this.heard(session);
     for (const old of this.sessions.values()) {
       if (old.nodeId === node.id) this.endSession(old, sessionEnd(grpc.status.ABORTED, 'replaced by a newer session of the same node'));
     }
     this.sessions.set(session.id, session);
     const log = this.log.child({ nodeId: node.id, sessionId: session.id });
     log.info('session opened');
-    // The lease is left to expire rather than revoked: an agent that restarts comes back within
-    // the node-down bound, and its node should not look down (and lose its tasks) meanwhile.
+    // The lease is not ended with the session, but a silence after its last heartbeat, as for an
+    // agent still connected: one that restarts, or moves to another manager, within it keeps its node ready.
     stream.on('cancelled', () => {
       if (this.sessions.get(session.id) !== session) return;
       this.sessions.delete(session.id);
@@ -269,17 +289,24 @@ export class Dispatcher {
   /**
    * Renews the session's heartbeat lease, in the background: the heartbeat is answered at once, as
    * swarmkit's dispatcher answers from memory. Awaiting etcd made every heartbeat as slow as etcd
-   * under load (a thousand nodes creating tasks), and agents ended their sessions for it. A node
-   * whose agent stops heartbeating still goes down when its lease runs out. While one renewal is
-   * under way, the session's next heartbeats add none.
+   * under load (a thousand nodes creating tasks), and agents ended their sessions for it. The lease
+   * (two silences long) is renewed once a silence has passed since its last renewal, with a
+   * silence of it still left: the next heartbeats renew it in time, and if none comes, the silence
+   * timer ends it first. While one renewal is under way, the session's next heartbeats add none.
    */
   private renewLease(session: Session): void {
     if (session.renewing) return;
+    const ttl = leaseSeconds(this.spec);
+    if (session.lease && session.ttl === ttl && Date.now() - session.renewedAt < silenceMs(this.spec)) return;
     session.renewing = (async () => {
-      const ttl = leaseSeconds(this.spec);
+      const asked = Date.now();
       const renewed = session.ttl === ttl && (await session.lease?.renew());
-      if (renewed || this.sessions.get(session.id) !== session) return;
-      // First beat after the old lease expired, or the cluster's node-down bound changed.
+      if (renewed) {
+        session.renewedAt = asked;
+        return;
+      }
+      if (this.sessions.get(session.id) !== session) return;
+      // First beat after the old lease ended, or the cluster's heartbeat period changed.
       session.ttl = ttl;
       await this.attachLease(session);
     })()
@@ -289,9 +316,51 @@ export class Dispatcher {
       });
   }
 
-  /** Puts the node's heartbeat key under a new lease (at session start, or after the old one expired). */
+  /** Puts the node's heartbeat key under a new lease (at session start, or after the old one ended). */
   private async attachLease(session: Session): Promise<void> {
+    const asked = Date.now();
     session.lease = await this.store.holdHeartbeat(session.nodeId, session.id, session.ttl);
+    session.renewedAt = asked;
+  }
+
+  /** The session's agent was heard (its session opened, or a heartbeat): its silence starts again. */
+  private heard(session: Session): void {
+    const ms = silenceMs(this.spec);
+    if (session.silence && session.silenceMs === ms) {
+      session.silence.refresh();
+      return;
+    }
+    this.quiet(session);
+    const timer = setTimeout(() => {
+      this.silences.delete(timer);
+      session.silence = undefined;
+      void this.silent(session);
+    }, ms);
+    timer.unref();
+    this.silences.add(timer);
+    session.silence = timer;
+    session.silenceMs = ms;
+  }
+
+  /** Stops the session's silence timer (the node left, or the timer's length changed). */
+  private quiet(session: Session): void {
+    if (!session.silence) return;
+    clearTimeout(session.silence);
+    this.silences.delete(session.silence);
+    session.silence = undefined;
+  }
+
+  /**
+   * The agent has said nothing for a silence: its heartbeat key goes now, when its lease of one
+   * silence ran out before. A heartbeat that comes later holds a new lease (renewLease).
+   */
+  private async silent(session: Session): Promise<void> {
+    await session.renewing;
+    const lease = session.lease;
+    if (!lease || session.silence) return; // heard again meanwhile
+    session.lease = undefined;
+    this.log.info({ nodeId: session.nodeId, sessionId: session.id, silentMs: session.silenceMs }, 'no heartbeat: heartbeat key released');
+    await lease.release().catch((err: Error) => this.log.warn({ nodeId: session.nodeId, err: err.message }, 'heartbeat lease not ended; it runs out alone'));
   }
 
   private endSession(session: Session, status: Error & Partial<grpc.ServiceError>): void {

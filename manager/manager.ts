@@ -10,7 +10,7 @@ import { CAService, MembersService } from '../services/gen/swarmlet/v1/dispatche
 import { caService } from './ca-service';
 import { controlService } from './control-service';
 import { Dispatcher, dispatcherServiceDefinition } from './dispatcher';
-import { heartbeatLeaseSeconds } from './node-plans';
+import { heartbeatSilenceSeconds } from './node-plans';
 import { ClusterSpec } from '../services/gen/swarmlet/v1/types';
 import { membersService } from './members-service';
 import { PeerAccess } from './peer-access';
@@ -53,8 +53,8 @@ function untilAborted<T = void>(signal: AbortSignal, start: (resolve: (value: T)
  */
 export const LEADER_LEASE_SECONDS = 1;
 
-/** How long a manager's presence key outlives its daemon (what `node ls` shows as Reachable): 2 s, or the heartbeat lease if longer. */
-export const presenceLeaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, heartbeatLeaseSeconds(spec));
+/** How long a manager's presence key outlives its daemon (what `node ls` shows as Reachable): 2 s, or an agent's heartbeat silence if longer. */
+export const presenceLeaseSeconds = (spec: ClusterSpec | undefined) => Math.max(2, heartbeatSilenceSeconds(spec));
 
 export interface ManagerOptions {
   nodeId: string;

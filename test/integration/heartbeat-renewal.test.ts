@@ -14,6 +14,7 @@ import { HEARTBEAT_MISSED, NODE_LEFT } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
 import { waitFor } from '../support/runtime-wait';
+import { keys } from '../../manager/store/keys';
 
 const etcd = useEtcd();
 const log = pino({ level: 'silent' });
@@ -115,7 +116,7 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
 });
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
-  // Heartbeats every 0.5 s; the heartbeat lease lives 1 s (two periods); the grace of a node whose host answers is 2 s.
+  // Heartbeats every 0.5 s; the key goes after 1 s of silence (two periods), its lease lives 2 s; the grace of a node whose host answers is 2 s.
   managerEtcd = fixtureClient([etcd.endpoint]);
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
   const { apiAddr, worker, setup } = fixture;
@@ -138,7 +139,7 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
   }
   expect([...seen]).toEqual(['NODE_STATE_READY, heartbeat key held']);
 
-  // The agent stops: the lease runs out; its host (loopback) still answers, so the node is ready
+  // The agent stops: its lease is ended after a silence; its host (loopback) still answers, so the node is ready
   // through its grace, marked as missing heartbeats, then down.
   await s.stop();
   session = undefined;
@@ -162,3 +163,68 @@ test('an agent that leaves makes its node down at once, with its heartbeat key g
   expect([calls.counts.get('Session'), calls.counts.get('NodeLeave')]).toEqual([1, 1]);
 });
 
+
+/** An etcd client interceptor that counts the lease keepalives it sends, by lease id. */
+function keepaliveCounter(): { counts: Map<string, number>; interceptor: grpc.Interceptor } {
+  const counts = new Map<string, number>();
+  return {
+    counts,
+    interceptor: (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        sendMessage: (message: { ID?: string }, next) => {
+          if (options.method_definition.path.endsWith('/LeaseKeepAlive') && message.ID !== undefined) counts.set(String(message.ID), (counts.get(String(message.ID)) ?? 0) + 1);
+          next(message);
+        },
+      }),
+  };
+}
+
+/** The lease holding w1's heartbeat key, if the key is there. */
+async function heartbeatLease(client: Etcd3): Promise<string | undefined> {
+  const kv = (await client.get(keys.heartbeat('w1')).exec()).kvs[0];
+  return kv?.lease;
+}
+
+test('the heartbeat lease lives two silences and is renewed about once a silence, not on every heartbeat', async () => {
+  const keepalives = keepaliveCounter();
+  managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [keepalives.interceptor] });
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  session.start();
+  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  const lease = (await heartbeatLease(etcd.client))!;
+  const granted = await etcd.client.leaseClient.leaseTimeToLive({ ID: lease });
+  expect(Number(granted.grantedTTL)).toBe(2);
+  // Four seconds of heartbeats every 0.5 s: eight of them, and about four renewals (one a second).
+  const before = keepalives.counts.get(lease) ?? 0;
+  expect(await observe(fixture.setup, 4000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
+  const renewals = (keepalives.counts.get(lease) ?? 0) - before;
+  expect(await heartbeatLease(etcd.client)).toBe(lease);
+  expect(renewals).toBeGreaterThanOrEqual(2);
+  expect(renewals).toBeLessThanOrEqual(5);
+});
+
+test("an agent's silence ends its heartbeat lease: the key goes with seconds of the lease still left", async () => {
+  // Heartbeats every 1.5 s: the key goes after 3 s of silence; its lease lives 6 s.
+  const keepalives = keepaliveCounter();
+  managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [keepalives.interceptor] });
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 1500, nodeDownAfterMs: 60000 }, log });
+  const s = agentSession(fixture.apiAddr, fixture.worker);
+  session = s;
+  s.start();
+  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  const lease = (await heartbeatLease(etcd.client))!;
+  // The agent stops just after a renewal: the lease then has about 6 s left, and its silence ends it after 3.
+  const renewed = keepalives.counts.get(lease) ?? 0;
+  await waitFor('a renewal', async () => (keepalives.counts.get(lease) ?? 0) > renewed, 30000);
+  await s.stop();
+  session = undefined;
+  let left = Infinity;
+  await waitFor('the heartbeat key to go', async () => {
+    const [held, ttl] = await Promise.all([heartbeatLease(etcd.client), etcd.client.leaseClient.leaseTimeToLive({ ID: lease })]);
+    if (held !== undefined) left = Number(ttl.TTL);
+    return held === undefined;
+  }, 30000);
+  // A lease that ran out would last have been seen with a second or none left.
+  expect(left).toBeGreaterThanOrEqual(2);
+});

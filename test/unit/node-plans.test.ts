@@ -14,6 +14,7 @@ import {
   needsHostProbe,
   planNextHealthCheck,
   heartbeatLeaseSeconds,
+  heartbeatSilenceSeconds,
   HEARTBEAT_MISSED,
   SUSPECT_REPROBE_MS,
   SUSPECT_AFTER_MS,
@@ -209,15 +210,16 @@ describe('planNextHealthCheck', () => {
   });
 });
 
-describe('heartbeatLeaseSeconds', () => {
+describe('heartbeatSilenceSeconds and heartbeatLeaseSeconds', () => {
   test.each([
     [500, 1],
     [100, 1],
     [1000, 2],
     [1600, 4],
     [5000, 10],
-  ])('heartbeats every %i ms: a %i s lease', (periodMs, seconds) => {
-    expect(heartbeatLeaseSeconds({ heartbeatPeriodMs: periodMs })).toBe(seconds);
+  ])('heartbeats every %i ms: the key goes after %i s of silence, and its lease lives twice that', (periodMs, seconds) => {
+    expect(heartbeatSilenceSeconds({ heartbeatPeriodMs: periodMs })).toBe(seconds);
+    expect(heartbeatLeaseSeconds({ heartbeatPeriodMs: periodMs })).toBe(2 * seconds);
   });
 });
 
