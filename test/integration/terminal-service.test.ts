@@ -78,6 +78,8 @@ test('an attached task removed as soon as it ended (--rm) ends the attach with i
     call.on('error', reject);
   });
   call.write(TerminalInput.fromPartial({ msg: { $case: 'attach', value: { target: id } } }));
+  // Typed once the shell shows its prompt: a line typed before is echoed first, and the prompt then lands before its answer ("# 12").
+  for (let i = 0; i < 400 && !/# $/.test(output); i++) await sleep(25);
   call.write(TerminalInput.fromPartial({ msg: { $case: 'stdin', value: Buffer.from('echo $((3*4))\n') } }));
   for (let i = 0; i < 400 && !/\n12\r?\n/.test(output); i++) await sleep(25);
   expect(output).toMatch(/\n12\r?\n/);
