@@ -7,7 +7,7 @@ import { callUnary } from '../services/api/handlers';
 import { managerChannelOptions, managerClientCredentials, TlsMaterial } from '../services/api/tls';
 import { unavailable } from '../services/common/errors';
 import { applySessionDelta } from '../services/api/session-delta';
-import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, HeartbeatRequest, HeartbeatResponse, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
+import { AttachNetworkRequest, AttachNetworkResponse, DispatcherClient, HeartbeatRequest, HeartbeatResponse, SessionMessage, TaskStatusUpdate, UpdateTaskStatusRequest, UpdateTaskStatusResponse } from '../services/gen/swarmlet/v1/dispatcher';
 import { ContainerHostPort, ManagerPeer, NodeDescription } from '../services/gen/swarmlet/v1/types';
 
 export interface AgentSessionOptions {
@@ -42,7 +42,7 @@ export class AgentSession extends EventEmitter {
   private leaving = false;
   connectedTo?: ManagerPeer;
   /** The live session, if any: where task status reports go. */
-  private current?: { client: DispatcherClient; sessionId: string };
+  private current?: { client: DispatcherClient; sessionId: string; statuses: StatusSender };
   /** The client of the session being opened or live (the live one's too): a leave goes through it even before the session's first message. */
   private client?: DispatcherClient;
 
@@ -82,7 +82,7 @@ export class AgentSession extends EventEmitter {
   async reportStatus(updates: TaskStatusUpdate[]): Promise<void> {
     const current = this.current;
     if (!current) throw unavailable('no dispatcher session');
-    await callUnary(current.client.updateTaskStatus.bind(current.client), { sessionId: current.sessionId, updates }, 10000);
+    await current.statuses.report(current.sessionId, updates, 10000);
   }
 
   /** Asks the manager of the current session for a container's network attachment (Dispatcher.AttachNetwork). */
@@ -148,6 +148,7 @@ export class AgentSession extends EventEmitter {
         const finish = (outcome: 'healthy' | 'failed' | 'removed', why?: string) => {
           clearTimeout(heartbeat);
           beats.close();
+          statuses.close();
           clearTimeout(firstMessage);
           signal.removeEventListener('abort', onAbort);
           stream.removeAllListeners();
@@ -164,6 +165,7 @@ export class AgentSession extends EventEmitter {
         /** The whole message the session's last one stood for: what its next delta applies to. */
         let last: SessionMessage | undefined;
         const beats = new HeartbeatSender(client, () => log.info('this manager takes heartbeats one call at a time'));
+        const statuses = new StatusSender(client, () => log.info('this manager takes status reports one call at a time'));
         const beat = (sessionId: string, periodMs: number) => {
           heartbeat = setTimeout(async () => {
             try {
@@ -188,7 +190,7 @@ export class AgentSession extends EventEmitter {
             healthy = true;
             clearTimeout(firstMessage);
             this.connectedTo = peer;
-            this.current = { client, sessionId: msg.sessionId };
+            this.current = { client, sessionId: msg.sessionId, statuses };
             log.info({ sessionId: msg.sessionId }, 'session established');
             // Ports that changed while the session opened go up now.
             if (this.opts.containerPorts && JSON.stringify(this.opts.containerPorts()) !== JSON.stringify(description.containerPorts)) {
@@ -218,70 +220,123 @@ export class AgentSession extends EventEmitter {
 }
 
 /**
- * A session's heartbeats, one at a time, on one Dispatcher.Heartbeats stream opened at the first
- * beat; each beat resolves with the manager's answer, or rejects when the stream fails or the
- * answer is later than `timeoutMs` (as a Heartbeat call past its deadline would). A manager
- * without Heartbeats (UNIMPLEMENTED: an older one) gets the unary Heartbeat from then on.
+ * Calls of one of the dispatcher's unary methods, sent instead as requests on one bidi stream
+ * (opened at the first call, living as long as the session), each answered in order by one
+ * response. When the stream fails, or a call's answer is later than `timeoutMs` (as a unary call
+ * past its deadline would), the calls waiting on it fail, and the next call opens a new one. A
+ * manager without the stream method (UNIMPLEMENTED: an older one) gets the unary method from then on.
  */
-export class HeartbeatSender {
-  private stream?: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
-  private waiting?: { resolve: (res: HeartbeatResponse) => void; reject: (err: Error) => void; timer: NodeJS.Timeout };
-  private failed?: Error;
+export class StreamedCalls<Req, Res> {
+  private stream?: grpc.ClientDuplexStream<Req, Res>;
+  /** Calls sent and not answered yet, oldest first: the stream answers them in that order. */
+  private readonly waiting: { resolve: (res: Res) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }[] = [];
+  private closed?: Error;
   private unary = false;
 
-  constructor(private readonly client: DispatcherClient, private readonly onUnary: () => void = () => undefined) {}
+  constructor(
+    private readonly what: { stream: string; stopped: string },
+    private readonly open: () => grpc.ClientDuplexStream<Req, Res>,
+    private readonly call: (req: Req, timeoutMs: number) => Promise<Res>,
+    private readonly onUnary: () => void = () => undefined,
+  ) {}
 
-  async beat(sessionId: string, timeoutMs: number): Promise<HeartbeatResponse> {
-    if (this.unary) return callUnary(this.client.heartbeat.bind(this.client), { sessionId }, timeoutMs);
+  async send(req: Req, timeoutMs: number): Promise<Res> {
+    if (this.unary) return this.call(req, timeoutMs);
     try {
-      return await this.onStream(sessionId, timeoutMs);
+      return await this.onStream(req, timeoutMs);
     } catch (err) {
       if ((err as grpc.ServiceError).code !== grpc.status.UNIMPLEMENTED) throw err;
+      if (!this.unary) this.onUnary();
       this.unary = true;
-      this.onUnary();
-      return callUnary(this.client.heartbeat.bind(this.client), { sessionId }, timeoutMs);
+      return this.call(req, timeoutMs);
     }
   }
 
+  /** Ends the stream; the calls waiting and every later one fail. */
   close(): void {
-    const stream = this.stream;
-    if (!stream) return;
-    stream.removeAllListeners();
-    stream.on('error', () => undefined);
-    stream.cancel();
-    this.settle(undefined, Object.assign(new Error('heartbeats stopped'), { code: grpc.status.CANCELLED, details: 'heartbeats stopped' }));
+    this.closed ??= Object.assign(new Error(this.what.stopped), { code: grpc.status.CANCELLED, details: this.what.stopped });
+    this.fail(this.closed);
   }
 
-  private onStream(sessionId: string, timeoutMs: number): Promise<HeartbeatResponse> {
-    if (this.failed) return Promise.reject(this.failed);
+  private onStream(req: Req, timeoutMs: number): Promise<Res> {
+    if (this.closed) return Promise.reject(this.closed);
     if (!this.stream) {
-      const stream = this.client.heartbeats();
+      const stream = this.open();
       this.stream = stream;
-      stream.on('data', (res: HeartbeatResponse) => this.settle(res));
+      stream.on('data', (res: Res) => this.answer(res));
       stream.on('error', (err: grpc.ServiceError) => this.fail(err));
-      stream.on('end', () => this.fail(Object.assign(new Error('heartbeat stream ended'), { code: grpc.status.UNAVAILABLE, details: 'heartbeat stream ended' })));
+      const ended = `${this.what.stream} stream ended`;
+      stream.on('end', () => this.fail(Object.assign(new Error(ended), { code: grpc.status.UNAVAILABLE, details: ended })));
     }
     const stream = this.stream;
-    return new Promise<HeartbeatResponse>((resolve, reject) => {
+    return new Promise<Res>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(Object.assign(new Error('Deadline exceeded'), { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' })), timeoutMs);
       timer.unref();
-      this.waiting = { resolve, reject, timer };
-      stream.write({ sessionId });
+      this.waiting.push({ resolve, reject, timer });
+      stream.write(req);
     });
   }
 
-  /** The stream is done for: the beat waiting and every later one fail with `err`. */
-  private fail(err: Error): void {
-    this.failed ??= err;
-    this.settle(undefined, err);
+  /** The oldest call's answer. */
+  private answer(res: Res): void {
+    const w = this.waiting.shift();
+    if (!w) return;
+    clearTimeout(w.timer);
+    w.resolve(res);
   }
 
-  private settle(res?: HeartbeatResponse, err?: Error): void {
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    clearTimeout(w.timer);
-    if (err) w.reject(err);
-    else w.resolve(res!);
+  /** The stream is done for: it ends, and the calls waiting on it fail with `err`. */
+  private fail(err: Error): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream) {
+      stream.removeAllListeners();
+      stream.on('error', () => undefined);
+      stream.cancel();
+    }
+    for (const w of this.waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+  }
+}
+
+/**
+ * A session's heartbeats, one at a time, on one Dispatcher.Heartbeats stream opened at the first
+ * beat (StreamedCalls); a manager without Heartbeats gets the unary Heartbeat.
+ */
+export class HeartbeatSender {
+  private readonly calls: StreamedCalls<HeartbeatRequest, HeartbeatResponse>;
+
+  constructor(client: DispatcherClient, onUnary: () => void = () => undefined) {
+    this.calls = new StreamedCalls({ stream: 'heartbeat', stopped: 'heartbeats stopped' }, () => client.heartbeats(), (req, timeoutMs) => callUnary(client.heartbeat.bind(client), req, timeoutMs), onUnary);
+  }
+
+  beat(sessionId: string, timeoutMs: number): Promise<HeartbeatResponse> {
+    return this.calls.send({ sessionId }, timeoutMs);
+  }
+
+  close(): void {
+    this.calls.close();
+  }
+}
+
+/**
+ * A session's task status reports, on one Dispatcher.TaskStatuses stream opened at the first
+ * report (StreamedCalls); a manager without TaskStatuses gets the unary UpdateTaskStatus.
+ */
+export class StatusSender {
+  private readonly calls: StreamedCalls<UpdateTaskStatusRequest, UpdateTaskStatusResponse>;
+
+  constructor(client: DispatcherClient, onUnary: () => void = () => undefined) {
+    this.calls = new StreamedCalls({ stream: 'status', stopped: 'status reports stopped' }, () => client.taskStatuses(), (req, timeoutMs) => callUnary(client.updateTaskStatus.bind(client), req, timeoutMs), onUnary);
+  }
+
+  async report(sessionId: string, updates: TaskStatusUpdate[], timeoutMs: number): Promise<void> {
+    await this.calls.send({ sessionId, updates }, timeoutMs);
+  }
+
+  close(): void {
+    this.calls.close();
   }
 }

@@ -43,7 +43,7 @@ import { ControlClient } from '../services/gen/swarmlet/v1/control';
 import { DispatcherClient, SessionMessage, TaskStatusUpdate } from '../services/gen/swarmlet/v1/dispatcher';
 import { Cluster, Node, NodeAvailability, NodeDescription, NodeRole, NodeState, ServiceSpec, TaskState, taskStateFromJSON } from '../services/gen/swarmlet/v1/types';
 import { Manager } from '../manager/manager';
-import { HeartbeatSender } from '../agent/session';
+import { HeartbeatSender, StatusSender } from '../agent/session';
 import { EtcdStore } from '../manager/store/etcd-store';
 import { keys } from '../manager/store/keys';
 import { fixtureClient, startEtcd } from '../test/integration/etcd-fixture';
@@ -724,8 +724,9 @@ async function agents(start: Extract<ToAgents, { kind: 'start' }>, signal: Abort
 
 /**
  * One node, as the agent's session and worker behave: a session with the dispatcher, heartbeats
- * at the period it is told, every task it is given reported running (one batch in flight at a
- * time; what was refused is sent again after a backoff, through whichever session is open then),
+ * at the period it is told, every task it is given reported running on the session's status
+ * stream (one batch in flight at a time; what was refused is sent again after a backoff, through
+ * whichever session is open then),
  * and a new session after a short backoff when one fails. Resolves once the first session is open.
  */
 function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeCredentials, signal: AbortSignal, status: AgentsStatus): Promise<void> {
@@ -733,15 +734,17 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
   const reported = new Set<string>();
   const pending = new Map<string, TaskStatusUpdate>();
   let sessionId = '';
+  /** The open session's status stream (agent/session.ts's StatusSender, as the agent reports). */
+  let statuses: StatusSender | undefined;
   let reporting = false;
   let retryMs = 100;
   signal.addEventListener('abort', () => client.close(), { once: true });
   const flush = () => {
-    if (reporting || pending.size === 0 || !sessionId || signal.aborted) return;
+    if (reporting || pending.size === 0 || !sessionId || !statuses || signal.aborted) return;
     const updates = [...pending.values()];
     pending.clear();
     reporting = true;
-    callUnary(client.updateTaskStatus.bind(client), { sessionId, updates }, 30000).then(
+    statuses.report(sessionId, updates, 30000).then(
       () => {
         retryMs = 100;
         reporting = false;
@@ -771,6 +774,7 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
         over = true;
         clearTimeout(heartbeat);
         beats.close();
+        reports.close();
         signal.removeEventListener('abort', onAbort);
         stream.removeAllListeners();
         stream.on('error', () => undefined);
@@ -789,6 +793,8 @@ function simulatedNode(start: Extract<ToAgents, { kind: 'start' }>, creds: NodeC
       signal.addEventListener('abort', onAbort, { once: true });
       // As the agent beats (agent/session.ts): on one Heartbeats stream per session.
       const beats = new HeartbeatSender(client);
+      const reports = new StatusSender(client);
+      statuses = reports;
       const beat = (periodMs: number) => {
         heartbeat = setTimeout(() => {
           beats.beat(sessionId, periodMs * 2 + 500).then(

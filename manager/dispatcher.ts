@@ -177,11 +177,40 @@ export class Dispatcher {
         });
       },
       updateTaskStatus: unary(async (req: UpdateTaskStatusRequest) => {
-        const session = this.sessions.get(req.sessionId);
-        if (!session) throw notFound('unknown session; open a new one');
-        await this.statuses.record(session.nodeId, req.updates);
+        await this.recordStatus(req);
         return {};
       }),
+      taskStatuses: (call) => {
+        // One stream for all of a session's reports: each answered in order, once written, as UpdateTaskStatus answers it.
+        let over = false;
+        let answered = Promise.resolve();
+        const fail = (err: unknown) => {
+          if (over) return;
+          over = true;
+          endServerStream(call as unknown as grpc.ServerWritableStream<unknown, unknown>, Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
+        };
+        call.on('data', (req: UpdateTaskStatusRequest) => {
+          if (over) return;
+          // Recorded at once (reports from every session go out together); answered after the ones before it.
+          const written = this.recordStatus(req);
+          written.catch(fail);
+          answered = answered
+            .then(() => written)
+            .then(
+              () => void (over || call.write({})),
+              () => undefined,
+            );
+        });
+        call.on('end', () => {
+          void answered.then(() => {
+            if (!over) call.end();
+            over = true;
+          });
+        });
+        call.on('error', () => {
+          over = true;
+        });
+      },
       attachNetwork: unary(async (req: AttachNetworkRequest, call) => this.attachments.attach(await this.callerNode(call), req)),
       detachNetwork: unary(async (req: DetachNetworkRequest, call) => {
         await this.attachments.detach(await this.callerNode(call), req.attachmentId);
@@ -233,6 +262,13 @@ export class Dispatcher {
     this.heard(session);
     this.renewLease(session);
     return { periodMs: this.spec?.heartbeatPeriodMs || 1000 };
+  }
+
+  /** Records a session's status report; resolves once it is written (or dropped). NotFound for a session this manager does not hold. */
+  private async recordStatus(req: UpdateTaskStatusRequest): Promise<void> {
+    const session = this.sessions.get(req.sessionId);
+    if (!session) throw notFound('unknown session; open a new one');
+    await this.statuses.record(session.nodeId, req.updates);
   }
 
   /** The node a call comes from, by its certificate (never by what the request says). */

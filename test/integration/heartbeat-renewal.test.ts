@@ -1,15 +1,16 @@
 /**
  * An agent's heartbeats keep its node ready past its heartbeat lease's TTL: the dispatcher answers
  * each heartbeat at once and renews the lease in the background (manager/store/lease-renewer.ts).
+ * Its heartbeats and its task status reports each go on one stream per session.
  * A real Manager, a real agent session (agent/session.ts, over mTLS), a real throwaway etcd.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import pino from 'pino';
-import { AgentSession } from '../../agent/session';
+import { AgentSession, StatusSender } from '../../agent/session';
 import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
-import { DispatcherClient, HeartbeatResponse, SessionMessage } from '../../services/gen/swarmlet/v1/dispatcher';
-import { NodeState } from '../../services/gen/swarmlet/v1/types';
+import { DispatcherClient, HeartbeatResponse, SessionMessage, UpdateTaskStatusResponse } from '../../services/gen/swarmlet/v1/dispatcher';
+import { NodeState, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { HEARTBEAT_MISSED, NODE_LEFT } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
@@ -90,7 +91,8 @@ test('against an older manager (no Heartbeats) an agent falls back to a Heartbea
   expect(older.counts.get('Heartbeat')).toBeGreaterThanOrEqual(4);
 });
 
-test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a session the manager does not hold', async () => {
+/** A manager (heartbeats every 700 ms), and a session of w1 opened on it by hand, no agent: what `use` gets. */
+async function withRawSession(use: (client: DispatcherClient, sessionId: string) => Promise<void>): Promise<void> {
   managerEtcd = fixtureClient([etcd.endpoint]);
   fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 700, nodeDownAfterMs: 2000 }, log });
   const client = new DispatcherClient(fixture.apiAddr, managerClientCredentials(fixture.caCertPem, fixture.worker), managerChannelOptions);
@@ -98,6 +100,15 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
     const opened = client.session({ description: W1_DESCRIPTION, advertiseAddr: '127.0.0.2', apiAddr: '127.0.0.2:4242', acceptsDeltas: false });
     opened.on('error', () => undefined);
     const sessionId = await new Promise<string>((resolve) => opened.once('data', (m: SessionMessage) => resolve(m.sessionId)));
+    await use(client, sessionId);
+    opened.cancel();
+  } finally {
+    client.close();
+  }
+}
+
+test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a session the manager does not hold', async () => {
+  await withRawSession(async (client, sessionId) => {
     const beats = client.heartbeats();
     const answers: HeartbeatResponse[] = [];
     const ended = new Promise<grpc.ServiceError>((resolve) => beats.on('error', resolve));
@@ -109,10 +120,7 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
     beats.write({ sessionId: 'not-a-session' });
     const err = await ended;
     expect([err.code, err.details]).toEqual([grpc.status.NOT_FOUND, 'unknown session; open a new one']);
-    opened.cancel();
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
@@ -227,4 +235,60 @@ test("an agent's silence ends its heartbeat lease: the key goes with seconds of 
   }, 30000);
   // A lease that ran out would last have been seen with a second or none left.
   expect(left).toBeGreaterThanOrEqual(2);
+});
+
+/** Starts an agent session; resolves once it has its first message (its reports have a session to go to then). */
+async function established(s: AgentSession): Promise<void> {
+  const first = new Promise((resolve) => s.once('message', resolve));
+  s.start();
+  await first;
+}
+
+/** A report of a task the store does not hold: the dispatcher takes it (and drops it) as any other. */
+const report = (taskId: string) => [{ taskId, status: { state: TaskState.TASK_STATE_RUNNING, timestamp: new Date().toISOString(), message: 'started', err: '', container: undefined } }];
+
+test("an agent's status reports go on one TaskStatuses stream, each answered", async () => {
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  const calls = callCounter();
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [calls.interceptor] } });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  await established(session);
+  // Several in flight at once, each answered (in order) once written.
+  await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => session!.reportStatus(report(id))));
+  await session.reportStatus(report('f'));
+  expect([calls.counts.get('TaskStatuses'), calls.counts.get('UpdateTaskStatus')]).toEqual([1, undefined]);
+});
+
+test('against an older manager (no TaskStatuses) an agent falls back to an UpdateTaskStatus call per report', async () => {
+  managerEtcd = fixtureClient([etcd.endpoint]);
+  const older = callCounter();
+  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [older.interceptor] }, without: ['taskStatuses'] });
+  session = agentSession(fixture.apiAddr, fixture.worker);
+  await established(session);
+  await session.reportStatus(report('a'));
+  await session.reportStatus(report('b'));
+  // The server refuses the stream before its interceptors (UNIMPLEMENTED): only the calls are counted.
+  expect([older.counts.get('TaskStatuses'), older.counts.get('UpdateTaskStatus')]).toEqual([undefined, 2]);
+});
+
+test('TaskStatuses answers each report once written, and ends with NOT_FOUND on a session the manager does not hold', async () => {
+  await withRawSession(async (client, sessionId) => {
+    const reports = client.taskStatuses();
+    const answers: UpdateTaskStatusResponse[] = [];
+    const ended = new Promise<grpc.ServiceError>((resolve) => reports.on('error', resolve));
+    reports.on('data', (res: UpdateTaskStatusResponse) => answers.push(res));
+    reports.write({ sessionId, updates: report('a') });
+    reports.write({ sessionId, updates: report('b') });
+    await waitFor('two answers', async () => answers.length === 2, 10000);
+    reports.write({ sessionId: 'not-a-session', updates: report('c') });
+    const err = await ended;
+    expect([err.code, err.details]).toEqual([grpc.status.NOT_FOUND, 'unknown session; open a new one']);
+    expect(answers).toHaveLength(2);
+    // The agent's sender: a report that ends its stream fails alone; the next one opens a new stream.
+    const sender = new StatusSender(client);
+    await expect(sender.report('not-a-session', report('d'), 5000)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await sender.report(sessionId, report('e'), 5000);
+    sender.close();
+    await expect(sender.report(sessionId, report('f'), 5000)).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+  });
 });
