@@ -5,12 +5,12 @@
  * A real Manager, a real agent session (agent/session.ts, over mTLS), a real throwaway etcd.
  */
 import * as grpc from '@grpc/grpc-js';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, IOptions } from 'etcd3';
 import pino from 'pino';
 import { AgentSession, StatusSender } from '../../agent/session';
 import { managerChannelOptions, managerClientCredentials } from '../../services/api/tls';
 import { DispatcherClient, HeartbeatResponse, SessionMessage, UpdateTaskStatusResponse } from '../../services/gen/swarmlet/v1/dispatcher';
-import { NodeState, TaskState } from '../../services/gen/swarmlet/v1/types';
+import { ClusterSpec, NodeState, TaskState } from '../../services/gen/swarmlet/v1/types';
 import { HEARTBEAT_MISSED, NODE_LEFT } from '../../manager/node-plans';
 import { fixtureClient, useEtcd } from './etcd-fixture';
 import { ManagerFixture, startManager } from '../support/manager-fixture';
@@ -28,6 +28,15 @@ afterEach(async () => {
   await fixture?.stop();
   managerEtcd?.close();
 });
+
+/** Starts the manager m1 for a cluster with `spec`, its etcd client (`managerEtcd`) made with `etcd`'s gRPC options. */
+function startM1(spec: Partial<ClusterSpec>, more: { server?: grpc.ServerOptions; without?: string[]; etcd?: IOptions['grpcOptions'] } = {}): Promise<ManagerFixture> {
+  managerEtcd = fixtureClient([etcd.endpoint], more.etcd);
+  return startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec, log, server: more.server, without: more.without });
+}
+
+/** Waits for m1 to show w1 ready. */
+const w1Ready = () => waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
 
 /** A server interceptor that counts the calls the server takes, by method name (`Heartbeat`). */
 function callCounter(): { counts: Map<string, number>; interceptor: grpc.ServerInterceptor } {
@@ -70,31 +79,28 @@ async function observe(setup: ManagerFixture['setup'], ms: number, withMessage =
 }
 
 test('an agent beats on one Heartbeats stream, not a call per beat, and its node stays ready', async () => {
-  managerEtcd = fixtureClient([etcd.endpoint]);
   const calls = callCounter();
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [calls.interceptor] } });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, { server: { interceptors: [calls.interceptor] } });
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
-  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   expect(await observe(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
   expect([calls.counts.get('Heartbeats'), calls.counts.get('Heartbeat')]).toEqual([1, undefined]);
 });
 
 test('against an older manager (no Heartbeats) an agent falls back to a Heartbeat call per beat, and its node stays ready', async () => {
-  managerEtcd = fixtureClient([etcd.endpoint]);
   const older = callCounter();
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [older.interceptor] }, without: ['heartbeats'] });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, { server: { interceptors: [older.interceptor] }, without: ['heartbeats'] });
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
-  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   expect(await observe(fixture.setup, 3000)).toEqual(['NODE_STATE_READY, heartbeat key held']);
   expect(older.counts.get('Heartbeat')).toBeGreaterThanOrEqual(4);
 });
 
 /** A manager (heartbeats every 700 ms), and a session of w1 opened on it by hand, no agent: what `use` gets. */
 async function withRawSession(use: (client: DispatcherClient, sessionId: string) => Promise<void>): Promise<void> {
-  managerEtcd = fixtureClient([etcd.endpoint]);
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 700, nodeDownAfterMs: 2000 }, log });
+  fixture = await startM1({ heartbeatPeriodMs: 700, nodeDownAfterMs: 2000 });
   const client = new DispatcherClient(fixture.apiAddr, managerClientCredentials(fixture.caCertPem, fixture.worker), managerChannelOptions);
   try {
     const opened = client.session({ description: W1_DESCRIPTION, advertiseAddr: '127.0.0.2', apiAddr: '127.0.0.2:4242', acceptsDeltas: false });
@@ -125,15 +131,14 @@ test('Heartbeats answers each beat with the period, and ends with NOT_FOUND on a
 
 test('a heartbeating node stays ready through several lease lifetimes, and goes down once its agent stops', async () => {
   // Heartbeats every 0.5 s; the key goes after 1 s of silence (two periods), its lease lives 2 s; the grace of a node whose host answers is 2 s.
-  managerEtcd = fixtureClient([etcd.endpoint]);
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 });
   const { apiAddr, worker, setup } = fixture;
   const s = agentSession(apiAddr, worker);
   session = s;
   const messages: SessionMessage[] = [];
   s.on('message', (msg: SessionMessage) => messages.push(msg));
   s.start();
-  await waitFor('w1 to be ready', async () => (await setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   // The agent works from whole messages (deltas applied): its node among them.
   await waitFor('a message with w1 ready', async () => messages[messages.length - 1]?.node?.status?.state === NodeState.NODE_STATE_READY, 30000);
 
@@ -157,12 +162,11 @@ test('a heartbeating node stays ready through several lease lifetimes, and goes 
 
 test('an agent that leaves makes its node down at once, with its heartbeat key gone, and opens no new session', async () => {
   // A long grace and a host that answers (127.0.0.2 here): without the leave, w1 would stay ready for 60 s.
-  managerEtcd = fixtureClient([etcd.endpoint]);
   const calls = callCounter();
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 60000 }, log, server: { interceptors: [calls.interceptor] } });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 60000 }, { server: { interceptors: [calls.interceptor] } });
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
-  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   await session.leave();
   const n = await fixture.setup.getNode('w1');
   expect([NodeState[n!.status!.state], n!.status!.message]).toEqual(['NODE_STATE_DOWN', NODE_LEFT]);
@@ -195,11 +199,10 @@ async function heartbeatLease(client: Etcd3): Promise<string | undefined> {
 
 test('the heartbeat lease lives two silences and is renewed about once a silence, not on every heartbeat', async () => {
   const keepalives = keepaliveCounter();
-  managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [keepalives.interceptor] });
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, { etcd: { interceptors: [keepalives.interceptor] } });
   session = agentSession(fixture.apiAddr, fixture.worker);
   session.start();
-  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   const lease = (await heartbeatLease(etcd.client))!;
   const granted = await etcd.client.leaseClient.leaseTimeToLive({ ID: lease });
   expect(Number(granted.grantedTTL)).toBe(2);
@@ -215,12 +218,11 @@ test('the heartbeat lease lives two silences and is renewed about once a silence
 test("an agent's silence ends its heartbeat lease: the key goes with seconds of the lease still left", async () => {
   // Heartbeats every 1.5 s: the key goes after 3 s of silence; its lease lives 6 s.
   const keepalives = keepaliveCounter();
-  managerEtcd = fixtureClient([etcd.endpoint], { interceptors: [keepalives.interceptor] });
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 1500, nodeDownAfterMs: 60000 }, log });
+  fixture = await startM1({ heartbeatPeriodMs: 1500, nodeDownAfterMs: 60000 }, { etcd: { interceptors: [keepalives.interceptor] } });
   const s = agentSession(fixture.apiAddr, fixture.worker);
   session = s;
   s.start();
-  await waitFor('w1 to be ready', async () => (await fixture!.setup.getNode('w1'))?.status?.state === NodeState.NODE_STATE_READY, 30000);
+  await w1Ready();
   const lease = (await heartbeatLease(etcd.client))!;
   // The agent stops just after a renewal: the lease then has about 6 s left, and its silence ends it after 3.
   const renewed = keepalives.counts.get(lease) ?? 0;
@@ -248,9 +250,8 @@ async function established(s: AgentSession): Promise<void> {
 const report = (taskId: string) => [{ taskId, status: { state: TaskState.TASK_STATE_RUNNING, timestamp: new Date().toISOString(), message: 'started', err: '', container: undefined } }];
 
 test("an agent's status reports go on one TaskStatuses stream, each answered", async () => {
-  managerEtcd = fixtureClient([etcd.endpoint]);
   const calls = callCounter();
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [calls.interceptor] } });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, { server: { interceptors: [calls.interceptor] } });
   session = agentSession(fixture.apiAddr, fixture.worker);
   await established(session);
   // Several in flight at once, each answered (in order) once written.
@@ -260,9 +261,8 @@ test("an agent's status reports go on one TaskStatuses stream, each answered", a
 });
 
 test('against an older manager (no TaskStatuses) an agent falls back to an UpdateTaskStatus call per report', async () => {
-  managerEtcd = fixtureClient([etcd.endpoint]);
   const older = callCounter();
-  fixture = await startManager({ etcd: etcd.client, endpoint: etcd.endpoint, managerEtcd, spec: { heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, log, server: { interceptors: [older.interceptor] }, without: ['taskStatuses'] });
+  fixture = await startM1({ heartbeatPeriodMs: 500, nodeDownAfterMs: 2000 }, { server: { interceptors: [older.interceptor] }, without: ['taskStatuses'] });
   session = agentSession(fixture.apiAddr, fixture.worker);
   await established(session);
   await session.reportStatus(report('a'));
