@@ -90,7 +90,14 @@ describe.each([
     await t.resize(120, 40);
     size = await t.size();
     expect(size).toEqual({ rows: 40, cols: 120 });
-    await t.type('stty size');
+    // The container's terminal takes the new size once the CLI has had its SIGWINCH and passed it on:
+    // under load, a line typed right after the resize can run first. Asked again, as a user would, until it shows.
+    const resized = async () => {
+      if (/^40 120$/m.test(await t.screen())) return true;
+      await t.type('stty size');
+      return undefined;
+    };
+    await waitFor('the container to see the new size', resized, 20000, 1000).catch(() => undefined);
     await shows(t, /^40 120$/m, 'the new size');
     // Ctrl-C once the sleep runs: one sent while the shell still reads the line can be lost with it.
     await t.type('echo sleeping; sleep 100; echo not interrupted');
